@@ -1,0 +1,1 @@
+"""Default configuration shipped with nydus-top (package data)."""

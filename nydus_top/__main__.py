@@ -1,0 +1,3 @@
+from nydus_top.cli import main
+
+raise SystemExit(main())

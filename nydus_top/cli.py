@@ -1,0 +1,47 @@
+"""Command line entry point: ``nydus-top [COMMAND]``.
+
+Each subcommand lives in its own module and is imported only when used, so
+``nydus-top ps`` never pays for Textual and the tracer never pays for NRI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from nydus_top import __version__
+
+# name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nydus-top",
+        description="Profile container start-up on a node and curate nydus prefetch lists.",
+    )
+    parser.add_argument("--version", action="version", version=f"nydus-top {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return importlib.import_module(args._module).run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
