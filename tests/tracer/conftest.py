@@ -28,7 +28,7 @@ def container(tmp_path: Path, progs: dict[str, Path]) -> Iterator:
     """Factory: ``container(files, steps)`` starts a container; all are finished at teardown."""
     made: list[Container] = []
 
-    def make(files: dict[str, bytes | str], steps: list[str]) -> Container:
+    def make(files: dict[str, bytes | str | int], steps: list[str]) -> Container:
         c = Container(tmp_path / f"c{len(made)}", progs, files, steps)
         made.append(c)
         return c

@@ -26,9 +26,10 @@ def build_progs(dest: Path) -> dict[str, Path]:
 
 
 class Container:
-    """A running container; ``steps`` may use ``{go}`` and ``{note}`` for the pipe fds."""
+    """A running container; ``steps`` may use ``{go}`` and ``{note}`` for the pipe fds.
+    ``files`` values: bytes (content), str (symlink target) or int (sparse file size)."""
 
-    def __init__(self, root: Path, progs: dict[str, Path], files: dict[str, bytes | str],
+    def __init__(self, root: Path, progs: dict[str, Path], files: dict[str, bytes | str | int],
                  steps: list[str]) -> None:
         self.root = root
         lower, upper, work, merged = (root / d for d in ("lower", "upper", "work", "merged"))
@@ -41,6 +42,9 @@ class Container:
             p.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, str):  # a symlink target
                 p.symlink_to(content)
+            elif isinstance(content, int):  # a sparse file of that size
+                with p.open("wb") as f:
+                    f.truncate(content)
             else:
                 p.write_bytes(content)
         self._go_r, self._go_w = os.pipe()
