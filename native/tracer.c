@@ -33,7 +33,7 @@ struct comm_entry {
 };
 
 struct nt_tracer {
-    int fan_fd, procfd, flags;
+    int fan_fd, procfd, fddir, flags; /* fddir: our own /proc/self/fd, in the host procfs */
     pid_t self;
     struct timespec t0;
     unsigned char *buf;
@@ -134,6 +134,11 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
         goto fail;
     }
     t->procfd = procfd;
+    t->fddir = openat(procfd, "self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (t->fddir < 0) {
+        *err = errno;
+        goto fail;
+    }
     t->flags = flags;
     t->self = getpid();
     unsigned init = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK;
@@ -142,12 +147,14 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
     t->fan_fd = fanotify_init(init, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     if (t->fan_fd < 0) {
         *err = errno;
+        close(t->fddir);
         goto fail;
     }
     if (fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS,
                       AT_FDCWD, target) < 0) {
         *err = errno;
         close(t->fan_fd);
+        close(t->fddir);
         goto fail;
     }
     clock_gettime(CLOCK_MONOTONIC, &t->t0);
@@ -177,6 +184,7 @@ void nt_close(struct nt_tracer *t)
         t->buf_pos += m->event_len;
     }
     close(t->fan_fd);
+    close(t->fddir);
     free(t->buf);
     free(t->seen);
     free(t);
@@ -254,9 +262,9 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
         }
         return o;
     }
-    char rel[48], path[PATH_BUF];
-    snprintf(rel, sizeof rel, "self/fd/%d", m->fd);
-    ssize_t n = readlinkat(t->procfd, rel, path, sizeof path);
+    char rel[16], path[PATH_BUF];
+    snprintf(rel, sizeof rel, "%d", m->fd);
+    ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
     if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/') {
         t->st.skipped++; /* unreachable from our root, or too long */
         return o;

@@ -53,6 +53,7 @@ def _request(sock: socket.socket) -> tuple[int, bool, list[int]] | None:
 def _spare(sock: socket.socket, taken_w: int) -> int:
     """Body of a forked spare: wait for a request, report it taken, trace."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setpriority(os.PRIO_PROCESS, 0, trace_session.NICE_ARM)
     trace_session.preallocate()
     req = _request(sock)
     if req is None:
