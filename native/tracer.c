@@ -43,6 +43,7 @@ struct nt_tracer {
     uint64_t *seen;             /* pairs (dev, ino + 1); ino + 1 == 0 marks an empty slot */
     size_t seen_cap, seen_count;
     int limit_reported;
+    int no_ignore_marks;
     unsigned long long seq;
     struct nt_stats st;
     struct comm_entry comm[COMM_SLOTS];
@@ -262,6 +263,13 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
         }
         return o;
     }
+    /* Ask the kernel to drop further events for this file: they would only cost the container an
+     * event and us an fd. Evictable: the mark does not pin the inode; if it goes, the set above
+     * still de-duplicates. Kernels before 5.19 refuse the flag; then every event comes. */
+    if (!t->no_ignore_marks &&
+        fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
+                      FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, m->fd, NULL) < 0)
+        t->no_ignore_marks = 1;
     char rel[16], path[PATH_BUF];
     snprintf(rel, sizeof rel, "%d", m->fd);
     ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
