@@ -21,9 +21,10 @@
 
 #define READ_MAX (1 << 20)         /* bytes per read(2) of the fanotify fd, at most */
 #define SEEN_INIT (1u << 14)       /* initial slots of the (dev, ino) set */
-#define SEEN_MAX (1u << 22)        /* slots at most: 2M files, 64 MiB; then a "limit" overflow */
+#define SEEN_MAX (1u << 22)        /* slots at most: 2M files, 68 MiB; then a "limit" overflow */
 #define COMM_SLOTS 64              /* per-batch cache of pid -> comm */
 #define PATH_BUF (PATH_MAX + 64)
+#define IGNORE_AFTER 2             /* repeats of a file's events before an ignore mark */
 
 struct comm_entry {
     int pid;
@@ -41,6 +42,7 @@ struct nt_tracer {
     unsigned gen;
     unsigned long long elapsed; /* of the current batch, microseconds since the mark */
     uint64_t *seen;             /* pairs (dev, ino + 1); ino + 1 == 0 marks an empty slot */
+    unsigned char *hits;        /* per slot: events seen again for that file, saturating */
     size_t seen_cap, seen_count;
     int limit_reported;
     int no_ignore_marks;
@@ -70,8 +72,8 @@ static uint64_t mix(uint64_t dev, uint64_t ino)
     return h;
 }
 
-/* Insert (dev, ino): 1 if new, 0 if already seen, -1 if the set is full. */
-static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino)
+/* Insert (dev, ino): 1 if new, 0 if already seen (*hits: its repeat counter), -1 if full. */
+static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned char **hits)
 {
     uint64_t key = ino + 1;
     if (key == 0) /* ino == UINT64_MAX: fold, collisions only cost a missed record */
@@ -81,8 +83,12 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino)
             return -1;
         size_t ncap = t->seen_cap * 2;
         uint64_t *n = calloc(ncap * 2, sizeof *n);
-        if (!n)
+        unsigned char *nh = calloc(ncap, 1);
+        if (!n || !nh) {
+            free(n);
+            free(nh);
             return -1;
+        }
         for (size_t i = 0; i < t->seen_cap; i++) {
             if (!t->seen[2 * i + 1])
                 continue;
@@ -91,15 +97,20 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino)
                 j = (j + 1) & (ncap - 1);
             n[2 * j] = t->seen[2 * i];
             n[2 * j + 1] = t->seen[2 * i + 1];
+            nh[j] = t->hits[i];
         }
         free(t->seen);
+        free(t->hits);
         t->seen = n;
+        t->hits = nh;
         t->seen_cap = ncap;
     }
     size_t j = mix(dev, key) & (t->seen_cap - 1);
     while (t->seen[2 * j + 1]) {
-        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key)
+        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key) {
+            *hits = &t->hits[j];
             return 0;
+        }
         j = (j + 1) & (t->seen_cap - 1);
     }
     t->seen[2 * j] = dev;
@@ -130,7 +141,8 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
     t->buf = malloc(t->buf_size);
     t->seen_cap = SEEN_INIT;
     t->seen = calloc(t->seen_cap * 2, sizeof *t->seen);
-    if (!t->buf || !t->seen) {
+    t->hits = calloc(t->seen_cap, 1);
+    if (!t->buf || !t->seen || !t->hits) {
         *err = ENOMEM;
         goto fail;
     }
@@ -163,6 +175,7 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
 fail:
     free(t->buf);
     free(t->seen);
+    free(t->hits);
     free(t);
     return NULL;
 }
@@ -188,6 +201,7 @@ void nt_close(struct nt_tracer *t)
     close(t->fddir);
     free(t->buf);
     free(t->seen);
+    free(t->hits);
     free(t);
 }
 
@@ -252,9 +266,20 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     struct stat st;
     if (m->pid == t->self || fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode))
         return o;
-    int added = seen_add(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
-    if (added == 0)
+    unsigned char *hits = NULL;
+    int added = seen_add(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino, &hits);
+    if (added == 0) {
+        /* A file that keeps coming back (a big file read in chunks, a library every process
+         * opens): ask the kernel to drop its further events, which would cost the container an
+         * event each and us an fd. Evictable: the mark does not pin the inode (the set above
+         * still de-duplicates if it goes). Not for the first repeat: most files are opened and
+         * read once, and the mark would cost more than it saves. Kernels before 5.19 refuse. */
+        if (*hits < 255 && ++*hits == IGNORE_AFTER && !t->no_ignore_marks &&
+            fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
+                          FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, m->fd, NULL) < 0)
+            t->no_ignore_marks = 1;
         return o;
+    }
     if (added < 0) {
         t->st.skipped++;
         if (!t->limit_reported) {
@@ -263,13 +288,6 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
         }
         return o;
     }
-    /* Ask the kernel to drop further events for this file: they would only cost the container an
-     * event and us an fd. Evictable: the mark does not pin the inode; if it goes, the set above
-     * still de-duplicates. Kernels before 5.19 refuse the flag; then every event comes. */
-    if (!t->no_ignore_marks &&
-        fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
-                      FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, m->fd, NULL) < 0)
-        t->no_ignore_marks = 1;
     char rel[16], path[PATH_BUF];
     snprintf(rel, sizeof rel, "%d", m->fd);
     ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
