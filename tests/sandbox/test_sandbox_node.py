@@ -74,6 +74,9 @@ def test_up_twice_is_harmless(sandbox_node: SandboxNode) -> None:
     pid = sandbox_node.pid()
     assert SandboxNode(sandbox_node.dir).up() is False
     assert sandbox_node.pid() == pid
+    sandbox_node.pid_file.unlink()  # found by its command line even without the pid file
+    assert SandboxNode(sandbox_node.dir).up() is False
+    assert sandbox_node.pid_file.read_text() == f"{pid}\n"
     assert _processes_mentioning(str(sandbox_node.config)) == [pid]
     status = subprocess.run([str(ROOT / "scripts/sandbox-node"), "status", "--dir", str(sandbox_node.dir)],
                             capture_output=True, text=True)
@@ -108,8 +111,9 @@ def test_down_after_containerd_crash_cleans_up(tmp_path: Path) -> None:
 
     assert node.pid() is None
     assert Path(f"/proc/{container_pid}").exists()  # shims and containers outlive containerd
-    assert node.down() is False
+    assert node.down(purge=True) is False
     _assert_nothing_left(node, [container_pid])
+    assert not node.dir.exists()
 
 
 def test_stale_pid_file_is_not_a_running_node(tmp_path: Path) -> None:
