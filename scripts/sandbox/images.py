@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import random
 import subprocess
 import tarfile
@@ -122,7 +123,7 @@ def build_image(ref: str, files: Mapping[str, Entry], entrypoint: Sequence[str],
                                        "org.opencontainers.image.ref.name": ref.rpartition(":")[2]}}],
     }, sort_keys=True).encode()
     archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(archive.name + ".tmp")
+    tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")  # concurrent builders may race
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out:
         for name in sorted(layout):
             info = tarfile.TarInfo(name)

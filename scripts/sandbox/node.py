@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandbox import images
-from sandbox.aptfetch import AptCache
+from sandbox.aptfetch import AptCache, cache_dir
 
 if TYPE_CHECKING:  # grpc is a test-only dependency, imported when a CRI client is made
     from sandbox.cri import CriClient, RunningContainer
@@ -333,9 +333,12 @@ class SandboxNode:
     def _import_images(self, binaries: Binaries) -> None:
         """Import the pause and demo images unless the node has them already, with the same digest."""
         present = images.list_images(self)
-        for build in (images.pause_image, images.demo_image):
-            archive = self.dir / "images" / f"{build.__name__}.tar"
-            ref = build(binaries.busybox, archive)
+        key = hashlib.sha256(Path(images.__file__).read_bytes() + bytes(binaries.busybox)).hexdigest()[:12]
+        for build, ref in ((images.pause_image, images.PAUSE_IMAGE), (images.demo_image, images.DEMO_IMAGE)):
+            # Shared by all nodes, rebuilt when images.py or busybox change.
+            archive = cache_dir() / "images" / f"{build.__name__}-{key}.tar"
+            if not archive.exists():
+                build(binaries.busybox, archive)
             if present.get(ref) != images.archive_digest(archive):
                 images.import_image(self, archive)
 
