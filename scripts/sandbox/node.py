@@ -38,6 +38,7 @@ SHIM_SOCKETS = Path("/run/containerd/s")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 _MNT_DETACH = 2
+_SUN_PATH_MAX = 107  # bytes of a unix socket path, without the terminating NUL
 # Log lines saying that containerd runs without a plugin the sandbox exists for.
 _FATAL_PLUGINS = ('failed to load plugin io.containerd.grpc.v1.cri"', 'failed to load plugin io.containerd.nri')
 
@@ -258,6 +259,9 @@ class SandboxNode:
 
     def up(self, timeout: float = START_TIMEOUT) -> bool:
         """Start containerd and import the images; False if it was already running (then a no-op)."""
+        longest = self.containerd_socket.with_name("containerd.sock.ttrpc")
+        if len(bytes(longest)) > _SUN_PATH_MAX:
+            raise SandboxError(f"{self.dir} is too long a path for unix sockets ({longest})")
         binaries = self.binaries
         with self._locked():
             pid = self.pid()
