@@ -14,6 +14,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -117,7 +118,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 
 def _unescape_mount_path(field: str) -> str:
-    return field.encode().decode("unicode_escape") if "\\" in field else field
+    """A mountinfo path with its octal escapes (``\\040`` for a space) decoded."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _mounts() -> list[tuple[str, str]]:
