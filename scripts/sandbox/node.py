@@ -9,9 +9,9 @@ shim sockets) is shared, and removed on ``down`` only by the node that created i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
-import fcntl
 import hashlib
 import os
 import re
@@ -21,14 +21,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandbox import images
-from sandbox.aptfetch import AptCache, cache_dir
+from sandbox.aptfetch import AptCache, cache_dir, file_lock
 
 if TYPE_CHECKING:  # grpc is a test-only dependency, imported when a CRI client is made
     from sandbox.cri import CriClient, RunningContainer
@@ -219,12 +218,9 @@ class SandboxNode:
             "DEMO_IMAGE": images.DEMO_IMAGE,
         }
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        """Serialise up and down of this node (across processes)."""
+        return file_lock(self.dir / ".lock", 2 * (START_TIMEOUT + STOP_TIMEOUT))
 
     def pid(self) -> int | None:
         """The pid of this node's containerd if it runs (found by pid file, else by its command line)."""
