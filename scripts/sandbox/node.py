@@ -308,7 +308,8 @@ class SandboxNode:
         deadline = time.monotonic() + timeout
         with self.cri_client(timeout=1.0) as client:
             while True:
-                if self.pid() is None:
+                # Our own child may not have exec'd containerd yet, so ask it rather than /proc.
+                if (self._proc.poll() is not None) if self._proc else self.pid() is None:
                     raise SandboxError(f"containerd exited during start-up: {self._log_tail()}")
                 new_log = _read(self.log)[self._log_start:] if self._log_start is not None else ""
                 if any(marker in new_log for marker in _FATAL_PLUGINS):
@@ -375,14 +376,15 @@ class SandboxNode:
             return running
 
     def _stop(self) -> None:
-        pid = self.pid()
+        # A child of ours is stopped by its pid even before it has exec'd containerd.
+        pid = self._proc.pid if self._proc is not None and self._proc.poll() is None else self.pid()
         if pid is not None:
             _kill(pid, signal.SIGTERM)
             if _wait_gone([pid], STOP_TIMEOUT):
                 _kill(pid, signal.SIGKILL)
                 _wait_gone([pid], STOP_TIMEOUT)
         if self._proc is not None:
-            self._proc.wait()
+            self._proc.wait(STOP_TIMEOUT)
             self._proc = None
         self._cleanup()
 
