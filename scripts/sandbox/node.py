@@ -359,7 +359,7 @@ class SandboxNode:
 
         Images, config and log stay for a quick next ``up`` unless ``purge`` removes the directory.
         """
-        if not self.dir.is_dir():
+        if not self.dir.is_dir() and self.pid() is None:
             return False
         with self._locked():
             running = self.pid() is not None
@@ -368,7 +368,8 @@ class SandboxNode:
                     with self.cri_client(timeout=STOP_TIMEOUT) as client:
                         client.remove_all()
                 except Exception as exc:  # containerd unresponsive: the cleanup below still applies
-                    print(f"sandbox-node: removing pods through CRI failed ({exc}); killing them",
+                    reason = exc.details() if hasattr(exc, "details") else str(exc)  # grpc.RpcError
+                    print(f"sandbox-node: removing pods through CRI failed ({reason}); killing them",
                           file=sys.stderr)
             self._stop()
             if purge:
@@ -507,12 +508,24 @@ def _rmtree(path: Path) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
+def running_nodes() -> dict[Path, int]:
+    """Directories of every sandbox node running on this machine, with their containerd pids."""
+    nodes = {}
+    for pid in _pids():
+        argv = _cmdline(pid)
+        if len(argv) == 3 and argv[0].endswith("/containerd") and argv[1] == "--config":
+            config = Path(argv[2])
+            if config.name == "config.toml" and SandboxNode(config.parent)._is_our_containerd(pid):
+                nodes[config.parent] = pid
+    return nodes
+
+
 # ---- command line ----
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox-node",
                                      description="A private containerd 1.7 node with NRI for nydus-top.")
-    parser.add_argument("command", choices=["up", "down", "status", "env", "demo"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "demo", "list"])
     parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
                         help=f"directory holding all of the node's state (default {DEFAULT_DIR})")
@@ -539,6 +552,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{key}={shlex.quote(value)}")
         elif args.command == "demo":
             return _demo(node)
+        elif args.command == "list":
+            for directory, pid in sorted(running_nodes().items()):
+                print(f"{pid}\t{directory}")
     except Exception as exc:  # one clear line for the operator, not a traceback
         print(f"sandbox-node {args.command}: {exc}", file=sys.stderr)
         return 1
