@@ -284,7 +284,7 @@ class SandboxNode:
         self.config.write_text(containerd_config(self.dir, images.PAUSE_IMAGE))
         self._create_host_dirs()
         env = {"PATH": f"{binaries.containerd_dir}:/usr/sbin:/usr/bin:/sbin:/bin"}
-        self._log_start = len(_read(self.log))
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             proc = subprocess.Popen([str(binaries.containerd), "--config", str(self.config)], env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -311,7 +311,7 @@ class SandboxNode:
                 # Our own child may not have exec'd containerd yet, so ask it rather than /proc.
                 if (self._proc.poll() is not None) if self._proc else self.pid() is None:
                     raise SandboxError(f"containerd exited during start-up: {self._log_tail()}")
-                new_log = _read(self.log)[self._log_start:] if self._log_start is not None else ""
+                new_log = _read(self.log, self._log_start) if self._log_start is not None else ""
                 if any(marker in new_log for marker in _FATAL_PLUGINS):
                     raise SandboxError(f"containerd started without CRI or NRI: {self._log_tail()}")
                 if self.nri_socket.is_socket():
@@ -492,9 +492,12 @@ class SandboxNode:
             time.sleep(0.02)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, offset: int = 0) -> str:
+    """The text of ``path`` from byte ``offset`` on; empty if it cannot be read."""
     try:
-        return path.read_text(errors="replace")
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
     except OSError:
         return ""
 
