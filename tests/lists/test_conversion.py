@@ -24,7 +24,7 @@ from nydus_top.conversion import (
 )
 from nydus_top.listfile import ListEntry, save_list
 
-from .conftest import FAKE_NYDUSIFY
+from .helpers import FAKE_NYDUSIFY
 
 
 def fake_env(tmp_path: Path, mode: str, **extra: str) -> dict[str, str]:

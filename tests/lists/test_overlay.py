@@ -13,7 +13,7 @@ import pytest
 
 from nydus_top.overlay import Origin, OverlayError, OverlayRoot, parse_mountinfo
 
-from .conftest import in_private_namespace
+from .helpers import in_private_namespace
 
 CONTAINER = """
 import os, subprocess, sys
