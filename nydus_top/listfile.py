@@ -25,9 +25,9 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 
@@ -93,8 +93,10 @@ class SaveResult:
 
 @dataclass(frozen=True, slots=True)
 class LoadedList:
+    """Entries of a loaded list, and one warning line per line that was skipped."""
+
     entries: tuple[ListEntry, ...]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- result file names
@@ -121,9 +123,8 @@ def result_paths(persist_dir: str | os.PathLike[str], image: str, *, timeout: in
     base = os.path.abspath(os.fspath(persist_dir))
     directory, name = result_name(image)
     target = os.path.normpath(os.path.join(base, directory, name))
-    if os.path.dirname(target) != os.path.normpath(os.path.join(base, directory)) or os.path.commonpath(
-        [base, target]
-    ) != base:
+    # Belt and braces: the reference grammar already rules out every way out of persist_dir.
+    if os.path.dirname(target) != os.path.normpath(os.path.join(base, directory)) or not target.startswith(base.rstrip("/") + "/"):
         raise ImageRefError(f"image {image!r} would escape {base}")
     if timeout > 0:
         target += f".timeout{timeout}s"
@@ -205,7 +206,10 @@ def inexpressible(path: str) -> str | None:
     return None
 
 
-def _dedup(entries: Iterable[Entry]) -> list[Entry]:
+_E = TypeVar("_E", bound=Entry)
+
+
+def _dedup(entries: Iterable[_E]) -> list[_E]:
     seen: set[str] = set()
     out = []
     for entry in entries:
@@ -359,7 +363,8 @@ def _load_csv(path: Path, text: str) -> LoadedList:
         header = next(reader, None)
         if header is None or tuple(header) != CSV_HEADER:
             raise ListFileError(f"{path}: not a prefetch csv (first line must be 'path,size,elapsed')")
-        entries, warnings = [], []
+        entries: list[ListEntry] = []
+        warnings: list[str] = []
         for row in reader:
             line = reader.line_num
             if len(row) != 3:
@@ -375,7 +380,7 @@ def _load_csv(path: Path, text: str) -> LoadedList:
             entries.append(ListEntry(row[0], size, elapsed))
     except csv.Error as err:
         raise ListFileError(f"{path}:{reader.line_num}: malformed csv: {err}") from None
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings))  # type: ignore[arg-type]
+    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
 
 
 def load_list(path: str | os.PathLike[str]) -> LoadedList:
@@ -396,7 +401,8 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
             details = {e.path: e for e in _load_csv(sibling, _read_text(sibling)).entries}
         except ListFileError:
             details = {}
-    entries, warnings = [], []
+    entries: list[ListEntry] = []
+    warnings: list[str] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line:
             continue
@@ -404,7 +410,7 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
             warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
             continue
         entries.append(details.get(line, ListEntry(line)))
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings))  # type: ignore[arg-type]
+    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
 
 
 def merge(*runs: Iterable[Entry]) -> list[Entry]:
