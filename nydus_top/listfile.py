@@ -164,7 +164,7 @@ def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
     """An int, or a readable amount in one of *units* (rounded); None for ''."""
     if text == "":
         return None
-    if re.fullmatch(r"[0-9]+", text):
+    if text.isascii() and text.isdigit():
         return int(text)
     match = _READABLE.fullmatch(text)
     if match is None or match.group(2) not in units:
@@ -172,23 +172,29 @@ def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
     return round(float(match.group(1)) * _UNIT[match.group(2)])
 
 
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
 def _csv_field(value: str) -> str:
     """Go encoding/csv quoting: only when needed; quotes doubled; CR and LF kept as they are."""
-    if value == "" or (
-        value != r"\." and not any(c in value for c in ',"\r\n') and value[0] not in _WHITESPACE
-    ):
+    if value == "" or (value != r"\." and not _CSV_SPECIAL.search(value) and value[0] not in _WHITESPACE):
         return value
     return '"' + value.replace('"', '""') + '"'
 
 
 def csv_line(entry: Entry, *, readable: bool = False) -> str:
-    """One csv row (with its LF) as the optimizer writes it; unknown size/elapsed stay empty."""
+    """One csv row (with its LF) as the optimizer writes it; unknown size/elapsed stay empty.
+
+    Only the path can need quoting: numbers and readable units never hold , " CR LF.
+    """
     size, elapsed = entry.size, entry.elapsed_us
     if readable:
-        cols = (readable_size(size) if size is not None else "", readable_elapsed(elapsed) if elapsed is not None else "")
+        size_text = readable_size(size) if size is not None else ""
+        elapsed_text = readable_elapsed(elapsed) if elapsed is not None else ""
     else:
-        cols = ("" if size is None else str(size), "" if elapsed is None else str(elapsed))
-    return ",".join(_csv_field(c) for c in (entry.path, *cols)) + "\n"
+        size_text = "" if size is None else str(size)
+        elapsed_text = "" if elapsed is None else str(elapsed)
+    return f"{_csv_field(entry.path)},{size_text},{elapsed_text}\n"
 
 
 def inexpressible(path: str) -> str | None:
