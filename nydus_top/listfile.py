@@ -156,6 +156,8 @@ def readable_elapsed(us: int) -> str:
 
 
 _READABLE = re.compile(r"([0-9]+(?:\.[0-9]+)?) (B|KiB|MiB|GiB|TiB|PiB|EiB|us|ms|s)")
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_TIME_UNITS = ("us", "ms", "s")
 _UNIT = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50,
          "EiB": 1 << 60, "us": 1, "ms": 1000, "s": 1000000}
 
@@ -376,8 +378,8 @@ def _load_csv(path: Path, text: str) -> LoadedList:
             if len(row) != 3:
                 raise ListFileError(f"{path}:{line}: expected 3 columns, got {len(row)}")
             try:
-                size = _parse_amount(row[1], ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"))
-                elapsed = _parse_amount(row[2], ("us", "ms", "s"))
+                size = _parse_amount(row[1], _SIZE_UNITS)
+                elapsed = _parse_amount(row[2], _TIME_UNITS)
             except ValueError as err:
                 raise ListFileError(f"{path}:{line}: bad size or elapsed {err.args[0]!r}") from None
             if not row[0].startswith("/"):
