@@ -3,6 +3,7 @@ cannot be installed here. The stand-in records its argv and stdin and can fail, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.cli import main
+from nydus_top.config import default_config
 from nydus_top.conversion import (
     Conversion,
     ConversionError,
@@ -20,6 +22,7 @@ from nydus_top.conversion import (
     OutputLine,
     build_argv,
     prefetch_input,
+    prepare_conversion,
     target_for,
 )
 from nydus_top.listfile import ListEntry, save_list
@@ -172,6 +175,17 @@ def test_failing_callback_stops_nydusify(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         conv.run(on_line)
     assert conv.pid is not None and not Path(f"/proc/{conv.pid}").exists()
+
+
+def test_prepare_from_config(tmp_path: Path) -> None:
+    config = dataclasses.replace(default_config(), nydusify=str(FAKE_NYDUSIFY), nydusify_args=("--a", "1"),
+                                 target_template="reg.local/{name}:{tag}")
+    conv, warnings = prepare_conversion(config, "ghcr.io/org/app:v3", [ListEntry("/bin/app"), ListEntry("x")],
+                                        extra_args=["--b"])
+    assert conv.argv == build_argv(str(FAKE_NYDUSIFY), "ghcr.io/org/app:v3", "reg.local/app:v3", ["--a", "1", "--b"])
+    assert warnings == ("left out 'x': not an absolute path",)
+    conv, _ = prepare_conversion(config, "app", [ListEntry("/bin/app")], target="other:1", nydusify="/bin/nydusify")
+    assert conv.argv[:6] == ["/bin/nydusify", "convert", "--source", "app", "--target", "other:1"]
 
 
 # ---------------------------------------------------------------- the `nydus-top convert` command
