@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from nydus_top import __version__
 
 # name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ps": ("nydus_top.ps", "list the pods and containers containerd reports over NRI"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
