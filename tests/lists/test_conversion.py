@@ -8,6 +8,8 @@ import json
 import os
 import select
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -253,3 +255,27 @@ def test_convert_command_bad_config_is_one_line(tmp_path: Path, capsys: pytest.C
     assert main(["convert", str(tmp_path / "list"), "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err == f"nydus-top convert: {bad}: key 'convert.target' must be a non-empty string, got 5\n"
+
+
+def test_convert_command_ctrl_c_stops_nydusify(tmp_path: Path) -> None:
+    listing = tmp_path / "list"
+    listing.write_text("/bin/sh\n")
+    env = {**fake_env(tmp_path, "hang"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nydus_top", "convert", str(listing), "--source", "alpine:3",
+         "--config", str(_config(tmp_path, tmp_path / "results"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.endswith("] ready\n"):
+            break
+    assert lines[0].startswith("running: ") and lines[-1].endswith("] ready\n")
+    child_fd = os.pidfd_open(int((tmp_path / "child.pid").read_text()))
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    assert "nydus-top convert: cancelled" in proc.stderr.read()  # type: ignore[union-attr]
+    assert select.select([child_fd], [], [], 30)[0] == [child_fd]
+    os.close(child_fd)
