@@ -526,8 +526,16 @@ def running_nodes() -> dict[Path, int]:
 # ---- command line ----
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sandbox-node",
-                                     description="A private containerd 1.7 node with NRI for nydus-top.")
+    parser = argparse.ArgumentParser(
+        prog="sandbox-node", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A private containerd 1.7 node with NRI for nydus-top (needs root).",
+        epilog="commands:\n"
+               "  up      start containerd (idempotent), import the pause and demo images\n"
+               "  down    remove all pods, stop containerd, unmount, remove cgroups and sockets\n"
+               "  status  say whether the node runs (exit status 3 when not)\n"
+               "  env     print KEY=value lines (NRI_SOCKET, CONTAINERD_SOCKET, ...) for eval\n"
+               "  demo    start the demo workload pod unless one runs\n"
+               "  list    list every sandbox node running on this machine")
     parser.add_argument("command", choices=["up", "down", "status", "env", "demo", "list"])
     parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
