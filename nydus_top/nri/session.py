@@ -104,6 +104,10 @@ class PluginSession:
     def target(self) -> str:
         return f"fd {self._inherited_fd}" if self._inherited_fd is not None else self.socket_path
 
+    @property
+    def start_hooks(self) -> tuple[StartHook, ...]:
+        return self._hooks
+
     def add_start_hook(self, hook: StartHook) -> Callable[[], None]:
         """Run ``hook`` on every StartContainer before containerd gets its answer.
 
@@ -143,6 +147,9 @@ class PluginSession:
                 reported = True
             except ProtocolError as exc:
                 log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, exc)
+            except Exception as exc:  # a bug of ours must not end the session either
+                log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
+                          type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             if synced:
                 delay, reported = self.backoff[0], False
             if self._inherited_fd is not None:
@@ -220,16 +227,15 @@ class _Connection:
                 else:
                     self.handle(item)
 
-    def reply(self, call: Call, payload: bytes = b"") -> None:
+    def reply(self, call: Call, payload: bytes = b"", code: int = ttrpc.OK, message: str = "") -> None:
         if not self.writer.is_closing():
-            self.writer.write(self.proto.respond(call.stream_id, payload))
+            self.writer.write(self.proto.respond(call.stream_id, payload, code, message))
 
     def handle(self, call: Call) -> None:
         """Answer one runtime call; StartContainer with hooks answers from a task."""
         method = call.method
         if call.service != PLUGIN_SERVICE:
-            self.writer.write(self.proto.respond(call.stream_id, code=ttrpc.UNIMPLEMENTED,
-                                                 message=f"service {call.service}"))
+            self.reply(call, code=ttrpc.UNIMPLEMENTED, message=f"service {call.service}")
         elif method == "StateChange":
             self.state_change(call)
         elif method == "StopContainer":
@@ -247,7 +253,7 @@ class _Connection:
         elif method == "Synchronize":
             self.synchronize(call)
         else:
-            self.writer.write(self.proto.respond(call.stream_id, code=ttrpc.UNIMPLEMENTED, message=f"method {method}"))
+            self.reply(call, code=ttrpc.UNIMPLEMENTED, message=f"method {method}")
 
     def synchronize(self, call: Call) -> None:
         req = ttrpc.parse(api.SynchronizeRequest, call.payload)
@@ -268,7 +274,7 @@ class _Connection:
         elif req.event in CONTAINER_EVENTS:
             pod = convert.pod(req.pod)
             container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
-            hooks = self.session._hooks
+            hooks = self.session.start_hooks
             if req.event == api.START_CONTAINER and hooks:
                 pod = self.model.pods.get(pod.id, pod)
                 task = asyncio.create_task(self.run_hooks(call, hooks, pod, container))
