@@ -37,6 +37,7 @@ DEFAULT_NAME = "nydus-top"
 DEFAULT_IDX = "90"
 REGISTRATION_TIMEOUT = 5.0  # NRI's default plugin_registration_timeout
 REQUEST_TIMEOUT = 2.0  # NRI's default plugin_request_timeout, used when a call carries none
+READ_SIZE = 1 << 20  # a large Synchronize (MBs) then takes few reads and no flow-control stalls
 HOOK_BUDGET = 1.0  # longest a StartContainer may wait for start hooks, at most half the timeout
 
 # Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
@@ -165,9 +166,9 @@ class PluginSession:
         """
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
-            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_SIZE)
         else:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path)
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=READ_SIZE)
         self._writer = writer
         conn = _Connection(self, writer)
         try:
@@ -205,11 +206,11 @@ class _Connection:
         registration_deadline = time.monotonic() + REGISTRATION_TIMEOUT
         while True:
             if registered:
-                data = await reader.read(1 << 16)
+                data = await reader.read(READ_SIZE)
             else:
                 timeout = registration_deadline - time.monotonic()
                 try:
-                    data = await asyncio.wait_for(reader.read(1 << 16), max(timeout, 0))
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), max(timeout, 0))
                 except TimeoutError:
                     raise ConnectionLost("no answer to RegisterPlugin") from None
             if not data:
