@@ -11,7 +11,7 @@ round trip); creation and removal are outside the timed part. runc's own start v
 tens of ms, more than a plugin adds, so the plugins also connect through a recording proxy:
 the time from containerd's StartContainer request to the plugin's answer, measured on the
 socket the same way for both plugins, is the precise comparison.
-Run as root: .venv/bin/python -m bench.nri_start_latency [--starts 50] [--blocks 5]
+Run as root: .venv/bin/python -m bench.nri_start_latency [--starts 50] [--blocks 10]
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def p95(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=50, help="timed starts per configuration")
-    parser.add_argument("--blocks", type=int, default=5, help="interleaved blocks the starts are split into")
+    parser.add_argument("--blocks", type=int, default=10, help="interleaved blocks the starts are split into")
     parser.add_argument("--warmup", type=int, default=2, help="untimed starts at the head of every block")
     parser.add_argument("--serve", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
