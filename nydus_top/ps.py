@@ -114,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_list(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as exc:
-        print(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
+            hint = " (is NRI enabled in containerd: disable = false, disable_connections = false?)"
+        elif isinstance(exc, PermissionError):
+            hint = " (the NRI socket is root's)"
+        print(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}{hint}", file=sys.stderr)
         return 1
     pods, containers = model.snapshot()
     if args.json:
