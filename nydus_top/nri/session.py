@@ -177,8 +177,10 @@ class PluginSession:
             conn.cancel_hooks()
             self._writer = None
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            try:  # a runtime that stopped reading must not hold us here
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            except Exception:
+                writer.transport.abort()
             if self.model.connected:
                 self.model.disconnected()
 
@@ -288,24 +290,39 @@ class _Connection:
         timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout
         budget = min(self.session.hook_budget, timeout / 2)
         deadline = time.monotonic() + budget
-        tasks = [asyncio.ensure_future(hook(pod, container, deadline)) for hook in hooks]
+        tasks: dict[asyncio.Future, StartHook] = {}
         try:
+            for hook in hooks:
+                try:
+                    tasks[asyncio.ensure_future(hook(pod, container, deadline))] = hook
+                except Exception as exc:  # not even a coroutine: report like a failing hook
+                    _hook_failed(hook, container, exc)
+            if not tasks:
+                return
             done, pending = await asyncio.wait(tasks, timeout=budget)
             for task in pending:
-                task.cancel()
                 log.warning("NRI: start hook %s overran %.0f ms for container %s; it starts without it",
-                            getattr(hooks[tasks.index(task)], "__qualname__", "?"), budget * 1000, container.name)
+                            _name(tasks[task]), budget * 1000, container.name)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
-                    exc = task.exception()
-                    log.error("NRI: start hook failed for container %s: %s: %s", container.name,
-                              type(exc).__name__, exc)
+                    _hook_failed(tasks[task], container, task.exception())
         finally:
+            for task in tasks:
+                task.cancel()  # overran, or this connection is going away
             self.reply(call)  # always, and never with an error status
 
     def cancel_hooks(self) -> None:
         for task in self.hook_tasks:
             task.cancel()
+
+
+def _name(hook: StartHook) -> str:
+    return getattr(hook, "__qualname__", repr(hook))
+
+
+def _hook_failed(hook: StartHook, container: Container, exc: BaseException) -> None:
+    log.error("NRI: start hook %s failed for container %s: %s: %s", _name(hook), container.name,
+              type(exc).__name__, exc)
 
 
 class SessionThread:

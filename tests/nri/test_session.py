@@ -228,9 +228,13 @@ def test_failing_and_removed_hooks(tmp_path: Path, caplog) -> None:
     async def counting(pod, container, deadline):
         calls.append(container.id)
 
+    def not_async(pod, container, deadline):
+        return None  # a plain function: calling it gives nothing to await
+
     async def main():
         async with Harness(tmp_path) as h:
             h.session.add_start_hook(broken)
+            h.session.add_start_hook(not_async)  # type: ignore[arg-type]
             remove = h.session.add_start_hook(counting)
             conn = await h.peer.accept()
             await conn.handshake()
@@ -238,7 +242,34 @@ def test_failing_and_removed_hooks(tmp_path: Path, caplog) -> None:
             remove()
             assert (await conn.call("StateChange", start_payload(2))).code == 0
             assert calls == ["ctr0001"]
-            assert "tracer could not arm" in caplog.text
+            assert "tracer could not arm" in caplog.text and "not_async failed" in caplog.text
+
+    run(main())
+
+
+def test_a_hook_running_when_the_connection_drops_is_cancelled(tmp_path: Path) -> None:
+    state = {}
+
+    async def arming(pod, container, deadline):
+        state["started"] = True
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            state["cancelled"] = True
+            raise
+
+    async def main():
+        async with Harness(tmp_path, hook_budget=20.0) as h:
+            h.session.add_start_hook(arming)
+            conn = await h.peer.accept()
+            await conn.handshake()
+            conn.send_call("StateChange", start_payload(), timeout_nano=60 * 10**9)
+            while "started" not in state:
+                await asyncio.sleep(0.01)
+            conn.close()  # the runtime goes away while the hook arms
+            while "cancelled" not in state:
+                await asyncio.sleep(0.01)
+            await h.peer.accept()  # and the session reconnects
 
     run(main())
 
