@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping
 
@@ -93,8 +94,12 @@ async def _list(session: PluginSession, timeout: float) -> None:
 
 async def _watch(session: PluginSession) -> None:
     def emit(event: NodeEvent) -> None:
-        sys.stdout.write(json.dumps(event_json(event, session.model)) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(json.dumps(event_json(event, session.model)) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (`| head`): done, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            session.stop()
 
     session.model.subscribe(emit)
     await session.run_forever()

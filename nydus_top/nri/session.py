@@ -126,10 +126,14 @@ class PluginSession:
         return remove
 
     def stop(self) -> None:
-        """End ``run_forever`` (call on the session's loop; see ``SessionThread.stop``)."""
+        """End ``run_forever`` (call on the session's loop; see ``SessionThread.stop``).
+
+        The connection closes once the current callback returns, so a reply being made (say,
+        from a subscriber that stops the session) still goes out.
+        """
         self._stop.set()
         if self._writer is not None:
-            self._writer.close()
+            asyncio.get_running_loop().call_soon(self._writer.close)
 
     async def run_forever(self) -> None:
         """Serve the runtime, reconnecting with backoff, until ``stop()``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -72,3 +73,26 @@ def test_table_rows_per_container_and_per_empty_pod() -> None:
         ["ns", "pod-1", "c-1", "running", "2001", "registry/app:1", "ctr0001"],
         ["ns", "pod-2", "-", "pod", "notready", "-", "-", "pod0002"],
     ]
+
+
+def test_watch_ends_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
+    async def main():
+        async with RuntimePeer(tmp_path / "nri.sock") as peer:
+            r, w = os.pipe()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "nydus_top", "ps", "--watch", "--nri-socket", str(peer.path),
+                stdout=w, stderr=asyncio.subprocess.PIPE)
+            os.close(w)
+            conn = await peer.accept()
+            await conn.handshake(pods=[pod_msg(1)])
+            with os.fdopen(r) as reader:  # like `| head -1`: one line, then gone
+                first = json.loads(await asyncio.to_thread(reader.readline))
+            assert first["event"] == "sync" and [p["id"] for p in first["pods"]] == ["pod0001"]
+            payload = api.StateChangeEvent(event=api.RUN_POD_SANDBOX, pod=pod_msg(2)).SerializeToString()
+            answer = await conn.call("StateChange", payload)  # answered even as ps stops
+            assert await conn.closed()
+            err = await asyncio.wait_for(proc.stderr.read(), 10)
+            return answer.code, await asyncio.wait_for(proc.wait(), 10), err.decode()
+
+    code, rc, err = asyncio.run(main())
+    assert (code, rc, err) == (0, 0, "")
