@@ -100,6 +100,7 @@ class PluginSession:
         self._hooks: tuple[StartHook, ...] = ()
         self._stop = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
+        self._synced = False  # the current connection got through a full Synchronize
 
     @property
     def target(self) -> str:
@@ -140,14 +141,13 @@ class PluginSession:
         delay = self.backoff[0]
         reported = False  # log an outage once, not on every retry
         while not self._stop.is_set():
-            synced = False
             try:
-                synced = await self.run_once()
+                await self.run_once()
                 if self._stop.is_set():
                     break
                 log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
             except (OSError, ConnectionLost) as exc:
-                if not reported or synced:
+                if not reported:
                     log.warning("NRI: cannot use %s: %s; retrying", self.target, exc)
                 reported = True
             except ProtocolError as exc:
@@ -155,7 +155,7 @@ class PluginSession:
             except Exception as exc:  # a bug of ours must not end the session either
                 log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
                           type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            if synced:
+            if self._synced:  # that connection worked: start over with short retries
                 delay, reported = self.backoff[0], False
             if self._inherited_fd is not None:
                 break  # an inherited socket cannot be reopened
@@ -168,6 +168,7 @@ class PluginSession:
 
         Raises OSError (cannot connect), ConnectionLost or ProtocolError.
         """
+        self._synced = False
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
             reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_SIZE)
@@ -200,7 +201,6 @@ class _Connection:
         self.request_timeout = REQUEST_TIMEOUT
         self.sync_pods: list[Pod] = []
         self.sync_containers: list[Container] = []
-        self.synced = False
         self.hook_tasks: set[asyncio.Task] = set()
 
     async def serve(self, reader: asyncio.StreamReader) -> bool:
@@ -222,7 +222,7 @@ class _Connection:
             if not data:
                 if not registered:
                     raise ConnectionLost("the runtime closed the connection before registering us")
-                return self.synced
+                return self.session._synced
             for item in self.proto.receive(data):
                 if isinstance(item, Reply):
                     if item.stream_id == reg_stream:
@@ -271,7 +271,7 @@ class _Connection:
             return
         self.model.replace_all(self.sync_pods, self.sync_containers)
         self.sync_pods, self.sync_containers = [], []
-        self.synced = True
+        self.session._synced = True
         self.reply(call)
 
     def state_change(self, call: Call) -> None:
