@@ -15,7 +15,11 @@ from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
 async def ps(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "nydus_top", "ps", *args,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
     return proc.returncode, out.decode(), err.decode()
 
 
@@ -83,16 +87,20 @@ def test_watch_ends_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
                 sys.executable, "-m", "nydus_top", "ps", "--watch", "--nri-socket", str(peer.path),
                 stdout=w, stderr=asyncio.subprocess.PIPE)
             os.close(w)
-            conn = await peer.accept()
-            await conn.handshake(pods=[pod_msg(1)])
-            with os.fdopen(r) as reader:  # like `| head -1`: one line, then gone
-                first = json.loads(await asyncio.to_thread(reader.readline))
-            assert first["event"] == "sync" and [p["id"] for p in first["pods"]] == ["pod0001"]
-            payload = api.StateChangeEvent(event=api.RUN_POD_SANDBOX, pod=pod_msg(2)).SerializeToString()
-            answer = await conn.call("StateChange", payload)  # answered even as ps stops
-            assert await conn.closed()
-            err = await asyncio.wait_for(proc.stderr.read(), 10)
-            return answer.code, await asyncio.wait_for(proc.wait(), 10), err.decode()
+            try:
+                conn = await peer.accept()
+                await conn.handshake(pods=[pod_msg(1)])
+                with os.fdopen(r) as reader:  # like `| head -1`: one line, then gone
+                    first = json.loads(await asyncio.to_thread(reader.readline))
+                assert first["event"] == "sync" and [p["id"] for p in first["pods"]] == ["pod0001"]
+                payload = api.StateChangeEvent(event=api.RUN_POD_SANDBOX, pod=pod_msg(2)).SerializeToString()
+                answer = await conn.call("StateChange", payload)  # answered even as ps stops
+                assert await conn.closed()
+                err = await asyncio.wait_for(proc.stderr.read(), 10)
+                return answer.code, await asyncio.wait_for(proc.wait(), 10), err.decode()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
 
     code, rc, err = asyncio.run(main())
     assert (code, rc, err) == (0, 0, "")

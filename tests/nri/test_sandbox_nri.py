@@ -128,7 +128,10 @@ def test_watch_streams_pods_and_containers_appearing_and_disappearing(sandbox_no
         assert all((ln.get("container") or ln["pod"])["id"] in (pod_id, cid) for ln in got)
     finally:
         watch.send_signal(signal.SIGINT)
-        watch.wait(10)
+        try:
+            assert watch.wait(10) == 130  # interrupted, as by Ctrl-C
+        finally:
+            watch.kill()
 
 
 def test_live_model_follows_cri_and_containerd_restarts(sandbox_node, pods) -> None:
