@@ -342,6 +342,9 @@ class SandboxNode:
             archive = cache_dir() / "images" / f"{build.__name__}-{key}.tar"
             if not archive.exists():
                 build(binaries.busybox, archive)
+                for stale in archive.parent.glob(f"{build.__name__}-*.tar"):
+                    if stale != archive:
+                        stale.unlink(missing_ok=True)
             if present.get(ref) != images.archive_digest(archive):
                 images.import_image(self, archive)
 
