@@ -47,7 +47,6 @@ struct nt_tracer {
     int limit_reported;
     int no_ignore_marks;
     unsigned long long seq;
-    struct nt_stats st;
     struct comm_entry comm[COMM_SLOTS];
 };
 
@@ -182,8 +181,6 @@ fail:
 
 int nt_fd(const struct nt_tracer *t) { return t->fan_fd; }
 
-void nt_get_stats(const struct nt_tracer *t, struct nt_stats *st) { *st = t->st; }
-
 void nt_close(struct nt_tracer *t)
 {
     if (!t)
@@ -232,7 +229,6 @@ static char *put_overflow(struct nt_tracer *t, char *o, const char *reason)
     o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
     o = put_str(o, reason);
     o = put_str(o, "\"}\n");
-    t->st.overflows++;
     return o;
 }
 
@@ -281,7 +277,6 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
         return o;
     }
     if (added < 0) {
-        t->st.skipped++;
         if (!t->limit_reported) {
             t->limit_reported = 1;
             o = put_overflow(t, o, "limit");
@@ -291,10 +286,8 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     char rel[16], path[PATH_BUF];
     snprintf(rel, sizeof rel, "%d", m->fd);
     ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
-    if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/') {
-        t->st.skipped++; /* unreachable from our root, or too long */
-        return o;
-    }
+    if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/')
+        return o; /* unreachable from our root, or too long */
     /* The kernel appends this to unlinked files. fstat cannot tell (an overlayfs file removed
      * from a lower layer keeps its link count), so a live file whose name ends like this is
      * reported without the suffix: only a path inside the same container can be wrong. */
@@ -305,10 +298,8 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     unsigned long long size = (unsigned long long)st.st_size;
     if (t->flags & NT_COMPAT) {
         /* The optimizer's client writes paths one a line and decodes size as uint32. */
-        if (memchr(path, '\n', (size_t)n) || memchr(path, '\r', (size_t)n)) {
-            t->st.skipped++;
+        if (memchr(path, '\n', (size_t)n) || memchr(path, '\r', (size_t)n))
             return o;
-        }
         if (size > UINT32_MAX)
             size = UINT32_MAX;
     }
@@ -329,7 +320,6 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     o = put_str(o, "\",\"seq\":");
     o = put_u64(o, t->seq++);
     o = put_str(o, "}\n");
-    t->st.records++;
     return o;
 }
 
@@ -368,7 +358,6 @@ long nt_drain(struct nt_tracer *t, char *out, size_t cap)
                 return -EPROTO;
             }
             t->buf_pos += m->event_len;
-            t->st.events++;
             if (m->mask & FAN_Q_OVERFLOW)
                 o = put_overflow(t, o, "queue");
             if (m->fd >= 0) {

@@ -93,11 +93,6 @@ class Session:
                 self.drain(out_fd)
                 return EXITED
 
-    def stats(self) -> dict[str, int]:
-        st = ffi.new("struct nt_stats *")
-        lib.nt_get_stats(self._t, st)
-        return {k: getattr(st, k) for k in ("events", "records", "overflows", "skipped")}
-
     def close(self) -> None:
         if self._t != ffi.NULL:
             lib.nt_close(self._t)
