@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from nydus_top import __version__
 
 # name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "record": ("nydus_top.record_cmd", "record start-up file lists headlessly, like the optimizer NRI plugin"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

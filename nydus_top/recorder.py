@@ -26,9 +26,9 @@ from typing import Any
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
-from nydus_top.node import Container, Pod
-from nydus_top.records import Access, Overflow
-from nydus_top.startup import StartTrace
+from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.records import Access
+from nydus_top.startup import LiveTrace, StartTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +78,12 @@ class Recording:
     """One container's trace being collected."""
 
     plan: Plan
+    pod_id: str
     name: str
-    trace: Any
+    trace: LiveTrace
     started: float  # time.monotonic()
     accesses: list[Access] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
-    consumer: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
 
@@ -128,7 +128,8 @@ def _describe(container: Container, pod: Pod | None) -> str:
 class Recorder:
     """Collects traces handed over by :class:`nydus_top.startup.StartupCapture` and saves them."""
 
-    def __init__(self, settings: RecordSettings, log: Callable[[str], None]) -> None:
+    def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None) -> None:
+        self.model = model
         self.planner = Planner(settings)
         self.settings = settings
         self.log = log
@@ -149,14 +150,15 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, who, start.trace, time.monotonic())
+        rec = Recording(plan, start.container.pod_id, who, start.trace, time.monotonic())
         if not start.ready:
             rec.problems.append(
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
             )
             self.log(f"recording {who} may miss its start-up: {rec.problems[-1]}")
         self.recordings[plan.container_id] = rec
-        rec.consumer = asyncio.get_running_loop().create_task(self._consume(rec))
+        loop = asyncio.get_running_loop()
+        start.trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, "container exited"))
         if self.settings.timeout > 0:
             rec.timer = asyncio.get_running_loop().call_later(
                 self.settings.timeout, self.finish, plan.container_id, "timeout"
@@ -173,23 +175,27 @@ class Recorder:
             rec.finishing = asyncio.get_running_loop().create_task(self._finish(rec, why))
         return rec.finishing
 
+    def on_node_event(self, event: NodeEvent) -> None:
+        """Node model subscriber: a stopped or removed container (or pod) ends its recording."""
+        if event.kind in (EventKind.CONTAINER_STOP, EventKind.CONTAINER_REMOVE) and event.container:
+            self.finish(event.container.id, "StopContainer")
+        elif event.kind in (EventKind.POD_STOP, EventKind.POD_REMOVE) and event.pod:
+            for rec in list(self.recordings.values()):
+                if rec.pod_id == event.pod.id:
+                    self.finish(rec.plan.container_id, "pod stopped")
+        elif event.kind is EventKind.SYNC and self.model is not None:
+            # After a reconnection: containers that stopped meanwhile end their recordings.
+            containers = self.model.containers
+            for cid in list(self.recordings):
+                known = containers.get(cid)
+                if known is None or known.state is ContainerState.STOPPED:
+                    self.finish(cid, "stopped while disconnected")
+
     async def close(self) -> None:
         """Stop and save every recording (plugin shutdown)."""
         tasks = [t for cid in list(self.recordings) if (t := self.finish(cid, "shutdown")) is not None]
         if tasks:
             await asyncio.gather(*tasks)
-
-    async def _consume(self, rec: Recording) -> None:
-        try:
-            async for item in rec.trace:
-                if isinstance(item, Access):
-                    rec.accesses.append(item)
-                elif isinstance(item, Overflow):
-                    rec.problems.append(f"kernel queue overflow at {item.elapsed_us / 1000:.1f} ms")
-                    self.log(f"recording {rec.name}: {rec.problems[-1]}: some files may be missing")
-        except Exception as err:  # noqa: BLE001 - a broken trace is reported, never raised
-            rec.problems.append(f"trace broke off: {err}")
-            self.log(f"recording {rec.name}: {rec.problems[-1]}")
 
     async def _finish(self, rec: Recording, why: str) -> None:
         if rec.timer is not None:
@@ -198,8 +204,14 @@ class Recorder:
             await rec.trace.stop()
         except Exception as err:  # noqa: BLE001
             rec.problems.append(f"stopping the tracer failed: {err}")
-        if rec.consumer is not None:
-            await rec.consumer
+        if rec.trace.error:
+            rec.problems.append(f"tracer: {rec.trace.error}")
+        for item in list(rec.trace.records):
+            if isinstance(item, Access):
+                rec.accesses.append(item)
+            else:
+                lost = f"{item.lost} files" if item.lost is not None else "files"
+                rec.problems.append(f"the kernel lost {lost} at {item.elapsed_us / 1000:.1f} ms")
         self.recordings.pop(rec.plan.container_id, None)
         self.planner.done(rec.plan.container_id)
         await asyncio.to_thread(self._save, rec, why)

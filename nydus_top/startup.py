@@ -12,12 +12,17 @@ plugin) and the trace is flagged as possibly incomplete.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from nydus_top.node import Container, Pod
+from nydus_top.records import Access, Overflow
+from nydus_top.tracer import TracerPool
+
+Record = Access | Overflow
 
 T = TypeVar("T")
 
@@ -26,14 +31,74 @@ REPLY_MARGIN_S = 0.15
 
 
 class Trace(Protocol):
-    """A running trace, as the tracer's host API hands it out."""
+    """What start-up capture needs of a running trace."""
 
-    async def wait_ready(self) -> None: ...
+    async def wait_ready(self, timeout: float) -> None: ...
 
     async def stop(self) -> None: ...
 
 
-TraceStarter = Callable[[int], Awaitable[Any]]
+TraceStarter = Callable[[int], Trace]
+"""Starts a trace of a host pid and returns at once (the mark is awaited with wait_ready)."""
+
+
+class LiveTrace:
+    """A :class:`nydus_top.tracer.Trace` whose records are kept and can be followed live.
+
+    Records arrive on the tracer's reader thread; ``records`` holds all of them in order and
+    ``follow(callback)`` hands a listener everything so far, then each new batch (on the
+    reader thread: a UI passes it on to its own loop).
+    """
+
+    def __init__(self, pool: TracerPool, pid: int) -> None:
+        self.pid = pid
+        self.records: list[Record] = []
+        self._listeners: list[Callable[[list[Record]], None]] = []
+        self._lock = threading.Lock()
+        self.trace = pool.start(pid, on_batch=self._on_batch)
+
+    def _on_batch(self, batch: list[Record]) -> None:
+        with self._lock:
+            self.records.extend(batch)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(batch)
+
+    def follow(self, listener: Callable[[list[Record]], None]) -> None:
+        with self._lock:
+            so_far = list(self.records)
+            self._listeners.append(listener)
+        if so_far:
+            listener(so_far)
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on a thread of its own) once the trace has ended."""
+
+        def wait() -> None:
+            self.trace.wait()
+            callback()
+
+        threading.Thread(target=wait, name=f"trace-end-{self.pid}", daemon=True).start()
+
+    async def wait_ready(self, timeout: float) -> None:
+        await self.trace.wait_ready_async(max(timeout, 0.0))
+
+    async def stop(self) -> None:
+        """Drain what the kernel queued and end the trace (at once if the target has exited)."""
+        await asyncio.to_thread(self.trace.stop)
+
+    @property
+    def end_reason(self) -> str | None:
+        return self.trace.end_reason
+
+    @property
+    def error(self) -> str | None:
+        return self.trace.error
+
+
+def pool_starter(pool: TracerPool) -> TraceStarter:
+    """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool."""
+    return lambda pid: LiveTrace(pool, pid)
 
 
 @dataclass(slots=True)
@@ -130,19 +195,15 @@ class StartupCapture:
         if not container.pid:
             deliver(outcome(None, False, "container has no pid"))
             return
-        starting = asyncio.ensure_future(self._start_trace(container.pid))
         try:
-            trace = await asyncio.wait_for(asyncio.shield(starting), deadline - self._margin - time.monotonic())
-        except TimeoutError:
-            # Answer containerd now; the late trace is still delivered and sees all after its mark.
-            starting.add_done_callback(lambda f: deliver(_late(f, outcome)))
-            return
+            trace = self._start_trace(container.pid)
         except Exception as err:  # noqa: BLE001 - any tracer failure is reported, not raised
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return
         try:
-            await asyncio.wait_for(asyncio.shield(trace.wait_ready()), deadline - self._margin - time.monotonic())
+            await trace.wait_ready(deadline - self._margin - time.monotonic())
         except TimeoutError:
+            # Answer containerd now; the trace goes on and sees everything after its mark.
             deliver(outcome(trace, False))
             return
         except Exception as err:  # noqa: BLE001
@@ -150,14 +211,6 @@ class StartupCapture:
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return
         deliver(outcome(trace, True))
-
-
-def _late(future: asyncio.Future[Any], outcome: Callable[..., StartTrace]) -> StartTrace:
-    if future.cancelled():
-        return outcome(None, False, "tracer start cancelled")
-    if future.exception() is not None:
-        return outcome(None, False, f"tracer failed: {future.exception()}")
-    return outcome(future.result(), False)
 
 
 async def _quiet_stop(trace: Any) -> None:
