@@ -15,6 +15,7 @@ from nydus_top import __version__
 
 # name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("nydus_top.convert_command", "build a nydus image with a prefetch list (runs nydusify)"),
     "record": ("nydus_top.record_cmd", "record start-up file lists headlessly, like the optimizer NRI plugin"),
 }
 
