@@ -202,9 +202,11 @@ class StartupCapture:
             return
         try:
             await trace.wait_ready(deadline - self._margin - time.monotonic())
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as stop:
             # Answer containerd now; the trace goes on and sees everything after its mark.
             deliver(outcome(trace, False))
+            if isinstance(stop, asyncio.CancelledError):
+                raise
             return
         except Exception as err:  # noqa: BLE001
             await _quiet_stop(trace)

@@ -49,7 +49,7 @@ def file_sizes() -> dict[str, int]:
 
 def image_files(binary: Path) -> dict[str, object]:
     """Path -> content for the image builder (``scripts/sandbox/images.py``)."""
-    from scripts.sandbox.images import File
+    from sandbox.images import File
 
     files: dict[str, object] = {ENTRYPOINT: File(binary.read_bytes(), 0o755)}
     rng = random.Random(7)
