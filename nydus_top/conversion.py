@@ -109,6 +109,11 @@ class Conversion:
         self._done = False
         self._started = 0.0
 
+    @property
+    def pid(self) -> int | None:
+        """nydusify's pid (also its process group id) once started."""
+        return self._proc.pid if self._proc else None
+
     def run(self, on_line: Callable[[OutputLine], None] = lambda line: None) -> ConversionResult:
         """Start nydusify, feed the list on stdin, call *on_line* for each output line, wait.
 

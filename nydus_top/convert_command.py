@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--nydusify", metavar="PATH", help="nydusify binary (default: from the configuration)")
     parser.add_argument("--nydusify-arg", metavar="ARG", action="append", default=[],
-                        help="extra argument for nydusify (repeatable; appended after the configured ones)")
+                        help="extra argument for nydusify, e.g. --nydusify-arg=--platform=linux/amd64 (repeatable; after the configured ones)")
 
 
 def source_from_location(list_path: Path, persist_dir: Path) -> str | None:

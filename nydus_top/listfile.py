@@ -301,7 +301,7 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
                 raise ListExistsError(path) from None
             except OSError as err:
                 raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
-        for directory in {path.parent for _, path in files}:
+        for directory in {path.parent for path, _ in files}:
             try:
                 dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
                 try:
