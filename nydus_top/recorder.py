@@ -157,6 +157,7 @@ class Recorder:
             )
             self.log(f"recording {who} may miss its start-up: {rec.problems[-1]}")
         self.recordings[plan.container_id] = rec
+        self.log(f"recording {who} into {plan.paths.list}")
         loop = asyncio.get_running_loop()
         start.trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, "container exited"))
         if self.settings.timeout > 0:
@@ -226,6 +227,9 @@ class Recorder:
             return
         except ListFileError as err:
             self.log(f"recording {rec.name} ({why}) NOT SAVED: {err}")
+            return
+        except Exception as err:  # noqa: BLE001 - never lose a recording without a word
+            self.log(f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}")
             return
         self.saved.append(paths.list)
         for warning in result.warnings:

@@ -4,8 +4,8 @@
  *
  *   workload exit|stay INTERVAL_US FILE...
  *
- * Each file is opened, read to the end and closed. Afterwards the process exits (status 0, or
- * 1 if some file could not be read) or, with "stay", sleeps until it is killed. There is no
+ * Each file is opened, read to the end and closed. Afterwards it writes DONE_LINE to stdout and
+ * exits (status 0, or 1 if some file could not be read) or, with "stay", sleeps until killed. There is no
  * C runtime start-up: the first instructions after exec are the ones below, so any file a
  * tracer sees before FILE 1 came from somewhere else.
  *
@@ -14,6 +14,7 @@
 
 #if defined(__x86_64__)
 #define SYS_read 0
+#define SYS_write 1
 #define SYS_openat 257
 #define SYS_close 3
 #define SYS_nanosleep 35
@@ -28,6 +29,7 @@ __asm__(".text\n.globl _start\n_start:\n"
         "  xor %rbp, %rbp\n  mov %rsp, %rdi\n  and $-16, %rsp\n  call workload_main\n  hlt\n");
 #elif defined(__aarch64__)
 #define SYS_read 63
+#define SYS_write 64
 #define SYS_openat 56
 #define SYS_close 57
 #define SYS_nanosleep 101
@@ -93,6 +95,8 @@ __attribute__((noreturn, used)) void workload_main(long *sp)
         if (i + 1 < argc)
             pause_us(interval);
     }
+    static const char done[] = "workload: start-up files read\n";
+    sys3(SYS_write, 1, (long)done, sizeof done - 1);
     if (argc > 1 && argv[1][0] == 's')
         for (;;)
             pause_us(3600L * 1000000);

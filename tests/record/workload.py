@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "workload.c"
 ENTRYPOINT = "/workload"
 INTERVAL_US = 1000
+DONE_LINE = "workload: start-up files read"  # printed once every file is read
 
 # Read in this order at start-up. Names with a space, a comma and non-ASCII letters check that
 # paths survive the tracer, the plain list and the csv quoting unchanged.
