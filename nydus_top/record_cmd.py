@@ -87,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
     try:
         model = NodeModel()
-        session = PluginSession(model, socket_path, args.name or config.plugin_name, args.idx or config.plugin_index)
+        # containerd names the plugins it launches after their file: NRI_PLUGIN_NAME/_IDX.
+        name = args.name or os.environ.get("NRI_PLUGIN_NAME") or config.plugin_name
+        idx = args.idx or os.environ.get("NRI_PLUGIN_IDX") or config.plugin_index
+        session = PluginSession(model, socket_path, name, idx)
     except ValueError as err:
         log.error("%s", err)
         return 2
@@ -105,6 +108,7 @@ async def _serve(session: PluginSession, model: NodeModel, settings) -> int:
     announced = False
 
     def on_sync(event: NodeEvent) -> None:
+        # containerd synchronizes external plugins only; one it launched gets events right away.
         nonlocal announced
         if event.kind is EventKind.SYNC and not announced:
             announced = True

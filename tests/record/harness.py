@@ -173,7 +173,31 @@ def wait_file(path: Path, timeout: float = 10.0) -> bytes:
             os.close(fd)
 
 
-def _inotify_dir(directory: Path) -> int | None:
+def wait_in_file(path: Path, *texts: str, timeout: float = 10.0) -> str:
+    """The first line of the text file *path* containing all *texts*, once it is written."""
+    fd = _inotify_dir(path.parent, modify=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                for line in path.read_text(errors="replace").splitlines():
+                    if all(t in line for t in texts):
+                        return line
+            except FileNotFoundError:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no line with {texts!r} in {path} within {timeout}s")
+            if fd is not None and select.select([fd], [], [], left)[0]:
+                os.read(fd, 65536)
+            elif fd is None:
+                time.sleep(0.02)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _inotify_dir(directory: Path, modify: bool = False) -> int | None:
     """An inotify fd watching *directory* for new names (None if it does not exist yet)."""
     import ctypes
 
@@ -181,8 +205,9 @@ def _inotify_dir(directory: Path) -> int | None:
     fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
     if fd < 0:
         return None
-    in_create, in_moved_to = 0x100, 0x80
-    if libc.inotify_add_watch(fd, os.fsencode(directory), in_create | in_moved_to) < 0:
+    in_create, in_moved_to, in_modify = 0x100, 0x80, 0x2
+    mask = in_create | in_moved_to | (in_modify if modify else 0)
+    if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
         os.close(fd)
         return None
     return fd

@@ -97,3 +97,56 @@ def test_files_are_byte_compatible_with_the_optimizer(sandbox_node, workload_ima
         assert raw.rsplit(b",", 1)[0] == our_raw.rsplit(b",", 1)[0]
         assert row[2].replace(".", "").split(" ")[0].isdigit() and our_row[2].replace(".", "").split(" ")[0].isdigit()
         assert row[2].count(" ") == our_row[2].count(" ") == (1 if flags else 0)
+
+
+@pytest.mark.parametrize("overwrite", [True, False], ids=["overwrite", "once"])
+def test_two_containers_of_one_image_do_not_collide(sandbox_node, workload_image, pod, persist, overwrite) -> None:
+    rec = start_recorder(sandbox_node.nri_socket, persist, args=["--overwrite"] if overwrite else [])
+    cri = sandbox_node.cri
+    try:
+        first = _run(cri, pod, "first", workload_image, mode="stay")
+        second = _run(cri, pod, "second", workload_image, mode="stay")
+        for cid in (first, second):
+            sandbox_node.wait_for_log(cid, workload.DONE_LINE)
+        if overwrite:
+            rec.log.wait_for(f"recording record/record-test/second ({second[:12]})", 5)
+        else:
+            rec.log.wait_for(f"not recording record/record-test/second ({second[:12]}): container "
+                             f"{first[:12]} is recording {persist / RESULT} already", 5)
+        cri.stop_container(first)
+        rec.log.wait_for(f"saved {persist / RESULT} ({len(EXPECTED)} files", 10)
+        # Stopping the first container did not end or disturb the second one's recording.
+        assert (persist / RESULT).read_text().splitlines() == EXPECTED
+        cri.stop_container(second)
+        if overwrite:
+            line = rec.log.wait_for(f"saved {persist / RESULT}", 10, start=rec.log.wait_for("saved", 1) + 1)
+            assert f"({second[:12]})" in rec.log.lines[line]
+        else:
+            # The stop is handled (nothing to save): a later start of the image is skipped at once.
+            third = _run(cri, pod, "third", workload_image)
+            rec.log.wait_for(f"not recording record/record-test/third ({third[:12]}): {persist / RESULT} exists", 5)
+    finally:
+        assert rec.stop() == 0
+    assert (persist / RESULT).read_text().splitlines() == EXPECTED
+    assert rec.log.count("saved ") == (2 if overwrite else 1)
+    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv"]
+
+
+def test_filters_leave_other_images_and_namespaces_alone(sandbox_node, workload_image, pod, tmp_path) -> None:
+    everything = start_recorder(sandbox_node.nri_socket, tmp_path / "all")
+    by_image = start_recorder(sandbox_node.nri_socket, tmp_path / "image", args=["--image", "docker.io/library/nginx"])
+    by_namespace = start_recorder(sandbox_node.nri_socket, tmp_path / "ns", args=["--namespace", "kube-system"])
+    try:
+        cid = _run(sandbox_node.cri, pod, "filtered", workload_image)
+        # containerd started the container only after every plugin answered its StartContainer:
+        # each recorder has decided by now.
+        wait_file(tmp_path / "all" / RESULT)
+        everything.log.wait_for(f"saved {tmp_path / 'all' / RESULT}", 10)
+        assert wait_exited(sandbox_node.cri, cid) == 0
+    finally:
+        for rec in (everything, by_image, by_namespace):
+            assert rec.stop() == 0
+    for rec in (by_image, by_namespace):
+        assert rec.log.count("recording ") == 1  # only the "recording container starts via ..." line
+        assert rec.log.count("saved") == 0
+    assert not (tmp_path / "image").exists() and not (tmp_path / "ns").exists()
