@@ -150,3 +150,19 @@ def test_filters_leave_other_images_and_namespaces_alone(sandbox_node, workload_
         assert rec.log.count("recording ") == 1  # only the "recording container starts via ..." line
         assert rec.log.count("saved") == 0
     assert not (tmp_path / "image").exists() and not (tmp_path / "ns").exists()
+
+
+def test_a_failed_save_is_reported_and_the_recorder_goes_on(sandbox_node, workload_image, pod, tmp_path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    rec = start_recorder(sandbox_node.nri_socket, blocker / "results", args=["--overwrite"])
+    try:
+        first = _run(sandbox_node.cri, pod, "unsaved", workload_image)
+        line = rec.log.wait_for(f"unsaved ({first[:12]}) (", 10)
+        assert f"NOT SAVED: cannot save {blocker}/results/startup-workload:1: Not a directory" in rec.log.lines[line]
+        second = _run(sandbox_node.cri, pod, "again", workload_image)
+        line = rec.log.wait_for(f"again ({second[:12]}) (", 10)
+        assert "NOT SAVED" in rec.log.lines[line]
+        assert rec.proc.poll() is None
+    finally:
+        assert rec.stop() == 0
