@@ -27,7 +27,7 @@ def sandbox_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxNo
     try:
         yield node
     finally:
-        node.down()
+        node.down(purge=True)
 
 
 @pytest.fixture

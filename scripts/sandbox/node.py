@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandbox import images
-from sandbox.aptfetch import AptCache
+from sandbox.aptfetch import AptCache, cache_dir
 
 if TYPE_CHECKING:  # grpc is a test-only dependency, imported when a CRI client is made
     from sandbox.cri import CriClient, RunningContainer
@@ -38,6 +38,7 @@ SHIM_SOCKETS = Path("/run/containerd/s")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 _MNT_DETACH = 2
+_SUN_PATH_MAX = 107  # bytes of a unix socket path, without the terminating NUL
 # Log lines saying that containerd runs without a plugin the sandbox exists for.
 _FATAL_PLUGINS = ('failed to load plugin io.containerd.grpc.v1.cri"', 'failed to load plugin io.containerd.nri')
 
@@ -224,15 +225,18 @@ class SandboxNode:
             yield
 
     def pid(self) -> int | None:
-        """The pid of this node's containerd if it is running, else None."""
+        """The pid of this node's containerd if it runs (found by pid file, else by its command line)."""
         try:
-            pid = int(self.pid_file.read_text())
+            recorded = int(self.pid_file.read_text())
         except (OSError, ValueError):
-            return None
+            recorded = None
+        if recorded is not None and self._is_our_containerd(recorded):
+            return recorded
+        return next((pid for pid in _pids() if self._is_our_containerd(pid)), None)
+
+    def _is_our_containerd(self, pid: int) -> bool:
         argv = _cmdline(pid)
-        if _alive(pid) and argv[:1] and argv[0].endswith("containerd") and str(self.config) in argv:
-            return pid
-        return None
+        return argv[1:] == ["--config", str(self.config)] and argv[0].endswith("/containerd") and _alive(pid)
 
     @property
     def cri_socket(self) -> Path:
@@ -255,12 +259,18 @@ class SandboxNode:
 
     def up(self, timeout: float = START_TIMEOUT) -> bool:
         """Start containerd and import the images; False if it was already running (then a no-op)."""
+        longest = self.containerd_socket.with_name("containerd.sock.ttrpc")
+        if len(bytes(longest)) > _SUN_PATH_MAX:
+            raise SandboxError(f"{self.dir} is too long a path for unix sockets ({longest})")
         binaries = self.binaries
         with self._locked():
-            started = self.pid() is None
+            pid = self.pid()
+            started = pid is None
             if started:
                 self._cleanup()
                 self._start(binaries)
+            else:
+                self.pid_file.write_text(f"{pid}\n")
             try:
                 self._wait_ready(timeout)
                 self._import_images(binaries)
@@ -324,18 +334,16 @@ class SandboxNode:
                   if "level=error" in line or "level=fatal" in line or any(m in line for m in _FATAL_PLUGINS)]
         return (errors or lines or ["(empty log)"])[-1] + f" (log: {self.log})"
 
-    def _images_present(self, binaries: Binaries) -> set[str]:
-        done = subprocess.run([str(binaries.ctr), "--address", str(self.containerd_socket), "-n", "k8s.io",
-                               "images", "ls", "-q"], capture_output=True, text=True, check=True)
-        return set(done.stdout.split())
-
     def _import_images(self, binaries: Binaries) -> None:
-        present = self._images_present(binaries)
-        builders = {images.PAUSE_IMAGE: images.pause_image, images.DEMO_IMAGE: images.demo_image}
-        for ref, build in builders.items():
-            if ref not in present:
-                archive = self.dir / "images" / (ref.rpartition("/")[2].replace(":", "_") + ".tar")
+        """Import the pause and demo images unless the node has them already, with the same digest."""
+        present = images.list_images(self)
+        key = hashlib.sha256(Path(images.__file__).read_bytes() + bytes(binaries.busybox)).hexdigest()[:12]
+        for build, ref in ((images.pause_image, images.PAUSE_IMAGE), (images.demo_image, images.DEMO_IMAGE)):
+            # Shared by all nodes, rebuilt when images.py or busybox change.
+            archive = cache_dir() / "images" / f"{build.__name__}-{key}.tar"
+            if not archive.exists():
                 build(binaries.busybox, archive)
+            if present.get(ref) != images.archive_digest(archive):
                 images.import_image(self, archive)
 
     def load_image(self, ref: str, files: Mapping[str, images.Entry], entrypoint: Sequence[str]) -> str:
@@ -347,8 +355,13 @@ class SandboxNode:
 
     # ---- down ----
 
-    def down(self) -> bool:
-        """Remove all pods, stop containerd and clean up; False if it was not running."""
+    def down(self, purge: bool = False) -> bool:
+        """Remove all pods, stop containerd and clean up; False if it was not running.
+
+        Images, config and log stay for a quick next ``up`` unless ``purge`` removes the directory.
+        """
+        if not self.dir.is_dir():
+            return False
         with self._locked():
             running = self.pid() is not None
             if running:
@@ -359,6 +372,8 @@ class SandboxNode:
                     print(f"sandbox-node: removing pods through CRI failed ({exc}); killing them",
                           file=sys.stderr)
             self._stop()
+            if purge:
+                _rmtree(self.dir)
             return running
 
     def _stop(self) -> None:
@@ -498,17 +513,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox-node",
                                      description="A private containerd 1.7 node with NRI for nydus-top.")
     parser.add_argument("command", choices=["up", "down", "status", "env", "demo"])
+    parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
                         help=f"directory holding all of the node's state (default {DEFAULT_DIR})")
     args = parser.parse_args(argv)
     node = SandboxNode(args.dir)
+    if args.command in ("up", "down", "demo") and os.geteuid() != 0:
+        print(f"sandbox-node {args.command}: needs root (it runs containerd and runc)", file=sys.stderr)
+        return 1
     try:
         if args.command == "up":
             started = node.up()
             print(f"sandbox-node: containerd {'started' if started else 'already running'} "
                   f"(pid {node.pid()}), NRI socket {node.nri_socket}", file=sys.stderr)
         elif args.command == "down":
-            stopped = node.down()
+            stopped = node.down(purge=args.purge)
             print(f"sandbox-node: {'stopped' if stopped else 'was not running'}; {node.dir} cleaned",
                   file=sys.stderr)
         elif args.command == "status":

@@ -74,6 +74,9 @@ def test_up_twice_is_harmless(sandbox_node: SandboxNode) -> None:
     pid = sandbox_node.pid()
     assert SandboxNode(sandbox_node.dir).up() is False
     assert sandbox_node.pid() == pid
+    sandbox_node.pid_file.unlink()  # found by its command line even without the pid file
+    assert SandboxNode(sandbox_node.dir).up() is False
+    assert sandbox_node.pid_file.read_text() == f"{pid}\n"
     assert _processes_mentioning(str(sandbox_node.config)) == [pid]
     status = subprocess.run([str(ROOT / "scripts/sandbox-node"), "status", "--dir", str(sandbox_node.dir)],
                             capture_output=True, text=True)
@@ -108,8 +111,9 @@ def test_down_after_containerd_crash_cleans_up(tmp_path: Path) -> None:
 
     assert node.pid() is None
     assert Path(f"/proc/{container_pid}").exists()  # shims and containers outlive containerd
-    assert node.down() is False
+    assert node.down(purge=True) is False
     _assert_nothing_left(node, [container_pid])
+    assert not node.dir.exists()
 
 
 def test_stale_pid_file_is_not_a_running_node(tmp_path: Path) -> None:
@@ -146,3 +150,25 @@ def test_custom_image_runs(sandbox_node: SandboxNode) -> None:
     finally:
         sandbox_node.cri.remove_pod(started.pod_id)
     assert started.pod_id not in [p.id for p in sandbox_node.cri.pods()]
+
+
+def test_concurrent_ups_start_one_containerd(tmp_path: Path) -> None:
+    node = SandboxNode(tmp_path / "raced")
+    command = [str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)]
+    try:
+        ups = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outputs = [up.communicate()[1] for up in ups]
+        assert [up.returncode for up in ups] == [0, 0, 0], outputs
+        assert sum("containerd started" in out for out in outputs) == 1
+        assert _processes_mentioning(str(node.config)) == [node.pid()]
+    finally:
+        node.down(purge=True)
+
+
+def test_too_long_directory_is_refused_clearly(tmp_path: Path) -> None:
+    node = SandboxNode(tmp_path / ("d" * 100))
+    out = subprocess.run([str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "too long a path for unix sockets" in out.stderr
+    assert node.pid() is None
