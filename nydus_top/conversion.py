@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import Entry, render
 
@@ -92,6 +93,22 @@ def prefetch_input(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
     if not data:
         raise ConversionError("the prefetch list is empty (nydusify would prefetch the whole image)")
     return data, warnings
+
+
+def prepare_conversion(
+    config: Config, source: str, entries: Iterable[Entry], *, target: str | None = None,
+    nydusify: str | None = None, extra_args: Sequence[str] = (),
+) -> tuple[Conversion, tuple[str, ...]]:
+    """(conversion ready to run, warnings about left-out paths) for *source* and *entries*.
+
+    *target* defaults to the configured template filled from *source*; *nydusify* and
+    *extra_args* (appended after the configured ones) override/extend the configuration.
+    Raises ConversionError for a bad source/target or an empty list.
+    """
+    stdin_data, warnings = prefetch_input(entries)
+    argv = build_argv(nydusify or config.nydusify, source, target or target_for(config.target_template, source),
+                      (*config.nydusify_args, *extra_args))
+    return Conversion(argv, stdin_data), warnings
 
 
 class Conversion:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
-from nydus_top.conversion import Conversion, ConversionError, build_argv, prefetch_input, target_for
+from nydus_top.conversion import ConversionError, prepare_conversion
 from nydus_top.listfile import ListFileError, load_list, save_range_list
 
 
@@ -66,14 +66,11 @@ def run(args: argparse.Namespace) -> int:
         print("nydus-top convert: --source is required (LIST is not under persist_dir)", file=sys.stderr)
         return 2
     try:
-        target = args.target or target_for(config.target_template, source)
-        stdin_data, warnings = prefetch_input(loaded.entries)
+        conversion, warnings = prepare_conversion(config, source, loaded.entries, target=args.target,
+                                                  nydusify=args.nydusify, extra_args=args.nydusify_arg)
         for line in warnings:
             print(f"nydus-top convert: {line}", file=sys.stderr)
-        argv = build_argv(args.nydusify or config.nydusify, source, target,
-                          (*config.nydusify_args, *args.nydusify_arg))
-        print("running: " + " ".join(argv), flush=True)
-        conversion = Conversion(argv, stdin_data)
+        print("running: " + " ".join(conversion.argv), flush=True)
         try:
             result = conversion.run(lambda line: print(f"[{line.elapsed:7.1f}s] {line.text}", flush=True))
         except KeyboardInterrupt:  # run() has already killed nydusify's process group

@@ -25,9 +25,9 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 
@@ -93,8 +93,10 @@ class SaveResult:
 
 @dataclass(frozen=True, slots=True)
 class LoadedList:
+    """Entries of a loaded list, and one warning line per line that was skipped."""
+
     entries: tuple[ListEntry, ...]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- result file names
@@ -121,9 +123,8 @@ def result_paths(persist_dir: str | os.PathLike[str], image: str, *, timeout: in
     base = os.path.abspath(os.fspath(persist_dir))
     directory, name = result_name(image)
     target = os.path.normpath(os.path.join(base, directory, name))
-    if os.path.dirname(target) != os.path.normpath(os.path.join(base, directory)) or os.path.commonpath(
-        [base, target]
-    ) != base:
+    # Belt and braces: the reference grammar already rules out every way out of persist_dir.
+    if os.path.dirname(target) != os.path.normpath(os.path.join(base, directory)) or not target.startswith(base.rstrip("/") + "/"):
         raise ImageRefError(f"image {image!r} would escape {base}")
     if timeout > 0:
         target += f".timeout{timeout}s"
@@ -155,6 +156,8 @@ def readable_elapsed(us: int) -> str:
 
 
 _READABLE = re.compile(r"([0-9]+(?:\.[0-9]+)?) (B|KiB|MiB|GiB|TiB|PiB|EiB|us|ms|s)")
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_TIME_UNITS = ("us", "ms", "s")
 _UNIT = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50,
          "EiB": 1 << 60, "us": 1, "ms": 1000, "s": 1000000}
 
@@ -163,7 +166,7 @@ def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
     """An int, or a readable amount in one of *units* (rounded); None for ''."""
     if text == "":
         return None
-    if re.fullmatch(r"[0-9]+", text):
+    if text.isascii() and text.isdigit():
         return int(text)
     match = _READABLE.fullmatch(text)
     if match is None or match.group(2) not in units:
@@ -171,23 +174,29 @@ def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
     return round(float(match.group(1)) * _UNIT[match.group(2)])
 
 
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
 def _csv_field(value: str) -> str:
     """Go encoding/csv quoting: only when needed; quotes doubled; CR and LF kept as they are."""
-    if value == "" or (
-        value != r"\." and not any(c in value for c in ',"\r\n') and value[0] not in _WHITESPACE
-    ):
+    if value == "" or (value != r"\." and not _CSV_SPECIAL.search(value) and value[0] not in _WHITESPACE):
         return value
     return '"' + value.replace('"', '""') + '"'
 
 
 def csv_line(entry: Entry, *, readable: bool = False) -> str:
-    """One csv row (with its LF) as the optimizer writes it; unknown size/elapsed stay empty."""
+    """One csv row (with its LF) as the optimizer writes it; unknown size/elapsed stay empty.
+
+    Only the path can need quoting: numbers and readable units never hold , " CR LF.
+    """
     size, elapsed = entry.size, entry.elapsed_us
     if readable:
-        cols = (readable_size(size) if size is not None else "", readable_elapsed(elapsed) if elapsed is not None else "")
+        size_text = readable_size(size) if size is not None else ""
+        elapsed_text = readable_elapsed(elapsed) if elapsed is not None else ""
     else:
-        cols = ("" if size is None else str(size), "" if elapsed is None else str(elapsed))
-    return ",".join(_csv_field(c) for c in (entry.path, *cols)) + "\n"
+        size_text = "" if size is None else str(size)
+        elapsed_text = "" if elapsed is None else str(elapsed)
+    return f"{_csv_field(entry.path)},{size_text},{elapsed_text}\n"
 
 
 def inexpressible(path: str) -> str | None:
@@ -205,7 +214,10 @@ def inexpressible(path: str) -> str | None:
     return None
 
 
-def _dedup(entries: Iterable[Entry]) -> list[Entry]:
+_E = TypeVar("_E", bound=Entry)
+
+
+def _dedup(entries: Iterable[_E]) -> list[_E]:
     seen: set[str] = set()
     out = []
     for entry in entries:
@@ -359,14 +371,15 @@ def _load_csv(path: Path, text: str) -> LoadedList:
         header = next(reader, None)
         if header is None or tuple(header) != CSV_HEADER:
             raise ListFileError(f"{path}: not a prefetch csv (first line must be 'path,size,elapsed')")
-        entries, warnings = [], []
+        entries: list[ListEntry] = []
+        warnings: list[str] = []
         for row in reader:
             line = reader.line_num
             if len(row) != 3:
                 raise ListFileError(f"{path}:{line}: expected 3 columns, got {len(row)}")
             try:
-                size = _parse_amount(row[1], ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"))
-                elapsed = _parse_amount(row[2], ("us", "ms", "s"))
+                size = _parse_amount(row[1], _SIZE_UNITS)
+                elapsed = _parse_amount(row[2], _TIME_UNITS)
             except ValueError as err:
                 raise ListFileError(f"{path}:{line}: bad size or elapsed {err.args[0]!r}") from None
             if not row[0].startswith("/"):
@@ -375,7 +388,7 @@ def _load_csv(path: Path, text: str) -> LoadedList:
             entries.append(ListEntry(row[0], size, elapsed))
     except csv.Error as err:
         raise ListFileError(f"{path}:{reader.line_num}: malformed csv: {err}") from None
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings))  # type: ignore[arg-type]
+    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
 
 
 def load_list(path: str | os.PathLike[str]) -> LoadedList:
@@ -396,7 +409,8 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
             details = {e.path: e for e in _load_csv(sibling, _read_text(sibling)).entries}
         except ListFileError:
             details = {}
-    entries, warnings = [], []
+    entries: list[ListEntry] = []
+    warnings: list[str] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line:
             continue
@@ -404,7 +418,7 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
             warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
             continue
         entries.append(details.get(line, ListEntry(line)))
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings))  # type: ignore[arg-type]
+    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
 
 
 def merge(*runs: Iterable[Entry]) -> list[Entry]:

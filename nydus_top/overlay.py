@@ -110,57 +110,143 @@ class OverlayRoot:
             raise OverlayError(f"cannot read mounts of pid {pid}: {err.strerror or err}") from None
         return cls.from_mountinfo(text)
 
+    def classify(self, paths: Iterable[str]) -> list[Origin]:
+        """The origin of each of *paths*, in order; directory listings are shared by the batch."""
+        upper = _Layer(self.upperdir)
+        lowers = [_Layer(d) for d in self.lowerdirs]
+        out = []
+        for path in paths:
+            parts = _components(path)
+            if parts is None:
+                out.append(Origin.ELSEWHERE)
+            elif _in_stack(lowers, parts):
+                out.append(Origin.IMAGE)
+            else:
+                out.append(Origin.UPPER if upper.lookup(parts) is _Found.ENTRY else Origin.ELSEWHERE)
+        return out
+
     def origin(self, path: str) -> Origin:
         """Where the file the container sees at absolute *path* comes from."""
-        parts = _components(path)
-        if parts is None:
-            return Origin.ELSEWHERE
-        if any(_present(layer, parts) for layer in self.lowerdirs):
-            return Origin.IMAGE
-        return Origin.UPPER if _present(self.upperdir, parts) else Origin.ELSEWHERE
+        return self.classify([path])[0]
 
     def upper_only(self, paths: Iterable[str]) -> list[str]:
         """The *paths* (in order) that exist only in the upper directory."""
-        return [p for p in paths if self.origin(p) is Origin.UPPER]
+        paths = list(paths)
+        return [p for p, o in zip(paths, self.classify(paths)) if o is Origin.UPPER]
 
 
-def _components(path: str) -> list[str] | None:
+def _components(path: str) -> tuple[str, ...] | None:
     """Components of an absolute, normal container path; None for anything else."""
     if not path.startswith("/") or "\0" in path:
         return None
-    parts = [p for p in path.split("/") if p]
-    if any(p in (".", "..") for p in parts):
+    parts = tuple(p for p in path.split("/") if p)
+    if not parts or any(p in (".", "..") for p in parts):
         return None
     return parts
 
 
-def _present(layer: str, parts: list[str]) -> bool:
-    """Does *layer* hold an entry at *parts* (a whiteout counts as absent)?
+class _Found(enum.Enum):
+    ENTRY = 1  # the layer has the path
+    WHITEOUT = 2  # the layer deletes the path (or an ancestor of it)
+    ABSENT = 3  # the layer says nothing: look in the layers below
+    BLOCKED = 4  # absent here, and an opaque directory or a non-directory hides the layers below
 
-    A plain lstat answers "absent" quickly; "present" is confirmed component by component
-    with O_NOFOLLOW, so a symlink inside the layer can never lead outside it.
-    """
-    try:
-        os.lstat(os.path.join(layer, *parts))
-    except OSError:
-        return False
-    try:
-        fd = os.open(layer, os.O_PATH | os.O_DIRECTORY)
-    except OSError:
-        return False
-    try:
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            flags = os.O_PATH | os.O_NOFOLLOW | (0 if last else os.O_DIRECTORY)
+
+_DIR, _WHITEOUT, _OTHER = "d", "w", "o"
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+class _Layer:
+    """One layer directory with cached listings. Directories are opened one component at a
+    time with O_NOFOLLOW, so nothing in the layer (a symlink, a rename race) leads out of it."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._dirs: dict[tuple[str, ...], tuple[dict[str, str], bool] | None] = {}
+
+    def _open(self, parts: tuple[str, ...]) -> int:
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        for part in parts:
             try:
-                nfd = os.open(part, flags, dir_fd=fd)
-            except OSError:  # absent, a symlink on the way, or unreadable: not in this layer
-                return False
-            os.close(fd)
+                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            finally:
+                os.close(fd)
             fd = nfd
-        st = os.fstat(fd)
-        return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+        return fd
+
+    def listing(self, parts: tuple[str, ...]) -> tuple[dict[str, str], bool] | None:
+        """(name -> kind, opaque) of the directory at *parts*, None if it is not a directory here."""
+        if parts in self._dirs:
+            return self._dirs[parts]
+        if parts:
+            parent = self.listing(parts[:-1])
+            is_dir = parent is not None and parent[0].get(parts[-1]) == _DIR
+        else:
+            is_dir = True
+        result = None
+        if is_dir:
+            try:
+                fd = self._open(parts)
+                try:
+                    result = (_scan(fd), _opaque(fd))
+                finally:
+                    os.close(fd)
+            except OSError:  # gone, replaced by a symlink, unreadable: not a directory here
+                result = None
+        self._dirs[parts] = result
+        return result
+
+    def lookup(self, parts: tuple[str, ...]) -> _Found:
+        """What this layer says about the path *parts*."""
+        opaque = False
+        for depth, name in enumerate(parts):
+            listing = self.listing(parts[:depth])
+            if listing is None:
+                return _Found.ABSENT
+            entries, dir_opaque = listing
+            opaque = opaque or dir_opaque
+            kind = entries.get(name)
+            if kind is None:
+                return _Found.BLOCKED if opaque else _Found.ABSENT
+            if kind == _WHITEOUT:
+                return _Found.WHITEOUT
+            if depth < len(parts) - 1 and kind != _DIR:
+                return _Found.BLOCKED
+        return _Found.ENTRY
+
+
+def _in_stack(lowers: list[_Layer], parts: tuple[str, ...]) -> bool:
+    """Is *parts* visible through the image layers (topmost first), honouring their whiteouts
+    and opaque directories?"""
+    for layer in lowers:
+        found = layer.lookup(parts)
+        if found is _Found.ENTRY:
+            return True
+        if found is not _Found.ABSENT:
+            return False
+    return False
+
+
+def _scan(fd: int) -> dict[str, str]:
+    entries = {}
+    with os.scandir(fd) as it:
+        for entry in it:
+            if entry.is_dir(follow_symlinks=False):
+                kind = _DIR
+            elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                kind = _OTHER
+            else:
+                st = entry.stat(follow_symlinks=False)
+                kind = _WHITEOUT if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 else _OTHER
+            entries[entry.name] = kind
+    return entries
+
+
+def _opaque(fd: int) -> bool:
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(fd, name) == b"y":
+                return True
+        except OSError:
+            pass
+    return False

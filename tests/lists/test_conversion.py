@@ -3,16 +3,20 @@ cannot be installed here. The stand-in records its argv and stdin and can fail, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from nydus_top.cli import main
+from nydus_top.config import default_config
 from nydus_top.conversion import (
     Conversion,
     ConversionError,
@@ -20,11 +24,12 @@ from nydus_top.conversion import (
     OutputLine,
     build_argv,
     prefetch_input,
+    prepare_conversion,
     target_for,
 )
 from nydus_top.listfile import ListEntry, save_list
 
-from .conftest import FAKE_NYDUSIFY
+from .helpers import FAKE_NYDUSIFY
 
 
 def fake_env(tmp_path: Path, mode: str, **extra: str) -> dict[str, str]:
@@ -174,6 +179,17 @@ def test_failing_callback_stops_nydusify(tmp_path: Path) -> None:
     assert conv.pid is not None and not Path(f"/proc/{conv.pid}").exists()
 
 
+def test_prepare_from_config(tmp_path: Path) -> None:
+    config = dataclasses.replace(default_config(), nydusify=str(FAKE_NYDUSIFY), nydusify_args=("--a", "1"),
+                                 target_template="reg.local/{name}:{tag}")
+    conv, warnings = prepare_conversion(config, "ghcr.io/org/app:v3", [ListEntry("/bin/app"), ListEntry("x")],
+                                        extra_args=["--b"])
+    assert conv.argv == build_argv(str(FAKE_NYDUSIFY), "ghcr.io/org/app:v3", "reg.local/app:v3", ["--a", "1", "--b"])
+    assert warnings == ("left out 'x': not an absolute path",)
+    conv, _ = prepare_conversion(config, "app", [ListEntry("/bin/app")], target="other:1", nydusify="/bin/nydusify")
+    assert conv.argv[:6] == ["/bin/nydusify", "convert", "--source", "app", "--target", "other:1"]
+
+
 # ---------------------------------------------------------------- the `nydus-top convert` command
 
 
@@ -239,3 +255,27 @@ def test_convert_command_bad_config_is_one_line(tmp_path: Path, capsys: pytest.C
     assert main(["convert", str(tmp_path / "list"), "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err == f"nydus-top convert: {bad}: key 'convert.target' must be a non-empty string, got 5\n"
+
+
+def test_convert_command_ctrl_c_stops_nydusify(tmp_path: Path) -> None:
+    listing = tmp_path / "list"
+    listing.write_text("/bin/sh\n")
+    env = {**fake_env(tmp_path, "hang"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nydus_top", "convert", str(listing), "--source", "alpine:3",
+         "--config", str(_config(tmp_path, tmp_path / "results"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.endswith("] ready\n"):
+            break
+    assert lines[0].startswith("running: ") and lines[-1].endswith("] ready\n")
+    child_fd = os.pidfd_open(int((tmp_path / "child.pid").read_text()))
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    assert "nydus-top convert: cancelled" in proc.stderr.read()  # type: ignore[union-attr]
+    assert select.select([child_fd], [], [], 30)[0] == [child_fd]
+    os.close(child_fd)

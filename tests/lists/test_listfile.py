@@ -45,6 +45,9 @@ def test_readable_units_like_display_go() -> None:
         "0 B", "1023 B", "1.0 KiB", "1.5 KiB", "1024.0 KiB", "1.0 MiB", "5.0 GiB", "3.0 TiB"]
     assert [readable_elapsed(n) for n in (0, 999, 1000, 1500, 999999, 1000000, 61234567)] == [
         "0 us", "999 us", "1.000 ms", "1.500 ms", "999.999 ms", "1.000 s", "61.235 s"]
+    # Go's strconv rounds an exact half to even (strconv/decimal.go shouldRoundUp), as Python does
+    assert readable_size(1280) == "1.2 KiB" and readable_size(1331) == "1.3 KiB"
+    assert readable_elapsed(1234500) == "1.234 s" and readable_elapsed(2500) == "2.500 ms"
 
 
 def test_csv_quoting_like_go_encoding_csv() -> None:

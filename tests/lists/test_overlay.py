@@ -7,13 +7,14 @@ through the mount, then chroots into it like a container; we read its /proc/<pid
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from nydus_top.overlay import Origin, OverlayError, OverlayRoot, parse_mountinfo
 
-from .conftest import in_private_namespace
+from .helpers import in_private_namespace
 
 CONTAINER = """
 import os, subprocess, sys
@@ -44,6 +45,16 @@ def container(tmp_path: Path):
         (layers[layer] / rel).parent.mkdir(parents=True, exist_ok=True)
         (layers[layer] / rel).write_text(rel)
     (layers["lower1"] / "run").mkdir()
+    # image-layer deletions, as containerd's overlay snapshotter stores them
+    for rel in ("usr/lib/gone.so", "opt/app/old.txt", "opt/app/kept.txt", "lib/x.so"):
+        (layers["lower2"] / rel).parent.mkdir(parents=True, exist_ok=True)
+        (layers["lower2"] / rel).write_text(rel)
+    os.mknod(layers["lower1"] / "usr/lib/gone.so", stat.S_IFCHR, os.makedev(0, 0))  # whiteout
+    (layers["lower1"] / "opt/app").mkdir(parents=True)
+    (layers["lower1"] / "opt/app/new.txt").write_text("new")
+    (layers["lower1"] / "opt/app/kept.txt").write_text("kept")
+    os.setxattr(layers["lower1"] / "opt/app", "trusted.overlay.opaque", b"y")  # hides lower2's opt/app
+    (layers["lower1"] / "lib").write_text("a file hiding lower2's lib/ directory")
     with in_private_namespace(CONTAINER.replace("base = sys.argv[1]", f"base = {str(base)!r}")) as proc:
         yield proc.pid, layers
 
@@ -72,6 +83,16 @@ def test_origin_of_traced_paths(container) -> None:
     assert root.origin("/proc/self/status") is Origin.ELSEWHERE
     for bad in ("/../etc/passwd", "/usr/bin/../bin/app", "usr/bin/app", "", "/usr/bin/app\0x"):
         assert root.origin(bad) is Origin.ELSEWHERE
+
+
+def test_image_layer_whiteouts_and_opaque_dirs_agree_with_the_kernel(container) -> None:
+    pid, _ = container
+    root = OverlayRoot.for_pid(pid)
+    untouched = ["/usr/bin/app", "/usr/lib/libc.so", "/usr/lib/gone.so", "/opt/app/new.txt", "/opt/app/kept.txt",
+                 "/opt/app/old.txt", "/opt/app", "/lib", "/lib/x.so", "/usr/lib/nothing"]
+    visible = {p: os.path.lexists(f"/proc/{pid}/root{p}") for p in untouched}  # the real overlay's view
+    assert visible["/usr/lib/gone.so"] is False and visible["/opt/app/old.txt"] is False  # the setup worked
+    assert {p: o is Origin.IMAGE for p, o in zip(untouched, root.classify(untouched))} == visible
 
 
 def test_upper_only_keeps_order(container) -> None:
