@@ -22,7 +22,7 @@ from pathlib import Path
 from nydus_top.config import ConfigError, load_config
 from nydus_top.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
-from nydus_top.recorder import Recorder, settings_from
+from nydus_top.recorder import Recorder, RecordSettings, settings_from
 from nydus_top.startup import StartupCapture, pool_starter
 from nydus_top.tracer import TracerPool
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(session, model, settings))
 
 
-async def _serve(session: PluginSession, model: NodeModel, settings) -> int:
+async def _serve(session: PluginSession, model: NodeModel, settings: RecordSettings) -> int:
     pool = TracerPool()
     pool.warm_up()
     recorder = Recorder(settings, log.info, model)

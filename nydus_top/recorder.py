@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
@@ -81,7 +80,6 @@ class Recording:
     pod_id: str
     name: str
     trace: LiveTrace
-    started: float  # time.monotonic()
     accesses: list[Access] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
     timer: asyncio.TimerHandle | None = None
@@ -150,7 +148,7 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, start.container.pod_id, who, start.trace, time.monotonic())
+        rec = Recording(plan, start.container.pod_id, who, start.trace)
         if not start.ready:
             rec.problems.append(
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
@@ -238,7 +236,7 @@ class Recorder:
         self.log(f"saved {paths.list} ({result.written} files, {why}) for {rec.name}{state}")
 
 
-def settings_from(config: Any, images: Iterable[str] = (), namespaces: Iterable[str] = ()) -> RecordSettings:
+def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterable[str] = ()) -> RecordSettings:
     """RecordSettings from a :class:`nydus_top.config.Config` and the command line filters."""
     return RecordSettings(
         persist_dir=Path(os.fspath(config.persist_dir)),

@@ -15,6 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -25,6 +26,8 @@ from nydus_top.tracer import TracerPool
 Record = Access | Overflow
 
 T = TypeVar("T")
+
+_ARMING = ThreadPoolExecutor(max_workers=16, thread_name_prefix="arm")
 
 # Answer containerd this long before its request deadline, whatever the tracer is doing.
 REPLY_MARGIN_S = 0.15
@@ -81,7 +84,8 @@ class LiveTrace:
         threading.Thread(target=wait, name=f"trace-end-{self.pid}", daemon=True).start()
 
     async def wait_ready(self, timeout: float) -> None:
-        await self.trace.wait_ready_async(max(timeout, 0.0))
+        # Own threads: arming must not queue behind slow work in the loop's default executor.
+        await asyncio.get_running_loop().run_in_executor(_ARMING, self.trace.wait_ready, max(timeout, 0.0))
 
     async def stop(self) -> None:
         """Drain what the kernel queued and end the trace (at once if the target has exited)."""

@@ -166,3 +166,14 @@ def test_a_failed_save_is_reported_and_the_recorder_goes_on(sandbox_node, worklo
         assert rec.proc.poll() is None
     finally:
         assert rec.stop() == 0
+
+
+def test_recordings_in_progress_are_saved_when_the_recorder_is_stopped(sandbox_node, workload_image, pod,
+                                                                       persist) -> None:
+    rec = start_recorder(sandbox_node.nri_socket, persist)
+    cid = _run(sandbox_node.cri, pod, "running", workload_image, mode="stay")
+    sandbox_node.wait_for_log(cid, workload.DONE_LINE)
+    assert rec.stop() == 0  # SIGTERM
+    rec.log.wait_for(f"saved {persist / RESULT} ({len(EXPECTED)} files, shutdown) for record/record-test/running", 1)
+    assert (persist / RESULT).read_text().splitlines() == EXPECTED
+    assert sandbox_node.cri.container_status(cid).state == "RUNNING"  # the container never noticed
