@@ -16,18 +16,17 @@ reported as one log line.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nydus_top.config import Config
-from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.imageref import ImageRefError
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.records import Access
-from nydus_top.startup import LiveTrace, StartTrace
+from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,27 +39,6 @@ class RecordSettings:
     overwrite: bool = False
     images: tuple[str, ...] = ()  # image patterns; empty: every image
     namespaces: tuple[str, ...] = ()  # pod namespaces; empty: every namespace
-
-
-def image_matches(image: str, pattern: str) -> bool:
-    """Whether *image* (a reference as CRI names it) matches *pattern*.
-
-    A pattern with ``*?[`` is a glob over the normalised reference (``docker.io/library/nginx:1``)
-    and the reference as given; any other pattern is a reference compared after normalisation,
-    its tag only when it names one (``nginx`` matches every tag of docker.io/library/nginx).
-    """
-    try:
-        ref = parse_image_ref(image)
-    except ImageRefError:
-        return fnmatch.fnmatchcase(image, pattern)
-    if any(c in pattern for c in "*?["):
-        return any(fnmatch.fnmatchcase(s, pattern) for s in (image, str(ref), f"{ref.name}:{ref.tag}"))
-    try:
-        want = parse_image_ref(pattern)
-    except ImageRefError:
-        return False
-    has_tag = ":" in pattern.rsplit("/", 1)[-1].split("@", 1)[0]
-    return want.name == ref.name and (not has_tag or want.tag == ref.tag)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,15 @@ plugin) and the trace is flagged as possibly incomplete.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
+from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.node import Container, Pod
 from nydus_top.records import Access, Overflow
 from nydus_top.tracer import TracerPool
@@ -31,18 +33,6 @@ _ARMING = ThreadPoolExecutor(max_workers=16, thread_name_prefix="arm")
 
 # Answer containerd this long before its request deadline, whatever the tracer is doing.
 REPLY_MARGIN_S = 0.15
-
-
-class Trace(Protocol):
-    """What start-up capture needs of a running trace."""
-
-    async def wait_ready(self, timeout: float) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-TraceStarter = Callable[[int], Trace]
-"""Starts a trace of a host pid and returns at once (the mark is awaited with wait_ready)."""
 
 
 class LiveTrace:
@@ -100,9 +90,54 @@ class LiveTrace:
         return self.trace.error
 
 
+TraceStarter = Callable[[int], LiveTrace]
+"""Starts a trace of a host pid and returns at once (the mark is awaited with wait_ready)."""
+
+
 def pool_starter(pool: TracerPool) -> TraceStarter:
     """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool."""
     return lambda pid: LiveTrace(pool, pid)
+
+
+# -- selectors for StartupCapture.arm ------------------------------------------------------------
+
+Selector = Callable[[Pod | None, Container], Container | None]
+
+
+def image_matches(image: str, pattern: str) -> bool:
+    """Whether *image* (a reference as CRI names it) matches *pattern*.
+
+    A pattern with ``*?[`` is a glob over the normalised reference (``docker.io/library/nginx:1``)
+    and the reference as given; any other pattern is a reference compared after normalisation,
+    its tag only when it names one (``nginx`` matches every tag of docker.io/library/nginx).
+    """
+    try:
+        ref = parse_image_ref(image)
+    except ImageRefError:
+        return fnmatch.fnmatchcase(image, pattern)
+    if any(c in pattern for c in "*?["):
+        return any(fnmatch.fnmatchcase(s, pattern) for s in (image, str(ref), f"{ref.name}:{ref.tag}"))
+    try:
+        want = parse_image_ref(pattern)
+    except ImageRefError:
+        return False
+    has_tag = ":" in pattern.rsplit("/", 1)[-1].split("@", 1)[0]
+    return want.name == ref.name and (not has_tag or want.tag == ref.tag)
+
+
+def starts_of_image(pattern: str) -> Selector:
+    """Select containers whose image matches *pattern* (see :func:`image_matches`)."""
+    return lambda pod, container: container if image_matches(container.image, pattern) else None
+
+
+def next_start_of(namespace: str, pod_name: str, container_name: str) -> Selector:
+    """Select the next start of a container by its pod and name (a restart gets a new id)."""
+
+    def select(pod: Pod | None, container: Container) -> Container | None:
+        same = pod is not None and (pod.namespace, pod.name) == (namespace, pod_name)
+        return container if same and container.name == container_name else None
+
+    return select
 
 
 @dataclass(slots=True)
@@ -111,7 +146,7 @@ class StartTrace:
 
     container: Container
     pod: Pod | None
-    trace: Any | None  # the tracer's trace handle; None when it could not be started
+    trace: LiveTrace | None  # None when the tracer could not be started
     ready: bool  # mark in place before containerd got its answer
     arm_us: int  # hook entry to mark in place (or to giving up)
     error: str = ""  # why the trace could not be started, if it could not
@@ -192,7 +227,7 @@ class StartupCapture:
     ) -> None:
         begin = time.monotonic()
 
-        def outcome(trace: Any | None, ready: bool, error: str = "") -> StartTrace:
+        def outcome(trace: LiveTrace | None, ready: bool, error: str = "") -> StartTrace:
             arm_us = int((time.monotonic() - begin) * 1e6)
             return StartTrace(container, pod, trace, ready, arm_us, error)
 
@@ -219,7 +254,7 @@ class StartupCapture:
         deliver(outcome(trace, True))
 
 
-async def _quiet_stop(trace: Any) -> None:
+async def _quiet_stop(trace: LiveTrace) -> None:
     try:
         await trace.stop()
     except Exception:  # noqa: BLE001 - already failing; the caller reports the first error

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import Container, ContainerState, Pod
-from nydus_top.recorder import Planner, RecordSettings, image_matches
+from nydus_top.recorder import Planner, RecordSettings
+from nydus_top.startup import image_matches, next_start_of, starts_of_image
 
 POD = Pod("p1", "web", "prod", "uid-1")
 
@@ -85,3 +86,13 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "persist_dir" in done.stderr and str(bad) in done.stderr
+
+
+def test_selectors_for_arming() -> None:
+    nginx = _container("c1")
+    assert starts_of_image("nginx")(POD, nginx) is nginx
+    assert starts_of_image("redis")(POD, nginx) is None
+    assert next_start_of("prod", "web", "nginx")(POD, nginx) is nginx
+    assert next_start_of("prod", "web", "sidecar")(POD, nginx) is None
+    assert next_start_of("dev", "web", "nginx")(POD, nginx) is None
+    assert next_start_of("prod", "web", "nginx")(None, nginx) is None

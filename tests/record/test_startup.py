@@ -10,7 +10,7 @@ import pytest
 from nydus_top.node import NodeModel
 from nydus_top.nri.session import PluginSession, SessionThread
 from nydus_top.records import Access
-from nydus_top.startup import StartTrace, StartupCapture, pool_starter
+from nydus_top.startup import StartTrace, StartupCapture, pool_starter, starts_of_image
 from nydus_top.tracer import TracerPool
 
 from . import workload
@@ -28,7 +28,7 @@ class Armed:
         self.model = NodeModel()
         self.delivered: queue.Queue[StartTrace] = queue.Queue()
         self.capture = StartupCapture(pool_starter(self.pool))
-        self.capture.arm(lambda pod, c: c.id if c.image == WORKLOAD_IMAGE else None,
+        self.capture.arm(starts_of_image(WORKLOAD_IMAGE),
                          lambda _, st: self.delivered.put(st), once=False)
         synced = queue.Queue()
         self.model.subscribe(lambda ev: synced.put(ev.kind))
