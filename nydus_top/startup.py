@@ -204,6 +204,11 @@ class StartupCapture:
     def armed(self) -> int:
         return len(self._armings)
 
+    def disarm_all(self) -> None:
+        for arming in self._armings:
+            arming.active = False
+        self._armings.clear()
+
     async def on_start_container(self, pod: Pod | None, container: Container, deadline: float) -> None:
         """StartContainer hook: start and await the tracer for a selected container.
 
@@ -239,8 +244,12 @@ class StartupCapture:
         except Exception as err:  # noqa: BLE001 - any tracer failure is reported, not raised
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return
+        left = deadline - self._margin - time.monotonic()
+        if left <= 0:  # no time to wait for the mark: answer containerd now
+            deliver(outcome(trace, False))
+            return
         try:
-            await trace.wait_ready(deadline - self._margin - time.monotonic())
+            await trace.wait_ready(left)
         except (TimeoutError, asyncio.CancelledError) as stop:
             # Answer containerd now; the trace goes on and sees everything after its mark.
             deliver(outcome(trace, False))

@@ -125,6 +125,7 @@ def test_two_containers_of_one_image_do_not_collide(sandbox_node, workload_image
             # The stop is handled (nothing to save): a later start of the image is skipped at once.
             third = _run(cri, pod, "third", workload_image)
             rec.log.wait_for(f"not recording record/record-test/third ({third[:12]}): {persist / RESULT} exists", 5)
+            assert wait_exited(cri, third) == 0
     finally:
         assert rec.stop() == 0
     assert (persist / RESULT).read_text().splitlines() == EXPECTED
@@ -163,6 +164,7 @@ def test_a_failed_save_is_reported_and_the_recorder_goes_on(sandbox_node, worklo
         second = _run(sandbox_node.cri, pod, "again", workload_image)
         line = rec.log.wait_for(f"again ({second[:12]}) (", 10)
         assert "NOT SAVED" in rec.log.lines[line]
+        assert wait_exited(sandbox_node.cri, first) == wait_exited(sandbox_node.cri, second) == 0
         assert rec.proc.poll() is None
     finally:
         assert rec.stop() == 0

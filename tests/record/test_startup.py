@@ -14,7 +14,7 @@ from nydus_top.startup import StartTrace, StartupCapture, pool_starter, starts_o
 from nydus_top.tracer import TracerPool
 
 from . import workload
-from .harness import WORKLOAD_IMAGE
+from .harness import WORKLOAD_IMAGE, wait_exited
 
 STARTS = 20
 
@@ -70,6 +70,7 @@ def test_every_start_is_traced_from_the_entry_points_exec(sandbox_node, armed: A
         assert start.container.id == cid
         assert start.ready and not start.possibly_incomplete, start
         records = _accesses(start)
+        assert wait_exited(cri, cid) == 0  # before the next start, and before the pod goes
         assert (records[0].path, records[0].kind) == (workload.ENTRYPOINT, "exec"), records[:3]
         assert [r.path for r in records[1:]] == list(workload.STARTUP_FILES), f"start {i}"
         sizes = workload.file_sizes()
@@ -85,6 +86,7 @@ def test_a_late_tracer_answers_containerd_anyway_and_says_so(sandbox_node, workl
     try:
         cid = _start(sandbox_node.cri, pod, "late", workload.command("exit", interval_us=5000))
         start = late.delivered.get(timeout=5)
+        assert wait_exited(sandbox_node.cri, cid) == 0
         assert start.container.id == cid
         assert start.possibly_incomplete and start.trace is not None
         paths = [r.path for r in _accesses(start)]
@@ -93,3 +95,29 @@ def test_a_late_tracer_answers_containerd_anyway_and_says_so(sandbox_node, workl
         assert tail and tail == list(workload.STARTUP_FILES[len(workload.STARTUP_FILES) - len(tail):])
     finally:
         late.close()
+
+
+def test_a_recording_that_may_miss_its_start_says_so_in_its_save_line(sandbox_node, workload_image, pod,
+                                                                     tmp_path) -> None:
+    from nydus_top.recorder import Recorder, RecordSettings
+
+    lines: queue.Queue[str] = queue.Queue()
+    late = Armed(sandbox_node.nri_socket, hook_budget=0.001)
+    recorder = Recorder(RecordSettings(tmp_path), lines.put, late.model)
+    late.capture.disarm_all()
+    late.capture.arm(recorder.select, recorder.deliver, once=False)
+    late.model.subscribe(recorder.on_node_event)
+    try:
+        cid = _start(sandbox_node.cri, pod, "late-recorded", workload.command("exit", interval_us=5000))
+        seen: list[str] = []
+        while not seen or not seen[-1].startswith(("saved", "cannot record")):
+            seen.append(lines.get(timeout=10))
+        assert wait_exited(sandbox_node.cri, cid) == 0
+    finally:
+        late.close()
+    assert len(seen) == 3, seen
+    assert seen[0].startswith(f"recording record/record-test/late-recorded ({cid[:12]}) may miss its start-up: "
+                              "tracer was not ready")
+    assert seen[1] == f"recording record/record-test/late-recorded ({cid[:12]}) into {tmp_path}/startup-workload:1"
+    assert seen[2].startswith(f"saved {tmp_path}/startup-workload:1 (")
+    assert "POSSIBLY INCOMPLETE: tracer was not ready" in seen[2]
