@@ -5,7 +5,8 @@ containerd as a pre-installed plugin (connected socket fd in ``$NRI_PLUGIN_SOCKE
 terminal, no PATH). Accepts the optimizer plugin's flags (``--persist-dir``, ``--readable``,
 ``--timeout``, ``--overwrite``, ``--name``, ``--idx``, ``--server-path`` and ``--events``, the
 last two ignored) and its TOML keys. One log line per recorded, skipped or incomplete start goes
-to stderr or ``--log FILE``.
+to stderr, or to ``--log FILE``; launched by containerd (stderr not a terminal) without ``--log``
+to /var/log/nydus-top/record.log, since containerd discards a launched plugin's output.
 """
 
 from __future__ import annotations

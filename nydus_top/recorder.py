@@ -46,7 +46,6 @@ class Plan:
     """A start the recorder will trace."""
 
     container_id: str
-    image: str
     paths: ResultPaths
 
 
@@ -88,7 +87,7 @@ class Planner:
             for other in self.in_flight.values():
                 if other.paths == paths:
                     return None, f"container {other.container_id[:12]} is recording {paths.list} already"
-        plan = Plan(container.id, container.image, paths)
+        plan = Plan(container.id, paths)
         self.in_flight[container.id] = plan
         return plan, ""
 
@@ -110,7 +109,6 @@ class Recorder:
         self.settings = settings
         self.log = log
         self.recordings: dict[str, Recording] = {}
-        self.saved: list[Path] = []
 
     # -- StartupCapture callbacks ---------------------------------------------------------
 
@@ -190,8 +188,10 @@ class Recorder:
                 lost = f"{item.lost} files" if item.lost is not None else "files"
                 rec.problems.append(f"the kernel lost {lost} at {item.elapsed_us / 1000:.1f} ms")
         self.recordings.pop(rec.plan.container_id, None)
-        self.planner.done(rec.plan.container_id)
-        await asyncio.to_thread(self._save, rec, why)
+        try:
+            await asyncio.to_thread(self._save, rec, why)
+        finally:  # only now may another container of the image record into the same files
+            self.planner.done(rec.plan.container_id)
 
     def _save(self, rec: Recording, why: str) -> None:
         s = self.settings
@@ -207,7 +207,6 @@ class Recorder:
         except Exception as err:  # noqa: BLE001 - never lose a recording without a word
             self.log(f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}")
             return
-        self.saved.append(paths.list)
         for warning in result.warnings:
             self.log(f"{paths.list}: {warning}")
         state = "; POSSIBLY INCOMPLETE: " + "; ".join(rec.problems) if rec.problems else ""
