@@ -131,7 +131,8 @@ class Recorder:
             )
             self.log(f"recording {who} may miss its start-up: {rec.problems[-1]}")
         self.recordings[plan.container_id] = rec
-        self.log(f"recording {who} into {plan.paths.list}")
+        armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
+        self.log(f"recording {who} into {plan.paths.list} ({armed})")
         loop = asyncio.get_running_loop()
         start.trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, "container exited"))
         if self.settings.timeout > 0:

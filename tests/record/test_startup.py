@@ -118,6 +118,7 @@ def test_a_recording_that_may_miss_its_start_says_so_in_its_save_line(sandbox_no
     assert len(seen) == 3, seen
     assert seen[0].startswith(f"recording record/record-test/late-recorded ({cid[:12]}) may miss its start-up: "
                               "tracer was not ready")
-    assert seen[1] == f"recording record/record-test/late-recorded ({cid[:12]}) into {tmp_path}/startup-workload:1"
+    assert seen[1] == (f"recording record/record-test/late-recorded ({cid[:12]}) into {tmp_path}/startup-workload:1"
+                       " (mark late)")
     assert seen[2].startswith(f"saved {tmp_path}/startup-workload:1 (")
     assert "POSSIBLY INCOMPLETE: tracer was not ready" in seen[2]
