@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from sandbox import images
 from sandbox.node import SHIM_SOCKETS, SandboxNode
 
@@ -42,6 +44,20 @@ def _assert_nothing_left(node: SandboxNode, container_pids: list[int]) -> None:
     if created.exists():  # kept only while another containerd still has shim sockets there
         for path in created.read_text().split():
             assert any(Path(path).iterdir())
+
+
+@pytest.fixture
+def new_node(tmp_path: Path) -> Iterator[Callable[[str], SandboxNode]]:
+    """Makes extra nodes (not started) in the test's directory; each is downed at teardown."""
+    made: list[SandboxNode] = []
+
+    def make(name: str) -> SandboxNode:
+        made.append(SandboxNode(tmp_path / name))
+        return made[-1]
+
+    yield make
+    for node in made:
+        node.down(purge=True)
 
 
 def test_up_runs_containerd_with_nri(sandbox_node: SandboxNode) -> None:
@@ -81,11 +97,13 @@ def test_up_twice_is_harmless(sandbox_node: SandboxNode) -> None:
     status = subprocess.run([str(ROOT / "scripts/sandbox-node"), "status", "--dir", str(sandbox_node.dir)],
                             capture_output=True, text=True)
     assert (status.returncode, status.stdout.strip()) == (0, f"running (pid {pid})")
+    listed = subprocess.run([str(ROOT / "scripts/sandbox-node"), "list"], capture_output=True, text=True,
+                            check=True).stdout
+    assert f"{pid}\t{sandbox_node.dir}\n" in listed
 
 
-def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode, demo_pod,
-                                                      tmp_path: Path) -> None:
-    node = SandboxNode(tmp_path / "second")
+def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode, demo_pod, new_node) -> None:
+    node = new_node("second node")  # a space: mountinfo escapes it
     assert node.up() is True
     assert node.cgroup_parent != sandbox_node.cgroup_parent
     started = node.run_demo()
@@ -99,8 +117,8 @@ def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode,
     assert SHIM_SOCKETS.is_dir()
 
 
-def test_down_after_containerd_crash_cleans_up(tmp_path: Path) -> None:
-    node = SandboxNode(tmp_path / "crashed")
+def test_down_after_containerd_crash_cleans_up(new_node) -> None:
+    node = new_node("crashed")
     node.up()
     started = node.run_demo()
     container_pid = node.cri.container_status(started.container_id).pid
@@ -152,21 +170,18 @@ def test_custom_image_runs(sandbox_node: SandboxNode) -> None:
     assert started.pod_id not in [p.id for p in sandbox_node.cri.pods()]
 
 
-def test_concurrent_ups_start_one_containerd(tmp_path: Path) -> None:
-    node = SandboxNode(tmp_path / "raced")
+def test_concurrent_ups_start_one_containerd(new_node) -> None:
+    node = new_node("raced")
     command = [str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)]
-    try:
-        ups = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
-        outputs = [up.communicate()[1] for up in ups]
-        assert [up.returncode for up in ups] == [0, 0, 0], outputs
-        assert sum("containerd started" in out for out in outputs) == 1
-        assert _processes_mentioning(str(node.config)) == [node.pid()]
-    finally:
-        node.down(purge=True)
+    ups = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [up.communicate()[1] for up in ups]
+    assert [up.returncode for up in ups] == [0, 0, 0], outputs
+    assert sum("containerd started" in out for out in outputs) == 1
+    assert _processes_mentioning(str(node.config)) == [node.pid()]
 
 
-def test_too_long_directory_is_refused_clearly(tmp_path: Path) -> None:
-    node = SandboxNode(tmp_path / ("d" * 100))
+def test_too_long_directory_is_refused_clearly(new_node) -> None:
+    node = new_node("d" * 100)
     out = subprocess.run([str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)],
                          capture_output=True, text=True)
     assert out.returncode == 1

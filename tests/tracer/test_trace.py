@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import os
 
 import pytest
@@ -95,7 +97,7 @@ def test_container_exit_ends_the_trace_with_its_records(pool, container) -> None
 
 
 def test_tracer_is_invisible_in_the_container_pid_namespace(pool, container) -> None:
-    c = container({}, workload("pids:{note}"))
+    c = container({}, ["signal:{note}", "wait:{go}", "pids:{note}", "wait:{go}"])
     c.wait_note()
     trace = pool.start(c.pid)
     trace.wait_ready(5)
@@ -113,13 +115,19 @@ def test_no_fd_or_process_leaked_after_100_traces(pool, container) -> None:
     helper = pool._proc.pid
     children = lambda: open(f"/proc/{helper}/task/{helper}/children").read().split()  # noqa: E731
     fds = lambda pid: sorted(os.listdir(f"/proc/{pid}/fd"))  # noqa: E731
-    before = (fds("self"), fds(helper), children())
+
+    def snapshot() -> tuple:
+        (spare,) = children()  # the helper keeps exactly one forked spare, nothing else
+        return fds("self"), fds(helper), fds(spare)
+
+    before = snapshot()
     for _ in range(100):
         trace = pool.start(c.pid)
         trace.wait_ready(5)
-        trace.stop()
+        trace.stop()  # returns once the tracer process is gone
         assert trace.end_reason == "stopped"
-    assert (fds("self"), fds(helper), children()) == before == (before[0], before[1], [])
+        assert not os.path.exists(f"/proc/{trace.tracer_pid}")
+    assert snapshot() == before
 
 
 def test_unknown_pid_is_a_clear_error(pool) -> None:
@@ -144,3 +152,14 @@ def test_arming_from_asyncio_and_callbacks(pool, container) -> None:
     c.wait_note()
     trace.stop()
     assert accesses(got) == [("/data/x", "open")]
+
+
+def test_no_import_after_joining_a_container(container) -> None:
+    # After setns, module paths resolve in the container: an import there would run its code.
+    c = container({"/evil.py": b"raise SystemExit('container code ran')"}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    probe = (f"import os, sys; from nydus_top import trace_session as t; t.arm({c.pid}); "
+             "sys.path.insert(0, '/'); print(os.path.exists('/probe'), flush=True)\n"
+             "try:\n    import evil\nexcept ImportError:\n    print('sealed', flush=True)\nos._exit(0)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["True", "sealed"], out.stderr
