@@ -53,16 +53,15 @@ class LiveTrace:
     def _on_batch(self, batch: list[Record]) -> None:
         with self._lock:
             self.records.extend(batch)
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener(batch)
+            for listener in self._listeners:
+                listener(batch)
 
     def follow(self, listener: Callable[[list[Record]], None]) -> None:
-        with self._lock:
-            so_far = list(self.records)
+        """Hand ``listener`` the records so far, then every new batch, in order; it must be quick."""
+        with self._lock:  # held while catching up, so no new batch can overtake the backlog
             self._listeners.append(listener)
-        if so_far:
-            listener(so_far)
+            if self.records:
+                listener(list(self.records))
 
     def on_end(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (on a thread of its own) once the trace has ended."""
@@ -199,10 +198,6 @@ class StartupCapture:
                 self._armings.remove(arming)
 
         return disarm
-
-    @property
-    def armed(self) -> int:
-        return len(self._armings)
 
     def disarm_all(self) -> None:
         for arming in self._armings:

@@ -69,7 +69,10 @@ def test_every_start_is_traced_from_the_entry_points_exec(sandbox_node, armed: A
         start = armed.delivered.get_nowait()
         assert start.container.id == cid
         assert start.ready and not start.possibly_incomplete, start
+        followed: list = []
+        start.trace.follow(followed.extend)  # what a UI sees live: everything so far, then the rest
         records = _accesses(start)
+        assert followed == start.trace.records
         assert wait_exited(cri, cid) == 0  # before the next start, and before the pod goes
         assert (records[0].path, records[0].kind) == (workload.ENTRYPOINT, "exec"), records[:3]
         assert [r.path for r in records[1:]] == list(workload.STARTUP_FILES), f"start {i}"
