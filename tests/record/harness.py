@@ -10,7 +10,6 @@ launches).
 from __future__ import annotations
 
 import os
-import queue
 import select
 import shutil
 import socket
@@ -25,8 +24,6 @@ from pathlib import Path
 from . import workload
 
 WORKLOAD_IMAGE = "nydus-top.local/startup-workload:1"
-# Where both recorders put the workload's results below their persist_dir.
-RESULT_NAME = ("nydus-top.local/startup-workload", "startup-workload:1")  # informational
 
 
 def load_workload(node, build_dir: Path, ref: str = WORKLOAD_IMAGE) -> str:
@@ -41,7 +38,6 @@ class LineLog:
 
     def __init__(self, pipe) -> None:
         self.lines: list[str] = []
-        self._new: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._cond = threading.Condition()
         threading.Thread(target=self._read, args=(pipe,), daemon=True).start()
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import sys
 from pathlib import Path
 
 import pytest
-
-from sandbox.node import SandboxNode
 
 from . import workload
 from .harness import start_optimizer, start_recorder, wait_exited, wait_file
