@@ -30,8 +30,8 @@ def sandbox_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxNo
     # SIGTERM (e.g. from `timeout`) would end pytest without teardown and leak the node: make it
     # an interruption, which pytest tears down after.
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    node.up()
     try:
+        node.up()
         yield node
     finally:
         if not reused:

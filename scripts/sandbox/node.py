@@ -342,6 +342,9 @@ class SandboxNode:
             archive = cache_dir() / "images" / f"{build.__name__}-{key}.tar"
             if not archive.exists():
                 build(binaries.busybox, archive)
+                for stale in archive.parent.glob(f"{build.__name__}-*.tar"):
+                    if stale != archive:
+                        stale.unlink(missing_ok=True)
             if present.get(ref) != images.archive_digest(archive):
                 images.import_image(self, archive)
 
@@ -395,6 +398,8 @@ class SandboxNode:
         for pid in shims:
             _kill(pid, signal.SIGKILL)
         _wait_gone(shims, STOP_TIMEOUT)
+        for socket in self.shim_sockets():  # a killed shim leaves its socket behind
+            socket.unlink(missing_ok=True)
         self._remove_cgroups()
         self._unmount_all()
         for path in (self.containerd_socket, self.containerd_socket.with_name("containerd.sock.ttrpc"),
@@ -403,6 +408,15 @@ class SandboxNode:
         for sub in ("state", "runc", "pods"):
             _rmtree(self.dir / sub)
         self._remove_host_dirs()
+
+    def shim_sockets(self) -> list[Path]:
+        """Sockets of this node's shims, as recorded in its task state (under /run/containerd/s)."""
+        sockets = set()  # a pod's containers share its shim
+        for address in self.state.glob("io.containerd.runtime.v2.task/*/*/address"):
+            path = Path(_read(address).strip().removeprefix("unix://"))
+            if path.parent == SHIM_SOCKETS:
+                sockets.add(path)
+        return sorted(sockets)
 
     def _is_our_shim(self, argv: list[str]) -> bool:
         return bool(argv) and "containerd-shim" in Path(argv[0]).name and str(self.containerd_socket) in argv

@@ -109,9 +109,12 @@ def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode,
     started = node.run_demo()
     pids = [node.cri.container_status(started.container_id).pid]
     assert node.mounts() and node.cgroup_dirs()
+    sockets = node.shim_sockets()
+    assert sockets and all(s.is_socket() for s in sockets)
 
     assert node.down() is True
     _assert_nothing_left(node, pids)
+    assert not any(s.exists() for s in sockets)
     # The session node and its pod are untouched.
     assert sandbox_node.cri.container_status(demo_pod.container_id).state == "RUNNING"
     assert SHIM_SOCKETS.is_dir()
@@ -122,6 +125,8 @@ def test_down_after_containerd_crash_cleans_up(new_node) -> None:
     node.up()
     started = node.run_demo()
     container_pid = node.cri.container_status(started.container_id).pid
+    [shim_socket] = node.shim_sockets()
+    assert shim_socket.is_socket()
     pid = node.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -132,6 +137,7 @@ def test_down_after_containerd_crash_cleans_up(new_node) -> None:
     assert node.down(purge=True) is False
     _assert_nothing_left(node, [container_pid])
     assert not node.dir.exists()
+    assert not shim_socket.exists()
 
 
 def test_stale_pid_file_is_not_a_running_node(tmp_path: Path) -> None:
