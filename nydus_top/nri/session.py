@@ -9,7 +9,8 @@ The session is observe-only: it never adjusts containers and never answers a lif
 with an error, so containerd cannot fail a start because of it. On a lost or broken connection
 it logs one line, marks the model disconnected, and reconnects with backoff; the runtime then
 sends a fresh Synchronize, which replaces the model. Everything runs on the session's loop:
-subscriber callbacks and start hooks included.
+subscriber callbacks and start hooks included. The runtime gets its answer before the model
+changes and subscribers run, except for a StartContainer that start hooks hold.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def event_mask(events: tuple[int, ...]) -> int:
         mask |= 1 << (event - 1)
     return mask
 
+
+MORE = api.SynchronizeResponse(more=True).SerializeToString()  # the answer to a partial Synchronize
 
 StartHook = Callable[[Pod, Container, float], Awaitable[None]]
 """``async hook(pod, container, deadline)``; ``deadline`` is a ``time.monotonic()`` value."""
@@ -247,8 +250,8 @@ class _Connection:
             self.state_change(call)
         elif method == "StopContainer":
             req = ttrpc.parse(api.ContainerRequest, call.payload)
-            self.model.container_event(EventKind.CONTAINER_STOP, convert.pod(req.pod), convert.container(req.container))
             self.reply(call)
+            self.model.container_event(EventKind.CONTAINER_STOP, convert.pod(req.pod), convert.container(req.container))
         elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
@@ -267,28 +270,31 @@ class _Connection:
         self.sync_pods.extend(convert.pod(p) for p in req.pods)
         self.sync_containers.extend(convert.container(c) for c in req.containers)
         if req.more:
-            self.reply(call, api.SynchronizeResponse(more=True).SerializeToString())
+            self.reply(call, MORE)
             return
-        self.model.replace_all(self.sync_pods, self.sync_containers)
+        self.reply(call)
+        pods, containers = self.sync_pods, self.sync_containers
         self.sync_pods, self.sync_containers = [], []
         self.session._synced = True
-        self.reply(call)
+        self.model.replace_all(pods, containers)
 
     def state_change(self, call: Call) -> None:
+        """Answer first, then update the model: subscribers never delay the runtime. Only a
+        StartContainer with start hooks waits for them, and they see the updated model."""
         req = ttrpc.parse(api.StateChangeEvent, call.payload)
+        hooks = self.session.start_hooks if req.event == api.START_CONTAINER else ()
+        if not hooks:
+            self.reply(call)
         if req.event in POD_EVENTS:
             self.model.pod_event(POD_EVENTS[req.event], convert.pod(req.pod))
         elif req.event in CONTAINER_EVENTS:
             pod = convert.pod(req.pod)
             container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
-            hooks = self.session.start_hooks
-            if req.event == api.START_CONTAINER and hooks:
+            if hooks:
                 pod = self.model.pods.get(pod.id, pod)
                 task = asyncio.create_task(self.run_hooks(call, hooks, pod, container))
                 self.hook_tasks.add(task)
                 task.add_done_callback(self.hook_tasks.discard)
-                return
-        self.reply(call)
 
     async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container) -> None:
         timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -380,3 +381,50 @@ def test_invalid_name_or_index_is_refused_up_front() -> None:
     with pytest.raises(ValueError, match="plugin name"):
         PluginSession(NodeModel(), "/x", name="no spaces")
     assert os.environ.get("NRI_PLUGIN_SOCKET") is None
+
+
+def test_answers_go_out_before_a_blocked_subscriber_runs(tmp_path: Path) -> None:
+    """A subscriber that blocks (a stalled UI or pipe) never holds containerd's calls."""
+    path = tmp_path / "nri.sock"
+    model = NodeModel()
+    entered, release, done = threading.Event(), threading.Event(), threading.Event()
+    seen: list[EventKind] = []
+
+    def blocking(event) -> None:
+        entered.set()
+        release.wait(10)
+        seen.append(event.kind)
+        done.set()
+
+    model.subscribe(blocking)
+    pod, ctr = pod_msg(1), container_msg(1)
+    calls = [
+        ("Synchronize", api.SynchronizeRequest(pods=[pod]).SerializeToString(), EventKind.SYNC),
+        ("StateChange", state_change(api.START_CONTAINER, pod, ctr), EventKind.CONTAINER_START),
+        ("StopContainer", api.ContainerRequest(pod=pod, container=ctr).SerializeToString(), EventKind.CONTAINER_STOP),
+        ("StateChange", state_change(api.REMOVE_POD_SANDBOX, pod), EventKind.POD_REMOVE),
+    ]
+
+    async def main():
+        async with RuntimePeer(path) as peer:
+            thread = SessionThread(PluginSession(model, str(path)))
+            thread.start()
+            try:
+                conn = await peer.accept()
+                await conn.accept_registration()
+                await conn.call("Configure", b"")
+                for method, payload, kind in calls:
+                    for ev in (entered, release, done):
+                        ev.clear()
+                    ans = await conn.call(method, payload, timeout=2.0)  # within containerd's timeout
+                    assert (ans.code, ans.payload) == (0, b""), method
+                    assert await asyncio.to_thread(entered.wait, 5)  # the subscriber is still held ...
+                    assert kind not in seen
+                    release.set()  # ... and sees the change once let go
+                    assert await asyncio.to_thread(done.wait, 5)
+                    assert seen[-1] is kind
+            finally:
+                release.set()
+                await asyncio.to_thread(thread.stop)
+
+    run(main())
