@@ -8,7 +8,9 @@ import dataclasses
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 from collections.abc import Mapping
 
 from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
@@ -93,16 +95,26 @@ async def _list(session: PluginSession, timeout: float) -> None:
 
 
 async def _watch(session: PluginSession) -> None:
-    def emit(event: NodeEvent) -> None:
+    """Print events from a thread of their own: a reader that stalls holds only that thread,
+    never the NRI loop (which would stall containerd). Lines queue up meanwhile; none is lost."""
+    loop = asyncio.get_running_loop()
+    lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def write() -> None:
         try:
-            sys.stdout.write(json.dumps(event_json(event, session.model)) + "\n")
-            sys.stdout.flush()
+            while (line := lines.get()) is not None:
+                sys.stdout.write(line)
+                sys.stdout.flush()
         except BrokenPipeError:  # the reader went away (`| head`): done, quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            session.stop()
+            loop.call_soon_threadsafe(session.stop)
 
-    session.model.subscribe(emit)
+    writer = threading.Thread(target=write, name="ps-watch-output", daemon=True)
+    writer.start()
+    session.model.subscribe(lambda event: lines.put(json.dumps(event_json(event, session.model)) + "\n"))
     await session.run_forever()
+    lines.put(None)
+    await asyncio.to_thread(writer.join)
 
 
 def run(args: argparse.Namespace) -> int:

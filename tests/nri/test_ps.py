@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -104,3 +105,35 @@ def test_watch_ends_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
 
     code, rc, err = asyncio.run(main())
     assert (code, rc, err) == (0, 0, "")
+
+
+def test_watch_with_a_stalled_reader_still_answers_containerd_and_loses_nothing(tmp_path: Path) -> None:
+    pods = [pod_msg(i) for i in range(2000)]  # the sync line alone overfills the 64 KiB pipe
+
+    async def main():
+        async with RuntimePeer(tmp_path / "nri.sock") as peer:
+            r, w = os.pipe()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "nydus_top", "ps", "--watch", "--nri-socket", str(peer.path),
+                stdout=w, stderr=asyncio.subprocess.PIPE)
+            os.close(w)
+            try:
+                conn = await peer.accept()
+                await conn.handshake(pods=pods)  # nobody reads the pipe yet
+                for i in range(2000, 2005):
+                    payload = api.StateChangeEvent(event=api.RUN_POD_SANDBOX, pod=pod_msg(i)).SerializeToString()
+                    answer = await conn.call("StateChange", payload, timeout=2.0)  # containerd's timeout
+                    assert answer.code == 0
+                with os.fdopen(r) as reader:
+                    lines = [json.loads(await asyncio.to_thread(reader.readline)) for _ in range(6)]
+                    proc.send_signal(signal.SIGINT)
+                    assert await asyncio.wait_for(proc.wait(), 10) == 130
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+            return lines
+
+    lines = asyncio.run(main())
+    assert [ln["event"] for ln in lines] == ["sync"] + ["pod-run"] * 5
+    assert len(lines[0]["pods"]) == 2000
+    assert [ln["pod"]["id"] for ln in lines[1:]] == [f"pod{i:04d}" for i in range(2000, 2005)]
