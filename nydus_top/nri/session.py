@@ -98,6 +98,8 @@ class PluginSession:
         self.hook_budget = hook_budget
         self.backoff = backoff
         fd = os.environ.get(SOCKET_FD_ENV) if socket_path is None else None
+        if fd and not fd.isdigit():
+            raise ValueError(f"${SOCKET_FD_ENV} must be a file descriptor number, got {fd!r}")
         self._inherited_fd = int(fd) if fd else None
         self.socket_path = socket_path or DEFAULT_SOCKET
         self._hooks: tuple[StartHook, ...] = ()

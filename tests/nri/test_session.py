@@ -375,12 +375,15 @@ def test_session_thread_serves_beside_another_loop(tmp_path: Path) -> None:
     assert synced == [EventKind.SYNC, EventKind.DISCONNECTED]
 
 
-def test_invalid_name_or_index_is_refused_up_front() -> None:
+def test_invalid_name_index_or_socket_fd_is_refused_up_front(monkeypatch) -> None:
     with pytest.raises(ValueError, match="two digits"):
         PluginSession(NodeModel(), "/x", idx="7")
     with pytest.raises(ValueError, match="plugin name"):
         PluginSession(NodeModel(), "/x", name="no spaces")
-    assert os.environ.get("NRI_PLUGIN_SOCKET") is None
+    monkeypatch.setenv("NRI_PLUGIN_SOCKET", "three")
+    with pytest.raises(ValueError, match=r"^\$NRI_PLUGIN_SOCKET must be a file descriptor number, got 'three'$"):
+        PluginSession(NodeModel())
+    assert PluginSession(NodeModel(), "/x").target == "/x"  # an explicit socket wins over the variable
 
 
 def test_answers_go_out_before_a_blocked_subscriber_runs(tmp_path: Path) -> None:
