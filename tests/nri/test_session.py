@@ -249,27 +249,25 @@ def test_failing_and_removed_hooks(tmp_path: Path, caplog) -> None:
 
 
 def test_a_hook_running_when_the_connection_drops_is_cancelled(tmp_path: Path) -> None:
-    state = {}
-
-    async def arming(pod, container, deadline):
-        state["started"] = True
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            state["cancelled"] = True
-            raise
-
     async def main():
+        started, cancelled = asyncio.Event(), asyncio.Event()
+
+        async def arming(pod, container, deadline):
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
         async with Harness(tmp_path, hook_budget=20.0) as h:
             h.session.add_start_hook(arming)
             conn = await h.peer.accept()
             await conn.handshake()
             conn.send_call("StateChange", start_payload(), timeout_nano=60 * 10**9)
-            while "started" not in state:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(started.wait(), 5)
             conn.close()  # the runtime goes away while the hook arms
-            while "cancelled" not in state:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(cancelled.wait(), 5)
             await h.peer.accept()  # and the session reconnects
 
     run(main())
@@ -300,14 +298,15 @@ def test_malformed_frames_log_one_line_drop_and_resync(tmp_path: Path, garbage: 
 
 
 def test_socket_loss_reconnects_with_one_log_line_and_resyncs(tmp_path: Path, caplog) -> None:
-    attempts = [0]
-
     async def main():
         async with Harness(tmp_path) as h:
             run_once = h.session.run_once
+            attempted = asyncio.Queue()
+            disconnected = asyncio.Event()
+            h.model.subscribe(lambda ev: ev.kind is EventKind.DISCONNECTED and disconnected.set())
 
             async def counted():
-                attempts[0] += 1
+                attempted.put_nowait(None)
                 return await run_once()
 
             h.session.run_once = counted
@@ -316,12 +315,12 @@ def test_socket_loss_reconnects_with_one_log_line_and_resyncs(tmp_path: Path, ca
             caplog.clear()
             await h.peer.close()  # containerd dies: connection and socket gone
             conn.close()
-            while EventKind.DISCONNECTED not in h.kinds():
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(disconnected.wait(), 5)
             assert not h.model.connected and "pod0001" in h.model.pods  # stale until the resync
-            failed = attempts[0]
-            while attempts[0] < failed + 3:  # several reconnect attempts fail meanwhile
-                await asyncio.sleep(0.01)
+            while not attempted.empty():
+                attempted.get_nowait()
+            for _ in range(3):  # several reconnect attempts fail meanwhile
+                await asyncio.wait_for(attempted.get(), 5)
             await h.peer.__aenter__()  # containerd is back
             conn2 = await h.peer.accept()
             await conn2.handshake(pods=[pod_msg(2)])
@@ -358,7 +357,8 @@ def test_session_thread_serves_beside_another_loop(tmp_path: Path) -> None:
     path = tmp_path / "nri.sock"
     model = NodeModel()
     synced = []
-    model.subscribe(lambda ev: synced.append(ev.kind))
+    sync_seen = threading.Event()
+    model.subscribe(lambda ev: (synced.append(ev.kind), sync_seen.set()))
 
     async def main():
         async with RuntimePeer(path) as peer:
@@ -366,6 +366,7 @@ def test_session_thread_serves_beside_another_loop(tmp_path: Path) -> None:
             thread.start()
             conn = await peer.accept()
             await conn.handshake(containers=[container_msg(4)])
+            assert await asyncio.to_thread(sync_seen.wait, 5)  # the model changes after the answer
             assert list(model.containers) == ["ctr0004"]  # read from this (another) thread
             await asyncio.to_thread(thread.stop)
             assert not thread._thread.is_alive()
