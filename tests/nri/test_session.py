@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import ContainerState, EventKind, NodeModel, PodState
-from nydus_top.nri import nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
 from nydus_top.nri.session import PluginSession, SessionThread, event_mask
 from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
 
@@ -86,10 +86,8 @@ def test_configure_is_served_before_the_registration_reply(tmp_path: Path) -> No
     run(main())
 
 
-def ttrpc_response(conn_id: int, stream: int, body: bytes = b"") -> bytes:
-    from nydus_top.nri import mux
-
-    return mux.encode_frames(conn_id, ttrpc.encode_message(stream, ttrpc.RESPONSE, ttrpc.encode_response(body)))
+def ttrpc_response(conn_id: int, stream: int, body: bytes = b"", code: int = 0, message: str = "") -> bytes:
+    return mux.encode_frames(conn_id, ttrpc.encode_message(stream, ttrpc.RESPONSE, ttrpc.encode_response(body, code, message)))
 
 
 def test_chunked_synchronize_is_acknowledged_with_more_and_applied_once(tmp_path: Path) -> None:
@@ -432,3 +430,26 @@ def test_answers_go_out_before_a_blocked_subscriber_runs(tmp_path: Path) -> None
                 await asyncio.to_thread(thread.stop)
 
     run(main())
+
+
+def test_registration_refused_or_unanswered_is_one_line_then_retried(tmp_path: Path, caplog, monkeypatch) -> None:
+    monkeypatch.setattr("nydus_top.nri.session.REGISTRATION_TIMEOUT", 0.3)
+
+    async def main():
+        async with Harness(tmp_path) as h:
+            conn = await h.peer.accept()
+            reg = await conn.receive(2)
+            conn.send_raw(ttrpc_response(2, reg.stream_id, code=6, message="plugin 90-nydus-top already exists"))
+            assert await conn.closed()
+            conn = await h.peer.accept()
+            await conn.receive(2)  # never answered: the session gives up on this connection
+            assert await conn.closed()
+            conn = await h.peer.accept()
+            await conn.handshake(pods=[pod_msg(1)])
+            assert list(h.model.pods) == ["pod0001"]
+
+    with caplog.at_level(logging.INFO):
+        run(main())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings  # one line for the outage, not one per attempt
+    assert "RegisterPlugin refused: plugin 90-nydus-top already exists; retrying" in warnings[0]
