@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -12,6 +11,7 @@ import queue
 import sys
 import threading
 from collections.abc import Mapping
+from dataclasses import asdict
 
 from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
@@ -31,18 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up when the runtime has not synchronized within S seconds (default 10)")
 
 
-def pod_json(pod: Pod) -> dict:
-    return dataclasses.asdict(pod)
-
-
-def container_json(container: Container) -> dict:
-    return dataclasses.asdict(container)
-
-
 def listing_json(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> dict:
     return {
-        "pods": [pod_json(p) for p in sorted(pods.values(), key=lambda p: (p.namespace, p.name, p.id))],
-        "containers": [container_json(c) for c in sorted(containers.values(), key=lambda c: (c.pod_id, c.name, c.id))],
+        "pods": [asdict(p) for p in sorted(pods.values(), key=lambda p: (p.namespace, p.name, p.id))],
+        "containers": [asdict(c) for c in sorted(containers.values(), key=lambda c: (c.pod_id, c.name, c.id))],
     }
 
 
@@ -51,9 +43,9 @@ def event_json(event: NodeEvent, model: NodeModel) -> dict:
     if event.kind is EventKind.SYNC:
         out.update(listing_json(*model.snapshot()))
     if event.pod is not None:
-        out["pod"] = pod_json(event.pod)
+        out["pod"] = asdict(event.pod)
     if event.container is not None:
-        out["container"] = container_json(event.container)
+        out["container"] = asdict(event.container)
     return out
 
 

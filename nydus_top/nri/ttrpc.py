@@ -103,6 +103,8 @@ def decode_request(data: bytes) -> pb.Request:
 
 def encode_response(payload: bytes = b"", code: int = OK, message: str = "") -> bytes:
     """Serialize a ttrpc Response; like Go ttrpc, a success carries no status at all."""
+    if code == OK and not payload:
+        return b""  # the usual answer, and what an empty success serializes to
     response = pb.Response(payload=payload)
     if code != OK:
         response.status.code = code
