@@ -148,18 +148,22 @@ class PluginSession:
         while not self._stop.is_set():
             try:
                 await self.run_once()
-                if self._stop.is_set():
-                    break
-                log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
-            except (OSError, ConnectionLost) as exc:
-                if not reported:
-                    log.warning("NRI: cannot use %s: %s; retrying", self.target, exc)
-                reported = True
-            except ProtocolError as exc:
-                log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, exc)
+                error: Exception | None = None
             except Exception as exc:  # a bug of ours must not end the session either
+                error = exc
+            if self._stop.is_set():
+                break  # whatever ended the connection, stop() did: nothing to report
+            if error is None:
+                log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
+            elif isinstance(error, (OSError, ConnectionLost)):
+                if not reported:
+                    log.warning("NRI: cannot use %s: %s; retrying", self.target, error)
+                reported = True
+            elif isinstance(error, ProtocolError):
+                log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, error)
+            else:
                 log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
-                          type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                          type(error).__name__, error, exc_info=error if log.isEnabledFor(logging.DEBUG) else None)
             if self._synced:  # that connection worked: start over with short retries
                 delay, reported = self.backoff[0], False
             if self._inherited_fd is not None:

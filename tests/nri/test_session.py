@@ -453,3 +453,16 @@ def test_registration_refused_or_unanswered_is_one_line_then_retried(tmp_path: P
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings  # one line for the outage, not one per attempt
     assert "RegisterPlugin refused: plugin 90-nydus-top already exists; retrying" in warnings[0]
+
+
+def test_stop_while_registering_ends_quietly(tmp_path: Path, caplog) -> None:
+    async def main():
+        async with Harness(tmp_path) as h:
+            conn = await h.peer.accept()
+            await conn.receive(2)  # RegisterPlugin, never answered
+            h.session.stop()
+            await asyncio.wait_for(h.task, 5)
+            assert await conn.closed()
+
+    run(main())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
