@@ -13,16 +13,19 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict
 
+from nydus_top.config import ConfigError, load_config
 from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
-from nydus_top.nri.session import DEFAULT_IDX, DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
+from nydus_top.nri.session import DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nri-socket", metavar="PATH", default=None,
-                        help=f"containerd's NRI socket (default: the fd in ${SOCKET_FD_ENV}, else {DEFAULT_SOCKET})")
-    parser.add_argument("--nri-idx", metavar="NN", default=DEFAULT_IDX,
-                        help=f"two-digit plugin index to register with (default {DEFAULT_IDX})")
+                        help=f"containerd's NRI socket (default: the fd in ${SOCKET_FD_ENV}, else [nri] socket"
+                        f" of the configuration, {DEFAULT_SOCKET} by default)")
+    parser.add_argument("--nri-idx", metavar="NN", default=None,
+                        help="two-digit plugin index to register with (default: [nri] plugin_index, 90)")
+    parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     parser.add_argument("--watch", action="store_true",
                         help="stream JSON lines until interrupted: a 'sync' line with the full listing on every"
@@ -113,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="nydus-top: %(message)s", stream=sys.stderr)
     model = NodeModel()
     try:
-        session = PluginSession(model, args.nri_socket, idx=args.nri_idx)
-    except ValueError as exc:
+        config = load_config(args.config)
+        socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
+        session = PluginSession(model, socket_path, config.plugin_name, args.nri_idx or config.plugin_index)
+    except (ConfigError, ValueError) as exc:
         print(f"nydus-top ps: {exc}", file=sys.stderr)
         return 2
     if args.watch:

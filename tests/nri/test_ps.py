@@ -136,3 +136,29 @@ def test_watch_with_a_stalled_reader_still_answers_containerd_and_loses_nothing(
     assert [ln["event"] for ln in lines] == ["sync"] + ["pod-run"] * 5
     assert len(lines[0]["pods"]) == 2000
     assert [ln["pod"]["id"] for ln in lines[1:]] == [f"pod{i:04d}" for i in range(2000, 2005)]
+
+
+def test_socket_name_and_index_come_from_the_config(tmp_path: Path) -> None:
+    async def main():
+        async with RuntimePeer(tmp_path / "nri.sock") as peer:
+            config = tmp_path / "config.toml"
+            config.write_text(f'[nri]\nsocket = "{peer.path}"\nplugin_name = "ps-probe"\nplugin_index = "42"\n')
+            task = asyncio.ensure_future(ps("--json", "--config", str(config)))
+            conn = await peer.accept()
+            reg = await conn.accept_registration()
+            await conn.call("Configure", b"")
+            await conn.call("Synchronize", api.SynchronizeRequest(pods=[pod_msg(1)]).SerializeToString())
+            return (reg.plugin_name, reg.plugin_idx), await task
+
+    registered, (rc, out, err) = asyncio.run(main())
+    assert registered == ("ps-probe", "42")
+    assert rc == 0, err
+    assert [p["id"] for p in json.loads(out)["pods"]] == ["pod0001"]
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[nri]\nplugin_index = "9"\n')
+    rc, out, err = asyncio.run(ps("--config", str(config)))
+    assert (rc, out) == (2, "")
+    assert err == f"nydus-top ps: {config}: key 'nri.plugin_index' must be a two-digit string like \"90\", got '9'\n"
