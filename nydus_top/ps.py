@@ -59,7 +59,7 @@ def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
     for c in containers.values():
         by_pod.setdefault(c.pod_id, []).append(c)
     orphans = {c.pod_id for c in containers.values()} - set(pods)
-    unknown = [Pod(pid, "?", "?", "") for pid in sorted(orphans)]
+    unknown = [Pod(pod_id, "?", "?", "") for pod_id in sorted(orphans)]
     for pod in sorted([*pods.values(), *unknown], key=lambda p: (p.namespace, p.name, p.id)):
         ctrs = sorted(by_pod.get(pod.id, []), key=lambda c: (c.name, c.id))
         if not ctrs:
