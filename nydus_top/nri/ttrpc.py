@@ -64,7 +64,8 @@ class MessageReader:
             if self._current is not None:
                 n = min(self._left, end - off)
                 if n:
-                    self._chunks.append(view[off : off + n].tobytes() if n < end - off or off else data)
+                    whole = off == 0 and n == end  # the common case: no copy
+                    self._chunks.append(data if whole else view[off : off + n].tobytes())
                     self._left -= n
                     off += n
                 if self._left:
