@@ -172,11 +172,9 @@ class PluginSession:
                 await asyncio.wait_for(self._stop.wait(), delay)
             delay = min(delay * 2, self.backoff[1])
 
-    async def run_once(self) -> bool:
-        """Serve one connection until it ends; returns whether it got as far as a full sync.
-
-        Raises OSError (cannot connect), ConnectionLost or ProtocolError.
-        """
+    async def run_once(self) -> None:
+        """Serve one connection until it ends (``_synced`` then says whether it got as far as
+        a full sync). Raises OSError (cannot connect), ConnectionLost or ProtocolError."""
         self._synced = False
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
@@ -186,7 +184,7 @@ class PluginSession:
         self._writer = writer
         conn = _Connection(self, writer)
         try:
-            return await conn.serve(reader)
+            await conn.serve(reader)
         finally:
             conn.cancel_hooks()
             self._writer = None
@@ -212,7 +210,7 @@ class _Connection:
         self.sync_containers: list[Container] = []
         self.hook_tasks: set[asyncio.Task] = set()
 
-    async def serve(self, reader: asyncio.StreamReader) -> bool:
+    async def serve(self, reader: asyncio.StreamReader) -> None:
         payload = api.RegisterPluginRequest(plugin_name=self.session.name, plugin_idx=self.session.idx)
         reg_stream, data = self.proto.call("RegisterPlugin", payload.SerializeToString(),
                                            int(REGISTRATION_TIMEOUT * 1e9))
@@ -231,7 +229,7 @@ class _Connection:
             if not data:
                 if not registered:
                     raise ConnectionLost("the runtime closed the connection before registering us")
-                return self.session._synced
+                return
             for item in self.proto.receive(data):
                 if isinstance(item, Reply):
                     if item.stream_id == reg_stream:
