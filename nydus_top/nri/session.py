@@ -206,8 +206,7 @@ class _Connection:
         self.writer = writer
         self.proto = PluginProtocol()
         self.request_timeout = REQUEST_TIMEOUT
-        self.sync_pods: list[Pod] = []
-        self.sync_containers: list[Container] = []
+        self.sync_chunks: list[api.SynchronizeRequest] = []  # of a chunked Synchronize
         self.hook_tasks: set[asyncio.Task] = set()
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
@@ -270,17 +269,17 @@ class _Connection:
             self.reply(call, code=ttrpc.UNIMPLEMENTED, message=f"method {method}")
 
     def synchronize(self, call: Call) -> None:
+        """Answer each chunk at once (the runtime holds its sync lock meanwhile); the model is
+        replaced from all chunks after the last."""
         req = ttrpc.parse(api.SynchronizeRequest, call.payload)
-        self.sync_pods.extend(convert.pod(p) for p in req.pods)
-        self.sync_containers.extend(convert.container(c) for c in req.containers)
+        self.sync_chunks.append(req)
+        self.reply(call, MORE if req.more else b"")
         if req.more:
-            self.reply(call, MORE)
             return
-        self.reply(call)
-        pods, containers = self.sync_pods, self.sync_containers
-        self.sync_pods, self.sync_containers = [], []
+        chunks, self.sync_chunks = self.sync_chunks, []
         self.session._synced = True
-        self.model.replace_all(pods, containers)
+        self.model.replace_all([convert.pod(p) for chunk in chunks for p in chunk.pods],
+                               [convert.container(c) for chunk in chunks for c in chunk.containers])
 
     def state_change(self, call: Call) -> None:
         """Answer first, then update the model: subscribers never delay the runtime. Only a
