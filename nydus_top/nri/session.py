@@ -119,9 +119,9 @@ class PluginSession:
         """Run ``hook`` on every StartContainer before containerd gets its answer.
 
         Hooks run concurrently, on the session's loop, and must finish before ``deadline``
-        (``time.monotonic()``), at most ``hook_budget`` seconds away and well within the
-        runtime's request timeout; a hook still running then is cancelled and the container
-        starts anyway. Hook exceptions are logged, never reported to the runtime. Returns the
+        (``time.monotonic()``): ``hook_budget`` seconds, at most half the runtime's request
+        timeout, after the request arrived. A hook still running then is cancelled and the
+        container starts anyway. Hook exceptions are logged, never reported to the runtime. Returns the
         function that removes the hook.
         """
         self._hooks = (*self._hooks, hook)
@@ -208,6 +208,7 @@ class _Connection:
         self.request_timeout = REQUEST_TIMEOUT
         self.sync_chunks: list[api.SynchronizeRequest] = []  # of a chunked Synchronize
         self.hook_tasks: set[asyncio.Task] = set()
+        self.received = 0.0  # time.monotonic() of the last read: start hooks' deadlines count from it
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
         payload = api.RegisterPluginRequest(plugin_name=self.session.name, plugin_idx=self.session.idx)
@@ -225,6 +226,7 @@ class _Connection:
                     data = await asyncio.wait_for(reader.read(READ_SIZE), max(timeout, 0))
                 except TimeoutError:
                     raise ConnectionLost("no answer to RegisterPlugin") from None
+            self.received = time.monotonic()
             if not data:
                 if not registered:
                     raise ConnectionLost("the runtime closed the connection before registering us")
@@ -295,14 +297,15 @@ class _Connection:
             container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
             if hooks:
                 pod = self.model.pods.get(pod.id, pod)
-                task = asyncio.create_task(self.run_hooks(call, hooks, pod, container))
+                timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout
+                deadline = self.received + min(self.session.hook_budget, timeout / 2)
+                task = asyncio.create_task(self.run_hooks(call, hooks, pod, container, deadline))
                 self.hook_tasks.add(task)
                 task.add_done_callback(self.hook_tasks.discard)
 
-    async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container) -> None:
-        timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout
-        budget = min(self.session.hook_budget, timeout / 2)
-        deadline = time.monotonic() + budget
+    async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container,
+                        deadline: float) -> None:
+        """Run ``hooks`` until they end or ``deadline`` passes, then answer ``call``."""
         tasks: dict[asyncio.Future, StartHook] = {}
         try:
             for hook in hooks:
@@ -312,10 +315,10 @@ class _Connection:
                     _hook_failed(hook, container, exc)
             if not tasks:
                 return
-            done, pending = await asyncio.wait(tasks, timeout=budget)
+            done, pending = await asyncio.wait(tasks, timeout=max(deadline - time.monotonic(), 0))
             for task in pending:
-                log.warning("NRI: start hook %s overran %.0f ms for container %s; it starts without it",
-                            _name(tasks[task]), budget * 1000, container.name)
+                log.warning("NRI: start hook %s overran its deadline for container %s; it starts without it",
+                            _name(tasks[task]), container.name)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     _hook_failed(tasks[task], container, task.exception())

@@ -465,3 +465,31 @@ def test_stop_while_registering_ends_quietly(tmp_path: Path, caplog) -> None:
 
     run(main())
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_hook_deadline_counts_from_the_request_not_from_slow_subscribers(tmp_path: Path, caplog) -> None:
+    ran = []
+
+    def slow_subscriber(event) -> None:
+        if event.kind is EventKind.CONTAINER_START:
+            time.sleep(1.0)  # a subscriber doing 1 s of work before the hooks get their turn
+
+    async def hook(pod, container, deadline):
+        ran.append(deadline - time.monotonic())
+        await asyncio.sleep(30)
+
+    async def main():
+        async with Harness(tmp_path, hook_budget=0.9) as h:
+            h.model.subscribe(slow_subscriber)
+            h.session.add_start_hook(hook)
+            conn = await h.peer.accept()
+            await conn.handshake()
+            t0 = time.monotonic()
+            ans = await conn.call("StateChange", start_payload())
+            took = time.monotonic() - t0
+            assert (ans.code, ans.payload) == (0, b"")
+            assert 1.0 <= took < 1.5  # not 1.0 + 0.9: the budget was spent while the subscriber ran
+            assert all(left <= 0 for left in ran)
+
+    run(main())
+    assert "overran its deadline" in caplog.text
