@@ -4,9 +4,14 @@ Runs as an external NRI plugin (``--nri-socket``, default from the config) or la
 containerd as a pre-installed plugin (connected socket fd in ``$NRI_PLUGIN_SOCKET``, no
 terminal, no PATH). Accepts the optimizer plugin's flags (``--persist-dir``, ``--readable``,
 ``--timeout``, ``--overwrite``, ``--name``, ``--idx``, ``--server-path`` and ``--events``, the
-last two ignored) and its TOML keys. One log line per recorded, skipped or incomplete start goes
-to stderr, or to ``--log FILE``; launched by containerd (stderr not a terminal) without ``--log``
-to /var/log/nydus-top/record.log, since containerd discards a launched plugin's output.
+last two ignored) and its TOML keys. Launched by containerd, it also takes the optimizer's
+configuration file from containerd's ``plugin_config_path`` (``<idx>-<name>.conf`` or
+``<name>.conf``, handed over in NRI Configure before any container starts): that text is the
+last layer, above ``--config`` and the flags, as with the optimizer; a bad one is reported in one
+log line and the recorder goes on with the settings it had. One log line per recorded, skipped
+or incomplete start goes to stderr, or to ``--log FILE``; launched by containerd (stderr not a
+terminal) without ``--log`` to /var/log/nydus-top/record.log, since containerd discards a
+launched plugin's output.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nydus_top.config import ConfigError, load_config
+from nydus_top.config import Config, ConfigError, load_config, parse_layer
 from nydus_top.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recorder import Recorder, RecordSettings, settings_from
@@ -29,6 +34,7 @@ from nydus_top.tracer import TracerPool
 
 log = logging.getLogger("nydus_top.record")
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
+NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration text in messages
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         log.error("--timeout must be >= 0")
         return 2
     config = replace(config, **overrides)
-    settings = settings_from(config, args.image, args.namespace)
     socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
     try:
         model = NodeModel()
@@ -95,13 +100,41 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         log.error("%s", err)
         return 2
-    return asyncio.run(_serve(session, model, settings))
+    return asyncio.run(_serve(session, model, config, args.image, args.namespace))
 
 
-async def _serve(session: PluginSession, model: NodeModel, settings: RecordSettings) -> int:
+def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Config, tuple[str, ...]]:
+    """*config* with the TOML *text* applied over it, and that layer's notes. Raises ConfigError."""
+    values, notes = parse_layer(text, source)
+    return replace(config, **values, sources=(*config.sources, source)), tuple(notes)
+
+
+def _settings_line(s: RecordSettings) -> str:
+    return (f"into {s.persist_dir} (readable = {str(s.readable).lower()}, timeout = {s.timeout}, "
+            f"overwrite = {str(s.overwrite).lower()})")
+
+
+async def _serve(session: PluginSession, model: NodeModel, config: Config, images: list[str],
+                 namespaces: list[str]) -> int:
     pool = TracerPool()
     pool.warm_up()
-    recorder = Recorder(settings, log.info, model)
+    recorder = Recorder(settings_from(config, images, namespaces), log.info, model)
+
+    def on_configure(text: str, runtime: str, version: str) -> None:
+        # Runs before containerd's next call is read: the first start already uses the result.
+        if not text.strip():
+            return  # external plugins get no configuration text
+        try:
+            configured, notes = with_layer(config, text)
+        except ConfigError as err:
+            log.error("%s; keeping the previous settings", err)
+            return
+        for note in notes:
+            log.info("%s", note)
+        recorder.reconfigure(settings_from(configured, images, namespaces))
+        log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
+
+    session.add_configure_hook(on_configure)
     capture = StartupCapture(pool_starter(pool))
     capture.arm(recorder.select, recorder.deliver, once=False)
     session.add_start_hook(capture.on_start_container)
@@ -113,7 +146,7 @@ async def _serve(session: PluginSession, model: NodeModel, settings: RecordSetti
         nonlocal announced
         if event.kind is EventKind.SYNC and not announced:
             announced = True
-            log.info("recording container starts via %s into %s", session.target, settings.persist_dir)
+            log.info("recording container starts via %s into %s", session.target, recorder.settings.persist_dir)
 
     model.subscribe(on_sync)
     loop = asyncio.get_running_loop()

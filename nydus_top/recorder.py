@@ -10,7 +10,8 @@ image never share a tracer or write into the same file at once. Without ``overwr
 recorded once: a start is skipped when its result files exist or another container of the same
 image is being recorded; with ``overwrite`` each container is recorded and the last one to stop
 wins. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
-reported as one log line.
+reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
+keeps the settings it was planned with.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ class RecordSettings:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A start the recorder will trace."""
+    """A start the recorder will trace, with the settings in effect when it was planned."""
 
     container_id: str
     paths: ResultPaths
+    settings: RecordSettings
 
 
 @dataclass(slots=True)
@@ -87,7 +89,7 @@ class Planner:
             for other in self.in_flight.values():
                 if other.paths == paths:
                     return None, f"container {other.container_id[:12]} is recording {paths.list} already"
-        plan = Plan(container.id, paths)
+        plan = Plan(container.id, paths, s)
         self.in_flight[container.id] = plan
         return plan, ""
 
@@ -106,9 +108,16 @@ class Recorder:
     def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None) -> None:
         self.model = model
         self.planner = Planner(settings)
-        self.settings = settings
         self.log = log
         self.recordings: dict[str, Recording] = {}
+
+    @property
+    def settings(self) -> RecordSettings:
+        return self.planner.settings
+
+    def reconfigure(self, settings: RecordSettings) -> None:
+        """Use *settings* from the next start on; recordings in progress keep theirs."""
+        self.planner.settings = settings
 
     # -- StartupCapture callbacks ---------------------------------------------------------
 
@@ -135,10 +144,8 @@ class Recorder:
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
         loop = asyncio.get_running_loop()
         start.trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, "container exited"))
-        if self.settings.timeout > 0:
-            rec.timer = asyncio.get_running_loop().call_later(
-                self.settings.timeout, self.finish, plan.container_id, "timeout"
-            )
+        if plan.settings.timeout > 0:
+            rec.timer = loop.call_later(plan.settings.timeout, self.finish, plan.container_id, "timeout")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -195,7 +202,7 @@ class Recorder:
             self.planner.done(rec.plan.container_id)
 
     def _save(self, rec: Recording, why: str) -> None:
-        s = self.settings
+        s = rec.plan.settings
         paths = rec.plan.paths
         try:
             result = save_list(rec.accesses, paths.list, readable=s.readable, overwrite=s.overwrite)

@@ -3,14 +3,15 @@
     model = NodeModel()
     session = PluginSession(model, socket_path="/var/run/nri/nri.sock", idx="90")
     session.add_start_hook(arm_tracer)   # async def arm_tracer(pod, container, deadline) -> None
+    session.add_configure_hook(apply)    # def apply(config, runtime_name, runtime_version) -> None
     await session.run_forever()          # or SessionThread(session).start() beside a Textual app
 
 The session is observe-only: it never adjusts containers and never answers a lifecycle call
 with an error, so containerd cannot fail a start because of it. On a lost or broken connection
 it logs one line, marks the model disconnected, and reconnects with backoff; the runtime then
 sends a fresh Synchronize, which replaces the model. Everything runs on the session's loop:
-subscriber callbacks and start hooks included. The runtime gets its answer before the model
-changes and subscribers run, except for a StartContainer that start hooks hold.
+subscriber callbacks, configure and start hooks included. The runtime gets its answer before
+the model changes and subscribers run, except for a StartContainer that start hooks hold.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ MORE = api.SynchronizeResponse(more=True).SerializeToString()  # the answer to a
 StartHook = Callable[[Pod, Container, float], Awaitable[None]]
 """``async hook(pod, container, deadline)``; ``deadline`` is a ``time.monotonic()`` value."""
 
+ConfigureHook = Callable[[str, str, str], None]
+"""``hook(config, runtime_name, runtime_version)``: ``config`` is the plugin's configuration
+text containerd read for a plugin it launched (``<plugin_config_path>/<idx>-<name>.conf`` or
+``<name>.conf``), "" otherwise."""
+
 NAME_RE = re.compile(r"[a-zA-Z0-9_.+-]+")
 IDX_RE = re.compile(r"[0-9]{2}")
 
@@ -103,6 +109,7 @@ class PluginSession:
         self._inherited_fd = int(fd) if fd else None
         self.socket_path = socket_path or DEFAULT_SOCKET
         self._hooks: tuple[StartHook, ...] = ()
+        self._configure_hooks: tuple[ConfigureHook, ...] = ()
         self._stop = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._synced = False  # the current connection got through a full Synchronize
@@ -128,6 +135,21 @@ class PluginSession:
 
         def remove() -> None:
             self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+        return remove
+
+    def add_configure_hook(self, hook: ConfigureHook) -> Callable[[], None]:
+        """Call ``hook`` on every Configure (once per connection, before any other event).
+
+        It runs on the session's loop right after containerd got its answer and before the
+        next call is read, so what it sets is in effect for the first StartContainer. It must
+        be quick; exceptions are logged, never reported to the runtime. Returns the function
+        that removes the hook.
+        """
+        self._configure_hooks = (*self._configure_hooks, hook)
+
+        def remove() -> None:
+            self._configure_hooks = tuple(h for h in self._configure_hooks if h is not hook)
 
         return remove
 
@@ -265,6 +287,11 @@ class _Connection:
             if req.request_timeout > 0:
                 self.request_timeout = req.request_timeout / 1000
             self.reply(call, api.ConfigureResponse(events=event_mask(SUBSCRIBED)).SerializeToString())
+            for hook in self.session._configure_hooks:
+                try:
+                    hook(req.config, req.runtime_name, req.runtime_version)
+                except Exception as exc:  # noqa: BLE001 - a hook's bug must not break the session
+                    log.error("NRI: configure hook %s failed: %s: %s", _name(hook), type(exc).__name__, exc)
         elif method == "Synchronize":
             self.synchronize(call)
         else:
@@ -332,7 +359,7 @@ class _Connection:
             task.cancel()
 
 
-def _name(hook: StartHook) -> str:
+def _name(hook: Callable[..., object]) -> str:
     return getattr(hook, "__qualname__", repr(hook))
 
 

@@ -85,6 +85,47 @@ def test_configure_is_served_before_the_registration_reply(tmp_path: Path) -> No
     run(main())
 
 
+def test_configure_hooks_get_the_text_before_the_first_event(tmp_path: Path, caplog) -> None:
+    seen = []
+
+    def configured(config, runtime_name, runtime_version):
+        seen.append(("configure", config, runtime_name, runtime_version))
+
+    def broken(config, runtime_name, runtime_version):
+        raise ValueError("bad key")
+
+    async def start(pod, container, deadline):
+        seen.append(("start", container.id))
+
+    async def main():
+        async with Harness(tmp_path) as h:
+            h.session.add_configure_hook(broken)
+            remove = h.session.add_configure_hook(configured)
+            h.session.add_start_hook(start)
+            conn = await h.peer.accept()
+            await conn.accept_registration()
+            text = 'persist_dir = "/results"\ntimeout = 5\n'
+            req = api.ConfigureRequest(config=text, runtime_name="containerd", runtime_version="v1.7.24")
+            # As containerd does for a plugin it launched: Configure, then events at once, no sync.
+            conf = conn.send_call("Configure", req.SerializeToString())
+            conn.send_call("StateChange", start_payload(1))
+            answers = [await conn.receive(1), await conn.receive(1)]
+            assert [a.stream_id for a in answers] == [conf, conf + 2]
+            first = ttrpc.decode_response(answers[0].data)
+            assert first.status.code == 0  # a failing hook never fails Configure
+            assert api.ConfigureResponse.FromString(first.payload).events == EXPECTED_MASK
+            assert seen == [("configure", text, "containerd", "v1.7.24"), ("start", "ctr0001")]
+            errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+            assert len(errors) == 1 and "configure hook" in errors[0] and "ValueError: bad key" in errors[0]
+            remove()
+            conn.close()
+            conn2 = await h.peer.accept()  # reconnected: Configure again, without the removed hook
+            await conn2.handshake()
+            assert [s[0] for s in seen] == ["configure", "start"]
+
+    run(main())
+
+
 def ttrpc_response(conn_id: int, stream: int, body: bytes = b"", code: int = 0, message: str = "") -> bytes:
     return mux.encode_frames(conn_id, ttrpc.encode_message(stream, ttrpc.RESPONSE, ttrpc.encode_response(body, code, message)))
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from nydus_top.config import ConfigError, default_config
 from nydus_top.node import Container, ContainerState, Pod
-from nydus_top.recorder import Planner, RecordSettings
+from nydus_top.record_cmd import with_layer
+from nydus_top.recorder import Planner, Recorder, RecordSettings
 from nydus_top.startup import image_matches, next_start_of, starts_of_image
 
 POD = Pod("p1", "web", "prod", "uid-1")
@@ -86,6 +89,43 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "persist_dir" in done.stderr and str(bad) in done.stderr
+
+
+def test_reconfigure_applies_to_later_starts_only(tmp_path: Path) -> None:
+    logged: list[str] = []
+    recorder = Recorder(RecordSettings(tmp_path / "a"), log=logged.append)
+    first = recorder.select(POD, _container("c1"))
+    recorder.reconfigure(RecordSettings(tmp_path / "b", readable=True, timeout=5))
+    second = recorder.select(POD, _container("c2", image="docker.io/library/redis:7"))
+    assert first is not None and second is not None
+    assert first.paths.list == tmp_path / "a" / "library" / "nginx:1.25" and first.settings.timeout == 0
+    assert second.paths.list == tmp_path / "b" / "library" / "redis:7.timeout5s" and second.settings.readable
+    assert logged == []
+
+
+def test_nri_configure_text_is_the_last_layer() -> None:
+    base = default_config()
+    text = ('persist_dir = "/srv/lists"\nreadable = true\nserver_path = "/usr/bin/optimizer-server"\n'
+            'timeout = 10\noverwrite = true\nevents = ["StartContainer", "StopContainer"]\n')
+    config, notes = with_layer(base, text)
+    assert (config.persist_dir, config.readable, config.timeout, config.overwrite) == (Path("/srv/lists"), True, 10,
+                                                                                       True)
+    assert config.nri_socket == base.nri_socket and config.sources == (*base.sources, "NRI Configure")
+    assert notes == ("NRI Configure: server_path is ignored: nydus-top traces with its own tracer",)
+    assert with_layer(base, "")[0] == replace(base, sources=(*base.sources, "NRI Configure"))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('timeout = -1', "NRI Configure: key 'timeout' must be an integer >= 0, got -1"),
+    ('persist_dir = "results"', "NRI Configure: key 'persist_dir' must be an absolute path, got 'results'"),
+    ('events = ["Start"]', "NRI Configure: key 'events' unknown NRI event 'Start'"),
+    ('persist_dirr = "/x"', "NRI Configure: unknown key 'persist_dirr'"),
+    ('readable = yes', "NRI Configure: invalid TOML: "),
+])
+def test_a_bad_nri_configure_text_is_one_line_naming_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        with_layer(default_config(), text)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
 def test_selectors_for_arming() -> None:
