@@ -41,7 +41,7 @@ class Config:
     readable: bool  # optimizer key: human units in the .csv
     timeout: int  # optimizer key: seconds, 0 = none; > 0 adds .timeout<N>s to result names
     overwrite: bool  # optimizer key: replace existing result files
-    events: tuple[str, ...]  # optimizer key: NRI events the recorder subscribes to
+    events: tuple[str, ...]  # optimizer key, checked but not used: the recorder needs fixed events
     nydusify: str  # [convert] nydusify: binary name (PATH lookup) or path
     nydusify_args: tuple[str, ...]  # [convert] extra_args
     target_template: str  # [convert] target, e.g. "{repo}:{tag}-nydus"
