@@ -45,8 +45,7 @@ class ArmSpec:
 
 class Backend(Protocol):
     node: NodeView
-    config: Any  # nydus_top.config.Config: persist_dir, readable, overwrite, timeout, ...
-    config_sources: Sequence[str]  # files the effective config was read from, in order
+    config: Any  # nydus_top.config.Config: persist_dir, readable, overwrite, sources, notes, ...
 
     def now(self) -> float:
         """Wall clock in seconds (fixed in tests, for stable ages)."""

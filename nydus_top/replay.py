@@ -40,7 +40,6 @@ class ReplayBackend:
     config: Any
     recordings: Mapping[str, Sequence[Access | Overflow]] = field(default_factory=dict)
     created: Mapping[str, set[str]] = field(default_factory=dict)  # container id -> runtime files
-    config_sources: Sequence[str] = ()
     clock: float = 0.0
     armed: list[tuple[ArmSpec, TraceRun]] = field(default_factory=list)
 

@@ -53,6 +53,7 @@ class TraceList:
     overflows: list[Overflow] = field(default_factory=list)
     _by_path: dict[str, int] = field(default_factory=dict)
     _matchers: list[re.Pattern[str]] = field(default_factory=list)
+    _merged: set[int] = field(default_factory=set)  # ids that came from merges, not the tracer
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
 
@@ -98,7 +99,10 @@ class TraceList:
     def merge(self, other: Sequence[Access]) -> int:
         """Merge another run: paths not yet present are appended in their order (one undo step)."""
         self._checkpoint()
-        return self.extend(other)
+        first = len(self.entries)
+        added = self.extend(other)
+        self._merged.update(range(first, len(self.entries)))
+        return added
 
     # -- edits (each is one undo step) -------------------------------------------------------
 
@@ -215,8 +219,10 @@ class TraceList:
         self.exclusions = state.exclusions
         self._matchers = [e.compile() for e in state.exclusions]
         rows = array("l", state.rows)
-        # Accesses ingested after the snapshot stay, unless an exclusion still in force hides them.
+        # Accesses traced after the snapshot stay, unless an exclusion still in force hides them.
         for ident in range(state.next_id, len(self.entries)):
+            if ident in self._merged:  # merged after the snapshot: the undone step itself
+                continue
             if not any(m.match(self.entries[ident].path) for m in self._matchers):
                 rows.append(ident)
         self.rows = rows

@@ -15,11 +15,16 @@ if TYPE_CHECKING:
 
 
 def config_items(config: object) -> list[tuple[str, str]]:
-    if dataclasses.is_dataclass(config):
-        pairs = [(f.name, getattr(config, f.name)) for f in dataclasses.fields(config)]
-    else:
-        pairs = sorted(vars(config).items())
-    return [(k, repr(v) if isinstance(v, str) else str(v)) for k, v in pairs if not k.startswith("_")]
+    """(key, value) rows of a Config dataclass, without its provenance fields."""
+    rows = []
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        if field.name in ("sources", "notes"):
+            continue
+        value = getattr(config, field.name)
+        if isinstance(value, tuple):
+            value = " ".join(value) or "(none)"
+        rows.append((field.name, str(value)))
+    return rows
 
 
 class ConfigScreen(Screen):
@@ -35,8 +40,9 @@ class ConfigScreen(Screen):
         for key, value in config_items(backend.config):
             table.add_row(key, value)
         yield table
-        sources = list(backend.config_sources) or ["built-in defaults"]
-        yield Static("Read from, later overriding earlier:\n" + "\n".join(f"  {i + 1}. {s}" for i, s in
-                                                                          enumerate(sources)), id="sources",
-                     markup=False)
+        config = backend.config
+        lines = ["Read from, later layers overriding earlier ones:"]
+        lines += [f"  {i + 1}. {source}" for i, source in enumerate(config.sources)]
+        lines += [f"note: {note}" for note in config.notes]
+        yield Static("\n".join(lines), id="sources", markup=False)
         yield Footer()

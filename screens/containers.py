@@ -48,11 +48,11 @@ class ContainersScreen(Screen):
         self._ticks = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(id="title", classes="titlebar")
+        yield Static(id="title", classes="titlebar", markup=False)
         table: DataTable = DataTable(id="containers", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
-        yield Static(id="status", classes="statusbar")
+        yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -62,12 +62,12 @@ class TraceScreen(Screen):
         self.search: re.Pattern[str] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="title", classes="titlebar")
-        yield Static(id="counters")
+        yield Static(id="title", classes="titlebar", markup=False)
+        yield Static(id="counters", markup=False)
         yield Sparkline(self.run.sparkline_data(), id="rate")
         yield Static(" " + HEADER, id="header", markup=False)
         yield TraceView(self.run, id="list")
-        yield Static(id="status", classes="statusbar")
+        yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
 
     @property

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nydus_top.config import Config
 from nydus_top.records import Access, Overflow
 from nydus_top.replay import ReplayBackend, StaticNode
 
@@ -32,12 +33,16 @@ class Container:
     args: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Config:
-    persist_dir: str = "/var/lib/nydus-top-test/results"
-    readable: bool = False
-    timeout: int = 0
-    overwrite: bool = False
+def make_config(persist_dir: str | Path = "/var/lib/nydus-top-test/results", **changes: object) -> Config:
+    """A fixed effective config (independent of the machine's /etc and ~/.config)."""
+    config = Config(
+        persist_dir=Path(persist_dir), readable=False, timeout=0, overwrite=False, events=("StartContainer",),
+        nydusify="nydusify", nydusify_args=(), target_template="{repo}:{tag}-nydus",
+        nri_socket=Path("/var/run/nri/nri.sock"), plugin_name="nydus-top", plugin_index="90",
+        sources=("<package>/nydus_top/conf/nydus-top.toml", "/etc/nydus-top/config.toml"),
+        notes=("/etc/nydus-top/config.toml: server_path is ignored: nydus-top traces with its own tracer",),
+    )
+    return replace(config, **changes)  # type: ignore[arg-type]
 
 
 PODS = [
@@ -90,8 +95,6 @@ def synthetic(n: int, start_seq: int = 0) -> list[Access]:
 
 def make_backend(persist_dir: str | Path | None = None, **config: object) -> ReplayBackend:
     node = StaticNode({p.id: p for p in PODS}, {c.id: c for c in CONTAINERS})
-    cfg = Config(**({"persist_dir": str(persist_dir)} if persist_dir else {}), **config)  # type: ignore[arg-type]
+    cfg = make_config(persist_dir, **config) if persist_dir else make_config(**config)
     return ReplayBackend(node, cfg, recordings={"c-nginx": startup_trace()},
-                         created={"c-nginx": set(RUNTIME_CREATED)},
-                         config_sources=["/usr/lib/python3/nydus_top/conf/nydus-top.toml",
-                                         "/etc/nydus-top/config.toml"], clock=NOW)
+                         created={"c-nginx": set(RUNTIME_CREATED)}, clock=NOW)

@@ -1,0 +1,109 @@
+"""Each curation operation, driven by key presses on the Trace screen."""
+
+from __future__ import annotations
+
+from nydus_top.screens.trace import TraceScreen
+from nydus_top.tracerun import TraceState
+from tests.tui.conftest import on_trace, running
+from tests.tui.data import RUNTIME_CREATED, STARTUP
+from tests.tui.screentext import screen_text
+
+PATHS = [p for p, _, _ in STARTUP]
+
+
+def paths(screen: TraceScreen) -> list[str]:
+    return screen.run.items.paths()
+
+
+async def test_enter_attaches_and_lists_the_trace_live() -> None:
+    async with on_trace() as (app, pilot, screen):
+        assert paths(screen) == PATHS
+        assert screen.run.state is TraceState.RUNNING
+        text = screen_text(app)
+        assert "/usr/sbin/nginx" in text and "files 16" in text and "overflow 1" in text
+
+
+async def test_delete_entry_and_selection_then_undo_redo() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("d")
+        assert paths(screen) == PATHS[1:]
+        await pilot.press("space", "down", "space", "d")  # select the 1st and 3rd of what is left
+        assert paths(screen) == [PATHS[2], *PATHS[4:]]
+        await pilot.press("u", "u")
+        assert paths(screen) == PATHS
+        await pilot.press("U")
+        assert paths(screen) == PATHS[1:]
+
+
+async def test_exclude_by_glob_and_regex() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("x", "ctrl+u", *"/etc/nginx/*", "enter")
+        assert not [p for p in paths(screen) if p.startswith("/etc/nginx/")]
+        await pilot.press("X", *r".*\.so(\.[0-9]+)*$", "enter")
+        assert not [p for p in paths(screen) if ".so" in p]
+        assert len(screen.run.items.exclusions) == 2
+        await pilot.press("X", *"(", "enter")  # a bad regex changes nothing and says so
+        assert "bad regex" in str(screen.query_one("#status").render())
+        assert len(screen.run.items.exclusions) == 2
+
+
+async def test_move_up_down_top_bottom() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("down", "down", "K")
+        assert paths(screen)[:3] == [PATHS[0], PATHS[2], PATHS[1]]
+        await pilot.press("J", "J")
+        assert paths(screen)[3] == PATHS[2]
+        await pilot.press("B")
+        assert paths(screen)[-1] == PATHS[2]
+        await pilot.press("T")
+        assert paths(screen)[0] == PATHS[2]
+        assert screen.view.cursor == 0
+
+
+async def test_search_next_and_previous() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("slash", *"^/etc/", "enter")
+        assert screen.view.cursor == PATHS.index("/etc/nginx/nginx.conf")
+        await pilot.press("n")
+        assert screen.view.cursor == PATHS.index("/etc/nginx/mime.types")
+        await pilot.press("N", "N")
+        assert screen.view.cursor == PATHS.index("/etc/localtime")
+
+
+async def test_flag_and_bulk_prune_runtime_created_files() -> None:
+    async with on_trace() as (app, pilot, screen):
+        await pilot.press("r")
+        await pilot.pause()
+        flagged = {screen.run.items[r].path for r in range(len(screen.run.items)) if screen.run.items.is_flagged(r)}
+        assert flagged == RUNTIME_CREATED
+        assert "flagged 2" in screen_text(app)
+        await pilot.press("R")
+        assert paths(screen) == [p for p in PATHS if p not in RUNTIME_CREATED]
+
+
+async def test_follow_pause_and_trace_continues_off_screen() -> None:
+    async with on_trace() as (app, pilot, screen):
+        run = screen.run
+        await pilot.press("p")
+        await pilot.pause()
+        assert run.paused and "PAUSED" in screen_text(app)
+        run.records([type(run.items[0])(99, "/new/while-paused", 1, 9_000_000, "open", 1, "sh")])
+        app.pump()
+        assert "/new/while-paused" not in paths(screen)
+        await pilot.press("p", "escape")  # resume, then leave the screen
+        run.records([type(run.items[0])(100, "/new/off-screen", 1, 9_100_000, "open", 1, "sh")])
+        app.pump()
+        assert paths(screen)[-2:] == ["/new/while-paused", "/new/off-screen"]
+        await pilot.press("t")  # the traces list shows it still running
+        await pilot.pause()
+        assert "tracing" in screen_text(app)
+
+
+async def test_several_traces_at_once() -> None:
+    async with running() as (app, pilot):
+        await pilot.press("enter", "escape", "down", "enter")  # nginx, then its sidecar
+        assert [r.target.label for r in app.runs] == ["default/web-7d9f/nginx", "default/web-7d9f/sidecar"]
+        assert all(r.state is TraceState.RUNNING for r in app.runs)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "tracing 16" in screen_text(app) and "tracing 0" in screen_text(app)
