@@ -112,7 +112,7 @@ class NydusTopApp(App[None]):
         try:
             loaded = load_list(path)
         except ListFileError as err:
-            self.notify(str(err), severity="error")
+            self.push_screen(MessageDialog("Cannot open the list", [str(err)]))
             return None
         run = TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED)
         run.items.extend(loaded.entries)

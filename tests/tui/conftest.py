@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.trace import TraceScreen
@@ -47,3 +48,11 @@ async def on_trace(backend: ReplayBackend | None = None) -> AsyncIterator[tuple[
         assert isinstance(screen, TraceScreen)
         await pilot.press("home")
         yield app, pilot, screen
+
+
+async def submit(pilot: Pilot, text: str) -> None:
+    """Replace the open dialog's input with ``text`` and press Enter (typing long paths is slow)."""
+    await pilot.pause()
+    pilot.app.screen.query_one(Input).value = text
+    await pilot.press("enter")
+    await pilot.pause()
