@@ -97,7 +97,12 @@ class TraceRun:
             self.stopper()
 
     def sparkline_data(self) -> list[int]:
+        """Accesses per second of trace time over the last RATE_WINDOW seconds (a fixed scale)."""
         return list(self.rates)
+
+    def events_per_second(self) -> int:
+        """Accesses in the last complete second of trace time."""
+        return self.rates[-2]
 
     def _ingest(self, batch: Sequence[Access | Overflow]) -> int:
         for rec in batch:

@@ -105,7 +105,7 @@ class TraceScreen(Screen):
             flags.append(f"/{self.search.pattern}")
         flagged = len(run.items.flagged)
         self.query_one("#counters", Static).update(
-            f" files {run.files}  bytes {human_size(run.bytes)}  ev/s {rates[-2]}  "
+            f" files {run.files}  bytes {human_size(run.bytes)}  ev/s {run.events_per_second()}  "
             f"overflow {len(run.items.overflows)}  rows {len(run.items)}  sel {len(view.selected)}"
             + (f"  flagged {flagged}" if flagged else "")
             + (f"  excl {len(run.items.exclusions)}" if run.items.exclusions else "")
