@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from nydus_top.tracelist import TraceList
 
 INBOX_BATCHES = 256  # batches buffered between the tracer thread and the UI
 RATE_WINDOW = 60  # seconds of accesses/s history kept for the sparkline
+DRAIN_BUDGET_S = 0.03  # UI time per tick spent moving records into the list
 
 
 class TraceState(enum.Enum):
@@ -78,18 +80,25 @@ class TraceRun:
 
     # -- UI side ----------------------------------------------------------------------------
 
-    def drain(self, limit: int = INBOX_BATCHES) -> int:
-        """Move queued batches into the list. Returns rows added (0 when paused)."""
+    def drain(self, budget_s: float = DRAIN_BUDGET_S) -> int:
+        """Move queued batches into the list for at most ``budget_s``; the rest waits for the next
+        tick (and, once the inbox is full, the tracer waits). Returns rows added (0 when paused)."""
         if self.paused:
             return 0
         added = 0
-        for _ in range(limit):
+        deadline = time.perf_counter() + budget_s
+        while time.perf_counter() < deadline:
             try:
                 batch = self._inbox.get_nowait()
             except queue.Empty:
                 break
             added += self._ingest(batch)
         return added
+
+    @property
+    def queued(self) -> int:
+        """Batches waiting in the inbox."""
+        return self._inbox.qsize()
 
     def stop(self) -> None:
         """Ask the tracer to stop; ``ended`` follows from its thread."""
@@ -105,13 +114,16 @@ class TraceRun:
         return self.rates[-2]
 
     def _ingest(self, batch: Sequence[Access | Overflow]) -> int:
+        count = self._count
         for rec in batch:
-            if isinstance(rec, Access):
+            if type(rec) is Access:
                 self.events += 1
-                self.files += 1
                 self.bytes += rec.size
-                self._count(rec.elapsed_us)
-        return self.items.extend(batch)
+                count(rec.elapsed_us)
+        seen = self.items.seen
+        added = self.items.extend(batch)
+        self.files += self.items.seen - seen
+        return added
 
     def _count(self, elapsed_us: int) -> None:
         second = elapsed_us // 1_000_000

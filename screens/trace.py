@@ -94,7 +94,7 @@ class TraceScreen(Screen):
     def update_counters(self) -> None:
         run, view = self.run, self.view
         state = run.state.value + (f": {run.error}" if run.error else "")
-        self.query_one("#title", Static).update(f" Trace {run.target.label} · {state}")
+        self.query_one("#title", Static).update(f" Trace {run.target.label} · {state}", layout=False)
         rates = run.sparkline_data()
         flags = []
         if view.follow:
@@ -109,12 +109,13 @@ class TraceScreen(Screen):
             f"overflow {len(run.items.overflows)}  rows {len(run.items)}  sel {len(view.selected)}"
             + (f"  flagged {flagged}" if flagged else "")
             + (f"  excl {len(run.items.exclusions)}" if run.items.exclusions else "")
-            + (f"  [{' '.join(flags)}]" if flags else "")
+            + (f"  [{' '.join(flags)}]" if flags else ""),
+            layout=False,
         )
         self.query_one(Sparkline).data = rates
 
     def say(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(text, layout=False)
 
     def edited(self, text: str) -> None:
         self.view.rows_changed()
@@ -277,7 +278,7 @@ class TraceScreen(Screen):
         from nydus_top.listfile import ListExistsError, ListFileError, save_list
 
         try:
-            result = save_list(self.run.items.accesses(), path, readable=bool(self.app.backend.config.readable),
+            result = save_list(self.run.items.entries(), path, readable=bool(self.app.backend.config.readable),
                                overwrite=overwrite)
         except ListExistsError as err:
             def confirmed(yes: bool | None) -> None:

@@ -92,7 +92,16 @@ class TraceView(ScrollView, can_focus=True):
             return []
         if not self.selected:
             return [self.cursor]
-        return [pos for pos, ident in enumerate(self.run.items.rows) if ident in self.selected]
+        rows = self.run.items.rows
+        if len(self.selected) <= 64:  # a few marks: C-speed scans beat a Python pass over all rows
+            found = []
+            for ident in self.selected:
+                try:
+                    found.append(rows.index(ident))
+                except ValueError:
+                    pass
+            return sorted(found)
+        return [pos for pos, ident in enumerate(rows) if ident in self.selected]
 
     def move_cursor(self, row: int, *, follow: bool = False) -> None:
         count = len(self.run.items)

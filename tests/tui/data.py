@@ -87,10 +87,10 @@ def startup_trace() -> list[Access | Overflow]:
     return records
 
 
-def synthetic(n: int, start_seq: int = 0) -> list[Access]:
-    """n distinct accesses with realistic-looking paths."""
-    return [Access(start_seq + i, f"/usr/lib/pkg{i % 97}/mod{i // 97}/file{i}.so", 4096 + i, i * 50,
-                   ("exec", "open", "read")[i % 3], 1000 + i % 7, f"proc{i % 7}") for i in range(n)]
+def synthetic(n: int, start: int = 0) -> list[Access]:
+    """n distinct accesses with realistic-looking paths, numbered from ``start``."""
+    return [Access(i, f"/usr/lib/pkg{i % 97}/mod{i // 97}/file{i}.so", 4096 + i, i * 50,
+                   ("exec", "open", "read")[i % 3], 1000 + i % 7, f"proc{i % 7}") for i in range(start, start + n)]
 
 
 def make_backend(persist_dir: str | Path | None = None, **config: object) -> ReplayBackend:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nydus_top.records import Access
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
 from tests.tui.conftest import on_trace, running
@@ -87,11 +88,11 @@ async def test_follow_pause_and_trace_continues_off_screen() -> None:
         await pilot.press("p")
         await pilot.pause()
         assert run.paused and "PAUSED" in screen_text(app)
-        run.records([type(run.items[0])(99, "/new/while-paused", 1, 9_000_000, "open", 1, "sh")])
+        run.records([Access(99, "/new/while-paused", 1, 9_000_000, "open", 1, "sh")])
         app.pump()
         assert "/new/while-paused" not in paths(screen)
         await pilot.press("p", "escape")  # resume, then leave the screen
-        run.records([type(run.items[0])(100, "/new/off-screen", 1, 9_100_000, "open", 1, "sh")])
+        run.records([Access(100, "/new/off-screen", 1, 9_100_000, "open", 1, "sh")])
         app.pump()
         assert paths(screen)[-2:] == ["/new/while-paused", "/new/off-screen"]
         await pilot.press("t")  # the traces list shows it still running
