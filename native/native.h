@@ -1,9 +1,50 @@
-/* nydus-top native helpers: the C side of the fanotify tracer. */
+/* nydus-top native core: the fanotify hot loop of the tracer.
+ *
+ * The caller (a single-threaded process) opens a host procfs directory fd, joins the target's
+ * mount namespace with nt_join_mntns(), arms a mark with nt_open() and then calls nt_drain()
+ * whenever the fanotify fd is readable. nt_drain() emits one JSON line per newly seen regular
+ * file (de-duplicated by device and inode before any path work), plus overflow lines. */
 #ifndef NYDUS_TOP_NATIVE_H
 #define NYDUS_TOP_NATIVE_H
 
-/* Join the mount namespace of `pid` through host procfs dir fd `procfd`.
- * Returns 0 or -errno. */
+#include <stddef.h>
+
+#define NT_BOUNDED 1 /* test knob: default (bounded) kernel queue instead of FAN_UNLIMITED_QUEUE */
+#define NT_COMPAT 2  /* optimizer-server compatibility: size clamped to uint32, no paths with CR/LF */
+
+/* Longest line nt_drain() may emit; it stops early when less than this is left in `out`. */
+#define NT_MAX_LINE 32768
+
+struct nt_tracer;
+
+struct nt_stats {
+    unsigned long long events;    /* fanotify events read */
+    unsigned long long records;   /* access lines emitted */
+    unsigned long long overflows; /* overflow lines emitted */
+    unsigned long long skipped;   /* new files not reported (unresolvable or not expressible) */
+};
+
+/* Join the mount namespace of `pid` through host procfs dir fd `procfd`. 0 or -errno. */
 int nt_join_mntns(int procfd, int pid);
+
+/* fanotify_init + FAN_MARK_MOUNT on `target` (resolved in the current mount namespace).
+ * Returns a tracer or NULL with *err = errno. The elapsed clock starts when the mark is in place. */
+struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err);
+
+int nt_fd(const struct nt_tracer *t);
+
+/* Read what the kernel has queued (non-blocking) and write JSON lines to `out` (cap >= 2 *
+ * NT_MAX_LINE). Returns the bytes written: 0 once the queue is empty, -errno on a read error.
+ * Call again while it returns > 0. */
+long nt_drain(struct nt_tracer *t, char *out, size_t cap);
+
+void nt_get_stats(const struct nt_tracer *t, struct nt_stats *st);
+
+void nt_close(struct nt_tracer *t);
+
+/* JSON string body for arbitrary bytes: valid UTF-8 copied, control characters, quote and
+ * backslash escaped, every byte of an invalid sequence as \udcXX (Python's surrogateescape).
+ * `out` needs 6 * n bytes. Returns the bytes written. */
+size_t nt_json_escape(const char *s, size_t n, char *out);
 
 #endif

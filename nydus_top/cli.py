@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from nydus_top import __version__
 
 # name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ps": ("nydus_top.ps", "list the pods and containers containerd reports over NRI"),
+    "trace": ("nydus_top.trace_cmd", "stream a container's file accesses as JSON lines (needs root)"),
+    "convert": ("nydus_top.convert_command", "build a nydus image with a prefetch list (runs nydusify)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,8 @@ class Access:
 
 @dataclass(frozen=True, slots=True)
 class Overflow:
-    """The kernel queue overflowed: some accesses after ``elapsed_us`` may be missing."""
+    """Accesses around ``elapsed_us`` were lost: the kernel queue overflowed, or the tracer's
+    per-trace limit of distinct files was reached. ``lost`` is the count when known."""
 
     elapsed_us: int
+    lost: int | None = None

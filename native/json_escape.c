@@ -1,0 +1,66 @@
+/* JSON string escaping of hostile bytes (paths and command names from containers). */
+#include "native.h"
+
+static const char HEX[] = "0123456789abcdef";
+
+/* Length of the valid UTF-8 sequence starting at s (n bytes available), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f; /* no UTF-16 surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f; /* nothing above U+10FFFF */
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+size_t nt_json_escape(const char *src, size_t n, char *out)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    char *o = out;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80) {
+            if (c == '"' || c == '\\')
+                *o++ = '\\';
+            *o++ = (char)c;
+            i++;
+        } else if (c < 0x20) {
+            *o++ = '\\'; *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = HEX[c >> 4]; *o++ = HEX[c & 15];
+            i++;
+        } else {
+            size_t len = utf8_seq(s + i, n - i);
+            if (len) {
+                for (size_t k = 0; k < len; k++)
+                    *o++ = (char)s[i + k];
+                i += len;
+            } else {
+                *o++ = '\\'; *o++ = 'u'; *o++ = 'd'; *o++ = 'c';
+                *o++ = HEX[c >> 4]; *o++ = HEX[c & 15];
+                i++;
+            }
+        }
+    }
+    return (size_t)(o - out);
+}

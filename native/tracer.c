@@ -1,0 +1,347 @@
+/* fanotify hot loop: read batches, de-duplicate by (dev, ino), resolve new files, emit JSON lines.
+ *
+ * Everything here handles hostile input: event fds and paths belong to another tenant's
+ * container. Nothing is ever opened by name inside the container: paths come from readlink of
+ * our own fd via the host procfs opened before setns, command names from host procfs too. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "native.h"
+
+#define READ_MAX (1 << 20)         /* bytes per read(2) of the fanotify fd, at most */
+#define SEEN_INIT (1u << 14)       /* initial slots of the (dev, ino) set */
+#define SEEN_MAX (1u << 22)        /* slots at most: 2M files, 64 MiB; then a "limit" overflow */
+#define COMM_SLOTS 64              /* per-batch cache of pid -> comm */
+#define PATH_BUF (PATH_MAX + 64)
+
+struct comm_entry {
+    int pid;
+    unsigned gen;
+    int len;
+    char comm[16];
+};
+
+struct nt_tracer {
+    int fan_fd, procfd, flags;
+    pid_t self;
+    struct timespec t0;
+    unsigned char *buf;
+    size_t buf_size, buf_len, buf_pos;
+    unsigned gen;
+    unsigned long long elapsed; /* of the current batch, microseconds since the mark */
+    uint64_t *seen;             /* pairs (dev, ino + 1); ino + 1 == 0 marks an empty slot */
+    size_t seen_cap, seen_count;
+    int limit_reported;
+    unsigned long long seq;
+    struct nt_stats st;
+    struct comm_entry comm[COMM_SLOTS];
+};
+
+int nt_join_mntns(int procfd, int pid)
+{
+    char rel[64];
+    snprintf(rel, sizeof rel, "%d/ns/mnt", pid);
+    int fd = openat(procfd, rel, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = setns(fd, CLONE_NEWNS) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static uint64_t mix(uint64_t dev, uint64_t ino)
+{
+    uint64_t h = dev * 0x9e3779b97f4a7c15ULL ^ ino;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Insert (dev, ino): 1 if new, 0 if already seen, -1 if the set is full. */
+static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino)
+{
+    uint64_t key = ino + 1;
+    if (key == 0) /* ino == UINT64_MAX: fold, collisions only cost a missed record */
+        key = 1;
+    if ((t->seen_count + 1) * 2 > t->seen_cap) {
+        if (t->seen_cap >= SEEN_MAX)
+            return -1;
+        size_t ncap = t->seen_cap * 2;
+        uint64_t *n = calloc(ncap * 2, sizeof *n);
+        if (!n)
+            return -1;
+        for (size_t i = 0; i < t->seen_cap; i++) {
+            if (!t->seen[2 * i + 1])
+                continue;
+            size_t j = mix(t->seen[2 * i], t->seen[2 * i + 1]) & (ncap - 1);
+            while (n[2 * j + 1])
+                j = (j + 1) & (ncap - 1);
+            n[2 * j] = t->seen[2 * i];
+            n[2 * j + 1] = t->seen[2 * i + 1];
+        }
+        free(t->seen);
+        t->seen = n;
+        t->seen_cap = ncap;
+    }
+    size_t j = mix(dev, key) & (t->seen_cap - 1);
+    while (t->seen[2 * j + 1]) {
+        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key)
+            return 0;
+        j = (j + 1) & (t->seen_cap - 1);
+    }
+    t->seen[2 * j] = dev;
+    t->seen[2 * j + 1] = key;
+    t->seen_count++;
+    return 1;
+}
+
+struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
+{
+    struct nt_tracer *t = calloc(1, sizeof *t);
+    if (!t) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    /* Every event in one read(2) holds an fd: keep a batch well inside RLIMIT_NOFILE, or the
+     * kernel drops the events it cannot open an fd for. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    size_t fds = rl.rlim_cur > 256 + 170 ? rl.rlim_cur - 256 : 170;
+    t->buf_size = fds * sizeof(struct fanotify_event_metadata);
+    if (t->buf_size > READ_MAX)
+        t->buf_size = READ_MAX;
+    t->buf = malloc(t->buf_size);
+    t->seen_cap = SEEN_INIT;
+    t->seen = calloc(t->seen_cap * 2, sizeof *t->seen);
+    if (!t->buf || !t->seen) {
+        *err = ENOMEM;
+        goto fail;
+    }
+    t->procfd = procfd;
+    t->flags = flags;
+    t->self = getpid();
+    unsigned init = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK;
+    if (!(flags & NT_BOUNDED))
+        init |= FAN_UNLIMITED_QUEUE;
+    t->fan_fd = fanotify_init(init, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    if (t->fan_fd < 0) {
+        *err = errno;
+        goto fail;
+    }
+    if (fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS,
+                      AT_FDCWD, target) < 0) {
+        *err = errno;
+        close(t->fan_fd);
+        goto fail;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t->t0);
+    return t;
+fail:
+    free(t->buf);
+    free(t->seen);
+    free(t);
+    return NULL;
+}
+
+int nt_fd(const struct nt_tracer *t) { return t->fan_fd; }
+
+void nt_get_stats(const struct nt_tracer *t, struct nt_stats *st) { *st = t->st; }
+
+void nt_close(struct nt_tracer *t)
+{
+    if (!t)
+        return;
+    /* Close the fds of events read but not processed yet. */
+    while (t->buf_pos + sizeof(struct fanotify_event_metadata) <= t->buf_len) {
+        struct fanotify_event_metadata *m = (void *)(t->buf + t->buf_pos);
+        if (m->event_len < sizeof *m)
+            break;
+        if (m->fd >= 0)
+            close(m->fd);
+        t->buf_pos += m->event_len;
+    }
+    close(t->fan_fd);
+    free(t->buf);
+    free(t->seen);
+    free(t);
+}
+
+static char *put_str(char *o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static char *put_u64(char *o, unsigned long long v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+static char *put_overflow(struct nt_tracer *t, char *o, const char *reason)
+{
+    o = put_str(o, "{\"path\":\"\",\"size\":0,\"elapsed\":");
+    o = put_u64(o, t->elapsed);
+    o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
+    o = put_str(o, reason);
+    o = put_str(o, "\"}\n");
+    t->st.overflows++;
+    return o;
+}
+
+/* Command name of host pid `pid` (empty if it is gone), cached for the current batch. */
+static struct comm_entry *comm_of(struct nt_tracer *t, int pid)
+{
+    struct comm_entry *e = &t->comm[(unsigned)pid % COMM_SLOTS];
+    if (e->gen == t->gen && e->pid == pid)
+        return e;
+    e->gen = t->gen;
+    e->pid = pid;
+    e->len = 0;
+    char rel[32];
+    snprintf(rel, sizeof rel, "%d/comm", pid);
+    int fd = openat(t->procfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        ssize_t r = read(fd, e->comm, sizeof e->comm);
+        close(fd);
+        if (r > 0) {
+            if (e->comm[r - 1] == '\n')
+                r--;
+            e->len = (int)r;
+        }
+    }
+    return e;
+}
+
+/* One event fd: emit a line if it is a regular file not seen before. */
+static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event_metadata *m)
+{
+    struct stat st;
+    if (m->pid == t->self || fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return o;
+    int added = seen_add(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if (added == 0)
+        return o;
+    if (added < 0) {
+        t->st.skipped++;
+        if (!t->limit_reported) {
+            t->limit_reported = 1;
+            o = put_overflow(t, o, "limit");
+        }
+        return o;
+    }
+    char rel[48], path[PATH_BUF];
+    snprintf(rel, sizeof rel, "self/fd/%d", m->fd);
+    ssize_t n = readlinkat(t->procfd, rel, path, sizeof path);
+    if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/') {
+        t->st.skipped++; /* unreachable from our root, or too long */
+        return o;
+    }
+    /* The kernel appends this to unlinked files. fstat cannot tell (an overlayfs file removed
+     * from a lower layer keeps its link count), so a live file whose name ends like this is
+     * reported without the suffix: only a path inside the same container can be wrong. */
+    static const char deleted[] = " (deleted)";
+    size_t dl = sizeof deleted - 1;
+    if ((size_t)n > dl && memcmp(path + n - dl, deleted, dl) == 0)
+        n -= (ssize_t)dl;
+    unsigned long long size = (unsigned long long)st.st_size;
+    if (t->flags & NT_COMPAT) {
+        /* The optimizer's client writes paths one a line and decodes size as uint32. */
+        if (memchr(path, '\n', (size_t)n) || memchr(path, '\r', (size_t)n)) {
+            t->st.skipped++;
+            return o;
+        }
+        if (size > UINT32_MAX)
+            size = UINT32_MAX;
+    }
+    const char *kind = (m->mask & FAN_OPEN_EXEC) ? "exec" : (m->mask & FAN_OPEN) ? "open" : "read";
+    struct comm_entry *c = comm_of(t, m->pid);
+    o = put_str(o, "{\"path\":\"");
+    o += nt_json_escape(path, (size_t)n, o);
+    o = put_str(o, "\",\"size\":");
+    o = put_u64(o, size);
+    o = put_str(o, ",\"elapsed\":");
+    o = put_u64(o, t->elapsed);
+    o = put_str(o, ",\"kind\":\"");
+    o = put_str(o, kind);
+    o = put_str(o, "\",\"pid\":");
+    o = put_u64(o, (unsigned long long)(m->pid > 0 ? m->pid : 0));
+    o = put_str(o, ",\"comm\":\"");
+    o += nt_json_escape(c->comm, (size_t)c->len, o);
+    o = put_str(o, "\",\"seq\":");
+    o = put_u64(o, t->seq++);
+    o = put_str(o, "}\n");
+    t->st.records++;
+    return o;
+}
+
+long nt_drain(struct nt_tracer *t, char *out, size_t cap)
+{
+    char *o = out;
+    if (cap < 2 * NT_MAX_LINE)
+        return -EINVAL;
+    for (;;) {
+        if (t->buf_pos >= t->buf_len) {
+            ssize_t r = read(t->fan_fd, t->buf, t->buf_size);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || o > out)
+                    return o - out;
+                return -errno;
+            }
+            if (r == 0)
+                return o - out;
+            t->buf_len = (size_t)r;
+            t->buf_pos = 0;
+            t->gen++;
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            t->elapsed = (unsigned long long)((now.tv_sec - t->t0.tv_sec) * 1000000LL +
+                                              (now.tv_nsec - t->t0.tv_nsec) / 1000);
+        }
+        while (t->buf_pos + sizeof(struct fanotify_event_metadata) <= t->buf_len) {
+            if ((size_t)(o - out) + NT_MAX_LINE > cap)
+                return o - out;
+            struct fanotify_event_metadata *m = (void *)(t->buf + t->buf_pos);
+            if (m->event_len < sizeof *m || m->event_len > t->buf_len - t->buf_pos ||
+                m->vers != FANOTIFY_METADATA_VERSION) {
+                t->buf_pos = t->buf_len; /* cannot happen with a sane kernel; drop the rest */
+                return -EPROTO;
+            }
+            t->buf_pos += m->event_len;
+            t->st.events++;
+            if (m->mask & FAN_Q_OVERFLOW)
+                o = put_overflow(t, o, "queue");
+            if (m->fd >= 0) {
+                o = handle_fd(t, o, m);
+                close(m->fd);
+            }
+        }
+        t->buf_pos = t->buf_len = 0;
+    }
+}

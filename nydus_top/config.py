@@ -1,0 +1,234 @@
+"""Layered TOML configuration.
+
+Layers, each overriding single keys of the previous ones: the packaged defaults
+(``nydus_top.conf/nydus-top.toml``), ``/etc/nydus-top/config.toml``, the user's
+``$XDG_CONFIG_HOME/nydus-top/config.toml`` (``~/.config`` without XDG), ``--config PATH``, and
+text handed over at runtime (containerd's NRI Configure). Missing system/user files are skipped.
+Any bad layer raises :class:`ConfigError` with one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomli
+
+SYSTEM_CONFIG = Path("/etc/nydus-top/config.toml")
+NRI_EVENTS = frozenset({
+    "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "CreateContainer", "PostCreateContainer",
+    "StartContainer", "PostStartContainer", "UpdateContainer", "PostUpdateContainer", "StopContainer",
+    "RemoveContainer",
+})
+TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
+
+
+class ConfigError(Exception):
+    """A configuration layer is unreadable or invalid; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The merged configuration. Build it with :func:`load_config` or :func:`default_config`."""
+
+    persist_dir: Path  # optimizer key: result files go below it
+    readable: bool  # optimizer key: human units in the .csv
+    timeout: int  # optimizer key: seconds, 0 = none; > 0 adds .timeout<N>s to result names
+    overwrite: bool  # optimizer key: replace existing result files
+    events: tuple[str, ...]  # optimizer key: NRI events the recorder subscribes to
+    nydusify: str  # [convert] nydusify: binary name (PATH lookup) or path
+    nydusify_args: tuple[str, ...]  # [convert] extra_args
+    target_template: str  # [convert] target, e.g. "{repo}:{tag}-nydus"
+    nri_socket: Path  # [nri] socket
+    plugin_name: str  # [nri] plugin_name
+    plugin_index: str  # [nri] plugin_index, two digits
+    sources: tuple[str, ...] = ()  # the layers that were read, in order
+    notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
+
+
+class _Bad(Exception):
+    pass
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"must be true or false, got {_kind(value)}")
+    return value
+
+
+def _seconds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Bad(f"must be an integer >= 0, got {_shown(value)}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise _Bad(f"must be a non-empty string, got {_shown(value)}")
+    return value
+
+
+def _abs_path(value: Any) -> Path:
+    text = os.path.expanduser(_text(value))
+    if not os.path.isabs(text):
+        raise _Bad(f"must be an absolute path, got {value!r}")
+    return Path(os.path.normpath(text))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):
+        raise _Bad(f"must be a list of strings, got {_shown(value)}")
+    return tuple(value)
+
+
+def _events(value: Any) -> tuple[str, ...]:
+    events = _strings(value)
+    unknown = [e for e in events if e not in NRI_EVENTS]
+    if unknown:
+        raise _Bad(f"unknown NRI event {unknown[0]!r} (known: {', '.join(sorted(NRI_EVENTS))})")
+    return events
+
+
+def _template(value: Any) -> str:
+    text = _text(value)
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as err:
+        raise _Bad(f"is not a valid template: {err}") from None
+    unknown = sorted(fields - TARGET_FIELDS)
+    if unknown:
+        raise _Bad(f"unknown field {{{unknown[0]}}} (known: {', '.join(sorted(TARGET_FIELDS))})")
+    return text
+
+
+def _index(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{2}", value):
+        raise _Bad(f"must be a two-digit string like \"90\", got {_shown(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else _kind(value)
+
+
+# TOML key -> (Config field, validator)
+_SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "persist_dir": ("persist_dir", _abs_path),
+    "readable": ("readable", _bool),
+    "timeout": ("timeout", _seconds),
+    "overwrite": ("overwrite", _bool),
+    "events": ("events", _events),
+    "convert.nydusify": ("nydusify", _text),
+    "convert.extra_args": ("nydusify_args", _strings),
+    "convert.target": ("target_template", _template),
+    "nri.socket": ("nri_socket", _abs_path),
+    "nri.plugin_name": ("plugin_name", _text),
+    "nri.plugin_index": ("plugin_index", _index),
+}
+_TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}
+_IGNORED = {"server_path": "server_path is ignored: nydus-top traces with its own tracer"}
+
+
+def parse_layer(text: str, source: str) -> tuple[dict[str, Any], list[str]]:
+    """Validate one TOML layer: (Config field -> value, notes). Raises ConfigError."""
+    try:
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: invalid TOML: {err}") from None
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+    flat: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if key in _TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: key '{key}' must be a table, got {_kind(value)}")
+            flat.extend((f"{key}.{sub}", v) for sub, v in value.items())
+        else:
+            flat.append((key, value))
+    for key, value in flat:
+        if key in _IGNORED:
+            notes.append(f"{source}: {_IGNORED[key]}")
+            continue
+        if key not in _SCHEMA:
+            raise ConfigError(f"{source}: unknown key '{key}'")
+        name, check = _SCHEMA[key]
+        try:
+            values[name] = check(value)
+        except _Bad as err:
+            raise ConfigError(f"{source}: key '{key}' {err}") from None
+    return values, notes
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/nydus-top/config.toml``, or under ``~/.config``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+    return Path(base, "nydus-top", "config.toml")
+
+
+def _packaged() -> tuple[str, str]:
+    resource = resources.files("nydus_top.conf").joinpath("nydus-top.toml")
+    return str(resource), resource.read_text(encoding="utf-8")
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    system_path: Path = SYSTEM_CONFIG,
+    extra: Sequence[tuple[str, str]] = (),
+) -> Config:
+    """Merge the packaged defaults, *system_path*, the user's file, *path* and *extra* layers.
+
+    *path* is ``--config`` (must exist); *extra* holds (source name, TOML text) pairs applied
+    last, e.g. ``("NRI Configure", text)``. Raises ConfigError (one line: file, key, problem).
+    """
+    layers = [_packaged()]
+    for optional in (system_path, user_config_path(environ)):
+        if optional.is_file():
+            layers.append((str(optional), _read(optional)))
+    if path is not None:
+        explicit = Path(path)
+        if not explicit.exists():
+            raise ConfigError(f"{explicit}: no such file")
+        layers.append((str(explicit), _read(explicit)))
+    layers.extend(extra)
+    return _merge(layers)
+
+
+def _merge(layers: Sequence[tuple[str, str]]) -> Config:
+    merged: dict[str, Any] = {}
+    notes: list[str] = []
+    for source, text in layers:
+        values, layer_notes = parse_layer(text, source)
+        merged.update(values)
+        notes.extend(layer_notes)
+    missing = sorted(name for name, _ in _SCHEMA.values() if name not in merged)
+    if missing:
+        raise ConfigError(f"{layers[0][0]}: packaged defaults lack '{missing[0]}'")
+    return Config(**merged, sources=tuple(source for source, _ in layers), notes=tuple(notes))
+
+
+def default_config() -> Config:
+    """The packaged defaults alone (no system or user files)."""
+    return _merge([_packaged()])

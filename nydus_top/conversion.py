@@ -1,0 +1,206 @@
+"""Run ``nydusify convert`` with a prefetch list: argv only, live output, clean cancel.
+
+Usable from a CLI (blocking :meth:`Conversion.run`) and from a Textual worker thread (``run``
+in the worker, :meth:`Conversion.cancel` from the UI thread). nydusify and everything it
+starts run in their own process group; cancel signals the whole group and reaps it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from nydus_top.config import Config
+from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.listfile import Entry, render
+
+FS_VERSION = "6"
+_MAX_LINE = 64 * 1024
+
+
+class ConversionError(Exception):
+    """The conversion could not be started (bad image, empty list, missing binary)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLine:
+    """One line nydusify printed (stdout and stderr merged), without its line end."""
+
+    elapsed: float  # seconds since the process started
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionResult:
+    returncode: int  # exit status; -N when killed by signal N
+    cancelled: bool
+    elapsed: float  # seconds
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.cancelled
+
+    def summary(self) -> str:
+        """One line for the operator: success, cancellation or failure with the exit status."""
+        took = f"after {self.elapsed:.1f}s"
+        if self.cancelled:
+            return f"conversion cancelled {took}"
+        if self.returncode == 0:
+            return f"conversion succeeded {took}"
+        if self.returncode < 0:
+            name = signal.Signals(-self.returncode).name if -self.returncode in signal.valid_signals() else "?"
+            return f"conversion failed {took}: nydusify killed by signal {-self.returncode} ({name})"
+        return f"conversion failed {took}: nydusify exited with status {self.returncode}"
+
+
+def target_for(template: str, source: str) -> str:
+    """Fill *template* (fields {registry} {path} {repo} {name} {tag}) from the *source* image.
+
+    A source pinned by digest only has ``{tag}`` = ``<algo>-<first 12 hex digits>``.
+    Raises ConversionError when the source or the resulting target is not a valid reference.
+    """
+    try:
+        ref = parse_image_ref(source)
+    except ImageRefError as err:
+        raise ConversionError(f"source image: {err}") from None
+    algo, _, hexpart = ref.digest.partition(":")
+    tag = ref.tag or f"{algo}-{hexpart[:12]}"
+    try:
+        target = template.format(registry=ref.domain, path=ref.path, repo=ref.name, name=ref.base, tag=tag)
+        parse_image_ref(target)
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConversionError(f"target template {template!r} gives no valid image for {source}: {err}") from None
+    return target
+
+
+def build_argv(nydusify: str, source: str, target: str, extra_args: Sequence[str] = ()) -> list[str]:
+    """``nydusify convert --source S --target T --fs-version 6 --prefetch-patterns [extra...]``."""
+    return [nydusify, "convert", "--source", source, "--target", target, "--fs-version", FS_VERSION,
+            "--prefetch-patterns", *extra_args]
+
+
+def prefetch_input(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
+    """(stdin bytes, warnings) for ``--prefetch-patterns``; refuses an empty list.
+
+    nydusify treats empty input as "/" (prefetch the whole image), so an empty list is an error.
+    """
+    data, _, warnings = render(entries)
+    if not data:
+        raise ConversionError("the prefetch list is empty (nydusify would prefetch the whole image)")
+    return data, warnings
+
+
+def prepare_conversion(
+    config: Config, source: str, entries: Iterable[Entry], *, target: str | None = None,
+    nydusify: str | None = None, extra_args: Sequence[str] = (),
+) -> tuple[Conversion, tuple[str, ...]]:
+    """(conversion ready to run, warnings about left-out paths) for *source* and *entries*.
+
+    *target* defaults to the configured template filled from *source*; *nydusify* and
+    *extra_args* (appended after the configured ones) override/extend the configuration.
+    Raises ConversionError for a bad source/target or an empty list.
+    """
+    stdin_data, warnings = prefetch_input(entries)
+    argv = build_argv(nydusify or config.nydusify, source, target or target_for(config.target_template, source),
+                      (*config.nydusify_args, *extra_args))
+    return Conversion(argv, stdin_data), warnings
+
+
+class Conversion:
+    """One nydusify run. ``run`` blocks; ``cancel`` may be called from any thread."""
+
+    def __init__(self, argv: Sequence[str], stdin_data: bytes, *, env: dict[str, str] | None = None,
+                 kill_grace: float = 3.0) -> None:
+        self.argv = list(argv)
+        self._stdin_data = stdin_data
+        self._env = env
+        self._kill_grace = kill_grace
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._cancelled = False
+        self._done = False
+        self._started = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        """nydusify's pid (also its process group id) once started."""
+        return self._proc.pid if self._proc else None
+
+    def run(self, on_line: Callable[[OutputLine], None] = lambda line: None) -> ConversionResult:
+        """Start nydusify, feed the list on stdin, call *on_line* for each output line, wait.
+
+        Raises ConversionError if the binary cannot be started. A cancel before start means
+        nydusify is never started.
+        """
+        with self._lock:
+            if self._cancelled:
+                return ConversionResult(-signal.SIGTERM, True, 0.0)
+            try:
+                self._proc = subprocess.Popen(
+                    self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    env=self._env, start_new_session=True, close_fds=True,
+                )
+            except OSError as err:
+                raise ConversionError(f"cannot run {self.argv[0]}: {err.strerror or err}") from None
+            self._started = time.monotonic()
+        proc = self._proc
+        feeder = threading.Thread(target=self._feed, args=(proc,), name="nydusify-stdin", daemon=True)
+        feeder.start()
+        assert proc.stdout is not None
+        try:
+            while line := proc.stdout.readline(_MAX_LINE):
+                text = line.decode("utf-8", "replace").rstrip("\r\n")
+                on_line(OutputLine(time.monotonic() - self._started, text))
+        except BaseException:  # the callback failed or the thread was interrupted: stop nydusify now
+            self._cancelled = True
+            self._kill_group()
+            raise
+        finally:
+            with self._lock:
+                self._done = True  # from here on the group is not signalled: its leader gets reaped
+            proc.stdout.close()
+            returncode = proc.wait()
+            feeder.join()
+        return ConversionResult(returncode, self._cancelled, time.monotonic() - self._started)
+
+    def _feed(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(self._stdin_data)
+        except (BrokenPipeError, ValueError):
+            pass  # nydusify exited (or was cancelled) without reading everything
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    def cancel(self) -> None:
+        """SIGTERM nydusify's process group, SIGKILL it after the grace period. Idempotent."""
+        with self._lock:
+            self._cancelled = True
+            if self._proc is None or self._done:
+                return
+            self._signal_group(signal.SIGTERM)
+        timer = threading.Timer(self._kill_grace, self._kill_group)
+        timer.daemon = True
+        timer.start()
+
+    def _kill_group(self) -> None:
+        with self._lock:
+            self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: int) -> None:
+        """Signal the group while its output is open (caller holds the lock): until then the
+        leader is unreaped, so the group id cannot have been reused."""
+        if self._done or self._proc is None:
+            return
+        try:
+            os.killpg(self._proc.pid, sig)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,83 @@
+"""``nydus-top convert LIST``: build a nydus image with LIST as its prefetch list.
+
+Runs ``nydusify convert --source SRC --target TGT --fs-version 6 --prefetch-patterns`` with the
+list on stdin, printing nydusify's output as it comes with the elapsed time. With
+``--range-list OUT.json`` it writes the range list for ``nydusify optimize --prefetch-files``
+instead of converting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from nydus_top.config import ConfigError, load_config
+from nydus_top.conversion import ConversionError, prepare_conversion
+from nydus_top.listfile import ListFileError, load_list, save_range_list
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("list", metavar="LIST", help="prefetch list (plain or .csv, ours or the optimizer's)")
+    parser.add_argument("--source", help="source image (default: derived from LIST's place under persist_dir)")
+    parser.add_argument("--target", help="target image (default: the [convert] target template)")
+    parser.add_argument("--range-list", metavar="OUT.json", type=Path,
+                        help="write the range list for `nydusify optimize --prefetch-files` instead of converting")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --range-list file")
+    parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
+    parser.add_argument("--nydusify", metavar="PATH", help="nydusify binary (default: from the configuration)")
+    parser.add_argument("--nydusify-arg", metavar="ARG", action="append", default=[],
+                        help="extra argument for nydusify, e.g. --nydusify-arg=--platform=linux/amd64 (repeatable; after the configured ones)")
+
+
+def source_from_location(list_path: Path, persist_dir: Path) -> str | None:
+    """The image a result file under *persist_dir* was named after (registry unknown: Docker Hub)."""
+    try:
+        rel = Path(os.path.abspath(list_path)).relative_to(persist_dir)
+    except ValueError:
+        return None
+    name = re.sub(r"\.timeout[0-9]+s$", "", rel.name.removesuffix(".csv"))
+    return str(rel.parent / name) if rel.parent != Path(".") else name
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        loaded = load_list(args.list)
+    except (ConfigError, ListFileError) as err:
+        print(f"nydus-top convert: {err}", file=sys.stderr)
+        return 2
+    for line in (*config.notes, *loaded.warnings):
+        print(f"nydus-top convert: {line}", file=sys.stderr)
+    if args.range_list is not None:
+        try:
+            saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force)
+        except ListFileError as err:
+            print(f"nydus-top convert: {err}", file=sys.stderr)
+            return 1
+        for line in saved.warnings:
+            print(f"nydus-top convert: {line}", file=sys.stderr)
+        print(f"wrote {saved.written} files to {args.range_list}")
+        return 0
+    source = args.source or source_from_location(Path(args.list), config.persist_dir)
+    if source is None:
+        print("nydus-top convert: --source is required (LIST is not under persist_dir)", file=sys.stderr)
+        return 2
+    try:
+        conversion, warnings = prepare_conversion(config, source, loaded.entries, target=args.target,
+                                                  nydusify=args.nydusify, extra_args=args.nydusify_arg)
+        for line in warnings:
+            print(f"nydus-top convert: {line}", file=sys.stderr)
+        print("running: " + " ".join(conversion.argv), flush=True)
+        try:
+            result = conversion.run(lambda line: print(f"[{line.elapsed:7.1f}s] {line.text}", flush=True))
+        except KeyboardInterrupt:  # run() has already killed nydusify's process group
+            print("nydus-top convert: cancelled", file=sys.stderr)
+            return 130
+    except ConversionError as err:
+        print(f"nydus-top convert: {err}", file=sys.stderr)
+        return 2
+    print(result.summary(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else (result.returncode if result.returncode > 0 else 1)

@@ -1,0 +1,426 @@
+"""Prefetch list files: optimizer-compatible names, atomic save, load, merge, range list export.
+
+Byte compatibility with nydus-snapshotter's optimizer NRI plugin (``cmd/optimizer-nri-plugin``,
+``pkg/fanotify``, ``pkg/utils/display``):
+
+* result file ``<persist_dir>/<dirname of repo path>/<base>:<tag>``; the repo path has no
+  registry host (``distribution/reference.Path``), so ``docker.io/library/nginx`` and
+  ``quay.io/library/nginx`` share ``library/nginx:latest``; a one-component path lands in
+  ``persist_dir`` itself; ``.timeout<N>s`` is appended whenever a timeout is configured;
+* the list has one path a line (``fmt.Fprintln``), the ``.csv`` is written by Go's
+  ``encoding/csv`` (LF line ends, quoting only when needed) with header ``path,size,elapsed``;
+* ``readable`` renders sizes like ``ByteToReadableIEC`` (``512 B``, ``1.5 KiB``) and elapsed
+  like ``MicroSecondToReadable`` (``999 us``, ``1.500 ms``, ``2.000 s``).
+
+Where the optimizer crashes (a reference pinned by digest fails its ``NamedTagged`` assertion)
+we name the file after the tag if there is one, else ``<base>@<algo>:<hex>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from nydus_top.imageref import ImageRefError, parse_image_ref
+
+CSV_HEADER = ("path", "size", "elapsed")
+RANGE_LIST_VERSION = "v1"
+
+# Unicode White_Space: what Rust's str::trim (nydus-image reading the list) and Go's
+# unicode.IsSpace (encoding/csv quoting) both treat as space.
+_WHITESPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+class ListFileError(Exception):
+    """A list could not be saved or loaded; the message is one line naming the file."""
+
+
+class ListExistsError(ListFileError):
+    """Saving would overwrite an existing file and overwriting was not asked for."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} already exists (save again with overwrite to replace it)")
+        self.path = path
+
+
+class Entry(Protocol):
+    """Anything with a path, a size and an elapsed time: records.Access, ListEntry."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def elapsed_us(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """One file of a loaded list; size and elapsed are None when the file did not say."""
+
+    path: str
+    size: int | None = None
+    elapsed_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultPaths:
+    """Where the optimizer keeps the results for one image."""
+
+    list: Path
+    csv: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What a save wrote and which entries it had to leave out (one warning line each)."""
+
+    paths: tuple[Path, ...]
+    written: int
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedList:
+    """Entries of a loaded list, and one warning line per line that was skipped."""
+
+    entries: tuple[ListEntry, ...]
+    warnings: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- result file names
+
+
+def result_name(image: str) -> tuple[str, str]:
+    """(directory relative to persist_dir, file name) for *image*, e.g. ("library", "nginx:latest").
+
+    Raises ImageRefError for references containerd would reject; a valid reference has no
+    ``..``, absolute or empty component, so the result always stays inside persist_dir.
+    """
+    ref = parse_image_ref(image)
+    directory = os.path.dirname(ref.path) or "."
+    name = f"{ref.base}:{ref.tag}" if ref.tag else f"{ref.base}@{ref.digest}"
+    return directory, name
+
+
+def result_paths(persist_dir: str | os.PathLike[str], image: str, *, timeout: int = 0) -> ResultPaths:
+    """The optimizer's result files for *image* under *persist_dir*.
+
+    *timeout* is the configured recording timeout in seconds; like the optimizer, any value
+    > 0 adds ``.timeout<N>s`` to the name. Raises ImageRefError for an invalid reference.
+    """
+    base = os.path.abspath(os.fspath(persist_dir))
+    directory, name = result_name(image)
+    target = os.path.normpath(os.path.join(base, directory, name))
+    # Belt and braces: the reference grammar already rules out every way out of persist_dir.
+    if os.path.dirname(target) != os.path.normpath(os.path.join(base, directory)) or not target.startswith(base.rstrip("/") + "/"):
+        raise ImageRefError(f"image {image!r} would escape {base}")
+    if timeout > 0:
+        target += f".timeout{timeout}s"
+    return ResultPaths(Path(target), Path(target + ".csv"))
+
+
+# ---------------------------------------------------------------- formats
+
+
+def readable_size(size: int) -> str:
+    """``ByteToReadableIEC``: ``512 B``, ``1.5 KiB``, ``2.0 MiB``."""
+    if size < 1024:
+        return f"{size} B"
+    div, exp, n = 1024, 0, size // 1024
+    while n >= 1024:
+        div *= 1024
+        exp += 1
+        n //= 1024
+    return f"{size / div:.1f} {'KMGTPE'[exp]}iB"
+
+
+def readable_elapsed(us: int) -> str:
+    """``MicroSecondToReadable``: ``999 us``, ``1.500 ms``, ``2.000 s``."""
+    if us < 1000:
+        return f"{us} us"
+    if us < 1000 * 1000:
+        return f"{us / 1000:.3f} ms"
+    return f"{us / 1000000:.3f} s"
+
+
+_READABLE = re.compile(r"([0-9]+(?:\.[0-9]+)?) (B|KiB|MiB|GiB|TiB|PiB|EiB|us|ms|s)")
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_TIME_UNITS = ("us", "ms", "s")
+_UNIT = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50,
+         "EiB": 1 << 60, "us": 1, "ms": 1000, "s": 1000000}
+
+
+def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
+    """An int, or a readable amount in one of *units* (rounded); None for ''."""
+    if text == "":
+        return None
+    if text.isascii() and text.isdigit():
+        return int(text)
+    match = _READABLE.fullmatch(text)
+    if match is None or match.group(2) not in units:
+        raise ValueError(text)
+    return round(float(match.group(1)) * _UNIT[match.group(2)])
+
+
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def _csv_field(value: str) -> str:
+    """Go encoding/csv quoting: only when needed; quotes doubled; CR and LF kept as they are."""
+    if value == "" or (value != r"\." and not _CSV_SPECIAL.search(value) and value[0] not in _WHITESPACE):
+        return value
+    return '"' + value.replace('"', '""') + '"'
+
+
+def csv_line(entry: Entry, *, readable: bool = False) -> str:
+    """One csv row (with its LF) as the optimizer writes it; unknown size/elapsed stay empty.
+
+    Only the path can need quoting: numbers and readable units never hold , " CR LF.
+    """
+    size, elapsed = entry.size, entry.elapsed_us
+    if readable:
+        size_text = readable_size(size) if size is not None else ""
+        elapsed_text = readable_elapsed(elapsed) if elapsed is not None else ""
+    else:
+        size_text = "" if size is None else str(size)
+        elapsed_text = "" if elapsed is None else str(elapsed)
+    return f"{_csv_field(entry.path)},{size_text},{elapsed_text}\n"
+
+
+def inexpressible(path: str) -> str | None:
+    """Why *path* cannot be a line of a plain prefetch list, or None if it can."""
+    if not path.startswith("/"):
+        return "not an absolute path"
+    if "\n" in path:
+        return "contains a newline"
+    if path[-1] in _WHITESPACE:
+        return "ends with whitespace"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    return None
+
+
+_E = TypeVar("_E", bound=Entry)
+
+
+def _dedup(entries: Iterable[_E]) -> list[_E]:
+    seen: set[str] = set()
+    out = []
+    for entry in entries:
+        if entry.path not in seen:
+            seen.add(entry.path)
+            out.append(entry)
+    return out
+
+
+def render(entries: Iterable[Entry], *, readable: bool = False) -> tuple[bytes, bytes, tuple[str, ...]]:
+    """(plain list, csv, warnings) for *entries*: first occurrence of each path, in order.
+
+    Paths a plain list cannot express are left out of both files, one warning each.
+    """
+    plain: list[str] = []
+    rows = [",".join(CSV_HEADER) + "\n"]
+    warnings = []
+    for entry in _dedup(entries):
+        reason = inexpressible(entry.path)
+        if reason:
+            warnings.append(f"left out {entry.path!r}: {reason}")
+            continue
+        plain.append(entry.path + "\n")
+        rows.append(csv_line(entry, readable=readable))
+    return "".join(plain).encode(), "".join(rows).encode(), tuple(warnings)
+
+
+def range_list(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
+    """(JSON document, warnings) for ``nydusify optimize --prefetch-files``: whole files only.
+
+    Non-absolute and non-UTF-8 paths are left out (nydus skips or cannot read them).
+    """
+    files = []
+    warnings = []
+    for entry in _dedup(entries):
+        reason = None if entry.path.startswith("/") else "not an absolute path"
+        if reason is None:
+            try:
+                entry.path.encode("utf-8")
+            except UnicodeEncodeError:
+                reason = "not valid UTF-8"
+        if reason:
+            warnings.append(f"left out {entry.path!r}: {reason}")
+            continue
+        files.append({"path": entry.path, "ranges": None})
+    doc = {"version": RANGE_LIST_VERSION, "files": files}
+    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), tuple(warnings)
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def _describe(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False) -> None:
+    """Write every (path, data) so that each file is either its old or its complete new version.
+
+    Data goes to a temporary file in the target's directory, is fsynced, then renamed over the
+    target (or hard-linked, which fails if the target exists, when *overwrite* is false).
+    Nothing is replaced until every temporary file is complete, so a full disk or a permission
+    error leaves all old files intact. Raises ListExistsError or ListFileError (one line).
+    """
+    if not overwrite:
+        for path, _ in files:
+            if os.path.lexists(path):
+                raise ListExistsError(path)
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            except OSError as err:
+                raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
+            temps.append((tmp, path))
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fchmod(out.fileno(), 0o644)
+                    os.fsync(out.fileno())
+            except OSError as err:
+                raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
+        for tmp, path in temps:
+            try:
+                if overwrite:
+                    os.rename(tmp, path)
+                else:
+                    os.link(tmp, path)
+            except FileExistsError:
+                raise ListExistsError(path) from None
+            except OSError as err:
+                raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
+        for directory in {path.parent for path, _ in files}:
+            try:
+                dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError as err:
+                raise ListFileError(f"cannot save in {directory}: {_describe(err)}") from None
+    finally:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+
+def save_list(
+    entries: Iterable[Entry], list_path: str | os.PathLike[str], *, readable: bool = False, overwrite: bool = False
+) -> SaveResult:
+    """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically.
+
+    Raises ListExistsError (nothing written) when either exists and *overwrite* is false,
+    ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
+    """
+    path = Path(list_path)
+    csv_path = Path(os.fspath(path) + ".csv")
+    plain, table, warnings = render(entries, readable=readable)
+    write_atomic([(path, plain), (csv_path, table)], overwrite=overwrite)
+    return SaveResult((path, csv_path), plain.count(b"\n"), warnings)
+
+
+def save_range_list(
+    entries: Iterable[Entry], path: str | os.PathLike[str], *, overwrite: bool = False
+) -> SaveResult:
+    """Save the range list JSON for *entries* atomically (see :func:`range_list`)."""
+    target = Path(path)
+    data, warnings = range_list(entries)
+    write_atomic([(target, data)], overwrite=overwrite)
+    return SaveResult((target,), len(json.loads(data)["files"]), warnings)
+
+
+# ---------------------------------------------------------------- loading and merging
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError as err:
+        raise ListFileError(f"cannot read {path}: {_describe(err)}") from None
+
+
+def _load_csv(path: Path, text: str) -> LoadedList:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None or tuple(header) != CSV_HEADER:
+            raise ListFileError(f"{path}: not a prefetch csv (first line must be 'path,size,elapsed')")
+        entries: list[ListEntry] = []
+        warnings: list[str] = []
+        for row in reader:
+            line = reader.line_num
+            if len(row) != 3:
+                raise ListFileError(f"{path}:{line}: expected 3 columns, got {len(row)}")
+            try:
+                size = _parse_amount(row[1], _SIZE_UNITS)
+                elapsed = _parse_amount(row[2], _TIME_UNITS)
+            except ValueError as err:
+                raise ListFileError(f"{path}:{line}: bad size or elapsed {err.args[0]!r}") from None
+            if not row[0].startswith("/"):
+                warnings.append(f"{path}:{line}: skipped {row[0]!r}: not an absolute path")
+                continue
+            entries.append(ListEntry(row[0], size, elapsed))
+    except csv.Error as err:
+        raise ListFileError(f"{path}:{reader.line_num}: malformed csv: {err}") from None
+    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
+
+
+def load_list(path: str | os.PathLike[str]) -> LoadedList:
+    """Load a plain list or a csv (ours or the optimizer's; readable units accepted).
+
+    A plain list takes sizes and elapsed times from its sibling ``.csv`` when that exists and
+    parses. Duplicates keep their first occurrence; relative paths are skipped with a warning.
+    Raises ListFileError (one line naming the file) if the file is unreadable or malformed.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    if path.suffix == ".csv" or text.startswith(",".join(CSV_HEADER) + "\n"):
+        return _load_csv(path, text)
+    sibling = Path(os.fspath(path) + ".csv")
+    details: dict[str, ListEntry] = {}
+    if sibling.is_file():
+        try:
+            details = {e.path: e for e in _load_csv(sibling, _read_text(sibling)).entries}
+        except ListFileError:
+            details = {}
+    entries: list[ListEntry] = []
+    warnings: list[str] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line:
+            continue
+        if not line.startswith("/"):
+            warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
+            continue
+        entries.append(details.get(line, ListEntry(line)))
+    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
+
+
+def merge(*runs: Iterable[Entry]) -> list[Entry]:
+    """Entries of all *runs* in order of first appearance (run by run), each path once."""
+    return _dedup(entry for run in runs for entry in run)

@@ -1,0 +1,71 @@
+"""NRI's connection multiplexer (containerd/nri pkg/net/multiplex), sans-IO.
+
+One UNIX stream socket carries several logical connections as frames of an 8-byte header
+(big-endian uint32 connection id, uint32 payload length) and the payload. Connection 1 carries
+the Plugin service (the runtime calls us), connection 2 the Runtime service (we call it).
+Frame boundaries mean nothing to ttrpc: each connection is a byte stream.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from nydus_top.nri.errors import ProtocolError
+
+HEADER = struct.Struct(">II")
+PLUGIN_CONN = 1
+RUNTIME_CONN = 2
+CONNS = frozenset((PLUGIN_CONN, RUNTIME_CONN))
+# The Go reader's limit (NRI v0.6.1 allows 1<<24; newer versions split at 4 MiB + 10).
+MAX_PAYLOAD = 1 << 24
+# Go ttrpc reads each connection through a 4096-byte bufio.Reader and the mux hands a whole
+# frame to every Read, failing with ENOMEM when the frame exceeds the reader's buffer.
+GO_READ_BUFFER = 4096
+
+
+def encode_frames(conn_id: int, data: bytes) -> bytes:
+    """Frame one ttrpc message of ``data`` for ``conn_id`` so that a Go peer can read it.
+
+    Up to 4096 bytes go in one frame. A longer message goes out as Go's own bufio.Writer sends
+    it: a first frame of 4096 bytes, which fills the reader's buffer, then the rest in one frame,
+    which the reader copies straight into the message buffer it has sized by then.
+    """
+    if len(data) <= GO_READ_BUFFER:
+        return HEADER.pack(conn_id, len(data)) + data
+    head, rest = data[:GO_READ_BUFFER], data[GO_READ_BUFFER:]
+    return HEADER.pack(conn_id, len(head)) + head + HEADER.pack(conn_id, len(rest)) + rest
+
+
+class Demux:
+    """Splits the socket's byte stream into ``(conn_id, payload)`` frames."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Add bytes read from the socket; return the frames they complete, in order.
+
+        Raises ProtocolError for a frame on a connection NRI does not define or one longer
+        than any runtime sends.
+        """
+        buf = self._buf
+        buf += data
+        frames: list[tuple[int, bytes]] = []
+        off = 0
+        view = memoryview(buf)
+        try:
+            while len(buf) - off >= HEADER.size:
+                conn_id, length = HEADER.unpack_from(buf, off)
+                if conn_id not in CONNS:
+                    raise ProtocolError(f"mux frame for unknown connection {conn_id}")
+                if length > MAX_PAYLOAD:
+                    raise ProtocolError(f"mux frame of {length} bytes exceeds {MAX_PAYLOAD}")
+                end = off + HEADER.size + length
+                if end > len(buf):
+                    break
+                frames.append((conn_id, bytes(view[off + HEADER.size : end])))
+                off = end
+        finally:
+            view.release()
+        del buf[:off]
+        return frames

@@ -1,0 +1,330 @@
+"""An NRI plugin session on asyncio: connect, register, serve the runtime, keep the model current.
+
+    model = NodeModel()
+    session = PluginSession(model, socket_path="/var/run/nri/nri.sock", idx="90")
+    session.add_start_hook(arm_tracer)   # async def arm_tracer(pod, container, deadline) -> None
+    await session.run_forever()          # or SessionThread(session).start() beside a Textual app
+
+The session is observe-only: it never adjusts containers and never answers a lifecycle call
+with an error, so containerd cannot fail a start because of it. On a lost or broken connection
+it logs one line, marks the model disconnected, and reconnects with backoff; the runtime then
+sends a fresh Synchronize, which replaces the model. Everything runs on the session's loop:
+subscriber callbacks and start hooks included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from nydus_top.node import Container, EventKind, NodeModel, Pod
+from nydus_top.nri import convert, nri_api_pb2 as api, ttrpc
+from nydus_top.nri.errors import ProtocolError
+from nydus_top.nri.protocol import PLUGIN_SERVICE, Call, PluginProtocol, Reply
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "/var/run/nri/nri.sock"
+SOCKET_FD_ENV = "NRI_PLUGIN_SOCKET"  # fd of a connected socket, for plugins the runtime launches
+DEFAULT_NAME = "nydus-top"
+DEFAULT_IDX = "90"
+REGISTRATION_TIMEOUT = 5.0  # NRI's default plugin_registration_timeout
+REQUEST_TIMEOUT = 2.0  # NRI's default plugin_request_timeout, used when a call carries none
+HOOK_BUDGET = 1.0  # longest a StartContainer may wait for start hooks, at most half the timeout
+
+# Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
+# paths) nor POST_* (each would add a round trip to every start for no new information; a
+# container created but not yet started therefore shows up at its start or the next sync).
+POD_EVENTS = {
+    api.RUN_POD_SANDBOX: EventKind.POD_RUN,
+    api.STOP_POD_SANDBOX: EventKind.POD_STOP,
+    api.REMOVE_POD_SANDBOX: EventKind.POD_REMOVE,
+}
+CONTAINER_EVENTS = {
+    api.START_CONTAINER: EventKind.CONTAINER_START,
+    api.REMOVE_CONTAINER: EventKind.CONTAINER_REMOVE,
+}
+SUBSCRIBED = (api.RUN_POD_SANDBOX, api.STOP_POD_SANDBOX, api.REMOVE_POD_SANDBOX,
+              api.START_CONTAINER, api.STOP_CONTAINER, api.REMOVE_CONTAINER)
+
+
+def event_mask(events: tuple[int, ...]) -> int:
+    """NRI's event mask: bit ``event - 1`` for each event."""
+    mask = 0
+    for event in events:
+        mask |= 1 << (event - 1)
+    return mask
+
+
+StartHook = Callable[[Pod, Container, float], Awaitable[None]]
+"""``async hook(pod, container, deadline)``; ``deadline`` is a ``time.monotonic()`` value."""
+
+NAME_RE = re.compile(r"[a-zA-Z0-9_.+-]+")
+IDX_RE = re.compile(r"[0-9]{2}")
+
+
+class ConnectionLost(Exception):
+    """The runtime closed the connection or did not register us."""
+
+
+class PluginSession:
+    """One external NRI plugin named ``name`` at index ``idx``, reconnecting until stopped.
+
+    ``socket_path`` None means the connected socket whose fd is in ``$NRI_PLUGIN_SOCKET`` when
+    set (served once, no reconnect), else ``/var/run/nri/nri.sock``.
+    """
+
+    def __init__(self, model: NodeModel, socket_path: str | None = None, name: str = DEFAULT_NAME,
+                 idx: str = DEFAULT_IDX, *, hook_budget: float = HOOK_BUDGET,
+                 backoff: tuple[float, float] = (0.1, 5.0)) -> None:
+        if not NAME_RE.fullmatch(name):
+            raise ValueError(f"invalid NRI plugin name {name!r}: use letters, digits and _.+-")
+        if not IDX_RE.fullmatch(idx):
+            raise ValueError(f"invalid NRI plugin index {idx!r}: must be two digits")
+        self.model = model
+        self.name = name
+        self.idx = idx
+        self.hook_budget = hook_budget
+        self.backoff = backoff
+        fd = os.environ.get(SOCKET_FD_ENV) if socket_path is None else None
+        self._inherited_fd = int(fd) if fd else None
+        self.socket_path = socket_path or DEFAULT_SOCKET
+        self._hooks: tuple[StartHook, ...] = ()
+        self._stop = asyncio.Event()
+        self._writer: asyncio.StreamWriter | None = None
+
+    @property
+    def target(self) -> str:
+        return f"fd {self._inherited_fd}" if self._inherited_fd is not None else self.socket_path
+
+    def add_start_hook(self, hook: StartHook) -> Callable[[], None]:
+        """Run ``hook`` on every StartContainer before containerd gets its answer.
+
+        Hooks run concurrently, on the session's loop, and must finish before ``deadline``
+        (``time.monotonic()``), at most ``hook_budget`` seconds away and well within the
+        runtime's request timeout; a hook still running then is cancelled and the container
+        starts anyway. Hook exceptions are logged, never reported to the runtime. Returns the
+        function that removes the hook.
+        """
+        self._hooks = (*self._hooks, hook)
+
+        def remove() -> None:
+            self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+        return remove
+
+    def stop(self) -> None:
+        """End ``run_forever`` (call on the session's loop; see ``SessionThread.stop``)."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.close()
+
+    async def run_forever(self) -> None:
+        """Serve the runtime, reconnecting with backoff, until ``stop()``."""
+        delay = self.backoff[0]
+        reported = False  # log an outage once, not on every retry
+        while not self._stop.is_set():
+            synced = False
+            try:
+                synced = await self.run_once()
+                if self._stop.is_set():
+                    break
+                log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
+            except (OSError, ConnectionLost) as exc:
+                if not reported or synced:
+                    log.warning("NRI: cannot use %s: %s; retrying", self.target, exc)
+                reported = True
+            except ProtocolError as exc:
+                log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, exc)
+            if synced:
+                delay, reported = self.backoff[0], False
+            if self._inherited_fd is not None:
+                break  # an inherited socket cannot be reopened
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, self.backoff[1])
+
+    async def run_once(self) -> bool:
+        """Serve one connection until it ends; returns whether it got as far as a full sync.
+
+        Raises OSError (cannot connect), ConnectionLost or ProtocolError.
+        """
+        if self._inherited_fd is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+        else:
+            reader, writer = await asyncio.open_unix_connection(self.socket_path)
+        self._writer = writer
+        conn = _Connection(self, writer)
+        try:
+            return await conn.serve(reader)
+        finally:
+            conn.cancel_hooks()
+            self._writer = None
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if self.model.connected:
+                self.model.disconnected()
+
+
+class _Connection:
+    """State of one runtime connection."""
+
+    def __init__(self, session: PluginSession, writer: asyncio.StreamWriter) -> None:
+        self.session = session
+        self.model = session.model
+        self.writer = writer
+        self.proto = PluginProtocol()
+        self.request_timeout = REQUEST_TIMEOUT
+        self.sync_pods: list[Pod] = []
+        self.sync_containers: list[Container] = []
+        self.synced = False
+        self.hook_tasks: set[asyncio.Task] = set()
+
+    async def serve(self, reader: asyncio.StreamReader) -> bool:
+        payload = api.RegisterPluginRequest(plugin_name=self.session.name, plugin_idx=self.session.idx)
+        reg_stream, data = self.proto.call("RegisterPlugin", payload.SerializeToString(),
+                                           int(REGISTRATION_TIMEOUT * 1e9))
+        self.writer.write(data)
+        registered = False
+        registration_deadline = time.monotonic() + REGISTRATION_TIMEOUT
+        while True:
+            if registered:
+                data = await reader.read(1 << 16)
+            else:
+                timeout = registration_deadline - time.monotonic()
+                try:
+                    data = await asyncio.wait_for(reader.read(1 << 16), max(timeout, 0))
+                except TimeoutError:
+                    raise ConnectionLost("no answer to RegisterPlugin") from None
+            if not data:
+                if not registered:
+                    raise ConnectionLost("the runtime closed the connection before registering us")
+                return self.synced
+            for item in self.proto.receive(data):
+                if isinstance(item, Reply):
+                    if item.stream_id == reg_stream:
+                        if item.code != ttrpc.OK:
+                            raise ConnectionLost(f"RegisterPlugin refused: {item.message}")
+                        registered = True
+                        log.info("NRI: registered as %s-%s at %s", self.session.idx, self.session.name,
+                                 self.session.target)
+                else:
+                    self.handle(item)
+
+    def reply(self, call: Call, payload: bytes = b"") -> None:
+        if not self.writer.is_closing():
+            self.writer.write(self.proto.respond(call.stream_id, payload))
+
+    def handle(self, call: Call) -> None:
+        """Answer one runtime call; StartContainer with hooks answers from a task."""
+        method = call.method
+        if call.service != PLUGIN_SERVICE:
+            self.writer.write(self.proto.respond(call.stream_id, code=ttrpc.UNIMPLEMENTED,
+                                                 message=f"service {call.service}"))
+        elif method == "StateChange":
+            self.state_change(call)
+        elif method == "StopContainer":
+            req = ttrpc.parse(api.ContainerRequest, call.payload)
+            self.model.container_event(EventKind.CONTAINER_STOP, convert.pod(req.pod), convert.container(req.container))
+            self.reply(call)
+        elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
+            # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
+            self.reply(call)
+        elif method == "Configure":
+            req = ttrpc.parse(api.ConfigureRequest, call.payload)
+            if req.request_timeout > 0:
+                self.request_timeout = req.request_timeout / 1000
+            self.reply(call, api.ConfigureResponse(events=event_mask(SUBSCRIBED)).SerializeToString())
+        elif method == "Synchronize":
+            self.synchronize(call)
+        else:
+            self.writer.write(self.proto.respond(call.stream_id, code=ttrpc.UNIMPLEMENTED, message=f"method {method}"))
+
+    def synchronize(self, call: Call) -> None:
+        req = ttrpc.parse(api.SynchronizeRequest, call.payload)
+        self.sync_pods.extend(convert.pod(p) for p in req.pods)
+        self.sync_containers.extend(convert.container(c) for c in req.containers)
+        if req.more:
+            self.reply(call, api.SynchronizeResponse(more=True).SerializeToString())
+            return
+        self.model.replace_all(self.sync_pods, self.sync_containers)
+        self.sync_pods, self.sync_containers = [], []
+        self.synced = True
+        self.reply(call)
+
+    def state_change(self, call: Call) -> None:
+        req = ttrpc.parse(api.StateChangeEvent, call.payload)
+        if req.event in POD_EVENTS:
+            self.model.pod_event(POD_EVENTS[req.event], convert.pod(req.pod))
+        elif req.event in CONTAINER_EVENTS:
+            pod = convert.pod(req.pod)
+            container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
+            hooks = self.session._hooks
+            if req.event == api.START_CONTAINER and hooks:
+                pod = self.model.pods.get(pod.id, pod)
+                task = asyncio.create_task(self.run_hooks(call, hooks, pod, container))
+                self.hook_tasks.add(task)
+                task.add_done_callback(self.hook_tasks.discard)
+                return
+        self.reply(call)
+
+    async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container) -> None:
+        timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout
+        budget = min(self.session.hook_budget, timeout / 2)
+        deadline = time.monotonic() + budget
+        tasks = [asyncio.ensure_future(hook(pod, container, deadline)) for hook in hooks]
+        try:
+            done, pending = await asyncio.wait(tasks, timeout=budget)
+            for task in pending:
+                task.cancel()
+                log.warning("NRI: start hook %s overran %.0f ms for container %s; it starts without it",
+                            getattr(hooks[tasks.index(task)], "__qualname__", "?"), budget * 1000, container.name)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    log.error("NRI: start hook failed for container %s: %s: %s", container.name,
+                              type(exc).__name__, exc)
+        finally:
+            self.reply(call)  # always, and never with an error status
+
+    def cancel_hooks(self) -> None:
+        for task in self.hook_tasks:
+            task.cancel()
+
+
+class SessionThread:
+    """Runs ``session.run_forever()`` on a daemon thread with its own event loop.
+
+    For a program whose main thread runs another loop (the Textual app). Model callbacks and
+    start hooks then run on this thread.
+    """
+
+    def __init__(self, session: PluginSession) -> None:
+        self.session = session
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="nri-session", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.session.run_forever())
+        finally:
+            self._loop.close()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the session and wait for the thread to end."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.session.stop)
+            self._thread.join(timeout)

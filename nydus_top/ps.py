@@ -1,0 +1,124 @@
+"""``nydus-top ps``: list the node's pods and containers as NRI reports them, or stream changes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Mapping
+
+from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.nri.errors import ProtocolError
+from nydus_top.nri.session import DEFAULT_IDX, DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nri-socket", metavar="PATH", default=None,
+                        help=f"containerd's NRI socket (default: the fd in ${SOCKET_FD_ENV}, else {DEFAULT_SOCKET})")
+    parser.add_argument("--nri-idx", metavar="NN", default=DEFAULT_IDX,
+                        help=f"two-digit plugin index to register with (default {DEFAULT_IDX})")
+    parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    parser.add_argument("--watch", action="store_true",
+                        help="stream JSON lines until interrupted: a 'sync' line with the full listing on every"
+                        " (re)connection, then one line per pod or container lifecycle event")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="give up when the runtime has not synchronized within S seconds (default 10)")
+
+
+def pod_json(pod: Pod) -> dict:
+    return dataclasses.asdict(pod)
+
+
+def container_json(container: Container) -> dict:
+    return dataclasses.asdict(container)
+
+
+def listing_json(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> dict:
+    return {
+        "pods": [pod_json(p) for p in sorted(pods.values(), key=lambda p: (p.namespace, p.name, p.id))],
+        "containers": [container_json(c) for c in sorted(containers.values(), key=lambda c: (c.pod_id, c.name, c.id))],
+    }
+
+
+def event_json(event: NodeEvent, model: NodeModel) -> dict:
+    out: dict = {"event": str(event.kind), "time": event.time}
+    if event.kind is EventKind.SYNC:
+        out.update(listing_json(*model.snapshot()))
+    if event.pod is not None:
+        out["pod"] = pod_json(event.pod)
+    if event.container is not None:
+        out["container"] = container_json(event.container)
+    return out
+
+
+def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
+    """Human listing: one row per container, plus one per pod without containers."""
+    rows = [("NAMESPACE", "POD", "CONTAINER", "STATE", "PID", "IMAGE", "ID")]
+    by_pod: dict[str, list[Container]] = {}
+    for c in containers.values():
+        by_pod.setdefault(c.pod_id, []).append(c)
+    orphans = {c.pod_id for c in containers.values()} - set(pods)
+    unknown = [Pod(pid, "?", "?", "") for pid in sorted(orphans)]
+    for pod in sorted([*pods.values(), *unknown], key=lambda p: (p.namespace, p.name, p.id)):
+        ctrs = sorted(by_pod.get(pod.id, []), key=lambda c: (c.name, c.id))
+        if not ctrs:
+            rows.append((pod.namespace, pod.name, "-", f"pod {pod.state}", str(pod.pid or "-"), "-", pod.id[:12]))
+        for c in ctrs:
+            rows.append((pod.namespace, pod.name, c.name, str(c.state), str(c.pid or "-"), c.image or "-", c.id[:12]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+async def _list(session: PluginSession, timeout: float) -> None:
+    synced = asyncio.Event()
+    unsubscribe = session.model.subscribe(lambda ev: ev.kind is EventKind.SYNC and synced.set())
+    serve = asyncio.ensure_future(session.run_once())
+    wait = asyncio.ensure_future(synced.wait())
+    try:
+        done, _ = await asyncio.wait({serve, wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if wait not in done:
+            if serve in done:
+                serve.result()  # raises what ended the connection
+                raise ConnectionLost("the runtime closed the connection before synchronizing")
+            raise ConnectionLost(f"no Synchronize from the runtime within {timeout:g} s")
+    finally:
+        unsubscribe()
+        wait.cancel()
+        session.stop()
+        await asyncio.gather(serve, return_exceptions=True)
+
+
+async def _watch(session: PluginSession) -> None:
+    def emit(event: NodeEvent) -> None:
+        sys.stdout.write(json.dumps(event_json(event, session.model)) + "\n")
+        sys.stdout.flush()
+
+    session.model.subscribe(emit)
+    await session.run_forever()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="nydus-top: %(message)s", stream=sys.stderr)
+    model = NodeModel()
+    try:
+        session = PluginSession(model, args.nri_socket, idx=args.nri_idx)
+    except ValueError as exc:
+        print(f"nydus-top ps: {exc}", file=sys.stderr)
+        return 2
+    if args.watch:
+        asyncio.run(_watch(session))
+        return 0
+    try:
+        asyncio.run(_list(session, args.timeout))
+    except (OSError, ConnectionLost, ProtocolError) as exc:
+        print(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}", file=sys.stderr)
+        return 1
+    pods, containers = model.snapshot()
+    if args.json:
+        print(json.dumps(listing_json(pods, containers), indent=2))
+    else:
+        print(table(pods, containers))
+    return 0

@@ -1,0 +1,169 @@
+"""The in-namespace side of a trace: arm a fanotify mark in a target's mount namespace, pump lines.
+
+Runs in a single-threaded process (a fork of the warm helper, the optimizer-server executable or
+``nydus-top trace``), because ``setns(CLONE_NEWNS)`` refuses multithreaded callers. Only the mount
+namespace is joined, never the pid namespace: the process stays invisible to the container and
+survives its pid 1. The C core (``native/tracer.c``) reads events, de-duplicates and writes JSON
+lines into a buffer; this module writes that buffer to ``out_fd`` once per batch.
+
+Status protocol on ``status_fd`` (optional, never stdout): ``R`` + the tracer's pid (4 bytes,
+little endian) once the mark is in place, then one end byte: ``S`` stopped, ``X`` target exited;
+or ``E`` + a UTF-8 message on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import struct
+
+from nydus_top._native import ffi, lib
+
+OUT_CAP = 1 << 20
+READY, STOPPED, EXITED, ERROR = b"R", b"S", b"X", b"E"
+
+
+class ArmError(Exception):
+    """The mark could not be placed (target gone, no permission, ...)."""
+
+
+class Session:
+    """A fanotify mark placed in the current mount namespace, with its output buffer. Owns
+    ``procfd`` (the host procfs) once constructed."""
+
+    def __init__(self, procfd: int, target: str, *, bounded: bool, compat: bool) -> None:
+        err = ffi.new("int *")
+        flags = (lib.NT_BOUNDED if bounded else 0) | (lib.NT_COMPAT if compat else 0)
+        self._t = lib.nt_open(procfd, os.fsencode(target), flags, err)
+        if self._t == ffi.NULL:
+            raise ArmError(f"fanotify mark on {target!r}: {os.strerror(err[0])}")
+        self._procfd = procfd
+        self._buf = ffi.new("char[]", OUT_CAP)
+        self._view = memoryview(ffi.buffer(self._buf))
+
+    @property
+    def fd(self) -> int:
+        return lib.nt_fd(self._t)
+
+    def drain(self, out_fd: int) -> None:
+        """Write every line the kernel has queued so far to ``out_fd``, one write per batch."""
+        while True:
+            n = lib.nt_drain(self._t, self._buf, OUT_CAP)
+            if n < 0:
+                raise OSError(-n, os.strerror(-n))
+            if n == 0:
+                return
+            _write_all(out_fd, self._view[:n])
+
+    def pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None, *, hold: bool = False) -> bytes:
+        """Stream until a stop fd is readable (or hung up) or the target exits; then drain.
+
+        Returns STOPPED or EXITED. With ``hold`` (test knob) nothing is read before the stop.
+        """
+        poller = select.poll()
+        if not hold:
+            poller.register(self.fd, select.POLLIN)
+        for fd in stop_fds:
+            poller.register(fd, select.POLLIN)
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        while True:
+            ready = [fd for fd, _ in poller.poll()]
+            if not hold:
+                self.drain(out_fd)
+            if any(fd in stop_fds for fd in ready):
+                self.drain(out_fd)
+                return STOPPED
+            if pidfd in ready:
+                self.drain(out_fd)
+                return EXITED
+
+    def stats(self) -> dict[str, int]:
+        st = ffi.new("struct nt_stats *")
+        lib.nt_get_stats(self._t, st)
+        return {k: getattr(st, k) for k in ("events", "records", "overflows", "skipped")}
+
+    def close(self) -> None:
+        if self._t != ffi.NULL:
+            lib.nt_close(self._t)
+            self._t = ffi.NULL
+            os.close(self._procfd)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _alive(pidfd: int) -> bool:
+    return not select.select([pidfd], [], [], 0)[0]
+
+
+def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = False) -> tuple[Session, int]:
+    """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
+
+    The host procfs is opened before ``setns``: paths and command names are read through it, so
+    nothing is ever looked up by name inside the container.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as e:
+        raise ArmError(f"pid {pid}: {e.strerror}") from None
+    procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        rc = lib.nt_join_mntns(procfd, pid)
+        if rc < 0:
+            raise ArmError(f"join mount namespace of pid {pid}: {os.strerror(-rc)}")
+        if not _alive(pidfd):  # the namespace we joined may belong to a recycled pid
+            raise ArmError(f"pid {pid} exited")
+        session = Session(procfd, target, bounded=bounded, compat=compat)
+    except BaseException:
+        os.close(pidfd)
+        os.close(procfd)
+        raise
+    return session, pidfd
+
+
+def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
+        target: str = "/", bounded: bool = False, compat: bool = False,
+        ready_fd: int | None = None) -> int:
+    """Trace ``pid`` until SIGTERM/SIGINT, ``stop_fd`` readable or closed, or the target's exit.
+
+    The status protocol goes to ``status_fd`` and ``ready_fd`` (both optional).
+    Meant for a process that exits afterwards (it joins another mount namespace). Returns an exit
+    code: 0 after a drained stop or target exit, 1 if the output consumer went away, 2 on failure.
+    """
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def status(data: bytes) -> None:
+        for fd in (status_fd, ready_fd):
+            if fd is not None:
+                try:
+                    os.write(fd, data)
+                except OSError:
+                    pass
+
+    try:
+        session, pidfd = arm(pid, target, bounded=bounded, compat=compat)
+    except (ArmError, OSError) as e:
+        status(ERROR + str(e).encode("utf-8", "replace")[:1024])
+        return 2
+    status(READY + struct.pack("<I", os.getpid()))
+    stop_fds = [wake_r] + ([stop_fd] if stop_fd is not None else [])
+    try:
+        end = session.pump(out_fd, stop_fds, pidfd, hold=bounded)
+    except BrokenPipeError:
+        status(STOPPED)
+        return 1
+    except OSError as e:
+        status(ERROR + f"tracer: {e.strerror}".encode())
+        return 2
+    finally:
+        session.close()
+    status(end)
+    return 0

@@ -1,0 +1,212 @@
+"""Local single-layer OCI images, built in Python and imported into containerd (no registry).
+
+``build_image`` writes an OCI archive (``oci-layout``, ``index.json`` naming the image through
+``io.containerd.image.name``, manifest, config and one gzip layer) from a dict of files; archives
+are byte-for-byte reproducible. ``import_image`` loads one into the CRI namespace with ``ctr``.
+Two images come with the sandbox: a pause image and a demo workload that reads ``DEMO_STARTUP_FILES``
+at start-up, prints ``DEMO_READY_LINE`` and keeps running.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import random
+import subprocess
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+PAUSE_IMAGE = "nydus-top.local/pause:1"
+DEMO_IMAGE = "nydus-top.local/demo:1"
+DEMO_READY_LINE = "demo: startup files read"
+
+
+@dataclass(frozen=True)
+class File:
+    """A regular file of an image: its content and mode."""
+
+    data: bytes
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Symlink:
+    target: str
+
+
+Entry = bytes | Path | File | Symlink
+
+
+class Node(Protocol):
+    """What ``import_image`` needs of a sandbox node."""
+
+    ctr: Path
+    containerd_socket: Path
+
+
+def _layer_tar(files: Mapping[str, Entry]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs: set[str] = set()
+        for path in sorted(files):
+            parts = path.strip("/").split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    info = tarfile.TarInfo(d)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            _add_entry(tar, "/".join(parts), files[path])
+    return out.getvalue()
+
+
+def _add_entry(tar: tarfile.TarFile, name: str, entry: Entry) -> None:
+    info = tarfile.TarInfo(name)
+    if isinstance(entry, Symlink):
+        info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.target, 0o777
+        tar.addfile(info)
+        return
+    if isinstance(entry, Path):
+        entry = File(entry.read_bytes(), entry.stat().st_mode & 0o7777)
+    elif isinstance(entry, bytes):
+        entry = File(entry)
+    info.size, info.mode = len(entry.data), entry.mode
+    tar.addfile(info, io.BytesIO(entry.data))
+
+
+def _blob(layout: dict[str, bytes], data: bytes) -> tuple[str, int]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    layout[f"blobs/sha256/{digest[7:]}"] = data
+    return digest, len(data)
+
+
+def build_image(ref: str, files: Mapping[str, Entry], entrypoint: Sequence[str], archive: Path, *,
+                cmd: Sequence[str] = (), env: Sequence[str] = ("PATH=/bin:/usr/bin:/sbin:/usr/sbin",),
+                workdir: str = "/") -> str:
+    """Write an OCI image archive of ``files`` (absolute path -> content) to ``archive``; returns ``ref``.
+
+    Content may be bytes (mode 0644), a host ``Path`` (content and mode copied), a ``File`` or a
+    ``Symlink``. Parent directories are created implicitly.
+    """
+    tar = _layer_tar(files)
+    layer = gzip.compress(tar, mtime=0)
+    layout: dict[str, bytes] = {}
+    layer_digest, layer_size = _blob(layout, layer)
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Entrypoint": list(entrypoint), "Cmd": list(cmd), "Env": list(env), "WorkingDir": workdir},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]},
+    }, sort_keys=True).encode()
+    config_digest, config_size = _blob(layout, config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest, "size": layer_size}],
+    }, sort_keys=True).encode()
+    manifest_digest, manifest_size = _blob(layout, manifest)
+    layout["oci-layout"] = b'{"imageLayoutVersion":"1.0.0"}'
+    layout["index.json"] = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": manifest_digest, "size": manifest_size,
+                       "platform": {"architecture": "amd64", "os": "linux"},
+                       "annotations": {"io.containerd.image.name": ref,
+                                       "org.opencontainers.image.ref.name": ref.rpartition(":")[2]}}],
+    }, sort_keys=True).encode()
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    tmp = archive.with_name(archive.name + ".tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out:
+        for name in sorted(layout):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(layout[name]), 0o644
+            out.addfile(info, io.BytesIO(layout[name]))
+    tmp.rename(archive)
+    return ref
+
+
+def import_image(node: Node, archive: Path) -> None:
+    """Import an OCI archive into the node's ``k8s.io`` namespace, where CRI sees it at once."""
+    done = subprocess.run([str(node.ctr), "--address", str(node.containerd_socket), "-n", "k8s.io",
+                           "images", "import", str(archive)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ctr images import {archive} failed: {done.stderr.strip()}")
+
+
+def list_images(node: Node) -> dict[str, str]:
+    """Image references of the node's ``k8s.io`` namespace and their manifest digests."""
+    done = subprocess.run([str(node.ctr), "--address", str(node.containerd_socket), "-n", "k8s.io",
+                           "images", "ls"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ctr images ls failed: {done.stderr.strip()}")
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    return {row[0]: row[2] for row in rows if len(row) >= 3}
+
+
+def archive_digest(archive: Path) -> str:
+    """The manifest digest of an archive written by ``build_image``."""
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))
+    return index["manifests"][0]["digest"]
+
+
+def busybox_files(busybox: Path, applets: Sequence[str] = ("sh", "cat", "sleep", "echo")) -> dict[str, Entry]:
+    """A static busybox at ``/bin/busybox`` with ``/bin/<applet>`` symlinks."""
+    files: dict[str, Entry] = {"/bin/busybox": File(busybox.read_bytes(), 0o755)}
+    files.update({f"/bin/{applet}": Symlink("busybox") for applet in applets})
+    return files
+
+
+def pause_image(busybox: Path, archive: Path) -> str:
+    """A pause image: its entrypoint blocks until it is signalled."""
+    script = "trap 'exit 0' TERM INT; while :; do sleep 2147483647 & wait $!; done"
+    return build_image(PAUSE_IMAGE, busybox_files(busybox), ["/bin/sh", "-c", script], archive)
+
+
+def _data(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+# The demo's files besides busybox, in the order its entrypoint reads them.
+_DEMO_DATA: dict[str, bytes] = {
+    "/etc/demo/app.conf": b"[server]\nlisten = 127.0.0.1:8080\nworkers = 4\n[cache]\ndir = /var/cache/demo\n",
+    "/etc/demo/logging.conf": b"level = info\nformat = json\n",
+    "/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    "/usr/share/demo/data/small.bin": _data(1024, 1),
+    "/usr/share/demo/data/file with space.txt": b"a file name with a space in it\n",
+    "/usr/share/demo/data/medium.bin": _data(256 * 1024, 2),
+    "/usr/share/demo/models/large.bin": _data(2 * 1024 * 1024, 3),
+    "/usr/share/demo/empty": b"",
+}
+_DEMO_SCRIPT = "/app/start.sh"
+
+# Files the demo's start-up reads, in order of first access: the shell (static busybox, no
+# libraries), its script, then every config and data file. Not read: ``/usr/share/demo/unused.txt``.
+DEMO_STARTUP_FILES: tuple[str, ...] = ("/bin/busybox", _DEMO_SCRIPT, *_DEMO_DATA)
+DEMO_UNREAD_FILES: tuple[str, ...] = ("/usr/share/demo/unused.txt",)
+
+
+def _demo_script() -> bytes:
+    reads = "".join(f"cat '{path}' >/dev/null\n" for path in _DEMO_DATA)
+    return (
+        "#!/bin/sh\n# Demo workload: read the start-up files, say so, then idle until stopped.\n"
+        f"{reads}echo '{DEMO_READY_LINE}'\n"
+        "trap 'exit 0' TERM INT\nwhile :; do sleep 2147483647 & wait $!; done\n"
+    ).encode()
+
+
+def demo_image(busybox: Path, archive: Path) -> str:
+    """The demo workload image (see ``DEMO_STARTUP_FILES``)."""
+    files = busybox_files(busybox)
+    files[_DEMO_SCRIPT] = File(_demo_script(), 0o755)
+    files.update(_DEMO_DATA)
+    files.update({path: b"never read at start-up\n" for path in DEMO_UNREAD_FILES})
+    return build_image(DEMO_IMAGE, files, ["/bin/sh", _DEMO_SCRIPT], archive)

@@ -1,0 +1,281 @@
+"""nydusify conversion against a stand-in executable (tests/lists/fake_nydusify): nydusify itself
+cannot be installed here. The stand-in records its argv and stdin and can fail, stream or hang."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from nydus_top.cli import main
+from nydus_top.config import default_config
+from nydus_top.conversion import (
+    Conversion,
+    ConversionError,
+    ConversionResult,
+    OutputLine,
+    build_argv,
+    prefetch_input,
+    prepare_conversion,
+    target_for,
+)
+from nydus_top.listfile import ListEntry, save_list
+
+from .helpers import FAKE_NYDUSIFY
+
+
+def fake_env(tmp_path: Path, mode: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "FAKE_NYDUSIFY_RECORD": str(tmp_path), "FAKE_NYDUSIFY_MODE": mode, **extra}
+
+
+def recorded_argv(tmp_path: Path) -> list[str]:
+    return json.loads((tmp_path / "argv.json").read_text())
+
+
+def test_target_template_fields() -> None:
+    assert target_for("{repo}:{tag}-nydus", "nginx:1.25") == "docker.io/library/nginx:1.25-nydus"
+    assert target_for("registry.local:5000/{path}:{tag}", "ghcr.io/org/app") == "registry.local:5000/org/app:latest"
+    assert target_for("{registry}/nydus/{name}:{tag}", "quay.io/a/b:v1") == "quay.io/nydus/b:v1"
+    digest = "sha256:" + "ab" * 32
+    assert target_for("{repo}:{tag}-nydus", f"nginx@{digest}") == "docker.io/library/nginx:sha256-abababababab-nydus"
+    with pytest.raises(ConversionError, match="source image: invalid image reference"):
+        target_for("{repo}:nydus", "../../etc")
+    with pytest.raises(ConversionError, match="gives no valid image"):
+        target_for("{repo}:{tag}/x", "nginx")
+
+
+def test_argv_is_a_list_and_never_a_shell_string() -> None:
+    argv = build_argv("/usr/bin/nydusify", "nginx:1; rm -rf /", "t:$(id)", ["--platform", "linux/amd64"])
+    assert argv == ["/usr/bin/nydusify", "convert", "--source", "nginx:1; rm -rf /", "--target", "t:$(id)",
+                    "--fs-version", "6", "--prefetch-patterns", "--platform", "linux/amd64"]
+
+
+def test_empty_list_is_refused() -> None:
+    with pytest.raises(ConversionError, match="prefetch list is empty"):
+        prefetch_input([])
+    with pytest.raises(ConversionError, match="prefetch list is empty"):
+        prefetch_input([ListEntry("/bad\n")])
+
+
+def test_success_passes_argv_and_list_on_stdin(tmp_path: Path) -> None:
+    entries = [ListEntry("/usr/bin/app"), ListEntry("/etc/app.conf"), ListEntry("/odd\nname"), ListEntry("/usr/bin/app")]
+    data, warnings = prefetch_input(entries)
+    assert warnings == ("left out '/odd\\nname': contains a newline",)
+    argv = build_argv(str(FAKE_NYDUSIFY), "nginx:1.25", "nginx:1.25-nydus", ["--backend-type", "registry"])
+    lines: list[OutputLine] = []
+    result = Conversion(argv, data, env=fake_env(tmp_path, "ok")).run(lines.append)
+    assert result.ok and result.returncode == 0 and not result.cancelled
+    assert result.summary().startswith("conversion succeeded after ")
+    assert recorded_argv(tmp_path) == argv[1:]
+    assert (tmp_path / "stdin").read_bytes() == b"/usr/bin/app\n/etc/app.conf\n"
+    texts = [line.text for line in lines]
+    assert sorted(texts) == sorted(['level=info msg="parsing source image"', 'level=info msg="converting layers"',
+                                    'level=info msg="prefetch patterns: 2 lines"',
+                                    'level=info msg="converted image pushed"'])  # stdout and stderr merged
+    elapsed = [line.elapsed for line in lines]
+    assert elapsed == sorted(elapsed) and all(0 <= e <= result.elapsed for e in elapsed)
+
+
+def test_large_list_on_stdin_does_not_deadlock(tmp_path: Path) -> None:
+    entries = [ListEntry(f"/usr/share/big/{i:07d}") for i in range(100_000)]  # ~2.3 MB >> pipe buffer
+    data, _ = prefetch_input(entries)
+    result = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), data, env=fake_env(tmp_path, "ok")).run()
+    assert result.ok
+    assert (tmp_path / "stdin").read_bytes() == data
+
+
+def test_failure_reports_exit_status_and_output(tmp_path: Path) -> None:
+    lines: list[OutputLine] = []
+    conv = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), b"/x\n",
+                      env=fake_env(tmp_path, "fail", FAKE_NYDUSIFY_EXIT="3"))
+    result = conv.run(lines.append)
+    assert not result.ok and result.returncode == 3 and not result.cancelled
+    assert "nydusify exited with status 3" in result.summary()
+    assert [line.text for line in lines] == ['level=fatal msg="failed to pull source image: not found"']
+
+
+def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match=r"^cannot run /nonexistent/nydusify: No such file or directory$"):
+        Conversion(build_argv("/nonexistent/nydusify", "a", "b"), b"/x\n").run()
+
+
+def test_output_is_streamed_while_nydusify_runs(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    conv = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), b"/x\n",
+                      env=fake_env(tmp_path, "stream", FAKE_NYDUSIFY_GATE=str(gate)))
+    seen: list[str] = []
+
+    def on_line(line: OutputLine) -> None:
+        seen.append(line.text)
+        if line.text == "step 1":
+            # nydusify is blocked on the gate until we answer: the line arrived while it runs
+            assert conv.pid is not None and Path(f"/proc/{conv.pid}").exists()
+            with open(gate, "w") as g:
+                g.write("go\n")
+
+    result = conv.run(on_line)
+    assert seen == ["step 1", "step 2"] and result.ok
+
+
+def _run_in_thread(conv: Conversion) -> tuple[threading.Thread, list[ConversionResult], threading.Event]:
+    results: list[ConversionResult] = []
+    ready = threading.Event()
+
+    def on_line(line: OutputLine) -> None:
+        if line.text == "ready":
+            ready.set()
+
+    thread = threading.Thread(target=lambda: results.append(conv.run(on_line)))
+    thread.start()
+    return thread, results, ready
+
+
+@pytest.mark.parametrize(("mode", "signal_seen"), [("hang", signal.SIGTERM), ("stubborn", signal.SIGKILL)])
+def test_cancel_kills_the_process_group_and_reaps(tmp_path: Path, mode: str, signal_seen: int) -> None:
+    conv = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), b"/x\n", env=fake_env(tmp_path, mode),
+                      kill_grace=0.3)
+    thread, results, ready = _run_in_thread(conv)
+    assert ready.wait(30)
+    child = int((tmp_path / "child.pid").read_text())
+    child_fd = os.pidfd_open(child)  # becomes readable when the grandchild has exited
+    leader = conv.pid
+    conv.cancel()
+    thread.join(30)
+    assert not thread.is_alive()
+    (result,) = results
+    assert result.cancelled and not result.ok
+    assert result.returncode == -signal_seen
+    assert result.summary().startswith("conversion cancelled after ")
+    assert select.select([child_fd], [], [], 30)[0] == [child_fd]  # nydusify's own child is gone too
+    os.close(child_fd)
+    assert leader is not None and not Path(f"/proc/{leader}").exists()  # reaped: no zombie left
+    conv.cancel()  # idempotent after the end
+
+
+def test_cancel_before_start_never_runs(tmp_path: Path) -> None:
+    conv = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), b"/x\n", env=fake_env(tmp_path, "ok"))
+    conv.cancel()
+    result = conv.run()
+    assert result.cancelled and conv.pid is None and not (tmp_path / "argv.json").exists()
+
+
+def test_failing_callback_stops_nydusify(tmp_path: Path) -> None:
+    conv = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), b"/x\n", env=fake_env(tmp_path, "hang"))
+
+    def on_line(line: OutputLine) -> None:
+        raise RuntimeError("UI gone")
+
+    with pytest.raises(RuntimeError):
+        conv.run(on_line)
+    assert conv.pid is not None and not Path(f"/proc/{conv.pid}").exists()
+
+
+def test_prepare_from_config(tmp_path: Path) -> None:
+    config = dataclasses.replace(default_config(), nydusify=str(FAKE_NYDUSIFY), nydusify_args=("--a", "1"),
+                                 target_template="reg.local/{name}:{tag}")
+    conv, warnings = prepare_conversion(config, "ghcr.io/org/app:v3", [ListEntry("/bin/app"), ListEntry("x")],
+                                        extra_args=["--b"])
+    assert conv.argv == build_argv(str(FAKE_NYDUSIFY), "ghcr.io/org/app:v3", "reg.local/app:v3", ["--a", "1", "--b"])
+    assert warnings == ("left out 'x': not an absolute path",)
+    conv, _ = prepare_conversion(config, "app", [ListEntry("/bin/app")], target="other:1", nydusify="/bin/nydusify")
+    assert conv.argv[:6] == ["/bin/nydusify", "convert", "--source", "app", "--target", "other:1"]
+
+
+# ---------------------------------------------------------------- the `nydus-top convert` command
+
+
+def _config(tmp_path: Path, persist: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'persist_dir = "{persist}"\n[convert]\nnydusify = "{FAKE_NYDUSIFY}"\n'
+                    'extra_args = ["--backend-type", "registry"]\ntarget = "reg.local/{path}:{tag}-nydus"\n')
+    return path
+
+
+def test_convert_command_derives_source_and_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    record = tmp_path / "rec"
+    record.mkdir()
+    monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(record))
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
+    persist = tmp_path / "results"
+    listing = persist / "library" / "nginx:1.25.timeout30s"
+    save_list([ListEntry("/usr/sbin/nginx", 10, 1), ListEntry("/etc/nginx/nginx.conf", 5, 2)], listing)
+    status = main(["convert", str(listing), "--config", str(_config(tmp_path, persist)),
+                   "--nydusify-arg=--platform=linux/amd64"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert recorded_argv(record) == ["convert", "--source", "library/nginx:1.25", "--target",
+                                     "reg.local/library/nginx:1.25-nydus", "--fs-version", "6",
+                                     "--prefetch-patterns", "--backend-type", "registry", "--platform=linux/amd64"]
+    assert (record / "stdin").read_bytes() == b"/usr/sbin/nginx\n/etc/nginx/nginx.conf\n"
+    assert "s] level=info msg=\"converted image pushed\"" in out
+    assert out.splitlines()[-1].startswith("conversion succeeded after ")
+
+
+def test_convert_command_failure_and_missing_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "fail")
+    monkeypatch.setenv("FAKE_NYDUSIFY_EXIT", "4")
+    listing = tmp_path / "elsewhere"
+    listing.write_text("/bin/sh\n")
+    config = str(_config(tmp_path, tmp_path / "results"))
+    assert main(["convert", str(listing), "--config", config]) == 2
+    assert "--source is required" in capsys.readouterr().err
+    assert main(["convert", str(listing), "--config", config, "--source", "alpine:3"]) == 4
+    err = capsys.readouterr().err
+    assert "nydusify exited with status 4" in err
+
+
+def test_convert_command_range_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listing = tmp_path / "list"
+    listing.write_text("/bin/sh\n/lib/libc.so\n")
+    out_json = tmp_path / "prefetch.json"
+    config = str(_config(tmp_path, tmp_path / "results"))
+    assert main(["convert", str(listing), "--config", config, "--range-list", str(out_json)]) == 0
+    assert json.loads(out_json.read_text()) == {"version": "v1", "files": [
+        {"path": "/bin/sh", "ranges": None}, {"path": "/lib/libc.so", "ranges": None}]}
+    assert main(["convert", str(listing), "--config", config, "--range-list", str(out_json)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["convert", str(listing), "--config", config, "--range-list", str(out_json), "--force"]) == 0
+
+
+def test_convert_command_bad_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[convert]\ntarget = 5\n")
+    (tmp_path / "list").write_text("/x\n")
+    assert main(["convert", str(tmp_path / "list"), "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"nydus-top convert: {bad}: key 'convert.target' must be a non-empty string, got 5\n"
+
+
+def test_convert_command_ctrl_c_stops_nydusify(tmp_path: Path) -> None:
+    listing = tmp_path / "list"
+    listing.write_text("/bin/sh\n")
+    env = {**fake_env(tmp_path, "hang"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nydus_top", "convert", str(listing), "--source", "alpine:3",
+         "--config", str(_config(tmp_path, tmp_path / "results"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.endswith("] ready\n"):
+            break
+    assert lines[0].startswith("running: ") and lines[-1].endswith("] ready\n")
+    child_fd = os.pidfd_open(int((tmp_path / "child.pid").read_text()))
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    assert "nydus-top convert: cancelled" in proc.stderr.read()  # type: ignore[union-attr]
+    assert select.select([child_fd], [], [], 30)[0] == [child_fd]
+    os.close(child_fd)

@@ -1,0 +1,152 @@
+"""The sandbox node, for real: containerd 1.7 with NRI, pods through CRI, and a clean ``down``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from sandbox import images
+from sandbox.node import SHIM_SOCKETS, SandboxNode
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def _sockets_under(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.is_socket()]
+
+
+def _assert_nothing_left(node: SandboxNode, container_pids: list[int]) -> None:
+    assert node.pid() is None
+    assert _processes_mentioning(str(node.dir)) == []
+    for pid in container_pids:
+        assert not Path(f"/proc/{pid}").exists(), f"container process {pid} survived"
+    assert node.mounts() == []
+    assert node.cgroup_dirs() == []
+    assert _sockets_under(node.dir) == []
+    created = node.dir / "created-host-dirs"
+    if created.exists():  # kept only while another containerd still has shim sockets there
+        for path in created.read_text().split():
+            assert any(Path(path).iterdir())
+
+
+def test_up_runs_containerd_with_nri(sandbox_node: SandboxNode) -> None:
+    pid = sandbox_node.pid()
+    assert pid is not None and Path(f"/proc/{pid}").exists()
+    assert sandbox_node.nri_socket.is_socket()
+    assert sandbox_node.nri_socket.is_relative_to(sandbox_node.dir)
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(str(sandbox_node.nri_socket))
+    assert "created NRI interface" in sandbox_node.log.read_text()
+    assert sandbox_node.cri.version().startswith("containerd 1.7.")
+    assert sandbox_node.optimizer_plugin.name == "optimizer-nri-plugin"
+    assert os.access(sandbox_node.optimizer_plugin, os.X_OK)
+
+
+def test_demo_pod_runs_through_cri(sandbox_node: SandboxNode, demo_pod) -> None:
+    cri = sandbox_node.cri
+    status = cri.container_status(demo_pod.container_id)
+    assert status.state == "RUNNING"
+    assert Path(f"/proc/{status.pid}").exists()
+    # The container's process sees the demo image as its root and lives in this node's cgroup.
+    assert Path(f"/proc/{status.pid}/root/app/start.sh").is_file()
+    assert f"{sandbox_node.cgroup_parent}/" in Path(f"/proc/{status.pid}/cgroup").read_text()
+    assert demo_pod.pod_id in [p.id for p in cri.pods()]
+    assert [c.name for c in cri.containers(demo_pod.pod_id)] == ["demo"]
+    assert images.DEMO_READY_LINE in Path(status.log_path).read_text()
+
+
+def test_up_twice_is_harmless(sandbox_node: SandboxNode) -> None:
+    pid = sandbox_node.pid()
+    assert SandboxNode(sandbox_node.dir).up() is False
+    assert sandbox_node.pid() == pid
+    sandbox_node.pid_file.unlink()  # found by its command line even without the pid file
+    assert SandboxNode(sandbox_node.dir).up() is False
+    assert sandbox_node.pid_file.read_text() == f"{pid}\n"
+    assert _processes_mentioning(str(sandbox_node.config)) == [pid]
+    status = subprocess.run([str(ROOT / "scripts/sandbox-node"), "status", "--dir", str(sandbox_node.dir)],
+                            capture_output=True, text=True)
+    assert (status.returncode, status.stdout.strip()) == (0, f"running (pid {pid})")
+
+
+def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode, demo_pod,
+                                                      tmp_path: Path) -> None:
+    node = SandboxNode(tmp_path / "second")
+    assert node.up() is True
+    assert node.cgroup_parent != sandbox_node.cgroup_parent
+    started = node.run_demo()
+    pids = [node.cri.container_status(started.container_id).pid]
+    assert node.mounts() and node.cgroup_dirs()
+
+    assert node.down() is True
+    _assert_nothing_left(node, pids)
+    # The session node and its pod are untouched.
+    assert sandbox_node.cri.container_status(demo_pod.container_id).state == "RUNNING"
+    assert SHIM_SOCKETS.is_dir()
+
+
+def test_down_after_containerd_crash_cleans_up(tmp_path: Path) -> None:
+    node = SandboxNode(tmp_path / "crashed")
+    node.up()
+    started = node.run_demo()
+    container_pid = node.cri.container_status(started.container_id).pid
+    pid = node.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    node._proc.wait()  # reap it: the test process is containerd's parent here
+
+    assert node.pid() is None
+    assert Path(f"/proc/{container_pid}").exists()  # shims and containers outlive containerd
+    assert node.down(purge=True) is False
+    _assert_nothing_left(node, [container_pid])
+    assert not node.dir.exists()
+
+
+def test_stale_pid_file_is_not_a_running_node(tmp_path: Path) -> None:
+    node = SandboxNode(tmp_path)
+    node.pid_file.write_text(f"{os.getpid()}\n")
+    assert node.pid() is None
+    status = subprocess.run([str(ROOT / "scripts/sandbox-node"), "status", "--dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert (status.returncode, status.stdout.strip()) == (3, "not running")
+
+
+def test_env_prints_shell_assignments(sandbox_node: SandboxNode) -> None:
+    out = subprocess.run([str(ROOT / "scripts/sandbox-node"), "env", "--dir", str(sandbox_node.dir)],
+                         capture_output=True, text=True, check=True).stdout
+    sourced = subprocess.run(["bash", "-c", f'{out}\nprintf "%s\\n" "$NRI_SOCKET" "$CONTAINERD_SOCKET" '
+                              '"$OPTIMIZER_NRI_PLUGIN" "$DEMO_IMAGE" "$PAUSE_IMAGE" "$SANDBOX_DIR"'],
+                             capture_output=True, text=True, check=True).stdout.split("\n")
+    assert sourced[:6] == [str(sandbox_node.nri_socket), str(sandbox_node.cri_socket),
+                           str(sandbox_node.optimizer_plugin), images.DEMO_IMAGE, images.PAUSE_IMAGE,
+                           str(sandbox_node.dir)]
+
+
+def test_custom_image_runs(sandbox_node: SandboxNode) -> None:
+    ref = sandbox_node.load_image(
+        "nydus-top.local/custom-test:1",
+        {**images.busybox_files(sandbox_node.binaries.busybox),
+         "/data/hello.txt": b"hello from a custom image\n"},
+        ["/bin/sh", "-c", "cat /data/hello.txt; exec sleep 2147483647"],
+    )
+    started = sandbox_node.cri.run("custom", ref)
+    try:
+        log = sandbox_node.wait_for_log(started.container_id, "hello from a custom image")
+        assert "stdout" in log
+    finally:
+        sandbox_node.cri.remove_pod(started.pod_id)
+    assert started.pod_id not in [p.id for p in sandbox_node.cri.pods()]

@@ -1,0 +1,95 @@
+/* Test-only workload run inside home-made containers. Each argument is one step, in order:
+ *   signal:FD  write one byte to FD        wait:FD     read one byte from FD (EOF: exit 3)
+ *   read:PATH  open, read all, close       open:PATH   open and close
+ *   rm:PATH    unlink                      exec:PATH   exec PATH with the remaining steps
+ *   mkmany:DIR:N  create DIR/0..N-1        openmany:DIR:N  open and close DIR/0..N-1
+ *   pids:FD    write the names of /proc's numeric entries to FD, space separated
+ * Any failing step exits with status 4. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int many(const char *arg, int create)
+{
+    char dir[512], path[600];
+    const char *colon = strrchr(arg, ':');
+    if (!colon || (size_t)(colon - arg) >= sizeof dir)
+        return -1;
+    memcpy(dir, arg, colon - arg);
+    dir[colon - arg] = 0;
+    long n = atol(colon + 1);
+    if (create)
+        mkdir(dir, 0755);
+    for (long i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%ld", dir, i);
+        int fd = open(path, create ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0644);
+        if (fd < 0)
+            return -1;
+        close(fd);
+    }
+    return 0;
+}
+
+static int step(int i, int argc, char **argv)
+{
+    char *a = argv[i], buf[65536];
+    char *v = strchr(a, ':');
+    if (!v)
+        return -1;
+    *v++ = 0;
+    if (!strcmp(a, "signal"))
+        return write(atoi(v), "x", 1) == 1 ? 0 : -1;
+    if (!strcmp(a, "wait")) {
+        if (read(atoi(v), buf, 1) != 1)
+            exit(3);
+        return 0;
+    }
+    if (!strcmp(a, "read") || !strcmp(a, "open")) {
+        int fd = open(v, O_RDONLY);
+        if (fd < 0)
+            return -1;
+        if (!strcmp(a, "read"))
+            while (read(fd, buf, sizeof buf) > 0)
+                ;
+        return close(fd);
+    }
+    if (!strcmp(a, "rm"))
+        return unlink(v);
+    if (!strcmp(a, "exec")) {
+        argv[i] = v;
+        execv(v, argv + i);
+        return -1;
+    }
+    if (!strcmp(a, "mkmany"))
+        return many(v, 1);
+    if (!strcmp(a, "openmany"))
+        return many(v, 0);
+    if (!strcmp(a, "pids")) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        if (!d)
+            return -1;
+        FILE *out = fdopen(atoi(v), "w");
+        while ((e = readdir(d)))
+            if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+                fprintf(out, "%s ", e->d_name);
+        closedir(d);
+        return fclose(out);
+    }
+    (void)argc;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (step(i, argc, argv) < 0) {
+            perror(argv[i]);
+            return 4;
+        }
+    return 0;
+}

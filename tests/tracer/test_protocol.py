@@ -1,0 +1,103 @@
+"""The JSON line protocol: escaping of hostile bytes, parsing, and the two executables that speak
+it (``nydus-top-tracer`` as the optimizer plugin's server_path, and ``nydus-top trace``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from nydus_top._native import ffi, lib
+from nydus_top.records import Access, Overflow
+from nydus_top.tracer import parse_line
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def escape(data: bytes) -> str:
+    out = ffi.new("char[]", 6 * len(data) + 1)
+    n = lib.nt_json_escape(data, len(data), out)
+    return ffi.buffer(out, n)[:].decode("utf-8")
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_escape_to_json_that_gives_them_back(data: bytes) -> None:
+    text = escape(data)
+    assert "\n" not in text and "\r" not in text
+    assert os.fsencode(json.loads(f'"{text}"')) == data
+
+
+@given(st.text(max_size=32))
+def test_valid_utf8_text_decodes_unchanged(s: str) -> None:
+    data = s.encode("utf-8", "surrogatepass")
+    assert json.loads(f'"{escape(data)}"').encode("utf-8", "surrogateescape") == data
+
+
+def test_parse_line() -> None:
+    line = b'{"path":"/a b","size":3,"elapsed":7,"kind":"exec","pid":9,"comm":"sh","seq":0}'
+    assert parse_line(line) == Access(0, "/a b", 3, 7, "exec", 9, "sh")
+    assert parse_line('{"path":"","size":0,"elapsed":5,"kind":"overflow","reason":"queue"}') == Overflow(5)
+    for bad in (b"[]", b'{"path":"/x","kind":"open"}', b'{"kind":"bogus","seq":1}', b"nope"):
+        with pytest.raises(ValueError):
+            parse_line(bad)
+
+
+def go_and_collect(proc: subprocess.Popen, ready_r: int, c, stop_sig: int) -> tuple[list[dict], bytes]:
+    assert select.select([ready_r], [], [], 10)[0], "no ready signal"
+    assert os.read(ready_r, 5)[:1] == b"R"
+    c.go()
+    c.wait_note()
+    os.killpg(proc.pid, stop_sig)
+    out, err = proc.communicate(timeout=10)
+    assert out.endswith(b"\n") and proc.returncode == 0
+    return [json.loads(line) for line in out.splitlines()], err
+
+
+def test_optimizer_server_protocol(container) -> None:
+    c = container({"/data/a": b"a", "/data/new\nline": b"n", os.fsdecode(b"/data/\xffx"): b"x",
+                   "/data/huge": 5 << 30},
+                  ["signal:{note}", "wait:{go}", "read:/data/a", "read:/data/new\nline",
+                   "read:" + os.fsdecode(b"/data/\xffx"), "open:/data/huge", "signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    # Exactly how the optimizer plugin starts it: no PATH, only these variables, own group.
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, pass_fds=(ready_w,), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    lines, err = go_and_collect(proc, ready_r, c, signal.SIGTERM)
+    os.close(ready_r)
+    assert err == b""
+    # The plugin decodes each line into {path string, size uint32, elapsed uint64}.
+    for obj in lines:
+        assert isinstance(obj["path"], str) and isinstance(obj["elapsed"], int)
+        assert 0 <= obj["size"] < 2**32
+    assert [(o["path"], o["size"]) for o in lines] == [
+        ("/data/a", 1), ("/data/\udcffx", 1), ("/data/huge", 2**32 - 1)]  # no CR/LF paths
+
+
+def test_trace_command_streams_until_ctrl_c(container) -> None:
+    c = container({"/etc/x": b"x"}, ["signal:{note}", "wait:{go}", "read:/etc/x", "signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top"), "trace", "--pid", str(c.pid), "--ready-fd", str(ready_w)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(ready_w,),
+                            process_group=0)
+    os.close(ready_w)
+    lines, err = go_and_collect(proc, ready_r, c, signal.SIGINT)
+    os.close(ready_r)
+    assert [parse_line(json.dumps(o)).path for o in lines] == ["/etc/x"] and err == b""
+
+
+def test_trace_command_reports_a_bad_pid_in_one_line() -> None:
+    proc = subprocess.run([str(VENV_BIN / "nydus-top"), "trace", "--pid", str(2**22 + 3)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and f"pid {2**22 + 3}" in proc.stderr

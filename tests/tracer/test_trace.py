@@ -1,0 +1,146 @@
+"""Traces of home-made containers by pid, through the host API (real fanotify, real namespaces)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from nydus_top.records import Access, Overflow
+from nydus_top.tracer import Trace, TracerError, TracerPool
+
+# The container signals once set up, waits for "go", runs the workload, signals, waits again.
+def workload(*steps: str) -> list[str]:
+    return ["signal:{note}", "wait:{go}", *steps, "signal:{note}", "wait:{go}"]
+
+
+def traced(pool: TracerPool, c, **kw) -> tuple[Trace, list[Access | Overflow]]:
+    """Arm on the set-up container, let the workload run, stop (drain) and collect records."""
+    c.wait_note()
+    trace = pool.start(c.pid, **kw)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    trace.stop()
+    return trace, [r for batch in trace for r in batch]
+
+
+def accesses(records: list) -> list[tuple[str, str]]:
+    return [(r.path, r.kind) for r in records if isinstance(r, Access)]
+
+
+def test_exact_files_in_order_from_the_first_exec(pool, container) -> None:
+    # pid 1 is blocked before its exec, like runc init: the exec is the first thing after ready.
+    c = container({"/etc/a.conf": b"alpha", "/data/b.bin": b"b" * 5000, "/data/unread": b"x"},
+                  workload("exec:/bin/tool", "read:/etc/a.conf", "open:/data/b.bin",
+                           "read:/etc/a.conf", "read:/data/b.bin"))
+    trace, records = traced(pool, c)
+    assert accesses(records) == [("/bin/tool", "exec"), ("/etc/a.conf", "open"), ("/data/b.bin", "open")]
+    assert [r.seq for r in records] == [0, 1, 2]
+    assert [r.size for r in records] == [os.path.getsize(c.root / "lower/bin/tool"), 5, 5000]
+    assert {r.pid for r in records} == {c.pid}  # the host pid
+    # comm is read when the tracer sees the event: during the exec it may still be the old name
+    assert records[0].comm in ("probe", "tool") and {r.comm for r in records[1:]} == {"tool"}
+    elapsed = [r.elapsed_us for r in records]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+    assert trace.end_reason == "stopped" and trace.error is None
+
+
+def test_hostile_names_round_trip(pool, container) -> None:
+    names = ["/data/with space.txt", "/data/ünïcødé 文件", os.fsdecode(b"/data/bad\xff\xfe\xc3("),
+             "/data/new\nline\t\"quoted\"\\", "/data/-"]
+    c = container({n: b"z" for n in names}, workload(*(f"read:{n}" for n in names)))
+    _, records = traced(pool, c)
+    assert [r.path for r in records] == names
+    assert os.fsencode(records[2].path) == b"/data/bad\xff\xfe\xc3("
+
+
+def test_symlinks_resolve_to_their_targets(pool, container) -> None:
+    c = container({"/data/real": b"r", "/lib/abs-link": "/data/real", "/lib/rel-link": "../data/other",
+                   "/data/other": b"o"},
+                  workload("read:/lib/abs-link", "read:/lib/rel-link", "read:/data/real"))
+    _, records = traced(pool, c)
+    assert accesses(records) == [("/data/real", "open"), ("/data/other", "open")]
+
+
+def test_file_deleted_right_after_it_was_read(pool, container) -> None:
+    # The test knob holds the tracer until stop, so both files are gone when their paths resolve.
+    c = container({"/data/gone": b"g"},
+                  workload("read:/data/gone", "rm:/data/gone", "mkmany:/tmpdir:1", "read:/tmpdir/0",
+                           "rm:/tmpdir/0"))
+    _, records = traced(pool, c, bounded_queue=True)
+    assert accesses(records) == [("/data/gone", "open"), ("/tmpdir/0", "open")]
+
+
+def test_overflow_is_an_explicit_record(pool, container) -> None:
+    # 17000 opens of distinct files exceed the kernel's default queue of 16384 events.
+    c = container({}, ["mkmany:/many:17000", *workload("openmany:/many:17000")])
+    _, records = traced(pool, c, bounded_queue=True)
+    overflows = [r for r in records if isinstance(r, Overflow)]
+    assert len(overflows) == 1
+    assert 16000 < len(records) - 1 < 17000
+
+
+def test_container_exit_ends_the_trace_with_its_records(pool, container) -> None:
+    c = container({"/data/last": b"l"}, ["signal:{note}", "wait:{go}", "read:/data/last"])
+    c.wait_note()
+    trace = pool.start(c.pid)
+    trace.wait_ready(5)
+    c.go()
+    assert trace.wait(10)
+    assert c.finish() == 0
+    assert accesses([r for b in trace for r in b]) == [("/data/last", "open")]
+    assert trace.end_reason == "target-exited"
+
+
+def test_tracer_is_invisible_in_the_container_pid_namespace(pool, container) -> None:
+    c = container({}, workload("pids:{note}"))
+    c.wait_note()
+    trace = pool.start(c.pid)
+    trace.wait_ready(5)
+    c.go()
+    assert c.wait_note().split() == [b"1"]  # pid 1 writes /proc's entries, then closes the fd
+    ns = lambda pid, kind: os.readlink(f"/proc/{pid}/ns/{kind}")  # noqa: E731
+    assert ns(trace.tracer_pid, "mnt") == ns(c.pid, "mnt")
+    assert ns(trace.tracer_pid, "pid") == ns(os.getpid(), "pid") != ns(c.pid, "pid")
+    trace.stop()
+
+
+def test_no_fd_or_process_leaked_after_100_traces(pool, container) -> None:
+    c = container({"/data/f": b"f"}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    helper = pool._proc.pid
+    children = lambda: open(f"/proc/{helper}/task/{helper}/children").read().split()  # noqa: E731
+    fds = lambda pid: sorted(os.listdir(f"/proc/{pid}/fd"))  # noqa: E731
+    before = (fds("self"), fds(helper), children())
+    for _ in range(100):
+        trace = pool.start(c.pid)
+        trace.wait_ready(5)
+        trace.stop()
+        assert trace.end_reason == "stopped"
+    assert (fds("self"), fds(helper), children()) == before == (before[0], before[1], [])
+
+
+def test_unknown_pid_is_a_clear_error(pool) -> None:
+    trace = pool.start(2**22 + 1)
+    with pytest.raises(TracerError, match="pid 4194305"):
+        trace.wait_ready(5)
+    assert trace.wait(5) and trace.end_reason == "error"
+
+
+def test_arming_from_asyncio_and_callbacks(pool, container) -> None:
+    c = container({"/data/x": b"x"}, workload("read:/data/x"))
+    c.wait_note()
+    got: list = []
+
+    async def arm() -> Trace:
+        trace = pool.start(c.pid, on_batch=got.extend)
+        await trace.wait_ready_async(5)
+        return trace
+
+    trace = asyncio.run(arm())
+    c.go()
+    c.wait_note()
+    trace.stop()
+    assert accesses(got) == [("/data/x", "open")]
