@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Profile container start-up on a node and curate nydus prefetch lists.",
     )
     parser.add_argument("--version", action="version", version=f"nydus-top {__version__}")
-    parser.add_argument("--nri-socket", metavar="PATH", default="/var/run/nri/nri.sock",
-                        help="containerd's NRI socket (default: %(default)s)")
+    parser.add_argument("--nri-socket", metavar="PATH",
+                        help="containerd's NRI socket (default: [nri] socket of the config)")
     parser.add_argument("--config", metavar="PATH", help="config file read after the system and user ones")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from nydus_top.node import Container, Pod
 
 SORT_KEYS = ("pod", "container", "image", "state", "pid", "age")
 
@@ -31,36 +32,21 @@ class ContainerRow:
         return f"{self.namespace}/{self.pod} {self.container} {self.image} {self.state} {self.pid} {self.trace}"
 
 
-def _seconds(stamp: Any) -> float | None:
-    """A timestamp as seconds; accepts seconds, nanoseconds (as containerd sends) or datetime."""
-    if stamp is None or stamp == 0:
-        return None
-    if hasattr(stamp, "timestamp"):
-        return float(stamp.timestamp())
-    value = float(stamp)
-    return value / 1e9 if value > 1e11 else value
-
-
-def _state(state: Any) -> str:
-    name = getattr(state, "name", None) or str(state)
-    return name.lower().removeprefix("container_")
-
-
 def build_rows(
-    pods: Mapping[str, Any], containers: Iterable[Any], traces: Mapping[str, str], now: float
+    pods: Mapping[str, Pod], containers: Iterable[Container], traces: Mapping[str, str], now: float
 ) -> list[ContainerRow]:
     """One row per container; ``traces`` maps container id -> trace status text."""
     rows = []
     for c in containers:
         pod = pods.get(c.pod_id)
-        start = _seconds(getattr(c, "started_at", None)) or _seconds(getattr(c, "created_at", None))
+        start = c.started_at or c.created_at
         rows.append(ContainerRow(
             id=c.id,
-            namespace=getattr(pod, "namespace", "") if pod else "",
-            pod=getattr(pod, "name", "") if pod else c.pod_id[:12],
+            namespace=pod.namespace if pod else "",
+            pod=pod.name if pod else c.pod_id[:12],
             container=c.name,
             image=c.image,
-            state=_state(c.state),
+            state=str(c.state),
             pid=int(c.pid or 0),
             age_s=max(0.0, now - start) if start is not None else 0.0,
             trace=traces.get(c.id, ""),

@@ -6,37 +6,21 @@ without containerd or fanotify.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nydus_top.backend import ArmSpec
+from nydus_top.node import NodeModel
 from nydus_top.records import Access, Overflow
 from nydus_top.tracerun import TraceRun
-
-
-@dataclass
-class StaticNode:
-    """A node whose pods and containers only change when the owner says so."""
-
-    pods: dict[str, Any] = field(default_factory=dict)
-    containers: dict[str, Any] = field(default_factory=dict)
-    _subscribers: list[Callable[[Any], None]] = field(default_factory=list)
-
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
-
-    def publish(self, event: Any) -> None:
-        for callback in list(self._subscribers):
-            callback(event)
 
 
 @dataclass
 class ReplayBackend:
     """Traces replay ``recordings[container_id]`` in one batch and then keep "running"."""
 
-    node: StaticNode
+    node: NodeModel  # filled by the caller (replace_all / container_event)
     config: Any
     recordings: Mapping[str, Sequence[Access | Overflow]] = field(default_factory=dict)
     created: Mapping[str, set[str]] = field(default_factory=dict)  # container id -> runtime files

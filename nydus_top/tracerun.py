@@ -60,6 +60,7 @@ class TraceRun:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
     _second: int = 0  # elapsed second the last rate bucket belongs to
+    _closed: bool = False
 
     # -- tracer side (any thread) -------------------------------------------------------------
 
@@ -69,9 +70,20 @@ class TraceRun:
             self.state = TraceState.RUNNING
 
     def records(self, batch: Sequence[Access | Overflow]) -> None:
-        """Queue one batch; blocks while the UI is behind (backpressure)."""
-        if batch:
-            self._inbox.put(tuple(batch))
+        """Queue one batch; blocks while the UI is behind (backpressure), drops once closed."""
+        if not batch:
+            return
+        batch = tuple(batch)
+        while not self._closed:
+            try:
+                self._inbox.put(batch, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """The app is going away: never block the tracer side again."""
+        self._closed = True
 
     def ended(self, error: str = "") -> None:
         with self._lock:

@@ -56,6 +56,8 @@ class NydusTopApp(App[None]):
 
     def on_unmount(self) -> None:
         self._unsubscribe()
+        for run in self.runs:
+            run.close()
         self.backend.close()
 
     def _on_node_event(self, _event: object) -> None:

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from nydus_top.config import Config
 from nydus_top.records import Access, Overflow
-from nydus_top.replay import ReplayBackend, StaticNode
+from nydus_top.node import Container, ContainerState, NodeModel, Pod
+from nydus_top.replay import ReplayBackend
 
 NOW = 1_700_000_000.0  # the fixed clock: every age is relative to this
-
-
-@dataclass(frozen=True)
-class Pod:
-    id: str
-    name: str
-    namespace: str
-    uid: str
-
-
-@dataclass(frozen=True)
-class Container:
-    id: str
-    pod_id: str
-    name: str
-    image: str
-    state: str
-    pid: int
-    created_at: float
-    started_at: float
-    args: tuple[str, ...] = ()
 
 
 def make_config(persist_dir: str | Path = "/var/lib/nydus-top-test/results", **changes: object) -> Config:
@@ -51,10 +31,10 @@ PODS = [
     Pod("p-job", "batch-x1", "jobs", "u3"),
 ]
 CONTAINERS = [
-    Container("c-nginx", "p-web", "nginx", "docker.io/library/nginx:1.25", "running", 4242, NOW - 400, NOW - 390),
-    Container("c-side", "p-web", "sidecar", "registry.local:5000/tools/envoy:v1", "running", 4300, NOW - 400, NOW - 388),
-    Container("c-pg", "p-db", "postgres", "docker.io/library/postgres:16", "running", 5120, NOW - 7300, NOW - 7200),
-    Container("c-job", "p-job", "worker", "docker.io/acme/worker:2.1", "created", 0, NOW - 30, 0),
+    Container("c-nginx", "p-web", "nginx", "docker.io/library/nginx:1.25", ContainerState.RUNNING, 4242, NOW - 400, NOW - 390),
+    Container("c-side", "p-web", "sidecar", "registry.local:5000/tools/envoy:v1", ContainerState.RUNNING, 4300, NOW - 400, NOW - 388),
+    Container("c-pg", "p-db", "postgres", "docker.io/library/postgres:16", ContainerState.RUNNING, 5120, NOW - 7300, NOW - 7200),
+    Container("c-job", "p-job", "worker", "docker.io/acme/worker:2.1", ContainerState.CREATED, 0, NOW - 30, None),
 ]
 
 STARTUP = [
@@ -94,7 +74,8 @@ def synthetic(n: int, start: int = 0) -> list[Access]:
 
 
 def make_backend(persist_dir: str | Path | None = None, **config: object) -> ReplayBackend:
-    node = StaticNode({p.id: p for p in PODS}, {c.id: c for c in CONTAINERS})
+    node = NodeModel()
+    node.replace_all(PODS, CONTAINERS)
     cfg = make_config(persist_dir, **config) if persist_dir else make_config(**config)
     return ReplayBackend(node, cfg, recordings={"c-nginx": startup_trace()},
                          created={"c-nginx": set(RUNTIME_CREATED)}, clock=NOW)
