@@ -14,6 +14,7 @@ from textual.widgets import Footer, Sparkline, Static
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
 
+from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView, human_size
 
@@ -43,6 +44,7 @@ class TraceScreen(Screen):
         Binding("s", "save", "Save"),
         Binding("m", "merge", "Merge", show=False),
         Binding("S", "stop", "Stop trace", show=False),
+        Binding("c", "convert", "Convert", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
@@ -52,6 +54,7 @@ class TraceScreen(Screen):
         ("flag_runtime", "Flag runtime files", "Mark files the container created (upper dir only)"),
         ("prune_flagged", "Prune flagged", "Remove all flagged files"),
         ("stop", "Stop trace", "Stop the tracer; the list stays"),
+        ("convert", "Convert image", "Run nydusify convert with this list as prefetch patterns"),
     ]
 
     app: NydusTopApp
@@ -312,3 +315,24 @@ class TraceScreen(Screen):
 
         self.app.push_screen(PromptDialog("Merge another run into this list", self.default_save_path()[0],
                                           hint="paths not yet in this list are appended in their order"), chosen)
+
+    # -- conversion ------------------------------------------------------------------------
+
+    def action_convert(self) -> None:
+        from nydus_top.conversion import ConversionError, prepare_conversion
+
+        config = self.app.backend.config
+
+        def chosen(source: str | None) -> None:
+            if not source:
+                return
+            try:
+                conversion, warnings = prepare_conversion(config, source, self.run.items.entries())
+            except ConversionError as err:
+                self.say(str(err))
+                return
+            self.app.push_screen(ConvertScreen(conversion, source, warnings))
+
+        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", self.run.target.image,
+                                          hint=f"source image; target from the template {config.target_template}",
+                                          placeholder="registry/repo:tag"), chosen)

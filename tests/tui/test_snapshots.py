@@ -6,6 +6,7 @@ and review the SVGs (``snapshot_report.html`` shows the differences).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -83,4 +84,22 @@ def test_save_warnings_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.
     backend.recordings = {"c-nginx": [Access(0, "/ok", 1, 1, "open", 7, "sh"),
                                       Access(1, "/bad\nname", 1, 2, "open", 7, "sh")]}
     assert snap_compare(NydusTopApp(backend), run_before=keys("enter", "s", "ctrl+u", *"w.list", "enter"),
+                        terminal_size=SIZE)
+
+
+def test_convert_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from textual.widgets import Log
+
+    from tests.tui.test_convert import FAKE
+    from tests.tui.test_sandbox_app import until
+
+    monkeypatch.setenv("PATH", f"{FAKE.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "hang")
+    monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(tmp_path))
+
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("enter", "c", "enter")
+        await until(pilot, lambda: "ready" in pilot.app.screen.query_one(Log).lines, what="nydusify to start")
+
+    assert snap_compare(NydusTopApp(make_backend(nydusify="fake_nydusify")), run_before=run_before,
                         terminal_size=SIZE)
