@@ -116,9 +116,17 @@ class TraceList:
         path = self._path
         return [path[i] for i in self.rows]
 
-    def entries(self) -> list[Entry]:
-        """Entries in display order (what a save writes)."""
-        return [self.entry(i) for i in self.rows]
+    def entries(self, rows: Sequence[int] | None = None) -> list[Entry]:
+        """Entries in display order (what a save writes), or of the given ids.
+
+        Columns only ever grow, so a worker thread may read the ids of a ``frozen_rows()`` copy
+        while the UI thread keeps ingesting and editing.
+        """
+        return [self.entry(i) for i in (self.rows if rows is None else rows)]
+
+    def frozen_rows(self) -> array:
+        """A copy of the current order (cheap: one memcpy)."""
+        return array("l", self.rows)
 
     # -- ingest ------------------------------------------------------------------------------
 

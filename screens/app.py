@@ -6,6 +6,7 @@ import gc
 from collections.abc import Iterable
 from pathlib import Path
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -111,22 +112,26 @@ class NydusTopApp(App[None]):
     def open_run(self, run: TraceRun) -> None:
         self.push_screen(TraceScreen(run))
 
-    def load_run(self, path: str) -> TraceRun | None:
+    @work(thread=True, group="load")
+    def load_run(self, path: str) -> None:
         """Open a saved list (ours or the optimizer's) as a new, tracer-less trace."""
         from nydus_top.listfile import ListFileError, load_list
 
         try:
             loaded = load_list(path)
         except ListFileError as err:
-            self.push_screen(MessageDialog("Cannot open the list", [str(err)]))
-            return None
+            self.call_from_thread(self.push_screen, MessageDialog("Cannot open the list", [str(err)]))
+            return
+        self.call_from_thread(self._loaded, path, loaded)
+
+    def _loaded(self, path: str, loaded) -> None:  # noqa: ANN001 - listfile.LoadedList
         run = TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED)
         run.items.extend(loaded.entries)
         run.files = len(run.items)
         self.runs.append(run)
+        self.open_run(run)
         if loaded.warnings:
             self.push_screen(MessageDialog(f"Loaded {path} with warnings", loaded.warnings))
-        return run
 
     # -- app-wide actions ------------------------------------------------------------------
 
@@ -145,9 +150,7 @@ class NydusTopApp(App[None]):
     def action_open_list(self) -> None:
         def opened(path: str | None) -> None:
             if path:
-                run = self.load_run(str(Path(path).expanduser()))
-                if run is not None:
-                    self.open_run(run)
+                self.load_run(str(Path(path).expanduser()))
 
         self.push_screen(PromptDialog("Open a prefetch list", str(self.backend.config.persist_dir) + "/",
                                       hint="ours or the optimizer's: plain list or .csv"), opened)

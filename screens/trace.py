@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -84,7 +86,7 @@ class TraceScreen(Screen):
         self.update_counters()
 
     def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
-        if id(self.run) in changed:
+        if id(self.run) in changed and self.is_mounted:
             self.view.rows_changed()
             self.update_counters()
         return False
@@ -218,11 +220,19 @@ class TraceScreen(Screen):
         if not cid:
             self.say("no container behind this list: nothing to compare with")
             return
+        self.say("checking which files the container created…")
+        self._flag_runtime(cid, self.run.items.paths())
+
+    @work(thread=True, exclusive=True, group="flag")
+    def _flag_runtime(self, container_id: str, paths: list[str]) -> None:
         try:
-            created = self.app.backend.runtime_created(cid, self.run.items.paths())
+            created = self.app.backend.runtime_created(container_id, paths)
         except OSError as err:
-            self.say(f"cannot read the container's upper dir: {err}")
+            self.app.call_from_thread(self.say, f"cannot read the container's upper dir: {err}")
             return
+        self.app.call_from_thread(self._flagged, created)
+
+    def _flagged(self, created: set[str]) -> None:
         count = self.run.items.set_flags(created)
         self.edited(f"flagged {count} files created at runtime (R prunes them)")
 
@@ -278,21 +288,34 @@ class TraceScreen(Screen):
                              chosen)
 
     def save_to(self, path: str, overwrite: bool) -> None:
+        self.say(f"saving {len(self.run.items)} paths…")
+        self._save(path, overwrite, self.run.items.frozen_rows())
+
+    @work(thread=True, group="save")
+    def _save(self, path: str, overwrite: bool, rows: array) -> None:
         from nydus_top.listfile import ListExistsError, ListFileError, save_list
 
         try:
-            result = save_list(self.run.items.entries(), path, readable=bool(self.app.backend.config.readable),
+            result = save_list(self.run.items.entries(rows), path, readable=bool(self.app.backend.config.readable),
                                overwrite=overwrite)
         except ListExistsError as err:
-            def confirmed(yes: bool | None) -> None:
-                if yes:
-                    self.save_to(path, True)
-
-            self.app.push_screen(ConfirmDialog(f"{err.path} exists. Overwrite it?"), confirmed)
+            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
             return
         except ListFileError as err:
-            self.say(str(err))
+            self.app.call_from_thread(self.say, str(err))
             return
+        self.app.call_from_thread(self._saved, result)
+
+    def _confirm_overwrite(self, path: str, existing: str) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.save_to(path, True)
+            else:
+                self.say("not saved")
+
+        self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
+
+    def _saved(self, result) -> None:  # noqa: ANN001 - listfile.SaveResult
         written = f"saved {result.written} paths to {', '.join(map(str, result.paths))}"
         self.say(written)
         if result.warnings:
@@ -301,20 +324,27 @@ class TraceScreen(Screen):
 
     def action_merge(self) -> None:
         def chosen(path: str | None) -> None:
-            if not path:
-                return
-            from nydus_top.listfile import ListFileError, load_list
-
-            try:
-                loaded = load_list(str(Path(path).expanduser()))
-            except ListFileError as err:
-                self.say(str(err))
-                return
-            added = self.run.items.merge(loaded.entries)
-            self.edited(f"merged {added} new paths from {path}")
+            if path:
+                self.say(f"loading {path}…")
+                self._load_merge(str(Path(path).expanduser()))
 
         self.app.push_screen(PromptDialog("Merge another run into this list", self.default_save_path()[0],
                                           hint="paths not yet in this list are appended in their order"), chosen)
+
+    @work(thread=True, group="load")
+    def _load_merge(self, path: str) -> None:
+        from nydus_top.listfile import ListFileError, load_list
+
+        try:
+            loaded = load_list(path)
+        except ListFileError as err:
+            self.app.call_from_thread(self.say, str(err))
+            return
+        self.app.call_from_thread(self._merge, path, loaded.entries)
+
+    def _merge(self, path: str, entries) -> None:  # noqa: ANN001 - tuple[ListEntry, ...]
+        added = self.run.items.merge(entries)
+        self.edited(f"merged {added} new paths from {path}")
 
     # -- conversion ------------------------------------------------------------------------
 

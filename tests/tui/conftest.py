@@ -55,4 +55,11 @@ async def submit(pilot: Pilot, text: str) -> None:
     await pilot.pause()
     pilot.app.screen.query_one(Input).value = text
     await pilot.press("enter")
+    await settle(pilot)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Wait for the app's thread workers (save, load, upper-dir checks) and their UI updates."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
     await pilot.pause()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from nydus_top.records import Access
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import on_trace, running
+from tests.tui.conftest import on_trace, running, settle
 from tests.tui.data import RUNTIME_CREATED, STARTUP
 from tests.tui.screentext import screen_text
 
@@ -74,7 +74,7 @@ async def test_search_next_and_previous() -> None:
 async def test_flag_and_bulk_prune_runtime_created_files() -> None:
     async with on_trace() as (app, pilot, screen):
         await pilot.press("r")
-        await pilot.pause()
+        await settle(pilot)
         flagged = {screen.run.items[r].path for r in range(len(screen.run.items)) if screen.run.items.is_flagged(r)}
         assert flagged == RUNTIME_CREATED
         assert "flagged 2" in screen_text(app)

@@ -21,7 +21,7 @@ from nydus_top.screens.containers import ContainersScreen
 from nydus_top.screens.dialogs import ArmDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import SIZE
+from tests.tui.conftest import SIZE, settle
 
 
 async def until(pilot, condition, timeout: float = 30.0, what: str = "") -> None:  # noqa: ANN001
@@ -64,7 +64,7 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             assert not set(images.DEMO_UNREAD_FILES) & set(run.items.paths())
 
             await pilot.press("s", "enter")
-            await pilot.pause()
+            await settle(pilot)
             saved = tmp_path / "demo:1"  # nydus-top.local/demo:1 -> repo dir "." (one component)
             assert saved.read_text().splitlines() == run.items.paths()
             assert saved.read_text().splitlines()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)

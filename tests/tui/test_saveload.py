@@ -8,7 +8,7 @@ from nydus_top.records import Access
 from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import on_trace, running, submit
+from tests.tui.conftest import on_trace, running, settle, submit
 from tests.tui.data import STARTUP, make_backend
 from tests.tui.screentext import screen_text
 
@@ -24,18 +24,22 @@ async def test_save_to_the_optimizer_path_then_confirm_overwrite(tmp_path: Path)
         await pilot.press("s")
         assert isinstance(app.screen, SaveDialog)
         await pilot.press("enter")
+        await settle(pilot)
         target = tmp_path / "library" / "nginx:1.25"
         assert lines(target) == PATHS
         csv = lines(Path(f"{target}.csv"))
         assert csv[0] == "path,size,elapsed" and csv[1] == "/usr/sbin/nginx,1200000,1500"
 
         await pilot.press("d", "s", "enter")  # second save: asks first
-        await pilot.pause()
+        await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("n")
+        await settle(pilot)
         assert lines(target) == PATHS  # declined: untouched
-        await pilot.press("s", "enter", "y")
-        await pilot.pause()
+        await pilot.press("s", "enter")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
         assert lines(target) == PATHS[1:]
         assert isinstance(app.screen, TraceScreen)
 
@@ -79,8 +83,10 @@ async def test_load_curate_and_save_back_round_trip(tmp_path: Path) -> None:
         assert isinstance(screen, TraceScreen) and screen.run.state is TraceState.LOADED
         assert screen.run.items.paths() == ["/bin/sh", "/etc/profile", "/usr/lib/libz.so"]
         assert screen.run.items[0].size == 125 * 1024
-        await pilot.press("home", "down", "d", "s", "enter", "y")  # default target: the file it came from
-        await pilot.pause()
+        await pilot.press("home", "down", "d", "s", "enter")  # default target: the file it came from
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
         assert lines(saved) == ["/bin/sh", "/usr/lib/libz.so"]
         assert lines(Path(f"{saved}.csv"))[1:] == ["/bin/sh,128000,1500", "/usr/lib/libz.so,99,3000"]
 

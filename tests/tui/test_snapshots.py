@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from nydus_top.screens.app import NydusTopApp
-from tests.tui.conftest import SIZE
+from tests.tui.conftest import SIZE, settle
 from tests.tui.data import make_backend
 
 RunBefore = Callable[[Pilot], Awaitable[None]]
@@ -27,7 +27,7 @@ def keys(*presses: str, text: str | None = None) -> RunBefore:
     async def run_before(pilot: Pilot) -> None:
         await pilot.pause()
         await pilot.press(*presses)
-        await pilot.pause()
+        await settle(pilot)
         if text is not None:
             pilot.app.screen.query_one(Input).value = text
         for widget in pilot.app.screen.query(Input):
