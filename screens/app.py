@@ -14,6 +14,7 @@ from textual.screen import Screen
 from nydus_top.backend import ArmSpec, Backend
 from nydus_top.tracerun import Target, TraceRun, TraceState
 
+from .base import LiveScreen
 from .config import ConfigScreen
 from .containers import ContainersScreen
 from .dialogs import MessageDialog, PromptDialog
@@ -75,8 +76,8 @@ class NydusTopApp(App[None]):
                 changed.add(id(run))
                 if run.state is not TraceState.ARMED:
                     self.arms.pop(id(run), None)
-        tick = getattr(self.screen, "on_tick", None)
-        if tick is not None and tick(changed, self._node_dirty or bool(changed)):
+        screen = self.screen
+        if isinstance(screen, LiveScreen) and screen.live and screen.on_tick(changed, self._node_dirty or bool(changed)):
             self._node_dirty = False
 
     # -- traces ----------------------------------------------------------------------------

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from nydus_top.containerview import SORT_KEYS, ContainerRow, build_rows, filter_rows, format_age, sort_rows
 from nydus_top.tracerun import TraceState
 
+from .base import LiveScreen
 from .dialogs import ArmDialog, PromptDialog
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ COLUMNS = ("NAMESPACE/POD", "CONTAINER", "IMAGE", "STATE", "PID", "AGE", "TRACE"
 AGE_TICKS = 10  # rebuild at least every second so ages advance
 
 
-class ContainersScreen(Screen):
+class ContainersScreen(LiveScreen):
     BINDINGS = [
         Binding("enter", "trace", "Trace"),
         Binding("a", "arm", "Arm next start"),

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
 
+from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView, human_size
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .app import NydusTopApp
 
 
-class TraceScreen(Screen):
+class TraceScreen(LiveScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("d,delete", "delete", "Delete"),
@@ -86,7 +86,7 @@ class TraceScreen(Screen):
         self.update_counters()
 
     def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
-        if id(self.run) in changed and self.is_mounted:
+        if id(self.run) in changed:
             self.view.rows_changed()
             self.update_counters()
         return False

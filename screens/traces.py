@@ -6,16 +6,16 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from .base import LiveScreen
 from .traceview import human_size
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
 
 
-class TracesScreen(Screen):
+class TracesScreen(LiveScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open", "Open"),
