@@ -7,20 +7,12 @@ The app only talks to this protocol, so the screens run the same against the rea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from nydus_top.node import Container, NodeModel, Pod
 from nydus_top.tracerun import TraceRun
-
-
-class NodeView(Protocol):
-    """The read side of ``nydus_top.node.NodeModel``."""
-
-    pods: Mapping[str, Any]  # id -> Pod(id, name, namespace, uid)
-    containers: Mapping[str, Any]  # id -> Container(id, pod_id, name, image, state, pid, ...)
-
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +24,7 @@ class ArmSpec:
     pod: str = ""
     container: str = ""
 
-    def matches(self, pod: Any, container: Any) -> bool:
+    def matches(self, pod: Pod, container: Container) -> bool:
         if self.image:
             return container.image == self.image
         return (pod.namespace, pod.name, container.name) == (self.namespace, self.pod, self.container)
@@ -44,7 +36,7 @@ class ArmSpec:
 
 
 class Backend(Protocol):
-    node: NodeView
+    node: NodeModel
     config: Any  # nydus_top.config.Config: persist_dir, readable, overwrite, sources, notes, ...
 
     def now(self) -> float:

@@ -24,7 +24,7 @@ AGE_TICKS = 10  # rebuild at least every second so ages advance
 
 class ContainersScreen(LiveScreen):
     BINDINGS = [
-        Binding("enter", "trace", "Trace"),
+        Binding("enter", "trace", "Trace", priority=True),
         Binding("a", "arm", "Arm next start"),
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
@@ -120,10 +120,6 @@ class ContainersScreen(LiveScreen):
         self.query_one("#status", Static).update(text)
 
     # -- actions ---------------------------------------------------------------------------
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_trace()
 
     def action_trace(self) -> None:
         row = self.current_row()

@@ -105,7 +105,7 @@ class TraceScreen(LiveScreen):
         if view.follow:
             flags.append("FOLLOW")
         if run.paused:
-            flags.append("PAUSED")
+            flags.append(f"PAUSED, {run.queued} batches waiting" if run.queued else "PAUSED")
         if self.search is not None:
             flags.append(f"/{self.search.pattern}")
         flagged = len(run.items.flagged)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class TracesScreen(LiveScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("enter", "open", "Open"),
+        Binding("enter", "open", "Open", priority=True),
         Binding("S", "stop", "Stop trace"),
     ]
 
@@ -53,10 +53,6 @@ class TracesScreen(LiveScreen):
                           str(len(run.items)), str(len(run.items.overflows)))
         if self.app.runs:
             table.move_cursor(row=max(0, min(cursor, len(self.app.runs) - 1)), animate=False)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_open()
 
     def action_open(self) -> None:
         row = self.query_one(DataTable).cursor_row

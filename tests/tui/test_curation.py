@@ -6,7 +6,7 @@ from nydus_top.records import Access
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
 from tests.tui.conftest import on_trace, running, settle
-from tests.tui.data import RUNTIME_CREATED, STARTUP
+from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace
 from tests.tui.screentext import screen_text
 
 PATHS = [p for p, _, _ in STARTUP]
@@ -108,3 +108,22 @@ async def test_several_traces_at_once() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert "tracing 16" in screen_text(app) and "tracing 0" in screen_text(app)
+
+
+async def test_arm_next_start_of_a_container_then_it_starts() -> None:
+    backend = make_backend()
+    backend.recordings = {"c-job": startup_trace()[:3]}
+    async with running(backend) as (app, pilot):
+        await pilot.press("down", "down", "a", "c")  # the created-but-not-started worker
+        trace = app.screen
+        assert isinstance(trace, TraceScreen) and trace.run.state is TraceState.ARMED
+        assert trace.run.target.label == "next start of jobs/batch-x1/worker"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "armed" in screen_text(app)
+        backend.start("c-job")  # containerd's StartContainer for it
+        app.pump()
+        assert trace.run.state is TraceState.RUNNING and trace.run.target.container_id == "c-job"
+        assert trace.run.items.paths() == PATHS[:3]
+        await pilot.pause()
+        assert "tracing 3" in screen_text(app)
