@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nydus_top.screens.app import NydusTopApp  # noqa: E402
 from nydus_top.screens.trace import TraceScreen  # noqa: E402
+from nydus_top.tracerun import INBOX_BATCHES  # noqa: E402
 from tests.tui.data import make_backend, synthetic  # noqa: E402
 
 TARGET_KEY_MS = 50.0
@@ -83,9 +84,11 @@ async def main(entries: int, rate: int, seconds: float) -> None:
     app = NydusTopApp(backend)
     baseline = rss_mb()
     ticks: list[float] = []
+    backlog: list[int] = []
     pump = app.pump
 
     def timed_pump() -> None:
+        backlog.append(sum(r.queued for r in app.runs))
         start = time.perf_counter()
         pump()
         ticks.append((time.perf_counter() - start) * 1000)
@@ -136,6 +139,8 @@ async def main(entries: int, rate: int, seconds: float) -> None:
         print(summary(f"key -> repaint while ingesting {rate}/s", busy, TARGET_KEY_MS))
         print(summary(f"UI tick (drain + repaint) while ingesting, {len(busy_ticks)} ticks", busy_ticks,
                       TARGET_KEY_MS))
+        print(f"inbox backlog at tick start: max {max(backlog)} of {INBOX_BATCHES} batches "
+              f"({rate // 100} events each); the tracer blocks only when it is full")
         rss = rss_mb()
         print(f"RSS {rss:.0f} MB with {run.items.seen} entries (before app: {baseline:.0f} MB; "
               f"target {TARGET_RSS_MB:.0f} MB, ratio {rss / TARGET_RSS_MB:.2f})")

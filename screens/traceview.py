@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.segment import Segment
+from rich.style import Style
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -71,6 +72,7 @@ class TraceView(ScrollView, can_focus=True):
         self.selected: set[int] = set()  # entry ids, so a selection survives reordering
         self.follow = len(run.items) == 0
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
+        self._styles: dict[tuple[bool, bool, bool], Style] = {}  # (flagged, selected, cursor) -> style
 
     # -- data ------------------------------------------------------------------------------
 
@@ -81,7 +83,6 @@ class TraceView(ScrollView, can_focus=True):
         if self.follow and count:
             self.cursor = count - 1
         self.cursor = max(0, min(self.cursor, count - 1))
-        self._cache.clear()
         self._scroll_cursor_into_view()
         self.refresh()
         self.post_message(self.CursorMoved())
@@ -145,7 +146,6 @@ class TraceView(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.run.items))
-        self._cache.clear()
         self._scroll_cursor_into_view()
 
     def render_line(self, y: int) -> Strip:
@@ -159,21 +159,36 @@ class TraceView(ScrollView, can_focus=True):
         is_cursor = row == self.cursor
         is_selected = ident in self.selected
         is_flagged = ident in items.flagged
+        # Everything a line's look depends on is in the key, so edits never need to clear the cache.
         key = (ident, row, is_cursor, is_selected, is_flagged, width, scroll_x, self.has_focus)
         strip = self._cache.get(key)
         if strip is None:
-            style = self.rich_style
-            if is_flagged:
-                style += self.get_component_rich_style("traceview--flagged")
-            if is_selected:
-                style += self.get_component_rich_style("traceview--selected")
-            if is_cursor and self.has_focus:
-                style += self.get_component_rich_style("traceview--cursor")
+            style = self._line_style(is_flagged, is_selected, is_cursor and self.has_focus)
             mark = "!" if is_flagged else ("*" if is_selected else " ")
             text = mark + format_row(row, items[row])
             strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
             self._cache[key] = strip
         return strip
+
+    def _line_style(self, flagged: bool, selected: bool, cursor: bool) -> Style:
+        """Computing rich styles walks the CSS: do it once per combination, not per line."""
+        key = (flagged, selected, cursor)
+        style = self._styles.get(key)
+        if style is None:
+            style = self.rich_style
+            if flagged:
+                style += self.get_component_rich_style("traceview--flagged")
+            if selected:
+                style += self.get_component_rich_style("traceview--selected")
+            if cursor:
+                style += self.get_component_rich_style("traceview--cursor")
+            self._styles[key] = style
+        return style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._cache.clear()
 
     def on_focus(self) -> None:
         self.refresh()
