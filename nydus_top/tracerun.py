@@ -22,7 +22,7 @@ from nydus_top.tracelist import TraceList
 
 INBOX_BATCHES = 256  # batches buffered between the tracer thread and the UI
 RATE_WINDOW = 60  # seconds of accesses/s history kept for the sparkline
-DRAIN_BUDGET_S = 0.03  # UI time per tick spent moving records into the list
+DRAIN_BUDGET_S = 0.015  # UI time per tick spent moving records into the list
 
 
 class TraceState(enum.Enum):
@@ -94,18 +94,20 @@ class TraceRun:
 
     def drain(self, budget_s: float = DRAIN_BUDGET_S) -> int:
         """Move queued batches into the list for at most ``budget_s``; the rest waits for the next
-        tick (and, once the inbox is full, the tracer waits). Returns rows added (0 when paused)."""
+        tick (and, once the inbox is full, the tracer waits). Returns the number of batches
+        taken (0 when paused or idle), so the caller knows whether to repaint."""
         if self.paused:
             return 0
-        added = 0
+        taken = 0
         deadline = time.perf_counter() + budget_s
         while time.perf_counter() < deadline:
             try:
                 batch = self._inbox.get_nowait()
             except queue.Empty:
                 break
-            added += self._ingest(batch)
-        return added
+            self._ingest(batch)
+            taken += 1
+        return taken
 
     @property
     def queued(self) -> int:
@@ -125,7 +127,7 @@ class TraceRun:
         """Accesses in the last complete second of trace time."""
         return self.rates[-2]
 
-    def _ingest(self, batch: Sequence[Access | Overflow]) -> int:
+    def _ingest(self, batch: Sequence[Access | Overflow]) -> None:
         count = self._count
         for rec in batch:
             if type(rec) is Access:
@@ -133,9 +135,8 @@ class TraceRun:
                 self.bytes += rec.size
                 count(rec.elapsed_us)
         seen = self.items.seen
-        added = self.items.extend(batch)
+        self.items.extend(batch)
         self.files += self.items.seen - seen
-        return added
 
     def _count(self, elapsed_us: int) -> None:
         second = elapsed_us // 1_000_000

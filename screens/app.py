@@ -52,8 +52,8 @@ class NydusTopApp(App[None]):
         self._unsubscribe = self.backend.node.subscribe(self._on_node_event)
         self.push_screen(ContainersScreen())
         self.set_interval(REFRESH_S, self.pump)
-        # Textual's own objects from start-up live as long as the app: keep them out of the
-        # cyclic GC's full collections, which otherwise stall key handling for tens of ms.
+        # The cyclic GC's full collections stall key handling for tens of ms. Textual's
+        # start-up objects live as long as the app: freeze them out of the collections.
         self.call_after_refresh(gc.freeze)
 
     def on_unmount(self) -> None:
@@ -70,8 +70,7 @@ class NydusTopApp(App[None]):
         """One UI tick: move queued trace records into the lists, then repaint what changed."""
         changed: set[int] = set()
         for run in self.runs:
-            added = run.drain()
-            if added or self._states.get(id(run)) is not run.state:
+            if run.drain() or self._states.get(id(run)) is not run.state:
                 self._states[id(run)] = run.state
                 changed.add(id(run))
                 if run.state is not TraceState.ARMED:

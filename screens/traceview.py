@@ -15,6 +15,7 @@ from nydus_top.tracerun import TraceRun
 
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 10: "\\n", 9: "\\t", 13: "\\r"}
 
+LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
 HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
 
 
@@ -71,7 +72,7 @@ class TraceView(ScrollView, can_focus=True):
         self.cursor = 0
         self.selected: set[int] = set()  # entry ids, so a selection survives reordering
         self.follow = len(run.items) == 0
-        self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
+        self._cache: LRUCache[tuple, Strip] = LRUCache(LINE_CACHE)
         self._styles: dict[tuple[bool, bool, bool], Style] = {}  # (flagged, selected, cursor) -> style
 
     # -- data ------------------------------------------------------------------------------
