@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from nydus_top.backend import ArmSpec
-from nydus_top.config import Config, load_config
+from nydus_top.config import Config
 from nydus_top.node import Container, NodeModel, Pod
 from nydus_top.nri.session import PluginSession, SessionThread
 from nydus_top.overlay import OverlayError, OverlayRoot
@@ -148,9 +148,3 @@ class LiveBackend:
         self._thread.stop()
         self.pool.close()
 
-
-def open_backend(nri_socket: str | None, config_path: str | None) -> LiveBackend:
-    """Read the config (raises ConfigError), connect to the runtime, start the tracer helper."""
-    backend = LiveBackend(load_config(config_path), nri_socket)
-    backend.start()
-    return backend

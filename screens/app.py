@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class NydusTopApp(App[None]):
         self.arms: dict[int, ArmSpec] = {}  # id(run) -> what it waits for
         self._node_dirty = True
         self._states: dict[int, TraceState] = {}
+        self.warnings: deque[str] = deque(maxlen=50)  # from background threads, newest last
 
     # -- lifecycle -------------------------------------------------------------------------
 

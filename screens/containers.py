@@ -81,7 +81,8 @@ class ContainersScreen(LiveScreen):
 
     def rebuild(self) -> None:
         node = self.app.backend.node
-        pods, containers = dict(node.pods), list(dict(node.containers).values())
+        pods, by_id = node.snapshot()
+        containers = list(by_id.values())
         status = self._trace_status()
         for spec in self.app.arms.values():
             for c in containers:
@@ -107,8 +108,11 @@ class ContainersScreen(LiveScreen):
                     break
         order = "desc" if self.reverse else "asc"
         flt = f" · filter /{self.query_text}" if self.query_text else ""
+        link = ""
+        if not node.connected:
+            link = f" · not connected: {self.app.warnings[-1]}" if self.app.warnings else " · connecting…"
         self.query_one("#title", Static).update(
-            f" Containers [{len(self.rows)}/{len(rows)}] · sort {self.sort_key} {order}{flt}")
+            f" Containers [{len(self.rows)}/{len(rows)}] · sort {self.sort_key} {order}{flt}{link}", layout=False)
 
     def current_row(self) -> ContainerRow | None:
         table = self.query_one(DataTable)
@@ -117,7 +121,7 @@ class ContainersScreen(LiveScreen):
         return self.rows[table.cursor_row]
 
     def say(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(text, layout=False)
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from .app import NydusTopApp
 
 
+class _ToApp(logging.Handler):
+    """Keeps warnings from the background threads (NRI reconnects, tracer) for the screens."""
+
+    def __init__(self, app: NydusTopApp) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.app.warnings.append(self.format(record))
+
+
+def build_app(args: argparse.Namespace) -> NydusTopApp:
+    """The app on the live backend, connecting; raises ConfigError for a bad config."""
+    from nydus_top.config import load_config
+    from nydus_top.livebackend import LiveBackend
+
+    backend = LiveBackend(load_config(args.config), args.nri_socket)
+    app = NydusTopApp(backend)
+    logger = logging.getLogger("nydus_top")
+    logger.addHandler(_ToApp(app))
+    logger.propagate = False  # the terminal belongs to the app
+    backend.start()
+    return app
+
+
 def run(args: argparse.Namespace) -> int:
     from nydus_top.config import ConfigError
-    from nydus_top.livebackend import open_backend
 
     try:
-        backend = open_backend(nri_socket=args.nri_socket, config_path=args.config)
+        app = build_app(args)
     except ConfigError as err:
         print(f"nydus-top: {err}", file=sys.stderr)
         return 2
-    NydusTopApp(backend).run()
+    app.run()
     return 0
