@@ -70,6 +70,8 @@ class NydusTopApp(App[None]):
 
     def pump(self) -> None:
         """One UI tick: move queued trace records into the lists, then repaint what changed."""
+        if not self.is_running:  # shutting down: screens are losing their widgets
+            return
         changed: set[int] = set()
         for run in self.runs:
             if run.drain() or self._states.get(id(run)) is not run.state:
