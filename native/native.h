@@ -17,13 +17,6 @@
 
 struct nt_tracer;
 
-struct nt_stats {
-    unsigned long long events;    /* fanotify events read */
-    unsigned long long records;   /* access lines emitted */
-    unsigned long long overflows; /* overflow lines emitted */
-    unsigned long long skipped;   /* new files not reported (unresolvable or not expressible) */
-};
-
 /* Join the mount namespace of `pid` through host procfs dir fd `procfd`. 0 or -errno. */
 int nt_join_mntns(int procfd, int pid);
 
@@ -37,8 +30,6 @@ int nt_fd(const struct nt_tracer *t);
  * NT_MAX_LINE). Returns the bytes written: 0 once the queue is empty, -errno on a read error.
  * Call again while it returns > 0. */
 long nt_drain(struct nt_tracer *t, char *out, size_t cap);
-
-void nt_get_stats(const struct nt_tracer *t, struct nt_stats *st);
 
 void nt_close(struct nt_tracer *t);
 

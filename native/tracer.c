@@ -21,9 +21,10 @@
 
 #define READ_MAX (1 << 20)         /* bytes per read(2) of the fanotify fd, at most */
 #define SEEN_INIT (1u << 14)       /* initial slots of the (dev, ino) set */
-#define SEEN_MAX (1u << 22)        /* slots at most: 2M files, 64 MiB; then a "limit" overflow */
+#define SEEN_MAX (1u << 22)        /* slots at most: 2M files, 68 MiB; then a "limit" overflow */
 #define COMM_SLOTS 64              /* per-batch cache of pid -> comm */
 #define PATH_BUF (PATH_MAX + 64)
+#define IGNORE_AFTER 2             /* repeats of a file's events before an ignore mark */
 
 struct comm_entry {
     int pid;
@@ -33,7 +34,7 @@ struct comm_entry {
 };
 
 struct nt_tracer {
-    int fan_fd, procfd, flags;
+    int fan_fd, procfd, fddir, flags; /* fddir: our own /proc/self/fd, in the host procfs */
     pid_t self;
     struct timespec t0;
     unsigned char *buf;
@@ -41,10 +42,11 @@ struct nt_tracer {
     unsigned gen;
     unsigned long long elapsed; /* of the current batch, microseconds since the mark */
     uint64_t *seen;             /* pairs (dev, ino + 1); ino + 1 == 0 marks an empty slot */
+    unsigned char *hits;        /* per slot: events seen again for that file, saturating */
     size_t seen_cap, seen_count;
     int limit_reported;
+    int no_ignore_marks;
     unsigned long long seq;
-    struct nt_stats st;
     struct comm_entry comm[COMM_SLOTS];
 };
 
@@ -69,8 +71,8 @@ static uint64_t mix(uint64_t dev, uint64_t ino)
     return h;
 }
 
-/* Insert (dev, ino): 1 if new, 0 if already seen, -1 if the set is full. */
-static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino)
+/* Insert (dev, ino): 1 if new, 0 if already seen (*hits: its repeat counter), -1 if full. */
+static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned char **hits)
 {
     uint64_t key = ino + 1;
     if (key == 0) /* ino == UINT64_MAX: fold, collisions only cost a missed record */
@@ -80,8 +82,12 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino)
             return -1;
         size_t ncap = t->seen_cap * 2;
         uint64_t *n = calloc(ncap * 2, sizeof *n);
-        if (!n)
+        unsigned char *nh = calloc(ncap, 1);
+        if (!n || !nh) {
+            free(n);
+            free(nh);
             return -1;
+        }
         for (size_t i = 0; i < t->seen_cap; i++) {
             if (!t->seen[2 * i + 1])
                 continue;
@@ -90,15 +96,20 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino)
                 j = (j + 1) & (ncap - 1);
             n[2 * j] = t->seen[2 * i];
             n[2 * j + 1] = t->seen[2 * i + 1];
+            nh[j] = t->hits[i];
         }
         free(t->seen);
+        free(t->hits);
         t->seen = n;
+        t->hits = nh;
         t->seen_cap = ncap;
     }
     size_t j = mix(dev, key) & (t->seen_cap - 1);
     while (t->seen[2 * j + 1]) {
-        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key)
+        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key) {
+            *hits = &t->hits[j];
             return 0;
+        }
         j = (j + 1) & (t->seen_cap - 1);
     }
     t->seen[2 * j] = dev;
@@ -129,11 +140,17 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
     t->buf = malloc(t->buf_size);
     t->seen_cap = SEEN_INIT;
     t->seen = calloc(t->seen_cap * 2, sizeof *t->seen);
-    if (!t->buf || !t->seen) {
+    t->hits = calloc(t->seen_cap, 1);
+    if (!t->buf || !t->seen || !t->hits) {
         *err = ENOMEM;
         goto fail;
     }
     t->procfd = procfd;
+    t->fddir = openat(procfd, "self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (t->fddir < 0) {
+        *err = errno;
+        goto fail;
+    }
     t->flags = flags;
     t->self = getpid();
     unsigned init = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK;
@@ -142,12 +159,14 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
     t->fan_fd = fanotify_init(init, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     if (t->fan_fd < 0) {
         *err = errno;
+        close(t->fddir);
         goto fail;
     }
     if (fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS,
                       AT_FDCWD, target) < 0) {
         *err = errno;
         close(t->fan_fd);
+        close(t->fddir);
         goto fail;
     }
     clock_gettime(CLOCK_MONOTONIC, &t->t0);
@@ -155,13 +174,12 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
 fail:
     free(t->buf);
     free(t->seen);
+    free(t->hits);
     free(t);
     return NULL;
 }
 
 int nt_fd(const struct nt_tracer *t) { return t->fan_fd; }
-
-void nt_get_stats(const struct nt_tracer *t, struct nt_stats *st) { *st = t->st; }
 
 void nt_close(struct nt_tracer *t)
 {
@@ -177,8 +195,10 @@ void nt_close(struct nt_tracer *t)
         t->buf_pos += m->event_len;
     }
     close(t->fan_fd);
+    close(t->fddir);
     free(t->buf);
     free(t->seen);
+    free(t->hits);
     free(t);
 }
 
@@ -209,7 +229,6 @@ static char *put_overflow(struct nt_tracer *t, char *o, const char *reason)
     o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
     o = put_str(o, reason);
     o = put_str(o, "\"}\n");
-    t->st.overflows++;
     return o;
 }
 
@@ -243,24 +262,32 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     struct stat st;
     if (m->pid == t->self || fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode))
         return o;
-    int added = seen_add(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
-    if (added == 0)
+    unsigned char *hits = NULL;
+    int added = seen_add(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino, &hits);
+    if (added == 0) {
+        /* A file that keeps coming back (a big file read in chunks, a library every process
+         * opens): ask the kernel to drop its further events, which would cost the container an
+         * event each and us an fd. Evictable: the mark does not pin the inode (the set above
+         * still de-duplicates if it goes). Not for the first repeat: most files are opened and
+         * read once, and the mark would cost more than it saves. Kernels before 5.19 refuse. */
+        if (*hits < 255 && ++*hits == IGNORE_AFTER && !t->no_ignore_marks &&
+            fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
+                          FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, m->fd, NULL) < 0)
+            t->no_ignore_marks = 1;
         return o;
+    }
     if (added < 0) {
-        t->st.skipped++;
         if (!t->limit_reported) {
             t->limit_reported = 1;
             o = put_overflow(t, o, "limit");
         }
         return o;
     }
-    char rel[48], path[PATH_BUF];
-    snprintf(rel, sizeof rel, "self/fd/%d", m->fd);
-    ssize_t n = readlinkat(t->procfd, rel, path, sizeof path);
-    if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/') {
-        t->st.skipped++; /* unreachable from our root, or too long */
-        return o;
-    }
+    char rel[16], path[PATH_BUF];
+    snprintf(rel, sizeof rel, "%d", m->fd);
+    ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
+    if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/')
+        return o; /* unreachable from our root, or too long */
     /* The kernel appends this to unlinked files. fstat cannot tell (an overlayfs file removed
      * from a lower layer keeps its link count), so a live file whose name ends like this is
      * reported without the suffix: only a path inside the same container can be wrong. */
@@ -271,10 +298,8 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     unsigned long long size = (unsigned long long)st.st_size;
     if (t->flags & NT_COMPAT) {
         /* The optimizer's client writes paths one a line and decodes size as uint32. */
-        if (memchr(path, '\n', (size_t)n) || memchr(path, '\r', (size_t)n)) {
-            t->st.skipped++;
+        if (memchr(path, '\n', (size_t)n) || memchr(path, '\r', (size_t)n))
             return o;
-        }
         if (size > UINT32_MAX)
             size = UINT32_MAX;
     }
@@ -295,7 +320,6 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     o = put_str(o, "\",\"seq\":");
     o = put_u64(o, t->seq++);
     o = put_str(o, "}\n");
-    t->st.records++;
     return o;
 }
 
@@ -334,7 +358,6 @@ long nt_drain(struct nt_tracer *t, char *out, size_t cap)
                 return -EPROTO;
             }
             t->buf_pos += m->event_len;
-            t->st.events++;
             if (m->mask & FAN_Q_OVERFLOW)
                 o = put_overflow(t, o, "queue");
             if (m->fd >= 0) {

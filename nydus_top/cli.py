@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ps": ("nydus_top.ps", "list the pods and containers containerd reports over NRI"),
     "trace": ("nydus_top.trace_cmd", "stream a container's file accesses as JSON lines (needs root)"),
     "convert": ("nydus_top.convert_command", "build a nydus image with a prefetch list (runs nydusify)"),
+    "record": ("nydus_top.record_cmd", "record start-up file lists headlessly, like the optimizer NRI plugin"),
 }
 
 

@@ -17,7 +17,12 @@ import os
 from nydus_top import trace_session
 
 
-def main() -> int:
+def main() -> None:
+    """Console script entry; never returns (the process ends with ``os._exit``, see arm)."""
+    os._exit(serve())
+
+
+def serve() -> int:
     if not os.environ.get("NYDUS_TOP_DEBUG"):
         os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     try:
@@ -31,4 +36,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

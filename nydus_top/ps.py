@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping
 
@@ -93,8 +94,12 @@ async def _list(session: PluginSession, timeout: float) -> None:
 
 async def _watch(session: PluginSession) -> None:
     def emit(event: NodeEvent) -> None:
-        sys.stdout.write(json.dumps(event_json(event, session.model)) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(json.dumps(event_json(event, session.model)) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (`| head`): done, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            session.stop()
 
     session.model.subscribe(emit)
     await session.run_forever()
@@ -114,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_list(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as exc:
-        print(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
+            hint = " (is NRI enabled in containerd: disable = false, disable_connections = false?)"
+        elif isinstance(exc, PermissionError):
+            hint = " (the NRI socket is root's)"
+        print(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}{hint}", file=sys.stderr)
         return 1
     pods, containers = model.snapshot()
     if args.json:

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Trace in this process (single-threaded) until Ctrl-C, SIGTERM or the target's exit."""
+    """Trace in this process (single-threaded) until Ctrl-C, SIGTERM or the target's exit.
+    Ends the process itself: after joining the container's mount namespace no more Python runs."""
     sys.stdout.flush()
     status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     code = trace_session.run(args.pid, out_fd=sys.stdout.fileno(), status_fd=status_w,
@@ -30,4 +31,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"nydus-top trace: {status[1:].decode('utf-8', 'replace')}", file=sys.stderr)
     elif status.endswith(trace_session.EXITED):
         print(f"nydus-top trace: pid {args.pid} exited", file=sys.stderr)
-    return code
+    sys.stderr.flush()
+    os._exit(code)

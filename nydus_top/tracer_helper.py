@@ -1,11 +1,14 @@
-"""Warm tracer helper: a single-threaded process that forks one tracer per request.
+"""Warm tracer helper: a single-threaded process that keeps one forked tracer ready per request.
 
 Started once by :class:`nydus_top.tracer.TracerPool` with one end of a SEQPACKET socketpair as
-argv[1]. It imports everything a trace needs up front, answers ``W`` when warm, then serves
-requests: a JSON message ``{"pid": int, "bounded": bool}`` with three fds attached (SCM_RIGHTS):
-the write end of the line stream, the write end of the status pipe and the read end of the stop
-pipe. Each request forks a child that runs :func:`nydus_top.trace_session.run` with them, so the
-interpreter's start-up stays off the arming path. The helper exits when the socket closes.
+argv[1]. It imports everything a trace needs up front and answers ``W`` when warm. A request is a
+JSON message ``{"pid": int, "bounded": bool}`` with three fds attached (SCM_RIGHTS): the write end
+of the line stream, the write end of the status pipe and the read end of the stop pipe.
+
+Requests are taken by a *spare*: a child forked in advance, with its buffers already faulted in,
+blocked on the socket. The spare that takes a request tells the helper (which forks the next
+spare) and becomes that trace's tracer (:func:`nydus_top.trace_session.run`). Neither the
+interpreter's start-up nor a fork is on the arming path. Everything exits when the socket closes.
 """
 
 from __future__ import annotations
@@ -20,36 +23,11 @@ import sys
 from nydus_top import trace_session
 
 MAX_MSG = 4096
+TAKEN = b"T"
 
 
-def _serve_one(sock: socket.socket, msg: bytes, fds: list[int]) -> None:
-    try:
-        req = json.loads(msg)
-        pid, bounded = int(req["pid"]), bool(req.get("bounded", False))
-        if len(fds) != 3 or pid <= 0:
-            raise ValueError("bad request")
-    except (ValueError, KeyError, TypeError):
-        for fd in fds:
-            os.close(fd)
-        return
-    out_fd, status_fd, stop_fd = fds
-    if os.fork() == 0:
-        code = 2
-        try:
-            sock.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            code = trace_session.run(pid, out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
-                                     bounded=bounded)
-        finally:
-            os._exit(code)
-    for fd in fds:
-        os.close(fd)
-
-
-def serve(sock: socket.socket) -> None:
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the TUI's terminal is not for us
-    sock.sendall(b"W")
+def _request(sock: socket.socket) -> tuple[int, bool, list[int]] | None:
+    """Wait for one well-formed request: (pid, bounded, fds). None when the socket is closed."""
     while True:
         fds = array.array("i")
         try:
@@ -60,8 +38,51 @@ def serve(sock: socket.socket) -> None:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
         if not msg and not fds:
+            return None
+        try:
+            req = json.loads(msg)
+            pid, bounded = int(req["pid"]), bool(req.get("bounded", False))
+            if len(fds) == 3 and pid > 0:
+                return pid, bounded, list(fds)
+        except (ValueError, KeyError, TypeError):
+            pass
+        for fd in fds:
+            os.close(fd)
+
+
+def _spare(sock: socket.socket, taken_w: int) -> int:
+    """Body of a forked spare: wait for a request, report it taken, trace."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setpriority(os.PRIO_PROCESS, 0, trace_session.NICE_ARM)
+    trace_session.preallocate()
+    req = _request(sock)
+    if req is None:
+        return 0
+    pid, bounded, (out_fd, status_fd, stop_fd) = req
+    os.write(taken_w, TAKEN)
+    os.close(taken_w)
+    sock.close()
+    return trace_session.run(pid, out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, bounded=bounded)
+
+
+def serve(sock: socket.socket) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the TUI's terminal is not for us
+    sock.sendall(b"W")
+    while True:
+        taken_r, taken_w = os.pipe()
+        if os.fork() == 0:
+            code = 2
+            try:
+                os.close(taken_r)
+                code = _spare(sock, taken_w)
+            finally:
+                os._exit(code)
+        os.close(taken_w)
+        taken = os.read(taken_r, 1)
+        os.close(taken_r)
+        if taken != TAKEN:  # the socket closed (or the spare died): the pool starts a new helper
             return
-        _serve_one(sock, msg, list(fds))
 
 
 def main() -> None:

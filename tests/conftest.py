@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +22,25 @@ def sandbox_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxNo
 
     Attributes: ``dir``, ``nri_socket``, ``cri_socket``, ``cri`` (a ``CriClient``), ``ctr``,
     ``optimizer_plugin``, ``cgroup_parent``; helpers ``run_demo()``, ``wait_for_log()``,
-    ``load_image()``. Tests using it are marked ``sandbox`` automatically.
+    ``load_image()``. Tests using it are marked ``sandbox`` automatically. With
+    ``NYDUS_TOP_TEST_SANDBOX_DIR`` set, that node is brought up if needed and left running.
     """
-    node = SandboxNode(tmp_path_factory.mktemp("sandbox"))
-    node.up()
+    reused = os.environ.get("NYDUS_TOP_TEST_SANDBOX_DIR")  # a node kept up between runs while developing
+    node = SandboxNode(reused or tmp_path_factory.mktemp("sandbox"))
+    # SIGTERM (e.g. from `timeout`) would end pytest without teardown and leak the node: make it
+    # an interruption, which pytest tears down after.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        node.up()
         yield node
     finally:
-        node.down(purge=True)
+        if not reused:
+            node.down(purge=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture

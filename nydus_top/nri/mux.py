@@ -37,35 +37,43 @@ def encode_frames(conn_id: int, data: bytes) -> bytes:
 
 
 class Demux:
-    """Splits the socket's byte stream into ``(conn_id, payload)`` frames."""
+    """Splits the socket's byte stream into per-connection bytes.
+
+    Payload bytes are passed on as they arrive, a frame possibly in several pieces: ttrpc reads
+    each connection as a stream, so nothing is gained by holding a large frame back whole.
+    """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._header = b""  # an incomplete frame header
+        self._conn = 0  # connection of the frame being received
+        self._left = 0  # its payload bytes still to come
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """Add bytes read from the socket; return the frames they complete, in order.
+        """Add bytes read from the socket; return ``(conn_id, payload bytes)`` pieces, in order.
 
         Raises ProtocolError for a frame on a connection NRI does not define or one longer
         than any runtime sends.
         """
-        buf = self._buf
-        buf += data
-        frames: list[tuple[int, bytes]] = []
-        off = 0
-        view = memoryview(buf)
-        try:
-            while len(buf) - off >= HEADER.size:
-                conn_id, length = HEADER.unpack_from(buf, off)
-                if conn_id not in CONNS:
-                    raise ProtocolError(f"mux frame for unknown connection {conn_id}")
-                if length > MAX_PAYLOAD:
-                    raise ProtocolError(f"mux frame of {length} bytes exceeds {MAX_PAYLOAD}")
-                end = off + HEADER.size + length
-                if end > len(buf):
-                    break
-                frames.append((conn_id, bytes(view[off + HEADER.size : end])))
-                off = end
-        finally:
-            view.release()
-        del buf[:off]
-        return frames
+        out: list[tuple[int, bytes]] = []
+        view = memoryview(data)
+        off, end = 0, len(data)
+        while off < end:
+            if self._left:
+                n = min(self._left, end - off)
+                out.append((self._conn, bytes(view[off : off + n])))
+                self._left -= n
+                off += n
+                continue
+            need = HEADER.size - len(self._header)
+            self._header += view[off : off + need]
+            off += min(need, end - off)
+            if len(self._header) < HEADER.size:
+                break
+            conn_id, length = HEADER.unpack(self._header)
+            self._header = b""
+            if conn_id not in CONNS:
+                raise ProtocolError(f"mux frame for unknown connection {conn_id}")
+            if length > MAX_PAYLOAD:
+                raise ProtocolError(f"mux frame of {length} bytes exceeds {MAX_PAYLOAD}")
+            self._conn, self._left = conn_id, length
+        return out

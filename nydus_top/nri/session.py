@@ -37,6 +37,7 @@ DEFAULT_NAME = "nydus-top"
 DEFAULT_IDX = "90"
 REGISTRATION_TIMEOUT = 5.0  # NRI's default plugin_registration_timeout
 REQUEST_TIMEOUT = 2.0  # NRI's default plugin_request_timeout, used when a call carries none
+READ_SIZE = 1 << 20  # a large Synchronize (MBs) then takes few reads and no flow-control stalls
 HOOK_BUDGET = 1.0  # longest a StartContainer may wait for start hooks, at most half the timeout
 
 # Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
@@ -99,10 +100,15 @@ class PluginSession:
         self._hooks: tuple[StartHook, ...] = ()
         self._stop = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
+        self._synced = False  # the current connection got through a full Synchronize
 
     @property
     def target(self) -> str:
         return f"fd {self._inherited_fd}" if self._inherited_fd is not None else self.socket_path
+
+    @property
+    def start_hooks(self) -> tuple[StartHook, ...]:
+        return self._hooks
 
     def add_start_hook(self, hook: StartHook) -> Callable[[], None]:
         """Run ``hook`` on every StartContainer before containerd gets its answer.
@@ -121,29 +127,35 @@ class PluginSession:
         return remove
 
     def stop(self) -> None:
-        """End ``run_forever`` (call on the session's loop; see ``SessionThread.stop``)."""
+        """End ``run_forever`` (call on the session's loop; see ``SessionThread.stop``).
+
+        The connection closes once the current callback returns, so a reply being made (say,
+        from a subscriber that stops the session) still goes out.
+        """
         self._stop.set()
         if self._writer is not None:
-            self._writer.close()
+            asyncio.get_running_loop().call_soon(self._writer.close)
 
     async def run_forever(self) -> None:
         """Serve the runtime, reconnecting with backoff, until ``stop()``."""
         delay = self.backoff[0]
         reported = False  # log an outage once, not on every retry
         while not self._stop.is_set():
-            synced = False
             try:
-                synced = await self.run_once()
+                await self.run_once()
                 if self._stop.is_set():
                     break
                 log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
             except (OSError, ConnectionLost) as exc:
-                if not reported or synced:
+                if not reported:
                     log.warning("NRI: cannot use %s: %s; retrying", self.target, exc)
                 reported = True
             except ProtocolError as exc:
                 log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, exc)
-            if synced:
+            except Exception as exc:  # a bug of ours must not end the session either
+                log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
+                          type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            if self._synced:  # that connection worked: start over with short retries
                 delay, reported = self.backoff[0], False
             if self._inherited_fd is not None:
                 break  # an inherited socket cannot be reopened
@@ -156,11 +168,12 @@ class PluginSession:
 
         Raises OSError (cannot connect), ConnectionLost or ProtocolError.
         """
+        self._synced = False
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
-            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_SIZE)
         else:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path)
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=READ_SIZE)
         self._writer = writer
         conn = _Connection(self, writer)
         try:
@@ -169,8 +182,10 @@ class PluginSession:
             conn.cancel_hooks()
             self._writer = None
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            try:  # a runtime that stopped reading must not hold us here
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            except Exception:
+                writer.transport.abort()
             if self.model.connected:
                 self.model.disconnected()
 
@@ -186,7 +201,6 @@ class _Connection:
         self.request_timeout = REQUEST_TIMEOUT
         self.sync_pods: list[Pod] = []
         self.sync_containers: list[Container] = []
-        self.synced = False
         self.hook_tasks: set[asyncio.Task] = set()
 
     async def serve(self, reader: asyncio.StreamReader) -> bool:
@@ -198,17 +212,17 @@ class _Connection:
         registration_deadline = time.monotonic() + REGISTRATION_TIMEOUT
         while True:
             if registered:
-                data = await reader.read(1 << 16)
+                data = await reader.read(READ_SIZE)
             else:
                 timeout = registration_deadline - time.monotonic()
                 try:
-                    data = await asyncio.wait_for(reader.read(1 << 16), max(timeout, 0))
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), max(timeout, 0))
                 except TimeoutError:
                     raise ConnectionLost("no answer to RegisterPlugin") from None
             if not data:
                 if not registered:
                     raise ConnectionLost("the runtime closed the connection before registering us")
-                return self.synced
+                return self.session._synced
             for item in self.proto.receive(data):
                 if isinstance(item, Reply):
                     if item.stream_id == reg_stream:
@@ -220,16 +234,15 @@ class _Connection:
                 else:
                     self.handle(item)
 
-    def reply(self, call: Call, payload: bytes = b"") -> None:
+    def reply(self, call: Call, payload: bytes = b"", code: int = ttrpc.OK, message: str = "") -> None:
         if not self.writer.is_closing():
-            self.writer.write(self.proto.respond(call.stream_id, payload))
+            self.writer.write(self.proto.respond(call.stream_id, payload, code, message))
 
     def handle(self, call: Call) -> None:
         """Answer one runtime call; StartContainer with hooks answers from a task."""
         method = call.method
         if call.service != PLUGIN_SERVICE:
-            self.writer.write(self.proto.respond(call.stream_id, code=ttrpc.UNIMPLEMENTED,
-                                                 message=f"service {call.service}"))
+            self.reply(call, code=ttrpc.UNIMPLEMENTED, message=f"service {call.service}")
         elif method == "StateChange":
             self.state_change(call)
         elif method == "StopContainer":
@@ -247,7 +260,7 @@ class _Connection:
         elif method == "Synchronize":
             self.synchronize(call)
         else:
-            self.writer.write(self.proto.respond(call.stream_id, code=ttrpc.UNIMPLEMENTED, message=f"method {method}"))
+            self.reply(call, code=ttrpc.UNIMPLEMENTED, message=f"method {method}")
 
     def synchronize(self, call: Call) -> None:
         req = ttrpc.parse(api.SynchronizeRequest, call.payload)
@@ -258,7 +271,7 @@ class _Connection:
             return
         self.model.replace_all(self.sync_pods, self.sync_containers)
         self.sync_pods, self.sync_containers = [], []
-        self.synced = True
+        self.session._synced = True
         self.reply(call)
 
     def state_change(self, call: Call) -> None:
@@ -268,7 +281,7 @@ class _Connection:
         elif req.event in CONTAINER_EVENTS:
             pod = convert.pod(req.pod)
             container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
-            hooks = self.session._hooks
+            hooks = self.session.start_hooks
             if req.event == api.START_CONTAINER and hooks:
                 pod = self.model.pods.get(pod.id, pod)
                 task = asyncio.create_task(self.run_hooks(call, hooks, pod, container))
@@ -281,24 +294,39 @@ class _Connection:
         timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout
         budget = min(self.session.hook_budget, timeout / 2)
         deadline = time.monotonic() + budget
-        tasks = [asyncio.ensure_future(hook(pod, container, deadline)) for hook in hooks]
+        tasks: dict[asyncio.Future, StartHook] = {}
         try:
+            for hook in hooks:
+                try:
+                    tasks[asyncio.ensure_future(hook(pod, container, deadline))] = hook
+                except Exception as exc:  # not even a coroutine: report like a failing hook
+                    _hook_failed(hook, container, exc)
+            if not tasks:
+                return
             done, pending = await asyncio.wait(tasks, timeout=budget)
             for task in pending:
-                task.cancel()
                 log.warning("NRI: start hook %s overran %.0f ms for container %s; it starts without it",
-                            getattr(hooks[tasks.index(task)], "__qualname__", "?"), budget * 1000, container.name)
+                            _name(tasks[task]), budget * 1000, container.name)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
-                    exc = task.exception()
-                    log.error("NRI: start hook failed for container %s: %s: %s", container.name,
-                              type(exc).__name__, exc)
+                    _hook_failed(tasks[task], container, task.exception())
         finally:
+            for task in tasks:
+                task.cancel()  # overran, or this connection is going away
             self.reply(call)  # always, and never with an error status
 
     def cancel_hooks(self) -> None:
         for task in self.hook_tasks:
             task.cancel()
+
+
+def _name(hook: StartHook) -> str:
+    return getattr(hook, "__qualname__", repr(hook))
+
+
+def _hook_failed(hook: StartHook, container: Container, exc: BaseException) -> None:
+    log.error("NRI: start hook %s failed for container %s: %s: %s", _name(hook), container.name,
+              type(exc).__name__, exc)
 
 
 class SessionThread:

@@ -47,34 +47,46 @@ class MessageReader:
     """Reassembles ttrpc messages from one connection's byte stream, across any framing."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._header = b""  # an incomplete message header
+        self._current: tuple[int, int, int] | None = None  # stream id, type, flags
+        self._chunks: list[bytes] = []
+        self._left = 0  # body bytes still to come
 
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes of this connection; return the messages they complete, in order.
 
         Raises ProtocolError for a message longer than ttrpc allows or of an unknown type.
         """
-        buf = self._buf
-        buf += data
-        messages: list[Message] = []
-        off = 0
-        view = memoryview(buf)
-        try:
-            while len(buf) - off >= HEADER.size:
-                length, stream_id, msg_type, flags = HEADER.unpack_from(buf, off)
-                if length > MAX_MESSAGE:
-                    raise ProtocolError(f"ttrpc message of {length} bytes exceeds {MAX_MESSAGE}")
-                if msg_type not in (REQUEST, RESPONSE, DATA):
-                    raise ProtocolError(f"ttrpc message of unknown type {msg_type}")
-                end = off + HEADER.size + length
-                if end > len(buf):
+        out: list[Message] = []
+        view = memoryview(data)
+        off, end = 0, len(data)
+        while True:
+            if self._current is not None:
+                n = min(self._left, end - off)
+                if n:
+                    self._chunks.append(view[off : off + n].tobytes() if n < end - off or off else data)
+                    self._left -= n
+                    off += n
+                if self._left:
                     break
-                messages.append(Message(stream_id, msg_type, flags, bytes(view[off + HEADER.size : end])))
-                off = end
-        finally:
-            view.release()
-        del buf[:off]
-        return messages
+                body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+                out.append(Message(*self._current, body))
+                self._current, self._chunks = None, []
+            if off >= end:
+                break
+            need = HEADER.size - len(self._header)
+            self._header += view[off : off + need]
+            off += min(need, end - off)
+            if len(self._header) < HEADER.size:
+                break
+            length, stream_id, msg_type, flags = HEADER.unpack(self._header)
+            self._header = b""
+            if length > MAX_MESSAGE:
+                raise ProtocolError(f"ttrpc message of {length} bytes exceeds {MAX_MESSAGE}")
+            if msg_type not in (REQUEST, RESPONSE, DATA):
+                raise ProtocolError(f"ttrpc message of unknown type {msg_type}")
+            self._current, self._left = (stream_id, msg_type, flags), length
+        return out
 
 
 def encode_request(service: str, method: str, payload: bytes, timeout_nano: int) -> bytes:

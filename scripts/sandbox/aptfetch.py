@@ -8,12 +8,14 @@ machine and guarded by a lock file, so concurrent users neither re-download nor 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ SUITES = ("bookworm", "trixie")
 _DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 _SOURCES_LIST = Path("/etc/apt/sources.list")
 _KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+LOCK_TIMEOUT = 600.0
+APT_TIMEOUT = 300.0
 
 
 class AptError(RuntimeError):
@@ -84,12 +88,32 @@ def machine_mirror() -> Mirror:
 
 
 @contextmanager
-def cache_lock(cache: Path) -> Iterator[None]:
-    """Hold the cache's exclusive lock (blocks while another process fetches)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def file_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``, waiting at most ``timeout`` seconds for it.
+
+    The holder writes its pid into the file, so that a waiter that gives up can say who holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.seek(0)
+                    raise TimeoutError(f"{path} still locked after {timeout:.0f}s by pid {lock.read().strip()}")
+                time.sleep(0.05)
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
         yield
+
+
+def cache_lock(cache: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the cache's lock (another process may be downloading for a while)."""
+    return file_lock(cache / "lock", LOCK_TIMEOUT)
 
 
 class AptCache:
@@ -112,7 +136,11 @@ class AptCache:
         ]
 
     def _apt(self, tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([tool, "-q", *self._options(), *args], cwd=cwd, capture_output=True, text=True)
+        try:
+            return subprocess.run([tool, "-q", *self._options(), *args], cwd=cwd, capture_output=True, text=True,
+                                  timeout=APT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AptError(f"{tool} {args[0]} did not finish within {APT_TIMEOUT:.0f}s") from None
 
     def _update(self) -> None:
         mirror = machine_mirror()

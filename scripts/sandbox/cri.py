@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import re
+import shutil
 import sys
 import tempfile
 import uuid
@@ -57,15 +58,19 @@ def _generate(dest: Path) -> None:
 
 def load_modules() -> tuple[ModuleType, ModuleType]:
     """The generated ``(pb2, pb2_grpc)`` modules of the CRI v1 API, generating them if needed."""
-    import grpc_tools  # the generated code depends on grpcio-tools' protobuf version
+    from importlib.metadata import version  # the generated code depends on these versions
 
-    tag = hashlib.sha256(grpc_tools.__file__.encode() + _PROTO.encode()).hexdigest()[:12]
+    key = f"{version('grpcio-tools')} {version('protobuf')} {sys.prefix} {_PROTO}"
+    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
     dest = _GEN_ROOT / tag
     if not dest.is_dir():
         _GEN_ROOT.mkdir(parents=True, exist_ok=True)
         with cache_lock(_GEN_ROOT):
             if not dest.is_dir():
                 _generate(dest)
+                for stale in _GEN_ROOT.iterdir():  # generated for other versions
+                    if stale.is_dir() and stale != dest and not stale.name.startswith("."):
+                        shutil.rmtree(stale, ignore_errors=True)
     if str(dest) not in sys.path:
         sys.path.insert(0, str(dest))
     return importlib.import_module(f"{_MODULE}_pb2"), importlib.import_module(f"{_MODULE}_pb2_grpc")

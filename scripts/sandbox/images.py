@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import random
 import subprocess
 import tarfile
@@ -122,7 +123,7 @@ def build_image(ref: str, files: Mapping[str, Entry], entrypoint: Sequence[str],
                                        "org.opencontainers.image.ref.name": ref.rpartition(":")[2]}}],
     }, sort_keys=True).encode()
     archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(archive.name + ".tmp")
+    tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")  # concurrent builders may race
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out:
         for name in sorted(layout):
             info = tarfile.TarInfo(name)
@@ -134,20 +135,23 @@ def build_image(ref: str, files: Mapping[str, Entry], entrypoint: Sequence[str],
 
 def import_image(node: Node, archive: Path) -> None:
     """Import an OCI archive into the node's ``k8s.io`` namespace, where CRI sees it at once."""
-    done = subprocess.run([str(node.ctr), "--address", str(node.containerd_socket), "-n", "k8s.io",
-                           "images", "import", str(archive)],
-                          capture_output=True, text=True)
+    _ctr(node, "images", "import", str(archive))
+
+
+def _ctr(node: Node, *args: str, timeout: float = 120.0) -> str:
+    command = [str(node.ctr), "--address", str(node.containerd_socket), "-n", "k8s.io", *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"ctr {' '.join(args)} did not finish within {timeout:.0f}s") from None
     if done.returncode != 0:
-        raise RuntimeError(f"ctr images import {archive} failed: {done.stderr.strip()}")
+        raise RuntimeError(f"ctr {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 def list_images(node: Node) -> dict[str, str]:
     """Image references of the node's ``k8s.io`` namespace and their manifest digests."""
-    done = subprocess.run([str(node.ctr), "--address", str(node.containerd_socket), "-n", "k8s.io",
-                           "images", "ls"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"ctr images ls failed: {done.stderr.strip()}")
-    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    rows = [line.split() for line in _ctr(node, "images", "ls").splitlines()[1:]]
     return {row[0]: row[2] for row in rows if len(row) >= 3}
 
 

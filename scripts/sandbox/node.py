@@ -9,25 +9,25 @@ shim sockets) is shared, and removed on ``down`` only by the node that created i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
-import fcntl
 import hashlib
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandbox import images
-from sandbox.aptfetch import AptCache
+from sandbox.aptfetch import AptCache, cache_dir, file_lock
 
 if TYPE_CHECKING:  # grpc is a test-only dependency, imported when a CRI client is made
     from sandbox.cri import CriClient, RunningContainer
@@ -38,6 +38,7 @@ SHIM_SOCKETS = Path("/run/containerd/s")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 _MNT_DETACH = 2
+_SUN_PATH_MAX = 107  # bytes of a unix socket path, without the terminating NUL
 # Log lines saying that containerd runs without a plugin the sandbox exists for.
 _FATAL_PLUGINS = ('failed to load plugin io.containerd.grpc.v1.cri"', 'failed to load plugin io.containerd.nri')
 
@@ -116,7 +117,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 
 def _unescape_mount_path(field: str) -> str:
-    return field.encode().decode("unicode_escape") if "\\" in field else field
+    """A mountinfo path with its octal escapes (``\\040`` for a space) decoded."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _mounts() -> list[tuple[str, str]]:
@@ -216,12 +218,9 @@ class SandboxNode:
             "DEMO_IMAGE": images.DEMO_IMAGE,
         }
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        """Serialise up and down of this node (across processes)."""
+        return file_lock(self.dir / ".lock", 2 * (START_TIMEOUT + STOP_TIMEOUT))
 
     def pid(self) -> int | None:
         """The pid of this node's containerd if it runs (found by pid file, else by its command line)."""
@@ -258,6 +257,9 @@ class SandboxNode:
 
     def up(self, timeout: float = START_TIMEOUT) -> bool:
         """Start containerd and import the images; False if it was already running (then a no-op)."""
+        longest = self.containerd_socket.with_name("containerd.sock.ttrpc")
+        if len(bytes(longest)) > _SUN_PATH_MAX:
+            raise SandboxError(f"{self.dir} is too long a path for unix sockets ({longest})")
         binaries = self.binaries
         with self._locked():
             pid = self.pid()
@@ -282,7 +284,7 @@ class SandboxNode:
         self.config.write_text(containerd_config(self.dir, images.PAUSE_IMAGE))
         self._create_host_dirs()
         env = {"PATH": f"{binaries.containerd_dir}:/usr/sbin:/usr/bin:/sbin:/bin"}
-        self._log_start = len(_read(self.log))
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             proc = subprocess.Popen([str(binaries.containerd), "--config", str(self.config)], env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -306,9 +308,10 @@ class SandboxNode:
         deadline = time.monotonic() + timeout
         with self.cri_client(timeout=1.0) as client:
             while True:
-                if self.pid() is None:
+                # Our own child may not have exec'd containerd yet, so ask it rather than /proc.
+                if (self._proc.poll() is not None) if self._proc else self.pid() is None:
                     raise SandboxError(f"containerd exited during start-up: {self._log_tail()}")
-                new_log = _read(self.log)[self._log_start:] if self._log_start is not None else ""
+                new_log = _read(self.log, self._log_start) if self._log_start is not None else ""
                 if any(marker in new_log for marker in _FATAL_PLUGINS):
                     raise SandboxError(f"containerd started without CRI or NRI: {self._log_tail()}")
                 if self.nri_socket.is_socket():
@@ -333,9 +336,15 @@ class SandboxNode:
     def _import_images(self, binaries: Binaries) -> None:
         """Import the pause and demo images unless the node has them already, with the same digest."""
         present = images.list_images(self)
-        for build in (images.pause_image, images.demo_image):
-            archive = self.dir / "images" / f"{build.__name__}.tar"
-            ref = build(binaries.busybox, archive)
+        key = hashlib.sha256(Path(images.__file__).read_bytes() + bytes(binaries.busybox)).hexdigest()[:12]
+        for build, ref in ((images.pause_image, images.PAUSE_IMAGE), (images.demo_image, images.DEMO_IMAGE)):
+            # Shared by all nodes, rebuilt when images.py or busybox change.
+            archive = cache_dir() / "images" / f"{build.__name__}-{key}.tar"
+            if not archive.exists():
+                build(binaries.busybox, archive)
+                for stale in archive.parent.glob(f"{build.__name__}-*.tar"):
+                    if stale != archive:
+                        stale.unlink(missing_ok=True)
             if present.get(ref) != images.archive_digest(archive):
                 images.import_image(self, archive)
 
@@ -353,7 +362,7 @@ class SandboxNode:
 
         Images, config and log stay for a quick next ``up`` unless ``purge`` removes the directory.
         """
-        if not self.dir.is_dir():
+        if not self.dir.is_dir() and self.pid() is None:
             return False
         with self._locked():
             running = self.pid() is not None
@@ -362,7 +371,8 @@ class SandboxNode:
                     with self.cri_client(timeout=STOP_TIMEOUT) as client:
                         client.remove_all()
                 except Exception as exc:  # containerd unresponsive: the cleanup below still applies
-                    print(f"sandbox-node: removing pods through CRI failed ({exc}); killing them",
+                    reason = exc.details() if hasattr(exc, "details") else str(exc)  # grpc.RpcError
+                    print(f"sandbox-node: removing pods through CRI failed ({reason}); killing them",
                           file=sys.stderr)
             self._stop()
             if purge:
@@ -370,14 +380,15 @@ class SandboxNode:
             return running
 
     def _stop(self) -> None:
-        pid = self.pid()
+        # A child of ours is stopped by its pid even before it has exec'd containerd.
+        pid = self._proc.pid if self._proc is not None and self._proc.poll() is None else self.pid()
         if pid is not None:
             _kill(pid, signal.SIGTERM)
             if _wait_gone([pid], STOP_TIMEOUT):
                 _kill(pid, signal.SIGKILL)
                 _wait_gone([pid], STOP_TIMEOUT)
         if self._proc is not None:
-            self._proc.wait()
+            self._proc.wait(STOP_TIMEOUT)
             self._proc = None
         self._cleanup()
 
@@ -387,6 +398,8 @@ class SandboxNode:
         for pid in shims:
             _kill(pid, signal.SIGKILL)
         _wait_gone(shims, STOP_TIMEOUT)
+        for socket in self.shim_sockets():  # a killed shim leaves its socket behind
+            socket.unlink(missing_ok=True)
         self._remove_cgroups()
         self._unmount_all()
         for path in (self.containerd_socket, self.containerd_socket.with_name("containerd.sock.ttrpc"),
@@ -395,6 +408,15 @@ class SandboxNode:
         for sub in ("state", "runc", "pods"):
             _rmtree(self.dir / sub)
         self._remove_host_dirs()
+
+    def shim_sockets(self) -> list[Path]:
+        """Sockets of this node's shims, as recorded in its task state (under /run/containerd/s)."""
+        sockets = set()  # a pod's containers share its shim
+        for address in self.state.glob("io.containerd.runtime.v2.task/*/*/address"):
+            path = Path(_read(address).strip().removeprefix("unix://"))
+            if path.parent == SHIM_SOCKETS:
+                sockets.add(path)
+        return sorted(sockets)
 
     def _is_our_shim(self, argv: list[str]) -> bool:
         return bool(argv) and "containerd-shim" in Path(argv[0]).name and str(self.containerd_socket) in argv
@@ -484,9 +506,12 @@ class SandboxNode:
             time.sleep(0.02)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, offset: int = 0) -> str:
+    """The text of ``path`` from byte ``offset`` on; empty if it cannot be read."""
     try:
-        return path.read_text(errors="replace")
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
     except OSError:
         return ""
 
@@ -500,12 +525,32 @@ def _rmtree(path: Path) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
+def running_nodes() -> dict[Path, int]:
+    """Directories of every sandbox node running on this machine, with their containerd pids."""
+    nodes = {}
+    for pid in _pids():
+        argv = _cmdline(pid)
+        if len(argv) == 3 and argv[0].endswith("/containerd") and argv[1] == "--config":
+            config = Path(argv[2])
+            if config.name == "config.toml" and SandboxNode(config.parent)._is_our_containerd(pid):
+                nodes[config.parent] = pid
+    return nodes
+
+
 # ---- command line ----
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sandbox-node",
-                                     description="A private containerd 1.7 node with NRI for nydus-top.")
-    parser.add_argument("command", choices=["up", "down", "status", "env", "demo"])
+    parser = argparse.ArgumentParser(
+        prog="sandbox-node", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A private containerd 1.7 node with NRI for nydus-top (needs root).",
+        epilog="commands:\n"
+               "  up      start containerd (idempotent), import the pause and demo images\n"
+               "  down    remove all pods, stop containerd, unmount, remove cgroups and sockets\n"
+               "  status  say whether the node runs (exit status 3 when not)\n"
+               "  env     print KEY=value lines (NRI_SOCKET, CONTAINERD_SOCKET, ...) for eval\n"
+               "  demo    start the demo workload pod unless one runs\n"
+               "  list    list every sandbox node running on this machine")
+    parser.add_argument("command", choices=["up", "down", "status", "env", "demo", "list"])
     parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
                         help=f"directory holding all of the node's state (default {DEFAULT_DIR})")
@@ -532,6 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{key}={shlex.quote(value)}")
         elif args.command == "demo":
             return _demo(node)
+        elif args.command == "list":
+            for directory, pid in sorted(running_nodes().items()):
+                print(f"{pid}\t{directory}")
     except Exception as exc:  # one clear line for the operator, not a traceback
         print(f"sandbox-node {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -185,7 +185,7 @@ def test_start_hook_runs_before_the_reply_with_the_container_and_a_deadline(tmp_
             assert seen[-1] == "armed" and took >= 0.2
             name, cname, state, budget = seen[0]
             assert (name, cname, state) == ("pod-1", "c-1", ContainerState.RUNNING)
-            assert 0.9 < budget <= 1.0  # the default budget, well under the 2 s request timeout
+            assert 0.5 < budget <= 1.0  # the default budget, well under the 2 s request timeout
 
     run(main())
 
@@ -212,7 +212,7 @@ def test_a_slow_hook_is_cut_at_its_budget_and_never_fails_the_start(tmp_path: Pa
             took = time.monotonic() - t0
             limit = min(budget, timeout_nano / 2e9)
             assert (ans.code, ans.payload) == (0, b"")
-            assert limit <= took < limit + 0.15
+            assert limit <= took < limit + 0.5
             assert state == {"cancelled": True}
             assert "overran" in caplog.text
 
@@ -228,9 +228,13 @@ def test_failing_and_removed_hooks(tmp_path: Path, caplog) -> None:
     async def counting(pod, container, deadline):
         calls.append(container.id)
 
+    def not_async(pod, container, deadline):
+        return None  # a plain function: calling it gives nothing to await
+
     async def main():
         async with Harness(tmp_path) as h:
             h.session.add_start_hook(broken)
+            h.session.add_start_hook(not_async)  # type: ignore[arg-type]
             remove = h.session.add_start_hook(counting)
             conn = await h.peer.accept()
             await conn.handshake()
@@ -238,7 +242,34 @@ def test_failing_and_removed_hooks(tmp_path: Path, caplog) -> None:
             remove()
             assert (await conn.call("StateChange", start_payload(2))).code == 0
             assert calls == ["ctr0001"]
-            assert "tracer could not arm" in caplog.text
+            assert "tracer could not arm" in caplog.text and "not_async failed" in caplog.text
+
+    run(main())
+
+
+def test_a_hook_running_when_the_connection_drops_is_cancelled(tmp_path: Path) -> None:
+    state = {}
+
+    async def arming(pod, container, deadline):
+        state["started"] = True
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            state["cancelled"] = True
+            raise
+
+    async def main():
+        async with Harness(tmp_path, hook_budget=20.0) as h:
+            h.session.add_start_hook(arming)
+            conn = await h.peer.accept()
+            await conn.handshake()
+            conn.send_call("StateChange", start_payload(), timeout_nano=60 * 10**9)
+            while "started" not in state:
+                await asyncio.sleep(0.01)
+            conn.close()  # the runtime goes away while the hook arms
+            while "cancelled" not in state:
+                await asyncio.sleep(0.01)
+            await h.peer.accept()  # and the session reconnects
 
     run(main())
 
@@ -268,8 +299,17 @@ def test_malformed_frames_log_one_line_drop_and_resync(tmp_path: Path, garbage: 
 
 
 def test_socket_loss_reconnects_with_one_log_line_and_resyncs(tmp_path: Path, caplog) -> None:
+    attempts = [0]
+
     async def main():
         async with Harness(tmp_path) as h:
+            run_once = h.session.run_once
+
+            async def counted():
+                attempts[0] += 1
+                return await run_once()
+
+            h.session.run_once = counted
             conn = await h.peer.accept()
             await conn.handshake(pods=[pod_msg(1)])
             caplog.clear()
@@ -278,7 +318,9 @@ def test_socket_loss_reconnects_with_one_log_line_and_resyncs(tmp_path: Path, ca
             while EventKind.DISCONNECTED not in h.kinds():
                 await asyncio.sleep(0.01)
             assert not h.model.connected and "pod0001" in h.model.pods  # stale until the resync
-            await asyncio.sleep(0.5)  # several reconnect attempts fail meanwhile
+            failed = attempts[0]
+            while attempts[0] < failed + 3:  # several reconnect attempts fail meanwhile
+                await asyncio.sleep(0.01)
             await h.peer.__aenter__()  # containerd is back
             conn2 = await h.peer.accept()
             await conn2.handshake(pods=[pod_msg(2)])

@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from sandbox import images
 from sandbox.node import SHIM_SOCKETS, SandboxNode
 
@@ -42,6 +44,20 @@ def _assert_nothing_left(node: SandboxNode, container_pids: list[int]) -> None:
     if created.exists():  # kept only while another containerd still has shim sockets there
         for path in created.read_text().split():
             assert any(Path(path).iterdir())
+
+
+@pytest.fixture
+def new_node(tmp_path: Path) -> Iterator[Callable[[str], SandboxNode]]:
+    """Makes extra nodes (not started) in the test's directory; each is downed at teardown."""
+    made: list[SandboxNode] = []
+
+    def make(name: str) -> SandboxNode:
+        made.append(SandboxNode(tmp_path / name))
+        return made[-1]
+
+    yield make
+    for node in made:
+        node.down(purge=True)
 
 
 def test_up_runs_containerd_with_nri(sandbox_node: SandboxNode) -> None:
@@ -81,29 +97,36 @@ def test_up_twice_is_harmless(sandbox_node: SandboxNode) -> None:
     status = subprocess.run([str(ROOT / "scripts/sandbox-node"), "status", "--dir", str(sandbox_node.dir)],
                             capture_output=True, text=True)
     assert (status.returncode, status.stdout.strip()) == (0, f"running (pid {pid})")
+    listed = subprocess.run([str(ROOT / "scripts/sandbox-node"), "list"], capture_output=True, text=True,
+                            check=True).stdout
+    assert f"{pid}\t{sandbox_node.dir}\n" in listed
 
 
-def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode, demo_pod,
-                                                      tmp_path: Path) -> None:
-    node = SandboxNode(tmp_path / "second")
+def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode, demo_pod, new_node) -> None:
+    node = new_node("second node")  # a space: mountinfo escapes it
     assert node.up() is True
     assert node.cgroup_parent != sandbox_node.cgroup_parent
     started = node.run_demo()
     pids = [node.cri.container_status(started.container_id).pid]
     assert node.mounts() and node.cgroup_dirs()
+    sockets = node.shim_sockets()
+    assert sockets and all(s.is_socket() for s in sockets)
 
     assert node.down() is True
     _assert_nothing_left(node, pids)
+    assert not any(s.exists() for s in sockets)
     # The session node and its pod are untouched.
     assert sandbox_node.cri.container_status(demo_pod.container_id).state == "RUNNING"
     assert SHIM_SOCKETS.is_dir()
 
 
-def test_down_after_containerd_crash_cleans_up(tmp_path: Path) -> None:
-    node = SandboxNode(tmp_path / "crashed")
+def test_down_after_containerd_crash_cleans_up(new_node) -> None:
+    node = new_node("crashed")
     node.up()
     started = node.run_demo()
     container_pid = node.cri.container_status(started.container_id).pid
+    [shim_socket] = node.shim_sockets()
+    assert shim_socket.is_socket()
     pid = node.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -114,6 +137,7 @@ def test_down_after_containerd_crash_cleans_up(tmp_path: Path) -> None:
     assert node.down(purge=True) is False
     _assert_nothing_left(node, [container_pid])
     assert not node.dir.exists()
+    assert not shim_socket.exists()
 
 
 def test_stale_pid_file_is_not_a_running_node(tmp_path: Path) -> None:
@@ -150,3 +174,22 @@ def test_custom_image_runs(sandbox_node: SandboxNode) -> None:
     finally:
         sandbox_node.cri.remove_pod(started.pod_id)
     assert started.pod_id not in [p.id for p in sandbox_node.cri.pods()]
+
+
+def test_concurrent_ups_start_one_containerd(new_node) -> None:
+    node = new_node("raced")
+    command = [str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)]
+    ups = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [up.communicate()[1] for up in ups]
+    assert [up.returncode for up in ups] == [0, 0, 0], outputs
+    assert sum("containerd started" in out for out in outputs) == 1
+    assert _processes_mentioning(str(node.config)) == [node.pid()]
+
+
+def test_too_long_directory_is_refused_clearly(new_node) -> None:
+    node = new_node("d" * 100)
+    out = subprocess.run([str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "too long a path for unix sockets" in out.stderr
+    assert node.pid() is None

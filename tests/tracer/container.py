@@ -1,4 +1,5 @@
-"""Home-made test containers: overlayfs rootfs, private mount and pid namespaces, pivot_root.
+"""Home-made test containers: overlayfs rootfs (upper layer on a tmpfs), private mount and pid
+namespaces, pivot_root.
 
 The workload is ``probe`` (progs/probe.c), a static binary driven by its arguments; it talks to
 the test through two pipes, ``go`` (test -> container) and ``note`` (container -> test).
@@ -32,8 +33,8 @@ class Container:
     def __init__(self, root: Path, progs: dict[str, Path], files: dict[str, bytes | str | int],
                  steps: list[str]) -> None:
         self.root = root
-        lower, upper, work, merged = (root / d for d in ("lower", "upper", "work", "merged"))
-        for d in (lower, upper, work, merged, lower / "proc", lower / "old", lower / "bin"):
+        lower, scratch, merged = (root / d for d in ("lower", "scratch", "merged"))
+        for d in (lower, scratch, merged, lower / "proc", lower / "old", lower / "bin"):
             d.mkdir(parents=True, exist_ok=True)
         shutil.copy(progs["probe"], lower / "probe")
         shutil.copy(progs["probe"], lower / "bin/tool")  # a second binary (inode) for exec events
@@ -49,7 +50,7 @@ class Container:
                 p.write_bytes(content)
         self._go_r, self._go_w = os.pipe()
         self._note_r, self._note_w = os.pipe()
-        argv = [str(progs["ctr"]), str(lower), str(upper), str(work), str(merged), "/probe"]
+        argv = [str(progs["ctr"]), str(lower), str(scratch), str(merged), "/probe"]
         argv += [s.format(go=self._go_r, note=self._note_w) for s in steps]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      pass_fds=(self._go_r, self._note_w))

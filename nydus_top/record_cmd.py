@@ -1,0 +1,127 @@
+"""``nydus-top record``: headless start-up recording, a drop-in for the optimizer NRI plugin.
+
+Runs as an external NRI plugin (``--nri-socket``, default from the config) or launched by
+containerd as a pre-installed plugin (connected socket fd in ``$NRI_PLUGIN_SOCKET``, no
+terminal, no PATH). Accepts the optimizer plugin's flags (``--persist-dir``, ``--readable``,
+``--timeout``, ``--overwrite``, ``--name``, ``--idx``, ``--server-path`` and ``--events``, the
+last two ignored) and its TOML keys. One log line per recorded, skipped or incomplete start goes
+to stderr, or to ``--log FILE``; launched by containerd (stderr not a terminal) without ``--log``
+to /var/log/nydus-top/record.log, since containerd discards a launched plugin's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from nydus_top.config import ConfigError, load_config
+from nydus_top.node import EventKind, NodeEvent, NodeModel
+from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
+from nydus_top.recorder import Recorder, RecordSettings, settings_from
+from nydus_top.startup import StartupCapture, pool_starter
+from nydus_top.tracer import TracerPool
+
+log = logging.getLogger("nydus_top.record")
+DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML config (optimizer plugin keys work)")
+    parser.add_argument("--nri-socket", metavar="PATH", help="containerd's NRI socket")
+    parser.add_argument("--image", action="append", default=[], metavar="PATTERN",
+                        help="record only this image (reference or glob; repeatable)")
+    parser.add_argument("--namespace", action="append", default=[], metavar="NS",
+                        help="record only pods of this namespace (repeatable)")
+    parser.add_argument("--persist-dir", metavar="DIR", help="where result files go")
+    parser.add_argument("--readable", action="store_true", default=None, help="human units in the .csv")
+    parser.add_argument("--timeout", type=int, metavar="SECONDS", help="stop each recording after this long")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="replace existing result files")
+    parser.add_argument("--name", help="NRI plugin name")
+    parser.add_argument("--idx", help="NRI plugin index (two digits)")
+    parser.add_argument("--log", metavar="FILE", help="append log lines here instead of stderr")
+    parser.add_argument("--server-path", help=argparse.SUPPRESS)  # optimizer flag: no server needed
+    parser.add_argument("--events", help=argparse.SUPPRESS)  # optimizer flag: fixed events
+
+
+def _setup_logging(path: str | None) -> None:
+    launched = os.environ.get(SOCKET_FD_ENV) and not os.isatty(2)
+    target = Path(path) if path else (DEFAULT_LAUNCHED_LOG if launched else None)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(target)
+        handler.setFormatter(logging.Formatter("%(asctime)s nydus-top record: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("nydus-top record: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        _setup_logging(args.log)
+    except OSError as err:
+        print(f"nydus-top record: cannot log to {args.log}: {err.strerror}", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        log.error("%s", err)
+        return 2
+    for note in config.notes:
+        log.info("%s", note)
+    overrides = {k: v for k, v in (("persist_dir", args.persist_dir and Path(args.persist_dir).absolute()),
+                                   ("readable", args.readable), ("timeout", args.timeout),
+                                   ("overwrite", args.overwrite)) if v is not None}
+    if args.timeout is not None and args.timeout < 0:
+        log.error("--timeout must be >= 0")
+        return 2
+    config = replace(config, **overrides)
+    settings = settings_from(config, args.image, args.namespace)
+    socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
+    try:
+        model = NodeModel()
+        # containerd names the plugins it launches after their file: NRI_PLUGIN_NAME/_IDX.
+        name = args.name or os.environ.get("NRI_PLUGIN_NAME") or config.plugin_name
+        idx = args.idx or os.environ.get("NRI_PLUGIN_IDX") or config.plugin_index
+        session = PluginSession(model, socket_path, name, idx)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
+    return asyncio.run(_serve(session, model, settings))
+
+
+async def _serve(session: PluginSession, model: NodeModel, settings: RecordSettings) -> int:
+    pool = TracerPool()
+    pool.warm_up()
+    recorder = Recorder(settings, log.info, model)
+    capture = StartupCapture(pool_starter(pool))
+    capture.arm(recorder.select, recorder.deliver, once=False)
+    session.add_start_hook(capture.on_start_container)
+    model.subscribe(recorder.on_node_event)
+    announced = False
+
+    def on_sync(event: NodeEvent) -> None:
+        # containerd synchronizes external plugins only; one it launched gets events right away.
+        nonlocal announced
+        if event.kind is EventKind.SYNC and not announced:
+            announced = True
+            log.info("recording container starts via %s into %s", session.target, settings.persist_dir)
+
+    model.subscribe(on_sync)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, session.stop)
+    try:
+        await session.run_forever()
+    finally:
+        await recorder.close()
+        pool.close()
+    return 0

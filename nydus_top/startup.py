@@ -1,0 +1,265 @@
+"""Start-up capture: place the tracer on a container before its entry point runs.
+
+containerd calls NRI's StartContainer after ``runc create``: the container's pid is ``runc
+init``, already inside the container's namespaces and blocked until every plugin has answered.
+A trace armed for the next start of a container or image is started on that pid from the
+StartContainer hook, and the hook returns only once the tracer's mark is in place, so the
+first access of the entry point (its exec) is in the trace. The wait is bounded by the
+request's deadline: past it the hook returns anyway (containerd would otherwise drop the
+plugin) and the trace is flagged as possibly incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.node import Container, Pod
+from nydus_top.records import Access, Overflow
+from nydus_top.tracer import TracerPool
+
+Record = Access | Overflow
+
+T = TypeVar("T")
+
+_ARMING = ThreadPoolExecutor(max_workers=16, thread_name_prefix="arm")
+
+# Answer containerd this long before its request deadline, whatever the tracer is doing.
+REPLY_MARGIN_S = 0.15
+
+
+class LiveTrace:
+    """A :class:`nydus_top.tracer.Trace` whose records are kept and can be followed live.
+
+    Records arrive on the tracer's reader thread; ``records`` holds all of them in order and
+    ``follow(callback)`` hands a listener everything so far, then each new batch (on the
+    reader thread: a UI passes it on to its own loop).
+    """
+
+    def __init__(self, pool: TracerPool, pid: int) -> None:
+        self.pid = pid
+        self.records: list[Record] = []
+        self._listeners: list[Callable[[list[Record]], None]] = []
+        self._lock = threading.Lock()
+        self.trace = pool.start(pid, on_batch=self._on_batch)
+
+    def _on_batch(self, batch: list[Record]) -> None:
+        with self._lock:
+            self.records.extend(batch)
+            for listener in self._listeners:
+                listener(batch)
+
+    def follow(self, listener: Callable[[list[Record]], None]) -> None:
+        """Hand ``listener`` the records so far, then every new batch, in order; it must be quick."""
+        with self._lock:  # held while catching up, so no new batch can overtake the backlog
+            self._listeners.append(listener)
+            if self.records:
+                listener(list(self.records))
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on a thread of its own) once the trace has ended."""
+
+        def wait() -> None:
+            self.trace.wait()
+            callback()
+
+        threading.Thread(target=wait, name=f"trace-end-{self.pid}", daemon=True).start()
+
+    async def wait_ready(self, timeout: float) -> None:
+        # Own threads: arming must not queue behind slow work in the loop's default executor.
+        await asyncio.get_running_loop().run_in_executor(_ARMING, self.trace.wait_ready, max(timeout, 0.0))
+
+    async def stop(self) -> None:
+        """Drain what the kernel queued and end the trace (at once if the target has exited)."""
+        await asyncio.to_thread(self.trace.stop)
+
+    @property
+    def end_reason(self) -> str | None:
+        return self.trace.end_reason
+
+    @property
+    def error(self) -> str | None:
+        return self.trace.error
+
+
+TraceStarter = Callable[[int], LiveTrace]
+"""Starts a trace of a host pid and returns at once (the mark is awaited with wait_ready)."""
+
+
+def pool_starter(pool: TracerPool) -> TraceStarter:
+    """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool."""
+    return lambda pid: LiveTrace(pool, pid)
+
+
+# -- selectors for StartupCapture.arm ------------------------------------------------------------
+
+Selector = Callable[[Pod | None, Container], Container | None]
+
+
+def image_matches(image: str, pattern: str) -> bool:
+    """Whether *image* (a reference as CRI names it) matches *pattern*.
+
+    A pattern with ``*?[`` is a glob over the normalised reference (``docker.io/library/nginx:1``)
+    and the reference as given; any other pattern is a reference compared after normalisation,
+    its tag only when it names one (``nginx`` matches every tag of docker.io/library/nginx).
+    """
+    try:
+        ref = parse_image_ref(image)
+    except ImageRefError:
+        return fnmatch.fnmatchcase(image, pattern)
+    if any(c in pattern for c in "*?["):
+        return any(fnmatch.fnmatchcase(s, pattern) for s in (image, str(ref), f"{ref.name}:{ref.tag}"))
+    try:
+        want = parse_image_ref(pattern)
+    except ImageRefError:
+        return False
+    has_tag = ":" in pattern.rsplit("/", 1)[-1].split("@", 1)[0]
+    return want.name == ref.name and (not has_tag or want.tag == ref.tag)
+
+
+def starts_of_image(pattern: str) -> Selector:
+    """Select containers whose image matches *pattern* (see :func:`image_matches`)."""
+    return lambda pod, container: container if image_matches(container.image, pattern) else None
+
+
+def next_start_of(namespace: str, pod_name: str, container_name: str) -> Selector:
+    """Select the next start of a container by its pod and name (a restart gets a new id)."""
+
+    def select(pod: Pod | None, container: Container) -> Container | None:
+        same = pod is not None and (pod.namespace, pod.name) == (namespace, pod_name)
+        return container if same and container.name == container_name else None
+
+    return select
+
+
+@dataclass(slots=True)
+class StartTrace:
+    """The outcome of arming a trace during a container's StartContainer."""
+
+    container: Container
+    pod: Pod | None
+    trace: LiveTrace | None  # None when the tracer could not be started
+    ready: bool  # mark in place before containerd got its answer
+    arm_us: int  # hook entry to mark in place (or to giving up)
+    error: str = ""  # why the trace could not be started, if it could not
+
+    @property
+    def possibly_incomplete(self) -> bool:
+        """True when the entry point may have run before the mark was placed."""
+        return not self.ready
+
+
+@dataclass(eq=False)
+class _Arming(Generic[T]):
+    select: Callable[[Pod | None, Container], T | None]
+    deliver: Callable[[T, StartTrace], None]
+    once: bool
+    active: bool = field(default=True)
+
+
+class StartupCapture:
+    """Arms traces for the next start of containers chosen by a selector.
+
+    ``on_start_container`` is the StartContainer hook to register with the NRI plugin session;
+    ``arm`` adds a selector. The first armed selector that accepts a starting container gets a
+    trace for it (``deliver`` is called before the hook returns).
+    """
+
+    def __init__(self, start_trace: TraceStarter, *, margin_s: float = REPLY_MARGIN_S) -> None:
+        self._start_trace = start_trace
+        self._margin = margin_s
+        self._armings: list[_Arming[Any]] = []
+
+    def arm(
+        self,
+        select: Callable[[Pod | None, Container], T | None],
+        deliver: Callable[[T, StartTrace], None],
+        *,
+        once: bool = True,
+    ) -> Callable[[], None]:
+        """Trace the next start of every container ``select`` returns a value for.
+
+        ``deliver(value, start_trace)`` receives the trace. With ``once`` the arming ends after
+        its first container. Returns a function that disarms it.
+        """
+        arming = _Arming(select, deliver, once)
+        self._armings.append(arming)
+
+        def disarm() -> None:
+            arming.active = False
+            if arming in self._armings:
+                self._armings.remove(arming)
+
+        return disarm
+
+    def disarm_all(self) -> None:
+        for arming in self._armings:
+            arming.active = False
+        self._armings.clear()
+
+    async def on_start_container(self, pod: Pod | None, container: Container, deadline: float) -> None:
+        """StartContainer hook: start and await the tracer for a selected container.
+
+        ``deadline`` is the ``time.monotonic()`` by which containerd must have its answer.
+        Never raises: a failure is delivered as a ``StartTrace`` with ``error`` set.
+        """
+        for arming in list(self._armings):
+            if not arming.active:
+                continue
+            value = arming.select(pod, container)
+            if value is None:
+                continue
+            if arming.once:
+                arming.active = False
+                self._armings.remove(arming)
+            await self._trace(pod, container, deadline, lambda st, a=arming, v=value: a.deliver(v, st))
+            return
+
+    async def _trace(
+        self, pod: Pod | None, container: Container, deadline: float, deliver: Callable[[StartTrace], None]
+    ) -> None:
+        begin = time.monotonic()
+
+        def outcome(trace: LiveTrace | None, ready: bool, error: str = "") -> StartTrace:
+            arm_us = int((time.monotonic() - begin) * 1e6)
+            return StartTrace(container, pod, trace, ready, arm_us, error)
+
+        if not container.pid:
+            deliver(outcome(None, False, "container has no pid"))
+            return
+        try:
+            trace = self._start_trace(container.pid)
+        except Exception as err:  # noqa: BLE001 - any tracer failure is reported, not raised
+            deliver(outcome(None, False, f"tracer failed: {err}"))
+            return
+        left = deadline - self._margin - time.monotonic()
+        if left <= 0:  # no time to wait for the mark: answer containerd now
+            deliver(outcome(trace, False))
+            return
+        try:
+            await trace.wait_ready(left)
+        except (TimeoutError, asyncio.CancelledError) as stop:
+            # Answer containerd now; the trace goes on and sees everything after its mark.
+            deliver(outcome(trace, False))
+            if isinstance(stop, asyncio.CancelledError):
+                raise
+            return
+        except Exception as err:  # noqa: BLE001
+            await _quiet_stop(trace)
+            deliver(outcome(None, False, f"tracer failed: {err}"))
+            return
+        deliver(outcome(trace, True))
+
+
+async def _quiet_stop(trace: LiveTrace) -> None:
+    try:
+        await trace.stop()
+    except Exception:  # noqa: BLE001 - already failing; the caller reports the first error
+        pass

@@ -1,0 +1,98 @@
+"""Which starts the recorder records, and where: filters, existing results, concurrent containers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nydus_top.node import Container, ContainerState, Pod
+from nydus_top.recorder import Planner, RecordSettings
+from nydus_top.startup import image_matches, next_start_of, starts_of_image
+
+POD = Pod("p1", "web", "prod", "uid-1")
+
+
+def _container(cid: str, image: str = "docker.io/library/nginx:1.25") -> Container:
+    return Container(cid, POD.id, "nginx", image, ContainerState.CREATED, pid=42)
+
+
+@pytest.mark.parametrize(("image", "pattern", "expected"), [
+    ("docker.io/library/nginx:1.25", "nginx", True),
+    ("docker.io/library/nginx:1.25", "nginx:1.25", True),
+    ("docker.io/library/nginx:1.25", "nginx:1.24", False),
+    ("docker.io/library/nginx:1.25", "docker.io/library/nginx", True),
+    ("docker.io/library/nginx:1.25", "quay.io/library/nginx", False),
+    ("registry.local:5000/team/app:v2", "registry.local:5000/team/app:v2", True),
+    ("registry.local:5000/team/app:v2", "registry.local:5000/team/*", True),
+    ("docker.io/library/nginx:1.25", "*/library/nginx:*", True),
+    ("docker.io/library/nginx:1.25", "*redis*", False),
+    ("docker.io/library/nginx:1.25", "Not A Reference", False),
+])
+def test_image_patterns(image: str, pattern: str, expected: bool) -> None:
+    assert image_matches(image, pattern) is expected
+
+
+def test_results_go_where_the_optimizer_puts_them(tmp_path: Path) -> None:
+    planner = Planner(RecordSettings(tmp_path, timeout=30))
+    plan, reason = planner.plan(POD, _container("c1"))
+    assert reason == "" and plan is not None
+    assert plan.paths.list == tmp_path / "library" / "nginx:1.25.timeout30s"
+    assert plan.paths.csv == tmp_path / "library" / "nginx:1.25.timeout30s.csv"
+
+
+def test_filters_select_silently(tmp_path: Path) -> None:
+    planner = Planner(RecordSettings(tmp_path, images=("redis",), namespaces=("prod",)))
+    assert planner.plan(POD, _container("c1")) == (None, "")
+    planner = Planner(RecordSettings(tmp_path, images=("nginx",), namespaces=("dev",)))
+    assert planner.plan(POD, _container("c1")) == (None, "")
+    planner = Planner(RecordSettings(tmp_path, images=("nginx",), namespaces=("dev", "prod")))
+    assert planner.plan(POD, _container("c1"))[0] is not None
+
+
+def test_one_recording_per_image_unless_overwriting(tmp_path: Path) -> None:
+    once = Planner(RecordSettings(tmp_path))
+    assert once.plan(POD, _container("c1"))[0] is not None
+    plan, reason = once.plan(POD, _container("c2"))
+    assert plan is None and reason == f"container c1 is recording {tmp_path}/library/nginx:1.25 already"
+    once.done("c1")
+    assert once.plan(POD, _container("c2"))[0] is not None
+
+    again = Planner(RecordSettings(tmp_path, overwrite=True))
+    assert again.plan(POD, _container("c1"))[0] is not None
+    assert again.plan(POD, _container("c2"))[0] is not None  # each saved on its own stop
+
+
+def test_existing_results_are_kept_unless_overwriting(tmp_path: Path) -> None:
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "nginx:1.25").write_text("/etc/nginx/nginx.conf\n")
+    plan, reason = Planner(RecordSettings(tmp_path)).plan(POD, _container("c1"))
+    assert plan is None and reason == f"{tmp_path}/library/nginx:1.25 exists (overwrite = false)"
+    assert Planner(RecordSettings(tmp_path, overwrite=True)).plan(POD, _container("c1"))[0] is not None
+
+
+def test_an_image_without_a_usable_name_is_reported(tmp_path: Path) -> None:
+    for image in ("", "Upper/Case:1"):  # no image annotation; a name containerd would refuse
+        plan, reason = Planner(RecordSettings(tmp_path)).plan(POD, _container("c1", image=image))
+        assert plan is None and reason.startswith(f"image {image!r}: ")
+
+
+def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('persist_dir = "relative/dir"\n')
+    done = subprocess.run([sys.executable, "-m", "nydus_top", "record", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "persist_dir" in done.stderr and str(bad) in done.stderr
+
+
+def test_selectors_for_arming() -> None:
+    nginx = _container("c1")
+    assert starts_of_image("nginx")(POD, nginx) is nginx
+    assert starts_of_image("redis")(POD, nginx) is None
+    assert next_start_of("prod", "web", "nginx")(POD, nginx) is nginx
+    assert next_start_of("prod", "web", "sidecar")(POD, nginx) is None
+    assert next_start_of("dev", "web", "nginx")(POD, nginx) is None
+    assert next_start_of("prod", "web", "nginx")(None, nginx) is None

@@ -1,0 +1,177 @@
+"""``nydus-top record`` on a real containerd, side by side with Debian's optimizer-nri-plugin."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from . import workload
+from .harness import start_optimizer, start_recorder, wait_exited, wait_file
+
+RESULT = "startup-workload:1"  # nydus-top.local/startup-workload:1 -> <persist_dir>/startup-workload:1
+EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
+
+
+def _run(cri, pod: str, name: str, image: str, mode: str = "exit", interval_us: int = workload.INTERVAL_US) -> str:
+    cid = cri.create_container(pod, name, image, command=workload.command(mode, interval_us=interval_us))
+    cri.start_container(cid)
+    return cid
+
+
+def _rows(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode(), newline="")))
+
+
+def _files(persist: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(persist)): p.read_bytes() for p in persist.rglob("*") if p.is_file()}
+
+
+def test_records_the_whole_startup_into_optimizer_files(sandbox_node, workload_image, pod, persist) -> None:
+    rec = start_recorder(sandbox_node.nri_socket, persist,
+                         args=["--image", "*/startup-workload:*", "--namespace", "record"])
+    try:
+        cid = _run(sandbox_node.cri, pod, "one", workload_image)
+        assert wait_exited(sandbox_node.cri, cid) == 0
+        listing = wait_file(persist / RESULT)
+        rows = _rows(wait_file(persist / f"{RESULT}.csv"))
+        rec.log.wait_for(f"saved {persist / RESULT} ({len(EXPECTED)} files", 10)
+    finally:
+        assert rec.stop() == 0
+    assert listing.decode().splitlines() == EXPECTED
+    assert rows[0] == ["path", "size", "elapsed"]
+    assert [r[0] for r in rows[1:]] == EXPECTED
+    sizes = workload.file_sizes()
+    assert [int(r[1]) for r in rows[2:]] == [sizes[p] for p in workload.STARTUP_FILES]
+    elapsed = [int(r[2]) for r in rows[1:]]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
+    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv"]  # nothing else left behind
+    assert "INCOMPLETE" not in rec.log.text()
+
+
+def _subsequence(small: list[str], big: list[str]) -> bool:
+    it = iter(big)
+    return all(x in it for x in small)
+
+
+@pytest.mark.parametrize("flags", [[], ["--timeout", "2", "--readable"]], ids=["plain", "timeout-readable"])
+def test_files_are_byte_compatible_with_the_optimizer(sandbox_node, workload_image, pod, tmp_path, flags) -> None:
+    """Same workload start seen by both plugins at once: same file names, lines and csv fields."""
+    ours, theirs = tmp_path / "nydus-top", tmp_path / "optimizer"
+    rec = start_recorder(sandbox_node.nri_socket, ours, args=flags)
+    opt = start_optimizer(sandbox_node.optimizer_plugin, sandbox_node.nri_socket, theirs, flags=flags)
+    try:
+        # 20 ms between files: the optimizer's per-container server has time to catch most of them.
+        cid = _run(sandbox_node.cri, pod, "compat", workload_image, mode="stay", interval_us=20000)
+        name = RESULT + (".timeout2s" if flags else "")
+        sandbox_node.wait_for_log(cid, workload.DONE_LINE)
+        if not flags:  # with a timeout both stop on their own while the container keeps running
+            sandbox_node.cri.stop_container(cid)
+        rec.log.wait_for(f"saved {ours / name}", 10)
+        opt.log.wait_for("Get EOF from fanotify server", 10)
+    finally:
+        rec.stop()
+        opt.stop()
+    assert sorted(_files(ours)) == sorted(_files(theirs)) == [name, f"{name}.csv"]
+    our_list = (ours / name).read_bytes().decode().splitlines()
+    their_list = (theirs / name).read_bytes().decode().splitlines()
+    assert our_list == EXPECTED
+    # The optimizer answers containerd before its server is ready: it misses the start, and
+    # what it has is ours, in the same order, byte for byte.
+    assert their_list and _subsequence(their_list, our_list)
+    assert "/data/comma,name.txt" in their_list and "/data/ünïcødé.txt" in their_list
+    our_csv = (ours / f"{name}.csv").read_bytes().split(b"\n")
+    their_csv = (theirs / f"{name}.csv").read_bytes().split(b"\n")
+    assert our_csv[0] == their_csv[0] == b"path,size,elapsed"
+    our_rows = {row[0]: (raw, row) for raw, row in zip(our_csv[1:-1], _rows(b"\n".join(our_csv[1:])))}
+    assert their_csv[-1] == our_csv[-1] == b""
+    for raw, row in zip(their_csv[1:-1], _rows(b"\n".join(their_csv[1:]))):
+        our_raw, our_row = our_rows[row[0]]
+        # path and size byte-identical (csv quoting included); elapsed differs, in the same unit style
+        assert raw.rsplit(b",", 1)[0] == our_raw.rsplit(b",", 1)[0]
+        assert row[2].replace(".", "").split(" ")[0].isdigit() and our_row[2].replace(".", "").split(" ")[0].isdigit()
+        assert row[2].count(" ") == our_row[2].count(" ") == (1 if flags else 0)
+
+
+@pytest.mark.parametrize("overwrite", [True, False], ids=["overwrite", "once"])
+def test_two_containers_of_one_image_do_not_collide(sandbox_node, workload_image, pod, persist, overwrite) -> None:
+    rec = start_recorder(sandbox_node.nri_socket, persist, args=["--overwrite"] if overwrite else [])
+    cri = sandbox_node.cri
+    try:
+        first = _run(cri, pod, "first", workload_image, mode="stay")
+        second = _run(cri, pod, "second", workload_image, mode="stay")
+        for cid in (first, second):
+            sandbox_node.wait_for_log(cid, workload.DONE_LINE)
+        if overwrite:
+            rec.log.wait_for(f"recording record/record-test/second ({second[:12]})", 5)
+        else:
+            rec.log.wait_for(f"not recording record/record-test/second ({second[:12]}): container "
+                             f"{first[:12]} is recording {persist / RESULT} already", 5)
+        cri.stop_container(first)
+        rec.log.wait_for(f"saved {persist / RESULT} ({len(EXPECTED)} files", 10)
+        # Stopping the first container did not end or disturb the second one's recording.
+        assert (persist / RESULT).read_text().splitlines() == EXPECTED
+        cri.stop_container(second)
+        if overwrite:
+            line = rec.log.wait_for(f"saved {persist / RESULT}", 10, start=rec.log.wait_for("saved", 1) + 1)
+            assert f"({second[:12]})" in rec.log.lines[line]
+        else:
+            # The stop is handled (nothing to save): a later start of the image is skipped at once.
+            third = _run(cri, pod, "third", workload_image)
+            rec.log.wait_for(f"not recording record/record-test/third ({third[:12]}): {persist / RESULT} exists", 5)
+            assert wait_exited(cri, third) == 0
+    finally:
+        assert rec.stop() == 0
+    assert (persist / RESULT).read_text().splitlines() == EXPECTED
+    assert rec.log.count("saved ") == (2 if overwrite else 1)
+    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv"]
+
+
+def test_filters_leave_other_images_and_namespaces_alone(sandbox_node, workload_image, pod, tmp_path) -> None:
+    everything = start_recorder(sandbox_node.nri_socket, tmp_path / "all")
+    by_image = start_recorder(sandbox_node.nri_socket, tmp_path / "image", args=["--image", "docker.io/library/nginx"])
+    by_namespace = start_recorder(sandbox_node.nri_socket, tmp_path / "ns", args=["--namespace", "kube-system"])
+    try:
+        cid = _run(sandbox_node.cri, pod, "filtered", workload_image)
+        # containerd started the container only after every plugin answered its StartContainer:
+        # each recorder has decided by now.
+        wait_file(tmp_path / "all" / RESULT)
+        everything.log.wait_for(f"saved {tmp_path / 'all' / RESULT}", 10)
+        assert wait_exited(sandbox_node.cri, cid) == 0
+    finally:
+        for rec in (everything, by_image, by_namespace):
+            assert rec.stop() == 0
+    for rec in (by_image, by_namespace):
+        assert rec.log.count("recording ") == 1  # only the "recording container starts via ..." line
+        assert rec.log.count("saved") == 0
+    assert not (tmp_path / "image").exists() and not (tmp_path / "ns").exists()
+
+
+def test_a_failed_save_is_reported_and_the_recorder_goes_on(sandbox_node, workload_image, pod, tmp_path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    rec = start_recorder(sandbox_node.nri_socket, blocker / "results", args=["--overwrite"])
+    try:
+        first = _run(sandbox_node.cri, pod, "unsaved", workload_image)
+        line = rec.log.wait_for(f"unsaved ({first[:12]}) (", 10)
+        assert f"NOT SAVED: cannot save {blocker}/results/startup-workload:1: Not a directory" in rec.log.lines[line]
+        second = _run(sandbox_node.cri, pod, "again", workload_image)
+        line = rec.log.wait_for(f"again ({second[:12]}) (", 10)
+        assert "NOT SAVED" in rec.log.lines[line]
+        assert wait_exited(sandbox_node.cri, first) == wait_exited(sandbox_node.cri, second) == 0
+        assert rec.proc.poll() is None
+    finally:
+        assert rec.stop() == 0
+
+
+def test_recordings_in_progress_are_saved_when_the_recorder_is_stopped(sandbox_node, workload_image, pod,
+                                                                       persist) -> None:
+    rec = start_recorder(sandbox_node.nri_socket, persist)
+    cid = _run(sandbox_node.cri, pod, "running", workload_image, mode="stay")
+    sandbox_node.wait_for_log(cid, workload.DONE_LINE)
+    assert rec.stop() == 0  # SIGTERM
+    rec.log.wait_for(f"saved {persist / RESULT} ({len(EXPECTED)} files, shutdown) for record/record-test/running", 1)
+    assert (persist / RESULT).read_text().splitlines() == EXPECTED
+    assert sandbox_node.cri.container_status(cid).state == "RUNNING"  # the container never noticed
