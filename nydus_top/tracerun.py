@@ -53,12 +53,11 @@ class TraceRun:
     items: TraceList = field(default_factory=TraceList)
     files: int = 0  # distinct files seen (before curation)
     bytes: int = 0
-    events: int = 0
     rates: deque[int] = field(default_factory=lambda: deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW))
     paused: bool = False  # UI freeze: records queue up in the inbox until resumed
+    stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
     _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
     _second: int = 0  # elapsed second the last rate bucket belongs to
     _closed: bool = False
 
@@ -131,7 +130,6 @@ class TraceRun:
         count = self._count
         for rec in batch:
             if type(rec) is Access:
-                self.events += 1
                 self.bytes += rec.size
                 count(rec.elapsed_us)
         seen = self.items.seen

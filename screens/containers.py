@@ -9,7 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from nydus_top.containerview import SORT_KEYS, ContainerRow, build_rows, filter_rows, format_age, sort_rows
+from nydus_top.containerview import (SORT_KEYS, ContainerRow, build_rows, compile_filter, filter_rows, format_age,
+                                     sort_rows)
 from nydus_top.tracerun import TraceState
 
 from .base import LiveScreen
@@ -90,13 +91,13 @@ class ContainersScreen(LiveScreen):
                 if pod is not None and c.id not in status and spec.matches(pod, c):
                     status[c.id] = "armed"
         rows = build_rows(pods, containers, status, self.app.backend.now())
+        current = self.current_row()  # keep the cursor on the same container
         try:
             shown = filter_rows(rows, self.query_text)
         except re.error:
             shown = rows
         self.rows = sort_rows(shown, self.sort_key, self.reverse)
         table = self.query_one(DataTable)
-        current = self.current_row()
         table.clear()
         for row in self.rows:
             table.add_row(f"{row.namespace}/{row.pod}", row.container, row.image, row.state,
@@ -153,7 +154,7 @@ class ContainersScreen(LiveScreen):
             if text is None:
                 return
             try:
-                filter_rows([], text)
+                compile_filter(text)
             except re.error as err:
                 self.say(f"bad filter regex: {err}")
                 return

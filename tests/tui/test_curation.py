@@ -127,3 +127,16 @@ async def test_arm_next_start_of_a_container_then_it_starts() -> None:
         assert trace.run.items.paths() == PATHS[:3]
         await pilot.pause()
         assert "tracing 3" in screen_text(app)
+
+
+async def test_containers_filter_sort_and_cursor_stays_on_its_container() -> None:
+    async with running() as (app, pilot):
+        screen = app.screen
+        await pilot.press("down", "down", "down")  # storage/db-0 postgres
+        assert screen.current_row().container == "postgres"
+        await pilot.press("r")  # reverse: postgres moves to the top, the cursor follows it
+        assert [r.container for r in screen.rows][0] == "postgres" and screen.current_row().container == "postgres"
+        await pilot.press("slash", *"!library/", "enter")
+        assert sorted(r.container for r in screen.rows) == ["sidecar", "worker"]
+        await pilot.press("escape")
+        assert len(screen.rows) == 4
