@@ -29,12 +29,18 @@ class HelpScreen(ModalScreen[None]):
         self.under = under
 
     def compose(self) -> ComposeResult:
-        sections = [(type(self.under).__name__.removesuffix("Screen"), _keys(getattr(self.under, "BINDINGS", []))),
-                    ("Everywhere", _keys(self.app.BINDINGS) + [("ctrl+p", "Command palette")])]
+        sections = [(type(self.under).__name__.removesuffix("Screen"), _keys(getattr(self.under, "BINDINGS", [])))]
+        focused = self.under.focused
+        if focused is not None and type(focused).__module__.startswith(__package__ or "screens"):
+            sections.append(("List", _keys(focused.BINDINGS)))
+        sections.append(("Everywhere", _keys(self.app.BINDINGS) + [("ctrl+p", "Command palette")]))
         lines = []
         for title, rows in sections:
             lines.append(f"[b]{title}[/b]")
-            lines.extend(f"  [b]{k:<16}[/b] {t}" for k, t in rows)
+            cells = [f"  [b]{k:<14}[/b] {t:<26}" for k, t in rows]
+            half = (len(cells) + 1) // 2  # two columns, read down then across
+            right = cells[half:] + [""] * (2 * half - len(cells))
+            lines.extend(left + other for left, other in zip(cells[:half], right, strict=True))
             lines.append("")
         with Vertical(classes="dialog wide"):
             yield Label("Keys", classes="dialog-title")
