@@ -115,7 +115,7 @@ class LiveBackend:
         with self._lock:
             if trace in self._traces:
                 self._traces.remove(trace)
-        run.ended(trace.error or "")
+        run.ended(trace.error or "", "" if trace.end_reason == "stopped" else trace.end_reason or "")
 
     def _stop(self, trace: Trace) -> None:
         try:

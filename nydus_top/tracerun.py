@@ -49,7 +49,7 @@ class TraceRun:
 
     target: Target
     state: TraceState = TraceState.RUNNING
-    error: str = ""
+    error: str = ""  # why it failed or ended, shown next to the state
     items: TraceList = field(default_factory=TraceList)
     files: int = 0  # distinct files seen (before curation)
     bytes: int = 0
@@ -84,9 +84,10 @@ class TraceRun:
         """The app is going away: never block the tracer side again."""
         self._closed = True
 
-    def ended(self, error: str = "") -> None:
+    def ended(self, error: str = "", reason: str = "") -> None:
+        """The trace is over: failed with ``error``, or stopped (``reason`` e.g. "target-exited")."""
         with self._lock:
-            self.error = error
+            self.error = error or reason
             self.state = TraceState.FAILED if error else TraceState.STOPPED
 
     # -- UI side ----------------------------------------------------------------------------

@@ -75,7 +75,19 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
 
             await pilot.press("S")  # stop the tracer; the list stays
             await until(pilot, lambda: run.state is TraceState.STOPPED, what="the trace to stop")
+            assert run.items.paths()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
+
+            # Attach to the first demo, then let its container die mid-trace.
+            await pilot.press("escape", "enter")
+            attached = app.screen
+            assert isinstance(attached, TraceScreen) and attached.run is not run
+            await until(pilot, lambda: attached.run.state is TraceState.RUNNING, what="the attach")
+            await asyncio.to_thread(sandbox_node.cri.remove_pod, first.pod_id)
+            first = None
+            await until(pilot, lambda: attached.run.state is TraceState.STOPPED, what="the end of the trace")
+            assert attached.run.error == "target-exited"
+            assert "stopped: target-exited" in str(attached.query_one("#title").render())
     finally:
-        sandbox_node.cri.remove_pod(first.pod_id)
-        if second is not None:
-            sandbox_node.cri.remove_pod(second.pod_id)
+        for started in (first, second):
+            if started is not None:
+                sandbox_node.cri.remove_pod(started.pod_id)
