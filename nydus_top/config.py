@@ -107,6 +107,12 @@ def _template(value: Any) -> str:
     return text
 
 
+def _plugin_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-zA-Z0-9_.+-]+", value):
+        raise _Bad(f"must be letters, digits and _.+- (as NRI requires), got {_shown(value)}")
+    return value
+
+
 def _index(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9]{2}", value):
         raise _Bad(f"must be a two-digit string like \"90\", got {_shown(value)}")
@@ -133,7 +139,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "convert.extra_args": ("nydusify_args", _strings),
     "convert.target": ("target_template", _template),
     "nri.socket": ("nri_socket", _abs_path),
-    "nri.plugin_name": ("plugin_name", _text),
+    "nri.plugin_name": ("plugin_name", _plugin_name),
     "nri.plugin_index": ("plugin_index", _index),
 }
 _TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}

@@ -103,11 +103,18 @@ def prepare_conversion(
 
     *target* defaults to the configured template filled from *source*; *nydusify* and
     *extra_args* (appended after the configured ones) override/extend the configuration.
-    Raises ConversionError for a bad source/target or an empty list.
+    Raises ConversionError for a bad source/target (so neither can pass for an option) or an
+    empty list.
     """
     stdin_data, warnings = prefetch_input(entries)
-    argv = build_argv(nydusify or config.nydusify, source, target or target_for(config.target_template, source),
-                      (*config.nydusify_args, *extra_args))
+    if target is None:
+        target = target_for(config.target_template, source)
+    for role, ref in (("source", source), ("target", target)):
+        try:
+            parse_image_ref(ref)
+        except ImageRefError as err:
+            raise ConversionError(f"{role} image: {err}") from None
+    argv = build_argv(nydusify or config.nydusify, source, target, (*config.nydusify_args, *extra_args))
     return Conversion(argv, stdin_data), warnings
 
 

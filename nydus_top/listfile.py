@@ -199,19 +199,24 @@ def csv_line(entry: Entry, *, readable: bool = False) -> str:
     return f"{_csv_field(entry.path)},{size_text},{elapsed_text}\n"
 
 
-def inexpressible(path: str) -> str | None:
-    """Why *path* cannot be a line of a plain prefetch list, or None if it can."""
+def _unusable(path: str) -> str | None:
+    """Why nydus cannot use *path* in any list format, or None."""
     if not path.startswith("/"):
         return "not an absolute path"
-    if "\n" in path:
-        return "contains a newline"
-    if path[-1] in _WHITESPACE:
-        return "ends with whitespace"
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
         return "not valid UTF-8"
     return None
+
+
+def inexpressible(path: str) -> str | None:
+    """Why *path* cannot be a line of a plain prefetch list, or None if it can."""
+    if "\n" in path:
+        return "contains a newline"
+    if path and path[-1] in _WHITESPACE:
+        return "ends with whitespace"
+    return _unusable(path)
 
 
 _E = TypeVar("_E", bound=Entry)
@@ -253,12 +258,7 @@ def range_list(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
     files = []
     warnings = []
     for entry in _dedup(entries):
-        reason = None if entry.path.startswith("/") else "not an absolute path"
-        if reason is None:
-            try:
-                entry.path.encode("utf-8")
-            except UnicodeEncodeError:
-                reason = "not valid UTF-8"
+        reason = _unusable(entry.path)
         if reason:
             warnings.append(f"left out {entry.path!r}: {reason}")
             continue
@@ -394,9 +394,10 @@ def _load_csv(path: Path, text: str) -> LoadedList:
 def load_list(path: str | os.PathLike[str]) -> LoadedList:
     """Load a plain list or a csv (ours or the optimizer's; readable units accepted).
 
-    A plain list takes sizes and elapsed times from its sibling ``.csv`` when that exists and
-    parses. Duplicates keep their first occurrence; relative paths are skipped with a warning.
-    Raises ListFileError (one line naming the file) if the file is unreadable or malformed.
+    A plain list takes sizes and elapsed times from its sibling ``.csv`` when that exists (a
+    sibling that cannot be used is one warning). Duplicates keep their first occurrence;
+    relative paths are skipped with a warning. Raises ListFileError (one line naming the file)
+    if the file is unreadable or malformed.
     """
     path = Path(path)
     text = _read_text(path)
@@ -404,13 +405,13 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
         return _load_csv(path, text)
     sibling = Path(os.fspath(path) + ".csv")
     details: dict[str, ListEntry] = {}
+    warnings: list[str] = []
     if sibling.is_file():
         try:
             details = {e.path: e for e in _load_csv(sibling, _read_text(sibling)).entries}
-        except ListFileError:
-            details = {}
+        except ListFileError as err:
+            warnings.append(f"{err} (sizes and times left out)")
     entries: list[ListEntry] = []
-    warnings: list[str] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line:
             continue

@@ -6,9 +6,10 @@ loop thread; screens, the recorder and ``nydus-top ps`` read it and subscribe to
 Threading: the model is copy-on-write. ``pods`` and ``containers`` are replaced, never mutated,
 so a reader on any thread may iterate the dict it got without locking; ``snapshot()`` returns
 both consistently. Subscriber callbacks run on the session's loop thread, synchronously, in
-the order the runtime reported the changes; they must return quickly (a Textual app hands the
-event to its own thread with ``App.call_from_thread``). An exception in a callback is logged
-and does not reach the session.
+the order the runtime reported the changes, after the runtime got its answer (except on a
+StartContainer held for start hooks). They must not block: the session reads nothing meanwhile.
+A Textual app marks itself dirty or posts a message (never ``App.call_from_thread``, which waits
+for the UI thread). An exception in a callback is logged and does not reach the session.
 """
 
 from __future__ import annotations

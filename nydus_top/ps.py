@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 from collections.abc import Mapping
+from dataclasses import asdict
 
+from nydus_top.config import ConfigError, load_config
 from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
-from nydus_top.nri.session import DEFAULT_IDX, DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
+from nydus_top.nri.session import DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nri-socket", metavar="PATH", default=None,
-                        help=f"containerd's NRI socket (default: the fd in ${SOCKET_FD_ENV}, else {DEFAULT_SOCKET})")
-    parser.add_argument("--nri-idx", metavar="NN", default=DEFAULT_IDX,
-                        help=f"two-digit plugin index to register with (default {DEFAULT_IDX})")
+                        help=f"containerd's NRI socket (default: the fd in ${SOCKET_FD_ENV}, else [nri] socket"
+                        f" of the configuration, {DEFAULT_SOCKET} by default)")
+    parser.add_argument("--nri-idx", metavar="NN", default=None,
+                        help="two-digit plugin index to register with (default: [nri] plugin_index, 90)")
+    parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     parser.add_argument("--watch", action="store_true",
                         help="stream JSON lines until interrupted: a 'sync' line with the full listing on every"
@@ -29,18 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up when the runtime has not synchronized within S seconds (default 10)")
 
 
-def pod_json(pod: Pod) -> dict:
-    return dataclasses.asdict(pod)
-
-
-def container_json(container: Container) -> dict:
-    return dataclasses.asdict(container)
-
-
 def listing_json(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> dict:
     return {
-        "pods": [pod_json(p) for p in sorted(pods.values(), key=lambda p: (p.namespace, p.name, p.id))],
-        "containers": [container_json(c) for c in sorted(containers.values(), key=lambda c: (c.pod_id, c.name, c.id))],
+        "pods": [asdict(p) for p in sorted(pods.values(), key=lambda p: (p.namespace, p.name, p.id))],
+        "containers": [asdict(c) for c in sorted(containers.values(), key=lambda c: (c.pod_id, c.name, c.id))],
     }
 
 
@@ -49,9 +46,9 @@ def event_json(event: NodeEvent, model: NodeModel) -> dict:
     if event.kind is EventKind.SYNC:
         out.update(listing_json(*model.snapshot()))
     if event.pod is not None:
-        out["pod"] = pod_json(event.pod)
+        out["pod"] = asdict(event.pod)
     if event.container is not None:
-        out["container"] = container_json(event.container)
+        out["container"] = asdict(event.container)
     return out
 
 
@@ -62,7 +59,7 @@ def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
     for c in containers.values():
         by_pod.setdefault(c.pod_id, []).append(c)
     orphans = {c.pod_id for c in containers.values()} - set(pods)
-    unknown = [Pod(pid, "?", "?", "") for pid in sorted(orphans)]
+    unknown = [Pod(pod_id, "?", "?", "") for pod_id in sorted(orphans)]
     for pod in sorted([*pods.values(), *unknown], key=lambda p: (p.namespace, p.name, p.id)):
         ctrs = sorted(by_pod.get(pod.id, []), key=lambda c: (c.name, c.id))
         if not ctrs:
@@ -93,24 +90,36 @@ async def _list(session: PluginSession, timeout: float) -> None:
 
 
 async def _watch(session: PluginSession) -> None:
-    def emit(event: NodeEvent) -> None:
+    """Print events from a thread of their own: a reader that stalls holds only that thread,
+    never the NRI loop (which would stall containerd). Lines queue up meanwhile; none is lost."""
+    loop = asyncio.get_running_loop()
+    lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def write() -> None:
         try:
-            sys.stdout.write(json.dumps(event_json(event, session.model)) + "\n")
-            sys.stdout.flush()
+            while (line := lines.get()) is not None:
+                sys.stdout.write(line)
+                sys.stdout.flush()
         except BrokenPipeError:  # the reader went away (`| head`): done, quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            session.stop()
+            loop.call_soon_threadsafe(session.stop)
 
-    session.model.subscribe(emit)
+    writer = threading.Thread(target=write, name="ps-watch-output", daemon=True)
+    writer.start()
+    session.model.subscribe(lambda event: lines.put(json.dumps(event_json(event, session.model)) + "\n"))
     await session.run_forever()
+    lines.put(None)
+    await asyncio.to_thread(writer.join)
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="nydus-top: %(message)s", stream=sys.stderr)
     model = NodeModel()
     try:
-        session = PluginSession(model, args.nri_socket, idx=args.nri_idx)
-    except ValueError as exc:
+        config = load_config(args.config)
+        socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
+        session = PluginSession(model, socket_path, config.plugin_name, args.nri_idx or config.plugin_index)
+    except (ConfigError, ValueError) as exc:
         print(f"nydus-top ps: {exc}", file=sys.stderr)
         return 2
     if args.watch:

@@ -60,7 +60,8 @@ class Demux:
         while off < end:
             if self._left:
                 n = min(self._left, end - off)
-                out.append((self._conn, bytes(view[off : off + n])))
+                whole = off == 0 and n == end  # a read inside one large frame: no copy
+                out.append((self._conn, data if whole else bytes(view[off : off + n])))
                 self._left -= n
                 off += n
                 continue

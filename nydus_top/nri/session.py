@@ -9,7 +9,8 @@ The session is observe-only: it never adjusts containers and never answers a lif
 with an error, so containerd cannot fail a start because of it. On a lost or broken connection
 it logs one line, marks the model disconnected, and reconnects with backoff; the runtime then
 sends a fresh Synchronize, which replaces the model. Everything runs on the session's loop:
-subscriber callbacks and start hooks included.
+subscriber callbacks and start hooks included. The runtime gets its answer before the model
+changes and subscribers run, except for a StartContainer that start hooks hold.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def event_mask(events: tuple[int, ...]) -> int:
     return mask
 
 
+MORE = api.SynchronizeResponse(more=True).SerializeToString()  # the answer to a partial Synchronize
+
 StartHook = Callable[[Pod, Container, float], Awaitable[None]]
 """``async hook(pod, container, deadline)``; ``deadline`` is a ``time.monotonic()`` value."""
 
@@ -95,6 +98,8 @@ class PluginSession:
         self.hook_budget = hook_budget
         self.backoff = backoff
         fd = os.environ.get(SOCKET_FD_ENV) if socket_path is None else None
+        if fd and not fd.isdigit():
+            raise ValueError(f"${SOCKET_FD_ENV} must be a file descriptor number, got {fd!r}")
         self._inherited_fd = int(fd) if fd else None
         self.socket_path = socket_path or DEFAULT_SOCKET
         self._hooks: tuple[StartHook, ...] = ()
@@ -114,9 +119,9 @@ class PluginSession:
         """Run ``hook`` on every StartContainer before containerd gets its answer.
 
         Hooks run concurrently, on the session's loop, and must finish before ``deadline``
-        (``time.monotonic()``), at most ``hook_budget`` seconds away and well within the
-        runtime's request timeout; a hook still running then is cancelled and the container
-        starts anyway. Hook exceptions are logged, never reported to the runtime. Returns the
+        (``time.monotonic()``): ``hook_budget`` seconds, at most half the runtime's request
+        timeout, after the request arrived. A hook still running then is cancelled and the
+        container starts anyway. Hook exceptions are logged, never reported to the runtime. Returns the
         function that removes the hook.
         """
         self._hooks = (*self._hooks, hook)
@@ -143,18 +148,22 @@ class PluginSession:
         while not self._stop.is_set():
             try:
                 await self.run_once()
-                if self._stop.is_set():
-                    break
-                log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
-            except (OSError, ConnectionLost) as exc:
-                if not reported:
-                    log.warning("NRI: cannot use %s: %s; retrying", self.target, exc)
-                reported = True
-            except ProtocolError as exc:
-                log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, exc)
+                error: Exception | None = None
             except Exception as exc:  # a bug of ours must not end the session either
+                error = exc
+            if self._stop.is_set():
+                break  # whatever ended the connection, stop() did: nothing to report
+            if error is None:
+                log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
+            elif isinstance(error, (OSError, ConnectionLost)):
+                if not reported:
+                    log.warning("NRI: cannot use %s: %s; retrying", self.target, error)
+                reported = True
+            elif isinstance(error, ProtocolError):
+                log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, error)
+            else:
                 log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
-                          type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                          type(error).__name__, error, exc_info=error if log.isEnabledFor(logging.DEBUG) else None)
             if self._synced:  # that connection worked: start over with short retries
                 delay, reported = self.backoff[0], False
             if self._inherited_fd is not None:
@@ -163,11 +172,9 @@ class PluginSession:
                 await asyncio.wait_for(self._stop.wait(), delay)
             delay = min(delay * 2, self.backoff[1])
 
-    async def run_once(self) -> bool:
-        """Serve one connection until it ends; returns whether it got as far as a full sync.
-
-        Raises OSError (cannot connect), ConnectionLost or ProtocolError.
-        """
+    async def run_once(self) -> None:
+        """Serve one connection until it ends (``_synced`` then says whether it got as far as
+        a full sync). Raises OSError (cannot connect), ConnectionLost or ProtocolError."""
         self._synced = False
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
@@ -177,7 +184,7 @@ class PluginSession:
         self._writer = writer
         conn = _Connection(self, writer)
         try:
-            return await conn.serve(reader)
+            await conn.serve(reader)
         finally:
             conn.cancel_hooks()
             self._writer = None
@@ -199,11 +206,11 @@ class _Connection:
         self.writer = writer
         self.proto = PluginProtocol()
         self.request_timeout = REQUEST_TIMEOUT
-        self.sync_pods: list[Pod] = []
-        self.sync_containers: list[Container] = []
+        self.sync_chunks: list[api.SynchronizeRequest] = []  # of a chunked Synchronize
         self.hook_tasks: set[asyncio.Task] = set()
+        self.received = 0.0  # time.monotonic() of the last read: start hooks' deadlines count from it
 
-    async def serve(self, reader: asyncio.StreamReader) -> bool:
+    async def serve(self, reader: asyncio.StreamReader) -> None:
         payload = api.RegisterPluginRequest(plugin_name=self.session.name, plugin_idx=self.session.idx)
         reg_stream, data = self.proto.call("RegisterPlugin", payload.SerializeToString(),
                                            int(REGISTRATION_TIMEOUT * 1e9))
@@ -219,10 +226,11 @@ class _Connection:
                     data = await asyncio.wait_for(reader.read(READ_SIZE), max(timeout, 0))
                 except TimeoutError:
                     raise ConnectionLost("no answer to RegisterPlugin") from None
+            self.received = time.monotonic()
             if not data:
                 if not registered:
                     raise ConnectionLost("the runtime closed the connection before registering us")
-                return self.session._synced
+                return
             for item in self.proto.receive(data):
                 if isinstance(item, Reply):
                     if item.stream_id == reg_stream:
@@ -247,8 +255,8 @@ class _Connection:
             self.state_change(call)
         elif method == "StopContainer":
             req = ttrpc.parse(api.ContainerRequest, call.payload)
-            self.model.container_event(EventKind.CONTAINER_STOP, convert.pod(req.pod), convert.container(req.container))
             self.reply(call)
+            self.model.container_event(EventKind.CONTAINER_STOP, convert.pod(req.pod), convert.container(req.container))
         elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
@@ -263,37 +271,41 @@ class _Connection:
             self.reply(call, code=ttrpc.UNIMPLEMENTED, message=f"method {method}")
 
     def synchronize(self, call: Call) -> None:
+        """Answer each chunk at once (the runtime holds its sync lock meanwhile); the model is
+        replaced from all chunks after the last."""
         req = ttrpc.parse(api.SynchronizeRequest, call.payload)
-        self.sync_pods.extend(convert.pod(p) for p in req.pods)
-        self.sync_containers.extend(convert.container(c) for c in req.containers)
+        self.sync_chunks.append(req)
+        self.reply(call, MORE if req.more else b"")
         if req.more:
-            self.reply(call, api.SynchronizeResponse(more=True).SerializeToString())
             return
-        self.model.replace_all(self.sync_pods, self.sync_containers)
-        self.sync_pods, self.sync_containers = [], []
+        chunks, self.sync_chunks = self.sync_chunks, []
         self.session._synced = True
-        self.reply(call)
+        self.model.replace_all([convert.pod(p) for chunk in chunks for p in chunk.pods],
+                               [convert.container(c) for chunk in chunks for c in chunk.containers])
 
     def state_change(self, call: Call) -> None:
+        """Answer first, then update the model: subscribers never delay the runtime. Only a
+        StartContainer with start hooks waits for them, and they see the updated model."""
         req = ttrpc.parse(api.StateChangeEvent, call.payload)
+        hooks = self.session.start_hooks if req.event == api.START_CONTAINER else ()
+        if not hooks:
+            self.reply(call)
         if req.event in POD_EVENTS:
             self.model.pod_event(POD_EVENTS[req.event], convert.pod(req.pod))
         elif req.event in CONTAINER_EVENTS:
             pod = convert.pod(req.pod)
             container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
-            hooks = self.session.start_hooks
-            if req.event == api.START_CONTAINER and hooks:
+            if hooks:
                 pod = self.model.pods.get(pod.id, pod)
-                task = asyncio.create_task(self.run_hooks(call, hooks, pod, container))
+                timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout
+                deadline = self.received + min(self.session.hook_budget, timeout / 2)
+                task = asyncio.create_task(self.run_hooks(call, hooks, pod, container, deadline))
                 self.hook_tasks.add(task)
                 task.add_done_callback(self.hook_tasks.discard)
-                return
-        self.reply(call)
 
-    async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container) -> None:
-        timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout
-        budget = min(self.session.hook_budget, timeout / 2)
-        deadline = time.monotonic() + budget
+    async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container,
+                        deadline: float) -> None:
+        """Run ``hooks`` until they end or ``deadline`` passes, then answer ``call``."""
         tasks: dict[asyncio.Future, StartHook] = {}
         try:
             for hook in hooks:
@@ -303,10 +315,10 @@ class _Connection:
                     _hook_failed(hook, container, exc)
             if not tasks:
                 return
-            done, pending = await asyncio.wait(tasks, timeout=budget)
+            done, pending = await asyncio.wait(tasks, timeout=max(deadline - time.monotonic(), 0))
             for task in pending:
-                log.warning("NRI: start hook %s overran %.0f ms for container %s; it starts without it",
-                            _name(tasks[task]), budget * 1000, container.name)
+                log.warning("NRI: start hook %s overran its deadline for container %s; it starts without it",
+                            _name(tasks[task]), container.name)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     _hook_failed(tasks[task], container, task.exception())

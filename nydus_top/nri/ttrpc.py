@@ -64,7 +64,8 @@ class MessageReader:
             if self._current is not None:
                 n = min(self._left, end - off)
                 if n:
-                    self._chunks.append(view[off : off + n].tobytes() if n < end - off or off else data)
+                    whole = off == 0 and n == end  # the common case: no copy
+                    self._chunks.append(data if whole else view[off : off + n].tobytes())
                     self._left -= n
                     off += n
                 if self._left:
@@ -103,6 +104,8 @@ def decode_request(data: bytes) -> pb.Request:
 
 def encode_response(payload: bytes = b"", code: int = OK, message: str = "") -> bytes:
     """Serialize a ttrpc Response; like Go ttrpc, a success carries no status at all."""
+    if code == OK and not payload:
+        return b""  # the usual answer, and what an empty success serializes to
     response = pb.Response(payload=payload)
     if code != OK:
         response.status.code = code

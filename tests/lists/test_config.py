@@ -97,6 +97,7 @@ def test_optimizer_config_file_is_accepted_with_a_note(tmp_path: Path) -> None:
         ("[convert]\nextra_args = [\"-v\", 3]", "key 'convert.extra_args' must be a list of strings"),
         ("[convert]\nbinary = \"x\"", "unknown key 'convert.binary'"),
         ("convert = 3", "key 'convert' must be a table, got an integer"),
+        ("[nri]\nplugin_name = \"nydus top\"", "key 'nri.plugin_name' must be letters, digits and _.+- (as NRI requires), got 'nydus top'"),
         ("[nri]\nplugin_index = 5", "key 'nri.plugin_index' must be a two-digit string like \"90\", got 5"),
         ("timeout = ", "invalid TOML: "),
         ("[nri]\nsocket = \"a\"\nsocket = \"b\"", "invalid TOML: "),

@@ -188,6 +188,9 @@ def test_prepare_from_config(tmp_path: Path) -> None:
     assert warnings == ("left out 'x': not an absolute path",)
     conv, _ = prepare_conversion(config, "app", [ListEntry("/bin/app")], target="other:1", nydusify="/bin/nydusify")
     assert conv.argv[:6] == ["/bin/nydusify", "convert", "--source", "app", "--target", "other:1"]
+    for source, target, role in (("--help", "other:1", "source"), ("app", "-v", "target"), ("app", "", "target")):
+        with pytest.raises(ConversionError, match=f"^{role} image: "):
+            prepare_conversion(config, source, [ListEntry("/bin/app")], target=target)
 
 
 # ---------------------------------------------------------------- the `nydus-top convert` command

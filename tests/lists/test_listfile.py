@@ -181,6 +181,15 @@ def test_load_readable_csv_and_plain_list_without_csv(tmp_path: Path) -> None:
     assert loaded.warnings == (f"{plain}:3: skipped 'relative': not an absolute path",)
 
 
+def test_plain_list_with_a_broken_csv_loads_with_one_warning(tmp_path: Path) -> None:
+    listing = tmp_path / "app:v1"
+    listing.write_text("/a\n/b\n")
+    (tmp_path / "app:v1.csv").write_text("path,size,elapsed\n/a,lots,1\n")
+    loaded = load_list(listing)
+    assert loaded.entries == (ListEntry("/a"), ListEntry("/b"))
+    assert loaded.warnings == (f"{tmp_path}/app:v1.csv:2: bad size or elapsed 'lots' (sizes and times left out)",)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [("path,size\n/a,1\n", "not a prefetch csv"),

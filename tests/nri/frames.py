@@ -1,4 +1,5 @@
-"""Access to the byte-exact NRI traffic captured from containerd 1.7.24 in shared/nri-frames/."""
+"""The byte-exact NRI traffic captured from containerd 1.7.24 (tests/nri/captured/, a copy of the
+project's shared/nri-frames/): kept in the repository so that a fresh clone tests against it."""
 
 from __future__ import annotations
 
@@ -7,16 +8,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+CAPTURED = Path(__file__).resolve().parent / "captured"
+
 
 def frames_dir() -> Path:
-    """shared/nri-frames/ beside the checkout (CI: a copy of shared/ next to the clone)."""
-    if env := os.environ.get("NYDUS_TOP_NRI_FRAMES"):
-        return Path(env)
-    root = Path(__file__).resolve().parents[2]
-    for base in (root.parent, root.parent.parent):
-        if (base / "shared" / "nri-frames").is_dir():
-            return base / "shared" / "nri-frames"
-    raise FileNotFoundError("shared/nri-frames not found beside the checkout; set NYDUS_TOP_NRI_FRAMES")
+    """The captured scenarios; ``$NYDUS_TOP_NRI_FRAMES`` points at another capture."""
+    return Path(os.environ.get("NYDUS_TOP_NRI_FRAMES") or CAPTURED)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -79,28 +81,84 @@ def test_table_rows_per_container_and_per_empty_pod() -> None:
     ]
 
 
+@contextlib.asynccontextmanager
+async def watch_into_pipe(peer: RuntimePeer):
+    """``nydus-top ps --watch`` writing to a pipe; yields (process, the pipe's read fd)."""
+    r, w = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nydus_top", "ps", "--watch", "--nri-socket", str(peer.path),
+        stdout=w, stderr=asyncio.subprocess.PIPE)
+    os.close(w)
+    try:
+        yield proc, r
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 def test_watch_ends_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
     async def main():
-        async with RuntimePeer(tmp_path / "nri.sock") as peer:
-            r, w = os.pipe()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "nydus_top", "ps", "--watch", "--nri-socket", str(peer.path),
-                stdout=w, stderr=asyncio.subprocess.PIPE)
-            os.close(w)
-            try:
-                conn = await peer.accept()
-                await conn.handshake(pods=[pod_msg(1)])
-                with os.fdopen(r) as reader:  # like `| head -1`: one line, then gone
-                    first = json.loads(await asyncio.to_thread(reader.readline))
-                assert first["event"] == "sync" and [p["id"] for p in first["pods"]] == ["pod0001"]
-                payload = api.StateChangeEvent(event=api.RUN_POD_SANDBOX, pod=pod_msg(2)).SerializeToString()
-                answer = await conn.call("StateChange", payload)  # answered even as ps stops
-                assert await conn.closed()
-                err = await asyncio.wait_for(proc.stderr.read(), 10)
-                return answer.code, await asyncio.wait_for(proc.wait(), 10), err.decode()
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
+        async with RuntimePeer(tmp_path / "nri.sock") as peer, watch_into_pipe(peer) as (proc, r):
+            conn = await peer.accept()
+            await conn.handshake(pods=[pod_msg(1)])
+            with os.fdopen(r) as reader:  # like `| head -1`: one line, then gone
+                first = json.loads(await asyncio.to_thread(reader.readline))
+            assert first["event"] == "sync" and [p["id"] for p in first["pods"]] == ["pod0001"]
+            payload = api.StateChangeEvent(event=api.RUN_POD_SANDBOX, pod=pod_msg(2)).SerializeToString()
+            answer = await conn.call("StateChange", payload)  # answered even as ps stops
+            assert await conn.closed()
+            err = await asyncio.wait_for(proc.stderr.read(), 10)
+            return answer.code, await asyncio.wait_for(proc.wait(), 10), err.decode()
 
     code, rc, err = asyncio.run(main())
     assert (code, rc, err) == (0, 0, "")
+
+
+def test_watch_with_a_stalled_reader_still_answers_containerd_and_loses_nothing(tmp_path: Path) -> None:
+    pods = [pod_msg(i) for i in range(2000)]  # the sync line alone overfills the 64 KiB pipe
+
+    async def main():
+        async with RuntimePeer(tmp_path / "nri.sock") as peer, watch_into_pipe(peer) as (proc, r):
+            conn = await peer.accept()
+            await conn.handshake(pods=pods)  # nobody reads the pipe yet
+            for i in range(2000, 2005):
+                payload = api.StateChangeEvent(event=api.RUN_POD_SANDBOX, pod=pod_msg(i)).SerializeToString()
+                answer = await conn.call("StateChange", payload, timeout=2.0)  # containerd's timeout
+                assert answer.code == 0
+            with os.fdopen(r) as reader:
+                lines = [json.loads(await asyncio.to_thread(reader.readline)) for _ in range(6)]
+                proc.send_signal(signal.SIGINT)
+                assert await asyncio.wait_for(proc.wait(), 10) == 130
+            return lines
+
+    lines = asyncio.run(main())
+    assert [ln["event"] for ln in lines] == ["sync"] + ["pod-run"] * 5
+    assert len(lines[0]["pods"]) == 2000
+    assert [ln["pod"]["id"] for ln in lines[1:]] == [f"pod{i:04d}" for i in range(2000, 2005)]
+
+
+def test_socket_name_and_index_come_from_the_config(tmp_path: Path) -> None:
+    async def main():
+        async with RuntimePeer(tmp_path / "nri.sock") as peer:
+            config = tmp_path / "config.toml"
+            config.write_text(f'[nri]\nsocket = "{peer.path}"\nplugin_name = "ps-probe"\nplugin_index = "42"\n')
+            task = asyncio.ensure_future(ps("--json", "--config", str(config)))
+            conn = await peer.accept()
+            reg = await conn.accept_registration()
+            await conn.call("Configure", b"")
+            await conn.call("Synchronize", api.SynchronizeRequest(pods=[pod_msg(1)]).SerializeToString())
+            return (reg.plugin_name, reg.plugin_idx), await task
+
+    registered, (rc, out, err) = asyncio.run(main())
+    assert registered == ("ps-probe", "42")
+    assert rc == 0, err
+    assert [p["id"] for p in json.loads(out)["pods"]] == ["pod0001"]
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[nri]\nplugin_index = "9"\n')
+    rc, out, err = asyncio.run(ps("--config", str(config)))
+    assert (rc, out) == (2, "")
+    assert err == f"nydus-top ps: {config}: key 'nri.plugin_index' must be a two-digit string like \"90\", got '9'\n"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from nydus_top.node import ContainerState, EventKind, NodeModel, PodState
-from nydus_top.nri import nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
 from nydus_top.nri.session import PluginSession, SessionThread, event_mask
 from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
 
@@ -85,10 +85,8 @@ def test_configure_is_served_before_the_registration_reply(tmp_path: Path) -> No
     run(main())
 
 
-def ttrpc_response(conn_id: int, stream: int, body: bytes = b"") -> bytes:
-    from nydus_top.nri import mux
-
-    return mux.encode_frames(conn_id, ttrpc.encode_message(stream, ttrpc.RESPONSE, ttrpc.encode_response(body)))
+def ttrpc_response(conn_id: int, stream: int, body: bytes = b"", code: int = 0, message: str = "") -> bytes:
+    return mux.encode_frames(conn_id, ttrpc.encode_message(stream, ttrpc.RESPONSE, ttrpc.encode_response(body, code, message)))
 
 
 def test_chunked_synchronize_is_acknowledged_with_more_and_applied_once(tmp_path: Path) -> None:
@@ -248,27 +246,25 @@ def test_failing_and_removed_hooks(tmp_path: Path, caplog) -> None:
 
 
 def test_a_hook_running_when_the_connection_drops_is_cancelled(tmp_path: Path) -> None:
-    state = {}
-
-    async def arming(pod, container, deadline):
-        state["started"] = True
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            state["cancelled"] = True
-            raise
-
     async def main():
+        started, cancelled = asyncio.Event(), asyncio.Event()
+
+        async def arming(pod, container, deadline):
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
         async with Harness(tmp_path, hook_budget=20.0) as h:
             h.session.add_start_hook(arming)
             conn = await h.peer.accept()
             await conn.handshake()
             conn.send_call("StateChange", start_payload(), timeout_nano=60 * 10**9)
-            while "started" not in state:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(started.wait(), 5)
             conn.close()  # the runtime goes away while the hook arms
-            while "cancelled" not in state:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(cancelled.wait(), 5)
             await h.peer.accept()  # and the session reconnects
 
     run(main())
@@ -299,14 +295,15 @@ def test_malformed_frames_log_one_line_drop_and_resync(tmp_path: Path, garbage: 
 
 
 def test_socket_loss_reconnects_with_one_log_line_and_resyncs(tmp_path: Path, caplog) -> None:
-    attempts = [0]
-
     async def main():
         async with Harness(tmp_path) as h:
             run_once = h.session.run_once
+            attempted = asyncio.Queue()
+            disconnected = asyncio.Event()
+            h.model.subscribe(lambda ev: ev.kind is EventKind.DISCONNECTED and disconnected.set())
 
             async def counted():
-                attempts[0] += 1
+                attempted.put_nowait(None)
                 return await run_once()
 
             h.session.run_once = counted
@@ -315,12 +312,12 @@ def test_socket_loss_reconnects_with_one_log_line_and_resyncs(tmp_path: Path, ca
             caplog.clear()
             await h.peer.close()  # containerd dies: connection and socket gone
             conn.close()
-            while EventKind.DISCONNECTED not in h.kinds():
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(disconnected.wait(), 5)
             assert not h.model.connected and "pod0001" in h.model.pods  # stale until the resync
-            failed = attempts[0]
-            while attempts[0] < failed + 3:  # several reconnect attempts fail meanwhile
-                await asyncio.sleep(0.01)
+            while not attempted.empty():
+                attempted.get_nowait()
+            for _ in range(3):  # several reconnect attempts fail meanwhile
+                await asyncio.wait_for(attempted.get(), 5)
             await h.peer.__aenter__()  # containerd is back
             conn2 = await h.peer.accept()
             await conn2.handshake(pods=[pod_msg(2)])
@@ -357,7 +354,8 @@ def test_session_thread_serves_beside_another_loop(tmp_path: Path) -> None:
     path = tmp_path / "nri.sock"
     model = NodeModel()
     synced = []
-    model.subscribe(lambda ev: synced.append(ev.kind))
+    sync_seen = threading.Event()
+    model.subscribe(lambda ev: (synced.append(ev.kind), sync_seen.set()))
 
     async def main():
         async with RuntimePeer(path) as peer:
@@ -365,6 +363,7 @@ def test_session_thread_serves_beside_another_loop(tmp_path: Path) -> None:
             thread.start()
             conn = await peer.accept()
             await conn.handshake(containers=[container_msg(4)])
+            assert await asyncio.to_thread(sync_seen.wait, 5)  # the model changes after the answer
             assert list(model.containers) == ["ctr0004"]  # read from this (another) thread
             await asyncio.to_thread(thread.stop)
             assert not thread._thread.is_alive()
@@ -374,9 +373,123 @@ def test_session_thread_serves_beside_another_loop(tmp_path: Path) -> None:
     assert synced == [EventKind.SYNC, EventKind.DISCONNECTED]
 
 
-def test_invalid_name_or_index_is_refused_up_front() -> None:
+def test_invalid_name_index_or_socket_fd_is_refused_up_front(monkeypatch) -> None:
     with pytest.raises(ValueError, match="two digits"):
         PluginSession(NodeModel(), "/x", idx="7")
     with pytest.raises(ValueError, match="plugin name"):
         PluginSession(NodeModel(), "/x", name="no spaces")
-    assert os.environ.get("NRI_PLUGIN_SOCKET") is None
+    monkeypatch.setenv("NRI_PLUGIN_SOCKET", "three")
+    with pytest.raises(ValueError, match=r"^\$NRI_PLUGIN_SOCKET must be a file descriptor number, got 'three'$"):
+        PluginSession(NodeModel())
+    assert PluginSession(NodeModel(), "/x").target == "/x"  # an explicit socket wins over the variable
+
+
+def test_answers_go_out_before_a_blocked_subscriber_runs(tmp_path: Path) -> None:
+    """A subscriber that blocks (a stalled UI or pipe) never holds containerd's calls."""
+    path = tmp_path / "nri.sock"
+    model = NodeModel()
+    entered, release, done = threading.Event(), threading.Event(), threading.Event()
+    seen: list[EventKind] = []
+
+    def blocking(event) -> None:
+        entered.set()
+        release.wait(10)
+        seen.append(event.kind)
+        done.set()
+
+    model.subscribe(blocking)
+    pod, ctr = pod_msg(1), container_msg(1)
+    calls = [
+        ("Synchronize", api.SynchronizeRequest(pods=[pod]).SerializeToString(), EventKind.SYNC),
+        ("StateChange", state_change(api.START_CONTAINER, pod, ctr), EventKind.CONTAINER_START),
+        ("StopContainer", api.ContainerRequest(pod=pod, container=ctr).SerializeToString(), EventKind.CONTAINER_STOP),
+        ("StateChange", state_change(api.REMOVE_POD_SANDBOX, pod), EventKind.POD_REMOVE),
+    ]
+
+    async def main():
+        async with RuntimePeer(path) as peer:
+            thread = SessionThread(PluginSession(model, str(path)))
+            thread.start()
+            try:
+                conn = await peer.accept()
+                await conn.accept_registration()
+                await conn.call("Configure", b"")
+                for method, payload, kind in calls:
+                    for ev in (entered, release, done):
+                        ev.clear()
+                    ans = await conn.call(method, payload, timeout=2.0)  # within containerd's timeout
+                    assert (ans.code, ans.payload) == (0, b""), method
+                    assert await asyncio.to_thread(entered.wait, 5)  # the subscriber is still held ...
+                    assert kind not in seen
+                    release.set()  # ... and sees the change once let go
+                    assert await asyncio.to_thread(done.wait, 5)
+                    assert seen[-1] is kind
+            finally:
+                release.set()
+                await asyncio.to_thread(thread.stop)
+
+    run(main())
+
+
+def test_registration_refused_or_unanswered_is_one_line_then_retried(tmp_path: Path, caplog, monkeypatch) -> None:
+    monkeypatch.setattr("nydus_top.nri.session.REGISTRATION_TIMEOUT", 0.3)
+
+    async def main():
+        async with Harness(tmp_path) as h:
+            conn = await h.peer.accept()
+            reg = await conn.receive(2)
+            conn.send_raw(ttrpc_response(2, reg.stream_id, code=6, message="plugin 90-nydus-top already exists"))
+            assert await conn.closed()
+            conn = await h.peer.accept()
+            await conn.receive(2)  # never answered: the session gives up on this connection
+            assert await conn.closed()
+            conn = await h.peer.accept()
+            await conn.handshake(pods=[pod_msg(1)])
+            assert list(h.model.pods) == ["pod0001"]
+
+    with caplog.at_level(logging.INFO):
+        run(main())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings  # one line for the outage, not one per attempt
+    assert "RegisterPlugin refused: plugin 90-nydus-top already exists; retrying" in warnings[0]
+
+
+def test_stop_while_registering_ends_quietly(tmp_path: Path, caplog) -> None:
+    async def main():
+        async with Harness(tmp_path) as h:
+            conn = await h.peer.accept()
+            await conn.receive(2)  # RegisterPlugin, never answered
+            h.session.stop()
+            await asyncio.wait_for(h.task, 5)
+            assert await conn.closed()
+
+    run(main())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_hook_deadline_counts_from_the_request_not_from_slow_subscribers(tmp_path: Path, caplog) -> None:
+    ran = []
+
+    def slow_subscriber(event) -> None:
+        if event.kind is EventKind.CONTAINER_START:
+            time.sleep(1.0)  # a subscriber doing 1 s of work before the hooks get their turn
+
+    async def hook(pod, container, deadline):
+        ran.append(deadline - time.monotonic())
+        await asyncio.sleep(30)
+
+    async def main():
+        async with Harness(tmp_path, hook_budget=0.9) as h:
+            h.model.subscribe(slow_subscriber)
+            h.session.add_start_hook(hook)
+            conn = await h.peer.accept()
+            await conn.handshake()
+            t0 = time.monotonic()
+            ans = await conn.call("StateChange", start_payload())
+            took = time.monotonic() - t0
+            assert (ans.code, ans.payload) == (0, b"")
+            assert 1.0 <= took < 1.5  # not 1.0 + 0.9: the budget was spent while the subscriber ran
+            assert all(left <= 0 for left in ran)
+
+    run(main())
+    assert "overran its deadline" in caplog.text
