@@ -25,7 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nydus-top",
-        description="Profile container start-up on a node and curate nydus prefetch lists.",
+        description="Profile container start-up on a node and curate nydus prefetch lists. "
+        "Without a COMMAND, opens the interactive app (needs root and containerd's NRI socket).",
     )
     parser.add_argument("--version", action="version", version=f"nydus-top {__version__}")
     parser.add_argument("--nri-socket", metavar="PATH",
