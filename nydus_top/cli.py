@@ -1,4 +1,4 @@
-"""Command line entry point: ``nydus-top [COMMAND]``.
+"""Command line entry point: ``nydus-top [COMMAND]``; without a command it opens the app.
 
 Each subcommand lives in its own module and is imported only when used, so
 ``nydus-top ps`` never pays for Textual and the tracer never pays for NRI.
@@ -25,9 +25,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nydus-top",
-        description="Profile container start-up on a node and curate nydus prefetch lists.",
+        description="Profile container start-up on a node and curate nydus prefetch lists. "
+        "Without a COMMAND, opens the interactive app (needs root and containerd's NRI socket).",
     )
     parser.add_argument("--version", action="version", version=f"nydus-top {__version__}")
+    parser.add_argument("--nri-socket", metavar="PATH",
+                        help="containerd's NRI socket (default: [nri] socket of the config)")
+    parser.add_argument("--config", metavar="PATH", help="config file read after the system and user ones")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -39,11 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    module = "nydus_top.screens.run" if args.command is None else args._module
     try:
-        return importlib.import_module(args._module).run(args)
+        return importlib.import_module(module).run(args)
     except KeyboardInterrupt:
         return 130
 

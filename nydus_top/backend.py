@@ -1,0 +1,55 @@
+"""What the app needs from a node: the live node model, tracing, config and a clock.
+
+The app only talks to this protocol, so the screens run the same against the real node
+(NRI session + fanotify tracer, see ``livebackend``) and against recorded data
+(``replay``) in tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nydus_top.node import Container, NodeModel, Pod
+from nydus_top.tracerun import TraceRun
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSpec:
+    """Which next container start to trace: by image, or by pod namespace/name + container name."""
+
+    image: str = ""
+    namespace: str = ""
+    pod: str = ""
+    container: str = ""
+
+    def matches(self, pod: Pod, container: Container) -> bool:
+        if self.image:
+            return container.image == self.image
+        return (pod.namespace, pod.name, container.name) == (self.namespace, self.pod, self.container)
+
+    @property
+    def label(self) -> str:
+        return f"next start of image {self.image}" if self.image else (
+            f"next start of {self.namespace}/{self.pod}/{self.container}")
+
+
+class Backend(Protocol):
+    node: NodeModel
+    config: Any  # nydus_top.config.Config: persist_dir, readable, overwrite, sources, notes, ...
+
+    def now(self) -> float:
+        """Wall clock in seconds (fixed in tests, for stable ages)."""
+
+    def attach(self, container_id: str, run: TraceRun) -> None:
+        """Start tracing a running container; feeds ``run`` from another thread."""
+
+    def arm(self, spec: ArmSpec, run: TraceRun) -> None:
+        """Trace the next matching container start from its first instruction."""
+
+    def runtime_created(self, container_id: str, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` present only in the container's upper dir (created at runtime)."""
+
+    def close(self) -> None:
+        """Stop every trace and disconnect."""

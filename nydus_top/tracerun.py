@@ -1,0 +1,149 @@
+"""One trace as the app sees it: target, state, inbox, curated list and live counters.
+
+The tracer side (its own thread) calls ``started``/``records``/``ended``; ``records``
+blocks when the inbox is full, which is the backpressure: the kernel queue then
+overflows and the tracer reports an ``Overflow`` instead of nydus-top growing without
+bound. The UI side calls ``drain()`` on a timer (about 10 times a second) and
+repaints once per drain, however many events arrived.
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from nydus_top.records import Access, Overflow
+from nydus_top.tracelist import TraceList
+
+INBOX_BATCHES = 256  # batches buffered between the tracer thread and the UI
+RATE_WINDOW = 60  # seconds of accesses/s history kept for the sparkline
+DRAIN_BUDGET_S = 0.015  # UI time per tick spent moving records into the list
+
+
+class TraceState(enum.Enum):
+    ARMED = "armed"  # waiting for the next start of a matching container
+    RUNNING = "tracing"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    LOADED = "loaded"  # a list opened from disk, no tracer behind it
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a trace follows: a container by name in a pod, or any container of an image."""
+
+    label: str  # shown to the operator, e.g. "default/web/nginx" or "image nginx:1.25"
+    image: str  # image reference used for the default save path
+    container_id: str = ""  # set once attached
+    path: str = ""  # the file a loaded list came from
+
+
+@dataclass
+class TraceRun:
+    """A live (or loaded) trace and its curated list."""
+
+    target: Target
+    state: TraceState = TraceState.RUNNING
+    error: str = ""  # why it failed or ended, shown next to the state
+    items: TraceList = field(default_factory=TraceList)
+    files: int = 0  # distinct files seen (before curation)
+    bytes: int = 0
+    rates: deque[int] = field(default_factory=lambda: deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW))
+    paused: bool = False  # UI freeze: records queue up in the inbox until resumed
+    stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
+    _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _second: int = 0  # elapsed second the last rate bucket belongs to
+    _closed: bool = False
+
+    # -- tracer side (any thread) -------------------------------------------------------------
+
+    def started(self, container_id: str) -> None:
+        with self._lock:
+            self.target = replace(self.target, container_id=container_id)
+            self.state = TraceState.RUNNING
+
+    def records(self, batch: Sequence[Access | Overflow]) -> None:
+        """Queue one batch; blocks while the UI is behind (backpressure), drops once closed."""
+        if not batch:
+            return
+        batch = tuple(batch)
+        while not self._closed:
+            try:
+                self._inbox.put(batch, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """The app is going away: never block the tracer side again."""
+        self._closed = True
+
+    def ended(self, error: str = "", reason: str = "") -> None:
+        """The trace is over: failed with ``error``, or stopped (``reason`` e.g. "target-exited")."""
+        with self._lock:
+            self.error = error or reason
+            self.state = TraceState.FAILED if error else TraceState.STOPPED
+
+    # -- UI side ----------------------------------------------------------------------------
+
+    def drain(self, budget_s: float = DRAIN_BUDGET_S) -> int:
+        """Move queued batches into the list for at most ``budget_s``; the rest waits for the next
+        tick (and, once the inbox is full, the tracer waits). Returns the number of batches
+        taken (0 when paused or idle), so the caller knows whether to repaint."""
+        if self.paused:
+            return 0
+        taken = 0
+        deadline = time.perf_counter() + budget_s
+        while time.perf_counter() < deadline:
+            try:
+                batch = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            self._ingest(batch)
+            taken += 1
+        return taken
+
+    @property
+    def queued(self) -> int:
+        """Batches waiting in the inbox."""
+        return self._inbox.qsize()
+
+    def stop(self) -> None:
+        """Ask the tracer to stop; ``ended`` follows from its thread."""
+        if self.stopper is not None:
+            self.stopper()
+
+    def sparkline_data(self) -> list[int]:
+        """Accesses per second of trace time over the last RATE_WINDOW seconds (a fixed scale)."""
+        return list(self.rates)
+
+    def events_per_second(self) -> int:
+        """Accesses in the last complete second of trace time."""
+        return self.rates[-2]
+
+    def _ingest(self, batch: Sequence[Access | Overflow]) -> None:
+        count = self._count
+        for rec in batch:
+            if type(rec) is Access:
+                self.bytes += rec.size
+                count(rec.elapsed_us)
+        seen = self.items.seen
+        self.items.extend(batch)
+        self.files += self.items.seen - seen
+
+    def _count(self, elapsed_us: int) -> None:
+        second = elapsed_us // 1_000_000
+        if second > self._second:
+            gap = min(second - self._second, RATE_WINDOW)
+            self.rates.extend([0] * gap)
+            self._second = second
+        if second == self._second:
+            self.rates[-1] += 1
+        elif self._second - second < RATE_WINDOW:
+            self.rates[-1 - (self._second - second)] += 1

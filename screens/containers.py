@@ -1,0 +1,179 @@
+"""Containers: every pod/container on the node, live; Enter traces, `a` arms the next start."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Static
+
+from nydus_top.containerview import (SORT_KEYS, ContainerRow, build_rows, compile_filter, filter_rows, format_age,
+                                     sort_rows)
+from nydus_top.tracerun import TraceState
+
+from .base import LiveScreen
+from .dialogs import ArmDialog, PromptDialog
+
+if TYPE_CHECKING:
+    from .app import NydusTopApp
+
+COLUMNS = ("NAMESPACE/POD", "CONTAINER", "IMAGE", "STATE", "PID", "AGE", "TRACE")
+AGE_TICKS = 10  # rebuild at least every second so ages advance
+
+
+class ContainersScreen(LiveScreen):
+    BINDINGS = [
+        Binding("enter", "trace", "Trace", priority=True),
+        Binding("a", "arm", "Arm next start"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("r", "reverse", "Reverse"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+    PALETTE = [
+        ("trace", "Trace container", "Attach a tracer to the selected running container"),
+        ("arm", "Arm next start", "Trace the next start of this container or image"),
+        ("filter", "Filter containers", "Regex filter, ! negates"),
+    ]
+
+    app: NydusTopApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_text = ""
+        self.sort_key = "pod"
+        self.reverse = False
+        self.rows: list[ContainerRow] = []
+        self._ticks = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title", classes="titlebar", markup=False)
+        table: DataTable = DataTable(id="containers", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*COLUMNS)
+        yield table
+        yield Static(id="status", classes="statusbar", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.rebuild()
+
+    def on_screen_resume(self) -> None:
+        self.rebuild()
+
+    def on_tick(self, _changed: set[int], node_dirty: bool) -> bool:
+        self._ticks += 1
+        if node_dirty or self._ticks % AGE_TICKS == 0:
+            self.rebuild()
+            return True
+        return False
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _trace_status(self) -> dict[str, str]:
+        status: dict[str, str] = {}
+        for run in self.app.runs:
+            if run.target.container_id and run.state is not TraceState.LOADED:
+                text = f"{run.state.value} {run.files}"
+                if run.state is TraceState.RUNNING or run.target.container_id not in status:
+                    status[run.target.container_id] = text
+        return status
+
+    def rebuild(self) -> None:
+        node = self.app.backend.node
+        pods, by_id = node.snapshot()
+        containers = list(by_id.values())
+        status = self._trace_status()
+        for spec in self.app.arms.values():
+            for c in containers:
+                pod = pods.get(c.pod_id)
+                if pod is not None and c.id not in status and spec.matches(pod, c):
+                    status[c.id] = "armed"
+        rows = build_rows(pods, containers, status, self.app.backend.now())
+        current = self.current_row()  # keep the cursor on the same container
+        try:
+            shown = filter_rows(rows, self.query_text)
+        except re.error:
+            shown = rows
+        self.rows = sort_rows(shown, self.sort_key, self.reverse)
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in self.rows:
+            table.add_row(f"{row.namespace}/{row.pod}", row.container, row.image, row.state,
+                          str(row.pid or ""), format_age(row.age_s), row.trace, key=row.id)
+        if current is not None:
+            for index, row in enumerate(self.rows):
+                if row.id == current.id:
+                    table.move_cursor(row=index, animate=False)
+                    break
+        order = "desc" if self.reverse else "asc"
+        flt = f" · filter /{self.query_text}" if self.query_text else ""
+        link = ""
+        if not node.connected:
+            link = f" · not connected: {self.app.warnings[-1]}" if self.app.warnings else " · connecting…"
+        self.query_one("#title", Static).update(
+            f" Containers [{len(self.rows)}/{len(rows)}] · sort {self.sort_key} {order}{flt}{link}", layout=False)
+
+    def current_row(self) -> ContainerRow | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    def say(self, text: str) -> None:
+        self.query_one("#status", Static).update(text, layout=False)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_trace(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        run = self.app.run_for(row.id)
+        if run is None:
+            if row.state != "running" or not row.pid:
+                self.say(f"{row.container} is {row.state}: press a to trace its next start")
+                return
+            run = self.app.attach(row.id, f"{row.namespace}/{row.pod}/{row.container}", row.image)
+        self.app.open_run(run)
+
+    def action_arm(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+
+        def armed(spec) -> None:  # noqa: ANN001 - ArmSpec | None
+            if spec is not None:
+                self.app.open_run(self.app.arm(spec, row.image))
+
+        self.app.push_screen(ArmDialog(row.namespace, row.pod, row.container, row.image), armed)
+
+    def action_filter(self) -> None:
+        def apply(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                compile_filter(text)
+            except re.error as err:
+                self.say(f"bad filter regex: {err}")
+                return
+            self.query_text = text
+            self.say("")
+            self.rebuild()
+
+        self.app.push_screen(PromptDialog("Filter containers", self.query_text,
+                                          hint="regex over pod, container, image, state; ! negates",
+                                          placeholder="regex or !regex"), apply)
+
+    def action_clear_filter(self) -> None:
+        self.query_text = ""
+        self.rebuild()
+
+    def action_sort(self) -> None:
+        self.sort_key = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
+        self.rebuild()
+
+    def action_reverse(self) -> None:
+        self.reverse = not self.reverse
+        self.rebuild()

@@ -1,0 +1,72 @@
+"""Convert: run ``nydusify convert`` with the curated list and stream its output; `x` cancels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Log, Static
+
+from nydus_top.conversion import Conversion, ConversionError, OutputLine
+
+if TYPE_CHECKING:
+    from .app import NydusTopApp
+
+
+class ConvertScreen(Screen):
+    BINDINGS = [
+        Binding("x", "cancel", "Cancel conversion"),
+        Binding("escape", "back", "Back (cancels a running conversion)"),
+    ]
+
+    app: NydusTopApp
+
+    def __init__(self, conversion: Conversion, source: str, warnings: tuple[str, ...]) -> None:
+        super().__init__()
+        self.conversion = conversion
+        self.source = source
+        self.warnings = warnings
+        self.finished = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(f" Convert {self.source}", id="title", classes="titlebar", markup=False)
+        yield Static(" $ " + " ".join(self.conversion.argv) + " < list", id="argv", markup=False)
+        yield Log(id="output", highlight=False)
+        yield Static("running…", id="status", classes="statusbar", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        log = self.query_one(Log)
+        for warning in self.warnings:
+            log.write_line(f"nydus-top: {warning}")
+        self.convert()
+
+    @work(thread=True, exit_on_error=False)
+    def convert(self) -> None:
+        def line(out: OutputLine) -> None:
+            self.app.call_from_thread(self.query_one(Log).write_line, out.text)
+
+        try:
+            summary = self.conversion.run(line).summary()
+        except ConversionError as err:
+            summary = str(err)
+        self.app.call_from_thread(self.done, summary)
+
+    def done(self, summary: str) -> None:
+        self.finished = True
+        self.query_one("#status", Static).update(summary)
+
+    def action_cancel(self) -> None:
+        if not self.finished:
+            self.conversion.cancel()
+            self.query_one("#status", Static).update("cancelling…")
+
+    def action_back(self) -> None:
+        self.conversion.cancel()
+        self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        self.conversion.cancel()

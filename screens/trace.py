@@ -1,0 +1,368 @@
+"""Trace: one live (or loaded) trace with counters, a sparkline and the curation keys."""
+
+from __future__ import annotations
+
+import re
+from array import array
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Sparkline, Static
+
+from nydus_top.tracelist import Exclusion
+from nydus_top.tracerun import TraceRun, TraceState
+
+from .base import LiveScreen
+from .convert import ConvertScreen
+from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
+from .traceview import HEADER, TraceView, human_size
+
+if TYPE_CHECKING:
+    from .app import NydusTopApp
+
+
+class TraceScreen(LiveScreen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("x", "exclude(False)", "Exclude glob"),
+        Binding("X", "exclude(True)", "Exclude regex", show=False),
+        Binding("K,shift+up", "move(-1)", "Move up", show=False),
+        Binding("J,shift+down", "move(1)", "Move down", show=False),
+        Binding("T", "move_to(0)", "To top", show=False),
+        Binding("B", "move_to(-1)", "To bottom", show=False),
+        Binding("u", "undo", "Undo"),
+        Binding("U,ctrl+r", "redo", "Redo", show=False),
+        Binding("slash", "search", "Search"),
+        Binding("n", "find(False)", "Next match", show=False),
+        Binding("N", "find(True)", "Previous match", show=False),
+        Binding("r", "flag_runtime", "Flag runtime", show=False),
+        Binding("R", "prune_flagged", "Prune flagged", show=False),
+        Binding("f", "follow", "Follow"),
+        Binding("p", "pause", "Pause"),
+        Binding("s", "save", "Save"),
+        Binding("m", "merge", "Merge", show=False),
+        Binding("S", "stop", "Stop trace", show=False),
+        Binding("c", "convert", "Convert", show=False),
+    ]
+    PALETTE = [
+        ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
+        ("merge", "Merge list", "Append another run's files that are not in this list"),
+        ("exclude(False)", "Exclude by glob", "Remove matching paths, now and later"),
+        ("exclude(True)", "Exclude by regex", "Remove matching paths, now and later"),
+        ("flag_runtime", "Flag runtime files", "Mark files the container created (upper dir only)"),
+        ("prune_flagged", "Prune flagged", "Remove all flagged files"),
+        ("stop", "Stop trace", "Stop the tracer; the list stays"),
+        ("convert", "Convert image", "Run nydusify convert with this list as prefetch patterns"),
+    ]
+
+    app: NydusTopApp
+
+    def __init__(self, run: TraceRun) -> None:
+        super().__init__()
+        self.run = run
+        self.search: re.Pattern[str] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title", classes="titlebar", markup=False)
+        yield Static(id="counters", markup=False)
+        yield Sparkline(self.run.sparkline_data(), id="rate")
+        yield Static(" " + HEADER, id="header", markup=False)
+        yield TraceView(self.run, id="list")
+        yield Static(id="status", classes="statusbar", markup=False)
+        yield Footer()
+
+    @property
+    def view(self) -> TraceView:
+        return self.query_one(TraceView)
+
+    def on_mount(self) -> None:
+        self.view.focus()
+        self.app.pump()
+        self.view.rows_changed()
+        self.update_counters()
+
+    def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
+        if id(self.run) in changed:
+            self.view.rows_changed()
+            self.update_counters()
+        return False
+
+    def on_trace_view_cursor_moved(self) -> None:
+        self.update_counters()
+
+    # -- display ---------------------------------------------------------------------------
+
+    def update_counters(self) -> None:
+        run, view = self.run, self.view
+        state = run.state.value + (f": {run.error}" if run.error else "")
+        self.query_one("#title", Static).update(f" Trace {run.target.label} · {state}", layout=False)
+        rates = run.sparkline_data()
+        flags = []
+        if view.follow:
+            flags.append("FOLLOW")
+        if run.paused:
+            flags.append(f"PAUSED, {run.queued} batches waiting" if run.queued else "PAUSED")
+        if self.search is not None:
+            flags.append(f"/{self.search.pattern}")
+        flagged = len(run.items.flagged)
+        self.query_one("#counters", Static).update(
+            f" files {run.files}  bytes {human_size(run.bytes)}  ev/s {run.events_per_second()}  "
+            f"overflow {len(run.items.overflows)}  rows {len(run.items)}  sel {len(view.selected)}"
+            + (f"  flagged {flagged}" if flagged else "")
+            + (f"  excl {len(run.items.exclusions)}" if run.items.exclusions else "")
+            + (f"  [{' '.join(flags)}]" if flags else ""),
+            layout=False,
+        )
+        self.query_one(Sparkline).data = rates
+
+    def say(self, text: str) -> None:
+        self.query_one("#status", Static).update(text, layout=False)
+
+    def edited(self, text: str) -> None:
+        self.view.rows_changed()
+        self.update_counters()
+        self.say(text)
+
+    # -- curation --------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_delete(self) -> None:
+        view = self.view
+        rows = view.selection_rows()
+        removed = self.run.items.delete(rows)
+        view.selected.clear()
+        if rows:
+            view.move_cursor(min(rows))
+        self.edited(f"deleted {removed}")
+
+    def action_exclude(self, regex: bool) -> None:
+        def apply(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                removed = self.run.items.exclude(Exclusion(text, regex))
+            except re.error as err:
+                self.say(f"bad regex: {err}")
+                return
+            self.edited(f"excluded {removed} matching {Exclusion(text, regex)}")
+
+        kind = "regex (re.match on the path)" if regex else "glob (* matches across /)"
+        path = self.current_path()
+        self.app.push_screen(PromptDialog(f"Exclude by {kind}", "" if regex else path,
+                                          hint="matching rows go now, and later ones never show"), apply)
+
+    def action_move(self, delta: int) -> None:
+        view = self.view
+        rows = view.selection_rows()
+        if not rows:
+            return
+        moved = self.run.items.move(rows, min(rows) + delta)
+        self._after_move(moved)
+
+    def action_move_to(self, where: int) -> None:
+        rows = self.view.selection_rows()
+        if not rows:
+            return
+        moved = self.run.items.move(rows, 0 if where == 0 else len(self.run.items))
+        self._after_move(moved)
+
+    def _after_move(self, moved: list[int]) -> None:
+        if moved:
+            self.view.follow = False
+            self.view.move_cursor(moved[0])
+        self.edited(f"moved {len(moved)}")
+
+    def action_undo(self) -> None:
+        self.edited("undone" if self.run.items.undo() else "nothing to undo")
+
+    def action_redo(self) -> None:
+        self.edited("redone" if self.run.items.redo() else "nothing to redo")
+
+    def action_search(self) -> None:
+        def apply(text: str | None) -> None:
+            if text is None:
+                return
+            if not text:
+                self.search = None
+                self.update_counters()
+                return
+            try:
+                self.search = re.compile(text)
+            except re.error as err:
+                self.say(f"bad regex: {err}")
+                return
+            self.action_find(False, start_offset=0)
+
+        self.app.push_screen(PromptDialog("Search paths (regex)", self.search.pattern if self.search else ""), apply)
+
+    def action_find(self, backwards: bool, start_offset: int = 1) -> None:
+        if self.search is None:
+            self.say("no search: press /")
+            return
+        view = self.view
+        start = view.cursor + (-start_offset if backwards else start_offset)
+        row = self.run.items.find(self.search, start, backwards)
+        if row is None:
+            self.say(f"no match for /{self.search.pattern}")
+        else:
+            view.move_cursor(row)
+            self.say(f"match at {row + 1}")
+        self.update_counters()
+
+    def action_flag_runtime(self) -> None:
+        cid = self.run.target.container_id
+        if not cid:
+            self.say("no container behind this list: nothing to compare with")
+            return
+        self.say("checking which files the container created…")
+        self._flag_runtime(cid, self.run.items.paths())
+
+    @work(thread=True, exclusive=True, group="flag")
+    def _flag_runtime(self, container_id: str, paths: list[str]) -> None:
+        try:
+            created = self.app.backend.runtime_created(container_id, paths)
+        except OSError as err:
+            self.app.call_from_thread(self.say, f"cannot read the container's upper dir: {err}")
+            return
+        self.app.call_from_thread(self._flagged, created)
+
+    def _flagged(self, created: set[str]) -> None:
+        count = self.run.items.set_flags(created)
+        self.edited(f"flagged {count} files created at runtime (R prunes them)")
+
+    def action_prune_flagged(self) -> None:
+        self.edited(f"pruned {self.run.items.prune_flagged()} flagged")
+
+    def action_follow(self) -> None:
+        view = self.view
+        if view.follow:
+            view.follow = False
+        else:
+            view.move_cursor(len(self.run.items) - 1, follow=True)
+        self.update_counters()
+
+    def action_pause(self) -> None:
+        self.run.paused = not self.run.paused
+        self.update_counters()
+        if not self.run.paused:
+            self.app.pump()
+
+    def action_stop(self) -> None:
+        if self.run.state in (TraceState.RUNNING, TraceState.ARMED):
+            self.run.stop()
+            self.say("stopping the trace; the list stays")
+
+    def current_path(self) -> str:
+        items = self.run.items
+        return items[self.view.cursor].path if len(items) else ""
+
+    # -- save / merge ----------------------------------------------------------------------
+
+    def default_save_path(self) -> tuple[str, str]:
+        """(path, note): the optimizer's result path for the image, or the file it came from."""
+        from nydus_top.listfile import result_paths
+
+        config = self.app.backend.config
+        if self.run.target.path:
+            return self.run.target.path, ""
+        try:
+            return str(result_paths(config.persist_dir, self.run.target.image).list), ""
+        except ValueError as err:
+            return str(Path(config.persist_dir) / "nydus-top.list"), f"no optimizer name: {err}"
+
+    def action_save(self) -> None:
+        config = self.app.backend.config
+        default, note = self.default_save_path()
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.save_to(str(Path(path).expanduser()), bool(config.overwrite))
+
+        self.app.push_screen(SaveDialog(default, len(self.run.items), readable=bool(config.readable), note=note),
+                             chosen)
+
+    def save_to(self, path: str, overwrite: bool) -> None:
+        self.say(f"saving {len(self.run.items)} paths…")
+        self._save(path, overwrite, self.run.items.frozen_rows())
+
+    @work(thread=True, group="save")
+    def _save(self, path: str, overwrite: bool, rows: array) -> None:
+        from nydus_top.listfile import ListExistsError, ListFileError, save_list
+
+        try:
+            result = save_list(self.run.items.entries(rows), path, readable=bool(self.app.backend.config.readable),
+                               overwrite=overwrite)
+        except ListExistsError as err:
+            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
+            return
+        except ListFileError as err:
+            self.app.call_from_thread(self.say, str(err))
+            return
+        self.app.call_from_thread(self._saved, result)
+
+    def _confirm_overwrite(self, path: str, existing: str) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.save_to(path, True)
+            else:
+                self.say("not saved")
+
+        self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
+
+    def _saved(self, result) -> None:  # noqa: ANN001 - listfile.SaveResult
+        written = f"saved {result.written} paths to {', '.join(map(str, result.paths))}"
+        self.say(written)
+        if result.warnings:
+            self.app.push_screen(MessageDialog(f"Saved with {len(result.warnings)} warnings",
+                                               [written, "", *result.warnings]))
+
+    def action_merge(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.say(f"loading {path}…")
+                self._load_merge(str(Path(path).expanduser()))
+
+        self.app.push_screen(PromptDialog("Merge another run into this list", self.default_save_path()[0],
+                                          hint="paths not yet in this list are appended in their order"), chosen)
+
+    @work(thread=True, group="load")
+    def _load_merge(self, path: str) -> None:
+        from nydus_top.listfile import ListFileError, load_list
+
+        try:
+            loaded = load_list(path)
+        except ListFileError as err:
+            self.app.call_from_thread(self.say, str(err))
+            return
+        self.app.call_from_thread(self._merge, path, loaded.entries)
+
+    def _merge(self, path: str, entries) -> None:  # noqa: ANN001 - tuple[ListEntry, ...]
+        added = self.run.items.merge(entries)
+        self.edited(f"merged {added} new paths from {path}")
+
+    # -- conversion ------------------------------------------------------------------------
+
+    def action_convert(self) -> None:
+        from nydus_top.conversion import ConversionError, prepare_conversion
+
+        config = self.app.backend.config
+
+        def chosen(source: str | None) -> None:
+            if not source:
+                return
+            try:
+                conversion, warnings = prepare_conversion(config, source, self.run.items.entries())
+            except ConversionError as err:
+                self.say(str(err))
+                return
+            self.app.push_screen(ConvertScreen(conversion, source, warnings))
+
+        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", self.run.target.image,
+                                          hint=f"source image; target from the template {config.target_template}",
+                                          placeholder="registry/repo:tag"), chosen)

@@ -1,0 +1,65 @@
+"""Traces: every trace of this session (live, armed, stopped, loaded); Enter opens one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Static
+
+from .base import LiveScreen
+from .traceview import human_size
+
+if TYPE_CHECKING:
+    from .app import NydusTopApp
+
+
+class TracesScreen(LiveScreen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("enter", "open", "Open", priority=True),
+        Binding("S", "stop", "Stop trace"),
+    ]
+
+    app: NydusTopApp
+
+    def compose(self) -> ComposeResult:
+        yield Static(" Traces", id="title", classes="titlebar")
+        table: DataTable = DataTable(id="traces", cursor_type="row", zebra_stripes=True)
+        table.add_columns("#", "TARGET", "STATE", "FILES", "BYTES", "ROWS", "OVERFLOW")
+        yield table
+        yield Static("enter opens a trace · traces keep running when you leave them", classes="statusbar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.rebuild()
+
+    def on_screen_resume(self) -> None:
+        self.rebuild()
+
+    def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
+        if changed:
+            self.rebuild()
+        return False
+
+    def rebuild(self) -> None:
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for index, run in enumerate(self.app.runs):
+            state = run.state.value + (f" ({run.error})" if run.error else "")
+            table.add_row(str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
+                          str(len(run.items)), str(len(run.items.overflows)))
+        if self.app.runs:
+            table.move_cursor(row=max(0, min(cursor, len(self.app.runs) - 1)), animate=False)
+
+    def action_open(self) -> None:
+        row = self.query_one(DataTable).cursor_row
+        if 0 <= row < len(self.app.runs):
+            self.app.open_run(self.app.runs[row])
+
+    def action_stop(self) -> None:
+        row = self.query_one(DataTable).cursor_row
+        if 0 <= row < len(self.app.runs):
+            self.app.runs[row].stop()

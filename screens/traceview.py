@@ -1,0 +1,199 @@
+"""The live trace list: a Line-API widget that renders only the visible rows of a TraceList."""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from nydus_top.tracerun import TraceRun
+
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 10: "\\n", 9: "\\t", 13: "\\r"}
+
+LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
+HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
+
+
+def printable(text: str) -> str:
+    """Control characters escaped, undecodable bytes (surrogate escapes) shown as \\xNN."""
+    text = text.translate(_CONTROL)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{int(value)}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return str(size)
+
+
+def format_row(position: int, entry: object) -> str:
+    elapsed = getattr(entry, "elapsed_us", None)
+    ms = "-" if elapsed is None else f"{elapsed / 1000:.1f}"
+    pid = getattr(entry, "pid", 0) or ""
+    return (f"{position + 1:>6} {ms:>9} {human_size(getattr(entry, 'size', None)):>8} "
+            f"{getattr(entry, 'kind', '') or '-':<4} {pid:>7} {printable(getattr(entry, 'comm', '') or ''):<15.15} "
+            f"{printable(entry.path)}")  # type: ignore[attr-defined]
+
+
+class TraceView(ScrollView, can_focus=True):
+    """Rows of one trace; cursor, multi-selection and follow (tail) mode."""
+
+    COMPONENT_CLASSES = {"traceview--cursor", "traceview--selected", "traceview--flagged"}
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home,g", "jump(0)", "Top", show=False),
+        Binding("end,G", "jump(-1)", "Bottom", show=False),
+        Binding("space", "select", "Select", show=False),
+    ]
+
+    class CursorMoved(Message):
+        """The cursor or selection changed (the screen updates its status line)."""
+
+    def __init__(self, run: TraceRun, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.run = run
+        self.cursor = 0
+        self.selected: set[int] = set()  # entry ids, so a selection survives reordering
+        self.follow = len(run.items) == 0
+        self._cache: LRUCache[tuple, Strip] = LRUCache(LINE_CACHE)
+        self._styles: dict[tuple[bool, bool, bool], Style] = {}  # (flagged, selected, cursor) -> style
+
+    # -- data ------------------------------------------------------------------------------
+
+    def rows_changed(self) -> None:
+        """Call after the list changed (ingest or edit): resize, follow, repaint."""
+        count = len(self.run.items)
+        self.virtual_size = Size(self.size.width, count)
+        if self.follow and count:
+            self.cursor = count - 1
+        self.cursor = max(0, min(self.cursor, count - 1))
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.CursorMoved())
+
+    def selection_rows(self) -> list[int]:
+        """Row positions of the selection, or the cursor row when nothing is selected."""
+        if not len(self.run.items):
+            return []
+        if not self.selected:
+            return [self.cursor]
+        rows = self.run.items.rows
+        if len(self.selected) <= 64:  # a few marks: C-speed scans beat a Python pass over all rows
+            found = []
+            for ident in self.selected:
+                try:
+                    found.append(rows.index(ident))
+                except ValueError:
+                    pass
+            return sorted(found)
+        return [pos for pos, ident in enumerate(rows) if ident in self.selected]
+
+    def move_cursor(self, row: int, *, follow: bool = False) -> None:
+        count = len(self.run.items)
+        self.cursor = max(0, min(row, count - 1)) if count else 0
+        self.follow = follow
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.CursorMoved())
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_cursor(self, delta: int) -> None:
+        self.move_cursor(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(self.cursor + direction * max(1, self.scrollable_content_region.height - 1))
+
+    def action_jump(self, where: int) -> None:
+        count = len(self.run.items)
+        self.move_cursor(0 if where == 0 else count - 1, follow=where != 0)
+
+    def action_select(self) -> None:
+        if not len(self.run.items):
+            return
+        ident = self.run.items.row_id(self.cursor)
+        self.selected.symmetric_difference_update({ident})
+        self.move_cursor(self.cursor + 1)
+
+    def on_click(self, event) -> None:  # noqa: ANN001 - textual.events.Click
+        self.move_cursor(self.scroll_offset.y + event.y)
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _scroll_cursor_into_view(self) -> None:
+        height = self.scrollable_content_region.height or 1
+        top = self.scroll_offset.y
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self.run.items))
+        self._scroll_cursor_into_view()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row = scroll_y + y
+        width = self.scrollable_content_region.width
+        items = self.run.items
+        if row >= len(items):
+            return Strip.blank(width, self.rich_style)
+        ident = items.row_id(row)
+        is_cursor = row == self.cursor
+        is_selected = ident in self.selected
+        is_flagged = ident in items.flagged
+        # Everything a line's look depends on is in the key, so edits never need to clear the cache.
+        key = (ident, row, is_cursor, is_selected, is_flagged, width, scroll_x, self.has_focus)
+        strip = self._cache.get(key)
+        if strip is None:
+            style = self._line_style(is_flagged, is_selected, is_cursor and self.has_focus)
+            mark = "!" if is_flagged else ("*" if is_selected else " ")
+            text = mark + format_row(row, items[row])
+            strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
+            self._cache[key] = strip
+        return strip
+
+    def _line_style(self, flagged: bool, selected: bool, cursor: bool) -> Style:
+        """Computing rich styles walks the CSS: do it once per combination, not per line."""
+        key = (flagged, selected, cursor)
+        style = self._styles.get(key)
+        if style is None:
+            style = self.rich_style
+            if flagged:
+                style += self.get_component_rich_style("traceview--flagged")
+            if selected:
+                style += self.get_component_rich_style("traceview--selected")
+            if cursor:
+                style += self.get_component_rich_style("traceview--cursor")
+            self._styles[key] = style
+        return style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._cache.clear()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+

@@ -1,0 +1,142 @@
+"""Each curation operation, driven by key presses on the Trace screen."""
+
+from __future__ import annotations
+
+from nydus_top.records import Access
+from nydus_top.screens.trace import TraceScreen
+from nydus_top.tracerun import TraceState
+from tests.tui.conftest import on_trace, running, settle
+from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace
+from tests.tui.screentext import screen_text
+
+PATHS = [p for p, _, _ in STARTUP]
+
+
+def paths(screen: TraceScreen) -> list[str]:
+    return screen.run.items.paths()
+
+
+async def test_enter_attaches_and_lists_the_trace_live() -> None:
+    async with on_trace() as (app, pilot, screen):
+        assert paths(screen) == PATHS
+        assert screen.run.state is TraceState.RUNNING
+        text = screen_text(app)
+        assert "/usr/sbin/nginx" in text and "files 16" in text and "overflow 1" in text
+
+
+async def test_delete_entry_and_selection_then_undo_redo() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("d")
+        assert paths(screen) == PATHS[1:]
+        await pilot.press("space", "down", "space", "d")  # select the 1st and 3rd of what is left
+        assert paths(screen) == [PATHS[2], *PATHS[4:]]
+        await pilot.press("u", "u")
+        assert paths(screen) == PATHS
+        await pilot.press("U")
+        assert paths(screen) == PATHS[1:]
+
+
+async def test_exclude_by_glob_and_regex() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("x", "ctrl+u", *"/etc/nginx/*", "enter")
+        assert not [p for p in paths(screen) if p.startswith("/etc/nginx/")]
+        await pilot.press("X", *r".*\.so(\.[0-9]+)*$", "enter")
+        assert not [p for p in paths(screen) if ".so" in p]
+        assert len(screen.run.items.exclusions) == 2
+        await pilot.press("X", *"(", "enter")  # a bad regex changes nothing and says so
+        assert "bad regex" in str(screen.query_one("#status").render())
+        assert len(screen.run.items.exclusions) == 2
+
+
+async def test_move_up_down_top_bottom() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("down", "down", "K")
+        assert paths(screen)[:3] == [PATHS[0], PATHS[2], PATHS[1]]
+        await pilot.press("J", "J")
+        assert paths(screen)[3] == PATHS[2]
+        await pilot.press("B")
+        assert paths(screen)[-1] == PATHS[2]
+        await pilot.press("T")
+        assert paths(screen)[0] == PATHS[2]
+        assert screen.view.cursor == 0
+
+
+async def test_search_next_and_previous() -> None:
+    async with on_trace() as (_, pilot, screen):
+        await pilot.press("slash", *"^/etc/", "enter")
+        assert screen.view.cursor == PATHS.index("/etc/nginx/nginx.conf")
+        await pilot.press("n")
+        assert screen.view.cursor == PATHS.index("/etc/nginx/mime.types")
+        await pilot.press("N", "N")
+        assert screen.view.cursor == PATHS.index("/etc/localtime")
+
+
+async def test_flag_and_bulk_prune_runtime_created_files() -> None:
+    async with on_trace() as (app, pilot, screen):
+        await pilot.press("r")
+        await settle(pilot)
+        flagged = {screen.run.items[r].path for r in range(len(screen.run.items)) if screen.run.items.is_flagged(r)}
+        assert flagged == RUNTIME_CREATED
+        assert "flagged 2" in screen_text(app)
+        await pilot.press("R")
+        assert paths(screen) == [p for p in PATHS if p not in RUNTIME_CREATED]
+
+
+async def test_follow_pause_and_trace_continues_off_screen() -> None:
+    async with on_trace() as (app, pilot, screen):
+        run = screen.run
+        await pilot.press("p")
+        await pilot.pause()
+        assert run.paused and "PAUSED" in screen_text(app)
+        run.records([Access(99, "/new/while-paused", 1, 9_000_000, "open", 1, "sh")])
+        app.pump()
+        assert "/new/while-paused" not in paths(screen)
+        await pilot.press("p", "escape")  # resume, then leave the screen
+        run.records([Access(100, "/new/off-screen", 1, 9_100_000, "open", 1, "sh")])
+        app.pump()
+        assert paths(screen)[-2:] == ["/new/while-paused", "/new/off-screen"]
+        await pilot.press("t")  # the traces list shows it still running
+        await pilot.pause()
+        assert "tracing" in screen_text(app)
+
+
+async def test_several_traces_at_once() -> None:
+    async with running() as (app, pilot):
+        await pilot.press("enter", "escape", "down", "enter")  # nginx, then its sidecar
+        assert [r.target.label for r in app.runs] == ["default/web-7d9f/nginx", "default/web-7d9f/sidecar"]
+        assert all(r.state is TraceState.RUNNING for r in app.runs)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "tracing 16" in screen_text(app) and "tracing 0" in screen_text(app)
+
+
+async def test_arm_next_start_of_a_container_then_it_starts() -> None:
+    backend = make_backend()
+    backend.recordings = {"c-job": startup_trace()[:3]}
+    async with running(backend) as (app, pilot):
+        await pilot.press("down", "down", "a", "c")  # the created-but-not-started worker
+        trace = app.screen
+        assert isinstance(trace, TraceScreen) and trace.run.state is TraceState.ARMED
+        assert trace.run.target.label == "next start of jobs/batch-x1/worker"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "armed" in screen_text(app)
+        backend.start("c-job")  # containerd's StartContainer for it
+        app.pump()
+        assert trace.run.state is TraceState.RUNNING and trace.run.target.container_id == "c-job"
+        assert trace.run.items.paths() == PATHS[:3]
+        await pilot.pause()
+        assert "tracing 3" in screen_text(app)
+
+
+async def test_containers_filter_sort_and_cursor_stays_on_its_container() -> None:
+    async with running() as (app, pilot):
+        screen = app.screen
+        await pilot.press("down", "down", "down")  # storage/db-0 postgres
+        assert screen.current_row().container == "postgres"
+        await pilot.press("r")  # reverse: postgres moves to the top, the cursor follows it
+        assert [r.container for r in screen.rows][0] == "postgres" and screen.current_row().container == "postgres"
+        await pilot.press("slash", *"!library/", "enter")
+        assert sorted(r.container for r in screen.rows) == ["sidecar", "worker"]
+        await pilot.press("escape")
+        assert len(screen.rows) == 4

@@ -1,0 +1,93 @@
+"""The app on the sandbox node: arm the demo image's next start, trace it, save, compare.
+
+Real containerd 1.7 with NRI, the real fanotify tracer and overlayfs; keys drive the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from sandbox import images
+
+from nydus_top.config import default_config
+from nydus_top.livebackend import LiveBackend
+from nydus_top.node import EventKind
+from nydus_top.screens.app import NydusTopApp
+from nydus_top.screens.containers import ContainersScreen
+from nydus_top.screens.dialogs import ArmDialog
+from nydus_top.screens.trace import TraceScreen
+from nydus_top.tracerun import TraceState
+from tests.tui.conftest import SIZE, settle
+
+
+async def until(pilot, condition, timeout: float = 30.0, what: str = "") -> None:  # noqa: ANN001
+    """Let the app run until ``condition()`` holds (checked after each of its UI ticks)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.1)
+
+
+async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> None:  # noqa: ANN001
+    first = sandbox_node.run_demo(name="tui-demo-a")
+    config = replace(default_config(), persist_dir=tmp_path, nri_socket=Path(sandbox_node.nri_socket),
+                     plugin_name="nydus-top-tui", plugin_index="95")
+    backend = LiveBackend(config)
+    synced = threading.Event()
+    backend.node.subscribe(lambda event: event.kind is EventKind.SYNC and synced.set())
+    backend.start()
+    second = None
+    try:
+        app = NydusTopApp(backend)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await asyncio.to_thread(synced.wait, 30), "no NRI Synchronize from containerd"
+            screen = app.screen
+            assert isinstance(screen, ContainersScreen)
+            await pilot.press("slash", *"tui-demo-a", "enter")
+            await until(pilot, lambda: [r.id for r in screen.rows] == [first.container_id], what="the demo row")
+            await pilot.press("a")
+            assert isinstance(app.screen, ArmDialog)
+            await pilot.press("i")  # any container of the demo image
+            trace = app.screen
+            assert isinstance(trace, TraceScreen) and trace.run.state is TraceState.ARMED
+
+            second = await asyncio.to_thread(sandbox_node.run_demo, "tui-demo-b")
+            run = trace.run
+            await until(pilot, lambda: set(images.DEMO_STARTUP_FILES) <= set(run.items.paths()),
+                        what="the demo's start-up files in the trace")
+            assert run.state is TraceState.RUNNING and run.target.container_id == second.container_id
+            assert run.items.paths()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
+            assert not set(images.DEMO_UNREAD_FILES) & set(run.items.paths())
+
+            await pilot.press("s", "enter")
+            await settle(pilot)
+            saved = tmp_path / "demo:1"  # nydus-top.local/demo:1 -> repo dir "." (one component)
+            assert saved.read_text().splitlines() == run.items.paths()
+            assert saved.read_text().splitlines()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
+            rows = Path(f"{saved}.csv").read_text().splitlines()
+            assert rows[0] == "path,size,elapsed"
+            sizes = {line.rsplit(",", 2)[0].strip('"'): int(line.rsplit(",", 2)[1]) for line in rows[1:]}
+            assert sizes["/usr/share/demo/models/large.bin"] == 2 * 1024 * 1024
+
+            await pilot.press("S")  # stop the tracer; the list stays
+            await until(pilot, lambda: run.state is TraceState.STOPPED, what="the trace to stop")
+            assert run.items.paths()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
+
+            # Attach to the first demo, then let its container die mid-trace.
+            await pilot.press("escape", "enter")
+            attached = app.screen
+            assert isinstance(attached, TraceScreen) and attached.run is not run
+            await until(pilot, lambda: attached.run.state is TraceState.RUNNING, what="the attach")
+            await asyncio.to_thread(sandbox_node.cri.remove_pod, first.pod_id)
+            first = None
+            await until(pilot, lambda: attached.run.state is TraceState.STOPPED, what="the end of the trace")
+            assert attached.run.error == "target-exited"
+            assert "stopped: target-exited" in str(attached.query_one("#title").render())
+    finally:
+        for started in (first, second):
+            if started is not None:
+                sandbox_node.cri.remove_pod(started.pod_id)

@@ -1,0 +1,113 @@
+"""Save, load and merge round trips through the dialogs, on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nydus_top.records import Access
+from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
+from nydus_top.screens.trace import TraceScreen
+from nydus_top.tracerun import TraceState
+from tests.tui.conftest import on_trace, running, settle, submit
+from tests.tui.data import STARTUP, make_backend
+from tests.tui.screentext import screen_text
+
+PATHS = [p for p, _, _ in STARTUP]
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+async def test_save_to_the_optimizer_path_then_confirm_overwrite(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        await pilot.press("s")
+        assert isinstance(app.screen, SaveDialog)
+        await pilot.press("enter")
+        await settle(pilot)
+        target = tmp_path / "library" / "nginx:1.25"
+        assert lines(target) == PATHS
+        csv = lines(Path(f"{target}.csv"))
+        assert csv[0] == "path,size,elapsed" and csv[1] == "/usr/sbin/nginx,1200000,1500"
+
+        await pilot.press("d", "s", "enter")  # second save: asks first
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        await settle(pilot)
+        assert lines(target) == PATHS  # declined: untouched
+        await pilot.press("s", "enter")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert lines(target) == PATHS[1:]
+        assert isinstance(app.screen, TraceScreen)
+
+
+async def test_inexpressible_paths_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    odd = [Access(0, "/ok", 1, 1, "open", 1, "sh"), Access(1, "/bad\nname", 1, 2, "open", 1, "sh"),
+           Access(2, "/trailing ", 1, 3, "open", 1, "sh")]
+    backend.recordings = {"c-nginx": odd}
+    async with on_trace(backend) as (app, pilot, _):
+        await pilot.press("s")
+        await submit(pilot, str(tmp_path / "out.list"))
+        await pilot.pause()
+        assert isinstance(app.screen, MessageDialog)
+        text = screen_text(app)
+        assert "2 warnings" in text and "newline" in text and "whitespace" in text
+        assert lines(tmp_path / "out.list") == ["/ok"]
+
+
+async def test_unwritable_target_reports_one_line_and_keeps_the_list(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        await pilot.press("s")
+        await submit(pilot, str(blocker / "sub" / "list"))
+        await pilot.pause()
+        assert "cannot save" in str(screen.query_one("#status").render())
+        assert screen.run.items.paths() == PATHS
+
+
+async def test_load_curate_and_save_back_round_trip(tmp_path: Path) -> None:
+    saved = tmp_path / "run1"
+    saved.write_text("/bin/sh\n/etc/profile\n/usr/lib/libz.so\n")
+    Path(f"{saved}.csv").write_text(
+        "path,size,elapsed\n/bin/sh,125 KiB,1.500 ms\n/etc/profile,512 B,2.000 ms\n/usr/lib/libz.so,99,3000\n")
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("o")
+        await submit(pilot, str(saved))
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TraceScreen) and screen.run.state is TraceState.LOADED
+        assert screen.run.items.paths() == ["/bin/sh", "/etc/profile", "/usr/lib/libz.so"]
+        assert screen.run.items[0].size == 125 * 1024
+        await pilot.press("home", "down", "d", "s", "enter")  # default target: the file it came from
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert lines(saved) == ["/bin/sh", "/usr/lib/libz.so"]
+        assert lines(Path(f"{saved}.csv"))[1:] == ["/bin/sh,128000,1500", "/usr/lib/libz.so,99,3000"]
+
+
+async def test_merge_a_second_run(tmp_path: Path) -> None:
+    other = tmp_path / "run2"
+    other.write_text("/usr/sbin/nginx\n/opt/extra\n/etc/passwd\n/opt/more\n")
+    async with on_trace(make_backend(tmp_path)) as (_, pilot, screen):
+        await pilot.press("m")
+        await submit(pilot, str(other))
+        await pilot.pause()
+        assert screen.run.items.paths() == [*PATHS, "/opt/extra", "/opt/more"]
+        await pilot.press("u")
+        assert screen.run.items.paths() == PATHS
+
+
+async def test_load_of_a_malformed_file_says_why(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("not,a,prefetch\n")
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("o")
+        await submit(pilot, str(bad))
+        await pilot.pause()
+        assert not app.runs and "not a prefetch csv" in screen_text(app)
