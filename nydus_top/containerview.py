@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+
+import psutil
 
 from nydus_top.node import Container, Pod
 
@@ -23,7 +26,7 @@ class ContainerRow:
     image: str
     state: str
     pid: int
-    age_s: float
+    age_s: float | None  # None: neither the runtime nor the host knows when it started
     trace: str  # trace status shown in the last column ("" when not traced)
 
     @property
@@ -39,7 +42,7 @@ def build_rows(
     rows = []
     for c in containers:
         pod = pods.get(c.pod_id)
-        start = c.started_at or c.created_at
+        start = c.started_at or c.created_at or process_start(c.pid)
         rows.append(ContainerRow(
             id=c.id,
             namespace=pod.namespace if pod else "",
@@ -48,10 +51,22 @@ def build_rows(
             image=c.image,
             state=str(c.state),
             pid=int(c.pid or 0),
-            age_s=max(0.0, now - start) if start is not None else 0.0,
+            age_s=max(0.0, now - start) if start is not None else None,
             trace=traces.get(c.id, ""),
         ))
     return rows
+
+
+@lru_cache(maxsize=4096)
+def process_start(pid: int) -> float | None:
+    """When the container's process started, from host procfs: containerd 1.7 (NRI 0.6) sends no
+    timestamps. Cached per pid; it is display only."""
+    if pid <= 0:
+        return None
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def compile_filter(query: str) -> tuple[re.Pattern[str] | None, bool]:
@@ -73,13 +88,15 @@ def sort_rows(rows: list[ContainerRow], key: str, reverse: bool = False) -> list
         if key == "pod":
             return (r.namespace, r.pod, r.container)
         if key == "age":
-            return (r.age_s, r.pod, r.container)
+            return (-1.0 if r.age_s is None else r.age_s, r.pod, r.container)
         return (getattr(r, key), r.namespace, r.pod, r.container)
     return sorted(rows, key=value, reverse=reverse)
 
 
-def format_age(seconds: float) -> str:
-    """k9s-style age: 42s, 5m12s, 3h4m, 2d5h."""
+def format_age(seconds: float | None) -> str:
+    """k9s-style age: 42s, 5m12s, 3h4m, 2d5h; "-" when unknown."""
+    if seconds is None:
+        return "-"
     s = int(seconds)
     if s < 60:
         return f"{s}s"

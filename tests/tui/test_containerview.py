@@ -1,8 +1,10 @@
 """Containers screen rows: flattening, regex filter with negation, sort keys, ages."""
 
+import subprocess
 import re
 from dataclasses import replace
 
+import psutil
 import pytest
 
 from nydus_top.containerview import build_rows, filter_rows, format_age, sort_rows
@@ -38,6 +40,18 @@ def test_sort_keys(key: str, first: str) -> None:
 
 
 def test_age_without_times_and_age_format() -> None:
-    unknown = replace(CONTAINERS[0], started_at=None, created_at=None)
-    assert build_rows(PODS_BY_ID, [unknown], {}, NOW)[0].age_s == 0
-    assert [format_age(s) for s in (5, 312, 11040, 190000)] == ["5s", "5m12s", "3h4m", "2d4h"]
+    unknown = replace(CONTAINERS[0], started_at=None, created_at=None, pid=0)
+    assert build_rows(PODS_BY_ID, [unknown], {}, NOW)[0].age_s is None
+    assert [format_age(s) for s in (5, 312, 11040, 190000, None)] == ["5s", "5m12s", "3h4m", "2d4h", "-"]
+
+
+def test_age_falls_back_to_the_container_process_start_time() -> None:
+    """containerd 1.7 sends no timestamps over NRI: the host knows when the process started."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        started = psutil.Process(child.pid).create_time()
+        running = replace(CONTAINERS[0], started_at=None, created_at=None, pid=child.pid)
+        assert build_rows(PODS_BY_ID, [running], {}, started + 75)[0].age_s == pytest.approx(75)
+    finally:
+        child.kill()
+        child.wait()
