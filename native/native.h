@@ -26,10 +26,14 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err);
 
 int nt_fd(const struct nt_tracer *t);
 
-/* Read what the kernel has queued (non-blocking) and write JSON lines to `out` (cap >= 2 *
- * NT_MAX_LINE). Returns the bytes written: 0 once the queue is empty, -errno on a read error.
- * Call again while it returns > 0. */
+/* Read one batch of what the kernel has queued (non-blocking) and write JSON lines to `out` (cap
+ * >= 2 * NT_MAX_LINE). Returns the bytes written (0: the queue was empty or the batch had
+ * nothing new) or -errno on a read error. Bounded work per call, so the caller can watch for a
+ * stop in between; events of a batch that did not fit stay for the next call. */
 long nt_drain(struct nt_tracer *t, char *out, size_t cap);
+
+/* Remove the mark: nothing more is queued; what is queued can still be drained. 0 or -errno. */
+int nt_unmark(struct nt_tracer *t);
 
 void nt_close(struct nt_tracer *t);
 

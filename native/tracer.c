@@ -156,7 +156,9 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
     unsigned init = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK;
     if (!(flags & NT_BOUNDED))
         init |= FAN_UNLIMITED_QUEUE;
-    t->fan_fd = fanotify_init(init, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    /* O_NONBLOCK: the kernel opens each event's file for us, and a FIFO without a writer (or a
+     * device) must not block that open, and with it our read(2), until someone else acts. */
+    t->fan_fd = fanotify_init(init, O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NONBLOCK);
     if (t->fan_fd < 0) {
         *err = errno;
         close(t->fddir);
@@ -228,7 +230,10 @@ static char *put_overflow(struct nt_tracer *t, char *o, const char *reason)
     o = put_u64(o, t->elapsed);
     o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
     o = put_str(o, reason);
-    o = put_str(o, "\"}\n");
+    if (!strcmp(reason, "open"))
+        o = put_str(o, "\",\"lost\":1}\n");
+    else
+        o = put_str(o, "\"}\n");
     return o;
 }
 
@@ -323,48 +328,61 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     return o;
 }
 
+static void stamp(struct nt_tracer *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    t->elapsed = (unsigned long long)((now.tv_sec - t->t0.tv_sec) * 1000000LL +
+                                      (now.tv_nsec - t->t0.tv_nsec) / 1000);
+}
+
 long nt_drain(struct nt_tracer *t, char *out, size_t cap)
 {
     char *o = out;
     if (cap < 2 * NT_MAX_LINE)
         return -EINVAL;
-    for (;;) {
-        if (t->buf_pos >= t->buf_len) {
-            ssize_t r = read(t->fan_fd, t->buf, t->buf_size);
-            if (r < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || o > out)
-                    return o - out;
-                return -errno;
-            }
-            if (r == 0)
-                return o - out;
-            t->buf_len = (size_t)r;
-            t->buf_pos = 0;
-            t->gen++;
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            t->elapsed = (unsigned long long)((now.tv_sec - t->t0.tv_sec) * 1000000LL +
-                                              (now.tv_nsec - t->t0.tv_nsec) / 1000);
-        }
-        while (t->buf_pos + sizeof(struct fanotify_event_metadata) <= t->buf_len) {
-            if ((size_t)(o - out) + NT_MAX_LINE > cap)
-                return o - out;
-            struct fanotify_event_metadata *m = (void *)(t->buf + t->buf_pos);
-            if (m->event_len < sizeof *m || m->event_len > t->buf_len - t->buf_pos ||
-                m->vers != FANOTIFY_METADATA_VERSION) {
-                t->buf_pos = t->buf_len; /* cannot happen with a sane kernel; drop the rest */
-                return -EPROTO;
-            }
-            t->buf_pos += m->event_len;
-            if (m->mask & FAN_Q_OVERFLOW)
-                o = put_overflow(t, o, "queue");
-            if (m->fd >= 0) {
-                o = handle_fd(t, o, m);
-                close(m->fd);
-            }
-        }
+    if (t->buf_pos >= t->buf_len) {
+        ssize_t r;
+        do
+            r = read(t->fan_fd, t->buf, t->buf_size);
+        while (r < 0 && errno == EINTR);
         t->buf_pos = t->buf_len = 0;
+        if (r < 0) {
+            if (errno == EAGAIN)
+                return 0;
+            if (errno == EBADF || errno == EFAULT || errno == EINVAL)
+                return -errno;
+            /* Any other error is the kernel failing to open an fd for the next event (a
+             * container's own /dev/tty node, EMFILE, ...): that event is gone, say so. */
+            stamp(t);
+            return put_overflow(t, o, "open") - out;
+        }
+        t->buf_len = (size_t)r;
+        t->gen++;
+        stamp(t);
     }
+    while (t->buf_pos + sizeof(struct fanotify_event_metadata) <= t->buf_len) {
+        if ((size_t)(o - out) + NT_MAX_LINE > cap)
+            return o - out;
+        struct fanotify_event_metadata *m = (void *)(t->buf + t->buf_pos);
+        if (m->event_len < sizeof *m || m->event_len > t->buf_len - t->buf_pos ||
+            m->vers != FANOTIFY_METADATA_VERSION) {
+            t->buf_pos = t->buf_len; /* cannot happen with a sane kernel; drop the rest */
+            return -EPROTO;
+        }
+        t->buf_pos += m->event_len;
+        if (m->mask & FAN_Q_OVERFLOW)
+            o = put_overflow(t, o, "queue");
+        if (m->fd >= 0) {
+            o = handle_fd(t, o, m);
+            close(m->fd);
+        }
+    }
+    t->buf_pos = t->buf_len;
+    return o - out;
+}
+
+int nt_unmark(struct nt_tracer *t)
+{
+    return fanotify_mark(t->fan_fd, FAN_MARK_FLUSH | FAN_MARK_MOUNT, 0, AT_FDCWD, NULL) < 0 ? -errno : 0;
 }

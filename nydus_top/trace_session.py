@@ -60,19 +60,27 @@ class Session:
     def fd(self) -> int:
         return lib.nt_fd(self._t)
 
-    def drain(self, out_fd: int) -> None:
-        """Write every line the kernel has queued so far to ``out_fd``, one write per batch."""
-        while True:
-            n = lib.nt_drain(self._t, self._buf, OUT_CAP)
-            if n < 0:
-                raise OSError(-n, os.strerror(-n))
-            if n == 0:
-                return
-            _write_all(out_fd, self._view[:n])
+    def drain_batch(self, out_fd: int) -> bool:
+        """Write the lines of one batch of queued events to ``out_fd``; True if there were any."""
+        n = lib.nt_drain(self._t, self._buf, OUT_CAP)
+        if n < 0:
+            raise OSError(-n, os.strerror(-n))
+        _write_all(out_fd, self._view[:n])
+        return n > 0
+
+    def finish(self, out_fd: int) -> None:
+        """Remove the mark, then drain what the kernel had queued: a container that keeps
+        accessing files cannot make this last."""
+        rc = lib.nt_unmark(self._t)
+        if rc < 0:
+            raise OSError(-rc, os.strerror(-rc))
+        while self.drain_batch(out_fd) or select.select([self.fd], [], [], 0)[0]:
+            pass
 
     def pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None, *, hold: bool = False) -> bytes:
-        """Stream until a stop fd is readable (or hung up) or the target exits; then drain.
+        """Stream until a stop fd is readable (or hung up) or the target exits; then finish.
 
+        One batch between looks at the stop fds, so a stop is seen however fast events come.
         Returns STOPPED or EXITED. With ``hold`` (test knob) nothing is read before the stop.
         """
         poller = select.poll()
@@ -82,16 +90,15 @@ class Session:
             poller.register(fd, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
+        more = False  # the last batch had lines: more may be buffered without the fd readable
         while True:
-            ready = [fd for fd, _ in poller.poll()]
+            ready = [fd for fd, _ in poller.poll(0 if more else None)]
+            end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if pidfd in ready else None
+            if end is not None:
+                self.finish(out_fd)
+                return end
             if not hold:
-                self.drain(out_fd)
-            if any(fd in stop_fds for fd in ready):
-                self.drain(out_fd)
-                return STOPPED
-            if pidfd in ready:
-                self.drain(out_fd)
-                return EXITED
+                more = self.drain_batch(out_fd)
 
     def close(self) -> None:
         if self._t != ffi.NULL:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import os
@@ -171,3 +172,24 @@ def test_no_import_after_joining_a_container(container) -> None:
              "try:\n    import evil\nexcept ImportError:\n    print('sealed', flush=True)\nos._exit(0)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
     assert out.stdout.split() == ["True", "sealed"], out.stderr
+
+
+# -- hostile containers ----------------------------------------------------------------------------
+
+def test_stop_ends_the_trace_of_a_container_that_never_stops_creating_files(pool, container) -> None:
+    # Eight processes create new files as fast as they can, forever: the stop must still end the
+    # trace (the drain at stop takes what was queued when it came, not what keeps coming).
+    c = container({}, ["signal:{note}", "wait:{go}", "spam:/spam:8"])
+    c.wait_note()
+    trace = pool.start(c.pid)
+    trace.wait_ready(5)
+    c.go()
+    try:
+        records = next(trace.batches(timeout=10))  # it is streaming
+        trace.stop(timeout=10)
+    finally:
+        os.kill(c.pid, signal.SIGKILL)  # pid 1 of the container: its pid namespace goes with it
+    records += [r for batch in trace for r in batch]
+    assert trace.end_reason == "stopped"
+    seqs = [r.seq for r in records if isinstance(r, Access)]
+    assert len(seqs) > 1 and seqs == list(range(len(seqs)))
