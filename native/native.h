@@ -11,6 +11,7 @@
 
 #define NT_BOUNDED 1 /* test knob: default (bounded) kernel queue instead of FAN_UNLIMITED_QUEUE */
 #define NT_COMPAT 2  /* optimizer-server compatibility: size clamped to uint32, no paths with CR/LF */
+#define NT_SMALL_SET 4 /* test knob: the set of seen files stops at 8192 (then a "limit" overflow) */
 
 /* Longest line nt_drain() may emit; it stops early when less than this is left in `out`. */
 #define NT_MAX_LINE 32768

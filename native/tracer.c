@@ -43,7 +43,7 @@ struct nt_tracer {
     unsigned long long elapsed; /* of the current batch, microseconds since the mark */
     uint64_t *seen;             /* pairs (dev, ino + 1); ino + 1 == 0 marks an empty slot */
     unsigned char *hits;        /* per slot: events seen again for that file, saturating */
-    size_t seen_cap, seen_count;
+    size_t seen_cap, seen_count, seen_max;
     int limit_reported;
     int no_ignore_marks;
     unsigned long long seq;
@@ -71,14 +71,23 @@ static uint64_t mix(uint64_t dev, uint64_t ino)
     return h;
 }
 
-/* Insert (dev, ino): 1 if new, 0 if already seen (*hits: its repeat counter), -1 if full. */
+/* Insert (dev, ino): 1 if new, 0 if already seen (*hits: its repeat counter), -1 if new but the
+ * set is full. */
 static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned char **hits)
 {
     uint64_t key = ino + 1;
     if (key == 0) /* ino == UINT64_MAX: fold, collisions only cost a missed record */
         key = 1;
+    size_t j = mix(dev, key) & (t->seen_cap - 1);
+    while (t->seen[2 * j + 1]) {
+        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key) {
+            *hits = &t->hits[j];
+            return 0;
+        }
+        j = (j + 1) & (t->seen_cap - 1);
+    }
     if ((t->seen_count + 1) * 2 > t->seen_cap) {
-        if (t->seen_cap >= SEEN_MAX)
+        if (t->seen_cap >= t->seen_max)
             return -1;
         size_t ncap = t->seen_cap * 2;
         uint64_t *n = calloc(ncap * 2, sizeof *n);
@@ -91,26 +100,21 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned ch
         for (size_t i = 0; i < t->seen_cap; i++) {
             if (!t->seen[2 * i + 1])
                 continue;
-            size_t j = mix(t->seen[2 * i], t->seen[2 * i + 1]) & (ncap - 1);
-            while (n[2 * j + 1])
-                j = (j + 1) & (ncap - 1);
-            n[2 * j] = t->seen[2 * i];
-            n[2 * j + 1] = t->seen[2 * i + 1];
-            nh[j] = t->hits[i];
+            size_t k = mix(t->seen[2 * i], t->seen[2 * i + 1]) & (ncap - 1);
+            while (n[2 * k + 1])
+                k = (k + 1) & (ncap - 1);
+            n[2 * k] = t->seen[2 * i];
+            n[2 * k + 1] = t->seen[2 * i + 1];
+            nh[k] = t->hits[i];
         }
         free(t->seen);
         free(t->hits);
         t->seen = n;
         t->hits = nh;
         t->seen_cap = ncap;
-    }
-    size_t j = mix(dev, key) & (t->seen_cap - 1);
-    while (t->seen[2 * j + 1]) {
-        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key) {
-            *hits = &t->hits[j];
-            return 0;
-        }
-        j = (j + 1) & (t->seen_cap - 1);
+        j = mix(dev, key) & (ncap - 1);
+        while (t->seen[2 * j + 1])
+            j = (j + 1) & (ncap - 1);
     }
     t->seen[2 * j] = dev;
     t->seen[2 * j + 1] = key;
@@ -139,6 +143,7 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
         t->buf_size = READ_MAX;
     t->buf = malloc(t->buf_size);
     t->seen_cap = SEEN_INIT;
+    t->seen_max = (flags & NT_SMALL_SET) ? SEEN_INIT : SEEN_MAX;
     t->seen = calloc(t->seen_cap * 2, sizeof *t->seen);
     t->hits = calloc(t->seen_cap, 1);
     if (!t->buf || !t->seen || !t->hits) {
@@ -261,6 +266,17 @@ static struct comm_entry *comm_of(struct nt_tracer *t, int pid)
     return e;
 }
 
+/* Ask the kernel to drop further events of the file behind `fd`, which would cost the container
+ * an event each and us an fd. Evictable: the mark does not pin the inode (the seen set still
+ * de-duplicates if it goes). Kernels before 5.19 refuse; then we stop asking. */
+static void ignore_further(struct nt_tracer *t, int fd)
+{
+    if (!t->no_ignore_marks &&
+        fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
+                      FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, fd, NULL) < 0)
+        t->no_ignore_marks = 1;
+}
+
 /* One event fd: emit a line if it is a regular file not seen before. */
 static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event_metadata *m)
 {
@@ -271,17 +287,14 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     int added = seen_add(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino, &hits);
     if (added == 0) {
         /* A file that keeps coming back (a big file read in chunks, a library every process
-         * opens): ask the kernel to drop its further events, which would cost the container an
-         * event each and us an fd. Evictable: the mark does not pin the inode (the set above
-         * still de-duplicates if it goes). Not for the first repeat: most files are opened and
-         * read once, and the mark would cost more than it saves. Kernels before 5.19 refuse. */
-        if (*hits < 255 && ++*hits == IGNORE_AFTER && !t->no_ignore_marks &&
-            fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
-                          FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, m->fd, NULL) < 0)
-            t->no_ignore_marks = 1;
+         * opens). Not for the first repeat: most files are opened and read once, and the mark
+         * would cost more than it saves. */
+        if (*hits < 255 && ++*hits == IGNORE_AFTER)
+            ignore_further(t, m->fd);
         return o;
     }
     if (added < 0) {
+        ignore_further(t, m->fd); /* never reported: spare the container and us its events */
         if (!t->limit_reported) {
             t->limit_reported = 1;
             o = put_overflow(t, o, "limit");

@@ -45,9 +45,10 @@ class Session:
     """A fanotify mark placed in the current mount namespace, with its output buffer. Owns
     ``procfd`` (the host procfs) once constructed."""
 
-    def __init__(self, procfd: int, target: str, *, bounded: bool, compat: bool) -> None:
+    def __init__(self, procfd: int, target: str, *, bounded: bool, compat: bool, small_set: bool = False) -> None:
         err = ffi.new("int *")
-        flags = (lib.NT_BOUNDED if bounded else 0) | (lib.NT_COMPAT if compat else 0)
+        flags = ((lib.NT_BOUNDED if bounded else 0) | (lib.NT_COMPAT if compat else 0)
+                 | (lib.NT_SMALL_SET if small_set else 0))
         self._t = lib.nt_open(procfd, os.fsencode(target), flags, err)
         if self._t == ffi.NULL:
             raise ArmError(f"fanotify mark on {target!r}: {os.strerror(err[0])}")
@@ -125,7 +126,8 @@ def _seal_imports() -> None:
     sys.path.clear()
 
 
-def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = False) -> tuple[Session, int]:
+def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = False,
+        small_set: bool = False) -> tuple[Session, int]:
     """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
 
     The host procfs is opened before ``setns``: paths and command names are read through it, so
@@ -144,7 +146,7 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
             raise ArmError(f"join mount namespace of pid {pid}: {os.strerror(-rc)}")
         if not _alive(pidfd):  # the namespace we joined may belong to a recycled pid
             raise ArmError(f"pid {pid} exited")
-        session = Session(procfd, target, bounded=bounded, compat=compat)
+        session = Session(procfd, target, bounded=bounded, compat=compat, small_set=small_set)
     except BaseException:
         os.close(pidfd)
         os.close(procfd)
@@ -154,7 +156,7 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
         target: str = "/", bounded: bool = False, compat: bool = False,
-        ready_fd: int | None = None) -> int:
+        ready_fd: int | None = None, small_set: bool = False) -> int:
     """Trace ``pid`` until SIGTERM/SIGINT, ``stop_fd`` readable or closed, or the target's exit.
 
     The status protocol goes to ``status_fd`` and ``ready_fd`` (both optional).
@@ -177,7 +179,7 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
                     pass
 
     try:
-        session, pidfd = arm(pid, target, bounded=bounded, compat=compat)
+        session, pidfd = arm(pid, target, bounded=bounded, compat=compat, small_set=small_set)
     except (ArmError, OSError) as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2

@@ -234,16 +234,17 @@ class TracerPool:
         return ours
 
     def start(self, pid: int, *, on_batch: Callable[[Batch], None] | None = None,
-              bounded_queue: bool = False) -> Trace:
+              bounded_queue: bool = False, small_set: bool = False) -> Trace:
         """Start tracing the mount namespace of host ``pid``; returns at once (see wait_ready).
 
         ``on_batch`` receives each batch on the trace's reader thread; without it iterate the
-        trace. ``bounded_queue`` is a test knob: the kernel's default queue, read only at stop.
+        trace. Test knobs: ``bounded_queue``, the kernel's default queue, read only at stop;
+        ``small_set``, a limit of 8192 distinct files.
         """
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-        msg = json.dumps({"pid": int(pid), "bounded": bool(bounded_queue)}).encode()
+        msg = json.dumps({"pid": int(pid), "bounded": bool(bounded_queue), "small": bool(small_set)}).encode()
         try:
             with self._lock:
                 for attempt in (0, 1):

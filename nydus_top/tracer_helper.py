@@ -2,7 +2,7 @@
 
 Started once by :class:`nydus_top.tracer.TracerPool` with one end of a SEQPACKET socketpair as
 argv[1]. It imports everything a trace needs up front and answers ``W`` when warm. A request is a
-JSON message ``{"pid": int, "bounded": bool}`` with three fds attached (SCM_RIGHTS): the write end
+JSON message ``{"pid": int, "bounded": bool, "small": bool}`` (test knobs) with three fds attached (SCM_RIGHTS): the write end
 of the line stream, the write end of the status pipe and the read end of the stop pipe.
 
 Requests are taken by a *spare*: a child forked in advance, with its buffers already faulted in,
@@ -26,8 +26,8 @@ MAX_MSG = 4096
 TAKEN = b"T"
 
 
-def _request(sock: socket.socket) -> tuple[int, bool, list[int]] | None:
-    """Wait for one well-formed request: (pid, bounded, fds). None when the socket is closed."""
+def _request(sock: socket.socket) -> tuple[int, bool, bool, list[int]] | None:
+    """Wait for one well-formed request: (pid, bounded, small, fds). None when the socket is closed."""
     while True:
         fds = array.array("i")
         try:
@@ -41,9 +41,9 @@ def _request(sock: socket.socket) -> tuple[int, bool, list[int]] | None:
             return None
         try:
             req = json.loads(msg)
-            pid, bounded = int(req["pid"]), bool(req.get("bounded", False))
+            pid, bounded, small = int(req["pid"]), bool(req.get("bounded", False)), bool(req.get("small", False))
             if len(fds) == 3 and pid > 0:
-                return pid, bounded, list(fds)
+                return pid, bounded, small, list(fds)
         except (ValueError, KeyError, TypeError):
             pass
         for fd in fds:
@@ -58,11 +58,12 @@ def _spare(sock: socket.socket, taken_w: int) -> int:
     req = _request(sock)
     if req is None:
         return 0
-    pid, bounded, (out_fd, status_fd, stop_fd) = req
+    pid, bounded, small, (out_fd, status_fd, stop_fd) = req
     os.write(taken_w, TAKEN)
     os.close(taken_w)
     sock.close()
-    return trace_session.run(pid, out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, bounded=bounded)
+    return trace_session.run(pid, out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, bounded=bounded,
+                             small_set=small)
 
 
 def serve(sock: socket.socket) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import os
+import time
 
 import pytest
 
@@ -193,3 +194,37 @@ def test_stop_ends_the_trace_of_a_container_that_never_stops_creating_files(pool
     assert trace.end_reason == "stopped"
     seqs = [r.seq for r in records if isinstance(r, Access)]
     assert len(seqs) > 1 and seqs == list(range(len(seqs)))
+
+
+def fanotify_inode_marks(pid: int) -> int:
+    """Inode marks (our ignore marks) of the fanotify groups held by process ``pid``."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                count += sum(line.startswith("fanotify ino:") for line in f)
+        except OSError:
+            continue
+    return count
+
+
+def test_the_distinct_file_limit_is_one_overflow_and_silences_what_it_cannot_report(pool, container) -> None:
+    # Test knob: the tracer's set of seen files stops at 8192. The 808 files beyond are lost
+    # (one "limit" overflow) and get an ignore mark at their first event, so a container that
+    # re-opens them forever costs neither itself nor the tracer an event each. (The known files
+    # get theirs after repeats, unless the kernel merged their queued events.)
+    n, limit = 9000, 8192
+    c = container({}, [f"mkmany:/many:{n}", *workload(*[f"openmany:/many:{n}"] * 3)])
+    c.wait_note()
+    trace = pool.start(c.pid, small_set=True)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    deadline = time.monotonic() + 20  # await the tracer's state: the marks follow the events
+    while fanotify_inode_marks(trace.tracer_pid) < n - limit and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fanotify_inode_marks(trace.tracer_pid) >= n - limit
+    trace.stop()
+    records = [r for batch in trace for r in batch]
+    assert [type(r) for r in records] == [Access] * limit + [Overflow]
+    assert sorted(int(r.path.rsplit("/", 1)[1]) for r in records[:-1]) == list(range(limit))
