@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -184,11 +185,28 @@ class Trace:
             os.close(self._stop_w)
             self._stop_w = None
         if not self.wait(timeout):
-            raise TimeoutError(f"tracer for pid {self.pid} did not stop within {timeout}s")
+            self._kill()
+            raise TimeoutError(f"tracer for pid {self.pid} did not stop within {timeout}s; killed")
         if self._tracer_pidfd is not None:
             select.select([self._tracer_pidfd], [], [], max(0.0, deadline - time.monotonic()))
             os.close(self._tracer_pidfd)
             self._tracer_pidfd = None
+
+    def _kill(self) -> None:
+        """SIGKILL a tracer that does not end (its output consumer is stuck, say) and await it."""
+        try:
+            self._read_status(0, until_ready=True)  # its pid, if wait_ready was never called
+        except TimeoutError:
+            pass
+        if self._tracer_pidfd is None:
+            return
+        try:
+            signal.pidfd_send_signal(self._tracer_pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        select.select([self._tracer_pidfd], [], [], 5.0)
+        os.close(self._tracer_pidfd)
+        self._tracer_pidfd = None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the stream has ended (stop, target exit or error). True if it has."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import signal
 import subprocess
 import sys
+import threading
 import os
 import time
 
@@ -228,3 +230,24 @@ def test_the_distinct_file_limit_is_one_overflow_and_silences_what_it_cannot_rep
     records = [r for batch in trace for r in batch]
     assert [type(r) for r in records] == [Access] * limit + [Overflow]
     assert sorted(int(r.path.rsplit("/", 1)[1]) for r in records[:-1]) == list(range(limit))
+
+
+def test_a_stop_that_times_out_kills_the_tracer(pool, container) -> None:
+    # The consumer is stuck in its callback: the stream pipe fills, the tracer blocks writing
+    # to it and cannot drain. stop() gives up after its timeout, and no tracer is left behind.
+    c = container({}, ["mkmany:/many:3000", *workload("openmany:/many:3000")])
+    c.wait_note()
+    release = threading.Event()
+    trace = pool.start(c.pid, on_batch=lambda batch: release.wait())
+    trace.wait_ready(5)
+    tracer = os.pidfd_open(trace.tracer_pid)
+    try:
+        c.go()
+        c.wait_note()
+        with pytest.raises(TimeoutError, match="did not stop"):
+            trace.stop(timeout=1)
+        assert select.select([tracer], [], [], 0)[0]  # the tracer has exited
+    finally:
+        release.set()
+        os.close(tracer)
+    assert trace.wait(10) and trace.end_reason == "error"
