@@ -183,6 +183,9 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
     except (ArmError, OSError) as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2
+    except Exception as e:  # noqa: BLE001 - after setns a traceback would read source files by name
+        status(ERROR + f"tracer: {type(e).__name__}".encode())  # in the container: none may escape
+        return 2
     status(READY + struct.pack("<I", os.getpid()))
     os.setpriority(os.PRIO_PROCESS, 0, NICE_STREAM)
     stop_fds = [wake_r] + ([stop_fd] if stop_fd is not None else [])
@@ -193,6 +196,9 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
         return 1
     except OSError as e:
         status(ERROR + f"tracer: {e.strerror}".encode())
+        return 2
+    except Exception as e:  # noqa: BLE001 - as above
+        status(ERROR + f"tracer: {type(e).__name__}".encode())
         return 2
     finally:
         session.close()

@@ -251,3 +251,19 @@ def test_a_stop_that_times_out_kills_the_tracer(pool, container) -> None:
         release.set()
         os.close(tracer)
     assert trace.wait(10) and trace.end_reason == "error"
+
+
+def test_no_traceback_reads_the_container_after_joining_it(container) -> None:
+    # Python prints a traceback with source lines read by file name: after setns that name
+    # resolves in the container, which can plant its own text (or a FIFO) there. A bad stop fd
+    # makes the tracer fail after joining; it must report it on the status fd, not raise.
+    from nydus_top import trace_session
+    planted = b"".join(b"PLANTED %d\n" % i for i in range(1000))
+    c = container({trace_session.__file__: planted}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    probe = (f"import os; from nydus_top import trace_session as t; r, w = os.pipe()\n"
+             f"code = t.run({c.pid}, out_fd=1, status_fd=w, stop_fd=-1)\n"
+             "os.write(2, os.read(r, 100)); os._exit(code)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)
+    assert b"PLANTED" not in out.stderr
+    assert out.returncode == 2 and out.stderr.startswith(b"R") and b"Etracer: ValueError" in out.stderr
