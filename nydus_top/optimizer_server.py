@@ -24,7 +24,9 @@ def main() -> None:
 
 def serve() -> int:
     if not os.environ.get("NYDUS_TOP_DEBUG"):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     try:
         pid = int(os.environ["_MNTNS_PID"])
         ready = os.environ.get("NYDUS_TOP_READY_FD")

@@ -87,7 +87,9 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
-    os.dup2(os.open(os.devnull, os.O_RDWR), 2)  # never write to the caller's terminal
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 2)  # never write to the caller's terminal
+    os.close(devnull)  # nor hand a spare fd to every tracer
     serve(socket.socket(fileno=int(sys.argv[1])))
 
 

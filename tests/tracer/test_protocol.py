@@ -101,3 +101,23 @@ def test_trace_command_reports_a_bad_pid_in_one_line() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and f"pid {2**22 + 3}" in proc.stderr
+
+
+def test_optimizer_server_exits_quietly_when_its_reader_is_gone(container) -> None:
+    c = container({}, ["mkmany:/many:2000", "signal:{note}", "wait:{go}", "openmany:/many:2000",
+                       "signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, pass_fds=(ready_w,), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    assert select.select([ready_r], [], [], 10)[0] and os.read(ready_r, 5)[:1] == b"R"
+    proc.stdout.close()  # the plugin died: our next line meets a closed pipe
+    c.go()
+    c.wait_note()
+    assert proc.wait(timeout=10) == 1  # no SIGTERM needed
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+    assert os.read(ready_r, 16) == b"S"  # the end byte: stopped
+    os.close(ready_r)
