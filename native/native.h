@@ -38,8 +38,8 @@ int nt_unmark(struct nt_tracer *t);
 
 void nt_close(struct nt_tracer *t);
 
-/* JSON string body for arbitrary bytes: valid UTF-8 copied, control characters, quote and
- * backslash escaped, every byte of an invalid sequence as \udcXX (Python's surrogateescape).
+/* JSON string body for arbitrary bytes: valid UTF-8 copied, control characters (C0, DEL, C1),
+ * quote and backslash escaped, every byte of an invalid sequence as \udcXX (Python's surrogateescape).
  * `out` needs 6 * n bytes. Returns the bytes written. */
 size_t nt_json_escape(const char *s, size_t n, char *out);
 

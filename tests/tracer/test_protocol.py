@@ -27,10 +27,11 @@ def escape(data: bytes) -> str:
     return ffi.buffer(out, n)[:].decode("utf-8")
 
 
-@given(st.binary(max_size=64))
+@given(st.binary(max_size=64) | st.lists(st.sampled_from([b"\x1b", b"\x7f", b"\xc2\x9b", b"\xc2\x85", b"\xc2\xa0", b"\xc3",
+                                                          b"a", b"\xe2\x80\xae", b"\xed\xa0\x80"])).map(b"".join))
 def test_any_bytes_escape_to_json_that_gives_them_back(data: bytes) -> None:
     text = escape(data)
-    assert "\n" not in text and "\r" not in text
+    assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in text)  # safe on a terminal
     assert os.fsencode(json.loads(f'"{text}"')) == data
 
 
