@@ -122,3 +122,24 @@ def test_optimizer_server_exits_quietly_when_its_reader_is_gone(container) -> No
     proc.stderr.close()
     assert os.read(ready_r, 16) == b"S"  # the end byte: stopped
     os.close(ready_r)
+
+
+def test_optimizer_server_takes_no_inherited_fd_into_the_container(container) -> None:
+    c = container({}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    leaked = os.open(__file__, os.O_RDONLY)  # say, the plugin's NRI socket
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, pass_fds=(leaked, ready_w), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    os.close(leaked)
+    try:
+        assert select.select([ready_r], [], [], 10)[0] and os.read(ready_r, 5)[:1] == b"R"
+        fds = f"/proc/{proc.pid}/fd"
+        assert __file__ not in {os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)}
+        assert os.path.exists(f"{fds}/{ready_w}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=10)
+        os.close(ready_r)
