@@ -117,6 +117,19 @@ def _alive(pidfd: int) -> bool:
     return not select.select([pidfd], [], [], 0)[0]
 
 
+def _cgroups(procfd: int, pid: int) -> str:
+    """Cgroup paths of host ``pid`` (empty if it is gone); the pidfd taken before makes a
+    later reuse of the pid visible as an exit."""
+    try:
+        fd = os.open(f"{pid}/cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=procfd)
+    except OSError:
+        return ""
+    try:
+        return os.read(fd, 1 << 16).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
 def _seal_imports() -> None:
     """Make every further import fail. After setns, module paths resolve inside the container:
     an import would run the container's code as root on the host."""
@@ -127,11 +140,13 @@ def _seal_imports() -> None:
 
 
 def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = False,
-        small_set: bool = False) -> tuple[Session, int]:
+        small_set: bool = False, container_id: str | None = None) -> tuple[Session, int]:
     """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
 
     The host procfs is opened before ``setns``: paths and command names are read through it, so
-    nothing is ever looked up by name inside the container. Imports are sealed before joining:
+    nothing is ever looked up by name inside the container. With ``container_id``, ``pid`` must
+    be in a cgroup named for it (a pid the caller learnt earlier may since belong to another
+    process, say on the host). Imports are sealed before joining:
     the calling process must exit (``os._exit``) once done, without running more Python.
     """
     try:
@@ -140,6 +155,8 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
         raise ArmError(f"pid {pid}: {e.strerror}") from None
     procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        if container_id is not None and (not container_id or container_id not in _cgroups(procfd, pid)):
+            raise ArmError(f"pid {pid} is not in container {container_id[:12]} (it exited?)")
         _seal_imports()
         rc = lib.nt_join_mntns(procfd, pid)
         if rc < 0:
@@ -156,7 +173,7 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
         target: str = "/", bounded: bool = False, compat: bool = False,
-        ready_fd: int | None = None, small_set: bool = False) -> int:
+        ready_fd: int | None = None, small_set: bool = False, container_id: str | None = None) -> int:
     """Trace ``pid`` until SIGTERM/SIGINT, ``stop_fd`` readable or closed, or the target's exit.
 
     The status protocol goes to ``status_fd`` and ``ready_fd`` (both optional).
@@ -179,7 +196,8 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
                     pass
 
     try:
-        session, pidfd = arm(pid, target, bounded=bounded, compat=compat, small_set=small_set)
+        session, pidfd = arm(pid, target, bounded=bounded, compat=compat, small_set=small_set,
+                             container_id=container_id)
     except (ArmError, OSError) as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2

@@ -251,18 +251,22 @@ class TracerPool:
         self._sock = ours
         return ours
 
-    def start(self, pid: int, *, on_batch: Callable[[Batch], None] | None = None,
+    def start(self, pid: int, *, container_id: str | None = None,
+              on_batch: Callable[[Batch], None] | None = None,
               bounded_queue: bool = False, small_set: bool = False) -> Trace:
         """Start tracing the mount namespace of host ``pid``; returns at once (see wait_ready).
 
         ``on_batch`` receives each batch on the trace's reader thread; without it iterate the
-        trace. Test knobs: ``bounded_queue``, the kernel's default queue, read only at stop;
+        trace. With ``container_id`` (recommended whenever the pid was learnt earlier) the trace
+        fails unless ``pid`` is in a cgroup whose path holds that id, as containerd's are: the
+        pid may have been reused, by a host process say. Test knobs: ``bounded_queue``, the kernel's default queue, read only at stop;
         ``small_set``, a limit of 8192 distinct files.
         """
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-        msg = json.dumps({"pid": int(pid), "bounded": bool(bounded_queue), "small": bool(small_set)}).encode()
+        msg = json.dumps({"pid": int(pid), "cid": container_id, "bounded": bool(bounded_queue),
+                          "small": bool(small_set)}).encode()
         try:
             with self._lock:
                 for attempt in (0, 1):

@@ -267,3 +267,32 @@ def test_no_traceback_reads_the_container_after_joining_it(container) -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)
     assert b"PLANTED" not in out.stderr
     assert out.returncode == 2 and out.stderr.startswith(b"R") and b"Etracer: ValueError" in out.stderr
+
+
+def test_a_pid_outside_the_expected_container_is_refused(pool, container) -> None:
+    # A pid learnt earlier may belong to another process by now (say one on the host): with the
+    # container's id the tracer checks the pid's cgroups before joining anything.
+    c = container({"/data/x": b"x"}, workload("read:/data/x"))
+    c.wait_note()
+    cid = os.urandom(32).hex()
+    wrong = pool.start(c.pid, container_id=cid)
+    with pytest.raises(TracerError, match=f"pid {c.pid} is not in container {cid[:12]}"):
+        wrong.wait_ready(5)
+    # A cgroup named for it, like containerd's: in the v1 pids hierarchy or else in the v2 one.
+    root = next(d for d in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                if os.path.exists(f"{d}/cgroup.procs"))
+    group = f"{root}/nydus-top-test-{cid}"
+    os.mkdir(group)
+    try:
+        with open(f"{group}/cgroup.procs", "w") as f:
+            f.write(str(c.pid))
+        trace = pool.start(c.pid, container_id=cid)
+        trace.wait_ready(5)
+        c.go()
+        c.wait_note()
+        trace.stop()
+        assert accesses([r for b in trace for r in b]) == [("/data/x", "open")]
+    finally:
+        with open(f"{root}/cgroup.procs", "w") as f:
+            f.write(str(c.pid))
+        os.rmdir(group)
