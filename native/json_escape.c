@@ -1,4 +1,5 @@
-/* JSON string escaping of hostile bytes (paths and command names from containers). */
+/* JSON string escaping of hostile bytes (paths and command names from containers). Every control
+ * character is escaped, DEL and C1 included: the lines may end up on a terminal. */
 #include "native.h"
 
 static const char HEX[] = "0123456789abcdef";
@@ -40,18 +41,22 @@ size_t nt_json_escape(const char *src, size_t n, char *out)
     size_t i = 0;
     while (i < n) {
         unsigned char c = s[i];
-        if (c >= 0x20 && c < 0x80) {
+        if (c >= 0x20 && c < 0x7f) {
             if (c == '"' || c == '\\')
                 *o++ = '\\';
             *o++ = (char)c;
             i++;
-        } else if (c < 0x20) {
+        } else if (c <= 0x7f) {
             *o++ = '\\'; *o++ = 'u'; *o++ = '0'; *o++ = '0';
             *o++ = HEX[c >> 4]; *o++ = HEX[c & 15];
             i++;
         } else {
             size_t len = utf8_seq(s + i, n - i);
-            if (len) {
+            if (len == 2 && c == 0xc2 && s[i + 1] < 0xa0) { /* C1 control, U+0080..U+009F */
+                *o++ = '\\'; *o++ = 'u'; *o++ = '0'; *o++ = '0';
+                *o++ = HEX[s[i + 1] >> 4]; *o++ = HEX[s[i + 1] & 15];
+                i += 2;
+            } else if (len) {
                 for (size_t k = 0; k < len; k++)
                     *o++ = (char)s[i + k];
                 i += len;

@@ -43,7 +43,7 @@ struct nt_tracer {
     unsigned long long elapsed; /* of the current batch, microseconds since the mark */
     uint64_t *seen;             /* pairs (dev, ino + 1); ino + 1 == 0 marks an empty slot */
     unsigned char *hits;        /* per slot: events seen again for that file, saturating */
-    size_t seen_cap, seen_count;
+    size_t seen_cap, seen_count, seen_max;
     int limit_reported;
     int no_ignore_marks;
     unsigned long long seq;
@@ -71,14 +71,23 @@ static uint64_t mix(uint64_t dev, uint64_t ino)
     return h;
 }
 
-/* Insert (dev, ino): 1 if new, 0 if already seen (*hits: its repeat counter), -1 if full. */
+/* Insert (dev, ino): 1 if new, 0 if already seen (*hits: its repeat counter), -1 if new but the
+ * set is full. */
 static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned char **hits)
 {
     uint64_t key = ino + 1;
     if (key == 0) /* ino == UINT64_MAX: fold, collisions only cost a missed record */
         key = 1;
+    size_t j = mix(dev, key) & (t->seen_cap - 1);
+    while (t->seen[2 * j + 1]) {
+        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key) {
+            *hits = &t->hits[j];
+            return 0;
+        }
+        j = (j + 1) & (t->seen_cap - 1);
+    }
     if ((t->seen_count + 1) * 2 > t->seen_cap) {
-        if (t->seen_cap >= SEEN_MAX)
+        if (t->seen_cap >= t->seen_max)
             return -1;
         size_t ncap = t->seen_cap * 2;
         uint64_t *n = calloc(ncap * 2, sizeof *n);
@@ -91,26 +100,21 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned ch
         for (size_t i = 0; i < t->seen_cap; i++) {
             if (!t->seen[2 * i + 1])
                 continue;
-            size_t j = mix(t->seen[2 * i], t->seen[2 * i + 1]) & (ncap - 1);
-            while (n[2 * j + 1])
-                j = (j + 1) & (ncap - 1);
-            n[2 * j] = t->seen[2 * i];
-            n[2 * j + 1] = t->seen[2 * i + 1];
-            nh[j] = t->hits[i];
+            size_t k = mix(t->seen[2 * i], t->seen[2 * i + 1]) & (ncap - 1);
+            while (n[2 * k + 1])
+                k = (k + 1) & (ncap - 1);
+            n[2 * k] = t->seen[2 * i];
+            n[2 * k + 1] = t->seen[2 * i + 1];
+            nh[k] = t->hits[i];
         }
         free(t->seen);
         free(t->hits);
         t->seen = n;
         t->hits = nh;
         t->seen_cap = ncap;
-    }
-    size_t j = mix(dev, key) & (t->seen_cap - 1);
-    while (t->seen[2 * j + 1]) {
-        if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key) {
-            *hits = &t->hits[j];
-            return 0;
-        }
-        j = (j + 1) & (t->seen_cap - 1);
+        j = mix(dev, key) & (ncap - 1);
+        while (t->seen[2 * j + 1])
+            j = (j + 1) & (ncap - 1);
     }
     t->seen[2 * j] = dev;
     t->seen[2 * j + 1] = key;
@@ -139,6 +143,7 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
         t->buf_size = READ_MAX;
     t->buf = malloc(t->buf_size);
     t->seen_cap = SEEN_INIT;
+    t->seen_max = (flags & NT_SMALL_SET) ? SEEN_INIT : SEEN_MAX;
     t->seen = calloc(t->seen_cap * 2, sizeof *t->seen);
     t->hits = calloc(t->seen_cap, 1);
     if (!t->buf || !t->seen || !t->hits) {
@@ -156,7 +161,9 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
     unsigned init = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK;
     if (!(flags & NT_BOUNDED))
         init |= FAN_UNLIMITED_QUEUE;
-    t->fan_fd = fanotify_init(init, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    /* O_NONBLOCK: the kernel opens each event's file for us, and a FIFO without a writer (or a
+     * device) must not block that open, and with it our read(2), until someone else acts. */
+    t->fan_fd = fanotify_init(init, O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NONBLOCK);
     if (t->fan_fd < 0) {
         *err = errno;
         close(t->fddir);
@@ -228,7 +235,10 @@ static char *put_overflow(struct nt_tracer *t, char *o, const char *reason)
     o = put_u64(o, t->elapsed);
     o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
     o = put_str(o, reason);
-    o = put_str(o, "\"}\n");
+    if (!strcmp(reason, "open"))
+        o = put_str(o, "\",\"lost\":1}\n");
+    else
+        o = put_str(o, "\"}\n");
     return o;
 }
 
@@ -256,6 +266,17 @@ static struct comm_entry *comm_of(struct nt_tracer *t, int pid)
     return e;
 }
 
+/* Ask the kernel to drop further events of the file behind `fd`, which would cost the container
+ * an event each and us an fd. Evictable: the mark does not pin the inode (the seen set still
+ * de-duplicates if it goes). Kernels before 5.19 refuse; then we stop asking. */
+static void ignore_further(struct nt_tracer *t, int fd)
+{
+    if (!t->no_ignore_marks &&
+        fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
+                      FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, fd, NULL) < 0)
+        t->no_ignore_marks = 1;
+}
+
 /* One event fd: emit a line if it is a regular file not seen before. */
 static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event_metadata *m)
 {
@@ -266,17 +287,14 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     int added = seen_add(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino, &hits);
     if (added == 0) {
         /* A file that keeps coming back (a big file read in chunks, a library every process
-         * opens): ask the kernel to drop its further events, which would cost the container an
-         * event each and us an fd. Evictable: the mark does not pin the inode (the set above
-         * still de-duplicates if it goes). Not for the first repeat: most files are opened and
-         * read once, and the mark would cost more than it saves. Kernels before 5.19 refuse. */
-        if (*hits < 255 && ++*hits == IGNORE_AFTER && !t->no_ignore_marks &&
-            fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
-                          FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, m->fd, NULL) < 0)
-            t->no_ignore_marks = 1;
+         * opens). Not for the first repeat: most files are opened and read once, and the mark
+         * would cost more than it saves. */
+        if (*hits < 255 && ++*hits == IGNORE_AFTER)
+            ignore_further(t, m->fd);
         return o;
     }
     if (added < 0) {
+        ignore_further(t, m->fd); /* never reported: spare the container and us its events */
         if (!t->limit_reported) {
             t->limit_reported = 1;
             o = put_overflow(t, o, "limit");
@@ -323,48 +341,61 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     return o;
 }
 
+static void stamp(struct nt_tracer *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    t->elapsed = (unsigned long long)((now.tv_sec - t->t0.tv_sec) * 1000000LL +
+                                      (now.tv_nsec - t->t0.tv_nsec) / 1000);
+}
+
 long nt_drain(struct nt_tracer *t, char *out, size_t cap)
 {
     char *o = out;
     if (cap < 2 * NT_MAX_LINE)
         return -EINVAL;
-    for (;;) {
-        if (t->buf_pos >= t->buf_len) {
-            ssize_t r = read(t->fan_fd, t->buf, t->buf_size);
-            if (r < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || o > out)
-                    return o - out;
-                return -errno;
-            }
-            if (r == 0)
-                return o - out;
-            t->buf_len = (size_t)r;
-            t->buf_pos = 0;
-            t->gen++;
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            t->elapsed = (unsigned long long)((now.tv_sec - t->t0.tv_sec) * 1000000LL +
-                                              (now.tv_nsec - t->t0.tv_nsec) / 1000);
-        }
-        while (t->buf_pos + sizeof(struct fanotify_event_metadata) <= t->buf_len) {
-            if ((size_t)(o - out) + NT_MAX_LINE > cap)
-                return o - out;
-            struct fanotify_event_metadata *m = (void *)(t->buf + t->buf_pos);
-            if (m->event_len < sizeof *m || m->event_len > t->buf_len - t->buf_pos ||
-                m->vers != FANOTIFY_METADATA_VERSION) {
-                t->buf_pos = t->buf_len; /* cannot happen with a sane kernel; drop the rest */
-                return -EPROTO;
-            }
-            t->buf_pos += m->event_len;
-            if (m->mask & FAN_Q_OVERFLOW)
-                o = put_overflow(t, o, "queue");
-            if (m->fd >= 0) {
-                o = handle_fd(t, o, m);
-                close(m->fd);
-            }
-        }
+    if (t->buf_pos >= t->buf_len) {
+        ssize_t r;
+        do
+            r = read(t->fan_fd, t->buf, t->buf_size);
+        while (r < 0 && errno == EINTR);
         t->buf_pos = t->buf_len = 0;
+        if (r < 0) {
+            if (errno == EAGAIN)
+                return 0;
+            if (errno == EBADF || errno == EFAULT || errno == EINVAL)
+                return -errno;
+            /* Any other error is the kernel failing to open an fd for the next event (a
+             * container's own /dev/tty node, EMFILE, ...): that event is gone, say so. */
+            stamp(t);
+            return put_overflow(t, o, "open") - out;
+        }
+        t->buf_len = (size_t)r;
+        t->gen++;
+        stamp(t);
     }
+    while (t->buf_pos + sizeof(struct fanotify_event_metadata) <= t->buf_len) {
+        if ((size_t)(o - out) + NT_MAX_LINE > cap)
+            return o - out;
+        struct fanotify_event_metadata *m = (void *)(t->buf + t->buf_pos);
+        if (m->event_len < sizeof *m || m->event_len > t->buf_len - t->buf_pos ||
+            m->vers != FANOTIFY_METADATA_VERSION) {
+            t->buf_pos = t->buf_len; /* cannot happen with a sane kernel; drop the rest */
+            return -EPROTO;
+        }
+        t->buf_pos += m->event_len;
+        if (m->mask & FAN_Q_OVERFLOW)
+            o = put_overflow(t, o, "queue");
+        if (m->fd >= 0) {
+            o = handle_fd(t, o, m);
+            close(m->fd);
+        }
+    }
+    t->buf_pos = t->buf_len;
+    return o - out;
+}
+
+int nt_unmark(struct nt_tracer *t)
+{
+    return fanotify_mark(t->fan_fd, FAN_MARK_FLUSH | FAN_MARK_MOUNT, 0, AT_FDCWD, NULL) < 0 ? -errno : 0;
 }

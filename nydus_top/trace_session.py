@@ -45,9 +45,10 @@ class Session:
     """A fanotify mark placed in the current mount namespace, with its output buffer. Owns
     ``procfd`` (the host procfs) once constructed."""
 
-    def __init__(self, procfd: int, target: str, *, bounded: bool, compat: bool) -> None:
+    def __init__(self, procfd: int, target: str, *, bounded: bool, compat: bool, small_set: bool = False) -> None:
         err = ffi.new("int *")
-        flags = (lib.NT_BOUNDED if bounded else 0) | (lib.NT_COMPAT if compat else 0)
+        flags = ((lib.NT_BOUNDED if bounded else 0) | (lib.NT_COMPAT if compat else 0)
+                 | (lib.NT_SMALL_SET if small_set else 0))
         self._t = lib.nt_open(procfd, os.fsencode(target), flags, err)
         if self._t == ffi.NULL:
             raise ArmError(f"fanotify mark on {target!r}: {os.strerror(err[0])}")
@@ -60,19 +61,27 @@ class Session:
     def fd(self) -> int:
         return lib.nt_fd(self._t)
 
-    def drain(self, out_fd: int) -> None:
-        """Write every line the kernel has queued so far to ``out_fd``, one write per batch."""
-        while True:
-            n = lib.nt_drain(self._t, self._buf, OUT_CAP)
-            if n < 0:
-                raise OSError(-n, os.strerror(-n))
-            if n == 0:
-                return
-            _write_all(out_fd, self._view[:n])
+    def drain_batch(self, out_fd: int) -> bool:
+        """Write the lines of one batch of queued events to ``out_fd``; True if there were any."""
+        n = lib.nt_drain(self._t, self._buf, OUT_CAP)
+        if n < 0:
+            raise OSError(-n, os.strerror(-n))
+        _write_all(out_fd, self._view[:n])
+        return n > 0
+
+    def finish(self, out_fd: int) -> None:
+        """Remove the mark, then drain what the kernel had queued: a container that keeps
+        accessing files cannot make this last."""
+        rc = lib.nt_unmark(self._t)
+        if rc < 0:
+            raise OSError(-rc, os.strerror(-rc))
+        while self.drain_batch(out_fd) or select.select([self.fd], [], [], 0)[0]:
+            pass
 
     def pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None, *, hold: bool = False) -> bytes:
-        """Stream until a stop fd is readable (or hung up) or the target exits; then drain.
+        """Stream until a stop fd is readable (or hung up) or the target exits; then finish.
 
+        One batch between looks at the stop fds, so a stop is seen however fast events come.
         Returns STOPPED or EXITED. With ``hold`` (test knob) nothing is read before the stop.
         """
         poller = select.poll()
@@ -82,16 +91,15 @@ class Session:
             poller.register(fd, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
+        more = False  # the last batch had lines: more may be buffered without the fd readable
         while True:
-            ready = [fd for fd, _ in poller.poll()]
+            ready = [fd for fd, _ in poller.poll(0 if more else None)]
+            end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if pidfd in ready else None
+            if end is not None:
+                self.finish(out_fd)
+                return end
             if not hold:
-                self.drain(out_fd)
-            if any(fd in stop_fds for fd in ready):
-                self.drain(out_fd)
-                return STOPPED
-            if pidfd in ready:
-                self.drain(out_fd)
-                return EXITED
+                more = self.drain_batch(out_fd)
 
     def close(self) -> None:
         if self._t != ffi.NULL:
@@ -109,6 +117,19 @@ def _alive(pidfd: int) -> bool:
     return not select.select([pidfd], [], [], 0)[0]
 
 
+def _cgroups(procfd: int, pid: int) -> str:
+    """Cgroup paths of host ``pid`` (empty if it is gone); the pidfd taken before makes a
+    later reuse of the pid visible as an exit."""
+    try:
+        fd = os.open(f"{pid}/cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=procfd)
+    except OSError:
+        return ""
+    try:
+        return os.read(fd, 1 << 16).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
 def _seal_imports() -> None:
     """Make every further import fail. After setns, module paths resolve inside the container:
     an import would run the container's code as root on the host."""
@@ -118,11 +139,14 @@ def _seal_imports() -> None:
     sys.path.clear()
 
 
-def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = False) -> tuple[Session, int]:
+def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = False,
+        small_set: bool = False, container_id: str | None = None) -> tuple[Session, int]:
     """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
 
     The host procfs is opened before ``setns``: paths and command names are read through it, so
-    nothing is ever looked up by name inside the container. Imports are sealed before joining:
+    nothing is ever looked up by name inside the container. With ``container_id``, ``pid`` must
+    be in a cgroup named for it (a pid the caller learnt earlier may since belong to another
+    process, say on the host). Imports are sealed before joining:
     the calling process must exit (``os._exit``) once done, without running more Python.
     """
     try:
@@ -131,13 +155,15 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
         raise ArmError(f"pid {pid}: {e.strerror}") from None
     procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        if container_id is not None and (not container_id or container_id not in _cgroups(procfd, pid)):
+            raise ArmError(f"pid {pid} is not in container {container_id[:12]} (it exited?)")
         _seal_imports()
         rc = lib.nt_join_mntns(procfd, pid)
         if rc < 0:
             raise ArmError(f"join mount namespace of pid {pid}: {os.strerror(-rc)}")
         if not _alive(pidfd):  # the namespace we joined may belong to a recycled pid
             raise ArmError(f"pid {pid} exited")
-        session = Session(procfd, target, bounded=bounded, compat=compat)
+        session = Session(procfd, target, bounded=bounded, compat=compat, small_set=small_set)
     except BaseException:
         os.close(pidfd)
         os.close(procfd)
@@ -147,7 +173,7 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
         target: str = "/", bounded: bool = False, compat: bool = False,
-        ready_fd: int | None = None) -> int:
+        ready_fd: int | None = None, small_set: bool = False, container_id: str | None = None) -> int:
     """Trace ``pid`` until SIGTERM/SIGINT, ``stop_fd`` readable or closed, or the target's exit.
 
     The status protocol goes to ``status_fd`` and ``ready_fd`` (both optional).
@@ -170,9 +196,13 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
                     pass
 
     try:
-        session, pidfd = arm(pid, target, bounded=bounded, compat=compat)
+        session, pidfd = arm(pid, target, bounded=bounded, compat=compat, small_set=small_set,
+                             container_id=container_id)
     except (ArmError, OSError) as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
+        return 2
+    except Exception as e:  # noqa: BLE001 - after setns a traceback would read source files by name
+        status(ERROR + f"tracer: {type(e).__name__}".encode())  # in the container: none may escape
         return 2
     status(READY + struct.pack("<I", os.getpid()))
     os.setpriority(os.PRIO_PROCESS, 0, NICE_STREAM)
@@ -184,6 +214,9 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
         return 1
     except OSError as e:
         status(ERROR + f"tracer: {e.strerror}".encode())
+        return 2
+    except Exception as e:  # noqa: BLE001 - as above
+        status(ERROR + f"tracer: {type(e).__name__}".encode())
         return 2
     finally:
         session.close()

@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -184,11 +185,28 @@ class Trace:
             os.close(self._stop_w)
             self._stop_w = None
         if not self.wait(timeout):
-            raise TimeoutError(f"tracer for pid {self.pid} did not stop within {timeout}s")
+            self._kill()
+            raise TimeoutError(f"tracer for pid {self.pid} did not stop within {timeout}s; killed")
         if self._tracer_pidfd is not None:
             select.select([self._tracer_pidfd], [], [], max(0.0, deadline - time.monotonic()))
             os.close(self._tracer_pidfd)
             self._tracer_pidfd = None
+
+    def _kill(self) -> None:
+        """SIGKILL a tracer that does not end (its output consumer is stuck, say) and await it."""
+        try:
+            self._read_status(0, until_ready=True)  # its pid, if wait_ready was never called
+        except TimeoutError:
+            pass
+        if self._tracer_pidfd is None:
+            return
+        try:
+            signal.pidfd_send_signal(self._tracer_pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        select.select([self._tracer_pidfd], [], [], 5.0)
+        os.close(self._tracer_pidfd)
+        self._tracer_pidfd = None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the stream has ended (stop, target exit or error). True if it has."""
@@ -233,17 +251,22 @@ class TracerPool:
         self._sock = ours
         return ours
 
-    def start(self, pid: int, *, on_batch: Callable[[Batch], None] | None = None,
-              bounded_queue: bool = False) -> Trace:
+    def start(self, pid: int, *, container_id: str | None = None,
+              on_batch: Callable[[Batch], None] | None = None,
+              bounded_queue: bool = False, small_set: bool = False) -> Trace:
         """Start tracing the mount namespace of host ``pid``; returns at once (see wait_ready).
 
         ``on_batch`` receives each batch on the trace's reader thread; without it iterate the
-        trace. ``bounded_queue`` is a test knob: the kernel's default queue, read only at stop.
+        trace. With ``container_id`` (recommended whenever the pid was learnt earlier) the trace
+        fails unless ``pid`` is in a cgroup whose path holds that id, as containerd's are: the
+        pid may have been reused, by a host process say. Test knobs: ``bounded_queue``, the kernel's default queue, read only at stop;
+        ``small_set``, a limit of 8192 distinct files.
         """
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-        msg = json.dumps({"pid": int(pid), "bounded": bool(bounded_queue)}).encode()
+        msg = json.dumps({"pid": int(pid), "cid": container_id, "bounded": bool(bounded_queue),
+                          "small": bool(small_set)}).encode()
         try:
             with self._lock:
                 for attempt in (0, 1):

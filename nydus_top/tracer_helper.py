@@ -2,7 +2,8 @@
 
 Started once by :class:`nydus_top.tracer.TracerPool` with one end of a SEQPACKET socketpair as
 argv[1]. It imports everything a trace needs up front and answers ``W`` when warm. A request is a
-JSON message ``{"pid": int, "bounded": bool}`` with three fds attached (SCM_RIGHTS): the write end
+JSON message ``{"pid": int, "cid": str | None, "bounded": bool, "small": bool}`` (the last two
+are test knobs) with three fds attached (SCM_RIGHTS): the write end
 of the line stream, the write end of the status pipe and the read end of the stop pipe.
 
 Requests are taken by a *spare*: a child forked in advance, with its buffers already faulted in,
@@ -26,8 +27,8 @@ MAX_MSG = 4096
 TAKEN = b"T"
 
 
-def _request(sock: socket.socket) -> tuple[int, bool, list[int]] | None:
-    """Wait for one well-formed request: (pid, bounded, fds). None when the socket is closed."""
+def _request(sock: socket.socket) -> tuple[dict, list[int]] | None:
+    """Wait for one well-formed request: (run's keyword arguments, fds). None when the socket is closed."""
     while True:
         fds = array.array("i")
         try:
@@ -41,9 +42,11 @@ def _request(sock: socket.socket) -> tuple[int, bool, list[int]] | None:
             return None
         try:
             req = json.loads(msg)
-            pid, bounded = int(req["pid"]), bool(req.get("bounded", False))
-            if len(fds) == 3 and pid > 0:
-                return pid, bounded, list(fds)
+            cid = req.get("cid")
+            kw = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
+                  "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False))}
+            if len(fds) == 3 and kw["pid"] > 0:
+                return kw, list(fds)
         except (ValueError, KeyError, TypeError):
             pass
         for fd in fds:
@@ -58,11 +61,11 @@ def _spare(sock: socket.socket, taken_w: int) -> int:
     req = _request(sock)
     if req is None:
         return 0
-    pid, bounded, (out_fd, status_fd, stop_fd) = req
+    kw, (out_fd, status_fd, stop_fd) = req
     os.write(taken_w, TAKEN)
     os.close(taken_w)
     sock.close()
-    return trace_session.run(pid, out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, bounded=bounded)
+    return trace_session.run(out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, **kw)
 
 
 def serve(sock: socket.socket) -> None:
@@ -86,7 +89,9 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
-    os.dup2(os.open(os.devnull, os.O_RDWR), 2)  # never write to the caller's terminal
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 2)  # never write to the caller's terminal
+    os.close(devnull)  # nor hand a spare fd to every tracer
     serve(socket.socket(fileno=int(sys.argv[1])))
 
 

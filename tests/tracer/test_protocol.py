@@ -27,10 +27,11 @@ def escape(data: bytes) -> str:
     return ffi.buffer(out, n)[:].decode("utf-8")
 
 
-@given(st.binary(max_size=64))
+@given(st.binary(max_size=64) | st.lists(st.sampled_from([b"\x1b", b"\x7f", b"\xc2\x9b", b"\xc2\x85", b"\xc2\xa0", b"\xc3",
+                                                          b"a", b"\xe2\x80\xae", b"\xed\xa0\x80"])).map(b"".join))
 def test_any_bytes_escape_to_json_that_gives_them_back(data: bytes) -> None:
     text = escape(data)
-    assert "\n" not in text and "\r" not in text
+    assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in text)  # safe on a terminal
     assert os.fsencode(json.loads(f'"{text}"')) == data
 
 
@@ -101,3 +102,44 @@ def test_trace_command_reports_a_bad_pid_in_one_line() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and f"pid {2**22 + 3}" in proc.stderr
+
+
+def test_optimizer_server_exits_quietly_when_its_reader_is_gone(container) -> None:
+    c = container({}, ["mkmany:/many:2000", "signal:{note}", "wait:{go}", "openmany:/many:2000",
+                       "signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, pass_fds=(ready_w,), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    assert select.select([ready_r], [], [], 10)[0] and os.read(ready_r, 5)[:1] == b"R"
+    proc.stdout.close()  # the plugin died: our next line meets a closed pipe
+    c.go()
+    c.wait_note()
+    assert proc.wait(timeout=10) == 1  # no SIGTERM needed
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+    assert os.read(ready_r, 16) == b"S"  # the end byte: stopped
+    os.close(ready_r)
+
+
+def test_optimizer_server_takes_no_inherited_fd_into_the_container(container) -> None:
+    c = container({}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    leaked = os.open(__file__, os.O_RDONLY)  # say, the plugin's NRI socket
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, pass_fds=(leaked, ready_w), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    os.close(leaked)
+    try:
+        assert select.select([ready_r], [], [], 10)[0] and os.read(ready_r, 5)[:1] == b"R"
+        fds = f"/proc/{proc.pid}/fd"
+        assert __file__ not in {os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)}
+        assert os.path.exists(f"{fds}/{ready_w}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=10)
+        os.close(ready_r)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import select
+import signal
 import subprocess
 import sys
+import threading
 import os
+import time
 
 import pytest
 
@@ -171,3 +175,124 @@ def test_no_import_after_joining_a_container(container) -> None:
              "try:\n    import evil\nexcept ImportError:\n    print('sealed', flush=True)\nos._exit(0)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
     assert out.stdout.split() == ["True", "sealed"], out.stderr
+
+
+# -- hostile containers ----------------------------------------------------------------------------
+
+def test_stop_ends_the_trace_of_a_container_that_never_stops_creating_files(pool, container) -> None:
+    # Eight processes create new files as fast as they can, forever: the stop must still end the
+    # trace (the drain at stop takes what was queued when it came, not what keeps coming).
+    c = container({}, ["signal:{note}", "wait:{go}", "spam:/spam:8"])
+    c.wait_note()
+    trace = pool.start(c.pid)
+    trace.wait_ready(5)
+    c.go()
+    try:
+        records = next(trace.batches(timeout=10))  # it is streaming
+        trace.stop(timeout=10)
+    finally:
+        os.kill(c.pid, signal.SIGKILL)  # pid 1 of the container: its pid namespace goes with it
+    records += [r for batch in trace for r in batch]
+    assert trace.end_reason == "stopped"
+    seqs = [r.seq for r in records if isinstance(r, Access)]
+    assert len(seqs) > 1 and seqs == list(range(len(seqs)))
+
+
+def fanotify_inode_marks(pid: int) -> int:
+    """Inode marks (our ignore marks) of the fanotify groups held by process ``pid``."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                count += sum(line.startswith("fanotify ino:") for line in f)
+        except OSError:
+            continue
+    return count
+
+
+def test_the_distinct_file_limit_is_one_overflow_and_silences_what_it_cannot_report(pool, container) -> None:
+    # Test knob: the tracer's set of seen files stops at 8192. The 808 files beyond are lost
+    # (one "limit" overflow) and get an ignore mark at their first event, so a container that
+    # re-opens them forever costs neither itself nor the tracer an event each. (The known files
+    # get theirs after repeats, unless the kernel merged their queued events.)
+    n, limit = 9000, 8192
+    c = container({}, [f"mkmany:/many:{n}", *workload(*[f"openmany:/many:{n}"] * 3)])
+    c.wait_note()
+    trace = pool.start(c.pid, small_set=True)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    deadline = time.monotonic() + 20  # await the tracer's state: the marks follow the events
+    while fanotify_inode_marks(trace.tracer_pid) < n - limit and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fanotify_inode_marks(trace.tracer_pid) >= n - limit
+    trace.stop()
+    records = [r for batch in trace for r in batch]
+    assert [type(r) for r in records] == [Access] * limit + [Overflow]
+    assert sorted(int(r.path.rsplit("/", 1)[1]) for r in records[:-1]) == list(range(limit))
+
+
+def test_a_stop_that_times_out_kills_the_tracer(pool, container) -> None:
+    # The consumer is stuck in its callback: the stream pipe fills, the tracer blocks writing
+    # to it and cannot drain. stop() gives up after its timeout, and no tracer is left behind.
+    c = container({}, ["mkmany:/many:3000", *workload("openmany:/many:3000")])
+    c.wait_note()
+    release = threading.Event()
+    trace = pool.start(c.pid, on_batch=lambda batch: release.wait())
+    trace.wait_ready(5)
+    tracer = os.pidfd_open(trace.tracer_pid)
+    try:
+        c.go()
+        c.wait_note()
+        with pytest.raises(TimeoutError, match="did not stop"):
+            trace.stop(timeout=1)
+        assert select.select([tracer], [], [], 0)[0]  # the tracer has exited
+    finally:
+        release.set()
+        os.close(tracer)
+    assert trace.wait(10) and trace.end_reason == "error"
+
+
+def test_no_traceback_reads_the_container_after_joining_it(container) -> None:
+    # Python prints a traceback with source lines read by file name: after setns that name
+    # resolves in the container, which can plant its own text (or a FIFO) there. A bad stop fd
+    # makes the tracer fail after joining; it must report it on the status fd, not raise.
+    from nydus_top import trace_session
+    planted = b"".join(b"PLANTED %d\n" % i for i in range(1000))
+    c = container({trace_session.__file__: planted}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    probe = (f"import os; from nydus_top import trace_session as t; r, w = os.pipe()\n"
+             f"code = t.run({c.pid}, out_fd=1, status_fd=w, stop_fd=-1)\n"
+             "os.write(2, os.read(r, 100)); os._exit(code)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)
+    assert b"PLANTED" not in out.stderr
+    assert out.returncode == 2 and out.stderr.startswith(b"R") and b"Etracer: ValueError" in out.stderr
+
+
+def test_a_pid_outside_the_expected_container_is_refused(pool, container) -> None:
+    # A pid learnt earlier may belong to another process by now (say one on the host): with the
+    # container's id the tracer checks the pid's cgroups before joining anything.
+    c = container({"/data/x": b"x"}, workload("read:/data/x"))
+    c.wait_note()
+    cid = os.urandom(32).hex()
+    wrong = pool.start(c.pid, container_id=cid)
+    with pytest.raises(TracerError, match=f"pid {c.pid} is not in container {cid[:12]}"):
+        wrong.wait_ready(5)
+    # A cgroup named for it, like containerd's: in the v1 pids hierarchy or else in the v2 one.
+    root = next(d for d in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                if os.path.exists(f"{d}/cgroup.procs"))
+    group = f"{root}/nydus-top-test-{cid}"
+    os.mkdir(group)
+    try:
+        with open(f"{group}/cgroup.procs", "w") as f:
+            f.write(str(c.pid))
+        trace = pool.start(c.pid, container_id=cid)
+        trace.wait_ready(5)
+        c.go()
+        c.wait_note()
+        trace.stop()
+        assert accesses([r for b in trace for r in b]) == [("/data/x", "open")]
+    finally:
+        with open(f"{root}/cgroup.procs", "w") as f:
+            f.write(str(c.pid))
+        os.rmdir(group)

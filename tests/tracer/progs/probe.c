@@ -4,6 +4,7 @@
  *   rm:PATH    unlink                      exec:PATH   exec PATH with the remaining steps
  *   mkmany:DIR:N  create DIR/0..N-1        openmany:DIR:N  open and close DIR/0..N-1
  *   pids:FD    write the names of /proc's numeric entries to FD, space separated
+ *   spam:DIR:K  K processes create DIR/<pid>-0, 1, ... forever (never returns)
  * Any failing step exits with status 4. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -32,6 +33,27 @@ static int many(const char *arg, int create)
         close(fd);
     }
     return 0;
+}
+
+static int spam(const char *arg)
+{
+    char dir[512], path[600];
+    const char *colon = strrchr(arg, ':');
+    if (!colon || (size_t)(colon - arg) >= sizeof dir)
+        return -1;
+    memcpy(dir, arg, colon - arg);
+    dir[colon - arg] = 0;
+    mkdir(dir, 0755);
+    for (int k = atoi(colon + 1); k > 1; k--)
+        if (fork() == 0)
+            break;
+    for (unsigned long i = 0;; i++) {
+        snprintf(path, sizeof path, "%s/%d-%lu", dir, (int)getpid(), i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            return -1;
+        close(fd);
+    }
 }
 
 static int step(int i, int argc, char **argv)
@@ -68,6 +90,8 @@ static int step(int i, int argc, char **argv)
         return many(v, 1);
     if (!strcmp(a, "openmany"))
         return many(v, 0);
+    if (!strcmp(a, "spam"))
+        return spam(v);
     if (!strcmp(a, "pids")) {
         DIR *d = opendir("/proc");
         struct dirent *e;
