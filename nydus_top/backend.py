@@ -11,23 +11,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nydus_top.node import Container, NodeModel, Pod
+from nydus_top.node import NodeModel
+from nydus_top.startup import Selector, next_start_of, starts_of_image
 from nydus_top.tracerun import TraceRun
 
 
 @dataclass(frozen=True, slots=True)
 class ArmSpec:
-    """Which next container start to trace: by image, or by pod namespace/name + container name."""
+    """The operator's choice of the next container start to trace: by image, or by pod
+    namespace/name + container name; ``selector()`` maps it onto ``nydus_top.startup``."""
 
     image: str = ""
     namespace: str = ""
     pod: str = ""
     container: str = ""
 
-    def matches(self, pod: Pod, container: Container) -> bool:
+    def selector(self) -> Selector:
+        """The start-up capture selector for this choice (see ``nydus_top.startup``)."""
         if self.image:
-            return container.image == self.image
-        return (pod.namespace, pod.name, container.name) == (self.namespace, self.pod, self.container)
+            return starts_of_image(self.image)
+        return next_start_of(self.namespace, self.pod, self.container)
 
     @property
     def label(self) -> str:

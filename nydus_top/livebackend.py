@@ -2,7 +2,8 @@
 
 Data flows one way: the NRI session writes the node model, the app reads it; each trace's
 reader thread feeds its ``TraceRun`` (blocking when the UI is behind, which is the
-backpressure), and a small watcher thread per trace reports readiness and the end.
+backpressure). Armed traces are placed by ``nydus_top.startup.StartupCapture``, the same
+mechanism as the headless recorder's; attached traces get a small watcher thread each.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nydus_top.backend import ArmSpec
 from nydus_top.config import Config
-from nydus_top.node import Container, NodeModel, Pod
-from nydus_top.nri.session import PluginSession, SessionThread
+from nydus_top.node import Container, NodeModel
+from nydus_top.nri.session import HOOK_BUDGET, PluginSession, SessionThread
 from nydus_top.overlay import OverlayError, OverlayRoot
+from nydus_top.startup import StartTrace, StartupCapture, pool_starter
 from nydus_top.tracer import Trace, TracerError, TracerPool
 from nydus_top.tracerun import TraceRun
 
@@ -27,18 +29,22 @@ STOP_TIMEOUT = 10.0
 
 
 class LiveBackend:
-    """Implements ``nydus_top.backend.Backend`` on this node."""
+    """Implements ``nydus_top.backend.Backend`` on this node.
 
-    def __init__(self, config: Config, nri_socket: str | None = None) -> None:
+    ``hook_budget``: longest containerd's StartContainer waits for an armed tracer's mark.
+    """
+
+    def __init__(self, config: Config, nri_socket: str | None = None, *, hook_budget: float = HOOK_BUDGET) -> None:
         self.config = config
         self.node = NodeModel()
         self.pool = TracerPool()
         self._lock = threading.Lock()
-        self._armed: list[tuple[ArmSpec, TraceRun]] = []
+        self._armed: dict[int, tuple[Callable[[], bool], TraceRun]] = {}  # id(run) -> disarm, run
         self._traces: list[Trace] = []
-        self.session = PluginSession(self.node, str(nri_socket or config.nri_socket),
-                                     name=config.plugin_name, idx=config.plugin_index)
-        self.session.add_start_hook(self._on_start)
+        self.capture = StartupCapture(pool_starter(self.pool))
+        self.session = PluginSession(self.node, str(nri_socket or config.nri_socket), name=config.plugin_name,
+                                     idx=config.plugin_index, hook_budget=hook_budget)
+        self.session.add_start_hook(self.capture.on_start_container)
         self._thread = SessionThread(self.session)
 
     def start(self) -> None:
@@ -55,44 +61,38 @@ class LiveBackend:
         container = self.node.containers.get(container_id)
         if container is None or not container.pid:
             raise TracerError(f"container {container_id[:12]} has no running process")
-        trace = self._start(container.pid, run)
-        threading.Thread(target=self._watch, args=(trace, run, container_id, True), daemon=True,
+        trace = self.pool.start(container.pid, container_id=container.id, on_batch=run.records)
+        self._track(trace, run)
+        threading.Thread(target=self._watch, args=(trace, run, container), daemon=True,
                          name=f"watch-{container.name}").start()
 
     def arm(self, spec: ArmSpec, run: TraceRun) -> None:
+        disarm = self.capture.arm(spec.selector(), lambda _container, start: self._armed_start(start, run))
         with self._lock:
-            self._armed.append((spec, run))
+            self._armed[id(run)] = (disarm, run)
 
-        def disarm() -> None:
-            with self._lock:
-                if (spec, run) in self._armed:
-                    self._armed.remove((spec, run))
-                    run.ended()
+        def stop() -> None:
+            if disarm():  # still waiting for its start: nothing to drain
+                with self._lock:
+                    self._armed.pop(id(run), None)
+                run.ended()
 
-        run.stopper = disarm
+        run.stopper = stop
 
-    async def _on_start(self, pod: Pod, container: Container, deadline: float) -> None:
-        """NRI StartContainer hook: place armed tracers before containerd gets its answer."""
+    def _armed_start(self, start: StartTrace, run: TraceRun) -> None:
+        """StartupCapture delivery (on the NRI loop): hand the trace of the start to its run."""
         with self._lock:
-            matched = [(s, r) for s, r in self._armed if s.matches(pod, container)]
-            for item in matched:
-                self._armed.remove(item)
-        for _, run in matched:
-            if not container.pid:
-                run.ended("the runtime reported no pid for the starting container")
-                continue
-            try:
-                trace = self._start(container.pid, run)
-                await trace.wait_ready_async(max(0.0, deadline - time.monotonic()))
-            except (TracerError, TimeoutError, OSError) as err:
-                run.ended(f"cannot trace the start of {container.name}: {err}")
-                continue
-            run.started(container.id)
-            threading.Thread(target=self._watch, args=(trace, run, container.id, False), daemon=True,
-                             name=f"watch-{container.name}").start()
+            self._armed.pop(id(run), None)
+        if start.trace is None:
+            run.ended(f"cannot trace the start of {start.container.name}: {start.error}")
+            return
+        live = start.trace
+        self._track(live.trace, run)
+        run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
+        live.follow(run.records)
+        live.on_end(lambda: self._ended(live.trace, run))
 
-    def _start(self, pid: int, run: TraceRun) -> Trace:
-        trace = self.pool.start(pid, on_batch=run.records)
+    def _track(self, trace: Trace, run: TraceRun) -> None:
         with self._lock:
             self._traces.append(trace)
 
@@ -100,18 +100,19 @@ class LiveBackend:
             threading.Thread(target=self._stop, args=(trace,), daemon=True).start()
 
         run.stopper = stop
-        return trace
 
-    def _watch(self, trace: Trace, run: TraceRun, container_id: str, wait_ready: bool) -> None:
-        if wait_ready:
-            try:
-                trace.wait_ready(READY_TIMEOUT)
-            except (TracerError, TimeoutError) as err:
-                run.ended(f"cannot trace: {err}")
-                self._stop(trace)
-                return
-            run.started(container_id)
+    def _watch(self, trace: Trace, run: TraceRun, container: Container) -> None:
+        try:
+            trace.wait_ready(READY_TIMEOUT)
+        except (TracerError, TimeoutError) as err:
+            run.ended(f"cannot trace: {err}")
+            self._stop(trace)
+            return
+        run.started(container.id)
         trace.wait()
+        self._ended(trace, run)
+
+    def _ended(self, trace: Trace, run: TraceRun) -> None:
         with self._lock:
             if trace in self._traces:
                 self._traces.remove(trace)
@@ -136,10 +137,11 @@ class LiveBackend:
 
     def close(self) -> None:
         with self._lock:
-            armed, self._armed = self._armed, []
+            armed, self._armed = list(self._armed.values()), {}
             traces = list(self._traces)
-        for _, run in armed:
-            run.ended()
+        for disarm, run in armed:
+            if disarm():
+                run.ended()
         stoppers = [threading.Thread(target=self._stop, args=(t,), daemon=True) for t in traces]
         for thread in stoppers:
             thread.start()
@@ -147,4 +149,3 @@ class LiveBackend:
             thread.join(STOP_TIMEOUT)
         self._thread.stop()
         self.pool.close()
-

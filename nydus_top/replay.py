@@ -30,23 +30,24 @@ class ReplayBackend:
     def now(self) -> float:
         return self.clock
 
-    def attach(self, container_id: str, run: TraceRun) -> None:
+    def attach(self, container_id: str, run: TraceRun, *, late: bool = False) -> None:
         run.stopper = run.ended
-        run.started(container_id)
+        run.started(container_id, possibly_incomplete=late)
         run.records(self.recordings.get(container_id, ()))
 
     def arm(self, spec: ArmSpec, run: TraceRun) -> None:
         run.stopper = run.ended
         self.armed.append((spec, run))
 
-    def start(self, container_id: str) -> None:
-        """Simulate a container start: armed traces matching it begin replaying."""
+    def start(self, container_id: str, *, late: bool = False) -> None:
+        """Simulate a container start: armed traces matching it begin replaying (``late``: as
+        when the tracer's mark came after containerd had to be answered)."""
         container = self.node.containers[container_id]
         pod = self.node.pods[container.pod_id]
         for spec, run in list(self.armed):
-            if spec.matches(pod, container):
+            if spec.selector()(pod, container) is not None:
                 self.armed.remove((spec, run))
-                self.attach(container_id, run)
+                self.attach(container_id, run, late=late)
 
     def runtime_created(self, container_id: str, paths: Sequence[str]) -> set[str]:
         return self.created.get(container_id, set()).intersection(paths)

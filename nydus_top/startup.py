@@ -168,14 +168,16 @@ class StartupCapture:
     """Arms traces for the next start of containers chosen by a selector.
 
     ``on_start_container`` is the StartContainer hook to register with the NRI plugin session;
-    ``arm`` adds a selector. The first armed selector that accepts a starting container gets a
-    trace for it (``deliver`` is called before the hook returns).
+    ``arm`` adds a selector (from any thread). The first armed selector that accepts a starting
+    container gets a trace for it: ``deliver`` is called on the session's loop, before the hook
+    returns unless the tracer itself was too slow to start (then once it has, flagged late).
     """
 
     def __init__(self, start_trace: TraceStarter, *, margin_s: float = REPLY_MARGIN_S) -> None:
         self._start_trace = start_trace
         self._margin = margin_s
         self._armings: list[_Arming[Any]] = []
+        self._lock = threading.Lock()  # arm/disarm come from other threads than the hook
 
     def arm(
         self,
@@ -183,26 +185,44 @@ class StartupCapture:
         deliver: Callable[[T, StartTrace], None],
         *,
         once: bool = True,
-    ) -> Callable[[], None]:
+    ) -> Callable[[], bool]:
         """Trace the next start of every container ``select`` returns a value for.
 
         ``deliver(value, start_trace)`` receives the trace. With ``once`` the arming ends after
-        its first container. Returns a function that disarms it.
+        its first container. Returns a function that disarms it and says whether it was still
+        armed (False once a start has claimed it).
         """
         arming = _Arming(select, deliver, once)
-        self._armings.append(arming)
+        with self._lock:
+            self._armings.append(arming)
 
-        def disarm() -> None:
-            arming.active = False
-            if arming in self._armings:
-                self._armings.remove(arming)
+        def disarm() -> bool:
+            with self._lock:
+                was = arming.active
+                arming.active = False
+                if arming in self._armings:
+                    self._armings.remove(arming)
+                return was
 
         return disarm
 
     def disarm_all(self) -> None:
-        for arming in self._armings:
-            arming.active = False
-        self._armings.clear()
+        with self._lock:
+            for arming in self._armings:
+                arming.active = False
+            self._armings.clear()
+
+    def _claim(self, pod: Pod | None, container: Container) -> tuple[_Arming[Any], Any] | None:
+        with self._lock:
+            for arming in self._armings:
+                value = arming.select(pod, container)
+                if value is None:
+                    continue
+                if arming.once:
+                    arming.active = False
+                    self._armings.remove(arming)
+                return arming, value
+        return None
 
     async def on_start_container(self, pod: Pod | None, container: Container, deadline: float) -> None:
         """StartContainer hook: start and await the tracer for a selected container.
@@ -210,17 +230,10 @@ class StartupCapture:
         ``deadline`` is the ``time.monotonic()`` by which containerd must have its answer.
         Never raises: a failure is delivered as a ``StartTrace`` with ``error`` set.
         """
-        for arming in list(self._armings):
-            if not arming.active:
-                continue
-            value = arming.select(pod, container)
-            if value is None:
-                continue
-            if arming.once:
-                arming.active = False
-                self._armings.remove(arming)
-            await self._trace(pod, container, deadline, lambda st, a=arming, v=value: a.deliver(v, st))
-            return
+        claimed = self._claim(pod, container)
+        if claimed is not None:
+            arming, value = claimed
+            await self._trace(pod, container, deadline, lambda st: arming.deliver(value, st))
 
     async def _trace(
         self, pod: Pod | None, container: Container, deadline: float, deliver: Callable[[StartTrace], None]
@@ -231,15 +244,29 @@ class StartupCapture:
             arm_us = int((time.monotonic() - begin) * 1e6)
             return StartTrace(container, pod, trace, ready, arm_us, error)
 
+        def started_late(starting: asyncio.Future[LiveTrace]) -> None:
+            if starting.cancelled() or starting.exception() is not None:
+                deliver(outcome(None, False, f"tracer failed: {starting.exception() or 'cancelled'}"))
+            else:
+                deliver(outcome(starting.result(), False))
+
         if not container.pid:
             deliver(outcome(None, False, "container has no pid"))
             return
+        # Off the loop: a tracer helper that died is restarted by the start, which takes a while.
+        starting = asyncio.get_running_loop().run_in_executor(_ARMING, self._start_trace, container.pid)
         try:
-            trace = self._start_trace(container.pid)
+            trace = await asyncio.wait_for(asyncio.shield(starting), self._left(deadline))
+        except (TimeoutError, asyncio.CancelledError) as stop:
+            # Answer containerd now; the trace is delivered, flagged late, once the tracer runs.
+            starting.add_done_callback(started_late)
+            if isinstance(stop, asyncio.CancelledError):
+                raise
+            return
         except Exception as err:  # noqa: BLE001 - any tracer failure is reported, not raised
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return
-        left = deadline - self._margin - time.monotonic()
+        left = self._left(deadline)
         if left <= 0:  # no time to wait for the mark: answer containerd now
             deliver(outcome(trace, False))
             return
@@ -256,6 +283,10 @@ class StartupCapture:
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return
         deliver(outcome(trace, True))
+
+    def _left(self, deadline: float) -> float:
+        """Seconds left before containerd must be answered (less the reply margin)."""
+        return max(deadline - self._margin - time.monotonic(), 0.0)
 
 
 async def _quiet_stop(trace: LiveTrace) -> None:

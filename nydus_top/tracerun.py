@@ -50,6 +50,7 @@ class TraceRun:
     target: Target
     state: TraceState = TraceState.RUNNING
     error: str = ""  # why it failed or ended, shown next to the state
+    possibly_incomplete: bool = False  # armed, but the mark came after the container started
     items: TraceList = field(default_factory=TraceList)
     files: int = 0  # distinct files seen (before curation)
     bytes: int = 0
@@ -63,9 +64,11 @@ class TraceRun:
 
     # -- tracer side (any thread) -------------------------------------------------------------
 
-    def started(self, container_id: str) -> None:
+    def started(self, container_id: str, *, possibly_incomplete: bool = False) -> None:
+        """The tracer runs on ``container_id``; ``possibly_incomplete`` when its mark was late."""
         with self._lock:
             self.target = replace(self.target, container_id=container_id)
+            self.possibly_incomplete = possibly_incomplete
             self.state = TraceState.RUNNING
 
     def records(self, batch: Sequence[Access | Overflow]) -> None:

@@ -86,9 +86,10 @@ class ContainersScreen(LiveScreen):
         containers = list(by_id.values())
         status = self._trace_status()
         for spec in self.app.arms.values():
+            select = spec.selector()
             for c in containers:
                 pod = pods.get(c.pod_id)
-                if pod is not None and c.id not in status and spec.matches(pod, c):
+                if pod is not None and c.id not in status and select(pod, c) is not None:
                     status[c.id] = "armed"
         rows = build_rows(pods, containers, status, self.app.backend.now())
         current = self.current_row()  # keep the cursor on the same container

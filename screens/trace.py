@@ -99,6 +99,8 @@ class TraceScreen(LiveScreen):
     def update_counters(self) -> None:
         run, view = self.run, self.view
         state = run.state.value + (f": {run.error}" if run.error else "")
+        if run.possibly_incomplete:
+            state += " · POSSIBLY INCOMPLETE: the mark was late, start-up may be missing"
         self.query_one("#title", Static).update(f" Trace {run.target.label} · {state}", layout=False)
         rates = run.sparkline_data()
         flags = []
