@@ -100,7 +100,7 @@ class TraceScreen(LiveScreen):
         run, view = self.run, self.view
         state = run.state.value + (f": {run.error}" if run.error else "")
         if run.possibly_incomplete:
-            state += " · POSSIBLY INCOMPLETE: the mark was late, start-up may be missing"
+            state += " · POSSIBLY INCOMPLETE: mark was late"
         self.query_one("#title", Static).update(f" Trace {run.target.label} · {state}", layout=False)
         rates = run.sparkline_data()
         flags = []

@@ -129,6 +129,27 @@ async def test_arm_next_start_of_a_container_then_it_starts() -> None:
         assert "tracing 3" in screen_text(app)
 
 
+async def test_an_armed_start_whose_mark_was_late_says_possibly_incomplete() -> None:
+    backend = make_backend()
+    backend.recordings = {"c-job": startup_trace()[5:8]}
+    async with running(backend) as (app, pilot):
+        await pilot.press("down", "down", "a", "c")
+        trace = app.screen
+        assert isinstance(trace, TraceScreen)
+        await pilot.pause()
+        assert "INCOMPLETE" not in str(trace.query_one("#title").render())
+        backend.start("c-job", late=True)  # containerd was answered before the mark was in place
+        app.pump()
+        await pilot.pause()
+        assert trace.run.possibly_incomplete and trace.run.state is TraceState.RUNNING
+        title = str(trace.query_one("#title").render())
+        assert title.endswith("next start of jobs/batch-x1/worker · tracing · POSSIBLY INCOMPLETE: mark was late")
+        await pilot.press("S")  # the flag outlives the trace
+        app.pump()
+        await pilot.pause()
+        assert "stopped · POSSIBLY INCOMPLETE" in str(trace.query_one("#title").render())
+
+
 async def test_containers_filter_sort_and_cursor_stays_on_its_container() -> None:
     async with running() as (app, pilot):
         screen = app.screen

@@ -60,6 +60,7 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             await until(pilot, lambda: set(images.DEMO_STARTUP_FILES) <= set(run.items.paths()),
                         what="the demo's start-up files in the trace")
             assert run.state is TraceState.RUNNING and run.target.container_id == second.container_id
+            assert not run.possibly_incomplete and "INCOMPLETE" not in str(trace.query_one("#title").render())
             assert run.items.paths()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
             assert not set(images.DEMO_UNREAD_FILES) & set(run.items.paths())
 
@@ -87,6 +88,41 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             await until(pilot, lambda: attached.run.state is TraceState.STOPPED, what="the end of the trace")
             assert attached.run.error == "target-exited"
             assert "stopped: target-exited" in str(attached.query_one("#title").render())
+    finally:
+        for started in (first, second):
+            if started is not None:
+                sandbox_node.cri.remove_pod(started.pod_id)
+
+
+async def test_an_armed_start_answered_before_the_mark_shows_possibly_incomplete(sandbox_node, tmp_path: Path) -> None:  # noqa: ANN001,E501
+    first = sandbox_node.run_demo(name="tui-late-a")
+    config = replace(default_config(), persist_dir=tmp_path, nri_socket=Path(sandbox_node.nri_socket),
+                     plugin_name="nydus-top-tui-late", plugin_index="96")
+    # A start hook budget far below what arming takes: containerd is answered without waiting.
+    backend = LiveBackend(config, hook_budget=0.001)
+    synced = threading.Event()
+    backend.node.subscribe(lambda event: event.kind is EventKind.SYNC and synced.set())
+    backend.start()
+    second = None
+    try:
+        app = NydusTopApp(backend)
+        async with app.run_test(size=SIZE) as pilot:
+            assert await asyncio.to_thread(synced.wait, 30), "no NRI Synchronize from containerd"
+            screen = app.screen
+            assert isinstance(screen, ContainersScreen)
+            await pilot.press("slash", *"tui-late-a", "enter")
+            await until(pilot, lambda: [r.id for r in screen.rows] == [first.container_id], what="the demo row")
+            await pilot.press("a", "i")  # any container of the demo image
+            trace = app.screen
+            assert isinstance(trace, TraceScreen) and trace.run.state is TraceState.ARMED
+
+            second = await asyncio.to_thread(sandbox_node.run_demo, "tui-late-b")
+            run = trace.run
+            await until(pilot, lambda: run.state is not TraceState.ARMED, what="the armed start")
+            assert run.state is not TraceState.FAILED, run.error
+            assert run.target.container_id == second.container_id and run.possibly_incomplete
+            await until(pilot, lambda: "POSSIBLY INCOMPLETE" in str(trace.query_one("#title").render()),
+                        what="the flag in the header")
     finally:
         for started in (first, second):
             if started is not None:

@@ -1,0 +1,40 @@
+"""StartupCapture's hook never blocks the NRI loop on the tracer, and answers by the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from nydus_top.node import Container, ContainerState
+from nydus_top.startup import StartTrace, StartupCapture, starts_of_image
+from nydus_top.tracer import TracerError
+
+
+def test_a_tracer_slow_to_start_never_blocks_the_loop_and_is_reported_late() -> None:
+    release = threading.Event()
+
+    def slow_start(pid: int):  # noqa: ANN202 - a tracer helper being restarted, then failing
+        release.wait(10)
+        raise TracerError("tracer helper is not answering")
+
+    async def scenario() -> tuple[float, bool, list[StartTrace]]:
+        delivered: list[StartTrace] = []
+        arrived = asyncio.Event()
+        capture = StartupCapture(slow_start, margin_s=0.05)
+        capture.arm(starts_of_image("nginx"), lambda _, st: (delivered.append(st), arrived.set()))
+        container = Container("c1", "p1", "nginx", "docker.io/library/nginx:1", ContainerState.CREATED, pid=42)
+        begin = time.monotonic()
+        await asyncio.wait_for(capture.on_start_container(None, container, begin + 0.3), 2)
+        answered = time.monotonic() - begin
+        still_starting = not release.is_set() and not delivered
+        release.set()
+        await asyncio.wait_for(arrived.wait(), 5)
+        return answered, still_starting, delivered
+
+    answered, still_starting, delivered = asyncio.run(scenario())
+    assert still_starting, "the hook waited for the tracer past containerd's deadline"
+    assert 0.2 <= answered < 1.0  # at the deadline less the reply margin, not when the tracer gave up
+    [start] = delivered
+    assert start.trace is None and start.possibly_incomplete
+    assert start.error == "tracer failed: tracer helper is not answering"
