@@ -16,7 +16,7 @@ from textual.widgets import Input
 
 from nydus_top.screens.app import NydusTopApp
 from tests.tui.conftest import SIZE, settle
-from tests.tui.data import make_backend
+from tests.tui.data import make_backend, startup_trace
 
 RunBefore = Callable[[Pilot], Awaitable[None]]
 
@@ -103,3 +103,17 @@ def test_convert_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.Monkey
 
     assert snap_compare(NydusTopApp(make_backend(nydusify="fake_nydusify")), run_before=run_before,
                         terminal_size=SIZE)
+
+
+def test_trace_of_an_armed_start_whose_mark_was_late(snap_compare) -> None:  # noqa: ANN001
+    backend = make_backend()
+    backend.recordings = {"c-job": startup_trace()[5:9]}
+    choose = keys("down", "down", "a", "c")
+
+    async def run_before(pilot: Pilot) -> None:
+        await choose(pilot)
+        backend.start("c-job", late=True)  # containerd was answered before the mark was in place
+        pilot.app.pump()
+        await settle(pilot)
+
+    assert snap_compare(NydusTopApp(backend), run_before=run_before, terminal_size=SIZE)
