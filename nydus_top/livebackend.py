@@ -89,7 +89,7 @@ class LiveBackend:
         live = start.trace
         self._track(live.trace, run)
         run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
-        live.follow(run.records)
+        live.follow(run.records, keep=False)  # the run keeps them
         live.on_end(lambda: self._ended(live.trace, run))
 
     def _track(self, trace: Trace, run: TraceRun) -> None:

@@ -40,7 +40,8 @@ class LiveTrace:
 
     Records arrive on the tracer's reader thread; ``records`` holds all of them in order and
     ``follow(callback)`` hands a listener everything so far, then each new batch (on the
-    reader thread: a UI passes it on to its own loop).
+    reader thread: a UI passes it on to its own loop). A listener that keeps the records
+    itself follows with ``keep=False``: from then on they are not kept twice.
     """
 
     def __init__(self, pool: TracerPool, pid: int) -> None:
@@ -48,20 +49,27 @@ class LiveTrace:
         self.records: list[Record] = []
         self._listeners: list[Callable[[list[Record]], None]] = []
         self._lock = threading.Lock()
+        self._keep = True
         self.trace = pool.start(pid, on_batch=self._on_batch)
 
     def _on_batch(self, batch: list[Record]) -> None:
         with self._lock:
-            self.records.extend(batch)
+            if self._keep:
+                self.records.extend(batch)
             for listener in self._listeners:
                 listener(batch)
 
-    def follow(self, listener: Callable[[list[Record]], None]) -> None:
-        """Hand ``listener`` the records so far, then every new batch, in order; it must be quick."""
+    def follow(self, listener: Callable[[list[Record]], None], *, keep: bool = True) -> None:
+        """Hand ``listener`` the records so far, then every new batch, in order; it must be quick
+        (or block on purpose, as backpressure). With ``keep=False`` ``records`` empties and
+        stays empty: the listener owns them."""
         with self._lock:  # held while catching up, so no new batch can overtake the backlog
             self._listeners.append(listener)
             if self.records:
                 listener(list(self.records))
+            if not keep:
+                self._keep = False
+                self.records.clear()
 
     def on_end(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (on a thread of its own) once the trace has ended."""
