@@ -17,25 +17,15 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
+from nydus_top.listfile import Entry as Record  # an Access, or an entry of a loaded list
 from nydus_top.records import KINDS, Access, Overflow
 
 UNDO_DEPTH = 64
 _UNKNOWN = -1  # a size or elapsed time a loaded list did not give
 _KIND_NAMES = ("", *KINDS)
 _KIND_CODES = {name: code for code, name in enumerate(_KIND_NAMES)}
-
-
-class Record(Protocol):
-    """What the list ingests: an Access, or an entry of a loaded list (path, size, elapsed_us)."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def size(self) -> int | None: ...
-    @property
-    def elapsed_us(self) -> int | None: ...
 
 
 class Entry(NamedTuple):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from nydus_top.containerview import (SORT_KEYS, ContainerRow, build_rows, compile_filter, filter_rows, format_age,
                                      sort_rows)
+from nydus_top.display import printable
 from nydus_top.tracerun import TraceState
 
 from .base import LiveScreen
@@ -101,8 +103,9 @@ class ContainersScreen(LiveScreen):
         table = self.query_one(DataTable)
         table.clear()
         for row in self.rows:
-            table.add_row(f"{row.namespace}/{row.pod}", row.container, row.image, row.state,
-                          str(row.pid or ""), format_age(row.age_s), row.trace, key=row.id)
+            cells = (f"{row.namespace}/{row.pod}", row.container, row.image, row.state,
+                     str(row.pid or ""), format_age(row.age_s), row.trace)
+            table.add_row(*(Text(printable(cell)) for cell in cells), key=row.id)
         if current is not None:
             for index, row in enumerate(self.rows):
                 if row.id == current.id:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
+
+from nydus_top.display import printable
 
 from .base import LiveScreen
 from .traceview import human_size
@@ -49,8 +52,9 @@ class TracesScreen(LiveScreen):
         table.clear()
         for index, run in enumerate(self.app.runs):
             state = run.state.value + (f" ({run.error})" if run.error else "")
-            table.add_row(str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
-                          str(len(run.items)), str(len(run.items.overflows)))
+            cells = (str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
+                     str(len(run.items)), str(len(run.items.overflows)))
+            table.add_row(*(Text(printable(cell)) for cell in cells))
         if self.app.runs:
             table.move_cursor(row=max(0, min(cursor, len(self.app.runs) - 1)), animate=False)
 

@@ -11,22 +11,12 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from nydus_top.display import printable
 from nydus_top.tracerun import TraceRun
 
-_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 10: "\\n", 9: "\\t", 13: "\\r"}
 
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
 HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
-
-
-def printable(text: str) -> str:
-    """Control characters escaped, undecodable bytes (surrogate escapes) shown as \\xNN."""
-    text = text.translate(_CONTROL)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text
 
 
 def human_size(size: int | None) -> str:

@@ -144,6 +144,11 @@ def _pids() -> Iterator[int]:
             yield int(entry)
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of the processes whose command line contains ``text``."""
+    return [pid for pid in _pids() if any(text in arg for arg in _cmdline(pid))]
+
+
 def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
     """Wait until none of ``pids`` exists (zombies count as gone); returns the survivors."""
     deadline = time.monotonic() + timeout

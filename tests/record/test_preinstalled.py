@@ -9,7 +9,7 @@ import select
 import sys
 from pathlib import Path
 
-from sandbox.node import SandboxNode
+from sandbox.node import SandboxNode, processes_mentioning
 
 from nydus_top.listfile import readable_size
 
@@ -37,18 +37,6 @@ def _install(plugin: Path, args: str) -> None:
     plugin.chmod(0o755)
 
 
-def _processes_with(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
 def test_runs_as_a_plugin_containerd_launches(tmp_path: Path) -> None:
     persist, log = tmp_path / "results", tmp_path / "record.log"
     config = tmp_path / "optimizer.toml"
@@ -60,7 +48,7 @@ def test_runs_as_a_plugin_containerd_launches(tmp_path: Path) -> None:
         ref = load_workload(node, tmp_path / "build")
         # containerd configures the plugins it launches but does not synchronize them.
         wait_in_file(log, "NRI: registered as 10-nydus-top at fd 3", timeout=20)
-        (pid,) = _processes_with(str(config))
+        (pid,) = processes_mentioning(str(config))
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert b"NRI_PLUGIN_SOCKET=3" in environ and not any(e.startswith(b"PATH=") for e in environ)
         assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"  # no terminal

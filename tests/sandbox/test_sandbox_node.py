@@ -11,21 +11,9 @@ from pathlib import Path
 
 import pytest
 from sandbox import images
-from sandbox.node import SHIM_SOCKETS, SandboxNode
+from sandbox.node import SHIM_SOCKETS, SandboxNode, processes_mentioning
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 def _sockets_under(directory: Path) -> list[Path]:
@@ -34,7 +22,7 @@ def _sockets_under(directory: Path) -> list[Path]:
 
 def _assert_nothing_left(node: SandboxNode, container_pids: list[int]) -> None:
     assert node.pid() is None
-    assert _processes_mentioning(str(node.dir)) == []
+    assert processes_mentioning(str(node.dir)) == []
     for pid in container_pids:
         assert not Path(f"/proc/{pid}").exists(), f"container process {pid} survived"
     assert node.mounts() == []
@@ -93,7 +81,7 @@ def test_up_twice_is_harmless(sandbox_node: SandboxNode) -> None:
     sandbox_node.pid_file.unlink()  # found by its command line even without the pid file
     assert SandboxNode(sandbox_node.dir).up() is False
     assert sandbox_node.pid_file.read_text() == f"{pid}\n"
-    assert _processes_mentioning(str(sandbox_node.config)) == [pid]
+    assert processes_mentioning(str(sandbox_node.config)) == [pid]
     status = subprocess.run([str(ROOT / "scripts/sandbox-node"), "status", "--dir", str(sandbox_node.dir)],
                             capture_output=True, text=True)
     assert (status.returncode, status.stdout.strip()) == (0, f"running (pid {pid})")
@@ -183,7 +171,7 @@ def test_concurrent_ups_start_one_containerd(new_node) -> None:
     outputs = [up.communicate()[1] for up in ups]
     assert [up.returncode for up in ups] == [0, 0, 0], outputs
     assert sum("containerd started" in out for out in outputs) == 1
-    assert _processes_mentioning(str(node.config)) == [node.pid()]
+    assert processes_mentioning(str(node.config)) == [node.pid()]
 
 
 def test_too_long_directory_is_refused_clearly(new_node) -> None:

@@ -1,0 +1,24 @@
+"""Text from containers made safe to show on the operator's terminal."""
+
+from __future__ import annotations
+
+# C0 and C1 control characters, DEL, and the bidi overrides/isolates that reorder what follows.
+_ESCAPES = (
+    {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+    | {10: "\\n", 9: "\\t", 13: "\\r"}
+    | {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+)
+
+
+def printable(text: str) -> str:
+    """Control characters escaped, undecodable bytes (surrogate escapes) shown as ``\\xNN``.
+
+    Paths, process names and runtime metadata come from other tenants: written raw they could
+    move the cursor, retitle the terminal or reorder a line.
+    """
+    text = text.translate(_ESCAPES)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text

@@ -1,0 +1,26 @@
+"""Names and paths from containers reach the operator's terminal inert: no markup, no escapes."""
+
+from __future__ import annotations
+
+from nydus_top.display import printable
+from nydus_top.node import Container, ContainerState, NodeModel, Pod
+from nydus_top.replay import ReplayBackend
+from tests.tui.conftest import running
+from tests.tui.data import NOW, make_config
+from tests.tui.screentext import screen_text
+
+
+def test_controls_undecodable_bytes_and_bidi_overrides_are_escaped() -> None:
+    hostile = "a\nb\x1b]0;owned\x07c\x9b2Jd\u202eevil\udcffe"
+    assert printable(hostile) == "a\\nb\\x1b]0;owned\\x07c\\x9b2Jd\\u202eevil\\xffe"
+    assert printable("/usr/lib/ünï côdé [bold]x[/]") == "/usr/lib/ünï côdé [bold]x[/]"
+
+
+async def test_containers_screen_shows_runtime_names_literally() -> None:
+    node = NodeModel()
+    node.replace_all([Pod("p1", "[b]web[/b]", "ns\x1b[2J", "u1")],
+                     [Container("c1", "p1", "app[red]", "img:1", ContainerState.RUNNING, 0, NOW - 5, NOW - 5)])
+    async with running(ReplayBackend(node, make_config(), recordings={}, created={}, clock=NOW)) as (app, _pilot):
+        text = screen_text(app)
+        assert "ns\\x1b[2J/[b]web[/b]" in text
+        assert "app[red]" in text
