@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Sparkline, Static
 
+from nydus_top.display import printable
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
 
@@ -101,7 +102,7 @@ class TraceScreen(LiveScreen):
         state = run.state.value + (f": {run.error}" if run.error else "")
         if run.possibly_incomplete:
             state += " · POSSIBLY INCOMPLETE: mark was late"
-        self.query_one("#title", Static).update(f" Trace {run.target.label} · {state}", layout=False)
+        self.query_one("#title", Static).update(printable(f" Trace {run.target.label} · {state}"), layout=False)
         rates = run.sparkline_data()
         flags = []
         if view.follow:
