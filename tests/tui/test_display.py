@@ -20,7 +20,10 @@ async def test_containers_screen_shows_runtime_names_literally() -> None:
     node = NodeModel()
     node.replace_all([Pod("p1", "[b]web[/b]", "ns\x1b[2J", "u1")],
                      [Container("c1", "p1", "app[red]", "img:1", ContainerState.RUNNING, 0, NOW - 5, NOW - 5)])
-    async with running(ReplayBackend(node, make_config(), recordings={}, created={}, clock=NOW)) as (app, _pilot):
+    async with running(ReplayBackend(node, make_config(), recordings={}, created={}, clock=NOW)) as (app, pilot):
         text = screen_text(app)
         assert "ns\\x1b[2J/[b]web[/b]" in text
         assert "app[red]" in text
+        await pilot.press("a")  # the arm dialog names the container too
+        await pilot.pause()
+        assert "container ns\\x1b[2J/[b]web[/b]/app[red]" in screen_text(app)
