@@ -12,14 +12,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Sparkline, Static
 
-from nydus_top.display import printable
+from nydus_top.display import human_size, printable
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
 
 from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
-from .traceview import HEADER, TraceView, human_size
+from .traceview import HEADER, TraceView
 
 if TYPE_CHECKING:
     from .app import NydusTopApp

@@ -11,7 +11,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from nydus_top.display import printable
+from nydus_top.display import human_size, printable
+from nydus_top.tracelist import Entry
 from nydus_top.tracerun import TraceRun
 
 
@@ -19,24 +20,11 @@ LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds sever
 HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "K", "M", "G", "T"):
-        if value < 1024 or unit == "T":
-            return f"{int(value)}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return str(size)
-
-
-def format_row(position: int, entry: object) -> str:
-    elapsed = getattr(entry, "elapsed_us", None)
-    ms = "-" if elapsed is None else f"{elapsed / 1000:.1f}"
-    pid = getattr(entry, "pid", 0) or ""
-    return (f"{position + 1:>6} {ms:>9} {human_size(getattr(entry, 'size', None)):>8} "
-            f"{getattr(entry, 'kind', '') or '-':<4} {pid:>7} {printable(getattr(entry, 'comm', '') or ''):<15.15} "
-            f"{printable(entry.path)}")  # type: ignore[attr-defined]
+def format_row(position: int, entry: Entry) -> str:
+    """One line under HEADER; "-" or blank where a loaded list has no value."""
+    ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"
+    return (f"{position + 1:>6} {ms:>9} {human_size(entry.size):>8} {entry.kind or '-':<4} {entry.pid or '':>7} "
+            f"{printable(entry.comm):<15.15} {printable(entry.path)}")
 
 
 class TraceView(ScrollView, can_focus=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nydus_top.display import printable
+from nydus_top.display import human_size, printable
 from nydus_top.node import Container, ContainerState, NodeModel, Pod
 from nydus_top.replay import ReplayBackend
 from tests.tui.conftest import running
@@ -14,6 +14,11 @@ def test_controls_undecodable_bytes_and_bidi_overrides_are_escaped() -> None:
     hostile = "a\nb\x1b]0;owned\x07c\x9b2Jd\u202eevil\udcffe"
     assert printable(hostile) == "a\\nb\\x1b]0;owned\\x07c\\x9b2Jd\\u202eevil\\xffe"
     assert printable("/usr/lib/ünï côdé [bold]x[/]") == "/usr/lib/ünï côdé [bold]x[/]"
+
+
+def test_sizes_are_short_binary_units() -> None:
+    assert [human_size(n) for n in (None, 0, 1023, 1536, 5 * 2**20, 3 * 2**40, 2**52)] == [
+        "-", "0B", "1023B", "1.5K", "5.0M", "3.0T", "4096.0T"]
 
 
 async def test_containers_screen_shows_runtime_names_literally() -> None:
