@@ -148,12 +148,13 @@ class TraceScreen(LiveScreen):
         def apply(text: str | None) -> None:
             if not text:
                 return
+            exclusion = Exclusion(text, regex)
             try:
-                removed = self.run.items.exclude(Exclusion(text, regex))
+                removed = self.run.items.exclude(exclusion)
             except re.error as err:
                 self.say(f"bad regex: {err}")
                 return
-            self.edited(f"excluded {removed} matching {Exclusion(text, regex)}")
+            self.edited(f"excluded {removed} matching {exclusion}")
 
         kind = "regex (re.match on the path)" if regex else "glob (* matches across /)"
         path = self.current_path()
