@@ -1,4 +1,4 @@
-"""Names and paths from containers reach the operator's terminal inert: no markup, no escapes."""
+"""What reaches the operator's terminal: container names and paths inert, sizes short, dialogs whole."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ async def test_containers_screen_shows_runtime_names_literally() -> None:
         await pilot.press("a")  # the arm dialog names the container too
         await pilot.pause()
         assert "container ns\\x1b[2J/[b]web[/b]/app[red]" in screen_text(app)
+
+
+async def test_help_taller_than_the_screen_scrolls_and_keeps_its_keys_line() -> None:
+    async with running() as (app, pilot):
+        await pilot.press("enter", "question_mark")
+        await pilot.pause()
+        assert "esc close" in screen_text(app) and "Command palette" not in screen_text(app)
+        await pilot.press("end")
+        await pilot.pause()
+        assert "esc close" in screen_text(app) and "Command palette" in screen_text(app)
