@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -24,15 +23,7 @@ from nydus_top.screens.containers import ContainersScreen
 from nydus_top.screens.dialogs import ArmDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import SIZE, settle
-
-
-async def until(pilot, condition, timeout: float = 30.0, what: str = "") -> None:  # noqa: ANN001
-    """Let the app run until ``condition()`` holds (checked after each of its UI ticks)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.1)
+from tests.tui.conftest import SIZE, settle, until
 
 
 @asynccontextmanager
