@@ -56,7 +56,8 @@ class TraceView(ScrollView, can_focus=True):
     # -- data ------------------------------------------------------------------------------
 
     def rows_changed(self) -> None:
-        """Call after the list changed (ingest or edit): resize, follow, repaint."""
+        """Call after the list changed (ingest or edit): resize, follow, repaint. The caller
+        updates its counters itself (no CursorMoved: once per tick is enough)."""
         count = len(self.run.items)
         self.virtual_size = Size(self.size.width, count)
         if self.follow and count:
@@ -64,7 +65,6 @@ class TraceView(ScrollView, can_focus=True):
         self.cursor = max(0, min(self.cursor, count - 1))
         self._scroll_cursor_into_view()
         self.refresh()
-        self.post_message(self.CursorMoved())
 
     def selection_rows(self) -> list[int]:
         """Row positions of the selection, or the cursor row when nothing is selected."""
