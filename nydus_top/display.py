@@ -1,4 +1,4 @@
-"""Text from containers made safe to show on the operator's terminal."""
+"""Text for the operator's terminal: container data made safe to show, sizes made short."""
 
 from __future__ import annotations
 
@@ -22,3 +22,15 @@ def printable(text: str) -> str:
     except UnicodeEncodeError:
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return text
+
+
+def human_size(size: int | None) -> str:
+    """Bytes in binary units, one decimal above bytes (``1.5K``); "-" when unknown."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024:
+            return f"{int(value)}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"

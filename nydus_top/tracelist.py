@@ -232,10 +232,6 @@ class TraceList:
     def can_undo(self) -> bool:
         return bool(self._undo)
 
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._redo)
-
     def undo(self) -> bool:
         if not self._undo:
             return False

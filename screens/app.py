@@ -165,6 +165,5 @@ class NydusTopApp(App[None]):
         yield SystemCommand("Open list", "Open a saved prefetch list to curate", self.action_open_list)
         yield SystemCommand("Config", "Effective configuration and its sources", self.action_config)
         yield SystemCommand("Help", "Keys of the current screen", self.action_help)
-        for binding in getattr(screen, "PALETTE", ()):
-            action, title, help_text = binding
+        for action, title, help_text in getattr(screen, "PALETTE", ()):
             yield SystemCommand(title, help_text, lambda a=action: self.run_action(a, screen))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -38,7 +39,7 @@ class ConfigScreen(Screen):
         table: DataTable = DataTable(id="config", cursor_type="row", zebra_stripes=True)
         table.add_columns("KEY", "VALUE")
         for key, value in config_items(backend.config):
-            table.add_row(key, value)
+            table.add_row(key, Text(value))
         yield table
         config = backend.config
         lines = ["Read from, later layers overriding earlier ones:"]

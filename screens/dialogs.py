@@ -1,4 +1,7 @@
-"""Modal dialogs: prompt, confirm, message, arm-next-start, save."""
+"""Modal dialogs: prompt, confirm, message, arm-next-start, save.
+
+Their text carries paths and names (the operator's or a container's): it is never read as markup.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,12 @@ from collections.abc import Sequence
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from nydus_top.backend import ArmSpec
+from nydus_top.display import printable
 
 
 class PromptDialog(ModalScreen[str | None]):
@@ -27,9 +32,9 @@ class PromptDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title", markup=False)
             if self.hint:
-                yield Static(self.hint, classes="dialog-hint")
+                yield Static(self.hint, classes="dialog-hint", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="prompt")
             yield Static("enter accept · esc cancel", classes="dialog-keys")
 
@@ -66,7 +71,7 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Confirm", classes="dialog-title")
-            yield Static(self.question)
+            yield Static(self.question, markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Yes (y)", id="yes", variant="warning")
                 yield Button("No (n)", id="no")
@@ -90,7 +95,7 @@ class MessageDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title", markup=False)
             with VerticalScroll(classes="dialog-body"):
                 yield Static("\n".join(self.lines), markup=False)
             yield Static("esc close", classes="dialog-keys")
@@ -121,8 +126,8 @@ class ArmDialog(ModalScreen[ArmSpec | None]):
             yield Static("The tracer is placed while containerd starts the container,\n"
                          "so start-up is captured from its first instruction.")
             c, i = self.specs["container"], self.specs["image"]
-            yield Button(f"c  container {c.namespace}/{c.pod}/{c.container}", id="container")
-            yield Button(f"i  any container of image {i.image}", id="image")
+            yield Button(Content(printable(f"c  container {c.namespace}/{c.pod}/{c.container}")), id="container")
+            yield Button(Content(printable(f"i  any container of image {i.image}")), id="image")
             yield Static("esc cancel", classes="dialog-keys")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -9,16 +9,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
 
-def _keys(bindings: list) -> list[tuple[str, str]]:
-    rows = []
-    for b in bindings:
-        if isinstance(b, Binding):
-            key, text = b.key, b.description
-        else:
-            key, text = b[0], b[2] if len(b) > 2 else b[1]
-        keys = ", ".join(k.strip().replace("question_mark", "?").replace("slash", "/") for k in key.split(","))
-        rows.append((keys, text))
-    return rows
+def _keys(bindings: list[Binding]) -> list[tuple[str, str]]:
+    """(keys as the operator types them, description) of each binding."""
+    return [(", ".join(k.strip().replace("question_mark", "?").replace("slash", "/") for k in b.key.split(",")),
+             b.description) for b in bindings]
 
 
 class HelpScreen(ModalScreen[None]):

@@ -12,14 +12,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Sparkline, Static
 
-from nydus_top.display import printable
+from nydus_top.display import human_size, printable
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
 
 from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
-from .traceview import HEADER, TraceView, human_size
+from .traceview import HEADER, TraceView
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
@@ -148,12 +148,13 @@ class TraceScreen(LiveScreen):
         def apply(text: str | None) -> None:
             if not text:
                 return
+            exclusion = Exclusion(text, regex)
             try:
-                removed = self.run.items.exclude(Exclusion(text, regex))
+                removed = self.run.items.exclude(exclusion)
             except re.error as err:
                 self.say(f"bad regex: {err}")
                 return
-            self.edited(f"excluded {removed} matching {Exclusion(text, regex)}")
+            self.edited(f"excluded {removed} matching {exclusion}")
 
         kind = "regex (re.match on the path)" if regex else "glob (* matches across /)"
         path = self.current_path()

@@ -9,10 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from nydus_top.display import printable
+from nydus_top.display import human_size, printable
 
 from .base import LiveScreen
-from .traceview import human_size
 
 if TYPE_CHECKING:
     from .app import NydusTopApp

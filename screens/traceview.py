@@ -11,7 +11,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from nydus_top.display import printable
+from nydus_top.display import human_size, printable
+from nydus_top.tracelist import Entry
 from nydus_top.tracerun import TraceRun
 
 
@@ -19,24 +20,11 @@ LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds sever
 HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "K", "M", "G", "T"):
-        if value < 1024 or unit == "T":
-            return f"{int(value)}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return str(size)
-
-
-def format_row(position: int, entry: object) -> str:
-    elapsed = getattr(entry, "elapsed_us", None)
-    ms = "-" if elapsed is None else f"{elapsed / 1000:.1f}"
-    pid = getattr(entry, "pid", 0) or ""
-    return (f"{position + 1:>6} {ms:>9} {human_size(getattr(entry, 'size', None)):>8} "
-            f"{getattr(entry, 'kind', '') or '-':<4} {pid:>7} {printable(getattr(entry, 'comm', '') or ''):<15.15} "
-            f"{printable(entry.path)}")  # type: ignore[attr-defined]
+def format_row(position: int, entry: Entry) -> str:
+    """One line under HEADER; "-" or blank where a loaded list has no value."""
+    ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"
+    return (f"{position + 1:>6} {ms:>9} {human_size(entry.size):>8} {entry.kind or '-':<4} {entry.pid or '':>7} "
+            f"{printable(entry.comm):<15.15} {printable(entry.path)}")
 
 
 class TraceView(ScrollView, can_focus=True):
@@ -68,7 +56,8 @@ class TraceView(ScrollView, can_focus=True):
     # -- data ------------------------------------------------------------------------------
 
     def rows_changed(self) -> None:
-        """Call after the list changed (ingest or edit): resize, follow, repaint."""
+        """Call after the list changed (ingest or edit): resize, follow, repaint. The caller
+        updates its counters itself (no CursorMoved: once per tick is enough)."""
         count = len(self.run.items)
         self.virtual_size = Size(self.size.width, count)
         if self.follow and count:
@@ -76,7 +65,6 @@ class TraceView(ScrollView, can_focus=True):
         self.cursor = max(0, min(self.cursor, count - 1))
         self._scroll_cursor_into_view()
         self.refresh()
-        self.post_message(self.CursorMoved())
 
     def selection_rows(self) -> list[int]:
         """Row positions of the selection, or the cursor row when nothing is selected."""

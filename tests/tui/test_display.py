@@ -1,8 +1,8 @@
-"""Names and paths from containers reach the operator's terminal inert: no markup, no escapes."""
+"""What reaches the operator's terminal: container names and paths inert, sizes short, dialogs whole."""
 
 from __future__ import annotations
 
-from nydus_top.display import printable
+from nydus_top.display import human_size, printable
 from nydus_top.node import Container, ContainerState, NodeModel, Pod
 from nydus_top.replay import ReplayBackend
 from tests.tui.conftest import running
@@ -16,11 +16,29 @@ def test_controls_undecodable_bytes_and_bidi_overrides_are_escaped() -> None:
     assert printable("/usr/lib/ünï côdé [bold]x[/]") == "/usr/lib/ünï côdé [bold]x[/]"
 
 
+def test_sizes_are_short_binary_units() -> None:
+    assert [human_size(n) for n in (None, 0, 1023, 1536, 5 * 2**20, 3 * 2**40, 2**52)] == [
+        "-", "0B", "1023B", "1.5K", "5.0M", "3.0T", "4096.0T"]
+
+
 async def test_containers_screen_shows_runtime_names_literally() -> None:
     node = NodeModel()
     node.replace_all([Pod("p1", "[b]web[/b]", "ns\x1b[2J", "u1")],
                      [Container("c1", "p1", "app[red]", "img:1", ContainerState.RUNNING, 0, NOW - 5, NOW - 5)])
-    async with running(ReplayBackend(node, make_config(), recordings={}, created={}, clock=NOW)) as (app, _pilot):
+    async with running(ReplayBackend(node, make_config(), recordings={}, created={}, clock=NOW)) as (app, pilot):
         text = screen_text(app)
         assert "ns\\x1b[2J/[b]web[/b]" in text
         assert "app[red]" in text
+        await pilot.press("a")  # the arm dialog names the container too
+        await pilot.pause()
+        assert "container ns\\x1b[2J/[b]web[/b]/app[red]" in screen_text(app)
+
+
+async def test_help_taller_than_the_screen_scrolls_and_keeps_its_keys_line() -> None:
+    async with running() as (app, pilot):
+        await pilot.press("enter", "question_mark")
+        await pilot.pause()
+        assert "esc close" in screen_text(app) and "Command palette" not in screen_text(app)
+        await pilot.press("end")
+        await pilot.pause()
+        assert "esc close" in screen_text(app) and "Command palette" in screen_text(app)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from nydus_top.screens.run import build_app
+from tests.tui.conftest import until
 from tests.tui.screentext import screen_text
-from tests.tui.test_sandbox_app import until
 
 
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from sandbox import images
+from textual.pilot import Pilot
 
 from nydus_top.config import default_config
 from nydus_top.livebackend import LiveBackend
@@ -21,39 +23,45 @@ from nydus_top.screens.containers import ContainersScreen
 from nydus_top.screens.dialogs import ArmDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import SIZE, settle
+from tests.tui.conftest import SIZE, settle, until
 
 
-async def until(pilot, condition, timeout: float = 30.0, what: str = "") -> None:  # noqa: ANN001
-    """Let the app run until ``condition()`` holds (checked after each of its UI ticks)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.1)
+@asynccontextmanager
+async def app_on_node(sandbox_node, tmp_path: Path, plugin: str, index: str,  # noqa: ANN001
+                      **backend_args: float) -> AsyncIterator[tuple[NydusTopApp, Pilot]]:
+    """The app on a live backend connected to the sandbox node, once containerd has synchronised."""
+    config = replace(default_config(), persist_dir=tmp_path, nri_socket=Path(sandbox_node.nri_socket),
+                     plugin_name=plugin, plugin_index=index)
+    backend = LiveBackend(config, **backend_args)
+    synced = threading.Event()
+    backend.node.subscribe(lambda event: event.kind is EventKind.SYNC and synced.set())
+    backend.start()
+    app = NydusTopApp(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await asyncio.to_thread(synced.wait, 30), "no NRI Synchronize from containerd"
+        yield app, pilot
+
+
+async def arm_image_of(app: NydusTopApp, pilot: Pilot, name: str, container_id: str) -> TraceScreen:
+    """Filter the Containers screen down to ``name`` and arm the next start of its image."""
+    screen = app.screen
+    assert isinstance(screen, ContainersScreen)
+    await pilot.press("slash", *name, "enter")
+    await until(pilot, lambda: [r.id for r in screen.rows] == [container_id], what="the demo row")
+    await pilot.press("a")
+    assert isinstance(app.screen, ArmDialog)
+    await pilot.press("i")  # any container of the demo image
+    trace = app.screen
+    assert isinstance(trace, TraceScreen) and trace.run.state is TraceState.ARMED
+    return trace
 
 
 async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> None:  # noqa: ANN001
     first = sandbox_node.run_demo(name="tui-demo-a")
-    config = replace(default_config(), persist_dir=tmp_path, nri_socket=Path(sandbox_node.nri_socket),
-                     plugin_name="nydus-top-tui", plugin_index="95")
-    backend = LiveBackend(config)
-    synced = threading.Event()
-    backend.node.subscribe(lambda event: event.kind is EventKind.SYNC and synced.set())
-    backend.start()
     second = None
     try:
-        app = NydusTopApp(backend)
-        async with app.run_test(size=SIZE) as pilot:
-            assert await asyncio.to_thread(synced.wait, 30), "no NRI Synchronize from containerd"
-            screen = app.screen
-            assert isinstance(screen, ContainersScreen)
-            await pilot.press("slash", *"tui-demo-a", "enter")
-            await until(pilot, lambda: [r.id for r in screen.rows] == [first.container_id], what="the demo row")
-            await pilot.press("a")
-            assert isinstance(app.screen, ArmDialog)
-            await pilot.press("i")  # any container of the demo image
-            trace = app.screen
-            assert isinstance(trace, TraceScreen) and trace.run.state is TraceState.ARMED
+        async with app_on_node(sandbox_node, tmp_path, "nydus-top-tui", "95") as (app, pilot):
+            trace = await arm_image_of(app, pilot, "tui-demo-a", first.container_id)
 
             second = await asyncio.to_thread(sandbox_node.run_demo, "tui-demo-b")
             run = trace.run
@@ -96,25 +104,11 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
 
 async def test_an_armed_start_answered_before_the_mark_shows_possibly_incomplete(sandbox_node, tmp_path: Path) -> None:  # noqa: ANN001,E501
     first = sandbox_node.run_demo(name="tui-late-a")
-    config = replace(default_config(), persist_dir=tmp_path, nri_socket=Path(sandbox_node.nri_socket),
-                     plugin_name="nydus-top-tui-late", plugin_index="96")
-    # A start hook budget far below what arming takes: containerd is answered without waiting.
-    backend = LiveBackend(config, hook_budget=0.001)
-    synced = threading.Event()
-    backend.node.subscribe(lambda event: event.kind is EventKind.SYNC and synced.set())
-    backend.start()
     second = None
     try:
-        app = NydusTopApp(backend)
-        async with app.run_test(size=SIZE) as pilot:
-            assert await asyncio.to_thread(synced.wait, 30), "no NRI Synchronize from containerd"
-            screen = app.screen
-            assert isinstance(screen, ContainersScreen)
-            await pilot.press("slash", *"tui-late-a", "enter")
-            await until(pilot, lambda: [r.id for r in screen.rows] == [first.container_id], what="the demo row")
-            await pilot.press("a", "i")  # any container of the demo image
-            trace = app.screen
-            assert isinstance(trace, TraceScreen) and trace.run.state is TraceState.ARMED
+        # A start hook budget far below what arming takes: containerd is answered without waiting.
+        async with app_on_node(sandbox_node, tmp_path, "nydus-top-tui-late", "96", hook_budget=0.001) as (app, pilot):
+            trace = await arm_image_of(app, pilot, "tui-late-a", first.container_id)
 
             second = await asyncio.to_thread(sandbox_node.run_demo, "tui-late-b")
             run = trace.run

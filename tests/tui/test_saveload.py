@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.widgets import Static
+
 from nydus_top.records import Access
 from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
 from nydus_top.screens.trace import TraceScreen
@@ -111,3 +113,17 @@ async def test_load_of_a_malformed_file_says_why(tmp_path: Path) -> None:
         await submit(pilot, str(bad))
         await pilot.pause()
         assert not app.runs and "not a prefetch csv" in screen_text(app)
+
+
+async def test_paths_that_look_like_markup_are_shown_as_they_are(tmp_path: Path) -> None:
+    target = tmp_path / "run[" / "i].list"  # as markup, "[/i]" closes a tag never opened
+    target.parent.mkdir()
+    target.write_text("/old\n")
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, _):
+        await pilot.press("s")
+        await submit(pilot, str(target))
+        assert isinstance(app.screen, ConfirmDialog)
+        assert any(f"{target} exists" in str(text.render()) for text in app.screen.query(Static))
+        await pilot.press("y")
+        await settle(pilot)
+        assert lines(target) == PATHS

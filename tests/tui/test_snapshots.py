@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from nydus_top.screens.app import NydusTopApp
-from tests.tui.conftest import SIZE, settle
+from tests.tui.conftest import SIZE, settle, until
 from tests.tui.data import make_backend, startup_trace
 
 RunBefore = Callable[[Pilot], Awaitable[None]]
@@ -91,7 +91,6 @@ def test_convert_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.Monkey
     from textual.widgets import Log
 
     from tests.tui.test_convert import FAKE
-    from tests.tui.test_sandbox_app import until
 
     monkeypatch.setenv("PATH", f"{FAKE.parent}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "hang")
