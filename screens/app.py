@@ -80,7 +80,7 @@ class NydusTopApp(App[None]):
                 if run.state is not TraceState.ARMED:
                     self.arms.pop(id(run), None)
         screen = self.screen
-        if isinstance(screen, LiveScreen) and screen.live and screen.on_tick(changed, self._node_dirty or bool(changed)):
+        if isinstance(screen, LiveScreen) and screen.live and screen.on_tick(changed, self._node_dirty):
             self._node_dirty = False
 
     # -- traces ----------------------------------------------------------------------------

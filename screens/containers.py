@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -13,6 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 from nydus_top.containerview import (SORT_KEYS, ContainerRow, build_rows, compile_filter, filter_rows, format_age,
                                      sort_rows)
 from nydus_top.display import printable
+from nydus_top.node import Container, Pod
 from nydus_top.tracerun import TraceState
 
 from .base import LiveScreen
@@ -53,7 +56,7 @@ class ContainersScreen(LiveScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
         table: DataTable = DataTable(id="containers", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
+        *_, self._trace_column = table.add_columns(*COLUMNS)
         yield table
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
@@ -64,35 +67,49 @@ class ContainersScreen(LiveScreen):
     def on_screen_resume(self) -> None:
         self.rebuild()
 
-    def on_tick(self, _changed: set[int], node_dirty: bool) -> bool:
+    def on_tick(self, changed: set[int], node_dirty: bool) -> bool:
         self._ticks += 1
         if node_dirty or self._ticks % AGE_TICKS == 0:
             self.rebuild()
             return True
+        if changed:
+            self._refresh_trace_cells()
         return False
 
     # -- data ------------------------------------------------------------------------------
 
-    def _trace_status(self) -> dict[str, str]:
+    def _trace_status(self, pods: Mapping[str, Pod], containers: Iterable[Container]) -> dict[str, str]:
+        """Container id -> TRACE column text: its live (else newest) trace, or "armed"."""
         status: dict[str, str] = {}
         for run in self.app.runs:
             if run.target.container_id and run.state is not TraceState.LOADED:
                 text = f"{run.state.value} {run.files}"
                 if run.state is TraceState.RUNNING or run.target.container_id not in status:
                     status[run.target.container_id] = text
+        selectors = [spec.selector() for spec in self.app.arms.values()]
+        if selectors:
+            for c in containers:
+                pod = pods.get(c.pod_id)
+                if pod is not None and c.id not in status and any(s(pod, c) is not None for s in selectors):
+                    status[c.id] = "armed"
         return status
+
+    def _refresh_trace_cells(self) -> None:
+        """Only traces changed: rewrite the TRACE cells that differ, not the whole table."""
+        pods, by_id = self.app.backend.node.snapshot()
+        status = self._trace_status(pods, by_id.values())
+        table = self.query_one(DataTable)
+        for index, row in enumerate(self.rows):
+            text = status.get(row.id, "")
+            if text != row.trace:
+                self.rows[index] = replace(row, trace=text)
+                table.update_cell(row.id, self._trace_column, Text(printable(text)), update_width=True)
 
     def rebuild(self) -> None:
         node = self.app.backend.node
         pods, by_id = node.snapshot()
         containers = list(by_id.values())
-        status = self._trace_status()
-        for spec in self.app.arms.values():
-            select = spec.selector()
-            for c in containers:
-                pod = pods.get(c.pod_id)
-                if pod is not None and c.id not in status and select(pod, c) is not None:
-                    status[c.id] = "armed"
+        status = self._trace_status(pods, containers)
         rows = build_rows(pods, containers, status, self.app.backend.now())
         current = self.current_row()  # keep the cursor on the same container
         try:

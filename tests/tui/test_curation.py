@@ -6,7 +6,7 @@ from nydus_top.records import Access
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
 from tests.tui.conftest import on_trace, running, settle
-from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace
+from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace, synthetic
 from tests.tui.screentext import screen_text
 
 PATHS = [p for p, _, _ in STARTUP]
@@ -161,3 +161,20 @@ async def test_containers_filter_sort_and_cursor_stays_on_its_container() -> Non
         assert sorted(r.container for r in screen.rows) == ["sidecar", "worker"]
         await pilot.press("escape")
         assert len(screen.rows) == 4
+
+
+async def test_trace_progress_rewrites_its_cell_not_the_containers_table() -> None:
+    """The TRACE column follows a live trace each tick; only a node change rebuilds the table."""
+    backend = make_backend()
+    async with running(backend) as (app, pilot):
+        await pilot.press("enter", "escape")  # trace nginx, back to Containers
+        await pilot.pause()
+        screen = app.screen
+        rebuilds = []
+        screen.rebuild = lambda: rebuilds.append(1)  # type: ignore[method-assign]
+        screen._ticks = 1  # away from the once-a-second rebuild that advances ages
+        app.runs[0].records(synthetic(5, start=100))
+        app.pump()
+        await pilot.pause()
+        assert f"tracing {len(PATHS) + 5}" in screen_text(app)
+        assert rebuilds == []
