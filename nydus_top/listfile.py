@@ -24,7 +24,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -237,17 +237,23 @@ def render(entries: Iterable[Entry], *, readable: bool = False) -> tuple[bytes, 
 
     Paths a plain list cannot express are left out of both files, one warning each.
     """
-    plain: list[str] = []
-    rows = [",".join(CSV_HEADER) + "\n"]
+    kept, warnings = _keep(entries, inexpressible)
+    plain = "".join(entry.path + "\n" for entry in kept)
+    rows = ",".join(CSV_HEADER) + "\n" + "".join(csv_line(entry, readable=readable) for entry in kept)
+    return plain.encode(), rows.encode(), warnings
+
+
+def _keep(entries: Iterable[Entry], reject: Callable[[str], str | None]) -> tuple[list[Entry], tuple[str, ...]]:
+    """Entries once each, in order, without those ``reject`` gives a reason for (one warning each)."""
+    kept: list[Entry] = []
     warnings = []
     for entry in _dedup(entries):
-        reason = inexpressible(entry.path)
+        reason = reject(entry.path)
         if reason:
             warnings.append(f"left out {entry.path!r}: {reason}")
-            continue
-        plain.append(entry.path + "\n")
-        rows.append(csv_line(entry, readable=readable))
-    return "".join(plain).encode(), "".join(rows).encode(), tuple(warnings)
+        else:
+            kept.append(entry)
+    return kept, tuple(warnings)
 
 
 def range_list(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
@@ -255,16 +261,10 @@ def range_list(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
 
     Non-absolute and non-UTF-8 paths are left out (nydus skips or cannot read them).
     """
-    files = []
-    warnings = []
-    for entry in _dedup(entries):
-        reason = _unusable(entry.path)
-        if reason:
-            warnings.append(f"left out {entry.path!r}: {reason}")
-            continue
-        files.append({"path": entry.path, "ranges": None})
+    kept, warnings = _keep(entries, _unusable)
+    files = [{"path": entry.path, "ranges": None} for entry in kept]
     doc = {"version": RANGE_LIST_VERSION, "files": files}
-    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), tuple(warnings)
+    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), warnings
 
 
 # ---------------------------------------------------------------- atomic writes
