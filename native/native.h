@@ -43,4 +43,41 @@ void nt_close(struct nt_tracer *t);
  * `out` needs 6 * n bytes. Returns the bytes written. */
 size_t nt_json_escape(const char *s, size_t n, char *out);
 
+/* ---- range tracer (native/range_tracer.c): FAN_PRE_ACCESS byte ranges, host mount namespace ---- */
+
+#define NT_RANGE_OUT_CAP 4194304      /* `out` of nt_ranges_drain() must hold this many bytes */
+#define NT_RANGES_PER_FILE 1024        /* distinct ranges of one file before it counts as whole */
+#define NT_RANGE_FILES_MAX (1 << 20)   /* files per trace; then a "limit" notice */
+#define NT_RANGE_INTERVALS_MAX (1 << 22) /* ranges over all files (64 MiB); then files go whole */
+
+struct nt_ranges;
+
+/* A FAN_CLASS_PRE_CONTENT group recording reads by processes whose mount namespace is the
+ * nsfs inode (ns_dev, ns_ino). NULL with *err = errno (EINVAL: kernel before 6.14). Keeps
+ * `procfd` (host procfs) open while it lives; the caller closes it after nt_ranges_close(). */
+struct nt_ranges *nt_ranges_open(int procfd, unsigned long long ns_dev, unsigned long long ns_ino, int flags,
+                                 int *err);
+
+/* Mark `dir` and every directory below it for FAN_PRE_ACCESS on their children. Returns the
+ * marks placed, or -errno (-ENOSPC: more than `max_marks` directories; -EOPNOTSUPP or -EINVAL:
+ * the filesystem has no pre-content events). */
+long nt_ranges_mark_tree(struct nt_ranges *t, const char *dir, long max_marks);
+
+int nt_ranges_fd(const struct nt_ranges *t);
+
+/* Answer one batch of queued events (FAN_ALLOW, all of them, before any bookkeeping) and write
+ * JSON lines for the container's reads: {"file":id,"path":...,"size":n} the first time,
+ * {"file":id,"off":o,"len":l} for a read that adds bytes, {"file":id,"whole":"read|mapped|bound|
+ * unknown"} once the file counts as read whole (its events stop), {"notice":"limit"}.
+ * Returns the bytes written (0: nothing new or nothing queued) or -errno. */
+long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap);
+
+/* Remove every mark (and ignore mark) of the group. 0 or -errno. */
+int nt_ranges_unmark(struct nt_ranges *t);
+
+/* Events answered so far (foreign: those of processes outside the container). */
+unsigned long long nt_ranges_events(const struct nt_ranges *t, int foreign);
+
+void nt_ranges_close(struct nt_ranges *t);
+
 #endif

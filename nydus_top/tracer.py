@@ -69,8 +69,10 @@ class Trace:
     """One running trace. Create with :meth:`TracerPool.start`."""
 
     def __init__(self, pid: int, out_r: int, status_r: int, stop_w: int,
-                 on_batch: Callable[[Batch], None] | None) -> None:
+                 on_batch: Callable[[Batch], None] | None,
+                 parse: Callable[[bytes], object] = parse_line) -> None:
         self.pid = pid
+        self._parse = parse
         self.end_reason: str | None = None  # "stopped", "target-exited" or "error" once done
         self.error: str | None = None
         self._status_r = status_r
@@ -145,7 +147,7 @@ class Trace:
                 batch: Batch = []
                 for line in lines:
                     try:
-                        batch.append(parse_line(line))
+                        batch.append(self._parse(line))
                     except ValueError:
                         continue  # cannot happen with our tracer; never let a line stop the stream
                 self._deliver(batch)
@@ -262,11 +264,15 @@ class TracerPool:
         pid may have been reused, by a host process say. Test knobs: ``bounded_queue``, the kernel's default queue, read only at stop;
         ``small_set``, a limit of 8192 distinct files.
         """
+        msg = {"pid": int(pid), "cid": container_id, "bounded": bool(bounded_queue), "small": bool(small_set)}
+        return Trace(pid, *self.submit(msg), on_batch)
+
+    def submit(self, request: dict) -> tuple[int, int, int]:
+        """Hand one request to a spare; returns (stream read end, status read end, stop write end)."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-        msg = json.dumps({"pid": int(pid), "cid": container_id, "bounded": bool(bounded_queue),
-                          "small": bool(small_set)}).encode()
+        msg = json.dumps(request).encode()
         try:
             with self._lock:
                 for attempt in (0, 1):
@@ -285,7 +291,7 @@ class TracerPool:
         finally:
             for fd in (out_w, status_w, stop_r):
                 os.close(fd)
-        return Trace(pid, out_r, status_r, stop_w, on_batch)
+        return out_r, status_r, stop_w
 
     def _shutdown(self) -> None:
         if self._sock is not None:

@@ -5,13 +5,17 @@
  *   mkmany:DIR:N  create DIR/0..N-1        openmany:DIR:N  open and close DIR/0..N-1
  *   pids:FD    write the names of /proc's numeric entries to FD, space separated
  *   spam:DIR:K  K processes create DIR/<pid>-0, 1, ... forever (never returns)
+ *   pread:PATH:OFF:LEN  one pread     readv:PATH:OFF:LEN,LEN...  one preadv of those buffers
+ *   mmap:PATH  map the file and touch every page
  * Any failing step exits with status 4. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int many(const char *arg, int create)
@@ -56,6 +60,50 @@ static int spam(const char *arg)
     }
 }
 
+/* pread:PATH:OFF:LEN and readv:PATH:OFF:LEN,LEN,... (up to 8 buffers of 64 KiB at most) */
+static int ranged(char *v, int vectored)
+{
+    static char bufs[8][65536];
+    struct iovec iov[8];
+    int n = 0;
+    char *lens = strrchr(v, ':');
+    if (!lens)
+        return -1;
+    *lens++ = 0;
+    char *off = strrchr(v, ':');
+    if (!off)
+        return -1;
+    *off++ = 0;
+    for (char *s = strtok(lens, ","); s && n < 8; s = strtok(NULL, ",")) {
+        iov[n].iov_base = bufs[n];
+        iov[n].iov_len = (size_t)atol(s) > sizeof bufs[n] ? sizeof bufs[n] : (size_t)atol(s);
+        n++;
+    }
+    int fd = open(v, O_RDONLY);
+    if (fd < 0 || n == 0 || (!vectored && n != 1))
+        return -1;
+    ssize_t r = vectored ? preadv(fd, iov, n, atoll(off)) : pread(fd, iov[0].iov_base, iov[0].iov_len, atoll(off));
+    close(fd);
+    return r < 0 ? -1 : 0;
+}
+
+static int mapped(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return -1;
+    volatile unsigned char *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return -1;
+    unsigned sum = 0;
+    for (off_t o = 0; o < st.st_size; o += 4096)
+        sum += p[o];
+    munmap((void *)p, st.st_size);
+    return sum == 0xffffffffu ? -1 : 0;
+}
+
 static int step(int i, int argc, char **argv)
 {
     char *a = argv[i], buf[65536];
@@ -79,6 +127,10 @@ static int step(int i, int argc, char **argv)
                 ;
         return close(fd);
     }
+    if (!strcmp(a, "pread") || !strcmp(a, "readv"))
+        return ranged(v, a[1] == 'e');
+    if (!strcmp(a, "mmap"))
+        return mapped(v);
     if (!strcmp(a, "rm"))
         return unlink(v);
     if (!strcmp(a, "exec")) {

@@ -1,0 +1,499 @@
+/* Byte ranges read from an image's files: FAN_PRE_ACCESS (Linux 6.14+) on the lower directories.
+ *
+ * Runs in the host mount namespace (the lower directories are host paths). Pre-content events
+ * are permission events: the reader waits until we answer, so every event is answered FAN_ALLOW
+ * before any bookkeeping of its batch, and we never deny. Only the container's processes count:
+ * an event is recorded when its pid's mount namespace is the traced container's (checked while
+ * the reader is blocked, so the pid cannot have gone). Event fds resolve, in our namespace, to the
+ * path inside the lower layer, which is the container path.
+ *
+ * Per file we keep the union of exact ranges read. Once a file is covered whole, is an ELF file
+ * (executables and libraries are mapped, and mappings make no events), or holds too many ranges,
+ * it is reported whole and an ignore mark stops its cost. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "native.h"
+
+#ifndef FAN_PRE_ACCESS
+#define FAN_PRE_ACCESS 0x00100000
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+#ifndef FAN_MARK_IGNORE
+#define FAN_MARK_IGNORE 0x00000400
+#endif
+
+struct range_info {
+    struct fanotify_event_info_header hdr;
+    uint32_t pad;
+    uint64_t offset;
+    uint64_t count;
+};
+
+#define RT_READ_BUF 2048 /* an event with its range record is 56 bytes: ~36 a batch */
+#define RT_EVENTS_MAX (RT_READ_BUF / sizeof(struct fanotify_event_metadata))
+#define RT_LINES_MAX (6 * RT_PATH_BUF + 256) /* a file line and a range or whole line */
+#define RT_FILES_INIT (1u << 10)
+#define RT_PID_SLOTS 64
+#define RT_PATH_BUF (PATH_MAX + 64)
+#define RT_DEPTH_MAX 256
+
+struct rt_file {
+    uint64_t dev, ino; /* ino + 1; 0 marks an empty slot of the table */
+    uint64_t size;
+    uint64_t *iv;      /* sorted, disjoint, non-adjacent [start, end) pairs */
+    uint32_t n, cap;
+    uint32_t id;
+    int whole;         /* reported whole: nothing more is recorded */
+};
+
+struct rt_pid {
+    int pid;
+    unsigned gen;
+    int ours;
+};
+
+struct nt_ranges {
+    int fan_fd, procfd, fddir, flags;
+    pid_t self;
+    uint64_t ns_dev, ns_ino; /* the traced container's mount namespace */
+    unsigned char buf[RT_READ_BUF];
+    struct rt_file *files;
+    size_t cap, count, max_files;
+    size_t intervals, max_intervals; /* over all files */
+    unsigned gen;
+    int limit_reported, no_ignore_marks;
+    unsigned long long events, foreign;
+    struct rt_pid pids[RT_PID_SLOTS];
+};
+
+static uint64_t rt_mix(uint64_t dev, uint64_t ino)
+{
+    uint64_t h = dev * 0x9e3779b97f4a7c15ULL ^ ino;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The file (dev, ino), created if new; NULL when the table is at its limit or memory is short. */
+static struct rt_file *rt_lookup(struct nt_ranges *t, uint64_t dev, uint64_t ino, int *created)
+{
+    uint64_t key = ino + 1 ? ino + 1 : 1;
+    size_t j = rt_mix(dev, key) & (t->cap - 1);
+    *created = 0;
+    while (t->files[j].ino) {
+        if (t->files[j].dev == dev && t->files[j].ino == key)
+            return &t->files[j];
+        j = (j + 1) & (t->cap - 1);
+    }
+    if (t->count >= t->max_files)
+        return NULL;
+    if ((t->count + 1) * 2 > t->cap) {
+        size_t ncap = t->cap * 2;
+        struct rt_file *n = calloc(ncap, sizeof *n);
+        if (!n)
+            return NULL;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->files[i].ino)
+                continue;
+            size_t k = rt_mix(t->files[i].dev, t->files[i].ino) & (ncap - 1);
+            while (n[k].ino)
+                k = (k + 1) & (ncap - 1);
+            n[k] = t->files[i];
+        }
+        free(t->files);
+        t->files = n;
+        t->cap = ncap;
+        j = rt_mix(dev, key) & (ncap - 1);
+        while (t->files[j].ino)
+            j = (j + 1) & (ncap - 1);
+    }
+    struct rt_file *f = &t->files[j];
+    memset(f, 0, sizeof *f);
+    f->dev = dev;
+    f->ino = key;
+    f->id = (uint32_t)t->count++;
+    *created = 1;
+    return f;
+}
+
+/* Add [start, end) to f's union. Returns the bytes newly covered, or -1 when the file would hold
+ * more ranges than allowed. */
+static long long rt_add(struct nt_ranges *t, struct rt_file *f, uint64_t start, uint64_t end)
+{
+    /* first interval whose end reaches start (adjacent ones merge) */
+    uint32_t lo = 0, hi = f->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (f->iv[2 * mid + 1] < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint32_t last = lo; /* one past the last interval that overlaps or touches */
+    uint64_t before = 0;
+    while (last < f->n && f->iv[2 * last] <= end) {
+        before += f->iv[2 * last + 1] - f->iv[2 * last];
+        last++;
+    }
+    if (last > lo) {
+        if (f->iv[2 * lo] < start)
+            start = f->iv[2 * lo];
+        if (f->iv[2 * last - 1] > end)
+            end = f->iv[2 * last - 1];
+        uint32_t removed = last - lo - 1;
+        f->iv[2 * lo] = start;
+        f->iv[2 * lo + 1] = end;
+        memmove(&f->iv[2 * (lo + 1)], &f->iv[2 * last], (size_t)(f->n - last) * 2 * sizeof *f->iv);
+        f->n -= removed;
+        t->intervals -= removed;
+        return (long long)(end - start - before);
+    }
+    if (f->n >= NT_RANGES_PER_FILE || t->intervals >= t->max_intervals)
+        return -1;
+    if (f->n == f->cap) {
+        uint32_t ncap = f->cap ? f->cap * 2 : 4;
+        uint64_t *n = realloc(f->iv, (size_t)ncap * 2 * sizeof *n);
+        if (!n)
+            return -1;
+        f->iv = n;
+        f->cap = ncap;
+    }
+    memmove(&f->iv[2 * (lo + 1)], &f->iv[2 * lo], (size_t)(f->n - lo) * 2 * sizeof *f->iv);
+    f->iv[2 * lo] = start;
+    f->iv[2 * lo + 1] = end;
+    f->n++;
+    t->intervals++;
+    return (long long)(end - start);
+}
+
+static void rt_forget(struct nt_ranges *t, struct rt_file *f)
+{
+    t->intervals -= f->n;
+    free(f->iv);
+    f->iv = NULL;
+    f->n = f->cap = 0;
+}
+
+struct nt_ranges *nt_ranges_open(int procfd, unsigned long long ns_dev, unsigned long long ns_ino, int flags,
+                                 int *err)
+{
+    struct nt_ranges *t = calloc(1, sizeof *t);
+    if (!t) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    t->cap = RT_FILES_INIT;
+    t->max_files = (flags & NT_SMALL_SET) ? RT_FILES_INIT / 2 : NT_RANGE_FILES_MAX;
+    t->max_intervals = NT_RANGE_INTERVALS_MAX;
+    t->files = calloc(t->cap, sizeof *t->files);
+    if (!t->files) {
+        *err = ENOMEM;
+        free(t);
+        return NULL;
+    }
+    /* O_NONBLOCK event fds: opening a FIFO or device for us must not block (see tracer.c). */
+    t->fan_fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+                              O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NONBLOCK);
+    if (t->fan_fd < 0) {
+        *err = errno;
+        free(t->files);
+        free(t);
+        return NULL;
+    }
+    t->fddir = openat(procfd, "self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (t->fddir < 0) {
+        *err = errno;
+        close(t->fan_fd);
+        free(t->files);
+        free(t);
+        return NULL;
+    }
+    t->procfd = procfd;
+    t->flags = flags;
+    t->self = getpid();
+    t->ns_dev = ns_dev;
+    t->ns_ino = ns_ino;
+    return t;
+}
+
+int nt_ranges_fd(const struct nt_ranges *t) { return t->fan_fd; }
+
+static int rt_mark(struct nt_ranges *t, int dirfd)
+{
+    return fanotify_mark(t->fan_fd, FAN_MARK_ADD, FAN_PRE_ACCESS | FAN_EVENT_ON_CHILD, dirfd, NULL) < 0 ? -errno : 0;
+}
+
+/* Mark dirfd and every directory below it (never following symlinks), depth first. */
+static long rt_walk(struct nt_ranges *t, int dirfd, int depth, long budget)
+{
+    int rc = rt_mark(t, dirfd);
+    if (rc < 0) {
+        close(dirfd);
+        return rc;
+    }
+    long marked = 1;
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        rc = -errno;
+        close(dirfd);
+        return rc;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+            continue;
+        if (depth >= RT_DEPTH_MAX) {
+            closedir(d);
+            return -ELOOP;
+        }
+        if (marked >= budget) {
+            closedir(d);
+            return -ENOSPC;
+        }
+        int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0)
+            continue; /* not a directory after all, or gone */
+        long r = rt_walk(t, sub, depth + 1, budget - marked);
+        if (r < 0) {
+            closedir(d);
+            return r;
+        }
+        marked += r;
+    }
+    closedir(d);
+    return marked;
+}
+
+long nt_ranges_mark_tree(struct nt_ranges *t, const char *dir, long max_marks)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return rt_walk(t, fd, 0, max_marks);
+}
+
+/* Is host pid `pid` in the traced container's mount namespace? Cached for the current batch. */
+static int rt_ours(struct nt_ranges *t, int pid)
+{
+    if (pid <= 0 || pid == t->self)
+        return 0;
+    struct rt_pid *p = &t->pids[(unsigned)pid % RT_PID_SLOTS];
+    if (p->gen == t->gen && p->pid == pid)
+        return p->ours;
+    char rel[32];
+    struct stat st;
+    snprintf(rel, sizeof rel, "%d/ns/mnt", pid);
+    p->gen = t->gen;
+    p->pid = pid;
+    p->ours = fstatat(t->procfd, rel, &st, 0) == 0 && (uint64_t)st.st_dev == t->ns_dev &&
+              (uint64_t)st.st_ino == t->ns_ino;
+    return p->ours;
+}
+
+static char *rt_str(char *o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static char *rt_u64(char *o, unsigned long long v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+static char *rt_whole(struct nt_ranges *t, char *o, struct rt_file *f, int fd, const char *why)
+{
+    f->whole = 1;
+    rt_forget(t, f);
+    if (!t->no_ignore_marks &&
+        fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY, FAN_PRE_ACCESS,
+                      fd, NULL) < 0)
+        t->no_ignore_marks = 1;
+    o = rt_str(o, "{\"file\":");
+    o = rt_u64(o, f->id);
+    o = rt_str(o, ",\"whole\":\"");
+    o = rt_str(o, why);
+    return rt_str(o, "\"}\n");
+}
+
+static int rt_is_elf(int fd)
+{
+    unsigned char magic[4];
+    return pread(fd, magic, sizeof magic, 0) == 4 && !memcmp(magic, "\177ELF", 4);
+}
+
+/* Bookkeeping of one answered event of the container: at most one file line and one range or
+ * whole line. */
+static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event_metadata *m)
+{
+    const struct range_info *r = NULL;
+    size_t pos = m->metadata_len;
+    while (pos + sizeof(struct fanotify_event_info_header) <= m->event_len) {
+        const struct fanotify_event_info_header *h = (const void *)((const char *)m + pos);
+        if (h->len < sizeof *h || pos + h->len > m->event_len)
+            break;
+        if (h->info_type == FAN_EVENT_INFO_TYPE_RANGE && h->len >= sizeof *r)
+            r = (const void *)h;
+        pos += h->len;
+    }
+    struct stat st;
+    if (fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return o;
+    int created;
+    struct rt_file *f = rt_lookup(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino, &created);
+    if (!f) {
+        if (!t->limit_reported) {
+            t->limit_reported = 1;
+            o = rt_str(o, "{\"notice\":\"limit\"}\n");
+        }
+        return o;
+    }
+    if (created) {
+        char rel[16], path[RT_PATH_BUF];
+        snprintf(rel, sizeof rel, "%d", m->fd);
+        ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
+        if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/')
+            n = 0;
+        f->size = (uint64_t)st.st_size;
+        o = rt_str(o, "{\"file\":");
+        o = rt_u64(o, f->id);
+        o = rt_str(o, ",\"path\":\"");
+        o += nt_json_escape(path, (size_t)n, o);
+        o = rt_str(o, "\",\"size\":");
+        o = rt_u64(o, f->size);
+        o = rt_str(o, "}\n");
+        if (rt_is_elf(m->fd))
+            return rt_whole(t, o, f, m->fd, "mapped");
+    }
+    if (f->whole)
+        return o; /* an event queued before its ignore mark */
+    if (!r) /* no range record: the kernel could not say, so the whole file counts */
+        return rt_whole(t, o, f, m->fd, "unknown");
+    uint64_t start = r->offset, end = r->offset + r->count;
+    if (end < start)
+        end = UINT64_MAX;
+    if (end == start)
+        return o;
+    long long added = rt_add(t, f, start, end);
+    if (added < 0)
+        return rt_whole(t, o, f, m->fd, "bound");
+    if (added > 0) {
+        o = rt_str(o, "{\"file\":");
+        o = rt_u64(o, f->id);
+        o = rt_str(o, ",\"off\":");
+        o = rt_u64(o, start);
+        o = rt_str(o, ",\"len\":");
+        o = rt_u64(o, end - start);
+        o = rt_str(o, "}\n");
+    }
+    if (f->n == 1 && f->iv[0] == 0 && f->iv[1] >= (uint64_t)st.st_size)
+        return rt_whole(t, o, f, m->fd, "read");
+    return o;
+}
+
+static int rt_answer(struct nt_ranges *t, int fd)
+{
+    struct fanotify_response resp = {.fd = fd, .response = FAN_ALLOW};
+    ssize_t w;
+    do
+        w = write(t->fan_fd, &resp, sizeof resp);
+    while (w < 0 && errno == EINTR);
+    return w == (ssize_t)sizeof resp ? 0 : -errno;
+}
+
+long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap)
+{
+    if (cap < RT_EVENTS_MAX * RT_LINES_MAX)
+        return -EINVAL;
+    ssize_t len;
+    do
+        len = read(t->fan_fd, t->buf, sizeof t->buf);
+    while (len < 0 && errno == EINTR);
+    if (len < 0)
+        return errno == EAGAIN ? 0 : -errno;
+    t->gen++;
+    /* Pass 1: answer every event (a reader waits for each), noting which are the container's. */
+    unsigned char ours[RT_EVENTS_MAX];
+    size_t k = 0, pos = 0;
+    int rc = 0;
+    while (pos + sizeof(struct fanotify_event_metadata) <= (size_t)len) {
+        struct fanotify_event_metadata *m = (void *)(t->buf + pos);
+        if (m->event_len < sizeof *m || m->event_len > (size_t)len - pos || m->vers != FANOTIFY_METADATA_VERSION)
+            return -EPROTO; /* cannot happen; the fds of a mangled batch are lost with it */
+        pos += m->event_len;
+        ours[k] = 0;
+        if (m->fd >= 0) {
+            ours[k] = (m->mask & FAN_PRE_ACCESS) && rt_ours(t, m->pid);
+            int a = rt_answer(t, m->fd);
+            if (a < 0 && !rc)
+                rc = a;
+        }
+        k++;
+    }
+    /* Pass 2: bookkeeping, with every reader already on its way. */
+    char *o = out;
+    k = 0;
+    pos = 0;
+    while (pos + sizeof(struct fanotify_event_metadata) <= (size_t)len) {
+        struct fanotify_event_metadata *m = (void *)(t->buf + pos);
+        pos += m->event_len;
+        if (m->fd >= 0) {
+            t->events++;
+            if (ours[k])
+                o = rt_record(t, o, m);
+            else
+                t->foreign++;
+            close(m->fd);
+        }
+        k++;
+    }
+    if (rc < 0 && o == out)
+        return rc;
+    return o - out;
+}
+
+int nt_ranges_unmark(struct nt_ranges *t)
+{
+    return fanotify_mark(t->fan_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) < 0 ? -errno : 0;
+}
+
+unsigned long long nt_ranges_events(const struct nt_ranges *t, int foreign)
+{
+    return foreign ? t->foreign : t->events;
+}
+
+void nt_ranges_close(struct nt_ranges *t)
+{
+    if (!t)
+        return;
+    close(t->fan_fd); /* events still queued are allowed by the kernel */
+    close(t->fddir);
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->files[i].iv);
+    free(t->files);
+    free(t);
+}

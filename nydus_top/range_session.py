@@ -1,0 +1,237 @@
+"""The process side of a range trace: mark an image's lower directories, answer and pump lines.
+
+Runs in the host mount namespace (a fork of the warm tracer helper): the lower directories are
+host paths, read from the container's root overlay mount. The C core (``native/range_tracer.c``)
+answers every pre-access event at once and writes JSON lines for the container's reads; this
+module writes them to ``out_fd`` once per batch. Same status protocol as
+:mod:`nydus_top.trace_session`; an arming failure is ``E`` + ``ranges unavailable: <why>``.
+
+At the end (after the marks are removed and the queue drained) one last line says how many marks
+the fanotify group still holds, read from our own ``/proc/self/fdinfo``: ``{"marks_left": n,
+"events": n, "foreign": n}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import select
+import signal
+import struct
+
+from nydus_top import trace_session
+from nydus_top._native import ffi, lib
+from nydus_top.overlay import OverlayError, OverlayRoot, parse_mountinfo
+from nydus_top.trace_session import ERROR, EXITED, READY, STOPPED
+
+MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
+BACKLOG_MAX = 64 << 20  # bytes of lines held for a slow reader of out_fd; then ranges stop
+UNAVAILABLE = "ranges unavailable: "
+
+
+class RangeArmError(Exception):
+    """Ranges cannot be recorded for this container; the message says why (one line)."""
+
+
+def _fstype(path: str) -> str:
+    """The filesystem type holding host ``path`` (longest mount point prefix), or '?'."""
+    try:
+        with open("/proc/self/mountinfo", encoding="latin-1") as f:
+            mounts = parse_mountinfo(f.read())
+        real = os.path.realpath(path)
+    except OSError:
+        return "?"
+    best = None
+    for m in mounts:
+        mp = m.mount_point.rstrip("/") + "/"
+        if (real + "/").startswith(mp) and (best is None or len(mp) >= len(best.mount_point.rstrip("/") + "/")):
+            best = m
+    return best.fstype if best else "?"
+
+
+def mount_namespace(procfd: int, pid: int) -> tuple[int, int]:
+    """(st_dev, st_ino) of ``pid``'s mount namespace through host procfs ``procfd``."""
+    st = os.stat(f"{pid}/ns/mnt", dir_fd=procfd)
+    return st.st_dev, st.st_ino
+
+
+class RangeSession:
+    """A pre-content fanotify group with marks on every directory of the given layers. Owns
+    ``procfd`` once constructed."""
+
+    def __init__(self, procfd: int, ns: tuple[int, int], lowerdirs: tuple[str, ...], *,
+                 small_set: bool = False, max_marks: int = MAX_MARKS) -> None:
+        err = ffi.new("int *")
+        self._t = lib.nt_ranges_open(procfd, ns[0], ns[1], lib.NT_SMALL_SET if small_set else 0, err)
+        if self._t == ffi.NULL:
+            if err[0] in (22, 38):  # EINVAL, ENOSYS: no FAN_CLASS_PRE_CONTENT/FAN_PRE_ACCESS
+                raise RangeArmError(f"{UNAVAILABLE}kernel {platform.release()} has no pre-access events (needs 6.14+)")
+            raise RangeArmError(f"{UNAVAILABLE}fanotify: {os.strerror(err[0])}")
+        self._procfd = procfd
+        self._buf = ffi.new("char[]", lib.NT_RANGE_OUT_CAP)
+        self._view = memoryview(ffi.buffer(self._buf))
+        self.marks = 0
+        self._pending = bytearray()
+        self._gave_up = False
+        try:
+            for layer in lowerdirs:
+                n = lib.nt_ranges_mark_tree(self._t, os.fsencode(layer), max_marks - self.marks)
+                if n < 0:
+                    raise RangeArmError(UNAVAILABLE + self._why(-n, layer, max_marks))
+                self.marks += n
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _why(errno: int, layer: str, max_marks: int) -> str:
+        if errno == 28:  # ENOSPC
+            return f"the image has more than {max_marks} directories"
+        if errno in (22, 95):  # EINVAL, EOPNOTSUPP
+            return f"{_fstype(layer)} (lower layer {layer!r}) has no pre-content events"
+        return f"mark lower layer {layer!r}: {os.strerror(errno)}"
+
+    @property
+    def fd(self) -> int:
+        return lib.nt_ranges_fd(self._t)
+
+    def drain_batch(self) -> bool:
+        """Answer one batch and keep its lines for :meth:`flush`; True if there were lines.
+
+        Readers in the container wait for our answers, so a slow consumer of our output must
+        never block us: lines wait here, up to BACKLOG_MAX bytes; past that the marks go and
+        the trace ends its ranges with a ``backlog`` notice."""
+        n = lib.nt_ranges_drain(self._t, self._buf, lib.NT_RANGE_OUT_CAP)
+        if n < 0:
+            raise OSError(-n, os.strerror(-n))
+        if n and not self._gave_up:
+            if len(self._pending) + n > BACKLOG_MAX:
+                self._gave_up = True
+                lib.nt_ranges_unmark(self._t)
+            else:
+                self._pending += self._view[:n]
+        return n > 0
+
+    def flush(self, out_fd: int) -> None:
+        """Write what ``out_fd`` takes without blocking (it must be non-blocking)."""
+        while self._pending:
+            try:
+                done = os.write(out_fd, self._pending[:1 << 20])
+            except BlockingIOError:
+                return
+            del self._pending[:done]
+
+    def marks_left(self) -> int:
+        """Marks (and ignore marks) our group still holds, as the kernel lists them."""
+        with open(f"/proc/self/fdinfo/{self.fd}", encoding="latin-1") as f:
+            return sum(1 for line in f if line.startswith("fanotify ino:"))
+
+    def finish(self, out_fd: int) -> None:
+        """Remove every mark, answer what is queued, then write everything and a closing line."""
+        rc = lib.nt_ranges_unmark(self._t)
+        if rc < 0:
+            raise OSError(-rc, os.strerror(-rc))
+        while self.drain_batch() or select.select([self.fd], [], [], 0)[0]:
+            pass
+        end = {"marks_left": self.marks_left(), "events": lib.nt_ranges_events(self._t, 0),
+               "foreign": lib.nt_ranges_events(self._t, 1)}
+        if self._gave_up:
+            self._pending += b'{"notice":"backlog"}\n'
+        self._pending += json.dumps(end).encode() + b"\n"
+        os.set_blocking(out_fd, True)  # no mark is left: nobody waits for us any more
+        self.flush(out_fd)
+
+    def pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None) -> bytes:
+        """Answer and stream until a stop fd is readable or the target exits; then finish."""
+        os.set_blocking(out_fd, False)
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        for fd in stop_fds:
+            poller.register(fd, select.POLLIN)
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        while True:
+            poller.register(out_fd, select.POLLOUT if self._pending else 0)
+            ready = {fd: ev for fd, ev in poller.poll()}
+            end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if pidfd in ready else None
+            if end is not None:
+                self.finish(out_fd)
+                return end
+            if ready.get(out_fd, 0) & (select.POLLERR | select.POLLHUP):
+                raise BrokenPipeError
+            if self.fd in ready:
+                self.drain_batch()
+            self.flush(out_fd)
+
+    def close(self) -> None:
+        if self._t != ffi.NULL:
+            lib.nt_ranges_close(self._t)
+            self._t = ffi.NULL
+            os.close(self._procfd)
+
+
+def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...] | None = None,
+        small_set: bool = False, max_marks: int = MAX_MARKS) -> tuple[RangeSession, int]:
+    """Mark the lower directories of ``pid``'s root overlay (or ``lowerdirs``). Returns the
+    session and a pidfd. Raises RangeArmError (target gone, not an overlay, unsupported)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as e:
+        raise RangeArmError(f"{UNAVAILABLE}pid {pid}: {e.strerror}") from None
+    procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if container_id is not None and (not container_id or container_id not in trace_session._cgroups(procfd, pid)):
+            raise RangeArmError(f"{UNAVAILABLE}pid {pid} is not in container {container_id[:12]} (it exited?)")
+        try:
+            ns = mount_namespace(procfd, pid)
+            if lowerdirs is None:
+                lowerdirs = OverlayRoot.for_pid(pid).lowerdirs
+        except (OSError, OverlayError) as e:
+            raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
+        if not trace_session._alive(pidfd):
+            raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
+        session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks)
+    except BaseException:
+        os.close(pidfd)
+        os.close(procfd)
+        raise
+    return session, pidfd
+
+
+def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
+        container_id: str | None = None, small_set: bool = False, max_marks: int = MAX_MARKS) -> int:
+    """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``) or its exit.
+    Exit code as :func:`nydus_top.trace_session.run`."""
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def status(data: bytes) -> None:
+        if status_fd is not None:
+            try:
+                os.write(status_fd, data)
+            except OSError:
+                pass
+
+    try:
+        session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks)
+    except RangeArmError as e:
+        status(ERROR + str(e).encode("utf-8", "replace")[:1024])
+        return 2
+    status(READY + struct.pack("<I", os.getpid()))
+    stop_fds = [wake_r] + ([stop_fd] if stop_fd is not None else [])
+    try:
+        end = session.pump(out_fd, stop_fds, pidfd)
+    except BrokenPipeError:
+        status(STOPPED)
+        return 1
+    except OSError as e:
+        status(ERROR + f"range tracer: {e.strerror}".encode())
+        return 2
+    finally:
+        session.close()
+    status(end)
+    return 0

@@ -1,0 +1,172 @@
+"""Host-side range tracer: which bytes of the image's files a container reads.
+
+Runs beside the file tracer (:mod:`nydus_top.tracer`), started by the same warm helper, in the
+host mount namespace (:mod:`nydus_top.range_session`). The file tracer still gives the list and
+its order; this one adds each file's ranges. Typical use::
+
+    ranges = start_ranges(pool, pid, container_id=cid)
+    ranges.wait_ready(1.0)          # RangesUnavailable("ranges unavailable: why") if it cannot
+    ...                             # the container runs
+    ranges.stop()
+    book = ranges.book              # path -> RangeSet | WHOLE
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nydus_top.ranges import RangeBook
+from nydus_top.tracer import Trace, TracerError, TracerPool
+
+
+class RangesUnavailable(TracerError):
+    """Ranges cannot be recorded here; str() is one line starting ``ranges unavailable:``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileSeen:
+    file: int
+    path: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRead:
+    file: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class WholeFile:
+    file: int
+    why: str  # "read", "mapped" (an ELF file), "bound" (too many ranges), "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class RangeNotice:
+    text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped
+
+
+@dataclass(frozen=True, slots=True)
+class RangeEnd:
+    marks_left: int
+    events: int  # pre-access events answered
+    foreign: int  # of them, from processes outside the container
+
+
+RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd
+
+
+def parse_range_line(line: bytes | str) -> RangeRecord:
+    """One JSON line of the range tracer -> record. Raises ValueError on anything else."""
+    obj = json.loads(line)
+    if not isinstance(obj, dict):
+        raise ValueError("range line is not an object")
+    try:
+        if "off" in obj:
+            return RangeRead(int(obj["file"]), int(obj["off"]), int(obj["len"]))
+        if "path" in obj:
+            return FileSeen(int(obj["file"]), str(obj["path"]), int(obj["size"]))
+        if "whole" in obj:
+            return WholeFile(int(obj["file"]), str(obj["whole"]))
+        if "notice" in obj:
+            return RangeNotice(str(obj["notice"]))
+        return RangeEnd(int(obj["marks_left"]), int(obj["events"]), int(obj["foreign"]))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"bad range line: {e}") from None
+
+
+class RangeCollector:
+    """Folds range records into a :class:`RangeBook` (thread-safe: the trace's reader thread
+    adds, anyone reads)."""
+
+    def __init__(self) -> None:
+        self.book = RangeBook()
+        self.end: RangeEnd | None = None
+        self.notices: list[str] = []
+        self.changed = 0  # bumps on every batch that changed the book
+        self._paths: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, batch: list[RangeRecord]) -> None:
+        with self._lock:
+            for rec in batch:
+                if type(rec) is RangeRead:
+                    path = self._paths.get(rec.file)
+                    if path is not None:
+                        self.book.add(path, rec.offset, rec.offset + rec.length)
+                elif type(rec) is FileSeen:
+                    self._paths[rec.file] = rec.path
+                elif type(rec) is WholeFile:
+                    path = self._paths.get(rec.file)
+                    if path is not None:
+                        self.book.mark_whole(path)
+                elif type(rec) is RangeNotice:
+                    self.notices.append(rec.text)
+                else:
+                    self.end = rec
+            self.changed += 1
+
+    def snapshot(self) -> RangeBook:
+        """A copy of the book as it is now."""
+        with self._lock:
+            out = RangeBook()
+            out.merge(self.book)
+            return out
+
+
+class RangeTrace:
+    """A running range trace (see :func:`start_ranges`)."""
+
+    def __init__(self, trace: Trace, collector: RangeCollector) -> None:
+        self._trace = trace
+        self.collector = collector
+
+    @property
+    def book(self) -> RangeBook:
+        return self.collector.book
+
+    @property
+    def tracer_pid(self) -> int | None:
+        return self._trace.tracer_pid
+
+    @property
+    def error(self) -> str | None:
+        return self._trace.error
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until every lower directory is marked. RangesUnavailable if it cannot be."""
+        try:
+            self._trace.wait_ready(timeout)
+        except TracerError as e:
+            raise RangesUnavailable(str(e)) from None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Remove the marks, answer what is queued, wait for the last lines."""
+        self._trace.stop(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._trace.wait(timeout)
+
+
+def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
+                 on_batch: Callable[[list[RangeRecord]], None] | None = None,
+                 small_set: bool = False) -> RangeTrace:
+    """Start recording the ranges the container of host ``pid`` reads; returns at once.
+
+    ``on_batch`` (reader thread) sees the records after they are folded into the book.
+    """
+    collector = RangeCollector()
+
+    def deliver(batch: list) -> None:
+        collector.add(batch)
+        if on_batch is not None:
+            on_batch(batch)
+
+    msg = {"pid": int(pid), "cid": container_id, "small": bool(small_set), "ranges": True}
+    trace = Trace(pid, *pool.submit(msg), deliver, parse=parse_range_line)
+    return RangeTrace(trace, collector)

@@ -1,0 +1,190 @@
+"""Byte ranges of files: exact unions as recorded, rounded to a granularity for prefetch.
+
+A :class:`RangeSet` is a sorted list of disjoint, non-adjacent half-open intervals. A file's
+ranges in a :class:`RangeBook` are a RangeSet, or ``WHOLE`` (``None``) when the whole file counts
+(read whole, mapped, too many ranges); a path the book has nothing for has no range data, which
+a range list also writes as whole (``null``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+
+DEFAULT_GRANULARITY = 1 << 20  # nydus' default chunk size; 0 keeps ranges exact
+WHOLE = None  # the whole file counts
+
+
+class RangeSet:
+    """Union of [start, end) byte intervals, kept merged (touching intervals join)."""
+
+    __slots__ = ("_starts", "_ends")
+
+    def __init__(self, intervals: Iterable[tuple[int, int]] = ()) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in intervals:
+            self.add(start, end)
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[Iterable[int]]) -> RangeSet:
+        """From ``[[offset, size], ...]`` (the range list format). Raises ValueError."""
+        out = cls()
+        for pair in pairs:
+            offset, size = (int(v) for v in pair)
+            if offset < 0 or size < 0:
+                raise ValueError(f"negative range {offset}+{size}")
+            out.add(offset, offset + size)
+        return out
+
+    def add(self, start: int, end: int) -> int:
+        """Add [start, end); returns the bytes newly covered."""
+        if end <= start:
+            return 0
+        starts, ends = self._starts, self._ends
+        lo = bisect_left(ends, start)  # first interval ending at or after start: it may touch
+        hi = lo
+        covered = 0
+        while hi < len(starts) and starts[hi] <= end:
+            covered += ends[hi] - starts[hi]
+            hi += 1
+        if hi > lo:
+            start = min(start, starts[lo])
+            end = max(end, ends[hi - 1])
+        starts[lo:hi] = [start]
+        ends[lo:hi] = [end]
+        return end - start - covered
+
+    def update(self, other: RangeSet) -> None:
+        for start, end in other:
+            self.add(start, end)
+
+    def union(self, other: RangeSet) -> RangeSet:
+        out = self.copy()
+        out.update(other)
+        return out
+
+    def copy(self) -> RangeSet:
+        out = RangeSet()
+        out._starts, out._ends = list(self._starts), list(self._ends)
+        return out
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self._starts, self._ends)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RangeSet) and self._starts == other._starts and self._ends == other._ends
+
+    def __repr__(self) -> str:
+        return f"RangeSet({list(self)!r})"
+
+    @property
+    def bytes(self) -> int:
+        return sum(e - s for s, e in self)
+
+    def covers(self, size: int) -> bool:
+        """Does the set cover all of a file of ``size`` bytes?"""
+        return size <= 0 or (len(self._starts) >= 1 and self._starts[0] <= 0 and self._ends[0] >= size)
+
+    def rounded(self, granularity: int, size: int | None = None) -> RangeSet:
+        """Each interval widened to multiples of ``granularity`` (0: exact), clipped to ``size``."""
+        out = RangeSet()
+        for start, end in self:
+            if granularity > 0:
+                start -= start % granularity
+                end += -end % granularity
+            if size is not None:
+                end = min(end, size)
+            out.add(start, end)
+        return out
+
+    def pairs(self) -> list[list[int]]:
+        """``[[offset, size], ...]`` as a range list writes them."""
+        return [[s, e - s] for s, e in self]
+
+
+def prefetch_ranges(ranges: RangeSet | None, size: int | None, granularity: int) -> list[list[int]] | None:
+    """What a range list says for one file: pairs, or None (whole file) for WHOLE, for no data,
+    and for ranges that cover the file once rounded."""
+    if ranges is None:
+        return None
+    out = ranges.rounded(granularity, size)
+    if size is not None and out.covers(size):
+        return None
+    return out.pairs()
+
+
+def prefetch_bytes(ranges: RangeSet | None, size: int | None, granularity: int) -> int:
+    """Bytes a prefetch of this file moves: the rounded ranges, or the whole size."""
+    if ranges is None:
+        return size or 0
+    out = ranges.rounded(granularity, size)
+    return out.bytes
+
+
+class RangeBook:
+    """Per path: the ranges read (a RangeSet) or WHOLE. Paths without an entry have no data."""
+
+    __slots__ = ("_by_path",)
+
+    def __init__(self) -> None:
+        self._by_path: dict[str, RangeSet | None] = {}
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._by_path
+
+    def __len__(self) -> int:
+        return len(self._by_path)
+
+    def get(self, path: str) -> RangeSet | None:
+        """The ranges of ``path``; WHOLE (None) also when there is no data (see ``in``)."""
+        return self._by_path.get(path)
+
+    def items(self) -> Iterator[tuple[str, RangeSet | None]]:
+        return iter(self._by_path.items())
+
+    def add(self, path: str, start: int, end: int) -> int:
+        """Record [start, end) read from ``path``; returns new bytes (0 if the file is whole)."""
+        ranges = self._by_path.get(path, _MISSING)
+        if ranges is _MISSING:
+            ranges = self._by_path[path] = RangeSet()
+        if ranges is None:
+            return 0
+        return ranges.add(start, end)
+
+    def set(self, path: str, ranges: RangeSet | None) -> None:
+        """Replace what the book says about ``path`` (a RangeSet or WHOLE)."""
+        self._by_path[path] = ranges
+
+    def mark_whole(self, path: str) -> None:
+        self._by_path[path] = WHOLE
+
+    def merge(self, other: RangeBook) -> None:
+        """Union with another book: WHOLE wins; a path only one book knows keeps its data."""
+        for path, ranges in other.items():
+            mine = self._by_path.get(path, _MISSING)
+            if mine is _MISSING:
+                self._by_path[path] = None if ranges is None else ranges.copy()
+            elif mine is not None:
+                if ranges is None:
+                    self._by_path[path] = None
+                else:
+                    mine.update(ranges)
+
+    def read_bytes(self, path: str, size: int | None) -> int | None:
+        """Bytes read of ``path`` (its size when whole), None without data."""
+        ranges = self._by_path.get(path, _MISSING)
+        if ranges is _MISSING:
+            return None
+        if ranges is None:
+            return size
+        return ranges.bytes
+
+
+_MISSING: object = object()
