@@ -81,7 +81,8 @@ class RangeSession:
                     raise RangeArmError(UNAVAILABLE + self._why(-n, layer, max_marks))
                 self.marks += n
         except BaseException:
-            self.close()
+            lib.nt_ranges_close(self._t)  # procfd stays the caller's
+            self._t = ffi.NULL
             raise
 
     @staticmethod
@@ -220,6 +221,9 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
         session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks)
     except RangeArmError as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
+        return 2
+    except Exception as e:  # noqa: BLE001 - the caller learns of it as a status, never silence
+        status(ERROR + f"{UNAVAILABLE}{type(e).__name__}: {e}".encode("utf-8", "replace")[:1024])
         return 2
     status(READY + struct.pack("<I", os.getpid()))
     stop_fds = [wake_r] + ([stop_fd] if stop_fd is not None else [])

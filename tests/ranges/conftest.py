@@ -38,6 +38,11 @@ class LayerFs:
         else:
             mount = ["mount", "-t", fstype, fstype, str(self.mnt)]
         subprocess.run(["nsenter", "-t", str(self.holder.pid), "-m", *mount], check=True)
+        (base / "tmpfs").mkdir()  # and a tmpfs beside it: no pre-content events there
+        subprocess.run(["nsenter", "-t", str(self.holder.pid), "-m", "mount", "-t", "tmpfs", "tmpfs",
+                        str(base / "tmpfs")], check=True)
+        self.base = base
+        self.tmpfs = Path(f"/proc/{self.holder.pid}/root{base}/tmpfs")
         self.path = Path(f"/proc/{self.holder.pid}/root{self.mnt}")  # from the test's namespace
         self.bin = base / "bin"
         self.bin.mkdir()
@@ -50,7 +55,9 @@ class LayerFs:
         return script
 
     def inside(self, host_path: Path) -> Path:
-        """The holder's own path for a path under ``self.path``."""
+        """The holder's own path for a path under ``self.path`` or ``self.tmpfs``."""
+        if host_path.is_relative_to(self.tmpfs):
+            return self.base / "tmpfs" / host_path.relative_to(self.tmpfs)
         return self.mnt / host_path.relative_to(self.path)
 
     def close(self) -> None:
@@ -59,22 +66,13 @@ class LayerFs:
         self.holder.wait(10)
 
 
-def _layer_fs(tmp_path_factory: pytest.TempPathFactory, fstype: str) -> Iterator[LayerFs]:
-    fs = LayerFs(tmp_path_factory.mktemp(fstype), fstype)
+@pytest.fixture(scope="session")
+def ext4_layers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LayerFs]:
+    fs = LayerFs(tmp_path_factory.mktemp("layers"), "ext4")
     try:
         yield fs
     finally:
         fs.close()
-
-
-@pytest.fixture(scope="session")
-def ext4_layers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LayerFs]:
-    yield from _layer_fs(tmp_path_factory, "ext4")
-
-
-@pytest.fixture(scope="session")
-def tmpfs_layers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LayerFs]:
-    yield from _layer_fs(tmp_path_factory, "tmpfs")
 
 
 @pytest.fixture(scope="session")
@@ -141,10 +139,10 @@ def container(tmp_path: Path, progs: dict[str, Path], ext4_layers: LayerFs) -> I
     """Factory: ``container(lower, files, steps)``; all are finished at teardown."""
     made: list[Container] = []
 
-    def make(lower: Path, files: dict[str, bytes | int], steps: list[str], fs: LayerFs = ext4_layers) -> Container:
+    def make(lower: Path, files: dict[str, bytes | int], steps: list[str]) -> Container:
         root = tmp_path / f"c{len(made)}"
         root.mkdir()
-        c = LayerContainer(root, progs, fs, lower, files, steps)
+        c = LayerContainer(root, progs, ext4_layers, lower, files, steps)
         made.append(c)
         return c
 

@@ -4,6 +4,7 @@ made through overlayfs by home-made containers."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -39,3 +40,96 @@ def test_exact_ranges_of_pread_read_and_readv_through_overlayfs(pool, container,
     assert "/data/small" in book and book.get("/data/small") is None  # read whole
     assert book.get("/data/vec") == RangeSet([(MiB, MiB + 12288)])
     assert trace.collector.end is not None and trace.collector.end.marks_left == 0
+
+
+def test_union_across_the_container_processes(pool, container, image) -> None:
+    # pid 1 reads one block, then a second process of the container (entered from outside, as
+    # `kubectl exec` would) reads an overlapping and a separate one of the same file.
+    c = container(image, {"/data/f": 4 * MiB}, workload("pread:/data/f:0:8192"))
+    c.wait_note()
+    trace = start_ranges(pool, c.pid)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    subprocess.run(["nsenter", "-t", str(c.pid), "-m", "-p", "-r", "-w", "--", "/probe",
+                    "pread:/data/f:4096:8192", "readv:/data/f:2097152:4096,4096"], check=True)
+    trace.stop()
+    assert trace.book.get("/data/f") == RangeSet([(0, 12288), (2 * MiB, 2 * MiB + 8192)])
+
+
+def test_another_container_of_the_same_image_is_not_counted(pool, container, image) -> None:
+    traced = container(image, {"/data/f": 4 * MiB}, workload("pread:/data/f:0:4096"))
+    other = container(image, {}, workload("pread:/data/f:1048576:4096", "read:/data/f"))
+    traced.wait_note()
+    other.wait_note()
+    trace = start_ranges(pool, traced.pid)
+    trace.wait_ready(5)
+    other.go()
+    other.wait_note()  # it read the whole file through its own overlay while we were marked
+    traced.go()
+    traced.wait_note()
+    trace.stop()
+    assert trace.book.get("/data/f") == RangeSet([(0, 4096)])
+    assert trace.collector.end.foreign > 0
+
+
+def _marks(pid: int) -> list[str]:
+    """The fanotify mark lines of every fanotify fd of process ``pid``."""
+    lines = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[fanotify]":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                lines += [line for line in f if line.startswith("fanotify ino:")]
+        except OSError:
+            continue
+    return lines
+
+
+def test_marks_cover_every_directory_stop_per_file_and_are_gone_after_the_trace(pool, container, image) -> None:
+    c = container(image, {"/a/b/c/small": b"x" * 100, "/a/other": b"y"},
+                  workload("read:/a/b/c/small", "read:/a/b/c/small", "read:/a/b/c/small",
+                           "signal:{note}", "wait:{go}"))
+    c.wait_note()
+    trace = start_ranges(pool, c.pid)
+    trace.wait_ready(5)
+    dirs = sum(1 for _root, _dirs, _files in os.walk(image))
+    marks = _marks(trace.tracer_pid)
+    assert len(marks) == dirs and all(" mask:8100000 ignored_mask:0 " in m for m in marks)  # pre-access on children
+    c.go()
+    c.wait_note()
+    # read whole once: an ignore mark on that file silences its later reads
+    marks = _marks(trace.tracer_pid)
+    ignored = [m for m in marks if "ignored_mask:100000" in m]
+    assert len(marks) == dirs + 1 and len(ignored) == 1
+    small_ino = os.stat(image / "a/b/c/small").st_ino
+    assert f"ino:{small_ino:x} " in ignored[0]
+    c.go()
+    c.wait_note()
+    trace.stop()
+    # 3 reads of 2 read(2) calls each: only the first one's events reached us
+    assert trace.collector.end.events <= 2
+    assert trace.book.get("/a/b/c/small") is None and "/a/b/c/small" in trace.book
+    assert trace.collector.end.marks_left == 0
+    assert not os.path.exists(f"/proc/{trace.tracer_pid}")  # the group and its marks are gone
+
+
+def test_elf_files_count_whole_and_mapped_files_have_no_ranges(pool, container, image) -> None:
+    elf = b"\x7fELF" + b"\0" * (64 * 1024)
+    c = container(image, {"/lib/libx.so": elf, "/data/mapped": 64 * 1024},
+                  workload("pread:/lib/libx.so:0:832", "mmap:/data/mapped"))
+    trace = ranged(pool, c)
+    assert "/lib/libx.so" in trace.book and trace.book.get("/lib/libx.so") is None
+    assert "/data/mapped" not in trace.book  # mappings make no pre-access events: no data
+
+
+def test_tmpfs_lower_layer_says_why_ranges_are_unavailable(pool, container, ext4_layers) -> None:
+    lower = ext4_layers.tmpfs / "img"
+    lower.mkdir()
+    c = container(lower, {"/data/f": b"x"}, workload("read:/data/f"))
+    c.wait_note()
+    trace = start_ranges(pool, c.pid)
+    with pytest.raises(RangesUnavailable, match=r"^ranges unavailable: tmpfs \(lower layer '.*/img'\) has no pre-content events$"):
+        trace.wait_ready(5)
+    c.go()
