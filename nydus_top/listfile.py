@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
 
 CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
+RANGES_SUFFIX = ".ranges.json"  # a saved list's ranges: <list>.ranges.json, itself a range list
+RANGE_LIST_MAX_BYTES = 256 << 20  # a range list read back is at most this big
 
 # Unicode White_Space: what Rust's str::trim (nydus-image reading the list) and Go's
 # unicode.IsSpace (encoding/csv quoting) both treat as space.
@@ -97,6 +100,7 @@ class LoadedList:
 
     entries: tuple[ListEntry, ...]
     warnings: tuple[str, ...] = ()
+    ranges: RangeBook | None = None  # from the sibling <list>.ranges.json, when there is one
 
 
 # ---------------------------------------------------------------- result file names
@@ -256,13 +260,19 @@ def _keep(entries: Iterable[Entry], reject: Callable[[str], str | None]) -> tupl
     return kept, tuple(warnings)
 
 
-def range_list(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
-    """(JSON document, warnings) for ``nydusify optimize --prefetch-files``: whole files only.
+def range_list(entries: Iterable[Entry], ranges: RangeBook | None = None,
+               granularity: int = DEFAULT_GRANULARITY) -> tuple[bytes, tuple[str, ...]]:
+    """(JSON document, warnings) for ``nydusify optimize --prefetch-files``.
 
-    Non-absolute and non-UTF-8 paths are left out (nydus skips or cannot read them).
+    Each file's recorded ranges, rounded out to ``granularity`` (0: exact); whole files
+    (``null``) for files read whole or mapped and for files without range data (all of them
+    without ``ranges``). Non-absolute and non-UTF-8 paths are left out (nydus skips or cannot
+    read them).
     """
     kept, warnings = _keep(entries, _unusable)
-    files = [{"path": entry.path, "ranges": None} for entry in kept]
+    book = ranges if ranges is not None else RangeBook()
+    files = [{"path": entry.path, "ranges": prefetch_ranges(book.get(entry.path), entry.size, granularity)}
+             for entry in kept]
     doc = {"version": RANGE_LIST_VERSION, "files": files}
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), warnings
 
@@ -331,26 +341,41 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
 
 
 def save_list(
-    entries: Iterable[Entry], list_path: str | os.PathLike[str], *, readable: bool = False, overwrite: bool = False
+    entries: Iterable[Entry], list_path: str | os.PathLike[str], *, readable: bool = False, overwrite: bool = False,
+    ranges: RangeBook | None = None, granularity: int = DEFAULT_GRANULARITY,
 ) -> SaveResult:
-    """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically.
+    """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically; with
+    *ranges* also their range list ``list_path.ranges.json`` (see :func:`range_list`), which
+    :func:`load_list` reads back. The plain list and csv stay the optimizer's, byte for byte.
 
-    Raises ListExistsError (nothing written) when either exists and *overwrite* is false,
+    Raises ListExistsError (nothing written) when any exists and *overwrite* is false,
     ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
     """
     path = Path(list_path)
     csv_path = Path(os.fspath(path) + ".csv")
+    entries = list(entries)
     plain, table, warnings = render(entries, readable=readable)
-    write_atomic([(path, plain), (csv_path, table)], overwrite=overwrite)
-    return SaveResult((path, csv_path), plain.count(b"\n"), warnings)
+    files = [(path, plain), (csv_path, table)]
+    if ranges is not None:
+        data, _ = range_list(entries, ranges, granularity)  # its left-outs are warned about above
+        files.append((ranges_path(path), data))
+    write_atomic(files, overwrite=overwrite)
+    return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), warnings)
+
+
+def ranges_path(list_path: str | os.PathLike[str]) -> Path:
+    """The range list saved beside a list (``<list>.ranges.json``; for ``x.csv``, ``x.ranges.json``)."""
+    text = os.fspath(list_path)
+    return Path(text.removesuffix(".csv") + RANGES_SUFFIX)
 
 
 def save_range_list(
-    entries: Iterable[Entry], path: str | os.PathLike[str], *, overwrite: bool = False
+    entries: Iterable[Entry], path: str | os.PathLike[str], *, overwrite: bool = False,
+    ranges: RangeBook | None = None, granularity: int = DEFAULT_GRANULARITY,
 ) -> SaveResult:
     """Save the range list JSON for *entries* atomically (see :func:`range_list`)."""
     target = Path(path)
-    data, warnings = range_list(entries)
+    data, warnings = range_list(entries, ranges, granularity)
     write_atomic([(target, data)], overwrite=overwrite)
     return SaveResult((target,), len(json.loads(data)["files"]), warnings)
 
@@ -391,18 +416,56 @@ def _load_csv(path: Path, text: str) -> LoadedList:
     return LoadedList(tuple(_dedup(entries)), tuple(warnings))
 
 
+def load_range_list(path: str | os.PathLike[str]) -> RangeBook:
+    """A range list (ours or anyone's) as a book: ``null`` is a whole file. Raises ListFileError."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = f.read(RANGE_LIST_MAX_BYTES + 1)
+    except OSError as err:
+        raise ListFileError(f"cannot read {path}: {_describe(err)}") from None
+    if len(data) > RANGE_LIST_MAX_BYTES:
+        raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES >> 20} MiB")
+    try:
+        doc = json.loads(data.decode("utf-8", "surrogateescape"))
+        if not isinstance(doc, dict) or doc.get("version") != RANGE_LIST_VERSION:
+            raise ValueError(f"not a {RANGE_LIST_VERSION} range list")
+        book = RangeBook()
+        for item in doc["files"]:
+            pairs = item["ranges"]
+            book.set(str(item["path"]), None if pairs is None else RangeSet.from_pairs(pairs))
+    except (ValueError, KeyError, TypeError) as err:
+        raise ListFileError(f"{path}: bad range list: {err}") from None
+    return book
+
+
+def _sibling_ranges(path: Path, warnings: list[str]) -> RangeBook | None:
+    sibling = ranges_path(path)
+    if not sibling.is_file():
+        return None
+    try:
+        return load_range_list(sibling)
+    except ListFileError as err:
+        warnings.append(f"{err} (ranges left out)")
+        return None
+
+
 def load_list(path: str | os.PathLike[str]) -> LoadedList:
     """Load a plain list or a csv (ours or the optimizer's; readable units accepted).
 
     A plain list takes sizes and elapsed times from its sibling ``.csv`` when that exists (a
-    sibling that cannot be used is one warning). Duplicates keep their first occurrence;
+    sibling that cannot be used is one warning); either takes byte ranges from the sibling
+    ``<list>.ranges.json`` (:func:`ranges_path`) when that exists. Duplicates keep their first occurrence;
     relative paths are skipped with a warning. Raises ListFileError (one line naming the file)
     if the file is unreadable or malformed.
     """
     path = Path(path)
     text = _read_text(path)
     if path.suffix == ".csv" or text.startswith(",".join(CSV_HEADER) + "\n"):
-        return _load_csv(path, text)
+        loaded = _load_csv(path, text)
+        warnings = list(loaded.warnings)
+        ranges = _sibling_ranges(path, warnings)
+        return LoadedList(loaded.entries, tuple(warnings), ranges)
     sibling = Path(os.fspath(path) + ".csv")
     details: dict[str, ListEntry] = {}
     warnings: list[str] = []
@@ -419,7 +482,8 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
             warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
             continue
         entries.append(details.get(line, ListEntry(line)))
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
+    ranges = _sibling_ranges(path, warnings)
+    return LoadedList(tuple(_dedup(entries)), tuple(warnings), ranges)
 
 
 def merge(*runs: Iterable[Entry]) -> list[Entry]:

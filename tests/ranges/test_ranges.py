@@ -1,0 +1,108 @@
+"""Range sets, rounding to a granularity, range books, and ranges kept through save/load/merge."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nydus_top.listfile import ListEntry, ListFileError, load_list, load_range_list, ranges_path, render, save_list, save_range_list
+from nydus_top.ranges import RangeBook, RangeSet, prefetch_bytes, prefetch_ranges
+
+MiB = 1 << 20
+
+
+def test_adding_merges_overlapping_and_touching_intervals() -> None:
+    r = RangeSet()
+    assert r.add(100, 200) == 100
+    assert r.add(300, 400) == 100
+    assert r.add(150, 250) == 50  # overlaps the first
+    assert r.add(250, 300) == 50  # touches both: one interval
+    assert list(r) == [(100, 400)]
+    assert r.add(0, 10) == 10 and r.add(10, 10) == 0 and r.add(120, 130) == 0
+    assert list(r) == [(0, 10), (100, 400)] and r.bytes == 310
+    assert r.add(5, 1000) == 690 and list(r) == [(0, 1000)]
+
+
+def test_union_is_symmetric_and_leaves_its_operands() -> None:
+    a, b = RangeSet([(0, 10), (50, 60)]), RangeSet([(5, 55), (100, 110)])
+    assert a.union(b) == b.union(a) == RangeSet([(0, 60), (100, 110)])
+    assert a == RangeSet([(0, 10), (50, 60)])
+
+
+def test_rounding_out_to_chunks_and_clipping_to_the_size() -> None:
+    r = RangeSet([(409600, 413696), (5 * MiB + 1, 5 * MiB + 2), (10 * MiB - 1, 10 * MiB + 1)])
+    assert r.rounded(MiB) == RangeSet([(0, MiB), (5 * MiB, 6 * MiB), (9 * MiB, 11 * MiB)])
+    assert r.rounded(MiB, size=int(10.5 * MiB)).pairs() == [[0, MiB], [5 * MiB, MiB], [9 * MiB, int(1.5 * MiB)]]
+    assert r.rounded(0) == r  # exact
+
+
+def test_what_a_range_list_says_for_a_file() -> None:
+    r = RangeSet([(0, 4096), (3 * MiB, 3 * MiB + 4096)])
+    assert prefetch_ranges(r, 64 * MiB, MiB) == [[0, MiB], [3 * MiB, MiB]]
+    assert prefetch_ranges(r, 64 * MiB, 0) == [[0, 4096], [3 * MiB, 4096]]
+    assert prefetch_ranges(r, 2 * MiB, 4 * MiB) is None  # covers the whole file once rounded
+    assert prefetch_ranges(None, 64 * MiB, MiB) is None
+    assert prefetch_bytes(r, 64 * MiB, MiB) == 2 * MiB and prefetch_bytes(None, 64 * MiB, MiB) == 64 * MiB
+
+
+def test_a_book_merges_by_union_and_whole_wins() -> None:
+    a, b = RangeBook(), RangeBook()
+    a.add("/x", 0, 10)
+    a.add("/y", 0, 10)
+    b.add("/x", 20, 30)
+    b.mark_whole("/y")
+    b.add("/z", 5, 6)
+    a.merge(b)
+    assert a.get("/x") == RangeSet([(0, 10), (20, 30)])
+    assert "/y" in a and a.get("/y") is None
+    assert a.get("/z") == RangeSet([(5, 6)])
+    b.add("/z", 7, 8)
+    assert a.get("/z") == RangeSet([(5, 6)])  # a copy, not shared
+    assert a.read_bytes("/x", 100) == 20 and a.read_bytes("/y", 100) == 100 and a.read_bytes("/n", 5) is None
+
+
+def _book() -> RangeBook:
+    book = RangeBook()
+    book.add("/big", 409600, 413696)
+    book.add("/big", 40 * MiB, 40 * MiB + 4096)
+    book.mark_whole("/lib.so")
+    return book
+
+
+ENTRIES = [ListEntry("/big", 64 * MiB, 10), ListEntry("/lib.so", 1000, 20), ListEntry("/nodata", 5000, 30)]
+
+
+def test_saved_ranges_sit_beside_a_byte_compatible_pair_and_load_back(tmp_path) -> None:
+    path = tmp_path / "library/nginx:latest"
+    result = save_list(ENTRIES, path, ranges=_book(), granularity=MiB)
+    assert result.paths == (path, tmp_path / "library/nginx:latest.csv", tmp_path / "library/nginx:latest.ranges.json")
+    plain, table, _ = render(ENTRIES)
+    assert path.read_bytes() == plain and (tmp_path / "library/nginx:latest.csv").read_bytes() == table
+    doc = json.loads(ranges_path(path).read_text())
+    assert doc == {"version": "v1", "files": [
+        {"path": "/big", "ranges": [[0, MiB], [40 * MiB, MiB]]},
+        {"path": "/lib.so", "ranges": None},
+        {"path": "/nodata", "ranges": None}]}
+    for loaded in (load_list(path), load_list(str(path) + ".csv")):
+        assert loaded.ranges is not None and loaded.ranges.get("/big") == RangeSet([(0, MiB), (40 * MiB, 41 * MiB)])
+        assert "/nodata" in loaded.ranges and loaded.ranges.get("/nodata") is None
+
+
+def test_exact_granularity_and_a_list_without_ranges(tmp_path) -> None:
+    out = tmp_path / "r.json"
+    save_range_list(ENTRIES, out, ranges=_book(), granularity=0)
+    assert json.loads(out.read_text())["files"][0]["ranges"] == [[409600, 4096], [40 * MiB, 4096]]
+    save_list(ENTRIES, tmp_path / "plain")
+    assert not ranges_path(tmp_path / "plain").exists() and load_list(tmp_path / "plain").ranges is None
+
+
+def test_a_bad_ranges_sibling_is_one_warning(tmp_path) -> None:
+    save_list(ENTRIES, tmp_path / "l")
+    ranges_path(tmp_path / "l").write_text('{"version": "v2", "files": []}')
+    loaded = load_list(tmp_path / "l")
+    assert loaded.ranges is None and len(loaded.entries) == 3
+    assert loaded.warnings == (f"{tmp_path}/l.ranges.json: bad range list: not a v1 range list (ranges left out)",)
+    ranges_path(tmp_path / "l").write_text('{"version": "v1", "files": [{"path": "/x", "ranges": [[0, -1]]}]}')
+    with pytest.raises(ListFileError, match="negative range"):
+        load_range_list(ranges_path(tmp_path / "l"))
