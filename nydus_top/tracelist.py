@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nydus_top.listfile import Entry as Record  # an Access, or an entry of a loaded list
+from nydus_top.ranges import RangeBook
 from nydus_top.records import KINDS, Access, Overflow
 
 UNDO_DEPTH = 64
@@ -59,6 +60,7 @@ class _State:
     rows: array
     next_id: int
     exclusions: tuple[Exclusion, ...]
+    merged_ranges: tuple[RangeBook, ...] = ()
 
 
 @dataclass
@@ -78,6 +80,8 @@ class TraceList:
     _by_path: dict[str, int] = field(default_factory=dict)
     _matchers: list[re.Pattern[str]] = field(default_factory=list)
     _merged: set[int] = field(default_factory=set)  # ids that came from merges, not the tracer
+    _traced_ranges: RangeBook = field(default_factory=RangeBook)  # from the range tracer
+    _merged_ranges: tuple[RangeBook, ...] = ()  # one per merge step in force (undo drops it)
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
 
@@ -153,13 +157,46 @@ class TraceList:
                 add_row(ident)
         return len(self.rows) - before
 
-    def merge(self, other: Sequence[Record]) -> int:
-        """Merge another run: paths not yet present are appended in their order (one undo step)."""
+    def merge(self, other: Sequence[Record], ranges: RangeBook | None = None) -> int:
+        """Merge another run: paths not yet present are appended in their order, and its byte
+        ranges (if any) join ours by union (one undo step)."""
         self._checkpoint()
         first = self.seen
         added = self.extend(other)
         self._merged.update(range(first, self.seen))
+        if ranges is not None:
+            self._merged_ranges = (*self._merged_ranges, ranges)
         return added
+
+    # -- byte ranges -------------------------------------------------------------------------
+
+    def set_traced_ranges(self, book: RangeBook) -> None:
+        """The range tracer's current book (replaces the previous one; not an edit)."""
+        self._traced_ranges = book
+
+    def ranges(self) -> RangeBook:
+        """Byte ranges per path: the tracer's, united with those of every merge in force."""
+        if not self._merged_ranges:
+            return self._traced_ranges
+        out = RangeBook()
+        out.merge(self._traced_ranges)
+        for book in self._merged_ranges:
+            out.merge(book)
+        return out
+
+    def read_bytes(self, row: int) -> int | None:
+        """Bytes read of the file at ``row`` (its size when whole), None without range data."""
+        ident = self.rows[row]
+        size, path = self._size[ident], self._path[ident]
+        union = None
+        for book in (self._traced_ranges, *self._merged_ranges):
+            if path not in book:
+                continue
+            ranges = book.get(path)
+            if ranges is None:  # whole
+                return None if size == _UNKNOWN else size
+            union = ranges if union is None else union.union(ranges)
+        return None if union is None else union.bytes
 
     # -- edits (each is one undo step) -------------------------------------------------------
 
@@ -270,7 +307,7 @@ class TraceList:
         return before - len(self.rows)
 
     def _state(self) -> _State:
-        return _State(array("l", self.rows), self.seen, self.exclusions)
+        return _State(array("l", self.rows), self.seen, self.exclusions, self._merged_ranges)
 
     def _checkpoint(self) -> None:
         self._undo.append(self._state())
@@ -279,6 +316,7 @@ class TraceList:
 
     def _restore(self, state: _State) -> None:
         self.exclusions = state.exclusions
+        self._merged_ranges = state.merged_ranges
         self._matchers = [e.compile() for e in state.exclusions]
         rows = array("l", state.rows)
         # Accesses traced after the snapshot stay, unless an exclusion still in force hides them.
@@ -288,3 +326,4 @@ class TraceList:
             if not any(m.match(self._path[ident]) for m in self._matchers):
                 rows.append(ident)
         self.rows = rows
+

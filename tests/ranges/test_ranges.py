@@ -106,3 +106,24 @@ def test_a_bad_ranges_sibling_is_one_warning(tmp_path) -> None:
     ranges_path(tmp_path / "l").write_text('{"version": "v1", "files": [{"path": "/x", "ranges": [[0, -1]]}]}')
     with pytest.raises(ListFileError, match="negative range"):
         load_range_list(ranges_path(tmp_path / "l"))
+
+
+def test_a_trace_list_keeps_ranges_through_curation_and_merges_by_union_with_undo() -> None:
+    from nydus_top.tracelist import TraceList
+
+    items = TraceList()
+    items.extend(ENTRIES)
+    items.set_traced_ranges(_book())
+    assert [items.read_bytes(r) for r in range(3)] == [8192, 1000, None]
+    items.delete([1])
+    assert items.read_bytes(0) == 8192 and items.read_bytes(1) is None
+    other = RangeBook()
+    other.add("/big", 0, 4096)
+    other.add("/nodata", 0, 100)
+    items.merge([ListEntry("/new", 10)], other)
+    assert items.read_bytes(0) == 12288 and items.read_bytes(1) == 100
+    assert items.ranges().get("/big") == RangeSet([(0, 4096), (409600, 413696), (40 * MiB, 40 * MiB + 4096)])
+    items.undo()
+    assert items.read_bytes(0) == 8192 and items.read_bytes(1) is None and "/nodata" not in items.ranges()
+    items.redo()
+    assert items.read_bytes(1) == 100
