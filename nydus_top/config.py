@@ -48,6 +48,8 @@ class Config:
     nri_socket: Path  # [nri] socket
     plugin_name: str  # [nri] plugin_name
     plugin_index: str  # [nri] plugin_index, two digits
+    ranges: bool = True  # [ranges] enable: record byte ranges beside the file list (Linux 6.14+)
+    granularity: int = 1 << 20  # [ranges] granularity: bytes ranges are rounded out to; 0 = exact
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
 
@@ -141,6 +143,8 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "nri.socket": ("nri_socket", _abs_path),
     "nri.plugin_name": ("plugin_name", _plugin_name),
     "nri.plugin_index": ("plugin_index", _index),
+    "ranges.enable": ("ranges", _bool),
+    "ranges.granularity": ("granularity", _seconds),  # an integer >= 0, like a timeout
 }
 _TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}
 _IGNORED = {"server_path": "server_path is ignored: nydus-top traces with its own tracer"}

@@ -3,7 +3,8 @@
 Runs ``nydusify convert --source SRC --target TGT --fs-version 6 --prefetch-patterns`` with the
 list on stdin, printing nydusify's output as it comes with the elapsed time. With
 ``--range-list OUT.json`` it writes the range list for ``nydusify optimize --prefetch-files``
-instead of converting.
+instead of converting: the ranges saved beside LIST (``LIST.ranges.json``) rounded out to the
+granularity, whole files where none are known.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="target image (default: the [convert] target template)")
     parser.add_argument("--range-list", metavar="OUT.json", type=Path,
                         help="write the range list for `nydusify optimize --prefetch-files` instead of converting")
+    parser.add_argument("--granularity", type=int, metavar="BYTES",
+                        help="round --range-list ranges out to this (default: [ranges] granularity; 0 = exact)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --range-list file")
     parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--nydusify", metavar="PATH", help="nydusify binary (default: from the configuration)")
@@ -53,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"nydus-top convert: {line}", file=sys.stderr)
     if args.range_list is not None:
         try:
-            saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force)
+            granularity = config.granularity if args.granularity is None else args.granularity
+            if granularity < 0:
+                raise ListFileError("--granularity must be >= 0")
+            saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force,
+                                    ranges=loaded.ranges, granularity=granularity)
         except ListFileError as err:
             print(f"nydus-top convert: {err}", file=sys.stderr)
             return 1

@@ -188,3 +188,17 @@ class RangeBook:
 
 
 _MISSING: object = object()
+
+
+def totals(files: Iterable[tuple[str, int | None]], book: RangeBook, granularity: int) -> tuple[int, int, int]:
+    """(files with range data, prefetch bytes with ranges, prefetch bytes of whole files) for
+    ``(path, size)`` pairs: the header line "prefetch X with ranges / Y whole files"."""
+    known = with_ranges = whole = 0
+    for path, size in files:
+        whole += size or 0
+        if path in book:
+            known += 1
+            with_ranges += prefetch_bytes(book.get(path), size, granularity)
+        else:
+            with_ranges += size or 0
+    return known, with_ranges, whole

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="NRI plugin name")
     parser.add_argument("--idx", help="NRI plugin index (two digits)")
     parser.add_argument("--log", metavar="FILE", help="append log lines here instead of stderr")
+    parser.add_argument("--range-list", action="store_true",
+                        help="record byte ranges too and save <list>.ranges.json beside each list "
+                             "(for nydusify optimize --prefetch-files; Linux 6.14+)")
     parser.add_argument("--server-path", help=argparse.SUPPRESS)  # optimizer flag: no server needed
     parser.add_argument("--events", help=argparse.SUPPRESS)  # optimizer flag: fixed events
 
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         log.error("%s", err)
         return 2
-    return asyncio.run(_serve(session, model, config, args.image, args.namespace))
+    return asyncio.run(_serve(session, model, config, args.image, args.namespace, args.range_list))
 
 
 def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Config, tuple[str, ...]]:
@@ -115,10 +118,10 @@ def _settings_line(s: RecordSettings) -> str:
 
 
 async def _serve(session: PluginSession, model: NodeModel, config: Config, images: list[str],
-                 namespaces: list[str]) -> int:
+                 namespaces: list[str], range_list: bool = False) -> int:
     pool = TracerPool()
     pool.warm_up()
-    recorder = Recorder(settings_from(config, images, namespaces), log.info, model)
+    recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model)
 
     def on_configure(text: str, runtime: str, version: str) -> None:
         # Runs before containerd's next call is read: the first start already uses the result.
@@ -131,11 +134,11 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
             return
         for note in notes:
             log.info("%s", note)
-        recorder.reconfigure(settings_from(configured, images, namespaces))
+        recorder.reconfigure(settings_from(configured, images, namespaces, range_list))
         log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
 
     session.add_configure_hook(on_configure)
-    capture = StartupCapture(pool_starter(pool))
+    capture = StartupCapture(pool_starter(pool, ranges=range_list))
     capture.arm(recorder.select, recorder.deliver, once=False)
     session.add_start_hook(capture.on_start_container)
     model.subscribe(recorder.on_node_event)

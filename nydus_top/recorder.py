@@ -24,8 +24,10 @@ from pathlib import Path
 
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
+from nydus_top.listfile import (ListExistsError, ListFileError, ResultPaths, readable_size, result_paths,
+                                save_list)
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.ranges import RangeBook, totals
 from nydus_top.records import Access
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
@@ -40,6 +42,8 @@ class RecordSettings:
     overwrite: bool = False
     images: tuple[str, ...] = ()  # image patterns; empty: every image
     namespaces: tuple[str, ...] = ()  # pod namespaces; empty: every namespace
+    range_list: bool = False  # also save <list>.ranges.json (byte ranges where they are known)
+    granularity: int = 1 << 20  # ranges rounded out to this many bytes; 0 = exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class Recording:
     trace: LiveTrace
     accesses: list[Access] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
+    ranges: RangeBook | None = None  # byte ranges, when recorded
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
 
@@ -134,6 +139,8 @@ class Recorder:
             self.log(f"cannot record {who}: {start.error}")
             return
         rec = Recording(plan, start.container.pod_id, who, start.trace)
+        if start.trace.ranges_error:
+            self.log(f"recording {who}: {start.trace.ranges_error}; its range list names whole files")
         if not start.ready:
             rec.problems.append(
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
@@ -189,6 +196,13 @@ class Recorder:
             rec.problems.append(f"stopping the tracer failed: {err}")
         if rec.trace.error:
             rec.problems.append(f"tracer: {rec.trace.error}")
+        rec.ranges = rec.trace.range_book()
+        if rec.trace.ranges is not None:
+            end = rec.trace.ranges.collector
+            if end.notices:
+                rec.problems.append(f"range tracer: {', '.join(end.notices)} (files past it count whole)")
+            if rec.trace.ranges.error:
+                rec.problems.append(f"range tracer: {rec.trace.ranges.error}")
         for item in list(rec.trace.records):
             if isinstance(item, Access):
                 rec.accesses.append(item)
@@ -205,7 +219,9 @@ class Recorder:
         s = rec.plan.settings
         paths = rec.plan.paths
         try:
-            result = save_list(rec.accesses, paths.list, readable=s.readable, overwrite=s.overwrite)
+            ranges = (rec.ranges or RangeBook()) if s.range_list else None
+            result = save_list(rec.accesses, paths.list, readable=s.readable, overwrite=s.overwrite,
+                               ranges=ranges, granularity=s.granularity)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return
@@ -219,10 +235,15 @@ class Recorder:
             self.log(f"{paths.list}: {warning}")
         state = "; POSSIBLY INCOMPLETE: " + "; ".join(rec.problems) if rec.problems else ""
         self.log(f"saved {paths.list} ({result.written} files, {why}) for {rec.name}{state}")
+        if ranges is not None:
+            known, with_ranges, whole = totals(((a.path, a.size) for a in rec.accesses), ranges, s.granularity)
+            self.log(f"saved {result.paths[-1]}: ranges of {known}/{len(rec.accesses)} files, prefetch "
+                     f"{readable_size(with_ranges)} with ranges / {readable_size(whole)} whole files")
 
 
-def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterable[str] = ()) -> RecordSettings:
-    """RecordSettings from a :class:`nydus_top.config.Config` and the command line filters."""
+def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterable[str] = (),
+                  range_list: bool = False) -> RecordSettings:
+    """RecordSettings from a :class:`nydus_top.config.Config` and the command line options."""
     return RecordSettings(
         persist_dir=Path(os.fspath(config.persist_dir)),
         readable=config.readable,
@@ -230,4 +251,6 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         overwrite=config.overwrite,
         images=tuple(images),
         namespaces=tuple(namespaces),
+        range_list=range_list,
+        granularity=config.granularity,
     )

@@ -22,6 +22,8 @@ from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.node import Container, Pod
+from nydus_top.range_tracer import RangesUnavailable, RangeTrace, start_ranges
+from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
 from nydus_top.tracer import TracerPool
 
@@ -42,15 +44,25 @@ class LiveTrace:
     ``follow(callback)`` hands a listener everything so far, then each new batch (on the
     reader thread: a UI passes it on to its own loop). A listener that keeps the records
     itself follows with ``keep=False``: from then on they are not kept twice.
+
+    With ``ranges`` a range tracer (:mod:`nydus_top.range_tracer`) runs beside it; where it
+    cannot, ``ranges_error`` says why (``ranges unavailable: ...``) and the trace goes on.
     """
 
-    def __init__(self, pool: TracerPool, pid: int) -> None:
+    def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False) -> None:
         self.pid = pid
         self.records: list[Record] = []
         self._listeners: list[Callable[[list[Record]], None]] = []
         self._lock = threading.Lock()
         self._keep = True
         self.trace = pool.start(pid, on_batch=self._on_batch)
+        self.ranges: RangeTrace | None = None
+        self.ranges_error = ""
+        if ranges:
+            try:
+                self.ranges = start_ranges(pool, pid)
+            except Exception as err:  # noqa: BLE001 - the file trace goes on without ranges
+                self.ranges_error = f"ranges unavailable: {err}"
 
     def _on_batch(self, batch: list[Record]) -> None:
         with self._lock:
@@ -82,11 +94,35 @@ class LiveTrace:
 
     async def wait_ready(self, timeout: float) -> None:
         # Own threads: arming must not queue behind slow work in the loop's default executor.
-        await asyncio.get_running_loop().run_in_executor(_ARMING, self.trace.wait_ready, max(timeout, 0.0))
+        await asyncio.get_running_loop().run_in_executor(_ARMING, self.wait_ready_sync, max(timeout, 0.0))
+
+    def wait_ready_sync(self, timeout: float) -> None:
+        """Both marks in place (the range tracer's only if it can be: else ``ranges_error``)."""
+        deadline = time.monotonic() + timeout
+        self.trace.wait_ready(timeout)
+        if self.ranges is not None:
+            try:
+                self.ranges.wait_ready(max(deadline - time.monotonic(), 0.0))
+            except (RangesUnavailable, TimeoutError) as err:
+                self.ranges_error = str(err) if str(err).startswith("ranges unavailable") else f"ranges unavailable: {err}"
+                ranges, self.ranges = self.ranges, None
+                threading.Thread(target=_quiet_stop_ranges, args=(ranges,), daemon=True).start()
 
     async def stop(self) -> None:
         """Drain what the kernel queued and end the trace (at once if the target has exited)."""
-        await asyncio.to_thread(self.trace.stop)
+        await asyncio.to_thread(self.stop_sync)
+
+    def stop_sync(self) -> None:
+        if self.ranges is not None:
+            try:
+                self.ranges.stop()
+            except (TimeoutError, OSError) as err:
+                self.ranges_error = f"ranges incomplete: the range tracer did not stop: {err}"
+        self.trace.stop()
+
+    def range_book(self) -> RangeBook | None:
+        """The ranges recorded so far; None without a range tracer."""
+        return None if self.ranges is None else self.ranges.collector.snapshot()
 
     @property
     def end_reason(self) -> str | None:
@@ -101,9 +137,10 @@ TraceStarter = Callable[[int], LiveTrace]
 """Starts a trace of a host pid and returns at once (the mark is awaited with wait_ready)."""
 
 
-def pool_starter(pool: TracerPool) -> TraceStarter:
-    """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool."""
-    return lambda pid: LiveTrace(pool, pid)
+def pool_starter(pool: TracerPool, *, ranges: bool = False) -> TraceStarter:
+    """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool (with a range tracer
+    beside each one with ``ranges``)."""
+    return lambda pid: LiveTrace(pool, pid, ranges=ranges)
 
 
 # -- selectors for StartupCapture.arm ------------------------------------------------------------
@@ -295,6 +332,13 @@ class StartupCapture:
     def _left(self, deadline: float) -> float:
         """Seconds left before containerd must be answered (less the reply margin)."""
         return max(deadline - self._margin - time.monotonic(), 0.0)
+
+
+def _quiet_stop_ranges(ranges: RangeTrace) -> None:
+    try:
+        ranges.stop()
+    except Exception:  # noqa: BLE001 - it never armed; nothing of it is used
+        pass
 
 
 async def _quiet_stop(trace: LiveTrace) -> None:

@@ -127,3 +127,20 @@ def test_a_trace_list_keeps_ranges_through_curation_and_merges_by_union_with_und
     assert items.read_bytes(0) == 8192 and items.read_bytes(1) is None and "/nodata" not in items.ranges()
     items.redo()
     assert items.read_bytes(1) == 100
+
+
+def test_convert_range_list_uses_the_saved_ranges_and_the_granularity(tmp_path, capsys) -> None:
+    from nydus_top.cli import main
+
+    save_list(ENTRIES, tmp_path / "l", ranges=_book(), granularity=0)
+    config = tmp_path / "c.toml"
+    config.write_text("[ranges]\ngranularity = 65536\n")
+    out = tmp_path / "out.json"
+    assert main(["convert", str(tmp_path / "l"), "--config", str(config), "--range-list", str(out)]) == 0
+    assert json.loads(out.read_text())["files"][0] == {"path": "/big", "ranges": [[393216, 65536], [40 * MiB, 65536]]}
+    assert main(["convert", str(tmp_path / "l.csv"), "--config", str(config), "--range-list", str(out),
+                 "--force", "--granularity", "0"]) == 0
+    assert json.loads(out.read_text())["files"][0] == {"path": "/big", "ranges": [[409600, 4096], [40 * MiB, 4096]]}
+    assert main(["convert", str(tmp_path / "l"), "--config", str(config), "--range-list", str(out),
+                 "--force", "--granularity", "-1"]) == 1
+    assert capsys.readouterr().err.endswith("nydus-top convert: --granularity must be >= 0\n")
