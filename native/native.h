@@ -45,7 +45,8 @@ size_t nt_json_escape(const char *s, size_t n, char *out);
 
 /* ---- range tracer (native/range_tracer.c): FAN_PRE_ACCESS byte ranges, host mount namespace ---- */
 
-#define NT_RANGE_OUT_CAP 4194304      /* `out` of nt_ranges_drain() must hold this many bytes */
+#define NT_RANGE_OUT_CAP 8388608      /* `out` of nt_ranges_drain()/serve() must hold this many bytes */
+#define NT_RANGE_WAIT_MAX 8            /* fds nt_ranges_serve() watches besides its own */
 #define NT_RANGES_PER_FILE 1024        /* distinct ranges of one file before it counts as whole */
 #define NT_RANGE_FILES_MAX (1 << 20)   /* files per trace; then a "limit" notice */
 #define NT_RANGE_INTERVALS_MAX (1 << 22) /* ranges over all files (64 MiB); then files go whole */
@@ -71,6 +72,12 @@ int nt_ranges_fd(const struct nt_ranges *t);
  * unknown"} once the file counts as read whole (its events stop), {"notice":"limit"}.
  * Returns the bytes written (0: nothing new or nothing queued) or -errno. */
 long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap);
+
+/* Answer events in a loop until one of `wait_fds` (at most NT_RANGE_WAIT_MAX) is readable or
+ * hung up, a signal arrives, `flush_ms` passed since the first line of this call, or `out` (cap
+ * >= NT_RANGE_OUT_CAP) is nearly full. Returns the bytes of lines written or -errno. Keeps the
+ * readers' wait free of any Python between events. */
+long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, char *out, size_t cap, int flush_ms);
 
 /* Remove every mark (and ignore mark) of the group. 0 or -errno. */
 int nt_ranges_unmark(struct nt_ranges *t);

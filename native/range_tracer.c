@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "native.h"
@@ -48,6 +50,9 @@ struct range_info {
 #define RT_PID_SLOTS 64
 #define RT_PATH_BUF (PATH_MAX + 64)
 #define RT_DEPTH_MAX 256
+/* A pid's namespace verdict is reused this long: a pid cannot be recycled that fast (pid_max
+ * forks in between), and a check per event (a procfs lookup) would double the readers' wait. */
+#define RT_PID_TTL_NS 200000000LL
 
 struct rt_file {
     uint64_t dev, ino; /* ino + 1; 0 marks an empty slot of the table */
@@ -60,8 +65,8 @@ struct rt_file {
 
 struct rt_pid {
     int pid;
-    unsigned gen;
     int ours;
+    long long checked; /* CLOCK_MONOTONIC ns of the check; reused for RT_PID_TTL_NS */
 };
 
 struct nt_ranges {
@@ -72,7 +77,7 @@ struct nt_ranges {
     struct rt_file *files;
     size_t cap, count, max_files;
     size_t intervals, max_intervals; /* over all files */
-    unsigned gen;
+    long long now; /* CLOCK_MONOTONIC ns at the current batch */
     int limit_reported, no_ignore_marks;
     unsigned long long events, foreign;
     struct rt_pid pids[RT_PID_SLOTS];
@@ -293,12 +298,12 @@ static int rt_ours(struct nt_ranges *t, int pid)
     if (pid <= 0 || pid == t->self)
         return 0;
     struct rt_pid *p = &t->pids[(unsigned)pid % RT_PID_SLOTS];
-    if (p->gen == t->gen && p->pid == pid)
+    if (p->pid == pid && t->now - p->checked < RT_PID_TTL_NS)
         return p->ours;
     char rel[32];
     struct stat st;
     snprintf(rel, sizeof rel, "%d/ns/mnt", pid);
-    p->gen = t->gen;
+    p->checked = t->now;
     p->pid = pid;
     p->ours = fstatat(t->procfd, rel, &st, 0) == 0 && (uint64_t)st.st_dev == t->ns_dev &&
               (uint64_t)st.st_ino == t->ns_ino;
@@ -435,7 +440,9 @@ long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap)
     while (len < 0 && errno == EINTR);
     if (len < 0)
         return errno == EAGAIN ? 0 : -errno;
-    t->gen++;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t->now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
     /* Pass 1: answer every event (a reader waits for each), noting which are the container's. */
     unsigned char ours[RT_EVENTS_MAX];
     size_t k = 0, pos = 0;
@@ -474,6 +481,56 @@ long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap)
     if (rc < 0 && o == out)
         return rc;
     return o - out;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, char *out, size_t cap, int flush_ms)
+{
+    struct pollfd p[1 + NT_RANGE_WAIT_MAX];
+    if (nwait > NT_RANGE_WAIT_MAX || cap < 2 * RT_EVENTS_MAX * RT_LINES_MAX)
+        return -EINVAL;
+    p[0].fd = t->fan_fd;
+    p[0].events = POLLIN;
+    for (int i = 0; i < nwait; i++) {
+        p[1 + i].fd = wait_fds[i];
+        p[1 + i].events = POLLIN;
+    }
+    size_t used = 0;
+    long long first = 0;
+    for (;;) {
+        int timeout = -1;
+        if (used) {
+            long long left = first + flush_ms - mono_ms();
+            if (left <= 0)
+                return (long)used;
+            timeout = (int)left;
+        }
+        int n = poll(p, 1 + nwait, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                return (long)used; /* a signal: the caller looks at its stop fds */
+            return -errno;
+        }
+        for (int i = 0; i < nwait; i++)
+            if (p[1 + i].revents)
+                return (long)used;
+        if (!(p[0].revents & POLLIN))
+            continue;
+        long r = nt_ranges_drain(t, out + used, cap - used);
+        if (r < 0)
+            return used ? (long)used : r;
+        if (r > 0 && !used)
+            first = mono_ms();
+        used += (size_t)r;
+        if (cap - used < RT_EVENTS_MAX * RT_LINES_MAX)
+            return (long)used;
+    }
 }
 
 int nt_ranges_unmark(struct nt_ranges *t)

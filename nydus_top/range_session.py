@@ -26,6 +26,7 @@ from nydus_top.overlay import OverlayError, OverlayRoot, parse_mountinfo
 from nydus_top.trace_session import ERROR, EXITED, READY, STOPPED
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
+FLUSH_MS = 50  # lines reach the host at most this late while events keep coming
 BACKLOG_MAX = 64 << 20  # bytes of lines held for a slow reader of out_fd; then ranges stop
 UNAVAILABLE = "ranges unavailable: "
 
@@ -106,13 +107,16 @@ class RangeSession:
         n = lib.nt_ranges_drain(self._t, self._buf, lib.NT_RANGE_OUT_CAP)
         if n < 0:
             raise OSError(-n, os.strerror(-n))
+        self._keep(n)
+        return n > 0
+
+    def _keep(self, n: int) -> None:
         if n and not self._gave_up:
             if len(self._pending) + n > BACKLOG_MAX:
                 self._gave_up = True
                 lib.nt_ranges_unmark(self._t)
             else:
                 self._pending += self._view[:n]
-        return n > 0
 
     def flush(self, out_fd: int) -> None:
         """Write what ``out_fd`` takes without blocking (it must be non-blocking)."""
@@ -144,26 +148,24 @@ class RangeSession:
         self.flush(out_fd)
 
     def pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None) -> bytes:
-        """Answer and stream until a stop fd is readable or the target exits; then finish."""
+        """Answer and stream until a stop fd is readable or the target exits; then finish.
+
+        The C loop answers events with no Python in between and comes back at least every
+        FLUSH_MS while it has lines, so a live view stays current."""
         os.set_blocking(out_fd, False)
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        for fd in stop_fds:
-            poller.register(fd, select.POLLIN)
-        if pidfd is not None:
-            poller.register(pidfd, select.POLLIN)
+        waits = [*stop_fds, *([pidfd] if pidfd is not None else [])]
+        wait_arr = ffi.new("int[]", waits)
         while True:
-            poller.register(out_fd, select.POLLOUT if self._pending else 0)
-            ready = {fd: ev for fd, ev in poller.poll()}
-            end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if pidfd in ready else None
+            n = lib.nt_ranges_serve(self._t, wait_arr, len(waits), self._buf, lib.NT_RANGE_OUT_CAP, FLUSH_MS)
+            if n < 0:
+                raise OSError(-n, os.strerror(-n))
+            self._keep(n)
+            self.flush(out_fd)
+            ready = select.select(waits, [], [], 0)[0]
+            end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if ready else None
             if end is not None:
                 self.finish(out_fd)
                 return end
-            if ready.get(out_fd, 0) & (select.POLLERR | select.POLLHUP):
-                raise BrokenPipeError
-            if self.fd in ready:
-                self.drain_batch()
-            self.flush(out_fd)
 
     def close(self) -> None:
         if self._t != ffi.NULL:
