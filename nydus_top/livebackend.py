@@ -18,6 +18,7 @@ from nydus_top.config import Config
 from nydus_top.node import Container, NodeModel
 from nydus_top.nri.session import HOOK_BUDGET, PluginSession, SessionThread
 from nydus_top.overlay import OverlayError, OverlayRoot
+from nydus_top.range_tracer import RangeTrace, start_ranges
 from nydus_top.startup import StartTrace, StartupCapture, pool_starter
 from nydus_top.tracer import Trace, TracerError, TracerPool
 from nydus_top.tracerun import TraceRun
@@ -41,7 +42,8 @@ class LiveBackend:
         self._lock = threading.Lock()
         self._armed: dict[int, tuple[Callable[[], bool], TraceRun]] = {}  # id(run) -> disarm, run
         self._traces: list[Trace] = []
-        self.capture = StartupCapture(pool_starter(self.pool))
+        self._ranges: dict[int, RangeTrace] = {}  # id(trace) -> its range tracer
+        self.capture = StartupCapture(pool_starter(self.pool, ranges=config.ranges))
         self.session = PluginSession(self.node, str(nri_socket or config.nri_socket), name=config.plugin_name,
                                      idx=config.plugin_index, hook_budget=hook_budget)
         self.session.add_start_hook(self.capture.on_start_container)
@@ -62,8 +64,14 @@ class LiveBackend:
         if container is None or not container.pid:
             raise TracerError(f"container {container_id[:12]} has no running process")
         trace = self.pool.start(container.pid, container_id=container.id, on_batch=run.records)
-        self._track(trace, run)
-        threading.Thread(target=self._watch, args=(trace, run, container), daemon=True,
+        ranges = None
+        if self.config.ranges:
+            try:
+                ranges = start_ranges(self.pool, container.pid, container_id=container.id)
+            except TracerError as err:
+                run.ranges_unavailable(f"ranges unavailable: {err}")
+        self._track(trace, run, ranges)
+        threading.Thread(target=self._watch, args=(trace, run, container, ranges), daemon=True,
                          name=f"watch-{container.name}").start()
 
     def arm(self, spec: ArmSpec, run: TraceRun) -> None:
@@ -87,27 +95,42 @@ class LiveBackend:
             run.ended(f"cannot trace the start of {start.container.name}: {start.error}")
             return
         live = start.trace
-        self._track(live.trace, run)
+        self._track(live.trace, run, live.ranges)
+        if live.ranges_error:
+            run.ranges_unavailable(live.ranges_error)
+        if live.ranges is not None:
+            live.ranges.collector.follow(run.ranges_update)
         run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
         live.follow(run.records, keep=False)  # the run keeps them
         live.on_end(lambda: self._ended(live.trace, run))
 
-    def _track(self, trace: Trace, run: TraceRun) -> None:
+    def _track(self, trace: Trace, run: TraceRun, ranges: RangeTrace | None = None) -> None:
         with self._lock:
             self._traces.append(trace)
+            if ranges is not None:
+                self._ranges[id(trace)] = ranges
 
         def stop() -> None:  # from the UI thread: never block it on the drain
             threading.Thread(target=self._stop, args=(trace,), daemon=True).start()
 
         run.stopper = stop
 
-    def _watch(self, trace: Trace, run: TraceRun, container: Container) -> None:
+    def _watch(self, trace: Trace, run: TraceRun, container: Container, ranges: RangeTrace | None) -> None:
         try:
             trace.wait_ready(READY_TIMEOUT)
         except (TracerError, TimeoutError) as err:
             run.ended(f"cannot trace: {err}")
             self._stop(trace)
             return
+        if ranges is not None:
+            try:
+                ranges.wait_ready(READY_TIMEOUT)
+                ranges.collector.follow(run.ranges_update)
+            except (TracerError, TimeoutError) as err:
+                run.ranges_unavailable(str(err) if str(err).startswith("ranges unavailable") else f"ranges unavailable: {err}")
+                with self._lock:
+                    self._ranges.pop(id(trace), None)
+                self._stop_ranges(ranges)
         run.started(container.id)
         trace.wait()
         self._ended(trace, run)
@@ -116,13 +139,27 @@ class LiveBackend:
         with self._lock:
             if trace in self._traces:
                 self._traces.remove(trace)
+            ranges = self._ranges.pop(id(trace), None)
+        if ranges is not None:  # the target exited: its range tracer ends by itself; await it
+            self._stop_ranges(ranges)
         run.ended(trace.error or "", "" if trace.end_reason == "stopped" else trace.end_reason or "")
 
     def _stop(self, trace: Trace) -> None:
+        with self._lock:
+            ranges = self._ranges.get(id(trace))
+        if ranges is not None:
+            self._stop_ranges(ranges)
         try:
             trace.stop(STOP_TIMEOUT)
         except (TimeoutError, OSError) as err:
             log.warning("tracer for pid %s did not stop cleanly: %s", trace.pid, err)
+
+    @staticmethod
+    def _stop_ranges(ranges: RangeTrace) -> None:
+        try:
+            ranges.stop(STOP_TIMEOUT)
+        except (TimeoutError, OSError) as err:
+            log.warning("range tracer for pid %s did not stop cleanly: %s", ranges.pid, err)
 
     # -- files -----------------------------------------------------------------------------
 

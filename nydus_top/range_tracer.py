@@ -91,6 +91,13 @@ class RangeCollector:
         self.changed = 0  # bumps on every batch that changed the book
         self._paths: dict[int, str] = {}
         self._lock = threading.Lock()
+        self._followers: list[Callable[[RangeBook], None]] = []
+
+    def follow(self, callback: Callable[[RangeBook], None]) -> None:
+        """Call ``callback(copy of the book)`` now and after every batch (on the reader thread)."""
+        with self._lock:
+            self._followers.append(callback)
+            callback(self._copy())
 
     def add(self, batch: list[RangeRecord]) -> None:
         with self._lock:
@@ -110,13 +117,18 @@ class RangeCollector:
                 else:
                     self.end = rec
             self.changed += 1
+            for callback in self._followers:
+                callback(self._copy())
 
     def snapshot(self) -> RangeBook:
         """A copy of the book as it is now."""
         with self._lock:
-            out = RangeBook()
-            out.merge(self.book)
-            return out
+            return self._copy()
+
+    def _copy(self) -> RangeBook:
+        out = RangeBook()
+        out.merge(self.book)
+        return out
 
 
 class RangeTrace:
@@ -129,6 +141,10 @@ class RangeTrace:
     @property
     def book(self) -> RangeBook:
         return self.collector.book
+
+    @property
+    def pid(self) -> int:
+        return self._trace.pid
 
     @property
     def tracer_pid(self) -> int | None:

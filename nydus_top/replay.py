@@ -12,6 +12,7 @@ from typing import Any
 
 from nydus_top.backend import ArmSpec
 from nydus_top.node import NodeModel
+from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
 from nydus_top.tracerun import TraceRun
 
@@ -24,6 +25,7 @@ class ReplayBackend:
     config: Any
     recordings: Mapping[str, Sequence[Access | Overflow]] = field(default_factory=dict)
     created: Mapping[str, set[str]] = field(default_factory=dict)  # container id -> runtime files
+    ranges: Mapping[str, RangeBook] = field(default_factory=dict)  # container id -> byte ranges read
     clock: float = 0.0
     armed: list[tuple[ArmSpec, TraceRun]] = field(default_factory=list)
 
@@ -34,6 +36,8 @@ class ReplayBackend:
         run.stopper = run.ended
         run.started(container_id, possibly_incomplete=late)
         run.records(self.recordings.get(container_id, ()))
+        if container_id in self.ranges:
+            run.ranges_update(self.ranges[container_id])
 
     def arm(self, spec: ArmSpec, run: TraceRun) -> None:
         run.stopper = run.ended

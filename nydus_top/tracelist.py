@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nydus_top.listfile import Entry as Record  # an Access, or an entry of a loaded list
-from nydus_top.ranges import RangeBook
+from nydus_top.ranges import RangeBook, totals
 from nydus_top.records import KINDS, Access, Overflow
 
 UNDO_DEPTH = 64
@@ -82,6 +82,8 @@ class TraceList:
     _merged: set[int] = field(default_factory=set)  # ids that came from merges, not the tracer
     _traced_ranges: RangeBook = field(default_factory=RangeBook)  # from the range tracer
     _merged_ranges: tuple[RangeBook, ...] = ()  # one per merge step in force (undo drops it)
+    _version: int = 0  # bumps on every edit, undo and redo
+    _totals: tuple[tuple, tuple[int, int, int]] | None = None  # (key, prefetch_totals) memo
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
 
@@ -183,6 +185,21 @@ class TraceList:
         for book in self._merged_ranges:
             out.merge(book)
         return out
+
+    def has_ranges(self) -> bool:
+        return bool(len(self._traced_ranges) or self._merged_ranges)
+
+    def prefetch_totals(self, granularity: int) -> tuple[int, int, int]:
+        """(rows with range data, prefetch bytes with ranges, bytes of whole files) over the
+        rows; computed again only after an edit, new rows or new ranges."""
+        key = (id(self._traced_ranges), tuple(map(id, self._merged_ranges)), self._version, len(self.rows),
+               self.seen, granularity)
+        if self._totals is None or self._totals[0] != key:
+            book = self.ranges()
+            size, path = self._size, self._path
+            files = ((path[i], None if size[i] == _UNKNOWN else size[i]) for i in self.rows)
+            self._totals = (key, totals(files, book, granularity))
+        return self._totals[1]
 
     def read_bytes(self, row: int) -> int | None:
         """Bytes read of the file at ``row`` (its size when whole), None without range data."""
@@ -310,11 +327,13 @@ class TraceList:
         return _State(array("l", self.rows), self.seen, self.exclusions, self._merged_ranges)
 
     def _checkpoint(self) -> None:
+        self._version += 1
         self._undo.append(self._state())
         del self._undo[:-UNDO_DEPTH]
         self._redo.clear()
 
     def _restore(self, state: _State) -> None:
+        self._version += 1
         self.exclusions = state.exclusions
         self._merged_ranges = state.merged_ranges
         self._matchers = [e.compile() for e in state.exclusions]

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
 from nydus_top.tracelist import TraceList
 
@@ -57,6 +58,8 @@ class TraceRun:
     rates: deque[int] = field(default_factory=lambda: deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW))
     paused: bool = False  # UI freeze: records queue up in the inbox until resumed
     stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
+    ranges_error: str = ""  # "ranges unavailable: why", said once, when the range tracer cannot run
+    _ranges: RangeBook | None = None  # the range tracer's latest book, not yet in the list
     _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _second: int = 0  # elapsed second the last rate bucket belongs to
@@ -83,6 +86,16 @@ class TraceRun:
             except queue.Full:
                 continue
 
+    def ranges_update(self, book: RangeBook) -> None:
+        """The range tracer's book as it is now (a copy the run may keep); the UI takes the
+        latest one at its next drain."""
+        with self._lock:
+            self._ranges = book
+
+    def ranges_unavailable(self, why: str) -> None:
+        with self._lock:
+            self.ranges_error = why
+
     def close(self) -> None:
         """The app is going away: never block the tracer side again."""
         self._closed = True
@@ -102,6 +115,11 @@ class TraceRun:
         if self.paused:
             return 0
         taken = 0
+        with self._lock:
+            book, self._ranges = self._ranges, None
+        if book is not None:
+            self.items.set_traced_ranges(book)
+            taken += 1
         deadline = time.perf_counter() + budget_s
         while time.perf_counter() < deadline:
             try:

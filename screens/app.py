@@ -131,6 +131,8 @@ class NydusTopApp(App[None]):
     def _loaded(self, path: str, loaded) -> None:  # noqa: ANN001 - listfile.LoadedList
         run = TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED)
         run.items.extend(loaded.entries)
+        if loaded.ranges is not None:
+            run.items.set_traced_ranges(loaded.ranges)
         run.files = len(run.items)
         self.runs.append(run)
         self.open_run(run)

@@ -102,7 +102,8 @@ class TraceScreen(LiveScreen):
         state = run.state.value + (f": {run.error}" if run.error else "")
         if run.possibly_incomplete:
             state += " · POSSIBLY INCOMPLETE: mark was late"
-        self.query_one("#title", Static).update(printable(f" Trace {run.target.label} · {state}"), layout=False)
+        self.query_one("#title", Static).update(printable(f" Trace {run.target.label} · {state}") + self._prefetch(),
+                                                layout=False)
         rates = run.sparkline_data()
         flags = []
         if view.follow:
@@ -121,6 +122,16 @@ class TraceScreen(LiveScreen):
             layout=False,
         )
         self.query_one(Sparkline).data = rates
+
+    def _prefetch(self) -> str:
+        """" · prefetch X with ranges / Y whole files" once there are ranges, or why there are none."""
+        items = self.run.items
+        if self.run.ranges_error:
+            return " · " + printable(self.run.ranges_error)
+        if not items.has_ranges():
+            return ""
+        _known, with_ranges, whole = items.prefetch_totals(self.app.backend.config.granularity)
+        return f" · prefetch {human_size(with_ranges)} with ranges / {human_size(whole)} whole files"
 
     def say(self, text: str) -> None:
         self.query_one("#status", Static).update(text, layout=False)
@@ -300,8 +311,11 @@ class TraceScreen(LiveScreen):
         from nydus_top.listfile import ListExistsError, ListFileError, save_list
 
         try:
-            result = save_list(self.run.items.entries(rows), path, readable=bool(self.app.backend.config.readable),
-                               overwrite=overwrite)
+            config = self.app.backend.config
+            items = self.run.items
+            result = save_list(items.entries(rows), path, readable=bool(config.readable), overwrite=overwrite,
+                               ranges=items.ranges() if items.has_ranges() else None,
+                               granularity=config.granularity)
         except ListExistsError as err:
             self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
             return
@@ -344,10 +358,10 @@ class TraceScreen(LiveScreen):
         except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
             return
-        self.app.call_from_thread(self._merge, path, loaded.entries)
+        self.app.call_from_thread(self._merge, path, loaded.entries, loaded.ranges)
 
-    def _merge(self, path: str, entries) -> None:  # noqa: ANN001 - tuple[ListEntry, ...]
-        added = self.run.items.merge(entries)
+    def _merge(self, path: str, entries, ranges=None) -> None:  # noqa: ANN001 - tuple[ListEntry, ...], RangeBook
+        added = self.run.items.merge(entries, ranges)
         self.edited(f"merged {added} new paths from {path}")
 
     # -- conversion ------------------------------------------------------------------------

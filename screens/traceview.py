@@ -17,13 +17,26 @@ from nydus_top.tracerun import TraceRun
 
 
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
-HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
+HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'read':>8} {'':4} {'kind':<4} {'pid':>7} {'comm':<15} path"
+BAR_CELLS = 4
+_EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
-def format_row(position: int, entry: Entry) -> str:
-    """One line under HEADER; "-" or blank where a loaded list has no value."""
+def read_bar(read: int | None, size: int | None) -> str:
+    """BAR_CELLS cells filled in eighths by the share of the file read; blank without data."""
+    if read is None or not size:
+        return " " * BAR_CELLS
+    eighths = min(BAR_CELLS * 8, -(-read * BAR_CELLS * 8 // size))  # any byte read shows
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(BAR_CELLS)
+
+
+def format_row(position: int, entry: Entry, read: int | None = None) -> str:
+    """One line under HEADER; "-" or blank where a loaded list has no value. ``read``: bytes of
+    the file read (range tracer), None without range data."""
     ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"
-    return (f"{position + 1:>6} {ms:>9} {human_size(entry.size):>8} {entry.kind or '-':<4} {entry.pid or '':>7} "
+    return (f"{position + 1:>6} {ms:>9} {human_size(entry.size):>8} {human_size(read):>8} "
+            f"{read_bar(read, entry.size)} {entry.kind or '-':<4} {entry.pid or '':>7} "
             f"{printable(entry.comm):<15.15} {printable(entry.path)}")
 
 
@@ -138,13 +151,14 @@ class TraceView(ScrollView, can_focus=True):
         is_cursor = row == self.cursor
         is_selected = ident in self.selected
         is_flagged = ident in items.flagged
+        read = items.read_bytes(row)
         # Everything a line's look depends on is in the key, so edits never need to clear the cache.
-        key = (ident, row, is_cursor, is_selected, is_flagged, width, scroll_x, self.has_focus)
+        key = (ident, row, is_cursor, is_selected, is_flagged, read, width, scroll_x, self.has_focus)
         strip = self._cache.get(key)
         if strip is None:
             style = self._line_style(is_flagged, is_selected, is_cursor and self.has_focus)
             mark = "!" if is_flagged else ("*" if is_selected else " ")
-            text = mark + format_row(row, items[row])
+            text = mark + format_row(row, items[row], read)
             strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
             self._cache[key] = strip
         return strip

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nydus_top.config import Config
+from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
 from nydus_top.node import Container, ContainerState, NodeModel, Pod
 from nydus_top.replay import ReplayBackend
@@ -67,6 +68,19 @@ def startup_trace() -> list[Access | Overflow]:
     return records
 
 
+def startup_ranges() -> RangeBook:
+    """What the range tracer saw of STARTUP: binaries mapped (whole), config read whole, a few
+    blocks of the big library and of the certificate bundle; the rest without data."""
+    book = RangeBook()
+    for path in ("/usr/sbin/nginx", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libssl.so.3",
+                 "/etc/nginx/nginx.conf", "/etc/nginx/mime.types", "/etc/passwd"):
+        book.mark_whole(path)
+    book.add("/lib/x86_64-linux-gnu/libcrypto.so.3", 0, 4096)
+    book.add("/lib/x86_64-linux-gnu/libcrypto.so.3", 2_400_000, 2_400_000 + 65_536)
+    book.add("/usr/lib/ssl/cert.pem", 0, 110_000)
+    return book
+
+
 def synthetic(n: int, start: int = 0) -> list[Access]:
     """n distinct accesses with realistic-looking paths, numbered from ``start``."""
     return [Access(i, f"/usr/lib/pkg{i % 97}/mod{i // 97}/file{i}.so", 4096 + i, i * 50,
@@ -78,4 +92,4 @@ def make_backend(persist_dir: str | Path | None = None, **config: object) -> Rep
     node.replace_all(PODS, CONTAINERS)
     cfg = make_config(persist_dir, **config) if persist_dir else make_config(**config)
     return ReplayBackend(node, cfg, recordings={"c-nginx": startup_trace()},
-                         created={"c-nginx": set(RUNTIME_CREATED)}, clock=NOW)
+                         created={"c-nginx": set(RUNTIME_CREATED)}, ranges={"c-nginx": startup_ranges()}, clock=NOW)
