@@ -1,0 +1,44 @@
+"""Byte ranges in the app: read column, prefetch totals, saved beside the list and loaded back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nydus_top.screens.trace import TraceScreen
+from tests.tui.conftest import on_trace, settle, submit
+from tests.tui.data import make_backend
+from tests.tui.screentext import screen_text
+
+MiB = 1 << 20
+
+
+async def test_saved_ranges_load_back_with_the_same_totals(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        title = "prefetch 6.5M with ranges / 9.0M whole files"
+        assert title in screen_text(app)
+        assert "  4.5M    68.0K ▏    read" in screen_text(app)  # libcrypto: 2 blocks read of 4.5M
+        await pilot.press("s")
+        await submit(pilot, str(tmp_path / "web.list"))
+        doc = json.loads((tmp_path / "web.list.ranges.json").read_text())
+        files = {f["path"]: f["ranges"] for f in doc["files"]}
+        assert files["/lib/x86_64-linux-gnu/libcrypto.so.3"] == [[0, MiB], [2 * MiB, MiB]]
+        assert files["/usr/sbin/nginx"] is None and files["/etc/group"] is None  # mapped / no data
+        await pilot.press("escape", "o")
+        await submit(pilot, str(tmp_path / "web.list"))
+        assert isinstance(app.screen, TraceScreen) and app.screen.run.target.path
+        # loaded: ranges as saved (rounded), so cert.pem (110 KB of 216 KB) is now whole; the
+        # title (cut at the terminal's width by the long path) starts the same totals
+        assert "· loaded · prefetch 6.5M" in screen_text(app)
+        assert app.screen.run.items.prefetch_totals(MiB)[1:] == screen.run.items.prefetch_totals(MiB)[1:]
+        assert "  4.5M     2.0M █▉   -" in screen_text(app)
+
+
+async def test_ranges_unavailable_is_said_in_the_title(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        screen.run.ranges_unavailable("ranges unavailable: tmpfs (lower layer '/x') has no pre-content events")
+        screen.update_counters()
+        await settle(pilot)
+        text = screen_text(app)
+        assert "ranges unavailable: tmpfs (lower layer '/x') has no pre-content events" in text
+        assert "prefetch" not in text
