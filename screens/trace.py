@@ -66,6 +66,7 @@ class TraceScreen(LiveScreen):
         super().__init__()
         self.run = run
         self.search: re.Pattern[str] | None = None
+        self._ranges_said = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
@@ -124,10 +125,14 @@ class TraceScreen(LiveScreen):
         self.query_one(Sparkline).data = rates
 
     def _prefetch(self) -> str:
-        """" · prefetch X with ranges / Y whole files" once there are ranges, or why there are none."""
+        """" · prefetch X with ranges / Y whole files" once there are ranges; when the range tracer
+        cannot run, a mark here and its reason once in the status line."""
         items = self.run.items
         if self.run.ranges_error:
-            return " · " + printable(self.run.ranges_error)
+            if not self._ranges_said:
+                self._ranges_said = True
+                self.say(printable(self.run.ranges_error))
+            return " · ranges unavailable"
         if not items.has_ranges():
             return ""
         _known, with_ranges, whole = items.prefetch_totals(self.app.backend.config.granularity)

@@ -34,11 +34,18 @@ async def test_saved_ranges_load_back_with_the_same_totals(tmp_path: Path) -> No
         assert "  4.5M     2.0M █▉   -" in screen_text(app)
 
 
-async def test_ranges_unavailable_is_said_in_the_title(tmp_path: Path) -> None:
+async def test_ranges_unavailable_is_marked_in_the_title_and_said_once(tmp_path: Path) -> None:
     async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
         screen.run.ranges_unavailable("ranges unavailable: tmpfs (lower layer '/x') has no pre-content events")
         screen.update_counters()
         await settle(pilot)
         text = screen_text(app)
-        assert "ranges unavailable: tmpfs (lower layer '/x') has no pre-content events" in text
-        assert "prefetch" not in text
+        assert "· tracing · ranges unavailable\n" in text and "prefetch" not in text
+        assert "\n ranges unavailable: tmpfs (lower layer '/x') has no pre-content events" in text  # status
+        await pilot.press("down")
+        await settle(pilot)
+        assert "has no pre-content events" in screen_text(app)  # until something else is said
+        await pilot.press("u")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "nothing to undo" in text and "pre-content" not in text and "· ranges unavailable" in text
