@@ -425,7 +425,7 @@ def load_range_list(path: str | os.PathLike[str]) -> RangeBook:
     except OSError as err:
         raise ListFileError(f"cannot read {path}: {_describe(err)}") from None
     if len(data) > RANGE_LIST_MAX_BYTES:
-        raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES >> 20} MiB")
+        raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
     try:
         doc = json.loads(data.decode("utf-8", "surrogateescape"))
         if not isinstance(doc, dict) or doc.get("version") != RANGE_LIST_VERSION:

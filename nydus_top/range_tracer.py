@@ -88,6 +88,7 @@ class RangeCollector:
         self.book = RangeBook()
         self.end: RangeEnd | None = None
         self.notices: list[str] = []
+        self.whole_why: dict[str, str] = {}  # path -> why it counts whole ("read", "mapped", ...)
         self.changed = 0  # bumps on every batch that changed the book
         self._paths: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -112,6 +113,7 @@ class RangeCollector:
                     path = self._paths.get(rec.file)
                     if path is not None:
                         self.book.mark_whole(path)
+                        self.whole_why[path] = rec.why
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
                 else:

@@ -9,7 +9,10 @@ import subprocess
 import pytest
 
 from nydus_top.range_tracer import RangesUnavailable, start_ranges
+from nydus_top._native import lib
 from nydus_top.ranges import RangeSet
+
+NT_RANGES_PER_FILE = lib.NT_RANGES_PER_FILE
 
 MiB = 1 << 20
 
@@ -132,4 +135,48 @@ def test_tmpfs_lower_layer_says_why_ranges_are_unavailable(pool, container, ext4
     trace = start_ranges(pool, c.pid)
     with pytest.raises(RangesUnavailable, match=r"^ranges unavailable: tmpfs \(lower layer '.*/img'\) has no pre-content events$"):
         trace.wait_ready(5)
+    c.go()
+
+
+def test_a_file_with_more_ranges_than_the_bound_counts_whole_and_goes_quiet(pool, container, image) -> None:
+    bound = NT_RANGES_PER_FILE
+    c = container(image, {"/data/at": (bound + 1) * 8192, "/data/over": (bound + 2) * 8192},
+                  workload(f"scatter:/data/at:8192:4096:{bound}", f"scatter:/data/over:8192:4096:{bound + 2}"))
+    trace = ranged(pool, c)
+    at = trace.book.get("/data/at")
+    assert at is not None and len(at) == bound and at.bytes == bound * 4096  # at the bound: ranges
+    assert "/data/over" in trace.book and trace.book.get("/data/over") is None  # past it: whole
+    assert trace.collector.whole_why == {"/data/over": "bound"}
+    # the 1025th read made it whole; the 1026th was ignored by the kernel
+    assert trace.collector.end.events == 2 * bound + 1
+
+
+def test_the_file_limit_is_one_notice_and_later_files_have_no_data(pool, container, image) -> None:
+    files = {f"/d/{i}": b"x" for i in range(520)}  # small_set: 512 files
+    c = container(image, files, workload(*(f"read:/d/{i}" for i in range(520))))
+    c.wait_note()
+    trace = start_ranges(pool, c.pid, small_set=True)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    trace.stop()
+    assert trace.collector.notices == ["limit"]
+    assert [f"/d/{i}" in trace.book for i in (0, 511, 512, 519)] == [True, True, False, False]
+
+
+def test_more_directories_than_the_mark_limit_is_unavailable(container, image) -> None:
+    from nydus_top import range_session
+
+    for d in ("a", "b", "c/d"):
+        (image / d).mkdir(parents=True)
+    c = container(image, {}, workload())
+    c.wait_note()
+    dirs = sum(1 for _ in os.walk(image))  # with /, /bin, /proc and /old of the container
+    # in-process, the lower layer by its path from here
+    session, pidfd = range_session.arm(c.pid, lowerdirs=(str(image),), max_marks=dirs)
+    assert session.marks == dirs == 8
+    session.close()
+    os.close(pidfd)
+    with pytest.raises(range_session.RangeArmError, match=r"^ranges unavailable: the image has more than 7 directories$"):
+        range_session.arm(c.pid, lowerdirs=(str(image),), max_marks=dirs - 1)
     c.go()

@@ -144,3 +144,15 @@ def test_convert_range_list_uses_the_saved_ranges_and_the_granularity(tmp_path, 
     assert main(["convert", str(tmp_path / "l"), "--config", str(config), "--range-list", str(out),
                  "--force", "--granularity", "-1"]) == 1
     assert capsys.readouterr().err.endswith("nydus-top convert: --granularity must be >= 0\n")
+
+
+def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> None:
+    import nydus_top.listfile as listfile
+
+    doc = b'{"version": "v1", "files": [{"path": "/x", "ranges": [[0, 1]]}]}'
+    (tmp_path / "r.json").write_bytes(doc)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(doc))
+    assert load_range_list(tmp_path / "r.json").get("/x") == RangeSet([(0, 1)])
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(doc) - 1)
+    with pytest.raises(ListFileError, match=r"r.json: larger than 63 bytes$"):
+        load_range_list(tmp_path / "r.json")

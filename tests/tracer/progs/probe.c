@@ -7,6 +7,7 @@
  *   spam:DIR:K  K processes create DIR/<pid>-0, 1, ... forever (never returns)
  *   pread:PATH:OFF:LEN  one pread     readv:PATH:OFF:LEN,LEN...  one preadv of those buffers
  *   mmap:PATH  map the file and touch every page
+ *   scatter:PATH:STRIDE:LEN:COUNT  COUNT preads of LEN bytes at 0, STRIDE, 2*STRIDE, ...
  * Any failing step exits with status 4. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -104,6 +105,26 @@ static int mapped(const char *path)
     return sum == 0xffffffffu ? -1 : 0;
 }
 
+static int scatter(char *v)
+{
+    static char buf[65536];
+    long n[3];
+    for (int k = 2; k >= 0; k--) {
+        char *c = strrchr(v, ':');
+        if (!c)
+            return -1;
+        *c = 0;
+        n[k] = atol(c + 1);
+    }
+    int fd = open(v, O_RDONLY);
+    if (fd < 0 || n[1] > (long)sizeof buf)
+        return -1;
+    for (long k = 0; k < n[2]; k++)
+        if (pread(fd, buf, n[1], (off_t)k * n[0]) < 0)
+            return -1;
+    return close(fd);
+}
+
 static int step(int i, int argc, char **argv)
 {
     char *a = argv[i], buf[65536];
@@ -131,6 +152,8 @@ static int step(int i, int argc, char **argv)
         return ranged(v, a[1] == 'e');
     if (!strcmp(a, "mmap"))
         return mapped(v);
+    if (!strcmp(a, "scatter"))
+        return scatter(v);
     if (!strcmp(a, "rm"))
         return unlink(v);
     if (!strcmp(a, "exec")) {
