@@ -108,7 +108,8 @@ class RangeCollector:
                     if path is not None:
                         self.book.add(path, rec.offset, rec.offset + rec.length)
                 elif type(rec) is FileSeen:
-                    self._paths[rec.file] = rec.path
+                    if rec.path:  # empty: not reachable from our root; its reads stay unknown
+                        self._paths[rec.file] = rec.path
                 elif type(rec) is WholeFile:
                     path = self._paths.get(rec.file)
                     if path is not None:

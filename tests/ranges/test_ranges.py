@@ -156,3 +156,23 @@ def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> Non
     monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(doc) - 1)
     with pytest.raises(ListFileError, match=r"r.json: larger than 63 bytes$"):
         load_range_list(tmp_path / "r.json")
+
+
+def test_the_collector_folds_lines_into_a_book() -> None:
+    from nydus_top.range_tracer import RangeCollector, parse_range_line
+
+    lines = [b'{"file":0,"path":"/a","size":100000}', b'{"file":0,"off":4096,"len":4096}',
+             b'{"file":1,"path":"","size":5}', b'{"file":1,"off":0,"len":5}',
+             b'{"file":2,"path":"/lib.so","size":9}', b'{"file":2,"whole":"mapped"}',
+             b'{"file":0,"off":0,"len":4096}', b'{"notice":"limit"}',
+             b'{"marks_left":0,"events":7,"foreign":1}']
+    seen = []
+    c = RangeCollector()
+    c.follow(seen.append)
+    c.add([parse_range_line(line) for line in lines])
+    assert c.book.get("/a") == RangeSet([(0, 8192)]) and "" not in c.book
+    assert c.book.get("/lib.so") is None and c.whole_why == {"/lib.so": "mapped"}
+    assert c.notices == ["limit"] and c.end.events == 7 and c.end.foreign == 1
+    assert len(seen) == 2 and len(seen[0]) == 0 and seen[1].get("/a") == c.book.get("/a")
+    with pytest.raises(ValueError):
+        parse_range_line(b'{"file":0,"off":1}')
