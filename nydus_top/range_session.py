@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import select
 import signal
 import struct
@@ -29,6 +30,17 @@ MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode wh
 FLUSH_MS = 50  # lines reach the host at most this late while events keep coming
 BACKLOG_MAX = 64 << 20  # bytes of lines held for a slow reader of out_fd; then ranges stop
 UNAVAILABLE = "ranges unavailable: "
+
+
+_OLD_KERNEL = f"kernel {platform.release()} has no pre-access events (needs 6.14+)"
+
+
+def kernel_has_pre_access(release: str | None = None) -> bool:
+    """Is the running kernel (or ``release``) 6.14 or later (FAN_PRE_ACCESS)?"""
+    m = re.match(r"([0-9]+)\.([0-9]+)", release or platform.release())
+    if m is None:
+        return True  # unparsable: let the filesystem message stand
+    return (int(m[1]), int(m[2])) >= (6, 14)
 
 
 class RangeArmError(Exception):
@@ -66,8 +78,8 @@ class RangeSession:
         err = ffi.new("int *")
         self._t = lib.nt_ranges_open(procfd, ns[0], ns[1], lib.NT_SMALL_SET if small_set else 0, err)
         if self._t == ffi.NULL:
-            if err[0] in (22, 38):  # EINVAL, ENOSYS: no FAN_CLASS_PRE_CONTENT/FAN_PRE_ACCESS
-                raise RangeArmError(f"{UNAVAILABLE}kernel {platform.release()} has no pre-access events (needs 6.14+)")
+            if err[0] in (22, 38):  # EINVAL, ENOSYS: no FAN_CLASS_PRE_CONTENT
+                raise RangeArmError(UNAVAILABLE + _OLD_KERNEL)
             raise RangeArmError(f"{UNAVAILABLE}fanotify: {os.strerror(err[0])}")
         self._procfd = procfd
         self._buf = ffi.new("char[]", lib.NT_RANGE_OUT_CAP)
@@ -90,6 +102,8 @@ class RangeSession:
     def _why(errno: int, layer: str, max_marks: int) -> str:
         if errno == 28:  # ENOSPC
             return f"the image has more than {max_marks} directories"
+        if errno == 22 and not kernel_has_pre_access():  # EINVAL: FAN_PRE_ACCESS is unknown
+            return _OLD_KERNEL
         if errno in (22, 95):  # EINVAL, EOPNOTSUPP
             return f"{_fstype(layer)} (lower layer {layer!r}) has no pre-content events"
         return f"mark lower layer {layer!r}: {os.strerror(errno)}"

@@ -176,3 +176,11 @@ def test_the_collector_folds_lines_into_a_book() -> None:
     assert len(seen) == 2 and len(seen[0]) == 0 and seen[1].get("/a") == c.book.get("/a")
     with pytest.raises(ValueError):
         parse_range_line(b'{"file":0,"off":1}')
+
+
+def test_kernel_release_check_for_pre_access_events() -> None:
+    from nydus_top.range_session import kernel_has_pre_access
+
+    assert kernel_has_pre_access("6.14.0") and kernel_has_pre_access("6.18.44-fc-v1045")
+    assert kernel_has_pre_access("7.0.1") and not kernel_has_pre_access("6.13.9")
+    assert not kernel_has_pre_access("5.15.0-91-generic") and kernel_has_pre_access("odd")
