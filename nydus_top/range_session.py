@@ -126,7 +126,10 @@ class RangeSession:
 
     def _keep(self, n: int) -> None:
         if n and not self._gave_up:
-            if len(self._pending) + n > BACKLOG_MAX:
+            room = BACKLOG_MAX - len(self._pending)
+            if n > room:  # keep the whole lines that fit, then stop recording
+                cut = bytes(self._view[:max(room, 0)]).rfind(b"\n") + 1
+                self._pending += self._view[:cut]
                 self._gave_up = True
                 lib.nt_ranges_unmark(self._t)
             else:

@@ -180,3 +180,48 @@ def test_more_directories_than_the_mark_limit_is_unavailable(container, image) -
     with pytest.raises(range_session.RangeArmError, match=r"^ranges unavailable: the image has more than 7 directories$"):
         range_session.arm(c.pid, lowerdirs=(str(image),), max_marks=dirs - 1)
     c.go()
+
+
+def test_a_reader_too_slow_for_our_lines_makes_ranges_stop_not_the_container(container, image, monkeypatch) -> None:
+    import threading
+
+    from nydus_top import range_session
+    from nydus_top.range_tracer import RangeCollector, parse_range_line
+
+    c = container(image, {f"/d/{i}": b"x" * 10 for i in range(8)},
+                  workload(*(f"read:/d/{i}" for i in range(8))))
+    c.wait_note()
+    monkeypatch.setattr(range_session, "BACKLOG_MAX", 100)  # two file lines and a whole line
+    session, pidfd = range_session.arm(c.pid, lowerdirs=(str(image),))
+    out_r, out_w = os.pipe()
+    stop_r, stop_w = os.pipe()
+    os.set_blocking(out_w, False)
+    # nobody reads out_r while the container runs: a full pipe must not hold its readers
+    filled = 0
+    try:
+        while True:
+            filled += os.write(out_w, b" " * 4096)
+    except BlockingIOError:
+        pass
+    pump = threading.Thread(target=session.pump, args=(out_w, [stop_r], pidfd))
+    pump.start()
+    c.go()
+    c.wait_note()  # all 8 files read: nothing waited for us
+    os.close(stop_w)
+    drained = b""
+    while len(drained) < filled:
+        drained += os.read(out_r, 1 << 16)
+    pump.join(10)
+    session.close()
+    os.close(pidfd)
+    os.close(out_w)
+    rest = drained[filled:]
+    while chunk := os.read(out_r, 1 << 16):
+        rest += chunk
+    collector = RangeCollector()
+    collector.add([parse_range_line(line) for line in rest.splitlines()])
+    # the lines that fitted, then the notice; the marks went at the limit
+    assert collector.notices == ["backlog"] and collector.end.marks_left == 0
+    kept, notice, _ = rest.partition(b'{"notice":"backlog"}')
+    assert notice and 0 < len(kept) <= 100 and kept.endswith(b"\n")
+    assert 0 < len(collector.book) < 8
