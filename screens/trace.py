@@ -51,6 +51,8 @@ class TraceScreen(LiveScreen):
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
+        ("save_range_list", "Save range list",
+         "JSON for nydusify optimize --prefetch-files: recorded ranges, whole files where none are known"),
         ("merge", "Merge list", "Append another run's files that are not in this list"),
         ("exclude(False)", "Exclude by glob", "Remove matching paths, now and later"),
         ("exclude(True)", "Exclude by regex", "Remove matching paths, now and later"),
@@ -344,6 +346,31 @@ class TraceScreen(LiveScreen):
         if result.warnings:
             self.app.push_screen(MessageDialog(f"Saved with {len(result.warnings)} warnings",
                                                [written, "", *result.warnings]))
+
+    def action_save_range_list(self) -> None:
+        from nydus_top.listfile import ranges_path
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self._save_range_list(str(Path(path).expanduser()), self.run.items.frozen_rows())
+
+        granularity = self.app.backend.config.granularity
+        self.app.push_screen(PromptDialog("Save range list", str(ranges_path(self.default_save_path()[0])),
+                                          hint=f"ranges rounded out to {granularity} bytes ([ranges] granularity)"),
+                             chosen)
+
+    @work(thread=True, group="save")
+    def _save_range_list(self, path: str, rows: array) -> None:
+        from nydus_top.listfile import ListFileError, save_range_list
+
+        items = self.run.items
+        try:
+            result = save_range_list(items.entries(rows), path, ranges=items.ranges(),
+                                     granularity=self.app.backend.config.granularity)
+        except ListFileError as err:  # an existing file included: this one never overwrites
+            self.app.call_from_thread(self.say, str(err))
+            return
+        self.app.call_from_thread(self._saved, result)
 
     def action_merge(self) -> None:
         def chosen(path: str | None) -> None:

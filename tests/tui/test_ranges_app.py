@@ -49,3 +49,15 @@ async def test_ranges_unavailable_is_marked_in_the_title_and_said_once(tmp_path:
         await settle(pilot)
         text = screen_text(app)
         assert "nothing to undo" in text and "pre-content" not in text and "· ranges unavailable" in text
+
+
+async def test_the_palette_saves_a_range_list_and_never_overwrites(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        screen.action_save_range_list()
+        await submit(pilot, str(tmp_path / "r.json"))
+        doc = json.loads((tmp_path / "r.json").read_text())
+        assert len(doc["files"]) == 16 and doc["files"][4]["ranges"] == [[0, MiB], [2 * MiB, MiB]]
+        assert f"saved 16 paths to {tmp_path / 'r.json'}" in screen_text(app)
+        screen.action_save_range_list()
+        await submit(pilot, str(tmp_path / "r.json"))
+        assert "already exists" in screen_text(app)
