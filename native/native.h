@@ -59,6 +59,10 @@ struct nt_ranges;
 struct nt_ranges *nt_ranges_open(int procfd, unsigned long long ns_dev, unsigned long long ns_ino, int flags,
                                  int *err);
 
+/* With `granularity` > 0, a file whose read ranges, rounded out to multiples of it, cover the
+ * whole file counts whole ("chunks") and goes quiet: nothing it reads later changes its prefetch. */
+void nt_ranges_set_granularity(struct nt_ranges *t, unsigned long long granularity);
+
 /* Mark `dir` and every directory below it for FAN_PRE_ACCESS on their children. Returns the
  * marks placed, or -errno (-ENOSPC: more than `max_marks` directories; -EOPNOTSUPP or -EINVAL:
  * the filesystem has no pre-content events). */
@@ -68,8 +72,8 @@ int nt_ranges_fd(const struct nt_ranges *t);
 
 /* Answer one batch of queued events (FAN_ALLOW, all of them, before any bookkeeping) and write
  * JSON lines for the container's reads: {"file":id,"path":...,"size":n} the first time,
- * {"file":id,"off":o,"len":l} for a read that adds bytes, {"file":id,"whole":"read|mapped|bound|
- * unknown"} once the file counts as read whole (its events stop), {"notice":"limit"}.
+ * {"file":id,"off":o,"len":l} for a read that adds bytes, {"file":id,"whole":"read|chunks|mapped|
+ * bound|unknown"} once the file counts as read whole (its events stop), {"notice":"limit"}.
  * Returns the bytes written (0: nothing new or nothing queued) or -errno. */
 long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap);
 

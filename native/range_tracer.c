@@ -77,6 +77,7 @@ struct nt_ranges {
     struct rt_file *files;
     size_t cap, count, max_files;
     size_t intervals, max_intervals; /* over all files */
+    uint64_t granularity;            /* > 0: a file whose touched chunks cover it is whole */
     long long now; /* CLOCK_MONOTONIC ns at the current batch */
     int limit_reported, no_ignore_marks;
     unsigned long long events, foreign;
@@ -182,6 +183,30 @@ static long long rt_add(struct nt_ranges *t, struct rt_file *f, uint64_t start, 
     f->n++;
     t->intervals++;
     return (long long)(end - start);
+}
+
+/* Do f's ranges, rounded out to the granularity, cover a file of `size` bytes? */
+static int rt_chunks_cover(const struct nt_ranges *t, const struct rt_file *f, uint64_t size)
+{
+    uint64_t g = t->granularity, reach = 0; /* [0, reach) is covered by the rounded ranges */
+    if (!g)
+        return 0;
+    for (uint32_t i = 0; i < f->n; i++) {
+        uint64_t start = f->iv[2 * i] - f->iv[2 * i] % g;
+        if (start > reach)
+            return 0;
+        uint64_t end = f->iv[2 * i + 1] % g ? f->iv[2 * i + 1] + (g - f->iv[2 * i + 1] % g) : f->iv[2 * i + 1];
+        if (end < f->iv[2 * i + 1]) /* overflow */
+            return 1;
+        if (end > reach)
+            reach = end;
+    }
+    return reach >= size;
+}
+
+void nt_ranges_set_granularity(struct nt_ranges *t, unsigned long long granularity)
+{
+    t->granularity = granularity;
 }
 
 static void rt_forget(struct nt_ranges *t, struct rt_file *f)
@@ -417,6 +442,8 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
     }
     if (f->n == 1 && f->iv[0] == 0 && f->iv[1] >= (uint64_t)st.st_size)
         return rt_whole(t, o, f, m->fd, "read");
+    if (added > 0 && rt_chunks_cover(t, f, (uint64_t)st.st_size))
+        return rt_whole(t, o, f, m->fd, "chunks");
     return o;
 }
 

@@ -43,7 +43,8 @@ class LiveBackend:
         self._armed: dict[int, tuple[Callable[[], bool], TraceRun]] = {}  # id(run) -> disarm, run
         self._traces: list[Trace] = []
         self._ranges: dict[int, RangeTrace] = {}  # id(trace) -> its range tracer
-        self.capture = StartupCapture(pool_starter(self.pool, ranges=config.ranges))
+        self.capture = StartupCapture(pool_starter(self.pool, ranges=config.ranges,
+                                                   granularity=lambda: self.config.granularity))
         self.session = PluginSession(self.node, str(nri_socket or config.nri_socket), name=config.plugin_name,
                                      idx=config.plugin_index, hook_budget=hook_budget)
         self.session.add_start_hook(self.capture.on_start_container)
@@ -67,7 +68,8 @@ class LiveBackend:
         ranges = None
         if self.config.ranges:
             try:
-                ranges = start_ranges(self.pool, container.pid, container_id=container.id)
+                ranges = start_ranges(self.pool, container.pid, container_id=container.id,
+                                      granularity=self.config.granularity)
             except TracerError as err:
                 run.ranges_unavailable(f"ranges unavailable: {err}")
         self._track(trace, run, ranges)

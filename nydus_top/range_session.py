@@ -74,13 +74,14 @@ class RangeSession:
     ``procfd`` once constructed."""
 
     def __init__(self, procfd: int, ns: tuple[int, int], lowerdirs: tuple[str, ...], *,
-                 small_set: bool = False, max_marks: int = MAX_MARKS) -> None:
+                 small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0) -> None:
         err = ffi.new("int *")
         self._t = lib.nt_ranges_open(procfd, ns[0], ns[1], lib.NT_SMALL_SET if small_set else 0, err)
         if self._t == ffi.NULL:
             if err[0] in (22, 38):  # EINVAL, ENOSYS: no FAN_CLASS_PRE_CONTENT
                 raise RangeArmError(UNAVAILABLE + _OLD_KERNEL)
             raise RangeArmError(f"{UNAVAILABLE}fanotify: {os.strerror(err[0])}")
+        lib.nt_ranges_set_granularity(self._t, max(granularity, 0))
         self._procfd = procfd
         self._buf = ffi.new("char[]", lib.NT_RANGE_OUT_CAP)
         self._view = memoryview(ffi.buffer(self._buf))
@@ -192,9 +193,10 @@ class RangeSession:
 
 
 def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...] | None = None,
-        small_set: bool = False, max_marks: int = MAX_MARKS) -> tuple[RangeSession, int]:
+        small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0) -> tuple[RangeSession, int]:
     """Mark the lower directories of ``pid``'s root overlay (or ``lowerdirs``). Returns the
-    session and a pidfd. Raises RangeArmError (target gone, not an overlay, unsupported)."""
+    session and a pidfd. With ``granularity`` > 0 files go quiet once their touched chunks cover
+    them. Raises RangeArmError (target gone, not an overlay, unsupported)."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as e:
@@ -211,7 +213,8 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
             raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
         if not trace_session._alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
-        session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks)
+        session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
+                               granularity=granularity)
     except BaseException:
         os.close(pidfd)
         os.close(procfd)
@@ -220,7 +223,8 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
 
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
-        container_id: str | None = None, small_set: bool = False, max_marks: int = MAX_MARKS) -> int:
+        container_id: str | None = None, small_set: bool = False, max_marks: int = MAX_MARKS,
+        granularity: int = 0) -> int:
     """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``) or its exit.
     Exit code as :func:`nydus_top.trace_session.run`."""
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -237,7 +241,8 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
                 pass
 
     try:
-        session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks)
+        session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks,
+                             granularity=granularity)
     except RangeArmError as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2

@@ -43,7 +43,8 @@ class RangeRead:
 @dataclass(frozen=True, slots=True)
 class WholeFile:
     file: int
-    why: str  # "read", "mapped" (an ELF file), "bound" (too many ranges), "unknown"
+    why: str  # "read", "chunks" (its touched chunks cover it), "mapped" (an ELF file), "bound"
+    # (too many ranges), "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +175,11 @@ class RangeTrace:
 
 def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
                  on_batch: Callable[[list[RangeRecord]], None] | None = None,
-                 small_set: bool = False) -> RangeTrace:
+                 small_set: bool = False, granularity: int = 0) -> RangeTrace:
     """Start recording the ranges the container of host ``pid`` reads; returns at once.
 
-    ``on_batch`` (reader thread) sees the records after they are folded into the book.
+    ``on_batch`` (reader thread) sees the records after they are folded into the book. With
+    ``granularity`` > 0 a file goes quiet (counts whole) once the chunks it touched cover it.
     """
     collector = RangeCollector()
 
@@ -186,6 +188,7 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
         if on_batch is not None:
             on_batch(batch)
 
-    msg = {"pid": int(pid), "cid": container_id, "small": bool(small_set), "ranges": True}
+    msg = {"pid": int(pid), "cid": container_id, "small": bool(small_set), "ranges": True,
+           "granularity": int(granularity)}
     trace = Trace(pid, *pool.submit(msg), deliver, parse=parse_range_line)
     return RangeTrace(trace, collector)

@@ -49,7 +49,7 @@ class LiveTrace:
     cannot, ``ranges_error`` says why (``ranges unavailable: ...``) and the trace goes on.
     """
 
-    def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False) -> None:
+    def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False, granularity: int = 0) -> None:
         self.pid = pid
         self.records: list[Record] = []
         self._listeners: list[Callable[[list[Record]], None]] = []
@@ -60,7 +60,7 @@ class LiveTrace:
         self.ranges_error = ""
         if ranges:
             try:
-                self.ranges = start_ranges(pool, pid)
+                self.ranges = start_ranges(pool, pid, granularity=granularity)
             except Exception as err:  # noqa: BLE001 - the file trace goes on without ranges
                 self.ranges_error = f"ranges unavailable: {err}"
 
@@ -137,10 +137,11 @@ TraceStarter = Callable[[int], LiveTrace]
 """Starts a trace of a host pid and returns at once (the mark is awaited with wait_ready)."""
 
 
-def pool_starter(pool: TracerPool, *, ranges: bool = False) -> TraceStarter:
+def pool_starter(pool: TracerPool, *, ranges: bool = False,
+                 granularity: Callable[[], int] = lambda: 0) -> TraceStarter:
     """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool (with a range tracer
-    beside each one with ``ranges``)."""
-    return lambda pid: LiveTrace(pool, pid, ranges=ranges)
+    beside each one with ``ranges``, its files quiet once ``granularity()``-sized chunks cover them)."""
+    return lambda pid: LiveTrace(pool, pid, ranges=ranges, granularity=granularity())
 
 
 # -- selectors for StartupCapture.arm ------------------------------------------------------------

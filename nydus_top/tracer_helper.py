@@ -2,9 +2,9 @@
 
 Started once by :class:`nydus_top.tracer.TracerPool` with one end of a SEQPACKET socketpair as
 argv[1]. It imports everything a trace needs up front and answers ``W`` when warm. A request is a
-JSON message ``{"pid": int, "cid": str | None, "bounded": bool, "small": bool, "ranges": bool}``
-(bounded and small are test knobs; ranges asks for a range trace, :mod:`nydus_top.range_session`,
-instead of a file trace) with three fds attached (SCM_RIGHTS): the write end
+JSON message ``{"pid": int, "cid": str | None, "bounded": bool, "small": bool, "ranges": bool,
+"granularity": int}`` (bounded and small are test knobs; ranges asks for a range trace,
+:mod:`nydus_top.range_session`, instead of a file trace, granularity its chunk size) with three fds attached (SCM_RIGHTS): the write end
 of the line stream, the write end of the status pipe and the read end of the stop pipe.
 
 Requests are taken by a *spare*: a child forked in advance, with its buffers already faulted in,
@@ -46,7 +46,7 @@ def _request(sock: socket.socket) -> tuple[dict, list[int]] | None:
             cid = req.get("cid")
             kw = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
                   "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False)),
-                  "ranges": bool(req.get("ranges", False))}
+                  "ranges": bool(req.get("ranges", False)), "granularity": int(req.get("granularity", 0))}
             if len(fds) == 3 and kw["pid"] > 0:
                 return kw, list(fds)
         except (ValueError, KeyError, TypeError):
@@ -67,9 +67,11 @@ def _spare(sock: socket.socket, taken_w: int) -> int:
     os.write(taken_w, TAKEN)
     os.close(taken_w)
     sock.close()
+    granularity = kw.pop("granularity")
     if kw.pop("ranges"):
         return range_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
-                                 container_id=kw["container_id"], small_set=kw["small_set"])
+                                 container_id=kw["container_id"], small_set=kw["small_set"],
+                                 granularity=granularity)
     return trace_session.run(out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, **kw)
 
 

@@ -225,3 +225,21 @@ def test_a_reader_too_slow_for_our_lines_makes_ranges_stop_not_the_container(con
     kept, notice, _ = rest.partition(b'{"notice":"backlog"}')
     assert notice and 0 < len(kept) <= 100 and kept.endswith(b"\n")
     assert 0 < len(collector.book) < 8
+
+
+def test_with_a_granularity_a_file_goes_quiet_once_its_touched_chunks_cover_it(pool, container, image) -> None:
+    # 3 chunks of 64 KiB: one 4 KiB read in each covers the file once rounded; the next reads
+    # of it make no events. The 4-chunk file misses one chunk and keeps its exact ranges.
+    chunk = 64 * 1024
+    c = container(image, {"/data/three": 3 * chunk, "/data/four": 4 * chunk},
+                  workload("scatter:/data/three:65536:4096:3", "scatter:/data/three:65536:4096:3",
+                           "scatter:/data/four:65536:4096:3"))
+    c.wait_note()
+    trace = start_ranges(pool, c.pid, granularity=chunk)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    trace.stop()
+    assert trace.book.get("/data/three") is None and trace.collector.whole_why == {"/data/three": "chunks"}
+    assert trace.book.get("/data/four") == RangeSet((k * chunk, k * chunk + 4096) for k in range(3))
+    assert trace.collector.end.events == 3 + 3
