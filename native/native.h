@@ -78,10 +78,11 @@ int nt_ranges_fd(const struct nt_ranges *t);
 long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap);
 
 /* Answer events in a loop until one of `wait_fds` (at most NT_RANGE_WAIT_MAX) is readable or
- * hung up, a signal arrives, `flush_ms` passed since the first line of this call, or `out` (cap
+ * hung up, `write_fd` (if >= 0: where the caller has lines waiting) is writable, a signal arrives, `flush_ms` passed since the first line of this call, or `out` (cap
  * >= NT_RANGE_OUT_CAP) is nearly full. Returns the bytes of lines written or -errno. Keeps the
  * readers' wait free of any Python between events. */
-long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, char *out, size_t cap, int flush_ms);
+long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, int write_fd, char *out, size_t cap,
+                     int flush_ms);
 
 /* Remove every mark (and ignore mark) of the group. 0 or -errno. */
 int nt_ranges_unmark(struct nt_ranges *t);

@@ -395,7 +395,11 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
         return o;
     int created;
     struct rt_file *f = rt_lookup(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino, &created);
-    if (!f) {
+    if (!f) { /* never reported, so whole in any list: spare its reader our round trips */
+        if (!t->no_ignore_marks &&
+            fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY, FAN_PRE_ACCESS,
+                          m->fd, NULL) < 0)
+            t->no_ignore_marks = 1;
         if (!t->limit_reported) {
             t->limit_reported = 1;
             o = rt_str(o, "{\"notice\":\"limit\"}\n");
@@ -517,9 +521,10 @@ static long long mono_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, char *out, size_t cap, int flush_ms)
+long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, int write_fd, char *out, size_t cap,
+                     int flush_ms)
 {
-    struct pollfd p[1 + NT_RANGE_WAIT_MAX];
+    struct pollfd p[2 + NT_RANGE_WAIT_MAX];
     if (nwait > NT_RANGE_WAIT_MAX || cap < 2 * RT_EVENTS_MAX * RT_LINES_MAX)
         return -EINVAL;
     p[0].fd = t->fan_fd;
@@ -528,6 +533,8 @@ long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, char *
         p[1 + i].fd = wait_fds[i];
         p[1 + i].events = POLLIN;
     }
+    p[1 + nwait].fd = write_fd; /* negative: ignored by poll */
+    p[1 + nwait].events = POLLOUT;
     size_t used = 0;
     long long first = 0;
     for (;;) {
@@ -538,13 +545,13 @@ long nt_ranges_serve(struct nt_ranges *t, const int *wait_fds, int nwait, char *
                 return (long)used;
             timeout = (int)left;
         }
-        int n = poll(p, 1 + nwait, timeout);
+        int n = poll(p, 2 + nwait, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 return (long)used; /* a signal: the caller looks at its stop fds */
             return -errno;
         }
-        for (int i = 0; i < nwait; i++)
+        for (int i = 0; i <= nwait; i++)
             if (p[1 + i].revents)
                 return (long)used;
         if (!(p[0].revents & POLLIN))

@@ -169,12 +169,15 @@ class RangeSession:
         """Answer and stream until a stop fd is readable or the target exits; then finish.
 
         The C loop answers events with no Python in between and comes back at least every
-        FLUSH_MS while it has lines, so a live view stays current."""
+        FLUSH_MS while it has lines, so a live view stays current, and as soon as ``out_fd``
+        takes more of the lines waiting here."""
         os.set_blocking(out_fd, False)
         waits = [*stop_fds, *([pidfd] if pidfd is not None else [])]
         wait_arr = ffi.new("int[]", waits)
         while True:
-            n = lib.nt_ranges_serve(self._t, wait_arr, len(waits), self._buf, lib.NT_RANGE_OUT_CAP, FLUSH_MS)
+            write_fd = out_fd if self._pending else -1  # lines wait for room in the pipe
+            n = lib.nt_ranges_serve(self._t, wait_arr, len(waits), write_fd, self._buf, lib.NT_RANGE_OUT_CAP,
+                                    FLUSH_MS)
             if n < 0:
                 raise OSError(-n, os.strerror(-n))
             self._keep(n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -19,6 +20,25 @@ MiB = 1 << 20
 
 def workload(*steps: str) -> list[str]:
     return ["signal:{note}", "wait:{go}", *steps, "signal:{note}", "wait:{go}"]
+
+
+def phases(pool, c, **kw):
+    """Arm ranges on the set-up container and run its first phase (up to its next signal)."""
+    c.wait_note()
+    trace = start_ranges(pool, c.pid, **kw)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    return trace
+
+
+def seen(trace, predicate, timeout: float = 10.0) -> None:
+    """Wait until ``predicate(collector)`` holds. Lines leave the tracer after their event's
+    bookkeeping (ignore marks included), so this orders the container's next reads after it."""
+    cond = threading.Condition()
+    trace.collector.follow(lambda _book: cond.acquire() and (cond.notify_all(), cond.release()))
+    with cond:
+        assert cond.wait_for(lambda: predicate(trace.collector), timeout)
 
 
 def ranged(pool, c):
@@ -92,28 +112,27 @@ def _marks(pid: int) -> list[str]:
 
 def test_marks_cover_every_directory_stop_per_file_and_are_gone_after_the_trace(pool, container, image) -> None:
     c = container(image, {"/a/b/c/small": b"x" * 100, "/a/other": b"y"},
-                  workload("read:/a/b/c/small", "read:/a/b/c/small", "read:/a/b/c/small",
-                           "signal:{note}", "wait:{go}"))
-    c.wait_note()
-    trace = start_ranges(pool, c.pid)
-    trace.wait_ready(5)
+                  ["signal:{note}", "wait:{go}", "signal:{note}", "wait:{go}", "pread:/a/b/c/small:0:100",
+                   "signal:{note}", "wait:{go}", "pread:/a/b/c/small:0:100", "read:/a/b/c/small",
+                   "signal:{note}", "wait:{go}"])
+    trace = phases(pool, c)  # armed, nothing read yet
     dirs = sum(1 for _root, _dirs, _files in os.walk(image))
     marks = _marks(trace.tracer_pid)
     assert len(marks) == dirs and all(" mask:8100000 ignored_mask:0 " in m for m in marks)  # pre-access on children
     c.go()
     c.wait_note()
-    # read whole once: an ignore mark on that file silences its later reads
+    seen(trace, lambda col: "/a/b/c/small" in col.whole_why)  # read whole once
+    # an ignore mark on that file silences its later reads
     marks = _marks(trace.tracer_pid)
     ignored = [m for m in marks if "ignored_mask:100000" in m]
     assert len(marks) == dirs + 1 and len(ignored) == 1
     small_ino = os.stat(image / "a/b/c/small").st_ino
     assert f"ino:{small_ino:x} " in ignored[0]
     c.go()
-    c.wait_note()
+    c.wait_note()  # read twice more
     trace.stop()
-    # 3 reads of 2 read(2) calls each: only the first one's events reached us
-    assert trace.collector.end.events <= 2
-    assert trace.book.get("/a/b/c/small") is None and "/a/b/c/small" in trace.book
+    assert trace.collector.end.events == 1
+    assert trace.book.get("/a/b/c/small") is None and trace.collector.whole_why == {"/a/b/c/small": "read"}
     assert trace.collector.end.marks_left == 0
     assert not os.path.exists(f"/proc/{trace.tracer_pid}")  # the group and its marks are gone
 
@@ -141,27 +160,36 @@ def test_tmpfs_lower_layer_says_why_ranges_are_unavailable(pool, container, ext4
 def test_a_file_with_more_ranges_than_the_bound_counts_whole_and_goes_quiet(pool, container, image) -> None:
     bound = NT_RANGES_PER_FILE
     c = container(image, {"/data/at": (bound + 1) * 8192, "/data/over": (bound + 2) * 8192},
-                  workload(f"scatter:/data/at:8192:4096:{bound}", f"scatter:/data/over:8192:4096:{bound + 2}"))
-    trace = ranged(pool, c)
+                  workload(f"scatter:/data/at:8192:4096:{bound}", f"scatter:/data/over:8192:4096:{bound + 1}",
+                           "signal:{note}", "wait:{go}", "pread:/data/over:0:100"))
+    trace = phases(pool, c)
+    seen(trace, lambda col: "/data/over" in col.whole_why)
+    c.go()
+    c.wait_note()
+    trace.stop()
     at = trace.book.get("/data/at")
     assert at is not None and len(at) == bound and at.bytes == bound * 4096  # at the bound: ranges
     assert "/data/over" in trace.book and trace.book.get("/data/over") is None  # past it: whole
     assert trace.collector.whole_why == {"/data/over": "bound"}
-    # the 1025th read made it whole; the 1026th was ignored by the kernel
-    assert trace.collector.end.events == 2 * bound + 1
+    assert trace.collector.end.events == 2 * bound + 1  # the read after it made no event
 
 
 def test_the_file_limit_is_one_notice_and_later_files_have_no_data(pool, container, image) -> None:
-    files = {f"/d/{i}": b"x" for i in range(520)}  # small_set: 512 files
-    c = container(image, files, workload(*(f"read:/d/{i}" for i in range(520))))
-    c.wait_note()
-    trace = start_ranges(pool, c.pid, small_set=True)
-    trace.wait_ready(5)
+    # small_set: 512 files. /d/0 is read in two steps: its second range, recorded after the
+    # first file past the limit, tells us that file's ignore mark is in place.
+    files = {f"/d/{i}": b"x" for i in range(520)} | {"/d/0": b"x" * 8192}
+    c = container(image, files, workload(*(f"pread:/d/{i}:0:1" for i in range(513)), "pread:/d/0:4096:1",
+                                         "signal:{note}", "wait:{go}", "pread:/d/512:0:1",
+                                         *(f"pread:/d/{i}:0:1" for i in range(513, 520))))
+    trace = phases(pool, c, small_set=True)
+    seen(trace, lambda col: col.book.read_bytes("/d/0", 8192) == 8192)
     c.go()
     c.wait_note()
     trace.stop()
     assert trace.collector.notices == ["limit"]
     assert [f"/d/{i}" in trace.book for i in (0, 511, 512, 519)] == [True, True, False, False]
+    # one event a file, none for the second read of the first file past the limit
+    assert trace.collector.end.events == 520 + 1
 
 
 def test_more_directories_than_the_mark_limit_is_unavailable(container, image) -> None:
@@ -228,15 +256,14 @@ def test_a_reader_too_slow_for_our_lines_makes_ranges_stop_not_the_container(con
 
 
 def test_with_a_granularity_a_file_goes_quiet_once_its_touched_chunks_cover_it(pool, container, image) -> None:
-    # 3 chunks of 64 KiB: one 4 KiB read in each covers the file once rounded; the next reads
-    # of it make no events. The 4-chunk file misses one chunk and keeps its exact ranges.
+    # 3 chunks of 64 KiB: one 4 KiB read in each covers the file once rounded; its later reads
+    # make no events. The 4-chunk file misses one chunk and keeps its exact ranges.
     chunk = 64 * 1024
     c = container(image, {"/data/three": 3 * chunk, "/data/four": 4 * chunk},
-                  workload("scatter:/data/three:65536:4096:3", "scatter:/data/three:65536:4096:3",
-                           "scatter:/data/four:65536:4096:3"))
-    c.wait_note()
-    trace = start_ranges(pool, c.pid, granularity=chunk)
-    trace.wait_ready(5)
+                  workload("scatter:/data/three:65536:4096:3", "signal:{note}", "wait:{go}",
+                           "scatter:/data/three:65536:4096:3", "scatter:/data/four:65536:4096:3"))
+    trace = phases(pool, c, granularity=chunk)
+    seen(trace, lambda col: "/data/three" in col.whole_why)
     c.go()
     c.wait_note()
     trace.stop()
