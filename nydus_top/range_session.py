@@ -6,6 +6,9 @@ answers every pre-access event at once and writes JSON lines for the container's
 module writes them to ``out_fd`` once per batch. Same status protocol as
 :mod:`nydus_top.trace_session`; an arming failure is ``E`` + ``ranges unavailable: <why>``.
 
+Unlike a file tracer it keeps the spare's raised priority (``NICE_ARM``) while it runs: the
+container's readers wait for its answers.
+
 At the end (after the marks are removed and the queue drained) one last line says how many marks
 the fanotify group still holds, read from our own ``/proc/self/fdinfo``: ``{"marks_left": n,
 "events": n, "foreign": n}``.
