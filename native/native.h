@@ -70,7 +70,8 @@ long nt_ranges_mark_tree(struct nt_ranges *t, const char *dir, long max_marks);
 
 int nt_ranges_fd(const struct nt_ranges *t);
 
-/* Answer one batch of queued events (FAN_ALLOW, all of them, before any bookkeeping) and write
+/* Answer one batch of queued events (FAN_ALLOW: other processes' at once, the container's each
+ * right after its bookkeeping) and write
  * JSON lines for the container's reads: {"file":id,"path":...,"size":n} the first time,
  * {"file":id,"off":o,"len":l} for a read that adds bytes, {"file":id,"whole":"read|chunks|mapped|
  * bound|unknown"} once the file counts as read whole (its events stop), {"notice":"limit"}.

@@ -2,10 +2,12 @@
  *
  * Runs in the host mount namespace (the lower directories are host paths). Pre-content events
  * are permission events: the reader waits until we answer, so every event is answered FAN_ALLOW
- * before any bookkeeping of its batch, and we never deny. Only the container's processes count:
+ * (we never deny) and held no longer than its own bookkeeping. Only the container's processes count:
  * an event is recorded when its pid's mount namespace is the traced container's (checked while
  * the reader is blocked, so the pid cannot have gone). Event fds resolve, in our namespace, to the
- * path inside the lower layer, which is the container path.
+ * path inside the lower layer, which is the container path. Other processes' events are answered
+ * first; each of the container's right after its bookkeeping (a few microseconds), so an ignore
+ * mark it places is in force before the reader goes on.
  *
  * Per file we keep the union of exact ranges read. Once a file is covered whole, is an ELF file
  * (executables and libraries are mapped, and mappings make no events), or holds too many ranges,
@@ -474,7 +476,7 @@ long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     t->now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    /* Pass 1: answer every event (a reader waits for each), noting which are the container's. */
+    /* Pass 1: answer the events of other processes at once, note which are the container's. */
     unsigned char ours[RT_EVENTS_MAX];
     size_t k = 0, pos = 0;
     int rc = 0;
@@ -483,16 +485,17 @@ long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap)
         if (m->event_len < sizeof *m || m->event_len > (size_t)len - pos || m->vers != FANOTIFY_METADATA_VERSION)
             return -EPROTO; /* cannot happen; the fds of a mangled batch are lost with it */
         pos += m->event_len;
-        ours[k] = 0;
-        if (m->fd >= 0) {
-            ours[k] = (m->mask & FAN_PRE_ACCESS) && rt_ours(t, m->pid);
+        ours[k] = m->fd >= 0 && (m->mask & FAN_PRE_ACCESS) && rt_ours(t, m->pid);
+        if (m->fd >= 0 && !ours[k]) {
             int a = rt_answer(t, m->fd);
             if (a < 0 && !rc)
                 rc = a;
         }
         k++;
     }
-    /* Pass 2: bookkeeping, with every reader already on its way. */
+    /* Pass 2: the container's, each answered right after its bookkeeping: a read that makes a
+     * file whole (or quiet) has its ignore mark before the reader goes on, so the reader's next
+     * read of it (the EOF read after a whole-file read, say) costs no second round trip. */
     char *o = out;
     k = 0;
     pos = 0;
@@ -501,10 +504,14 @@ long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap)
         pos += m->event_len;
         if (m->fd >= 0) {
             t->events++;
-            if (ours[k])
+            if (ours[k]) {
                 o = rt_record(t, o, m);
-            else
+                int a = rt_answer(t, m->fd);
+                if (a < 0 && !rc)
+                    rc = a;
+            } else {
                 t->foreign++;
+            }
             close(m->fd);
         }
         k++;
