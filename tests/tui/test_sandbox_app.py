@@ -71,6 +71,11 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             assert not run.possibly_incomplete and "INCOMPLETE" not in str(trace.query_one("#title").render())
             assert run.items.paths()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
             assert not set(images.DEMO_UNREAD_FILES) & set(run.items.paths())
+            # the range tracer saw every start-up file through containerd's overlay (busybox is
+            # mapped, the rest read whole: all whole, none without data)
+            await until(pilot, lambda: all(p in run.items.ranges() for p in images.DEMO_STARTUP_FILES),
+                        what="ranges of the start-up files")
+            assert "with ranges / " in str(trace.query_one("#title").render())
 
             await pilot.press("s", "enter")
             await settle(pilot)
@@ -81,6 +86,7 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             assert rows[0] == "path,size,elapsed"
             sizes = {line.rsplit(",", 2)[0].strip('"'): int(line.rsplit(",", 2)[1]) for line in rows[1:]}
             assert sizes["/usr/share/demo/models/large.bin"] == 2 * 1024 * 1024
+            assert Path(f"{saved}.ranges.json").is_file()
 
             await pilot.press("S")  # stop the tracer; the list stays
             await until(pilot, lambda: run.state is TraceState.STOPPED, what="the trace to stop")
@@ -95,7 +101,9 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             first = None
             await until(pilot, lambda: attached.run.state is TraceState.STOPPED, what="the end of the trace")
             assert attached.run.error == "target-exited"
-            assert "stopped: target-exited" in str(attached.query_one("#title").render())
+            # the title follows at the next tick (the state changes on the tracer's thread)
+            await until(pilot, lambda: "stopped: target-exited" in str(attached.query_one("#title").render()),
+                        what="the end in the title")
     finally:
         for started in (first, second):
             if started is not None:
