@@ -101,7 +101,7 @@ class LiveBackend:
         if live.ranges_error:
             run.ranges_unavailable(live.ranges_error)
         if live.ranges is not None:
-            live.ranges.collector.follow(run.ranges_update)
+            run.ranges_from(live.ranges.collector)
         run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
         live.follow(run.records, keep=False)  # the run keeps them
         live.on_end(lambda: self._ended(live.trace, run))
@@ -127,7 +127,7 @@ class LiveBackend:
         if ranges is not None:
             try:
                 ranges.wait_ready(READY_TIMEOUT)
-                ranges.collector.follow(run.ranges_update)
+                run.ranges_from(ranges.collector)
             except (TracerError, TimeoutError) as err:
                 run.ranges_unavailable(str(err) if str(err).startswith("ranges unavailable") else f"ranges unavailable: {err}")
                 with self._lock:

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
@@ -59,7 +60,9 @@ class TraceRun:
     paused: bool = False  # UI freeze: records queue up in the inbox until resumed
     stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
     ranges_error: str = ""  # "ranges unavailable: why", said once, when the range tracer cannot run
-    _ranges: RangeBook | None = None  # the range tracer's latest book, not yet in the list
+    _ranges: RangeBook | None = None  # a book handed over, not yet in the list
+    _ranges_from: Any = None  # a live range_tracer.RangeCollector, copied at the UI's pace
+    _ranges_seen: int = -1  # its change count at the last copy
     _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _second: int = 0  # elapsed second the last rate bucket belongs to
@@ -92,6 +95,11 @@ class TraceRun:
         with self._lock:
             self._ranges = book
 
+    def ranges_from(self, collector: Any) -> None:
+        """Follow a live range collector (``changed`` count, ``snapshot()``): the UI copies its
+        book at its next drain after a change, never more often than it drains."""
+        self._ranges_from = collector
+
     def ranges_unavailable(self, why: str) -> None:
         with self._lock:
             self.ranges_error = why
@@ -117,6 +125,10 @@ class TraceRun:
         taken = 0
         with self._lock:
             book, self._ranges = self._ranges, None
+        source = self._ranges_from
+        if source is not None and source.changed != self._ranges_seen:
+            self._ranges_seen = source.changed
+            book = source.snapshot()
         if book is not None:
             self.items.set_traced_ranges(book)
             taken += 1

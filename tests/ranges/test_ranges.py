@@ -184,3 +184,22 @@ def test_kernel_release_check_for_pre_access_events() -> None:
     assert kernel_has_pre_access("6.14.0") and kernel_has_pre_access("6.18.44-fc-v1045")
     assert kernel_has_pre_access("7.0.1") and not kernel_has_pre_access("6.13.9")
     assert not kernel_has_pre_access("5.15.0-91-generic") and kernel_has_pre_access("odd")
+
+
+def test_a_run_copies_a_live_collector_only_after_it_changed() -> None:
+    from nydus_top.range_tracer import FileSeen, RangeCollector, RangeRead
+    from nydus_top.tracerun import TraceRun, Target
+
+    run = TraceRun(Target("t", "img"))
+    run.items.extend(ENTRIES)
+    collector = RangeCollector()
+    copies = []
+    snapshot = collector.snapshot
+    collector.snapshot = lambda: copies.append(1) or snapshot()
+    run.ranges_from(collector)
+    assert run.drain() == 1 and run.items.read_bytes(0) is None  # the empty book, once
+    assert run.drain() == 0 and len(copies) == 1
+    collector.add([FileSeen(0, "/big", 64 * MiB), RangeRead(0, 0, 4096)])
+    collector.add([RangeRead(0, 8192, 4096)])
+    assert run.drain() == 1 and run.items.read_bytes(0) == 8192 and len(copies) == 2
+    assert run.drain() == 0 and len(copies) == 2
