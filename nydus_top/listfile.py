@@ -27,9 +27,10 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.records import Listable, ListedFile
 
 CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
@@ -54,26 +55,6 @@ class ListExistsError(ListFileError):
         self.path = path
 
 
-class Entry(Protocol):
-    """Anything with a path, a size and an elapsed time: records.Access, ListEntry."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def size(self) -> int | None: ...
-    @property
-    def elapsed_us(self) -> int | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ListEntry:
-    """One file of a loaded list; size and elapsed are None when the file did not say."""
-
-    path: str
-    size: int | None = None
-    elapsed_us: int | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class ResultPaths:
     """Where the optimizer keeps the results for one image."""
@@ -95,7 +76,7 @@ class SaveResult:
 class LoadedList:
     """Entries of a loaded list, and one warning line per line that was skipped."""
 
-    entries: tuple[ListEntry, ...]
+    entries: tuple[ListedFile, ...]
     warnings: tuple[str, ...] = ()
 
 
@@ -184,7 +165,7 @@ def _csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def csv_line(entry: Entry, *, readable: bool = False) -> str:
+def csv_line(entry: Listable, *, readable: bool = False) -> str:
     """One csv row (with its LF) as the optimizer writes it; unknown size/elapsed stay empty.
 
     Only the path can need quoting: numbers and readable units never hold , " CR LF.
@@ -219,7 +200,7 @@ def inexpressible(path: str) -> str | None:
     return _unusable(path)
 
 
-_E = TypeVar("_E", bound=Entry)
+_E = TypeVar("_E", bound=Listable)
 
 
 def _dedup(entries: Iterable[_E]) -> list[_E]:
@@ -232,7 +213,7 @@ def _dedup(entries: Iterable[_E]) -> list[_E]:
     return out
 
 
-def render(entries: Iterable[Entry], *, readable: bool = False) -> tuple[bytes, bytes, tuple[str, ...]]:
+def render(entries: Iterable[Listable], *, readable: bool = False) -> tuple[bytes, bytes, tuple[str, ...]]:
     """(plain list, csv, warnings) for *entries*: first occurrence of each path, in order.
 
     Paths a plain list cannot express are left out of both files, one warning each.
@@ -243,9 +224,9 @@ def render(entries: Iterable[Entry], *, readable: bool = False) -> tuple[bytes, 
     return plain.encode(), rows.encode(), warnings
 
 
-def _keep(entries: Iterable[Entry], reject: Callable[[str], str | None]) -> tuple[list[Entry], tuple[str, ...]]:
+def _keep(entries: Iterable[Listable], reject: Callable[[str], str | None]) -> tuple[list[Listable], tuple[str, ...]]:
     """Entries once each, in order, without those ``reject`` gives a reason for (one warning each)."""
-    kept: list[Entry] = []
+    kept: list[Listable] = []
     warnings = []
     for entry in _dedup(entries):
         reason = reject(entry.path)
@@ -256,7 +237,7 @@ def _keep(entries: Iterable[Entry], reject: Callable[[str], str | None]) -> tupl
     return kept, tuple(warnings)
 
 
-def range_list(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
+def range_list(entries: Iterable[Listable]) -> tuple[bytes, tuple[str, ...]]:
     """(JSON document, warnings) for ``nydusify optimize --prefetch-files``: whole files only.
 
     Non-absolute and non-UTF-8 paths are left out (nydus skips or cannot read them).
@@ -331,7 +312,7 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
 
 
 def save_list(
-    entries: Iterable[Entry], list_path: str | os.PathLike[str], *, readable: bool = False, overwrite: bool = False
+    entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False, overwrite: bool = False
 ) -> SaveResult:
     """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically.
 
@@ -346,7 +327,7 @@ def save_list(
 
 
 def save_range_list(
-    entries: Iterable[Entry], path: str | os.PathLike[str], *, overwrite: bool = False
+    entries: Iterable[Listable], path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> SaveResult:
     """Save the range list JSON for *entries* atomically (see :func:`range_list`)."""
     target = Path(path)
@@ -371,7 +352,7 @@ def _load_csv(path: Path, text: str) -> LoadedList:
         header = next(reader, None)
         if header is None or tuple(header) != CSV_HEADER:
             raise ListFileError(f"{path}: not a prefetch csv (first line must be 'path,size,elapsed')")
-        entries: list[ListEntry] = []
+        entries: list[ListedFile] = []
         warnings: list[str] = []
         for row in reader:
             line = reader.line_num
@@ -385,7 +366,7 @@ def _load_csv(path: Path, text: str) -> LoadedList:
             if not row[0].startswith("/"):
                 warnings.append(f"{path}:{line}: skipped {row[0]!r}: not an absolute path")
                 continue
-            entries.append(ListEntry(row[0], size, elapsed))
+            entries.append(ListedFile(row[0], size, elapsed))
     except csv.Error as err:
         raise ListFileError(f"{path}:{reader.line_num}: malformed csv: {err}") from None
     return LoadedList(tuple(_dedup(entries)), tuple(warnings))
@@ -404,24 +385,24 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
     if path.suffix == ".csv" or text.startswith(",".join(CSV_HEADER) + "\n"):
         return _load_csv(path, text)
     sibling = Path(os.fspath(path) + ".csv")
-    details: dict[str, ListEntry] = {}
+    details: dict[str, ListedFile] = {}
     warnings: list[str] = []
     if sibling.is_file():
         try:
             details = {e.path: e for e in _load_csv(sibling, _read_text(sibling)).entries}
         except ListFileError as err:
             warnings.append(f"{err} (sizes and times left out)")
-    entries: list[ListEntry] = []
+    entries: list[ListedFile] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line:
             continue
         if not line.startswith("/"):
             warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
             continue
-        entries.append(details.get(line, ListEntry(line)))
+        entries.append(details.get(line, ListedFile(line)))
     return LoadedList(tuple(_dedup(entries)), tuple(warnings))
 
 
-def merge(*runs: Iterable[Entry]) -> list[Entry]:
+def merge(*runs: Iterable[Listable]) -> list[Listable]:
     """Entries of all *runs* in order of first appearance (run by run), each path once."""
     return _dedup(entry for run in runs for entry in run)

@@ -1,8 +1,17 @@
-"""Records a trace produces: one per newly seen file, plus explicit overflow markers."""
+"""The record types of nydus-top, one name per concept.
+
+* :class:`Access`: what a tracer reports the first time a file is accessed;
+* :class:`Overflow`: accesses a tracer lost (kernel queue overflow or its own limit);
+* :data:`TraceRecord`: either of them, what a tracer batch holds;
+* :class:`ListedFile`: one file of a saved list (size and elapsed only when the file said);
+* :class:`Listable`: anything a list file can be written from (an Access, a ListedFile, a row
+  of the trace model).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 KINDS = ("exec", "open", "read")
 
@@ -27,3 +36,26 @@ class Overflow:
 
     elapsed_us: int
     lost: int | None = None
+
+
+TraceRecord = Access | Overflow
+
+
+@dataclass(frozen=True, slots=True)
+class ListedFile:
+    """One file of a loaded list; size and elapsed are None when the file did not say."""
+
+    path: str
+    size: int | None = None
+    elapsed_us: int | None = None
+
+
+class Listable(Protocol):
+    """Anything with a path, a size and an elapsed time: an Access, a ListedFile, a trace row."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def elapsed_us(self) -> int | None: ...

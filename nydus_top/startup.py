@@ -22,10 +22,9 @@ from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.node import Container, Pod
-from nydus_top.records import Access, Overflow
+from nydus_top.records import Access, Overflow, TraceRecord
 from nydus_top.tracer import TracerPool
 
-Record = Access | Overflow
 
 T = TypeVar("T")
 
@@ -46,20 +45,20 @@ class LiveTrace:
 
     def __init__(self, pool: TracerPool, pid: int) -> None:
         self.pid = pid
-        self.records: list[Record] = []
-        self._listeners: list[Callable[[list[Record]], None]] = []
+        self.records: list[TraceRecord] = []
+        self._listeners: list[Callable[[list[TraceRecord]], None]] = []
         self._lock = threading.Lock()
         self._keep = True
         self.trace = pool.start(pid, on_batch=self._on_batch)
 
-    def _on_batch(self, batch: list[Record]) -> None:
+    def _on_batch(self, batch: list[TraceRecord]) -> None:
         with self._lock:
             if self._keep:
                 self.records.extend(batch)
             for listener in self._listeners:
                 listener(batch)
 
-    def follow(self, listener: Callable[[list[Record]], None], *, keep: bool = True) -> None:
+    def follow(self, listener: Callable[[list[TraceRecord]], None], *, keep: bool = True) -> None:
         """Hand ``listener`` the records so far, then every new batch, in order; it must be quick
         (or block on purpose, as backpressure). With ``keep=False`` ``records`` empties and
         stays empty: the listener owns them."""

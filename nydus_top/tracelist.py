@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from nydus_top.listfile import Entry as Record  # an Access, or an entry of a loaded list
-from nydus_top.records import KINDS, Access, Overflow
+from nydus_top.records import KINDS, Access, Listable, Overflow
 
 UNDO_DEPTH = 64
 _UNKNOWN = -1  # a size or elapsed time a loaded list did not give
@@ -28,7 +27,7 @@ _KIND_NAMES = ("", *KINDS)
 _KIND_CODES = {name: code for code, name in enumerate(_KIND_NAMES)}
 
 
-class Entry(NamedTuple):
+class Row(NamedTuple):
     """One row as read back from the list; kind/pid/comm are empty for loaded lists."""
 
     path: str
@@ -84,7 +83,7 @@ class TraceList:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, row: int) -> Entry:
+    def __getitem__(self, row: int) -> Row:
         return self.entry(self.rows[row])
 
     @property
@@ -92,9 +91,9 @@ class TraceList:
         """Distinct paths ever ingested (including deleted and excluded ones)."""
         return len(self._path)
 
-    def entry(self, ident: int) -> Entry:
+    def entry(self, ident: int) -> Row:
         size, elapsed = self._size[ident], self._elapsed[ident]
-        return Entry(self._path[ident], None if size == _UNKNOWN else size,
+        return Row(self._path[ident], None if size == _UNKNOWN else size,
                      None if elapsed == _UNKNOWN else elapsed, _KIND_NAMES[self._kind[ident]],
                      self._pid[ident], self._comm[ident])
 
@@ -106,7 +105,7 @@ class TraceList:
         path = self._path
         return [path[i] for i in self.rows]
 
-    def entries(self, rows: Sequence[int] | None = None) -> list[Entry]:
+    def entries(self, rows: Sequence[int] | None = None) -> list[Row]:
         """Entries in display order (what a save writes), or of the given ids.
 
         Columns only ever grow, so a worker thread may read the ids of a ``frozen_rows()`` copy
@@ -120,7 +119,7 @@ class TraceList:
 
     # -- ingest ------------------------------------------------------------------------------
 
-    def extend(self, records: Iterable[Record | Overflow]) -> int:
+    def extend(self, records: Iterable[Listable | Overflow]) -> int:
         """Append new records (duplicates of a known path are ignored). Returns rows added."""
         before = len(self.rows)
         by_path, matchers, paths = self._by_path, self._matchers, self._path
@@ -153,7 +152,7 @@ class TraceList:
                 add_row(ident)
         return len(self.rows) - before
 
-    def merge(self, other: Sequence[Record]) -> int:
+    def merge(self, other: Sequence[Listable]) -> int:
         """Merge another run: paths not yet present are appended in their order (one undo step)."""
         self._checkpoint()
         first = self.seen

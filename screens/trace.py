@@ -346,14 +346,14 @@ class TraceScreen(LiveScreen):
             return
         self.app.call_from_thread(self._merge, path, loaded.entries)
 
-    def _merge(self, path: str, entries) -> None:  # noqa: ANN001 - tuple[ListEntry, ...]
+    def _merge(self, path: str, entries) -> None:  # noqa: ANN001 - tuple[ListedFile, ...]
         added = self.run.items.merge(entries)
         self.edited(f"merged {added} new paths from {path}")
 
     # -- conversion ------------------------------------------------------------------------
 
     def action_convert(self) -> None:
-        from nydus_top.conversion import ConversionError, prepare_conversion
+        from nydus_top.nydusify import ConversionError, prepare_conversion
 
         config = self.app.backend.config
 

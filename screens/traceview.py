@@ -12,7 +12,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from nydus_top.display import human_size, printable
-from nydus_top.tracelist import Entry
+from nydus_top.tracelist import Row
 from nydus_top.tracerun import TraceRun
 
 
@@ -20,7 +20,7 @@ LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds sever
 HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
 
 
-def format_row(position: int, entry: Entry) -> str:
+def format_row(position: int, entry: Row) -> str:
     """One line under HEADER; "-" or blank where a loaded list has no value."""
     ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"
     return (f"{position + 1:>6} {ms:>9} {human_size(entry.size):>8} {entry.kind or '-':<4} {entry.pid or '':>7} "

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nydus_top.node import Container, EventKind, NodeModel, Pod
-from nydus_top.nri import convert, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import nri_api_pb2 as api, to_model, ttrpc
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.protocol import PLUGIN_SERVICE, Call, PluginProtocol, Reply
 
@@ -278,7 +278,7 @@ class _Connection:
         elif method == "StopContainer":
             req = ttrpc.parse(api.ContainerRequest, call.payload)
             self.reply(call)
-            self.model.container_event(EventKind.CONTAINER_STOP, convert.pod(req.pod), convert.container(req.container))
+            self.model.container_event(EventKind.CONTAINER_STOP, to_model.pod(req.pod), to_model.container(req.container))
         elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
@@ -307,8 +307,8 @@ class _Connection:
             return
         chunks, self.sync_chunks = self.sync_chunks, []
         self.session._synced = True
-        self.model.replace_all([convert.pod(p) for chunk in chunks for p in chunk.pods],
-                               [convert.container(c) for chunk in chunks for c in chunk.containers])
+        self.model.replace_all([to_model.pod(p) for chunk in chunks for p in chunk.pods],
+                               [to_model.container(c) for chunk in chunks for c in chunk.containers])
 
     def state_change(self, call: Call) -> None:
         """Answer first, then update the model: subscribers never delay the runtime. Only a
@@ -318,10 +318,10 @@ class _Connection:
         if not hooks:
             self.reply(call)
         if req.event in POD_EVENTS:
-            self.model.pod_event(POD_EVENTS[req.event], convert.pod(req.pod))
+            self.model.pod_event(POD_EVENTS[req.event], to_model.pod(req.pod))
         elif req.event in CONTAINER_EVENTS:
-            pod = convert.pod(req.pod)
-            container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
+            pod = to_model.pod(req.pod)
+            container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, to_model.container(req.container))
             if hooks:
                 pod = self.model.pods.get(pod.id, pod)
                 timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout

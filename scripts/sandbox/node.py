@@ -353,7 +353,7 @@ class SandboxNode:
             if present.get(ref) != images.archive_digest(archive):
                 images.import_image(self, archive)
 
-    def load_image(self, ref: str, files: Mapping[str, images.Entry], entrypoint: Sequence[str]) -> str:
+    def load_image(self, ref: str, files: Mapping[str, images.Content], entrypoint: Sequence[str]) -> str:
         """Build an image from ``files`` and import it into this (running) node; returns ``ref``."""
         archive = self.dir / "images" / (hashlib.sha256(ref.encode()).hexdigest()[:16] + ".tar")
         images.build_image(ref, files, entrypoint, archive)
