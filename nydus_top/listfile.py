@@ -19,6 +19,7 @@ we name the file after the tag if there is one, else ``<base>@<algo>:<hex>``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -29,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from nydus_top import listmeta
 from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.listmeta import ListMeta
 from nydus_top.records import Listable, ListedFile
 
 CSV_HEADER = ("path", "size", "elapsed")
@@ -74,10 +77,12 @@ class SaveResult:
 
 @dataclass(frozen=True, slots=True)
 class LoadedList:
-    """Entries of a loaded list, and one warning line per line that was skipped."""
+    """Entries of a loaded list, its metadata when it has some, and one warning line per line
+    that was skipped (or per metadata file that could not be used)."""
 
     entries: tuple[ListedFile, ...]
     warnings: tuple[str, ...] = ()
+    meta: ListMeta | None = None
 
 
 # ---------------------------------------------------------------- result file names
@@ -312,9 +317,11 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
 
 
 def save_list(
-    entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False, overwrite: bool = False
+    entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False,
+    overwrite: bool = False, meta: ListMeta | None = None,
 ) -> SaveResult:
-    """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically.
+    """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically, and with
+    *meta* also ``list_path.nydus-top.json`` (its ``files`` count set to what was written).
 
     Raises ListExistsError (nothing written) when either exists and *overwrite* is false,
     ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
@@ -322,8 +329,12 @@ def save_list(
     path = Path(list_path)
     csv_path = Path(os.fspath(path) + ".csv")
     plain, table, warnings = render(entries, readable=readable)
-    write_atomic([(path, plain), (csv_path, table)], overwrite=overwrite)
-    return SaveResult((path, csv_path), plain.count(b"\n"), warnings)
+    files = [(path, plain), (csv_path, table)]
+    if meta is not None:
+        counted = dataclasses.replace(meta, files=plain.count(b"\n"))
+        files.append((listmeta.path_for(path), listmeta.encode(counted)))
+    write_atomic(files, overwrite=overwrite)
+    return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), warnings)
 
 
 def save_range_list(
@@ -383,7 +394,7 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
     path = Path(path)
     text = _read_text(path)
     if path.suffix == ".csv" or text.startswith(",".join(CSV_HEADER) + "\n"):
-        return _load_csv(path, text)
+        return _with_meta(path, _load_csv(path, text))
     sibling = Path(os.fspath(path) + ".csv")
     details: dict[str, ListedFile] = {}
     warnings: list[str] = []
@@ -400,7 +411,16 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
             warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
             continue
         entries.append(details.get(line, ListedFile(line)))
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
+    return _with_meta(path, LoadedList(tuple(_dedup(entries)), tuple(warnings)))
+
+
+def _with_meta(path: Path, loaded: LoadedList) -> LoadedList:
+    """*loaded* with the metadata beside *path*; a metadata file that cannot be used is a warning."""
+    try:
+        meta = listmeta.read(path)
+    except listmeta.MetaError as err:
+        return LoadedList(loaded.entries, (*loaded.warnings, f"{err} (list identity unknown)"))
+    return LoadedList(loaded.entries, loaded.warnings, meta)
 
 
 def merge(*runs: Iterable[Listable]) -> list[Listable]:
