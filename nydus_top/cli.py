@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("nydus_top.commands.trace", "stream a container's file accesses as JSON lines (needs root)"),
     "convert": ("nydus_top.commands.convert", "build a nydus image with a prefetch list (runs nydusify)"),
     "record": ("nydus_top.commands.record", "record start-up file lists headlessly, like the optimizer NRI plugin"),
+    "consensus": ("nydus_top.commands.consensus", "the list many runs agree on, and how stable each file is"),
+    "diff": ("nydus_top.commands.diff", "compare two runs or lists: files only in one, moved files, time deltas"),
 }
 
 
