@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("nydus_top.commands.convert", "build a nydus image with a prefetch list (runs nydusify)"),
     "record": ("nydus_top.commands.record", "record start-up file lists headlessly, like the optimizer NRI plugin"),
     "consensus": ("nydus_top.commands.consensus", "the list many runs agree on, and how stable each file is"),
+    "push": ("nydus_top.commands.push", "attach a saved list to its image in the OCI registry"),
+    "pull": ("nydus_top.commands.pull", "fetch every list attached to an image in the OCI registry"),
     "diff": ("nydus_top.commands.diff", "compare two runs or lists: files only in one, moved files, time deltas"),
 }
 

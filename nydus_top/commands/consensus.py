@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs, saved lists or optimizer result files; a directory means every run in it")
     parser.add_argument("--image", metavar="REF", action="append", default=[],
                         help="every run of this image kept under persist_dir (repeatable)")
+    parser.add_argument("--pull", metavar="REF", action="append", default=[],
+                        help="first fetch the lists attached to this image in the registry into its runs, "
+                        "then count every run of it (repeatable; see nydus-top pull)")
+    parser.add_argument("--plain-http", action="store_true", help="with --pull: HTTP, not HTTPS")
     parser.add_argument("--min-share", type=_share, default=DEFAULT_MIN_SHARE, metavar="S",
                         help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE})")
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="save the consensus list (+ .csv, metadata)")
@@ -99,10 +103,22 @@ def _image_of(metas: list[ListMeta]) -> str:
     return images.pop() if len(images) == 1 else ""
 
 
+def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
+    from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
+    from nydus_top.registry import RegistryError  # noqa: PLC0415
+
+    for image in images:
+        try:
+            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http)
+        except (RegistryError, ImageRefError, OSError) as err:
+            raise ListFileError(f"--pull {image}: {err}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
-        paths = expand(args.inputs, args.image, config.persist_dir)
+        _pull(args.pull, config.persist_dir, args.plain_http)
+        paths = expand(args.inputs, [*args.image, *args.pull], config.persist_dir)
         if not paths:
             print(f"{PROG}: name at least one run, list or --image", file=sys.stderr)
             return 2
