@@ -369,9 +369,12 @@ def _load_csv(path: Path, text: str) -> LoadedList:
             line = reader.line_num
             if len(row) != 3:
                 raise ListFileError(f"{path}:{line}: expected 3 columns, got {len(row)}")
-            try:
-                size = _parse_amount(row[1], _SIZE_UNITS)
-                elapsed = _parse_amount(row[2], _TIME_UNITS)
+            size_text, elapsed_text = row[1], row[2]
+            try:  # plain integers (what we and the optimizer write by default) take the short way
+                size = (int(size_text) if size_text.isdigit() and size_text.isascii()
+                        else _parse_amount(size_text, _SIZE_UNITS))
+                elapsed = (int(elapsed_text) if elapsed_text.isdigit() and elapsed_text.isascii()
+                           else _parse_amount(elapsed_text, _TIME_UNITS))
             except ValueError as err:
                 raise ListFileError(f"{path}:{line}: bad size or elapsed {err.args[0]!r}") from None
             if not row[0].startswith("/"):
@@ -410,7 +413,8 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
         if not line.startswith("/"):
             warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
             continue
-        entries.append(details.get(line, ListedFile(line)))
+        detail = details.get(line)
+        entries.append(detail if detail is not None else ListedFile(line))
     return _with_meta(path, LoadedList(tuple(_dedup(entries)), tuple(warnings)))
 
 
