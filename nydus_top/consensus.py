@@ -17,6 +17,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from nydus_top.records import Listable
 
@@ -24,9 +25,8 @@ DEFAULT_MIN_SHARE = 0.5
 _NONE = -1  # an elapsed time or size the run did not give
 
 
-@dataclass(frozen=True, slots=True)
-class FileStability:
-    """One file across the runs of a tally."""
+class FileStability(NamedTuple):
+    """One file across the runs of a tally (a NamedTuple: 100k of them are built at once)."""
 
     path: str
     seen: int  # runs that read it
@@ -103,10 +103,11 @@ class Tally:
                 files[path].runtime = True
         self.names.append(name or f"run {len(self.names) + 1}")
 
-    def stability(self) -> list[FileStability]:
-        """Every file seen in any run, in consensus order."""
+    def stability(self, *, min_seen: int = 1) -> list[FileStability]:
+        """Every file seen in at least *min_seen* runs, in consensus order."""
         runs = self.runs
-        result = [_summary(path, stats, runs) for path, stats in self._files.items()]
+        result = [_summary(path, stats, runs) for path, stats in self._files.items()
+                  if len(stats.positions) >= min_seen]
         result.sort(key=_order)
         return result
 
@@ -116,8 +117,7 @@ class Tally:
             raise ValueError(f"min share must be in (0, 1], got {min_share}")
         runs = self.runs
         # Compare counts, not floats: 5 of 10 runs is exactly 0.5.
-        needed = _needed(min_share, runs)
-        return [f for f in self.stability() if f.seen >= needed]
+        return self.stability(min_seen=_needed(min_share, runs))
 
 
 def _needed(min_share: float, runs: int) -> int:
@@ -141,19 +141,16 @@ def _median(values: Sequence[int]) -> float:
 
 
 def _summary(path: str, stats: _File, runs: int) -> FileStability:
-    positions = stats.positions
-    times = stats.elapsed if _NONE not in stats.elapsed else [t for t in stats.elapsed if t != _NONE]
-    return FileStability(
-        path=path,
-        seen=len(positions),
-        runs=runs,
-        position=_median(positions),
-        position_spread=max(positions) - min(positions),
-        elapsed_us=_median(times) if times else None,
-        elapsed_spread_us=(max(times) - min(times)) if times else None,
-        size=None if stats.size == _NONE else stats.size,
-        runtime_created=stats.runtime,
-    )
+    positions, elapsed = stats.positions, stats.elapsed
+    size = None if stats.size == _NONE else stats.size
+    if len(positions) == 1:  # most files of a noisy tally: nothing to sort
+        time = None if elapsed[0] == _NONE else float(elapsed[0])
+        return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, size,
+                             stats.runtime)
+    times = elapsed if _NONE not in elapsed else [t for t in elapsed if t != _NONE]
+    return FileStability(path, len(positions), runs, _median(positions), max(positions) - min(positions),
+                         _median(times) if times else None, (max(times) - min(times)) if times else None,
+                         size, stats.runtime)
 
 
 @dataclass(frozen=True, slots=True)
