@@ -85,13 +85,14 @@ def decode(data: bytes, *, name: str = "metadata") -> ListMeta:
         if f.name not in raw:
             continue
         value = raw[f.name]
-        expected = {"complete": bool, "files": int, "runs": list}.get(f.name, str)
+        if f.name == "runs":
+            if not isinstance(value, list) or not all(isinstance(run, str) for run in value):
+                raise MetaError(f"{name}: runs must be a list of strings")
+            values["runs"] = tuple(value)
+            continue
+        expected: type = {"complete": bool, "files": int}.get(f.name, str)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise MetaError(f"{name}: {f.name} must be {expected.__name__}")
-        if f.name == "runs":
-            if not all(isinstance(run, str) for run in value):
-                raise MetaError(f"{name}: runs must be a list of strings")
-            value = tuple(value)
         values[f.name] = value
     return ListMeta(**values)
 

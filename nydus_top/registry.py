@@ -302,10 +302,11 @@ class _TimeoutAdapter(requests.adapters.HTTPAdapter):
         super().__init__()
         self._timeout = timeout
 
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
+             cert: str | tuple[str, str] | None = None, proxies: dict[str, str] | None = None) -> requests.Response:
+        return super().send(request, stream=stream, timeout=self._timeout if timeout is None else timeout,
+                            verify=verify, cert=cert, proxies=proxies)
 
 
 # ---------------------------------------------------------------- lists as artifacts
