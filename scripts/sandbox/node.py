@@ -47,7 +47,7 @@ _SUN_PATH_MAX = 107  # bytes of a unix socket path, without the terminating NUL
 # A log line saying that containerd runs without a plugin the sandbox exists for: 1.7 names the plugin
 # in the message, 2.x in an ``id=`` field.
 _FATAL_PLUGIN = re.compile(r'failed to load plugin (io\.containerd\.grpc\.v1\.cri"|io\.containerd\.nri)'
-                           r'|msg="failed to load plugin" .*\bid=io\.containerd\.(grpc\.v1\.cri|nri\.v1\.nri)\b')
+                           r'|msg="failed to load plugin" .*\bid=io\.containerd\.(grpc\.v1\.cri|nri\.v1\.nri)(\s|$)')
 
 
 def is_fatal_plugin_failure(log_line: str) -> bool:
@@ -97,7 +97,8 @@ def _suite(containerd: str) -> str:
     try:
         return CONTAINERD_SUITES[containerd]
     except KeyError:
-        raise SandboxError(f"containerd {containerd!r} not supported (choose {' or '.join(CONTAINERD_SUITES)})") from None
+        choices = " or ".join(CONTAINERD_SUITES)
+        raise SandboxError(f"containerd {containerd!r} not supported (choose {choices})") from None
 
 
 def containerd_config(d: Path, pause_image: str, containerd: str = DEFAULT_CONTAINERD) -> str:

@@ -19,6 +19,8 @@ from sandbox import images
 from nydus_top.node import ContainerState, EventKind, PodState
 from tests.nri.live import LiveSession
 
+pytestmark = pytest.mark.every_containerd
+
 NYDUS_TOP = [sys.executable, "-m", "nydus_top"]
 CRI_TO_MODEL = {"CREATED": "created", "RUNNING": "running", "EXITED": "stopped"}
 
