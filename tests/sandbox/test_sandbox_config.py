@@ -50,8 +50,10 @@ def test_config_keeps_the_node_under_its_directory(version: str, schema: int) ->
     runtime = plugins["io.containerd.grpc.v1.cri" if schema == 2 else "io.containerd.cri.v1.runtime"]
     assert runtime["restrict_oom_score_adj"] is True and runtime["disable_apparmor"] is True
     assert runtime["containerd"]["runtimes"]["runc"]["options"]["Root"] == f"{D}/runc"
-    images = plugins["io.containerd.cri.v1.images"]["pinned_images"] if schema == 3 else {"sandbox": runtime["sandbox_image"]}
-    assert images["sandbox"] == "nydus-top.local/pause:1"
+    if schema == 3:
+        assert plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "nydus-top.local/pause:1"
+    else:
+        assert runtime["sandbox_image"] == "nydus-top.local/pause:1"
     outside = [p for p in _paths(config) if not p.startswith(f"{D}/") and p != "/usr/sbin/runc"]
     assert outside == []
 

@@ -190,7 +190,7 @@ def test_concurrent_ups_start_one_containerd(new_node) -> None:
     ups = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     outputs = [up.communicate()[1] for up in ups]
     assert [up.returncode for up in ups] == [0, 0, 0], outputs
-    assert sum("containerd started" in out for out in outputs) == 1
+    assert sum(f"containerd {node.containerd} started" in out for out in outputs) == 1
     assert processes_mentioning(str(node.config)) == [node.pid()]
 
 
