@@ -1,6 +1,6 @@
 """The app on the sandbox node: arm the demo image's next start, trace it, save, compare.
 
-Real containerd 1.7 with NRI, the real fanotify tracer and overlayfs; keys drive the app.
+Real containerd (1.7 and 2.1) with NRI, the real fanotify tracer and overlayfs; keys drive the app.
 """
 
 from __future__ import annotations
