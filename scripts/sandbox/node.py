@@ -669,12 +669,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                "  list    list every sandbox node running on this machine")
     parser.add_argument("command", choices=["up", "down", "status", "env", "demo", "list"])
     parser.add_argument("--containerd", choices=sorted(CONTAINERD_SUITES),
-                        help=f"up: the containerd version (default: the one the node last ran, else "
-                             f"{DEFAULT_CONTAINERD}); 1.7 comes from Debian trixie, 2.1 from forky")
+                        default=os.environ.get("SANDBOX_CONTAINERD") or None,
+                        help=f"up: the containerd version (default $SANDBOX_CONTAINERD, else the one the node "
+                             f"last ran, else {DEFAULT_CONTAINERD}); 1.7 comes from Debian trixie, 2.1 from forky")
     parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
                         help=f"directory holding all of the node's state (default {DEFAULT_DIR})")
     args = parser.parse_args(argv)
+    if args.containerd is not None and args.containerd not in CONTAINERD_SUITES:  # from the environment
+        parser.error(f"SANDBOX_CONTAINERD={args.containerd!r}: choose {' or '.join(CONTAINERD_SUITES)}")
     node = SandboxNode(args.dir, args.containerd)
     if args.command in ("up", "down", "demo") and os.geteuid() != 0:
         print(f"sandbox-node {args.command}: needs root (it runs containerd and runc)", file=sys.stderr)

@@ -211,8 +211,8 @@ def test_switching_containerd_version_needs_a_down(new_node, containerd_version:
     with pytest.raises(SandboxError, match=f"runs containerd {containerd_version}; `down` it before starting {other}"):
         SandboxNode(node.dir, other).up()
     assert node.pid() == pid
-    up = subprocess.run([str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir), "--containerd", other],
-                        capture_output=True, text=True)
+    up = subprocess.run([str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)],
+                        env={**os.environ, "SANDBOX_CONTAINERD": other}, capture_output=True, text=True)
     assert (up.returncode, up.stderr.count("\n")) == (1, 1) and f"runs containerd {containerd_version}" in up.stderr
 
     node.down()
