@@ -77,7 +77,7 @@ class Binaries:
 
 
 def fetch_binaries(containerd: str = DEFAULT_CONTAINERD) -> Binaries:
-    """containerd ``containerd`` (1.7 or 2.1) with ctr and the runc shim, the reference optimizer plugin and busybox."""
+    """containerd (1.7 or 2.1) with ctr and the runc shim, the reference optimizer plugin and busybox."""
     if not RUNC.exists():
         raise SandboxError(f"{RUNC} missing: install Debian's runc (scripts/setup does)")
     suite = _suite(containerd)
