@@ -1,4 +1,4 @@
-"""nydus-top's NRI client against the real sandbox node: containerd 1.7.24 with NRI 0.6.1."""
+"""nydus-top's NRI client against the real sandbox node: containerd 1.7.24 (NRI 0.6.1) and 2.1.9 (NRI 0.8.0)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from sandbox import images
 
 from nydus_top.node import ContainerState, EventKind, PodState
 from tests.nri.live import LiveSession
+
+pytestmark = pytest.mark.every_containerd
 
 NYDUS_TOP = [sys.executable, "-m", "nydus_top"]
 CRI_TO_MODEL = {"CREATED": "created", "RUNNING": "running", "EXITED": "stopped"}
@@ -82,7 +84,7 @@ def test_ps_shows_exactly_what_cri_lists(sandbox_node, pods) -> None:
 
 
 def test_exited_containers_leave_the_listing_on_resync(sandbox_node, pods) -> None:
-    """containerd 1.7 synchronizes only created and running containers; CRI still lists exited ones."""
+    """containerd (1.7 and 2.1) synchronizes only created and running containers; CRI still lists exited ones."""
     _, (cid,) = start_pod(sandbox_node, pods, "ps-exited")
     sandbox_node.cri.stop_container(cid)
     listing = json.loads(ps(sandbox_node, "--json").stdout)

@@ -11,6 +11,8 @@ import pytest
 from . import workload
 from .harness import start_optimizer, start_recorder, wait_exited, wait_file
 
+pytestmark = pytest.mark.every_containerd
+
 RESULT = "startup-workload:1"  # nydus-top.local/startup-workload:1 -> <persist_dir>/startup-workload:1
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 

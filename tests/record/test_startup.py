@@ -16,6 +16,8 @@ from nydus_top.tracer import TracerPool
 from . import workload
 from .harness import WORKLOAD_IMAGE, wait_exited
 
+pytestmark = pytest.mark.every_containerd
+
 STARTS = 20
 
 
