@@ -12,6 +12,10 @@ image is being recorded; with ``overwrite`` each container is recorded and the l
 wins. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
 reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
 keeps the settings it was planned with.
+
+A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
+file plus the path) as the tracer delivers them, within ``max_bytes`` (256 MiB by default); one
+that reaches it is logged once, keeps what it has and is saved as possibly incomplete.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
-from nydus_top.records import Access
+from nydus_top.records import Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
 
@@ -40,6 +45,7 @@ class RecordSettings:
     overwrite: bool = False
     images: tuple[str, ...] = ()  # image patterns; empty: every image
     namespaces: tuple[str, ...] = ()  # pod namespaces; empty: every namespace
+    max_bytes: int = MAX_BYTES  # one recording's files in memory at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +58,53 @@ class Plan:
 
 
 @dataclass(slots=True)
+class Overflows:
+    """What the tracer reported lost, summed up (a flooding container cannot grow it)."""
+
+    records: int = 0
+    lost: int = 0  # files, where the records said
+    unknown: bool = False  # some record did not say how many
+    first_us: int = 0
+
+    def add(self, item: Overflow) -> None:
+        if not self.records:
+            self.first_us = item.elapsed_us
+        self.records += 1
+        if item.lost is None:
+            self.unknown = True
+        else:
+            self.lost += item.lost
+
+
+@dataclass(slots=True)
 class Recording:
-    """One container's trace being collected."""
+    """One container's trace being collected: ``ingest`` runs on the tracer's reader thread,
+    until the trace has ended; everything else on the loop."""
 
     plan: Plan
     pod_id: str
     name: str
     trace: LiveTrace
-    accesses: list[Access] = field(default_factory=list)
+    files: CompactList
+    log: Callable[[str], None]
+    overflows: Overflows = field(default_factory=Overflows)
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
+
+    def ingest(self, batch: list[TraceRecord]) -> None:
+        files = self.files
+        for item in batch:
+            if type(item) is Access:
+                if not files.append(item.path, item.size, item.elapsed_us) and files.refused == 1:
+                    self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
+                             f"with {len(files)} files: later files are not recorded")
+            else:
+                self.overflows.add(item)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
 
 
 class Planner:
@@ -133,7 +175,7 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, start.container.pod_id, who, start.trace)
+        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes), self.log)
         if not start.ready:
             rec.problems.append(
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
@@ -142,6 +184,7 @@ class Recorder:
         self.recordings[plan.container_id] = rec
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
+        start.trace.follow(rec.ingest, keep=False)  # the recording owns the records from now on
         loop = asyncio.get_running_loop()
         start.trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, "container exited"))
         if plan.settings.timeout > 0:
@@ -189,12 +232,14 @@ class Recorder:
             rec.problems.append(f"stopping the tracer failed: {err}")
         if rec.trace.error:
             rec.problems.append(f"tracer: {rec.trace.error}")
-        for item in list(rec.trace.records):
-            if isinstance(item, Access):
-                rec.accesses.append(item)
-            else:
-                lost = f"{item.lost} files" if item.lost is not None else "files"
-                rec.problems.append(f"the kernel lost {lost} at {item.elapsed_us / 1000:.1f} ms")
+        # The trace has ended: every batch was ingested.
+        if rec.overflows.records:
+            o = rec.overflows
+            lost = f"{o.lost}{'+' if o.unknown else ''} files" if o.lost else "files"
+            rec.problems.append(f"the kernel lost {lost} in {o.records} overflow(s) from {o.first_us / 1000:.1f} ms")
+        if rec.files.reached:
+            rec.problems.append(f"limit reached: {len(rec.files)} files in {_mib(rec.files.max_bytes)}, "
+                                f"{rec.files.refused} more not recorded")
         self.recordings.pop(rec.plan.container_id, None)
         try:
             await asyncio.to_thread(self._save, rec, why)
@@ -205,7 +250,7 @@ class Recorder:
         s = rec.plan.settings
         paths = rec.plan.paths
         try:
-            result = save_list(rec.accesses, paths.list, readable=s.readable, overwrite=s.overwrite)
+            result = save_list(rec.files, paths.list, readable=s.readable, overwrite=s.overwrite)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return
