@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
-from nydus_top.imageref import ImageRefError
+from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
+from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.records import Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
@@ -87,6 +88,7 @@ class Recording:
     trace: LiveTrace
     files: CompactList
     log: Callable[[str], None]
+    meta: ListMeta  # who was recorded; completeness is added when it is saved
     overflows: Overflows = field(default_factory=Overflows)
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
     timer: asyncio.TimerHandle | None = None
@@ -139,6 +141,17 @@ class Planner:
         self.in_flight.pop(container_id, None)
 
 
+def _identity(start: StartTrace) -> ListMeta:
+    """The metadata of a recording of *start*: the image as the runtime named it, never shortened."""
+    container, pod = start.container, start.pod
+    try:
+        digest = parse_image_ref(container.image).digest
+    except ImageRefError:
+        digest = ""
+    return ListMeta(image=container.image, digest=digest, container=container.name, container_id=container.id,
+                    pod=f"{pod.namespace}/{pod.name}" if pod is not None else "")
+
+
 def _describe(container: Container, pod: Pod | None) -> str:
     where = f"{pod.namespace}/{pod.name}/" if pod is not None else ""
     return f"{where}{container.name} ({container.id[:12]})"
@@ -175,7 +188,8 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes), self.log)
+        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes), self.log,
+                        _identity(start))
         if not start.ready:
             rec.problems.append(
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
@@ -249,8 +263,9 @@ class Recorder:
     def _save(self, rec: Recording, why: str) -> None:
         s = rec.plan.settings
         paths = rec.plan.paths
+        meta = replace(rec.meta, complete=not rec.problems, incomplete="; ".join(rec.problems)).with_origin()
         try:
-            result = save_list(rec.files, paths.list, readable=s.readable, overwrite=s.overwrite)
+            result = save_list(rec.files, paths.list, readable=s.readable, overwrite=s.overwrite, meta=meta)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return
