@@ -9,7 +9,10 @@ Unlike the optimizer it keys recordings by container, not by image: two containe
 image never share a tracer or write into the same file at once. Without ``overwrite`` an image is
 recorded once: a start is skipped when its result files exist or another container of the same
 image is being recorded; with ``overwrite`` each container is recorded and the last one to stop
-wins. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
+wins. A recording that may be incomplete (mark late, files lost, a limit reached, the tracer
+failed) is saved beside, as ``<list>.incomplete`` (with ``.csv`` and metadata saying why): it
+never replaces a complete list nor blocks the image's next recording. One with no files is not
+saved. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
 reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
 keeps the settings it was planned with.
 
@@ -30,10 +33,14 @@ from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
+from nydus_top import listmeta
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.records import Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
+
+
+INCOMPLETE_SUFFIX = ".incomplete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,7 @@ class Recording:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):g} MiB"
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
 
 
 class Planner:
@@ -262,23 +269,46 @@ class Recorder:
 
     def _save(self, rec: Recording, why: str) -> None:
         s = rec.plan.settings
-        paths = rec.plan.paths
-        meta = replace(rec.meta, complete=not rec.problems, incomplete="; ".join(rec.problems)).with_origin()
+        problems = "; ".join(rec.problems)
+        state = f"; POSSIBLY INCOMPLETE: {problems}" if problems else ""
+        if not len(rec.files):  # an empty list helps no one, and would block the image's next recording
+            self.log(f"recording {rec.name} ({why}) not saved: no files recorded{state}")
+            return
+        # A possibly incomplete recording goes beside the list: it never replaces a complete
+        # one, and never takes the name a later, complete recording will be saved under.
+        target = incomplete_path(rec.plan.paths.list) if problems else rec.plan.paths.list
+        meta = replace(rec.meta, complete=not problems, incomplete=problems).with_origin()
         try:
-            result = save_list(rec.files, paths.list, readable=s.readable, overwrite=s.overwrite, meta=meta)
+            _drop_orphan_meta(target)
+            result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
+                               meta=meta)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return
         except ListFileError as err:
-            self.log(f"recording {rec.name} ({why}) NOT SAVED: {err}")
+            self.log(f"recording {rec.name} ({why}) NOT SAVED: {err}{state}")
             return
         except Exception as err:  # noqa: BLE001 - never lose a recording without a word
-            self.log(f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}")
+            self.log(f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}{state}")
             return
         for warning in result.warnings:
-            self.log(f"{paths.list}: {warning}")
-        state = "; POSSIBLY INCOMPLETE: " + "; ".join(rec.problems) if rec.problems else ""
-        self.log(f"saved {paths.list} ({result.written} files, {why}) for {rec.name}{state}")
+            self.log(f"{target}: {warning}")
+        beside = f", not as {rec.plan.paths.list}" if problems else ""
+        self.log(f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
+
+
+def _drop_orphan_meta(list_path: Path) -> None:
+    """Remove the identity file of a list the operator deleted (with its csv) to record it again."""
+    if not os.path.lexists(list_path) and not os.path.lexists(f"{list_path}.csv"):
+        try:
+            listmeta.path_for(list_path).unlink()
+        except OSError:  # none there, or the save that follows reports why
+            pass
+
+
+def incomplete_path(list_path: Path) -> Path:
+    """Where a possibly incomplete recording of *list_path* is saved: ``<list>.incomplete``."""
+    return list_path.with_name(list_path.name + INCOMPLETE_SUFFIX)
 
 
 def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterable[str] = ()) -> RecordSettings:

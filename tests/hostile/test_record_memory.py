@@ -35,10 +35,11 @@ def test_a_recording_at_its_memory_limit_keeps_its_first_files_and_says_so(sandb
     finally:
         armed.close()
     who = f"record/record-test/limited ({cid[:12]})"
-    mib = f"{limit / (1 << 20):g} MiB"
-    assert seen[1:] == [
-        f"recording {who} reached its limit of {mib} in memory with {kept} files: later files are not recorded",
-        f"saved {tmp_path}/startup-workload:1 ({kept} files, container exited) for {who}; POSSIBLY INCOMPLETE: "
-        f"limit reached: {kept} files in {mib}, {len(EXPECTED) - kept} more not recorded",
-    ], seen
-    assert (tmp_path / "startup-workload:1").read_text().splitlines() == EXPECTED[:kept]
+    assert seen[1] == (f"recording {who} reached its limit of {limit} bytes in memory with {kept} files: "
+                       "later files are not recorded")
+    # Saved beside the list (the trace's end and StopContainer race to end the recording).
+    assert seen[2].startswith(f"saved {tmp_path}/startup-workload:1.incomplete ({kept} files, ")
+    assert seen[2].endswith(f") for {who}, not as {tmp_path}/startup-workload:1; POSSIBLY INCOMPLETE: "
+                            f"limit reached: {kept} files in {limit} bytes, {len(EXPECTED) - kept} more not recorded")
+    assert len(seen) == 3
+    assert (tmp_path / "startup-workload:1.incomplete").read_text().splitlines() == EXPECTED[:kept]
