@@ -36,11 +36,12 @@ from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, resu
 from nydus_top import listmeta
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
-from nydus_top.records import Access, Overflow, TraceRecord
+from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
 
 INCOMPLETE_SUFFIX = ".incomplete"
+PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name (4096 on Linux)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ class Recording:
     files: CompactList
     log: Callable[[str], None]
     meta: ListMeta  # who was recorded; completeness is added when it is saved
-    overflows: Overflows = field(default_factory=Overflows)
+    overflows: dict[str, Overflows] = field(default_factory=dict)  # by reason
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
@@ -109,7 +110,38 @@ class Recording:
                     self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
                              f"with {len(files)} files: later files are not recorded")
             else:
-                self.overflows.add(item)
+                self.overflows.setdefault(item.reason, Overflows()).add(item)
+
+
+def _tracer_failure(error: str) -> str:
+    return error if error.startswith("tracer") else f"tracer failed: {error}"
+
+
+def _ending(trace: LiveTrace) -> str:
+    """Why a trace ended on its own, in the words of a save's log line."""
+    if trace.error:
+        return _tracer_failure(trace.error)  # e.g. "tracer killed by signal SIGKILL"
+    if trace.end_reason == "target-exited":
+        return "container exited"
+    return "tracer stopped"
+
+
+def _lost(reason: str, summary: Overflows, traced: int) -> str:
+    """One problem line for the files lost for *reason* (*traced*: the files the tracer reported)."""
+    count = f"{summary.lost}{'+' if summary.unknown else ''}" if summary.lost else "an unknown number of"
+    since = f"from {summary.first_us / 1000:.1f} ms"
+    if reason == LIMIT:
+        return f"tracer limit reached: {traced} files, later files not traced"
+    if reason == QUEUE:
+        times = "once" if summary.records == 1 else f"{summary.records} times"
+        return f"the kernel's event queue overflowed {times} {since}: {count} files lost"
+    if reason == OPEN:
+        return f"the kernel could not open {count} files for the tracer {since}"
+    if reason == PATH_TOO_LONG:
+        return f"{count} files with a path longer than PATH_MAX ({PATH_MAX} bytes) not recorded {since}"
+    if reason == UNREACHABLE:
+        return f"{count} files outside the container's root not recorded {since}"
+    return f"{count} files lost ({reason}) {since}"
 
 
 def _mib(n: int) -> str:
@@ -207,7 +239,8 @@ class Recorder:
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
         start.trace.follow(rec.ingest, keep=False)  # the recording owns the records from now on
         loop = asyncio.get_running_loop()
-        start.trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, "container exited"))
+        trace = start.trace
+        trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, _ending(trace)))
         if plan.settings.timeout > 0:
             rec.timer = loop.call_later(plan.settings.timeout, self.finish, plan.container_id, "timeout")
 
@@ -252,14 +285,12 @@ class Recorder:
         except Exception as err:  # noqa: BLE001
             rec.problems.append(f"stopping the tracer failed: {err}")
         if rec.trace.error:
-            rec.problems.append(f"tracer: {rec.trace.error}")
+            rec.problems.append(_tracer_failure(rec.trace.error))
         # The trace has ended: every batch was ingested.
-        if rec.overflows.records:
-            o = rec.overflows
-            lost = f"{o.lost}{'+' if o.unknown else ''} files" if o.lost else "files"
-            rec.problems.append(f"the kernel lost {lost} in {o.records} overflow(s) from {o.first_us / 1000:.1f} ms")
+        for reason, summary in rec.overflows.items():
+            rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
         if rec.files.reached:
-            rec.problems.append(f"limit reached: {len(rec.files)} files in {_mib(rec.files.max_bytes)}, "
+            rec.problems.append(f"memory limit reached: {len(rec.files)} files in {_mib(rec.files.max_bytes)}, "
                                 f"{rec.files.refused} more not recorded")
         self.recordings.pop(rec.plan.container_id, None)
         try:

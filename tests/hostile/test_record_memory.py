@@ -40,6 +40,6 @@ def test_a_recording_at_its_memory_limit_keeps_its_first_files_and_says_so(sandb
     # Saved beside the list (the trace's end and StopContainer race to end the recording).
     assert seen[2].startswith(f"saved {tmp_path}/startup-workload:1.incomplete ({kept} files, ")
     assert seen[2].endswith(f") for {who}, not as {tmp_path}/startup-workload:1; POSSIBLY INCOMPLETE: "
-                            f"limit reached: {kept} files in {limit} bytes, {len(EXPECTED) - kept} more not recorded")
+                            f"memory limit reached: {kept} files in {limit} bytes, {len(EXPECTED) - kept} more not recorded")
     assert len(seen) == 3
     assert (tmp_path / "startup-workload:1.incomplete").read_text().splitlines() == EXPECTED[:kept]
