@@ -128,20 +128,23 @@ def _ending(trace: LiveTrace) -> str:
 
 def _lost(reason: str, summary: Overflows, traced: int) -> str:
     """One problem line for the files lost for *reason* (*traced*: the files the tracer reported)."""
-    count = f"{summary.lost}{'+' if summary.unknown else ''}" if summary.lost else "an unknown number of"
+    if summary.lost:
+        count = f"{summary.lost}{'+' if summary.unknown else ''} file{'' if summary.lost == 1 else 's'}"
+    else:
+        count = "an unknown number of files"
     since = f"from {summary.first_us / 1000:.1f} ms"
     if reason == LIMIT:
         return f"tracer limit reached: {traced} files, later files not traced"
     if reason == QUEUE:
         times = "once" if summary.records == 1 else f"{summary.records} times"
-        return f"the kernel's event queue overflowed {times} {since}: {count} files lost"
+        return f"the kernel's event queue overflowed {times} {since}: {count} lost"
     if reason == OPEN:
-        return f"the kernel could not open {count} files for the tracer {since}"
+        return f"the kernel could not open {count} for the tracer {since}"
     if reason == PATH_TOO_LONG:
-        return f"{count} files with a path longer than PATH_MAX ({PATH_MAX} bytes) not recorded {since}"
+        return f"{count} with a path longer than PATH_MAX ({PATH_MAX} bytes) not recorded {since}"
     if reason == UNREACHABLE:
-        return f"{count} files outside the container's root not recorded {since}"
-    return f"{count} files lost ({reason}) {since}"
+        return f"{count} outside the container's root not recorded {since}"
+    return f"{count} lost ({reason}) {since}"
 
 
 def _mib(n: int) -> str:

@@ -93,3 +93,14 @@ def test_a_tracer_killed_by_a_signal_is_not_a_container_exit(sandbox_node, workl
     assert seen[-1] == (f"saved {tmp_path}/startup-workload:1.incomplete ({len(EXPECTED)} files, tracer killed by "
                         f"signal SIGKILL) for {who}, not as {tmp_path}/startup-workload:1; POSSIBLY INCOMPLETE: "
                         "tracer killed by signal SIGKILL")
+
+
+def test_a_file_whose_path_is_too_long_makes_the_recording_incomplete(pool, container, tmp_path) -> None:
+    c = container({"/data/a": b"a"}, ["deep:20:create", "signal:{note}", "wait:{go}", "read:/data/a",
+                                      "deep:20:read", "signal:{note}", "wait:{go}"])
+    lines = _record_home_made(pool, c, tmp_path)
+    listed = tmp_path / "team" / "many:1.incomplete"
+    assert listed.read_text().splitlines() == ["/data/a"]
+    assert lines[-1].startswith(f"saved {listed} (1 files, StopContainer) for many ({'c' * 12}), not as "
+                                f"{tmp_path}/team/many:1; POSSIBLY INCOMPLETE: 1 file with a path longer than "
+                                "PATH_MAX (4096 bytes) not recorded from ")

@@ -298,3 +298,14 @@ def test_a_pid_outside_the_expected_container_is_refused(pool, container) -> Non
         with open(f"{root}/cgroup.procs", "w") as f:
             f.write(str(c.pid))
         os.rmdir(group)
+
+
+def test_a_file_whose_path_is_too_long_to_name_is_a_lost_record(pool, container) -> None:
+    # /deep + 20 directories of 255 characters: over PATH_MAX, so the kernel cannot name the file.
+    c = container({"/data/before": b"b", "/data/after": b"a"},
+                  ["deep:20:create", *workload("read:/data/before", "deep:20:read", "deep:20:read",
+                                               "read:/data/after")])
+    _, records = traced(pool, c)
+    assert accesses(records) == [("/data/before", "open"), ("/data/after", "open")]
+    [lost] = [r for r in records if isinstance(r, Overflow)]
+    assert (lost.reason, lost.lost) == ("path too long", 1)  # read twice, one file
