@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nydus_top import listmeta
 from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
-from nydus_top import listmeta
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord

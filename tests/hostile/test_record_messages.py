@@ -8,6 +8,8 @@ import os
 import queue
 import signal
 
+import pytest
+
 from nydus_top.node import Container, ContainerState
 from nydus_top.recorder import Recorder, RecordSettings
 from nydus_top.startup import LiveTrace, StartTrace
@@ -16,8 +18,6 @@ from record import workload
 from record.conftest import pod, workload_image  # noqa: F401 - fixtures
 from record.test_startup import Armed
 from tracer.conftest import container, pool, progs  # noqa: F401 - fixtures
-
-import pytest
 
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 
