@@ -110,6 +110,9 @@ class Recording:
                     self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
                              f"with {len(files)} files: later files are not recorded")
             else:
+                if item.reason == LIMIT and LIMIT not in self.overflows:  # said now: the recording goes on
+                    self.log(f"recording {self.name}: tracer limit reached: {len(files) + files.refused} files, "
+                             "later files are not traced")
                 self.overflows.setdefault(item.reason, Overflows()).add(item)
 
 
@@ -134,7 +137,7 @@ def _lost(reason: str, summary: Overflows, traced: int) -> str:
         count = "an unknown number of files"
     since = f"from {summary.first_us / 1000:.1f} ms"
     if reason == LIMIT:
-        return f"tracer limit reached: {traced} files, later files not traced"
+        return f"tracer limit reached: {traced} files, later files are not traced"
     if reason == QUEUE:
         times = "once" if summary.records == 1 else f"{summary.records} times"
         return f"the kernel's event queue overflowed {times} {since}: {count} lost"

@@ -53,7 +53,7 @@ def _record_home_made(pool, c, tmp_path, **knobs) -> list[str]:
 
 
 @pytest.mark.parametrize(("n", "knobs", "problem"), [
-    (9000, {"small_set": True}, "tracer limit reached: {saved} files, later files not traced"),
+    (9000, {"small_set": True}, "tracer limit reached: {saved} files, later files are not traced"),
     (17000, {"bounded_queue": True}, "the kernel's event queue overflowed once from "),
 ], ids=["limit", "queue"])
 def test_lost_files_are_named_by_why_they_were_lost(pool, container, tmp_path, n, knobs, problem) -> None:
@@ -68,6 +68,8 @@ def test_lost_files_are_named_by_why_they_were_lost(pool, container, tmp_path, n
                                 f"{tmp_path}/team/many:1; POSSIBLY INCOMPLETE: {problem.format(saved=saved)}")
     if knobs.get("bounded_queue"):
         assert lines[-1].endswith(": an unknown number of files lost")
+    else:  # said when it happens, too
+        assert f"recording {who}: {problem.format(saved=saved)}" in lines[:-1]
     assert "the kernel lost" not in "\n".join(lines)
 
 
