@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from nydus_top import trace_session
-from nydus_top.records import KINDS, Access, Overflow, TraceRecord
+from nydus_top.records import KINDS, QUEUE, Access, Overflow, TraceRecord
 
 Batch = list[TraceRecord]
 
@@ -53,7 +53,7 @@ def parse_line(line: bytes | str) -> TraceRecord:
     try:
         if obj.get("kind") == "overflow":
             lost = obj.get("lost")
-            return Overflow(int(obj["elapsed"]), None if lost is None else int(lost))
+            return Overflow(int(obj["elapsed"]), None if lost is None else int(lost), str(obj.get("reason", QUEUE)))
         kind = obj["kind"]
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")

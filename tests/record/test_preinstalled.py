@@ -64,8 +64,10 @@ def test_runs_as_a_plugin_containerd_launches(tmp_path: Path, containerd_version
         wait_in_file(log, "server_path is ignored")
 
         # A recording in progress when containerd goes away is saved, and the plugin exits.
+        # (The operator removes the pair to record the image again; its identity file is replaced.)
         (persist / RESULT).unlink()
         (persist / f"{RESULT}.csv").unlink()
+        assert (persist / f"{RESULT}.nydus-top.json").exists()
         stays = cri.create_container(pod, "stays", ref, command=workload.command("stay"))
         cri.start_container(stays)
         node.wait_for_log(stays, workload.DONE_LINE)
@@ -123,7 +125,7 @@ def test_takes_its_config_from_containerds_plugin_config_path(tmp_path: Path, co
     sizes = workload.file_sizes()
     assert [r[1] for r in rows[2:]] == [readable_size(sizes[p]) for p in workload.STARTUP_FILES]
     assert all(re.fullmatch(r"[0-9]+ us|[0-9]+\.[0-9]{3} (ms|s)", r[2]) for r in rows[1:])
-    assert sorted(p.name for p in persist.iterdir()) == [name, f"{name}.csv"]
+    assert sorted(p.name for p in persist.iterdir()) == [name, f"{name}.csv", f"{name}.nydus-top.json"]
     assert not flag_dir.exists()
 
     # The bad text: one line naming the key; the start was recorded with the command line's settings.
