@@ -16,9 +16,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from nydus_top.records import Access, Overflow
 from nydus_top.tracelist import TraceList
+
+if TYPE_CHECKING:
+    from nydus_top.backend import ArmSpec
 
 INBOX_BATCHES = 256  # batches buffered between the tracer thread and the UI
 RATE_WINDOW = 60  # seconds of accesses/s history kept for the sparkline
@@ -43,12 +47,18 @@ class Target:
     path: str = ""  # the file a loaded list came from
 
 
-@dataclass
+@dataclass(eq=False)
 class TraceRun:
-    """A live (or loaded) trace and its curated list."""
+    """A live (or loaded) trace and its curated list.
+
+    Compared and hashed by identity; ``id`` is the stable number the workspace gives it
+    (``nydus_top.workspace``), ``arm`` what an armed run waits for (None for attached and loaded).
+    """
 
     target: Target
     state: TraceState = TraceState.RUNNING
+    id: int = 0
+    arm: ArmSpec | None = None
     error: str = ""  # why it failed or ended, shown next to the state
     possibly_incomplete: bool = False  # armed, but the mark came after the container started
     items: TraceList = field(default_factory=TraceList)
