@@ -1,4 +1,4 @@
-"""The nydus-top application: owns the traces, pumps their inboxes, routes between screens."""
+"""The nydus-top application: routes keys and screens; the session's traces live in its workspace."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from nydus_top.backend import ArmSpec, Backend
-from nydus_top.tracerun import Target, TraceRun, TraceState
+from nydus_top.backend import Backend
+from nydus_top.listfile import LoadedList
+from nydus_top.tracerun import TraceRun
+from nydus_top.workspace import Workspace
 
 from .base import LiveScreen
 from .config import ConfigScreen
@@ -42,10 +44,8 @@ class NydusTopApp(App[None]):
     def __init__(self, backend: Backend) -> None:
         super().__init__()
         self.backend = backend
-        self.runs: list[TraceRun] = []
-        self.arms: dict[int, ArmSpec] = {}  # id(run) -> what it waits for
+        self.workspace = Workspace(backend)  # every trace of the session; screens ask it
         self._node_dirty = True
-        self._states: dict[int, TraceState] = {}
         self.warnings: deque[str] = deque(maxlen=50)  # from background threads, newest last
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -60,9 +60,7 @@ class NydusTopApp(App[None]):
 
     def on_unmount(self) -> None:
         self._unsubscribe()
-        for run in self.runs:
-            run.close()
-        self.backend.close()
+        self.workspace.close()
 
     def _on_node_event(self, _event: object) -> None:
         """Runs on the NRI thread: only mark dirty; the next tick repaints."""
@@ -72,68 +70,31 @@ class NydusTopApp(App[None]):
         """One UI tick: move queued trace records into the lists, then repaint what changed."""
         if not self.is_running:  # shutting down: screens are losing their widgets
             return
-        changed: set[int] = set()
-        for run in self.runs:
-            if run.drain() or self._states.get(id(run)) is not run.state:
-                self._states[id(run)] = run.state
-                changed.add(id(run))
-                if run.state is not TraceState.ARMED:
-                    self.arms.pop(id(run), None)
+        changed = self.workspace.drain()
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.live and screen.on_tick(changed, self._node_dirty):
             self._node_dirty = False
 
     # -- traces ----------------------------------------------------------------------------
 
-    def run_for(self, container_id: str) -> TraceRun | None:
-        """The newest trace of this container that is still live, if any."""
-        for run in reversed(self.runs):
-            if run.target.container_id == container_id and run.state is TraceState.RUNNING:
-                return run
-        return None
-
-    def attach(self, container_id: str, label: str, image: str) -> TraceRun:
-        run = TraceRun(Target(label, image, container_id))
-        self.runs.append(run)
-        try:
-            self.backend.attach(container_id, run)
-        except Exception as err:  # noqa: BLE001 - any tracer failure is shown, never fatal
-            run.ended(f"cannot trace: {err}")
-        self.pump()
-        return run
-
-    def arm(self, spec: ArmSpec, image: str) -> TraceRun:
-        run = TraceRun(Target(spec.label, spec.image or image), state=TraceState.ARMED)
-        self.runs.append(run)
-        self.arms[id(run)] = spec
-        try:
-            self.backend.arm(spec, run)
-        except Exception as err:  # noqa: BLE001
-            run.ended(f"cannot arm: {err}")
-        self.pump()
-        return run
-
     def open_run(self, run: TraceRun) -> None:
+        self.pump()
         self.push_screen(TraceScreen(run))
 
     @work(thread=True, group="load")
     def load_run(self, path: str) -> None:
         """Open a saved list (ours or the optimizer's) as a new, tracer-less trace."""
-        from nydus_top.listfile import ListFileError, load_list
+        from nydus_top.listfile import ListFileError
 
         try:
-            loaded = load_list(path)
+            loaded = Workspace.read(path)
         except ListFileError as err:
             self.call_from_thread(self.push_screen, MessageDialog("Cannot open the list", [str(err)]))
             return
         self.call_from_thread(self._loaded, path, loaded)
 
-    def _loaded(self, path: str, loaded) -> None:  # noqa: ANN001 - listfile.LoadedList
-        run = TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED)
-        run.items.extend(loaded.entries)
-        run.files = len(run.items)
-        self.runs.append(run)
-        self.open_run(run)
+    def _loaded(self, path: str, loaded: LoadedList) -> None:
+        self.open_run(self.workspace.load(path, loaded))
         if loaded.warnings:
             self.push_screen(MessageDialog(f"Loaded {path} with warnings", loaded.warnings))
 

@@ -10,10 +10,10 @@ class LiveScreen(Screen):
 
     live = False
 
-    def _on_mount(self) -> None:
+    def on_mount(self) -> None:  # Textual calls each class's on_mount along the MRO
         self.live = True
 
-    def _on_unmount(self) -> None:
+    def on_unmount(self) -> None:
         self.live = False
 
     def on_tick(self, changed: set[int], node_dirty: bool) -> bool:
