@@ -88,9 +88,12 @@ class TraceScreen(LiveScreen):
 
     def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
         if self.run.id in changed:
-            self.view.rows_changed()
-            self.update_counters()
+            self.resync()
         return False
+
+    def resync(self) -> None:
+        self.view.rows_changed()
+        self.update_counters()
 
     def on_trace_view_cursor_moved(self) -> None:
         self.update_counters()
