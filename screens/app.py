@@ -78,8 +78,40 @@ class NydusTopApp(App[None]):
     # -- traces ----------------------------------------------------------------------------
 
     def open_run(self, run: TraceRun) -> None:
+        """Show the run's screen: the one it already has if any (one screen per trace, kept with
+        its cursor and search), so the stack stays Containers [+ Traces] + one Trace."""
         self.pump()
-        self.push_screen(TraceScreen(run))
+        name = f"trace-{run.id}"
+        if not self.is_screen_installed(name):
+            self.install_screen(TraceScreen(run), name)
+        screen = self.get_screen(name)
+        if screen in self.screen_stack:
+            self._pop_until(screen)
+        elif isinstance(self.screen, TracesScreen):
+            self._route(self._traces_screen(), screen)
+        else:
+            self._route(screen)
+
+    def _traces_screen(self) -> TracesScreen:
+        if not self.is_screen_installed("traces"):
+            self.install_screen(TracesScreen(), "traces")
+        return self.get_screen("traces", TracesScreen)
+
+    def _pop_until(self, screen: Screen) -> None:
+        while self.screen is not screen:
+            self.pop_screen()
+
+    def _route(self, *screens: Screen) -> None:
+        """Make the stack the home screen (Containers) followed by ``screens``, keeping what is
+        already in place."""
+        stack = self.screen_stack
+        home = next(i for i, s in enumerate(stack) if isinstance(s, ContainersScreen))
+        kept = 0
+        while kept < len(screens) and home + 1 + kept < len(stack) and stack[home + 1 + kept] is screens[kept]:
+            kept += 1
+        self._pop_until(stack[home + kept])
+        for screen in screens[kept:]:
+            self.push_screen(screen)
 
     @work(thread=True, group="load")
     def load_run(self, path: str) -> None:
@@ -105,8 +137,12 @@ class NydusTopApp(App[None]):
             self.push_screen(HelpScreen(self.screen))
 
     def action_traces(self) -> None:
-        if not isinstance(self.screen, TracesScreen):
-            self.push_screen(TracesScreen())
+        """The traces list: back to it if it is open below, else on top of this screen."""
+        traces = self._traces_screen()
+        if traces in self.screen_stack:
+            self._pop_until(traces)
+        else:
+            self.push_screen(traces)
 
     def action_config(self) -> None:
         if not isinstance(self.screen, ConfigScreen):

@@ -29,3 +29,27 @@ async def test_a_trace_screen_shows_what_happened_while_it_was_covered() -> None
         assert app.screen is trace and trace.run.state is TraceState.STOPPED
         text = screen_text(app)
         assert "· stopped" in text and "rows 3" in text and "/usr/sbin/nginx" in text
+
+
+def stack(app) -> list[str]:  # noqa: ANN001
+    """The screens above Textual's default one, by class (a trace screen with its run's id)."""
+    return [type(s).__name__ + (f"({s.run.id})" if isinstance(s, TraceScreen) else "") for s in app.screen_stack[1:]]
+
+
+async def test_one_screen_per_trace_and_esc_leads_home_in_at_most_two_presses() -> None:
+    async with running() as (app, pilot):
+        await pilot.press("enter", "end")  # trace nginx, cursor to its last row
+        nginx = app.screen
+        await pilot.press("t", "enter")  # its trace already has a screen: back to it
+        assert app.screen is nginx and stack(app) == ["ContainersScreen", "TraceScreen(1)"]
+        await pilot.press("escape", "down", "enter")  # trace the sidecar
+        assert stack(app) == ["ContainersScreen", "TraceScreen(2)"]
+        await pilot.press("t", "up", "enter")  # nginx's screen, from the list, as it was left
+        assert app.screen is nginx and stack(app) == ["ContainersScreen", "TracesScreen", "TraceScreen(1)"]
+        assert nginx.view.cursor == len(nginx.run.items) - 1
+        await pilot.press("t")  # the list is below: back to it, not another one
+        assert stack(app) == ["ContainersScreen", "TracesScreen"]
+        await pilot.press("enter", "escape", "escape")
+        assert stack(app) == ["ContainersScreen"]
+        await pilot.press("up", "enter")  # Enter on a container whose trace has a screen
+        assert app.screen is nginx and stack(app) == ["ContainersScreen", "TraceScreen(1)"]
