@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,12 +21,13 @@ from nydus_top.workspace import Workspace
 from .base import LiveScreen
 from .config import ConfigScreen
 from .containers import ContainersScreen
-from .dialogs import MessageDialog, PromptDialog
+from .dialogs import MessageDialog, PromptDialog, QuitDialog
 from .help import HelpScreen
 from .trace import TraceScreen
 from .traces import TracesScreen
 
 REFRESH_S = 0.1  # UI ticks: drain trace inboxes and repaint at most this often
+CTRL_C_TWICE_S = 2.0  # a second ctrl+c within this many seconds quits without asking
 
 
 class NydusTopApp(App[None]):
@@ -47,6 +49,7 @@ class NydusTopApp(App[None]):
         self.workspace = Workspace(backend)  # every trace of the session; screens ask it
         self._node_dirty = True
         self.warnings: deque[str] = deque(maxlen=50)  # from background threads, newest last
+        self._ctrl_c = -CTRL_C_TWICE_S  # monotonic time of the last ctrl+c
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -129,6 +132,48 @@ class NydusTopApp(App[None]):
         self.open_run(self.workspace.load(path, loaded))
         if loaded.warnings:
             self.push_screen(MessageDialog(f"Loaded {path} with warnings", loaded.warnings))
+
+    # -- quitting --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when a trace is still running or armed, or has unsaved edits."""
+        unsaved = self.workspace.unsaved()
+        if not unsaved:
+            self.exit()
+            return
+        if isinstance(self.screen, QuitDialog):
+            return
+        lines = [f"{item.run.target.label} · {item.why} · {len(item.run.items)} rows" for item in unsaved]
+
+        def answered(answer: str | None) -> None:
+            if answer == "quit":
+                self.exit()
+            elif answer == "save":
+                self.notify("saving every list…", title="Quit")
+                self._save_all_and_quit()
+
+        self.push_screen(QuitDialog(lines), answered)
+
+    @work(thread=True, group="save")
+    def _save_all_and_quit(self) -> None:
+        failed = self.workspace.save_unsaved()
+        self.call_from_thread(self._saved_all, failed)
+
+    def _saved_all(self, failed: list[str]) -> None:
+        if not failed:
+            self.exit()
+            return
+        self.push_screen(MessageDialog(f"Not quit: {len(failed)} lists could not be saved",
+                                       [*failed, "", "save them from their trace screen (s), or quit anyway (q q)"]))
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: twice quits at once, whatever would be lost; once says how to quit."""
+        now = time.monotonic()
+        if now - self._ctrl_c < CTRL_C_TWICE_S:
+            self.exit()
+            return
+        self._ctrl_c = now
+        self.notify("q quits (asking about unsaved traces); ctrl+c again quits at once", title="Quit?")
 
     # -- app-wide actions ------------------------------------------------------------------
 

@@ -135,3 +135,36 @@ class ArmDialog(ModalScreen[ArmSpec | None]):
 
     def action_pick(self, which: str) -> None:
         self.dismiss(self.specs.get(which))
+
+
+class QuitDialog(ModalScreen[str | None]):
+    """Quit with traces a quit would lose (one line each): "save" all of them first, "quit"
+    anyway, or None (Esc) to stay."""
+
+    BINDINGS = [
+        Binding("s", "answer('save')", "Save all"),
+        Binding("q", "answer('quit')", "Quit anyway"),
+        Binding("escape", "answer('')", "Cancel"),
+    ]
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__()
+        self.lines = list(lines)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Quit nydus-top? These traces would be lost:", classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static("\n".join(printable(line) for line in self.lines), markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save all (s)", id="save", variant="primary")
+                yield Button("Quit anyway (q)", id="quit", variant="warning")
+                yield Button("Cancel (esc)", id="cancel")
+            yield Static("s save every list (where it was saved, else the optimizer's path), then quit",
+                         classes="dialog-keys")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_answer(event.button.id or "")
+
+    def action_answer(self, answer: str) -> None:
+        self.dismiss(answer if answer in ("save", "quit") else None)

@@ -53,3 +53,77 @@ async def test_one_screen_per_trace_and_esc_leads_home_in_at_most_two_presses() 
         assert stack(app) == ["ContainersScreen"]
         await pilot.press("up", "enter")  # Enter on a container whose trace has a screen
         assert app.screen is nginx and stack(app) == ["ContainersScreen", "TraceScreen(1)"]
+
+
+async def lose_some(pilot) -> None:  # noqa: ANN001
+    """nginx stopped with an edit, its sidecar tracing, the worker's next start armed."""
+    await pilot.press("enter", "S", "home", "d", "escape", "down", "enter", "escape", "down", "a", "c")
+    await pilot.pause()
+
+
+def exits(app) -> list[object]:  # noqa: ANN001
+    calls: list[object] = []
+    app.exit = lambda *args, **kwargs: calls.append(args)
+    return calls
+
+
+async def test_quit_without_anything_to_lose_does_not_ask() -> None:
+    async with running() as (app, pilot):
+        await pilot.press("enter", "S", "escape")  # stopped, never edited
+        quit_calls = exits(app)
+        await pilot.press("q")
+        assert quit_calls == [()]
+
+
+async def test_quit_asks_about_running_armed_and_edited_traces(tmp_path) -> None:  # noqa: ANN001
+    from nydus_top.screens.dialogs import QuitDialog
+
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await lose_some(pilot)
+        quit_calls = exits(app)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitDialog) and quit_calls == []
+        text = screen_text(app)
+        assert "nginx · unsaved edits · 15 rows" in text and "sidecar · tracing · 0 rows" in text
+        assert "next start of jobs/batch-x1/worker · armed" in text
+        await pilot.press("escape")  # cancel: everything goes on
+        assert not isinstance(app.screen, QuitDialog) and quit_calls == []
+        await pilot.press("q", "q")  # quit anyway
+        assert quit_calls == [()]
+
+
+async def test_quit_save_all_saves_then_quits(tmp_path) -> None:  # noqa: ANN001
+    from nydus_top.listfile import load_list
+    from tests.tui.conftest import settle
+
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await lose_some(pilot)
+        quit_calls = exits(app)
+        await pilot.press("q", "s")
+        await settle(pilot)
+        assert quit_calls == [()]
+        assert len(load_list(tmp_path / "library" / "nginx:1.25").entries) == 15
+        assert not app.workspace.is_dirty(app.workspace.runs[0])
+
+
+async def test_quit_save_all_that_cannot_save_stays(tmp_path) -> None:  # noqa: ANN001
+    from tests.tui.conftest import settle
+
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "nginx:1.25").write_text("/theirs\\n")  # the optimizer's: never overwritten
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await lose_some(pilot)
+        quit_calls = exits(app)
+        await pilot.press("q", "s")
+        await settle(pilot)
+        assert quit_calls == [] and "Not quit: 1 lists could not be saved" in screen_text(app)
+
+
+async def test_ctrl_c_twice_quits_at_once_whatever_is_unsaved() -> None:
+    async with running() as (app, pilot):
+        await lose_some(pilot)
+        quit_calls = exits(app)
+        await pilot.press("ctrl+c")
+        assert quit_calls == []
+        await pilot.press("ctrl+c")
+        assert quit_calls == [()]
