@@ -1,4 +1,4 @@
-"""Modal dialogs: prompt, confirm, message, arm-next-start, save.
+"""Modal dialogs: prompt, confirm, message, arm-next-start, save, merge, quit.
 
 Their text carries paths and names (the operator's or a container's): it is never read as markup.
 """
@@ -12,7 +12,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 from nydus_top.backend import ArmSpec
 from nydus_top.display import printable
@@ -168,3 +169,37 @@ class QuitDialog(ModalScreen[str | None]):
 
     def action_answer(self, answer: str) -> None:
         self.dismiss(answer if answer in ("save", "quit") else None)
+
+
+class MergeDialog(ModalScreen[int | str | None]):
+    """What to merge into a list: another trace of this session (its id, picked from the list of
+    ``traces``: (id, line)) or a saved list (its path, typed). Esc cancels (None)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, traces: Sequence[tuple[int, str]], path: str) -> None:
+        super().__init__()
+        self.traces = list(traces)
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Merge into this list", classes="dialog-title")
+            yield Static("paths not yet in this list are appended in their order (one undo step)",
+                         classes="dialog-hint")
+            if self.traces:
+                yield Static("another trace of this session (enter):", markup=False)
+                yield OptionList(*(Option(Content(printable(line)), id=str(ident)) for ident, line in self.traces),
+                                 id="merge-traces")
+            yield Static("or a saved list (ours or the optimizer's):", markup=False)
+            yield Input(self.path, placeholder="/path/to/list", id="merge-path")
+            yield Static("enter merge · tab switch · esc cancel", classes="dialog-keys")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id or 0))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

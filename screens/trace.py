@@ -18,7 +18,7 @@ from nydus_top.tracerun import TraceRun
 
 from .base import LiveScreen
 from .convert import ConvertScreen
-from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
+from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView
 
 if TYPE_CHECKING:
@@ -320,13 +320,19 @@ class TraceScreen(LiveScreen):
                                                [written, "", *result.warnings]))
 
     def action_merge(self) -> None:
-        def chosen(path: str | None) -> None:
-            if path:
-                self.say(f"loading {path}…")
-                self._load_merge(str(Path(path).expanduser()))
+        workspace = self.app.workspace
 
-        self.app.push_screen(PromptDialog("Merge another run into this list", self.default_save_path()[0],
-                                          hint="paths not yet in this list are appended in their order"), chosen)
+        def chosen(choice: int | str | None) -> None:
+            other = workspace.get(choice) if isinstance(choice, int) else None
+            if other is not None:
+                self.edited(f"merged {workspace.merge(self.run, other)} new paths from {other.target.label}")
+            elif isinstance(choice, str):
+                self.say(f"loading {choice}…")
+                self._load_merge(str(Path(choice).expanduser()))
+
+        others = [(run.id, f"{run.target.label} · {run.state.value} · {len(run.items)} rows")
+                  for run in workspace.runs if run is not self.run]
+        self.app.push_screen(MergeDialog(others, self.default_save_path()[0]), chosen)
 
     @work(thread=True, group="load")
     def _load_merge(self, path: str) -> None:
@@ -340,7 +346,7 @@ class TraceScreen(LiveScreen):
         self.app.call_from_thread(self._merge, path, loaded.entries)
 
     def _merge(self, path: str, entries) -> None:  # noqa: ANN001 - tuple[ListedFile, ...]
-        added = self.run.items.merge(entries)
+        added = self.app.workspace.merge(self.run, entries)
         self.edited(f"merged {added} new paths from {path}")
 
     # -- conversion ------------------------------------------------------------------------

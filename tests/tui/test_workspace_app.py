@@ -127,3 +127,28 @@ async def test_ctrl_c_twice_quits_at_once_whatever_is_unsaved() -> None:
         assert quit_calls == []
         await pilot.press("ctrl+c")
         assert quit_calls == [()]
+
+
+async def test_merge_another_trace_of_this_session() -> None:
+    from nydus_top.records import Access
+    from nydus_top.screens.dialogs import MergeDialog
+    from tests.tui.data import STARTUP
+
+    backend = make_backend()
+    backend.recordings = {**backend.recordings, "c-side": [Access(0, "/etc/passwd", 1, 1, "open", 9, "envoy"),
+                                                           Access(1, "/usr/bin/envoy", 1, 2, "exec", 9, "envoy")]}
+    async with running(backend) as (app, pilot):
+        await pilot.press("enter", "home", "d", "escape")  # nginx's trace, its first file deleted
+        await pilot.press("down", "enter", "m")  # the sidecar's trace: merge
+        await pilot.pause()
+        assert isinstance(app.screen, MergeDialog)
+        assert "default/web-7d9f/nginx · tracing · 15 rows" in screen_text(app)
+        await pilot.press("enter")  # the first (only) other trace
+        await pilot.pause()
+        sidecar = app.screen
+        assert isinstance(sidecar, TraceScreen) and sidecar.run.target.label == "default/web-7d9f/sidecar"
+        nginx = [path for path, _, _ in STARTUP[1:] if path != "/etc/passwd"]
+        assert sidecar.run.items.paths() == ["/etc/passwd", "/usr/bin/envoy", *nginx]
+        assert f"merged {len(nginx)} new paths from default/web-7d9f/nginx" in screen_text(app)
+        await pilot.press("u")
+        assert sidecar.run.items.paths() == ["/etc/passwd", "/usr/bin/envoy"]
