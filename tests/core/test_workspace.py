@@ -14,6 +14,7 @@ from nydus_top.backend import ArmSpec
 from nydus_top.listfile import load_list
 from nydus_top.livebackend import LiveBackend
 from nydus_top.records import Access
+from nydus_top.replay import ReplayBackend
 from nydus_top.tracerun import TraceState
 from nydus_top.workspace import Unsaved, Workspace
 from tests.tui.data import STARTUP, make_backend, make_config
@@ -21,8 +22,9 @@ from tests.tui.data import STARTUP, make_backend, make_config
 JOB = ArmSpec(namespace="jobs", pod="batch-x1", container="worker")
 
 
-def workspace(persist_dir: Path | None = None, **config: object) -> Workspace:
-    return Workspace(make_backend(persist_dir, **config))
+def workspace(persist_dir: Path | None = None, **config: object) -> tuple[Workspace, ReplayBackend]:
+    backend = make_backend(persist_dir, **config)
+    return Workspace(backend), backend
 
 
 def status(ws: Workspace) -> dict[str, str]:
@@ -31,7 +33,7 @@ def status(ws: Workspace) -> dict[str, str]:
 
 
 def test_runs_get_stable_ids_and_drain_reports_each_change_once() -> None:
-    ws = workspace()
+    ws, replay = workspace()
     nginx = ws.attach("c-nginx", "default/web-7d9f/nginx", "docker.io/library/nginx:1.25")
     side = ws.attach("c-side", "default/web-7d9f/sidecar", "registry.local:5000/tools/envoy:v1")
     assert (nginx.id, side.id) == (1, 2) and ws.get(2) is side and ws.get(3) is None
@@ -45,42 +47,42 @@ def test_runs_get_stable_ids_and_drain_reports_each_change_once() -> None:
     assert {nginx, side} == set(ws.runs)  # runs hash by identity
 
 
-def test_a_tracer_that_cannot_start_leaves_a_failed_run() -> None:
-    ws = workspace()
+def test_a_tracer_that_cannot_start_leaves_a_failed_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    ws, replay = workspace()
 
     def refuse(container_id: str, run: object) -> None:
         raise OSError("no such process")
 
-    ws.backend.attach = refuse  # type: ignore[method-assign]
+    monkeypatch.setattr(replay, "attach", refuse)
     run = ws.attach("c-nginx", "nginx", "nginx")
     assert run.state is TraceState.FAILED and run.error == "cannot trace: no such process"
 
 
 def test_status_shows_the_live_trace_and_what_an_armed_run_waits_for() -> None:
-    ws = workspace()
+    ws, replay = workspace()
     run = ws.arm(JOB, "docker.io/acme/worker:2.1")
     assert run.arm == JOB and run.state is TraceState.ARMED
     assert status(ws) == {"c-job": "armed"}
     ws.attach("c-nginx", "nginx", "nginx")
     ws.drain()
     assert status(ws) == {"c-job": "armed", "c-nginx": f"tracing {len(STARTUP)}"}
-    ws.backend.start("c-job")
+    replay.start("c-job")
     ws.drain()
     assert run.state is TraceState.RUNNING and run.target.container_id == "c-job"
     assert status(ws)["c-job"] == "tracing 0"
 
 
 def test_stopping_an_armed_run_disarms_it() -> None:
-    ws = workspace()
+    ws, replay = workspace()
     run = ws.arm(ArmSpec(image="docker.io/acme/worker:*"), "")
     assert ws.stop(run) and run.state is TraceState.STOPPED
     assert status(ws) == {} and not ws.stop(run)
-    ws.backend.start("c-job")
+    replay.start("c-job")
     assert ws.drain() == {run.id} and len(run.items) == 0  # not taken by the start
 
 
 def test_live_run_is_the_newest_trace_still_tracing() -> None:
-    ws = workspace()
+    ws, replay = workspace()
     first = ws.attach("c-nginx", "nginx", "nginx")
     assert ws.live_run("c-nginx") is first
     ws.stop(first)
@@ -90,7 +92,7 @@ def test_live_run_is_the_newest_trace_still_tracing() -> None:
 
 
 def test_merge_another_run_appends_its_curated_paths_in_order() -> None:
-    ws = workspace()
+    ws, replay = workspace()
     nginx = ws.attach("c-nginx", "nginx", "nginx")
     other = ws.attach("c-side", "sidecar", "envoy")
     ws.drain()
@@ -106,7 +108,7 @@ def test_merge_another_run_appends_its_curated_paths_in_order() -> None:
 
 
 def test_unsaved_names_running_armed_and_edited_runs(tmp_path: Path) -> None:
-    ws = workspace(tmp_path)
+    ws, replay = workspace(tmp_path)
     running = ws.attach("c-nginx", "nginx", "docker.io/library/nginx:1.25")
     armed = ws.arm(JOB, "docker.io/acme/worker:2.1")
     ws.drain()
@@ -128,7 +130,7 @@ def test_unsaved_names_running_armed_and_edited_runs(tmp_path: Path) -> None:
 
 
 def test_save_unsaved_writes_default_paths_and_never_overwrites_foreign_files(tmp_path: Path) -> None:
-    ws = workspace(tmp_path)
+    ws, replay = workspace(tmp_path)
     nginx = ws.attach("c-nginx", "nginx", "docker.io/library/nginx:1.25")
     armed = ws.arm(JOB, "docker.io/acme/worker:2.1")
     side = ws.attach("c-side", "sidecar", "registry.local:5000/tools/envoy:v1")
@@ -149,7 +151,7 @@ def test_save_unsaved_writes_default_paths_and_never_overwrites_foreign_files(tm
 
 
 def test_a_loaded_list_is_saved_as_is_and_goes_back_where_it_came_from(tmp_path: Path) -> None:
-    ws = workspace(tmp_path)
+    ws, replay = workspace(tmp_path)
     source = ws.attach("c-nginx", "nginx", "docker.io/library/nginx:1.25")
     ws.drain()
     path = str(tmp_path / "x.list")
@@ -161,19 +163,19 @@ def test_a_loaded_list_is_saved_as_is_and_goes_back_where_it_came_from(tmp_path:
 
 
 def test_default_save_path_without_an_optimizer_name(tmp_path: Path) -> None:
-    ws = workspace(tmp_path)
+    ws, replay = workspace(tmp_path)
     run = ws.attach("c-nginx", "nginx", "UPPER/Case")
     path, note = ws.default_save_path(run)
     assert path == str(tmp_path / "nydus-top.list") and note.startswith("no optimizer name: ")
 
 
 def test_close_ends_armed_runs_and_closes_the_backend() -> None:
-    ws = workspace()
+    ws, replay = workspace()
     armed = ws.arm(JOB, "")
     running = ws.attach("c-nginx", "nginx", "nginx")
     ws.drain()
     ws.close()
-    assert armed.state is TraceState.STOPPED and ws.backend.armed == []
+    assert armed.state is TraceState.STOPPED and replay.armed == []
     running.records([Access(50, "/late", 1, 1, "open", 1, "sh")])  # closed: dropped, never blocks
     assert running.queued == 0
 
