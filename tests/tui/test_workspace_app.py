@@ -152,3 +152,20 @@ async def test_merge_another_trace_of_this_session() -> None:
         assert f"merged {len(nginx)} new paths from default/web-7d9f/nginx" in screen_text(app)
         await pilot.press("u")
         assert sidecar.run.items.paths() == ["/etc/passwd", "/usr/bin/envoy"]
+
+
+async def test_a_list_saved_from_its_screen_is_not_asked_about(tmp_path) -> None:  # noqa: ANN001
+    from tests.tui.conftest import settle, submit
+
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("enter", "S", "home", "d", "s")
+        await submit(pilot, str(tmp_path / "curated.list"))
+        await settle(pilot)
+        assert (tmp_path / "curated.list").exists()
+        quit_calls = exits(app)
+        await pilot.press("q")
+        assert quit_calls == [()]
+        await pilot.press("d")  # once more: edited since that save
+        quit_calls.clear()
+        await pilot.press("q")
+        assert quit_calls == [] and "unsaved edits · 14 rows" in screen_text(app)
