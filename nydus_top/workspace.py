@@ -23,6 +23,7 @@ from pathlib import Path
 
 from nydus_top.backend import ArmSpec, Backend
 from nydus_top.listfile import ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list
+from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, Pod
 from nydus_top.records import Listable
 from nydus_top.startup import Selector
@@ -201,12 +202,13 @@ class Workspace:
         return run.items.frozen_rows(), run.items.edits
 
     def save(self, run: TraceRun, path: str, *, overwrite: bool,
-             snapshot: tuple[array, int] | None = None) -> SaveResult:
-        """Save the run's curated list (or a ``snapshot`` of it; any thread) and remember it as
-        saved. Raises ListExistsError (nothing written) or ListFileError."""
+             snapshot: tuple[array, int] | None = None, meta: ListMeta | None = None) -> SaveResult:
+        """Save the run's curated list (or a ``snapshot`` of it; any thread), with ``meta`` its
+        identity file too, and remember it as saved. Raises ListExistsError (nothing written) or
+        ListFileError."""
         rows, edits = snapshot or self.snapshot(run)
         result = save_list(run.items.entries(rows), path, readable=bool(self.backend.config.readable),
-                           overwrite=overwrite)
+                           overwrite=overwrite, meta=meta)
         self._saved[run.id] = (edits, path)
         return result
 

@@ -195,3 +195,15 @@ def test_real_backend_an_armed_run_stops_by_disarming_and_close_ends_the_rest(li
     assert first.state is TraceState.STOPPED and len(live.capture._armings) == 1
     ws.close()
     assert second.state is TraceState.STOPPED and live.capture._armings == []
+
+
+def test_a_save_with_metadata_writes_the_identity_file_beside_the_list(tmp_path: Path) -> None:
+    from nydus_top.listmeta import ListMeta
+
+    ws, _ = workspace(tmp_path)
+    run = ws.attach("c-nginx", "nginx", "docker.io/library/nginx:1.25")
+    ws.drain()
+    path = str(tmp_path / "n.list")
+    ws.save(run, path, overwrite=False, meta=ListMeta(image="docker.io/library/nginx:1.25"))
+    meta = ws.read(path).meta
+    assert meta is not None and meta.image == "docker.io/library/nginx:1.25" and meta.files == len(STARTUP)
