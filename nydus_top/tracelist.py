@@ -79,6 +79,7 @@ class TraceList:
     _merged: set[int] = field(default_factory=set)  # ids that came from merges, not the tracer
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
+    edits: int = 0  # curation steps so far (edits, undos, redos): a save remembers the count
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -236,6 +237,7 @@ class TraceList:
             return False
         self._redo.append(self._state())
         self._restore(self._undo.pop())
+        self.edits += 1
         return True
 
     def redo(self) -> bool:
@@ -243,6 +245,7 @@ class TraceList:
             return False
         self._undo.append(self._state())
         self._restore(self._redo.pop())
+        self.edits += 1
         return True
 
     # -- search ------------------------------------------------------------------------------
@@ -275,6 +278,7 @@ class TraceList:
         self._undo.append(self._state())
         del self._undo[:-UNDO_DEPTH]
         self._redo.clear()
+        self.edits += 1
 
     def _restore(self, state: _State) -> None:
         self.exclusions = state.exclusions
