@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 
 from nydus_top.node import Container, EventKind, NodeModel, Pod
 from nydus_top.nri import nri_api_pb2 as api, to_model, ttrpc
-from nydus_top.nri.errors import ProtocolError
+from nydus_top.nri.errors import LimitExceeded, ProtocolError
 from nydus_top.nri.protocol import PLUGIN_SERVICE, Call, PluginProtocol, Reply
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ REGISTRATION_TIMEOUT = 5.0  # NRI's default plugin_registration_timeout
 REQUEST_TIMEOUT = 2.0  # NRI's default plugin_request_timeout, used when a call carries none
 READ_SIZE = 1 << 20  # a large Synchronize (MBs) then takes few reads and no flow-control stalls
 HOOK_BUDGET = 1.0  # longest a StartContainer may wait for start hooks, at most half the timeout
+# All chunks of one Synchronize together. A real container and its pod are about 2.8 KB on the
+# wire (bench/nri_sync.py), so this is some 20,000 of them; each chunk is at most ttrpc's 4 MiB.
+MAX_SYNC_BYTES = 64 << 20
 
 # Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
 # paths) nor POST_* (each would add a round trip to every start for no new information; a
@@ -181,6 +184,8 @@ class PluginSession:
                 if not reported:
                     log.warning("NRI: cannot use %s: %s; retrying", self.target, error)
                 reported = True
+            elif isinstance(error, LimitExceeded):
+                log.error("NRI: dropping the connection to the runtime at %s: %s; reconnecting", self.target, error)
             elif isinstance(error, ProtocolError):
                 log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, error)
             else:
@@ -228,7 +233,11 @@ class _Connection:
         self.writer = writer
         self.proto = PluginProtocol()
         self.request_timeout = REQUEST_TIMEOUT
-        self.sync_chunks: list[api.SynchronizeRequest] = []  # of a chunked Synchronize
+        # A chunked Synchronize so far: its records, its chunks and their bytes.
+        self.sync_pods: list[Pod] = []
+        self.sync_containers: list[Container] = []
+        self.sync_chunks = 0
+        self.sync_bytes = 0
         self.hook_tasks: set[asyncio.Task] = set()
         self.received = 0.0  # time.monotonic() of the last read: start hooks' deadlines count from it
 
@@ -299,16 +308,23 @@ class _Connection:
 
     def synchronize(self, call: Call) -> None:
         """Answer each chunk at once (the runtime holds its sync lock meanwhile); the model is
-        replaced from all chunks after the last."""
+        replaced from all chunks after the last. Chunks past MAX_SYNC_BYTES in all raise
+        LimitExceeded: a runtime that never says ``more = false`` cannot grow us."""
+        self.sync_chunks += 1
+        self.sync_bytes += len(call.payload)
+        if self.sync_bytes > MAX_SYNC_BYTES:
+            raise LimitExceeded(f"Synchronize of more than {MAX_SYNC_BYTES} bytes (MAX_SYNC_BYTES) in "
+                                f"{self.sync_chunks} chunks")
         req = ttrpc.parse(api.SynchronizeRequest, call.payload)
-        self.sync_chunks.append(req)
+        self.sync_pods += map(to_model.pod, req.pods)  # records, not messages: far smaller
+        self.sync_containers += map(to_model.container, req.containers)
         self.reply(call, MORE if req.more else b"")
         if req.more:
             return
-        chunks, self.sync_chunks = self.sync_chunks, []
+        pods, containers = self.sync_pods, self.sync_containers
+        self.sync_pods, self.sync_containers, self.sync_chunks, self.sync_bytes = [], [], 0, 0
         self.session._synced = True
-        self.model.replace_all([to_model.pod(p) for chunk in chunks for p in chunk.pods],
-                               [to_model.container(c) for chunk in chunks for c in chunk.containers])
+        self.model.replace_all(pods, containers)
 
     def state_change(self, call: Call) -> None:
         """Answer first, then update the model: subscribers never delay the runtime. Only a
