@@ -44,6 +44,10 @@ HOOK_BUDGET = 1.0  # longest a StartContainer may wait for start hooks, at most 
 # All chunks of one Synchronize together. A real container and its pod are about 2.8 KB on the
 # wire (bench/nri_sync.py), so this is some 20,000 of them; each chunk is at most ttrpc's 4 MiB.
 MAX_SYNC_BYTES = 64 << 20
+# Answers a runtime has not read yet, kept by us once its socket buffer is full. containerd reads
+# every answer at once; an answer is 18 bytes (up to a few hundred for Configure).
+MAX_WRITE_BUFFER = 1 << 20
+CLOSE_GRACE = 0.5  # how long a closing connection may flush answers before it is aborted
 
 # Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
 # paths) nor POST_* (each would add a round trip to every start for no new information; a
@@ -160,11 +164,15 @@ class PluginSession:
         """End ``run_forever`` (call on the session's loop; see ``SessionThread.stop``).
 
         The connection closes once the current callback returns, so a reply being made (say,
-        from a subscriber that stops the session) still goes out.
+        from a subscriber that stops the session) still goes out; a runtime that does not read
+        it within CLOSE_GRACE seconds is cut off (the transport aborted), so stopping never
+        waits longer than that on the runtime.
         """
         self._stop.set()
         if self._writer is not None:
-            asyncio.get_running_loop().call_soon(self._writer.close)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._writer.close)
+            loop.call_later(CLOSE_GRACE, self._writer.transport.abort)  # a no-op once closed
 
     async def run_forever(self) -> None:
         """Serve the runtime, reconnecting with backoff, until ``stop()``."""
@@ -217,7 +225,7 @@ class PluginSession:
             self._writer = None
             writer.close()
             try:  # a runtime that stopped reading must not hold us here
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
             except Exception:
                 writer.transport.abort()
             if self.model.connected:
@@ -240,6 +248,7 @@ class _Connection:
         self.sync_bytes = 0
         self.hook_tasks: set[asyncio.Task] = set()
         self.received = 0.0  # time.monotonic() of the last read: start hooks' deadlines count from it
+        self.failure: LimitExceeded | None = None  # why we cut the connection off, if we did
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
         payload = api.RegisterPluginRequest(plugin_name=self.session.name, plugin_idx=self.session.idx)
@@ -258,6 +267,8 @@ class _Connection:
                 except TimeoutError:
                     raise ConnectionLost("no answer to RegisterPlugin") from None
             self.received = time.monotonic()
+            if self.failure is not None:
+                raise self.failure
             if not data:
                 if not registered:
                     raise ConnectionLost("the runtime closed the connection before registering us")
@@ -272,10 +283,20 @@ class _Connection:
                                  self.session.target)
                 else:
                     self.handle(item)
+                    if self.failure is not None:
+                        raise self.failure
 
     def reply(self, call: Call, payload: bytes = b"", code: int = ttrpc.OK, message: str = "") -> None:
-        if not self.writer.is_closing():
-            self.writer.write(self.proto.respond(call.stream_id, payload, code, message))
+        """Send an answer; past MAX_WRITE_BUFFER bytes unread by the runtime, abort the connection
+        (serve then raises ``failure``; a start hook's task may be the one answering)."""
+        if self.writer.is_closing():
+            return
+        self.writer.write(self.proto.respond(call.stream_id, payload, code, message))
+        unread = self.writer.transport.get_write_buffer_size()
+        if unread > MAX_WRITE_BUFFER:
+            self.failure = LimitExceeded(f"{unread} bytes of answers not read by the runtime, more than "
+                                         f"{MAX_WRITE_BUFFER} (MAX_WRITE_BUFFER)")
+            self.writer.transport.abort()
 
     def handle(self, call: Call) -> None:
         """Answer one runtime call; StartContainer with hooks answers from a task."""
