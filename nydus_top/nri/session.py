@@ -48,6 +48,10 @@ MAX_SYNC_BYTES = 64 << 20
 # every answer at once; an answer is 18 bytes (up to a few hundred for Configure).
 MAX_WRITE_BUFFER = 1 << 20
 CLOSE_GRACE = 0.5  # how long a closing connection may flush answers before it is aborted
+# A connection counts as healthy once it has been synchronized this long: only then does the
+# reconnect backoff start over, and lines held back as repeats are reported with their counts.
+HEALTHY_AFTER = 10.0
+REPEATS_KEPT = 32  # distinct lines held back as repeats at once; one more reports them all first
 
 # Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
 # paths) nor POST_* (each would add a round trip to every start for no new information; a
@@ -91,6 +95,33 @@ class ConnectionLost(Exception):
     """The runtime closed the connection or did not register us."""
 
 
+class RepeatLog:
+    """Logs each distinct line once; later copies are only counted until ``report()``, which logs
+    each counted line once more with "(repeated N times)" and starts afresh. At most
+    REPEATS_KEPT distinct lines are held: a new one past that reports the held ones first."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._repeats: dict[tuple[int, str], int] = {}
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        line = msg % args if args else msg
+        key = (level, line)
+        if key in self._repeats:
+            self._repeats[key] += 1
+            return
+        if len(self._repeats) >= REPEATS_KEPT:
+            self.report()
+        self._repeats[key] = 0
+        self.logger.log(level, "%s", line)
+
+    def report(self) -> None:
+        repeats, self._repeats = self._repeats, {}
+        for (level, line), count in repeats.items():
+            if count:
+                self.logger.log(level, "%s (repeated %d time%s)", line, count, "" if count == 1 else "s")
+
+
 class PluginSession:
     """One external NRI plugin named ``name`` at index ``idx``, reconnecting until stopped.
 
@@ -120,6 +151,10 @@ class PluginSession:
         self._stop = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._synced = False  # the current connection got through a full Synchronize
+        self._healthy = False  # ... and stayed up HEALTHY_AFTER seconds after it
+        self._healthy_timer: asyncio.TimerHandle | None = None
+        self.lines = RepeatLog(log)  # connection lines: a runtime failing in a loop gets one of each
+        self.next_retry = self.backoff[0]  # seconds the next reconnection waits if this one fails
 
     @property
     def target(self) -> str:
@@ -175,42 +210,65 @@ class PluginSession:
             loop.call_later(CLOSE_GRACE, self._writer.transport.abort)  # a no-op once closed
 
     async def run_forever(self) -> None:
-        """Serve the runtime, reconnecting with backoff, until ``stop()``."""
-        delay = self.backoff[0]
-        reported = False  # log an outage once, not on every retry
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-                error: Exception | None = None
-            except Exception as exc:  # a bug of ours must not end the session either
-                error = exc
-            if self._stop.is_set():
-                break  # whatever ended the connection, stop() did: nothing to report
-            if error is None:
-                log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
-            elif isinstance(error, (OSError, ConnectionLost)):
-                if not reported:
-                    log.warning("NRI: cannot use %s: %s; retrying", self.target, error)
-                reported = True
-            elif isinstance(error, LimitExceeded):
-                log.error("NRI: dropping the connection to the runtime at %s: %s; reconnecting", self.target, error)
-            elif isinstance(error, ProtocolError):
-                log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, error)
-            else:
-                log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
-                          type(error).__name__, error, exc_info=error if log.isEnabledFor(logging.DEBUG) else None)
-            if self._synced:  # that connection worked: start over with short retries
-                delay, reported = self.backoff[0], False
-            if self._inherited_fd is not None:
-                break  # an inherited socket cannot be reopened
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, self.backoff[1])
+        """Serve the runtime, reconnecting with backoff, until ``stop()``.
+
+        The wait doubles from ``backoff[0]`` up to ``backoff[1]`` after every connection that
+        fails, and starts over only after a healthy one (synchronized HEALTHY_AFTER seconds
+        before it ended): a runtime that syncs and then breaks the connection every time is
+        retried ever more slowly. Identical lines are logged once (see RepeatLog).
+        """
+        self.next_retry = self.backoff[0]
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.run_once()
+                    error: Exception | None = None
+                except Exception as exc:  # a bug of ours must not end the session either
+                    error = exc
+                if self._stop.is_set():
+                    break  # whatever ended the connection, stop() did: nothing to report
+                self._report(error)
+                if self._healthy:  # that connection worked: start over with short retries
+                    self.next_retry = self.backoff[0]
+                if self._inherited_fd is not None:
+                    break  # an inherited socket cannot be reopened
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.next_retry)
+                self.next_retry = min(self.next_retry * 2, self.backoff[1])
+        finally:
+            self.lines.report()
+
+    def _report(self, error: Exception | None) -> None:
+        """One line for what ended a connection (or an attempt), through the repeat filter."""
+        if error is None:
+            self.lines.log(logging.WARNING, "NRI: runtime at %s closed the connection; reconnecting", self.target)
+        elif isinstance(error, (OSError, ConnectionLost)):
+            self.lines.log(logging.WARNING, "NRI: cannot use %s: %s; retrying", self.target, error)
+        elif isinstance(error, LimitExceeded):
+            self.lines.log(logging.ERROR, "NRI: dropping the connection to the runtime at %s: %s; reconnecting",
+                           self.target, error)
+        elif isinstance(error, ProtocolError):
+            self.lines.log(logging.ERROR, "NRI: protocol error from the runtime at %s: %s; reconnecting",
+                           self.target, error)
+        else:
+            log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
+                      type(error).__name__, error, exc_info=error if log.isEnabledFor(logging.DEBUG) else None)
+
+    def _synchronized(self) -> None:
+        """The current connection got through a full Synchronize: healthy after HEALTHY_AFTER."""
+        self._synced = True
+        if self._healthy_timer is None and not self._healthy:
+            self._healthy_timer = asyncio.get_running_loop().call_later(HEALTHY_AFTER, self._became_healthy)
+
+    def _became_healthy(self) -> None:
+        self._healthy_timer = None
+        self._healthy = True
+        self.lines.report()  # the trouble before this connection is over: its counts now
 
     async def run_once(self) -> None:
         """Serve one connection until it ends (``_synced`` then says whether it got as far as
         a full sync). Raises OSError (cannot connect), ConnectionLost or ProtocolError."""
-        self._synced = False
+        self._synced = self._healthy = False
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
             reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_SIZE)
@@ -222,6 +280,9 @@ class PluginSession:
             await conn.serve(reader)
         finally:
             conn.cancel_hooks()
+            if self._healthy_timer is not None:
+                self._healthy_timer.cancel()
+                self._healthy_timer = None
             self._writer = None
             writer.close()
             try:  # a runtime that stopped reading must not hold us here
@@ -279,8 +340,8 @@ class _Connection:
                         if item.code != ttrpc.OK:
                             raise ConnectionLost(f"RegisterPlugin refused: {item.message}")
                         registered = True
-                        log.info("NRI: registered as %s-%s at %s", self.session.idx, self.session.name,
-                                 self.session.target)
+                        self.session.lines.log(logging.INFO, "NRI: registered as %s-%s at %s", self.session.idx,
+                                               self.session.name, self.session.target)
                 else:
                     self.handle(item)
                     if self.failure is not None:
@@ -344,7 +405,7 @@ class _Connection:
             return
         pods, containers = self.sync_pods, self.sync_containers
         self.sync_pods, self.sync_containers, self.sync_chunks, self.sync_bytes = [], [], 0, 0
-        self.session._synced = True
+        self.session._synchronized()
         self.model.replace_all(pods, containers)
 
     def state_change(self, call: Call) -> None:
