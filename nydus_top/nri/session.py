@@ -51,6 +51,10 @@ CLOSE_GRACE = 0.5  # how long a closing connection may flush answers before it i
 # A connection counts as healthy once it has been synchronized this long: only then does the
 # reconnect backoff start over, and lines held back as repeats are reported with their counts.
 HEALTHY_AFTER = 10.0
+# While nothing accepts on the socket (no file, or connection refused: containerd is down), the
+# next attempt comes this soon, whatever the backoff: a connect() costs the runtime nothing, and
+# the session is back within this long of containerd's socket becoming connectable.
+CONNECT_RETRY = 0.1
 REPEATS_KEPT = 32  # distinct lines held back as repeats at once; one more reports them all first
 
 # Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
@@ -155,6 +159,8 @@ class PluginSession:
         self._healthy_timer: asyncio.TimerHandle | None = None
         self.lines = RepeatLog(log)  # connection lines: a runtime failing in a loop gets one of each
         self.next_retry = self.backoff[0]  # seconds the next reconnection waits if this one fails
+        self.last_wait = 0.0  # seconds waited before the latest attempt
+        self._connected = False  # the latest attempt got a connection
 
     @property
     def target(self) -> str:
@@ -215,7 +221,9 @@ class PluginSession:
         The wait doubles from ``backoff[0]`` up to ``backoff[1]`` after every connection that
         fails, and starts over only after a healthy one (synchronized HEALTHY_AFTER seconds
         before it ended): a runtime that syncs and then breaks the connection every time is
-        retried ever more slowly. Identical lines are logged once (see RepeatLog).
+        retried ever more slowly. An attempt that gets no connection at all (containerd down)
+        is retried after CONNECT_RETRY instead, and leaves the backoff as it was. Identical lines
+        are logged once (see RepeatLog).
         """
         self.next_retry = self.backoff[0]
         try:
@@ -232,9 +240,13 @@ class PluginSession:
                     self.next_retry = self.backoff[0]
                 if self._inherited_fd is not None:
                     break  # an inherited socket cannot be reopened
+                if self._connected:
+                    self.last_wait = self.next_retry
+                    self.next_retry = min(self.next_retry * 2, self.backoff[1])
+                else:
+                    self.last_wait = min(CONNECT_RETRY, self.next_retry)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.next_retry)
-                self.next_retry = min(self.next_retry * 2, self.backoff[1])
+                    await asyncio.wait_for(self._stop.wait(), self.last_wait)
         finally:
             self.lines.report()
 
@@ -268,12 +280,13 @@ class PluginSession:
     async def run_once(self) -> None:
         """Serve one connection until it ends (``_synced`` then says whether it got as far as
         a full sync). Raises OSError (cannot connect), ConnectionLost or ProtocolError."""
-        self._synced = self._healthy = False
+        self._synced = self._healthy = self._connected = False
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
             reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_SIZE)
         else:
             reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=READ_SIZE)
+        self._connected = True
         self._writer = writer
         conn = _Connection(self, writer)
         try:
