@@ -89,11 +89,9 @@ def test_stop_does_not_wait_on_a_peer_that_does_not_read(tmp_path: Path) -> None
                 unsubscribe = s.model.subscribe(lambda ev: synced.set())
                 await asyncio.wait_for(synced.wait(), 10)
                 unsubscribe()
-            t0 = time.monotonic()
             s.session.stop()
-            await asyncio.wait_for(s.task, 5)
-            assert time.monotonic() - t0 < nri_session.CLOSE_GRACE + 0.5
-            assert transport.is_closing()
+            await asyncio.wait_for(s.task, 5)  # before: never, the answers could not be sent
+            assert transport.is_closing() and transport.get_write_buffer_size() == 0  # aborted
 
     run(main())
 
