@@ -41,6 +41,9 @@ REGISTRATION_TIMEOUT = 5.0  # NRI's default plugin_registration_timeout
 REQUEST_TIMEOUT = 2.0  # NRI's default plugin_request_timeout, used when a call carries none
 READ_SIZE = 1 << 20  # a large Synchronize (MBs) then takes few reads and no flow-control stalls
 HOOK_BUDGET = 1.0  # longest a StartContainer may wait for start hooks, at most half the timeout
+# StartContainer calls held for start hooks at once. containerd sends a plugin one call at a time
+# (two when one timed out); past this a start is answered at once and its hooks are not run.
+MAX_HELD_STARTS = 8
 # All chunks of one Synchronize together. A real container and its pod are about 2.8 KB on the
 # wire (bench/nri_sync.py), so this is some 20,000 of them; each chunk is at most ttrpc's 4 MiB.
 MAX_SYNC_BYTES = 64 << 20
@@ -426,6 +429,10 @@ class _Connection:
         StartContainer with start hooks waits for them, and they see the updated model."""
         req = ttrpc.parse(api.StateChangeEvent, call.payload)
         hooks = self.session.start_hooks if req.event == api.START_CONTAINER else ()
+        if hooks and len(self.hook_tasks) >= MAX_HELD_STARTS:
+            self.session.lines.log(logging.WARNING, "NRI: %d StartContainer calls are held for start hooks already "
+                                   "(MAX_HELD_STARTS); more start without them", MAX_HELD_STARTS)
+            hooks = ()
         if not hooks:
             self.reply(call)
         if req.event in POD_EVENTS:
