@@ -265,9 +265,12 @@ class PluginSession:
         elif isinstance(error, ProtocolError):
             self.lines.log(logging.ERROR, "NRI: protocol error from the runtime at %s: %s; reconnecting",
                            self.target, error)
-        else:
+        elif log.isEnabledFor(logging.DEBUG):  # with the traceback, every time
             log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
-                      type(error).__name__, error, exc_info=error if log.isEnabledFor(logging.DEBUG) else None)
+                      type(error).__name__, error, exc_info=error)
+        else:
+            self.lines.log(logging.ERROR, "NRI: internal error serving %s: %s: %s; reconnecting", self.target,
+                           type(error).__name__, error)
 
     def _synchronized(self) -> None:
         """The current connection got through a full Synchronize: healthy after HEALTHY_AFTER."""

@@ -114,3 +114,24 @@ def test_repeat_log_holds_repeats_kept_lines_one_more_reports_them(caplog, extra
         assert got == [*first, *(f"{line} (repeated 1 time)" for line in first), f"cause {len(first)}"]
     else:
         assert got == first
+
+
+def test_an_internal_error_the_runtime_provokes_every_time_is_one_line(tmp_path: Path, caplog, monkeypatch) -> None:
+    def broken(msg):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("nydus_top.nri.to_model.pod", broken)  # a bug of ours that every sync hits
+
+    async def main():
+        async with Served(tmp_path, backoff=BACKOFF) as s:
+            for _ in range(3):
+                conn = await s.peer.accept(10)
+                await conn.accept_registration()
+                await conn.call("Configure", b"")
+                conn.send_call("Synchronize", b"\x0a\x00")  # one (empty) pod
+                assert await conn.closed()
+
+    run(main())
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    line = f"NRI: internal error serving {tmp_path / 'nri.sock'}: RuntimeError: boom; reconnecting"
+    assert errors == [line, f"{line} (repeated 2 times)"]
