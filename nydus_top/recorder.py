@@ -270,6 +270,9 @@ class Recorder:
                 if rec.pod_id == event.pod.id:
                     self.finish(rec.plan.container_id, "pod stopped")
         elif event.kind is EventKind.SYNC and self.model is not None:
+            for missed in event.missed_starts:  # nothing armed their start: say so, once each
+                self.log(f"{_describe(missed, self.model.pods.get(missed.pod_id))} started while disconnected:"
+                         " not recorded")
             # After a reconnection: containers that stopped meanwhile end their recordings.
             containers = self.model.containers
             for cid in list(self.recordings):
