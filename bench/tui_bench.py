@@ -88,7 +88,7 @@ async def main(entries: int, rate: int, seconds: float) -> None:
     pump = app.pump
 
     def timed_pump() -> None:
-        backlog.append(sum(r.queued for r in app.runs))
+        backlog.append(sum(r.queued for r in app.workspace.runs))
         start = time.perf_counter()
         pump()
         ticks.append((time.perf_counter() - start) * 1000)

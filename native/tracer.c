@@ -25,6 +25,7 @@
 #define COMM_SLOTS 64              /* per-batch cache of pid -> comm */
 #define PATH_BUF (PATH_MAX + 64)
 #define IGNORE_AFTER 2             /* repeats of a file's events before an ignore mark */
+#define LOST_RESERVE 512           /* room kept in `out` for a batch's lost-file lines */
 
 struct comm_entry {
     int pid;
@@ -45,6 +46,7 @@ struct nt_tracer {
     unsigned char *hits;        /* per slot: events seen again for that file, saturating */
     size_t seen_cap, seen_count, seen_max;
     int limit_reported;
+    unsigned long long lost_long, lost_unreachable; /* files of this batch we could not name */
     int no_ignore_marks;
     unsigned long long seq;
     struct comm_entry comm[COMM_SLOTS];
@@ -304,8 +306,14 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     char rel[16], path[PATH_BUF];
     snprintf(rel, sizeof rel, "%d", m->fd);
     ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
-    if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/')
-        return o; /* unreachable from our root, or too long */
+    if (n < 0 ? errno == ENAMETOOLONG : (size_t)n >= sizeof path) {
+        t->lost_long++; /* longer than the kernel names (PATH_MAX): counted, see put_lost */
+        return o;
+    }
+    if (n <= 0 || path[0] != '/') {
+        t->lost_unreachable++; /* no path from our root */
+        return o;
+    }
     /* The kernel appends this to unlinked files. fstat cannot tell (an overlayfs file removed
      * from a lower layer keeps its link count), so a live file whose name ends like this is
      * reported without the suffix: only a path inside the same container can be wrong. */
@@ -338,6 +346,27 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     o = put_str(o, "\",\"seq\":");
     o = put_u64(o, t->seq++);
     o = put_str(o, "}\n");
+    return o;
+}
+
+/* One overflow line per reason for the files of this batch that have no path we can report: never
+ * silently gone. */
+static char *put_lost(struct nt_tracer *t, char *o)
+{
+    static const char *const reasons[] = {"path too long", "unreachable"};
+    unsigned long long *counts[] = {&t->lost_long, &t->lost_unreachable};
+    for (int i = 0; i < 2; i++) {
+        if (!*counts[i])
+            continue;
+        o = put_str(o, "{\"path\":\"\",\"size\":0,\"elapsed\":");
+        o = put_u64(o, t->elapsed);
+        o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
+        o = put_str(o, reasons[i]);
+        o = put_str(o, "\",\"lost\":");
+        o = put_u64(o, *counts[i]);
+        o = put_str(o, "}\n");
+        *counts[i] = 0;
+    }
     return o;
 }
 
@@ -375,8 +404,8 @@ long nt_drain(struct nt_tracer *t, char *out, size_t cap)
         stamp(t);
     }
     while (t->buf_pos + sizeof(struct fanotify_event_metadata) <= t->buf_len) {
-        if ((size_t)(o - out) + NT_MAX_LINE > cap)
-            return o - out;
+        if ((size_t)(o - out) + NT_MAX_LINE + LOST_RESERVE > cap)
+            return put_lost(t, o) - out;
         struct fanotify_event_metadata *m = (void *)(t->buf + t->buf_pos);
         if (m->event_len < sizeof *m || m->event_len > t->buf_len - t->buf_pos ||
             m->vers != FANOTIFY_METADATA_VERSION) {
@@ -392,7 +421,7 @@ long nt_drain(struct nt_tracer *t, char *out, size_t cap)
         }
     }
     t->buf_pos = t->buf_len;
-    return o - out;
+    return put_lost(t, o) - out;
 }
 
 int nt_unmark(struct nt_tracer *t)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from nydus_top.config import Config
 from nydus_top.node import NodeModel
 from nydus_top.startup import Selector, next_start_of, starts_of_image
 from nydus_top.tracerun import TraceRun
@@ -40,7 +41,7 @@ class ArmSpec:
 
 class Backend(Protocol):
     node: NodeModel
-    config: Any  # nydus_top.config.Config: persist_dir, readable, overwrite, sources, notes, ...
+    config: Config
 
     def now(self) -> float:
         """Wall clock in seconds (fixed in tests, for stable ages)."""

@@ -15,10 +15,14 @@ from nydus_top import __version__
 
 # name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ps": ("nydus_top.ps", "list the pods and containers containerd reports over NRI"),
-    "trace": ("nydus_top.trace_cmd", "stream a container's file accesses as JSON lines (needs root)"),
-    "convert": ("nydus_top.convert_command", "build a nydus image with a prefetch list (runs nydusify)"),
-    "record": ("nydus_top.record_cmd", "record start-up file lists headlessly, like the optimizer NRI plugin"),
+    "ps": ("nydus_top.commands.ps", "list the pods and containers containerd reports over NRI"),
+    "trace": ("nydus_top.commands.trace", "stream a container's file accesses as JSON lines (needs root)"),
+    "convert": ("nydus_top.commands.convert", "build a nydus image with a prefetch list (runs nydusify)"),
+    "record": ("nydus_top.commands.record", "record start-up file lists headlessly, like the optimizer NRI plugin"),
+    "consensus": ("nydus_top.commands.consensus", "the list many runs agree on, and how stable each file is"),
+    "push": ("nydus_top.commands.push", "attach a saved list to its image in the OCI registry"),
+    "pull": ("nydus_top.commands.pull", "fetch every list attached to an image in the OCI registry"),
+    "diff": ("nydus_top.commands.diff", "compare two runs or lists: files only in one, moved files, time deltas"),
 }
 
 

@@ -19,6 +19,7 @@ we name the file after the tag if there is one, else ``<base>@<algo>:<hex>``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -27,10 +28,13 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
+from nydus_top import listmeta
 from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.listmeta import ListMeta
 from nydus_top.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
+from nydus_top.records import Listable, ListedFile
 
 CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
@@ -57,26 +61,6 @@ class ListExistsError(ListFileError):
         self.path = path
 
 
-class Entry(Protocol):
-    """Anything with a path, a size and an elapsed time: records.Access, ListEntry."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def size(self) -> int | None: ...
-    @property
-    def elapsed_us(self) -> int | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ListEntry:
-    """One file of a loaded list; size and elapsed are None when the file did not say."""
-
-    path: str
-    size: int | None = None
-    elapsed_us: int | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class ResultPaths:
     """Where the optimizer keeps the results for one image."""
@@ -96,11 +80,13 @@ class SaveResult:
 
 @dataclass(frozen=True, slots=True)
 class LoadedList:
-    """Entries of a loaded list, and one warning line per line that was skipped."""
+    """Entries of a loaded list, its metadata when it has some, and one warning line per line
+    that was skipped (or per metadata file that could not be used)."""
 
-    entries: tuple[ListEntry, ...]
+    entries: tuple[ListedFile, ...]
     warnings: tuple[str, ...] = ()
     ranges: RangeBook | None = None  # from the sibling <list>.ranges.json, when there is one
+    meta: ListMeta | None = None
 
 
 # ---------------------------------------------------------------- result file names
@@ -188,7 +174,7 @@ def _csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def csv_line(entry: Entry, *, readable: bool = False) -> str:
+def csv_line(entry: Listable, *, readable: bool = False) -> str:
     """One csv row (with its LF) as the optimizer writes it; unknown size/elapsed stay empty.
 
     Only the path can need quoting: numbers and readable units never hold , " CR LF.
@@ -223,7 +209,7 @@ def inexpressible(path: str) -> str | None:
     return _unusable(path)
 
 
-_E = TypeVar("_E", bound=Entry)
+_E = TypeVar("_E", bound=Listable)
 
 
 def _dedup(entries: Iterable[_E]) -> list[_E]:
@@ -236,7 +222,7 @@ def _dedup(entries: Iterable[_E]) -> list[_E]:
     return out
 
 
-def render(entries: Iterable[Entry], *, readable: bool = False) -> tuple[bytes, bytes, tuple[str, ...]]:
+def render(entries: Iterable[Listable], *, readable: bool = False) -> tuple[bytes, bytes, tuple[str, ...]]:
     """(plain list, csv, warnings) for *entries*: first occurrence of each path, in order.
 
     Paths a plain list cannot express are left out of both files, one warning each.
@@ -247,9 +233,9 @@ def render(entries: Iterable[Entry], *, readable: bool = False) -> tuple[bytes, 
     return plain.encode(), rows.encode(), warnings
 
 
-def _keep(entries: Iterable[Entry], reject: Callable[[str], str | None]) -> tuple[list[Entry], tuple[str, ...]]:
+def _keep(entries: Iterable[Listable], reject: Callable[[str], str | None]) -> tuple[list[Listable], tuple[str, ...]]:
     """Entries once each, in order, without those ``reject`` gives a reason for (one warning each)."""
-    kept: list[Entry] = []
+    kept: list[Listable] = []
     warnings = []
     for entry in _dedup(entries):
         reason = reject(entry.path)
@@ -260,7 +246,7 @@ def _keep(entries: Iterable[Entry], reject: Callable[[str], str | None]) -> tupl
     return kept, tuple(warnings)
 
 
-def range_list(entries: Iterable[Entry], ranges: RangeBook | None = None,
+def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
                granularity: int = DEFAULT_GRANULARITY) -> tuple[bytes, tuple[str, ...]]:
     """(JSON document, warnings) for ``nydusify optimize --prefetch-files``.
 
@@ -341,21 +327,28 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
 
 
 def save_list(
-    entries: Iterable[Entry], list_path: str | os.PathLike[str], *, readable: bool = False, overwrite: bool = False,
-    ranges: RangeBook | None = None, granularity: int = DEFAULT_GRANULARITY,
+    entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False,
+    overwrite: bool = False, meta: ListMeta | None = None, ranges: RangeBook | None = None,
+    granularity: int = DEFAULT_GRANULARITY,
 ) -> SaveResult:
-    """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically; with
-    *ranges* also their range list ``list_path.ranges.json`` (see :func:`range_list`), which
-    :func:`load_list` reads back. The plain list and csv stay the optimizer's, byte for byte.
+    """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically, with
+    *meta* also ``list_path.nydus-top.json`` (its ``files`` count set to what was written), with
+    *ranges* also their range list ``list_path.ranges.json`` (see :func:`range_list`); all in
+    one atomic write, and :func:`load_list` reads them back. The plain list and csv stay the
+    optimizer's, byte for byte.
 
     Raises ListExistsError (nothing written) when any exists and *overwrite* is false,
     ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
     """
     path = Path(list_path)
     csv_path = Path(os.fspath(path) + ".csv")
-    entries = list(entries)
+    if ranges is not None and iter(entries) is entries:  # a one-shot iterator: the range list reads it again
+        entries = list(entries)
     plain, table, warnings = render(entries, readable=readable)
     files = [(path, plain), (csv_path, table)]
+    if meta is not None:
+        counted = dataclasses.replace(meta, files=plain.count(b"\n"))
+        files.append((listmeta.path_for(path), listmeta.encode(counted)))
     if ranges is not None:
         data, _ = range_list(entries, ranges, granularity)  # its left-outs are warned about above
         files.append((ranges_path(path), data))
@@ -370,7 +363,7 @@ def ranges_path(list_path: str | os.PathLike[str]) -> Path:
 
 
 def save_range_list(
-    entries: Iterable[Entry], path: str | os.PathLike[str], *, overwrite: bool = False,
+    entries: Iterable[Listable], path: str | os.PathLike[str], *, overwrite: bool = False,
     ranges: RangeBook | None = None, granularity: int = DEFAULT_GRANULARITY,
 ) -> SaveResult:
     """Save the range list JSON for *entries* atomically (see :func:`range_list`)."""
@@ -396,21 +389,24 @@ def _load_csv(path: Path, text: str) -> LoadedList:
         header = next(reader, None)
         if header is None or tuple(header) != CSV_HEADER:
             raise ListFileError(f"{path}: not a prefetch csv (first line must be 'path,size,elapsed')")
-        entries: list[ListEntry] = []
+        entries: list[ListedFile] = []
         warnings: list[str] = []
         for row in reader:
             line = reader.line_num
             if len(row) != 3:
                 raise ListFileError(f"{path}:{line}: expected 3 columns, got {len(row)}")
-            try:
-                size = _parse_amount(row[1], _SIZE_UNITS)
-                elapsed = _parse_amount(row[2], _TIME_UNITS)
+            size_text, elapsed_text = row[1], row[2]
+            try:  # plain integers (what we and the optimizer write by default) take the short way
+                size = (int(size_text) if size_text.isdigit() and size_text.isascii()
+                        else _parse_amount(size_text, _SIZE_UNITS))
+                elapsed = (int(elapsed_text) if elapsed_text.isdigit() and elapsed_text.isascii()
+                           else _parse_amount(elapsed_text, _TIME_UNITS))
             except ValueError as err:
                 raise ListFileError(f"{path}:{line}: bad size or elapsed {err.args[0]!r}") from None
             if not row[0].startswith("/"):
                 warnings.append(f"{path}:{line}: skipped {row[0]!r}: not an absolute path")
                 continue
-            entries.append(ListEntry(row[0], size, elapsed))
+            entries.append(ListedFile(row[0], size, elapsed))
     except csv.Error as err:
         raise ListFileError(f"{path}:{reader.line_num}: malformed csv: {err}") from None
     return LoadedList(tuple(_dedup(entries)), tuple(warnings))
@@ -462,30 +458,40 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
     path = Path(path)
     text = _read_text(path)
     if path.suffix == ".csv" or text.startswith(",".join(CSV_HEADER) + "\n"):
-        loaded = _load_csv(path, text)
-        warnings = list(loaded.warnings)
-        ranges = _sibling_ranges(path, warnings)
-        return LoadedList(loaded.entries, tuple(warnings), ranges)
+        return _with_sidecars(path, _load_csv(path, text))
     sibling = Path(os.fspath(path) + ".csv")
-    details: dict[str, ListEntry] = {}
+    details: dict[str, ListedFile] = {}
     warnings: list[str] = []
     if sibling.is_file():
         try:
             details = {e.path: e for e in _load_csv(sibling, _read_text(sibling)).entries}
         except ListFileError as err:
             warnings.append(f"{err} (sizes and times left out)")
-    entries: list[ListEntry] = []
+    entries: list[ListedFile] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line:
             continue
         if not line.startswith("/"):
             warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
             continue
-        entries.append(details.get(line, ListEntry(line)))
+        detail = details.get(line)
+        entries.append(detail if detail is not None else ListedFile(line))
+    return _with_sidecars(path, LoadedList(tuple(_dedup(entries)), tuple(warnings)))
+
+
+def _with_sidecars(path: Path, loaded: LoadedList) -> LoadedList:
+    """*loaded* with the ranges and the metadata beside *path*; a sibling file that cannot be
+    used is a warning."""
+    warnings = list(loaded.warnings)
     ranges = _sibling_ranges(path, warnings)
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings), ranges)
+    try:
+        meta = listmeta.read(path)
+    except listmeta.MetaError as err:
+        warnings.append(f"{err} (list identity unknown)")
+        meta = None
+    return LoadedList(loaded.entries, tuple(warnings), ranges, meta)
 
 
-def merge(*runs: Iterable[Entry]) -> list[Entry]:
+def merge(*runs: Iterable[Listable]) -> list[Listable]:
     """Entries of all *runs* in order of first appearance (run by run), each path once."""
     return _dedup(entry for run in runs for entry in run)

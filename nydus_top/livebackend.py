@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from nydus_top.backend import ArmSpec
 from nydus_top.config import Config
@@ -40,7 +40,6 @@ class LiveBackend:
         self.node = NodeModel()
         self.pool = TracerPool()
         self._lock = threading.Lock()
-        self._armed: dict[int, tuple[Callable[[], bool], TraceRun]] = {}  # id(run) -> disarm, run
         self._traces: list[Trace] = []
         self._ranges: dict[int, RangeTrace] = {}  # id(trace) -> its range tracer
         self.capture = StartupCapture(pool_starter(self.pool, ranges=config.ranges,
@@ -78,21 +77,15 @@ class LiveBackend:
 
     def arm(self, spec: ArmSpec, run: TraceRun) -> None:
         disarm = self.capture.arm(spec.selector(), lambda _container, start: self._armed_start(start, run))
-        with self._lock:
-            self._armed[id(run)] = (disarm, run)
 
         def stop() -> None:
             if disarm():  # still waiting for its start: nothing to drain
-                with self._lock:
-                    self._armed.pop(id(run), None)
                 run.ended()
 
         run.stopper = stop
 
     def _armed_start(self, start: StartTrace, run: TraceRun) -> None:
         """StartupCapture delivery (on the NRI loop): hand the trace of the start to its run."""
-        with self._lock:
-            self._armed.pop(id(run), None)
         if start.trace is None:
             run.ended(f"cannot trace the start of {start.container.name}: {start.error}")
             return
@@ -175,12 +168,11 @@ class LiveBackend:
             raise OSError(str(err)) from None
 
     def close(self) -> None:
+        """Stop every trace and disconnect. Armed runs are the workspace's to end (it stops
+        them before calling this); what is still armed here is only disarmed."""
+        self.capture.disarm_all()
         with self._lock:
-            armed, self._armed = list(self._armed.values()), {}
             traces = list(self._traces)
-        for disarm, run in armed:
-            if disarm():
-                run.ended()
         stoppers = [threading.Thread(target=self._stop, args=(t,), daemon=True) for t in traces]
         for thread in stoppers:
             thread.start()

@@ -86,6 +86,9 @@ class NodeEvent:
     pod: Pod | None = None
     container: Container | None = None
     time: float = field(default_factory=time.time)
+    # SYNC after a disconnection: containers it reports for the first time that started (or, when
+    # the runtime gives no start time, run) since then; their StartContainer was never seen.
+    missed_starts: tuple[Container, ...] = ()
 
 
 Callback = Callable[[NodeEvent], None]
@@ -100,6 +103,7 @@ class NodeModel:
         self.pods: Mapping[str, Pod] = MappingProxyType({})
         self.containers: Mapping[str, Container] = MappingProxyType({})
         self.connected = False
+        self._disconnected_at: float | None = None  # time.time() of the disconnection a resync ends
 
     def snapshot(self) -> tuple[Mapping[str, Pod], Mapping[str, Container]]:
         """Pods and containers of one and the same moment."""
@@ -122,15 +126,21 @@ class NodeModel:
     def replace_all(self, pods: Iterable[Pod], containers: Iterable[Container]) -> None:
         """Replace everything with a runtime's full report (Synchronize)."""
         with self._lock:
+            since, self._disconnected_at = self._disconnected_at, None
+            before = self.containers
             self.pods = MappingProxyType({p.id: p for p in pods})
             self.containers = MappingProxyType({c.id: c for c in containers})
             self.connected = True
-        self._publish(NodeEvent(EventKind.SYNC))
+        missed = () if since is None else tuple(
+            c for c in self.containers.values() if c.id not in before and _started_since(c, since))
+        self._publish(NodeEvent(EventKind.SYNC, missed_starts=missed))
 
     def disconnected(self) -> None:
         """Note that the runtime connection is gone; the contents are kept until the resync."""
         with self._lock:
             self.connected = False
+            if self._disconnected_at is None:
+                self._disconnected_at = time.time()
         self._publish(NodeEvent(EventKind.DISCONNECTED))
 
     def pod_event(self, kind: EventKind, pod: Pod) -> None:
@@ -178,3 +188,9 @@ class NodeModel:
                 callback(event)
             except Exception:  # a subscriber's bug must not break the NRI session
                 log.exception("node model subscriber %r failed on %s", callback, event.kind)
+
+
+def _started_since(container: Container, since: float) -> bool:
+    if container.state not in (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.STOPPED):
+        return False  # created, not started (or the runtime cannot tell)
+    return container.started_at is None or container.started_at >= since

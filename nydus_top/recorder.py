@@ -9,9 +9,16 @@ Unlike the optimizer it keys recordings by container, not by image: two containe
 image never share a tracer or write into the same file at once. Without ``overwrite`` an image is
 recorded once: a start is skipped when its result files exist or another container of the same
 image is being recorded; with ``overwrite`` each container is recorded and the last one to stop
-wins. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
+wins. A recording that may be incomplete (mark late, files lost, a limit reached, the tracer
+failed) is saved beside, as ``<list>.incomplete`` (with ``.csv`` and metadata saying why): it
+never replaces a complete list nor blocks the image's next recording. One with no files is not
+saved. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
 reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
 keeps the settings it was planned with.
+
+A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
+file plus the path) as the tracer delivers them, within ``max_bytes`` (256 MiB by default); one
+that reaches it is logged once, keeps what it has and is saved as possibly incomplete.
 """
 
 from __future__ import annotations
@@ -19,17 +26,24 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nydus_top import listmeta
+from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
-from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import (ListExistsError, ListFileError, ResultPaths, readable_size, result_paths,
-                                save_list)
+from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.listfile import (ListExistsError, ListFileError, ResultPaths, ranges_path, readable_size,
+                                result_paths, save_list)
+from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.ranges import RangeBook, totals
-from nydus_top.records import Access
+from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
+
+
+INCOMPLETE_SUFFIX = ".incomplete"
+PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name (4096 on Linux)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,7 @@ class RecordSettings:
     overwrite: bool = False
     images: tuple[str, ...] = ()  # image patterns; empty: every image
     namespaces: tuple[str, ...] = ()  # pod namespaces; empty: every namespace
+    max_bytes: int = MAX_BYTES  # one recording's files in memory at most
     range_list: bool = False  # also save <list>.ranges.json (byte ranges where they are known)
     granularity: int = 1 << 20  # ranges rounded out to this many bytes; 0 = exact
 
@@ -56,18 +71,93 @@ class Plan:
 
 
 @dataclass(slots=True)
+class Overflows:
+    """What the tracer reported lost, summed up (a flooding container cannot grow it)."""
+
+    records: int = 0
+    lost: int = 0  # files, where the records said
+    unknown: bool = False  # some record did not say how many
+    first_us: int = 0
+
+    def add(self, item: Overflow) -> None:
+        if not self.records:
+            self.first_us = item.elapsed_us
+        self.records += 1
+        if item.lost is None:
+            self.unknown = True
+        else:
+            self.lost += item.lost
+
+
+@dataclass(slots=True)
 class Recording:
-    """One container's trace being collected."""
+    """One container's trace being collected: ``ingest`` runs on the tracer's reader thread,
+    until the trace has ended; everything else on the loop."""
 
     plan: Plan
     pod_id: str
     name: str
     trace: LiveTrace
-    accesses: list[Access] = field(default_factory=list)
+    files: CompactList
+    log: Callable[[str], None]
+    meta: ListMeta  # who was recorded; completeness is added when it is saved
+    overflows: dict[str, Overflows] = field(default_factory=dict)  # by reason
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
     ranges: RangeBook | None = None  # byte ranges, when recorded
+    range_notes: list[str] = field(default_factory=list)  # what limited the ranges (not the file list)
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
+
+    def ingest(self, batch: list[TraceRecord]) -> None:
+        files = self.files
+        for item in batch:
+            if type(item) is Access:
+                if not files.append(item.path, item.size, item.elapsed_us) and files.refused == 1:
+                    self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
+                             f"with {len(files)} files: later files are not recorded")
+            else:
+                if item.reason == LIMIT and LIMIT not in self.overflows:  # said now: the recording goes on
+                    self.log(f"recording {self.name}: tracer limit reached: {len(files) + files.refused} files, "
+                             "later files are not traced")
+                self.overflows.setdefault(item.reason, Overflows()).add(item)
+
+
+def _tracer_failure(error: str) -> str:
+    return error if error.startswith("tracer") else f"tracer failed: {error}"
+
+
+def _ending(trace: LiveTrace) -> str:
+    """Why a trace ended on its own, in the words of a save's log line."""
+    if trace.error:
+        return _tracer_failure(trace.error)  # e.g. "tracer killed by signal SIGKILL"
+    if trace.end_reason == "target-exited":
+        return "container exited"
+    return "tracer stopped"
+
+
+def _lost(reason: str, summary: Overflows, traced: int) -> str:
+    """One problem line for the files lost for *reason* (*traced*: the files the tracer reported)."""
+    if summary.lost:
+        count = f"{summary.lost}{'+' if summary.unknown else ''} file{'' if summary.lost == 1 else 's'}"
+    else:
+        count = "an unknown number of files"
+    since = f"from {summary.first_us / 1000:.1f} ms"
+    if reason == LIMIT:
+        return f"tracer limit reached: {traced} files, later files are not traced"
+    if reason == QUEUE:
+        times = "once" if summary.records == 1 else f"{summary.records} times"
+        return f"the kernel's event queue overflowed {times} {since}: {count} lost"
+    if reason == OPEN:
+        return f"the kernel could not open {count} for the tracer {since}"
+    if reason == PATH_TOO_LONG:
+        return f"{count} with a path longer than PATH_MAX ({PATH_MAX} bytes) not recorded {since}"
+    if reason == UNREACHABLE:
+        return f"{count} outside the container's root not recorded {since}"
+    return f"{count} lost ({reason}) {since}"
+
+
+def _mib(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
 
 
 class Planner:
@@ -100,6 +190,17 @@ class Planner:
 
     def done(self, container_id: str) -> None:
         self.in_flight.pop(container_id, None)
+
+
+def _identity(start: StartTrace) -> ListMeta:
+    """The metadata of a recording of *start*: the image as the runtime named it, never shortened."""
+    container, pod = start.container, start.pod
+    try:
+        digest = parse_image_ref(container.image).digest
+    except ImageRefError:
+        digest = ""
+    return ListMeta(image=container.image, digest=digest, container=container.name, container_id=container.id,
+                    pod=f"{pod.namespace}/{pod.name}" if pod is not None else "")
 
 
 def _describe(container: Container, pod: Pod | None) -> str:
@@ -138,7 +239,8 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, start.container.pod_id, who, start.trace)
+        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes), self.log,
+                        _identity(start))
         if start.trace.ranges_error:
             self.log(f"recording {who}: {start.trace.ranges_error}; its range list names whole files")
         if not start.ready:
@@ -149,8 +251,10 @@ class Recorder:
         self.recordings[plan.container_id] = rec
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
+        start.trace.follow(rec.ingest, keep=False)  # the recording owns the records from now on
         loop = asyncio.get_running_loop()
-        start.trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, "container exited"))
+        trace = start.trace
+        trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, _ending(trace)))
         if plan.settings.timeout > 0:
             rec.timer = loop.call_later(plan.settings.timeout, self.finish, plan.container_id, "timeout")
 
@@ -174,6 +278,9 @@ class Recorder:
                 if rec.pod_id == event.pod.id:
                     self.finish(rec.plan.container_id, "pod stopped")
         elif event.kind is EventKind.SYNC and self.model is not None:
+            for missed in event.missed_starts:  # nothing armed their start: say so, once each
+                self.log(f"{_describe(missed, self.model.pods.get(missed.pod_id))} started while disconnected:"
+                         " not recorded")
             # After a reconnection: containers that stopped meanwhile end their recordings.
             containers = self.model.containers
             for cid in list(self.recordings):
@@ -195,20 +302,14 @@ class Recorder:
         except Exception as err:  # noqa: BLE001
             rec.problems.append(f"stopping the tracer failed: {err}")
         if rec.trace.error:
-            rec.problems.append(f"tracer: {rec.trace.error}")
-        rec.ranges = rec.trace.range_book()
-        if rec.trace.ranges is not None:
-            end = rec.trace.ranges.collector
-            if end.notices:
-                rec.problems.append(f"range tracer: {', '.join(end.notices)} (files past it count whole)")
-            if rec.trace.ranges.error:
-                rec.problems.append(f"range tracer: {rec.trace.ranges.error}")
-        for item in list(rec.trace.records):
-            if isinstance(item, Access):
-                rec.accesses.append(item)
-            else:
-                lost = f"{item.lost} files" if item.lost is not None else "files"
-                rec.problems.append(f"the kernel lost {lost} at {item.elapsed_us / 1000:.1f} ms")
+            rec.problems.append(_tracer_failure(rec.trace.error))
+        # The trace has ended: every batch was ingested.
+        for reason, summary in rec.overflows.items():
+            rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
+        if rec.files.reached:
+            rec.problems.append(f"memory limit reached: {len(rec.files)} files in {_mib(rec.files.max_bytes)}, "
+                                f"{rec.files.refused} more not recorded")
+        _end_ranges(rec)
         self.recordings.pop(rec.plan.container_id, None)
         try:
             await asyncio.to_thread(self._save, rec, why)
@@ -217,28 +318,66 @@ class Recorder:
 
     def _save(self, rec: Recording, why: str) -> None:
         s = rec.plan.settings
-        paths = rec.plan.paths
+        problems = "; ".join(rec.problems)
+        state = f"; POSSIBLY INCOMPLETE: {problems}" if problems else ""
+        if not len(rec.files):  # an empty list helps no one, and would block the image's next recording
+            self.log(f"recording {rec.name} ({why}) not saved: no files recorded{state}")
+            return
+        # A possibly incomplete recording goes beside the list: it never replaces a complete
+        # one, and never takes the name a later, complete recording will be saved under.
+        target = incomplete_path(rec.plan.paths.list) if problems else rec.plan.paths.list
+        meta = replace(rec.meta, complete=not problems, incomplete=problems).with_origin()
         try:
+            _drop_orphan_sidecars(target)
             ranges = (rec.ranges or RangeBook()) if s.range_list else None
-            result = save_list(rec.accesses, paths.list, readable=s.readable, overwrite=s.overwrite,
-                               ranges=ranges, granularity=s.granularity)
+            result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
+                               meta=meta, ranges=ranges, granularity=s.granularity)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return
         except ListFileError as err:
-            self.log(f"recording {rec.name} ({why}) NOT SAVED: {err}")
+            self.log(f"recording {rec.name} ({why}) NOT SAVED: {err}{state}")
             return
         except Exception as err:  # noqa: BLE001 - never lose a recording without a word
-            self.log(f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}")
+            self.log(f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}{state}")
             return
         for warning in result.warnings:
-            self.log(f"{paths.list}: {warning}")
-        state = "; POSSIBLY INCOMPLETE: " + "; ".join(rec.problems) if rec.problems else ""
-        self.log(f"saved {paths.list} ({result.written} files, {why}) for {rec.name}{state}")
+            self.log(f"{target}: {warning}")
+        beside = f", not as {rec.plan.paths.list}" if problems else ""
+        self.log(f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
         if ranges is not None:
-            known, with_ranges, whole = totals(((a.path, a.size) for a in rec.accesses), ranges, s.granularity)
-            self.log(f"saved {result.paths[-1]}: ranges of {known}/{len(rec.accesses)} files, prefetch "
-                     f"{readable_size(with_ranges)} with ranges / {readable_size(whole)} whole files")
+            known, with_ranges, whole = totals(((f.path, f.size) for f in rec.files), ranges, s.granularity)
+            notes = f"; {'; '.join(rec.range_notes)}" if rec.range_notes else ""
+            self.log(f"saved {ranges_path(target)}: ranges of {known}/{len(rec.files)} files, prefetch "
+                     f"{readable_size(with_ranges)} with ranges / {readable_size(whole)} whole files{notes}")
+
+
+def _end_ranges(rec: Recording) -> None:
+    """Take the ended trace's byte ranges, and what limited them (said with the range list: the
+    file list is no less complete for it)."""
+    rec.ranges = rec.trace.range_book()
+    if rec.trace.ranges is not None:
+        end = rec.trace.ranges.collector
+        if end.notices:
+            rec.range_notes.append(f"range tracer: {', '.join(end.notices)} (files past it count whole)")
+        if rec.trace.ranges.error:
+            rec.range_notes.append(f"range tracer: {rec.trace.ranges.error}")
+
+
+def _drop_orphan_sidecars(list_path: Path) -> None:
+    """Remove the identity and range files of a list the operator deleted (with its csv) to
+    record it again."""
+    if not os.path.lexists(list_path) and not os.path.lexists(f"{list_path}.csv"):
+        for sidecar in (listmeta.path_for(list_path), ranges_path(list_path)):
+            try:
+                sidecar.unlink()
+            except OSError:  # none there, or the save that follows reports why
+                pass
+
+
+def incomplete_path(list_path: Path) -> Path:
+    """Where a possibly incomplete recording of *list_path* is saved: ``<list>.incomplete``."""
+    return list_path.with_name(list_path.name + INCOMPLETE_SUFFIX)
 
 
 def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterable[str] = (),

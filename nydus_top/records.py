@@ -1,8 +1,18 @@
-"""Records a trace produces: one per newly seen file, plus explicit overflow markers."""
+"""The record types of nydus-top, one name per concept.
+
+* :class:`Access`: what a tracer reports the first time a file is accessed;
+* :class:`Overflow`: accesses a tracer lost, and why (kernel queue overflow, its own limit, a
+  path too long to name, ...);
+* :data:`TraceRecord`: either of them, what a tracer batch holds;
+* :class:`ListedFile`: one file of a saved list (size and elapsed only when the file said);
+* :class:`Listable`: anything a list file can be written from (an Access, a ListedFile, a row
+  of the trace model).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 KINDS = ("exec", "open", "read")
 
@@ -20,10 +30,42 @@ class Access:
     comm: str  # its command name
 
 
+# Why an Overflow's files were lost (its ``reason``; the same words on the tracer's wire).
+QUEUE = "queue"  # the kernel's event queue overflowed
+OPEN = "open"  # the kernel could not open a file for the tracer (EMFILE, a device, ...)
+LIMIT = "limit"  # the tracer's limit of distinct files per trace was reached
+PATH_TOO_LONG = "path too long"  # the file's path is longer than PATH_MAX: it has no name to list
+UNREACHABLE = "unreachable"  # the file has no path from the container's root
+
+
 @dataclass(frozen=True, slots=True)
 class Overflow:
-    """Accesses around ``elapsed_us`` were lost: the kernel queue overflowed, or the tracer's
-    per-trace limit of distinct files was reached. ``lost`` is the count when known."""
+    """Accesses around ``elapsed_us`` were lost, for ``reason`` (one of the words above); ``lost``
+    is the count of files when known."""
 
     elapsed_us: int
     lost: int | None = None
+    reason: str = QUEUE
+
+
+TraceRecord = Access | Overflow
+
+
+@dataclass(frozen=True, slots=True)
+class ListedFile:
+    """One file of a loaded list; size and elapsed are None when the file did not say."""
+
+    path: str
+    size: int | None = None
+    elapsed_us: int | None = None
+
+
+class Listable(Protocol):
+    """Anything with a path, a size and an elapsed time: an Access, a ListedFile, a trace row."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def elapsed_us(self) -> int | None: ...

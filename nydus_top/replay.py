@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from nydus_top.backend import ArmSpec
+from nydus_top.config import Config
 from nydus_top.node import NodeModel
 from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
@@ -22,7 +22,7 @@ class ReplayBackend:
     """Traces replay ``recordings[container_id]`` in one batch and then keep "running"."""
 
     node: NodeModel  # filled by the caller (replace_all / container_event)
-    config: Any
+    config: Config
     recordings: Mapping[str, Sequence[Access | Overflow]] = field(default_factory=dict)
     created: Mapping[str, set[str]] = field(default_factory=dict)  # container id -> runtime files
     ranges: Mapping[str, RangeBook] = field(default_factory=dict)  # container id -> byte ranges read

@@ -24,10 +24,9 @@ from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.node import Container, Pod
 from nydus_top.range_tracer import RangesUnavailable, RangeTrace, start_ranges
 from nydus_top.ranges import RangeBook
-from nydus_top.records import Access, Overflow
+from nydus_top.records import Access, Overflow, TraceRecord
 from nydus_top.tracer import TracerPool
 
-Record = Access | Overflow
 
 T = TypeVar("T")
 
@@ -51,8 +50,8 @@ class LiveTrace:
 
     def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False, granularity: int = 0) -> None:
         self.pid = pid
-        self.records: list[Record] = []
-        self._listeners: list[Callable[[list[Record]], None]] = []
+        self.records: list[TraceRecord] = []
+        self._listeners: list[Callable[[list[TraceRecord]], None]] = []
         self._lock = threading.Lock()
         self._keep = True
         self.trace = pool.start(pid, on_batch=self._on_batch)
@@ -64,14 +63,14 @@ class LiveTrace:
             except Exception as err:  # noqa: BLE001 - the file trace goes on without ranges
                 self.ranges_error = f"ranges unavailable: {err}"
 
-    def _on_batch(self, batch: list[Record]) -> None:
+    def _on_batch(self, batch: list[TraceRecord]) -> None:
         with self._lock:
             if self._keep:
                 self.records.extend(batch)
             for listener in self._listeners:
                 listener(batch)
 
-    def follow(self, listener: Callable[[list[Record]], None], *, keep: bool = True) -> None:
+    def follow(self, listener: Callable[[list[TraceRecord]], None], *, keep: bool = True) -> None:
         """Hand ``listener`` the records so far, then every new batch, in order; it must be quick
         (or block on purpose, as backpressure). With ``keep=False`` ``records`` empties and
         stays empty: the listener owns them."""

@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from nydus_top.listfile import Entry as Record  # an Access, or an entry of a loaded list
 from nydus_top.ranges import RangeBook, totals
-from nydus_top.records import KINDS, Access, Overflow
+from nydus_top.records import KINDS, Access, Listable, Overflow
 
 UNDO_DEPTH = 64
 _UNKNOWN = -1  # a size or elapsed time a loaded list did not give
@@ -29,7 +28,7 @@ _KIND_NAMES = ("", *KINDS)
 _KIND_CODES = {name: code for code, name in enumerate(_KIND_NAMES)}
 
 
-class Entry(NamedTuple):
+class Row(NamedTuple):
     """One row as read back from the list; kind/pid/comm are empty for loaded lists."""
 
     path: str
@@ -82,15 +81,15 @@ class TraceList:
     _merged: set[int] = field(default_factory=set)  # ids that came from merges, not the tracer
     _traced_ranges: RangeBook = field(default_factory=RangeBook)  # from the range tracer
     _merged_ranges: tuple[RangeBook, ...] = ()  # one per merge step in force (undo drops it)
-    _version: int = 0  # bumps on every edit, undo and redo
     _totals: tuple[tuple, tuple[int, int, int]] | None = None  # (key, prefetch_totals) memo
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
+    edits: int = 0  # curation steps so far (edits, undos, redos): a save remembers the count
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, row: int) -> Entry:
+    def __getitem__(self, row: int) -> Row:
         return self.entry(self.rows[row])
 
     @property
@@ -98,9 +97,9 @@ class TraceList:
         """Distinct paths ever ingested (including deleted and excluded ones)."""
         return len(self._path)
 
-    def entry(self, ident: int) -> Entry:
+    def entry(self, ident: int) -> Row:
         size, elapsed = self._size[ident], self._elapsed[ident]
-        return Entry(self._path[ident], None if size == _UNKNOWN else size,
+        return Row(self._path[ident], None if size == _UNKNOWN else size,
                      None if elapsed == _UNKNOWN else elapsed, _KIND_NAMES[self._kind[ident]],
                      self._pid[ident], self._comm[ident])
 
@@ -112,7 +111,7 @@ class TraceList:
         path = self._path
         return [path[i] for i in self.rows]
 
-    def entries(self, rows: Sequence[int] | None = None) -> list[Entry]:
+    def entries(self, rows: Sequence[int] | None = None) -> list[Row]:
         """Entries in display order (what a save writes), or of the given ids.
 
         Columns only ever grow, so a worker thread may read the ids of a ``frozen_rows()`` copy
@@ -126,7 +125,7 @@ class TraceList:
 
     # -- ingest ------------------------------------------------------------------------------
 
-    def extend(self, records: Iterable[Record | Overflow]) -> int:
+    def extend(self, records: Iterable[Listable | Overflow]) -> int:
         """Append new records (duplicates of a known path are ignored). Returns rows added."""
         before = len(self.rows)
         by_path, matchers, paths = self._by_path, self._matchers, self._path
@@ -159,7 +158,7 @@ class TraceList:
                 add_row(ident)
         return len(self.rows) - before
 
-    def merge(self, other: Sequence[Record], ranges: RangeBook | None = None) -> int:
+    def merge(self, other: Sequence[Listable], ranges: RangeBook | None = None) -> int:
         """Merge another run: paths not yet present are appended in their order, and its byte
         ranges (if any) join ours by union (one undo step)."""
         self._checkpoint()
@@ -192,7 +191,7 @@ class TraceList:
     def prefetch_totals(self, granularity: int) -> tuple[int, int, int]:
         """(rows with range data, prefetch bytes with ranges, bytes of whole files) over the
         rows; computed again only after an edit, new rows or new ranges."""
-        key = (id(self._traced_ranges), tuple(map(id, self._merged_ranges)), self._version, len(self.rows),
+        key = (id(self._traced_ranges), tuple(map(id, self._merged_ranges)), self.edits, len(self.rows),
                self.seen, granularity)
         if self._totals is None or self._totals[0] != key:
             book = self.ranges()
@@ -291,6 +290,7 @@ class TraceList:
             return False
         self._redo.append(self._state())
         self._restore(self._undo.pop())
+        self.edits += 1
         return True
 
     def redo(self) -> bool:
@@ -298,6 +298,7 @@ class TraceList:
             return False
         self._undo.append(self._state())
         self._restore(self._redo.pop())
+        self.edits += 1
         return True
 
     # -- search ------------------------------------------------------------------------------
@@ -327,13 +328,12 @@ class TraceList:
         return _State(array("l", self.rows), self.seen, self.exclusions, self._merged_ranges)
 
     def _checkpoint(self) -> None:
-        self._version += 1
         self._undo.append(self._state())
         del self._undo[:-UNDO_DEPTH]
         self._redo.clear()
+        self.edits += 1
 
     def _restore(self, state: _State) -> None:
-        self._version += 1
         self.exclusions = state.exclusions
         self._merged_ranges = state.merged_ranges
         self._matchers = [e.compile() for e in state.exclusions]

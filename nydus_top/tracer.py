@@ -30,10 +30,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from nydus_top import trace_session
-from nydus_top.records import KINDS, Access, Overflow
+from nydus_top.records import KINDS, QUEUE, Access, Overflow, TraceRecord
 
-Record = Access | Overflow
-Batch = list[Record]
+Batch = list[TraceRecord]
 
 END_REASONS = {trace_session.STOPPED: "stopped", trace_session.EXITED: "target-exited"}
 
@@ -42,7 +41,7 @@ class TracerError(Exception):
     """A trace could not be armed or failed while running."""
 
 
-def parse_line(line: bytes | str) -> Record:
+def parse_line(line: bytes | str) -> TraceRecord:
     """One JSON line of the tracer protocol -> record. Raises ValueError on anything else.
 
     Paths and command names keep undecodable bytes as lone surrogates (``os.fsencode`` gives
@@ -54,7 +53,7 @@ def parse_line(line: bytes | str) -> Record:
     try:
         if obj.get("kind") == "overflow":
             lost = obj.get("lost")
-            return Overflow(int(obj["elapsed"]), None if lost is None else int(lost))
+            return Overflow(int(obj["elapsed"]), None if lost is None else int(lost), str(obj.get("reason", QUEUE)))
         kind = obj["kind"]
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")

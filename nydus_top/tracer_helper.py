@@ -11,6 +11,10 @@ Requests are taken by a *spare*: a child forked in advance, with its buffers alr
 blocked on the socket. The spare that takes a request tells the helper (which forks the next
 spare) and becomes that trace's tracer (:func:`nydus_top.trace_session.run`). Neither the
 interpreter's start-up nor a fork is on the arming path. Everything exits when the socket closes.
+
+The helper is every tracer's parent: it reaps them, and keeps a copy of each one's status pipe
+(handed over with ``T``) to say ``E tracer killed by signal SIGKILL`` when a signal ended it,
+which the tracer itself cannot.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import array
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -55,17 +60,16 @@ def _request(sock: socket.socket) -> tuple[dict, list[int]] | None:
             os.close(fd)
 
 
-def _spare(sock: socket.socket, taken_w: int) -> int:
-    """Body of a forked spare: wait for a request, report it taken, trace."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+def _spare(sock: socket.socket, taken: socket.socket) -> int:
+    """Body of a forked spare: wait for a request, report it taken (with its status fd), trace."""
     os.setpriority(os.PRIO_PROCESS, 0, trace_session.NICE_ARM)
     trace_session.preallocate()
     req = _request(sock)
     if req is None:
         return 0
     kw, (out_fd, status_fd, stop_fd) = req
-    os.write(taken_w, TAKEN)
-    os.close(taken_w)
+    socket.send_fds(taken, [TAKEN], [status_fd])
+    taken.close()
     sock.close()
     granularity = kw.pop("granularity")
     if kw.pop("ranges"):
@@ -75,24 +79,80 @@ def _spare(sock: socket.socket, taken_w: int) -> int:
     return trace_session.run(out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, **kw)
 
 
+def _reap(status_of: dict[int, int]) -> set[int]:
+    """Reap every child that has ended; tell the trace of one a signal ended. Returns their pids."""
+    gone = set()
+    while True:
+        try:
+            pid, wstatus = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return gone
+        if pid == 0:
+            return gone
+        gone.add(pid)
+        fd = status_of.pop(pid, None)
+        if fd is None:
+            continue
+        if os.WIFSIGNALED(wstatus):
+            try:
+                name = signal.Signals(os.WTERMSIG(wstatus)).name
+            except ValueError:
+                name = str(os.WTERMSIG(wstatus))
+            try:
+                os.write(fd, trace_session.ERROR + f"tracer killed by signal {name}".encode())
+            except OSError:
+                pass
+        os.close(fd)
+
+
 def serve(sock: socket.socket) -> None:
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the TUI's terminal is not for us
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop below, which reaps
+    status_of: dict[int, int] = {}  # tracer pid -> our copy of its status pipe
     sock.sendall(b"W")
     while True:
-        taken_r, taken_w = os.pipe()
-        if os.fork() == 0:
+        taken_r, taken_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        spare = os.fork()
+        if spare == 0:
             code = 2
             try:
-                os.close(taken_r)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in (wake_r, wake_w, *status_of.values()):  # other traces' pipes must close with them
+                    os.close(fd)
+                taken_r.close()
                 code = _spare(sock, taken_w)
             finally:
                 os._exit(code)
-        os.close(taken_w)
-        taken = os.read(taken_r, 1)
-        os.close(taken_r)
-        if taken != TAKEN:  # the socket closed (or the spare died): the pool starts a new helper
-            return
+        taken_w.close()
+        taken = False
+        while not taken:
+            ready = select.select([taken_r, wake_r], [], [])[0]
+            if taken_r in ready:  # first: a spare may have taken a request and already ended
+                msg, fds, _flags, _addr = socket.recv_fds(taken_r, 16, 1)
+                if msg != TAKEN or len(fds) != 1:  # the socket closed: the pool starts a new helper
+                    for fd in fds:
+                        os.close(fd)
+                    taken_r.close()
+                    return
+                status_of[spare] = fds[0]
+                taken = True
+            if wake_r in ready or taken:
+                while _drain(wake_r):
+                    pass
+                if spare in _reap(status_of) and not taken:  # the spare died before taking a request
+                    taken_r.close()
+                    return
+        taken_r.close()
+
+
+def _drain(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 4096))
+    except BlockingIOError:
+        return False
 
 
 def main() -> None:

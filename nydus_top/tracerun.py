@@ -1,10 +1,11 @@
 """One trace as the app sees it: target, state, inbox, curated list and live counters.
 
 The tracer side (its own thread) calls ``started``/``records``/``ended``; ``records``
-blocks when the inbox is full, which is the backpressure: the kernel queue then
-overflows and the tracer reports an ``Overflow`` instead of nydus-top growing without
-bound. The UI side calls ``drain()`` on a timer (about 10 times a second) and
-repaints once per drain, however many events arrived.
+blocks when the inbox is full, which is the backpressure: the tracer's reader stops reading
+and the kernel's fanotify queue (unlimited for these traces) grows instead, so nothing is
+lost and nydus-top's own buffer stays at INBOX_BATCHES batches. The UI side (the session's
+``Workspace``) calls ``drain()`` on a timer (about 10 times a second) and the screens
+repaint once per drain, however many events arrived.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
 from nydus_top.tracelist import TraceList
+
+if TYPE_CHECKING:
+    from nydus_top.backend import ArmSpec
 
 INBOX_BATCHES = 256  # batches buffered between the tracer thread and the UI
 RATE_WINDOW = 60  # seconds of accesses/s history kept for the sparkline
@@ -45,12 +49,18 @@ class Target:
     path: str = ""  # the file a loaded list came from
 
 
-@dataclass
+@dataclass(eq=False)
 class TraceRun:
-    """A live (or loaded) trace and its curated list."""
+    """A live (or loaded) trace and its curated list.
+
+    Compared and hashed by identity; ``id`` is the stable number the workspace gives it
+    (``nydus_top.workspace``), ``arm`` what an armed run waits for (None for attached and loaded).
+    """
 
     target: Target
     state: TraceState = TraceState.RUNNING
+    id: int = 0
+    arm: ArmSpec | None = None
     error: str = ""  # why it failed or ended, shown next to the state
     possibly_incomplete: bool = False  # armed, but the mark came after the container started
     items: TraceList = field(default_factory=TraceList)

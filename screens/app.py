@@ -1,8 +1,9 @@
-"""The nydus-top application: owns the traces, pumps their inboxes, routes between screens."""
+"""The nydus-top application: routes keys and screens; the session's traces live in its workspace."""
 
 from __future__ import annotations
 
 import gc
+import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,18 +13,21 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from nydus_top.backend import ArmSpec, Backend
-from nydus_top.tracerun import Target, TraceRun, TraceState
+from nydus_top.backend import Backend
+from nydus_top.listfile import LoadedList
+from nydus_top.tracerun import TraceRun
+from nydus_top.workspace import Workspace
 
 from .base import LiveScreen
 from .config import ConfigScreen
 from .containers import ContainersScreen
-from .dialogs import MessageDialog, PromptDialog
+from .dialogs import MessageDialog, PromptDialog, QuitDialog
 from .help import HelpScreen
 from .trace import TraceScreen
 from .traces import TracesScreen
 
 REFRESH_S = 0.1  # UI ticks: drain trace inboxes and repaint at most this often
+CTRL_C_TWICE_S = 2.0  # a second ctrl+c within this many seconds quits without asking
 
 
 class NydusTopApp(App[None]):
@@ -42,11 +46,10 @@ class NydusTopApp(App[None]):
     def __init__(self, backend: Backend) -> None:
         super().__init__()
         self.backend = backend
-        self.runs: list[TraceRun] = []
-        self.arms: dict[int, ArmSpec] = {}  # id(run) -> what it waits for
+        self.workspace = Workspace(backend)  # every trace of the session; screens ask it
         self._node_dirty = True
-        self._states: dict[int, TraceState] = {}
         self.warnings: deque[str] = deque(maxlen=50)  # from background threads, newest last
+        self._ctrl_c = -CTRL_C_TWICE_S  # monotonic time of the last ctrl+c
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -60,9 +63,7 @@ class NydusTopApp(App[None]):
 
     def on_unmount(self) -> None:
         self._unsubscribe()
-        for run in self.runs:
-            run.close()
-        self.backend.close()
+        self.workspace.close()
 
     def _on_node_event(self, _event: object) -> None:
         """Runs on the NRI thread: only mark dirty; the next tick repaints."""
@@ -72,72 +73,107 @@ class NydusTopApp(App[None]):
         """One UI tick: move queued trace records into the lists, then repaint what changed."""
         if not self.is_running:  # shutting down: screens are losing their widgets
             return
-        changed: set[int] = set()
-        for run in self.runs:
-            if run.drain() or self._states.get(id(run)) is not run.state:
-                self._states[id(run)] = run.state
-                changed.add(id(run))
-                if run.state is not TraceState.ARMED:
-                    self.arms.pop(id(run), None)
+        changed = self.workspace.drain()
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.live and screen.on_tick(changed, self._node_dirty):
             self._node_dirty = False
 
     # -- traces ----------------------------------------------------------------------------
 
-    def run_for(self, container_id: str) -> TraceRun | None:
-        """The newest trace of this container that is still live, if any."""
-        for run in reversed(self.runs):
-            if run.target.container_id == container_id and run.state is TraceState.RUNNING:
-                return run
-        return None
-
-    def attach(self, container_id: str, label: str, image: str) -> TraceRun:
-        run = TraceRun(Target(label, image, container_id))
-        self.runs.append(run)
-        try:
-            self.backend.attach(container_id, run)
-        except Exception as err:  # noqa: BLE001 - any tracer failure is shown, never fatal
-            run.ended(f"cannot trace: {err}")
-        self.pump()
-        return run
-
-    def arm(self, spec: ArmSpec, image: str) -> TraceRun:
-        run = TraceRun(Target(spec.label, spec.image or image), state=TraceState.ARMED)
-        self.runs.append(run)
-        self.arms[id(run)] = spec
-        try:
-            self.backend.arm(spec, run)
-        except Exception as err:  # noqa: BLE001
-            run.ended(f"cannot arm: {err}")
-        self.pump()
-        return run
-
     def open_run(self, run: TraceRun) -> None:
-        self.push_screen(TraceScreen(run))
+        """Show the run's screen: the one it already has if any (one screen per trace, kept with
+        its cursor and search), so the stack stays Containers [+ Traces] + one Trace."""
+        self.pump()
+        name = f"trace-{run.id}"
+        if not self.is_screen_installed(name):
+            self.install_screen(TraceScreen(run), name)
+        screen = self.get_screen(name)
+        if screen in self.screen_stack:
+            self._pop_until(screen)
+        elif isinstance(self.screen, TracesScreen):
+            self._route(self._traces_screen(), screen)
+        else:
+            self._route(screen)
+
+    def _traces_screen(self) -> TracesScreen:
+        if not self.is_screen_installed("traces"):
+            self.install_screen(TracesScreen(), "traces")
+        return self.get_screen("traces", TracesScreen)
+
+    def _pop_until(self, screen: Screen) -> None:
+        while self.screen is not screen:
+            self.pop_screen()
+
+    def _route(self, *screens: Screen) -> None:
+        """Make the stack the home screen (Containers) followed by ``screens``, keeping what is
+        already in place."""
+        stack = self.screen_stack
+        home = next(i for i, s in enumerate(stack) if isinstance(s, ContainersScreen))
+        kept = 0
+        while kept < len(screens) and home + 1 + kept < len(stack) and stack[home + 1 + kept] is screens[kept]:
+            kept += 1
+        self._pop_until(stack[home + kept])
+        for screen in screens[kept:]:
+            self.push_screen(screen)
 
     @work(thread=True, group="load")
     def load_run(self, path: str) -> None:
         """Open a saved list (ours or the optimizer's) as a new, tracer-less trace."""
-        from nydus_top.listfile import ListFileError, load_list
+        from nydus_top.listfile import ListFileError
 
         try:
-            loaded = load_list(path)
+            loaded = Workspace.read(path)
         except ListFileError as err:
             self.call_from_thread(self.push_screen, MessageDialog("Cannot open the list", [str(err)]))
             return
         self.call_from_thread(self._loaded, path, loaded)
 
-    def _loaded(self, path: str, loaded) -> None:  # noqa: ANN001 - listfile.LoadedList
-        run = TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED)
-        run.items.extend(loaded.entries)
-        if loaded.ranges is not None:
-            run.items.set_traced_ranges(loaded.ranges)
-        run.files = len(run.items)
-        self.runs.append(run)
-        self.open_run(run)
+    def _loaded(self, path: str, loaded: LoadedList) -> None:
+        self.open_run(self.workspace.load(path, loaded))
         if loaded.warnings:
             self.push_screen(MessageDialog(f"Loaded {path} with warnings", loaded.warnings))
+
+    # -- quitting --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when a trace is still running or armed, or has unsaved edits."""
+        unsaved = self.workspace.unsaved()
+        if not unsaved:
+            self.exit()
+            return
+        if isinstance(self.screen, QuitDialog):
+            return
+        lines = [f"{item.run.target.label} · {item.why} · {len(item.run.items)} rows" for item in unsaved]
+
+        def answered(answer: str | None) -> None:
+            if answer == "quit":
+                self.exit()
+            elif answer == "save":
+                self.notify("saving every list…", title="Quit")
+                self._save_all_and_quit()
+
+        self.push_screen(QuitDialog(lines), answered)
+
+    @work(thread=True, group="save")
+    def _save_all_and_quit(self) -> None:
+        failed = self.workspace.save_unsaved()
+        self.call_from_thread(self._saved_all, failed)
+
+    def _saved_all(self, failed: list[str]) -> None:
+        if not failed:
+            self.exit()
+            return
+        self.push_screen(MessageDialog(f"Not quit: {len(failed)} lists could not be saved",
+                                       [*failed, "", "save them from their trace screen (s), or quit anyway (q q)"]))
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: twice quits at once, whatever would be lost; once says how to quit."""
+        now = time.monotonic()
+        if now - self._ctrl_c < CTRL_C_TWICE_S:
+            self.exit()
+            return
+        self._ctrl_c = now
+        self.notify("q quits (asking about unsaved traces); ctrl+c again quits at once", title="Quit?")
 
     # -- app-wide actions ------------------------------------------------------------------
 
@@ -146,8 +182,12 @@ class NydusTopApp(App[None]):
             self.push_screen(HelpScreen(self.screen))
 
     def action_traces(self) -> None:
-        if not isinstance(self.screen, TracesScreen):
-            self.push_screen(TracesScreen())
+        """The traces list: back to it if it is open below, else on top of this screen."""
+        traces = self._traces_screen()
+        if traces in self.screen_stack:
+            self._pop_until(traces)
+        else:
+            self.push_screen(traces)
 
     def action_config(self) -> None:
         if not isinstance(self.screen, ConfigScreen):

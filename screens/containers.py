@@ -16,7 +16,6 @@ from nydus_top.containerview import (SORT_KEYS, ContainerRow, build_rows, compil
                                      sort_rows)
 from nydus_top.display import printable
 from nydus_top.node import Container, Pod
-from nydus_top.tracerun import TraceState
 
 from .base import LiveScreen
 from .dialogs import ArmDialog, PromptDialog
@@ -79,20 +78,8 @@ class ContainersScreen(LiveScreen):
     # -- data ------------------------------------------------------------------------------
 
     def _trace_status(self, pods: Mapping[str, Pod], containers: Iterable[Container]) -> dict[str, str]:
-        """Container id -> TRACE column text: its live (else newest) trace, or "armed"."""
-        status: dict[str, str] = {}
-        for run in self.app.runs:
-            if run.target.container_id and run.state is not TraceState.LOADED:
-                text = f"{run.state.value} {run.files}"
-                if run.state is TraceState.RUNNING or run.target.container_id not in status:
-                    status[run.target.container_id] = text
-        selectors = [spec.selector() for spec in self.app.arms.values()]
-        if selectors:
-            for c in containers:
-                pod = pods.get(c.pod_id)
-                if pod is not None and c.id not in status and any(s(pod, c) is not None for s in selectors):
-                    status[c.id] = "armed"
-        return status
+        """Container id -> TRACE column text (the workspace's status of each container)."""
+        return self.app.workspace.status(pods, containers)
 
     def _refresh_trace_cells(self) -> None:
         """Only traces changed: rewrite the TRACE cells that differ, not the whole table."""
@@ -151,12 +138,13 @@ class ContainersScreen(LiveScreen):
         row = self.current_row()
         if row is None:
             return
-        run = self.app.run_for(row.id)
+        workspace = self.app.workspace
+        run = workspace.live_run(row.id)
         if run is None:
             if row.state != "running" or not row.pid:
                 self.say(f"{row.container} is {row.state}: press a to trace its next start")
                 return
-            run = self.app.attach(row.id, f"{row.namespace}/{row.pod}/{row.container}", row.image)
+            run = workspace.attach(row.id, f"{row.namespace}/{row.pod}/{row.container}", row.image)
         self.app.open_run(run)
 
     def action_arm(self) -> None:
@@ -166,7 +154,7 @@ class ContainersScreen(LiveScreen):
 
         def armed(spec) -> None:  # noqa: ANN001 - ArmSpec | None
             if spec is not None:
-                self.app.open_run(self.app.arm(spec, row.image))
+                self.app.open_run(self.app.workspace.arm(spec, row.image))
 
         self.app.push_screen(ArmDialog(row.namespace, row.pod, row.container, row.image), armed)
 

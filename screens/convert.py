@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from nydus_top.conversion import Conversion, ConversionError, OutputLine
+from nydus_top.nydusify import Conversion, ConversionError, OutputLine
 
 if TYPE_CHECKING:
     from .app import NydusTopApp

@@ -1,4 +1,4 @@
-"""Modal dialogs: prompt, confirm, message, arm-next-start, save.
+"""Modal dialogs: prompt, confirm, message, arm-next-start, save, merge, quit.
 
 Their text carries paths and names (the operator's or a container's): it is never read as markup.
 """
@@ -12,7 +12,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 from nydus_top.backend import ArmSpec
 from nydus_top.display import printable
@@ -135,3 +136,70 @@ class ArmDialog(ModalScreen[ArmSpec | None]):
 
     def action_pick(self, which: str) -> None:
         self.dismiss(self.specs.get(which))
+
+
+class QuitDialog(ModalScreen[str | None]):
+    """Quit with traces a quit would lose (one line each): "save" all of them first, "quit"
+    anyway, or None (Esc) to stay."""
+
+    BINDINGS = [
+        Binding("s", "answer('save')", "Save all"),
+        Binding("q", "answer('quit')", "Quit anyway"),
+        Binding("escape", "answer('')", "Cancel"),
+    ]
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__()
+        self.lines = list(lines)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Quit nydus-top? These traces would be lost:", classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static("\n".join(printable(line) for line in self.lines), markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save all (s)", id="save", variant="primary")
+                yield Button("Quit anyway (q)", id="quit", variant="warning")
+                yield Button("Cancel (esc)", id="cancel")
+            yield Static("s save every list (where it was saved, else the optimizer's path), then quit",
+                         classes="dialog-keys")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_answer(event.button.id or "")
+
+    def action_answer(self, answer: str) -> None:
+        self.dismiss(answer if answer in ("save", "quit") else None)
+
+
+class MergeDialog(ModalScreen[int | str | None]):
+    """What to merge into a list: another trace of this session (its id, picked from the list of
+    ``traces``: (id, line)) or a saved list (its path, typed). Esc cancels (None)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, traces: Sequence[tuple[int, str]], path: str) -> None:
+        super().__init__()
+        self.traces = list(traces)
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Merge into this list", classes="dialog-title")
+            yield Static("paths not yet in this list are appended in their order (one undo step)",
+                         classes="dialog-hint")
+            if self.traces:
+                yield Static("another trace of this session (enter):", markup=False)
+                yield OptionList(*(Option(Content(printable(line)), id=str(ident)) for ident, line in self.traces),
+                                 id="merge-traces")
+            yield Static("or a saved list (ours or the optimizer's):", markup=False)
+            yield Input(self.path, placeholder="/path/to/list", id="merge-path")
+            yield Static("enter merge · tab switch · esc cancel", classes="dialog-keys")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id or 0))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -14,14 +14,16 @@ from textual.widgets import Footer, Sparkline, Static
 
 from nydus_top.display import human_size, printable
 from nydus_top.tracelist import Exclusion
-from nydus_top.tracerun import TraceRun, TraceState
+from nydus_top.tracerun import TraceRun
 
 from .base import LiveScreen
 from .convert import ConvertScreen
-from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
+from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView
 
 if TYPE_CHECKING:
+    from nydus_top.listfile import LoadedList
+
     from .app import NydusTopApp
 
 
@@ -90,10 +92,13 @@ class TraceScreen(LiveScreen):
         self.update_counters()
 
     def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
-        if id(self.run) in changed:
-            self.view.rows_changed()
-            self.update_counters()
+        if self.run.id in changed:
+            self.resync()
         return False
+
+    def resync(self) -> None:
+        self.view.rows_changed()
+        self.update_counters()
 
     def on_trace_view_cursor_moved(self) -> None:
         self.update_counters()
@@ -276,8 +281,7 @@ class TraceScreen(LiveScreen):
             self.app.pump()
 
     def action_stop(self) -> None:
-        if self.run.state in (TraceState.RUNNING, TraceState.ARMED):
-            self.run.stop()
+        if self.app.workspace.stop(self.run):
             self.say("stopping the trace; the list stays")
 
     def current_path(self) -> str:
@@ -287,16 +291,8 @@ class TraceScreen(LiveScreen):
     # -- save / merge ----------------------------------------------------------------------
 
     def default_save_path(self) -> tuple[str, str]:
-        """(path, note): the optimizer's result path for the image, or the file it came from."""
-        from nydus_top.listfile import result_paths
-
-        config = self.app.backend.config
-        if self.run.target.path:
-            return self.run.target.path, ""
-        try:
-            return str(result_paths(config.persist_dir, self.run.target.image).list), ""
-        except ValueError as err:
-            return str(Path(config.persist_dir) / "nydus-top.list"), f"no optimizer name: {err}"
+        """(path, note): where it was saved or came from, else the optimizer's result path."""
+        return self.app.workspace.default_save_path(self.run)
 
     def action_save(self) -> None:
         config = self.app.backend.config
@@ -311,18 +307,14 @@ class TraceScreen(LiveScreen):
 
     def save_to(self, path: str, overwrite: bool) -> None:
         self.say(f"saving {len(self.run.items)} paths…")
-        self._save(path, overwrite, self.run.items.frozen_rows())
+        self._save(path, overwrite, self.app.workspace.snapshot(self.run))
 
     @work(thread=True, group="save")
-    def _save(self, path: str, overwrite: bool, rows: array) -> None:
-        from nydus_top.listfile import ListExistsError, ListFileError, save_list
+    def _save(self, path: str, overwrite: bool, snapshot: tuple[array, int]) -> None:
+        from nydus_top.listfile import ListExistsError, ListFileError
 
         try:
-            config = self.app.backend.config
-            items = self.run.items
-            result = save_list(items.entries(rows), path, readable=bool(config.readable), overwrite=overwrite,
-                               ranges=items.ranges() if items.has_ranges() else None,
-                               granularity=config.granularity)
+            result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot)
         except ListExistsError as err:
             self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
             return
@@ -361,25 +353,29 @@ class TraceScreen(LiveScreen):
 
     @work(thread=True, group="save")
     def _save_range_list(self, path: str, rows: array) -> None:
-        from nydus_top.listfile import ListFileError, save_range_list
+        from nydus_top.listfile import ListFileError
 
-        items = self.run.items
         try:
-            result = save_range_list(items.entries(rows), path, ranges=items.ranges(),
-                                     granularity=self.app.backend.config.granularity)
+            result = self.app.workspace.save_range_list(self.run, path, rows)
         except ListFileError as err:  # an existing file included: this one never overwrites
             self.app.call_from_thread(self.say, str(err))
             return
         self.app.call_from_thread(self._saved, result)
 
     def action_merge(self) -> None:
-        def chosen(path: str | None) -> None:
-            if path:
-                self.say(f"loading {path}…")
-                self._load_merge(str(Path(path).expanduser()))
+        workspace = self.app.workspace
 
-        self.app.push_screen(PromptDialog("Merge another run into this list", self.default_save_path()[0],
-                                          hint="paths not yet in this list are appended in their order"), chosen)
+        def chosen(choice: int | str | None) -> None:
+            other = workspace.get(choice) if isinstance(choice, int) else None
+            if other is not None:
+                self.edited(f"merged {workspace.merge(self.run, other)} new paths from {other.target.label}")
+            elif isinstance(choice, str):
+                self.say(f"loading {choice}…")
+                self._load_merge(str(Path(choice).expanduser()))
+
+        others = [(run.id, f"{run.target.label} · {run.state.value} · {len(run.items)} rows")
+                  for run in workspace.runs if run is not self.run]
+        self.app.push_screen(MergeDialog(others, self.default_save_path()[0]), chosen)
 
     @work(thread=True, group="load")
     def _load_merge(self, path: str) -> None:
@@ -390,16 +386,16 @@ class TraceScreen(LiveScreen):
         except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
             return
-        self.app.call_from_thread(self._merge, path, loaded.entries, loaded.ranges)
+        self.app.call_from_thread(self._merge, path, loaded)
 
-    def _merge(self, path: str, entries, ranges=None) -> None:  # noqa: ANN001 - tuple[ListEntry, ...], RangeBook
-        added = self.run.items.merge(entries, ranges)
+    def _merge(self, path: str, loaded: LoadedList) -> None:
+        added = self.app.workspace.merge(self.run, loaded.entries, loaded.ranges)
         self.edited(f"merged {added} new paths from {path}")
 
     # -- conversion ------------------------------------------------------------------------
 
     def action_convert(self) -> None:
-        from nydus_top.conversion import ConversionError, prepare_conversion
+        from nydus_top.nydusify import ConversionError, prepare_conversion
 
         config = self.app.backend.config
 

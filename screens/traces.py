@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from nydus_top.display import human_size, printable
+from nydus_top.tracerun import TraceRun
 
 from .base import LiveScreen
 
@@ -49,20 +50,25 @@ class TracesScreen(LiveScreen):
         table = self.query_one(DataTable)
         cursor = table.cursor_row
         table.clear()
-        for index, run in enumerate(self.app.runs):
+        runs = self.app.workspace.runs
+        for index, run in enumerate(runs):
             state = run.state.value + (f" ({run.error})" if run.error else "")
             cells = (str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
                      str(len(run.items)), str(len(run.items.overflows)))
             table.add_row(*(Text(printable(cell)) for cell in cells))
-        if self.app.runs:
-            table.move_cursor(row=max(0, min(cursor, len(self.app.runs) - 1)), animate=False)
+        if runs:
+            table.move_cursor(row=max(0, min(cursor, len(runs) - 1)), animate=False)
+
+    def current_run(self) -> TraceRun | None:
+        row, runs = self.query_one(DataTable).cursor_row, self.app.workspace.runs
+        return runs[row] if 0 <= row < len(runs) else None
 
     def action_open(self) -> None:
-        row = self.query_one(DataTable).cursor_row
-        if 0 <= row < len(self.app.runs):
-            self.app.open_run(self.app.runs[row])
+        run = self.current_run()
+        if run is not None:
+            self.app.open_run(run)
 
     def action_stop(self) -> None:
-        row = self.query_one(DataTable).cursor_row
-        if 0 <= row < len(self.app.runs):
-            self.app.runs[row].stop()
+        run = self.current_run()
+        if run is not None:
+            self.app.workspace.stop(run)

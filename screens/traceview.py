@@ -12,7 +12,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from nydus_top.display import human_size, printable
-from nydus_top.tracelist import Entry
+from nydus_top.tracelist import Row
 from nydus_top.tracerun import TraceRun
 
 
@@ -31,7 +31,7 @@ def read_bar(read: int | None, size: int | None) -> str:
     return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(BAR_CELLS)
 
 
-def format_row(position: int, entry: Entry, read: int | None = None) -> str:
+def format_row(position: int, entry: Row, read: int | None = None) -> str:
     """One line under HEADER; "-" or blank where a loaded list has no value. ``read``: bytes of
     the file read (range tracer), None without range data."""
     ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"

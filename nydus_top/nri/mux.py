@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import struct
 
-from nydus_top.nri.errors import ProtocolError
+from nydus_top.nri.errors import LimitExceeded, ProtocolError
 
 HEADER = struct.Struct(">II")
 PLUGIN_CONN = 1
 RUNTIME_CONN = 2
 CONNS = frozenset((PLUGIN_CONN, RUNTIME_CONN))
-# The Go reader's limit (NRI v0.6.1 allows 1<<24; newer versions split at 4 MiB + 10).
-MAX_PAYLOAD = 1 << 24
+# The Go mux's limit since NRI v0.7 (maxPayloadSize): a ttrpc header and ttrpc's largest message
+# (10 + 4 MiB). v0.6.1 read up to 1 << 24, but its ttrpc never wrote a frame longer than this.
+MAX_PAYLOAD = 10 + (4 << 20)
 # Go ttrpc reads each connection through a 4096-byte bufio.Reader and the mux hands a whole
 # frame to every Read, failing with ENOMEM when the frame exceeds the reader's buffer.
 GO_READ_BUFFER = 4096
@@ -75,6 +76,6 @@ class Demux:
             if conn_id not in CONNS:
                 raise ProtocolError(f"mux frame for unknown connection {conn_id}")
             if length > MAX_PAYLOAD:
-                raise ProtocolError(f"mux frame of {length} bytes exceeds {MAX_PAYLOAD}")
+                raise LimitExceeded(f"mux frame of {length} bytes exceeds the limit of {MAX_PAYLOAD} (MAX_PAYLOAD)")
             self._conn, self._left = conn_id, length
         return out

@@ -27,8 +27,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nydus_top.node import Container, EventKind, NodeModel, Pod
-from nydus_top.nri import convert, nri_api_pb2 as api, ttrpc
-from nydus_top.nri.errors import ProtocolError
+from nydus_top.nri import nri_api_pb2 as api, to_model, ttrpc
+from nydus_top.nri.errors import LimitExceeded, ProtocolError
 from nydus_top.nri.protocol import PLUGIN_SERVICE, Call, PluginProtocol, Reply
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,24 @@ REGISTRATION_TIMEOUT = 5.0  # NRI's default plugin_registration_timeout
 REQUEST_TIMEOUT = 2.0  # NRI's default plugin_request_timeout, used when a call carries none
 READ_SIZE = 1 << 20  # a large Synchronize (MBs) then takes few reads and no flow-control stalls
 HOOK_BUDGET = 1.0  # longest a StartContainer may wait for start hooks, at most half the timeout
+# StartContainer calls held for start hooks at once. containerd sends a plugin one call at a time
+# (two when one timed out); past this a start is answered at once and its hooks are not run.
+MAX_HELD_STARTS = 8
+# All chunks of one Synchronize together. A real container and its pod are about 2.8 KB on the
+# wire (bench/nri_sync.py), so this is some 20,000 of them; each chunk is at most ttrpc's 4 MiB.
+MAX_SYNC_BYTES = 64 << 20
+# Answers a runtime has not read yet, kept by us once its socket buffer is full. containerd reads
+# every answer at once; an answer is 18 bytes (up to a few hundred for Configure).
+MAX_WRITE_BUFFER = 1 << 20
+CLOSE_GRACE = 0.5  # how long a closing connection may flush answers before it is aborted
+# A connection counts as healthy once it has been synchronized this long: only then does the
+# reconnect backoff start over, and lines held back as repeats are reported with their counts.
+HEALTHY_AFTER = 10.0
+# While nothing accepts on the socket (no file, or connection refused: containerd is down), the
+# next attempt comes this soon, whatever the backoff: a connect() costs the runtime nothing, and
+# the session is back within this long of containerd's socket becoming connectable.
+CONNECT_RETRY = 0.1
+REPEATS_KEPT = 32  # distinct lines held back as repeats at once; one more reports them all first
 
 # Lifecycle events the node model needs. Deliberately not CREATE/UPDATE_CONTAINER (adjustment
 # paths) nor POST_* (each would add a round trip to every start for no new information; a
@@ -84,6 +102,33 @@ class ConnectionLost(Exception):
     """The runtime closed the connection or did not register us."""
 
 
+class RepeatLog:
+    """Logs each distinct line once; later copies are only counted until ``report()``, which logs
+    each counted line once more with "(repeated N times)" and starts afresh. At most
+    REPEATS_KEPT distinct lines are held: a new one past that reports the held ones first."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._repeats: dict[tuple[int, str], int] = {}
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        line = msg % args if args else msg
+        key = (level, line)
+        if key in self._repeats:
+            self._repeats[key] += 1
+            return
+        if len(self._repeats) >= REPEATS_KEPT:
+            self.report()
+        self._repeats[key] = 0
+        self.logger.log(level, "%s", line)
+
+    def report(self) -> None:
+        repeats, self._repeats = self._repeats, {}
+        for (level, line), count in repeats.items():
+            if count:
+                self.logger.log(level, "%s (repeated %d time%s)", line, count, "" if count == 1 else "s")
+
+
 class PluginSession:
     """One external NRI plugin named ``name`` at index ``idx``, reconnecting until stopped.
 
@@ -113,6 +158,12 @@ class PluginSession:
         self._stop = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._synced = False  # the current connection got through a full Synchronize
+        self._healthy = False  # ... and stayed up HEALTHY_AFTER seconds after it
+        self._healthy_timer: asyncio.TimerHandle | None = None
+        self.lines = RepeatLog(log)  # connection lines: a runtime failing in a loop gets one of each
+        self.next_retry = self.backoff[0]  # seconds the next reconnection waits if this one fails
+        self.last_wait = 0.0  # seconds waited before the latest attempt
+        self._connected = False  # the latest attempt got a connection
 
     @property
     def target(self) -> str:
@@ -157,62 +208,104 @@ class PluginSession:
         """End ``run_forever`` (call on the session's loop; see ``SessionThread.stop``).
 
         The connection closes once the current callback returns, so a reply being made (say,
-        from a subscriber that stops the session) still goes out.
+        from a subscriber that stops the session) still goes out; a runtime that does not read
+        it within CLOSE_GRACE seconds is cut off (the transport aborted), so stopping never
+        waits longer than that on the runtime.
         """
         self._stop.set()
         if self._writer is not None:
-            asyncio.get_running_loop().call_soon(self._writer.close)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._writer.close)
+            loop.call_later(CLOSE_GRACE, self._writer.transport.abort)  # a no-op once closed
 
     async def run_forever(self) -> None:
-        """Serve the runtime, reconnecting with backoff, until ``stop()``."""
-        delay = self.backoff[0]
-        reported = False  # log an outage once, not on every retry
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-                error: Exception | None = None
-            except Exception as exc:  # a bug of ours must not end the session either
-                error = exc
-            if self._stop.is_set():
-                break  # whatever ended the connection, stop() did: nothing to report
-            if error is None:
-                log.warning("NRI: runtime at %s closed the connection; reconnecting", self.target)
-            elif isinstance(error, (OSError, ConnectionLost)):
-                if not reported:
-                    log.warning("NRI: cannot use %s: %s; retrying", self.target, error)
-                reported = True
-            elif isinstance(error, ProtocolError):
-                log.error("NRI: protocol error from the runtime at %s: %s; reconnecting", self.target, error)
-            else:
-                log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
-                          type(error).__name__, error, exc_info=error if log.isEnabledFor(logging.DEBUG) else None)
-            if self._synced:  # that connection worked: start over with short retries
-                delay, reported = self.backoff[0], False
-            if self._inherited_fd is not None:
-                break  # an inherited socket cannot be reopened
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, self.backoff[1])
+        """Serve the runtime, reconnecting with backoff, until ``stop()``.
+
+        The wait doubles from ``backoff[0]`` up to ``backoff[1]`` after every connection that
+        fails, and starts over only after a healthy one (synchronized HEALTHY_AFTER seconds
+        before it ended): a runtime that syncs and then breaks the connection every time is
+        retried ever more slowly. An attempt that gets no connection at all (containerd down)
+        is retried after CONNECT_RETRY instead, and leaves the backoff as it was. Identical lines
+        are logged once (see RepeatLog).
+        """
+        self.next_retry = self.backoff[0]
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.run_once()
+                    error: Exception | None = None
+                except Exception as exc:  # a bug of ours must not end the session either
+                    error = exc
+                if self._stop.is_set():
+                    break  # whatever ended the connection, stop() did: nothing to report
+                self._report(error)
+                if self._healthy:  # that connection worked: start over with short retries
+                    self.next_retry = self.backoff[0]
+                if self._inherited_fd is not None:
+                    break  # an inherited socket cannot be reopened
+                if self._connected:
+                    self.last_wait = self.next_retry
+                    self.next_retry = min(self.next_retry * 2, self.backoff[1])
+                else:
+                    self.last_wait = min(CONNECT_RETRY, self.next_retry)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.last_wait)
+        finally:
+            self.lines.report()
+
+    def _report(self, error: Exception | None) -> None:
+        """One line for what ended a connection (or an attempt), through the repeat filter."""
+        if error is None:
+            self.lines.log(logging.WARNING, "NRI: runtime at %s closed the connection; reconnecting", self.target)
+        elif isinstance(error, (OSError, ConnectionLost)):
+            self.lines.log(logging.WARNING, "NRI: cannot use %s: %s; retrying", self.target, error)
+        elif isinstance(error, LimitExceeded):
+            self.lines.log(logging.ERROR, "NRI: dropping the connection to the runtime at %s: %s; reconnecting",
+                           self.target, error)
+        elif isinstance(error, ProtocolError):
+            self.lines.log(logging.ERROR, "NRI: protocol error from the runtime at %s: %s; reconnecting",
+                           self.target, error)
+        elif log.isEnabledFor(logging.DEBUG):  # with the traceback, every time
+            log.error("NRI: internal error serving %s: %s: %s; reconnecting", self.target,
+                      type(error).__name__, error, exc_info=error)
+        else:
+            self.lines.log(logging.ERROR, "NRI: internal error serving %s: %s: %s; reconnecting", self.target,
+                           type(error).__name__, error)
+
+    def _synchronized(self) -> None:
+        """The current connection got through a full Synchronize: healthy after HEALTHY_AFTER."""
+        self._synced = True
+        if self._healthy_timer is None and not self._healthy:
+            self._healthy_timer = asyncio.get_running_loop().call_later(HEALTHY_AFTER, self._became_healthy)
+
+    def _became_healthy(self) -> None:
+        self._healthy_timer = None
+        self._healthy = True
+        self.lines.report()  # the trouble before this connection is over: its counts now
 
     async def run_once(self) -> None:
         """Serve one connection until it ends (``_synced`` then says whether it got as far as
         a full sync). Raises OSError (cannot connect), ConnectionLost or ProtocolError."""
-        self._synced = False
+        self._synced = self._healthy = self._connected = False
         if self._inherited_fd is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=self._inherited_fd)
             reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_SIZE)
         else:
             reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=READ_SIZE)
+        self._connected = True
         self._writer = writer
         conn = _Connection(self, writer)
         try:
             await conn.serve(reader)
         finally:
             conn.cancel_hooks()
+            if self._healthy_timer is not None:
+                self._healthy_timer.cancel()
+                self._healthy_timer = None
             self._writer = None
             writer.close()
             try:  # a runtime that stopped reading must not hold us here
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
             except Exception:
                 writer.transport.abort()
             if self.model.connected:
@@ -228,9 +321,14 @@ class _Connection:
         self.writer = writer
         self.proto = PluginProtocol()
         self.request_timeout = REQUEST_TIMEOUT
-        self.sync_chunks: list[api.SynchronizeRequest] = []  # of a chunked Synchronize
+        # A chunked Synchronize so far: its records, its chunks and their bytes.
+        self.sync_pods: list[Pod] = []
+        self.sync_containers: list[Container] = []
+        self.sync_chunks = 0
+        self.sync_bytes = 0
         self.hook_tasks: set[asyncio.Task] = set()
         self.received = 0.0  # time.monotonic() of the last read: start hooks' deadlines count from it
+        self.failure: LimitExceeded | None = None  # why we cut the connection off, if we did
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
         payload = api.RegisterPluginRequest(plugin_name=self.session.name, plugin_idx=self.session.idx)
@@ -249,6 +347,8 @@ class _Connection:
                 except TimeoutError:
                     raise ConnectionLost("no answer to RegisterPlugin") from None
             self.received = time.monotonic()
+            if self.failure is not None:
+                raise self.failure
             if not data:
                 if not registered:
                     raise ConnectionLost("the runtime closed the connection before registering us")
@@ -259,14 +359,24 @@ class _Connection:
                         if item.code != ttrpc.OK:
                             raise ConnectionLost(f"RegisterPlugin refused: {item.message}")
                         registered = True
-                        log.info("NRI: registered as %s-%s at %s", self.session.idx, self.session.name,
-                                 self.session.target)
+                        self.session.lines.log(logging.INFO, "NRI: registered as %s-%s at %s", self.session.idx,
+                                               self.session.name, self.session.target)
                 else:
                     self.handle(item)
+                    if self.failure is not None:
+                        raise self.failure
 
     def reply(self, call: Call, payload: bytes = b"", code: int = ttrpc.OK, message: str = "") -> None:
-        if not self.writer.is_closing():
-            self.writer.write(self.proto.respond(call.stream_id, payload, code, message))
+        """Send an answer; past MAX_WRITE_BUFFER bytes unread by the runtime, abort the connection
+        (serve then raises ``failure``; a start hook's task may be the one answering)."""
+        if self.writer.is_closing():
+            return
+        self.writer.write(self.proto.respond(call.stream_id, payload, code, message))
+        unread = self.writer.transport.get_write_buffer_size()
+        if unread > MAX_WRITE_BUFFER:
+            self.failure = LimitExceeded(f"{unread} bytes of answers not read by the runtime, more than "
+                                         f"{MAX_WRITE_BUFFER} (MAX_WRITE_BUFFER)")
+            self.writer.transport.abort()
 
     def handle(self, call: Call) -> None:
         """Answer one runtime call; StartContainer with hooks answers from a task."""
@@ -278,7 +388,7 @@ class _Connection:
         elif method == "StopContainer":
             req = ttrpc.parse(api.ContainerRequest, call.payload)
             self.reply(call)
-            self.model.container_event(EventKind.CONTAINER_STOP, convert.pod(req.pod), convert.container(req.container))
+            self.model.container_event(EventKind.CONTAINER_STOP, to_model.pod(req.pod), to_model.container(req.container))
         elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
@@ -299,29 +409,40 @@ class _Connection:
 
     def synchronize(self, call: Call) -> None:
         """Answer each chunk at once (the runtime holds its sync lock meanwhile); the model is
-        replaced from all chunks after the last."""
+        replaced from all chunks after the last. Chunks past MAX_SYNC_BYTES in all raise
+        LimitExceeded: a runtime that never says ``more = false`` cannot grow us."""
+        self.sync_chunks += 1
+        self.sync_bytes += len(call.payload)
+        if self.sync_bytes > MAX_SYNC_BYTES:
+            raise LimitExceeded(f"Synchronize of more than {MAX_SYNC_BYTES} bytes (MAX_SYNC_BYTES) in "
+                                f"{self.sync_chunks} chunks")
         req = ttrpc.parse(api.SynchronizeRequest, call.payload)
-        self.sync_chunks.append(req)
+        self.sync_pods += map(to_model.pod, req.pods)  # records, not messages: far smaller
+        self.sync_containers += map(to_model.container, req.containers)
         self.reply(call, MORE if req.more else b"")
         if req.more:
             return
-        chunks, self.sync_chunks = self.sync_chunks, []
-        self.session._synced = True
-        self.model.replace_all([convert.pod(p) for chunk in chunks for p in chunk.pods],
-                               [convert.container(c) for chunk in chunks for c in chunk.containers])
+        pods, containers = self.sync_pods, self.sync_containers
+        self.sync_pods, self.sync_containers, self.sync_chunks, self.sync_bytes = [], [], 0, 0
+        self.session._synchronized()
+        self.model.replace_all(pods, containers)
 
     def state_change(self, call: Call) -> None:
         """Answer first, then update the model: subscribers never delay the runtime. Only a
         StartContainer with start hooks waits for them, and they see the updated model."""
         req = ttrpc.parse(api.StateChangeEvent, call.payload)
         hooks = self.session.start_hooks if req.event == api.START_CONTAINER else ()
+        if hooks and len(self.hook_tasks) >= MAX_HELD_STARTS:
+            self.session.lines.log(logging.WARNING, "NRI: %d StartContainer calls are held for start hooks already "
+                                   "(MAX_HELD_STARTS); more start without them", MAX_HELD_STARTS)
+            hooks = ()
         if not hooks:
             self.reply(call)
         if req.event in POD_EVENTS:
-            self.model.pod_event(POD_EVENTS[req.event], convert.pod(req.pod))
+            self.model.pod_event(POD_EVENTS[req.event], to_model.pod(req.pod))
         elif req.event in CONTAINER_EVENTS:
-            pod = convert.pod(req.pod)
-            container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, convert.container(req.container))
+            pod = to_model.pod(req.pod)
+            container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, to_model.container(req.container))
             if hooks:
                 pod = self.model.pods.get(pod.id, pod)
                 timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from nydus_top.nri import nri_ttrpc_pb2 as pb
-from nydus_top.nri.errors import ProtocolError
+from nydus_top.nri.errors import LimitExceeded, ProtocolError
 
 HEADER = struct.Struct(">IIBB")
 REQUEST = 1
 RESPONSE = 2
 DATA = 3
-MAX_MESSAGE = 4 << 20  # ttrpc's messageLengthMax
+MAX_MESSAGE = 4 << 20  # Go ttrpc's messageLengthMax (channel.go): a body of up to 4 MiB, header excluded
 
 # gRPC status codes used here.
 OK = 0
@@ -83,7 +83,7 @@ class MessageReader:
             length, stream_id, msg_type, flags = HEADER.unpack(self._header)
             self._header = b""
             if length > MAX_MESSAGE:
-                raise ProtocolError(f"ttrpc message of {length} bytes exceeds {MAX_MESSAGE}")
+                raise LimitExceeded(f"ttrpc message of {length} bytes exceeds the limit of {MAX_MESSAGE} (MAX_MESSAGE)")
             if msg_type not in (REQUEST, RESPONSE, DATA):
                 raise ProtocolError(f"ttrpc message of unknown type {msg_type}")
             self._current, self._left = (stream_id, msg_type, flags), length

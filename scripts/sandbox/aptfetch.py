@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CACHE = Path("/var/cache/nydus-top/sandbox")
-SUITES = ("bookworm", "trixie")
+SUITES = ("bookworm", "trixie", "forky")
 _DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 _SOURCES_LIST = Path("/etc/apt/sources.list")
 _KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"

@@ -40,7 +40,7 @@ class Symlink:
     target: str
 
 
-Entry = bytes | Path | File | Symlink
+Content = bytes | Path | File | Symlink  # what one path of an image holds
 
 
 class Node(Protocol):
@@ -50,7 +50,7 @@ class Node(Protocol):
     containerd_socket: Path
 
 
-def _layer_tar(files: Mapping[str, Entry]) -> bytes:
+def _layer_tar(files: Mapping[str, Content]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         dirs: set[str] = set()
@@ -67,7 +67,7 @@ def _layer_tar(files: Mapping[str, Entry]) -> bytes:
     return out.getvalue()
 
 
-def _add_entry(tar: tarfile.TarFile, name: str, entry: Entry) -> None:
+def _add_entry(tar: tarfile.TarFile, name: str, entry: Content) -> None:
     info = tarfile.TarInfo(name)
     if isinstance(entry, Symlink):
         info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.target, 0o777
@@ -87,7 +87,7 @@ def _blob(layout: dict[str, bytes], data: bytes) -> tuple[str, int]:
     return digest, len(data)
 
 
-def build_image(ref: str, files: Mapping[str, Entry], entrypoint: Sequence[str], archive: Path, *,
+def build_image(ref: str, files: Mapping[str, Content], entrypoint: Sequence[str], archive: Path, *,
                 cmd: Sequence[str] = (), env: Sequence[str] = ("PATH=/bin:/usr/bin:/sbin:/usr/sbin",),
                 workdir: str = "/") -> str:
     """Write an OCI image archive of ``files`` (absolute path -> content) to ``archive``; returns ``ref``.
@@ -162,9 +162,9 @@ def archive_digest(archive: Path) -> str:
     return index["manifests"][0]["digest"]
 
 
-def busybox_files(busybox: Path, applets: Sequence[str] = ("sh", "cat", "sleep", "echo")) -> dict[str, Entry]:
+def busybox_files(busybox: Path, applets: Sequence[str] = ("sh", "cat", "sleep", "echo")) -> dict[str, Content]:
     """A static busybox at ``/bin/busybox`` with ``/bin/<applet>`` symlinks."""
-    files: dict[str, Entry] = {"/bin/busybox": File(busybox.read_bytes(), 0o755)}
+    files: dict[str, Content] = {"/bin/busybox": File(busybox.read_bytes(), 0o755)}
     files.update({f"/bin/{applet}": Symlink("busybox") for applet in applets})
     return files
 

@@ -1,9 +1,10 @@
-"""Start, stop and describe a private containerd 1.7 node with NRI, all its state under one directory.
+"""Start, stop and describe a private containerd node with NRI (1.7 or 2.1), all its state under one directory.
 
-``python -m sandbox.node up|down|status|env|demo [--dir DIR]`` (wrapped by ``scripts/sandbox-node``).
-Several nodes with different directories coexist on one machine: each has its own sockets, root,
-state, runc root and cgroup parent; only ``/run/containerd/s`` (where containerd 1.7 always puts
-shim sockets) is shared, and removed on ``down`` only by the node that created it, once empty.
+``python -m sandbox.node up|down|status|env|demo [--dir DIR] [--containerd 1.7|2.1]`` (wrapped by
+``scripts/sandbox-node``). Several nodes with different directories coexist on one machine, of either
+version: each has its own sockets, root, state, runc root and cgroup parent; only
+``/run/containerd/s`` (where containerd 1.7 and 2.1 always put shim sockets) is shared, and removed
+on ``down`` only by the node that created it, once empty.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -33,14 +35,24 @@ if TYPE_CHECKING:  # grpc is a test-only dependency, imported when a CRI client 
     from sandbox.cri import CriClient, RunningContainer
 
 DEFAULT_DIR = Path("/var/lib/nydus-top/sandbox")
+# containerd version -> the Debian suite whose `containerd` package provides it (bookworm has only 1.6).
+CONTAINERD_SUITES = {"1.7": "trixie", "2.1": "forky"}
+DEFAULT_CONTAINERD = "1.7"
 RUNC = Path("/usr/sbin/runc")
 SHIM_SOCKETS = Path("/run/containerd/s")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 _MNT_DETACH = 2
 _SUN_PATH_MAX = 107  # bytes of a unix socket path, without the terminating NUL
-# Log lines saying that containerd runs without a plugin the sandbox exists for.
-_FATAL_PLUGINS = ('failed to load plugin io.containerd.grpc.v1.cri"', 'failed to load plugin io.containerd.nri')
+# A log line saying that containerd runs without a plugin the sandbox exists for: 1.7 names the plugin
+# in the message, 2.x in an ``id=`` field.
+_FATAL_PLUGIN = re.compile(r'failed to load plugin (io\.containerd\.grpc\.v1\.cri"|io\.containerd\.nri)'
+                           r'|msg="failed to load plugin" .*\bid=io\.containerd\.(grpc\.v1\.cri|nri\.v1\.nri)(\s|$)')
+
+
+def is_fatal_plugin_failure(log_line: str) -> bool:
+    """Whether a containerd log line says that CRI or NRI failed to load."""
+    return _FATAL_PLUGIN.search(log_line) is not None
 
 
 class SandboxError(RuntimeError):
@@ -64,20 +76,37 @@ class Binaries:
         return self.containerd_dir / "ctr"
 
 
-def fetch_binaries() -> Binaries:
-    """containerd, ctr and the runc shim (trixie), the reference optimizer plugin and busybox."""
+def fetch_binaries(containerd: str = DEFAULT_CONTAINERD) -> Binaries:
+    """containerd (1.7 or 2.1) with ctr and the runc shim, the reference optimizer plugin and busybox."""
     if not RUNC.exists():
         raise SandboxError(f"{RUNC} missing: install Debian's runc (scripts/setup does)")
+    suite = _suite(containerd)
     cache = AptCache()
+    package = cache.unpacked("containerd", suite)
+    version = package.name.removeprefix("containerd_").split("%")[-1]  # <epoch>%<version> when there is an epoch
+    if not version.startswith(f"{containerd}."):
+        raise SandboxError(f"Debian {suite} has containerd {version}, not {containerd}.x")
     return Binaries(
-        containerd_dir=cache.unpacked("containerd", "trixie") / "usr/bin",
+        containerd_dir=package / "usr/bin",
         optimizer_plugin=cache.unpacked("nydus-snapshotter", "trixie") / "usr/bin/optimizer-nri-plugin",
         busybox=cache.unpacked("busybox-static", "bookworm") / "bin/busybox",
     )
 
 
-def containerd_config(d: Path, pause_image: str) -> str:
-    """containerd's TOML config keeping every path of the node under ``d``."""
+def _suite(containerd: str) -> str:
+    try:
+        return CONTAINERD_SUITES[containerd]
+    except KeyError:
+        choices = " or ".join(CONTAINERD_SUITES)
+        raise SandboxError(f"containerd {containerd!r} not supported (choose {choices})") from None
+
+
+def containerd_config(d: Path, pause_image: str, containerd: str = DEFAULT_CONTAINERD) -> str:
+    """containerd's TOML config keeping every path of the node under ``d`` (version 2 for 1.7, 3 for 2.1)."""
+    return (_config_v3 if containerd.split(".")[0] == "2" else _config_v2)(d, pause_image)
+
+
+def _config_v2(d: Path, pause_image: str) -> str:
     return f"""version = 2
 root = "{d}/root"
 state = "{d}/state"
@@ -113,6 +142,48 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     plugin_registration_timeout = "5s"
     plugin_request_timeout = "2s"
     socket_path = "{d}/nri/nri.sock"
+"""
+
+
+def _config_v3(d: Path, pause_image: str) -> str:
+    """containerd 2.x: the CRI plugin is split into ``cri.v1.images`` and ``cri.v1.runtime``; NRI is on by default."""
+    return f"""version = 3
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.erofs"]
+[grpc]
+  address = "{d}/containerd.sock"
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{pause_image}"
+[plugins."io.containerd.cri.v1.runtime"]
+  enable_selinux = false
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "{RUNC}"
+        Root = "{d}/runc"
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{d}/cni/bin"]
+    conf_dir = "{d}/cni/net.d"
+[plugins."io.containerd.nri.v1.nri"]
+  disable = false
+  plugin_config_path = "{d}/nri/conf.d"
+  plugin_path = "{d}/nri/plugins"
+  plugin_registration_timeout = "5s"
+  plugin_request_timeout = "2s"
+  socket_path = "{d}/nri/nri.sock"
 """
 
 
@@ -177,10 +248,18 @@ def _kill(pid: int, sig: int) -> None:
 
 
 class SandboxNode:
-    """One containerd instance with NRI whose sockets, state, logs and cgroups belong to ``dir``."""
+    """One containerd instance with NRI whose sockets, state, logs and cgroups belong to ``dir``.
 
-    def __init__(self, directory: str | Path = DEFAULT_DIR) -> None:
+    ``containerd`` chooses the version ("1.7" or "2.1"); None means the one the node last ran
+    (recorded in ``dir/containerd-version``), else ``DEFAULT_CONTAINERD``.
+    """
+
+    def __init__(self, directory: str | Path = DEFAULT_DIR, containerd: str | None = None) -> None:
+        if containerd is not None:
+            _suite(containerd)  # an unknown version fails here, before anything is touched
+        self._requested = containerd
         self.dir = Path(directory).absolute()
+        self.version_file = self.dir / "containerd-version"
         self.config = self.dir / "config.toml"
         self.containerd_socket = self.dir / "containerd.sock"
         self.nri_socket = self.dir / "nri" / "nri.sock"
@@ -195,9 +274,21 @@ class SandboxNode:
         self._log_start: int | None = None  # log size when this object started containerd
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def recorded_containerd(self) -> str | None:
+        """The containerd version this node last started with, if any."""
+        recorded = _read(self.version_file).strip()
+        if not recorded and _read(self.config).startswith("version = 2\n"):
+            recorded = "1.7"  # started before the version was recorded
+        return recorded if recorded in CONTAINERD_SUITES else None
+
+    @cached_property
+    def containerd(self) -> str:
+        """The containerd version ("1.7" or "2.1") this node runs or will run."""
+        return self._requested or self.recorded_containerd() or DEFAULT_CONTAINERD
+
     @cached_property
     def binaries(self) -> Binaries:
-        return fetch_binaries()
+        return fetch_binaries(self.containerd)
 
     @property
     def ctr(self) -> Path:
@@ -211,6 +302,7 @@ class SandboxNode:
         """Paths and names other tools need, as environment-style keys."""
         return {
             "SANDBOX_DIR": str(self.dir),
+            "CONTAINERD_VERSION": self.containerd,
             "CONTAINERD_SOCKET": str(self.containerd_socket),
             "CONTAINERD_ROOT": str(self.root),
             "CONTAINERD_STATE": str(self.state),
@@ -269,8 +361,14 @@ class SandboxNode:
         with self._locked():
             pid = self.pid()
             started = pid is None
+            recorded = self.recorded_containerd()
+            if not started and recorded not in (None, self.containerd):
+                raise SandboxError(f"{self.dir} runs containerd {recorded}; `down` it before starting "
+                                   f"{self.containerd}")
             if started:
                 self._cleanup()
+                if recorded not in (None, self.containerd):
+                    _rmtree(self.root)  # the image store of another version (its database may not migrate back)
                 self._start(binaries)
             else:
                 self.pid_file.write_text(f"{pid}\n")
@@ -286,7 +384,8 @@ class SandboxNode:
     def _start(self, binaries: Binaries) -> None:
         for sub in ("root", "state", "runc", "opt", "nri/conf.d", "nri/plugins", "cni/bin", "cni/net.d"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        self.config.write_text(containerd_config(self.dir, images.PAUSE_IMAGE))
+        self.config.write_text(containerd_config(self.dir, images.PAUSE_IMAGE, self.containerd))
+        self.version_file.write_text(f"{self.containerd}\n")
         self._create_host_dirs()
         env = {"PATH": f"{binaries.containerd_dir}:/usr/sbin:/usr/bin:/sbin:/bin"}
         self._log_start = self.log.stat().st_size if self.log.exists() else 0
@@ -317,7 +416,7 @@ class SandboxNode:
                 if (self._proc.poll() is not None) if self._proc else self.pid() is None:
                     raise SandboxError(f"containerd exited during start-up: {self._log_tail()}")
                 new_log = _read(self.log, self._log_start) if self._log_start is not None else ""
-                if any(marker in new_log for marker in _FATAL_PLUGINS):
+                if any(is_fatal_plugin_failure(line) for line in new_log.splitlines()):
                     raise SandboxError(f"containerd started without CRI or NRI: {self._log_tail()}")
                 if self.nri_socket.is_socket():
                     try:
@@ -335,7 +434,7 @@ class SandboxNode:
         except OSError:
             return "(no log)"
         errors = [line for line in lines
-                  if "level=error" in line or "level=fatal" in line or any(m in line for m in _FATAL_PLUGINS)]
+                  if "level=error" in line or "level=fatal" in line or is_fatal_plugin_failure(line)]
         return (errors or lines or ["(empty log)"])[-1] + f" (log: {self.log})"
 
     def _import_images(self, binaries: Binaries) -> None:
@@ -353,7 +452,7 @@ class SandboxNode:
             if present.get(ref) != images.archive_digest(archive):
                 images.import_image(self, archive)
 
-    def load_image(self, ref: str, files: Mapping[str, images.Entry], entrypoint: Sequence[str]) -> str:
+    def load_image(self, ref: str, files: Mapping[str, images.Content], entrypoint: Sequence[str]) -> str:
         """Build an image from ``files`` and import it into this (running) node; returns ``ref``."""
         archive = self.dir / "images" / (hashlib.sha256(ref.encode()).hexdigest()[:16] + ".tar")
         images.build_image(ref, files, entrypoint, archive)
@@ -415,10 +514,14 @@ class SandboxNode:
         self._remove_host_dirs()
 
     def shim_sockets(self) -> list[Path]:
-        """Sockets of this node's shims, as recorded in its task state (under /run/containerd/s)."""
+        """Sockets of this node's shims, as recorded in its task state (under /run/containerd/s).
+
+        containerd 1.7 writes each task's shim address to ``address``, 2.x to ``bootstrap.json``.
+        """
         sockets = set()  # a pod's containers share its shim
-        for address in self.state.glob("io.containerd.runtime.v2.task/*/*/address"):
-            path = Path(_read(address).strip().removeprefix("unix://"))
+        for task in self.state.glob("io.containerd.runtime.v2.task/*/*"):
+            address = _read(task / "address").strip() or _bootstrap_address(task / "bootstrap.json")
+            path = Path(address.removeprefix("unix://"))
             if path.parent == SHIM_SOCKETS:
                 sockets.add(path)
         return sorted(sockets)
@@ -521,6 +624,15 @@ def _read(path: Path, offset: int = 0) -> str:
         return ""
 
 
+def _bootstrap_address(path: Path) -> str:
+    """The shim address in a containerd 2.x ``bootstrap.json``; empty if there is none."""
+    try:
+        address = json.loads(_read(path) or "{}").get("address", "")
+    except (ValueError, AttributeError):
+        return ""
+    return address if isinstance(address, str) else ""
+
+
 def _walk_dirs(top: Path) -> list[Path]:
     return [Path(root) for root, _, _ in os.walk(top)]
 
@@ -547,7 +659,7 @@ def running_nodes() -> dict[Path, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="sandbox-node", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="A private containerd 1.7 node with NRI for nydus-top (needs root).",
+        description="A private containerd node (1.7 or 2.1) with NRI for nydus-top (needs root).",
         epilog="commands:\n"
                "  up      start containerd (idempotent), import the pause and demo images\n"
                "  down    remove all pods, stop containerd, unmount, remove cgroups and sockets\n"
@@ -556,18 +668,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                "  demo    start the demo workload pod unless one runs\n"
                "  list    list every sandbox node running on this machine")
     parser.add_argument("command", choices=["up", "down", "status", "env", "demo", "list"])
+    parser.add_argument("--containerd", choices=sorted(CONTAINERD_SUITES),
+                        default=os.environ.get("SANDBOX_CONTAINERD") or None,
+                        help=f"up: the containerd version (default $SANDBOX_CONTAINERD, else the one the node "
+                             f"last ran, else {DEFAULT_CONTAINERD}); 1.7 comes from Debian trixie, 2.1 from forky")
     parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
                         help=f"directory holding all of the node's state (default {DEFAULT_DIR})")
     args = parser.parse_args(argv)
-    node = SandboxNode(args.dir)
+    if args.containerd is not None and args.containerd not in CONTAINERD_SUITES:  # from the environment
+        parser.error(f"SANDBOX_CONTAINERD={args.containerd!r}: choose {' or '.join(CONTAINERD_SUITES)}")
+    node = SandboxNode(args.dir, args.containerd)
     if args.command in ("up", "down", "demo") and os.geteuid() != 0:
         print(f"sandbox-node {args.command}: needs root (it runs containerd and runc)", file=sys.stderr)
         return 1
     try:
         if args.command == "up":
             started = node.up()
-            print(f"sandbox-node: containerd {'started' if started else 'already running'} "
+            print(f"sandbox-node: containerd {node.containerd} {'started' if started else 'already running'} "
                   f"(pid {node.pid()}), NRI socket {node.nri_socket}", file=sys.stderr)
         elif args.command == "down":
             stopped = node.down(purge=args.purge)

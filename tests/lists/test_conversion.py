@@ -17,7 +17,7 @@ import pytest
 
 from nydus_top.cli import main
 from nydus_top.config import default_config
-from nydus_top.conversion import (
+from nydus_top.nydusify import (
     Conversion,
     ConversionError,
     ConversionResult,
@@ -27,7 +27,8 @@ from nydus_top.conversion import (
     prepare_conversion,
     target_for,
 )
-from nydus_top.listfile import ListEntry, save_list
+from nydus_top.listfile import save_list
+from nydus_top.records import ListedFile
 
 from .helpers import FAKE_NYDUSIFY
 
@@ -62,11 +63,11 @@ def test_empty_list_is_refused() -> None:
     with pytest.raises(ConversionError, match="prefetch list is empty"):
         prefetch_input([])
     with pytest.raises(ConversionError, match="prefetch list is empty"):
-        prefetch_input([ListEntry("/bad\n")])
+        prefetch_input([ListedFile("/bad\n")])
 
 
 def test_success_passes_argv_and_list_on_stdin(tmp_path: Path) -> None:
-    entries = [ListEntry("/usr/bin/app"), ListEntry("/etc/app.conf"), ListEntry("/odd\nname"), ListEntry("/usr/bin/app")]
+    entries = [ListedFile("/usr/bin/app"), ListedFile("/etc/app.conf"), ListedFile("/odd\nname"), ListedFile("/usr/bin/app")]
     data, warnings = prefetch_input(entries)
     assert warnings == ("left out '/odd\\nname': contains a newline",)
     argv = build_argv(str(FAKE_NYDUSIFY), "nginx:1.25", "nginx:1.25-nydus", ["--backend-type", "registry"])
@@ -85,7 +86,7 @@ def test_success_passes_argv_and_list_on_stdin(tmp_path: Path) -> None:
 
 
 def test_large_list_on_stdin_does_not_deadlock(tmp_path: Path) -> None:
-    entries = [ListEntry(f"/usr/share/big/{i:07d}") for i in range(100_000)]  # ~2.3 MB >> pipe buffer
+    entries = [ListedFile(f"/usr/share/big/{i:07d}") for i in range(100_000)]  # ~2.3 MB >> pipe buffer
     data, _ = prefetch_input(entries)
     result = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), data, env=fake_env(tmp_path, "ok")).run()
     assert result.ok
@@ -182,15 +183,15 @@ def test_failing_callback_stops_nydusify(tmp_path: Path) -> None:
 def test_prepare_from_config(tmp_path: Path) -> None:
     config = dataclasses.replace(default_config(), nydusify=str(FAKE_NYDUSIFY), nydusify_args=("--a", "1"),
                                  target_template="reg.local/{name}:{tag}")
-    conv, warnings = prepare_conversion(config, "ghcr.io/org/app:v3", [ListEntry("/bin/app"), ListEntry("x")],
+    conv, warnings = prepare_conversion(config, "ghcr.io/org/app:v3", [ListedFile("/bin/app"), ListedFile("x")],
                                         extra_args=["--b"])
     assert conv.argv == build_argv(str(FAKE_NYDUSIFY), "ghcr.io/org/app:v3", "reg.local/app:v3", ["--a", "1", "--b"])
     assert warnings == ("left out 'x': not an absolute path",)
-    conv, _ = prepare_conversion(config, "app", [ListEntry("/bin/app")], target="other:1", nydusify="/bin/nydusify")
+    conv, _ = prepare_conversion(config, "app", [ListedFile("/bin/app")], target="other:1", nydusify="/bin/nydusify")
     assert conv.argv[:6] == ["/bin/nydusify", "convert", "--source", "app", "--target", "other:1"]
     for source, target, role in (("--help", "other:1", "source"), ("app", "-v", "target"), ("app", "", "target")):
         with pytest.raises(ConversionError, match=f"^{role} image: "):
-            prepare_conversion(config, source, [ListEntry("/bin/app")], target=target)
+            prepare_conversion(config, source, [ListedFile("/bin/app")], target=target)
 
 
 # ---------------------------------------------------------------- the `nydus-top convert` command
@@ -211,7 +212,7 @@ def test_convert_command_derives_source_and_target(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
     persist = tmp_path / "results"
     listing = persist / "library" / "nginx:1.25.timeout30s"
-    save_list([ListEntry("/usr/sbin/nginx", 10, 1), ListEntry("/etc/nginx/nginx.conf", 5, 2)], listing)
+    save_list([ListedFile("/usr/sbin/nginx", 10, 1), ListedFile("/etc/nginx/nginx.conf", 5, 2)], listing)
     status = main(["convert", str(listing), "--config", str(_config(tmp_path, persist)),
                    "--nydusify-arg=--platform=linux/amd64"])
     out, err = capsys.readouterr()

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from nydus_top.listfile import (
-    ListEntry,
     ListExistsError,
     ListFileError,
     csv_line,
@@ -33,6 +32,7 @@ from nydus_top.listfile import (
     save_list,
     save_range_list,
 )
+from nydus_top.records import ListedFile
 from nydus_top.records import Access
 
 
@@ -51,13 +51,13 @@ def test_readable_units_like_display_go() -> None:
 
 
 def test_csv_quoting_like_go_encoding_csv() -> None:
-    assert csv_line(ListEntry("/usr/bin/app", 1234, 56)) == "/usr/bin/app,1234,56\n"
-    assert csv_line(ListEntry("/a,b", 1, 2)) == '"/a,b",1,2\n'
-    assert csv_line(ListEntry('/say "hi"', 1, 2)) == '"/say ""hi""",1,2\n'
-    assert csv_line(ListEntry("/cr\rhere", 1, 2)) == '"/cr\rhere",1,2\n'
-    assert csv_line(ListEntry("/with space", 1, 2)) == "/with space,1,2\n"
-    assert csv_line(ListEntry("/lib/x.so", 1536, 1500), readable=True) == "/lib/x.so,1.5 KiB,1.500 ms\n"
-    assert csv_line(ListEntry("/plain")) == "/plain,,\n"
+    assert csv_line(ListedFile("/usr/bin/app", 1234, 56)) == "/usr/bin/app,1234,56\n"
+    assert csv_line(ListedFile("/a,b", 1, 2)) == '"/a,b",1,2\n'
+    assert csv_line(ListedFile('/say "hi"', 1, 2)) == '"/say ""hi""",1,2\n'
+    assert csv_line(ListedFile("/cr\rhere", 1, 2)) == '"/cr\rhere",1,2\n'
+    assert csv_line(ListedFile("/with space", 1, 2)) == "/with space,1,2\n"
+    assert csv_line(ListedFile("/lib/x.so", 1536, 1500), readable=True) == "/lib/x.so,1.5 KiB,1.500 ms\n"
+    assert csv_line(ListedFile("/plain")) == "/plain,,\n"
 
 
 @pytest.mark.parametrize(
@@ -134,9 +134,10 @@ def test_full_disk_keeps_old_files_and_leaves_no_temp(tiny_tmpfs: Path) -> None:
 
 UNPRIVILEGED_SAVE = """
 import sys
-from nydus_top.listfile import ListEntry, ListFileError, save_list
+from nydus_top.listfile import ListFileError, save_list
+from nydus_top.records import ListedFile
 try:
-    save_list([ListEntry("/x", 1, 1)], sys.argv[1], overwrite=True)
+    save_list([ListedFile("/x", 1, 1)], sys.argv[1], overwrite=True)
 except ListFileError as err:
     print(err)
 """
@@ -163,8 +164,8 @@ def test_load_optimizer_files(tmp_path: Path) -> None:
     (tmp_path / "nginx:latest.csv").write_bytes(
         b'path,size,elapsed\n/usr/sbin/nginx,1200000,150\n"/lib/a,b.so",10,1000\n/etc/nginx/nginx.conf,2048,900\n')
     loaded = load_list(listing)
-    assert loaded.entries == (ListEntry("/usr/sbin/nginx", 1200000, 150), ListEntry("/lib/a,b.so", 10, 1000),
-                              ListEntry("/etc/nginx/nginx.conf", 2048, 900))
+    assert loaded.entries == (ListedFile("/usr/sbin/nginx", 1200000, 150), ListedFile("/lib/a,b.so", 10, 1000),
+                              ListedFile("/etc/nginx/nginx.conf", 2048, 900))
     assert loaded.warnings == ()
     assert load_list(tmp_path / "nginx:latest.csv").entries == loaded.entries
 
@@ -172,12 +173,12 @@ def test_load_optimizer_files(tmp_path: Path) -> None:
 def test_load_readable_csv_and_plain_list_without_csv(tmp_path: Path) -> None:
     table = tmp_path / "app.csv"
     table.write_text("path,size,elapsed\n/bin/app,1.5 KiB,1.500 ms\n/lib/x,12 B,7 us\n/y,2.0 MiB,1.250 s\n")
-    assert load_list(table).entries == (ListEntry("/bin/app", 1536, 1500), ListEntry("/lib/x", 12, 7),
-                                        ListEntry("/y", 2 << 20, 1250000))
+    assert load_list(table).entries == (ListedFile("/bin/app", 1536, 1500), ListedFile("/lib/x", 12, 7),
+                                        ListedFile("/y", 2 << 20, 1250000))
     plain = tmp_path / "plain"
     plain.write_text("/a\n\nrelative\n/b\n/a\n")
     loaded = load_list(plain)
-    assert loaded.entries == (ListEntry("/a"), ListEntry("/b"))
+    assert loaded.entries == (ListedFile("/a"), ListedFile("/b"))
     assert loaded.warnings == (f"{plain}:3: skipped 'relative': not an absolute path",)
 
 
@@ -186,7 +187,7 @@ def test_plain_list_with_a_broken_csv_loads_with_one_warning(tmp_path: Path) -> 
     listing.write_text("/a\n/b\n")
     (tmp_path / "app:v1.csv").write_text("path,size,elapsed\n/a,lots,1\n")
     loaded = load_list(listing)
-    assert loaded.entries == (ListEntry("/a"), ListEntry("/b"))
+    assert loaded.entries == (ListedFile("/a"), ListedFile("/b"))
     assert loaded.warnings == (f"{tmp_path}/app:v1.csv:2: bad size or elapsed 'lots' (sizes and times left out)",)
 
 
@@ -221,9 +222,9 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_merge_keeps_first_appearance_stable_and_unique() -> None:
-    first = [ListEntry("/bin/app", 1, 10), ListEntry("/lib/a", 2, 20), ListEntry("/etc/conf", 3, 30)]
-    second = [ListEntry("/bin/app", 1, 5), ListEntry("/lib/b", 4, 15), ListEntry("/etc/conf", 3, 25),
-              ListEntry("/lib/b", 4, 99), ListEntry("/var/x", 5, 40)]
+    first = [ListedFile("/bin/app", 1, 10), ListedFile("/lib/a", 2, 20), ListedFile("/etc/conf", 3, 30)]
+    second = [ListedFile("/bin/app", 1, 5), ListedFile("/lib/b", 4, 15), ListedFile("/etc/conf", 3, 25),
+              ListedFile("/lib/b", 4, 99), ListedFile("/var/x", 5, 40)]
     merged = merge(first, second)
     assert [e.path for e in merged] == ["/bin/app", "/lib/a", "/etc/conf", "/lib/b", "/var/x"]
     assert merged[0] is first[0] and merged[3] is second[1]

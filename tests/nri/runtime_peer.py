@@ -65,7 +65,10 @@ class PeerConn:
     async def receive(self, conn: int, timeout: float = 5.0) -> ttrpc.Message:
         async def more() -> None:
             while not self.inbox[conn]:
-                data = await self.reader.read(1 << 16)
+                try:
+                    data = await self.reader.read(1 << 16)
+                except ConnectionResetError:  # closed by the plugin with our bytes unread
+                    data = b""
                 if not data:
                     raise EOFError("plugin closed the connection")
                 for c, payload in self.demux.feed(data):

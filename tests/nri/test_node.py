@@ -6,16 +6,16 @@ import logging
 import threading
 
 from nydus_top.node import Container, ContainerState, EventKind, NodeModel, Pod, PodState
-from nydus_top.nri import convert
+from nydus_top.nri import to_model
 from tests.nri.runtime_peer import container_msg, pod_msg
 
 
 def pod(i: int, **kw) -> Pod:
-    return convert.pod(pod_msg(i, **kw))
+    return to_model.pod(pod_msg(i, **kw))
 
 
 def ctr(i: int, pod_i: int | None = None, **kw) -> Container:
-    return convert.container(container_msg(i, pod_i, **kw))
+    return to_model.container(container_msg(i, pod_i, **kw))
 
 
 def test_conversion_takes_image_from_nri_field_else_cri_annotation() -> None:
@@ -23,7 +23,7 @@ def test_conversion_takes_image_from_nri_field_else_cri_annotation() -> None:
 
     assert ctr(1).image == "registry/app:1"
     newer = container_msg(2, image=api.Image(name="registry/new:2"), created_at=1_700_000_000_500_000_000)
-    c = convert.container(newer)
+    c = to_model.container(newer)
     assert c.image == "registry/new:2" and c.created_at == 1_700_000_000.5
     assert ctr(3).created_at is None and ctr(3).exit_code is None
 

@@ -67,11 +67,11 @@ def test_json_listing_from_a_chunked_sync(tmp_path: Path) -> None:
 
 
 def test_table_rows_per_container_and_per_empty_pod() -> None:
-    from nydus_top.nri import convert
-    from nydus_top.ps import table
+    from nydus_top.nri import to_model
+    from nydus_top.commands.ps import table
 
-    pods = {p.id: p for p in (convert.pod(pod_msg(1)), convert.pod(pod_msg(2, pid=0)))}
-    ctrs = {c.id: c for c in (convert.container(container_msg(1)), convert.container(container_msg(3, pod=9)))}
+    pods = {p.id: p for p in (to_model.pod(pod_msg(1)), to_model.pod(pod_msg(2, pid=0)))}
+    ctrs = {c.id: c for c in (to_model.container(container_msg(1)), to_model.container(container_msg(3, pod=9)))}
     rows = [line.split() for line in table(pods, ctrs).splitlines()]
     assert rows == [
         ["NAMESPACE", "POD", "CONTAINER", "STATE", "PID", "IMAGE", "ID"],

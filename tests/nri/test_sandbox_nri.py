@@ -1,4 +1,4 @@
-"""nydus-top's NRI client against the real sandbox node: containerd 1.7.24 with NRI 0.6.1."""
+"""nydus-top's NRI client against the real sandbox node: containerd 1.7.24 (NRI 0.6.1) and 2.1.9 (NRI 0.8.0)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from sandbox import images
 
 from nydus_top.node import ContainerState, EventKind, PodState
 from tests.nri.live import LiveSession
+
+pytestmark = pytest.mark.every_containerd
 
 NYDUS_TOP = [sys.executable, "-m", "nydus_top"]
 CRI_TO_MODEL = {"CREATED": "created", "RUNNING": "running", "EXITED": "stopped"}
@@ -82,7 +84,7 @@ def test_ps_shows_exactly_what_cri_lists(sandbox_node, pods) -> None:
 
 
 def test_exited_containers_leave_the_listing_on_resync(sandbox_node, pods) -> None:
-    """containerd 1.7 synchronizes only created and running containers; CRI still lists exited ones."""
+    """containerd (1.7 and 2.1) synchronizes only created and running containers; CRI still lists exited ones."""
     _, (cid,) = start_pod(sandbox_node, pods, "ps-exited")
     sandbox_node.cri.stop_container(cid)
     listing = json.loads(ps(sandbox_node, "--json").stdout)
@@ -196,3 +198,87 @@ def test_slow_start_hook_holds_the_start_but_the_plugin_stays(sandbox_node, pods
         assert [s[0] for s in seen] == ["slow-1-c0", "slow-2-c0"]  # still registered for the second
         assert all(s[1] == [b"runc", b"init"] for s in seen), seen
         assert all(0.5 < s[2] <= 1.0 for s in seen)  # the budget, well inside the 2 s timeout
+
+
+class NriProxy:
+    """A UNIX socket at ``path`` relaying every connection to ``target`` (containerd's NRI socket);
+    ``cut()`` drops the connections and the socket, as containerd going away does for the plugin."""
+
+    def __init__(self, path: Path, target: Path) -> None:
+        self.path, self.target = path, target
+        self.loop = asyncio.new_event_loop()
+        self.server = None
+        self.transports: list[asyncio.BaseTransport] = []
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    async def _relay(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_unix_connection(str(self.target))
+        self.transports += [writer.transport, up_writer.transport]
+
+        async def pipe(src, dst) -> None:
+            try:
+                while data := await src.read(1 << 16):
+                    dst.write(data)
+                    await dst.drain()
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def listen(self) -> None:
+        async def start():
+            self.server = await asyncio.start_unix_server(self._relay, str(self.path))
+        self._call(start())
+
+    def cut(self) -> None:
+        async def cut():
+            self.server.close()
+            self.path.unlink()
+            for transport in self.transports:
+                transport.abort()
+            self.transports.clear()
+        self._call(cut())
+
+    def close(self) -> None:
+        if self.server is not None and self.server.is_serving():
+            self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_record_names_a_container_started_while_it_was_disconnected(sandbox_node, pods, tmp_path) -> None:
+    proxy = NriProxy(tmp_path / "nri.sock", sandbox_node.nri_socket)
+    proxy.listen()
+    record = subprocess.Popen([*NYDUS_TOP, "record", "--nri-socket", str(proxy.path), "--persist-dir",
+                               str(tmp_path / "out")], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    lines: list[str] = []
+    seen = threading.Condition()
+
+    def read() -> None:
+        for line in record.stderr:
+            with seen:
+                lines.append(line)
+                seen.notify_all()
+
+    def wait_line(text: str) -> None:
+        with seen:
+            assert seen.wait_for(lambda: any(text in ln for ln in lines), 30), lines
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        wait_line("recording container starts via")
+        known = {c.id for c in sandbox_node.cri.containers()}
+        proxy.cut()  # nydus-top and containerd lose each other; containerd keeps running
+        _, (cid,) = start_pod(sandbox_node, pods, "missed")
+        proxy.listen()  # back: nydus-top reconnects, containerd synchronizes it
+        missed = f"nri-test/missed/missed-c0 ({cid[:12]}) started while disconnected: not recorded"
+        wait_line(missed)
+        record.send_signal(signal.SIGTERM)
+        assert record.wait(10) == 0
+    finally:
+        record.kill()
+        proxy.close()
+    assert sum(missed in ln for ln in lines) == 1
+    assert not any(old[:12] in ln for old in known for ln in lines), lines  # known before: no line

@@ -481,6 +481,11 @@ def test_registration_refused_or_unanswered_is_one_line_then_retried(tmp_path: P
             reg = await conn.receive(2)
             conn.send_raw(ttrpc_response(2, reg.stream_id, code=6, message="plugin 90-nydus-top already exists"))
             assert await conn.closed()
+            for _ in range(2):  # refused once more: the same line is not logged again
+                conn = await h.peer.accept()
+                reg = await conn.receive(2)
+                conn.send_raw(ttrpc_response(2, reg.stream_id, code=6, message="plugin 90-nydus-top already exists"))
+                assert await conn.closed()
             conn = await h.peer.accept()
             await conn.receive(2)  # never answered: the session gives up on this connection
             assert await conn.closed()
@@ -491,8 +496,11 @@ def test_registration_refused_or_unanswered_is_one_line_then_retried(tmp_path: P
     with caplog.at_level(logging.INFO):
         run(main())
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1, warnings  # one line for the outage, not one per attempt
-    assert "RegisterPlugin refused: plugin 90-nydus-top already exists; retrying" in warnings[0]
+    assert len(warnings) == 3, warnings  # one line per distinct cause, not one per attempt
+    assert warnings[0].endswith("RegisterPlugin refused: plugin 90-nydus-top already exists; retrying")
+    assert warnings[1].endswith("no answer to RegisterPlugin; retrying")
+    # at the end (stop): the count of the held-back repeats
+    assert warnings[2].endswith("RegisterPlugin refused: plugin 90-nydus-top already exists; retrying (repeated 2 times)")
 
 
 def test_stop_while_registering_ends_quietly(tmp_path: Path, caplog) -> None:

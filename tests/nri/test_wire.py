@@ -177,7 +177,7 @@ def frame(conn: int, stream: int, msg_type: int, body: bytes = b"") -> bytes:
     [
         (frame(3, 1, ttrpc.REQUEST), "unknown connection 3"),
         (frame(0, 1, ttrpc.REQUEST), "unknown connection 0"),
-        (mux.HEADER.pack(1, (1 << 24) + 1), "exceeds"),
+        (mux.HEADER.pack(1, mux.MAX_PAYLOAD + 1), "exceeds"),
         (mux.HEADER.pack(1, 10) + ttrpc.HEADER.pack((4 << 20) + 1, 1, 1, 0), "exceeds"),
         (frame(1, 1, 9), "unknown type 9"),
         (frame(1, 1, ttrpc.RESPONSE), "unexpected ttrpc message type 2 on the plugin"),

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from nydus_top.listfile import ListEntry, ListFileError, load_list, load_range_list, ranges_path, render, save_list, save_range_list
+from nydus_top.listfile import ListFileError, load_list, load_range_list, ranges_path, render, save_list, save_range_list
 from nydus_top.ranges import RangeBook, RangeSet, prefetch_bytes, prefetch_ranges
+from nydus_top.records import ListedFile
 
 MiB = 1 << 20
 
@@ -70,7 +71,7 @@ def _book() -> RangeBook:
     return book
 
 
-ENTRIES = [ListEntry("/big", 64 * MiB, 10), ListEntry("/lib.so", 1000, 20), ListEntry("/nodata", 5000, 30)]
+ENTRIES = [ListedFile("/big", 64 * MiB, 10), ListedFile("/lib.so", 1000, 20), ListedFile("/nodata", 5000, 30)]
 
 
 def test_saved_ranges_sit_beside_a_byte_compatible_pair_and_load_back(tmp_path) -> None:
@@ -120,7 +121,7 @@ def test_a_trace_list_keeps_ranges_through_curation_and_merges_by_union_with_und
     other = RangeBook()
     other.add("/big", 0, 4096)
     other.add("/nodata", 0, 100)
-    items.merge([ListEntry("/new", 10)], other)
+    items.merge([ListedFile("/new", 10)], other)
     assert items.read_bytes(0) == 12288 and items.read_bytes(1) == 100
     assert items.ranges().get("/big") == RangeSet([(0, 4096), (409600, 413696), (40 * MiB, 40 * MiB + 4096)])
     items.undo()

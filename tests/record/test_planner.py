@@ -11,7 +11,7 @@ import pytest
 
 from nydus_top.config import ConfigError, default_config
 from nydus_top.node import Container, ContainerState, Pod
-from nydus_top.record_cmd import with_layer
+from nydus_top.commands.record import with_layer
 from nydus_top.recorder import Planner, Recorder, RecordSettings
 from nydus_top.startup import image_matches, next_start_of, starts_of_image
 
@@ -136,3 +136,15 @@ def test_selectors_for_arming() -> None:
     assert next_start_of("prod", "web", "sidecar")(POD, nginx) is None
     assert next_start_of("dev", "web", "nginx")(POD, nginx) is None
     assert next_start_of("prod", "web", "nginx")(None, nginx) is None
+
+
+def test_a_recordings_identity_keeps_the_full_reference_and_its_digest() -> None:
+    from nydus_top.recorder import _identity
+    from nydus_top.startup import StartTrace
+
+    digest = "sha256:" + "ab" * 32
+    pinned = _container("c1", image=f"registry.local:5000/team/app@{digest}")
+    meta = _identity(StartTrace(pinned, POD, None, True, 1))
+    assert (meta.image, meta.digest) == (f"registry.local:5000/team/app@{digest}", digest)
+    assert (meta.container, meta.container_id, meta.pod) == ("nginx", "c1", "prod/web")
+    assert _identity(StartTrace(_container("c2"), None, None, True, 1)).pod == ""

@@ -9,12 +9,15 @@ import select
 import sys
 from pathlib import Path
 
+import pytest
 from sandbox.node import SandboxNode, processes_mentioning
 
 from nydus_top.listfile import readable_size
 
 from . import workload
 from .harness import load_workload, wait_exited, wait_file, wait_in_file
+
+pytestmark = pytest.mark.every_containerd
 
 RESULT = "startup-workload:1"
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
@@ -37,11 +40,11 @@ def _install(plugin: Path, args: str) -> None:
     plugin.chmod(0o755)
 
 
-def test_runs_as_a_plugin_containerd_launches(tmp_path: Path) -> None:
+def test_runs_as_a_plugin_containerd_launches(tmp_path: Path, containerd_version: str) -> None:
     persist, log = tmp_path / "results", tmp_path / "record.log"
     config = tmp_path / "optimizer.toml"
     config.write_text(OPTIMIZER_CONFIG.format(persist=persist))
-    node = SandboxNode(tmp_path / "node")
+    node = SandboxNode(tmp_path / "node", containerd_version)
     _install(node.dir / "nri" / "plugins" / "10-nydus-top", f"--config {config} --log {log}")
     node.up()
     try:
@@ -61,8 +64,10 @@ def test_runs_as_a_plugin_containerd_launches(tmp_path: Path) -> None:
         wait_in_file(log, "server_path is ignored")
 
         # A recording in progress when containerd goes away is saved, and the plugin exits.
+        # (The operator removes the pair to record the image again; its identity file is replaced.)
         (persist / RESULT).unlink()
         (persist / f"{RESULT}.csv").unlink()
+        assert (persist / f"{RESULT}.nydus-top.json").exists()
         stays = cri.create_container(pod, "stays", ref, command=workload.command("stay"))
         cri.start_container(stays)
         node.wait_for_log(stays, workload.DONE_LINE)
@@ -74,7 +79,7 @@ def test_runs_as_a_plugin_containerd_launches(tmp_path: Path) -> None:
     assert (persist / RESULT).read_text().splitlines() == EXPECTED
 
 
-def test_takes_its_config_from_containerds_plugin_config_path(tmp_path: Path) -> None:
+def test_takes_its_config_from_containerds_plugin_config_path(tmp_path: Path, containerd_version: str) -> None:
     """No --config: the optimizer's file in conf.d, handed over in NRI Configure, decides the results.
 
     Two launched recorders see the same start: ``10-nydus-top`` with a good ``10-nydus-top.conf``
@@ -82,7 +87,7 @@ def test_takes_its_config_from_containerds_plugin_config_path(tmp_path: Path) ->
     """
     persist, log, flag_dir = tmp_path / "results", tmp_path / "record.log", tmp_path / "flag"
     fallback, elsewhere, bad_log = tmp_path / "fallback", tmp_path / "elsewhere", tmp_path / "bad.log"
-    node = SandboxNode(tmp_path / "node")
+    node = SandboxNode(tmp_path / "node", containerd_version)
     plugins, conf_d = node.dir / "nri" / "plugins", node.dir / "nri" / "conf.d"
     conf_d.mkdir(parents=True)
     # --persist-dir only keeps a broken build off the host's /opt/nri: the file overrides it.
@@ -120,7 +125,7 @@ def test_takes_its_config_from_containerds_plugin_config_path(tmp_path: Path) ->
     sizes = workload.file_sizes()
     assert [r[1] for r in rows[2:]] == [readable_size(sizes[p]) for p in workload.STARTUP_FILES]
     assert all(re.fullmatch(r"[0-9]+ us|[0-9]+\.[0-9]{3} (ms|s)", r[2]) for r in rows[1:])
-    assert sorted(p.name for p in persist.iterdir()) == [name, f"{name}.csv"]
+    assert sorted(p.name for p in persist.iterdir()) == [name, f"{name}.csv", f"{name}.nydus-top.json"]
     assert not flag_dir.exists()
 
     # The bad text: one line naming the key; the start was recorded with the command line's settings.

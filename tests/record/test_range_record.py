@@ -22,5 +22,5 @@ def test_record_range_list_sees_every_startup_file_through_containerds_overlay(
     finally:
         assert rec.stop() == 0
     assert doc == {"version": "v1", "files": [{"path": p, "ranges": None} for p in EXPECTED]}
-    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv", f"{RESULT}.ranges.json"]
+    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv", f"{RESULT}.nydus-top.json", f"{RESULT}.ranges.json"]
     assert "ranges unavailable" not in rec.log.text() and "INCOMPLETE" not in rec.log.text()

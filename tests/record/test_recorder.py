@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import socket
 from pathlib import Path
 
 import pytest
 
+from nydus_top import listmeta
+
 from . import workload
 from .harness import start_optimizer, start_recorder, wait_exited, wait_file
 
+pytestmark = pytest.mark.every_containerd
+
 RESULT = "startup-workload:1"  # nydus-top.local/startup-workload:1 -> <persist_dir>/startup-workload:1
+META = f"{RESULT}.nydus-top.json"
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 
 
@@ -47,8 +53,14 @@ def test_records_the_whole_startup_into_optimizer_files(sandbox_node, workload_i
     assert [int(r[1]) for r in rows[2:]] == [sizes[p] for p in workload.STARTUP_FILES]
     elapsed = [int(r[2]) for r in rows[1:]]
     assert elapsed == sorted(elapsed) and elapsed[0] > 0
-    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv"]  # nothing else left behind
+    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv", META]  # nothing else left behind
     assert "INCOMPLETE" not in rec.log.text()
+    meta = listmeta.read(persist / RESULT)
+    # The registry host the file name drops is in the metadata, as the runtime reported the image.
+    assert workload_image.startswith("nydus-top.local/") and meta.image == workload_image
+    assert (meta.container, meta.container_id, meta.pod) == ("one", cid, "record/record-test")
+    assert meta.complete and meta.incomplete == "" and meta.files == len(EXPECTED)
+    assert meta.node == socket.gethostname() and meta.created.endswith("Z") and meta.digest == ""
 
 
 def _subsequence(small: list[str], big: list[str]) -> bool:
@@ -74,7 +86,8 @@ def test_files_are_byte_compatible_with_the_optimizer(sandbox_node, workload_ima
     finally:
         rec.stop()
         opt.stop()
-    assert sorted(_files(ours)) == sorted(_files(theirs)) == [name, f"{name}.csv"]
+    assert sorted(_files(ours)) == [name, f"{name}.csv", f"{name}.nydus-top.json"]  # the pair, and our identity
+    assert sorted(_files(theirs)) == [name, f"{name}.csv"]
     our_list = (ours / name).read_bytes().decode().splitlines()
     their_list = (theirs / name).read_bytes().decode().splitlines()
     assert our_list == EXPECTED
@@ -126,7 +139,8 @@ def test_two_containers_of_one_image_do_not_collide(sandbox_node, workload_image
         assert rec.stop() == 0
     assert (persist / RESULT).read_text().splitlines() == EXPECTED
     assert rec.log.count("saved ") == (2 if overwrite else 1)
-    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv"]
+    assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv", META]
+    assert listmeta.read(persist / RESULT).container == ("second" if overwrite else "first")
 
 
 def test_filters_leave_other_images_and_namespaces_alone(sandbox_node, workload_image, pod, tmp_path) -> None:

@@ -16,18 +16,20 @@ from nydus_top.tracer import TracerPool
 from . import workload
 from .harness import WORKLOAD_IMAGE, wait_exited
 
+pytestmark = pytest.mark.every_containerd
+
 STARTS = 20
 
 
 class Armed:
     """An in-process NRI plugin whose StartupCapture traces every start of the workload image."""
 
-    def __init__(self, nri_socket, *, hook_budget: float = 1.0) -> None:
+    def __init__(self, nri_socket, *, hook_budget: float = 1.0, ranges: bool = False) -> None:
         self.pool = TracerPool()
         self.pool.warm_up()
         self.model = NodeModel()
         self.delivered: queue.Queue[StartTrace] = queue.Queue()
-        self.capture = StartupCapture(pool_starter(self.pool))
+        self.capture = StartupCapture(pool_starter(self.pool, ranges=ranges))
         self.capture.arm(starts_of_image(WORKLOAD_IMAGE),
                          lambda _, st: self.delivered.put(st), once=False)
         synced = queue.Queue()
@@ -125,5 +127,5 @@ def test_a_recording_that_may_miss_its_start_says_so_in_its_save_line(sandbox_no
                               "tracer was not ready")
     assert seen[1] == (f"recording record/record-test/late-recorded ({cid[:12]}) into {tmp_path}/startup-workload:1"
                        " (mark late)")
-    assert seen[2].startswith(f"saved {tmp_path}/startup-workload:1 (")
+    assert seen[2].startswith(f"saved {tmp_path}/startup-workload:1.incomplete (")
     assert "POSSIBLY INCOMPLETE: tracer was not ready" in seen[2]

@@ -1,4 +1,8 @@
-"""The sandbox node, for real: containerd 1.7 with NRI, pods through CRI, and a clean ``down``."""
+"""The sandbox node, for real: containerd 1.7 or 2.1 with NRI, pods through CRI, and a clean ``down``.
+
+Start-up, pods and clean-up are checked against each containerd version; the command-line plumbing
+against the default one.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from sandbox import images
-from sandbox.node import SHIM_SOCKETS, SandboxNode, processes_mentioning
+from sandbox.node import CONTAINERD_SUITES, SHIM_SOCKETS, SandboxError, SandboxNode, processes_mentioning
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,13 +38,20 @@ def _assert_nothing_left(node: SandboxNode, container_pids: list[int]) -> None:
             assert any(Path(path).iterdir())
 
 
+def _other(version: str) -> str:
+    return next(v for v in sorted(CONTAINERD_SUITES) if v != version)
+
+
 @pytest.fixture
-def new_node(tmp_path: Path) -> Iterator[Callable[[str], SandboxNode]]:
-    """Makes extra nodes (not started) in the test's directory; each is downed at teardown."""
+def new_node(tmp_path: Path, containerd_version: str) -> Iterator[Callable[..., SandboxNode]]:
+    """Makes extra nodes (not started) in the test's directory; each is downed at teardown.
+
+    They run the test's containerd version unless ``make(name, version)`` says otherwise.
+    """
     made: list[SandboxNode] = []
 
-    def make(name: str) -> SandboxNode:
-        made.append(SandboxNode(tmp_path / name))
+    def make(name: str, version: str = containerd_version) -> SandboxNode:
+        made.append(SandboxNode(tmp_path / name, version))
         return made[-1]
 
     yield make
@@ -48,7 +59,8 @@ def new_node(tmp_path: Path) -> Iterator[Callable[[str], SandboxNode]]:
         node.down(purge=True)
 
 
-def test_up_runs_containerd_with_nri(sandbox_node: SandboxNode) -> None:
+@pytest.mark.every_containerd
+def test_up_runs_containerd_with_nri(sandbox_node: SandboxNode, containerd_version: str) -> None:
     pid = sandbox_node.pid()
     assert pid is not None and Path(f"/proc/{pid}").exists()
     assert sandbox_node.nri_socket.is_socket()
@@ -56,11 +68,14 @@ def test_up_runs_containerd_with_nri(sandbox_node: SandboxNode) -> None:
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(str(sandbox_node.nri_socket))
     assert "created NRI interface" in sandbox_node.log.read_text()
-    assert sandbox_node.cri.version().startswith("containerd 1.7.")
+    assert sandbox_node.cri.version().startswith(f"containerd {containerd_version}.")
+    ctr_version = subprocess.run([str(sandbox_node.ctr), "--version"], capture_output=True, text=True, check=True)
+    assert f" {containerd_version}." in ctr_version.stdout
     assert sandbox_node.optimizer_plugin.name == "optimizer-nri-plugin"
     assert os.access(sandbox_node.optimizer_plugin, os.X_OK)
 
 
+@pytest.mark.every_containerd
 def test_demo_pod_runs_through_cri(sandbox_node: SandboxNode, demo_pod) -> None:
     cri = sandbox_node.cri
     status = cri.container_status(demo_pod.container_id)
@@ -90,9 +105,12 @@ def test_up_twice_is_harmless(sandbox_node: SandboxNode) -> None:
     assert f"{pid}\t{sandbox_node.dir}\n" in listed
 
 
+@pytest.mark.every_containerd
 def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode, demo_pod, new_node) -> None:
-    node = new_node("second node")  # a space: mountinfo escapes it
+    # The other containerd version: both share /run/containerd/s for their shim sockets.
+    node = new_node("second node", _other(sandbox_node.containerd))  # a space: mountinfo escapes it
     assert node.up() is True
+    assert node.cri.version().startswith(f"containerd {node.containerd}.")
     assert node.cgroup_parent != sandbox_node.cgroup_parent
     started = node.run_demo()
     pids = [node.cri.container_status(started.container_id).pid]
@@ -108,6 +126,7 @@ def test_second_node_coexists_and_down_leaves_nothing(sandbox_node: SandboxNode,
     assert SHIM_SOCKETS.is_dir()
 
 
+@pytest.mark.every_containerd
 def test_down_after_containerd_crash_cleans_up(new_node) -> None:
     node = new_node("crashed")
     node.up()
@@ -141,11 +160,12 @@ def test_env_prints_shell_assignments(sandbox_node: SandboxNode) -> None:
     out = subprocess.run([str(ROOT / "scripts/sandbox-node"), "env", "--dir", str(sandbox_node.dir)],
                          capture_output=True, text=True, check=True).stdout
     sourced = subprocess.run(["bash", "-c", f'{out}\nprintf "%s\\n" "$NRI_SOCKET" "$CONTAINERD_SOCKET" '
-                              '"$OPTIMIZER_NRI_PLUGIN" "$DEMO_IMAGE" "$PAUSE_IMAGE" "$SANDBOX_DIR"'],
+                              '"$OPTIMIZER_NRI_PLUGIN" "$DEMO_IMAGE" "$PAUSE_IMAGE" "$SANDBOX_DIR" '
+                              '"$CONTAINERD_VERSION" "$CTR"'],
                              capture_output=True, text=True, check=True).stdout.split("\n")
-    assert sourced[:6] == [str(sandbox_node.nri_socket), str(sandbox_node.cri_socket),
+    assert sourced[:8] == [str(sandbox_node.nri_socket), str(sandbox_node.cri_socket),
                            str(sandbox_node.optimizer_plugin), images.DEMO_IMAGE, images.PAUSE_IMAGE,
-                           str(sandbox_node.dir)]
+                           str(sandbox_node.dir), sandbox_node.containerd, str(sandbox_node.ctr)]
 
 
 def test_custom_image_runs(sandbox_node: SandboxNode) -> None:
@@ -166,11 +186,11 @@ def test_custom_image_runs(sandbox_node: SandboxNode) -> None:
 
 def test_concurrent_ups_start_one_containerd(new_node) -> None:
     node = new_node("raced")
-    command = [str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)]
+    command = [str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir), "--containerd", node.containerd]
     ups = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     outputs = [up.communicate()[1] for up in ups]
     assert [up.returncode for up in ups] == [0, 0, 0], outputs
-    assert sum("containerd started" in out for out in outputs) == 1
+    assert sum(f"containerd {node.containerd} started" in out for out in outputs) == 1
     assert processes_mentioning(str(node.config)) == [node.pid()]
 
 
@@ -181,3 +201,29 @@ def test_too_long_directory_is_refused_clearly(new_node) -> None:
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "too long a path for unix sockets" in out.stderr
     assert node.pid() is None
+
+
+def test_switching_containerd_version_needs_a_down(new_node, containerd_version: str) -> None:
+    node = new_node("switched")
+    other = _other(containerd_version)
+    node.up()
+    pid = node.pid()
+    with pytest.raises(SandboxError, match=f"runs containerd {containerd_version}; `down` it before starting {other}"):
+        SandboxNode(node.dir, other).up()
+    assert node.pid() == pid
+    up = subprocess.run([str(ROOT / "scripts/sandbox-node"), "up", "--dir", str(node.dir)],
+                        env={**os.environ, "SANDBOX_CONTAINERD": other}, capture_output=True, text=True)
+    assert (up.returncode, up.stderr.count("\n")) == (1, 1) and f"runs containerd {containerd_version}" in up.stderr
+
+    node.down()
+    switched = SandboxNode(node.dir, other)
+    assert switched.up() is True
+    try:
+        assert switched.cri.version().startswith(f"containerd {other}.")
+        started = switched.run_demo()  # the images were imported again into the new version's store
+        assert switched.cri.container_status(started.container_id).state == "RUNNING"
+        # Without a version, the node keeps its own (not the default).
+        assert SandboxNode(node.dir).up() is False
+        assert SandboxNode(node.dir).containerd == other
+    finally:
+        switched.down()

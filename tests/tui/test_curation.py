@@ -103,8 +103,8 @@ async def test_follow_pause_and_trace_continues_off_screen() -> None:
 async def test_several_traces_at_once() -> None:
     async with running() as (app, pilot):
         await pilot.press("enter", "escape", "down", "enter")  # nginx, then its sidecar
-        assert [r.target.label for r in app.runs] == ["default/web-7d9f/nginx", "default/web-7d9f/sidecar"]
-        assert all(r.state is TraceState.RUNNING for r in app.runs)
+        assert [r.target.label for r in app.workspace.runs] == ["default/web-7d9f/nginx", "default/web-7d9f/sidecar"]
+        assert all(r.state is TraceState.RUNNING for r in app.workspace.runs)
         await pilot.press("escape")
         await pilot.pause()
         assert "tracing 16" in screen_text(app) and "tracing 0" in screen_text(app)
@@ -173,7 +173,7 @@ async def test_trace_progress_rewrites_its_cell_not_the_containers_table() -> No
         rebuilds = []
         screen.rebuild = lambda: rebuilds.append(1)  # type: ignore[method-assign]
         screen._ticks = 1  # away from the once-a-second rebuild that advances ages
-        app.runs[0].records(synthetic(5, start=100))
+        app.workspace.runs[0].records(synthetic(5, start=100))
         app.pump()
         await pilot.pause()
         assert f"tracing {len(PATHS) + 5}" in screen_text(app)

@@ -1,6 +1,6 @@
 """The app on the sandbox node: arm the demo image's next start, trace it, save, compare.
 
-Real containerd 1.7 with NRI, the real fanotify tracer and overlayfs; keys drive the app.
+Real containerd (1.7 and 2.1) with NRI, the real fanotify tracer and overlayfs; keys drive the app.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sandbox import images
 from textual.pilot import Pilot
 
@@ -24,6 +25,8 @@ from nydus_top.screens.dialogs import ArmDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
 from tests.tui.conftest import SIZE, settle, until
+
+pytestmark = pytest.mark.every_containerd
 
 
 @asynccontextmanager

@@ -112,7 +112,7 @@ async def test_load_of_a_malformed_file_says_why(tmp_path: Path) -> None:
         await pilot.press("o")
         await submit(pilot, str(bad))
         await pilot.pause()
-        assert not app.runs and "not a prefetch csv" in screen_text(app)
+        assert not app.workspace.runs and "not a prefetch csv" in screen_text(app)
 
 
 async def test_paths_that_look_like_markup_are_shown_as_they_are(tmp_path: Path) -> None:

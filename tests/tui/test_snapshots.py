@@ -61,6 +61,8 @@ CASES = {
     "help_containers": keys("question_mark"),
     "help_trace": keys("enter", "question_mark"),
     "command_palette": keys("enter", "ctrl+p", *"sav"),
+    "merge_dialog": keys("enter", "escape", "down", "enter", "m"),
+    "quit_dialog": keys("enter", "S", "home", "d", "escape", "down", "enter", "escape", "down", "a", "c", "q"),
 }
 
 

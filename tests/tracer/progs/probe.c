@@ -8,8 +8,11 @@
  *   pread:PATH:OFF:LEN  one pread     readv:PATH:OFF:LEN,LEN...  one preadv of those buffers
  *   mmap:PATH  map the file and touch every page
  *   scatter:PATH:STRIDE:LEN:COUNT  COUNT preads of LEN bytes at 0, STRIDE, 2*STRIDE, ...
+ *   deep:N:create|read  create, or read, /deep/<N directories of 255 characters>/f: a path
+ *               longer than PATH_MAX, reached by chdir one directory at a time
  * Any failing step exits with status 4. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +128,34 @@ static int scatter(char *v)
     return close(fd);
 }
 
+static int deep(const char *arg)
+{
+    char name[256];
+    const char *op = strchr(arg, ':');
+    if (!op)
+        return -1;
+    int create = !strcmp(op + 1, "create");
+    memset(name, 'd', 255);
+    name[255] = 0;
+    if (create && mkdir("/deep", 0755) < 0 && errno != EEXIST)
+        return -1;
+    if (chdir("/deep") < 0)
+        return -1;
+    for (long i = atol(arg); i > 0; i--) {
+        if (create && mkdir(name, 0755) < 0 && errno != EEXIST)
+            return -1;
+        if (chdir(name) < 0)
+            return -1;
+    }
+    int fd = open("f", create ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0644);
+    if (fd < 0)
+        return -1;
+    if ((create ? write(fd, "deep", 4) : read(fd, name, sizeof name)) < 0)
+        return -1;
+    close(fd);
+    return chdir("/");
+}
+
 static int step(int i, int argc, char **argv)
 {
     char *a = argv[i], buf[65536];
@@ -167,6 +198,8 @@ static int step(int i, int argc, char **argv)
         return many(v, 0);
     if (!strcmp(a, "spam"))
         return spam(v);
+    if (!strcmp(a, "deep"))
+        return deep(v);
     if (!strcmp(a, "pids")) {
         DIR *d = opendir("/proc");
         struct dirent *e;

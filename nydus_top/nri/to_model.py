@@ -1,4 +1,4 @@
-"""NRI protobuf messages to node-model records."""
+"""NRI protobuf messages to node-model records (Pod, Container)."""
 
 from __future__ import annotations
 

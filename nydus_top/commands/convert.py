@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
-from nydus_top.conversion import ConversionError, prepare_conversion
+from nydus_top.nydusify import ConversionError, prepare_conversion
 from nydus_top.listfile import ListFileError, load_list, save_range_list
 
 

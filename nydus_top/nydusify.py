@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.listfile import Entry, render
+from nydus_top.listfile import render
+from nydus_top.records import Listable
 
 FS_VERSION = "6"
 _MAX_LINE = 64 * 1024
@@ -84,7 +85,7 @@ def build_argv(nydusify: str, source: str, target: str, extra_args: Sequence[str
             "--prefetch-patterns", *extra_args]
 
 
-def prefetch_input(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
+def prefetch_input(entries: Iterable[Listable]) -> tuple[bytes, tuple[str, ...]]:
     """(stdin bytes, warnings) for ``--prefetch-patterns``; refuses an empty list.
 
     nydusify treats empty input as "/" (prefetch the whole image), so an empty list is an error.
@@ -96,7 +97,7 @@ def prefetch_input(entries: Iterable[Entry]) -> tuple[bytes, tuple[str, ...]]:
 
 
 def prepare_conversion(
-    config: Config, source: str, entries: Iterable[Entry], *, target: str | None = None,
+    config: Config, source: str, entries: Iterable[Listable], *, target: str | None = None,
     nydusify: str | None = None, extra_args: Sequence[str] = (),
 ) -> tuple[Conversion, tuple[str, ...]]:
     """(conversion ready to run, warnings about left-out paths) for *source* and *entries*.

@@ -14,7 +14,7 @@ import pytest
 
 from nydus_top.overlay import Origin, OverlayError, OverlayRoot, parse_mountinfo
 
-from .helpers import in_private_namespace
+from tests.lists.helpers import in_private_namespace
 
 CONTAINER = """
 import os, subprocess, sys

@@ -12,6 +12,12 @@ log line and the recorder goes on with the settings it had. One log line per rec
 or incomplete start goes to stderr, or to ``--log FILE``; launched by containerd (stderr not a
 terminal) without ``--log`` to /var/log/nydus-top/record.log, since containerd discards a
 launched plugin's output.
+
+Signals: SIGTERM and SIGINT stop the recorder; every recording in progress is saved first (its
+log line says ``shutdown``). SIGHUP depends on where the log goes: logging to a file, it reopens
+that file (what logrotate's ``postrotate`` sends; a rotation must not end, and so truncate, the
+recordings in progress); logging to stderr, the terminal has hung up, so it stops like SIGTERM.
+Either way it is logged.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -58,12 +65,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", help=argparse.SUPPRESS)  # optimizer flag: fixed events
 
 
-def _setup_logging(path: str | None) -> None:
+class LogFile(logging.handlers.WatchedFileHandler):
+    """The log file: reopened on SIGHUP (:meth:`reopen`), or when it was moved or removed."""
+
+    def reopen(self) -> None:
+        self.acquire()
+        try:
+            stream = self._open()  # first: if this fails the old file stays in use
+            if self.stream is not None:
+                self.stream.close()
+            self.stream = stream
+            self._statstream()
+        finally:
+            self.release()
+
+
+def _setup_logging(path: str | None) -> LogFile | None:
+    """Log to *path*, the launched plugin's default file, or stderr. Returns the file handler."""
     launched = os.environ.get(SOCKET_FD_ENV) and not os.isatty(2)
     target = Path(path) if path else (DEFAULT_LAUNCHED_LOG if launched else None)
+    logfile = None
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(target)
+        logfile = LogFile(target)
+        handler: logging.Handler = logfile
         handler.setFormatter(logging.Formatter("%(asctime)s nydus-top record: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
@@ -71,11 +96,12 @@ def _setup_logging(path: str | None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    return logfile
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        _setup_logging(args.log)
+        logfile = _setup_logging(args.log)
     except OSError as err:
         print(f"nydus-top record: cannot log to {args.log}: {err.strerror}", file=sys.stderr)
         return 2
@@ -103,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         log.error("%s", err)
         return 2
-    return asyncio.run(_serve(session, model, config, args.image, args.namespace, args.range_list))
+    return asyncio.run(_serve(session, model, config, args.image, args.namespace, logfile, args.range_list))
 
 
 def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Config, tuple[str, ...]]:
@@ -118,7 +144,7 @@ def _settings_line(s: RecordSettings) -> str:
 
 
 async def _serve(session: PluginSession, model: NodeModel, config: Config, images: list[str],
-                 namespaces: list[str], range_list: bool = False) -> int:
+                 namespaces: list[str], logfile: LogFile | None = None, range_list: bool = False) -> int:
     pool = TracerPool()
     pool.warm_up()
     recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model)
@@ -153,8 +179,27 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
 
     model.subscribe(on_sync)
     loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        count = len(recorder.recordings)
+        log.info("%s: stopping; saving %d recording%s in progress", sig.name, count, "" if count == 1 else "s")
+        session.stop()
+
+    def reopen_log() -> None:
+        assert logfile is not None
+        try:
+            logfile.reopen()
+        except OSError as err:  # keeps logging to the file it had open
+            log.error("SIGHUP: cannot reopen %s: %s", logfile.baseFilename, err.strerror or err)
+            return
+        log.info("SIGHUP: log file %s reopened", logfile.baseFilename)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, session.stop)
+        loop.add_signal_handler(sig, stop, sig)
+    if logfile is not None:
+        loop.add_signal_handler(signal.SIGHUP, reopen_log)
+    else:
+        loop.add_signal_handler(signal.SIGHUP, stop, signal.SIGHUP)
     try:
         await session.run_forever()
     finally:

@@ -1,0 +1,71 @@
+"""Lists in a real local registry against the fleet targets (issue 14), in one run.
+
+* push: one 10k-entry list (plain + csv + metadata) attached to an image; target 1 s;
+* pull + consensus: 100 lists attached to one image, fetched and counted (as
+  ``nydus-top consensus --pull``); target 5 s.
+
+Starts Debian's docker-registry on 127.0.0.1 with storage in a temp dir; prints seconds and the
+ratio to each target (below 1.0 meets it).
+
+Usage: ``.venv/bin/python bench/registry_bench.py [LISTS] [FILES]``
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from sandbox import images, registry as local  # noqa: E402
+
+from nydus_top import registry  # noqa: E402
+from nydus_top.consensus import Tally  # noqa: E402
+from nydus_top.listfile import load_list, save_list  # noqa: E402
+from nydus_top.listmeta import ListMeta  # noqa: E402
+from nydus_top.records import ListedFile  # noqa: E402
+
+
+def main() -> None:
+    lists = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    files = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    work = Path(tempfile.mkdtemp(prefix="nydus-top-registry-bench-"))
+    (work / "registry").mkdir()
+    server = local.start(work / "registry")
+    try:
+        ref = f"{server.host}/bench/app:1"
+        images.build_image(ref, {"/bin/app": b"x"}, ["/bin/app"], work / "app.tar")
+        server.push_archive(work / "app.tar", ref)
+        image = registry.parse_reference(ref)
+        client = registry.Client(server.host, plain_http=True)
+        push_times = []
+        for n in range(lists):
+            path = work / f"list{n}"
+            save_list([ListedFile(f"/usr/lib/python3/pkg{i % 300}/m{i}-{n if i % 10 == 0 else 0}.py", 4096, i * 30)
+                       for i in range(files)], path, meta=ListMeta(image=ref, node=f"node{n}"))
+            start = time.perf_counter()
+            registry.push_list(client, image, registry.list_files(path),
+                               {registry.ANNOTATION_NODE: f"node{n}", registry.ANNOTATION_CREATED: f"2026-12-01T00:{n // 60:02d}:{n % 60:02d}Z"})
+            push_times.append(time.perf_counter() - start)
+        out = work / "pulled"
+        out.mkdir()
+        start = time.perf_counter()
+        tally = Tally()
+        for attached in registry.pull_lists(registry.Client(server.host, plain_http=True), image):
+            tally.add(load_list(registry.write_pulled(out, attached)[0]).entries)
+        kept = len(tally.consensus(0.5))
+        pull_s = time.perf_counter() - start
+    finally:
+        server.stop()
+    push_median, push_max = statistics.median(push_times), max(push_times)
+    print(f"registry: distribution 2.8 on 127.0.0.1; {lists} lists of {files} files")
+    print(f"push one list    median {push_median:6.3f} s  max {push_max:6.3f} s   x target(1 s): {push_median:5.2f} (max {push_max:5.2f})")
+    print(f"pull+consensus   {pull_s:6.3f} s  ({tally.runs} lists, {kept} files kept)   x target(5 s): {pull_s / 5:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""``nydus-top pull IMAGE [-o DIR]``: fetch every list attached to an image in the registry.
+
+Each list is written as a run (``<created>-<node>_<artifact>``, with its csv, metadata and range
+list), by default into the image's run directory under persist_dir, so ``nydus-top consensus
+--image IMAGE`` counts them with the runs recorded here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nydus_top import runstore
+from nydus_top.config import ConfigError, load_config
+from nydus_top.display import printable
+from nydus_top.imageref import ImageRefError
+from nydus_top.listfile import ListExistsError, ListFileError
+
+PROG = "nydus-top pull"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", help="host[:port]/repo:tag or @digest")
+    parser.add_argument("-o", "--output", type=Path, metavar="DIR",
+                        help="directory to write the lists to (default: the image's runs under persist_dir)")
+    parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry")
+
+
+def pull_into(image_text: str, outdir: Path, *, plain_http: bool) -> tuple[list[Path], int]:
+    """Fetch the lists of *image_text* into *outdir*: (lists written, lists already there)."""
+    from nydus_top import registry  # noqa: PLC0415 - the SDK loads only for registry commands
+
+    image = registry.parse_reference(image_text)
+    client = registry.Client(image.registry, plain_http=plain_http)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written, present = [], 0
+    for attached in registry.pull_lists(client, image):
+        try:
+            written.append(registry.write_pulled(outdir, attached)[0])
+        except ListExistsError:
+            present += 1
+    return written, present
+
+
+def run(args: argparse.Namespace) -> int:
+    from nydus_top.registry import RegistryError  # noqa: PLC0415
+
+    try:
+        config = load_config(getattr(args, "config", None))
+        outdir = args.output or runstore.image_dir(config.persist_dir, args.image)
+        written, present = pull_into(args.image, outdir, plain_http=args.plain_http)
+    except (ConfigError, ImageRefError, RegistryError, ListFileError, OSError) as err:
+        print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(printable(str(path)))
+    print(f"pulled {len(written)} lists of {printable(args.image)} into {printable(str(outdir))}"
+          + (f" ({present} were already there)" if present else ""), file=sys.stderr)
+    return 0

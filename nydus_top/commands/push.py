@@ -1,0 +1,60 @@
+"""``nydus-top push LIST [--image REF]``: attach a saved list to its image in the registry.
+
+The list, its csv, its metadata and (when present) its range list go up as one OCI artifact
+whose subject is the image's manifest digest (see :mod:`nydus_top.registry`). The image comes
+from ``--image`` or from the list's metadata; nothing guesses a registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import time
+
+from nydus_top import listmeta
+from nydus_top.display import printable
+
+PROG = "nydus-top push"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("list", metavar="LIST", help="a saved list (its .csv, metadata and range list go along)")
+    parser.add_argument("--image", metavar="REF", help="image to attach it to, host[:port]/repo:tag "
+                        "(default: the image in the list's metadata)")
+    parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry")
+
+
+def annotations_for(meta: listmeta.ListMeta | None) -> dict[str, str]:
+    created = (meta.created if meta else "") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    node = (meta.node if meta else "") or socket.gethostname()
+    result = {"org.opencontainers.image.created": created, "io.nydus-top.node": node}
+    if meta is not None and meta.image:
+        result["io.nydus-top.image"] = meta.image
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from nydus_top import registry  # noqa: PLC0415 - the SDK loads only for registry commands
+
+    try:
+        meta = listmeta.read(args.list)
+    except listmeta.MetaError as err:
+        print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
+        return 2
+    image_text = args.image or (meta.image if meta else "")
+    if not image_text:
+        print(f"{PROG}: {printable(args.list)} has no metadata naming its image: pass --image host/repo:tag",
+              file=sys.stderr)
+        return 2
+    try:
+        image = registry.parse_reference(image_text)
+        files = registry.list_files(args.list)
+        client = registry.Client(image.registry, plain_http=args.plain_http)
+        pushed = registry.push_list(client, image, files, annotations_for(meta))
+    except registry.RegistryError as err:
+        print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
+        return 1
+    print(f"attached {printable(args.list)} ({len(pushed.files)} files) to {printable(str(image))}@{pushed.subject} "
+          f"as {pushed.artifact}")
+    return 0

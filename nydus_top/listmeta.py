@@ -1,0 +1,110 @@
+"""A list's identity: the small JSON file kept beside every list nydus-top saves.
+
+The optimizer-compatible pair (``<name>:<tag>`` and ``.csv``) drops the registry host, so the
+list alone cannot say which image it belongs to. ``<list>.nydus-top.json`` keeps that and how the
+list came to be; ``open``, ``merge`` and ``convert`` read it back and never guess a registry.
+Sans-IO: :func:`encode` and :func:`decode` work on bytes; the list's save writes the file
+atomically together with the pair (see :func:`nydus_top.listfile.save_list`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from nydus_top import __version__
+
+SUFFIX = ".nydus-top.json"
+SCHEMA = 1
+MAX_BYTES = 1 << 20  # a metadata file larger than this is refused unread
+
+
+class MetaError(ValueError):
+    """A metadata file that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListMeta:
+    """Where a list came from. ``image`` is the full reference as the runtime reported it."""
+
+    image: str = ""  # e.g. registry.example:5000/team/app:1.2 (never shortened)
+    digest: str = ""  # image manifest digest when known ("sha256:...")
+    container: str = ""  # container name
+    container_id: str = ""
+    pod: str = ""  # namespace/name
+    node: str = ""  # host name of the node that recorded it
+    kernel: str = ""  # uname -r there
+    version: str = __version__  # nydus-top's
+    created: str = ""  # UTC, ISO 8601 with seconds
+    complete: bool = True  # False: the trace may miss files (see incomplete)
+    incomplete: str = ""  # why not complete: "mark was late", "kernel queue overflow", ...
+    files: int = 0  # entries in the list
+    runs: tuple[str, ...] = field(default=())  # lists or runs this one was made from
+
+    def with_origin(self) -> ListMeta:
+        """This metadata with node, kernel and creation time of here and now filled in."""
+        uname = platform.uname()
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return replace(self, node=self.node or socket.gethostname(), kernel=self.kernel or uname.release,
+                        created=self.created or created)
+
+
+def path_for(list_path: str | os.PathLike[str]) -> Path:
+    """The metadata file that belongs to *list_path* (a plain list or its ``.csv``)."""
+    text = os.fspath(list_path)
+    if text.endswith(".csv"):
+        text = text[: -len(".csv")]
+    return Path(text + SUFFIX)
+
+
+def encode(meta: ListMeta) -> bytes:
+    """Stable, human-readable JSON (sorted keys, one trailing newline)."""
+    data = {"schema": SCHEMA, **asdict(meta)}
+    data["runs"] = list(meta.runs)
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+
+
+def decode(data: bytes, *, name: str = "metadata") -> ListMeta:
+    """Parse what :func:`encode` wrote; unknown keys are ignored, wrong types refused (one line)."""
+    if len(data) > MAX_BYTES:
+        raise MetaError(f"{name}: larger than {MAX_BYTES} bytes")
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MetaError(f"{name}: not JSON ({err})") from None
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+        raise MetaError(f"{name}: not a nydus-top list metadata file of schema {SCHEMA}")
+    values: dict[str, Any] = {}
+    for f in fields(ListMeta):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        if f.name == "runs":
+            if not isinstance(value, list) or not all(isinstance(run, str) for run in value):
+                raise MetaError(f"{name}: runs must be a list of strings")
+            values["runs"] = tuple(value)
+            continue
+        expected: type = {"complete": bool, "files": int}.get(f.name, str)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise MetaError(f"{name}: {f.name} must be {expected.__name__}")
+        values[f.name] = value
+    return ListMeta(**values)
+
+
+def read(list_path: str | os.PathLike[str]) -> ListMeta | None:
+    """The metadata of *list_path*, or None when it has none. Raises MetaError (one line)."""
+    path = path_for(list_path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise MetaError(f"cannot read {path}: {err.strerror or err}") from None
+    return decode(data, name=str(path))

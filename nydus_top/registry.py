@@ -1,0 +1,416 @@
+"""Prefetch lists stored in the OCI registry beside the image they belong to.
+
+A list is pushed as an OCI 1.1 artifact: an image manifest with ``artifactType`` =
+:data:`ARTIFACT_TYPE`, the empty config, one layer per file (the plain list, its csv, its
+metadata and, when present, its range list) and a ``subject`` naming the image's manifest digest.
+Registries with the referrers API list it by themselves; for those without it (CNCF distribution
+2.x among them) the referrers tag schema is kept up to date: an image index tagged
+``sha256-<hex of the subject>`` that lists every artifact referring to it.
+
+HTTP and authentication (docker config credentials, token and basic auth) go through the ORAS
+Python SDK's registry session (imported only by the registry commands); every request has a timeout and nothing retries by sleeping in
+here (the recorder retries pushes with its own backoff, off the NRI loop). Everything read from
+a registry is bounded (:data:`MAX_MANIFEST_BYTES`, :data:`MAX_BLOB_BYTES`) and checked against
+its digest before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import oras.provider
+import requests
+import requests.adapters
+
+ARTIFACT_TYPE = "application/vnd.nydus-top.prefetch-list.v1"
+# The files of a list, by the suffix they have beside the plain list, and their media types.
+LAYERS = {
+    "": "application/vnd.nydus-top.prefetch-list.v1+text",
+    ".csv": "application/vnd.nydus-top.prefetch-list.v1+csv",
+    ".nydus-top.json": "application/vnd.nydus-top.list-meta.v1+json",
+    ".ranges.json": "application/vnd.nydus-top.range-list.v1+json",
+}
+EMPTY_CONFIG = ("application/vnd.oci.empty.v1+json", b"{}")
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MAX_MANIFEST_BYTES = 4 << 20  # what distribution accepts for a manifest
+MAX_BLOB_BYTES = 512 << 20  # a list of 2M long paths is about 400 MB
+MAX_REFERRERS = 10_000  # entries of one referrers index we read
+TIMEOUT = 30.0  # seconds for connecting and for each read
+ANNOTATION_NODE = "io.nydus-top.node"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+ANNOTATION_IMAGE = "io.nydus-top.image"
+
+_REF = re.compile(r"(?P<registry>[^/]+)/(?P<repo>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                  r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+                  r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?")
+
+
+class RegistryError(Exception):
+    """A registry operation failed; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """An image reference that names its registry explicitly (nothing is guessed)."""
+
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def version(self) -> str:
+        """What to ask the registry for: the digest when there is one, else the tag."""
+        return self.digest or self.tag
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}"
+        text += f":{self.tag}" if self.tag else ""
+        return text + (f"@{self.digest}" if self.digest else "")
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``host[:port]/path[:tag][@digest]``; a reference without a registry host is refused."""
+    match = _REF.fullmatch(text)
+    host = match.group("registry") if match else ""
+    if match is None or not ("." in host or ":" in host or host == "localhost"):
+        raise RegistryError(f"{text!r} is not an image reference with a registry host (host[:port]/repo:tag)")
+    if not (match.group("tag") or match.group("digest")):
+        raise RegistryError(f"{text!r} names neither a tag nor a digest")
+    return Reference(host, match.group("repo"), match.group("tag") or "", match.group("digest") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    artifact_type: str = ""
+    annotations: Mapping[str, str] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.artifact_type:
+            data["artifactType"] = self.artifact_type
+        if self.annotations:
+            data["annotations"] = dict(self.annotations)
+        return data
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _descriptor(raw: Any) -> Descriptor | None:
+    """A descriptor from untrusted JSON, or None when it is not one."""
+    if not isinstance(raw, dict):
+        return None
+    media, digest, size = raw.get("mediaType"), raw.get("digest"), raw.get("size")
+    annotations = raw.get("annotations")
+    if (not isinstance(media, str) or not isinstance(digest, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+            or not isinstance(size, int) or size < 0):
+        return None
+    if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+        annotations = None
+    artifact = raw.get("artifactType")
+    return Descriptor(media, digest, size, artifact if isinstance(artifact, str) else "", annotations)
+
+
+class Client:
+    """One registry, reached through the ORAS SDK's authenticated session."""
+
+    def __init__(self, registry: str, *, plain_http: bool = False, timeout: float = TIMEOUT) -> None:
+        self.registry = registry
+        self.scheme = "http" if plain_http else "https"
+        self._oras = oras.provider.Registry(hostname=registry, insecure=plain_http)
+        adapter = _TimeoutAdapter(timeout)
+        self._oras.session.mount("http://", adapter)
+        self._oras.session.mount("https://", adapter)
+        self._authenticated: set[str] = set()
+
+    # ------------------------------------------------------------ requests
+
+    def _request(self, method: str, repo: str, path: str, *, data: bytes | None = None,
+                 headers: dict[str, str] | None = None, limit: int = MAX_MANIFEST_BYTES) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of one request; the body is read up to *limit* bytes."""
+        if repo not in self._authenticated:  # credentials from the docker config, once per repository
+            self._oras.auth.load_configs(self._oras.get_container(f"{self.registry}/{repo}"))
+            self._authenticated.add(repo)
+        url = f"{self.scheme}://{self.registry}/v2/{repo}/{path}"
+        # The SDK's do_request answers auth challenges; its retry wrapper sleeps, so call what it wraps.
+        send = getattr(type(self._oras).do_request, "__wrapped__", type(self._oras).do_request)
+        try:
+            response = send(self._oras, url, method, data=data, headers=dict(headers or {}), stream=True)
+            body = _read_capped(response, limit, url)
+        except requests.RequestException as err:
+            raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
+        except ValueError as err:  # the SDK's way of saying authentication failed
+            raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
+        return response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
+
+    def _expect(self, status: int, ok: tuple[int, ...], what: str, body: bytes) -> None:
+        if status not in ok:
+            raise RegistryError(f"{what}: registry answered {status} {_error_text(body)}".rstrip())
+
+    # ------------------------------------------------------------ manifests and blobs
+
+    def resolve(self, ref: Reference) -> Descriptor:
+        """The descriptor of the manifest (or index) *ref* names."""
+        accept = ", ".join((MANIFEST, INDEX, DOCKER_MANIFEST, DOCKER_LIST))
+        status, headers, body = self._request("GET", ref.repository, f"manifests/{ref.version}",
+                                              headers={"Accept": accept})
+        self._expect(status, (200,), f"image {ref}", body)
+        digest = digest_of(body)
+        if ref.digest and digest != ref.digest:
+            raise RegistryError(f"image {ref}: the registry sent a manifest with digest {digest}")
+        media = headers.get("content-type", "").split(";")[0].strip() or MANIFEST
+        return Descriptor(media, digest, len(body))
+
+    def get_manifest(self, repo: str, version: str, accept: str) -> tuple[bytes, str] | None:
+        """(body, media type) of a manifest, or None when there is none by that name."""
+        status, headers, body = self._request("GET", repo, f"manifests/{version}", headers={"Accept": accept})
+        if status == 404:
+            return None
+        self._expect(status, (200,), f"manifest {repo}:{version}", body)
+        if version.startswith("sha256:") and digest_of(body) != version:
+            raise RegistryError(f"manifest {repo}@{version}: content does not match its digest")
+        return body, headers.get("content-type", "").split(";")[0].strip()
+
+    def put_manifest(self, repo: str, version: str, body: bytes, media_type: str) -> str:
+        status, _, answer = self._request("PUT", repo, f"manifests/{version}", data=body,
+                                          headers={"Content-Type": media_type})
+        self._expect(status, (200, 201), f"pushing manifest {repo}:{version}", answer)
+        return digest_of(body)
+
+    def put_blob(self, repo: str, data: bytes, media_type: str) -> Descriptor:
+        digest = digest_of(data)
+        status, _, _ = self._request("HEAD", repo, f"blobs/{digest}")
+        if status != 200:
+            status, headers, body = self._request("POST", repo, "blobs/uploads/")
+            self._expect(status, (202,), f"starting upload to {repo}", body)
+            location = headers.get("location", "")
+            path = _upload_path(location, self.registry, repo)
+            separator = "&" if "?" in path else "?"
+            status, _, body = self._request("PUT", repo, f"{path}{separator}digest={digest}", data=data,
+                                            headers={"Content-Type": "application/octet-stream"})
+            self._expect(status, (201,), f"uploading a blob to {repo}", body)
+        return Descriptor(media_type, digest, len(data))
+
+    def get_blob(self, repo: str, descriptor: Descriptor, limit: int = MAX_BLOB_BYTES) -> bytes:
+        if descriptor.size > limit:
+            raise RegistryError(f"blob {descriptor.digest} of {repo}: {descriptor.size} bytes is over {limit}")
+        status, _, body = self._request("GET", repo, f"blobs/{descriptor.digest}", limit=limit)
+        self._expect(status, (200,), f"blob {descriptor.digest} of {repo}", body)
+        if digest_of(body) != descriptor.digest:
+            raise RegistryError(f"blob {descriptor.digest} of {repo}: content does not match its digest")
+        return body
+
+    # ------------------------------------------------------------ referrers
+
+    def referrers(self, repo: str, subject: str) -> tuple[list[Descriptor], bool]:
+        """(the artifacts referring to *subject*, whether the registry has the referrers API)."""
+        status, headers, body = self._request("GET", repo, f"referrers/{subject}", headers={"Accept": INDEX})
+        if status == 200 and headers.get("content-type", "").startswith(INDEX):
+            return _index_entries(body, f"referrers of {subject}"), True
+        found = self.get_manifest(repo, _referrers_tag(subject), INDEX)
+        return (_index_entries(found[0], f"referrers tag of {subject}") if found else []), False
+
+    def add_referrer(self, repo: str, subject: str, artifact: Descriptor, attempts: int = 5) -> None:
+        """Make *artifact* listed as a referrer of *subject* (no-op with the referrers API).
+
+        The tag schema is read-modify-write; two nodes pushing at once can overwrite each other's
+        entry, so the index is read back and the update repeated until it lists ours.
+        """
+        for _ in range(attempts):
+            entries, api = self.referrers(repo, subject)
+            if api or any(e.digest == artifact.digest for e in entries):
+                return
+            index = {"schemaVersion": 2, "mediaType": INDEX,
+                     "manifests": [e.as_json() for e in entries] + [artifact.as_json()]}
+            self.put_manifest(repo, _referrers_tag(subject), _canonical(index), INDEX)
+        raise RegistryError(f"could not add {artifact.digest} to the referrers of {subject} after {attempts} tries")
+
+
+def _referrers_tag(subject: str) -> str:
+    algorithm, _, hexdigest = subject.partition(":")
+    return f"{algorithm}-{hexdigest}"[:128]
+
+
+def _index_entries(body: bytes, what: str) -> list[Descriptor]:
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise RegistryError(f"{what}: not JSON") from None
+    manifests = raw.get("manifests") if isinstance(raw, dict) else None
+    if not isinstance(manifests, list):
+        raise RegistryError(f"{what}: not an image index")
+    if len(manifests) > MAX_REFERRERS:
+        raise RegistryError(f"{what}: more than {MAX_REFERRERS} entries")
+    return [d for d in map(_descriptor, manifests) if d is not None]
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _upload_path(location: str, registry: str, repo: str) -> str:
+    """The upload URL the registry gave, relative to ``/v2/<repo>/``; refused if it points elsewhere."""
+    match = re.fullmatch(rf"(?:https?://{re.escape(registry)})?/v2/{re.escape(repo)}/(blobs/uploads/[^#]*)", location)
+    if match is None:
+        raise RegistryError(f"registry gave an upload location outside {registry}/{repo}: {location[:200]!r}")
+    return match.group(1)
+
+
+def _read_capped(response: Any, limit: int, url: str) -> bytes:
+    chunks, total = [], 0
+    for chunk in response.iter_content(65536):
+        total += len(chunk)
+        if total > limit:
+            response.close()
+            raise RegistryError(f"GET {url}: answer larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        errors = json.loads(body).get("errors", [])
+        return "; ".join(str(e.get("message", e.get("code", ""))) for e in errors)[:300]
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
+
+
+class _TimeoutAdapter(requests.adapters.HTTPAdapter):
+    """Every request gets a timeout (requests has none by default)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
+             cert: str | tuple[str, str] | None = None, proxies: dict[str, str] | None = None) -> requests.Response:
+        return super().send(request, stream=stream, timeout=self._timeout if timeout is None else timeout,
+                            verify=verify, cert=cert, proxies=proxies)
+
+
+# ---------------------------------------------------------------- lists as artifacts
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    image: Reference
+    subject: str  # the image's manifest digest
+    artifact: str  # the artifact manifest's digest
+    files: tuple[str, ...]  # suffixes pushed ("", ".csv", ...)
+
+
+def list_files(list_path: str | os.PathLike[str]) -> dict[str, bytes]:
+    """The files of a saved list that exist, by suffix (the plain list is required)."""
+    base = os.fspath(list_path)
+    if base.endswith(".csv"):
+        base = base[: -len(".csv")]
+    found: dict[str, bytes] = {}
+    for suffix in LAYERS:
+        try:
+            with open(base + suffix, "rb") as fh:
+                found[suffix] = fh.read(MAX_BLOB_BYTES + 1)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise RegistryError(f"cannot read {base + suffix}: {err.strerror or err}") from None
+        if len(found[suffix]) > MAX_BLOB_BYTES:
+            raise RegistryError(f"{base + suffix}: larger than {MAX_BLOB_BYTES} bytes")
+    if "" not in found:
+        raise RegistryError(f"{base}: no such list")
+    return found
+
+
+def push_list(client: Client, image: Reference, files: Mapping[str, bytes], annotations: Mapping[str, str]) -> Pushed:
+    """Attach the list *files* (by suffix) to *image* as one artifact."""
+    subject = client.resolve(image)
+    repo = image.repository
+    config = client.put_blob(repo, EMPTY_CONFIG[1], EMPTY_CONFIG[0])
+    layers = []
+    for suffix, data in files.items():
+        layer = client.put_blob(repo, data, LAYERS[suffix])
+        layers.append(Descriptor(layer.media_type, layer.digest, layer.size,
+                                 annotations={"org.opencontainers.image.title": "list" + suffix}).as_json())
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "artifactType": ARTIFACT_TYPE,
+                "config": config.as_json(), "layers": layers,
+                "subject": Descriptor(subject.media_type, subject.digest, subject.size).as_json(),
+                "annotations": dict(annotations)}
+    body = _canonical(manifest)
+    if len(body) > MAX_MANIFEST_BYTES:
+        raise RegistryError(f"artifact manifest of {len(body)} bytes is over {MAX_MANIFEST_BYTES}")
+    digest = client.put_manifest(repo, digest_of(body), body, MANIFEST)
+    client.add_referrer(repo, subject.digest, Descriptor(MANIFEST, digest, len(body), ARTIFACT_TYPE, annotations))
+    return Pushed(image, subject.digest, digest, tuple(files))
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """One list attached to an image, fetched: its files by suffix."""
+
+    artifact: str
+    annotations: Mapping[str, str]
+    files: Mapping[str, bytes]
+
+
+def pull_lists(client: Client, image: Reference) -> list[Attached]:
+    """Every list attached to *image*, oldest first (by its creation annotation)."""
+    subject = client.resolve(image)
+    entries, _ = client.referrers(image.repository, subject.digest)
+    result = []
+    for entry in entries:
+        if entry.artifact_type and entry.artifact_type != ARTIFACT_TYPE:
+            continue
+        found = client.get_manifest(image.repository, entry.digest, MANIFEST)
+        if found is None:
+            continue  # deleted since it was listed
+        manifest = json.loads(found[0])
+        if manifest.get("artifactType") != ARTIFACT_TYPE:
+            continue
+        files: dict[str, bytes] = {}
+        by_type = {media: suffix for suffix, media in LAYERS.items()}
+        for raw in manifest.get("layers", []):
+            layer = _descriptor(raw)
+            if layer is not None and layer.media_type in by_type and by_type[layer.media_type] not in files:
+                files[by_type[layer.media_type]] = client.get_blob(image.repository, layer)
+        if "" in files:
+            annotations = manifest.get("annotations") if isinstance(manifest.get("annotations"), dict) else {}
+            result.append(Attached(entry.digest, {k: v for k, v in annotations.items() if isinstance(v, str)}, files))
+    result.sort(key=lambda a: (a.annotations.get(ANNOTATION_CREATED, ""), a.artifact))
+    return result
+
+
+def run_name_of(attached: Attached) -> str:
+    """A run-store name for a pulled list (``<created>-<node>_<digest prefix>``), safe as one component."""
+    created = re.sub(r"[^0-9]", "", attached.annotations.get(ANNOTATION_CREATED, ""))[:14].ljust(14, "0")
+    node = re.sub(r"[^A-Za-z0-9_-]", "_", attached.annotations.get(ANNOTATION_NODE, "node"))[:40] or "node"
+    return f"{created[:8]}T{created[8:14]}.000000Z-{node}_{attached.artifact[7:19]}"
+
+
+def write_pulled(outdir: Path, attached: Attached) -> list[Path]:
+    """Write one pulled list into *outdir* under a run name (atomic, never overwriting)."""
+    from nydus_top.listfile import write_atomic  # noqa: PLC0415
+
+    base = outdir / run_name_of(attached)
+    files = [(Path(os.fspath(base) + suffix), data) for suffix, data in attached.files.items()]
+    write_atomic(files, overwrite=False)
+    return [path for path, _ in files]

@@ -1,0 +1,75 @@
+"""Every recorded start of an image kept as a run, beside (never instead of) the optimizer's pair.
+
+Layout: ``<persist_dir>/.nydus-top/runs/<repo dir>/<name>:<tag>/<when>-<container>`` plus its
+``.csv`` and ``.nydus-top.json`` (a run is an ordinary saved list with metadata). ``<when>`` is
+UTC with microseconds, so names sort oldest first; at most ``keep`` runs stay per image, the
+oldest are removed when a new one is saved.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from nydus_top import listmeta
+from nydus_top.listfile import SaveResult, result_name, save_list
+from nydus_top.listmeta import ListMeta
+from nydus_top.records import Listable
+
+RUNS_DIR = Path(".nydus-top") / "runs"
+DEFAULT_KEEP = 20
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_RUN_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9_-]{1,64}")
+_SIBLINGS = (".csv", listmeta.SUFFIX, ".ranges.json")
+
+
+def image_dir(persist_dir: str | os.PathLike[str], image: str) -> Path:
+    """Where the runs of *image* live. Raises ImageRefError for an invalid reference."""
+    directory, name = result_name(image)
+    return Path(persist_dir) / RUNS_DIR / directory / name
+
+
+def run_name(container: str, when: float | None = None) -> str:
+    """``<UTC time with microseconds>Z-<container>``; unsafe characters become ``_``."""
+    now = time.time() if when is None else when
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1e6) % 1_000_000:06d}Z"
+    label = _UNSAFE.sub("_", container)[:64] or "container"
+    return f"{stamp}-{label}"
+
+
+def runs_of(directory: str | os.PathLike[str]) -> list[Path]:
+    """The runs saved in *directory* (an image's run directory), oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return [Path(directory) / name for name in sorted(names) if _RUN_NAME.fullmatch(name)]
+
+
+def save_run(persist_dir: str | os.PathLike[str], entries: Iterable[Listable], meta: ListMeta, *,
+             keep: int = DEFAULT_KEEP, readable: bool = False, when: float | None = None) -> SaveResult:
+    """Save one run of ``meta.image`` and drop the oldest runs beyond *keep*.
+
+    Raises ImageRefError for an invalid image, ListFileError when the run cannot be saved.
+    """
+    directory = image_dir(persist_dir, meta.image)
+    target = directory / run_name(meta.container or meta.container_id, when)
+    result = save_list(entries, target, readable=readable, meta=meta)
+    prune(directory, keep)
+    return result
+
+
+def prune(directory: str | os.PathLike[str], keep: int) -> list[Path]:
+    """Remove the oldest runs in *directory* beyond *keep* (with their sibling files)."""
+    runs = runs_of(directory)
+    dropped = runs[: max(0, len(runs) - max(keep, 1))]
+    for run in dropped:
+        for path in (run, *(Path(os.fspath(run) + suffix) for suffix in _SIBLINGS)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    return dropped

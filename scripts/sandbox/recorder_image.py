@@ -1,0 +1,125 @@
+"""The nydus-top container image, built without Docker or a registry: an OCI archive.
+
+Its base is Debian's Python 3.11 as installed on this machine (``scripts/setup`` installs it):
+the files of ``python3.11-minimal`` and ``libpython3.11-stdlib`` and of every package they depend
+on, as dpkg lists them (documentation, manuals and translations left out). On top, nydus-top
+with its runtime dependencies, installed by pip from this checkout into Python's
+``/usr/local/lib/python3.11/dist-packages``. The entry point is ``python3.11 -I -m nydus_top``,
+so the DaemonSet's ``args`` (``record --config ...``) pick the command.
+
+Usage: ``scripts/build-image [--output ARCHIVE] [--ref REF]``; the archive imports with
+``ctr -n k8s.io images import`` on a node, or goes to a registry with any OCI tool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from sandbox import images
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib")
+SITE = "/usr/local/lib/python3.11/dist-packages"
+PYTHON = "/usr/bin/python3.11"
+DEFAULT_REF = "nydus-top.local/nydus-top:0.1.0"
+_LEFT_OUT = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/locale/", "/usr/share/lintian/",
+             "/usr/share/bug/", "/usr/share/info/")
+_DEPENDS = re.compile(r"([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9]+)?")
+
+
+class ImageBuildError(RuntimeError):
+    pass
+
+
+def _query(package: str, fmt: str) -> str:
+    done = subprocess.run(["dpkg-query", "-W", "-f", fmt, package], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ImageBuildError(f"Debian package {package} is not installed (scripts/setup installs it)")
+    return done.stdout
+
+
+def _installed(package: str) -> bool:
+    done = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Status}", package], capture_output=True, text=True)
+    return done.returncode == 0 and done.stdout.strip() == "installed"
+
+
+def package_closure(roots: Iterable[str]) -> list[str]:
+    """*roots* and every installed package they (pre-)depend on, first alternative installed."""
+    todo, seen = list(roots), set()
+    while todo:
+        package = todo.pop()
+        if package in seen:
+            continue
+        seen.add(package)
+        depends = _query(package, "${Pre-Depends}, ${Depends}")
+        for clause in filter(None, (c.strip() for c in depends.split(","))):
+            for alternative in clause.split("|"):
+                match = _DEPENDS.match(alternative.strip())
+                if match and _installed(match.group(1)):
+                    todo.append(match.group(1))
+                    break
+    return sorted(seen)
+
+
+def package_files(packages: Iterable[str]) -> dict[str, images.Content]:
+    """The regular files and symlinks the packages installed, by path."""
+    files: dict[str, images.Content] = {}
+    for package in packages:
+        listed = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=True).stdout
+        for path in listed.splitlines():
+            if not path.startswith("/") or path.startswith(_LEFT_OUT) or path in files:
+                continue
+            if os.path.islink(path):
+                files[path] = images.Symlink(os.readlink(path))
+            elif os.path.isfile(path):
+                files[path] = Path(path)
+    return files
+
+
+def install_nydus_top(stage: Path) -> dict[str, images.Content]:
+    """nydus-top and its runtime dependencies, installed by pip into *stage*, as image files under SITE."""
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                           "--no-warn-script-location", "--target", str(stage), str(ROOT)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ImageBuildError(f"pip could not install nydus-top: {done.stderr.strip().splitlines()[-1:]}")
+    files: dict[str, images.Content] = {}
+    for directory, _, names in os.walk(stage):
+        for name in names:
+            path = Path(directory) / name
+            rel = path.relative_to(stage).as_posix()
+            if rel.startswith("bin/"):
+                continue  # console scripts point at the build's interpreter
+            files[f"{SITE}/{rel}"] = images.Symlink(os.readlink(path)) if path.is_symlink() else path
+    return files
+
+
+def build(archive: Path, ref: str = DEFAULT_REF) -> str:
+    """Write the image as an OCI archive; returns its manifest digest."""
+    files = package_files(package_closure(BASE_PACKAGES))
+    if PYTHON not in files:
+        raise ImageBuildError(f"{PYTHON} is not among the files of {', '.join(BASE_PACKAGES)}")
+    with tempfile.TemporaryDirectory(prefix="nydus-top-image-") as stage:
+        files |= install_nydus_top(Path(stage))
+        files["/tmp/.keep"] = b""
+        files["/etc/nydus-top/.keep"] = b""
+        images.build_image(ref, files, [PYTHON, "-I", "-m", "nydus_top"], archive,
+                           env=("PATH=/usr/local/bin:/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"))
+    return images.archive_digest(archive)
+
+
+def source_digest() -> str:
+    """A digest of what goes into the image from this checkout (to reuse a built archive)."""
+    h = hashlib.sha256()
+    for top in ("pyproject.toml", "setup.py", "native", "nydus_top", "screens", "conf"):
+        for path in sorted((ROOT / top).rglob("*")) if (ROOT / top).is_dir() else [ROOT / top]:
+            if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith((".so", "_pb2.py", "_pb2.pyi")):
+                h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]

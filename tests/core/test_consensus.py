@@ -1,0 +1,77 @@
+"""Stability and consensus over runs: shares, medians, spreads, order and the min-share edge."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from nydus_top.consensus import Tally, as_entries, tally
+from nydus_top.records import ListedFile
+
+
+def run(*paths: str, step: int = 10) -> list[ListedFile]:
+    return [ListedFile(path, 100 + i, i * step) for i, path in enumerate(paths)]
+
+
+def test_fixed_set_kept_noise_dropped_and_shuffled_pair_adjacent() -> None:
+    fixed = [f"/app/f{i}" for i in range(8)]
+    rng = random.Random(7)
+    t = Tally()
+    for n in range(10):
+        pair = ["/app/x", "/app/y"]
+        rng.shuffle(pair)
+        t.add(run(*fixed[:4], *pair, *fixed[4:], f"/tmp/random-{n}"), name=f"r{n}")
+    chosen = [f.path for f in t.consensus(0.5)]
+    assert chosen[:4] == fixed[:4] and chosen[6:] == fixed[4:]
+    assert sorted(chosen[4:6]) == ["/app/x", "/app/y"]
+    noise = [f for f in t.stability() if f.path.startswith("/tmp/random-")]
+    assert len(noise) == 10 and all((f.seen, f.runs) == (1, 10) for f in noise)
+
+
+def test_share_at_the_limit_counts_exactly() -> None:
+    t = tally([run("/a", "/b"), run("/a", "/b"), run("/a"), run("/a")])
+    assert [f.path for f in t.consensus(0.5)] == ["/a", "/b"]  # 2 of 4 is exactly 0.5
+    assert [f.path for f in t.consensus(0.51)] == ["/a"]
+    assert [f.path for f in t.consensus(1.0)] == ["/a"]
+    t3 = tally([run("/a", "/b"), run("/a"), run("/a")])
+    assert [f.path for f in t3.consensus(1 / 3)] == ["/a", "/b"]  # float 1/3 * 3 is not exactly 1
+    with pytest.raises(ValueError):
+        t.consensus(0)
+
+
+def test_medians_and_spreads() -> None:
+    t = Tally()
+    t.add([ListedFile("/a", 1, 100), ListedFile("/b", 5, 200)])
+    t.add([ListedFile("/b", 7, 50), ListedFile("/a", 1, 300)])
+    t.add([ListedFile("/a", 1, 200), ListedFile("/c", None, None), ListedFile("/b", 6, 400)])
+    by_path = {f.path: f for f in t.stability()}
+    a, b, c = by_path["/a"], by_path["/b"], by_path["/c"]
+    assert (a.position, a.position_spread, a.elapsed_us, a.elapsed_spread_us) == (0.0, 1, 200.0, 200)
+    assert (b.position, b.position_spread, b.elapsed_us, b.size) == (1.0, 2, 200.0, 7)
+    assert (c.seen, c.elapsed_us, c.elapsed_spread_us, c.size) == (1, None, None, None)
+    assert abs(b.share - 1.0) < 1e-12 and abs(c.share - 1 / 3) < 1e-12
+
+
+def test_order_is_median_position_then_time_then_path() -> None:
+    t = tally([run("/b", "/a"), run("/a", "/b")])  # both median 0.5, same median time
+    assert [f.path for f in t.stability()] == ["/a", "/b"]
+    t = Tally()
+    t.add([ListedFile("/late", None, 900), ListedFile("/early", None, 5)])
+    t.add([ListedFile("/early", None, 5), ListedFile("/late", None, 900)])
+    assert [f.path for f in t.stability()] == ["/early", "/late"]
+
+
+def test_repeats_within_a_run_count_once_and_runtime_flags_stick() -> None:
+    t = Tally()
+    t.add(run("/a", "/a", "/b"), runtime=["/b", "/not-seen"])
+    t.add(run("/b", "/a"))
+    by_path = {f.path: f for f in t.stability()}
+    assert by_path["/a"].seen == 2 and by_path["/b"].runtime_created and not by_path["/a"].runtime_created
+    assert "/not-seen" not in by_path and t.distinct == 2
+
+
+def test_consensus_entries_are_listable() -> None:
+    t = tally([[ListedFile("/a", 10, 3)], [ListedFile("/a", 12, 4)]])
+    (entry,) = as_entries(t.consensus())
+    assert (entry.path, entry.size, entry.elapsed_us) == ("/a", 12, 4)  # largest size, median time rounded

@@ -1,0 +1,50 @@
+"""deploy/: every manifest valid against the Kubernetes schemas (strict), kustomize-ready, config loadable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from nydus_top.config import parse_layer
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+MANIFESTS = sorted(p for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+# The oldest Kubernetes release still in upstream support when written, and the newest schemas shipped.
+VERSIONS = ("1.33.0", kubernetes_validate.latest_version())
+
+
+def documents(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_is_valid(path: Path, version: str) -> None:
+    for doc in documents(path):
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_validator_catches_a_wrong_field() -> None:
+    daemonset = documents(DEPLOY / "daemonset.yaml")[0]
+    daemonset["spec"]["template"]["spec"]["hostPid"] = True  # the field is hostPID
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(daemonset, VERSIONS[-1], strict=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = documents(DEPLOY / "kustomization.yaml")[0]
+    assert sorted(kustomization["resources"]) == [p.name for p in MANIFESTS]
+    namespaces = {doc["metadata"].get("namespace") for p in MANIFESTS for doc in documents(p) if doc["kind"] != "Namespace"}
+    assert namespaces == {kustomization["namespace"]}
+
+
+def test_configmap_holds_a_config_nydus_top_accepts() -> None:
+    configmap = documents(DEPLOY / "configmap.yaml")[0]
+    values, notes = parse_layer(configmap["data"]["config.toml"], "configmap")
+    assert str(values["persist_dir"]) == "/opt/nri/optimizer/results" and notes == []
+    daemonset = documents(DEPLOY / "daemonset.yaml")[0]
+    mounts = {m["mountPath"] for m in daemonset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert {"/opt/nri/optimizer/results", "/var/run/nri", "/etc/nydus-top"} <= mounts

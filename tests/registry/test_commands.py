@@ -1,0 +1,75 @@
+"""push, pull and consensus --pull through the CLI: two nodes' lists meet in the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nydus_top import runstore
+from nydus_top.cli import main
+from nydus_top.listfile import load_list
+from nydus_top.listmeta import ListMeta
+from nydus_top.records import ListedFile
+
+from .conftest import LocalRegistry
+from tests.lists.helpers import FAKE_NYDUSIFY
+
+
+def _node(tmp_path: Path, name: str, image: str, runs: list[list[str]]) -> Path:
+    """A persist_dir as a node's recorder leaves it: runs of *image* with metadata."""
+    persist = tmp_path / name / "persist"
+    for n, paths in enumerate(runs):
+        runstore.save_run(persist, [ListedFile(p, 1, 10 * i) for i, p in enumerate(paths)],
+                          ListMeta(image=image, container="app", node=name).with_origin(), when=1_700_000_000 + n)
+    config = tmp_path / name / "config.toml"
+    config.write_text(f'persist_dir = "{persist}"\n[convert]\nnydusify = "{FAKE_NYDUSIFY}"\n')
+    return config
+
+
+def test_two_nodes_push_then_one_pulls_and_converts(tmp_path: Path, local_registry: LocalRegistry,
+                                                    pushed_image: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    ref, digest = pushed_image
+    node_a = _node(tmp_path, "node-a", ref, [["/bin/app", "/etc/app.conf", "/tmp/a0"]])
+    node_b = _node(tmp_path, "node-b", ref, [["/bin/app", "/etc/app.conf", "/tmp/b0"], ["/bin/app", "/tmp/b1"]])
+    for config in (node_a, node_b):
+        for run in runstore.runs_of(runstore.image_dir(config.parent / "persist", ref)):
+            assert main(["push", str(run), "--plain-http"]) == 0, capsys.readouterr().err
+    assert f"to {ref}@{digest} as sha256:" in capsys.readouterr().out
+    # A third machine pulls everything attached and builds the consensus from the registry alone.
+    conv = tmp_path / "conv.toml"
+    conv.write_text(f'persist_dir = "{tmp_path / "conv"}"\n[convert]\nnydusify = "{FAKE_NYDUSIFY}"\n')
+    out = tmp_path / "consensus"
+    assert main(["--config", str(conv), "consensus", "--pull", ref, "--plain-http", "--min-share", "0.6",
+                 "-o", str(out)]) == 0, capsys.readouterr().err
+    assert out.read_bytes() == b"/bin/app\n/etc/app.conf\n"
+    loaded = load_list(out)
+    assert loaded.meta is not None and loaded.meta.image == ref and len(loaded.meta.runs) == 3
+    # Pulling again adds nothing; the lists are runs of the image now.
+    assert main(["--config", str(conv), "pull", ref, "--plain-http"]) == 0
+    assert "pulled 0 lists" in capsys.readouterr().err
+    record = tmp_path / "rec"
+    record.mkdir()
+    monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(record))
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
+    assert main(["convert", str(out), "--config", str(conv), "--source", ref]) == 0
+    assert json.loads((record / "argv.json").read_text())[:3] == ["convert", "--source", ref]
+    assert (record / "stdin").read_bytes() == b"/bin/app\n/etc/app.conf\n"
+
+
+def test_push_refuses_a_list_without_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = tmp_path / "bare"
+    bare.write_text("/bin/app\n")
+    assert main(["push", str(bare)]) == 2
+    assert "has no metadata naming its image: pass --image" in capsys.readouterr().err
+    assert main(["push", str(bare), "--image", "app:1"]) == 1
+    assert "with a registry host" in capsys.readouterr().err
+
+
+def test_pull_of_an_image_without_lists(tmp_path: Path, local_registry: LocalRegistry,
+                                        pushed_image: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    ref = pushed_image[0].replace(":1", "-none:1")
+    assert main(["pull", ref, "--plain-http", "-o", str(tmp_path / "o")]) == 1
+    assert "404" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""`nydus-top consensus` and `nydus-top diff` on files as the recorder and the optimizer write them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nydus_top import runstore
+from nydus_top.cli import main
+from nydus_top.listfile import load_list, save_list
+from nydus_top.listmeta import ListMeta
+from nydus_top.records import ListedFile
+
+IMAGE = "registry.example:5000/team/app:1"
+
+
+def _config(tmp_path: Path) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(f'persist_dir = "{tmp_path / "persist"}"\n')
+    return str(path)
+
+
+def _runs(tmp_path: Path, count: int = 4) -> None:
+    for n in range(count):
+        paths = ["/bin/app", "/lib/libc.so", *(["/etc/app.conf"] if n % 2 == 0 else []), f"/tmp/r{n}"]
+        runstore.save_run(tmp_path / "persist", [ListedFile(p, 10, 100 * i) for i, p in enumerate(paths)],
+                          ListMeta(image=IMAGE, container="app"), when=1_700_000_000 + n)
+
+
+def test_consensus_from_the_run_store_saves_list_csv_and_metadata(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _runs(tmp_path)
+    out = tmp_path / "out" / "app:1"
+    assert main(["--config", _config(tmp_path), "consensus", "--image", IMAGE, "-o", str(out)]) == 0
+    assert "saved 3 of 7 files (read in >= 0.5 of 4 runs)" in capsys.readouterr().out
+    assert out.read_bytes() == b"/bin/app\n/lib/libc.so\n/etc/app.conf\n"
+    loaded = load_list(out)
+    assert loaded.meta is not None and loaded.meta.image == IMAGE and len(loaded.meta.runs) == 4
+    assert main(["--config", _config(tmp_path), "consensus", "--image", IMAGE, "-o", str(out)]) == 1
+    assert "pass --force" in capsys.readouterr().err
+
+
+def test_consensus_takes_optimizer_files_and_directories_and_prints_stability(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _runs(tmp_path, 2)
+    optimizer = tmp_path / "opt"
+    optimizer.write_text("/bin/app\n/lib/libc.so\n")  # a plain optimizer result, no csv, no metadata
+    directory = runstore.image_dir(tmp_path / "persist", IMAGE)
+    assert main(["--config", _config(tmp_path), "consensus", "--json", str(directory), str(optimizer)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["path"], r["seen"], r["runs"]) for r in rows[:2]] == [("/bin/app", 3, 3), ("/lib/libc.so", 3, 3)]
+    assert {r["path"] for r in rows if r["seen"] == 1} == {"/tmp/r0", "/tmp/r1", "/etc/app.conf"}
+
+
+def test_consensus_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path)
+    assert main(["--config", config, "consensus"]) == 2
+    assert main(["--config", config, "consensus", "--image", IMAGE]) == 2
+    assert main(["--config", config, "consensus", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and "no runs of" in lines[1] and "no runs in this directory" in lines[2]
+    with pytest.raises(SystemExit):
+        main(["consensus", "--min-share", "1.5", str(tmp_path)])
+
+
+def test_diff_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    save_list([ListedFile("/bin/app", 1, 0), ListedFile("/etc/\x1b[2Jx", 1, 50), ListedFile("/lib/x", 1, 100)], a)
+    save_list([ListedFile("/lib/x", 1, 40), ListedFile("/bin/app", 1, 0), ListedFile("/new", 1, 90)], b)
+    assert main(["diff", str(a), str(b), "--moved", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "2 files in both, 1 only in A, 1 only in B, 1 moved by more than 1" in text
+    assert "- /etc/\\x1b[2Jx" in text and "\x1b" not in text
+    assert "~      2 -> 0      (-2, -0.1ms) /lib/x" in text
+    assert main(["diff", str(a), str(b), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["only_a"] == ["/etc/\x1b[2Jx"] and data["only_b"] == ["/new"] and data["moved"] == []
