@@ -56,8 +56,9 @@ def test_sighup_with_a_log_file_reopens_it_and_recording_goes_on(sandbox_node, w
         wait_in_file(log, f"SIGHUP: log file {log} reopened")
         assert proc.poll() is None
         sandbox_node.cri.stop_container(cid)
-        line = wait_in_file(log, f"saved {persist / RESULT} ({len(EXPECTED)} files, StopContainer)")
-        assert "record/record-test/rotated" in line
+        # (StopContainer and the trace's own end at the container's exit race: either saves it)
+        line = wait_in_file(log, f"saved {persist / RESULT} ({len(EXPECTED)} files, ")
+        assert "record/record-test/rotated" in line and ("StopContainer)" in line or "container exited)" in line)
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
