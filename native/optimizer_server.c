@@ -10,10 +10,13 @@
  * nydus_top/trace_session.py ("R" + pid as 4 bytes little endian once the mark is in place, then
  * "S" stopped, "X" target exited, or "E" + a message on failure).
  *
+ * Unlike nydus-top's own tracers it never joins the container's mount namespace (see mark_dir).
+ *
  * Exit status: 0 after a drained stop or target exit, 1 if stdout's reader went away, 2 on failure. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -158,6 +161,28 @@ static int pump(struct nt_tracer *t, int sigfd, int pidfd, char *buf, char *end)
     }
 }
 
+/* The directory whose mount gets the mark: the container's root, or _TARGET resolved inside it.
+ * Reached through /proc/PID/root instead of joining the container's mount namespace: setns
+ * blocked 5-20 ms in the starts a joining server lost, while the entry point was being exec'd.
+ * The paths of the events read back through our /proc/self/fd are relative to the container's
+ * root all the same, its mounts being out of our root's reach. An fd or -errno. */
+static int mark_dir(int procfd, int pid, const char *target)
+{
+    char rel[32];
+    snprintf(rel, sizeof rel, "%d/root", pid);
+    int root = openat(procfd, rel, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    if (!strcmp(target, "/"))
+        return root;
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, root, target, &how, sizeof how);
+    int e = errno;
+    close(root);
+    return fd < 0 ? -e : fd;
+}
+
 static int serve(void)
 {
     setpriority(PRIO_PROCESS, 0, NICE_ARM);
@@ -188,22 +213,21 @@ static int serve(void)
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0)
         return fail(what, errno);
-    /* The host procfs, opened before setns: paths and command names are read through it, never
-     * looked up by name inside the container. */
+    /* The host procfs: the container's root, paths and command names are reached through it;
+     * nothing is looked up by name inside the container but _TARGET, confined to its root. */
     int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (procfd < 0)
         return fail("/proc", errno);
-    int rc = nt_join_mntns(procfd, pid);
-    if (rc < 0) {
-        snprintf(what, sizeof what, "join mount namespace of pid %d", pid);
-        return fail(what, -rc);
-    }
-    if (readable(pidfd)) /* the namespace we joined may belong to a recycled pid */
+    int at = mark_dir(procfd, pid, target);
+    if (at < 0)
+        return fail(at == -ESRCH ? what : "_TARGET", -at);
+    if (readable(pidfd)) /* the root we opened may belong to a recycled pid */
         return fail(what, ESRCH);
     int err = 0;
-    struct nt_tracer *t = nt_open(procfd, target, NT_COMPAT, &err);
+    struct nt_tracer *t = nt_open_at(procfd, at, ".", NT_COMPAT, &err);
     if (!t)
         return fail("fanotify mark on _TARGET", err);
+    close(at);
 
     char msg[5] = {'R'};
     uint32_t self = (uint32_t)getpid();
@@ -216,7 +240,7 @@ static int serve(void)
     if (!buf)
         return fail("tracer", ENOMEM);
     char end = 'S';
-    rc = pump(t, sigfd, pidfd, buf, &end);
+    int rc = pump(t, sigfd, pidfd, buf, &end);
     if (rc == -EPIPE) {
         status("S", 1);
         return 1;

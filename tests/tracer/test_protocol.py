@@ -119,6 +119,23 @@ def test_optimizer_server_reports_a_bad_pid_on_the_ready_fd_only() -> None:
     assert status == f"Epid {2**22 + 3}: No such process".encode()
 
 
+def test_optimizer_server_resolves_its_target_inside_the_container(container) -> None:
+    # /escape names a directory of the host, not of the container: the mark must not land there.
+    c = container({"/data/a": b"a", "/escape": str(Path(__file__).parent)}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(ready_w,), env={"_MNTNS_PID": str(c.pid), "_TARGET": "/escape",
+                                                      "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    out, err = proc.communicate(timeout=10)
+    status = os.read(ready_r, 2048)
+    os.close(ready_r)
+    c.go()
+    assert (proc.returncode, out, err) == (2, b"", b"")
+    assert status == b"E_TARGET: No such file or directory"
+
+
 def test_optimizer_server_exits_quietly_when_its_reader_is_gone(container) -> None:
     c = container({}, ["mkmany:/many:2000", "signal:{note}", "wait:{go}", "openmany:/many:2000",
                        "signal:{note}", "wait:{go}"])
