@@ -6,6 +6,8 @@
  * one JSON object a line to stdout ("path", "size" as uint32, "elapsed" in microseconds; more
  * fields are ignored), never writes to stderr (the plugin dies on stderr output where there is no
  * syslog) and ends on SIGTERM to its process group, or by itself when the container exits.
+ * Lines come from the tracer core with NT_COMPAT: paths with CR or LF left out (one path a line in
+ * the plugin's list), sizes clamped to uint32, an overflow as a line with an empty path.
  * Optional NYDUS_TOP_READY_FD: an inherited fd that gets the status protocol of
  * nydus_top/trace_session.py ("R" + pid as 4 bytes little endian once the mark is in place, then
  * "S" stopped, "X" target exited, or "E" + a message on failure).

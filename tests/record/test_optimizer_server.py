@@ -1,7 +1,7 @@
 """``nydus-top-tracer`` as the ``server_path`` of Debian's optimizer-nri-plugin, on a real containerd.
 
 That plugin starts its server and answers containerd at once, without waiting for a mark: the
-server's exec, ``setns`` and mark race runc's start of the entry point. The workload reads its first
+server's exec and mark race runc's start of the entry point. The workload reads its first
 file from its first instruction, so only a server that marks within milliseconds of its exec sees
 the entry point's exec (a Python server never did: 0 of 20 starts, see bench/README.md).
 """
