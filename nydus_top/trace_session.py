@@ -1,9 +1,9 @@
 """The in-namespace side of a trace: arm a fanotify mark in a target's mount namespace, pump lines.
 
 Runs in a single-threaded process (a fork of the warm helper or ``nydus-top trace``), because
-``setns(CLONE_NEWNS)`` refuses multithreaded callers (``native/optimizer_server.c`` does the same
-in C for the optimizer plugin). Only the mount namespace is joined, never the pid namespace: the
-process stays invisible to the container and survives its pid 1. The C core (``native/tracer.c``)
+``setns(CLONE_NEWNS)`` refuses multithreaded callers (the optimizer plugin's server,
+``native/optimizer_server.c``, marks without joining). Only the mount namespace is joined, never
+the pid namespace: the process stays invisible to the container and survives its pid 1. The C core (``native/tracer.c``)
 reads events, de-duplicates and writes JSON lines into a buffer; this module writes that buffer to
 ``out_fd`` once per batch.
 
