@@ -126,6 +126,11 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned ch
 
 struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
 {
+    return nt_open_at(procfd, AT_FDCWD, target, flags, err);
+}
+
+struct nt_tracer *nt_open_at(int procfd, int dirfd, const char *target, int flags, int *err)
+{
     struct nt_tracer *t = calloc(1, sizeof *t);
     if (!t) {
         *err = ENOMEM;
@@ -172,7 +177,7 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
         goto fail;
     }
     if (fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS,
-                      AT_FDCWD, target) < 0) {
+                      dirfd, target) < 0) {
         *err = errno;
         close(t->fan_fd);
         close(t->fddir);

@@ -1,5 +1,5 @@
 """The JSON line protocol: escaping of hostile bytes, parsing, and the two executables that speak
-it (``nydus-top-tracer`` as the optimizer plugin's server_path, and ``nydus-top trace``)."""
+it (``nydus-top-tracer``, native, as the optimizer plugin's server_path, and ``nydus-top trace``)."""
 
 from __future__ import annotations
 
@@ -102,6 +102,38 @@ def test_trace_command_reports_a_bad_pid_in_one_line() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and f"pid {2**22 + 3}" in proc.stderr
+
+
+def test_optimizer_server_reports_a_bad_pid_on_the_ready_fd_only() -> None:
+    ready_r, ready_w = os.pipe()
+    # Whatever the caller's environment and cwd hold, nothing of it is looked at.
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(ready_w,), cwd="/", env={
+                                "_MNTNS_PID": str(2**22 + 3), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w),
+                                "PYTHONPATH": "/nonexistent", "LD_PRELOAD": "/nonexistent.so"})
+    os.close(ready_w)
+    out, err = proc.communicate(timeout=10)
+    status = os.read(ready_r, 2048)
+    os.close(ready_r)
+    assert proc.returncode == 2 and out == err == b""
+    assert status == f"Epid {2**22 + 3}: No such process".encode()
+
+
+def test_optimizer_server_resolves_its_target_inside_the_container(container) -> None:
+    # /escape names a directory of the host, not of the container: the mark must not land there.
+    c = container({"/data/a": b"a", "/escape": str(Path(__file__).parent)}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(ready_w,), env={"_MNTNS_PID": str(c.pid), "_TARGET": "/escape",
+                                                      "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    out, err = proc.communicate(timeout=10)
+    status = os.read(ready_r, 2048)
+    os.close(ready_r)
+    c.go()
+    assert (proc.returncode, out, err) == (2, b"", b"")
+    assert status == b"E_TARGET: No such file or directory"
 
 
 def test_optimizer_server_exits_quietly_when_its_reader_is_gone(container) -> None:
