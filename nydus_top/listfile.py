@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import os
 import re
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,27 +262,98 @@ def _describe(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False) -> None:
+def _open_beneath(root: str, rel: str, target: Path) -> int:
+    """fd of directory *rel* under *root*, created as needed, no component of *rel* followed if
+    it is a symlink (``O_NOFOLLOW`` from *root*'s fd, ``mkdir`` relative to it)."""
+    try:
+        os.makedirs(root, exist_ok=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise ListFileError(f"cannot save {target}: {_describe(err)}") from None
+    shown = root
+    for part in [p for p in rel.split("/") if p and p != "."]:
+        shown = os.path.join(shown, part)
+        try:
+            try:
+                child = os.open(part, _NOFOLLOW_DIR, dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass  # made meanwhile: the open below checks what it is
+                child = os.open(part, _NOFOLLOW_DIR, dir_fd=fd)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(shown):
+                raise ListFileError(f"cannot save {target}: {shown} is a symlink "
+                                    f"(never followed under {root})") from None
+            raise ListFileError(f"cannot save {target}: {_describe(err)}") from None
+        os.close(fd)
+        fd = child
+    return fd
+
+
+_NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _is_symlink(path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _open_dir(target: Path, root: Path | None) -> int:
+    """fd of *target*'s directory (created as needed): resolved beneath *root* without following
+    symlinks, or, without a root (a path the operator typed), as the kernel resolves it."""
+    where = os.path.abspath(target.parent)
+    if root is None:
+        return _open_beneath(where, "", target)
+    base = os.path.abspath(root)
+    if os.path.commonpath([base, where]) != base:
+        raise ListFileError(f"cannot save {target}: not under {base}")
+    return _open_beneath(base, os.path.relpath(where, base), target)
+
+
+def within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path | None:
+    """*root* if *path* lies under it (lexically), else None: the ``root`` to save *path* with."""
+    base, where = os.path.abspath(root), os.path.abspath(path)
+    return Path(base) if os.path.commonpath([base, where]) == base and where != base else None
+
+
+def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False,
+                 root: str | os.PathLike[str] | None = None) -> None:
     """Write every (path, data) so that each file is either its old or its complete new version.
 
-    Data goes to a temporary file in the target's directory, is fsynced, then renamed over the
-    target (or hard-linked, which fails if the target exists, when *overwrite* is false).
-    Nothing is replaced until every temporary file is complete, so a full disk or a permission
-    error leaves all old files intact. Raises ListExistsError or ListFileError (one line).
+    *root* is the directory we were told to write in (persist_dir): every path must lie under
+    it, and no directory between *root* and a file is followed if it is a symlink (missing ones
+    are created relative to their parent's fd); the save is refused with one line instead.
+    Without *root* (a path the operator typed outside it) directories resolve as usual. The
+    file itself is never followed: a symlink there is replaced (overwrite) or counts as existing.
+
+    Data goes to a temporary file ``.<name>.<random>.tmp`` in the target's directory, is
+    fsynced, then renamed over the target (or hard-linked, which fails if the target exists,
+    when *overwrite* is false). Nothing is replaced until every temporary file is complete, so
+    a full disk or a permission error leaves all old files intact. Raises ListExistsError or
+    ListFileError (one line).
     """
-    if not overwrite:
-        for path, _ in files:
-            if os.path.lexists(path):
-                raise ListExistsError(path)
-    temps: list[tuple[str, Path]] = []
+    dirs: dict[Path, int] = {}
+    temps: list[tuple[int, str, Path]] = []
     try:
+        for path, _ in files:
+            if path.parent not in dirs:
+                dirs[path.parent] = _open_dir(path, None if root is None else Path(root))
+        if not overwrite:
+            for path, _ in files:
+                if _lexists(dirs[path.parent], path.name):
+                    raise ListExistsError(path)
         for path, data in files:
+            dfd = dirs[path.parent]
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                tmp, fd = _create_temp(dfd, path.name)
             except OSError as err:
                 raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
-            temps.append((tmp, path))
+            temps.append((dfd, tmp, path))
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
@@ -289,42 +362,61 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
                     os.fsync(out.fileno())
             except OSError as err:
                 raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
-        for tmp, path in temps:
+        for dfd, tmp, path in temps:
             try:
                 if overwrite:
-                    os.rename(tmp, path)
+                    os.rename(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
                 else:
-                    os.link(tmp, path)
+                    os.link(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
             except FileExistsError:
                 raise ListExistsError(path) from None
             except OSError as err:
                 raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
-        for directory in {path.parent for path, _ in files}:
+        for directory, dfd in dirs.items():
             try:
-                dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                os.fsync(dfd)
             except OSError as err:
                 raise ListFileError(f"cannot save in {directory}: {_describe(err)}") from None
     finally:
-        for tmp, _ in temps:
+        for dfd, tmp, _ in temps:
             try:
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=dfd)
             except FileNotFoundError:
                 pass
+        for dfd in dirs.values():
+            os.close(dfd)
+
+
+def _lexists(dfd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _create_temp(dfd: int, name: str) -> tuple[str, int]:
+    """(name, fd) of a new private temporary file for *name* in directory *dfd*."""
+    for _ in range(100):
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                0o600, dir_fd=dfd)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name")
 
 
 def save_list(
     entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False,
-    overwrite: bool = False, meta: ListMeta | None = None,
+    overwrite: bool = False, meta: ListMeta | None = None, root: str | os.PathLike[str] | None = None,
 ) -> SaveResult:
     """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically, and with
     *meta* also ``list_path.nydus-top.json`` (its ``files`` count set to what was written).
 
     Raises ListExistsError (nothing written) when either exists and *overwrite* is false,
     ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
+    *root*: see :func:`write_atomic` (persist_dir for results saved there).
     """
     path = Path(list_path)
     csv_path = Path(os.fspath(path) + ".csv")
@@ -333,17 +425,19 @@ def save_list(
     if meta is not None:
         counted = dataclasses.replace(meta, files=plain.count(b"\n"))
         files.append((listmeta.path_for(path), listmeta.encode(counted)))
-    write_atomic(files, overwrite=overwrite)
+    write_atomic(files, overwrite=overwrite, root=root)
     return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), warnings)
 
 
 def save_range_list(
-    entries: Iterable[Listable], path: str | os.PathLike[str], *, overwrite: bool = False
+    entries: Iterable[Listable], path: str | os.PathLike[str], *, overwrite: bool = False,
+    root: str | os.PathLike[str] | None = None,
 ) -> SaveResult:
-    """Save the range list JSON for *entries* atomically (see :func:`range_list`)."""
+    """Save the range list JSON for *entries* atomically (see :func:`range_list`; *root*: see
+    :func:`write_atomic`)."""
     target = Path(path)
     data, warnings = range_list(entries)
-    write_atomic([(target, data)], overwrite=overwrite)
+    write_atomic([(target, data)], overwrite=overwrite, root=root)
     return SaveResult((target,), len(json.loads(data)["files"]), warnings)
 
 

@@ -205,7 +205,8 @@ class Recorder:
         s = rec.plan.settings
         paths = rec.plan.paths
         try:
-            result = save_list(rec.accesses, paths.list, readable=s.readable, overwrite=s.overwrite)
+            result = save_list(rec.accesses, paths.list, readable=s.readable, overwrite=s.overwrite,
+                               root=s.persist_dir)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return

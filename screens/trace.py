@@ -297,11 +297,12 @@ class TraceScreen(LiveScreen):
 
     @work(thread=True, group="save")
     def _save(self, path: str, overwrite: bool, rows: array) -> None:
-        from nydus_top.listfile import ListExistsError, ListFileError, save_list
+        from nydus_top.listfile import ListExistsError, ListFileError, save_list, within
 
-        try:
-            result = save_list(self.run.items.entries(rows), path, readable=bool(self.app.backend.config.readable),
-                               overwrite=overwrite)
+        config = self.app.backend.config
+        try:  # under persist_dir no symlink is followed; a path typed elsewhere is the operator's
+            result = save_list(self.run.items.entries(rows), path, readable=bool(config.readable),
+                               overwrite=overwrite, root=within(path, config.persist_dir))
         except ListExistsError as err:
             self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
             return

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
 from nydus_top.nydusify import ConversionError, prepare_conversion
-from nydus_top.listfile import ListFileError, load_list, save_range_list
+from nydus_top.listfile import ListFileError, load_list, save_range_list, within
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"nydus-top convert: {line}", file=sys.stderr)
     if args.range_list is not None:
         try:
-            saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force)
+            saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force,
+                                    root=within(args.range_list, config.persist_dir))
         except ListFileError as err:
             print(f"nydus-top convert: {err}", file=sys.stderr)
             return 1
