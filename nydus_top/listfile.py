@@ -21,12 +21,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import errno
+import fcntl
 import io
 import json
 import os
 import re
 import secrets
 import stat
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,7 +324,7 @@ def within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path |
 
 
 def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False,
-                 root: str | os.PathLike[str] | None = None) -> None:
+                 root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
     """Write every (path, data) so that each file is either its old or its complete new version.
 
     *root* is the directory we were told to write in (persist_dir): every path must lie under
@@ -336,13 +338,20 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
     when *overwrite* is false). Nothing is replaced until every temporary file is complete, so
     a full disk or a permission error leaves all old files intact. Raises ListExistsError or
     ListFileError (one line).
+
+    A save holds an exclusive ``flock`` on its temporary files; in each directory it writes in
+    it first removes the temporary files an interrupted save left (see :func:`remove_stale_temps`).
+    Returns one line per file removed so.
     """
     dirs: dict[Path, int] = {}
     temps: list[tuple[int, str, Path]] = []
+    removed: list[str] = []
     try:
         for path, _ in files:
             if path.parent not in dirs:
                 dirs[path.parent] = _open_dir(path, None if root is None else Path(root))
+                removed += [f"removed {path.parent / name}, left by an interrupted save"
+                            for name in remove_stale_temps(dirs[path.parent])]
         if not overwrite:
             for path, _ in files:
                 if _lexists(dirs[path.parent], path.name):
@@ -385,6 +394,7 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
                 pass
         for dfd in dirs.values():
             os.close(dfd)
+    return tuple(removed)
 
 
 def _lexists(dfd: int, name: str) -> bool:
@@ -396,15 +406,58 @@ def _lexists(dfd: int, name: str) -> bool:
 
 
 def _create_temp(dfd: int, name: str) -> tuple[str, int]:
-    """(name, fd) of a new private temporary file for *name* in directory *dfd*."""
+    """(name, fd) of a new private temporary file for *name* in directory *dfd*, locked."""
     for _ in range(100):
         tmp = f".{name}.{secrets.token_hex(4)}.tmp"
         try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                0o600, dir_fd=dfd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=dfd)
         except FileExistsError:
             continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return tmp, fd
     raise FileExistsError(errno.EEXIST, "no free temporary name")
+
+
+# Our temporary names (and those of tempfile.mkstemp, which earlier versions used).
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+STALE_TEMP_AGE = 10.0  # seconds without a write: far more than a save takes between create and lock
+
+
+def remove_stale_temps(dfd: int, *, now: float | None = None) -> list[str]:
+    """Remove what an interrupted save (kill -9, power loss) left in directory *dfd*; the names.
+
+    Only ours: a name like ``.<name>.<8 characters>.tmp``, a regular file (never a symlink),
+    not locked (a save in progress, in any process, holds a lock on its temporary file until
+    it ends) and not modified for STALE_TEMP_AGE seconds (the moment between creating and
+    locking a temporary file).
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for name in os.listdir(dfd):
+        if not _TEMP_NAME.fullmatch(name):
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError:
+            continue  # a symlink (ELOOP), gone meanwhile, ...: not ours to touch
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < STALE_TEMP_AGE:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a save in progress
+            same = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if (same.st_dev, same.st_ino) == (info.st_dev, info.st_ino):
+                os.unlink(name, dir_fd=dfd)
+                removed.append(name)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def save_list(
@@ -425,8 +478,8 @@ def save_list(
     if meta is not None:
         counted = dataclasses.replace(meta, files=plain.count(b"\n"))
         files.append((listmeta.path_for(path), listmeta.encode(counted)))
-    write_atomic(files, overwrite=overwrite, root=root)
-    return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), warnings)
+    removed = write_atomic(files, overwrite=overwrite, root=root)
+    return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), (*removed, *warnings))
 
 
 def save_range_list(
@@ -437,8 +490,8 @@ def save_range_list(
     :func:`write_atomic`)."""
     target = Path(path)
     data, warnings = range_list(entries)
-    write_atomic([(target, data)], overwrite=overwrite, root=root)
-    return SaveResult((target,), len(json.loads(data)["files"]), warnings)
+    removed = write_atomic([(target, data)], overwrite=overwrite, root=root)
+    return SaveResult((target,), len(json.loads(data)["files"]), (*removed, *warnings))
 
 
 # ---------------------------------------------------------------- loading and merging
