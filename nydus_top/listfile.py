@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from nydus_top import listmeta
+from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listmeta import ListMeta
 from nydus_top.records import Listable, ListedFile
@@ -228,6 +229,7 @@ def render(entries: Iterable[Listable], *, readable: bool = False) -> tuple[byte
     Paths a plain list cannot express are left out of both files, one warning each.
     """
     kept, warnings = _keep(entries, inexpressible)
+    warnings += _flag_controls(kept)
     plain = "".join(entry.path + "\n" for entry in kept)
     rows = ",".join(CSV_HEADER) + "\n" + "".join(csv_line(entry, readable=readable) for entry in kept)
     return plain.encode(), rows.encode(), warnings
@@ -244,6 +246,16 @@ def _keep(entries: Iterable[Listable], reject: Callable[[str], str | None]) -> t
         else:
             kept.append(entry)
     return kept, tuple(warnings)
+
+
+def _flag_controls(kept: Sequence[Listable]) -> tuple[str, ...]:
+    """One warning when paths hold control characters or bidi overrides: they are saved
+    byte-exact (nydus needs the real name), and shown escaped everywhere else."""
+    odd = [entry.path for entry in kept if printable(entry.path) != entry.path]
+    if not odd:
+        return ()
+    return (f"kept {len(odd)} paths with control characters or bidi overrides byte-exact, "
+            f"e.g. {printable(odd[0])}",)
 
 
 def range_list(entries: Iterable[Listable]) -> tuple[bytes, tuple[str, ...]]:

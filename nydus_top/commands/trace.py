@@ -7,6 +7,7 @@ import os
 import sys
 
 from nydus_top import trace_session
+from nydus_top.display import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     status = os.read(status_r, 4096)
     os.close(status_r)
     if status[:1] == trace_session.ERROR:
-        print(f"nydus-top trace: {status[1:].decode('utf-8', 'replace')}", file=sys.stderr)
+        print(printable(f"nydus-top trace: {status[1:].decode('utf-8', 'replace')}"), file=sys.stderr)
     elif status.endswith(trace_session.EXITED):
         print(f"nydus-top trace: pid {args.pid} exited", file=sys.stderr)
     sys.stderr.flush()
