@@ -72,7 +72,7 @@ def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-async def _list(session: PluginSession, timeout: float) -> None:
+async def list_once(session: PluginSession, timeout: float) -> None:
     synced = asyncio.Event()
     unsubscribe = session.model.subscribe(lambda ev: ev.kind is EventKind.SYNC and synced.set())
     serve = asyncio.ensure_future(session.run_once())
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_watch(session))
         return 0
     try:
-        asyncio.run(_list(session, args.timeout))
+        asyncio.run(list_once(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as exc:
         hint = ""
         if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):

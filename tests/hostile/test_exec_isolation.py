@@ -115,7 +115,7 @@ def test_record_helper_ignores_cwd_and_environment(traps: Traps, tmp_path: Path)
 
 def test_trace_runs_nothing_from_cwd_or_environment(traps: Traps, target: Container) -> None:
     ready_r, ready_w = os.pipe()
-    proc = subprocess.Popen(traps.caller("trace", "--pid", str(target.pid), "--ready-fd", str(ready_w)),
+    proc = subprocess.Popen(traps.caller("trace", "--host", "--pid", str(target.pid), "--ready-fd", str(ready_w)),
                             cwd=traps.cwd, env=traps.caller_env(), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(ready_w,))
     os.close(ready_w)

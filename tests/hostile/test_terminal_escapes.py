@@ -62,7 +62,7 @@ def test_trace_output_escapes_bidi_and_controls_and_decodes_exact(tmp_path: Path
     try:
         c.wait_note()
         ready_r, ready_w = os.pipe()
-        proc = subprocess.Popen([sys.executable, "-I", "-m", "nydus_top", "trace", "--pid", str(c.pid),
+        proc = subprocess.Popen([sys.executable, "-I", "-m", "nydus_top", "trace", "--host", "--pid", str(c.pid),
                                  "--ready-fd", str(ready_w)], pass_fds=(ready_w,),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         os.close(ready_w)

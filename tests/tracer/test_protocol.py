@@ -97,7 +97,8 @@ def test_trace_command_streams_until_ctrl_c(container) -> None:
     c = container({"/etc/x": b"x"}, ["signal:{note}", "wait:{go}", "read:/etc/x", "signal:{note}", "wait:{go}"])
     c.wait_note()
     ready_r, ready_w = os.pipe()
-    proc = subprocess.Popen([str(VENV_BIN / "nydus-top"), "trace", "--pid", str(c.pid), "--ready-fd", str(ready_w)],
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top"), "trace", "--host", "--pid", str(c.pid), "--ready-fd",
+                             str(ready_w)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(ready_w,),
                             process_group=0)
     os.close(ready_w)
