@@ -105,3 +105,22 @@ def test_ps_and_record_escape_names_from_the_runtime(sandbox_node, tmp_path: Pat
     log = "\n".join(line for line in rec.log.lines if line != "\0EOF")
     assert "saved" in rec.log.lines[saved] and f"ns{printable(HOSTILE)}/x{printable(HOSTILE)}" in log
     assert unsafe(log) == []
+
+
+def test_the_app_status_line_shows_paths_and_errors_escaped(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.tui.conftest import on_trace, settle, submit
+    from tests.tui.data import make_backend
+
+    async def save_under_a_file() -> str:
+        blocker = tmp_path / f"file{HOSTILE}"
+        blocker.write_text("x")
+        async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+            await pilot.press("s")
+            await submit(pilot, str(blocker / "list"))
+            await settle(pilot)
+            return str(screen.query_one("#status").render())
+
+    status = asyncio.run(save_under_a_file())
+    assert "cannot save" in status and printable(HOSTILE) in status and unsafe(status) == []
