@@ -297,8 +297,9 @@ def _open_beneath(root: str, rel: str, target: Path) -> int:
                     pass  # made meanwhile: the open below checks what it is
                 child = os.open(part, _NOFOLLOW_DIR, dir_fd=fd)
         except OSError as err:
+            link = err.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(fd, part)
             os.close(fd)
-            if err.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(shown):
+            if link:
                 raise ListFileError(f"cannot save {target}: {shown} is a symlink "
                                     f"(never followed under {root})") from None
             raise ListFileError(f"cannot save {target}: {_describe(err)}") from None
@@ -310,9 +311,9 @@ def _open_beneath(root: str, rel: str, target: Path) -> int:
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _is_symlink(path: str) -> bool:
+def _is_symlink(dfd: int, name: str) -> bool:
     try:
-        return stat.S_ISLNK(os.lstat(path).st_mode)
+        return stat.S_ISLNK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
     except OSError:
         return False
 
