@@ -147,10 +147,14 @@ async def _app_saves_to_persist_dir(tmp_path: Path) -> None:
 
 def test_record_refuses_to_save_through_a_symlink_in_persist_dir(sandbox_node, tmp_path: Path,
                                                                  elsewhere: Path) -> None:
-    from tests.record.harness import load_workload, start_recorder, wait_exited
+    from tests.record.harness import start_recorder, wait_exited
     from tests.record import workload
 
-    image = load_workload(sandbox_node, tmp_path / "build", ref="nydus-top.local/library/evil:1")
+    # An image of its own (one more file): the same content under a second name would rename
+    # the workload image other tests run in what NRI reports.
+    (tmp_path / "build").mkdir()
+    files = {**workload.image_files(workload.build_binary(tmp_path / "build")), "/etc/evil": b"symlink test\n"}
+    image = sandbox_node.load_image("nydus-top.local/library/evil:1", files, workload.command("exit"))
     persist = tmp_path / "persist"
     persist.mkdir()
     (persist / "x").mkdir()
