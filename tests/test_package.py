@@ -32,6 +32,15 @@ def test_fresh_venv_installs_and_imports_native(tmp_path: Path) -> None:
     assert str(venv) in probe.stdout
     version = subprocess.run([str(venv / "bin/nydus-top"), "--version"], capture_output=True, text=True)
     assert version.stdout.strip().startswith("nydus-top ")
+    # From the checkout (its nydus_top/ has no native extension) the tracer helper still starts
+    # from the installed package: it never imports from the working directory.
+    helper = subprocess.run(
+        [str(venv / "bin/python"), "-I", "-c",
+         f"import os; os.chdir({str(src)!r}); from nydus_top.tracer import TracerPool; "
+         "p = TracerPool(); p.warm_up(); p.close(); print('warm')"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert helper.stdout == "warm\n", helper.stderr[-2000:]
 
 
 def test_help_lists_usage() -> None:
