@@ -321,7 +321,7 @@ class Recorder:
         try:
             _drop_orphan_meta(target)
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
-                               meta=meta)
+                               meta=meta, root=s.persist_dir)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return

@@ -139,8 +139,8 @@ def _seal_imports() -> None:
     sys.path.clear()
 
 
-def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool = False,
-        container_id: str | None = None) -> tuple[Session, int]:
+def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool = False, container_id: str | None = None,
+        pidfd: int | None = None) -> tuple[Session, int]:
     """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
 
     The host procfs is opened before ``setns``: paths and command names are read through it, so
@@ -148,16 +148,21 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool =
     be in a cgroup named for it (a pid the caller learnt earlier may since belong to another
     process, say on the host). Imports are sealed before joining:
     the calling process must exit (``os._exit``) once done, without running more Python.
+    A caller that checked ``pid`` (against NRI, say) passes the ``pidfd`` it opened before
+    checking (owned by arm from then on): a pid reused since then is refused, not traced.
     """
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as e:
-        raise ArmError(f"pid {pid}: {e.strerror}") from None
+    if pidfd is None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as e:
+            raise ArmError(f"pid {pid}: {e.strerror}") from None
     procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         if container_id is not None and (not container_id or container_id not in _cgroups(procfd, pid)):
             raise ArmError(f"pid {pid} is not in container {container_id[:12]} (it exited?)")
         _seal_imports()
+        if not _alive(pidfd):  # the pid may name another process by now
+            raise ArmError(f"pid {pid} exited")
         rc = lib.nt_join_mntns(procfd, pid)
         if rc < 0:
             raise ArmError(f"join mount namespace of pid {pid}: {os.strerror(-rc)}")
@@ -173,7 +178,8 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool =
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
         target: str = "/", bounded: bool = False,
-        ready_fd: int | None = None, small_set: bool = False, container_id: str | None = None) -> int:
+        ready_fd: int | None = None, small_set: bool = False, container_id: str | None = None,
+        pidfd: int | None = None) -> int:
     """Trace ``pid`` until SIGTERM/SIGINT, ``stop_fd`` readable or closed, or the target's exit.
 
     The status protocol goes to ``status_fd`` and ``ready_fd`` (both optional).
@@ -197,7 +203,7 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
 
     try:
         session, pidfd = arm(pid, target, bounded=bounded, small_set=small_set,
-                             container_id=container_id)
+                             container_id=container_id, pidfd=pidfd)
     except (ArmError, OSError) as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2

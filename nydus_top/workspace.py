@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nydus_top.backend import ArmSpec, Backend
-from nydus_top.listfile import ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list
+from nydus_top.listfile import ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list, within
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, Pod
 from nydus_top.records import Listable
@@ -207,8 +207,10 @@ class Workspace:
         identity file too, and remember it as saved. Raises ListExistsError (nothing written) or
         ListFileError."""
         rows, edits = snapshot or self.snapshot(run)
-        result = save_list(run.items.entries(rows), path, readable=bool(self.backend.config.readable),
-                           overwrite=overwrite, meta=meta)
+        config = self.backend.config
+        # Under persist_dir no symlink is followed; a path typed elsewhere is the operator's choice.
+        result = save_list(run.items.entries(rows), path, readable=bool(config.readable),
+                           overwrite=overwrite, meta=meta, root=within(path, config.persist_dir))
         self._saved[run.id] = (edits, path)
         return result
 

@@ -7,6 +7,7 @@ from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -126,7 +127,8 @@ class TraceScreen(LiveScreen):
         self.query_one(Sparkline).data = rates
 
     def say(self, text: str) -> None:
-        self.query_one("#status", Static).update(text, layout=False)
+        """A status line; it may hold paths, names and errors: shown escaped, never as markup."""
+        self.query_one("#status", Static).update(Text(printable(text)), layout=False)
 
     def edited(self, text: str) -> None:
         self.view.rows_changed()

@@ -38,6 +38,15 @@ def test_fresh_venv_installs_and_imports_native(tmp_path: Path) -> None:
     assert server.read_bytes()[:4] == b"\x7fELF" and os.access(server, os.X_OK)
     bad = subprocess.run([str(server)], capture_output=True, env={})  # no _MNTNS_PID
     assert bad.returncode == 2 and bad.stdout == bad.stderr == b""
+    # From the checkout (its nydus_top/ has no native extension) the tracer helper still starts
+    # from the installed package: it never imports from the working directory.
+    helper = subprocess.run(
+        [str(venv / "bin/python"), "-I", "-c",
+         f"import os; os.chdir({str(src)!r}); from nydus_top.tracer import TracerPool; "
+         "p = TracerPool(); p.warm_up(); p.close(); print('warm')"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert helper.stdout == "warm\n", helper.stderr[-2000:]
 
 
 def test_help_lists_usage() -> None:
