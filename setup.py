@@ -1,11 +1,23 @@
-"""Build hooks that pyproject.toml cannot express: the cffi extension and protobuf modules."""
+"""Build hooks that pyproject.toml cannot express: the cffi extension, the native optimizer server
+executable and protobuf modules."""
 
+import os
+import runpy
+import shlex
+import subprocess
+import sysconfig
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import setup  # first: it provides distutils
 from setuptools.command.build_py import build_py
+from distutils.command.build_scripts import build_scripts  # setuptools has no own subclass
 
 ROOT = Path(__file__).resolve().parent
+NATIVE = ROOT / "native"
+# The optimizer plugin's server_path, installed next to nydus-top (bin/) as a "script" whose
+# source is C: build_scripts compiles it, install_scripts copies it.
+SERVER = "nydus-top-tracer"
+SERVER_SOURCES = ["optimizer_server.c", *runpy.run_path(str(NATIVE / "build_native.py"))["CORE_SOURCES"]]
 
 
 def compile_protos() -> None:
@@ -19,13 +31,31 @@ def compile_protos() -> None:
             raise SystemExit(f"protoc failed on {proto}")
 
 
+def compile_server(out: Path) -> None:
+    """``nydus-top-tracer``: static where the C library allows it (no dynamic loader between
+    exec and the mark), else dynamic."""
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [*cc, "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", f"-I{NATIVE}",
+            *(str(NATIVE / s) for s in SERVER_SOURCES), "-o", str(out)]
+    if subprocess.run([*argv, "-static"], capture_output=True).returncode != 0:
+        subprocess.run(argv, check=True)
+
+
 class BuildPyWithProtos(build_py):
     def run(self) -> None:
         compile_protos()
         super().run()
 
 
+class BuildScriptsWithServer(build_scripts):
+    def run(self) -> None:
+        self.mkpath(self.build_dir)
+        compile_server(Path(self.build_dir) / SERVER)
+
+
 setup(
     cffi_modules=["native/build_native.py:ffibuilder"],
-    cmdclass={"build_py": BuildPyWithProtos},
+    scripts=[f"native/{SERVER_SOURCES[0]}"],
+    cmdclass={"build_py": BuildPyWithProtos, "build_scripts": BuildScriptsWithServer},
 )

@@ -6,12 +6,17 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 
+# The tracer core, shared with the optimizer server executable (setup.py compiles that one).
+CORE_SOURCES = ["tracer.c", "json_escape.c"]
+# The module also holds the range tracer (nydus_top.range_session), which the server does not use.
+MODULE_SOURCES = [*CORE_SOURCES, "range_tracer.c"]
+
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "native.cdef").read_text())
 ffibuilder.set_source(
     "nydus_top._native",
     '#include "native.h"',
-    sources=[str(p.relative_to(HERE.parent)) for p in sorted(HERE.glob("*.c"))],
+    sources=[f"native/{name}" for name in MODULE_SOURCES],
     include_dirs=[str(HERE.relative_to(HERE.parent))],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE"],
 )

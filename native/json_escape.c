@@ -1,5 +1,7 @@
 /* JSON string escaping of hostile bytes (paths and command names from containers). Every control
- * character is escaped, DEL and C1 included: the lines may end up on a terminal. */
+ * character is escaped, DEL and C1 included, and so are the bidi overrides and isolates
+ * (U+202A..U+202E, U+2066..U+2069) that reorder what follows: the lines may end up on a terminal.
+ * The same set as nydus_top.display.printable. */
 #include "native.h"
 
 static const char HEX[] = "0123456789abcdef";
@@ -56,6 +58,12 @@ size_t nt_json_escape(const char *src, size_t n, char *out)
                 *o++ = '\\'; *o++ = 'u'; *o++ = '0'; *o++ = '0';
                 *o++ = HEX[s[i + 1] >> 4]; *o++ = HEX[s[i + 1] & 15];
                 i += 2;
+            } else if (len == 3 && c == 0xe2 && ((s[i + 1] == 0x80 && s[i + 2] >= 0xaa && s[i + 2] <= 0xae)
+                                                 || (s[i + 1] == 0x81 && s[i + 2] >= 0xa6 && s[i + 2] <= 0xa9))) {
+                unsigned cp = ((unsigned)(c & 0x0f) << 12) | ((unsigned)(s[i + 1] & 0x3f) << 6) | (s[i + 2] & 0x3f);
+                *o++ = '\\'; *o++ = 'u';
+                *o++ = HEX[cp >> 12]; *o++ = HEX[(cp >> 8) & 15]; *o++ = HEX[(cp >> 4) & 15]; *o++ = HEX[cp & 15];
+                i += 3;
             } else if (len) {
                 for (size_t k = 0; k < len; k++)
                     *o++ = (char)s[i + k];

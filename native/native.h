@@ -25,6 +25,9 @@ int nt_join_mntns(int procfd, int pid);
  * Returns a tracer or NULL with *err = errno. The elapsed clock starts when the mark is in place. */
 struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err);
 
+/* The same with `target` resolved relative to `dirfd` (as openat). */
+struct nt_tracer *nt_open_at(int procfd, int dirfd, const char *target, int flags, int *err);
+
 int nt_fd(const struct nt_tracer *t);
 
 /* Read one batch of what the kernel has queued (non-blocking) and write JSON lines to `out` (cap

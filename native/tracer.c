@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/fanotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,6 +128,11 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned ch
 
 struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
 {
+    return nt_open_at(procfd, AT_FDCWD, target, flags, err);
+}
+
+struct nt_tracer *nt_open_at(int procfd, int dirfd, const char *target, int flags, int *err)
+{
     struct nt_tracer *t = calloc(1, sizeof *t);
     if (!t) {
         *err = ENOMEM;
@@ -172,7 +179,7 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err)
         goto fail;
     }
     if (fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS,
-                      AT_FDCWD, target) < 0) {
+                      dirfd, target) < 0) {
         *err = errno;
         close(t->fan_fd);
         close(t->fddir);
@@ -279,6 +286,25 @@ static void ignore_further(struct nt_tracer *t, int fd)
         t->no_ignore_marks = 1;
 }
 
+/* Whether *path* (read back for an event fd, ending in " (deleted)") is the live name of the
+ * file *st* describes. A link count of 0 says unlinked; but an overlayfs file removed from a
+ * lower layer keeps the lower inode's count, so otherwise the name is looked up: without
+ * following any symlink (O_PATH opens nothing), it must be that very inode. */
+static int live_name(const char *path, const struct stat *st)
+{
+    if (st->st_nlink == 0)
+        return 0;
+    struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                           .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd < 0)
+        return 0; /* gone, or (before Linux 5.6) no openat2: unlinked, as the kernel says */
+    struct stat here;
+    int same = fstat(fd, &here) == 0 && here.st_dev == st->st_dev && here.st_ino == st->st_ino;
+    close(fd);
+    return same;
+}
+
 /* One event fd: emit a line if it is a regular file not seen before. */
 static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event_metadata *m)
 {
@@ -314,13 +340,14 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
         t->lost_unreachable++; /* no path from our root */
         return o;
     }
-    /* The kernel appends this to unlinked files. fstat cannot tell (an overlayfs file removed
-     * from a lower layer keeps its link count), so a live file whose name ends like this is
-     * reported without the suffix: only a path inside the same container can be wrong. */
+    /* The kernel appends this to unlinked files; a live file may also be named so (live_name). */
     static const char deleted[] = " (deleted)";
     size_t dl = sizeof deleted - 1;
-    if ((size_t)n > dl && memcmp(path + n - dl, deleted, dl) == 0)
-        n -= (ssize_t)dl;
+    if ((size_t)n > dl && memcmp(path + n - dl, deleted, dl) == 0) {
+        path[n] = 0;
+        if (!live_name(path, &st))
+            n -= (ssize_t)dl;
+    }
     unsigned long long size = (unsigned long long)st.st_size;
     if (t->flags & NT_COMPAT) {
         /* The optimizer's client writes paths one a line and decodes size as uint32. */

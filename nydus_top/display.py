@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 # C0 and C1 control characters, DEL, and the bidi overrides/isolates that reorder what follows.
 _ESCAPES = (
     {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
@@ -22,6 +24,14 @@ def printable(text: str) -> str:
     except UnicodeEncodeError:
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return text
+
+
+class EscapingFormatter(logging.Formatter):
+    """A log formatter whose every line goes through :func:`printable`: names, paths and error
+    texts from containers and runtimes reach log files and terminals escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def human_size(size: int | None) -> str:

@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
+import fcntl
 import io
 import json
 import os
 import re
-import tempfile
+import secrets
+import stat
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from nydus_top import listmeta
+from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listmeta import ListMeta
 from nydus_top.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
@@ -228,6 +233,7 @@ def render(entries: Iterable[Listable], *, readable: bool = False) -> tuple[byte
     Paths a plain list cannot express are left out of both files, one warning each.
     """
     kept, warnings = _keep(entries, inexpressible)
+    warnings += _flag_controls(kept)
     plain = "".join(entry.path + "\n" for entry in kept)
     rows = ",".join(CSV_HEADER) + "\n" + "".join(csv_line(entry, readable=readable) for entry in kept)
     return plain.encode(), rows.encode(), warnings
@@ -244,6 +250,16 @@ def _keep(entries: Iterable[Listable], reject: Callable[[str], str | None]) -> t
         else:
             kept.append(entry)
     return kept, tuple(warnings)
+
+
+def _flag_controls(kept: Sequence[Listable]) -> tuple[str, ...]:
+    """One warning when paths hold control characters or bidi overrides: they are saved
+    byte-exact (nydus needs the real name), and shown escaped everywhere else."""
+    odd = [entry.path for entry in kept if printable(entry.path) != entry.path]
+    if not odd:
+        return ()
+    return (f"kept {len(odd)} paths with control characters or bidi overrides byte-exact, "
+            f"e.g. {printable(odd[0])}",)
 
 
 def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
@@ -270,27 +286,106 @@ def _describe(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False) -> None:
+def _open_beneath(root: str, rel: str, target: Path) -> int:
+    """fd of directory *rel* under *root*, created as needed, no component of *rel* followed if
+    it is a symlink (``O_NOFOLLOW`` from *root*'s fd, ``mkdir`` relative to it)."""
+    try:
+        os.makedirs(root, exist_ok=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise ListFileError(f"cannot save {target}: {_describe(err)}") from None
+    shown = root
+    for part in [p for p in rel.split("/") if p and p != "."]:
+        shown = os.path.join(shown, part)
+        try:
+            try:
+                child = os.open(part, _NOFOLLOW_DIR, dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass  # made meanwhile: the open below checks what it is
+                child = os.open(part, _NOFOLLOW_DIR, dir_fd=fd)
+        except OSError as err:
+            link = err.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(fd, part)
+            os.close(fd)
+            if link:
+                raise ListFileError(f"cannot save {target}: {shown} is a symlink "
+                                    f"(never followed under {root})") from None
+            raise ListFileError(f"cannot save {target}: {_describe(err)}") from None
+        os.close(fd)
+        fd = child
+    return fd
+
+
+_NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _is_symlink(dfd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_dir(target: Path, root: Path | None) -> int:
+    """fd of *target*'s directory (created as needed): resolved beneath *root* without following
+    symlinks, or, without a root (a path the operator typed), as the kernel resolves it."""
+    where = os.path.abspath(target.parent)
+    if root is None:
+        return _open_beneath(where, "", target)
+    base = os.path.abspath(root)
+    if os.path.commonpath([base, where]) != base:
+        raise ListFileError(f"cannot save {target}: not under {base}")
+    return _open_beneath(base, os.path.relpath(where, base), target)
+
+
+def within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path | None:
+    """*root* if *path* lies under it (lexically), else None: the ``root`` to save *path* with."""
+    base, where = os.path.abspath(root), os.path.abspath(path)
+    return Path(base) if os.path.commonpath([base, where]) == base and where != base else None
+
+
+def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False,
+                 root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
     """Write every (path, data) so that each file is either its old or its complete new version.
 
-    Data goes to a temporary file in the target's directory, is fsynced, then renamed over the
-    target (or hard-linked, which fails if the target exists, when *overwrite* is false).
-    Nothing is replaced until every temporary file is complete, so a full disk or a permission
-    error leaves all old files intact. Raises ListExistsError or ListFileError (one line).
+    *root* is the directory we were told to write in (persist_dir): every path must lie under
+    it, and no directory between *root* and a file is followed if it is a symlink (missing ones
+    are created relative to their parent's fd); the save is refused with one line instead.
+    Without *root* (a path the operator typed outside it) directories resolve as usual. The
+    file itself is never followed: a symlink there is replaced (overwrite) or counts as existing.
+
+    Data goes to a temporary file ``.<name>.<random>.tmp`` in the target's directory, is
+    fsynced, then renamed over the target (or hard-linked, which fails if the target exists,
+    when *overwrite* is false). Nothing is replaced until every temporary file is complete, so
+    a full disk or a permission error leaves all old files intact. Raises ListExistsError or
+    ListFileError (one line).
+
+    A save holds an exclusive ``flock`` on its temporary files; in each directory it writes in
+    it first removes the temporary files an interrupted save left (see :func:`remove_stale_temps`).
+    Returns one line per file removed so.
     """
-    if not overwrite:
-        for path, _ in files:
-            if os.path.lexists(path):
-                raise ListExistsError(path)
-    temps: list[tuple[str, Path]] = []
+    dirs: dict[Path, int] = {}
+    temps: list[tuple[int, str, Path]] = []
+    removed: list[str] = []
     try:
+        for path, _ in files:
+            if path.parent not in dirs:
+                dirs[path.parent] = _open_dir(path, None if root is None else Path(root))
+                removed += [f"removed {path.parent / name}, left by an interrupted save"
+                            for name in remove_stale_temps(dirs[path.parent])]
+        if not overwrite:
+            for path, _ in files:
+                if _lexists(dirs[path.parent], path.name):
+                    raise ListExistsError(path)
         for path, data in files:
+            dfd = dirs[path.parent]
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                tmp, fd = _create_temp(dfd, path.name)
             except OSError as err:
                 raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
-            temps.append((tmp, path))
+            temps.append((dfd, tmp, path))
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
@@ -299,37 +394,99 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
                     os.fsync(out.fileno())
             except OSError as err:
                 raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
-        for tmp, path in temps:
+        for dfd, tmp, path in temps:
             try:
                 if overwrite:
-                    os.rename(tmp, path)
+                    os.rename(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
                 else:
-                    os.link(tmp, path)
+                    os.link(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
             except FileExistsError:
                 raise ListExistsError(path) from None
             except OSError as err:
                 raise ListFileError(f"cannot save {path}: {_describe(err)}") from None
-        for directory in {path.parent for path, _ in files}:
+        for directory, dfd in dirs.items():
             try:
-                dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                os.fsync(dfd)
             except OSError as err:
                 raise ListFileError(f"cannot save in {directory}: {_describe(err)}") from None
     finally:
-        for tmp, _ in temps:
+        for dfd, tmp, _ in temps:
             try:
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=dfd)
             except FileNotFoundError:
                 pass
+        for dfd in dirs.values():
+            os.close(dfd)
+    return tuple(removed)
+
+
+def _lexists(dfd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _create_temp(dfd: int, name: str) -> tuple[str, int]:
+    """(name, fd) of a new private temporary file for *name* in directory *dfd*, locked."""
+    for _ in range(100):
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=dfd)
+        except FileExistsError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return tmp, fd
+    raise FileExistsError(errno.EEXIST, "no free temporary name")
+
+
+# Our temporary names (and those of tempfile.mkstemp, which earlier versions used).
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+STALE_TEMP_AGE = 10.0  # seconds without a write: far more than a save takes between create and lock
+
+
+def remove_stale_temps(dfd: int, *, now: float | None = None) -> list[str]:
+    """Remove what an interrupted save (kill -9, power loss) left in directory *dfd*; the names.
+
+    Only ours: a name like ``.<name>.<8 characters>.tmp``, a regular file (never a symlink),
+    not locked (a save in progress, in any process, holds a lock on its temporary file until
+    it ends) and not modified for STALE_TEMP_AGE seconds (the moment between creating and
+    locking a temporary file).
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for name in os.listdir(dfd):
+        if not _TEMP_NAME.fullmatch(name):
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError:
+            continue  # a symlink (ELOOP), gone meanwhile, ...: not ours to touch
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < STALE_TEMP_AGE:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a save in progress
+            same = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if (same.st_dev, same.st_ino) == (info.st_dev, info.st_ino):
+                os.unlink(name, dir_fd=dfd)
+                removed.append(name)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def save_list(
     entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False,
     overwrite: bool = False, meta: ListMeta | None = None, ranges: RangeBook | None = None,
-    granularity: int = DEFAULT_GRANULARITY,
+    granularity: int = DEFAULT_GRANULARITY, root: str | os.PathLike[str] | None = None,
 ) -> SaveResult:
     """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically, with
     *meta* also ``list_path.nydus-top.json`` (its ``files`` count set to what was written), with
@@ -339,6 +496,7 @@ def save_list(
 
     Raises ListExistsError (nothing written) when any exists and *overwrite* is false,
     ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
+    *root*: see :func:`write_atomic` (persist_dir for results saved there).
     """
     path = Path(list_path)
     csv_path = Path(os.fspath(path) + ".csv")
@@ -352,8 +510,8 @@ def save_list(
     if ranges is not None:
         data, _ = range_list(entries, ranges, granularity)  # its left-outs are warned about above
         files.append((ranges_path(path), data))
-    write_atomic(files, overwrite=overwrite)
-    return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), warnings)
+    removed = write_atomic(files, overwrite=overwrite, root=root)
+    return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), (*removed, *warnings))
 
 
 def ranges_path(list_path: str | os.PathLike[str]) -> Path:
@@ -365,12 +523,14 @@ def ranges_path(list_path: str | os.PathLike[str]) -> Path:
 def save_range_list(
     entries: Iterable[Listable], path: str | os.PathLike[str], *, overwrite: bool = False,
     ranges: RangeBook | None = None, granularity: int = DEFAULT_GRANULARITY,
+    root: str | os.PathLike[str] | None = None,
 ) -> SaveResult:
-    """Save the range list JSON for *entries* atomically (see :func:`range_list`)."""
+    """Save the range list JSON for *entries* atomically (see :func:`range_list`; *root*: see
+    :func:`write_atomic`)."""
     target = Path(path)
     data, warnings = range_list(entries, ranges, granularity)
-    write_atomic([(target, data)], overwrite=overwrite)
-    return SaveResult((target,), len(json.loads(data)["files"]), warnings)
+    removed = write_atomic([(target, data)], overwrite=overwrite, root=root)
+    return SaveResult((target,), len(json.loads(data)["files"]), (*removed, *warnings))
 
 
 # ---------------------------------------------------------------- loading and merging

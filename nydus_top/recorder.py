@@ -331,7 +331,7 @@ class Recorder:
             _drop_orphan_sidecars(target)
             ranges = (rec.ranges or RangeBook()) if s.range_list else None
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
-                               meta=meta, ranges=ranges, granularity=s.granularity)
+                               meta=meta, ranges=ranges, granularity=s.granularity, root=s.persist_dir)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return

@@ -1,10 +1,11 @@
 """The in-namespace side of a trace: arm a fanotify mark in a target's mount namespace, pump lines.
 
-Runs in a single-threaded process (a fork of the warm helper, the optimizer-server executable or
-``nydus-top trace``), because ``setns(CLONE_NEWNS)`` refuses multithreaded callers. Only the mount
-namespace is joined, never the pid namespace: the process stays invisible to the container and
-survives its pid 1. The C core (``native/tracer.c``) reads events, de-duplicates and writes JSON
-lines into a buffer; this module writes that buffer to ``out_fd`` once per batch.
+Runs in a single-threaded process (a fork of the warm helper or ``nydus-top trace``), because
+``setns(CLONE_NEWNS)`` refuses multithreaded callers (the optimizer plugin's server,
+``native/optimizer_server.c``, marks without joining). Only the mount namespace is joined, never
+the pid namespace: the process stays invisible to the container and survives its pid 1. The C core (``native/tracer.c``)
+reads events, de-duplicates and writes JSON lines into a buffer; this module writes that buffer to
+``out_fd`` once per batch.
 
 Status protocol on ``status_fd`` (optional, never stdout): ``R`` + the tracer's pid (4 bytes,
 little endian) once the mark is in place, then one end byte: ``S`` stopped, ``X`` target exited;
@@ -45,10 +46,9 @@ class Session:
     """A fanotify mark placed in the current mount namespace, with its output buffer. Owns
     ``procfd`` (the host procfs) once constructed."""
 
-    def __init__(self, procfd: int, target: str, *, bounded: bool, compat: bool, small_set: bool = False) -> None:
+    def __init__(self, procfd: int, target: str, *, bounded: bool, small_set: bool = False) -> None:
         err = ffi.new("int *")
-        flags = ((lib.NT_BOUNDED if bounded else 0) | (lib.NT_COMPAT if compat else 0)
-                 | (lib.NT_SMALL_SET if small_set else 0))
+        flags = (lib.NT_BOUNDED if bounded else 0) | (lib.NT_SMALL_SET if small_set else 0)
         self._t = lib.nt_open(procfd, os.fsencode(target), flags, err)
         if self._t == ffi.NULL:
             raise ArmError(f"fanotify mark on {target!r}: {os.strerror(err[0])}")
@@ -139,8 +139,8 @@ def _seal_imports() -> None:
     sys.path.clear()
 
 
-def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = False,
-        small_set: bool = False, container_id: str | None = None) -> tuple[Session, int]:
+def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool = False, container_id: str | None = None,
+        pidfd: int | None = None) -> tuple[Session, int]:
     """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
 
     The host procfs is opened before ``setns``: paths and command names are read through it, so
@@ -148,22 +148,27 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
     be in a cgroup named for it (a pid the caller learnt earlier may since belong to another
     process, say on the host). Imports are sealed before joining:
     the calling process must exit (``os._exit``) once done, without running more Python.
+    A caller that checked ``pid`` (against NRI, say) passes the ``pidfd`` it opened before
+    checking (owned by arm from then on): a pid reused since then is refused, not traced.
     """
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as e:
-        raise ArmError(f"pid {pid}: {e.strerror}") from None
+    if pidfd is None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as e:
+            raise ArmError(f"pid {pid}: {e.strerror}") from None
     procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         if container_id is not None and (not container_id or container_id not in _cgroups(procfd, pid)):
             raise ArmError(f"pid {pid} is not in container {container_id[:12]} (it exited?)")
         _seal_imports()
+        if not _alive(pidfd):  # the pid may name another process by now
+            raise ArmError(f"pid {pid} exited")
         rc = lib.nt_join_mntns(procfd, pid)
         if rc < 0:
             raise ArmError(f"join mount namespace of pid {pid}: {os.strerror(-rc)}")
         if not _alive(pidfd):  # the namespace we joined may belong to a recycled pid
             raise ArmError(f"pid {pid} exited")
-        session = Session(procfd, target, bounded=bounded, compat=compat, small_set=small_set)
+        session = Session(procfd, target, bounded=bounded, small_set=small_set)
     except BaseException:
         os.close(pidfd)
         os.close(procfd)
@@ -172,8 +177,9 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, compat: bool = Fa
 
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
-        target: str = "/", bounded: bool = False, compat: bool = False,
-        ready_fd: int | None = None, small_set: bool = False, container_id: str | None = None) -> int:
+        target: str = "/", bounded: bool = False,
+        ready_fd: int | None = None, small_set: bool = False, container_id: str | None = None,
+        pidfd: int | None = None) -> int:
     """Trace ``pid`` until SIGTERM/SIGINT, ``stop_fd`` readable or closed, or the target's exit.
 
     The status protocol goes to ``status_fd`` and ``ready_fd`` (both optional).
@@ -196,8 +202,8 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
                     pass
 
     try:
-        session, pidfd = arm(pid, target, bounded=bounded, compat=compat, small_set=small_set,
-                             container_id=container_id)
+        session, pidfd = arm(pid, target, bounded=bounded, small_set=small_set,
+                             container_id=container_id, pidfd=pidfd)
     except (ArmError, OSError) as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2

@@ -37,6 +37,14 @@ Batch = list[TraceRecord]
 END_REASONS = {trace_session.STOPPED: "stopped", trace_session.EXITED: "target-exited"}
 
 
+def isolated_python(python: str = sys.executable) -> list[str]:
+    """argv start of every Python child we run as root: isolated mode (``-I``) puts neither the
+    caller's working directory nor PYTHONPATH on its import path and ignores every PYTHON*
+    variable and the user's site directory. Installed packages (an editable install too: its
+    finder comes from a ``.pth`` file in site-packages) still import."""
+    return [python, "-I"]
+
+
 class TracerError(Exception):
     """A trace could not be armed or failed while running."""
 
@@ -239,7 +247,7 @@ class TracerPool:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [self._python, "-m", "nydus_top.tracer_helper", str(theirs.fileno())],
+                [*isolated_python(self._python), "-m", "nydus_top.tracer_helper", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True)
         finally:

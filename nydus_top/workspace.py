@@ -25,7 +25,7 @@ from pathlib import Path
 
 from nydus_top.backend import ArmSpec, Backend
 from nydus_top.listfile import (
-    ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list, save_range_list,
+    ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list, save_range_list, within,
 )
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, Pod
@@ -220,8 +220,10 @@ class Workspace:
         ListFileError."""
         rows, edits = snapshot or self.snapshot(run)
         config, items = self.backend.config, run.items
+        # Under persist_dir no symlink is followed; a path typed elsewhere is the operator's choice.
         result = save_list(items.entries(rows), path, readable=bool(config.readable), overwrite=overwrite, meta=meta,
-                           ranges=items.ranges() if items.has_ranges() else None, granularity=config.granularity)
+                           ranges=items.ranges() if items.has_ranges() else None, granularity=config.granularity,
+                           root=within(path, config.persist_dir))
         self._saved[run.id] = (edits, path)
         return result
 
@@ -229,9 +231,9 @@ class Workspace:
         """Save the run's range list alone (of ``rows``, a ``frozen_rows()`` copy, in another
         thread): recorded ranges rounded out to [ranges] granularity, whole files where none are
         known; never overwrites. Raises ListFileError."""
-        items = run.items
-        return save_range_list(items.entries(rows), path, ranges=items.ranges(),
-                               granularity=self.backend.config.granularity)
+        config, items = self.backend.config, run.items
+        return save_range_list(items.entries(rows), path, ranges=items.ranges(), granularity=config.granularity,
+                               root=within(path, config.persist_dir))
 
     def save_unsaved(self) -> list[str]:
         """Save every run ``unsaved`` names (where it was saved before, else its default path,

@@ -120,8 +120,8 @@ class ContainersScreen(LiveScreen):
         link = ""
         if not node.connected:
             link = f" · not connected: {self.app.warnings[-1]}" if self.app.warnings else " · connecting…"
-        self.query_one("#title", Static).update(
-            f" Containers [{len(self.rows)}/{len(rows)}] · sort {self.sort_key} {order}{flt}{link}", layout=False)
+        self.query_one("#title", Static).update(Text(printable(
+            f" Containers [{len(self.rows)}/{len(rows)}] · sort {self.sort_key} {order}{flt}{link}")), layout=False)
 
     def current_row(self) -> ContainerRow | None:
         table = self.query_one(DataTable)
@@ -130,7 +130,8 @@ class ContainersScreen(LiveScreen):
         return self.rows[table.cursor_row]
 
     def say(self, text: str) -> None:
-        self.query_one("#status", Static).update(text, layout=False)
+        """A status line; it may hold paths, names and errors: shown escaped, never as markup."""
+        self.query_one("#status", Static).update(Text(printable(text)), layout=False)
 
     # -- actions ---------------------------------------------------------------------------
 

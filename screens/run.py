@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from nydus_top.display import printable
+
 from .app import NydusTopApp
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         app = build_app(args)
     except ConfigError as err:
-        print(f"nydus-top: {err}", file=sys.stderr)
+        print(printable(f"nydus-top: {err}"), file=sys.stderr)
         return 2
     app.run()
     return 0

@@ -7,6 +7,7 @@ from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -138,7 +139,7 @@ class TraceScreen(LiveScreen):
         if self.run.ranges_error:
             if not self._ranges_said:
                 self._ranges_said = True
-                self.say(printable(self.run.ranges_error))
+                self.say(self.run.ranges_error)
             return " · ranges unavailable"
         if not items.has_ranges():
             return ""
@@ -146,7 +147,8 @@ class TraceScreen(LiveScreen):
         return f" · prefetch {human_size(with_ranges)} with ranges / {human_size(whole)} whole files"
 
     def say(self, text: str) -> None:
-        self.query_one("#status", Static).update(text, layout=False)
+        """A status line; it may hold paths, names and errors: shown escaped, never as markup."""
+        self.query_one("#status", Static).update(Text(printable(text)), layout=False)
 
     def edited(self, text: str) -> None:
         self.view.rows_changed()

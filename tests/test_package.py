@@ -1,5 +1,7 @@
-"""The package installs into a fresh virtual environment and its native extension imports."""
+"""The package installs into a fresh virtual environment, its native extension imports and its
+optimizer server is a native executable."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,19 @@ def test_fresh_venv_installs_and_imports_native(tmp_path: Path) -> None:
     assert str(venv) in probe.stdout
     version = subprocess.run([str(venv / "bin/nydus-top"), "--version"], capture_output=True, text=True)
     assert version.stdout.strip().startswith("nydus-top ")
+    server = venv / "bin/nydus-top-tracer"  # the optimizer plugin's server_path: no interpreter
+    assert server.read_bytes()[:4] == b"\x7fELF" and os.access(server, os.X_OK)
+    bad = subprocess.run([str(server)], capture_output=True, env={})  # no _MNTNS_PID
+    assert bad.returncode == 2 and bad.stdout == bad.stderr == b""
+    # From the checkout (its nydus_top/ has no native extension) the tracer helper still starts
+    # from the installed package: it never imports from the working directory.
+    helper = subprocess.run(
+        [str(venv / "bin/python"), "-I", "-c",
+         f"import os; os.chdir({str(src)!r}); from nydus_top.tracer import TracerPool; "
+         "p = TracerPool(); p.warm_up(); p.close(); print('warm')"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert helper.stdout == "warm\n", helper.stderr[-2000:]
 
 
 def test_help_lists_usage() -> None:

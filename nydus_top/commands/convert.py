@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
+from nydus_top.display import printable
 from nydus_top.nydusify import ConversionError, prepare_conversion
-from nydus_top.listfile import ListFileError, load_list, save_range_list
+from nydus_top.listfile import ListFileError, load_list, save_range_list, within
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,23 +51,24 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         loaded = load_list(args.list)
     except (ConfigError, ListFileError) as err:
-        print(f"nydus-top convert: {err}", file=sys.stderr)
+        print(printable(f"nydus-top convert: {err}"), file=sys.stderr)
         return 2
     for line in (*config.notes, *loaded.warnings):
-        print(f"nydus-top convert: {line}", file=sys.stderr)
+        print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
     if args.range_list is not None:
         try:
             granularity = config.granularity if args.granularity is None else args.granularity
             if granularity < 0:
                 raise ListFileError("--granularity must be >= 0")
             saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force,
-                                    ranges=loaded.ranges, granularity=granularity)
+                                    ranges=loaded.ranges, granularity=granularity,
+                                    root=within(args.range_list, config.persist_dir))
         except ListFileError as err:
-            print(f"nydus-top convert: {err}", file=sys.stderr)
+            print(printable(f"nydus-top convert: {err}"), file=sys.stderr)
             return 1
         for line in saved.warnings:
-            print(f"nydus-top convert: {line}", file=sys.stderr)
-        print(f"wrote {saved.written} files to {args.range_list}")
+            print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
+        print(printable(f"wrote {saved.written} files to {args.range_list}"))
         return 0
     source = args.source or source_from_location(Path(args.list), config.persist_dir)
     if source is None:
@@ -76,15 +78,15 @@ def run(args: argparse.Namespace) -> int:
         conversion, warnings = prepare_conversion(config, source, loaded.entries, target=args.target,
                                                   nydusify=args.nydusify, extra_args=args.nydusify_arg)
         for line in warnings:
-            print(f"nydus-top convert: {line}", file=sys.stderr)
-        print("running: " + " ".join(conversion.argv), flush=True)
+            print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
+        print(printable("running: " + " ".join(conversion.argv)), flush=True)
         try:
-            result = conversion.run(lambda line: print(f"[{line.elapsed:7.1f}s] {line.text}", flush=True))
+            result = conversion.run(lambda line: print(printable(f"[{line.elapsed:7.1f}s] {line.text}"), flush=True))
         except KeyboardInterrupt:  # run() has already killed nydusify's process group
             print("nydus-top convert: cancelled", file=sys.stderr)
             return 130
     except ConversionError as err:
-        print(f"nydus-top convert: {err}", file=sys.stderr)
+        print(printable(f"nydus-top convert: {err}"), file=sys.stderr)
         return 2
-    print(result.summary(), file=sys.stdout if result.ok else sys.stderr)
+    print(printable(result.summary()), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else (result.returncode if result.returncode > 0 else 1)

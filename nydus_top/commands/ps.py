@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 
 from nydus_top.config import ConfigError, load_config
+from nydus_top.display import EscapingFormatter, printable
 from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.session import DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
@@ -66,11 +67,12 @@ def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
             rows.append((pod.namespace, pod.name, "-", f"pod {pod.state}", str(pod.pid or "-"), "-", pod.id[:12]))
         for c in ctrs:
             rows.append((pod.namespace, pod.name, c.name, str(c.state), str(c.pid or "-"), c.image or "-", c.id[:12]))
+    rows = [tuple(printable(v) for v in r) for r in rows]  # names come from the runtime
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-async def _list(session: PluginSession, timeout: float) -> None:
+async def list_once(session: PluginSession, timeout: float) -> None:
     synced = asyncio.Event()
     unsubscribe = session.model.subscribe(lambda ev: ev.kind is EventKind.SYNC and synced.set())
     serve = asyncio.ensure_future(session.run_once())
@@ -113,27 +115,29 @@ async def _watch(session: PluginSession) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="nydus-top: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("nydus-top: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     model = NodeModel()
     try:
         config = load_config(args.config)
         socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
         session = PluginSession(model, socket_path, config.plugin_name, args.nri_idx or config.plugin_index)
     except (ConfigError, ValueError) as exc:
-        print(f"nydus-top ps: {exc}", file=sys.stderr)
+        print(printable(f"nydus-top ps: {exc}"), file=sys.stderr)
         return 2
     if args.watch:
         asyncio.run(_watch(session))
         return 0
     try:
-        asyncio.run(_list(session, args.timeout))
+        asyncio.run(list_once(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as exc:
         hint = ""
         if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
             hint = " (is NRI enabled in containerd: disable = false, disable_connections = false?)"
         elif isinstance(exc, PermissionError):
             hint = " (the NRI socket is root's)"
-        print(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}{hint}", file=sys.stderr)
+        print(printable(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}{hint}"), file=sys.stderr)
         return 1
     pods, containers = model.snapshot()
     if args.json:

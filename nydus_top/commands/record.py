@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nydus_top.config import Config, ConfigError, load_config, parse_layer
+from nydus_top.display import EscapingFormatter, printable
 from nydus_top.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recorder import Recorder, RecordSettings, settings_from
@@ -89,10 +90,10 @@ def _setup_logging(path: str | None) -> LogFile | None:
         target.parent.mkdir(parents=True, exist_ok=True)
         logfile = LogFile(target)
         handler: logging.Handler = logfile
-        handler.setFormatter(logging.Formatter("%(asctime)s nydus-top record: %(message)s"))
+        handler.setFormatter(EscapingFormatter("%(asctime)s nydus-top record: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("nydus-top record: %(message)s"))
+        handler.setFormatter(EscapingFormatter("nydus-top record: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         logfile = _setup_logging(args.log)
     except OSError as err:
-        print(f"nydus-top record: cannot log to {args.log}: {err.strerror}", file=sys.stderr)
+        print(printable(f"nydus-top record: cannot log to {args.log}: {err.strerror}"), file=sys.stderr)
         return 2
     try:
         config = load_config(args.config)

@@ -4,31 +4,111 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 
 from nydus_top import trace_session
+from nydus_top.display import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pid", type=int, required=True,
                         help="host pid of a process in the container (its mount namespace is traced)")
+    parser.add_argument("--host", action="store_true",
+                        help="trace PID although it is in no container containerd knows (a host process, on purpose)")
     parser.add_argument("--target", default="/", help="mount to mark, as the container sees it (default /)")
     parser.add_argument("--ready-fd", type=int, metavar="FD",
                         help="inherited fd that receives R + pid once the mark is in place, then an end byte")
+    # SUPPRESS: without them here, the global options given before the command keep their value.
+    parser.add_argument("--nri-socket", metavar="PATH", default=argparse.SUPPRESS,
+                        help="containerd's NRI socket, asked which containers there are")
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="extra configuration file (highest priority)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="give up when the runtime has not synchronized within S seconds (default 10)")
+
+
+def _fail(message: str) -> int:
+    print(printable(f"nydus-top trace: {message}"), file=sys.stderr)
+    return 2
+
+
+def _cgroups(pid: int, pidfd: int) -> str:
+    """Cgroup paths of *pid*, read while *pidfd* shows the same process alive ("" if gone)."""
+    try:
+        with open(f"/proc/{pid}/cgroup", "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "" if select.select([pidfd], [], [], 0)[0] else text
+
+
+def container_of(pid: int, cgroups: str, containers) -> str | None:  # noqa: ANN001 - node.Container values
+    """Id of the container *pid* belongs to: its process, or a process in its cgroup."""
+    for c in containers:
+        if c.pid == pid or (c.id and c.id in cgroups):
+            return c.id
+    return None
+
+
+def _find_container(args: argparse.Namespace, pid: int, pidfd: int) -> tuple[str | None, str]:
+    """(container id, "") or (None, why not), from one NRI synchronization."""
+    import asyncio
+
+    from nydus_top.commands.ps import list_once
+    from nydus_top.config import ConfigError, load_config
+    from nydus_top.node import NodeModel
+    from nydus_top.nri.errors import ProtocolError
+    from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
+
+    cgroups = _cgroups(pid, pidfd)
+    if not cgroups:
+        return None, f"pid {pid} exited"
+    try:
+        config = load_config(getattr(args, "config", None))
+        socket_path = getattr(args, "nri_socket", None) or (
+            None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
+        model = NodeModel()
+        session = PluginSession(model, socket_path, config.plugin_name, config.plugin_index)
+        asyncio.run(list_once(session, args.timeout))
+    except (ConfigError, ValueError) as err:
+        return None, str(err)
+    except (OSError, ConnectionLost, ProtocolError) as err:
+        return None, f"cannot ask containerd over NRI ({err}); --host traces a pid without asking"
+    cid = container_of(pid, cgroups, model.snapshot()[1].values())
+    if cid is None:
+        return None, (f"pid {pid} is in no container containerd reports over NRI "
+                      "(--host traces a host process on purpose)")
+    return cid, ""
 
 
 def run(args: argparse.Namespace) -> int:
     """Trace in this process (single-threaded) until Ctrl-C, SIGTERM or the target's exit.
-    Ends the process itself: after joining the container's mount namespace no more Python runs."""
+    Ends the process itself: after joining the container's mount namespace no more Python runs.
+
+    The pid is checked against the containers containerd reports over NRI unless ``--host``; a
+    pidfd opened before that check goes with it to the join, so a pid reused meanwhile is refused.
+    """
+    try:
+        pidfd = os.pidfd_open(args.pid)
+    except OSError as err:
+        return _fail(f"pid {args.pid}: {err.strerror}")
+    container_id = None
+    if not args.host:
+        container_id, why = _find_container(args, args.pid, pidfd)
+        if container_id is None:
+            os.close(pidfd)
+            return _fail(why)
     sys.stdout.flush()
     status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     code = trace_session.run(args.pid, out_fd=sys.stdout.fileno(), status_fd=status_w,
-                             target=args.target, ready_fd=args.ready_fd)
+                             target=args.target, ready_fd=args.ready_fd, container_id=container_id,
+                             pidfd=pidfd)
     os.close(status_w)
     status = os.read(status_r, 4096)
     os.close(status_r)
     if status[:1] == trace_session.ERROR:
-        print(f"nydus-top trace: {status[1:].decode('utf-8', 'replace')}", file=sys.stderr)
+        print(printable(f"nydus-top trace: {status[1:].decode('utf-8', 'replace')}"), file=sys.stderr)
     elif status.endswith(trace_session.EXITED):
         print(f"nydus-top trace: pid {args.pid} exited", file=sys.stderr)
     sys.stderr.flush()

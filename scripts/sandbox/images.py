@@ -73,7 +73,8 @@ def _add_entry(tar: tarfile.TarFile, name: str, entry: Content) -> None:
         info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.target, 0o777
         tar.addfile(info)
         return
-    if isinstance(entry, Path):
+    if isinstance(entry, Path):  # its mtime too: Python checks its .pyc files against it
+        info.mtime = int(entry.stat().st_mtime)
         entry = File(entry.read_bytes(), entry.stat().st_mode & 0o7777)
     elif isinstance(entry, bytes):
         entry = File(entry)
@@ -92,7 +93,7 @@ def build_image(ref: str, files: Mapping[str, Content], entrypoint: Sequence[str
                 workdir: str = "/") -> str:
     """Write an OCI image archive of ``files`` (absolute path -> content) to ``archive``; returns ``ref``.
 
-    Content may be bytes (mode 0644), a host ``Path`` (content and mode copied), a ``File`` or a
+    Content may be bytes (mode 0644), a host ``Path`` (content, mode and mtime copied), a ``File`` or a
     ``Symlink``. Parent directories are created implicitly.
     """
     tar = _layer_tar(files)

@@ -183,7 +183,8 @@ def wait_in_file(path: Path, *texts: str, timeout: float = 10.0) -> str:
                 pass
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no line with {texts!r} in {path} within {timeout}s")
+                tail = "\n".join(path.read_text(errors="replace").splitlines()[-20:]) if path.exists() else "(no file)"
+                raise TimeoutError(f"no line with {texts!r} in {path} within {timeout}s; it ends:\n{tail}")
             if fd is not None and select.select([fd], [], [], left)[0]:
                 os.read(fd, 65536)
             elif fd is None:

@@ -91,8 +91,8 @@ def test_files_are_byte_compatible_with_the_optimizer(sandbox_node, workload_ima
     our_list = (ours / name).read_bytes().decode().splitlines()
     their_list = (theirs / name).read_bytes().decode().splitlines()
     assert our_list == EXPECTED
-    # The optimizer answers containerd before its server is ready: it misses the start, and
-    # what it has is ours, in the same order, byte for byte.
+    # The optimizer answers containerd without waiting for its server's mark: it may miss the
+    # start, and what it has is ours, in the same order, byte for byte.
     assert their_list and _subsequence(their_list, our_list)
     assert "/data/comma,name.txt" in their_list and "/data/ünïcødé.txt" in their_list
     our_csv = (ours / f"{name}.csv").read_bytes().split(b"\n")

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def test_archive_is_a_valid_reproducible_oci_layout(tmp_path: Path) -> None:
              "/bin/alias": images.Symlink("tool"), "/host/file": tmp_path / "src"}
     (tmp_path / "src").write_bytes(b"from the host\n")
     (tmp_path / "src").chmod(0o640)
+    os.utime(tmp_path / "src", (1_700_000_000, 1_700_000_000))  # Python's .pyc files are checked against it
     ref = images.build_image("nydus-top.local/t:2", files, ["/bin/tool", "-v"], tmp_path / "one.tar")
     images.build_image("nydus-top.local/t:2", files, ["/bin/tool", "-v"], tmp_path / "two.tar")
     assert ref == "nydus-top.local/t:2"
@@ -51,7 +53,8 @@ def test_archive_is_a_valid_reproducible_oci_layout(tmp_path: Path) -> None:
         assert members["bin/tool"].mode == 0o755
         assert members["bin/alias"].issym() and members["bin/alias"].linkname == "tool"
         assert tar.extractfile("etc/a b.conf").read() == b"x=1\n"
-        assert members["host/file"].mode == 0o640
+        assert members["host/file"].mode == 0o640 and members["host/file"].mtime == 1_700_000_000
+        assert members["etc/a b.conf"].mtime == 0
         assert tar.extractfile("host/file").read() == b"from the host\n"
 
 

@@ -1,5 +1,5 @@
 """The JSON line protocol: escaping of hostile bytes, parsing, and the two executables that speak
-it (``nydus-top-tracer`` as the optimizer plugin's server_path, and ``nydus-top trace``)."""
+it (``nydus-top-tracer``, native, as the optimizer plugin's server_path, and ``nydus-top trace``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from nydus_top._native import ffi, lib
+from nydus_top.display import printable
 from nydus_top.records import Access, Overflow
 from nydus_top.tracer import parse_line
 
@@ -28,10 +29,12 @@ def escape(data: bytes) -> str:
 
 
 @given(st.binary(max_size=64) | st.lists(st.sampled_from([b"\x1b", b"\x7f", b"\xc2\x9b", b"\xc2\x85", b"\xc2\xa0", b"\xc3",
-                                                          b"a", b"\xe2\x80\xae", b"\xed\xa0\x80"])).map(b"".join))
+                                                          b"a", b"\xe2\x80\xae", b"\xe2\x80\xaa", b"\xe2\x81\xa6",
+                                                          b"\xe2\x81\xa9", b"\xe2\x80\xaf", b"\xe2\x80\xa9",
+                                                          b"\xed\xa0\x80"])).map(b"".join))
 def test_any_bytes_escape_to_json_that_gives_them_back(data: bytes) -> None:
     text = escape(data)
-    assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in text)  # safe on a terminal
+    assert printable(text) == text  # safe on a terminal: no control character, no bidi override
     assert os.fsencode(json.loads(f'"{text}"')) == data
 
 
@@ -39,6 +42,12 @@ def test_any_bytes_escape_to_json_that_gives_them_back(data: bytes) -> None:
 def test_valid_utf8_text_decodes_unchanged(s: str) -> None:
     data = s.encode("utf-8", "surrogatepass")
     assert json.loads(f'"{escape(data)}"').encode("utf-8", "surrogateescape") == data
+
+
+def test_bidi_overrides_are_escaped_and_decode_back() -> None:
+    data = "/data/\u202egnp.exe \u2066x\u2069".encode()
+    assert escape(data) == "/data/\\u202egnp.exe \\u2066x\\u2069"
+    assert json.loads(f'"{escape(data)}"').encode() == data
 
 
 def test_parse_line() -> None:
@@ -88,7 +97,8 @@ def test_trace_command_streams_until_ctrl_c(container) -> None:
     c = container({"/etc/x": b"x"}, ["signal:{note}", "wait:{go}", "read:/etc/x", "signal:{note}", "wait:{go}"])
     c.wait_note()
     ready_r, ready_w = os.pipe()
-    proc = subprocess.Popen([str(VENV_BIN / "nydus-top"), "trace", "--pid", str(c.pid), "--ready-fd", str(ready_w)],
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top"), "trace", "--host", "--pid", str(c.pid), "--ready-fd",
+                             str(ready_w)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(ready_w,),
                             process_group=0)
     os.close(ready_w)
@@ -102,6 +112,38 @@ def test_trace_command_reports_a_bad_pid_in_one_line() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and f"pid {2**22 + 3}" in proc.stderr
+
+
+def test_optimizer_server_reports_a_bad_pid_on_the_ready_fd_only() -> None:
+    ready_r, ready_w = os.pipe()
+    # Whatever the caller's environment and cwd hold, nothing of it is looked at.
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(ready_w,), cwd="/", env={
+                                "_MNTNS_PID": str(2**22 + 3), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w),
+                                "PYTHONPATH": "/nonexistent", "LD_PRELOAD": "/nonexistent.so"})
+    os.close(ready_w)
+    out, err = proc.communicate(timeout=10)
+    status = os.read(ready_r, 2048)
+    os.close(ready_r)
+    assert proc.returncode == 2 and out == err == b""
+    assert status == f"Epid {2**22 + 3}: No such process".encode()
+
+
+def test_optimizer_server_resolves_its_target_inside_the_container(container) -> None:
+    # /escape names a directory of the host, not of the container: the mark must not land there.
+    c = container({"/data/a": b"a", "/escape": str(Path(__file__).parent)}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(ready_w,), env={"_MNTNS_PID": str(c.pid), "_TARGET": "/escape",
+                                                      "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    out, err = proc.communicate(timeout=10)
+    status = os.read(ready_r, 2048)
+    os.close(ready_r)
+    c.go()
+    assert (proc.returncode, out, err) == (2, b"", b"")
+    assert status == b"E_TARGET: No such file or directory"
 
 
 def test_optimizer_server_exits_quietly_when_its_reader_is_gone(container) -> None:
