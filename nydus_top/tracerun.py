@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from nydus_top.listmeta import ListMeta
 from nydus_top.records import Access, Overflow
 from nydus_top.tracelist import TraceList
 
@@ -51,7 +52,9 @@ class TraceRun:
     state: TraceState = TraceState.RUNNING
     error: str = ""  # why it failed or ended, shown next to the state
     possibly_incomplete: bool = False  # armed, but the mark came after the container started
+    from_start: bool = False  # armed for a start (False: attached to a running container)
     items: TraceList = field(default_factory=TraceList)
+    meta: ListMeta | None = None  # the list's identity: read from disk, or remembered from the container
     files: int = 0  # distinct files seen (before curation)
     bytes: int = 0
     rates: deque[int] = field(default_factory=lambda: deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW))

@@ -103,7 +103,7 @@ class NydusTopApp(App[None]):
         return run
 
     def arm(self, spec: ArmSpec, image: str) -> TraceRun:
-        run = TraceRun(Target(spec.label, spec.image or image), state=TraceState.ARMED)
+        run = TraceRun(Target(spec.label, spec.image or image), state=TraceState.ARMED, from_start=True)
         self.runs.append(run)
         self.arms[id(run)] = spec
         try:
@@ -129,7 +129,8 @@ class NydusTopApp(App[None]):
         self.call_from_thread(self._loaded, path, loaded)
 
     def _loaded(self, path: str, loaded) -> None:  # noqa: ANN001 - listfile.LoadedList
-        run = TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED)
+        image = loaded.meta.image if loaded.meta is not None else ""
+        run = TraceRun(Target(f"list {path}", image, path=path), state=TraceState.LOADED, meta=loaded.meta)
         run.items.extend(loaded.entries)
         run.files = len(run.items)
         self.runs.append(run)

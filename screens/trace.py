@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Sparkline, Static
 
 from nydus_top.display import human_size, printable
+from nydus_top.listmeta import ListMeta
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
 
@@ -22,7 +24,44 @@ from .dialogs import ConfirmDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView
 
 if TYPE_CHECKING:
+    from nydus_top.node import NodeModel
+
     from .app import NydusTopApp
+
+
+def remember_identity(run: TraceRun, node: NodeModel) -> None:
+    """Copy the traced container's identity (full image reference, names) into ``run.meta``
+    while the node model still has the container: a save after it is gone keeps it."""
+    cid = run.target.container_id
+    if not cid or run.state is TraceState.LOADED:
+        return
+    pods, containers = node.snapshot()
+    container = containers.get(cid)
+    if container is None:
+        return
+    pod = pods.get(container.pod_id)
+    meta = run.meta or ListMeta()
+    image = container.image or meta.image
+    digest = image.partition("@")[2] if "@" in image else meta.digest
+    run.meta = replace(meta, image=image, digest=digest, container=container.name, container_id=cid,
+                       pod=f"{pod.namespace}/{pod.name}" if pod is not None else meta.pod)
+
+
+def list_meta(run: TraceRun) -> ListMeta:
+    """The metadata a save of *run* writes: its identity and whether the list may miss files."""
+    meta = run.meta or ListMeta()
+    if not meta.image and run.target.image:
+        meta = replace(meta, image=run.target.image)
+    reasons = [meta.incomplete] if meta.incomplete else []
+    if run.state is not TraceState.LOADED:
+        if run.possibly_incomplete:
+            reasons.append("mark was late")
+        if not run.from_start:
+            reasons.append("attached to a running container: start-up not traced")
+        if run.items.overflows:
+            reasons.append("kernel queue overflow")
+    reasons = list(dict.fromkeys(reasons))
+    return replace(meta, complete=meta.complete and not reasons, incomplete="; ".join(reasons)).with_origin()
 
 
 class TraceScreen(LiveScreen):
@@ -81,6 +120,7 @@ class TraceScreen(LiveScreen):
         return self.query_one(TraceView)
 
     def on_mount(self) -> None:
+        remember_identity(self.run, self.app.backend.node)
         self.view.focus()
         self.app.pump()
         self.view.rows_changed()
@@ -88,6 +128,7 @@ class TraceScreen(LiveScreen):
 
     def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
         if id(self.run) in changed:
+            remember_identity(self.run, self.app.backend.node)
             self.view.rows_changed()
             self.update_counters()
         return False
@@ -293,15 +334,16 @@ class TraceScreen(LiveScreen):
 
     def save_to(self, path: str, overwrite: bool) -> None:
         self.say(f"saving {len(self.run.items)} paths…")
-        self._save(path, overwrite, self.run.items.frozen_rows())
+        remember_identity(self.run, self.app.backend.node)
+        self._save(path, overwrite, self.run.items.frozen_rows(), list_meta(self.run))
 
     @work(thread=True, group="save")
-    def _save(self, path: str, overwrite: bool, rows: array) -> None:
+    def _save(self, path: str, overwrite: bool, rows: array, meta: ListMeta) -> None:
         from nydus_top.listfile import ListExistsError, ListFileError, save_list
 
         try:
             result = save_list(self.run.items.entries(rows), path, readable=bool(self.app.backend.config.readable),
-                               overwrite=overwrite)
+                               overwrite=overwrite, meta=meta)
         except ListExistsError as err:
             self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
             return
@@ -344,11 +386,22 @@ class TraceScreen(LiveScreen):
         except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
             return
-        self.app.call_from_thread(self._merge, path, loaded.entries)
+        self.app.call_from_thread(self._merge, path, loaded)
 
-    def _merge(self, path: str, entries) -> None:  # noqa: ANN001 - tuple[ListedFile, ...]
-        added = self.run.items.merge(entries)
-        self.edited(f"merged {added} new paths from {path}")
+    def _merge(self, path: str, loaded) -> None:  # noqa: ANN001 - listfile.LoadedList
+        added = self.run.items.merge(loaded.entries)
+        mine, theirs = list_meta(self.run), loaded.meta
+        note = ""
+        if theirs is not None and theirs.image and mine.image and theirs.image != mine.image:
+            note = f" (its image {theirs.image} is not this list's {mine.image})"
+        meta = self.run.meta or ListMeta()
+        if theirs is not None and not theirs.complete:
+            reason = f"merged {path}: {theirs.incomplete or 'incomplete'}"
+            meta = replace(meta, complete=False, incomplete="; ".join(filter(None, (meta.incomplete, reason))))
+        if not meta.image and theirs is not None:
+            meta = replace(meta, image=theirs.image, digest=theirs.digest)
+        self.run.meta = replace(meta, runs=(*meta.runs, path))
+        self.edited(printable(f"merged {added} new paths from {path}{note}"))
 
     # -- conversion ------------------------------------------------------------------------
 
@@ -367,6 +420,7 @@ class TraceScreen(LiveScreen):
                 return
             self.app.push_screen(ConvertScreen(conversion, source, warnings))
 
-        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", self.run.target.image,
+        remember_identity(self.run, self.app.backend.node)
+        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", list_meta(self.run).image,
                                           hint=f"source image; target from the template {config.target_template}",
                                           placeholder="registry/repo:tag"), chosen)
