@@ -26,7 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--range-list", metavar="OUT.json", type=Path,
                         help="write the range list for `nydusify optimize --prefetch-files` instead of converting")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --range-list file")
-    parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--nydusify", metavar="PATH", help="nydusify binary (default: from the configuration)")
     parser.add_argument("--nydusify-arg", metavar="ARG", action="append", default=[],
                         help="extra argument for nydusify, e.g. --nydusify-arg=--platform=linux/amd64 (repeatable; after the configured ones)")

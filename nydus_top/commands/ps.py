@@ -16,16 +16,12 @@ from dataclasses import asdict
 from nydus_top.config import ConfigError, load_config
 from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
-from nydus_top.nri.session import DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
+from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nri-socket", metavar="PATH", default=None,
-                        help=f"containerd's NRI socket (default: the fd in ${SOCKET_FD_ENV}, else [nri] socket"
-                        f" of the configuration, {DEFAULT_SOCKET} by default)")
     parser.add_argument("--nri-idx", metavar="NN", default=None,
                         help="two-digit plugin index to register with (default: [nri] plugin_index, 90)")
-    parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     parser.add_argument("--watch", action="store_true",
                         help="stream JSON lines until interrupted: a 'sync' line with the full listing on every"
