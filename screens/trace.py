@@ -167,6 +167,7 @@ class TraceScreen(LiveScreen):
         self.query_one("#status", Static).update(text, layout=False)
 
     def edited(self, text: str) -> None:
+        self.view.forget_hidden()
         self.view.rows_changed()
         self.update_counters()
         self.say(text)

@@ -72,16 +72,14 @@ class TraceView(ScrollView, can_focus=True):
             return []
         if not self.selected:
             return [self.cursor]
-        rows = self.run.items.rows
-        if len(self.selected) <= 64:  # a few marks: C-speed scans beat a Python pass over all rows
-            found = []
-            for ident in self.selected:
-                try:
-                    found.append(rows.index(ident))
-                except ValueError:
-                    pass
-            return sorted(found)
-        return [pos for pos, ident in enumerate(rows) if ident in self.selected]
+        return self.run.items.positions(self.selected)
+
+    def forget_hidden(self) -> None:
+        """Drop selected entries an edit removed from view: what is counted and acted on is
+        what is shown (an undo that brings them back does not reselect them)."""
+        if self.selected:
+            rows = self.run.items.rows
+            self.selected = {rows[pos] for pos in self.run.items.positions(self.selected)}
 
     def move_cursor(self, row: int, *, follow: bool = False) -> None:
         count = len(self.run.items)

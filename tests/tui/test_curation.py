@@ -5,7 +5,7 @@ from __future__ import annotations
 from nydus_top.records import Access
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import on_trace, running, settle
+from tests.tui.conftest import on_trace, running, settle, submit
 from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace, synthetic
 from tests.tui.screentext import screen_text
 
@@ -34,6 +34,19 @@ async def test_delete_entry_and_selection_then_undo_redo() -> None:
         assert paths(screen) == PATHS
         await pilot.press("U")
         assert paths(screen) == PATHS[1:]
+
+
+async def test_selection_counts_and_acts_on_visible_rows_only() -> None:
+    async with on_trace() as (app, pilot, screen):
+        await pilot.press("space")  # select /usr/sbin/nginx, then exclude it
+        assert "sel 1" in screen_text(app)
+        await pilot.press("x")
+        await submit(pilot, "/usr/sbin/*")
+        assert paths(screen) == PATHS[1:]
+        assert "sel 0" in screen_text(app)
+        await pilot.press("home", "d")  # nothing selected is shown: d deletes the cursor row
+        assert paths(screen) == PATHS[2:]
+        assert "deleted 1" in screen_text(app)
 
 
 async def test_exclude_by_glob_and_regex() -> None:
