@@ -63,6 +63,7 @@ class TraceRun:
     _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _second: int = 0  # elapsed second the last rate bucket belongs to
+    _anchor: float | None = None  # clock time of elapsed second 0, set by the first advance() while running
     _closed: bool = False
 
     # -- tracer side (any thread) -------------------------------------------------------------
@@ -124,6 +125,23 @@ class TraceRun:
         """Ask the tracer to stop; ``ended`` follows from its thread."""
         if self.stopper is not None:
             self.stopper()
+
+    def advance(self, now: float) -> bool:
+        """Move the rate buckets on to the clock time *now* (the backend's ``now()``), so an idle
+        trace's events/s and sparkline fall to 0 instead of freezing. True if they moved.
+        The first call while tracing anchors the current elapsed second to *now*; a paused
+        view stands still (its records wait in the inbox and are counted when it resumes)."""
+        if self.state in (TraceState.ARMED, TraceState.LOADED) or self.paused:
+            return False
+        if self._anchor is None:
+            self._anchor = now - self._second
+            return False
+        second = int(now - self._anchor)
+        if second <= self._second:
+            return False
+        self.rates.extend([0] * min(second - self._second, RATE_WINDOW))
+        self._second = second
+        return True
 
     def sparkline_data(self) -> list[int]:
         """Accesses per second of trace time over the last RATE_WINDOW seconds (a fixed scale)."""

@@ -73,8 +73,9 @@ class NydusTopApp(App[None]):
         if not self.is_running:  # shutting down: screens are losing their widgets
             return
         changed: set[int] = set()
+        now = self.backend.now()
         for run in self.runs:
-            if run.drain() or self._states.get(id(run)) is not run.state:
+            if run.drain() | run.advance(now) or self._states.get(id(run)) is not run.state:
                 self._states[id(run)] = run.state
                 changed.add(id(run))
                 if run.state is not TraceState.ARMED:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from textual.widgets import Sparkline
+
 from nydus_top.records import Access
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import on_trace, running, settle, submit
+from tests.tui.conftest import on_trace, running, settle, submit, until
 from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace, synthetic
 from tests.tui.screentext import screen_text
 
@@ -111,6 +113,17 @@ async def test_follow_pause_and_trace_continues_off_screen() -> None:
         await pilot.press("t")  # the traces list shows it still running
         await pilot.pause()
         assert "tracing" in screen_text(app)
+
+
+async def test_rate_falls_to_zero_on_the_clock_when_the_trace_goes_idle() -> None:
+    backend = make_backend()
+    async with on_trace(backend) as (app, pilot, screen):
+        await pilot.pause()
+        assert "ev/s 7 " in screen_text(app)  # 7 accesses in elapsed second 1, the last complete one
+        assert screen.query_one(Sparkline).data[-3:] == [8, 7, 1]
+        backend.clock += 3  # three idle seconds: no record arrives
+        await until(pilot, lambda: "ev/s 0 " in screen_text(app), what="the rate to decay")
+        assert screen.query_one(Sparkline).data[-6:] == [8, 7, 1, 0, 0, 0]
 
 
 async def test_several_traces_at_once() -> None:
