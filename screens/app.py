@@ -134,6 +134,7 @@ class NydusTopApp(App[None]):
         run = TraceRun(Target(f"list {path}", image, path=path), state=TraceState.LOADED, meta=loaded.meta)
         run.items.extend(loaded.entries)
         run.files = len(run.items)
+        run.bytes = sum(entry.size or 0 for entry in loaded.entries)
         self.runs.append(run)
         self.open_run(run)
         if loaded.warnings:

@@ -189,6 +189,7 @@ class ContainersScreen(LiveScreen):
 
     def action_clear_filter(self) -> None:
         self.query_text = ""
+        self.say("")
         self.rebuild()
 
     def action_sort(self) -> None:

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from nydus_top.backend import ArmSpec
-from nydus_top.display import printable
+from nydus_top.display import counted, printable
 
 
 class PromptDialog(ModalScreen[str | None]):
@@ -50,7 +50,7 @@ class SaveDialog(PromptDialog):
 
     def __init__(self, default: str, rows: int, *, readable: bool, note: str = "") -> None:
         units = "human units" if readable else "bytes, microseconds"
-        hint = f"{rows} entries → plain list + .csv ({units})"
+        hint = f"{counted(rows, 'entry', 'entries')} → plain list + .csv ({units})"
         if note:
             hint += f"\n{note}"
         super().__init__("Save prefetch list", default, hint=hint, placeholder="/path/to/list")

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Sparkline, Static
 
-from nydus_top.display import human_size, printable
+from nydus_top.display import counted, human_size, printable
 from nydus_top.listmeta import ListMeta
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
@@ -149,7 +149,7 @@ class TraceScreen(LiveScreen):
         if view.follow:
             flags.append("FOLLOW")
         if run.paused:
-            flags.append(f"PAUSED, {run.queued} batches waiting" if run.queued else "PAUSED")
+            flags.append(f"PAUSED, {counted(run.queued, 'batch', 'batches')} waiting" if run.queued else "PAUSED")
         if self.search is not None:
             flags.append(f"/{self.search.pattern}")
         flagged = len(run.items.flagged)
@@ -236,6 +236,7 @@ class TraceScreen(LiveScreen):
                 return
             if not text:
                 self.search = None
+                self.say("")
                 self.update_counters()
                 return
             try:
@@ -280,7 +281,7 @@ class TraceScreen(LiveScreen):
 
     def _flagged(self, created: set[str]) -> None:
         count = self.run.items.set_flags(created)
-        self.edited(f"flagged {count} files created at runtime (R prunes them)")
+        self.edited(f"flagged {counted(count, 'file')} created at runtime (R prunes them)")
 
     def action_prune_flagged(self) -> None:
         self.edited(f"pruned {self.run.items.prune_flagged()} flagged")
@@ -334,7 +335,7 @@ class TraceScreen(LiveScreen):
                              chosen)
 
     def save_to(self, path: str, overwrite: bool) -> None:
-        self.say(f"saving {len(self.run.items)} paths…")
+        self.say(f"saving {counted(len(self.run.items), 'path')}…")
         remember_identity(self.run, self.app.backend.node)
         self._save(path, overwrite, self.run.items.frozen_rows(), list_meta(self.run))
 
@@ -363,10 +364,10 @@ class TraceScreen(LiveScreen):
         self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
 
     def _saved(self, result) -> None:  # noqa: ANN001 - listfile.SaveResult
-        written = f"saved {result.written} paths to {', '.join(map(str, result.paths))}"
+        written = f"saved {counted(result.written, 'path')} to {', '.join(map(str, result.paths))}"
         self.say(written)
         if result.warnings:
-            self.app.push_screen(MessageDialog(f"Saved with {len(result.warnings)} warnings",
+            self.app.push_screen(MessageDialog(f"Saved with {counted(len(result.warnings), 'warning')}",
                                                [written, "", *result.warnings]))
 
     def action_merge(self) -> None:
@@ -402,7 +403,7 @@ class TraceScreen(LiveScreen):
         if not meta.image and theirs is not None:
             meta = replace(meta, image=theirs.image, digest=theirs.digest)
         self.run.meta = replace(meta, runs=(*meta.runs, path))
-        self.edited(printable(f"merged {added} new paths from {path}{note}"))
+        self.edited(printable(f"merged {counted(added, 'new path')} from {path}{note}"))
 
     # -- conversion ------------------------------------------------------------------------
 

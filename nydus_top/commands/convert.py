@@ -14,9 +14,9 @@ from pathlib import Path
 
 from nydus_top import listmeta
 from nydus_top.config import ConfigError, load_config
-from nydus_top.display import printable
+from nydus_top.display import counted, printable
 from nydus_top.nydusify import ConversionError, prepare_conversion
-from nydus_top.listfile import ListFileError, load_list, save_range_list
+from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_range_list
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
     if args.range_list is not None:
         try:
             saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force)
+        except ListExistsError as err:
+            print(printable(f"nydus-top convert: {err} (--force replaces it)"), file=sys.stderr)
+            return 1
         except ListFileError as err:
             print(f"nydus-top convert: {err}", file=sys.stderr)
             return 1
         for line in saved.warnings:
             print(f"nydus-top convert: {line}", file=sys.stderr)
-        print(f"wrote {saved.written} files to {args.range_list}")
+        print(printable(f"wrote {counted(saved.written, 'file')} to {args.range_list}"))
         return 0
     source = args.source or (loaded.meta.image if loaded.meta is not None else "")
     if not source:

@@ -277,7 +277,7 @@ def test_convert_command_range_list(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert json.loads(out_json.read_text()) == {"version": "v1", "files": [
         {"path": "/bin/sh", "ranges": None}, {"path": "/lib/libc.so", "ranges": None}]}
     assert main(["convert", str(listing), "--config", config, "--range-list", str(out_json)]) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"nydus-top convert: {out_json} already exists (--force replaces it)\n"
     assert main(["convert", str(listing), "--config", config, "--range-list", str(out_json), "--force"]) == 0
 
 

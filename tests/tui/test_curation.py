@@ -51,6 +51,25 @@ async def test_selection_counts_and_acts_on_visible_rows_only() -> None:
         assert "deleted 1" in screen_text(app)
 
 
+async def test_a_bad_regex_message_goes_when_the_search_or_filter_is_cleared() -> None:
+    async with on_trace() as (app, pilot, screen):
+        await pilot.press("slash")
+        await submit(pilot, "(")
+        assert "bad regex" in str(screen.query_one("#status").render())
+        await pilot.press("slash")
+        await submit(pilot, "")
+        assert str(screen.query_one("#status").render()) == ""
+        await pilot.press("escape")
+        await pilot.pause()
+        containers = app.screen
+        await pilot.press("slash")
+        await submit(pilot, "(")
+        assert "bad filter regex" in str(containers.query_one("#status").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert str(containers.query_one("#status").render()) == ""
+
+
 async def test_exclude_by_glob_and_regex() -> None:
     async with on_trace() as (_, pilot, screen):
         await pilot.press("x", "ctrl+u", *"/etc/nginx/*", "enter")

@@ -8,6 +8,7 @@ from textual.widgets import Input, Static
 
 from nydus_top import listmeta
 from nydus_top.listfile import save_list
+from nydus_top.display import human_size
 from nydus_top.listmeta import ListMeta
 from nydus_top.records import Access, ListedFile
 from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
@@ -88,6 +89,7 @@ async def test_load_curate_and_save_back_round_trip(tmp_path: Path) -> None:
         assert isinstance(screen, TraceScreen) and screen.run.state is TraceState.LOADED
         assert screen.run.items.paths() == ["/bin/sh", "/etc/profile", "/usr/lib/libz.so"]
         assert screen.run.items[0].size == 125 * 1024
+        assert f"files 3  bytes {human_size(125 * 1024 + 512 + 99)} " in screen_text(app)
         await pilot.press("home", "down", "d", "s", "enter")  # default target: the file it came from
         await settle(pilot)
         await pilot.press("y")
@@ -194,7 +196,7 @@ async def test_merge_records_the_run_and_names_a_different_image(tmp_path: Path)
         await pilot.press("m")
         await submit(pilot, str(other))
         status = str(screen.query_one("#status", Static).render())
-        assert status == (f"merged 1 new paths from {other} (its image quay.io/other/app:2 is not this "
+        assert status == (f"merged 1 new path from {other} (its image quay.io/other/app:2 is not this "
                           "list's docker.io/library/nginx:1.25)")
         meta = list_meta(screen.run)
         assert meta.runs == (str(other),) and meta.image == "docker.io/library/nginx:1.25"
