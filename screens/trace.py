@@ -110,7 +110,7 @@ class TraceScreen(LiveScreen):
         yield Static(id="title", classes="titlebar", markup=False)
         yield Static(id="counters", markup=False)
         yield Sparkline(self.run.sparkline_data(), id="rate")
-        yield Static(" " + HEADER, id="header", markup=False)
+        yield Static(HEADER, id="header", markup=False)
         yield TraceView(self.run, id="list")
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()

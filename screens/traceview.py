@@ -17,14 +17,16 @@ from nydus_top.tracerun import TraceRun
 
 
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
-HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
+# The first column holds the marks: * selected, ! created at runtime (flagged); both can show.
+HEADER = f"{'':2} {'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"
 
 
-def format_row(position: int, entry: Row) -> str:
+def format_row(position: int, entry: Row, *, selected: bool = False, flagged: bool = False) -> str:
     """One line under HEADER; "-" or blank where a loaded list has no value."""
     ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"
-    return (f"{position + 1:>6} {ms:>9} {human_size(entry.size):>8} {entry.kind or '-':<4} {entry.pid or '':>7} "
-            f"{printable(entry.comm):<15.15} {printable(entry.path)}")
+    marks = ("*" if selected else " ") + ("!" if flagged else " ")
+    return (f"{marks} {position + 1:>6} {ms:>9} {human_size(entry.size):>8} {entry.kind or '-':<4} "
+            f"{entry.pid or '':>7} {printable(entry.comm):<15.15} {printable(entry.path)}")
 
 
 class TraceView(ScrollView, can_focus=True):
@@ -141,8 +143,7 @@ class TraceView(ScrollView, can_focus=True):
         strip = self._cache.get(key)
         if strip is None:
             style = self._line_style(is_flagged, is_selected, is_cursor and self.has_focus)
-            mark = "!" if is_flagged else ("*" if is_selected else " ")
-            text = mark + format_row(row, items[row])
+            text = format_row(row, items[row], selected=is_selected, flagged=is_flagged)
             strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
             self._cache[key] = strip
         return strip
