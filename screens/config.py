@@ -11,6 +11,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from .navigation import NavTable
+
 if TYPE_CHECKING:
     from .app import NydusTopApp
 
@@ -36,7 +38,7 @@ class ConfigScreen(Screen):
     def compose(self) -> ComposeResult:
         backend = self.app.backend
         yield Static(" Config (effective)", id="title", classes="titlebar")
-        table: DataTable = DataTable(id="config", cursor_type="row", zebra_stripes=True)
+        table: DataTable = NavTable(id="config", cursor_type="row", zebra_stripes=True)
         table.add_columns("KEY", "VALUE")
         for key, value in config_items(backend.config):
             table.add_row(key, Text(value))

@@ -9,13 +9,15 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from nydus_top.backend import ArmSpec
 from nydus_top.display import counted, printable
+
+from .navigation import NavScroll
 
 
 class PromptDialog(ModalScreen[str | None]):
@@ -96,7 +98,7 @@ class MessageDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
-            with VerticalScroll(classes="dialog-body"):
+            with NavScroll(classes="dialog-body"):
                 yield Static("\n".join(self.lines), markup=False)
             yield Static("esc close", classes="dialog-keys")
 
