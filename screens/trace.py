@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,12 +85,14 @@ class TraceScreen(LiveScreen):
         Binding("f", "follow", "Follow"),
         Binding("p", "pause", "Pause"),
         Binding("s", "save", "Save"),
+        Binding("w", "save_ranges", "Save range list", show=False),
         Binding("m", "merge", "Merge", show=False),
         Binding("S", "stop", "Stop trace", show=False),
         Binding("c", "convert", "Convert", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
+        ("save_ranges", "Save range list", "JSON v1 range list for nydusify optimize --prefetch-files"),
         ("merge", "Merge list", "Append another run's files that are not in this list"),
         ("exclude(False)", "Exclude by glob", "Remove matching paths, now and later"),
         ("exclude(True)", "Exclude by regex", "Remove matching paths, now and later"),
@@ -347,17 +350,17 @@ class TraceScreen(LiveScreen):
             result = save_list(self.run.items.entries(rows), path, readable=bool(self.app.backend.config.readable),
                                overwrite=overwrite, meta=meta)
         except ListExistsError as err:
-            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
+            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_to)
             return
         except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
             return
         self.app.call_from_thread(self._saved, result)
 
-    def _confirm_overwrite(self, path: str, existing: str) -> None:
+    def _confirm_overwrite(self, path: str, existing: str, save: Callable[[str, bool], None]) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.save_to(path, True)
+                save(path, True)
             else:
                 self.say("not saved")
 
@@ -369,6 +372,34 @@ class TraceScreen(LiveScreen):
         if result.warnings:
             self.app.push_screen(MessageDialog(f"Saved with {counted(len(result.warnings), 'warning')}",
                                                [written, "", *result.warnings]))
+
+    def action_save_ranges(self) -> None:
+        default = self.default_save_path()[0] + ".ranges.json"
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.save_ranges_to(str(Path(path).expanduser()), False)
+
+        self.app.push_screen(PromptDialog("Save a range list", default,
+                                          hint="JSON v1 for nydusify optimize --prefetch-files (whole files)"), chosen)
+
+    def save_ranges_to(self, path: str, overwrite: bool) -> None:
+        self.say(f"saving a range list of {counted(len(self.run.items), 'path')}…")
+        self._save_ranges(path, overwrite, self.run.items.frozen_rows())
+
+    @work(thread=True, group="save")
+    def _save_ranges(self, path: str, overwrite: bool, rows: array) -> None:
+        from nydus_top.listfile import ListExistsError, ListFileError, save_range_list
+
+        try:
+            result = save_range_list(self.run.items.entries(rows), path, overwrite=overwrite)
+        except ListExistsError as err:
+            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_ranges_to)
+            return
+        except ListFileError as err:
+            self.app.call_from_thread(self.say, str(err))
+            return
+        self.app.call_from_thread(self._saved, result)
 
     def action_merge(self) -> None:
         def chosen(path: str | None) -> None:

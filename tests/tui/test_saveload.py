@@ -201,3 +201,23 @@ async def test_merge_records_the_run_and_names_a_different_image(tmp_path: Path)
         meta = list_meta(screen.run)
         assert meta.runs == (str(other),) and meta.image == "docker.io/library/nginx:1.25"
         assert not meta.complete and f"merged {other}: mark was late" in meta.incomplete
+
+
+async def test_save_a_range_list_from_the_app(tmp_path: Path) -> None:
+    import json
+
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        await pilot.press("d", "w")  # drop the first entry, then write the range list
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == str(tmp_path / "library" / "nginx:1.25.ranges.json")
+        await submit(pilot, str(tmp_path / "ranges.json"))
+        doc = json.loads((tmp_path / "ranges.json").read_text())
+        assert doc == {"version": "v1", "files": [{"path": p, "ranges": None} for p in PATHS[1:]]}
+        assert str(screen.query_one("#status", Static).render()) == (
+            f"saved {len(PATHS) - 1} paths to {tmp_path / 'ranges.json'}")
+        await pilot.press("d", "w")
+        await submit(pilot, str(tmp_path / "ranges.json"))
+        assert isinstance(app.screen, ConfirmDialog)  # never overwrites without asking
+        await pilot.press("y")
+        await settle(pilot)
+        assert len(json.loads((tmp_path / "ranges.json").read_text())["files"]) == len(PATHS) - 2
