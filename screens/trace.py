@@ -442,9 +442,18 @@ class TraceScreen(LiveScreen):
         from nydus_top.nydusify import ConversionError, prepare_conversion
 
         config = self.app.backend.config
+        remember_identity(self.run, self.app.backend.node)
+
+        image = list_meta(self.run).image
 
         def chosen(source: str | None) -> None:
+            if source is None:  # esc
+                return
+            source = source.strip()
             if not source:
+                why = "" if image else (" (this list names no image: it has no .nydus-top.json)"
+                                        if self.run.state is TraceState.LOADED else " (its container's image is unknown)")
+                self.say(f"not converted: no source image given{why}")
                 return
             try:
                 conversion, warnings = prepare_conversion(config, source, self.run.items.entries())
@@ -453,7 +462,6 @@ class TraceScreen(LiveScreen):
                 return
             self.app.push_screen(ConvertScreen(conversion, source, warnings))
 
-        remember_identity(self.run, self.app.backend.node)
-        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", list_meta(self.run).image,
+        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", image,
                                           hint=f"source image; target from the template {config.target_template}",
                                           placeholder="registry/repo:tag"), chosen)
