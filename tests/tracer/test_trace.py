@@ -296,3 +296,14 @@ def test_a_pid_outside_the_expected_container_is_refused(pool, container) -> Non
         with open(f"{root}/cgroup.procs", "w") as f:
             f.write(str(c.pid))
         os.rmdir(group)
+
+
+def test_a_short_lived_process_is_named_after_what_it_executed(pool, container) -> None:
+    # The test knob holds the tracer until stop: the child has exec'd and exited before its
+    # events are read, so /proc has no comm for it any more.
+    c = container({"/data/f": b"f"}, workload("run:/bin/tool", "read:/data/f"))
+    _, records = traced(pool, c, bounded_queue=True)
+    assert accesses(records) == [("/bin/tool", "exec"), ("/data/f", "open")]
+    child, parent = records
+    assert child.pid != parent.pid
+    assert (child.comm, parent.comm) == ("tool", "probe")

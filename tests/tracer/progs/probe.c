@@ -5,6 +5,7 @@
  *   mkmany:DIR:N  create DIR/0..N-1        openmany:DIR:N  open and close DIR/0..N-1
  *   pids:FD    write the names of /proc's numeric entries to FD, space separated
  *   spam:DIR:K  K processes create DIR/<pid>-0, 1, ... forever (never returns)
+ *   run:PATH   fork; the child execs PATH (no steps: it exits at once); wait for it
  * Any failing step exits with status 4. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int many(const char *arg, int create)
@@ -85,6 +87,15 @@ static int step(int i, int argc, char **argv)
         argv[i] = v;
         execv(v, argv + i);
         return -1;
+    }
+    if (!strcmp(a, "run")) {
+        pid_t child = fork();
+        if (child == 0) {
+            execl(v, v, (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        return child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
     }
     if (!strcmp(a, "mkmany"))
         return many(v, 1);
