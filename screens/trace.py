@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static
 
 from nydus_top.display import counted, human_size, printable
@@ -108,6 +109,8 @@ class TraceScreen(LiveScreen):
         super().__init__()
         self.run = run
         self.search: re.Pattern[str] | None = None
+        self._shown: dict[str, str] = {}  # selector -> text last shown
+        self._widgets: dict[str, Widget] = {}  # looked-up widgets by selector or type name
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
@@ -120,7 +123,15 @@ class TraceScreen(LiveScreen):
 
     @property
     def view(self) -> TraceView:
-        return self.query_one(TraceView)
+        return self._widget(TraceView)
+
+    def _widget(self, kind: type, selector: str = ""):  # noqa: ANN202 - a widget of that kind
+        """A widget of this screen, looked up once (a CSS query per key press adds up)."""
+        key = selector or kind.__name__
+        widget = self._widgets.get(key)
+        if widget is None:
+            widget = self._widgets[key] = self.query_one(selector or kind, kind)
+        return widget
 
     def on_mount(self) -> None:
         remember_identity(self.run, self.app.backend.node)
@@ -146,7 +157,7 @@ class TraceScreen(LiveScreen):
         state = run.state.value + (f": {run.error}" if run.error else "")
         if run.possibly_incomplete:
             state += " · POSSIBLY INCOMPLETE: mark was late"
-        self.query_one("#title", Static).update(printable(f" Trace {run.target.label} · {state}"), layout=False)
+        self._show("#title", printable(f" Trace {run.target.label} · {state}"))
         rates = run.sparkline_data()
         flags = []
         if view.follow:
@@ -156,18 +167,24 @@ class TraceScreen(LiveScreen):
         if self.search is not None:
             flags.append(f"/{self.search.pattern}")
         flagged = len(run.items.flagged)
-        self.query_one("#counters", Static).update(
+        self._show(
+            "#counters",
             f" files {run.files}  bytes {human_size(run.bytes)}  ev/s {run.events_per_second()}  "
             f"overflow {len(run.items.overflows)}  rows {len(run.items)}  sel {len(view.selected)}"
             + (f"  flagged {flagged}" if flagged else "")
             + (f"  excl {len(run.items.exclusions)}" if run.items.exclusions else "")
             + (f"  [{' '.join(flags)}]" if flags else ""),
-            layout=False,
         )
-        self.query_one(Sparkline).data = rates
+        self._widget(Sparkline).data = rates
+
+    def _show(self, selector: str, text: str) -> None:
+        """Set a one-line Static's text; an unchanged text costs no repaint."""
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            self._widget(Static, selector).update(text, layout=False)
 
     def say(self, text: str) -> None:
-        self.query_one("#status", Static).update(text, layout=False)
+        self._widget(Static, "#status").update(text, layout=False)
 
     def edited(self, text: str) -> None:
         self.view.forget_hidden()

@@ -84,11 +84,17 @@ class TraceView(ScrollView, can_focus=True):
             self.selected = {rows[pos] for pos in self.run.items.positions(self.selected)}
 
     def move_cursor(self, row: int, *, follow: bool = False) -> None:
+        """Move the cursor; without a scroll only the two lines it left and entered repaint."""
         count = len(self.run.items)
+        old, top = self.cursor, self.scroll_offset.y
         self.cursor = max(0, min(row, count - 1)) if count else 0
         self.follow = follow
         self._scroll_cursor_into_view()
-        self.refresh()
+        if self.scroll_offset.y == top:
+            self.refresh_line(old)
+            self.refresh_line(self.cursor)
+        else:
+            self.refresh()
         self.post_message(self.CursorMoved())
 
     # -- actions ---------------------------------------------------------------------------
