@@ -13,7 +13,7 @@ import os
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,16 @@ class Config:
     plugin_index: str  # [nri] plugin_index, two digits
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
+    origins: tuple[tuple[str, str], ...] = ()  # (field, the layer that set its value last)
+
+    def origin(self, name: str) -> str:
+        """The layer that set field *name*: a file path, "command line (--flag)", ...; "" if unknown."""
+        return dict(self.origins).get(name, "")
+
+    def overridden(self, values: Mapping[str, Any], source: str) -> Config:
+        """This configuration with *values* (field -> value) set by *source*, e.g. a command-line flag."""
+        origins = {**dict(self.origins), **{name: source for name in values}}
+        return replace(self, **values, origins=tuple(origins.items()))
 
 
 class _Bad(Exception):
@@ -143,6 +153,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "nri.plugin_index": ("plugin_index", _index),
 }
 _TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}
+TOML_KEYS: dict[str, str] = {name: key for key, (name, _) in _SCHEMA.items()}  # Config field -> TOML key
 _IGNORED = {"server_path": "server_path is ignored: nydus-top traces with its own tracer"}
 
 
@@ -224,15 +235,18 @@ def load_config(
 
 def _merge(layers: Sequence[tuple[str, str]]) -> Config:
     merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     notes: list[str] = []
     for source, text in layers:
         values, layer_notes = parse_layer(text, source)
         merged.update(values)
+        origins.update((name, source) for name in values)
         notes.extend(layer_notes)
     missing = sorted(name for name, _ in _SCHEMA.values() if name not in merged)
     if missing:
         raise ConfigError(f"{layers[0][0]}: packaged defaults lack '{missing[0]}'")
-    return Config(**merged, sources=tuple(source for source, _ in layers), notes=tuple(notes))
+    return Config(**merged, sources=tuple(source for source, _ in layers), notes=tuple(notes),
+                  origins=tuple(origins.items()))
 
 
 def default_config() -> Config:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nydus_top.backend import ArmSpec, Backend
@@ -92,7 +92,8 @@ class Workspace:
 
     def arm(self, spec: ArmSpec, image: str) -> TraceRun:
         """Trace the next start ``spec`` selects; ``image`` names the save path until then."""
-        run = self._add(TraceRun(Target(spec.label, spec.image or image), state=TraceState.ARMED, arm=spec))
+        run = self._add(TraceRun(Target(spec.label, spec.image or image), state=TraceState.ARMED, arm=spec,
+                                 from_start=True))
         try:
             self.backend.arm(spec, run)
         except Exception as err:  # noqa: BLE001 - shown on the run
@@ -106,9 +107,12 @@ class Workspace:
 
     def load(self, path: str, loaded: LoadedList) -> TraceRun:
         """A list read from ``path`` as a new run without a tracer (saved as is: not dirty)."""
-        run = self._add(TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED))
+        image = loaded.meta.image if loaded.meta is not None else ""
+        run = self._add(TraceRun(Target(f"list {path}", image, path=path), state=TraceState.LOADED,
+                                 meta=loaded.meta))
         run.items.extend(loaded.entries)
         run.files = len(run.items)
+        run.bytes = sum(entry.size or 0 for entry in loaded.entries)
         self._saved[run.id] = (run.items.edits, path)
         return run
 
@@ -130,10 +134,12 @@ class Workspace:
     # -- the UI tick -----------------------------------------------------------------------
 
     def drain(self) -> set[int]:
-        """Move queued records into the lists; the ids of runs whose rows or state changed."""
+        """Move queued records into the lists and the rates on to the backend's clock; the ids
+        of runs whose rows, rates or state changed."""
         changed: set[int] = set()
+        now = self.backend.now()
         for run in self._runs:
-            if run.drain() or self._shown.get(run.id) is not run.state:
+            if run.drain() | run.advance(now) or self._shown.get(run.id) is not run.state:
                 self._shown[run.id] = run.state
                 changed.add(run.id)
         return changed
@@ -197,16 +203,53 @@ class Workspace:
         except ValueError as err:
             return str(Path(persist_dir) / DEFAULT_NAME), f"no optimizer name: {err}"
 
+    def remember_identity(self, run: TraceRun) -> None:
+        """Copy the traced container's identity (full image reference, names) into ``run.meta``
+        while the node model still has the container: a save after it is gone keeps it."""
+        cid = run.target.container_id
+        if not cid or run.state is TraceState.LOADED:
+            return
+        pods, containers = self.backend.node.snapshot()
+        container = containers.get(cid)
+        if container is None:
+            return
+        pod = pods.get(container.pod_id)
+        meta = run.meta or ListMeta()
+        image = container.image or meta.image
+        digest = image.partition("@")[2] if "@" in image else meta.digest
+        run.meta = replace(meta, image=image, digest=digest, container=container.name, container_id=cid,
+                           pod=f"{pod.namespace}/{pod.name}" if pod is not None else meta.pod)
+
+    @staticmethod
+    def list_meta(run: TraceRun) -> ListMeta:
+        """The metadata a save of *run* writes: its identity and whether the list may miss files."""
+        meta = run.meta or ListMeta()
+        if not meta.image and run.target.image:
+            meta = replace(meta, image=run.target.image)
+        reasons = [meta.incomplete] if meta.incomplete else []
+        if run.state is not TraceState.LOADED:
+            if run.possibly_incomplete:
+                reasons.append("mark was late")
+            if not run.from_start:
+                reasons.append("attached to a running container: start-up not traced")
+            if run.items.overflows:
+                reasons.append("kernel queue overflow")
+        reasons = list(dict.fromkeys(reasons))
+        return replace(meta, complete=meta.complete and not reasons, incomplete="; ".join(reasons)).with_origin()
+
     def snapshot(self, run: TraceRun) -> tuple[array, int]:
         """(rows, edits) of the list now: what a save in another thread writes and remembers."""
         return run.items.frozen_rows(), run.items.edits
 
     def save(self, run: TraceRun, path: str, *, overwrite: bool,
              snapshot: tuple[array, int] | None = None, meta: ListMeta | None = None) -> SaveResult:
-        """Save the run's curated list (or a ``snapshot`` of it; any thread), with ``meta`` its
-        identity file too, and remember it as saved. Raises ListExistsError (nothing written) or
-        ListFileError."""
+        """Save the run's curated list (or a ``snapshot`` of it; any thread) with its identity file
+        (``meta``, else the run's own: :meth:`list_meta`), and remember it as saved. Raises
+        ListExistsError (nothing written) or ListFileError."""
         rows, edits = snapshot or self.snapshot(run)
+        if meta is None:
+            self.remember_identity(run)
+            meta = self.list_meta(run)
         config = self.backend.config
         # Under persist_dir no symlink is followed; a path typed elsewhere is the operator's choice.
         result = save_list(run.items.entries(rows), path, readable=bool(config.readable),

@@ -18,6 +18,7 @@ from nydus_top.display import printable
 from nydus_top.node import Container, Pod
 
 from .base import LiveScreen
+from .navigation import NavTable
 from .dialogs import ArmDialog, PromptDialog
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class ContainersScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
-        table: DataTable = DataTable(id="containers", cursor_type="row", zebra_stripes=True)
+        table: DataTable = NavTable(id="containers", cursor_type="row", zebra_stripes=True)
         *_, self._trace_column = table.add_columns(*COLUMNS)
         yield table
         yield Static(id="status", classes="statusbar", markup=False)
@@ -178,6 +179,7 @@ class ContainersScreen(LiveScreen):
 
     def action_clear_filter(self) -> None:
         self.query_text = ""
+        self.say("")
         self.rebuild()
 
     def action_sort(self) -> None:

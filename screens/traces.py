@@ -13,6 +13,7 @@ from nydus_top.display import human_size, printable
 from nydus_top.tracerun import TraceRun
 
 from .base import LiveScreen
+from .navigation import NavTable
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
@@ -29,7 +30,7 @@ class TracesScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(" Traces", id="title", classes="titlebar")
-        table: DataTable = DataTable(id="traces", cursor_type="row", zebra_stripes=True)
+        table: DataTable = NavTable(id="traces", cursor_type="row", zebra_stripes=True)
         table.add_columns("#", "TARGET", "STATE", "FILES", "BYTES", "ROWS", "OVERFLOW")
         yield table
         yield Static("enter opens a trace · traces keep running when you leave them", classes="statusbar")

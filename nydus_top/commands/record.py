@@ -46,8 +46,6 @@ NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration tex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML config (optimizer plugin keys work)")
-    parser.add_argument("--nri-socket", metavar="PATH", help="containerd's NRI socket")
     parser.add_argument("--image", action="append", default=[], metavar="PATTERN",
                         help="record only this image (reference or glob; repeatable)")
     parser.add_argument("--namespace", action="append", default=[], metavar="NS",

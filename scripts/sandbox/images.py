@@ -197,14 +197,20 @@ _DEMO_SCRIPT = "/app/start.sh"
 # libraries), its script, then every config and data file. Not read: ``/usr/share/demo/unused.txt``.
 DEMO_STARTUP_FILES: tuple[str, ...] = ("/bin/busybox", _DEMO_SCRIPT, *_DEMO_DATA)
 DEMO_UNREAD_FILES: tuple[str, ...] = ("/usr/share/demo/unused.txt",)
+# After start-up the demo keeps reading these (start-up files: a recording's list is unchanged)
+# every DEMO_PERIOD_S seconds, so a trace attached to the running demo shows accesses.
+DEMO_PERIODIC_FILES: tuple[str, ...] = ("/etc/demo/app.conf", "/usr/share/demo/data/small.bin")
+DEMO_PERIOD_S = 2
 
 
 def _demo_script() -> bytes:
     reads = "".join(f"cat '{path}' >/dev/null\n" for path in _DEMO_DATA)
+    again = " ".join(f"'{path}'" for path in DEMO_PERIODIC_FILES)
     return (
-        "#!/bin/sh\n# Demo workload: read the start-up files, say so, then idle until stopped.\n"
+        "#!/bin/sh\n# Demo workload: read the start-up files, say so, then read a few of them\n"
+        f"# again every {DEMO_PERIOD_S} s until stopped.\n"
         f"{reads}echo '{DEMO_READY_LINE}'\n"
-        "trap 'exit 0' TERM INT\nwhile :; do sleep 2147483647 & wait $!; done\n"
+        f"trap 'exit 0' TERM INT\nwhile :; do sleep {DEMO_PERIOD_S} & wait $!; cat {again} >/dev/null; done\n"
     ).encode()
 
 

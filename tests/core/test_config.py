@@ -60,6 +60,15 @@ def test_layers_override_single_keys_in_order(tmp_path: Path) -> None:
     assert config.persist_dir == Path("/opt/nri/optimizer/results")
     assert config.sources[1:] == (str(kwargs["system_path"]), str(user_config_path(kwargs["environ"])),
                                   str(explicit), "NRI Configure")
+    user = str(user_config_path(kwargs["environ"]))
+    assert {name: config.origin(name) for name in ("timeout", "readable", "nydusify", "nydusify_args",
+                                                   "nri_socket", "overwrite", "persist_dir")} == {
+        "timeout": user, "readable": str(kwargs["system_path"]), "nydusify": str(kwargs["system_path"]),
+        "nydusify_args": user, "nri_socket": str(explicit), "overwrite": "NRI Configure",
+        "persist_dir": config.sources[0]}
+    flagged = config.overridden({"nri_socket": Path("/run/x.sock")}, "command line (--nri-socket)")
+    assert (flagged.nri_socket, flagged.origin("nri_socket")) == (Path("/run/x.sock"), "command line (--nri-socket)")
+    assert flagged.origin("timeout") == user
 
 
 def test_missing_optional_layers_are_skipped(tmp_path: Path) -> None:

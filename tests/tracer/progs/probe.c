@@ -7,6 +7,7 @@
  *   spam:DIR:K  K processes create DIR/<pid>-0, 1, ... forever (never returns)
  *   deep:N:create|read  create, or read, /deep/<N directories of 255 characters>/f: a path
  *               longer than PATH_MAX, reached by chdir one directory at a time
+ *   run:PATH   fork; the child execs PATH (no steps: it exits at once); wait for it
  * Any failing step exits with status 4. */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int many(const char *arg, int create)
@@ -116,6 +118,15 @@ static int step(int i, int argc, char **argv)
         argv[i] = v;
         execv(v, argv + i);
         return -1;
+    }
+    if (!strcmp(a, "run")) {
+        pid_t child = fork();
+        if (child == 0) {
+            execl(v, v, (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        return child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
     }
     if (!strcmp(a, "mkmany"))
         return many(v, 1);
