@@ -89,13 +89,17 @@ class RecorderPod:
 
 @contextlib.contextmanager
 def run_recorder_pod(node: SandboxNode, work: Path, doc: Mapping[str, Any] | None = None,
-                     edit: Callable[[dict[str, Any]], None] | None = None) -> Iterator[RecorderPod]:
-    """Run the DaemonSet's pod (after *edit* of a copy of it) on *node*; removed at the end."""
+                     edit: Callable[[dict[str, Any]], None] | None = None,
+                     config: str | None = None) -> Iterator[RecorderPod]:
+    """Run the DaemonSet's pod (after *edit* of a copy of it, with the ConfigMap's config.toml
+    replaced by *config* if given) on *node*; removed at the end."""
     doc = copy.deepcopy(dict(doc or daemonset()))
     if edit is not None:
         edit(doc)
     spec = podspec.pod_template(doc)
     configmap = manifest("configmap.yaml")
+    if config is not None:
+        configmap["data"]["config.toml"] = config
     persist = work / "results"
     host_paths = {volume_host_path(doc, "nri"): node.nri_socket.parent,
                   volume_host_path(doc, "results"): persist}
