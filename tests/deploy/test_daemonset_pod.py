@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from nydus_top import registry
 from nydus_top.listfile import result_paths
 from sandbox import images, podspec
+from sandbox.registry import LocalRegistry
 from sandbox.node import SandboxNode
 
 from .recorder_pod import (READY_LINE, daemonset, import_recorder_image, manifest, mount_path, recorder_container,
@@ -59,6 +61,30 @@ def test_the_daemonset_pod_records_the_demo(sandbox_node: SandboxNode, recorder_
         grace = podspec.pod_template(daemonset())["terminationGracePeriodSeconds"]
         sandbox_node.cri.stop_container(pod.container_id, timeout=grace)
         assert sandbox_node.cri.container_status(pod.container_id).exit_code == 0
+
+
+def test_the_daemonset_pod_pushes_what_it_records(sandbox_node: SandboxNode, recorder_image: str,
+                                                  deploy_registry: LocalRegistry, tmp_path: Path) -> None:
+    """With ``[registry] push = true`` in the ConfigMap the pod's list reaches the registry, attached
+    to the image (read-only root, no service account: the push needs neither)."""
+    ref = f"{deploy_registry.host}/apps/demo:1"
+    archive = tmp_path / "demo.tar"
+    images.demo_image(sandbox_node.binaries.busybox, archive)
+    deploy_registry.push_archive(archive, ref)
+    images.import_image(sandbox_node, archive)
+    images._ctr(sandbox_node, "images", "tag", "--force", images.DEMO_IMAGE, ref)  # noqa: SLF001
+    config = manifest("configmap.yaml")["data"]["config.toml"]
+    config += f'\n[registry]\npush = true\nplain_http = ["{deploy_registry.host}"]\n'
+    with run_recorder_pod(sandbox_node, tmp_path, config=config) as pod:
+        assert pod.wait_for(READY_LINE) == READY_LINE, pod.log()[-2000:]
+        demo = sandbox_node.cri.run("demo-pushed", ref)
+        sandbox_node.wait_for_log(demo.container_id, images.DEMO_READY_LINE)
+        sandbox_node.cri.remove_pod(demo.pod_id)
+        pushed = f"pushed {result_paths(PERSIST_IN_POD, ref).list} to {ref} as sha256:"
+        assert pod.wait_for(pushed, "cannot push") == pushed, pod.log()[-2000:]
+    client = registry.Client(deploy_registry.host, plain_http=True)
+    (attached,) = registry.pull_lists(client, registry.parse_reference(ref))
+    assert attached.files[""].decode().splitlines() == list(images.DEMO_STARTUP_FILES)
 
 
 def test_the_pod_runs_with_what_the_manifest_asks(sandbox_node: SandboxNode, recorder_image: str,
