@@ -48,8 +48,8 @@ class Config:
     nri_socket: Path  # [nri] socket
     plugin_name: str  # [nri] plugin_name
     plugin_index: str  # [nri] plugin_index, two digits
-    registry_push: bool  # [registry] push: the recorder pushes each saved list to its image's registry
-    registry_plain_http: tuple[str, ...]  # [registry] plain_http: registries (host[:port]) reached over HTTP
+    registry_push: bool = False  # [registry] push: the recorder pushes each saved list to its image's registry
+    registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
 
