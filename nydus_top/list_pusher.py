@@ -140,7 +140,7 @@ class ListPusher:
             try:
                 self._push_with_retries(job)
             except Exception as err:  # noqa: BLE001 - the worker must survive anything
-                self._failed(job, f"{type(err).__name__}: {err}", 1)
+                self._failed(job, f"{type(err).__name__}: {err}")
             finally:
                 self._finished()
 
@@ -153,15 +153,15 @@ class ListPusher:
             try:
                 artifact = self._push(job)
             except PermanentError as err:
-                self._failed(job, str(err), attempt)
+                self._failed(job, str(err))
                 return
             except RegistryError as err:
                 elapsed = time.monotonic() - start
                 if attempt == self.attempts or elapsed + delay > self.deadline or self._stop.is_set():
-                    self._failed(job, f"{err} ({attempt} tries in {elapsed:.1f} s)", attempt)
+                    self._failed(job, f"{err} ({attempt} tries in {elapsed:.1f} s)")
                     return
                 if self._stop.wait(delay):  # closing: give up now
-                    self._failed(job, f"{err} (shutting down)", attempt)
+                    self._failed(job, f"{err} (shutting down)")
                     return
                 delay = min(delay * 2, self.max_delay)
             else:
@@ -190,7 +190,7 @@ class ListPusher:
         after = f" (after {earlier.count} failed pushes of this image)" if earlier else ""
         self.log(f"pushed {printable(str(job.list_path))} to {printable(job.image)} as {artifact}{after}")
 
-    def _failed(self, job: Job, why: str, attempts: int) -> None:
+    def _failed(self, job: Job, why: str) -> None:
         failures = self._failures.get(job.image)
         if failures is not None:
             failures.count += 1
