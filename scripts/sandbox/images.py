@@ -138,6 +138,11 @@ def import_image(node: Node, archive: Path) -> None:
     _ctr(node, "images", "import", str(archive))
 
 
+def tag_image(node: Node, source: str, target: str) -> None:
+    """Give an image of the node's ``k8s.io`` namespace a second name (replacing one already taken)."""
+    _ctr(node, "images", "tag", "--force", source, target)
+
+
 def _ctr(node: Node, *args: str, timeout: float = 120.0) -> str:
     command = [str(node.ctr), "--address", str(node.containerd_socket), "-n", "k8s.io", *args]
     try:

@@ -53,7 +53,7 @@ def import_recorder_image(node: SandboxNode, image: str) -> str:
     archive = recorder_image.cached_archive()
     images.import_image(node, archive)
     normalized = str(parse_image_ref(image))  # what containerd's CRI looks the name up as
-    images._ctr(node, "images", "tag", "--force", recorder_image.DEFAULT_REF, normalized)  # noqa: SLF001
+    images.tag_image(node, recorder_image.DEFAULT_REF, normalized)
     return normalized
 
 

@@ -72,7 +72,7 @@ def test_the_daemonset_pod_pushes_what_it_records(sandbox_node: SandboxNode, rec
     images.demo_image(sandbox_node.binaries.busybox, archive)
     deploy_registry.push_archive(archive, ref)
     images.import_image(sandbox_node, archive)
-    images._ctr(sandbox_node, "images", "tag", "--force", images.DEMO_IMAGE, ref)  # noqa: SLF001
+    images.tag_image(sandbox_node, images.DEMO_IMAGE, ref)
     config = manifest("configmap.yaml")["data"]["config.toml"]
     config += f'\n[registry]\npush = true\nplain_http = ["{deploy_registry.host}"]\n'
     with run_recorder_pod(sandbox_node, tmp_path, config=config) as pod:

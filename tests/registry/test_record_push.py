@@ -22,7 +22,7 @@ def test_the_recorder_pushes_what_it_saves(sandbox_node: SandboxNode, local_regi
     images.demo_image(sandbox_node.binaries.busybox, archive)
     digest = local_registry.push_archive(archive, ref)
     images.import_image(sandbox_node, archive)
-    images._ctr(sandbox_node, "images", "tag", "--force", images.DEMO_IMAGE, ref)  # noqa: SLF001
+    images.tag_image(sandbox_node, images.DEMO_IMAGE, ref)
     config = tmp_path / "push.toml"
     config.write_text(f'[registry]\npush = true\nplain_http = ["{local_registry.host}"]\n')
     persist = tmp_path / "results"
