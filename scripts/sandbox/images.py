@@ -138,11 +138,6 @@ def import_image(node: Node, archive: Path) -> None:
     _ctr(node, "images", "import", str(archive))
 
 
-def tag_image(node: Node, source: str, target: str) -> None:
-    """Give an image of the node's ``k8s.io`` namespace a second name (replacing one already taken)."""
-    _ctr(node, "images", "tag", "--force", source, target)
-
-
 def _ctr(node: Node, *args: str, timeout: float = 120.0) -> str:
     command = [str(node.ctr), "--address", str(node.containerd_socket), "-n", "k8s.io", *args]
     try:
@@ -212,10 +207,12 @@ def _demo_script() -> bytes:
     ).encode()
 
 
-def demo_image(busybox: Path, archive: Path) -> str:
-    """The demo workload image (see ``DEMO_STARTUP_FILES``)."""
+def demo_image(busybox: Path, archive: Path, ref: str = DEMO_IMAGE, extra: Mapping[str, Content] | None = None) -> str:
+    """The demo workload image (see ``DEMO_STARTUP_FILES``); *extra* files (never read) give a copy
+    of it under another name a digest of its own, so that no image of the node has two names."""
     files = busybox_files(busybox)
     files[_DEMO_SCRIPT] = File(_demo_script(), 0o755)
     files.update(_DEMO_DATA)
     files.update({path: b"never read at start-up\n" for path in DEMO_UNREAD_FILES})
-    return build_image(DEMO_IMAGE, files, ["/bin/sh", _DEMO_SCRIPT], archive)
+    files.update(extra or {})
+    return build_image(ref, files, ["/bin/sh", _DEMO_SCRIPT], archive)

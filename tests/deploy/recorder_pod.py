@@ -50,10 +50,8 @@ def mount_path(doc: Mapping[str, Any], name: str) -> str:
 
 def import_recorder_image(node: SandboxNode, image: str) -> str:
     """Import this checkout's image (built once per source digest) into *node* under the name *image* uses."""
-    archive = recorder_image.cached_archive()
-    images.import_image(node, archive)
     normalized = str(parse_image_ref(image))  # what containerd's CRI looks the name up as
-    images.tag_image(node, recorder_image.DEFAULT_REF, normalized)
+    images.import_image(node, recorder_image.cached_archive(normalized))
     return normalized
 
 

@@ -69,10 +69,11 @@ def test_the_daemonset_pod_pushes_what_it_records(sandbox_node: SandboxNode, rec
     to the image (read-only root, no service account: the push needs neither)."""
     ref = f"{deploy_registry.host}/apps/demo:1"
     archive = tmp_path / "demo.tar"
-    images.demo_image(sandbox_node.binaries.busybox, archive)
+    # A copy of the demo with a digest of its own: a second name for the node's demo image would
+    # change the name containerd reports for every demo container of later tests.
+    images.demo_image(sandbox_node.binaries.busybox, archive, ref, extra={"/etc/copy": ref.encode()})
     deploy_registry.push_archive(archive, ref)
     images.import_image(sandbox_node, archive)
-    images.tag_image(sandbox_node, images.DEMO_IMAGE, ref)
     config = manifest("configmap.yaml")["data"]["config.toml"]
     config += f'\n[registry]\npush = true\nplain_http = ["{deploy_registry.host}"]\n'
     with run_recorder_pod(sandbox_node, tmp_path, config=config) as pod:

@@ -19,10 +19,11 @@ def test_the_recorder_pushes_what_it_saves(sandbox_node: SandboxNode, local_regi
     # The demo image, in the registry and on the node under the registry's name (same digest).
     ref = f"{local_registry.host}/team/demo:1"
     archive = tmp_path / "demo.tar"
-    images.demo_image(sandbox_node.binaries.busybox, archive)
+    # A copy of the demo with a digest of its own: a second name for the node's demo image would
+    # change the name containerd reports for every demo container of later tests.
+    images.demo_image(sandbox_node.binaries.busybox, archive, ref, extra={"/etc/copy": ref.encode()})
     digest = local_registry.push_archive(archive, ref)
     images.import_image(sandbox_node, archive)
-    images.tag_image(sandbox_node, images.DEMO_IMAGE, ref)
     config = tmp_path / "push.toml"
     config.write_text(f'[registry]\npush = true\nplain_http = ["{local_registry.host}"]\n')
     persist = tmp_path / "results"
