@@ -90,13 +90,20 @@ def test_the_daemonset_pod_pushes_what_it_records(sandbox_node: SandboxNode, rec
 
 def test_the_pod_runs_with_what_the_manifest_asks(sandbox_node: SandboxNode, recorder_image: str,
                                                   tmp_path: Path) -> None:
-    """The runtime applied the translated security context: read the recorder's /proc/<pid>/status."""
+    """The runtime applied the translated security context and resources: read the recorder's
+    /proc/<pid>/status, mounts, OOM score adjustment and memory cgroup."""
     with run_recorder_pod(sandbox_node, tmp_path) as pod:
         assert pod.wait_for(READY_LINE) == READY_LINE, pod.log()[-2000:]
         pid = sandbox_node.cri.container_status(pod.container_id).pid
         status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                       if ":\t" in line)
         mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        oom_score_adj = int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+        memory_limit = _memory_limit(pid)
+    resources = recorder_container(daemonset())["resources"]
+    assert memory_limit == podspec.memory_bytes(resources["limits"]["memory"])
+    assert oom_score_adj == podspec.oom_score_adj(resources["requests"], resources["limits"],
+                                                  podspec.node_memory_bytes())
     effective = int(status["CapEff"], 16)
     added = recorder_container(daemonset())["securityContext"]["capabilities"]["add"]
     assert effective == sum(1 << CAPABILITY_NUMBERS[c] for c in added)
@@ -106,6 +113,17 @@ def test_the_pod_runs_with_what_the_manifest_asks(sandbox_node: SandboxNode, rec
     assert "ro" in root.split()[5].split(",")
     config = next(line for line in mounts if line.split()[4] == "/etc/nydus-top")
     assert "ro" in config.split()[5].split(",")
+
+
+def _memory_limit(pid: int) -> int:
+    """The memory limit of the cgroup *pid* is in (cgroup v1 memory controller, or v2)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return int(Path(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes").read_text())
+        if controllers == "" and Path(f"/sys/fs/cgroup{path}/memory.max").exists():
+            return int(Path(f"/sys/fs/cgroup{path}/memory.max").read_text())
+    raise AssertionError(f"no memory cgroup for pid {pid}")
 
 
 # Capability numbers of <linux/capability.h> for the ones the manifest may add.
