@@ -48,6 +48,8 @@ class Config:
     nri_socket: Path  # [nri] socket
     plugin_name: str  # [nri] plugin_name
     plugin_index: str  # [nri] plugin_index, two digits
+    registry_push: bool = False  # [registry] push: the recorder pushes each saved list to its image's registry
+    registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
     origins: tuple[tuple[str, str], ...] = ()  # (field, the layer that set its value last)
@@ -95,6 +97,14 @@ def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):
         raise _Bad(f"must be a list of strings, got {_shown(value)}")
     return tuple(value)
+
+
+def _registry_hosts(value: Any) -> tuple[str, ...]:
+    hosts = _strings(value)
+    bad = [h for h in hosts if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?", h)]
+    if bad:
+        raise _Bad(f"must list registries as host or host:port, got {bad[0]!r}")
+    return hosts
 
 
 def _events(value: Any) -> tuple[str, ...]:
@@ -151,6 +161,8 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "nri.socket": ("nri_socket", _abs_path),
     "nri.plugin_name": ("plugin_name", _plugin_name),
     "nri.plugin_index": ("plugin_index", _index),
+    "registry.push": ("registry_push", _bool),
+    "registry.plain_http": ("registry_plain_http", _registry_hosts),
 }
 _TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}
 TOML_KEYS: dict[str, str] = {name: key for key, (name, _) in _SCHEMA.items()}  # Config field -> TOML key

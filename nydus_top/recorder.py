@@ -64,6 +64,7 @@ class Plan:
     container_id: str
     paths: ResultPaths
     settings: RecordSettings
+    image: str = ""  # the container's image reference, as the runtime gave it
 
 
 @dataclass(slots=True)
@@ -178,7 +179,7 @@ class Planner:
             for other in self.in_flight.values():
                 if other.paths == paths:
                     return None, f"container {other.container_id[:12]} is recording {paths.list} already"
-        plan = Plan(container.id, paths, s)
+        plan = Plan(container.id, paths, s, container.image)
         self.in_flight[container.id] = plan
         return plan, ""
 
@@ -205,8 +206,10 @@ def _describe(container: Container, pod: Pod | None) -> str:
 class Recorder:
     """Collects traces handed over by :class:`nydus_top.startup.StartupCapture` and saves them."""
 
-    def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None) -> None:
+    def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None,
+                 on_saved: Callable[[Path, str], object] | None = None) -> None:
         self.model = model
+        self.on_saved = on_saved  # (list, image) after each save, from a worker thread; must not block
         self.planner = Planner(settings)
         self.log = log
         self.recordings: dict[str, Recording] = {}
@@ -335,6 +338,8 @@ class Recorder:
             self.log(f"{target}: {warning}")
         beside = f", not as {rec.plan.paths.list}" if problems else ""
         self.log(f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
+        if self.on_saved is not None and not problems:  # only complete lists go to the registry
+            self.on_saved(target, rec.plan.image)
 
 
 def _drop_orphan_meta(list_path: Path) -> None:

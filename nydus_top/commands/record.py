@@ -34,6 +34,7 @@ from pathlib import Path
 
 from nydus_top.config import Config, ConfigError, load_config, parse_layer
 from nydus_top.display import EscapingFormatter, printable
+from nydus_top.list_pusher import ListPusher
 from nydus_top.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recorder import Recorder, RecordSettings, settings_from
@@ -42,6 +43,7 @@ from nydus_top.tracer import TracerPool
 
 log = logging.getLogger("nydus_top.record")
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
+PUSH_DRAIN_SECONDS = 3.0  # at shutdown, for pushes of the last saves
 NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration text in messages
 
 
@@ -143,7 +145,9 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
                  namespaces: list[str], logfile: LogFile | None = None) -> int:
     pool = TracerPool()
     pool.warm_up()
-    recorder = Recorder(settings_from(config, images, namespaces), log.info, model)
+    pusher = ListPusher(log.info, plain_http=config.registry_plain_http) if config.registry_push else None
+    recorder = Recorder(settings_from(config, images, namespaces), log.info, model,
+                        on_saved=pusher.submit if pusher else None)
 
     def on_configure(text: str, runtime: str, version: str) -> None:
         # Runs before containerd's next call is read: the first start already uses the result.
@@ -201,4 +205,6 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
     finally:
         await recorder.close()
         pool.close()
+        if pusher is not None:  # the last saves' pushes get a moment, within the pod's grace period
+            await asyncio.to_thread(pusher.close, PUSH_DRAIN_SECONDS)
     return 0

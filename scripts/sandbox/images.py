@@ -214,10 +214,12 @@ def _demo_script() -> bytes:
     ).encode()
 
 
-def demo_image(busybox: Path, archive: Path) -> str:
-    """The demo workload image (see ``DEMO_STARTUP_FILES``)."""
+def demo_image(busybox: Path, archive: Path, ref: str = DEMO_IMAGE, extra: Mapping[str, Content] | None = None) -> str:
+    """The demo workload image (see ``DEMO_STARTUP_FILES``); *extra* files (never read) give a copy
+    of it under another name a digest of its own, so that no image of the node has two names."""
     files = busybox_files(busybox)
     files[_DEMO_SCRIPT] = File(_demo_script(), 0o755)
     files.update(_DEMO_DATA)
     files.update({path: b"never read at start-up\n" for path in DEMO_UNREAD_FILES})
-    return build_image(DEMO_IMAGE, files, ["/bin/sh", _DEMO_SCRIPT], archive)
+    files.update(extra or {})
+    return build_image(ref, files, ["/bin/sh", _DEMO_SCRIPT], archive)

@@ -39,7 +39,16 @@ def test_packaged_defaults_match_the_optimizer() -> None:
     assert config.nydusify == "nydusify" and config.nydusify_args == ()
     assert config.target_template == "{repo}:{tag}-nydus"
     assert config.nri_socket == Path("/var/run/nri/nri.sock")
+    assert config.registry_push is False and config.registry_plain_http == ()
     assert config.sources[0].endswith("nydus-top.toml")
+
+
+def test_registry_push_keys(tmp_path: Path) -> None:
+    explicit = tmp_path / "push.toml"
+    explicit.write_text('[registry]\npush = true\nplain_http = ["127.0.0.1:5000", "reg.local", "[::1]:5000"]\n')
+    config = load_config(explicit, **_layers(tmp_path))
+    assert config.registry_push is True
+    assert config.registry_plain_http == ("127.0.0.1:5000", "reg.local", "[::1]:5000")
 
 
 def test_layers_override_single_keys_in_order(tmp_path: Path) -> None:
@@ -108,6 +117,8 @@ def test_optimizer_config_file_is_accepted_with_a_note(tmp_path: Path) -> None:
         ("convert = 3", "key 'convert' must be a table, got an integer"),
         ("[nri]\nplugin_name = \"nydus top\"", "key 'nri.plugin_name' must be letters, digits and _.+- (as NRI requires), got 'nydus top'"),
         ("[nri]\nplugin_index = 5", "key 'nri.plugin_index' must be a two-digit string like \"90\", got 5"),
+        ("[registry]\npush = \"yes\"", "key 'registry.push' must be true or false, got a string"),
+        ("[registry]\nplain_http = [\"http://reg:5000\"]", "key 'registry.plain_http' must list registries as host or host:port, got 'http://reg:5000'"),
         ("timeout = ", "invalid TOML: "),
         ("[nri]\nsocket = \"a\"\nsocket = \"b\"", "invalid TOML: "),
     ],
