@@ -12,8 +12,10 @@ image is being recorded; with ``overwrite`` each container is recorded and the l
 wins. A recording that may be incomplete (mark late, files lost, a limit reached, the tracer
 failed) is saved beside, as ``<list>.incomplete`` (with ``.csv`` and metadata saying why): it
 never replaces a complete list nor blocks the image's next recording. One with no files is not
-saved. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
-reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
+saved. Every recording with files, complete or not, is also kept as a run in the run store
+(:mod:`nydus_top.runstore`, at most ``keep_runs`` per image; its metadata says whether it is
+complete), which never touches the optimizer's pair. Every skipped start, possibly incomplete
+trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
 keeps the settings it was planned with.
 
 A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nydus_top import listmeta
+from nydus_top import listmeta, runstore
 from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
@@ -55,6 +57,7 @@ class RecordSettings:
     images: tuple[str, ...] = ()  # image patterns; empty: every image
     namespaces: tuple[str, ...] = ()  # pod namespaces; empty: every namespace
     max_bytes: int = MAX_BYTES  # one recording's files in memory at most
+    keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +318,12 @@ class Recorder:
         # one, and never takes the name a later, complete recording will be saved under.
         target = incomplete_path(rec.plan.paths.list) if problems else rec.plan.paths.list
         meta = replace(rec.meta, complete=not problems, incomplete=problems).with_origin()
+        if s.keep_runs > 0:  # first: the pair's line stays the recording's last word
+            self._keep_run(rec, meta)
+        self._save_pair(rec, why, target, meta, state)
+
+    def _save_pair(self, rec: Recording, why: str, target: Path, meta: ListMeta, state: str) -> None:
+        s, problems = rec.plan.settings, meta.incomplete
         try:
             _drop_orphan_meta(target)
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
@@ -332,6 +341,18 @@ class Recorder:
             self.log(f"{target}: {warning}")
         beside = f", not as {rec.plan.paths.list}" if problems else ""
         self.log(f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
+
+    def _keep_run(self, rec: Recording, meta: ListMeta) -> None:
+        """Keep the recording as a run of its image (one log line, whatever happens)."""
+        s = rec.plan.settings
+        try:
+            result, dropped = runstore.save_run(s.persist_dir, rec.files, meta, keep=s.keep_runs, readable=s.readable)
+        except Exception as err:  # noqa: BLE001 - ImageRefError, ListFileError, anything: one line
+            self.log(f"run of {rec.name} NOT KEPT: {err}")
+            return
+        kind = "complete" if meta.complete else "possibly incomplete"
+        older = f", dropped {len(dropped)} oldest" if dropped else ""
+        self.log(f"kept run {result.paths[0]} ({result.written} files, {kind}{older}) for {rec.name}")
 
 
 def _drop_orphan_meta(list_path: Path) -> None:
@@ -357,4 +378,5 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         overwrite=config.overwrite,
         images=tuple(images),
         namespaces=tuple(namespaces),
+        keep_runs=config.keep_runs,
     )
