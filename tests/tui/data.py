@@ -21,6 +21,7 @@ def make_config(persist_dir: str | Path = "/var/lib/nydus-top-test/results", **c
         nri_socket=Path("/var/run/nri/nri.sock"), plugin_name="nydus-top", plugin_index="90",
         sources=("<package>/nydus_top/conf/nydus-top.toml", "/etc/nydus-top/config.toml"),
         notes=("/etc/nydus-top/config.toml: server_path is ignored: nydus-top traces with its own tracer",),
+        keep_runs=0,  # tests that keep runs ask for it with a persist_dir of their own
     )
     return replace(config, **changes)  # type: ignore[arg-type]
 
