@@ -22,6 +22,7 @@ from .base import LiveScreen
 from .config import ConfigScreen
 from .containers import ContainersScreen
 from .dialogs import MessageDialog, PromptDialog, QuitDialog
+from .diff import diff_lists
 from .help import HelpScreen
 from .stability import StabilityScreen, open_runs
 from .trace import TraceScreen
@@ -209,10 +210,14 @@ class NydusTopApp(App[None]):
         row = getattr(self.screen, "current_row", lambda: None)()
         open_runs(self, getattr(row, "image", ""))
 
+    def action_diff(self) -> None:
+        diff_lists(self)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Traces", "All traces, live and loaded", self.action_traces)
         yield SystemCommand("Open list", "Open a saved prefetch list to curate", self.action_open_list)
+        yield SystemCommand("Diff two lists", "Files only in one, moved, time deltas", self.action_diff)
         yield SystemCommand("Runs of an image", "Every kept start of an image: stability and consensus",
                             self.action_runs)
         yield SystemCommand("Config", "Effective configuration and its sources", self.action_config)

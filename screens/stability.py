@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .app import NydusTopApp
 
 BAR = 10  # cells of the share bar
+_NO_TRACER = frozenset({"follow", "pause", "stop", "flag_runtime"})
 HEADER = f"{'':3} {'#':>5} {'runs':>7} {'share':<{BAR}} {'position':>13} {'first access ms':>17} {'size':>8} path"
 
 
@@ -136,6 +137,10 @@ class StabilityScreen(TraceScreen):
         yield StabilityView(self.run, self.counted, id="list")
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No tracer behind the runs: following, pausing, stopping and the upper-dir check are off."""
+        return action not in _NO_TRACER and super().check_action(action, parameters)
 
     @property
     def view(self) -> StabilityView:
@@ -258,7 +263,6 @@ def open_runs(app: NydusTopApp, default: str = "") -> None:
 
     def chosen(image: str | None) -> None:
         if image:
-            app.notify(f"reading the runs of {printable(image)}…", title="Runs")
             _read(app, image)
 
     app.push_screen(RunsDialog(images_with_runs(persist_dir), default), chosen)
