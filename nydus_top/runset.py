@@ -33,6 +33,7 @@ class Run:
     runtime: frozenset[str] = frozenset()
     complete: bool = True
     ranges: Any = None  # a nydus_top.ranges.RangeBook once lists carry ranges (LoadedList.ranges)
+    image: str = ""  # the image as its metadata names it (registry host included), when known
 
 
 @dataclass(slots=True)
@@ -84,19 +85,21 @@ def union_ranges(runs: Iterable[Run]) -> Any:
 
 
 def count(image: str, runs: Sequence[Run]) -> RunSet:
-    """The set of *runs* of *image*, every file summarised."""
+    """The set of *runs* of *image*, every file summarised. The set's image is the one the runs'
+    metadata agree on (registry host included), else *image*."""
     tally = Tally()
     for run in runs:
         tally.add(run.entries, name=run.name, runtime=run.runtime)
-    return RunSet(image, tuple(tally.names), tally.stability(), all(run.complete for run in runs),
-                  union_ranges(runs))
+    named = {run.image for run in runs if run.image}
+    return RunSet(named.pop() if len(named) == 1 else image, tuple(tally.names), tally.stability(),
+                  all(run.complete for run in runs), union_ranges(runs))
 
 
 def as_run(name: str, loaded: LoadedList) -> Run:
     """A saved list (a run of the run store, or any list) as a run."""
     meta = loaded.meta
     return Run(name, loaded.entries, complete=meta.complete if meta is not None else True,
-               ranges=getattr(loaded, "ranges", None))
+               ranges=getattr(loaded, "ranges", None), image=meta.image if meta is not None else "")
 
 
 def read_runs(persist_dir: str | os.PathLike[str], image: str) -> tuple[list[Run], list[str]]:

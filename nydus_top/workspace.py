@@ -250,7 +250,8 @@ class Workspace:
         order, flagged where a run saw it created at runtime; then the files below ``min_share``
         go (one undo step, so ``u`` shows them all)."""
         counted = runset.count(image, runs)
-        run = self._add(TraceRun(Target(f"runs of {image} ({counted.runs})", image), state=TraceState.LOADED))
+        run = self._add(TraceRun(Target(f"runs of {counted.image} ({counted.runs})", counted.image),
+                                 state=TraceState.LOADED))
         run.items.extend(as_entries(counted.files))
         run.files = len(run.items)
         run.items.set_flags(counted.runtime_created())

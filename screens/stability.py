@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from .app import NydusTopApp
 
 BAR = 10  # cells of the share bar
-_NO_TRACER = frozenset({"follow", "pause", "stop", "flag_runtime"})
+# No tracer behind the runs; merging other files would leave rows without a stability.
+_OFF = frozenset({"follow", "pause", "stop", "flag_runtime", "merge"})
 HEADER = f"{'':3} {'#':>5} {'runs':>7} {'share':<{BAR}} {'position':>13} {'first access ms':>17} {'size':>8} path"
 
 
@@ -118,7 +119,7 @@ class StabilityScreen(TraceScreen):
         Binding("O", "sort_share", "Sort by share"),
     ]
     PALETTE = [
-        *TraceScreen.PALETTE,
+        *(item for item in TraceScreen.PALETTE if item[0] not in _OFF),
         ("share", "Keep files by share", "Keep the files read in at least this share of the runs"),
         ("sort_share", "Sort by share", "Order by the share of runs that read each file (again: back)"),
     ]
@@ -139,8 +140,8 @@ class StabilityScreen(TraceScreen):
         yield Footer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """No tracer behind the runs: following, pausing, stopping and the upper-dir check are off."""
-        return action not in _NO_TRACER and super().check_action(action, parameters)
+        """Following, pausing, stopping, the upper-dir check and merging are off (see _OFF)."""
+        return action not in _OFF and super().check_action(action, parameters)
 
     @property
     def view(self) -> StabilityView:

@@ -136,5 +136,7 @@ def test_runs_of_an_image_are_read_from_the_run_store(tmp_path: Path) -> None:
     assert [r.name[-5:] for r in runs] == ["Z-app"] * 4
     ws = Workspace(make_backend(tmp_path))
     run = ws.load_runs("team/app:1", runs)
+    assert run.target.image == "registry.local:5000/team/app:1"  # as the runs' metadata name it
+    assert ws.default_save_path(run)[0] == str(tmp_path / "team" / "app:1")
     assert run.items.paths() == ["/bin/app", "/lib/libc.so", "/etc/app.conf", "/opt/extra"]
     assert not ws.runset(run).complete  # type: ignore[union-attr]

@@ -69,7 +69,7 @@ async def test_runs_of_an_image_open_as_a_stability_list_curated_and_saved_as_th
         assert isinstance(screen, StabilityScreen)
         assert screen.run.items.paths() == [*FIXED, "/opt/extra"]
         text = screen_text(app)
-        assert "Stability of team/app:1 · 4 runs" in text and "2/4" in text and "4/4 ██████████" in text
+        assert f"Stability of {IMAGE} · 4 runs" in text and "2/4" in text and "4/4 ██████████" in text
         await pilot.press("u")  # every file of any run
         await pilot.pause()
         assert len(screen.run.items) == 8 and "1/4" in screen_text(app)
@@ -89,7 +89,7 @@ async def test_runs_of_an_image_open_as_a_stability_list_curated_and_saved_as_th
         assert "saved 3 paths" in screen_text(app)
     loaded = load_list(tmp_path / "consensus")
     assert [e.path for e in loaded.entries] == FIXED[1:] + ["/opt/extra"]
-    assert loaded.meta is not None and loaded.meta.image == "team/app:1" and len(loaded.meta.runs) == 4
+    assert loaded.meta is not None and loaded.meta.image == IMAGE and len(loaded.meta.runs) == 4
 
 
 async def test_an_image_without_runs_says_so(tmp_path: Path) -> None:
