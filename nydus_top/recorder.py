@@ -38,6 +38,7 @@ from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.overlay import OverlayError, OverlayRoot
 from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
@@ -104,6 +105,7 @@ class Recording:
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
+    overlay: OverlayRoot | None = None  # the container's root layers: which files it created (for its run)
 
     def ingest(self, batch: list[TraceRecord]) -> None:
         files = self.files
@@ -243,6 +245,11 @@ class Recorder:
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
             )
             self.log(f"recording {who} may miss its start-up: {rec.problems[-1]}")
+        if plan.settings.keep_runs > 0 and start.container.pid:
+            try:  # read now: the container's mounts are gone once it has stopped, its layers are not
+                rec.overlay = OverlayRoot.for_pid(start.container.pid)
+            except OverlayError:
+                pass  # not an overlay root: its run names no runtime-created file
         self.recordings[plan.container_id] = rec
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
@@ -345,14 +352,30 @@ class Recorder:
     def _keep_run(self, rec: Recording, meta: ListMeta) -> None:
         """Keep the recording as a run of its image (one log line, whatever happens)."""
         s = rec.plan.settings
+        runtime, left_out = _created(rec)
         try:
-            result, dropped = runstore.save_run(s.persist_dir, rec.files, meta, keep=s.keep_runs, readable=s.readable)
+            result, dropped = runstore.save_run(s.persist_dir, rec.files, replace(meta, runtime=runtime),
+                                                keep=s.keep_runs, readable=s.readable)
         except Exception as err:  # noqa: BLE001 - ImageRefError, ListFileError, anything: one line
             self.log(f"run of {rec.name} NOT KEPT: {err}")
             return
         kind = "complete" if meta.complete else "possibly incomplete"
+        created = f", {len(runtime)} created at runtime" if runtime else ""
+        if left_out:
+            created += f" and {left_out} more not named (limit of {_mib(listmeta.RUNTIME_MAX_BYTES)})"
         older = f", dropped {len(dropped)} oldest" if dropped else ""
-        self.log(f"kept run {result.paths[0]} ({result.written} files, {kind}{older}) for {rec.name}")
+        self.log(f"kept run {result.paths[0]} ({result.written} files, {kind}{created}{older}) for {rec.name}")
+
+
+def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
+    """The recorded files the container created at runtime (only in its upper directory), within
+    the metadata's limit, and how many more were left out; none when its layers cannot be read."""
+    if rec.overlay is None:
+        return (), 0
+    try:
+        return listmeta.limit_runtime(rec.overlay.upper_only(entry.path for entry in rec.files))
+    except (OverlayError, OSError):
+        return (), 0
 
 
 def _drop_orphan_meta(list_path: Path) -> None:

@@ -98,8 +98,10 @@ def count(image: str, runs: Sequence[Run]) -> RunSet:
 def as_run(name: str, loaded: LoadedList) -> Run:
     """A saved list (a run of the run store, or any list) as a run."""
     meta = loaded.meta
-    return Run(name, loaded.entries, complete=meta.complete if meta is not None else True,
-               ranges=getattr(loaded, "ranges", None), image=meta.image if meta is not None else "")
+    if meta is None:
+        return Run(name, loaded.entries, ranges=getattr(loaded, "ranges", None))
+    return Run(name, loaded.entries, frozenset(meta.runtime), meta.complete, getattr(loaded, "ranges", None),
+               meta.image)
 
 
 def read_runs(persist_dir: str | os.PathLike[str], image: str) -> tuple[list[Run], list[str]]:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nydus_top import runset, runstore
+from nydus_top import listmeta, runset, runstore
 from nydus_top.backend import ArmSpec, Backend
 from nydus_top.consensus import DEFAULT_MIN_SHARE, as_entries
 from nydus_top.listfile import ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list
@@ -206,7 +206,8 @@ class Workspace:
         """Keep a traced start in the run store (every file it read, in first-access order, not
         the curated list). Returns the run's path, "" when it could not be kept (noted why)."""
         config = self.backend.config
-        meta = self._identity(run)
+        runtime, _ = listmeta.limit_runtime(run.items.entry(i).path for i in sorted(run.items.flagged))
+        meta = replace(self._identity(run), runtime=runtime)  # what the operator flagged (r)
         entries = run.items.entries(range(run.items.seen))
         try:
             result, _ = runstore.save_run(config.persist_dir, entries, meta, keep=config.keep_runs,

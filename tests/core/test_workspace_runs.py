@@ -14,7 +14,7 @@ from nydus_top.records import ListedFile
 from nydus_top.runset import Run
 from nydus_top.tracerun import TraceState
 from nydus_top.workspace import Workspace
-from tests.tui.data import STARTUP, make_backend
+from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend
 
 NGINX = "docker.io/library/nginx:1.25"
 SPEC = ArmSpec(image=NGINX)
@@ -37,6 +37,8 @@ def test_the_next_n_starts_are_armed_count_down_and_each_is_kept_as_a_run(tmp_pa
         ws.drain()
         assert ws.armed_left(SPEC) == 2 - n
         assert [r.state for r in ws.runs].count(TraceState.RUNNING) == 1
+        if n == 0:  # the operator flagged the files it created (r): its run names them
+            ws.runs[0].items.set_flags(backend.runtime_created("c-nginx", ws.runs[0].items.paths()))
         ws.stop(ws.runs[n])
         ws.drain()
     directory = runstore.image_dir(tmp_path, NGINX)
@@ -47,6 +49,7 @@ def test_the_next_n_starts_are_armed_count_down_and_each_is_kept_as_a_run(tmp_pa
     meta = loaded.meta
     assert meta is not None and meta.image == NGINX and meta.container == "nginx" and meta.pod == "default/web-7d9f"
     assert not meta.complete and meta.incomplete == "1 overflow records"  # the replayed trace has one
+    assert set(meta.runtime) == RUNTIME_CREATED and load_list(kept[1]).meta.runtime == ()  # type: ignore[union-attr]
     assert "c-nginx" not in _status(ws) or not _status(ws)["c-nginx"].startswith("armed")
     assert len(ws.notes) == 3 and ws.notes[0].endswith(f"({len(STARTUP)} files)")
     ws.drain()
@@ -129,7 +132,8 @@ def test_runs_of_an_image_are_read_from_the_run_store(tmp_path: Path) -> None:
 
     for n, run in enumerate(_runs()):
         runstore.save_run(tmp_path, run.entries, ListMeta(image="registry.local:5000/team/app:1", container="app",
-                                                          complete=n != 3), when=1_700_000_000 + n)
+                                                          complete=n != 3, runtime=tuple(run.runtime)),
+                          when=1_700_000_000 + n)
     assert images_with_runs(tmp_path) == ["team/app:1"]
     runs, warnings = Workspace.read_runs(tmp_path, "team/app:1")
     assert warnings == [] and [r.complete for r in runs] == [True, True, True, False]
@@ -140,3 +144,6 @@ def test_runs_of_an_image_are_read_from_the_run_store(tmp_path: Path) -> None:
     assert ws.default_save_path(run)[0] == str(tmp_path / "team" / "app:1")
     assert run.items.paths() == ["/bin/app", "/lib/libc.so", "/etc/app.conf", "/opt/extra"]
     assert not ws.runset(run).complete  # type: ignore[union-attr]
+    assert ws.runset(run).runtime_created() == {"/tmp/r1"}  # type: ignore[union-attr]
+    run.items.undo()
+    assert [run.items[pos].path for pos in range(len(run.items)) if run.items.is_flagged(pos)] == ["/tmp/r1"]

@@ -99,3 +99,25 @@ def test_ten_starts_agree_on_the_fixed_set_and_name_each_start_s_own_file(
     assert stable.items.paths() == consensus
     counted = ws.runset(stable)
     assert counted is not None and all(counted.by_path[path].seen == 1 for path in own)
+
+
+def test_a_kept_run_names_the_files_its_start_created(sandbox_node, runs_image, pod, tmp_path: Path) -> None:
+    persist = tmp_path / "results"
+    rec = start_recorder(sandbox_node.nri_socket, persist, args=["--image", "*/startup-workload-runs:*"])
+    cri = sandbox_node.cri
+    try:
+        cid = cri.create_container(pod, "creates", runs_image,
+                                   command=workload.command("exit", [*FIXED[:3], "+/data/made-at-start.txt"]))
+        cri.start_container(cid)
+        assert wait_exited(cri, cid) == 0
+        line = rec.log.wait_for(f"kept run {runstore.image_dir(persist, REF)}/", 20)
+    finally:
+        assert rec.stop() == 0
+    (run,) = runstore.runs_of(runstore.image_dir(persist, REF))
+    assert run.read_text().splitlines() == [workload.ENTRYPOINT, *FIXED[:3], "/data/made-at-start.txt"]
+    assert listmeta.read(run).runtime == ("/data/made-at-start.txt",)  # in its upper directory only
+    assert "(5 files, complete, 1 created at runtime)" in rec.log.lines[line]
+    loaded, _ = Workspace.read_runs(persist, REF)
+    from nydus_top import runset
+
+    assert runset.count(REF, loaded).runtime_created() == {"/data/made-at-start.txt"}

@@ -16,7 +16,7 @@ FILES = [("/bin/app", 10, 0), ("/lib/libc.so", 20, 150), ("/etc/app.conf", 5, 30
 
 
 def _finish(settings: RecordSettings, lines: list[str], *, container: str = "app", problems: tuple[str, ...] = (),
-            files: list[tuple[str, int, int]] = FILES) -> None:
+            files: list[tuple[str, int, int]] = FILES, overlay: object = None) -> None:
     """Save one recording as the recorder does once its trace has ended (no tracer needed)."""
     recorder = Recorder(settings, lines.append)
     compact = CompactList()
@@ -26,6 +26,7 @@ def _finish(settings: RecordSettings, lines: list[str], *, container: str = "app
     rec = Recording(plan, "pod", container, None, compact, lines.append,  # type: ignore[arg-type]
                     ListMeta(image=IMAGE, container=container, container_id=f"{container}-id"))
     rec.problems.extend(problems)
+    rec.overlay = overlay  # type: ignore[assignment]
     recorder._save(rec, "StopContainer")
 
 
@@ -78,3 +79,39 @@ def test_a_run_that_cannot_be_kept_is_one_line_and_the_pair_is_still_saved(tmp_p
     _finish(RecordSettings(tmp_path), lines)
     assert lines[0].startswith("run of app NOT KEPT: ") and "Not a directory" in lines[0]
     assert lines[1] == f"saved {tmp_path}/team/app:1 (3 files, StopContainer) for app"
+
+
+def test_a_run_names_the_files_the_container_created_at_runtime(tmp_path: Path) -> None:
+    from nydus_top.overlay import OverlayRoot
+
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    for root, path in ((lower, "bin/app"), (lower, "lib/libc.so"), (lower, "etc/app.conf"), (upper, "tmp/new")):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("x")
+    lines: list[str] = []
+    persist = tmp_path / "persist"
+    _finish(RecordSettings(persist), lines, overlay=OverlayRoot(str(upper), (str(lower),)),
+            files=[*FILES, ("/tmp/new", 1, 400)])
+    (run,) = runstore.runs_of(runstore.image_dir(persist, IMAGE))
+    assert lines[0] == f"kept run {run} (4 files, complete, 1 created at runtime) for app"
+    meta = load_list(run).meta
+    assert meta is not None and meta.runtime == ("/tmp/new",)
+
+
+def test_runtime_created_paths_in_a_run_are_bounded(tmp_path: Path) -> None:
+    from nydus_top import listmeta
+
+    class Everything:
+        def upper_only(self, paths):  # noqa: ANN001, ANN202 - an overlay where every file is new
+            return list(paths)
+
+    files = [(f"/tmp/{n:04d}-" + "x" * 1000, 1, n) for n in range(300)]  # ~300 KiB of paths
+    lines: list[str] = []
+    _finish(RecordSettings(tmp_path), lines, overlay=Everything(), files=files)
+    (run,) = runstore.runs_of(runstore.image_dir(tmp_path, IMAGE))
+    meta = load_list(run).meta
+    kept = len(meta.runtime)  # type: ignore[union-attr]
+    assert 0 < kept < 300 and sum(len(p) + 4 for p in meta.runtime) <= listmeta.RUNTIME_MAX_BYTES  # type: ignore[union-attr]
+    assert lines[0].endswith(f"(300 files, complete, {kept} created at runtime and {300 - kept} more not named "
+                             "(limit of 262144 bytes)) for app")
+    assert listmeta.limit_runtime(["/a", "/b"]) == (("/a", "/b"), 0)

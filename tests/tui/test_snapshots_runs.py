@@ -30,7 +30,8 @@ def _keep_runs(persist: Path) -> None:
         pair = ["/srv/a.json", "/srv/b.json"][:: 1 if n % 2 else -1]
         paths = [*fixed[:4], *pair, *fixed[4:], f"/tmp/start-{n}", *(["/var/log/app.log"] if n % 2 else [])]
         runstore.save_run(persist, [ListedFile(p, 1000 + 37 * i, 1500 * i + 40 * n) for i, p in enumerate(paths)],
-                          ListMeta(image=IMAGE, container="app"), when=1_700_000_000 + n)
+                          ListMeta(image=IMAGE, container="app", runtime=("/var/log/app.log",) if n == 3 else ()),
+                          when=1_700_000_000 + n)
 
 
 def _stability(*presses: str):  # noqa: ANN202
