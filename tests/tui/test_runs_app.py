@@ -98,3 +98,27 @@ async def test_an_image_without_runs_says_so(tmp_path: Path) -> None:
         await submit(pilot, "team/none:1")
         await settle(pilot)
         assert "no runs of team/none:1" in screen_text(app)
+
+
+async def test_diff_two_saved_lists_from_the_palette_command(tmp_path: Path) -> None:
+    from nydus_top.listfile import save_list
+    from nydus_top.screens.diff import DiffScreen
+
+    a = [ListedFile(f"/f{n:02d}", 1, 1000 * n) for n in range(20)]
+    b = [*a[1:12], ListedFile("/new", 1, 5), *a[12:], ListedFile("/f00", 1, 21_000)]  # /f00 moved last
+    save_list(a[:-1], tmp_path / "a")  # /f19 only in B
+    save_list(b, tmp_path / "b")
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        app.action_diff()
+        await submit(pilot, str(tmp_path / "a"))
+        await submit(pilot, str(tmp_path / "b"))
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the diff")
+        text = screen_text(app)
+        assert "19 in both · 0 only in A · 2 only in B · 1 moved by more than 10 · showing all" in text
+        assert "+20" in text and "+21.0" in text  # /f00: its shift and first-access delta
+        await pilot.press("m")
+        await submit(pilot, "0")
+        assert "12 moved by more than 0" in screen_text(app)  # /f01../f11 by one, /f00
+        await pilot.press("v", "v")
+        text = screen_text(app)
+        assert "showing only in B" in text and "/new" in text and "/f00" not in text
