@@ -130,6 +130,7 @@ class StabilityScreen(TraceScreen):
         super().__init__(run)
         self.counted = counted
         self.by_share = False
+        self._counts: tuple[tuple[int, int], tuple[int, int]] = ((-1, -1), (0, 0))
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
@@ -147,8 +148,7 @@ class StabilityScreen(TraceScreen):
     def view(self) -> StabilityView:
         return self.query_one(StabilityView)
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # then TraceScreen's (Textual calls each class's along the MRO)
         self.view.move_cursor(0)
         self.say(f"files read in ≥ {self.view.min_share:g} of the runs · u shows every file · "
                  "F min share · O sort by share · s saves the consensus")
@@ -158,15 +158,23 @@ class StabilityScreen(TraceScreen):
         state = "" if counted.complete else " · some runs POSSIBLY INCOMPLETE"
         self.query_one("#title", Static).update(
             printable(f" Stability of {counted.image} · {counted.runs} runs{state}"), layout=False)
-        shown = [counted.by_path[path] for path in items.paths()]
-        unstable = sum(1 for f in shown if is_unstable(f))
-        every = sum(1 for f in shown if f.seen == f.runs)
+        every, unstable = self._tally()
         order = "share" if self.by_share else "consensus"
         self.query_one("#counters", Static).update(
             f" files {len(counted.files)}  rows {len(items)}  in every run {every}  unstable {unstable}  "
             f"runtime-created {len(items.flagged)}  sel {len(self.view.selected)}  order {order}"
             + (f"  excl {len(items.exclusions)}" if items.exclusions else ""),
             layout=False)
+
+    def _tally(self) -> tuple[int, int]:
+        """(rows read in every run, unstable rows), counted again only after the rows changed
+        (the counters are redrawn at every cursor move)."""
+        items = self.run.items
+        key = (items.edits, len(items))
+        if self._counts[0] != key:
+            files = [self.counted.by_path[path] for path in items.paths()]
+            self._counts = (key, (sum(1 for f in files if f.seen == f.runs), sum(1 for f in files if is_unstable(f))))
+        return self._counts[1]
 
     # -- by share --------------------------------------------------------------------------
 
