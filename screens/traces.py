@@ -59,7 +59,8 @@ class TracesScreen(LiveScreen):
         runs = self.app.workspace.runs
         for index, run in enumerate(runs):
             state = run.state.value + (f" ({run.error})" if run.error else "")
-            cells = (("*" if run.id in self.picked else "") + str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
+            mark = "*" if run.id in self.picked else ""  # picked for a diff
+            cells = (mark + str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
                      str(len(run.items)), str(len(run.items.overflows)))
             table.add_row(*(Text(printable(cell)) for cell in cells))
         if runs:
@@ -77,7 +78,8 @@ class TracesScreen(LiveScreen):
     def action_pick(self) -> None:
         run = self.current_run()
         if run is not None:
-            self.picked = [i for i in self.picked if i != run.id] if run.id in self.picked else [*self.picked, run.id][-2:]
+            picked = self.picked
+            self.picked = [i for i in picked if i != run.id] if run.id in picked else [*picked, run.id][-2:]
             self.rebuild()
 
     def action_diff(self) -> None:
