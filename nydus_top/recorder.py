@@ -44,6 +44,7 @@ from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
 
 INCOMPLETE_SUFFIX = ".incomplete"
+_LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name (4096 on Linux)
 
 
@@ -369,13 +370,30 @@ class Recorder:
 
 def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
     """The recorded files the container created at runtime (only in its upper directory), within
-    the metadata's limit, and how many more were left out; none when its layers cannot be read."""
-    if rec.overlay is None:
+    the metadata's limit, and how many more were left out; none when its layers cannot be read.
+    Looked up in batches, so a big recording's paths are never all copied at once."""
+    overlay = rec.overlay
+    if overlay is None:
         return (), 0
+    kept: tuple[str, ...] = ()
+    left_out = 0
+    batch: list[str] = []
+
+    def look_up() -> None:
+        nonlocal kept, left_out
+        more, dropped = listmeta.limit_runtime([*kept, *overlay.upper_only(batch)])
+        kept, left_out = more, left_out + dropped
+        batch.clear()
+
     try:
-        return listmeta.limit_runtime(rec.overlay.upper_only(entry.path for entry in rec.files))
+        for entry in rec.files:
+            batch.append(entry.path)
+            if len(batch) == _LOOKUP_BATCH:
+                look_up()
+        look_up()
     except (OverlayError, OSError):
         return (), 0
+    return kept, left_out
 
 
 def _drop_orphan_meta(list_path: Path) -> None:

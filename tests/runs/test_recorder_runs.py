@@ -115,3 +115,28 @@ def test_runtime_created_paths_in_a_run_are_bounded(tmp_path: Path) -> None:
     assert lines[0].endswith(f"(300 files, complete, {kept} created at runtime and {300 - kept} more not named "
                              "(limit of 262144 bytes)) for app")
     assert listmeta.limit_runtime(["/a", "/b"]) == (("/a", "/b"), 0)
+
+
+def test_runtime_created_lookups_across_batches_keep_order_and_count(tmp_path: Path) -> None:
+    from nydus_top import listmeta
+    from nydus_top.recorder import _LOOKUP_BATCH
+
+    class EveryOther:
+        def __init__(self) -> None:
+            self.batches: list[int] = []
+
+        def upper_only(self, paths):  # noqa: ANN001, ANN202
+            self.batches.append(len(paths))
+            return [p for p in paths if int(p[6:11]) % 2 == 0]
+
+    overlay = EveryOther()
+    files = [(f"/data/{n:05d}-" + "y" * 100, 1, n) for n in range(2 * _LOOKUP_BATCH + 10)]
+    lines: list[str] = []
+    _finish(RecordSettings(tmp_path), lines, overlay=overlay, files=files)
+    assert overlay.batches == [_LOOKUP_BATCH, _LOOKUP_BATCH, 10]
+    meta = load_list(runstore.runs_of(runstore.image_dir(tmp_path, IMAGE))[0]).meta
+    runtime = meta.runtime  # type: ignore[union-attr]
+    created = [p for p, _, _ in files if int(p[6:11]) % 2 == 0]
+    assert list(runtime) == created[: len(runtime)] and len(runtime) < len(created)
+    assert sum(len(p) + 4 for p in runtime) <= listmeta.RUNTIME_MAX_BYTES
+    assert f"{len(runtime)} created at runtime and {len(created) - len(runtime)} more not named" in lines[0]
