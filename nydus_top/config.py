@@ -27,6 +27,7 @@ NRI_EVENTS = frozenset({
     "RemoveContainer",
 })
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
+MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
 
 
 class ConfigError(Exception):
@@ -52,6 +53,7 @@ class Config:
     registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
+    keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runstore)
     origins: tuple[tuple[str, str], ...] = ()  # (field, the layer that set its value last)
 
     def origin(self, name: str) -> str:
@@ -77,6 +79,12 @@ def _bool(value: Any) -> bool:
 def _seconds(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _Bad(f"must be an integer >= 0, got {_shown(value)}")
+    return value
+
+
+def _keep(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_KEEP_RUNS:
+        raise _Bad(f"must be an integer from 0 to {MAX_KEEP_RUNS}, got {_shown(value)}")
     return value
 
 
@@ -155,6 +163,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "timeout": ("timeout", _seconds),
     "overwrite": ("overwrite", _bool),
     "events": ("events", _events),
+    "keep_runs": ("keep_runs", _keep),
     "convert.nydusify": ("nydusify", _text),
     "convert.extra_args": ("nydusify_args", _strings),
     "convert.target": ("target_template", _template),

@@ -12,8 +12,10 @@ image is being recorded; with ``overwrite`` each container is recorded and the l
 wins. A recording that may be incomplete (mark late, files lost, a limit reached, the tracer
 failed) is saved beside, as ``<list>.incomplete`` (with ``.csv`` and metadata saying why): it
 never replaces a complete list nor blocks the image's next recording. One with no files is not
-saved. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
-reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
+saved. Every recording with files, complete or not, is also kept as a run in the run store
+(:mod:`nydus_top.runstore`, at most ``keep_runs`` per image; its metadata says whether it is
+complete), which never touches the optimizer's pair. Every skipped start, possibly incomplete
+trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
 keeps the settings it was planned with.
 
 A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
@@ -29,18 +31,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nydus_top import listmeta
+from nydus_top import listmeta, runstore
 from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.overlay import OverlayError, OverlayRoot
 from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
 
 INCOMPLETE_SUFFIX = ".incomplete"
+_LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name (4096 on Linux)
 
 
@@ -55,6 +59,7 @@ class RecordSettings:
     images: tuple[str, ...] = ()  # image patterns; empty: every image
     namespaces: tuple[str, ...] = ()  # pod namespaces; empty: every namespace
     max_bytes: int = MAX_BYTES  # one recording's files in memory at most
+    keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ class Recording:
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
+    overlay: OverlayRoot | None = None  # the container's root layers: which files it created (for its run)
 
     def ingest(self, batch: list[TraceRecord]) -> None:
         files = self.files
@@ -243,6 +249,11 @@ class Recorder:
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
             )
             self.log(f"recording {who} may miss its start-up: {rec.problems[-1]}")
+        if plan.settings.keep_runs > 0 and start.container.pid:
+            try:  # read now: the container's mounts are gone once it has stopped, its layers are not
+                rec.overlay = OverlayRoot.for_pid(start.container.pid)
+            except OverlayError:
+                pass  # not an overlay root: its run names no runtime-created file
         self.recordings[plan.container_id] = rec
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
@@ -321,6 +332,12 @@ class Recorder:
         # one, and never takes the name a later, complete recording will be saved under.
         target = incomplete_path(rec.plan.paths.list) if problems else rec.plan.paths.list
         meta = replace(rec.meta, complete=not problems, incomplete=problems).with_origin()
+        if s.keep_runs > 0:  # first: the pair's line stays the recording's last word
+            self._keep_run(rec, meta)
+        self._save_pair(rec, why, target, meta, state)
+
+    def _save_pair(self, rec: Recording, why: str, target: Path, meta: ListMeta, state: str) -> None:
+        s, problems = rec.plan.settings, meta.incomplete
         try:
             _drop_orphan_meta(target)
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
@@ -340,6 +357,51 @@ class Recorder:
         self.log(f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
         if self.on_saved is not None and not problems:  # only complete lists go to the registry
             self.on_saved(target, rec.plan.image)
+
+    def _keep_run(self, rec: Recording, meta: ListMeta) -> None:
+        """Keep the recording as a run of its image (one log line, whatever happens)."""
+        s = rec.plan.settings
+        runtime, left_out = _created(rec)
+        try:
+            result, dropped = runstore.save_run(s.persist_dir, rec.files, replace(meta, runtime=runtime),
+                                                keep=s.keep_runs, readable=s.readable)
+        except Exception as err:  # noqa: BLE001 - ImageRefError, ListFileError, anything: one line
+            self.log(f"run of {rec.name} NOT KEPT: {err}")
+            return
+        kind = "complete" if meta.complete else "possibly incomplete"
+        created = f", {len(runtime)} created at runtime" if runtime else ""
+        if left_out:
+            created += f" and {left_out} more not named (limit of {_mib(listmeta.RUNTIME_MAX_BYTES)})"
+        older = f", dropped {len(dropped)} oldest" if dropped else ""
+        self.log(f"kept run {result.paths[0]} ({result.written} files, {kind}{created}{older}) for {rec.name}")
+
+
+def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
+    """The recorded files the container created at runtime (only in its upper directory), within
+    the metadata's limit, and how many more were left out; none when its layers cannot be read.
+    Looked up in batches, so a big recording's paths are never all copied at once."""
+    overlay = rec.overlay
+    if overlay is None:
+        return (), 0
+    kept: tuple[str, ...] = ()
+    left_out = 0
+    batch: list[str] = []
+
+    def look_up() -> None:
+        nonlocal kept, left_out
+        more, dropped = listmeta.limit_runtime([*kept, *overlay.upper_only(batch)])
+        kept, left_out = more, left_out + dropped
+        batch.clear()
+
+    try:
+        for entry in rec.files:
+            batch.append(entry.path)
+            if len(batch) == _LOOKUP_BATCH:
+                look_up()
+        look_up()
+    except (OverlayError, OSError):
+        return (), 0
+    return kept, left_out
 
 
 def _drop_orphan_meta(list_path: Path) -> None:
@@ -365,4 +427,5 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         overwrite=config.overwrite,
         images=tuple(images),
         namespaces=tuple(namespaces),
+        keep_runs=config.keep_runs,
     )

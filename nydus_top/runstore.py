@@ -50,16 +50,16 @@ def runs_of(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def save_run(persist_dir: str | os.PathLike[str], entries: Iterable[Listable], meta: ListMeta, *,
-             keep: int = DEFAULT_KEEP, readable: bool = False, when: float | None = None) -> SaveResult:
-    """Save one run of ``meta.image`` and drop the oldest runs beyond *keep*.
+             keep: int = DEFAULT_KEEP, readable: bool = False, when: float | None = None
+             ) -> tuple[SaveResult, list[Path]]:
+    """Save one run of ``meta.image`` and drop the oldest runs beyond *keep*: (saved, dropped).
 
     Raises ImageRefError for an invalid image, ListFileError when the run cannot be saved.
     """
     directory = image_dir(persist_dir, meta.image)
     target = directory / run_name(meta.container or meta.container_id, when)
-    result = save_list(entries, target, readable=readable, meta=meta)
-    prune(directory, keep)
-    return result
+    result = save_list(entries, target, readable=readable, meta=meta, root=persist_dir)  # no symlink followed
+    return result, prune(directory, keep)
 
 
 def prune(directory: str | os.PathLike[str], keep: int) -> list[Path]:

@@ -230,6 +230,16 @@ class TraceList:
         self.rows[target:target] = block
         return list(range(target, target + len(picked)))
 
+    def sort(self, key: Callable[[str], object]) -> bool:
+        """Order the rows by ``key(path)`` (stable; one undo step). False if already in that order."""
+        path = self._path
+        ordered = array("l", sorted(self.rows, key=lambda ident: key(path[ident])))  # type: ignore[arg-type, return-value]
+        if ordered == self.rows:
+            return False
+        self._checkpoint()
+        self.rows = ordered
+        return True
+
     def set_flags(self, flagged_paths: Iterable[str]) -> int:
         """Mark accesses whose path the container created at runtime. Returns how many."""
         by_path = self._by_path

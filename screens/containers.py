@@ -20,6 +20,7 @@ from nydus_top.node import Container, Pod
 from .base import LiveScreen
 from .navigation import NavTable
 from .dialogs import ArmDialog, PromptDialog
+from .stability import arm_starts
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
@@ -32,6 +33,7 @@ class ContainersScreen(LiveScreen):
     BINDINGS = [
         Binding("enter", "trace", "Trace", priority=True),
         Binding("a", "arm", "Arm next start"),
+        Binding("A", "arm_starts", "Arm N starts", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("r", "reverse", "Reverse"),
@@ -40,6 +42,7 @@ class ContainersScreen(LiveScreen):
     PALETTE = [
         ("trace", "Trace container", "Attach a tracer to the selected running container"),
         ("arm", "Arm next start", "Trace the next start of this container or image"),
+        ("arm_starts", "Arm the next N starts", "Trace the next N starts; each is kept as a run"),
         ("filter", "Filter containers", "Regex filter, ! negates"),
     ]
 
@@ -159,6 +162,11 @@ class ContainersScreen(LiveScreen):
                 self.app.open_run(self.app.workspace.arm(spec, row.image))
 
         self.app.push_screen(ArmDialog(row.namespace, row.pod, row.container, row.image), armed)
+
+    def action_arm_starts(self) -> None:
+        row = self.current_row()
+        if row is not None:
+            arm_starts(self.app, row.namespace, row.pod, row.container, row.image)
 
     def action_filter(self) -> None:
         def apply(text: str | None) -> None:

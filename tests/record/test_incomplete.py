@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 
-from nydus_top import listmeta
+from nydus_top import listmeta, runstore
 from nydus_top.recorder import Recorder, RecordSettings
 
 from . import workload
@@ -55,6 +55,9 @@ def test_a_late_recording_is_saved_beside_and_the_next_one_is_not_blocked(sandbo
     assert seen[-1].endswith(f") for record/record-test/on-time ({cid[:12]})")
     assert (tmp_path / RESULT).read_text().splitlines() == EXPECTED
     assert listmeta.read(tmp_path / RESULT).complete
+    # Both starts are kept as runs, the late one saying so.
+    runs = runstore.runs_of(runstore.image_dir(tmp_path, workload_image))
+    assert [listmeta.read(run).complete for run in runs] == [False, True]
 
 
 def test_a_late_recording_never_replaces_a_complete_list(sandbox_node, workload_image, pod, tmp_path) -> None:
@@ -65,6 +68,6 @@ def test_a_late_recording_never_replaces_a_complete_list(sandbox_node, workload_
     _, seen = _record(sandbox_node, pod, "late-over", RecordSettings(tmp_path, overwrite=True), hook_budget=0.001)
     assert seen[-1].startswith(f"saved {tmp_path}/{RESULT}.incomplete (")
     assert good.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".nydus-top") == [
         RESULT, f"{RESULT}.csv", f"{RESULT}.incomplete", f"{RESULT}.incomplete.csv",
         f"{RESULT}.incomplete.nydus-top.json"]

@@ -21,6 +21,7 @@ def make_config(persist_dir: str | Path = "/var/lib/nydus-top-test/results", **c
         nri_socket=Path("/var/run/nri/nri.sock"), plugin_name="nydus-top", plugin_index="90",
         sources=("<package>/nydus_top/conf/nydus-top.toml", "/etc/nydus-top/config.toml"),
         notes=("/etc/nydus-top/config.toml: server_path is ignored: nydus-top traces with its own tracer",),
+        keep_runs=0,  # tests that keep runs ask for it with a persist_dir of their own
     )
     origins = {name: config.sources[0] for name in TOML_KEYS} | {"persist_dir": config.sources[1]}
     return replace(config, origins=tuple(origins.items())).overridden(changes, "command line (test)")
