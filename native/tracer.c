@@ -251,28 +251,66 @@ static char *put_overflow(struct nt_tracer *t, char *o, const char *reason)
     return o;
 }
 
-/* Command name of host pid `pid` (empty if it is gone), cached for the current batch. */
+/* Command name of host pid `pid`, read once per batch (as close to the event as we get). A
+ * process already gone keeps the name it had in an earlier batch, else it is empty. */
 static struct comm_entry *comm_of(struct nt_tracer *t, int pid)
 {
     struct comm_entry *e = &t->comm[(unsigned)pid % COMM_SLOTS];
     if (e->gen == t->gen && e->pid == pid)
         return e;
-    e->gen = t->gen;
-    e->pid = pid;
-    e->len = 0;
-    char rel[32];
+    char name[sizeof e->comm], rel[32];
+    ssize_t r = -1;
     snprintf(rel, sizeof rel, "%d/comm", pid);
     int fd = openat(t->procfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0) {
-        ssize_t r = read(fd, e->comm, sizeof e->comm);
+        r = read(fd, name, sizeof name);
         close(fd);
-        if (r > 0) {
-            if (e->comm[r - 1] == '\n')
-                r--;
-            e->len = (int)r;
-        }
     }
+    if (r > 0) {
+        if (name[r - 1] == '\n')
+            r--;
+        memcpy(e->comm, name, (size_t)r);
+        e->len = (int)r;
+    } else if (e->pid != pid) {
+        e->len = 0;
+    }
+    e->gen = t->gen;
+    e->pid = pid;
     return e;
+}
+
+/* A name a process has before its exec completes: the container runtime's (runc's init,
+ * /proc/self/exe re-executions), or none because it is gone already. */
+static int runtime_comm(const struct comm_entry *c)
+{
+    static const char *const prefixes[] = {"runc", "crun", "youki", "containerd-shim", "exe"};
+    if (c->len == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        size_t n = strlen(prefixes[i]);
+        if ((size_t)c->len >= n && !memcmp(c->comm, prefixes[i], n) &&
+            ((size_t)c->len == n || strcmp(prefixes[i], "exe")))
+            return 1;
+    }
+    return 0;
+}
+
+/* An exec event of a process still named like the runtime (or gone): it is becoming the
+ * executed file, so name it after the file (the kernel's comm: basename, 15 bytes at most). The
+ * batch's later events of that pid get the same name. */
+static void name_after_exec(struct comm_entry *c, const char *path, size_t n)
+{
+    if (!runtime_comm(c))
+        return;
+    const char *base = path;
+    for (size_t i = 0; i < n; i++)
+        if (path[i] == '/')
+            base = path + i + 1;
+    size_t len = n - (size_t)(base - path);
+    if (len > sizeof c->comm - 1)
+        len = sizeof c->comm - 1;
+    memcpy(c->comm, base, len);
+    c->len = (int)len;
 }
 
 /* Ask the kernel to drop further events of the file behind `fd`, which would cost the container
@@ -358,6 +396,8 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     }
     const char *kind = (m->mask & FAN_OPEN_EXEC) ? "exec" : (m->mask & FAN_OPEN) ? "open" : "read";
     struct comm_entry *c = comm_of(t, m->pid);
+    if (m->mask & FAN_OPEN_EXEC)
+        name_after_exec(c, path, (size_t)n);
     o = put_str(o, "{\"path\":\"");
     o += nt_json_escape(path, (size_t)n, o);
     o = put_str(o, "\",\"size\":");

@@ -13,7 +13,7 @@ import os
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ NRI_EVENTS = frozenset({
     "RemoveContainer",
 })
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
+MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
 
 
 class ConfigError(Exception):
@@ -50,8 +51,21 @@ class Config:
     plugin_index: str  # [nri] plugin_index, two digits
     ranges: bool = True  # [ranges] enable: record byte ranges beside the file list (Linux 6.14+)
     granularity: int = 1 << 20  # [ranges] granularity: bytes ranges are rounded out to; 0 = exact
+    registry_push: bool = False  # [registry] push: the recorder pushes each saved list to its image's registry
+    registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
+    keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runstore)
+    origins: tuple[tuple[str, str], ...] = ()  # (field, the layer that set its value last)
+
+    def origin(self, name: str) -> str:
+        """The layer that set field *name*: a file path, "command line (--flag)", ...; "" if unknown."""
+        return dict(self.origins).get(name, "")
+
+    def overridden(self, values: Mapping[str, Any], source: str) -> Config:
+        """This configuration with *values* (field -> value) set by *source*, e.g. a command-line flag."""
+        origins = {**dict(self.origins), **{name: source for name in values}}
+        return replace(self, **values, origins=tuple(origins.items()))
 
 
 class _Bad(Exception):
@@ -67,6 +81,12 @@ def _bool(value: Any) -> bool:
 def _seconds(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _Bad(f"must be an integer >= 0, got {_shown(value)}")
+    return value
+
+
+def _keep(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_KEEP_RUNS:
+        raise _Bad(f"must be an integer from 0 to {MAX_KEEP_RUNS}, got {_shown(value)}")
     return value
 
 
@@ -87,6 +107,14 @@ def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and "\0" not in v for v in value):
         raise _Bad(f"must be a list of strings, got {_shown(value)}")
     return tuple(value)
+
+
+def _registry_hosts(value: Any) -> tuple[str, ...]:
+    hosts = _strings(value)
+    bad = [h for h in hosts if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?", h)]
+    if bad:
+        raise _Bad(f"must list registries as host or host:port, got {bad[0]!r}")
+    return hosts
 
 
 def _events(value: Any) -> tuple[str, ...]:
@@ -137,6 +165,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "timeout": ("timeout", _seconds),
     "overwrite": ("overwrite", _bool),
     "events": ("events", _events),
+    "keep_runs": ("keep_runs", _keep),
     "convert.nydusify": ("nydusify", _text),
     "convert.extra_args": ("nydusify_args", _strings),
     "convert.target": ("target_template", _template),
@@ -145,8 +174,11 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "nri.plugin_index": ("plugin_index", _index),
     "ranges.enable": ("ranges", _bool),
     "ranges.granularity": ("granularity", _seconds),  # an integer >= 0, like a timeout
+    "registry.push": ("registry_push", _bool),
+    "registry.plain_http": ("registry_plain_http", _registry_hosts),
 }
 _TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}
+TOML_KEYS: dict[str, str] = {name: key for key, (name, _) in _SCHEMA.items()}  # Config field -> TOML key
 _IGNORED = {"server_path": "server_path is ignored: nydus-top traces with its own tracer"}
 
 
@@ -228,15 +260,18 @@ def load_config(
 
 def _merge(layers: Sequence[tuple[str, str]]) -> Config:
     merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     notes: list[str] = []
     for source, text in layers:
         values, layer_notes = parse_layer(text, source)
         merged.update(values)
+        origins.update((name, source) for name in values)
         notes.extend(layer_notes)
     missing = sorted(name for name, _ in _SCHEMA.values() if name not in merged)
     if missing:
         raise ConfigError(f"{layers[0][0]}: packaged defaults lack '{missing[0]}'")
-    return Config(**merged, sources=tuple(source for source, _ in layers), notes=tuple(notes))
+    return Config(**merged, sources=tuple(source for source, _ in layers), notes=tuple(notes),
+                  origins=tuple(origins.items()))
 
 
 def default_config() -> Config:

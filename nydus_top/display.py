@@ -34,6 +34,12 @@ class EscapingFormatter(logging.Formatter):
         return printable(super().format(record))
 
 
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """``1 warning``, ``2 warnings``: *count* and *noun*, in the plural (*plural*, else noun + s)
+    unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
+
+
 def human_size(size: int | None) -> str:
     """Bytes in binary units, one decimal above bytes (``1.5K``); "-" when unknown."""
     if size is None:

@@ -62,7 +62,7 @@ class ListExistsError(ListFileError):
     """Saving would overwrite an existing file and overwriting was not asked for."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(f"{path} already exists (save again with overwrite to replace it)")
+        super().__init__(f"{path} already exists")
         self.path = path
 
 

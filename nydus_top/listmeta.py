@@ -14,6 +14,7 @@ import os
 import platform
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from nydus_top import __version__
 SUFFIX = ".nydus-top.json"
 SCHEMA = 1
 MAX_BYTES = 1 << 20  # a metadata file larger than this is refused unread
+RUNTIME_MAX_BYTES = 256 << 10  # the runtime-created paths one metadata file names, at most
+_LISTS = ("runs", "runtime")  # the fields that are lists of strings
 
 
 class MetaError(ValueError):
@@ -46,6 +49,7 @@ class ListMeta:
     incomplete: str = ""  # why not complete: "mark was late", "kernel queue overflow", ...
     files: int = 0  # entries in the list
     runs: tuple[str, ...] = field(default=())  # lists or runs this one was made from
+    runtime: tuple[str, ...] = field(default=())  # files this run saw created at runtime (see limit_runtime)
 
     def with_origin(self) -> ListMeta:
         """This metadata with node, kernel and creation time of here and now filled in."""
@@ -53,6 +57,21 @@ class ListMeta:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return replace(self, node=self.node or socket.gethostname(), kernel=self.kernel or uname.release,
                         created=self.created or created)
+
+
+def limit_runtime(paths: Iterable[str]) -> tuple[tuple[str, ...], int]:
+    """(the runtime-created paths a metadata file keeps, how many more were left out): at most
+    RUNTIME_MAX_BYTES of paths, so a container creating many files cannot grow the file unbounded."""
+    kept: list[str] = []
+    size = 0
+    left_out = 0
+    for path in paths:
+        size += len(path.encode("utf-8", "surrogateescape")) + 4
+        if size > RUNTIME_MAX_BYTES:
+            left_out += 1
+        else:
+            kept.append(path)
+    return tuple(kept), left_out
 
 
 def path_for(list_path: str | os.PathLike[str]) -> Path:
@@ -66,7 +85,8 @@ def path_for(list_path: str | os.PathLike[str]) -> Path:
 def encode(meta: ListMeta) -> bytes:
     """Stable, human-readable JSON (sorted keys, one trailing newline)."""
     data = {"schema": SCHEMA, **asdict(meta)}
-    data["runs"] = list(meta.runs)
+    for name in _LISTS:
+        data[name] = list(getattr(meta, name))
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
 
 
@@ -85,10 +105,10 @@ def decode(data: bytes, *, name: str = "metadata") -> ListMeta:
         if f.name not in raw:
             continue
         value = raw[f.name]
-        if f.name == "runs":
-            if not isinstance(value, list) or not all(isinstance(run, str) for run in value):
-                raise MetaError(f"{name}: runs must be a list of strings")
-            values["runs"] = tuple(value)
+        if f.name in _LISTS:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise MetaError(f"{name}: {f.name} must be a list of strings")
+            values[f.name] = tuple(value)
             continue
         expected: type = {"complete": bool, "files": int}.get(f.name, str)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):

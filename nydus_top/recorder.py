@@ -12,8 +12,10 @@ image is being recorded; with ``overwrite`` each container is recorded and the l
 wins. A recording that may be incomplete (mark late, files lost, a limit reached, the tracer
 failed) is saved beside, as ``<list>.incomplete`` (with ``.csv`` and metadata saying why): it
 never replaces a complete list nor blocks the image's next recording. One with no files is not
-saved. Every skipped start, possibly incomplete trace, kernel queue overflow and failed save is
-reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
+saved. Every recording with files, complete or not, is also kept as a run in the run store
+(:mod:`nydus_top.runstore`, at most ``keep_runs`` per image; its metadata says whether it is
+complete), which never touches the optimizer's pair. Every skipped start, possibly incomplete
+trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
 keeps the settings it was planned with.
 
 A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nydus_top import listmeta
+from nydus_top import listmeta, runstore
 from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
@@ -37,12 +39,14 @@ from nydus_top.listfile import (ListExistsError, ListFileError, ResultPaths, ran
                                 result_paths, save_list)
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.overlay import OverlayError, OverlayRoot
 from nydus_top.ranges import RangeBook, totals
 from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
 
 INCOMPLETE_SUFFIX = ".incomplete"
+_LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name (4096 on Linux)
 
 
@@ -59,6 +63,7 @@ class RecordSettings:
     max_bytes: int = MAX_BYTES  # one recording's files in memory at most
     range_list: bool = False  # also save <list>.ranges.json (byte ranges where they are known)
     granularity: int = 1 << 20  # ranges rounded out to this many bytes; 0 = exact
+    keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,7 @@ class Plan:
     container_id: str
     paths: ResultPaths
     settings: RecordSettings
+    image: str = ""  # the container's image reference, as the runtime gave it
 
 
 @dataclass(slots=True)
@@ -103,10 +109,11 @@ class Recording:
     meta: ListMeta  # who was recorded; completeness is added when it is saved
     overflows: dict[str, Overflows] = field(default_factory=dict)  # by reason
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
-    ranges: RangeBook | None = None  # byte ranges, when recorded
+    ranges: RangeBook | None = None  # byte ranges to save (with range_list; whole files where none were recorded)
     range_notes: list[str] = field(default_factory=list)  # what limited the ranges (not the file list)
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
+    overlay: OverlayRoot | None = None  # the container's root layers: which files it created (for its run)
 
     def ingest(self, batch: list[TraceRecord]) -> None:
         files = self.files
@@ -184,7 +191,7 @@ class Planner:
             for other in self.in_flight.values():
                 if other.paths == paths:
                     return None, f"container {other.container_id[:12]} is recording {paths.list} already"
-        plan = Plan(container.id, paths, s)
+        plan = Plan(container.id, paths, s, container.image)
         self.in_flight[container.id] = plan
         return plan, ""
 
@@ -211,8 +218,10 @@ def _describe(container: Container, pod: Pod | None) -> str:
 class Recorder:
     """Collects traces handed over by :class:`nydus_top.startup.StartupCapture` and saves them."""
 
-    def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None) -> None:
+    def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None,
+                 on_saved: Callable[[Path, str], object] | None = None) -> None:
         self.model = model
+        self.on_saved = on_saved  # (list, image) after each save, from a worker thread; must not block
         self.planner = Planner(settings)
         self.log = log
         self.recordings: dict[str, Recording] = {}
@@ -248,6 +257,11 @@ class Recorder:
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
             )
             self.log(f"recording {who} may miss its start-up: {rec.problems[-1]}")
+        if plan.settings.keep_runs > 0 and start.container.pid:
+            try:  # read now: the container's mounts are gone once it has stopped, its layers are not
+                rec.overlay = OverlayRoot.for_pid(start.container.pid)
+            except OverlayError:
+                pass  # not an overlay root: its run names no runtime-created file
         self.recordings[plan.container_id] = rec
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
@@ -327,11 +341,16 @@ class Recorder:
         # one, and never takes the name a later, complete recording will be saved under.
         target = incomplete_path(rec.plan.paths.list) if problems else rec.plan.paths.list
         meta = replace(rec.meta, complete=not problems, incomplete=problems).with_origin()
+        if s.keep_runs > 0:  # first: the pair's line stays the recording's last word
+            self._keep_run(rec, meta)
+        self._save_pair(rec, why, target, meta, state)
+
+    def _save_pair(self, rec: Recording, why: str, target: Path, meta: ListMeta, state: str) -> None:
+        s, problems = rec.plan.settings, meta.incomplete
         try:
             _drop_orphan_sidecars(target)
-            ranges = (rec.ranges or RangeBook()) if s.range_list else None
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
-                               meta=meta, ranges=ranges, granularity=s.granularity, root=s.persist_dir)
+                               meta=meta, ranges=rec.ranges, granularity=s.granularity, root=s.persist_dir)
         except ListExistsError as err:
             self.log(f"recording {rec.name} ({why}) not saved: {err}")
             return
@@ -345,17 +364,67 @@ class Recorder:
             self.log(f"{target}: {warning}")
         beside = f", not as {rec.plan.paths.list}" if problems else ""
         self.log(f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
-        if ranges is not None:
-            known, with_ranges, whole = totals(((f.path, f.size) for f in rec.files), ranges, s.granularity)
+        if rec.ranges is not None:
+            known, with_ranges, whole = totals(((f.path, f.size) for f in rec.files), rec.ranges, s.granularity)
             notes = f"; {'; '.join(rec.range_notes)}" if rec.range_notes else ""
             self.log(f"saved {ranges_path(target)}: ranges of {known}/{len(rec.files)} files, prefetch "
                      f"{readable_size(with_ranges)} with ranges / {readable_size(whole)} whole files{notes}")
+        if self.on_saved is not None and not problems:  # only complete lists go to the registry
+            self.on_saved(target, rec.plan.image)
+
+    def _keep_run(self, rec: Recording, meta: ListMeta) -> None:
+        """Keep the recording as a run of its image (one log line, whatever happens)."""
+        s = rec.plan.settings
+        runtime, left_out = _created(rec)
+        try:
+            result, dropped = runstore.save_run(s.persist_dir, rec.files, replace(meta, runtime=runtime),
+                                                keep=s.keep_runs, readable=s.readable, ranges=rec.ranges,
+                                                granularity=s.granularity)
+        except Exception as err:  # noqa: BLE001 - ImageRefError, ListFileError, anything: one line
+            self.log(f"run of {rec.name} NOT KEPT: {err}")
+            return
+        kind = "complete" if meta.complete else "possibly incomplete"
+        created = f", {len(runtime)} created at runtime" if runtime else ""
+        if left_out:
+            created += f" and {left_out} more not named (limit of {_mib(listmeta.RUNTIME_MAX_BYTES)})"
+        older = f", dropped {len(dropped)} oldest" if dropped else ""
+        self.log(f"kept run {result.paths[0]} ({result.written} files, {kind}{created}{older}) for {rec.name}")
+
+
+def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
+    """The recorded files the container created at runtime (only in its upper directory), within
+    the metadata's limit, and how many more were left out; none when its layers cannot be read.
+    Looked up in batches, so a big recording's paths are never all copied at once."""
+    overlay = rec.overlay
+    if overlay is None:
+        return (), 0
+    kept: tuple[str, ...] = ()
+    left_out = 0
+    batch: list[str] = []
+
+    def look_up() -> None:
+        nonlocal kept, left_out
+        more, dropped = listmeta.limit_runtime([*kept, *overlay.upper_only(batch)])
+        kept, left_out = more, left_out + dropped
+        batch.clear()
+
+    try:
+        for entry in rec.files:
+            batch.append(entry.path)
+            if len(batch) == _LOOKUP_BATCH:
+                look_up()
+        look_up()
+    except (OverlayError, OSError):
+        return (), 0
+    return kept, left_out
 
 
 def _end_ranges(rec: Recording) -> None:
     """Take the ended trace's byte ranges, and what limited them (said with the range list: the
     file list is no less complete for it)."""
-    rec.ranges = rec.trace.range_book()
+    if rec.plan.settings.range_list:
+        book = rec.trace.range_book()
+        rec.ranges = RangeBook() if book is None else book
     if rec.trace.ranges is not None:
         end = rec.trace.ranges.collector
         if end.notices:
@@ -392,4 +461,5 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         namespaces=tuple(namespaces),
         range_list=range_list,
         granularity=config.granularity,
+        keep_runs=config.keep_runs,
     )

@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import re
+import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ from typing import Any
 import oras.provider
 import requests
 import requests.adapters
+
+from nydus_top.listmeta import ListMeta
 
 ARTIFACT_TYPE = "application/vnd.nydus-top.prefetch-list.v1"
 # The files of a list, by the suffix they have beside the plain list, and their media types.
@@ -339,6 +343,16 @@ def list_files(list_path: str | os.PathLike[str]) -> dict[str, bytes]:
     if "" not in found:
         raise RegistryError(f"{base}: no such list")
     return found
+
+
+def annotations_for(meta: ListMeta | None) -> dict[str, str]:
+    """The artifact's annotations: when and where the list was recorded, and for which image."""
+    created = (meta.created if meta else "") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    node = (meta.node if meta else "") or socket.gethostname()
+    result = {ANNOTATION_CREATED: created, ANNOTATION_NODE: node}
+    if meta is not None and meta.image:
+        result[ANNOTATION_IMAGE] = meta.image
+    return result
 
 
 def push_list(client: Client, image: Reference, files: Mapping[str, bytes], annotations: Mapping[str, str]) -> Pushed:

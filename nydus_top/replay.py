@@ -44,14 +44,16 @@ class ReplayBackend:
         self.armed.append((spec, run))
 
     def start(self, container_id: str, *, late: bool = False) -> None:
-        """Simulate a container start: armed traces matching it begin replaying (``late``: as
-        when the tracer's mark came after containerd had to be answered)."""
+        """Simulate a container start: the first armed trace matching it (in arming order, as
+        the live start-up capture hands a start to the first armed selector that takes it) begins
+        replaying (``late``: as when the tracer's mark came after containerd had to be answered)."""
         container = self.node.containers[container_id]
         pod = self.node.pods[container.pod_id]
         for spec, run in list(self.armed):
             if spec.selector()(pod, container) is not None:
                 self.armed.remove((spec, run))
                 self.attach(container_id, run, late=late)
+                return
 
     def runtime_created(self, container_id: str, paths: Sequence[str]) -> set[str]:
         return self.created.get(container_id, set()).intersection(paths)

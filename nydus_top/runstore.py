@@ -1,9 +1,9 @@
 """Every recorded start of an image kept as a run, beside (never instead of) the optimizer's pair.
 
 Layout: ``<persist_dir>/.nydus-top/runs/<repo dir>/<name>:<tag>/<when>-<container>`` plus its
-``.csv`` and ``.nydus-top.json`` (a run is an ordinary saved list with metadata). ``<when>`` is
-UTC with microseconds, so names sort oldest first; at most ``keep`` runs stay per image, the
-oldest are removed when a new one is saved.
+``.csv``, ``.nydus-top.json`` and, recorded with ranges, ``.ranges.json`` (a run is an ordinary
+saved list with metadata). ``<when>`` is UTC with microseconds, so names sort oldest first; at
+most ``keep`` runs stay per image, the oldest are removed when a new one is saved.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nydus_top import listmeta
-from nydus_top.listfile import SaveResult, result_name, save_list
+from nydus_top.listfile import RANGES_SUFFIX, SaveResult, result_name, save_list
 from nydus_top.listmeta import ListMeta
+from nydus_top.ranges import DEFAULT_GRANULARITY, RangeBook
 from nydus_top.records import Listable
 
 RUNS_DIR = Path(".nydus-top") / "runs"
 DEFAULT_KEEP = 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _RUN_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9_-]{1,64}")
-_SIBLINGS = (".csv", listmeta.SUFFIX, ".ranges.json")
+_SIBLINGS = (".csv", listmeta.SUFFIX, RANGES_SUFFIX)
 
 
 def image_dir(persist_dir: str | os.PathLike[str], image: str) -> Path:
@@ -50,16 +51,19 @@ def runs_of(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def save_run(persist_dir: str | os.PathLike[str], entries: Iterable[Listable], meta: ListMeta, *,
-             keep: int = DEFAULT_KEEP, readable: bool = False, when: float | None = None) -> SaveResult:
-    """Save one run of ``meta.image`` and drop the oldest runs beyond *keep*.
+             keep: int = DEFAULT_KEEP, readable: bool = False, when: float | None = None,
+             ranges: RangeBook | None = None, granularity: int = DEFAULT_GRANULARITY,
+             ) -> tuple[SaveResult, list[Path]]:
+    """Save one run of ``meta.image`` (with *ranges*, its range list too) and drop the oldest runs
+    beyond *keep*: (saved, dropped).
 
     Raises ImageRefError for an invalid image, ListFileError when the run cannot be saved.
     """
     directory = image_dir(persist_dir, meta.image)
     target = directory / run_name(meta.container or meta.container_id, when)
-    result = save_list(entries, target, readable=readable, meta=meta)
-    prune(directory, keep)
-    return result
+    result = save_list(entries, target, readable=readable, meta=meta, root=persist_dir,  # no symlink followed
+                       ranges=ranges, granularity=granularity)
+    return result, prune(directory, keep)
 
 
 def prune(directory: str | os.PathLike[str], keep: int) -> list[Path]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from nydus_top.listmeta import ListMeta
 from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
 from nydus_top.tracelist import TraceList
@@ -63,7 +64,9 @@ class TraceRun:
     arm: ArmSpec | None = None
     error: str = ""  # why it failed or ended, shown next to the state
     possibly_incomplete: bool = False  # armed, but the mark came after the container started
+    from_start: bool = False  # armed for a start (False: attached to a running container)
     items: TraceList = field(default_factory=TraceList)
+    meta: ListMeta | None = None  # the list's identity: read from disk, or remembered from the container
     files: int = 0  # distinct files seen (before curation)
     bytes: int = 0
     rates: deque[int] = field(default_factory=lambda: deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW))
@@ -76,6 +79,7 @@ class TraceRun:
     _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _second: int = 0  # elapsed second the last rate bucket belongs to
+    _anchor: float | None = None  # clock time of elapsed second 0, set by the first advance() while running
     _closed: bool = False
 
     # -- tracer side (any thread) -------------------------------------------------------------
@@ -161,6 +165,23 @@ class TraceRun:
         """Ask the tracer to stop; ``ended`` follows from its thread."""
         if self.stopper is not None:
             self.stopper()
+
+    def advance(self, now: float) -> bool:
+        """Move the rate buckets on to the clock time *now* (the backend's ``now()``), so an idle
+        trace's events/s and sparkline fall to 0 instead of freezing. True if they moved.
+        The first call while tracing anchors the current elapsed second to *now*; a paused
+        view stands still (its records wait in the inbox and are counted when it resumes)."""
+        if self.state in (TraceState.ARMED, TraceState.LOADED) or self.paused:
+            return False
+        if self._anchor is None:
+            self._anchor = now - self._second
+            return False
+        second = int(now - self._anchor)
+        if second <= self._second:
+            return False
+        self.rates.extend([0] * min(second - self._second, RATE_WINDOW))
+        self._second = second
+        return True
 
     def sparkline_data(self) -> list[int]:
         """Accesses per second of trace time over the last RATE_WINDOW seconds (a fixed scale)."""

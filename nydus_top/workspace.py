@@ -10,6 +10,11 @@ The app's screens ask the workspace and call it; they keep no trace state of the
   the ids of the runs that changed, which is what the screens repaint.
 - ``status`` is the TRACE column of the Containers screen; ``unsaved`` the runs a quit would
   lose (running, armed, or edited since their last ``save``).
+- Every armed start that ended with files is kept in the run store (``keep_runs`` per image,
+  see :mod:`nydus_top.runstore`); ``arm(..., starts=N)`` arms the next N starts at once.
+- ``load_runs`` opens a set of runs (recorded starts) as one list: every file of any run in
+  consensus order, its stability (``runset``) beside; ``keep_share`` and ``sort_by_share`` curate
+  it like any list, and a save writes the consensus with ``runs`` in its metadata.
 
 Data flows one way: tracer threads feed the runs' inboxes, ``drain`` moves that into the
 model, screens read it; control comes back only through these methods.
@@ -20,10 +25,12 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nydus_top import listmeta, runset, runstore
 from nydus_top.backend import ArmSpec, Backend
+from nydus_top.consensus import DEFAULT_MIN_SHARE, as_entries
 from nydus_top.listfile import (
     ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list, save_range_list, within,
 )
@@ -31,11 +38,13 @@ from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, Pod
 from nydus_top.ranges import RangeBook
 from nydus_top.records import Listable
+from nydus_top.runset import Run, RunSet
 from nydus_top.startup import Selector
 from nydus_top.tracerun import Target, TraceRun, TraceState
 
 LIVE_STATES = (TraceState.RUNNING, TraceState.ARMED)
 DEFAULT_NAME = "nydus-top.list"  # saved under persist_dir when the image has no optimizer name
+MAX_STARTS = 100  # "the next N starts" armed at once at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,9 @@ class Workspace:
         self._shown: dict[int, TraceState] = {}  # run id -> state at the last drain
         self._saved: dict[int, tuple[int, str]] = {}  # run id -> (edits when saved, path)
         self._selectors: dict[ArmSpec, Selector] = {}  # built once per spec, not per tick
+        self._sets: dict[int, RunSet] = {}  # run id -> the runs a stability list was counted from
+        self._kept: dict[int, str] = {}  # run id -> its run in the run store ("" if it could not be kept)
+        self.notes: list[str] = []  # one line per start kept or not kept, newest last (bounded)
 
     # -- the runs --------------------------------------------------------------------------
 
@@ -95,14 +107,26 @@ class Workspace:
             run.ended(f"cannot trace: {err}")
         return run
 
-    def arm(self, spec: ArmSpec, image: str) -> TraceRun:
-        """Trace the next start ``spec`` selects; ``image`` names the save path until then."""
-        run = self._add(TraceRun(Target(spec.label, spec.image or image), state=TraceState.ARMED, arm=spec))
-        try:
-            self.backend.arm(spec, run)
-        except Exception as err:  # noqa: BLE001 - shown on the run
-            run.ended(f"cannot arm: {err}")
-        return run
+    def arm(self, spec: ArmSpec, image: str, starts: int = 1) -> TraceRun:
+        """Trace the next start ``spec`` selects (the next ``starts`` starts: one run each, armed
+        at once, taken in order); ``image`` names the save path until then. Returns the first."""
+        if not 1 <= starts <= MAX_STARTS:
+            raise ValueError(f"starts must be from 1 to {MAX_STARTS}, got {starts}")
+        runs = []
+        for n in range(starts):
+            label = spec.label if starts == 1 else f"{spec.label} ({n + 1} of {starts})"
+            run = self._add(TraceRun(Target(label, spec.image or image), state=TraceState.ARMED, arm=spec,
+                                     from_start=True))
+            try:
+                self.backend.arm(spec, run)
+            except Exception as err:  # noqa: BLE001 - shown on the run
+                run.ended(f"cannot arm: {err}")
+            runs.append(run)
+        return runs[0]
+
+    def armed_left(self, spec: ArmSpec) -> int:
+        """Starts of ``spec`` still armed (counts down as they come)."""
+        return sum(1 for run in self._runs if run.state is TraceState.ARMED and run.arm == spec)
 
     @staticmethod
     def read(path: str) -> LoadedList:
@@ -111,11 +135,14 @@ class Workspace:
 
     def load(self, path: str, loaded: LoadedList) -> TraceRun:
         """A list read from ``path`` as a new run without a tracer (saved as is: not dirty)."""
-        run = self._add(TraceRun(Target(f"list {path}", "", path=path), state=TraceState.LOADED))
+        image = loaded.meta.image if loaded.meta is not None else ""
+        run = self._add(TraceRun(Target(f"list {path}", image, path=path), state=TraceState.LOADED,
+                                 meta=loaded.meta))
         run.items.extend(loaded.entries)
         if loaded.ranges is not None:
             run.items.set_traced_ranges(loaded.ranges)
         run.files = len(run.items)
+        run.bytes = sum(entry.size or 0 for entry in loaded.entries)
         self._saved[run.id] = (run.items.edits, path)
         return run
 
@@ -142,30 +169,42 @@ class Workspace:
     # -- the UI tick -----------------------------------------------------------------------
 
     def drain(self) -> set[int]:
-        """Move queued records into the lists; the ids of runs whose rows or state changed."""
+        """Move queued records into the lists and the rates on to the backend's clock; the ids
+        of runs whose rows, rates or state changed. An armed start that has ended is kept in the
+        run store here (once)."""
         changed: set[int] = set()
+        now = self.backend.now()
         for run in self._runs:
-            if run.drain() or self._shown.get(run.id) is not run.state:
+            if run.drain() | run.advance(now) or self._shown.get(run.id) is not run.state:
                 self._shown[run.id] = run.state
                 changed.add(run.id)
+                if run.state in (TraceState.STOPPED, TraceState.FAILED) and self._keepable(run):
+                    self.keep(run)
         return changed
 
     def status(self, pods: Mapping[str, Pod], containers: Iterable[Container]) -> dict[str, str]:
         """Container id -> TRACE column: its live (else newest) trace with its file count, or
-        "armed" for a container an armed run would take at its next start."""
+        "armed" for a container an armed run would take at its next start ("armed ×N" when the
+        next N starts are armed: it counts down)."""
         status: dict[str, str] = {}
         for run in self._runs:
             cid = run.target.container_id
             if cid and run.state is not TraceState.LOADED:
                 if run.state is TraceState.RUNNING or cid not in status:
                     status[cid] = f"{run.state.value} {run.files}"
-        selectors = [self._selector(run.arm) for run in self._runs
-                     if run.state is TraceState.ARMED and run.arm is not None]
-        if selectors:
+        armed: dict[ArmSpec, int] = {}
+        for run in self._runs:
+            if run.state is TraceState.ARMED and run.arm is not None:
+                armed[run.arm] = armed.get(run.arm, 0) + 1
+        if armed:
+            selectors = [(self._selector(spec), left) for spec, left in armed.items()]
             for c in containers:
                 pod = pods.get(c.pod_id)
-                if pod is not None and c.id not in status and any(s(pod, c) is not None for s in selectors):
-                    status[c.id] = "armed"
+                if pod is None or c.id in status:
+                    continue
+                left = sum(n for s, n in selectors if s(pod, c) is not None)
+                if left:
+                    status[c.id] = "armed" if left == 1 else f"armed ×{left}"
         return status
 
     def _selector(self, spec: ArmSpec) -> Selector:
@@ -173,6 +212,94 @@ class Workspace:
         if selector is None:
             selector = self._selectors[spec] = spec.selector()
         return selector
+
+    # -- runs: recorded starts kept, counted together ---------------------------------------
+
+    def _keepable(self, run: TraceRun) -> bool:
+        """An armed start that was traced and has files, not kept yet."""
+        return (run.arm is not None and bool(run.target.container_id) and run.items.seen > 0
+                and run.id not in self._kept and self.backend.config.keep_runs > 0)
+
+    def keep(self, run: TraceRun) -> str:
+        """Keep a traced start in the run store (every file it read, in first-access order, not
+        the curated list). Returns the run's path, "" when it could not be kept (noted why)."""
+        config = self.backend.config
+        runtime, _ = listmeta.limit_runtime(run.items.entry(i).path for i in sorted(run.items.flagged))
+        meta = replace(self._identity(run), runtime=runtime)  # what the operator flagged (r)
+        entries = run.items.entries(range(run.items.seen))
+        try:
+            result, _ = runstore.save_run(config.persist_dir, entries, meta, keep=config.keep_runs,
+                                          readable=bool(config.readable))
+        except (ValueError, ListFileError) as err:  # ImageRefError is a ValueError
+            self._kept[run.id] = ""
+            self._note(f"{run.target.label}: run not kept: {err}")
+            return ""
+        self._kept[run.id] = str(result.paths[0])
+        self._note(f"{run.target.label}: kept as run {result.paths[0]} ({result.written} files)")
+        return self._kept[run.id]
+
+    def kept_path(self, run: TraceRun) -> str:
+        """Where this start was kept in the run store; "" if it was not (yet)."""
+        return self._kept.get(run.id, "")
+
+    def _note(self, line: str) -> None:
+        self.notes.append(line)
+        del self.notes[:-50]
+
+    def _identity(self, run: TraceRun) -> ListMeta:
+        container = self.backend.node.containers.get(run.target.container_id)
+        pod = self.backend.node.pods.get(container.pod_id) if container is not None else None
+        image = container.image if container is not None and container.image else run.target.image
+        problems = [why for why, bad in (("mark was late", run.possibly_incomplete),
+                                         (f"{len(run.items.overflows)} overflow records", bool(run.items.overflows)),
+                                         (run.error, run.state is TraceState.FAILED)) if bad]
+        return ListMeta(image=image, container=container.name if container is not None else run.target.label,
+                        container_id=run.target.container_id,
+                        pod=f"{pod.namespace}/{pod.name}" if pod is not None else "",
+                        complete=not problems, incomplete="; ".join(problems)).with_origin()
+
+    @staticmethod
+    def read_runs(persist_dir: str | Path, image: str) -> tuple[list[Run], list[str]]:
+        """The runs of ``image`` kept on disk, and warnings (any thread). Raises ImageRefError or
+        ListFileError."""
+        return runset.read_runs(persist_dir, image)
+
+    def load_runs(self, image: str, runs: Sequence[Run], *, min_share: float = DEFAULT_MIN_SHARE) -> TraceRun:
+        """The runs as one list (tracer-less, not dirty): every file any run read, in consensus
+        order, flagged where a run saw it created at runtime; then the files below ``min_share``
+        go (one undo step, so ``u`` shows them all)."""
+        counted = runset.count(image, runs)
+        run = self._add(TraceRun(Target(f"runs of {counted.image} ({counted.runs})", counted.image),
+                                 state=TraceState.LOADED))
+        run.items.extend(as_entries(counted.files))
+        run.files = len(run.items)
+        run.items.set_flags(counted.runtime_created())
+        if counted.ranges is not None:  # the union of the runs' byte ranges
+            run.items.set_traced_ranges(counted.ranges)
+        self._sets[run.id] = counted
+        if min_share > 0:
+            self.keep_share(run, min_share)
+        self._saved[run.id] = (run.items.edits, "")
+        return run
+
+    def runset(self, run: TraceRun) -> RunSet | None:
+        """The runs a stability list was counted from (None for other lists)."""
+        return self._sets.get(run.id)
+
+    def keep_share(self, run: TraceRun, min_share: float) -> int:
+        """Remove the rows of files read in fewer than ``min_share`` of the runs (one undo step)."""
+        counted = self._sets[run.id]
+        items = run.items
+        drop = [pos for pos in range(len(items)) if runset.below(counted.by_path[items[pos].path], min_share)]
+        return items.delete(drop)
+
+    def sort_by_share(self, run: TraceRun, by_share: bool) -> bool:
+        """Order by share (most runs first, then consensus order) or back to consensus order."""
+        rank = {f.path: n for n, f in enumerate(self._sets[run.id].files)}
+        files = self._sets[run.id].by_path
+        if by_share:
+            return run.items.sort(lambda path: (-files[path].seen, rank[path]))
+        return run.items.sort(rank.__getitem__)
 
     # -- saving ----------------------------------------------------------------------------
 
@@ -209,16 +336,56 @@ class Workspace:
         except ValueError as err:
             return str(Path(persist_dir) / DEFAULT_NAME), f"no optimizer name: {err}"
 
+    def remember_identity(self, run: TraceRun) -> None:
+        """Copy the traced container's identity (full image reference, names) into ``run.meta``
+        while the node model still has the container: a save after it is gone keeps it."""
+        cid = run.target.container_id
+        if not cid or run.state is TraceState.LOADED:
+            return
+        pods, containers = self.backend.node.snapshot()
+        container = containers.get(cid)
+        if container is None:
+            return
+        pod = pods.get(container.pod_id)
+        meta = run.meta or ListMeta()
+        image = container.image or meta.image
+        digest = image.partition("@")[2] if "@" in image else meta.digest
+        run.meta = replace(meta, image=image, digest=digest, container=container.name, container_id=cid,
+                           pod=f"{pod.namespace}/{pod.name}" if pod is not None else meta.pod)
+
+    @staticmethod
+    def list_meta(run: TraceRun) -> ListMeta:
+        """The metadata a save of *run* writes: its identity and whether the list may miss files."""
+        meta = run.meta or ListMeta()
+        if not meta.image and run.target.image:
+            meta = replace(meta, image=run.target.image)
+        reasons = [meta.incomplete] if meta.incomplete else []
+        if run.state is not TraceState.LOADED:
+            if run.possibly_incomplete:
+                reasons.append("mark was late")
+            if not run.from_start:
+                reasons.append("attached to a running container: start-up not traced")
+            if run.items.overflows:
+                reasons.append("kernel queue overflow")
+        reasons = list(dict.fromkeys(reasons))
+        return replace(meta, complete=meta.complete and not reasons, incomplete="; ".join(reasons)).with_origin()
+
     def snapshot(self, run: TraceRun) -> tuple[array, int]:
         """(rows, edits) of the list now: what a save in another thread writes and remembers."""
         return run.items.frozen_rows(), run.items.edits
 
     def save(self, run: TraceRun, path: str, *, overwrite: bool,
              snapshot: tuple[array, int] | None = None, meta: ListMeta | None = None) -> SaveResult:
-        """Save the run's curated list (or a ``snapshot`` of it; any thread), with ``meta`` its
-        identity file too, and remember it as saved. Raises ListExistsError (nothing written) or
-        ListFileError."""
+        """Save the run's curated list (or a ``snapshot`` of it; any thread) with its identity file
+        (``meta``, else the run's own: :meth:`list_meta`), and remember it as saved. Raises
+        ListExistsError (nothing written) or ListFileError."""
         rows, edits = snapshot or self.snapshot(run)
+        counted = self._sets.get(run.id)
+        if counted is not None:  # a consensus: its runs in the metadata (their ranges are the list's)
+            meta = meta or counted.meta()
+        if meta is None:
+            self.remember_identity(run)
+            meta = self.list_meta(run)
         config, items = self.backend.config, run.items
         # Under persist_dir no symlink is followed; a path typed elsewhere is the operator's choice.
         result = save_list(items.entries(rows), path, readable=bool(config.readable), overwrite=overwrite, meta=meta,
@@ -227,13 +394,14 @@ class Workspace:
         self._saved[run.id] = (edits, path)
         return result
 
-    def save_range_list(self, run: TraceRun, path: str, rows: array | None = None) -> SaveResult:
+    def save_range_list(self, run: TraceRun, path: str, rows: array | None = None, *,
+                        overwrite: bool = False) -> SaveResult:
         """Save the run's range list alone (of ``rows``, a ``frozen_rows()`` copy, in another
         thread): recorded ranges rounded out to [ranges] granularity, whole files where none are
-        known; never overwrites. Raises ListFileError."""
+        known. Raises ListExistsError (nothing written) or ListFileError."""
         config, items = self.backend.config, run.items
-        return save_range_list(items.entries(rows), path, ranges=items.ranges(), granularity=config.granularity,
-                               root=within(path, config.persist_dir))
+        return save_range_list(items.entries(rows), path, overwrite=overwrite, ranges=items.ranges(),
+                               granularity=config.granularity, root=within(path, config.persist_dir))
 
     def save_unsaved(self) -> list[str]:
         """Save every run ``unsaved`` names (where it was saved before, else its default path,

@@ -22,7 +22,9 @@ from .base import LiveScreen
 from .config import ConfigScreen
 from .containers import ContainersScreen
 from .dialogs import MessageDialog, PromptDialog, QuitDialog
+from .diff import diff_lists
 from .help import HelpScreen
+from .stability import StabilityScreen, open_runs
 from .trace import TraceScreen
 from .traces import TracesScreen
 
@@ -41,6 +43,7 @@ class NydusTopApp(App[None]):
         Binding("t", "traces", "Traces"),
         Binding("o", "open_list", "Open list"),
         Binding("C", "config", "Config"),
+        Binding("R", "runs", "Runs of an image", show=False),
     ]
 
     def __init__(self, backend: Backend) -> None:
@@ -86,7 +89,8 @@ class NydusTopApp(App[None]):
         self.pump()
         name = f"trace-{run.id}"
         if not self.is_screen_installed(name):
-            self.install_screen(TraceScreen(run), name)
+            counted = self.workspace.runset(run)  # a set of runs: its stability view
+            self.install_screen(TraceScreen(run) if counted is None else StabilityScreen(run, counted), name)
         screen = self.get_screen(name)
         if screen in self.screen_stack:
             self._pop_until(screen)
@@ -201,10 +205,21 @@ class NydusTopApp(App[None]):
         self.push_screen(PromptDialog("Open a prefetch list", str(self.backend.config.persist_dir) + "/",
                                       hint="ours or the optimizer's: plain list or .csv"), opened)
 
+    def action_runs(self) -> None:
+        """Open the runs of an image (the selected container's, if any, is the default)."""
+        row = getattr(self.screen, "current_row", lambda: None)()
+        open_runs(self, getattr(row, "image", ""))
+
+    def action_diff(self) -> None:
+        diff_lists(self)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Traces", "All traces, live and loaded", self.action_traces)
         yield SystemCommand("Open list", "Open a saved prefetch list to curate", self.action_open_list)
+        yield SystemCommand("Diff two lists", "Files only in one, moved, time deltas", self.action_diff)
+        yield SystemCommand("Runs of an image", "Every kept start of an image: stability and consensus",
+                            self.action_runs)
         yield SystemCommand("Config", "Effective configuration and its sources", self.action_config)
         yield SystemCommand("Help", "Keys of the current screen", self.action_help)
         for action, title, help_text in getattr(screen, "PALETTE", ()):

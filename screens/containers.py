@@ -18,7 +18,9 @@ from nydus_top.display import printable
 from nydus_top.node import Container, Pod
 
 from .base import LiveScreen
+from .navigation import NavTable
 from .dialogs import ArmDialog, PromptDialog
+from .stability import arm_starts
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
@@ -31,6 +33,7 @@ class ContainersScreen(LiveScreen):
     BINDINGS = [
         Binding("enter", "trace", "Trace", priority=True),
         Binding("a", "arm", "Arm next start"),
+        Binding("A", "arm_starts", "Arm N starts", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("r", "reverse", "Reverse"),
@@ -39,6 +42,7 @@ class ContainersScreen(LiveScreen):
     PALETTE = [
         ("trace", "Trace container", "Attach a tracer to the selected running container"),
         ("arm", "Arm next start", "Trace the next start of this container or image"),
+        ("arm_starts", "Arm the next N starts", "Trace the next N starts; each is kept as a run"),
         ("filter", "Filter containers", "Regex filter, ! negates"),
     ]
 
@@ -54,7 +58,7 @@ class ContainersScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
-        table: DataTable = DataTable(id="containers", cursor_type="row", zebra_stripes=True)
+        table: DataTable = NavTable(id="containers", cursor_type="row", zebra_stripes=True)
         *_, self._trace_column = table.add_columns(*COLUMNS)
         yield table
         yield Static(id="status", classes="statusbar", markup=False)
@@ -159,6 +163,11 @@ class ContainersScreen(LiveScreen):
 
         self.app.push_screen(ArmDialog(row.namespace, row.pod, row.container, row.image), armed)
 
+    def action_arm_starts(self) -> None:
+        row = self.current_row()
+        if row is not None:
+            arm_starts(self.app, row.namespace, row.pod, row.container, row.image)
+
     def action_filter(self) -> None:
         def apply(text: str | None) -> None:
             if text is None:
@@ -178,6 +187,7 @@ class ContainersScreen(LiveScreen):
 
     def action_clear_filter(self) -> None:
         self.query_text = ""
+        self.say("")
         self.rebuild()
 
     def action_sort(self) -> None:

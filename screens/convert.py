@@ -12,6 +12,8 @@ from textual.widgets import Footer, Log, Static
 
 from nydus_top.nydusify import Conversion, ConversionError, OutputLine
 
+from .navigation import NavLog
+
 if TYPE_CHECKING:
     from .app import NydusTopApp
 
@@ -34,7 +36,7 @@ class ConvertScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(f" Convert {self.source}", id="title", classes="titlebar", markup=False)
         yield Static(" $ " + " ".join(self.conversion.argv) + " < list", id="argv", markup=False)
-        yield Log(id="output", highlight=False)
+        yield NavLog(id="output", highlight=False)
         yield Static("running…", id="status", classes="statusbar", markup=False)
         yield Footer()
 

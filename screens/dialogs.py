@@ -9,14 +9,16 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nydus_top.backend import ArmSpec
-from nydus_top.display import printable
+from nydus_top.display import counted, printable
+
+from .navigation import NavScroll
 
 
 class PromptDialog(ModalScreen[str | None]):
@@ -51,7 +53,7 @@ class SaveDialog(PromptDialog):
 
     def __init__(self, default: str, rows: int, *, readable: bool, note: str = "") -> None:
         units = "human units" if readable else "bytes, microseconds"
-        hint = f"{rows} entries → plain list + .csv ({units})"
+        hint = f"{counted(rows, 'entry', 'entries')} → plain list + .csv ({units})"
         if note:
             hint += f"\n{note}"
         super().__init__("Save prefetch list", default, hint=hint, placeholder="/path/to/list")
@@ -97,7 +99,7 @@ class MessageDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
-            with VerticalScroll(classes="dialog-body"):
+            with NavScroll(classes="dialog-body"):
                 yield Static("\n".join(self.lines), markup=False)
             yield Static("esc close", classes="dialog-keys")
 
@@ -155,7 +157,7 @@ class QuitDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label("Quit nydus-top? These traces would be lost:", classes="dialog-title")
-            with VerticalScroll(classes="dialog-body"):
+            with NavScroll(classes="dialog-body"):
                 yield Static("\n".join(printable(line) for line in self.lines), markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save all (s)", id="save", variant="primary")

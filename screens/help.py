@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
+
+from .navigation import NavScroll
 
 
 def _keys(bindings: list[Binding]) -> list[tuple[str, str]]:
@@ -38,7 +40,7 @@ class HelpScreen(ModalScreen[None]):
             lines.append("")
         with Vertical(classes="dialog wide"):
             yield Label("Keys", classes="dialog-title")
-            with VerticalScroll(classes="dialog-body"):
+            with NavScroll(classes="dialog-body"):
                 yield Static("\n".join(lines))
             yield Static("esc close", classes="dialog-keys")
 

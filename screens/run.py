@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from nydus_top.display import printable
 
 from .app import NydusTopApp
+
+COMMAND_LINE = "command line ({})"  # the source name of a value a flag set
 
 
 class _ToApp(logging.Handler):
@@ -27,7 +30,10 @@ def build_app(args: argparse.Namespace) -> NydusTopApp:
     from nydus_top.config import load_config
     from nydus_top.livebackend import LiveBackend
 
-    backend = LiveBackend(load_config(args.config), args.nri_socket)
+    config = load_config(args.config)
+    if args.nri_socket:  # shown on the Config screen as what the app is connected to
+        config = config.overridden({"nri_socket": Path(args.nri_socket).absolute()}, COMMAND_LINE.format("--nri-socket"))
+    backend = LiveBackend(config, args.nri_socket)
     app = NydusTopApp(backend)
     logger = logging.getLogger("nydus_top")
     logger.addHandler(_ToApp(app))

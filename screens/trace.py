@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,11 +13,13 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static
 
-from nydus_top.display import human_size, printable
+from nydus_top.display import counted, human_size, printable
+from nydus_top.listmeta import ListMeta
 from nydus_top.tracelist import Exclusion
-from nydus_top.tracerun import TraceRun
+from nydus_top.tracerun import TraceRun, TraceState
 
 from .base import LiveScreen
 from .convert import ConvertScreen
@@ -48,14 +52,14 @@ class TraceScreen(LiveScreen):
         Binding("f", "follow", "Follow"),
         Binding("p", "pause", "Pause"),
         Binding("s", "save", "Save"),
+        Binding("w", "save_ranges", "Save range list", show=False),
         Binding("m", "merge", "Merge", show=False),
         Binding("S", "stop", "Stop trace", show=False),
         Binding("c", "convert", "Convert", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
-        ("save_range_list", "Save range list",
-         "JSON for nydusify optimize --prefetch-files: recorded ranges, whole files where none are known"),
+        ("save_ranges", "Save range list", "JSON v1 range list for nydusify optimize --prefetch-files"),
         ("merge", "Merge list", "Append another run's files that are not in this list"),
         ("exclude(False)", "Exclude by glob", "Remove matching paths, now and later"),
         ("exclude(True)", "Exclude by regex", "Remove matching paths, now and later"),
@@ -72,21 +76,32 @@ class TraceScreen(LiveScreen):
         self.run = run
         self.search: re.Pattern[str] | None = None
         self._ranges_said = False
+        self._shown: dict[str, str] = {}  # selector -> text last shown
+        self._widgets: dict[str, Widget] = {}  # looked-up widgets by selector or type name
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
         yield Static(id="counters", markup=False)
         yield Sparkline(self.run.sparkline_data(), id="rate")
-        yield Static(" " + HEADER, id="header", markup=False)
+        yield Static(HEADER, id="header", markup=False)
         yield TraceView(self.run, id="list")
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
 
     @property
     def view(self) -> TraceView:
-        return self.query_one(TraceView)
+        return self._widget(TraceView)
+
+    def _widget(self, kind: type, selector: str = ""):  # noqa: ANN202 - a widget of that kind
+        """A widget of this screen, looked up once (a CSS query per key press adds up)."""
+        key = selector or kind.__name__
+        widget = self._widgets.get(key)
+        if widget is None:
+            widget = self._widgets[key] = self.query_one(selector or kind, kind)
+        return widget
 
     def on_mount(self) -> None:
+        self.app.workspace.remember_identity(self.run)
         self.view.focus()
         self.app.pump()
         self.view.rows_changed()
@@ -94,6 +109,7 @@ class TraceScreen(LiveScreen):
 
     def on_tick(self, changed: set[int], _node_dirty: bool) -> bool:
         if self.run.id in changed:
+            self.app.workspace.remember_identity(self.run)
             self.resync()
         return False
 
@@ -111,26 +127,31 @@ class TraceScreen(LiveScreen):
         state = run.state.value + (f": {run.error}" if run.error else "")
         if run.possibly_incomplete:
             state += " · POSSIBLY INCOMPLETE: mark was late"
-        self.query_one("#title", Static).update(printable(f" Trace {run.target.label} · {state}") + self._prefetch(),
-                                                layout=False)
+        self._show("#title", printable(f" Trace {run.target.label} · {state}") + self._prefetch())
         rates = run.sparkline_data()
         flags = []
         if view.follow:
             flags.append("FOLLOW")
         if run.paused:
-            flags.append(f"PAUSED, {run.queued} batches waiting" if run.queued else "PAUSED")
+            flags.append(f"PAUSED, {counted(run.queued, 'batch', 'batches')} waiting" if run.queued else "PAUSED")
         if self.search is not None:
             flags.append(f"/{self.search.pattern}")
         flagged = len(run.items.flagged)
-        self.query_one("#counters", Static).update(
+        self._show(
+            "#counters",
             f" files {run.files}  bytes {human_size(run.bytes)}  ev/s {run.events_per_second()}  "
             f"overflow {len(run.items.overflows)}  rows {len(run.items)}  sel {len(view.selected)}"
             + (f"  flagged {flagged}" if flagged else "")
             + (f"  excl {len(run.items.exclusions)}" if run.items.exclusions else "")
             + (f"  [{' '.join(flags)}]" if flags else ""),
-            layout=False,
         )
-        self.query_one(Sparkline).data = rates
+        self._widget(Sparkline).data = rates
+
+    def _show(self, selector: str, text: str) -> None:
+        """Set a one-line Static's text; an unchanged text costs no repaint."""
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            self._widget(Static, selector).update(text, layout=False)
 
     def _prefetch(self) -> str:
         """" · prefetch X with ranges / Y whole files" once there are ranges; when the range tracer
@@ -148,9 +169,10 @@ class TraceScreen(LiveScreen):
 
     def say(self, text: str) -> None:
         """A status line; it may hold paths, names and errors: shown escaped, never as markup."""
-        self.query_one("#status", Static).update(Text(printable(text)), layout=False)
+        self._widget(Static, "#status").update(Text(printable(text)), layout=False)
 
     def edited(self, text: str) -> None:
+        self.view.forget_hidden()
         self.view.rows_changed()
         self.update_counters()
         self.say(text)
@@ -219,6 +241,7 @@ class TraceScreen(LiveScreen):
                 return
             if not text:
                 self.search = None
+                self.say("")
                 self.update_counters()
                 return
             try:
@@ -263,7 +286,7 @@ class TraceScreen(LiveScreen):
 
     def _flagged(self, created: set[str]) -> None:
         count = self.run.items.set_flags(created)
-        self.edited(f"flagged {count} files created at runtime (R prunes them)")
+        self.edited(f"flagged {counted(count, 'file')} created at runtime (R prunes them)")
 
     def action_prune_flagged(self) -> None:
         self.edited(f"pruned {self.run.items.prune_flagged()} flagged")
@@ -308,58 +331,69 @@ class TraceScreen(LiveScreen):
                              chosen)
 
     def save_to(self, path: str, overwrite: bool) -> None:
-        self.say(f"saving {len(self.run.items)} paths…")
-        self._save(path, overwrite, self.app.workspace.snapshot(self.run))
+        self.say(f"saving {counted(len(self.run.items), 'path')}…")
+        self.app.workspace.remember_identity(self.run)
+        self._save(path, overwrite, self.app.workspace.snapshot(self.run), self.app.workspace.list_meta(self.run))
 
     @work(thread=True, group="save")
-    def _save(self, path: str, overwrite: bool, snapshot: tuple[array, int]) -> None:
+    def _save(self, path: str, overwrite: bool, snapshot: tuple[array, int], meta: ListMeta) -> None:
         from nydus_top.listfile import ListExistsError, ListFileError
 
         try:
-            result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot)
+            result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot, meta=meta)
         except ListExistsError as err:
-            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path))
+            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_to)
             return
         except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
             return
         self.app.call_from_thread(self._saved, result)
 
-    def _confirm_overwrite(self, path: str, existing: str) -> None:
+    def _confirm_overwrite(self, path: str, existing: str, save: Callable[[str, bool], None]) -> None:
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.save_to(path, True)
+                save(path, True)
             else:
                 self.say("not saved")
 
         self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
 
     def _saved(self, result) -> None:  # noqa: ANN001 - listfile.SaveResult
-        written = f"saved {result.written} paths to {', '.join(map(str, result.paths))}"
+        written = f"saved {counted(result.written, 'path')} to {', '.join(map(str, result.paths))}"
         self.say(written)
         if result.warnings:
-            self.app.push_screen(MessageDialog(f"Saved with {len(result.warnings)} warnings",
+            self.app.push_screen(MessageDialog(f"Saved with {counted(len(result.warnings), 'warning')}",
                                                [written, "", *result.warnings]))
 
-    def action_save_range_list(self) -> None:
+    def action_save_ranges(self) -> None:
         from nydus_top.listfile import ranges_path
+
+        default = str(ranges_path(self.default_save_path()[0]))
 
         def chosen(path: str | None) -> None:
             if path:
-                self._save_range_list(str(Path(path).expanduser()), self.run.items.frozen_rows())
+                self.save_ranges_to(str(Path(path).expanduser()), False)
 
         granularity = self.app.backend.config.granularity
-        self.app.push_screen(PromptDialog("Save range list", str(ranges_path(self.default_save_path()[0])),
-                                          hint=f"ranges rounded out to {granularity} bytes ([ranges] granularity)"),
-                             chosen)
+        self.app.push_screen(PromptDialog("Save a range list", default,
+                                          hint="JSON v1 for nydusify optimize --prefetch-files: recorded ranges "
+                                               f"rounded out to {granularity} bytes ([ranges] granularity), "
+                                               "whole files where none are known"), chosen)
+
+    def save_ranges_to(self, path: str, overwrite: bool) -> None:
+        self.say(f"saving a range list of {counted(len(self.run.items), 'path')}…")
+        self._save_ranges(path, overwrite, self.run.items.frozen_rows())
 
     @work(thread=True, group="save")
-    def _save_range_list(self, path: str, rows: array) -> None:
-        from nydus_top.listfile import ListFileError
+    def _save_ranges(self, path: str, overwrite: bool, rows: array) -> None:
+        from nydus_top.listfile import ListExistsError, ListFileError
 
         try:
-            result = self.app.workspace.save_range_list(self.run, path, rows)
-        except ListFileError as err:  # an existing file included: this one never overwrites
+            result = self.app.workspace.save_range_list(self.run, path, rows, overwrite=overwrite)
+        except ListExistsError as err:
+            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_ranges_to)
+            return
+        except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
             return
         self.app.call_from_thread(self._saved, result)
@@ -370,7 +404,8 @@ class TraceScreen(LiveScreen):
         def chosen(choice: int | str | None) -> None:
             other = workspace.get(choice) if isinstance(choice, int) else None
             if other is not None:
-                self.edited(f"merged {workspace.merge(self.run, other)} new paths from {other.target.label}")
+                added = workspace.merge(self.run, other)
+                self.edited(printable(f"merged {counted(added, 'new path')} from {other.target.label}"))
             elif isinstance(choice, str):
                 self.say(f"loading {choice}…")
                 self._load_merge(str(Path(choice).expanduser()))
@@ -392,7 +427,18 @@ class TraceScreen(LiveScreen):
 
     def _merge(self, path: str, loaded: LoadedList) -> None:
         added = self.app.workspace.merge(self.run, loaded.entries, loaded.ranges)
-        self.edited(f"merged {added} new paths from {path}")
+        mine, theirs = self.app.workspace.list_meta(self.run), loaded.meta
+        note = ""
+        if theirs is not None and theirs.image and mine.image and theirs.image != mine.image:
+            note = f" (its image {theirs.image} is not this list's {mine.image})"
+        meta = self.run.meta or ListMeta()
+        if theirs is not None and not theirs.complete:
+            reason = f"merged {path}: {theirs.incomplete or 'incomplete'}"
+            meta = replace(meta, complete=False, incomplete="; ".join(filter(None, (meta.incomplete, reason))))
+        if not meta.image and theirs is not None:
+            meta = replace(meta, image=theirs.image, digest=theirs.digest)
+        self.run.meta = replace(meta, runs=(*meta.runs, path))
+        self.edited(printable(f"merged {counted(added, 'new path')} from {path}{note}"))
 
     # -- conversion ------------------------------------------------------------------------
 
@@ -400,9 +446,18 @@ class TraceScreen(LiveScreen):
         from nydus_top.nydusify import ConversionError, prepare_conversion
 
         config = self.app.backend.config
+        self.app.workspace.remember_identity(self.run)
+
+        image = self.app.workspace.list_meta(self.run).image
 
         def chosen(source: str | None) -> None:
+            if source is None:  # esc
+                return
+            source = source.strip()
             if not source:
+                why = "" if image else (" (this list names no image: it has no .nydus-top.json)"
+                                        if self.run.state is TraceState.LOADED else " (its container's image is unknown)")
+                self.say(f"not converted: no source image given{why}")
                 return
             try:
                 conversion, warnings = prepare_conversion(config, source, self.run.items.entries())
@@ -411,6 +466,6 @@ class TraceScreen(LiveScreen):
                 return
             self.app.push_screen(ConvertScreen(conversion, source, warnings))
 
-        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", self.run.target.image,
+        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", image,
                                           hint=f"source image; target from the template {config.target_template}",
                                           placeholder="registry/repo:tag"), chosen)

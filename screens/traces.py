@@ -13,6 +13,7 @@ from nydus_top.display import human_size, printable
 from nydus_top.tracerun import TraceRun
 
 from .base import LiveScreen
+from .navigation import NavTable
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
@@ -23,13 +24,19 @@ class TracesScreen(LiveScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open", "Open", priority=True),
         Binding("S", "stop", "Stop trace"),
+        Binding("space", "pick", "Pick", show=False),
+        Binding("D", "diff", "Diff", show=False),
     ]
 
     app: NydusTopApp
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.picked: list[int] = []  # run ids picked for a diff (space), at most two
+
     def compose(self) -> ComposeResult:
         yield Static(" Traces", id="title", classes="titlebar")
-        table: DataTable = DataTable(id="traces", cursor_type="row", zebra_stripes=True)
+        table: DataTable = NavTable(id="traces", cursor_type="row", zebra_stripes=True)
         table.add_columns("#", "TARGET", "STATE", "FILES", "BYTES", "ROWS", "OVERFLOW")
         yield table
         yield Static("enter opens a trace · traces keep running when you leave them", classes="statusbar")
@@ -53,7 +60,8 @@ class TracesScreen(LiveScreen):
         runs = self.app.workspace.runs
         for index, run in enumerate(runs):
             state = run.state.value + (f" ({run.error})" if run.error else "")
-            cells = (str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
+            mark = "*" if run.id in self.picked else ""  # picked for a diff
+            cells = (mark + str(index + 1), run.target.label, state, str(run.files), human_size(run.bytes),
                      str(len(run.items)), str(len(run.items.overflows)))
             table.add_row(*(Text(printable(cell)) for cell in cells))
         if runs:
@@ -67,6 +75,25 @@ class TracesScreen(LiveScreen):
         run = self.current_run()
         if run is not None:
             self.app.open_run(run)
+
+    def action_pick(self) -> None:
+        run = self.current_run()
+        if run is not None:
+            picked = self.picked
+            self.picked = [i for i in picked if i != run.id] if run.id in picked else [*picked, run.id][-2:]
+            self.rebuild()
+
+    def action_diff(self) -> None:
+        """Diff the two picked traces' lists (or the one picked and the one under the cursor)."""
+        from .diff import DiffScreen
+
+        cursor = self.current_run()
+        ids = self.picked if len(self.picked) == 2 else [*self.picked, *([cursor.id] if cursor else [])][:2]
+        runs = [run for i in ids if (run := self.app.workspace.get(i)) is not None]
+        if len(runs) != 2 or runs[0] is runs[1]:
+            self.notify("space picks two traces, D compares them", title="Diff")
+            return
+        self.app.push_screen(DiffScreen(*((run.target.label, run.items.entries()) for run in runs)))
 
     def action_stop(self) -> None:
         run = self.current_run()

@@ -17,7 +17,8 @@ from nydus_top.tracerun import TraceRun
 
 
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
-HEADER = f"{'#':>6} {'ms':>9} {'size':>8} {'read':>8} {'':4} {'kind':<4} {'pid':>7} {'comm':<15} path"
+# The first column holds the marks: * selected, ! created at runtime (flagged); both can show.
+HEADER = f"{'':2} {'#':>6} {'ms':>9} {'size':>8} {'read':>8} {'':4} {'kind':<4} {'pid':>7} {'comm':<15} path"
 BAR_CELLS = 4
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
@@ -31,11 +32,13 @@ def read_bar(read: int | None, size: int | None) -> str:
     return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(BAR_CELLS)
 
 
-def format_row(position: int, entry: Row, read: int | None = None) -> str:
+def format_row(position: int, entry: Row, read: int | None = None, *, selected: bool = False,
+               flagged: bool = False) -> str:
     """One line under HEADER; "-" or blank where a loaded list has no value. ``read``: bytes of
     the file read (range tracer), None without range data."""
     ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"
-    return (f"{position + 1:>6} {ms:>9} {human_size(entry.size):>8} {human_size(read):>8} "
+    marks = ("*" if selected else " ") + ("!" if flagged else " ")
+    return (f"{marks} {position + 1:>6} {ms:>9} {human_size(entry.size):>8} {human_size(read):>8} "
             f"{read_bar(read, entry.size)} {entry.kind or '-':<4} {entry.pid or '':>7} "
             f"{printable(entry.comm):<15.15} {printable(entry.path)}")
 
@@ -85,23 +88,27 @@ class TraceView(ScrollView, can_focus=True):
             return []
         if not self.selected:
             return [self.cursor]
-        rows = self.run.items.rows
-        if len(self.selected) <= 64:  # a few marks: C-speed scans beat a Python pass over all rows
-            found = []
-            for ident in self.selected:
-                try:
-                    found.append(rows.index(ident))
-                except ValueError:
-                    pass
-            return sorted(found)
-        return [pos for pos, ident in enumerate(rows) if ident in self.selected]
+        return self.run.items.positions(self.selected)
+
+    def forget_hidden(self) -> None:
+        """Drop selected entries an edit removed from view: what is counted and acted on is
+        what is shown (an undo that brings them back does not reselect them)."""
+        if self.selected:
+            rows = self.run.items.rows
+            self.selected = {rows[pos] for pos in self.run.items.positions(self.selected)}
 
     def move_cursor(self, row: int, *, follow: bool = False) -> None:
+        """Move the cursor; without a scroll only the two lines it left and entered repaint."""
         count = len(self.run.items)
+        old, top = self.cursor, self.scroll_offset.y
         self.cursor = max(0, min(row, count - 1)) if count else 0
         self.follow = follow
         self._scroll_cursor_into_view()
-        self.refresh()
+        if self.scroll_offset.y == top:
+            self.refresh_line(old)
+            self.refresh_line(self.cursor)
+        else:
+            self.refresh()
         self.post_message(self.CursorMoved())
 
     # -- actions ---------------------------------------------------------------------------
@@ -157,8 +164,7 @@ class TraceView(ScrollView, can_focus=True):
         strip = self._cache.get(key)
         if strip is None:
             style = self._line_style(is_flagged, is_selected, is_cursor and self.has_focus)
-            mark = "!" if is_flagged else ("*" if is_selected else " ")
-            text = mark + format_row(row, items[row], read)
+            text = format_row(row, items[row], read, selected=is_selected, flagged=is_flagged)
             strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
             self._cache[key] = strip
         return strip

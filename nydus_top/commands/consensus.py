@@ -81,7 +81,7 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
         warnings.extend(loaded.warnings)
         if loaded.meta is not None:
             metas.append(loaded.meta)
-        tally.add(loaded.entries, name=str(path))
+        tally.add(loaded.entries, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
     return tally, warnings, metas
 
 

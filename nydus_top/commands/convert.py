@@ -10,40 +10,28 @@ granularity, whole files where none are known.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 from pathlib import Path
 
+from nydus_top import listmeta
 from nydus_top.config import ConfigError, load_config
-from nydus_top.display import printable
+from nydus_top.display import counted, printable
 from nydus_top.nydusify import ConversionError, prepare_conversion
-from nydus_top.listfile import ListFileError, load_list, save_range_list, within
+from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_range_list, within
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("list", metavar="LIST", help="prefetch list (plain or .csv, ours or the optimizer's)")
-    parser.add_argument("--source", help="source image (default: derived from LIST's place under persist_dir)")
+    parser.add_argument("--source", help="source image (default: the image in LIST's metadata, LIST.nydus-top.json)")
     parser.add_argument("--target", help="target image (default: the [convert] target template)")
     parser.add_argument("--range-list", metavar="OUT.json", type=Path,
                         help="write the range list for `nydusify optimize --prefetch-files` instead of converting")
     parser.add_argument("--granularity", type=int, metavar="BYTES",
                         help="round --range-list ranges out to this (default: [ranges] granularity; 0 = exact)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --range-list file")
-    parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--nydusify", metavar="PATH", help="nydusify binary (default: from the configuration)")
     parser.add_argument("--nydusify-arg", metavar="ARG", action="append", default=[],
                         help="extra argument for nydusify, e.g. --nydusify-arg=--platform=linux/amd64 (repeatable; after the configured ones)")
-
-
-def source_from_location(list_path: Path, persist_dir: Path) -> str | None:
-    """The image a result file under *persist_dir* was named after (registry unknown: Docker Hub)."""
-    try:
-        rel = Path(os.path.abspath(list_path)).relative_to(persist_dir)
-    except ValueError:
-        return None
-    name = re.sub(r"\.timeout[0-9]+s$", "", rel.name.removesuffix(".csv"))
-    return str(rel.parent / name) if rel.parent != Path(".") else name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,17 +51,25 @@ def run(args: argparse.Namespace) -> int:
             saved = save_range_list(loaded.entries, args.range_list, overwrite=args.force,
                                     ranges=loaded.ranges, granularity=granularity,
                                     root=within(args.range_list, config.persist_dir))
+        except ListExistsError as err:
+            print(printable(f"nydus-top convert: {err} (--force replaces it)"), file=sys.stderr)
+            return 1
         except ListFileError as err:
             print(printable(f"nydus-top convert: {err}"), file=sys.stderr)
             return 1
         for line in saved.warnings:
             print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
-        print(printable(f"wrote {saved.written} files to {args.range_list}"))
+        print(printable(f"wrote {counted(saved.written, 'file')} to {args.range_list}"))
         return 0
-    source = args.source or source_from_location(Path(args.list), config.persist_dir)
-    if source is None:
-        print("nydus-top convert: --source is required (LIST is not under persist_dir)", file=sys.stderr)
+    source = args.source or (loaded.meta.image if loaded.meta is not None else "")
+    if not source:
+        # A list's place under persist_dir has no registry host: never guess one.
+        print(printable(f"nydus-top convert: {args.list} names no image (no image in {listmeta.path_for(args.list)}):"
+                        " pass --source REGISTRY/REPO:TAG"), file=sys.stderr)
         return 2
+    if loaded.meta is not None and not loaded.meta.complete:
+        print(printable(f"nydus-top convert: the list may miss files: {loaded.meta.incomplete or 'incomplete'}"),
+              file=sys.stderr)
     try:
         conversion, warnings = prepare_conversion(config, source, loaded.entries, target=args.target,
                                                   nydusify=args.nydusify, extra_args=args.nydusify_arg)

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Mapping
@@ -17,16 +18,12 @@ from nydus_top.config import ConfigError, load_config
 from nydus_top.display import EscapingFormatter, printable
 from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
-from nydus_top.nri.session import DEFAULT_SOCKET, SOCKET_FD_ENV, ConnectionLost, PluginSession
+from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nri-socket", metavar="PATH", default=None,
-                        help=f"containerd's NRI socket (default: the fd in ${SOCKET_FD_ENV}, else [nri] socket"
-                        f" of the configuration, {DEFAULT_SOCKET} by default)")
     parser.add_argument("--nri-idx", metavar="NN", default=None,
                         help="two-digit plugin index to register with (default: [nri] plugin_index, 90)")
-    parser.add_argument("--config", metavar="PATH", help="extra configuration file (highest priority)")
     parser.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     parser.add_argument("--watch", action="store_true",
                         help="stream JSON lines until interrupted: a 'sync' line with the full listing on every"
@@ -91,11 +88,18 @@ async def list_once(session: PluginSession, timeout: float) -> None:
         await asyncio.gather(serve, return_exceptions=True)
 
 
-async def _watch(session: PluginSession) -> None:
+async def _watch(session: PluginSession) -> bool:
     """Print events from a thread of their own: a reader that stalls holds only that thread,
-    never the NRI loop (which would stall containerd). Lines queue up meanwhile; none is lost."""
+    never the NRI loop (which would stall containerd). Lines queue up meanwhile; none is lost.
+    Returns True when Ctrl-C ended it. The disconnection our own stop causes is not an event."""
     loop = asyncio.get_running_loop()
     lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    stopping = interrupted = False
+
+    def stop(by_user: bool) -> None:
+        nonlocal stopping, interrupted
+        stopping, interrupted = True, interrupted or by_user
+        session.stop()
 
     def write() -> None:
         try:
@@ -104,14 +108,20 @@ async def _watch(session: PluginSession) -> None:
                 sys.stdout.flush()
         except BrokenPipeError:  # the reader went away (`| head`): done, quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            loop.call_soon_threadsafe(session.stop)
+            loop.call_soon_threadsafe(stop, False)
 
     writer = threading.Thread(target=write, name="ps-watch-output", daemon=True)
     writer.start()
-    session.model.subscribe(lambda event: lines.put(json.dumps(event_json(event, session.model)) + "\n"))
+    def on_event(event: NodeEvent) -> None:
+        if not (stopping and event.kind is EventKind.DISCONNECTED):
+            lines.put(json.dumps(event_json(event, session.model)) + "\n")
+
+    session.model.subscribe(on_event)
+    loop.add_signal_handler(signal.SIGINT, stop, True)
     await session.run_forever()
     lines.put(None)
     await asyncio.to_thread(writer.join)
+    return interrupted
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(printable(f"nydus-top ps: {exc}"), file=sys.stderr)
         return 2
     if args.watch:
-        asyncio.run(_watch(session))
-        return 0
+        return 130 if asyncio.run(_watch(session)) else 0
     try:
         asyncio.run(list_once(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as exc:

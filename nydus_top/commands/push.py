@@ -8,9 +8,7 @@ from ``--image`` or from the list's metadata; nothing guesses a registry.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
-import time
 
 from nydus_top import listmeta
 from nydus_top.display import printable
@@ -23,15 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="REF", help="image to attach it to, host[:port]/repo:tag "
                         "(default: the image in the list's metadata)")
     parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry")
-
-
-def annotations_for(meta: listmeta.ListMeta | None) -> dict[str, str]:
-    created = (meta.created if meta else "") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    node = (meta.node if meta else "") or socket.gethostname()
-    result = {"org.opencontainers.image.created": created, "io.nydus-top.node": node}
-    if meta is not None and meta.image:
-        result["io.nydus-top.image"] = meta.image
-    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         image = registry.parse_reference(image_text)
         files = registry.list_files(args.list)
         client = registry.Client(image.registry, plain_http=args.plain_http)
-        pushed = registry.push_list(client, image, files, annotations_for(meta))
+        pushed = registry.push_list(client, image, files, registry.annotations_for(meta))
     except registry.RegistryError as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 1

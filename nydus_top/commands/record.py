@@ -34,6 +34,7 @@ from pathlib import Path
 
 from nydus_top.config import Config, ConfigError, load_config, parse_layer
 from nydus_top.display import EscapingFormatter, printable
+from nydus_top.list_pusher import ListPusher
 from nydus_top.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recorder import Recorder, RecordSettings, settings_from
@@ -42,12 +43,11 @@ from nydus_top.tracer import TracerPool
 
 log = logging.getLogger("nydus_top.record")
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
+PUSH_DRAIN_SECONDS = 3.0  # at shutdown, for pushes of the last saves
 NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration text in messages
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML config (optimizer plugin keys work)")
-    parser.add_argument("--nri-socket", metavar="PATH", help="containerd's NRI socket")
     parser.add_argument("--image", action="append", default=[], metavar="PATTERN",
                         help="record only this image (reference or glob; repeatable)")
     parser.add_argument("--namespace", action="append", default=[], metavar="NS",
@@ -148,7 +148,9 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
                  namespaces: list[str], logfile: LogFile | None = None, range_list: bool = False) -> int:
     pool = TracerPool()
     pool.warm_up()
-    recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model)
+    pusher = ListPusher(log.info, plain_http=config.registry_plain_http) if config.registry_push else None
+    recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model,
+                        on_saved=pusher.submit if pusher else None)
 
     def on_configure(text: str, runtime: str, version: str) -> None:
         # Runs before containerd's next call is read: the first start already uses the result.
@@ -206,4 +208,6 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
     finally:
         await recorder.close()
         pool.close()
+        if pusher is not None:  # the last saves' pushes get a moment, within the pod's grace period
+            await asyncio.to_thread(pusher.close, PUSH_DRAIN_SECONDS)
     return 0

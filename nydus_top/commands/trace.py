@@ -19,11 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="/", help="mount to mark, as the container sees it (default /)")
     parser.add_argument("--ready-fd", type=int, metavar="FD",
                         help="inherited fd that receives R + pid once the mark is in place, then an end byte")
-    # SUPPRESS: without them here, the global options given before the command keep their value.
-    parser.add_argument("--nri-socket", metavar="PATH", default=argparse.SUPPRESS,
-                        help="containerd's NRI socket, asked which containers there are")
-    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                        help="extra configuration file (highest priority)")
+    # --nri-socket and --config (nydus_top.cli's global options): the runtime asked which containers there are.
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
                         help="give up when the runtime has not synchronized within S seconds (default 10)")
 

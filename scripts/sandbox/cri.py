@@ -159,7 +159,11 @@ class CriClient:
                     namespace_options=pb.NamespaceOption(network=NAMESPACE_NODE)),
             ),
         )
-        reply = self.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=self.timeout)
+        return self.run_pod_sandbox(config)
+
+    def run_pod_sandbox(self, config: Any) -> str:
+        """Start a pod sandbox from a complete ``PodSandboxConfig`` (e.g. from ``sandbox.podspec``); its id."""
+        reply = self.runtime.RunPodSandbox(self.pb.RunPodSandboxRequest(config=config), timeout=self.timeout)
         self._pod_configs[reply.pod_sandbox_id] = config
         return reply.pod_sandbox_id
 
@@ -180,8 +184,15 @@ class CriClient:
             labels=dict(labels or {}), annotations=dict(annotations or {}),
             log_path=f"{name}.log" if sandbox_config.log_directory else "",
         )
+        return self.create_container_from(pod_id, config)
+
+    def create_container_from(self, pod_id: str, config: Any) -> str:
+        """Create (not start) a container from a complete ``ContainerConfig`` in a pod this client started."""
+        sandbox_config = self._pod_configs.get(pod_id)
+        if sandbox_config is None:
+            raise KeyError(f"pod {pod_id} was not started by this client")
         reply = self.runtime.CreateContainer(
-            pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox_config),
+            self.pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox_config),
             timeout=self.timeout)
         return reply.container_id
 

@@ -197,21 +197,29 @@ _DEMO_SCRIPT = "/app/start.sh"
 # libraries), its script, then every config and data file. Not read: ``/usr/share/demo/unused.txt``.
 DEMO_STARTUP_FILES: tuple[str, ...] = ("/bin/busybox", _DEMO_SCRIPT, *_DEMO_DATA)
 DEMO_UNREAD_FILES: tuple[str, ...] = ("/usr/share/demo/unused.txt",)
+# After start-up the demo keeps reading these (start-up files: a recording's list is unchanged)
+# every DEMO_PERIOD_S seconds, so a trace attached to the running demo shows accesses.
+DEMO_PERIODIC_FILES: tuple[str, ...] = ("/etc/demo/app.conf", "/usr/share/demo/data/small.bin")
+DEMO_PERIOD_S = 2
 
 
 def _demo_script() -> bytes:
     reads = "".join(f"cat '{path}' >/dev/null\n" for path in _DEMO_DATA)
+    again = " ".join(f"'{path}'" for path in DEMO_PERIODIC_FILES)
     return (
-        "#!/bin/sh\n# Demo workload: read the start-up files, say so, then idle until stopped.\n"
+        "#!/bin/sh\n# Demo workload: read the start-up files, say so, then read a few of them\n"
+        f"# again every {DEMO_PERIOD_S} s until stopped.\n"
         f"{reads}echo '{DEMO_READY_LINE}'\n"
-        "trap 'exit 0' TERM INT\nwhile :; do sleep 2147483647 & wait $!; done\n"
+        f"trap 'exit 0' TERM INT\nwhile :; do sleep {DEMO_PERIOD_S} & wait $!; cat {again} >/dev/null; done\n"
     ).encode()
 
 
-def demo_image(busybox: Path, archive: Path) -> str:
-    """The demo workload image (see ``DEMO_STARTUP_FILES``)."""
+def demo_image(busybox: Path, archive: Path, ref: str = DEMO_IMAGE, extra: Mapping[str, Content] | None = None) -> str:
+    """The demo workload image (see ``DEMO_STARTUP_FILES``); *extra* files (never read) give a copy
+    of it under another name a digest of its own, so that no image of the node has two names."""
     files = busybox_files(busybox)
     files[_DEMO_SCRIPT] = File(_demo_script(), 0o755)
     files.update(_DEMO_DATA)
     files.update({path: b"never read at start-up\n" for path in DEMO_UNREAD_FILES})
-    return build_image(DEMO_IMAGE, files, ["/bin/sh", _DEMO_SCRIPT], archive)
+    files.update(extra or {})
+    return build_image(ref, files, ["/bin/sh", _DEMO_SCRIPT], archive)

@@ -665,7 +665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                "  down    remove all pods, stop containerd, unmount, remove cgroups and sockets\n"
                "  status  say whether the node runs (exit status 3 when not)\n"
                "  env     print KEY=value lines (NRI_SOCKET, CONTAINERD_SOCKET, ...) for eval\n"
-               "  demo    start the demo workload pod unless one runs\n"
+               "  demo    start the demo workload pod unless one runs (--restart: replace it); it reads\n"
+               "          its start-up files, then two of them again every few seconds\n"
                "  list    list every sandbox node running on this machine")
     parser.add_argument("command", choices=["up", "down", "status", "env", "demo", "list"])
     parser.add_argument("--containerd", choices=sorted(CONTAINERD_SUITES),
@@ -673,6 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"up: the containerd version (default $SANDBOX_CONTAINERD, else the one the node "
                              f"last ran, else {DEFAULT_CONTAINERD}); 1.7 comes from Debian trixie, 2.1 from forky")
     parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
+    parser.add_argument("--restart", action="store_true", help="demo: remove the demo pod and start a new one")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
                         help=f"directory holding all of the node's state (default {DEFAULT_DIR})")
     args = parser.parse_args(argv)
@@ -699,7 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for key, value in node.env().items():
                 print(f"{key}={shlex.quote(value)}")
         elif args.command == "demo":
-            return _demo(node)
+            return _demo(node, restart=args.restart)
         elif args.command == "list":
             for directory, pid in sorted(running_nodes().items()):
                 print(f"{pid}\t{directory}")
@@ -709,14 +711,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _demo(node: SandboxNode) -> int:
-    """Start the demo pod unless one named ``demo`` runs already."""
+def _demo(node: SandboxNode, restart: bool = False) -> int:
+    """Start the demo pod unless one named ``demo`` runs already; ``restart`` replaces it. Demo
+    pods whose container is gone or stopped are removed first, so none is left behind empty."""
     if node.pid() is None:
         raise SandboxError("not running; run `sandbox-node up` first")
     running = [c for c in node.cri.containers() if c.name == "demo" and c.state == "RUNNING"]
-    if running:
-        print(f"sandbox-node: demo already running (container {running[0].id[:12]})", file=sys.stderr)
+    if running and not restart:
+        print(f"sandbox-node: demo already running (container {running[0].id[:12]}; --restart replaces it)",
+              file=sys.stderr)
         return 0
+    for pod in node.cri.pods():
+        if pod.name == "demo" and pod.namespace == "default":
+            node.cri.remove_pod(pod.id)
+            print(f"sandbox-node: removed demo pod {pod.id[:12]}", file=sys.stderr)
     started = node.run_demo()
     print(f"sandbox-node: demo started (pod {started.pod_id[:12]}, container {started.container_id[:12]})",
           file=sys.stderr)

@@ -123,3 +123,27 @@ def source_digest() -> str:
             if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith((".so", "_pb2.py", "_pb2.pyi")):
                 h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+CACHE_KEEP = 3  # cached archives kept (several checkouts share the cache)
+
+
+def cached_archive(ref: str = DEFAULT_REF) -> Path:
+    """The image of this checkout as an archive in the sandbox cache, built only when the sources changed."""
+    from sandbox.aptfetch import cache_dir, file_lock  # noqa: PLC0415
+
+    directory = cache_dir() / "images"
+    directory.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{source_digest()} {ref}".encode()).hexdigest()[:16]
+    archive = directory / f"nydus-top-{key}.tar"
+    with file_lock(directory / ".nydus-top-image.lock", 600):
+        if not archive.exists():
+            partial = archive.with_suffix(".partial")
+            build(partial, ref)
+            partial.rename(archive)
+            built = sorted(directory.glob("nydus-top-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for stale in built[CACHE_KEEP:]:
+                stale.unlink(missing_ok=True)
+        else:
+            os.utime(archive)  # the newest used stay
+    return archive

@@ -39,7 +39,17 @@ def test_packaged_defaults_match_the_optimizer() -> None:
     assert config.nydusify == "nydusify" and config.nydusify_args == ()
     assert config.target_template == "{repo}:{tag}-nydus"
     assert config.nri_socket == Path("/var/run/nri/nri.sock")
+    assert config.registry_push is False and config.registry_plain_http == ()
     assert config.sources[0].endswith("nydus-top.toml")
+    assert config.keep_runs == 20
+
+
+def test_registry_push_keys(tmp_path: Path) -> None:
+    explicit = tmp_path / "push.toml"
+    explicit.write_text('[registry]\npush = true\nplain_http = ["127.0.0.1:5000", "reg.local", "[::1]:5000"]\n')
+    config = load_config(explicit, **_layers(tmp_path))
+    assert config.registry_push is True
+    assert config.registry_plain_http == ("127.0.0.1:5000", "reg.local", "[::1]:5000")
 
 
 def test_layers_override_single_keys_in_order(tmp_path: Path) -> None:
@@ -49,7 +59,7 @@ def test_layers_override_single_keys_in_order(tmp_path: Path) -> None:
         user='timeout = 7\n[convert]\nextra_args = ["--platform", "linux/amd64"]\n',
     )
     explicit = tmp_path / "cli.toml"
-    explicit.write_text('[nri]\nsocket = "/run/nri/other.sock"\n')
+    explicit.write_text('keep_runs = 0\n[nri]\nsocket = "/run/nri/other.sock"\n')
     config = load_config(explicit, extra=[("NRI Configure", "overwrite = true")], **kwargs)
     assert config.timeout == 7  # user beats system
     assert config.readable is True  # system survives where nobody else set it
@@ -57,9 +67,19 @@ def test_layers_override_single_keys_in_order(tmp_path: Path) -> None:
     assert config.nydusify_args == ("--platform", "linux/amd64")
     assert config.nri_socket == Path("/run/nri/other.sock")
     assert config.overwrite is True
+    assert config.keep_runs == 0
     assert config.persist_dir == Path("/opt/nri/optimizer/results")
     assert config.sources[1:] == (str(kwargs["system_path"]), str(user_config_path(kwargs["environ"])),
                                   str(explicit), "NRI Configure")
+    user = str(user_config_path(kwargs["environ"]))
+    assert {name: config.origin(name) for name in ("timeout", "readable", "nydusify", "nydusify_args",
+                                                   "nri_socket", "overwrite", "persist_dir")} == {
+        "timeout": user, "readable": str(kwargs["system_path"]), "nydusify": str(kwargs["system_path"]),
+        "nydusify_args": user, "nri_socket": str(explicit), "overwrite": "NRI Configure",
+        "persist_dir": config.sources[0]}
+    flagged = config.overridden({"nri_socket": Path("/run/x.sock")}, "command line (--nri-socket)")
+    assert (flagged.nri_socket, flagged.origin("nri_socket")) == (Path("/run/x.sock"), "command line (--nri-socket)")
+    assert flagged.origin("timeout") == user
 
 
 def test_missing_optional_layers_are_skipped(tmp_path: Path) -> None:
@@ -87,6 +107,9 @@ def test_optimizer_config_file_is_accepted_with_a_note(tmp_path: Path) -> None:
         ("timeout = -1", "key 'timeout' must be an integer >= 0, got -1"),
         ("timeout = true", "key 'timeout' must be an integer >= 0, got a boolean"),
         ("readable = 1", "key 'readable' must be true or false, got an integer"),
+        ("keep_runs = -1", "key 'keep_runs' must be an integer from 0 to 1000, got -1"),
+        ("keep_runs = 1001", "key 'keep_runs' must be an integer from 0 to 1000, got 1001"),
+        ("keep_runs = 2.5", "key 'keep_runs' must be an integer from 0 to 1000, got 2.5"),
         ("persist_dir = \"results\"", "key 'persist_dir' must be an absolute path, got 'results'"),
         ("persist_dir = \"\"", "key 'persist_dir' must be a non-empty string, got ''"),
         ("events = \"StartContainer\"", "key 'events' must be a list of strings, got 'StartContainer'"),
@@ -99,6 +122,8 @@ def test_optimizer_config_file_is_accepted_with_a_note(tmp_path: Path) -> None:
         ("convert = 3", "key 'convert' must be a table, got an integer"),
         ("[nri]\nplugin_name = \"nydus top\"", "key 'nri.plugin_name' must be letters, digits and _.+- (as NRI requires), got 'nydus top'"),
         ("[nri]\nplugin_index = 5", "key 'nri.plugin_index' must be a two-digit string like \"90\", got 5"),
+        ("[registry]\npush = \"yes\"", "key 'registry.push' must be true or false, got a string"),
+        ("[registry]\nplain_http = [\"http://reg:5000\"]", "key 'registry.plain_http' must list registries as host or host:port, got 'http://reg:5000'"),
         ("timeout = ", "invalid TOML: "),
         ("[nri]\nsocket = \"a\"\nsocket = \"b\"", "invalid TOML: "),
     ],

@@ -117,3 +117,13 @@ def test_undo_depth_is_bounded() -> None:
     while items.undo():
         steps += 1
     assert steps == UNDO_DEPTH
+
+
+@pytest.mark.parametrize("count", [3, 200])  # the scan for a few ids and the pass for many
+def test_positions_are_those_of_ids_still_shown(count: int) -> None:
+    items = make(*(f"/f{i}" for i in range(300)))
+    ids = {items.row_id(r) for r in range(0, count)}
+    items.exclude(Exclusion("/f1", False))
+    items.delete([0])
+    expected = [pos for pos, ident in enumerate(items.rows) if ident in ids]
+    assert items.positions(ids) == expected and len(expected) == count - 2

@@ -37,9 +37,12 @@ def test_a_recording_at_its_memory_limit_keeps_its_first_files_and_says_so(sandb
     who = f"record/record-test/limited ({cid[:12]})"
     assert seen[1] == (f"recording {who} reached its limit of {limit} bytes in memory with {kept} files: "
                        "later files are not recorded")
-    # Saved beside the list (the trace's end and StopContainer race to end the recording).
-    assert seen[2].startswith(f"saved {tmp_path}/startup-workload:1.incomplete ({kept} files, ")
-    assert seen[2].endswith(f") for {who}, not as {tmp_path}/startup-workload:1; POSSIBLY INCOMPLETE: "
+    # Kept as a run that says so, and saved beside the list (the trace's end and StopContainer race
+    # to end the recording).
+    assert seen[2].startswith(f"kept run {tmp_path}/.nydus-top/runs/") and seen[2].endswith(
+        f" ({kept} files, possibly incomplete) for {who}")
+    assert seen[3].startswith(f"saved {tmp_path}/startup-workload:1.incomplete ({kept} files, ")
+    assert seen[3].endswith(f") for {who}, not as {tmp_path}/startup-workload:1; POSSIBLY INCOMPLETE: "
                             f"memory limit reached: {kept} files in {limit} bytes, {len(EXPECTED) - kept} more not recorded")
-    assert len(seen) == 3
+    assert len(seen) == 4
     assert (tmp_path / "startup-workload:1.incomplete").read_text().splitlines() == EXPECTED[:kept]

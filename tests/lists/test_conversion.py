@@ -28,6 +28,7 @@ from nydus_top.nydusify import (
     target_for,
 )
 from nydus_top.listfile import save_list
+from nydus_top.listmeta import ListMeta
 from nydus_top.records import ListedFile
 
 from .helpers import FAKE_NYDUSIFY
@@ -204,25 +205,53 @@ def _config(tmp_path: Path, persist: Path) -> Path:
     return path
 
 
-def test_convert_command_derives_source_and_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_command_takes_the_source_from_the_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     record = tmp_path / "rec"
     record.mkdir()
     monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(record))
     monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
     persist = tmp_path / "results"
-    listing = persist / "library" / "nginx:1.25.timeout30s"
-    save_list([ListedFile("/usr/sbin/nginx", 10, 1), ListedFile("/etc/nginx/nginx.conf", 5, 2)], listing)
+    # Under persist_dir the registry host is gone: "demo:1" would read as Docker Hub's library/demo.
+    listing = persist / "demo:1.timeout30s"
+    save_list([ListedFile("/usr/sbin/nginx", 10, 1), ListedFile("/etc/nginx/nginx.conf", 5, 2)], listing,
+              meta=ListMeta(image="nydus-top.local/demo:1"))
     status = main(["convert", str(listing), "--config", str(_config(tmp_path, persist)),
                    "--nydusify-arg=--platform=linux/amd64"])
     out, err = capsys.readouterr()
     assert status == 0, err
-    assert recorded_argv(record) == ["convert", "--source", "library/nginx:1.25", "--target",
-                                     "reg.local/library/nginx:1.25-nydus", "--fs-version", "6",
+    assert recorded_argv(record) == ["convert", "--source", "nydus-top.local/demo:1", "--target",
+                                     "reg.local/demo:1-nydus", "--fs-version", "6",
                                      "--prefetch-patterns", "--backend-type", "registry", "--platform=linux/amd64"]
     assert (record / "stdin").read_bytes() == b"/usr/sbin/nginx\n/etc/nginx/nginx.conf\n"
     assert "s] level=info msg=\"converted image pushed\"" in out
     assert out.splitlines()[-1].startswith("conversion succeeded after ")
+
+
+def test_convert_command_never_guesses_a_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    record = tmp_path / "rec"
+    record.mkdir()
+    monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(record))
+    persist = tmp_path / "results"
+    listing = persist / "library" / "nginx:1.25"  # the optimizer's own result: no metadata
+    save_list([ListedFile("/usr/sbin/nginx")], listing)
+    assert main(["convert", str(listing), "--config", str(_config(tmp_path, persist))]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"nydus-top convert: {listing} names no image (no image in {listing}.nydus-top.json):"
+                   " pass --source REGISTRY/REPO:TAG\n")
+    assert not (record / "argv.json").exists()
+
+
+def test_convert_command_says_when_the_list_may_miss_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(tmp_path))
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
+    listing = tmp_path / "list"
+    save_list([ListedFile("/bin/sh")], listing, meta=ListMeta(image="reg.local/a:1", complete=False,
+                                                             incomplete="mark was late"))
+    assert main(["convert", str(listing), "--config", str(_config(tmp_path, tmp_path / "results"))]) == 0
+    assert "nydus-top convert: the list may miss files: mark was late\n" in capsys.readouterr().err
 
 
 def test_convert_command_failure_and_missing_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -233,7 +262,7 @@ def test_convert_command_failure_and_missing_source(tmp_path: Path, monkeypatch:
     listing.write_text("/bin/sh\n")
     config = str(_config(tmp_path, tmp_path / "results"))
     assert main(["convert", str(listing), "--config", config]) == 2
-    assert "--source is required" in capsys.readouterr().err
+    assert "pass --source" in capsys.readouterr().err
     assert main(["convert", str(listing), "--config", config, "--source", "alpine:3"]) == 4
     err = capsys.readouterr().err
     assert "nydusify exited with status 4" in err
@@ -248,7 +277,7 @@ def test_convert_command_range_list(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert json.loads(out_json.read_text()) == {"version": "v1", "files": [
         {"path": "/bin/sh", "ranges": None}, {"path": "/lib/libc.so", "ranges": None}]}
     assert main(["convert", str(listing), "--config", config, "--range-list", str(out_json)]) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"nydus-top convert: {out_json} already exists (--force replaces it)\n"
     assert main(["convert", str(listing), "--config", config, "--range-list", str(out_json), "--force"]) == 0
 
 

@@ -162,3 +162,18 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     rc, out, err = asyncio.run(ps("--config", str(config)))
     assert (rc, out) == (2, "")
     assert err == f"nydus-top ps: {config}: key 'nri.plugin_index' must be a two-digit string like \"90\", got '9'\n"
+
+
+def test_watch_ends_on_ctrl_c_without_a_disconnected_line(tmp_path: Path) -> None:
+    async def main():
+        async with RuntimePeer(tmp_path / "nri.sock") as peer, watch_into_pipe(peer) as (proc, r):
+            conn = await peer.accept()
+            await conn.handshake(pods=[pod_msg(1)])
+            with os.fdopen(r) as reader:
+                first = json.loads(await asyncio.to_thread(reader.readline))
+                proc.send_signal(signal.SIGINT)
+                rest = await asyncio.to_thread(reader.read)  # everything until ps closes stdout
+            err = await asyncio.wait_for(proc.stderr.read(), 10)
+            return first["event"], rest, await asyncio.wait_for(proc.wait(), 10), err.decode()
+
+    assert asyncio.run(main()) == ("sync", "", 130, "")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import queue
 
-from nydus_top import listmeta
+from nydus_top import listmeta, runstore
+from nydus_top.listfile import load_list, ranges_path
 from nydus_top.recorder import Recorder, RecordSettings
 
 from . import workload
@@ -56,6 +57,9 @@ def test_a_late_recording_is_saved_beside_and_the_next_one_is_not_blocked(sandbo
     assert seen[-1].endswith(f") for record/record-test/on-time ({cid[:12]})")
     assert (tmp_path / RESULT).read_text().splitlines() == EXPECTED
     assert listmeta.read(tmp_path / RESULT).complete
+    # Both starts are kept as runs, the late one saying so.
+    runs = runstore.runs_of(runstore.image_dir(tmp_path, workload_image))
+    assert [listmeta.read(run).complete for run in runs] == [False, True]
 
 
 def test_a_late_recording_never_replaces_a_complete_list(sandbox_node, workload_image, pod, tmp_path) -> None:
@@ -66,7 +70,7 @@ def test_a_late_recording_never_replaces_a_complete_list(sandbox_node, workload_
     _, seen = _record(sandbox_node, pod, "late-over", RecordSettings(tmp_path, overwrite=True), hook_budget=0.001)
     assert seen[-1].startswith(f"saved {tmp_path}/{RESULT}.incomplete (")
     assert good.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".nydus-top") == [
         RESULT, f"{RESULT}.csv", f"{RESULT}.incomplete", f"{RESULT}.incomplete.csv",
         f"{RESULT}.incomplete.nydus-top.json"]
 
@@ -75,12 +79,15 @@ def test_a_late_recording_with_ranges_saves_its_range_list_beside_too(sandbox_no
                                                                       tmp_path) -> None:
     _, seen = _record(sandbox_node, pod, "late-ranges", RecordSettings(tmp_path, range_list=True), hook_budget=0.001)
     assert seen[-1].startswith(f"saved {tmp_path}/{RESULT}.incomplete (")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".nydus-top") == [
         f"{RESULT}.incomplete", f"{RESULT}.incomplete.csv", f"{RESULT}.incomplete.nydus-top.json",
         f"{RESULT}.incomplete.ranges.json"]
     listed = (tmp_path / f"{RESULT}.incomplete").read_text().splitlines()
     doc = json.loads((tmp_path / f"{RESULT}.incomplete.ranges.json").read_text())
     assert [f["path"] for f in doc["files"]] == listed  # the same files, in the same order
+    (run,) = runstore.runs_of(runstore.image_dir(tmp_path, WORKLOAD_IMAGE))  # the kept run has them too
+    assert load_list(run).ranges is not None
+    assert ranges_path(run).read_bytes() == (tmp_path / f"{RESULT}.incomplete.ranges.json").read_bytes()
 
     # The range list of a list the operator deleted (with its csv) never blocks its next recording.
     (tmp_path / f"{RESULT}.ranges.json").write_text("stale\n")

@@ -125,7 +125,7 @@ def test_takes_its_config_from_containerds_plugin_config_path(tmp_path: Path, co
     sizes = workload.file_sizes()
     assert [r[1] for r in rows[2:]] == [readable_size(sizes[p]) for p in workload.STARTUP_FILES]
     assert all(re.fullmatch(r"[0-9]+ us|[0-9]+\.[0-9]{3} (ms|s)", r[2]) for r in rows[1:])
-    assert sorted(p.name for p in persist.iterdir()) == [name, f"{name}.csv", f"{name}.nydus-top.json"]
+    assert sorted(p.name for p in persist.iterdir()) == [".nydus-top", name, f"{name}.csv", f"{name}.nydus-top.json"]
     assert not flag_dir.exists()
 
     # The bad text: one line naming the key; the start was recorded with the command line's settings.

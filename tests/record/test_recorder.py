@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import listmeta
+from nydus_top import listmeta, runstore
 
 from . import workload
 from .harness import start_optimizer, start_recorder, wait_exited, wait_file
@@ -32,7 +32,13 @@ def _rows(data: bytes) -> list[list[str]]:
 
 
 def _files(persist: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(persist)): p.read_bytes() for p in persist.rglob("*") if p.is_file()}
+    """The files under *persist* but the run store's (the optimizer's view)."""
+    return {str(p.relative_to(persist)): p.read_bytes() for p in persist.rglob("*")
+            if p.is_file() and not p.relative_to(persist).parts[0] == ".nydus-top"}
+
+
+def _runs(persist: Path, image: str) -> list[Path]:
+    return runstore.runs_of(runstore.image_dir(persist, image))
 
 
 def test_records_the_whole_startup_into_optimizer_files(sandbox_node, workload_image, pod, persist) -> None:
@@ -54,6 +60,8 @@ def test_records_the_whole_startup_into_optimizer_files(sandbox_node, workload_i
     elapsed = [int(r[2]) for r in rows[1:]]
     assert elapsed == sorted(elapsed) and elapsed[0] > 0
     assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv", META]  # nothing else left behind
+    (run,) = _runs(persist, workload_image)  # and the start kept as a run, the same list
+    assert run.read_bytes() == listing and f"kept run {run} ({len(EXPECTED)} files, complete)" in rec.log.text()
     assert "INCOMPLETE" not in rec.log.text()
     meta = listmeta.read(persist / RESULT)
     # The registry host the file name drops is in the metadata, as the runtime reported the image.
@@ -141,6 +149,8 @@ def test_two_containers_of_one_image_do_not_collide(sandbox_node, workload_image
     assert rec.log.count("saved ") == (2 if overwrite else 1)
     assert sorted(_files(persist)) == [RESULT, f"{RESULT}.csv", META]
     assert listmeta.read(persist / RESULT).container == ("second" if overwrite else "first")
+    assert [r.name.split("Z-")[1] for r in _runs(persist, workload_image)] == (
+        ["first", "second"] if overwrite else ["first"])
 
 
 def test_filters_leave_other_images_and_namespaces_alone(sandbox_node, workload_image, pod, tmp_path) -> None:

@@ -4,7 +4,8 @@
  *
  *   workload exit|stay INTERVAL_US FILE...
  *
- * Each file is opened, read to the end and closed. Afterwards it writes DONE_LINE to stdout and
+ * Each file is opened, read to the end and closed; a FILE written "+PATH" is first created (one
+ * byte written), as a container creates files at runtime. Afterwards it writes DONE_LINE to stdout and
  * exits (status 0, or 1 if some file could not be read) or, with "stay", sleeps until killed. There is no
  * C runtime start-up: the first instructions after exec are the ones below, so any file a
  * tracer sees before FILE 1 came from somewhere else.
@@ -25,6 +26,13 @@ static long sys3(long n, long a, long b, long c)
     __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
     return ret;
 }
+static long sys4(long n, long a, long b, long c, long d)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+    return ret;
+}
 __asm__(".text\n.globl _start\n_start:\n"
         "  xor %rbp, %rbp\n  mov %rsp, %rdi\n  and $-16, %rsp\n  call workload_main\n  hlt\n");
 #elif defined(__aarch64__)
@@ -41,6 +49,16 @@ static long sys3(long n, long a, long b, long c)
     register long x1 __asm__("x1") = b;
     register long x2 __asm__("x2") = c;
     __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
+    return x0;
+}
+static long sys4(long n, long a, long b, long c, long d)
+{
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
     return x0;
 }
 __asm__(".text\n.globl _start\n_start:\n  mov x0, sp\n  bl workload_main\n  brk #0\n");
@@ -83,6 +101,16 @@ static int read_whole(const char *path)
     return n < 0 ? -1 : 0;
 }
 
+static int make_file(const char *path)
+{
+    long fd = sys4(SYS_openat, AT_FDCWD, (long)path, 01 | 0100 /* O_WRONLY | O_CREAT */, 0644);
+    if (fd < 0)
+        return -1;
+    sys3(SYS_write, fd, (long)"x", 1);
+    sys3(SYS_close, fd, 0, 0);
+    return 0;
+}
+
 __attribute__((noreturn, used)) void workload_main(long *sp)
 {
     long argc = sp[0];
@@ -90,7 +118,10 @@ __attribute__((noreturn, used)) void workload_main(long *sp)
     int failed = 0;
     long interval = argc > 2 ? parse_long(argv[2]) : 1000;
     for (long i = 3; i < argc; i++) {
-        if (read_whole(argv[i]) < 0)
+        const char *path = argv[i];
+        if (path[0] == '+' && make_file(++path) < 0)
+            failed = 1;
+        if (read_whole(path) < 0)
             failed = 1;
         if (i + 1 < argc)
             pause_us(interval);

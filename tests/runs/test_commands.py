@@ -26,7 +26,8 @@ def _runs(tmp_path: Path, count: int = 4) -> None:
     for n in range(count):
         paths = ["/bin/app", "/lib/libc.so", *(["/etc/app.conf"] if n % 2 == 0 else []), f"/tmp/r{n}"]
         runstore.save_run(tmp_path / "persist", [ListedFile(p, 10, 100 * i) for i, p in enumerate(paths)],
-                          ListMeta(image=IMAGE, container="app"), when=1_700_000_000 + n)
+                          ListMeta(image=IMAGE, container="app", runtime=(f"/tmp/r{n}",) if n == 1 else ()),
+                          when=1_700_000_000 + n)
 
 
 def test_consensus_from_the_run_store_saves_list_csv_and_metadata(tmp_path: Path,
@@ -52,6 +53,7 @@ def test_consensus_takes_optimizer_files_and_directories_and_prints_stability(
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["path"], r["seen"], r["runs"]) for r in rows[:2]] == [("/bin/app", 3, 3), ("/lib/libc.so", 3, 3)]
     assert {r["path"] for r in rows if r["seen"] == 1} == {"/tmp/r0", "/tmp/r1", "/etc/app.conf"}
+    assert [r["path"] for r in rows if r["runtime_created"]] == ["/tmp/r1"]  # as the run's metadata says
 
 
 def test_consensus_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

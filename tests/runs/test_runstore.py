@@ -40,7 +40,7 @@ def test_keep_drops_the_oldest_with_their_siblings(tmp_path: Path) -> None:
 
 
 def test_hostile_container_names_stay_one_safe_component(tmp_path: Path) -> None:
-    result = runstore.save_run(tmp_path, [ListedFile("/x")], ListMeta(image=IMAGE, container="../../\x1b[2J/etc"),
+    result, _ = runstore.save_run(tmp_path, [ListedFile("/x")], ListMeta(image=IMAGE, container="../../\x1b[2J/etc"),
                                when=1_700_000_000)
     assert result.paths[0].parent == runstore.image_dir(tmp_path, IMAGE)
     assert result.paths[0].name == "20231114T221320.000000Z-________2J_etc"

@@ -74,6 +74,11 @@ def test_demo_image_holds_every_startup_file_and_script_reads_them_in_order(tmp_
     positions = [script.index(f"'{path}'") for path in images.DEMO_STARTUP_FILES[2:]]
     assert positions == sorted(positions)
     assert not any(path in script for path in images.DEMO_UNREAD_FILES)
+    # After start-up it keeps reading a few start-up files (so a trace of the running demo shows
+    # something, and a recording's list stays the same).
+    assert set(images.DEMO_PERIODIC_FILES) <= set(images.DEMO_STARTUP_FILES)
+    loop = script[script.index(images.DEMO_READY_LINE):]
+    assert f"sleep {images.DEMO_PERIOD_S}" in loop and all(f"'{p}'" in loop for p in images.DEMO_PERIODIC_FILES)
 
 
 def test_mirror_is_read_from_deb822_sources() -> None:

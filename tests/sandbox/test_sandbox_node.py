@@ -227,3 +227,55 @@ def test_switching_containerd_version_needs_a_down(new_node, containerd_version:
         assert SandboxNode(node.dir).containerd == other
     finally:
         switched.down()
+
+
+def _sandbox_node_cli(node: SandboxNode, *args: str) -> str:
+    done = subprocess.run([str(ROOT / "scripts/sandbox-node"), *args, "--dir", str(node.dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def _demo_pods(node: SandboxNode) -> list[str]:
+    return [p.id for p in node.cri.pods() if p.name == "demo" and p.namespace == "default"]
+
+
+def test_demo_restart_replaces_the_pod_and_leaves_no_empty_one(sandbox_node: SandboxNode) -> None:
+    try:
+        _sandbox_node_cli(sandbox_node, "demo")
+        [first] = _demo_pods(sandbox_node)
+        assert "already running" in _sandbox_node_cli(sandbox_node, "demo")
+        assert "removed demo pod" in _sandbox_node_cli(sandbox_node, "demo", "--restart")
+        [second] = _demo_pods(sandbox_node)
+        assert second != first
+        [container] = sandbox_node.cri.containers(second)
+        sandbox_node.cri.stop_container(container.id)  # the demo ended: its pod stays behind empty
+        _sandbox_node_cli(sandbox_node, "demo")
+        [third] = _demo_pods(sandbox_node)
+        assert third != second
+        assert [c.state for c in sandbox_node.cri.containers(third)] == ["RUNNING"]
+    finally:
+        for pod in _demo_pods(sandbox_node):
+            sandbox_node.cri.remove_pod(pod)
+
+
+def test_a_trace_attached_to_the_running_demo_shows_its_periodic_reads(sandbox_node: SandboxNode, demo_pod) -> None:
+    import json
+    import select
+    import sys
+
+    pid = sandbox_node.cri.container_status(demo_pod.container_id).pid
+    proc = subprocess.Popen([sys.executable, "-m", "nydus_top", "trace", "--pid", str(pid)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        seen: set[str] = set()
+        pending = b""
+        while not set(images.DEMO_PERIODIC_FILES) <= seen:
+            ready, _, _ = select.select([proc.stdout], [], [], 5 * images.DEMO_PERIOD_S)
+            assert ready, f"no access within {5 * images.DEMO_PERIOD_S} s; saw {sorted(seen)}"
+            *lines, pending = (pending + os.read(proc.stdout.fileno(), 65536)).split(b"\n")
+            seen.update(json.loads(line)["path"] for line in lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)

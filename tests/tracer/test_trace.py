@@ -309,3 +309,14 @@ def test_a_file_whose_path_is_too_long_to_name_is_a_lost_record(pool, container)
     assert accesses(records) == [("/data/before", "open"), ("/data/after", "open")]
     [lost] = [r for r in records if isinstance(r, Overflow)]
     assert (lost.reason, lost.lost) == ("path too long", 1)  # read twice, one file
+
+
+def test_a_short_lived_process_is_named_after_what_it_executed(pool, container) -> None:
+    # The test knob holds the tracer until stop: the child has exec'd and exited before its
+    # events are read, so /proc has no comm for it any more.
+    c = container({"/data/f": b"f"}, workload("run:/bin/tool", "read:/data/f"))
+    _, records = traced(pool, c, bounded_queue=True)
+    assert accesses(records) == [("/bin/tool", "exec"), ("/data/f", "open")]
+    child, parent = records
+    assert child.pid != parent.pid
+    assert (child.comm, parent.comm) == ("tool", "probe")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from nydus_top.config import Config
+from nydus_top.config import TOML_KEYS, Config
 from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
 from nydus_top.node import Container, ContainerState, NodeModel, Pod
@@ -22,8 +22,10 @@ def make_config(persist_dir: str | Path = "/var/lib/nydus-top-test/results", **c
         nri_socket=Path("/var/run/nri/nri.sock"), plugin_name="nydus-top", plugin_index="90",
         sources=("<package>/nydus_top/conf/nydus-top.toml", "/etc/nydus-top/config.toml"),
         notes=("/etc/nydus-top/config.toml: server_path is ignored: nydus-top traces with its own tracer",),
+        keep_runs=0,  # tests that keep runs ask for it with a persist_dir of their own
     )
-    return replace(config, **changes)  # type: ignore[arg-type]
+    origins = {name: config.sources[0] for name in TOML_KEYS} | {"persist_dir": config.sources[1]}
+    return replace(config, origins=tuple(origins.items())).overridden(changes, "command line (test)")
 
 
 PODS = [

@@ -58,3 +58,44 @@ async def test_cancel_kills_nydusify_and_its_children(record: Path, monkeypatch:
         assert status(screen).startswith("conversion cancelled")
         assert select.select([child], [], [], 30)[0] == [child]  # nydusify's own child is gone too
         os.close(child)
+
+
+async def test_a_list_opened_from_disk_converts_the_image_its_metadata_names(
+        record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nydus_top.listfile import save_list
+    from nydus_top.listmeta import ListMeta
+    from nydus_top.records import ListedFile
+    from tests.tui.conftest import running, settle, submit
+
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
+    saved = record / "demo:1"  # under persist_dir the registry host is gone
+    save_list([ListedFile("/bin/demo"), ListedFile("/etc/demo.conf")], saved,
+              meta=ListMeta(image="nydus-top.local/demo:1"))
+    async with running(make_backend(record, nydusify=str(FAKE))) as (app, pilot):
+        await pilot.press("o")
+        await submit(pilot, str(saved))
+        await pilot.press("c", "enter")
+        screen = app.screen
+        assert isinstance(screen, ConvertScreen)
+        await until(pilot, lambda: screen.finished, what="nydusify to finish")
+        assert json.loads((record / "argv.json").read_text())[:5] == [
+            "convert", "--source", "nydus-top.local/demo:1", "--target", "nydus-top.local/demo:1-nydus"]
+        assert (record / "stdin").read_text().splitlines() == ["/bin/demo", "/etc/demo.conf"]
+
+
+async def test_an_empty_source_says_why_nothing_happened(record: Path) -> None:
+    from nydus_top.screens.trace import TraceScreen
+    from tests.tui.conftest import running, submit
+
+    plain = record / "optimizer-result"
+    plain.write_text("/bin/sh\n")  # the optimizer's own file: no metadata, no image
+    async with running(make_backend(record, nydusify=str(FAKE))) as (app, pilot):
+        await pilot.press("o")
+        await submit(pilot, str(plain))
+        await pilot.press("c")
+        await submit(pilot, "")
+        screen = app.screen
+        assert isinstance(screen, TraceScreen)
+        assert str(screen.query_one("#status", Static).render()) == (
+            "not converted: no source image given (this list names no image: it has no .nydus-top.json)")
+        assert not (record / "argv.json").exists()

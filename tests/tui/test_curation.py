@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from textual.widgets import Sparkline
+
 from nydus_top.records import Access
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import on_trace, running, settle
+from tests.tui.conftest import on_trace, running, settle, submit, until
 from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace, synthetic
 from tests.tui.screentext import screen_text
 
@@ -34,6 +36,38 @@ async def test_delete_entry_and_selection_then_undo_redo() -> None:
         assert paths(screen) == PATHS
         await pilot.press("U")
         assert paths(screen) == PATHS[1:]
+
+
+async def test_selection_counts_and_acts_on_visible_rows_only() -> None:
+    async with on_trace() as (app, pilot, screen):
+        await pilot.press("space")  # select /usr/sbin/nginx, then exclude it
+        assert "sel 1" in screen_text(app)
+        await pilot.press("x")
+        await submit(pilot, "/usr/sbin/*")
+        assert paths(screen) == PATHS[1:]
+        assert "sel 0" in screen_text(app)
+        await pilot.press("home", "d")  # nothing selected is shown: d deletes the cursor row
+        assert paths(screen) == PATHS[2:]
+        assert "deleted 1" in screen_text(app)
+
+
+async def test_a_bad_regex_message_goes_when_the_search_or_filter_is_cleared() -> None:
+    async with on_trace() as (app, pilot, screen):
+        await pilot.press("slash")
+        await submit(pilot, "(")
+        assert "bad regex" in str(screen.query_one("#status").render())
+        await pilot.press("slash")
+        await submit(pilot, "")
+        assert str(screen.query_one("#status").render()) == ""
+        await pilot.press("escape")
+        await pilot.pause()
+        containers = app.screen
+        await pilot.press("slash")
+        await submit(pilot, "(")
+        assert "bad filter regex" in str(containers.query_one("#status").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert str(containers.query_one("#status").render()) == ""
 
 
 async def test_exclude_by_glob_and_regex() -> None:
@@ -98,6 +132,17 @@ async def test_follow_pause_and_trace_continues_off_screen() -> None:
         await pilot.press("t")  # the traces list shows it still running
         await pilot.pause()
         assert "tracing" in screen_text(app)
+
+
+async def test_rate_falls_to_zero_on_the_clock_when_the_trace_goes_idle() -> None:
+    backend = make_backend()
+    async with on_trace(backend) as (app, pilot, screen):
+        await pilot.pause()
+        assert "ev/s 7 " in screen_text(app)  # 7 accesses in elapsed second 1, the last complete one
+        assert screen.query_one(Sparkline).data[-3:] == [8, 7, 1]
+        backend.clock += 3  # three idle seconds: no record arrives
+        await until(pilot, lambda: "ev/s 0 " in screen_text(app), what="the rate to decay")
+        assert screen.query_one(Sparkline).data[-6:] == [8, 7, 1, 0, 0, 0]
 
 
 async def test_several_traces_at_once() -> None:

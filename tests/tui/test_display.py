@@ -42,3 +42,22 @@ async def test_help_taller_than_the_screen_scrolls_and_keeps_its_keys_line() -> 
         await pilot.press("end")
         await pilot.pause()
         assert "esc close" in screen_text(app) and "Command palette" in screen_text(app)
+
+
+async def test_marks_have_their_own_column_and_never_shift_a_row() -> None:
+    from tests.tui.conftest import on_trace
+
+    async with on_trace() as (app, pilot, screen):
+        await pilot.press("space", "r")  # select the first row, flag the runtime-created files
+        await pilot.pause()
+        screen.view.move_cursor(screen.run.items.paths().index("/var/cache/nginx/client_temp/0001"))
+        await pilot.press("space")  # selected and flagged: both marks
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        header = next(line for line in lines if line.lstrip().startswith("#"))
+        rows = {line.split()[-1]: line for line in lines if line.rstrip().endswith(("/usr/sbin/nginx", "/run/nginx.pid",
+                                                                                   "/etc/passwd", "/0001"))}
+        column = header.index("path")
+        assert {line.index("/", column - 1) for line in rows.values()} == {column}
+        assert rows["/usr/sbin/nginx"].startswith("* ") and rows["/run/nginx.pid"].startswith(" !")
+        assert rows["/etc/passwd"].startswith("  ") and rows["/var/cache/nginx/client_temp/0001"].startswith("*!")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nydus_top.screens.dialogs import ConfirmDialog
 from nydus_top.screens.trace import TraceScreen
 from tests.tui.conftest import on_trace, settle, submit
 from tests.tui.data import make_backend
@@ -51,13 +52,16 @@ async def test_ranges_unavailable_is_marked_in_the_title_and_said_once(tmp_path:
         assert "nothing to undo" in text and "pre-content" not in text and "· ranges unavailable" in text
 
 
-async def test_the_palette_saves_a_range_list_and_never_overwrites(tmp_path: Path) -> None:
+async def test_w_saves_the_recorded_ranges_and_asks_before_overwriting(tmp_path: Path) -> None:
     async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
-        screen.action_save_range_list()
+        await pilot.press("w")
         await submit(pilot, str(tmp_path / "r.json"))
         doc = json.loads((tmp_path / "r.json").read_text())
         assert len(doc["files"]) == 16 and doc["files"][4]["ranges"] == [[0, MiB], [2 * MiB, MiB]]
         assert f"saved 16 paths to {tmp_path / 'r.json'}" in screen_text(app)
-        screen.action_save_range_list()
+        await pilot.press("w")
         await submit(pilot, str(tmp_path / "r.json"))
-        assert "already exists" in screen_text(app)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        await settle(pilot)
+        assert "not saved" in screen_text(app) and json.loads((tmp_path / "r.json").read_text()) == doc

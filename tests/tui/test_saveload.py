@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
-from nydus_top.records import Access
+from nydus_top import listmeta
+from nydus_top.listfile import save_list
+from nydus_top.display import human_size
+from nydus_top.listmeta import ListMeta
+from nydus_top.records import Access, ListedFile
 from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
 from nydus_top.screens.trace import TraceScreen
+from nydus_top.workspace import Workspace
 from nydus_top.tracerun import TraceState
-from tests.tui.conftest import on_trace, running, settle, submit
-from tests.tui.data import STARTUP, make_backend
+from tests.tui.conftest import on_trace, running, settle, submit, until
+from tests.tui.data import STARTUP, make_backend, startup_trace
 from tests.tui.screentext import screen_text
 
 PATHS = [p for p, _, _ in STARTUP]
@@ -85,6 +90,7 @@ async def test_load_curate_and_save_back_round_trip(tmp_path: Path) -> None:
         assert isinstance(screen, TraceScreen) and screen.run.state is TraceState.LOADED
         assert screen.run.items.paths() == ["/bin/sh", "/etc/profile", "/usr/lib/libz.so"]
         assert screen.run.items[0].size == 125 * 1024
+        assert f"files 3  bytes {human_size(125 * 1024 + 512 + 99)} " in screen_text(app)
         await pilot.press("home", "down", "d", "s", "enter")  # default target: the file it came from
         await settle(pilot)
         await pilot.press("y")
@@ -127,3 +133,92 @@ async def test_paths_that_look_like_markup_are_shown_as_they_are(tmp_path: Path)
         await pilot.press("y")
         await settle(pilot)
         assert lines(target) == PATHS
+
+
+async def _trace_sidecar(app, pilot) -> TraceScreen:  # noqa: ANN001
+    """Open the trace of the sidecar, whose image lives on a registry with a host and port."""
+    screen = app.screen
+    while screen.current_row().container != "sidecar":
+        await pilot.press("down")
+    await pilot.press("enter")
+    await pilot.pause()
+    assert isinstance(app.screen, TraceScreen)
+    return app.screen
+
+
+async def test_every_save_writes_the_list_identity_and_open_reads_it_back(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    backend.recordings = {"c-side": startup_trace()}
+    async with running(backend) as (app, pilot):
+        await _trace_sidecar(app, pilot)
+        await pilot.press("s", "enter")
+        await settle(pilot)
+    target = tmp_path / "tools" / "envoy:v1"  # the optimizer's place: no registry host
+    assert lines(target) == PATHS
+    meta = listmeta.read(target)
+    assert meta is not None
+    assert (meta.image, meta.container, meta.container_id, meta.pod) == (
+        "registry.local:5000/tools/envoy:v1", "sidecar", "c-side", "default/web-7d9f")
+    assert meta.files == len(PATHS) and meta.node and meta.created
+    assert not meta.complete
+    assert meta.incomplete == "attached to a running container: start-up not traced; kernel queue overflow"
+
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("o")
+        await submit(pilot, str(target))
+        screen = app.screen
+        assert isinstance(screen, TraceScreen) and screen.run.meta == meta
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == "registry.local:5000/tools/envoy:v1"
+
+
+async def test_a_start_traced_from_its_first_instruction_is_complete(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    backend.recordings = {"c-nginx": [r for r in startup_trace() if isinstance(r, Access)]}
+    async with running(backend) as (app, pilot):
+        await pilot.press("a")
+        await pilot.press("enter")  # arm the next start of this container
+        await pilot.pause()
+        backend.start("c-nginx")
+        await until(pilot, lambda: len(app.screen.run.items) == len(PATHS), what="the replayed start")
+        await pilot.press("s", "enter")
+        await settle(pilot)
+    meta = listmeta.read(tmp_path / "library" / "nginx:1.25")
+    assert meta is not None and meta.image == "docker.io/library/nginx:1.25"
+    assert meta.complete and meta.incomplete == ""
+
+
+async def test_merge_records_the_run_and_names_a_different_image(tmp_path: Path) -> None:
+    other = tmp_path / "run2"
+    save_list([ListedFile("/opt/extra")], other, meta=ListMeta(image="quay.io/other/app:2", complete=False,
+                                                              incomplete="mark was late"))
+    async with on_trace(make_backend(tmp_path)) as (_, pilot, screen):
+        await pilot.press("m")
+        await submit(pilot, str(other))
+        status = str(screen.query_one("#status", Static).render())
+        assert status == (f"merged 1 new path from {other} (its image quay.io/other/app:2 is not this "
+                          "list's docker.io/library/nginx:1.25)")
+        meta = Workspace.list_meta(screen.run)
+        assert meta.runs == (str(other),) and meta.image == "docker.io/library/nginx:1.25"
+        assert not meta.complete and f"merged {other}: mark was late" in meta.incomplete
+
+
+async def test_save_a_range_list_from_the_app(tmp_path: Path) -> None:
+    import json
+
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        await pilot.press("d", "w")  # drop the first entry, then write the range list
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == str(tmp_path / "library" / "nginx:1.25.ranges.json")
+        await submit(pilot, str(tmp_path / "ranges.json"))
+        doc = json.loads((tmp_path / "ranges.json").read_text())
+        assert doc["version"] == "v1" and [f["path"] for f in doc["files"]] == PATHS[1:]  # ranges: test_ranges_app
+        assert str(screen.query_one("#status", Static).render()) == (
+            f"saved {len(PATHS) - 1} paths to {tmp_path / 'ranges.json'}")
+        await pilot.press("d", "w")
+        await submit(pilot, str(tmp_path / "ranges.json"))
+        assert isinstance(app.screen, ConfirmDialog)  # never overwrites without asking
+        await pilot.press("y")
+        await settle(pilot)
+        assert len(json.loads((tmp_path / "ranges.json").read_text())["files"]) == len(PATHS) - 2

@@ -10,6 +10,7 @@
  *   scatter:PATH:STRIDE:LEN:COUNT  COUNT preads of LEN bytes at 0, STRIDE, 2*STRIDE, ...
  *   deep:N:create|read  create, or read, /deep/<N directories of 255 characters>/f: a path
  *               longer than PATH_MAX, reached by chdir one directory at a time
+ *   run:PATH   fork; the child execs PATH (no steps: it exits at once); wait for it
  * Any failing step exits with status 4. */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int many(const char *arg, int create)
@@ -191,6 +193,15 @@ static int step(int i, int argc, char **argv)
         argv[i] = v;
         execv(v, argv + i);
         return -1;
+    }
+    if (!strcmp(a, "run")) {
+        pid_t child = fork();
+        if (child == 0) {
+            execl(v, v, (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        return child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
     }
     if (!strcmp(a, "mkmany"))
         return many(v, 1);

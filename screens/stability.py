@@ -1,0 +1,330 @@
+"""Stability: many starts of one image as one list, each file with how stable it is across them.
+
+The list is a TraceList like any trace's (the workspace loads every file of any run, in
+consensus order), so the curation keys of the trace screen work unchanged; the rows add, per
+file, the share of runs that read it (k/N and a bar), the median and spread of its position and
+of its first-access time, and marks: ``~`` unstable (not read by every run, or wandering by more
+than a few positions), ``!`` created at runtime in some run. ``F`` keeps the files read in at
+least a share of the runs, ``O`` sorts by share (and back); ``s`` saves the consensus.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import TYPE_CHECKING
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.strip import Strip
+from textual.widgets import Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from nydus_top.consensus import DEFAULT_MIN_SHARE, FileStability
+from nydus_top.display import human_size, printable
+from nydus_top.runset import RunSet, below, is_unstable
+from nydus_top.tracelist import Row
+from nydus_top.tracerun import TraceRun
+
+from .dialogs import ArmDialog, ConfirmDialog, MessageDialog, PromptDialog
+from .trace import TraceScreen
+from .traceview import TraceView
+
+if TYPE_CHECKING:
+    from .app import NydusTopApp
+
+BAR = 10  # cells of the share bar
+# No tracer behind the runs; merging other files would leave rows without a stability.
+_OFF = frozenset({"follow", "pause", "stop", "flag_runtime", "merge"})
+HEADER = f"{'':3} {'#':>5} {'runs':>7} {'share':<{BAR}} {'position':>13} {'first access ms':>17} {'size':>8} path"
+
+
+def share_bar(seen: int, runs: int) -> str:
+    """``seen/runs`` as BAR cells, full blocks rounded down (a file of every run fills them all)."""
+    full = BAR * seen // runs if runs else 0
+    return "█" * full + "░" * (BAR - full)
+
+
+def format_stability(position: int, entry: Row, f: FileStability, *, selected: bool, flagged: bool) -> str:
+    """One line under HEADER: marks (* selected, ~ unstable, ! runtime-created), share, medians ± spread."""
+    marks = ("*" if selected else " ") + ("~" if is_unstable(f) else " ") + ("!" if flagged else " ")
+    where = f"{f.position + 1:.1f}±{f.position_spread}"
+    ms = "-" if f.elapsed_us is None else f"{f.elapsed_us / 1000:.1f}±{(f.elapsed_spread_us or 0) / 1000:.1f}"
+    return (f"{marks} {position + 1:>5} {f'{f.seen}/{f.runs}':>7} {share_bar(f.seen, f.runs)} {where:>13} {ms:>17} "
+            f"{human_size(entry.size):>8} {printable(entry.path)}")
+
+
+class StabilityView(TraceView):
+    """The rows of a stability list: the trace view's cursor, selection and keys, other columns."""
+
+    COMPONENT_CLASSES = TraceView.COMPONENT_CLASSES | {"stabilityview--unstable", "stabilityview--below"}
+
+    def __init__(self, run: TraceRun, counted: RunSet, *, id: str | None = None) -> None:
+        super().__init__(run, id=id)
+        self.counted = counted
+        self.min_share = DEFAULT_MIN_SHARE  # rows below it are dimmed (after u shows them again)
+        self.follow = False
+        self._looks: dict[tuple[bool, bool, bool, bool, bool], Style] = {}
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row = scroll_y + y
+        width = self.scrollable_content_region.width
+        items = self.run.items
+        if row >= len(items):
+            return Strip.blank(width, self.rich_style)
+        ident = items.row_id(row)
+        entry = items[row]
+        f = self.counted.by_path[entry.path]
+        look = (ident in items.flagged, ident in self.selected, row == self.cursor and self.has_focus,
+                is_unstable(f), below(f, self.min_share))
+        key = (ident, row, look, width, scroll_x, self.min_share)
+        strip = self._cache.get(key)
+        if strip is None:
+            style = self._look(look)
+            text = format_stability(row, entry, f, selected=look[1], flagged=look[0])
+            strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
+            self._cache[key] = strip
+        return strip
+
+    def _look(self, look: tuple[bool, bool, bool, bool, bool]) -> Style:
+        style = self._looks.get(look)
+        if style is None:
+            flagged, selected, cursor, unstable, rare = look
+            style = self._line_style(flagged, selected, False)
+            if unstable:
+                style += self.get_component_rich_style("stabilityview--unstable")
+            if rare:
+                style += self.get_component_rich_style("stabilityview--below")
+            if cursor:
+                style += self.get_component_rich_style("traceview--cursor")
+            self._looks[look] = style
+        return style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._looks.clear()
+
+
+class StabilityScreen(TraceScreen):
+    """A trace screen over a set of runs: the same curation keys, stability columns, no tracer."""
+
+    BINDINGS = [
+        Binding("F", "share", "Min share"),
+        Binding("O", "sort_share", "Sort by share"),
+    ]
+    PALETTE = [
+        *(item for item in TraceScreen.PALETTE if item[0] not in _OFF),
+        ("share", "Keep files by share", "Keep the files read in at least this share of the runs"),
+        ("sort_share", "Sort by share", "Order by the share of runs that read each file (again: back)"),
+    ]
+
+    app: NydusTopApp
+
+    def __init__(self, run: TraceRun, counted: RunSet) -> None:
+        super().__init__(run)
+        self.counted = counted
+        self.by_share = False
+        self._counts: tuple[tuple[int, int], tuple[int, int]] = ((-1, -1), (0, 0))
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title", classes="titlebar", markup=False)
+        yield Static(id="counters", markup=False)
+        yield Static(" " + HEADER, id="header", markup=False)
+        yield StabilityView(self.run, self.counted, id="list")
+        yield Static(id="status", classes="statusbar", markup=False)
+        yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Following, pausing, stopping, the upper-dir check and merging are off (see _OFF)."""
+        return action not in _OFF and super().check_action(action, parameters)
+
+    @property
+    def view(self) -> StabilityView:
+        return self.query_one(StabilityView)
+
+    def on_mount(self) -> None:  # then TraceScreen's (Textual calls each class's along the MRO)
+        self.view.move_cursor(0)
+        self.say(f"files read in ≥ {self.view.min_share:g} of the runs · u shows every file · "
+                 "F min share · O sort by share · s saves the consensus")
+
+    def update_counters(self) -> None:
+        counted, items = self.counted, self.run.items
+        state = "" if counted.complete else " · some runs POSSIBLY INCOMPLETE"
+        self.query_one("#title", Static).update(
+            printable(f" Stability of {counted.image} · {counted.runs} runs{state}"), layout=False)
+        every, unstable = self._tally()
+        order = "share" if self.by_share else "consensus"
+        self.query_one("#counters", Static).update(
+            f" files {len(counted.files)}  rows {len(items)}  in every run {every}  unstable {unstable}  "
+            f"runtime-created {len(items.flagged)}  sel {len(self.view.selected)}  order {order}"
+            + (f"  excl {len(items.exclusions)}" if items.exclusions else ""),
+            layout=False)
+
+    def _tally(self) -> tuple[int, int]:
+        """(rows read in every run, unstable rows), counted again only after the rows changed
+        (the counters are redrawn at every cursor move)."""
+        items = self.run.items
+        key = (items.edits, len(items))
+        if self._counts[0] != key:
+            files = [self.counted.by_path[path] for path in items.paths()]
+            self._counts = (key, (sum(1 for f in files if f.seen == f.runs), sum(1 for f in files if is_unstable(f))))
+        return self._counts[1]
+
+    # -- by share --------------------------------------------------------------------------
+
+    def action_share(self) -> None:
+        def apply(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                share = float(text)
+                if not 0.0 < share <= 1.0:
+                    raise ValueError
+            except ValueError:
+                self.say(f"not a share in (0, 1]: {text!r}")
+                return
+            self.view.min_share = share
+            removed = self.app.workspace.keep_share(self.run, share)
+            self.edited(f"kept files read in ≥ {share:g} of the runs: {removed} removed (u undoes)")
+
+        self.app.push_screen(PromptDialog("Keep files read in at least this share of the runs",
+                                          f"{self.view.min_share:g}", hint="0.5 = half the runs; u undoes"), apply)
+
+    def action_sort_share(self) -> None:
+        self.by_share = not self.by_share
+        moved = self.app.workspace.sort_by_share(self.run, self.by_share)
+        order = "share (most runs first)" if self.by_share else "consensus order"
+        self.edited(f"sorted by {order}" if moved else f"already in {order}")
+
+    # -- saving the consensus ----------------------------------------------------------------
+
+    def save_to(self, path: str, overwrite: bool) -> None:
+        self.say(f"saving {len(self.run.items)} paths…")
+        self._save_consensus(path, overwrite, self.app.workspace.snapshot(self.run))
+
+    @work(thread=True, group="save")
+    def _save_consensus(self, path: str, overwrite: bool, snapshot: tuple[array, int]) -> None:
+        from nydus_top.listfile import ListExistsError, ListFileError
+
+        try:  # the workspace writes the consensus's metadata (runs = the run names)
+            result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot)
+        except ListExistsError as err:
+            self.app.call_from_thread(self._ask_overwrite, path, str(err.path))
+            return
+        except ListFileError as err:
+            self.app.call_from_thread(self.say, str(err))
+            return
+        self.app.call_from_thread(self._saved, result)
+
+    def _ask_overwrite(self, path: str, existing: str) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.save_to(path, True)
+            else:
+                self.say("not saved")
+
+        self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
+
+
+class RunsDialog(ModalScreen[str | None]):
+    """Which image's runs to open: one with runs under persist_dir (picked), or a reference (typed)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, images: list[str], default: str) -> None:
+        super().__init__()
+        self.images = images
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Open the runs of an image", classes="dialog-title")
+            yield Static("every recorded start kept in the run store, counted together", classes="dialog-hint")
+            if self.images:
+                yield Static("images with runs (enter):", markup=False)
+                yield OptionList(*(Option(Content(printable(image)), id=str(n)) for n, image in enumerate(self.images)),
+                                 id="runs-images")
+            yield Static("or an image reference:", markup=False)
+            yield Input(self.default, placeholder="registry/repo:tag", id="runs-image")
+            yield Static("enter open · tab switch · esc cancel", classes="dialog-keys")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.images[int(event.option.id or 0)])
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def open_runs(app: NydusTopApp, default: str = "") -> None:
+    """Ask which image, read its runs in a worker, open them as a stability list."""
+    from nydus_top.runset import images_with_runs
+
+    persist_dir = app.backend.config.persist_dir
+
+    def chosen(image: str | None) -> None:
+        if image:
+            _read(app, image)
+
+    app.push_screen(RunsDialog(images_with_runs(persist_dir), default), chosen)
+
+
+def _read(app: NydusTopApp, image: str) -> None:
+    def read() -> None:
+        from nydus_top.imageref import ImageRefError
+        from nydus_top.listfile import ListFileError
+
+        try:
+            runs, warnings = app.workspace.read_runs(app.backend.config.persist_dir, image)
+        except (ImageRefError, ListFileError) as err:
+            app.call_from_thread(app.push_screen, MessageDialog("Cannot open the runs", [str(err)]))
+            return
+        app.call_from_thread(_opened, app, image, runs, warnings)
+
+    app.run_worker(read, thread=True, group="load")
+
+
+def _opened(app: NydusTopApp, image: str, runs: list, warnings: list[str]) -> None:  # noqa: ANN001
+    if not runs:
+        app.push_screen(MessageDialog("No runs", [f"no runs of {image} under {app.backend.config.persist_dir}"]))
+        return
+    app.open_run(app.workspace.load_runs(image, runs))
+    if warnings:
+        app.push_screen(MessageDialog(f"Runs of {image} read with warnings", warnings))
+
+
+def arm_starts(app: NydusTopApp, namespace: str, pod: str, container: str, image: str) -> None:
+    """Arm the next N starts of a container or of its image (asked): one run each, kept in the
+    run store when it ends; the Traces list shows them counting down."""
+    from nydus_top.workspace import MAX_STARTS
+
+    def armed(spec) -> None:  # noqa: ANN001 - ArmSpec | None
+        if spec is None:
+            return
+
+        def counted(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                starts = int(text)
+                if not 1 <= starts <= MAX_STARTS:
+                    raise ValueError
+            except ValueError:
+                app.notify(f"not a number of starts from 1 to {MAX_STARTS}: {printable(text)}", title="Arm")
+                return
+            app.workspace.arm(spec, image, starts=starts)
+            app.action_traces()
+
+        app.push_screen(PromptDialog("How many starts?", "10",
+                                     hint=f"the next N starts are traced, each kept as a run (1..{MAX_STARTS})"),
+                        counted)
+
+    app.push_screen(ArmDialog(namespace, pod, container, image), armed)

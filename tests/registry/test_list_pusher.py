@@ -1,0 +1,141 @@
+"""The recorder's background pushes (``[registry] push = true``): lists reach the registry, a registry
+that is down costs one log line and never blocks the caller, limits have lines."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nydus_top import registry
+from nydus_top.list_pusher import ListPusher
+from nydus_top.listfile import save_list
+from nydus_top.listmeta import ListMeta
+from nydus_top.records import ListedFile
+
+from .conftest import LocalRegistry
+
+
+class Log:
+    """Log lines collected from the pusher's thread."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+
+    def matching(self, text: str) -> list[str]:
+        with self._lock:
+            return [line for line in self.lines if text in line]
+
+
+def _saved(tmp_path: Path, name: str, image: str, paths: list[str]) -> Path:
+    target = tmp_path / name
+    save_list([ListedFile(p, 100, 10 * i) for i, p in enumerate(paths)], target,
+              meta=ListMeta(image=image, node="node-p", created="2026-12-01T12:00:00Z"))
+    return target
+
+
+@pytest.fixture
+def black_hole_server() -> Iterator[socket.socket]:
+    """A listening socket that never answers what connects to it."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield server
+
+
+@pytest.fixture
+def black_hole(black_hole_server: socket.socket) -> str:
+    """A registry address (host:port) that accepts connections and never answers."""
+    return "127.0.0.1:%d" % black_hole_server.getsockname()[1]
+
+
+def test_a_saved_list_is_pushed_and_attached(tmp_path: Path, local_registry: LocalRegistry,
+                                             pushed_image: tuple[str, str]) -> None:
+    ref, digest = pushed_image
+    listing = _saved(tmp_path, "app", ref, ["/bin/app", "/etc/app.conf"])
+    log = Log()
+    pusher = ListPusher(log, plain_http=[local_registry.host])
+    try:
+        assert pusher.submit(listing, ref)
+        assert pusher.wait_idle(30)
+    finally:
+        pusher.close()
+    (line,) = log.matching("pushed ")
+    assert f"pushed {listing} to {ref} as sha256:" in line
+    (attached,) = registry.pull_lists(registry.Client(local_registry.host, plain_http=True),
+                                      registry.parse_reference(ref))
+    assert attached.files[""] == listing.read_bytes()
+    assert attached.annotations[registry.ANNOTATION_NODE] == "node-p"
+
+
+def test_a_registry_that_is_down_is_one_line_and_never_blocks(tmp_path: Path, black_hole: str) -> None:
+    image = f"{black_hole}/team/app:1"
+    lists = [_saved(tmp_path, f"l{n}", image, ["/bin/app"]) for n in range(3)]
+    log = Log()
+    pusher = ListPusher(log, plain_http=[black_hole], attempts=3, first_delay=0.01, timeout=0.2)
+    try:
+        started = time.monotonic()
+        assert all(pusher.submit(path, image) for path in lists)
+        submitted = time.monotonic() - started
+        # Every request to the black hole takes its full timeout; submitting waited for none of them.
+        assert not pusher.wait_idle(0) and submitted < 0.2
+        assert pusher.wait_idle(60)
+    finally:
+        pusher.close()
+    (failure,) = log.matching("cannot push")
+    assert f"cannot push {lists[0]} to {image}: " in failure and "3 tries" in failure
+    assert "\n" not in failure
+    (count,) = log.matching("failed in all")
+    assert f"pushing lists of {image}: 3 failed in all" in count
+    assert pusher.pushed == 0
+
+
+def test_an_image_without_a_registry_is_not_retried(tmp_path: Path) -> None:
+    listing = _saved(tmp_path, "local", "nydus-top.local/demo:1", ["/a"])
+    log = Log()
+    pusher = ListPusher(log, attempts=5, first_delay=60)  # a retry would outlast the wait below
+    try:
+        pusher.submit(listing, "demo:1")
+        assert pusher.wait_idle(30)
+    finally:
+        pusher.close()
+    (failure,) = log.matching("cannot push")
+    assert "is not an image reference with a registry host" in failure
+
+
+def test_the_queue_limit_refuses_with_a_line_and_close_abandons_with_one(tmp_path: Path) -> None:
+    listing = _saved(tmp_path, "q", "127.0.0.1:1/team/app:1", ["/a"])
+    log = Log()
+    pusher = ListPusher(log, queue_limit=2, start=False)  # nothing is taken off the queue
+    assert pusher.submit(listing, "127.0.0.1:1/team/app:1")
+    assert pusher.submit(listing, "127.0.0.1:1/team/app:1")
+    assert not pusher.submit(listing, "127.0.0.1:1/team/app:1")
+    assert log.matching("not pushing") == [f"not pushing {listing}: 2 lists already wait"]
+    pusher.close()
+    assert log.matching("not pushed") == ["2 saved lists not pushed: shutting down"]
+    assert pusher.wait_idle(0)
+    assert not pusher.submit(listing, "127.0.0.1:1/team/app:1")
+
+
+def test_close_never_waits_long_for_a_hanging_registry(tmp_path: Path, black_hole_server: socket.socket,
+                                                       black_hole: str) -> None:
+    image = f"{black_hole}/team/app:1"
+    log = Log()
+    pusher = ListPusher(log, plain_http=[black_hole], timeout=60)
+    pusher.submit(_saved(tmp_path, "hang", image, ["/a"]), image)
+    black_hole_server.settimeout(30)
+    connection, _ = black_hole_server.accept()  # the push is under way, and will hang for 60 s
+    with connection:
+        started = time.monotonic()
+        pusher.close(drain=0.2, timeout=0.2)
+        assert time.monotonic() - started < 5
+    assert log.matching("still runs") == ["a push still runs 0.2 s after closing: left behind at shutdown"]

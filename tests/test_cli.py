@@ -1,0 +1,71 @@
+"""Global options (--config, --nri-socket) work before and after every subcommand that uses
+them, and are refused where they do not apply, never silently ignored."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nydus_top.cli import COMMANDS, GLOBAL_OPTIONS, main, parse_args
+
+REQUIRED = {"trace": ["--pid", "1"], "convert": ["LIST"], "ps": [], "record": [], "consensus": [],
+            "diff": ["A", "B"], "push": ["LIST"], "pull": ["IMAGE"]}
+
+
+def dest(option: str) -> str:
+    return option[2:].replace("-", "_")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("option", sorted(GLOBAL_OPTIONS))
+def test_a_global_option_works_on_either_side_of_the_command_or_is_refused(
+        command: str, option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rest = REQUIRED[command]
+    if option in COMMANDS[command][2]:
+        assert getattr(parse_args([option, "before", command, *rest]), dest(option)) == "before"
+        assert getattr(parse_args([command, *rest, option, "after"]), dest(option)) == "after"
+        assert getattr(parse_args([option, "before", command, *rest, option, "after"]), dest(option)) == "after"
+        assert getattr(parse_args([command, *rest]), dest(option)) is None
+    else:
+        with pytest.raises(SystemExit) as exit_:
+            parse_args([option, "x", command, *rest])
+        assert exit_.value.code == 2
+        assert f"error: {option} does not apply to '{command}'" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            parse_args([command, *rest, option, "x"])  # not shown there, not accepted there
+
+
+def test_the_app_takes_both_options() -> None:
+    args = parse_args(["--config", "c.toml", "--nri-socket", "/s"])
+    assert (args.command, args.config, args.nri_socket) == (None, "c.toml", "/s")
+
+
+@pytest.mark.parametrize("command", ["ps", "record", "convert"])
+def test_config_before_the_command_is_read(command: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("readable = 'yes'\n")
+    listing = tmp_path / "list"
+    listing.write_text("/bin/sh\n")
+    rest = [str(listing)] if command == "convert" else []
+    out = subprocess.run([sys.executable, "-m", "nydus_top", "--config", str(bad), command, *rest],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert f"{bad}: key 'readable'" in line
+
+
+def test_nri_socket_before_ps_is_the_one_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    socket = tmp_path / "none.sock"
+    assert main(["--nri-socket", str(socket), "ps"]) == 1
+    assert f"cannot list from NRI at {socket}" in capsys.readouterr().err
+
+
+def test_help_shows_where_each_global_option_applies(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "for the app, ps, trace, record" in text
+    assert "for the app, ps, trace, convert, record, consensus, pull" in text

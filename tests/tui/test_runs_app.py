@@ -1,0 +1,124 @@
+"""Runs in the app: arming the next N starts (counting down, each kept as a run), opening the runs of
+an image from disk as a stability list, curating it with the trace keys and saving the consensus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nydus_top import runstore
+from nydus_top.listfile import load_list
+from nydus_top.listmeta import ListMeta
+from nydus_top.records import ListedFile
+from nydus_top.screens.stability import StabilityScreen
+from nydus_top.screens.traces import TracesScreen
+from nydus_top.tracerun import TraceState
+from tests.tui.conftest import running, settle, submit, until
+from tests.tui.data import STARTUP, make_backend
+from tests.tui.screentext import screen_text
+
+NGINX = "docker.io/library/nginx:1.25"
+IMAGE = "registry.local:5000/team/app:1"
+FIXED = ["/bin/app", "/lib/libc.so", "/etc/app.conf"]
+
+
+async def test_arming_the_next_n_starts_counts_down_and_keeps_each_start(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path, keep_runs=20)
+    async with running(backend) as (app, pilot):
+        await pilot.press("A", "i")  # nginx's row: any container of its image
+        await submit(pilot, "3")
+        assert isinstance(app.screen, TracesScreen)
+        text = screen_text(app)
+        assert text.count("armed") == 3 and f"next start of image {NGINX} (3 of 3)" in text
+        await pilot.press("escape")
+        assert "armed ×3" in screen_text(app)  # the Containers TRACE column
+        for n in range(3):
+            backend.start("c-nginx")
+            app.pump()
+            run = app.workspace.runs[n]
+            assert run.state is TraceState.RUNNING
+            await pilot.pause()
+            left = 2 - n
+            if left:
+                # the container is traced now; what is left shows on the Traces list
+                assert app.workspace.armed_left(run.arm) == left  # type: ignore[arg-type]
+            app.workspace.stop(run)
+            app.pump()
+        await pilot.press("t")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "armed" not in text and text.count("stopped") == 3
+    kept = runstore.runs_of(runstore.image_dir(tmp_path, NGINX))
+    assert len(kept) == 3 and all(len(load_list(p).entries) == len(STARTUP) for p in kept)
+
+
+def _keep_runs(persist: Path) -> None:
+    for n in range(4):
+        paths = [f"/tmp/r{n}", *FIXED, *(["/opt/extra"] if n < 2 else [])]
+        runstore.save_run(persist, [ListedFile(p, 100 + i, 1000 * i + n) for i, p in enumerate(paths)],
+                          ListMeta(image=IMAGE, container="app"), when=1_700_000_000 + n)
+
+
+async def test_runs_of_an_image_open_as_a_stability_list_curated_and_saved_as_the_consensus(tmp_path: Path) -> None:
+    _keep_runs(tmp_path)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")  # the one image with runs
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        screen = app.screen
+        assert isinstance(screen, StabilityScreen)
+        assert screen.run.items.paths() == [*FIXED, "/opt/extra"]
+        text = screen_text(app)
+        assert f"Stability of {IMAGE} · 4 runs" in text and "2/4" in text and "4/4 ██████████" in text
+        await pilot.press("u")  # every file of any run
+        await pilot.pause()
+        assert len(screen.run.items) == 8 and "1/4" in screen_text(app)
+        await pilot.press("F")
+        await submit(pilot, "0.75")
+        assert screen.run.items.paths() == FIXED
+        await pilot.press("u", "O")  # every file again, sorted by share
+        await pilot.pause()
+        assert screen.run.items.paths() == [*FIXED, "/opt/extra", "/tmp/r0", "/tmp/r1", "/tmp/r2", "/tmp/r3"]
+        await pilot.press("home", "d")  # curation keys as on any list
+        await pilot.press("F")
+        await submit(pilot, "0.5")
+        assert screen.run.items.paths() == FIXED[1:] + ["/opt/extra"]
+        await pilot.press("s")
+        await submit(pilot, str(tmp_path / "consensus"))
+        await settle(pilot)
+        assert "saved 3 paths" in screen_text(app)
+    loaded = load_list(tmp_path / "consensus")
+    assert [e.path for e in loaded.entries] == FIXED[1:] + ["/opt/extra"]
+    assert loaded.meta is not None and loaded.meta.image == IMAGE and len(loaded.meta.runs) == 4
+
+
+async def test_an_image_without_runs_says_so(tmp_path: Path) -> None:
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await submit(pilot, "team/none:1")
+        await settle(pilot)
+        assert "no runs of team/none:1" in screen_text(app)
+
+
+async def test_diff_two_saved_lists_from_the_palette_command(tmp_path: Path) -> None:
+    from nydus_top.listfile import save_list
+    from nydus_top.screens.diff import DiffScreen
+
+    a = [ListedFile(f"/f{n:02d}", 1, 1000 * n) for n in range(20)]
+    b = [*a[1:12], ListedFile("/new", 1, 5), *a[12:], ListedFile("/f00", 1, 21_000)]  # /f00 moved last
+    save_list(a[:-1], tmp_path / "a")  # /f19 only in B
+    save_list(b, tmp_path / "b")
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        app.action_diff()
+        await submit(pilot, str(tmp_path / "a"))
+        await submit(pilot, str(tmp_path / "b"))
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the diff")
+        text = screen_text(app)
+        assert "19 in both · 0 only in A · 2 only in B · 1 moved by more than 10 · showing all" in text
+        assert "+20" in text and "+21.0" in text  # /f00: its shift and first-access delta
+        await pilot.press("m")
+        await submit(pilot, "0")
+        assert "12 moved by more than 0" in screen_text(app)  # /f01../f11 by one, /f00
+        await pilot.press("v", "v")
+        text = screen_text(app)
+        assert "showing only in B" in text and "/new" in text and "/f00" not in text
