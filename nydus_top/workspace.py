@@ -226,10 +226,12 @@ class Workspace:
         config = self.backend.config
         runtime, _ = listmeta.limit_runtime(run.items.entry(i).path for i in sorted(run.items.flagged))
         meta = replace(self._identity(run), runtime=runtime)  # what the operator flagged (r)
-        entries = run.items.entries(range(run.items.seen))
+        items = run.items
+        entries = items.entries(range(items.seen))
         try:
             result, _ = runstore.save_run(config.persist_dir, entries, meta, keep=config.keep_runs,
-                                          readable=bool(config.readable))
+                                          readable=bool(config.readable), granularity=config.granularity,
+                                          ranges=items.ranges() if items.has_ranges() else None)
         except (ValueError, ListFileError) as err:  # ImageRefError is a ValueError
             self._kept[run.id] = ""
             self._note(f"{run.target.label}: run not kept: {err}")

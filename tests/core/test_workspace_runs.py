@@ -46,6 +46,7 @@ def test_the_next_n_starts_are_armed_count_down_and_each_is_kept_as_a_run(tmp_pa
     assert [ws.kept_path(r) for r in ws.runs] == [str(p) for p in kept] and len(kept) == 3
     loaded = load_list(kept[0])
     assert [e.path for e in loaded.entries] == [p for p, _, _ in STARTUP]
+    assert loaded.ranges is not None and loaded.ranges.get("/lib/x86_64-linux-gnu/libcrypto.so.3") is not None
     meta = loaded.meta
     assert meta is not None and meta.image == NGINX and meta.container == "nginx" and meta.pod == "default/web-7d9f"
     assert not meta.complete and meta.incomplete == "1 overflow records"  # the replayed trace has one
