@@ -98,7 +98,9 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             first = None
             await until(pilot, lambda: attached.run.state is TraceState.STOPPED, what="the end of the trace")
             assert attached.run.error == "target-exited"
-            assert "stopped: target-exited" in str(attached.query_one("#title").render())
+            # The run changed on the tracer's thread; the title follows at the next UI tick.
+            await until(pilot, lambda: "stopped: target-exited" in str(attached.query_one("#title").render()),
+                        what="the title to show the end")
     finally:
         for started in (first, second):
             if started is not None:
