@@ -28,6 +28,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
+from nydus_top.overlay import parse_mountinfo
 from sandbox import images
 from sandbox.aptfetch import AptCache, cache_dir, file_lock
 
@@ -187,32 +190,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
-def _unescape_mount_path(field: str) -> str:
-    """A mountinfo path with its octal escapes (``\\040`` for a space) decoded."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def _mounts() -> list[tuple[str, str]]:
     """(mount point, filesystem type) of every mount in our mount namespace."""
-    result = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        sep = fields.index("-")
-        result.append((_unescape_mount_path(fields[4]), fields[sep + 1]))
-    return result
+    return [(m.mount_point, m.fstype) for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text())]
 
 
 def _cmdline(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
         return []
 
 
 def _pids() -> Iterator[int]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            yield int(entry)
+    yield from psutil.pids()
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -234,10 +225,9 @@ def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
 
 def _alive(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
         return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _kill(pid: int, sig: int) -> None:
