@@ -6,11 +6,11 @@ import runpy
 import shlex
 import subprocess
 import sysconfig
+from distutils.command.build_scripts import build_scripts  # setuptools has no own subclass
 from pathlib import Path
 
 from setuptools import setup  # first: it provides distutils
 from setuptools.command.build_py import build_py
-from distutils.command.build_scripts import build_scripts  # setuptools has no own subclass
 
 ROOT = Path(__file__).resolve().parent
 NATIVE = ROOT / "native"

@@ -34,9 +34,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from nydus_top.listfile import result_paths  # noqa: E402
 from sandbox import images  # noqa: E402
 from sandbox.node import CONTAINERD_SUITES, DEFAULT_CONTAINERD, SandboxNode  # noqa: E402
-
-from tests.deploy.recorder_pod import (READY_LINE, daemonset, import_recorder_image, manifest,  # noqa: E402
-                                       recorder_container, run_recorder_pod)
+from tests.deploy.recorder_pod import (  # noqa: E402
+    READY_LINE,
+    daemonset,
+    import_recorder_image,
+    manifest,
+    recorder_container,
+    run_recorder_pod,
+)
 
 SAMPLE_SECONDS = 0.02
 PERSIST_IN_POD = "/opt/nri/optimizer/results"

@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sandbox import images, registry as local  # noqa: E402
-
 from nydus_top import registry  # noqa: E402
 from nydus_top.consensus import Tally  # noqa: E402
 from nydus_top.listfile import load_list, save_list  # noqa: E402
 from nydus_top.listmeta import ListMeta  # noqa: E402
 from nydus_top.records import ListedFile  # noqa: E402
+from sandbox import images  # noqa: E402
+from sandbox import registry as local
 
 
 def main() -> None:

@@ -42,7 +42,6 @@ from nydus_top.overlay import OverlayError, OverlayRoot
 from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
 
-
 INCOMPLETE_SUFFIX = ".incomplete"
 _LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name (4096 on Linux)

@@ -22,9 +22,8 @@ from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.node import Container, Pod
-from nydus_top.records import Access, Overflow, TraceRecord
+from nydus_top.records import TraceRecord
 from nydus_top.tracer import TracerPool
-
 
 T = TypeVar("T")
 

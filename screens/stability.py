@@ -292,7 +292,7 @@ def _read(app: NydusTopApp, image: str) -> None:
     app.run_worker(read, thread=True, group="load")
 
 
-def _opened(app: NydusTopApp, image: str, runs: list, warnings: list[str]) -> None:  # noqa: ANN001
+def _opened(app: NydusTopApp, image: str, runs: list, warnings: list[str]) -> None:
     if not runs:
         app.push_screen(MessageDialog("No runs", [f"no runs of {image} under {app.backend.config.persist_dir}"]))
         return

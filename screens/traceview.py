@@ -15,7 +15,6 @@ from nydus_top.display import human_size, printable
 from nydus_top.tracelist import Row
 from nydus_top.tracerun import TraceRun
 
-
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
 # The first column holds the marks: * selected, ! created at runtime (flagged); both can show.
 HEADER = f"{'':2} {'#':>6} {'ms':>9} {'size':>8} {'kind':<4} {'pid':>7} {'comm':<15} path"

@@ -15,8 +15,8 @@ from pathlib import Path
 from nydus_top import listmeta
 from nydus_top.config import ConfigError, load_config
 from nydus_top.display import counted, printable
-from nydus_top.nydusify import ConversionError, prepare_conversion
 from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_range_list, within
+from nydus_top.nydusify import ConversionError, prepare_conversion
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

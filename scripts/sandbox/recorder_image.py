@@ -130,7 +130,7 @@ CACHE_KEEP = 3  # cached archives kept (several checkouts share the cache)
 
 def cached_archive(ref: str = DEFAULT_REF) -> Path:
     """The image of this checkout as an archive in the sandbox cache, built only when the sources changed."""
-    from sandbox.aptfetch import cache_dir, file_lock  # noqa: PLC0415
+    from sandbox.aptfetch import cache_dir, file_lock
 
     directory = cache_dir() / "images"
     directory.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from nydus_top.overlay import Origin, OverlayError, OverlayRoot, parse_mountinfo
-
 from tests.lists.helpers import in_private_namespace
 
 CONTAINER = """

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import EventKind
-from nydus_top.nri import mux, session as nri_session, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import session as nri_session
 from nydus_top.nri.errors import LimitExceeded
 from tests.hostile.peer import Served, answer, run, send_request_body, sync_payload, sync_request
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import EventKind
-from nydus_top.nri import nri_api_pb2 as api, session as nri_session
+from nydus_top.nri import nri_api_pb2 as api
+from nydus_top.nri import session as nri_session
 from nydus_top.nri.protocol import PluginProtocol
 from tests.hostile.peer import Served, run
 from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import queue
 
-from nydus_top.compactlist import PER_FILE
-from nydus_top.recorder import Recorder, RecordSettings
-
 from record import workload
 from record.conftest import pod, workload_image  # noqa: F401 - fixtures
 from record.harness import wait_exited
 from record.test_startup import Armed
+
+from nydus_top.compactlist import PER_FILE
+from nydus_top.recorder import Recorder, RecordSettings
 
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 

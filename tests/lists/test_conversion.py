@@ -17,6 +17,8 @@ import pytest
 
 from nydus_top.cli import main
 from nydus_top.config import default_config
+from nydus_top.listfile import save_list
+from nydus_top.listmeta import ListMeta
 from nydus_top.nydusify import (
     Conversion,
     ConversionError,
@@ -27,8 +29,6 @@ from nydus_top.nydusify import (
     prepare_conversion,
     target_for,
 )
-from nydus_top.listfile import save_list
-from nydus_top.listmeta import ListMeta
 from nydus_top.records import ListedFile
 
 from .helpers import FAKE_NYDUSIFY

@@ -11,7 +11,8 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.protocol import PLUGIN_SERVICE
 
 

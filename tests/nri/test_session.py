@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import ContainerState, EventKind, NodeModel, PodState
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.session import PluginSession, SessionThread, event_mask
 from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
 

@@ -7,7 +7,8 @@ import random
 import pytest
 from google.protobuf import json_format
 
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.protocol import Call, PluginProtocol, Reply
 from tests.nri.frames import all_captured, captured, frames_dir, scenarios
