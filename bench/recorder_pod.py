@@ -148,7 +148,8 @@ def _bench(node: SandboxNode, work: Path, starts: int) -> int:
             return 1
         ready_s = time.monotonic() - t0
         cgroup = PodCgroup(node, pod.container_id)
-        (idle_rss, idle_pss), idle_memory, startup_cpu = cgroup.rss_pss_bytes(), cgroup.memory_bytes(), cgroup.cpu_seconds()
+        (idle_rss, idle_pss), idle_memory = cgroup.rss_pss_bytes(), cgroup.memory_bytes()
+        startup_cpu = cgroup.cpu_seconds()
         cri = node.cri
         pod_id = cri.run_pod("bench-demo", namespace="bench")
         try:

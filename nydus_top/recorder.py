@@ -15,8 +15,8 @@ never replaces a complete list nor blocks the image's next recording. One with n
 saved. Every recording with files, complete or not, is also kept as a run in the run store
 (:mod:`nydus_top.runstore`, at most ``keep_runs`` per image; its metadata says whether it is
 complete), which never touches the optimizer's pair. Every skipped start, possibly incomplete
-trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
-keeps the settings it was planned with.
+trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the
+settings for later starts; a recording keeps the settings it was planned with.
 
 A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
 file plus the path) as the tracer delivers them, within ``max_bytes`` (256 MiB by default); one
@@ -304,7 +304,7 @@ class Recorder:
             rec.timer.cancel()
         try:
             await rec.trace.stop()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - a failing stop is one problem line, the recording is still saved
             rec.problems.append(f"stopping the tracer failed: {err}")
         if rec.trace.error:
             rec.problems.append(_tracer_failure(rec.trace.error))

@@ -284,7 +284,7 @@ class StartupCapture:
             if isinstance(stop, asyncio.CancelledError):
                 raise
             return
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - any tracer failure ends the start with one reported outcome
             await _quiet_stop(trace)
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return

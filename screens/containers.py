@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
+from nydus_top.backend import ArmSpec
 from nydus_top.containerview import (
     SORT_KEYS,
     ContainerRow,
@@ -164,7 +165,7 @@ class ContainersScreen(LiveScreen):
         if row is None:
             return
 
-        def armed(spec) -> None:  # noqa: ANN001 - ArmSpec | None
+        def armed(spec: ArmSpec | None) -> None:
             if spec is not None:
                 self.app.open_run(self.app.workspace.arm(spec, row.image))
 

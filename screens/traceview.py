@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -115,7 +116,7 @@ class TraceView(ScrollView, can_focus=True):
         self.selected.symmetric_difference_update({ident})
         self.move_cursor(self.cursor + 1)
 
-    def on_click(self, event) -> None:  # noqa: ANN001 - textual.events.Click
+    def on_click(self, event: events.Click) -> None:
         self.move_cursor(self.scroll_offset.y + event.y)
 
     # -- rendering -------------------------------------------------------------------------

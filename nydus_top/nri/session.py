@@ -235,7 +235,7 @@ class PluginSession:
                 try:
                     await self.run_once()
                     error: Exception | None = None
-                except Exception as exc:  # a bug of ours must not end the session either
+                except Exception as exc:  # noqa: BLE001 - a bug of ours must not end the session either
                     error = exc
                 if self._stop.is_set():
                     break  # whatever ended the connection, stop() did: nothing to report
@@ -307,7 +307,7 @@ class PluginSession:
             writer.close()
             try:  # a runtime that stopped reading must not hold us here
                 await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
-            except Exception:
+            except Exception:  # noqa: BLE001 - timeout or a broken transport: abort either way
                 writer.transport.abort()
             if self.model.connected:
                 self.model.disconnected()
@@ -389,7 +389,8 @@ class _Connection:
         elif method == "StopContainer":
             req = ttrpc.parse(api.ContainerRequest, call.payload)
             self.reply(call)
-            self.model.container_event(EventKind.CONTAINER_STOP, to_model.pod(req.pod), to_model.container(req.container))
+            self.model.container_event(EventKind.CONTAINER_STOP, to_model.pod(req.pod),
+                                       to_model.container(req.container))
         elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
@@ -460,7 +461,7 @@ class _Connection:
             for hook in hooks:
                 try:
                     tasks[asyncio.ensure_future(hook(pod, container, deadline))] = hook
-                except Exception as exc:  # not even a coroutine: report like a failing hook
+                except Exception as exc:  # noqa: BLE001 - not even a coroutine: report like a failing hook
                     _hook_failed(hook, container, exc)
             if not tasks:
                 return

@@ -37,7 +37,8 @@ class LocalRegistry:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)
 
-    def _request(self, method: str, url: str, data: bytes | None = None, content_type: str = "") -> tuple[int, dict[str, str]]:
+    def _request(self, method: str, url: str, data: bytes | None = None,
+                 content_type: str = "") -> tuple[int, dict[str, str]]:
         request = urllib.request.Request(url, data=data, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)

@@ -107,4 +107,5 @@ def test_endless_synchronize_chunks_are_cut_at_max_sync_bytes(tmp_path: Path, ca
 
     run(main())
     (line,) = errors(caplog)
-    assert f"Synchronize of more than {nri_session.MAX_SYNC_BYTES} bytes (MAX_SYNC_BYTES) in {accepted + 1} chunks" in line
+    assert (f"Synchronize of more than {nri_session.MAX_SYNC_BYTES} bytes (MAX_SYNC_BYTES)"
+            f" in {accepted + 1} chunks") in line

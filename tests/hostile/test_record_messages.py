@@ -10,9 +10,7 @@ import signal
 
 import pytest
 from record import workload
-from record.conftest import pod, workload_image  # noqa: F401 - fixtures
 from record.test_startup import Armed
-from tracer.conftest import container, pool, progs  # noqa: F401 - fixtures
 
 from nydus_top.node import Container, ContainerState
 from nydus_top.recorder import Recorder, RecordSettings

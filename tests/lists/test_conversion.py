@@ -68,7 +68,8 @@ def test_empty_list_is_refused() -> None:
 
 
 def test_success_passes_argv_and_list_on_stdin(tmp_path: Path) -> None:
-    entries = [ListedFile("/usr/bin/app"), ListedFile("/etc/app.conf"), ListedFile("/odd\nname"), ListedFile("/usr/bin/app")]
+    entries = [ListedFile("/usr/bin/app"), ListedFile("/etc/app.conf"), ListedFile("/odd\nname"),
+               ListedFile("/usr/bin/app")]
     data, warnings = prefetch_input(entries)
     assert warnings == ("left out '/odd\\nname': contains a newline",)
     argv = build_argv(str(FAKE_NYDUSIFY), "nginx:1.25", "nginx:1.25-nydus", ["--backend-type", "registry"])
