@@ -111,7 +111,7 @@ class Recording:
     def ingest(self, batch: list[TraceRecord]) -> None:
         files = self.files
         for item in batch:
-            if type(item) is Access:
+            if isinstance(item, Access):
                 if not files.append(item.path, item.size, item.elapsed_us) and files.refused == 1:
                     self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
                              f"with {len(files)} files: later files are not recorded")

@@ -69,7 +69,7 @@ class LiveTrace:
                 self._keep = False
                 self.records.clear()
 
-    def on_end(self, callback: Callable[[], None]) -> None:
+    def on_end(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` (on a thread of its own) once the trace has ended."""
 
         def wait() -> None:

@@ -327,7 +327,7 @@ class _Connection:
         self.sync_containers: list[Container] = []
         self.sync_chunks = 0
         self.sync_bytes = 0
-        self.hook_tasks: set[asyncio.Task] = set()
+        self.hook_tasks: set[asyncio.Task[None]] = set()
         self.received = 0.0  # time.monotonic() of the last read: start hooks' deadlines count from it
         self.failure: LimitExceeded | None = None  # why we cut the connection off, if we did
 
@@ -395,13 +395,13 @@ class _Connection:
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
         elif method == "Configure":
-            req = ttrpc.parse(api.ConfigureRequest, call.payload)
-            if req.request_timeout > 0:
-                self.request_timeout = req.request_timeout / 1000
+            conf = ttrpc.parse(api.ConfigureRequest, call.payload)
+            if conf.request_timeout > 0:
+                self.request_timeout = conf.request_timeout / 1000
             self.reply(call, api.ConfigureResponse(events=event_mask(SUBSCRIBED)).SerializeToString())
             for hook in self.session._configure_hooks:
                 try:
-                    hook(req.config, req.runtime_name, req.runtime_version)
+                    hook(conf.config, conf.runtime_name, conf.runtime_version)
                 except Exception as exc:  # noqa: BLE001 - a hook's bug must not break the session
                     log.error("NRI: configure hook %s failed: %s: %s", _name(hook), type(exc).__name__, exc)
         elif method == "Synchronize":
@@ -456,7 +456,7 @@ class _Connection:
     async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container,
                         deadline: float) -> None:
         """Run ``hooks`` until they end or ``deadline`` passes, then answer ``call``."""
-        tasks: dict[asyncio.Future, StartHook] = {}
+        tasks: dict[asyncio.Future[None], StartHook] = {}
         try:
             for hook in hooks:
                 try:
@@ -470,8 +470,9 @@ class _Connection:
                 log.warning("NRI: start hook %s overran its deadline for container %s; it starts without it",
                             _name(tasks[task]), container.name)
             for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    _hook_failed(tasks[task], container, task.exception())
+                error = None if task.cancelled() else task.exception()
+                if error is not None:
+                    _hook_failed(tasks[task], container, error)
         finally:
             for task in tasks:
                 task.cancel()  # overran, or this connection is going away
