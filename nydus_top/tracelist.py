@@ -17,9 +17,12 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from nydus_top.records import KINDS, Access, Listable, Overflow
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison  # typing only: the stubs' name for what sorted() accepts
 
 UNDO_DEPTH = 64
 _UNKNOWN = -1  # a size or elapsed time a loaded list did not give
@@ -231,10 +234,10 @@ class TraceList:
         self.rows[target:target] = block
         return list(range(target, target + len(picked)))
 
-    def sort(self, key: Callable[[str], object]) -> bool:
+    def sort(self, key: Callable[[str], SupportsRichComparison]) -> bool:
         """Order the rows by ``key(path)`` (stable; one undo step). False if already in that order."""
         path = self._path
-        ordered = array("l", sorted(self.rows, key=lambda ident: key(path[ident])))  # type: ignore[arg-type, return-value]
+        ordered = array("l", sorted(self.rows, key=lambda ident: key(path[ident])))
         if ordered == self.rows:
             return False
         self._checkpoint()
