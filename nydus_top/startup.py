@@ -22,9 +22,8 @@ from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.node import Container, Pod
-from nydus_top.records import Access, Overflow, TraceRecord
+from nydus_top.records import TraceRecord
 from nydus_top.tracer import TracerPool
-
 
 T = TypeVar("T")
 
@@ -70,7 +69,7 @@ class LiveTrace:
                 self._keep = False
                 self.records.clear()
 
-    def on_end(self, callback: Callable[[], None]) -> None:
+    def on_end(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` (on a thread of its own) once the trace has ended."""
 
         def wait() -> None:
@@ -285,7 +284,7 @@ class StartupCapture:
             if isinstance(stop, asyncio.CancelledError):
                 raise
             return
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - any tracer failure ends the start with one reported outcome
             await _quiet_stop(trace)
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return

@@ -17,9 +17,12 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from nydus_top.records import KINDS, Access, Listable, Overflow
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison  # typing only: the stubs' name for what sorted() accepts
 
 UNDO_DEPTH = 64
 _UNKNOWN = -1  # a size or elapsed time a loaded list did not give
@@ -55,7 +58,7 @@ class Exclusion:
 
 @dataclass(slots=True)
 class _State:
-    rows: array
+    rows: array[int]
     next_id: int
     exclusions: tuple[Exclusion, ...]
 
@@ -64,15 +67,15 @@ class _State:
 class TraceList:
     """Ordered, editable list of accesses with undo/redo."""
 
-    rows: array = field(default_factory=lambda: array("l"))  # ids in display order
+    rows: array[int] = field(default_factory=lambda: array("l"))  # ids in display order
     flagged: set[int] = field(default_factory=set)  # ids created at runtime (upper dir only)
     exclusions: tuple[Exclusion, ...] = ()
     overflows: list[Overflow] = field(default_factory=list)
     _path: list[str] = field(default_factory=list)  # columns, indexed by id
-    _size: array = field(default_factory=lambda: array("q"))
-    _elapsed: array = field(default_factory=lambda: array("q"))
+    _size: array[int] = field(default_factory=lambda: array("q"))
+    _elapsed: array[int] = field(default_factory=lambda: array("q"))
     _kind: bytearray = field(default_factory=bytearray)
-    _pid: array = field(default_factory=lambda: array("q"))
+    _pid: array[int] = field(default_factory=lambda: array("q"))
     _comm: list[str] = field(default_factory=list)
     _by_path: dict[str, int] = field(default_factory=dict)
     _matchers: list[re.Pattern[str]] = field(default_factory=list)
@@ -99,7 +102,8 @@ class TraceList:
                      self._pid[ident], self._comm[ident])
 
     def row_id(self, row: int) -> int:
-        return self.rows[row]
+        ident: int = self.rows[row]
+        return ident
 
     def paths(self) -> list[str]:
         """Paths in display order."""
@@ -127,7 +131,7 @@ class TraceList:
             return sorted(found)
         return [pos for pos, ident in enumerate(rows) if ident in ids]
 
-    def frozen_rows(self) -> array:
+    def frozen_rows(self) -> array[int]:
         """A copy of the current order (cheap: one memcpy)."""
         return array("l", self.rows)
 
@@ -142,7 +146,7 @@ class TraceList:
         add_kind, add_pid, add_comm = self._kind.append, self._pid.append, self._comm.append
         kind_codes, intern = _KIND_CODES, sys.intern
         for rec in records:
-            if type(rec) is Overflow:
+            if isinstance(rec, Overflow):
                 self.overflows.append(rec)
                 continue
             path = rec.path
@@ -230,10 +234,10 @@ class TraceList:
         self.rows[target:target] = block
         return list(range(target, target + len(picked)))
 
-    def sort(self, key: Callable[[str], object]) -> bool:
+    def sort(self, key: Callable[[str], SupportsRichComparison]) -> bool:
         """Order the rows by ``key(path)`` (stable; one undo step). False if already in that order."""
         path = self._path
-        ordered = array("l", sorted(self.rows, key=lambda ident: key(path[ident])))  # type: ignore[arg-type, return-value]
+        ordered = array("l", sorted(self.rows, key=lambda ident: key(path[ident])))
         if ordered == self.rows:
             return False
         self._checkpoint()

@@ -266,8 +266,8 @@ class TracerPool:
         ``on_batch`` receives each batch on the trace's reader thread; without it iterate the
         trace. With ``container_id`` (recommended whenever the pid was learnt earlier) the trace
         fails unless ``pid`` is in a cgroup whose path holds that id, as containerd's are: the
-        pid may have been reused, by a host process say. Test knobs: ``bounded_queue``, the kernel's default queue, read only at stop;
-        ``small_set``, a limit of 8192 distinct files.
+        pid may have been reused, by a host process say. Test knobs: ``bounded_queue``, the kernel's default queue,
+        read only at stop; ``small_set``, a limit of 8192 distinct files.
         """
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)

@@ -25,6 +25,7 @@ import select
 import signal
 import socket
 import sys
+from typing import TypedDict
 
 from nydus_top import trace_session
 
@@ -32,7 +33,16 @@ MAX_MSG = 4096
 TAKEN = b"T"
 
 
-def _request(sock: socket.socket) -> tuple[dict, list[int]] | None:
+class _RunArgs(TypedDict):
+    """A request's keyword arguments for trace_session.run."""
+
+    pid: int
+    container_id: str | None
+    bounded: bool
+    small_set: bool
+
+
+def _request(sock: socket.socket) -> tuple[_RunArgs, list[int]] | None:
     """Wait for one well-formed request: (run's keyword arguments, fds). None when the socket is closed."""
     while True:
         fds = array.array("i")
@@ -48,8 +58,8 @@ def _request(sock: socket.socket) -> tuple[dict, list[int]] | None:
         try:
             req = json.loads(msg)
             cid = req.get("cid")
-            kw = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
-                  "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False))}
+            kw: _RunArgs = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
+                            "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False))}
             if len(fds) == 3 and kw["pid"] > 0:
                 return kw, list(fds)
         except (ValueError, KeyError, TypeError):
@@ -74,7 +84,7 @@ def _spare(sock: socket.socket, taken: socket.socket) -> int:
 
 def _reap(status_of: dict[int, int]) -> set[int]:
     """Reap every child that has ended; tell the trace of one a signal ended. Returns their pids."""
-    gone = set()
+    gone: set[int] = set()
     while True:
         try:
             pid, wstatus = os.waitpid(-1, os.WNOHANG)
@@ -122,8 +132,8 @@ def serve(sock: socket.socket) -> None:
         taken_w.close()
         taken = False
         while not taken:
-            ready = select.select([taken_r, wake_r], [], [])[0]
-            if taken_r in ready:  # first: a spare may have taken a request and already ended
+            ready = select.select([taken_r.fileno(), wake_r], [], [])[0]
+            if taken_r.fileno() in ready:  # first: a spare may have taken a request and already ended
                 msg, fds, _flags, _addr = socket.recv_fds(taken_r, 16, 1)
                 if msg != TAKEN or len(fds) != 1:  # the socket closed: the pool starts a new helper
                     for fd in fds:

@@ -71,7 +71,7 @@ class TraceRun:
     rates: deque[int] = field(default_factory=lambda: deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW))
     paused: bool = False  # UI freeze: records queue up in the inbox until resumed
     stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
-    _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
+    _inbox: queue.Queue[tuple[Access | Overflow, ...]] = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _second: int = 0  # elapsed second the last rate bucket belongs to
     _anchor: float | None = None  # clock time of elapsed second 0, set by the first advance() while running

@@ -356,12 +356,12 @@ class Workspace:
         reasons = list(dict.fromkeys(reasons))
         return replace(meta, complete=meta.complete and not reasons, incomplete="; ".join(reasons)).with_origin()
 
-    def snapshot(self, run: TraceRun) -> tuple[array, int]:
+    def snapshot(self, run: TraceRun) -> tuple[array[int], int]:
         """(rows, edits) of the list now: what a save in another thread writes and remembers."""
         return run.items.frozen_rows(), run.items.edits
 
     def save(self, run: TraceRun, path: str, *, overwrite: bool,
-             snapshot: tuple[array, int] | None = None, meta: ListMeta | None = None) -> SaveResult:
+             snapshot: tuple[array[int], int] | None = None, meta: ListMeta | None = None) -> SaveResult:
         """Save the run's curated list (or a ``snapshot`` of it; any thread) with its identity file
         (``meta``, else the run's own: :meth:`list_meta`), and remember it as saved. Raises
         ListExistsError (nothing written) or ListFileError."""

@@ -113,8 +113,8 @@ def _config_v2(d: Path, pause_image: str) -> str:
     return f"""version = 2
 root = "{d}/root"
 state = "{d}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs"]
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
 [grpc]
   address = "{d}/containerd.sock"
 [ttrpc]
@@ -412,7 +412,7 @@ class SandboxNode:
                     try:
                         client.version(timeout=1.0)
                         return
-                    except Exception:  # grpc.RpcError while the CRI plugin is still starting
+                    except Exception:  # noqa: BLE001 - grpc.RpcError while the CRI plugin is still starting
                         pass
                 if time.monotonic() > deadline:
                     raise SandboxError(f"containerd not ready after {timeout:.0f}s: {self._log_tail()}")
@@ -464,7 +464,7 @@ class SandboxNode:
                 try:
                     with self.cri_client(timeout=STOP_TIMEOUT) as client:
                         client.remove_all()
-                except Exception as exc:  # containerd unresponsive: the cleanup below still applies
+                except Exception as exc:  # noqa: BLE001 - containerd unresponsive: the cleanup below still applies
                     reason = exc.details() if hasattr(exc, "details") else str(exc)  # grpc.RpcError
                     print(f"sandbox-node: removing pods through CRI failed ({reason}); killing them",
                           file=sys.stderr)
@@ -695,7 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "list":
             for directory, pid in sorted(running_nodes().items()):
                 print(f"{pid}\t{directory}")
-    except Exception as exc:  # one clear line for the operator, not a traceback
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator, not a traceback
         print(f"sandbox-node {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from record import workload
-from record.conftest import persist, pod, workload_image  # noqa: F401 - fixtures
 from record.harness import start_recorder, wait_in_file
 
 RESULT = "startup-workload:1"

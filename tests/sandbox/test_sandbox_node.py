@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from sandbox import images
 from sandbox.node import CONTAINERD_SUITES, SHIM_SOCKETS, SandboxError, SandboxNode, processes_mentioning
 
