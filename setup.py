@@ -6,11 +6,11 @@ import runpy
 import shlex
 import subprocess
 import sysconfig
+from distutils.command.build_scripts import build_scripts  # setuptools has no own subclass
 from pathlib import Path
 
 from setuptools import setup  # first: it provides distutils
 from setuptools.command.build_py import build_py
-from distutils.command.build_scripts import build_scripts  # setuptools has no own subclass
 
 ROOT = Path(__file__).resolve().parent
 NATIVE = ROOT / "native"
@@ -22,7 +22,7 @@ SERVER_SOURCES = ["optimizer_server.c", *runpy.run_path(str(NATIVE / "build_nati
 
 def compile_protos() -> None:
     """Generate ``*_pb2.py`` next to every ``.proto`` under ``nydus_top/`` (gitignored)."""
-    from grpc_tools import protoc  # build requirement, see pyproject.toml
+    from grpc_tools import protoc  # noqa: PLC0415 - grpc_tools (a build requirement) loads only to compile protos
 
     for proto in sorted((ROOT / "nydus_top").rglob("*.proto")):
         out = proto.parent

@@ -89,7 +89,8 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--phase", name, str(count), str(files)],
                              capture_output=True, text=True, check=True).stdout.split()
         seconds, peak, base, kept = float(out[0]), float(out[1]), float(out[2]), int(out[3])
-        print(f"{name:<9} {seconds:8.3f} {seconds / TARGET_S:8.2f} {peak:8.1f} {peak / TARGET_MB:8.2f} {base:10.1f} {kept:6d}")
+        print(f"{name:<9} {seconds:8.3f} {seconds / TARGET_S:8.2f} {peak:8.1f} {peak / TARGET_MB:8.2f}"
+              f" {base:10.1f} {kept:6d}")
 
 
 if __name__ == "__main__":

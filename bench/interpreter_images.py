@@ -2,10 +2,10 @@
 host's own Debian files.
 
 An image holds what one start of the command opens on the host (found with strace, run with the
-environment containerd gives a container of the image: its PATH and HOME=/root): the executable, its ELF interpreter, the libraries, modules and data files,
-reached through the same symlinks as on the host; for Python also the sources of the ``.pyc``
-files it reads (the import system checks them by mtime, which the image keeps) and the ``os.py``
-landmark. Left out: what the host adds to every interpreter (``/usr/local``, Python's
+environment containerd gives a container of the image: its PATH and HOME=/root): the executable, its ELF
+interpreter, the libraries, modules and data files, reached through the same symlinks as on the host; for Python
+also the sources of the ``.pyc`` files it reads (the import system checks them by mtime, which the image keeps)
+and the ``os.py`` landmark. Left out: what the host adds to every interpreter (``/usr/local``, Python's
 ``dist-packages``), and anything that is not a regular file. The expected start-up list is those
 files by their real paths (what fanotify reports), in the order of first access.
 """

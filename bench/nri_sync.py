@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 from nydus_top.node import NodeModel
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
-from nydus_top.nri.protocol import Call, PluginProtocol
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
+from nydus_top.nri.protocol import Call
 from nydus_top.nri.session import PluginSession, _Connection
 from tests.nri.frames import captured
 from tests.nri.runtime_peer import RuntimePeer

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import shutil
 import statistics
 import subprocess
@@ -35,12 +34,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests")]
 
+from ranges.layers import LayerContainer, LayerFs  # noqa: E402
+from tracer.container import build_progs  # noqa: E402
+
 from nydus_top.range_tracer import start_ranges  # noqa: E402
 from nydus_top.ranges import RangeSet, totals  # noqa: E402
 from nydus_top.records import Access  # noqa: E402
 from nydus_top.tracer import TracerPool  # noqa: E402
-from ranges.layers import LayerContainer, LayerFs  # noqa: E402
-from tracer.container import build_progs  # noqa: E402
 
 MiB = 1 << 20
 SMALL = {f"/data/s{i}.conf": (4 << 10) << i for i in range(5)}  # 4 .. 64 KiB
@@ -185,7 +185,8 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
     total_files = [x["scatter"] + x["small"] + x["python"] for x in files]
     print(f"  whole workload slowdown under the range tracer vs today's tracer: {ratio(total, total_files)} "
           f"(target <= 1.5x)")
-    print(f"  reader wait (pread latency) under ranges: p99 median {statistics.median(x['p99'] for x in both) / 1e3:.1f} us, "
+    p99_median = statistics.median(x['p99'] for x in both) / 1e3
+    print(f"  reader wait (pread latency) under ranges: p99 median {p99_median:.1f} us, "
           f"worst p99 {max(x['p99'] for x in both) / 1e3:.1f} us, max {max(x['max'] for x in both) / 1e3:.1f} us "
           f"(files only: p99 median {statistics.median(x['p99'] for x in files) / 1e3:.1f} us)")
     print(f"  range arming (a mark on every image directory): median "

@@ -34,9 +34,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from nydus_top.listfile import result_paths  # noqa: E402
 from sandbox import images  # noqa: E402
 from sandbox.node import CONTAINERD_SUITES, DEFAULT_CONTAINERD, SandboxNode  # noqa: E402
-
-from tests.deploy.recorder_pod import (READY_LINE, daemonset, import_recorder_image, manifest,  # noqa: E402
-                                       recorder_container, run_recorder_pod)
+from tests.deploy.recorder_pod import (  # noqa: E402
+    READY_LINE,
+    daemonset,
+    import_recorder_image,
+    manifest,
+    recorder_container,
+    run_recorder_pod,
+)
 
 SAMPLE_SECONDS = 0.02
 PERSIST_IN_POD = "/opt/nri/optimizer/results"
@@ -143,7 +148,8 @@ def _bench(node: SandboxNode, work: Path, starts: int) -> int:
             return 1
         ready_s = time.monotonic() - t0
         cgroup = PodCgroup(node, pod.container_id)
-        (idle_rss, idle_pss), idle_memory, startup_cpu = cgroup.rss_pss_bytes(), cgroup.memory_bytes(), cgroup.cpu_seconds()
+        (idle_rss, idle_pss), idle_memory = cgroup.rss_pss_bytes(), cgroup.memory_bytes()
+        startup_cpu = cgroup.cpu_seconds()
         cri = node.cri
         pod_id = cri.run_pod("bench-demo", namespace="bench")
         try:

@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sandbox import images, registry as local  # noqa: E402
-
 from nydus_top import registry  # noqa: E402
 from nydus_top.consensus import Tally  # noqa: E402
 from nydus_top.listfile import load_list, save_list  # noqa: E402
 from nydus_top.listmeta import ListMeta  # noqa: E402
 from nydus_top.records import ListedFile  # noqa: E402
+from sandbox import images  # noqa: E402
+from sandbox import registry as local  # noqa: E402
 
 
 def main() -> None:
@@ -49,7 +49,8 @@ def main() -> None:
                        for i in range(files)], path, meta=ListMeta(image=ref, node=f"node{n}"))
             start = time.perf_counter()
             registry.push_list(client, image, registry.list_files(path),
-                               {registry.ANNOTATION_NODE: f"node{n}", registry.ANNOTATION_CREATED: f"2026-12-01T00:{n // 60:02d}:{n % 60:02d}Z"})
+                               {registry.ANNOTATION_NODE: f"node{n}",
+                                registry.ANNOTATION_CREATED: f"2026-12-01T00:{n // 60:02d}:{n % 60:02d}Z"})
             push_times.append(time.perf_counter() - start)
         out = work / "pulled"
         out.mkdir()
@@ -63,8 +64,10 @@ def main() -> None:
         server.stop()
     push_median, push_max = statistics.median(push_times), max(push_times)
     print(f"registry: distribution 2.8 on 127.0.0.1; {lists} lists of {files} files")
-    print(f"push one list    median {push_median:6.3f} s  max {push_max:6.3f} s   x target(1 s): {push_median:5.2f} (max {push_max:5.2f})")
-    print(f"pull+consensus   {pull_s:6.3f} s  ({tally.runs} lists, {kept} files kept)   x target(5 s): {pull_s / 5:5.2f}")
+    print(f"push one list    median {push_median:6.3f} s  max {push_max:6.3f} s"
+          f"   x target(1 s): {push_median:5.2f} (max {push_max:5.2f})")
+    print(f"pull+consensus   {pull_s:6.3f} s  ({tally.runs} lists, {kept} files kept)"
+          f"   x target(5 s): {pull_s / 5:5.2f}")
 
 
 if __name__ == "__main__":

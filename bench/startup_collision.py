@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from sandbox.node import SandboxNode  # noqa: E402
-
 from tests.record import harness, workload  # noqa: E402
 
 RESULT = "startup-workload:1"

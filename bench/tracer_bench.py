@@ -126,7 +126,10 @@ def traced_run(kind: str, progs: dict[str, Path], mnt: Path, d: Path, n: int, ba
         overflows = data.count(b'"kind":"overflow"')
     else:
         text = err.read_text(errors="replace")
-        overflows = int(text.split("overflows=")[1].split()[0]) if "overflows=" in text else text.lower().count("overflow")
+        if "overflows=" in text:
+            overflows = int(text.split("overflows=")[1].split()[0])
+        else:
+            overflows = text.lower().count("overflow")
     expected = {str(i).encode() for i in range(n)}
     return Run(complete=len(seen & expected) / n, slowdown=wall / base, drain_ms=drain,
                cpu_us=(cpu1 - cpu0) / 1000 / n, rss_mib=rss_kib / 1024, overflows=overflows)

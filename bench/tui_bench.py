@@ -27,10 +27,10 @@ from textual.pilot import Pilot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nydus_top.screens.app import NydusTopApp  # noqa: E402
-from nydus_top.screens.trace import TraceScreen  # noqa: E402
-from nydus_top.tracerun import INBOX_BATCHES  # noqa: E402
-from tests.tui.data import make_backend, synthetic  # noqa: E402
+from nydus_top.screens.app import NydusTopApp
+from nydus_top.screens.trace import TraceScreen
+from nydus_top.tracerun import INBOX_BATCHES
+from tests.tui.data import make_backend, synthetic
 
 TARGET_KEY_MS = 50.0
 TARGET_RSS_MB = 250.0

@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     module = "nydus_top.screens.run" if args.command is None else args._module
     try:
-        return importlib.import_module(module).run(args)
+        status: int = importlib.import_module(module).run(args)  # every command module's run(args) -> int
+        return status
     except KeyboardInterrupt:
         return 130
 

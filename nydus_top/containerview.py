@@ -64,7 +64,8 @@ def process_start(pid: int) -> float | None:
     if pid <= 0:
         return None
     try:
-        return psutil.Process(pid).create_time()
+        started: float = psutil.Process(pid).create_time()  # psutil has no types
+        return started
     except psutil.Error:
         return None
 
@@ -84,7 +85,7 @@ def filter_rows(rows: list[ContainerRow], query: str) -> list[ContainerRow]:
 
 
 def sort_rows(rows: list[ContainerRow], key: str, reverse: bool = False) -> list[ContainerRow]:
-    def value(r: ContainerRow) -> tuple:
+    def value(r: ContainerRow) -> tuple[str | int | float, ...]:
         if key == "pod":
             return (r.namespace, r.pod, r.container)
         if key == "age":

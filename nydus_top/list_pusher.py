@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nydus_top import listmeta
 from nydus_top.display import printable
 
 ATTEMPTS = 5  # tries of one list
@@ -169,7 +170,7 @@ class ListPusher:
                 return
 
     def _push(self, job: Job) -> str:
-        from nydus_top import listmeta, registry  # noqa: PLC0415
+        from nydus_top import registry  # noqa: PLC0415 - the registry SDK loads only when pushing
 
         try:
             image = registry.parse_reference(job.image)

@@ -119,7 +119,8 @@ def result_paths(persist_dir: str | os.PathLike[str], image: str, *, timeout: in
     directory, name = result_name(image)
     target = os.path.normpath(os.path.join(base, directory, name))
     # Belt and braces: the reference grammar already rules out every way out of persist_dir.
-    if os.path.dirname(target) != os.path.normpath(os.path.join(base, directory)) or not target.startswith(base.rstrip("/") + "/"):
+    if (os.path.dirname(target) != os.path.normpath(os.path.join(base, directory))
+            or not target.startswith(base.rstrip("/") + "/")):
         raise ImageRefError(f"image {image!r} would escape {base}")
     if timeout > 0:
         target += f".timeout{timeout}s"

@@ -18,7 +18,7 @@ from nydus_top.config import Config
 from nydus_top.node import Container, NodeModel
 from nydus_top.nri.session import HOOK_BUDGET, PluginSession, SessionThread
 from nydus_top.overlay import OverlayError, OverlayRoot
-from nydus_top.range_tracer import RangeTrace, start_ranges
+from nydus_top.range_tracer import RangeTrace, start_ranges, unavailable
 from nydus_top.startup import StartTrace, StartupCapture, pool_starter
 from nydus_top.tracer import Trace, TracerError, TracerPool
 from nydus_top.tracerun import TraceRun
@@ -70,7 +70,7 @@ class LiveBackend:
                 ranges = start_ranges(self.pool, container.pid, container_id=container.id,
                                       granularity=self.config.granularity)
             except TracerError as err:
-                run.ranges_unavailable(f"ranges unavailable: {err}")
+                run.ranges_unavailable(unavailable(err))
         self._track(trace, run, ranges)
         threading.Thread(target=self._watch, args=(trace, run, container, ranges), daemon=True,
                          name=f"watch-{container.name}").start()
@@ -122,7 +122,7 @@ class LiveBackend:
                 ranges.wait_ready(READY_TIMEOUT)
                 run.ranges_from(ranges.collector)
             except (TracerError, TimeoutError) as err:
-                run.ranges_unavailable(str(err) if str(err).startswith("ranges unavailable") else f"ranges unavailable: {err}")
+                run.ranges_unavailable(unavailable(err))
                 with self._lock:
                     self._ranges.pop(id(trace), None)
                 self._stop_ranges(ranges)

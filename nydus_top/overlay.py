@@ -132,7 +132,7 @@ class OverlayRoot:
     def upper_only(self, paths: Iterable[str]) -> list[str]:
         """The *paths* (in order) that exist only in the upper directory."""
         paths = list(paths)
-        return [p for p, o in zip(paths, self.classify(paths)) if o is Origin.UPPER]
+        return [p for p, o in zip(paths, self.classify(paths), strict=True) if o is Origin.UPPER]
 
 
 def _components(path: str) -> tuple[str, ...] | None:

@@ -114,7 +114,7 @@ class RangeSession:
 
     @property
     def fd(self) -> int:
-        return lib.nt_ranges_fd(self._t)
+        return int(lib.nt_ranges_fd(self._t))
 
     def drain_batch(self) -> bool:
         """Answer one batch and keep its lines for :meth:`flush`; True if there were lines.
@@ -122,7 +122,7 @@ class RangeSession:
         Readers in the container wait for our answers, so a slow consumer of our output must
         never block us: lines wait here, up to BACKLOG_MAX bytes; past that the marks go and
         the trace ends its ranges with a ``backlog`` notice."""
-        n = lib.nt_ranges_drain(self._t, self._buf, lib.NT_RANGE_OUT_CAP)
+        n = int(lib.nt_ranges_drain(self._t, self._buf, lib.NT_RANGE_OUT_CAP))
         if n < 0:
             raise OSError(-n, os.strerror(-n))
         self._keep(n)

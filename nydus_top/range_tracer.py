@@ -17,6 +17,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from nydus_top.ranges import RangeBook
 from nydus_top.tracer import Trace, TracerError, TracerPool
@@ -24,6 +25,12 @@ from nydus_top.tracer import Trace, TracerError, TracerPool
 
 class RangesUnavailable(TracerError):
     """Ranges cannot be recorded here; str() is one line starting ``ranges unavailable:``."""
+
+
+def unavailable(err: BaseException) -> str:
+    """``ranges unavailable: <why>`` for any error starting or arming a range tracer (said once)."""
+    text = str(err)
+    return text if text.startswith("ranges unavailable") else f"ranges unavailable: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,7 @@ class RangeCollector:
                         self.whole_why[path] = rec.why
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
-                else:
+                elif isinstance(rec, RangeEnd):
                     self.end = rec
             self.changed += 1
             for callback in self._followers:
@@ -183,7 +190,7 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
     """
     collector = RangeCollector()
 
-    def deliver(batch: list) -> None:
+    def deliver(batch: list[Any]) -> None:  # the reader's batches, parsed by parse_range_line
         collector.add(batch)
         if on_batch is not None:
             on_batch(batch)

@@ -70,7 +70,7 @@ class RangeSet:
         return out
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return zip(self._starts, self._ends)
+        return zip(self._starts, self._ends, strict=True)
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -151,8 +151,9 @@ class RangeBook:
 
     def add(self, path: str, start: int, end: int) -> int:
         """Record [start, end) read from ``path``; returns new bytes (0 if the file is whole)."""
-        ranges = self._by_path.get(path, _MISSING)
-        if ranges is _MISSING:
+        try:
+            ranges = self._by_path[path]
+        except KeyError:
             ranges = self._by_path[path] = RangeSet()
         if ranges is None:
             return 0
@@ -168,10 +169,11 @@ class RangeBook:
     def merge(self, other: RangeBook) -> None:
         """Union with another book: WHOLE wins; a path only one book knows keeps its data."""
         for path, ranges in other.items():
-            mine = self._by_path.get(path, _MISSING)
-            if mine is _MISSING:
+            if path not in self._by_path:
                 self._by_path[path] = None if ranges is None else ranges.copy()
-            elif mine is not None:
+                continue
+            mine = self._by_path[path]
+            if mine is not None:
                 if ranges is None:
                     self._by_path[path] = None
                 else:
@@ -179,15 +181,13 @@ class RangeBook:
 
     def read_bytes(self, path: str, size: int | None) -> int | None:
         """Bytes read of ``path`` (its size when whole), None without data."""
-        ranges = self._by_path.get(path, _MISSING)
-        if ranges is _MISSING:
+        if path not in self._by_path:
             return None
+        ranges = self._by_path[path]
         if ranges is None:
             return size
         return ranges.bytes
 
-
-_MISSING: object = object()
 
 
 def totals(files: Iterable[tuple[str, int | None]], book: RangeBook, granularity: int) -> tuple[int, int, int]:

@@ -15,8 +15,8 @@ never replaces a complete list nor blocks the image's next recording. One with n
 saved. Every recording with files, complete or not, is also kept as a run in the run store
 (:mod:`nydus_top.runstore`, at most ``keep_runs`` per image; its metadata says whether it is
 complete), which never touches the optimizer's pair. Every skipped start, possibly incomplete
-trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the settings for later starts; a recording
-keeps the settings it was planned with.
+trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the
+settings for later starts; a recording keeps the settings it was planned with.
 
 A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
 file plus the path) as the tracer delivers them, within ``max_bytes`` (256 MiB by default); one
@@ -35,15 +35,21 @@ from nydus_top import listmeta, runstore
 from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.listfile import (ListExistsError, ListFileError, ResultPaths, ranges_path, readable_size,
-                                result_paths, save_list)
+from nydus_top.listfile import (
+    ListExistsError,
+    ListFileError,
+    ResultPaths,
+    ranges_path,
+    readable_size,
+    result_paths,
+    save_list,
+)
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.overlay import OverlayError, OverlayRoot
 from nydus_top.ranges import RangeBook, totals
 from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.startup import LiveTrace, StartTrace, image_matches
-
 
 INCOMPLETE_SUFFIX = ".incomplete"
 _LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
@@ -118,7 +124,7 @@ class Recording:
     def ingest(self, batch: list[TraceRecord]) -> None:
         files = self.files
         for item in batch:
-            if type(item) is Access:
+            if isinstance(item, Access):
                 if not files.append(item.path, item.size, item.elapsed_us) and files.refused == 1:
                     self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
                              f"with {len(files)} files: later files are not recorded")
@@ -313,7 +319,7 @@ class Recorder:
             rec.timer.cancel()
         try:
             await rec.trace.stop()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - a failing stop is one problem line, the recording is still saved
             rec.problems.append(f"stopping the tracer failed: {err}")
         if rec.trace.error:
             rec.problems.append(_tracer_failure(rec.trace.error))

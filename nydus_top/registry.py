@@ -8,8 +8,8 @@ Registries with the referrers API list it by themselves; for those without it (C
 ``sha256-<hex of the subject>`` that lists every artifact referring to it.
 
 HTTP and authentication (docker config credentials, token and basic auth) go through the ORAS
-Python SDK's registry session (imported only by the registry commands); every request has a timeout and nothing retries by sleeping in
-here (the recorder retries pushes with its own backoff, off the NRI loop). Everything read from
+Python SDK's registry session (imported only by the registry commands); every request has a timeout and nothing
+retries by sleeping in here (the recorder retries pushes with its own backoff, off the NRI loop). Everything read from
 a registry is bounded (:data:`MAX_MANIFEST_BYTES`, :data:`MAX_BLOB_BYTES`) and checked against
 its digest before use.
 """
@@ -31,6 +31,7 @@ import oras.provider
 import requests
 import requests.adapters
 
+from nydus_top.listfile import write_atomic
 from nydus_top.listmeta import ListMeta
 
 ARTIFACT_TYPE = "application/vnd.nydus-top.prefetch-list.v1"
@@ -145,7 +146,8 @@ class Client:
     # ------------------------------------------------------------ requests
 
     def _request(self, method: str, repo: str, path: str, *, data: bytes | None = None,
-                 headers: dict[str, str] | None = None, limit: int = MAX_MANIFEST_BYTES) -> tuple[int, dict[str, str], bytes]:
+                 headers: dict[str, str] | None = None,
+                 limit: int = MAX_MANIFEST_BYTES) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) of one request; the body is read up to *limit* bytes."""
         if repo not in self._authenticated:  # credentials from the docker config, once per repository
             self._oras.auth.load_configs(self._oras.get_container(f"{self.registry}/{repo}"))
@@ -422,8 +424,6 @@ def run_name_of(attached: Attached) -> str:
 
 def write_pulled(outdir: Path, attached: Attached) -> list[Path]:
     """Write one pulled list into *outdir* under a run name (atomic, never overwriting)."""
-    from nydus_top.listfile import write_atomic  # noqa: PLC0415
-
     base = outdir / run_name_of(attached)
     files = [(Path(os.fspath(base) + suffix), data) for suffix, data in attached.files.items()]
     write_atomic(files, overwrite=False)

@@ -107,7 +107,8 @@ def as_run(name: str, loaded: LoadedList) -> Run:
 def read_runs(persist_dir: str | os.PathLike[str], image: str) -> tuple[list[Run], list[str]]:
     """Every run of *image* kept under *persist_dir* (oldest first) and the warnings of reading
     them. Raises ImageRefError for an invalid reference, ListFileError for an unreadable run."""
-    runs, warnings = [], []
+    runs: list[Run] = []
+    warnings: list[str] = []
     for path in runstore.runs_of(runstore.image_dir(persist_dir, image)):
         loaded = load_list(path)
         warnings.extend(loaded.warnings)

@@ -22,11 +22,10 @@ from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.node import Container, Pod
-from nydus_top.range_tracer import RangesUnavailable, RangeTrace, start_ranges
+from nydus_top.range_tracer import RangesUnavailable, RangeTrace, start_ranges, unavailable
 from nydus_top.ranges import RangeBook
-from nydus_top.records import Access, Overflow, TraceRecord
+from nydus_top.records import TraceRecord
 from nydus_top.tracer import TracerPool
-
 
 T = TypeVar("T")
 
@@ -61,7 +60,7 @@ class LiveTrace:
             try:
                 self.ranges = start_ranges(pool, pid, granularity=granularity)
             except Exception as err:  # noqa: BLE001 - the file trace goes on without ranges
-                self.ranges_error = f"ranges unavailable: {err}"
+                self.ranges_error = unavailable(err)
 
     def _on_batch(self, batch: list[TraceRecord]) -> None:
         with self._lock:
@@ -82,7 +81,7 @@ class LiveTrace:
                 self._keep = False
                 self.records.clear()
 
-    def on_end(self, callback: Callable[[], None]) -> None:
+    def on_end(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` (on a thread of its own) once the trace has ended."""
 
         def wait() -> None:
@@ -103,7 +102,7 @@ class LiveTrace:
             try:
                 self.ranges.wait_ready(max(deadline - time.monotonic(), 0.0))
             except (RangesUnavailable, TimeoutError) as err:
-                self.ranges_error = str(err) if str(err).startswith("ranges unavailable") else f"ranges unavailable: {err}"
+                self.ranges_error = unavailable(err)
                 ranges, self.ranges = self.ranges, None
                 threading.Thread(target=_quiet_stop_ranges, args=(ranges,), daemon=True).start()
 
@@ -323,7 +322,7 @@ class StartupCapture:
             if isinstance(stop, asyncio.CancelledError):
                 raise
             return
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - any tracer failure ends the start with one reported outcome
             await _quiet_stop(trace)
             deliver(outcome(None, False, f"tracer failed: {err}"))
             return

@@ -59,11 +59,12 @@ class Session:
 
     @property
     def fd(self) -> int:
-        return lib.nt_fd(self._t)
+        fd: int = lib.nt_fd(self._t)
+        return fd
 
     def drain_batch(self, out_fd: int) -> bool:
         """Write the lines of one batch of queued events to ``out_fd``; True if there were any."""
-        n = lib.nt_drain(self._t, self._buf, OUT_CAP)
+        n: int = lib.nt_drain(self._t, self._buf, OUT_CAP)
         if n < 0:
             raise OSError(-n, os.strerror(-n))
         _write_all(out_fd, self._view[:n])

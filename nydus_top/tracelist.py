@@ -17,10 +17,13 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from nydus_top.ranges import RangeBook, totals
 from nydus_top.records import KINDS, Access, Listable, Overflow
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison  # typing only: the stubs' name for what sorted() accepts
 
 UNDO_DEPTH = 64
 _UNKNOWN = -1  # a size or elapsed time a loaded list did not give
@@ -56,7 +59,7 @@ class Exclusion:
 
 @dataclass(slots=True)
 class _State:
-    rows: array
+    rows: array[int]
     next_id: int
     exclusions: tuple[Exclusion, ...]
     merged_ranges: tuple[RangeBook, ...] = ()
@@ -66,22 +69,22 @@ class _State:
 class TraceList:
     """Ordered, editable list of accesses with undo/redo."""
 
-    rows: array = field(default_factory=lambda: array("l"))  # ids in display order
+    rows: array[int] = field(default_factory=lambda: array("l"))  # ids in display order
     flagged: set[int] = field(default_factory=set)  # ids created at runtime (upper dir only)
     exclusions: tuple[Exclusion, ...] = ()
     overflows: list[Overflow] = field(default_factory=list)
     _path: list[str] = field(default_factory=list)  # columns, indexed by id
-    _size: array = field(default_factory=lambda: array("q"))
-    _elapsed: array = field(default_factory=lambda: array("q"))
+    _size: array[int] = field(default_factory=lambda: array("q"))
+    _elapsed: array[int] = field(default_factory=lambda: array("q"))
     _kind: bytearray = field(default_factory=bytearray)
-    _pid: array = field(default_factory=lambda: array("q"))
+    _pid: array[int] = field(default_factory=lambda: array("q"))
     _comm: list[str] = field(default_factory=list)
     _by_path: dict[str, int] = field(default_factory=dict)
     _matchers: list[re.Pattern[str]] = field(default_factory=list)
     _merged: set[int] = field(default_factory=set)  # ids that came from merges, not the tracer
     _traced_ranges: RangeBook = field(default_factory=RangeBook)  # from the range tracer
     _merged_ranges: tuple[RangeBook, ...] = ()  # one per merge step in force (undo drops it)
-    _totals: tuple[tuple, tuple[int, int, int]] | None = None  # (key, prefetch_totals) memo
+    _totals: tuple[tuple[int, ...], tuple[int, int, int]] | None = None  # (key, prefetch_totals) memo
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
     edits: int = 0  # curation steps so far (edits, undos, redos): a save remembers the count
@@ -104,7 +107,8 @@ class TraceList:
                      self._pid[ident], self._comm[ident])
 
     def row_id(self, row: int) -> int:
-        return self.rows[row]
+        ident: int = self.rows[row]
+        return ident
 
     def paths(self) -> list[str]:
         """Paths in display order."""
@@ -132,7 +136,7 @@ class TraceList:
             return sorted(found)
         return [pos for pos, ident in enumerate(rows) if ident in ids]
 
-    def frozen_rows(self) -> array:
+    def frozen_rows(self) -> array[int]:
         """A copy of the current order (cheap: one memcpy)."""
         return array("l", self.rows)
 
@@ -147,7 +151,7 @@ class TraceList:
         add_kind, add_pid, add_comm = self._kind.append, self._pid.append, self._comm.append
         kind_codes, intern = _KIND_CODES, sys.intern
         for rec in records:
-            if type(rec) is Overflow:
+            if isinstance(rec, Overflow):
                 self.overflows.append(rec)
                 continue
             path = rec.path
@@ -204,14 +208,15 @@ class TraceList:
     def prefetch_totals(self, granularity: int) -> tuple[int, int, int]:
         """(rows with range data, prefetch bytes with ranges, bytes of whole files) over the
         rows; computed again only after an edit, new rows or new ranges."""
-        key = (id(self._traced_ranges), tuple(map(id, self._merged_ranges)), self.edits, len(self.rows),
-               self.seen, granularity)
-        if self._totals is None or self._totals[0] != key:
-            book = self.ranges()
-            size, path = self._size, self._path
-            files = ((path[i], None if size[i] == _UNKNOWN else size[i]) for i in self.rows)
-            self._totals = (key, totals(files, book, granularity))
-        return self._totals[1]
+        key = (id(self._traced_ranges), *map(id, self._merged_ranges), self.edits, len(self.rows), self.seen,
+               granularity)
+        if self._totals is not None and self._totals[0] == key:
+            return self._totals[1]
+        size, path = self._size, self._path
+        files = ((path[i], None if size[i] == _UNKNOWN else size[i]) for i in self.rows)
+        result = totals(files, self.ranges(), granularity)
+        self._totals = (key, result)
+        return result
 
     def read_bytes(self, row: int) -> int | None:
         """Bytes read of the file at ``row`` (its size when whole), None without range data."""
@@ -283,10 +288,10 @@ class TraceList:
         self.rows[target:target] = block
         return list(range(target, target + len(picked)))
 
-    def sort(self, key: Callable[[str], object]) -> bool:
+    def sort(self, key: Callable[[str], SupportsRichComparison]) -> bool:
         """Order the rows by ``key(path)`` (stable; one undo step). False if already in that order."""
         path = self._path
-        ordered = array("l", sorted(self.rows, key=lambda ident: key(path[ident])))  # type: ignore[arg-type, return-value]
+        ordered = array("l", sorted(self.rows, key=lambda ident: key(path[ident])))
         if ordered == self.rows:
             return False
         self._checkpoint()

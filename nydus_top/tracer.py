@@ -27,7 +27,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from nydus_top import trace_session
 from nydus_top.records import KINDS, QUEUE, Access, Overflow, TraceRecord
@@ -77,7 +78,7 @@ class Trace:
 
     def __init__(self, pid: int, out_r: int, status_r: int, stop_w: int,
                  on_batch: Callable[[Batch], None] | None,
-                 parse: Callable[[bytes], object] = parse_line) -> None:
+                 parse: Callable[[bytes], Any] = parse_line) -> None:
         self.pid = pid
         self._parse = parse
         self.end_reason: str | None = None  # "stopped", "target-exited" or "error" once done
@@ -268,13 +269,13 @@ class TracerPool:
         ``on_batch`` receives each batch on the trace's reader thread; without it iterate the
         trace. With ``container_id`` (recommended whenever the pid was learnt earlier) the trace
         fails unless ``pid`` is in a cgroup whose path holds that id, as containerd's are: the
-        pid may have been reused, by a host process say. Test knobs: ``bounded_queue``, the kernel's default queue, read only at stop;
-        ``small_set``, a limit of 8192 distinct files.
+        pid may have been reused, by a host process say. Test knobs: ``bounded_queue``, the kernel's default queue,
+        read only at stop; ``small_set``, a limit of 8192 distinct files.
         """
         msg = {"pid": int(pid), "cid": container_id, "bounded": bool(bounded_queue), "small": bool(small_set)}
         return Trace(pid, *self.submit(msg), on_batch)
 
-    def submit(self, request: dict) -> tuple[int, int, int]:
+    def submit(self, request: Mapping[str, object]) -> tuple[int, int, int]:
         """Hand one request to a spare; returns (stream read end, status read end, stop write end)."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)

@@ -4,8 +4,9 @@ Started once by :class:`nydus_top.tracer.TracerPool` with one end of a SEQPACKET
 argv[1]. It imports everything a trace needs up front and answers ``W`` when warm. A request is a
 JSON message ``{"pid": int, "cid": str | None, "bounded": bool, "small": bool, "ranges": bool,
 "granularity": int}`` (bounded and small are test knobs; ranges asks for a range trace,
-:mod:`nydus_top.range_session`, instead of a file trace, granularity its chunk size) with three fds attached (SCM_RIGHTS): the write end
-of the line stream, the write end of the status pipe and the read end of the stop pipe.
+:mod:`nydus_top.range_session`, instead of a file trace, granularity its chunk size) with three
+fds attached (SCM_RIGHTS): the write end of the line stream, the write end of the status pipe and
+the read end of the stop pipe.
 
 Requests are taken by a *spare*: a child forked in advance, with its buffers already faulted in,
 blocked on the socket. The spare that takes a request tells the helper (which forks the next
@@ -26,6 +27,7 @@ import select
 import signal
 import socket
 import sys
+from typing import TypedDict
 
 from nydus_top import range_session, trace_session
 
@@ -33,8 +35,19 @@ MAX_MSG = 4096
 TAKEN = b"T"
 
 
-def _request(sock: socket.socket) -> tuple[dict, list[int]] | None:
-    """Wait for one well-formed request: (run's keyword arguments, fds). None when the socket is closed."""
+class _Request(TypedDict):
+    """A request: trace_session.run's keyword arguments, or with ``ranges`` range_session.run's."""
+
+    pid: int
+    container_id: str | None
+    bounded: bool
+    small_set: bool
+    ranges: bool
+    granularity: int
+
+
+def _request(sock: socket.socket) -> tuple[_Request, list[int]] | None:
+    """Wait for one well-formed request: (the request, fds). None when the socket is closed."""
     while True:
         fds = array.array("i")
         try:
@@ -49,9 +62,10 @@ def _request(sock: socket.socket) -> tuple[dict, list[int]] | None:
         try:
             req = json.loads(msg)
             cid = req.get("cid")
-            kw = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
-                  "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False)),
-                  "ranges": bool(req.get("ranges", False)), "granularity": int(req.get("granularity", 0))}
+            kw: _Request = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
+                            "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False)),
+                            "ranges": bool(req.get("ranges", False)),
+                            "granularity": int(req.get("granularity", 0))}
             if len(fds) == 3 and kw["pid"] > 0:
                 return kw, list(fds)
         except (ValueError, KeyError, TypeError):
@@ -71,17 +85,17 @@ def _spare(sock: socket.socket, taken: socket.socket) -> int:
     socket.send_fds(taken, [TAKEN], [status_fd])
     taken.close()
     sock.close()
-    granularity = kw.pop("granularity")
-    if kw.pop("ranges"):
+    if kw["ranges"]:
         return range_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
                                  container_id=kw["container_id"], small_set=kw["small_set"],
-                                 granularity=granularity)
-    return trace_session.run(out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd, **kw)
+                                 granularity=kw["granularity"])
+    return trace_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
+                             container_id=kw["container_id"], bounded=kw["bounded"], small_set=kw["small_set"])
 
 
 def _reap(status_of: dict[int, int]) -> set[int]:
     """Reap every child that has ended; tell the trace of one a signal ended. Returns their pids."""
-    gone = set()
+    gone: set[int] = set()
     while True:
         try:
             pid, wstatus = os.waitpid(-1, os.WNOHANG)
@@ -129,8 +143,8 @@ def serve(sock: socket.socket) -> None:
         taken_w.close()
         taken = False
         while not taken:
-            ready = select.select([taken_r, wake_r], [], [])[0]
-            if taken_r in ready:  # first: a spare may have taken a request and already ended
+            ready = select.select([taken_r.fileno(), wake_r], [], [])[0]
+            if taken_r.fileno() in ready:  # first: a spare may have taken a request and already ended
                 msg, fds, _flags, _addr = socket.recv_fds(taken_r, 16, 1)
                 if msg != TAKEN or len(fds) != 1:  # the socket closed: the pool starts a new helper
                     for fd in fds:

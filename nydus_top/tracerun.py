@@ -76,7 +76,7 @@ class TraceRun:
     _ranges: RangeBook | None = None  # a book handed over, not yet in the list
     _ranges_from: Any = None  # a live range_tracer.RangeCollector, copied at the UI's pace
     _ranges_seen: int = -1  # its change count at the last copy
-    _inbox: queue.Queue = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
+    _inbox: queue.Queue[tuple[Access | Overflow, ...]] = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _second: int = 0  # elapsed second the last rate bucket belongs to
     _anchor: float | None = None  # clock time of elapsed second 0, set by the first advance() while running

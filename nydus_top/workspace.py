@@ -32,7 +32,14 @@ from nydus_top import listmeta, runset, runstore
 from nydus_top.backend import ArmSpec, Backend
 from nydus_top.consensus import DEFAULT_MIN_SHARE, as_entries
 from nydus_top.listfile import (
-    ListFileError, LoadedList, SaveResult, load_list, result_paths, save_list, save_range_list, within,
+    ListFileError,
+    LoadedList,
+    SaveResult,
+    load_list,
+    result_paths,
+    save_list,
+    save_range_list,
+    within,
 )
 from nydus_top.listmeta import ListMeta
 from nydus_top.node import Container, Pod
@@ -372,12 +379,12 @@ class Workspace:
         reasons = list(dict.fromkeys(reasons))
         return replace(meta, complete=meta.complete and not reasons, incomplete="; ".join(reasons)).with_origin()
 
-    def snapshot(self, run: TraceRun) -> tuple[array, int]:
+    def snapshot(self, run: TraceRun) -> tuple[array[int], int]:
         """(rows, edits) of the list now: what a save in another thread writes and remembers."""
         return run.items.frozen_rows(), run.items.edits
 
     def save(self, run: TraceRun, path: str, *, overwrite: bool,
-             snapshot: tuple[array, int] | None = None, meta: ListMeta | None = None) -> SaveResult:
+             snapshot: tuple[array[int], int] | None = None, meta: ListMeta | None = None) -> SaveResult:
         """Save the run's curated list (or a ``snapshot`` of it; any thread) with its identity file
         (``meta``, else the run's own: :meth:`list_meta`), and remember it as saved. Raises
         ListExistsError (nothing written) or ListFileError."""
@@ -396,7 +403,7 @@ class Workspace:
         self._saved[run.id] = (edits, path)
         return result
 
-    def save_range_list(self, run: TraceRun, path: str, rows: array | None = None, *,
+    def save_range_list(self, run: TraceRun, path: str, rows: array[int] | None = None, *,
                         overwrite: bool = False) -> SaveResult:
         """Save the run's range list alone (of ``rows``, a ``frozen_rows()`` copy, in another
         thread): recorded ranges rounded out to [ranges] granularity, whole files where none are

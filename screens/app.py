@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from nydus_top.backend import Backend
-from nydus_top.listfile import LoadedList
+from nydus_top.listfile import ListFileError, LoadedList
 from nydus_top.tracerun import TraceRun
 from nydus_top.workspace import Workspace
 
@@ -123,7 +123,6 @@ class NydusTopApp(App[None]):
     @work(thread=True, group="load")
     def load_run(self, path: str) -> None:
         """Open a saved list (ours or the optimizer's) as a new, tracer-less trace."""
-        from nydus_top.listfile import ListFileError
 
         try:
             loaded = Workspace.read(path)

@@ -12,14 +12,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from nydus_top.containerview import (SORT_KEYS, ContainerRow, build_rows, compile_filter, filter_rows, format_age,
-                                     sort_rows)
+from nydus_top.backend import ArmSpec
+from nydus_top.containerview import (
+    SORT_KEYS,
+    ContainerRow,
+    build_rows,
+    compile_filter,
+    filter_rows,
+    format_age,
+    sort_rows,
+)
 from nydus_top.display import printable
 from nydus_top.node import Container, Pod
 
 from .base import LiveScreen
-from .navigation import NavTable
 from .dialogs import ArmDialog, PromptDialog
+from .navigation import NavTable
 from .stability import arm_starts
 
 if TYPE_CHECKING:
@@ -157,7 +165,7 @@ class ContainersScreen(LiveScreen):
         if row is None:
             return
 
-        def armed(spec) -> None:  # noqa: ANN001 - ArmSpec | None
+        def armed(spec: ArmSpec | None) -> None:
             if spec is not None:
                 self.app.open_run(self.app.workspace.arm(spec, row.image))
 

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from nydus_top.display import printable
 from nydus_top.listdiff import DEFAULT_MOVED, ListDiff, diff
+from nydus_top.listfile import ListFileError, load_list
 from nydus_top.records import Listable
 
 from .dialogs import MessageDialog, PromptDialog
@@ -132,8 +133,6 @@ def diff_lists(app: NydusTopApp) -> None:
 
 def _load(app: NydusTopApp, a: str, b: str) -> None:
     def read() -> None:
-        from nydus_top.listfile import ListFileError, load_list
-
         try:
             la, lb = load_list(a), load_list(b)
         except ListFileError as err:

@@ -7,7 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
+from nydus_top.config import ConfigError, load_config
 from nydus_top.display import printable
+from nydus_top.livebackend import LiveBackend
 
 from .app import NydusTopApp
 
@@ -27,12 +29,11 @@ class _ToApp(logging.Handler):
 
 def build_app(args: argparse.Namespace) -> NydusTopApp:
     """The app on the live backend, connecting; raises ConfigError for a bad config."""
-    from nydus_top.config import load_config
-    from nydus_top.livebackend import LiveBackend
 
     config = load_config(args.config)
     if args.nri_socket:  # shown on the Config screen as what the app is connected to
-        config = config.overridden({"nri_socket": Path(args.nri_socket).absolute()}, COMMAND_LINE.format("--nri-socket"))
+        config = config.overridden({"nri_socket": Path(args.nri_socket).absolute()},
+                                   COMMAND_LINE.format("--nri-socket"))
     backend = LiveBackend(config, args.nri_socket)
     app = NydusTopApp(backend)
     logger = logging.getLogger("nydus_top")
@@ -43,8 +44,6 @@ def build_app(args: argparse.Namespace) -> NydusTopApp:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nydus_top.config import ConfigError
-
     try:
         app = build_app(args)
     except ConfigError as err:

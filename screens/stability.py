@@ -25,11 +25,15 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from nydus_top.backend import ArmSpec
 from nydus_top.consensus import DEFAULT_MIN_SHARE, FileStability
 from nydus_top.display import human_size, printable
-from nydus_top.runset import RunSet, below, is_unstable
+from nydus_top.imageref import ImageRefError
+from nydus_top.listfile import ListExistsError, ListFileError
+from nydus_top.runset import RunSet, below, images_with_runs, is_unstable
 from nydus_top.tracelist import Row
 from nydus_top.tracerun import TraceRun
+from nydus_top.workspace import MAX_STARTS
 
 from .dialogs import ArmDialog, ConfirmDialog, MessageDialog, PromptDialog
 from .trace import TraceScreen
@@ -210,8 +214,6 @@ class StabilityScreen(TraceScreen):
 
     @work(thread=True, group="save")
     def _save_consensus(self, path: str, overwrite: bool, snapshot: tuple[array, int]) -> None:
-        from nydus_top.listfile import ListExistsError, ListFileError
-
         try:  # the workspace writes the consensus's metadata (runs = the run names)
             result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot)
         except ListExistsError as err:
@@ -266,7 +268,6 @@ class RunsDialog(ModalScreen[str | None]):
 
 def open_runs(app: NydusTopApp, default: str = "") -> None:
     """Ask which image, read its runs in a worker, open them as a stability list."""
-    from nydus_top.runset import images_with_runs
 
     persist_dir = app.backend.config.persist_dir
 
@@ -279,9 +280,6 @@ def open_runs(app: NydusTopApp, default: str = "") -> None:
 
 def _read(app: NydusTopApp, image: str) -> None:
     def read() -> None:
-        from nydus_top.imageref import ImageRefError
-        from nydus_top.listfile import ListFileError
-
         try:
             runs, warnings = app.workspace.read_runs(app.backend.config.persist_dir, image)
         except (ImageRefError, ListFileError) as err:
@@ -292,7 +290,7 @@ def _read(app: NydusTopApp, image: str) -> None:
     app.run_worker(read, thread=True, group="load")
 
 
-def _opened(app: NydusTopApp, image: str, runs: list, warnings: list[str]) -> None:  # noqa: ANN001
+def _opened(app: NydusTopApp, image: str, runs: list, warnings: list[str]) -> None:
     if not runs:
         app.push_screen(MessageDialog("No runs", [f"no runs of {image} under {app.backend.config.persist_dir}"]))
         return
@@ -304,9 +302,8 @@ def _opened(app: NydusTopApp, image: str, runs: list, warnings: list[str]) -> No
 def arm_starts(app: NydusTopApp, namespace: str, pod: str, container: str, image: str) -> None:
     """Arm the next N starts of a container or of its image (asked): one run each, kept in the
     run store when it ends; the Traces list shows them counting down."""
-    from nydus_top.workspace import MAX_STARTS
 
-    def armed(spec) -> None:  # noqa: ANN001 - ArmSpec | None
+    def armed(spec: ArmSpec | None) -> None:
         if spec is None:
             return
 

@@ -7,7 +7,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from rich.text import Text
 from textual import work
@@ -17,7 +17,16 @@ from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static
 
 from nydus_top.display import counted, human_size, printable
+from nydus_top.listfile import (
+    ListExistsError,
+    ListFileError,
+    LoadedList,
+    SaveResult,
+    load_list,
+    ranges_path,
+)
 from nydus_top.listmeta import ListMeta
+from nydus_top.nydusify import ConversionError, prepare_conversion
 from nydus_top.tracelist import Exclusion
 from nydus_top.tracerun import TraceRun, TraceState
 
@@ -27,9 +36,9 @@ from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, Sa
 from .traceview import HEADER, TraceView
 
 if TYPE_CHECKING:
-    from nydus_top.listfile import LoadedList
-
     from .app import NydusTopApp
+
+_W = TypeVar("_W", bound=Widget)
 
 
 class TraceScreen(LiveScreen):
@@ -92,11 +101,11 @@ class TraceScreen(LiveScreen):
     def view(self) -> TraceView:
         return self._widget(TraceView)
 
-    def _widget(self, kind: type, selector: str = ""):  # noqa: ANN202 - a widget of that kind
+    def _widget(self, kind: type[_W], selector: str = "") -> _W:
         """A widget of this screen, looked up once (a CSS query per key press adds up)."""
         key = selector or kind.__name__
         widget = self._widgets.get(key)
-        if widget is None:
+        if not isinstance(widget, kind):  # not looked up yet
             widget = self._widgets[key] = self.query_one(selector or kind, kind)
         return widget
 
@@ -337,8 +346,6 @@ class TraceScreen(LiveScreen):
 
     @work(thread=True, group="save")
     def _save(self, path: str, overwrite: bool, snapshot: tuple[array, int], meta: ListMeta) -> None:
-        from nydus_top.listfile import ListExistsError, ListFileError
-
         try:
             result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot, meta=meta)
         except ListExistsError as err:
@@ -358,7 +365,7 @@ class TraceScreen(LiveScreen):
 
         self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
 
-    def _saved(self, result) -> None:  # noqa: ANN001 - listfile.SaveResult
+    def _saved(self, result: SaveResult) -> None:
         written = f"saved {counted(result.written, 'path')} to {', '.join(map(str, result.paths))}"
         self.say(written)
         if result.warnings:
@@ -366,8 +373,6 @@ class TraceScreen(LiveScreen):
                                                [written, "", *result.warnings]))
 
     def action_save_ranges(self) -> None:
-        from nydus_top.listfile import ranges_path
-
         default = str(ranges_path(self.default_save_path()[0]))
 
         def chosen(path: str | None) -> None:
@@ -386,8 +391,6 @@ class TraceScreen(LiveScreen):
 
     @work(thread=True, group="save")
     def _save_ranges(self, path: str, overwrite: bool, rows: array) -> None:
-        from nydus_top.listfile import ListExistsError, ListFileError
-
         try:
             result = self.app.workspace.save_range_list(self.run, path, rows, overwrite=overwrite)
         except ListExistsError as err:
@@ -416,8 +419,6 @@ class TraceScreen(LiveScreen):
 
     @work(thread=True, group="load")
     def _load_merge(self, path: str) -> None:
-        from nydus_top.listfile import ListFileError, load_list
-
         try:
             loaded = load_list(path)
         except ListFileError as err:
@@ -443,8 +444,6 @@ class TraceScreen(LiveScreen):
     # -- conversion ------------------------------------------------------------------------
 
     def action_convert(self) -> None:
-        from nydus_top.nydusify import ConversionError, prepare_conversion
-
         config = self.app.backend.config
         self.app.workspace.remember_identity(self.run)
 
@@ -456,7 +455,8 @@ class TraceScreen(LiveScreen):
             source = source.strip()
             if not source:
                 why = "" if image else (" (this list names no image: it has no .nydus-top.json)"
-                                        if self.run.state is TraceState.LOADED else " (its container's image is unknown)")
+                                        if self.run.state is TraceState.LOADED
+                                        else " (its container's image is unknown)")
                 self.say(f"not converted: no source image given{why}")
                 return
             try:

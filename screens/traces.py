@@ -13,6 +13,7 @@ from nydus_top.display import human_size, printable
 from nydus_top.tracerun import TraceRun
 
 from .base import LiveScreen
+from .diff import DiffScreen
 from .navigation import NavTable
 
 if TYPE_CHECKING:
@@ -85,7 +86,6 @@ class TracesScreen(LiveScreen):
 
     def action_diff(self) -> None:
         """Diff the two picked traces' lists (or the one picked and the one under the cursor)."""
-        from .diff import DiffScreen
 
         cursor = self.current_run()
         ids = self.picked if len(self.picked) == 2 else [*self.picked, *([cursor.id] if cursor else [])][:2]

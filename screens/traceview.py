@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -14,7 +15,6 @@ from textual.strip import Strip
 from nydus_top.display import human_size, printable
 from nydus_top.tracelist import Row
 from nydus_top.tracerun import TraceRun
-
 
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
 # The first column holds the marks: * selected, ! created at runtime (flagged); both can show.
@@ -130,7 +130,7 @@ class TraceView(ScrollView, can_focus=True):
         self.selected.symmetric_difference_update({ident})
         self.move_cursor(self.cursor + 1)
 
-    def on_click(self, event) -> None:  # noqa: ANN001 - textual.events.Click
+    def on_click(self, event: events.Click) -> None:
         self.move_cursor(self.scroll_offset.y + event.y)
 
     # -- rendering -------------------------------------------------------------------------

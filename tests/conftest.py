@@ -17,8 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from sandbox.cri import RunningContainer  # noqa: E402
-from sandbox.node import CONTAINERD_SUITES, DEFAULT_CONTAINERD, SandboxNode  # noqa: E402
+from sandbox.cri import RunningContainer
+from sandbox.node import CONTAINERD_SUITES, DEFAULT_CONTAINERD, SandboxNode
 
 CONTAINERD_VERSIONS = sorted(CONTAINERD_SUITES)
 

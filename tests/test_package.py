@@ -27,7 +27,8 @@ def test_fresh_venv_installs_and_imports_native(tmp_path: Path) -> None:
     assert pip.returncode == 0, pip.stderr[-4000:]
     probe = subprocess.run(
         [str(venv / "bin/python"), "-c",
-         "import nydus_top._native as n, nydus_top.nri.session, nydus_top.commands.record, nydus_top.screens.app, nydus_top.conf; print(n.__file__)"],
+         "import nydus_top._native as n, nydus_top.nri.session, nydus_top.commands.record, nydus_top.screens.app,"
+         " nydus_top.conf; print(n.__file__)"],
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert probe.returncode == 0, probe.stderr

@@ -105,7 +105,7 @@ def _image_of(metas: list[ListMeta]) -> str:
 
 def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
     from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
-    from nydus_top.registry import RegistryError  # noqa: PLC0415
+    from nydus_top.registry import RegistryError  # noqa: PLC0415 - as above
 
     for image in images:
         try:

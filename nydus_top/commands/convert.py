@@ -16,8 +16,8 @@ from pathlib import Path
 from nydus_top import listmeta
 from nydus_top.config import ConfigError, load_config
 from nydus_top.display import counted, printable
-from nydus_top.nydusify import ConversionError, prepare_conversion
 from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_range_list, within
+from nydus_top.nydusify import ConversionError, prepare_conversion
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing --range-list file")
     parser.add_argument("--nydusify", metavar="PATH", help="nydusify binary (default: from the configuration)")
     parser.add_argument("--nydusify-arg", metavar="ARG", action="append", default=[],
-                        help="extra argument for nydusify, e.g. --nydusify-arg=--platform=linux/amd64 (repeatable; after the configured ones)")
+                        help="extra argument for nydusify, e.g. --nydusify-arg=--platform=linux/amd64"
+                             " (repeatable; after the configured ones)")
 
 
 def run(args: argparse.Namespace) -> int:

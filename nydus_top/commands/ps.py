@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any
 
 from nydus_top.config import ConfigError, load_config
 from nydus_top.display import EscapingFormatter, printable
@@ -32,15 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up when the runtime has not synchronized within S seconds (default 10)")
 
 
-def listing_json(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> dict:
+def listing_json(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> dict[str, list[dict[str, Any]]]:
     return {
         "pods": [asdict(p) for p in sorted(pods.values(), key=lambda p: (p.namespace, p.name, p.id))],
         "containers": [asdict(c) for c in sorted(containers.values(), key=lambda c: (c.pod_id, c.name, c.id))],
     }
 
 
-def event_json(event: NodeEvent, model: NodeModel) -> dict:
-    out: dict = {"event": str(event.kind), "time": event.time}
+def event_json(event: NodeEvent, model: NodeModel) -> dict[str, object]:
+    out: dict[str, object] = {"event": str(event.kind), "time": event.time}
     if event.kind is EventKind.SYNC:
         out.update(listing_json(*model.snapshot()))
     if event.pod is not None:
@@ -52,7 +53,7 @@ def event_json(event: NodeEvent, model: NodeModel) -> dict:
 
 def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
     """Human listing: one row per container, plus one per pod without containers."""
-    rows = [("NAMESPACE", "POD", "CONTAINER", "STATE", "PID", "IMAGE", "ID")]
+    rows: list[tuple[str, ...]] = [("NAMESPACE", "POD", "CONTAINER", "STATE", "PID", "IMAGE", "ID")]
     by_pod: dict[str, list[Container]] = {}
     for c in containers.values():
         by_pod.setdefault(c.pod_id, []).append(c)
@@ -71,7 +72,12 @@ def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
 
 async def list_once(session: PluginSession, timeout: float) -> None:
     synced = asyncio.Event()
-    unsubscribe = session.model.subscribe(lambda ev: ev.kind is EventKind.SYNC and synced.set())
+
+    def on_event(ev: NodeEvent) -> None:
+        if ev.kind is EventKind.SYNC:
+            synced.set()
+
+    unsubscribe = session.model.subscribe(on_event)
     serve = asyncio.ensure_future(session.run_once())
     wait = asyncio.ensure_future(synced.wait())
     try:

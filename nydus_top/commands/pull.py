@@ -44,7 +44,7 @@ def pull_into(image_text: str, outdir: Path, *, plain_http: bool) -> tuple[list[
 
 
 def run(args: argparse.Namespace) -> int:
-    from nydus_top.registry import RegistryError  # noqa: PLC0415
+    from nydus_top.registry import RegistryError  # noqa: PLC0415 - the registry SDK loads only when asked
 
     try:
         config = load_config(getattr(args, "config", None))

@@ -31,6 +31,7 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 from nydus_top.config import Config, ConfigError, load_config, parse_layer
 from nydus_top.display import EscapingFormatter, printable
@@ -42,6 +43,15 @@ from nydus_top.startup import StartupCapture, pool_starter
 from nydus_top.tracer import TracerPool
 
 log = logging.getLogger("nydus_top.record")
+
+
+class _Overrides(TypedDict, total=False):
+    """Config fields the command line replaces."""
+
+    persist_dir: Path
+    readable: bool
+    timeout: int
+    overwrite: bool
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
 PUSH_DRAIN_SECONDS = 3.0  # at shutdown, for pushes of the last saves
 NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration text in messages
@@ -113,9 +123,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for note in config.notes:
         log.info("%s", note)
-    overrides = {k: v for k, v in (("persist_dir", args.persist_dir and Path(args.persist_dir).absolute()),
-                                   ("readable", args.readable), ("timeout", args.timeout),
-                                   ("overwrite", args.overwrite)) if v is not None}
+    overrides: _Overrides = {}
+    if args.persist_dir:
+        overrides["persist_dir"] = Path(args.persist_dir).absolute()
+    if args.readable is not None:
+        overrides["readable"] = args.readable
+    if args.timeout is not None:
+        overrides["timeout"] = args.timeout
+    if args.overwrite is not None:
+        overrides["overwrite"] = args.overwrite
     if args.timeout is not None and args.timeout < 0:
         log.error("--timeout must be >= 0")
         return 2

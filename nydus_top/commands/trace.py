@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import select
 import sys
+from collections.abc import Iterable
 
 from nydus_top import trace_session
+from nydus_top.commands.ps import list_once
+from nydus_top.config import ConfigError, load_config
 from nydus_top.display import printable
+from nydus_top.node import Container, NodeModel
+from nydus_top.nri.errors import ProtocolError
+from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +46,7 @@ def _cgroups(pid: int, pidfd: int) -> str:
     return "" if select.select([pidfd], [], [], 0)[0] else text
 
 
-def container_of(pid: int, cgroups: str, containers) -> str | None:  # noqa: ANN001 - node.Container values
+def container_of(pid: int, cgroups: str, containers: Iterable[Container]) -> str | None:
     """Id of the container *pid* belongs to: its process, or a process in its cgroup."""
     for c in containers:
         if c.pid == pid or (c.id and c.id in cgroups):
@@ -49,13 +56,6 @@ def container_of(pid: int, cgroups: str, containers) -> str | None:  # noqa: ANN
 
 def _find_container(args: argparse.Namespace, pid: int, pidfd: int) -> tuple[str | None, str]:
     """(container id, "") or (None, why not), from one NRI synchronization."""
-    import asyncio
-
-    from nydus_top.commands.ps import list_once
-    from nydus_top.config import ConfigError, load_config
-    from nydus_top.node import NodeModel
-    from nydus_top.nri.errors import ProtocolError
-    from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
 
     cgroups = _cgroups(pid, pidfd)
     if not cgroups:

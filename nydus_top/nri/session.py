@@ -27,7 +27,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nydus_top.node import Container, EventKind, NodeModel, Pod
-from nydus_top.nri import nri_api_pb2 as api, to_model, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
+from nydus_top.nri import to_model, ttrpc
 from nydus_top.nri.errors import LimitExceeded, ProtocolError
 from nydus_top.nri.protocol import PLUGIN_SERVICE, Call, PluginProtocol, Reply
 
@@ -234,7 +235,7 @@ class PluginSession:
                 try:
                     await self.run_once()
                     error: Exception | None = None
-                except Exception as exc:  # a bug of ours must not end the session either
+                except Exception as exc:  # noqa: BLE001 - a bug of ours must not end the session either
                     error = exc
                 if self._stop.is_set():
                     break  # whatever ended the connection, stop() did: nothing to report
@@ -306,7 +307,7 @@ class PluginSession:
             writer.close()
             try:  # a runtime that stopped reading must not hold us here
                 await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
-            except Exception:
+            except Exception:  # noqa: BLE001 - timeout or a broken transport: abort either way
                 writer.transport.abort()
             if self.model.connected:
                 self.model.disconnected()
@@ -326,7 +327,7 @@ class _Connection:
         self.sync_containers: list[Container] = []
         self.sync_chunks = 0
         self.sync_bytes = 0
-        self.hook_tasks: set[asyncio.Task] = set()
+        self.hook_tasks: set[asyncio.Task[None]] = set()
         self.received = 0.0  # time.monotonic() of the last read: start hooks' deadlines count from it
         self.failure: LimitExceeded | None = None  # why we cut the connection off, if we did
 
@@ -388,18 +389,19 @@ class _Connection:
         elif method == "StopContainer":
             req = ttrpc.parse(api.ContainerRequest, call.payload)
             self.reply(call)
-            self.model.container_event(EventKind.CONTAINER_STOP, to_model.pod(req.pod), to_model.container(req.container))
+            self.model.container_event(EventKind.CONTAINER_STOP, to_model.pod(req.pod),
+                                       to_model.container(req.container))
         elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
         elif method == "Configure":
-            req = ttrpc.parse(api.ConfigureRequest, call.payload)
-            if req.request_timeout > 0:
-                self.request_timeout = req.request_timeout / 1000
+            conf = ttrpc.parse(api.ConfigureRequest, call.payload)
+            if conf.request_timeout > 0:
+                self.request_timeout = conf.request_timeout / 1000
             self.reply(call, api.ConfigureResponse(events=event_mask(SUBSCRIBED)).SerializeToString())
             for hook in self.session._configure_hooks:
                 try:
-                    hook(req.config, req.runtime_name, req.runtime_version)
+                    hook(conf.config, conf.runtime_name, conf.runtime_version)
                 except Exception as exc:  # noqa: BLE001 - a hook's bug must not break the session
                     log.error("NRI: configure hook %s failed: %s: %s", _name(hook), type(exc).__name__, exc)
         elif method == "Synchronize":
@@ -454,12 +456,12 @@ class _Connection:
     async def run_hooks(self, call: Call, hooks: tuple[StartHook, ...], pod: Pod, container: Container,
                         deadline: float) -> None:
         """Run ``hooks`` until they end or ``deadline`` passes, then answer ``call``."""
-        tasks: dict[asyncio.Future, StartHook] = {}
+        tasks: dict[asyncio.Future[None], StartHook] = {}
         try:
             for hook in hooks:
                 try:
                     tasks[asyncio.ensure_future(hook(pod, container, deadline))] = hook
-                except Exception as exc:  # not even a coroutine: report like a failing hook
+                except Exception as exc:  # noqa: BLE001 - not even a coroutine: report like a failing hook
                     _hook_failed(hook, container, exc)
             if not tasks:
                 return
@@ -468,8 +470,9 @@ class _Connection:
                 log.warning("NRI: start hook %s overran its deadline for container %s; it starts without it",
                             _name(tasks[task]), container.name)
             for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    _hook_failed(tasks[task], container, task.exception())
+                error = None if task.cancelled() else task.exception()
+                if error is not None:
+                    _hook_failed(tasks[task], container, error)
         finally:
             for task in tasks:
                 task.cancel()  # overran, or this connection is going away

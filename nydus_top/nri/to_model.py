@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.node import Container, ContainerState, Pod, PodState
+from nydus_top.nri import nri_api_pb2 as api
 
 IMAGE_ANNOTATION = "io.kubernetes.cri.image-name"
 

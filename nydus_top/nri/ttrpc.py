@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
 
 from nydus_top.nri import nri_ttrpc_pb2 as pb
 from nydus_top.nri.errors import LimitExceeded, ProtocolError
@@ -118,7 +120,10 @@ def decode_response(data: bytes) -> pb.Response:
     return parse(pb.Response, data)
 
 
-def parse(cls, data: bytes):
+_M = TypeVar("_M", bound=ProtoMessage)
+
+
+def parse(cls: type[_M], data: bytes) -> _M:
     """Parse protobuf ``data`` as ``cls``, raising ProtocolError for bytes that are not one."""
     try:
         return cls.FromString(data)

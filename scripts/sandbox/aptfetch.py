@@ -103,7 +103,8 @@ def file_lock(path: Path, timeout: float) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     lock.seek(0)
-                    raise TimeoutError(f"{path} still locked after {timeout:.0f}s by pid {lock.read().strip()}")
+                    holder = lock.read().strip()
+                    raise TimeoutError(f"{path} still locked after {timeout:.0f}s by pid {holder}") from None
                 time.sleep(0.05)
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")

@@ -28,6 +28,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
+from nydus_top.overlay import parse_mountinfo
 from sandbox import images
 from sandbox.aptfetch import AptCache, cache_dir, file_lock
 
@@ -110,8 +113,8 @@ def _config_v2(d: Path, pause_image: str) -> str:
     return f"""version = 2
 root = "{d}/root"
 state = "{d}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs"]
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
 [grpc]
   address = "{d}/containerd.sock"
 [ttrpc]
@@ -187,32 +190,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
-def _unescape_mount_path(field: str) -> str:
-    """A mountinfo path with its octal escapes (``\\040`` for a space) decoded."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def _mounts() -> list[tuple[str, str]]:
     """(mount point, filesystem type) of every mount in our mount namespace."""
-    result = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        sep = fields.index("-")
-        result.append((_unescape_mount_path(fields[4]), fields[sep + 1]))
-    return result
+    return [(m.mount_point, m.fstype) for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text())]
 
 
 def _cmdline(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
         return []
 
 
 def _pids() -> Iterator[int]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            yield int(entry)
+    yield from psutil.pids()
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -234,10 +225,9 @@ def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
 
 def _alive(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
         return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -422,7 +412,7 @@ class SandboxNode:
                     try:
                         client.version(timeout=1.0)
                         return
-                    except Exception:  # grpc.RpcError while the CRI plugin is still starting
+                    except Exception:  # noqa: BLE001 - grpc.RpcError while the CRI plugin is still starting
                         pass
                 if time.monotonic() > deadline:
                     raise SandboxError(f"containerd not ready after {timeout:.0f}s: {self._log_tail()}")
@@ -474,7 +464,7 @@ class SandboxNode:
                 try:
                     with self.cri_client(timeout=STOP_TIMEOUT) as client:
                         client.remove_all()
-                except Exception as exc:  # containerd unresponsive: the cleanup below still applies
+                except Exception as exc:  # noqa: BLE001 - containerd unresponsive: the cleanup below still applies
                     reason = exc.details() if hasattr(exc, "details") else str(exc)  # grpc.RpcError
                     print(f"sandbox-node: removing pods through CRI failed ({reason}); killing them",
                           file=sys.stderr)
@@ -705,7 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "list":
             for directory, pid in sorted(running_nodes().items()):
                 print(f"{pid}\t{directory}")
-    except Exception as exc:  # one clear line for the operator, not a traceback
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator, not a traceback
         print(f"sandbox-node {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -120,7 +120,8 @@ def source_digest() -> str:
     h = hashlib.sha256()
     for top in ("pyproject.toml", "setup.py", "native", "nydus_top", "screens", "conf"):
         for path in sorted((ROOT / top).rglob("*")) if (ROOT / top).is_dir() else [ROOT / top]:
-            if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith((".so", "_pb2.py", "_pb2.pyi")):
+            generated = path.name.endswith((".so", "_pb2.py", "_pb2.pyi"))
+            if path.is_file() and "__pycache__" not in path.parts and not generated:
                 h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -130,7 +131,7 @@ CACHE_KEEP = 3  # cached archives kept (several checkouts share the cache)
 
 def cached_archive(ref: str = DEFAULT_REF) -> Path:
     """The image of this checkout as an archive in the sandbox cache, built only when the sources changed."""
-    from sandbox.aptfetch import cache_dir, file_lock  # noqa: PLC0415
+    from sandbox.aptfetch import cache_dir, file_lock
 
     directory = cache_dir() / "images"
     directory.mkdir(parents=True, exist_ok=True)

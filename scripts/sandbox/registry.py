@@ -37,11 +37,12 @@ class LocalRegistry:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)
 
-    def _request(self, method: str, url: str, data: bytes | None = None, content_type: str = "") -> tuple[int, dict[str, str]]:
+    def _request(self, method: str, url: str, data: bytes | None = None,
+                 content_type: str = "") -> tuple[int, dict[str, str]]:
         request = urllib.request.Request(url, data=data, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - 127.0.0.1 only
+        with urllib.request.urlopen(request, timeout=30) as answer:  # 127.0.0.1 only
             return answer.status, dict(answer.headers)
 
     def push_archive(self, archive: Path, ref: str) -> str:

@@ -1,7 +1,7 @@
 """Containers screen rows: flattening, regex filter with negation, sort keys, ages."""
 
-import subprocess
 import re
+import subprocess
 from dataclasses import replace
 
 import psutil

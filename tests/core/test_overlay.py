@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from nydus_top.overlay import Origin, OverlayError, OverlayRoot, parse_mountinfo
-
 from tests.lists.helpers import in_private_namespace
 
 CONTAINER = """
@@ -92,7 +91,7 @@ def test_image_layer_whiteouts_and_opaque_dirs_agree_with_the_kernel(container) 
                  "/opt/app/old.txt", "/opt/app", "/lib", "/lib/x.so", "/usr/lib/nothing"]
     visible = {p: os.path.lexists(f"/proc/{pid}/root{p}") for p in untouched}  # the real overlay's view
     assert visible["/usr/lib/gone.so"] is False and visible["/opt/app/old.txt"] is False  # the setup worked
-    assert {p: o is Origin.IMAGE for p, o in zip(untouched, root.classify(untouched))} == visible
+    assert {p: o is Origin.IMAGE for p, o in zip(untouched, root.classify(untouched), strict=True)} == visible
 
 
 def test_upper_only_keeps_order(container) -> None:

@@ -15,11 +15,18 @@ import pytest
 from nydus_top import registry
 from nydus_top.listfile import result_paths
 from sandbox import images, podspec
-from sandbox.registry import LocalRegistry
 from sandbox.node import SandboxNode
+from sandbox.registry import LocalRegistry
 
-from .recorder_pod import (READY_LINE, daemonset, import_recorder_image, manifest, mount_path, recorder_container,
-                           run_recorder_pod)
+from .recorder_pod import (
+    READY_LINE,
+    daemonset,
+    import_recorder_image,
+    manifest,
+    mount_path,
+    recorder_container,
+    run_recorder_pod,
+)
 
 PERSIST_IN_POD = "/opt/nri/optimizer/results"
 

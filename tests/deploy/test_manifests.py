@@ -37,7 +37,8 @@ def test_the_validator_catches_a_wrong_field() -> None:
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = documents(DEPLOY / "kustomization.yaml")[0]
     assert sorted(kustomization["resources"]) == [p.name for p in MANIFESTS]
-    namespaces = {doc["metadata"].get("namespace") for p in MANIFESTS for doc in documents(p) if doc["kind"] != "Namespace"}
+    namespaces = {doc["metadata"].get("namespace")
+                  for p in MANIFESTS for doc in documents(p) if doc["kind"] != "Namespace"}
     assert namespaces == {kustomization["namespace"]}
 
 

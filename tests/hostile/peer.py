@@ -10,7 +10,8 @@ import asyncio
 from pathlib import Path
 
 from nydus_top.node import EventKind, NodeModel
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.protocol import PLUGIN_SERVICE
 from nydus_top.nri.session import PluginSession
 from tests.nri.runtime_peer import PeerConn, RuntimePeer

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.nri import nri_api_pb2 as api, session as nri_session, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
+from nydus_top.nri import session as nri_session
+from nydus_top.nri import ttrpc
 from tests.hostile.peer import Served, run
 from tests.nri.runtime_peer import container_msg, pod_msg
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import EventKind, NodeEvent
-from nydus_top.nri import nri_api_pb2 as api, session as nri_session
+from nydus_top.nri import nri_api_pb2 as api
+from nydus_top.nri import session as nri_session
 from tests.hostile.peer import Served, run
 from tests.hostile.test_peer_flapping import flap
 from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg

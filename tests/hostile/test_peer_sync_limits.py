@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import EventKind
-from nydus_top.nri import mux, session as nri_session, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import session as nri_session
 from nydus_top.nri.errors import LimitExceeded
 from tests.hostile.peer import Served, answer, run, send_request_body, sync_payload, sync_request
 
@@ -106,4 +107,5 @@ def test_endless_synchronize_chunks_are_cut_at_max_sync_bytes(tmp_path: Path, ca
 
     run(main())
     (line,) = errors(caplog)
-    assert f"Synchronize of more than {nri_session.MAX_SYNC_BYTES} bytes (MAX_SYNC_BYTES) in {accepted + 1} chunks" in line
+    assert (f"Synchronize of more than {nri_session.MAX_SYNC_BYTES} bytes (MAX_SYNC_BYTES)"
+            f" in {accepted + 1} chunks") in line

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import EventKind
-from nydus_top.nri import nri_api_pb2 as api, session as nri_session
+from nydus_top.nri import nri_api_pb2 as api
+from nydus_top.nri import session as nri_session
 from nydus_top.nri.protocol import PluginProtocol
 from tests.hostile.peer import Served, run
 from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
@@ -85,7 +86,7 @@ def test_stop_does_not_wait_on_a_peer_that_does_not_read(tmp_path: Path) -> None
             while transport.get_write_buffer_size() == 0:
                 conn.send_call("Synchronize", b"")  # answered with a model event: a point to wait for
                 synced = asyncio.Event()
-                unsubscribe = s.model.subscribe(lambda ev: synced.set())
+                unsubscribe = s.model.subscribe(lambda ev, done=synced: done.set())
                 await asyncio.wait_for(synced.wait(), 10)
                 unsubscribe()
             s.session.stop()

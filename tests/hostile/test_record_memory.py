@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import queue
 
-from nydus_top.compactlist import PER_FILE
-from nydus_top.recorder import Recorder, RecordSettings
-
 from record import workload
-from record.conftest import pod, workload_image  # noqa: F401 - fixtures
 from record.harness import wait_exited
 from record.test_startup import Armed
+
+from nydus_top.compactlist import PER_FILE
+from nydus_top.recorder import Recorder, RecordSettings
 
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 
@@ -43,6 +42,7 @@ def test_a_recording_at_its_memory_limit_keeps_its_first_files_and_says_so(sandb
         f" ({kept} files, possibly incomplete) for {who}")
     assert seen[3].startswith(f"saved {tmp_path}/startup-workload:1.incomplete ({kept} files, ")
     assert seen[3].endswith(f") for {who}, not as {tmp_path}/startup-workload:1; POSSIBLY INCOMPLETE: "
-                            f"memory limit reached: {kept} files in {limit} bytes, {len(EXPECTED) - kept} more not recorded")
+                            f"memory limit reached: {kept} files in {limit} bytes,"
+                            f" {len(EXPECTED) - kept} more not recorded")
     assert len(seen) == 4
     assert (tmp_path / "startup-workload:1.incomplete").read_text().splitlines() == EXPECTED[:kept]

@@ -9,15 +9,12 @@ import queue
 import signal
 
 import pytest
+from record import workload
+from record.test_startup import Armed
 
 from nydus_top.node import Container, ContainerState
 from nydus_top.recorder import Recorder, RecordSettings
 from nydus_top.startup import LiveTrace, StartTrace
-
-from record import workload
-from record.conftest import pod, workload_image  # noqa: F401 - fixtures
-from record.test_startup import Armed
-from tracer.conftest import container, pool, progs  # noqa: F401 - fixtures
 
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 
@@ -28,7 +25,7 @@ class _Knobs:
     def __init__(self, pool, **knobs) -> None:
         self.pool, self.knobs = pool, knobs
 
-    def start(self, pid: int, **kw):  # noqa: ANN201
+    def start(self, pid: int, **kw):
         return self.pool.start(pid, **self.knobs, **kw)
 
 

@@ -94,7 +94,7 @@ def test_ps_and_record_escape_names_from_the_runtime(sandbox_node, tmp_path: Pat
                                       str(sandbox_node.nri_socket)], capture_output=True, timeout=60)
         finally:
             sandbox_node.cri.remove_pod(started.pod_id)
-        saved = rec.log.wait_for(f"({started.container_id[:12]})", 20, rec.log.wait_for("recording ns", 20) + 1)
+        saved = rec.log.wait_for(f"saved {tmp_path / 'persist'}", 20, rec.log.wait_for("recording ns", 20) + 1)
     finally:
         rec.stop()
     table = ps.stdout.decode()

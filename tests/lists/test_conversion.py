@@ -17,6 +17,8 @@ import pytest
 
 from nydus_top.cli import main
 from nydus_top.config import default_config
+from nydus_top.listfile import save_list
+from nydus_top.listmeta import ListMeta
 from nydus_top.nydusify import (
     Conversion,
     ConversionError,
@@ -27,8 +29,6 @@ from nydus_top.nydusify import (
     prepare_conversion,
     target_for,
 )
-from nydus_top.listfile import save_list
-from nydus_top.listmeta import ListMeta
 from nydus_top.records import ListedFile
 
 from .helpers import FAKE_NYDUSIFY
@@ -68,7 +68,8 @@ def test_empty_list_is_refused() -> None:
 
 
 def test_success_passes_argv_and_list_on_stdin(tmp_path: Path) -> None:
-    entries = [ListedFile("/usr/bin/app"), ListedFile("/etc/app.conf"), ListedFile("/odd\nname"), ListedFile("/usr/bin/app")]
+    entries = [ListedFile("/usr/bin/app"), ListedFile("/etc/app.conf"), ListedFile("/odd\nname"),
+               ListedFile("/usr/bin/app")]
     data, warnings = prefetch_input(entries)
     assert warnings == ("left out '/odd\\nname': contains a newline",)
     argv = build_argv(str(FAKE_NYDUSIFY), "nginx:1.25", "nginx:1.25-nydus", ["--backend-type", "registry"])

@@ -32,8 +32,7 @@ from nydus_top.listfile import (
     save_list,
     save_range_list,
 )
-from nydus_top.records import ListedFile
-from nydus_top.records import Access
+from nydus_top.records import Access, ListedFile
 
 
 def access(seq: int, path: str, size: int = 100, elapsed: int = 10) -> Access:

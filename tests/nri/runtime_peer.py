@@ -11,7 +11,8 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.protocol import PLUGIN_SERVICE
 
 
@@ -89,7 +90,8 @@ class PeerConn:
         msg = await self.receive(2)
         req = ttrpc.decode_request(msg.data)
         assert (req.service, req.method) == ("nri.pkg.api.v1alpha1.Runtime", "RegisterPlugin")
-        self.send_raw(mux.encode_frames(2, ttrpc.encode_message(msg.stream_id, ttrpc.RESPONSE, ttrpc.encode_response())))
+        answer = ttrpc.encode_message(msg.stream_id, ttrpc.RESPONSE, ttrpc.encode_response())
+        self.send_raw(mux.encode_frames(2, answer))
         return api.RegisterPluginRequest.FromString(req.payload)
 
     def send_raw(self, data: bytes) -> None:
@@ -116,7 +118,8 @@ class PeerConn:
         await self.accept_registration()
         conf = await self.call("Configure", api.ConfigureRequest(runtime_name="peer").SerializeToString())
         assert conf.code == 0
-        sync = await self.call("Synchronize", api.SynchronizeRequest(pods=pods, containers=containers).SerializeToString())
+        request = api.SynchronizeRequest(pods=pods, containers=containers)
+        sync = await self.call("Synchronize", request.SerializeToString())
         assert sync.code == 0 and sync.payload == b""
         return api.ConfigureResponse.FromString(conf.payload).events
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.protocol import Call, PluginProtocol
 from tests.nri.frames import frames_dir

@@ -67,8 +67,8 @@ def test_json_listing_from_a_chunked_sync(tmp_path: Path) -> None:
 
 
 def test_table_rows_per_container_and_per_empty_pod() -> None:
-    from nydus_top.nri import to_model
     from nydus_top.commands.ps import table
+    from nydus_top.nri import to_model
 
     pods = {p.id: p for p in (to_model.pod(pod_msg(1)), to_model.pod(pod_msg(2, pid=0)))}
     ctrs = {c.id: c for c in (to_model.container(container_msg(1)), to_model.container(container_msg(3, pod=9)))}

@@ -14,9 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from sandbox import images
 
 from nydus_top.node import ContainerState, EventKind, PodState
+from sandbox import images
 from tests.nri.live import LiveSession
 
 pytestmark = pytest.mark.every_containerd

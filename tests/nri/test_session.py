@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top.node import ContainerState, EventKind, NodeModel, PodState
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.session import PluginSession, SessionThread, event_mask
 from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
 
@@ -127,7 +128,8 @@ def test_configure_hooks_get_the_text_before_the_first_event(tmp_path: Path, cap
 
 
 def ttrpc_response(conn_id: int, stream: int, body: bytes = b"", code: int = 0, message: str = "") -> bytes:
-    return mux.encode_frames(conn_id, ttrpc.encode_message(stream, ttrpc.RESPONSE, ttrpc.encode_response(body, code, message)))
+    response = ttrpc.encode_response(body, code, message)
+    return mux.encode_frames(conn_id, ttrpc.encode_message(stream, ttrpc.RESPONSE, response))
 
 
 def test_chunked_synchronize_is_acknowledged_with_more_and_applied_once(tmp_path: Path) -> None:
@@ -142,7 +144,8 @@ def test_chunked_synchronize_is_acknowledged_with_more_and_applied_once(tmp_path
                 assert ans.code == 0 and api.SynchronizeResponse.FromString(ans.payload).more is True
                 assert ans.payload == api.SynchronizeResponse(more=True).SerializeToString()
                 assert h.kinds() == []
-            last = await conn.call("Synchronize", api.SynchronizeRequest(containers=[container_msg(3, pod=0)]).SerializeToString())
+            request = api.SynchronizeRequest(containers=[container_msg(3, pod=0)])
+            last = await conn.call("Synchronize", request.SerializeToString())
             assert (last.code, last.payload) == (0, b"")
             assert h.kinds() == [EventKind.SYNC]
             assert sorted(h.model.pods) == ["pod0000", "pod0001", "pod0002"]
@@ -500,7 +503,8 @@ def test_registration_refused_or_unanswered_is_one_line_then_retried(tmp_path: P
     assert warnings[0].endswith("RegisterPlugin refused: plugin 90-nydus-top already exists; retrying")
     assert warnings[1].endswith("no answer to RegisterPlugin; retrying")
     # at the end (stop): the count of the held-back repeats
-    assert warnings[2].endswith("RegisterPlugin refused: plugin 90-nydus-top already exists; retrying (repeated 2 times)")
+    assert warnings[2].endswith(
+        "RegisterPlugin refused: plugin 90-nydus-top already exists; retrying (repeated 2 times)")
 
 
 def test_stop_while_registering_ends_quietly(tmp_path: Path, caplog) -> None:

@@ -7,7 +7,8 @@ import random
 import pytest
 from google.protobuf import json_format
 
-from nydus_top.nri import mux, nri_api_pb2 as api, ttrpc
+from nydus_top.nri import mux, ttrpc
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.protocol import Call, PluginProtocol, Reply
 from tests.nri.frames import all_captured, captured, frames_dir, scenarios
@@ -54,7 +55,8 @@ def test_every_captured_frame_decodes_byte_exactly(cap) -> None:
     messages = [m for _, p in frames for m in reader.feed(p)]
     assert len(messages) == 1, "one ttrpc message per captured file, whatever its framing"
     msg = messages[0]
-    assert (msg.stream_id, msg.flags, len(msg.data)) == (meta["ttrpc"]["stream"], meta["ttrpc"]["flags"], meta["ttrpc"]["len"])
+    wire = meta["ttrpc"]
+    assert (msg.stream_id, msg.flags, len(msg.data)) == (wire["stream"], wire["flags"], wire["len"])
     method = meta["method"]
     if meta["ttrpc"]["type"] == "req":
         assert msg.type == ttrpc.REQUEST

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from nydus_top.tracer import TracerPool
 from tracer.container import Container, build_progs
 
+from nydus_top.tracer import TracerPool
 from ranges.layers import LayerContainer, LayerFs
 
 

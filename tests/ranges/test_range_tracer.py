@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from nydus_top.range_tracer import RangesUnavailable, start_ranges
 from nydus_top._native import lib
+from nydus_top.range_tracer import RangesUnavailable, start_ranges
 from nydus_top.ranges import RangeSet
 
 NT_RANGES_PER_FILE = lib.NT_RANGES_PER_FILE
@@ -152,7 +152,8 @@ def test_tmpfs_lower_layer_says_why_ranges_are_unavailable(pool, container, ext4
     c = container(lower, {"/data/f": b"x"}, workload("read:/data/f"))
     c.wait_note()
     trace = start_ranges(pool, c.pid)
-    with pytest.raises(RangesUnavailable, match=r"^ranges unavailable: tmpfs \(lower layer '.*/img'\) has no pre-content events$"):
+    tmpfs = r"^ranges unavailable: tmpfs \(lower layer '.*/img'\) has no pre-content events$"
+    with pytest.raises(RangesUnavailable, match=tmpfs):
         trace.wait_ready(5)
     c.go()
 
@@ -205,7 +206,8 @@ def test_more_directories_than_the_mark_limit_is_unavailable(container, image) -
     assert session.marks == dirs == 8
     session.close()
     os.close(pidfd)
-    with pytest.raises(range_session.RangeArmError, match=r"^ranges unavailable: the image has more than 7 directories$"):
+    too_many = r"^ranges unavailable: the image has more than 7 directories$"
+    with pytest.raises(range_session.RangeArmError, match=too_many):
         range_session.arm(c.pid, lowerdirs=(str(image),), max_marks=dirs - 1)
     c.go()
 

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from nydus_top.listfile import ListFileError, load_list, load_range_list, ranges_path, render, save_list, save_range_list
+from nydus_top.listfile import (
+    ListFileError,
+    load_list,
+    load_range_list,
+    ranges_path,
+    render,
+    save_list,
+    save_range_list,
+)
 from nydus_top.ranges import RangeBook, RangeSet, prefetch_bytes, prefetch_ranges
 from nydus_top.records import ListedFile
 
@@ -189,7 +197,7 @@ def test_kernel_release_check_for_pre_access_events() -> None:
 
 def test_a_run_copies_a_live_collector_only_after_it_changed() -> None:
     from nydus_top.range_tracer import FileSeen, RangeCollector, RangeRead
-    from nydus_top.tracerun import TraceRun, Target
+    from nydus_top.tracerun import Target, TraceRun
 
     run = TraceRun(Target("t", "img"))
     run.items.extend(ENTRIES)

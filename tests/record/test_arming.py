@@ -14,7 +14,7 @@ from nydus_top.tracer import TracerError
 def test_a_tracer_slow_to_start_never_blocks_the_loop_and_is_reported_late() -> None:
     release = threading.Event()
 
-    def slow_start(pid: int):  # noqa: ANN202 - a tracer helper being restarted, then failing
+    def slow_start(pid: int):  # a tracer helper being restarted, then failing
         release.wait(10)
         raise TracerError("tracer helper is not answering")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from nydus_top.commands.record import with_layer
 from nydus_top.config import ConfigError, default_config
 from nydus_top.node import Container, ContainerState, Pod
-from nydus_top.commands.record import with_layer
 from nydus_top.recorder import Planner, Recorder, RecordSettings
 from nydus_top.startup import image_matches, next_start_of, starts_of_image
 

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from sandbox.node import SandboxNode, processes_mentioning
 
 from nydus_top.listfile import readable_size
+from sandbox.node import SandboxNode, processes_mentioning
 
 from . import workload
 from .harness import load_workload, wait_exited, wait_file, wait_in_file

@@ -106,9 +106,9 @@ def test_files_are_byte_compatible_with_the_optimizer(sandbox_node, workload_ima
     our_csv = (ours / f"{name}.csv").read_bytes().split(b"\n")
     their_csv = (theirs / f"{name}.csv").read_bytes().split(b"\n")
     assert our_csv[0] == their_csv[0] == b"path,size,elapsed"
-    our_rows = {row[0]: (raw, row) for raw, row in zip(our_csv[1:-1], _rows(b"\n".join(our_csv[1:])))}
+    our_rows = {row[0]: (raw, row) for raw, row in zip(our_csv[1:-1], _rows(b"\n".join(our_csv[1:])), strict=True)}
     assert their_csv[-1] == our_csv[-1] == b""
-    for raw, row in zip(their_csv[1:-1], _rows(b"\n".join(their_csv[1:]))):
+    for raw, row in zip(their_csv[1:-1], _rows(b"\n".join(their_csv[1:])), strict=True):
         our_raw, our_row = our_rows[row[0]]
         # path and size byte-identical (csv quoting included); elapsed differs, in the same unit style
         assert raw.rsplit(b",", 1)[0] == our_raw.rsplit(b",", 1)[0]

@@ -11,8 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from sandbox import images, registry as local  # noqa: E402
-from sandbox.registry import LocalRegistry  # noqa: E402
+from sandbox import images
+from sandbox import registry as local
+from sandbox.registry import LocalRegistry
 
 __all__ = ["LocalRegistry"]
 

@@ -12,9 +12,9 @@ from nydus_top.cli import main
 from nydus_top.listfile import load_list
 from nydus_top.listmeta import ListMeta
 from nydus_top.records import ListedFile
+from tests.lists.helpers import FAKE_NYDUSIFY
 
 from .conftest import LocalRegistry
-from tests.lists.helpers import FAKE_NYDUSIFY
 
 
 def _node(tmp_path: Path, name: str, image: str, runs: list[list[str]]) -> Path:

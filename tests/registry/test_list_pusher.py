@@ -55,7 +55,7 @@ def black_hole_server() -> Iterator[socket.socket]:
 @pytest.fixture
 def black_hole(black_hole_server: socket.socket) -> str:
     """A registry address (host:port) that accepts connections and never answers."""
-    return "127.0.0.1:%d" % black_hole_server.getsockname()[1]
+    return f"127.0.0.1:{black_hole_server.getsockname()[1]}"
 
 
 def test_a_saved_list_is_pushed_and_attached(tmp_path: Path, local_registry: LocalRegistry,

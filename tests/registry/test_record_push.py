@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from record.harness import start_recorder, wait_file
+
 from nydus_top import registry
 from nydus_top.listfile import result_paths
-from record.harness import start_recorder, wait_file
 from sandbox import images
 from sandbox.node import SandboxNode
 

@@ -60,8 +60,8 @@ def test_runs_are_kept_even_when_the_pair_is_not_replaced(tmp_path: Path) -> Non
         _finish(settings, lines, container=f"app{n}")
     runs = runstore.runs_of(runstore.image_dir(tmp_path, IMAGE))
     assert [r.name.split("Z-")[1] for r in runs] == ["app1", "app2"]
-    assert lines[-2].endswith(f"(3 files, complete, dropped 1 oldest) for app2")
-    assert lines[-1].startswith(f"recording app2 (StopContainer) not saved: ")  # the pair was app0's
+    assert lines[-2].endswith("(3 files, complete, dropped 1 oldest) for app2")
+    assert lines[-1].startswith("recording app2 (StopContainer) not saved: ")  # the pair was app0's
     assert sum(line.startswith("kept run") for line in lines) == 3
 
 
@@ -102,7 +102,7 @@ def test_runtime_created_paths_in_a_run_are_bounded(tmp_path: Path) -> None:
     from nydus_top import listmeta
 
     class Everything:
-        def upper_only(self, paths):  # noqa: ANN001, ANN202 - an overlay where every file is new
+        def upper_only(self, paths):  # an overlay where every file is new
             return list(paths)
 
     files = [(f"/tmp/{n:04d}-" + "x" * 1000, 1, n) for n in range(300)]  # ~300 KiB of paths
@@ -125,7 +125,7 @@ def test_runtime_created_lookups_across_batches_keep_order_and_count(tmp_path: P
         def __init__(self) -> None:
             self.batches: list[int] = []
 
-        def upper_only(self, paths):  # noqa: ANN001, ANN202
+        def upper_only(self, paths):
             self.batches.append(len(paths))
             return [p for p in paths if int(p[6:11]) % 2 == 0]
 

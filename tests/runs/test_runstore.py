@@ -17,7 +17,8 @@ IMAGE = "registry.example:5000/team/app:1.2"
 
 def test_runs_live_under_the_image_and_sort_oldest_first(tmp_path: Path) -> None:
     for n, when in enumerate((1_700_000_002.5, 1_700_000_001.25, 1_700_000_003.0)):
-        runstore.save_run(tmp_path, [ListedFile(f"/f{n}", n, n)], ListMeta(image=IMAGE, container=f"app-{n}"), when=when)
+        runstore.save_run(tmp_path, [ListedFile(f"/f{n}", n, n)], ListMeta(image=IMAGE, container=f"app-{n}"),
+                          when=when)
     directory = tmp_path / ".nydus-top" / "runs" / "team" / "app:1.2"
     runs = runstore.runs_of(directory)
     assert [r.name for r in runs] == ["20231114T221321.250000Z-app-1", "20231114T221322.500000Z-app-0",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import tomli
 from pathlib import Path
 
 import pytest
+import tomli
+
 from sandbox.node import CONTAINERD_SUITES, SandboxError, SandboxNode, containerd_config, is_fatal_plugin_failure
 
 D = Path("/srv/node dir")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from sandbox import images
 from sandbox.node import CONTAINERD_SUITES, SHIM_SOCKETS, SandboxError, SandboxNode, processes_mentioning
 
@@ -265,16 +266,20 @@ def test_a_trace_attached_to_the_running_demo_shows_its_periodic_reads(sandbox_n
     import sys
 
     pid = sandbox_node.cri.container_status(demo_pod.container_id).pid
-    proc = subprocess.Popen([sys.executable, "-m", "nydus_top", "trace", "--pid", str(pid)],
+    # trace asks the node's NRI whether the pid is a container's (a host pid needs --host).
+    proc = subprocess.Popen([sys.executable, "-m", "nydus_top", "trace", "--pid", str(pid),
+                             "--nri-socket", str(sandbox_node.nri_socket)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         seen: set[str] = set()
         pending = b""
         while not set(images.DEMO_PERIODIC_FILES) <= seen:
             ready, _, _ = select.select([proc.stdout], [], [], 5 * images.DEMO_PERIOD_S)
             assert ready, f"no access within {5 * images.DEMO_PERIOD_S} s; saw {sorted(seen)}"
-            *lines, pending = (pending + os.read(proc.stdout.fileno(), 65536)).split(b"\n")
+            data = os.read(proc.stdout.fileno(), 65536)
+            assert data, f"trace ended: {proc.stderr.read().decode(errors='replace')}"
+            *lines, pending = (pending + data).split(b"\n")
             seen.update(json.loads(line)["path"] for line in lines)
     finally:
         proc.send_signal(signal.SIGINT)

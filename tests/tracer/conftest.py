@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.tracer import TracerPool
+
 from .container import Container, build_progs
 
 

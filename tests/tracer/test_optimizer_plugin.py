@@ -4,7 +4,6 @@ sandbox node (containerd 1.7.24): the plugin's own list and csv files come out r
 from __future__ import annotations
 
 import csv
-import os
 import socket
 import subprocess
 import sys

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import signal
 import subprocess
 import sys
 import threading
-import os
 import time
 
 import pytest
 
 from nydus_top.records import Access, Overflow
 from nydus_top.tracer import Trace, TracerError, TracerPool
+
 
 # The container signals once set up, waits for "go", runs the workload, signals, waits again.
 def workload(*steps: str) -> list[str]:

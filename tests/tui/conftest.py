@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from nydus_top.replay import ReplayBackend
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.replay import ReplayBackend
 from tests.tui.data import make_backend
 
 SIZE = (110, 30)
@@ -66,7 +65,7 @@ async def settle(pilot: Pilot) -> None:
     await pilot.pause()
 
 
-async def until(pilot, condition, timeout: float = 30.0, what: str = "") -> None:  # noqa: ANN001
+async def until(pilot, condition, timeout: float = 30.0, what: str = "") -> None:
     """Let the app run until ``condition()`` holds (checked after each of its UI ticks)."""
     deadline = time.monotonic() + timeout
     while not condition():

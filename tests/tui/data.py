@@ -6,9 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from nydus_top.config import TOML_KEYS, Config
+from nydus_top.node import Container, ContainerState, NodeModel, Pod
 from nydus_top.ranges import RangeBook
 from nydus_top.records import Access, Overflow
-from nydus_top.node import Container, ContainerState, NodeModel, Pod
 from nydus_top.replay import ReplayBackend
 
 NOW = 1_700_000_000.0  # the fixed clock: every age is relative to this
@@ -34,9 +34,12 @@ PODS = [
     Pod("p-job", "batch-x1", "jobs", "u3"),
 ]
 CONTAINERS = [
-    Container("c-nginx", "p-web", "nginx", "docker.io/library/nginx:1.25", ContainerState.RUNNING, 4242, NOW - 400, NOW - 390),
-    Container("c-side", "p-web", "sidecar", "registry.local:5000/tools/envoy:v1", ContainerState.RUNNING, 4300, NOW - 400, NOW - 388),
-    Container("c-pg", "p-db", "postgres", "docker.io/library/postgres:16", ContainerState.RUNNING, 5120, NOW - 7300, NOW - 7200),
+    Container("c-nginx", "p-web", "nginx", "docker.io/library/nginx:1.25", ContainerState.RUNNING, 4242,
+              NOW - 400, NOW - 390),
+    Container("c-side", "p-web", "sidecar", "registry.local:5000/tools/envoy:v1", ContainerState.RUNNING, 4300,
+              NOW - 400, NOW - 388),
+    Container("c-pg", "p-db", "postgres", "docker.io/library/postgres:16", ContainerState.RUNNING, 5120,
+              NOW - 7300, NOW - 7200),
     Container("c-job", "p-job", "worker", "docker.io/acme/worker:2.1", ContainerState.CREATED, 0, NOW - 30, None),
 ]
 

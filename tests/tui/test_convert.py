@@ -65,7 +65,7 @@ async def test_a_list_opened_from_disk_converts_the_image_its_metadata_names(
     from nydus_top.listfile import save_list
     from nydus_top.listmeta import ListMeta
     from nydus_top.records import ListedFile
-    from tests.tui.conftest import running, settle, submit
+    from tests.tui.conftest import running, submit
 
     monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
     saved = record / "demo:1"  # under persist_dir the registry host is gone

@@ -12,7 +12,7 @@ from nydus_top.screens.traces import TracesScreen
 from tests.tui.conftest import on_trace, running
 
 
-async def _rows_move(pilot, table: DataTable) -> None:  # noqa: ANN001
+async def _rows_move(pilot, table: DataTable) -> None:
     await pilot.press("g")
     assert table.cursor_row == 0
     await pilot.press("j", "j")

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sandbox import images
 from textual.pilot import Pilot
 
 from nydus_top.config import default_config
@@ -24,13 +23,14 @@ from nydus_top.screens.containers import ContainersScreen
 from nydus_top.screens.dialogs import ArmDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
+from sandbox import images
 from tests.tui.conftest import SIZE, settle, until
 
 pytestmark = pytest.mark.every_containerd
 
 
 @asynccontextmanager
-async def app_on_node(sandbox_node, tmp_path: Path, plugin: str, index: str,  # noqa: ANN001
+async def app_on_node(sandbox_node, tmp_path: Path, plugin: str, index: str,
                       **backend_args: float) -> AsyncIterator[tuple[NydusTopApp, Pilot]]:
     """The app on a live backend connected to the sandbox node, once containerd has synchronised."""
     config = replace(default_config(), persist_dir=tmp_path, nri_socket=Path(sandbox_node.nri_socket),
@@ -59,7 +59,7 @@ async def arm_image_of(app: NydusTopApp, pilot: Pilot, name: str, container_id: 
     return trace
 
 
-async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> None:
     first = sandbox_node.run_demo(name="tui-demo-a")
     second = None
     try:
@@ -104,16 +104,16 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             first = None
             await until(pilot, lambda: attached.run.state is TraceState.STOPPED, what="the end of the trace")
             assert attached.run.error == "target-exited"
-            # the title follows at the next tick (the state changes on the tracer's thread)
+            # The run changed on the tracer's thread; the title follows at the next UI tick.
             await until(pilot, lambda: "stopped: target-exited" in str(attached.query_one("#title").render()),
-                        what="the end in the title")
+                        what="the title to show the end")
     finally:
         for started in (first, second):
             if started is not None:
                 sandbox_node.cri.remove_pod(started.pod_id)
 
 
-async def test_an_armed_start_answered_before_the_mark_shows_possibly_incomplete(sandbox_node, tmp_path: Path) -> None:  # noqa: ANN001,E501
+async def test_an_armed_start_answered_before_the_mark_shows_possibly_incomplete(sandbox_node, tmp_path: Path) -> None:
     first = sandbox_node.run_demo(name="tui-late-a")
     second = None
     try:

@@ -7,14 +7,14 @@ from pathlib import Path
 from textual.widgets import Input, Static
 
 from nydus_top import listmeta
-from nydus_top.listfile import save_list
 from nydus_top.display import human_size
+from nydus_top.listfile import save_list
 from nydus_top.listmeta import ListMeta
 from nydus_top.records import Access, ListedFile
 from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.workspace import Workspace
 from nydus_top.tracerun import TraceState
+from nydus_top.workspace import Workspace
 from tests.tui.conftest import on_trace, running, settle, submit, until
 from tests.tui.data import STARTUP, make_backend, startup_trace
 from tests.tui.screentext import screen_text
@@ -135,7 +135,7 @@ async def test_paths_that_look_like_markup_are_shown_as_they_are(tmp_path: Path)
         assert lines(target) == PATHS
 
 
-async def _trace_sidecar(app, pilot) -> TraceScreen:  # noqa: ANN001
+async def _trace_sidecar(app, pilot) -> TraceScreen:
     """Open the trace of the sidecar, whose image lives on a registry with a host and port."""
     screen = app.screen
     while screen.current_row().container != "sidecar":

@@ -67,18 +67,18 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_screen(name: str, snap_compare) -> None:  # noqa: ANN001 - pytest-textual-snapshot fixture
+def test_screen(name: str, snap_compare) -> None:  # snap_compare: pytest-textual-snapshot fixture
     assert snap_compare(app(), run_before=CASES[name], terminal_size=SIZE)
 
 
-def test_confirm_overwrite_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_confirm_overwrite_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("out.list").write_text("/old\n")
     assert snap_compare(app(tmp_path), run_before=keys("enter", "s", "ctrl+u", *"out.list", "enter"),
                         terminal_size=SIZE)
 
 
-def test_save_warnings_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_save_warnings_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nydus_top.records import Access
 
     monkeypatch.chdir(tmp_path)
@@ -89,7 +89,7 @@ def test_save_warnings_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.
                         terminal_size=SIZE)
 
 
-def test_convert_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_convert_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from textual.widgets import Log
 
     from tests.tui.test_convert import FAKE
@@ -106,7 +106,7 @@ def test_convert_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.Monkey
                         terminal_size=SIZE)
 
 
-def test_trace_of_an_armed_start_whose_mark_was_late(snap_compare) -> None:  # noqa: ANN001
+def test_trace_of_an_armed_start_whose_mark_was_late(snap_compare) -> None:
     backend = make_backend()
     backend.recordings = {"c-job": startup_trace()[5:9]}
     choose = keys("down", "down", "a", "c")

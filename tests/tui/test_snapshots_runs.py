@@ -34,7 +34,7 @@ def _keep_runs(persist: Path) -> None:
                           when=1_700_000_000 + n)
 
 
-def _stability(*presses: str):  # noqa: ANN202
+def _stability(*presses: str):
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("R")
         await pilot.pause()
@@ -50,17 +50,17 @@ def _stability(*presses: str):  # noqa: ANN202
     ("stability_every_file_by_share", ("u", "O", "down", "space", "down")),
     ("stability_share_dialog", ("F",)),
 ])
-def test_stability(snap_compare, tmp_path: Path, name: str, presses: tuple[str, ...]) -> None:  # noqa: ANN001
+def test_stability(snap_compare, tmp_path: Path, name: str, presses: tuple[str, ...]) -> None:
     _keep_runs(tmp_path)
     assert snap_compare(NydusTopApp(make_backend(tmp_path)), run_before=_stability(*presses), terminal_size=SIZE)
 
 
-def test_runs_dialog(snap_compare, tmp_path: Path) -> None:  # noqa: ANN001
+def test_runs_dialog(snap_compare, tmp_path: Path) -> None:
     _keep_runs(tmp_path)
     assert snap_compare(NydusTopApp(make_backend(tmp_path)), run_before=keys("R"), terminal_size=SIZE)
 
 
-def test_diff_of_a_trace_and_a_list(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_diff_of_a_trace_and_a_list(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     paths = [p for p, _, _ in STARTUP]
     moved = [*paths[1:3], *paths[4:], "/etc/nginx/extra.conf", paths[0]]  # one gone, one new, one moved far
@@ -69,7 +69,7 @@ def test_diff_of_a_trace_and_a_list(snap_compare, tmp_path: Path, monkeypatch: p
     assert snap_compare(NydusTopApp(make_backend(tmp_path)), run_before=run_before, terminal_size=SIZE)
 
 
-def test_traces_with_the_next_starts_armed(snap_compare, tmp_path: Path) -> None:  # noqa: ANN001
+def test_traces_with_the_next_starts_armed(snap_compare, tmp_path: Path) -> None:
     async def run_before(pilot: Pilot) -> None:
         await keys("A", "i")(pilot)
         await keys("ctrl+u", *"3", "enter")(pilot)

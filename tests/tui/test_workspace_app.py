@@ -3,9 +3,8 @@ with traces that would be lost, merging another trace of the session."""
 
 from __future__ import annotations
 
-from nydus_top.tracerun import TraceState
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.screens.traces import TracesScreen
+from nydus_top.tracerun import TraceState
 from tests.tui.conftest import running
 from tests.tui.data import make_backend, startup_trace
 from tests.tui.screentext import screen_text
@@ -31,7 +30,7 @@ async def test_a_trace_screen_shows_what_happened_while_it_was_covered() -> None
         assert "· stopped" in text and "rows 3" in text and "/usr/sbin/nginx" in text
 
 
-def stack(app) -> list[str]:  # noqa: ANN001
+def stack(app) -> list[str]:
     """The screens above Textual's default one, by class (a trace screen with its run's id)."""
     return [type(s).__name__ + (f"({s.run.id})" if isinstance(s, TraceScreen) else "") for s in app.screen_stack[1:]]
 
@@ -55,13 +54,13 @@ async def test_one_screen_per_trace_and_esc_leads_home_in_at_most_two_presses() 
         assert app.screen is nginx and stack(app) == ["ContainersScreen", "TraceScreen(1)"]
 
 
-async def lose_some(pilot) -> None:  # noqa: ANN001
+async def lose_some(pilot) -> None:
     """nginx stopped with an edit, its sidecar tracing, the worker's next start armed."""
     await pilot.press("enter", "S", "home", "d", "escape", "down", "enter", "escape", "down", "a", "c")
     await pilot.pause()
 
 
-def exits(app) -> list[object]:  # noqa: ANN001
+def exits(app) -> list[object]:
     calls: list[object] = []
     app.exit = lambda *args, **kwargs: calls.append(args)
     return calls
@@ -75,7 +74,7 @@ async def test_quit_without_anything_to_lose_does_not_ask() -> None:
         assert quit_calls == [()]
 
 
-async def test_quit_asks_about_running_armed_and_edited_traces(tmp_path) -> None:  # noqa: ANN001
+async def test_quit_asks_about_running_armed_and_edited_traces(tmp_path) -> None:
     from nydus_top.screens.dialogs import QuitDialog
 
     async with running(make_backend(tmp_path)) as (app, pilot):
@@ -92,7 +91,7 @@ async def test_quit_asks_about_running_armed_and_edited_traces(tmp_path) -> None
         assert quit_calls == [()]
 
 
-async def test_quit_save_all_saves_then_quits(tmp_path) -> None:  # noqa: ANN001
+async def test_quit_save_all_saves_then_quits(tmp_path) -> None:
     from nydus_top.listfile import load_list
     from tests.tui.conftest import settle
 
@@ -106,7 +105,7 @@ async def test_quit_save_all_saves_then_quits(tmp_path) -> None:  # noqa: ANN001
         assert not app.workspace.is_dirty(app.workspace.runs[0])
 
 
-async def test_quit_save_all_that_cannot_save_stays(tmp_path) -> None:  # noqa: ANN001
+async def test_quit_save_all_that_cannot_save_stays(tmp_path) -> None:
     from tests.tui.conftest import settle
 
     (tmp_path / "library").mkdir()
@@ -154,7 +153,7 @@ async def test_merge_another_trace_of_this_session() -> None:
         assert sidecar.run.items.paths() == ["/etc/passwd", "/usr/bin/envoy"]
 
 
-async def test_a_list_saved_from_its_screen_is_not_asked_about(tmp_path) -> None:  # noqa: ANN001
+async def test_a_list_saved_from_its_screen_is_not_asked_about(tmp_path) -> None:
     from tests.tui.conftest import settle, submit
 
     async with running(make_backend(tmp_path)) as (app, pilot):
