@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
 from bench.peer_flood import ROOT, command, package_of
-from tests.nri.runtime_peer import RuntimePeer, pod_msg
+from testkit.runtime_peer import RuntimePeer, pod_msg
 
 TARGET = 0.5
 

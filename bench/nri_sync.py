@@ -24,8 +24,11 @@ from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.protocol import Call
 from nydus_top.nri.session import PluginSession, _Connection
-from tests.nri.frames import captured
-from tests.nri.runtime_peer import RuntimePeer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from testkit.frames import captured
+from testkit.runtime_peer import RuntimePeer
 
 TARGET_MS = 100.0
 

@@ -23,8 +23,11 @@ import tempfile
 from pathlib import Path
 
 from nydus_top.nri import ttrpc
-from tests.hostile.peer import answer, send_request_body, sync_request
-from tests.nri.runtime_peer import RuntimePeer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from testkit.hostile_peer import answer, send_request_body, sync_request
+from testkit.runtime_peer import RuntimePeer
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ("_native.abi3.so", "nri/nri_api_pb2.py", "nri/nri_ttrpc_pb2.py")

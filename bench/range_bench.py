@@ -32,15 +32,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "tests")]
-
-from ranges.layers import LayerContainer, LayerFs  # noqa: E402
-from tracer.container import build_progs  # noqa: E402
+sys.path[:0] = [str(HERE.parent / "scripts")]
 
 from nydus_top.range_tracer import start_ranges  # noqa: E402
 from nydus_top.ranges import RangeSet, totals  # noqa: E402
 from nydus_top.records import Access  # noqa: E402
 from nydus_top.tracer import TracerPool  # noqa: E402
+from testkit.container import build_progs  # noqa: E402
+from testkit.layers import LayerContainer, LayerFs  # noqa: E402
 
 MiB = 1 << 20
 SMALL = {f"/data/s{i}.conf": (4 << 10) << i for i in range(5)}  # 4 .. 64 KiB

@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT / "scripts")]
 
 from nydus_top.listfile import result_paths  # noqa: E402
 from sandbox import images  # noqa: E402
 from sandbox.node import CONTAINERD_SUITES, DEFAULT_CONTAINERD, SandboxNode  # noqa: E402
-from tests.deploy.recorder_pod import (  # noqa: E402
+from testkit.recorder_pod import (  # noqa: E402
     READY_LINE,
     daemonset,
     import_recorder_image,

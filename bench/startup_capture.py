@@ -44,12 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "bench")]
 
 import interpreter_images  # noqa: E402
 
 from sandbox.node import SandboxNode  # noqa: E402
-from tests.record import harness, workload  # noqa: E402
+from testkit import harness, workload  # noqa: E402
 
 # The Python server nydus-top-tracer was until it became native (native/optimizer_server.c).
 PYTHON_SERVER = """#!{python} -I

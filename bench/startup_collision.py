@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT / "scripts")]
 
 from sandbox.node import SandboxNode  # noqa: E402
-from tests.record import harness, workload  # noqa: E402
+from testkit import harness, workload  # noqa: E402
 
 RESULT = "startup-workload:1"
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]

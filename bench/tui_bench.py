@@ -25,12 +25,12 @@ from pathlib import Path
 import psutil
 from textual.pilot import Pilot
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import INBOX_BATCHES
-from tests.tui.data import make_backend, synthetic
+from testkit.replay_data import make_backend, synthetic
 
 TARGET_KEY_MS = 50.0
 TARGET_RSS_MB = 250.0

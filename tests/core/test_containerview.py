@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from nydus_top.containerview import build_rows, filter_rows, format_age, sort_rows
-from tests.tui.data import CONTAINERS, NOW, PODS
+from testkit.replay_data import CONTAINERS, NOW, PODS
 
 PODS_BY_ID = {p.id: p for p in PODS}
 

@@ -17,7 +17,7 @@ from nydus_top.records import Access
 from nydus_top.replay import ReplayBackend
 from nydus_top.tracerun import TraceState
 from nydus_top.workspace import Unsaved, Workspace
-from tests.tui.data import STARTUP, make_backend, make_config
+from testkit.replay_data import STARTUP, make_backend, make_config
 
 JOB = ArmSpec(namespace="jobs", pod="batch-x1", container="worker")
 

@@ -14,7 +14,7 @@ from nydus_top.records import ListedFile
 from nydus_top.runset import Run
 from nydus_top.tracerun import TraceState
 from nydus_top.workspace import Workspace
-from tests.tui.data import RUNTIME_CREATED, STARTUP, make_backend
+from testkit.replay_data import RUNTIME_CREATED, STARTUP, make_backend
 
 NGINX = "docker.io/library/nginx:1.25"
 SPEC = ArmSpec(image=NGINX)

@@ -17,8 +17,7 @@ from nydus_top.listfile import result_paths
 from sandbox import images, podspec
 from sandbox.node import SandboxNode
 from sandbox.registry import LocalRegistry
-
-from .recorder_pod import (
+from testkit.recorder_pod import (
     READY_LINE,
     daemonset,
     import_recorder_image,

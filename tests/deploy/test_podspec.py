@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import cri, podspec
-
-from .recorder_pod import daemonset, manifest
+from testkit.recorder_pod import daemonset, manifest
 
 GIB = 1 << 30
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from nydus_top.tracer import TracerPool
-from tests.tracer.container import Container, build_progs
+from testkit.container import Container, build_progs
 
 TRAP = "import os; open(os.path.join({marks!r}, {name!r} + '-' + str(os.getpid())), 'w').close()\n"
 

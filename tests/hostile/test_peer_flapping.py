@@ -17,8 +17,8 @@ import pytest
 
 from nydus_top.nri import session as nri_session
 from nydus_top.nri.session import RepeatLog
-from tests.hostile.peer import Served, run
-from tests.nri.runtime_peer import pod_msg
+from testkit.hostile_peer import Served, run
+from testkit.runtime_peer import pod_msg
 
 GARBAGE = b"\x00\x00\x00\x09\x00\x00\x00\x00"  # a mux frame for connection 9
 BACKOFF = (0.01, 0.16)

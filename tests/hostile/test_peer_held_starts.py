@@ -12,8 +12,8 @@ import pytest
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri import session as nri_session
 from nydus_top.nri import ttrpc
-from tests.hostile.peer import Served, run
-from tests.nri.runtime_peer import container_msg, pod_msg
+from testkit.hostile_peer import Served, run
+from testkit.runtime_peer import container_msg, pod_msg
 
 
 def start(i: int) -> bytes:

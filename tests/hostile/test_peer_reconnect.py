@@ -21,9 +21,9 @@ import pytest
 from nydus_top.node import EventKind, NodeEvent
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri import session as nri_session
-from tests.hostile.peer import Served, run
+from testkit.hostile_peer import Served, run
+from testkit.runtime_peer import RuntimePeer, container_msg, pod_msg
 from tests.hostile.test_peer_flapping import flap
-from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
 
 NYDUS_TOP = Path(sys.executable).parent / "nydus-top"
 

@@ -15,7 +15,7 @@ from nydus_top.node import EventKind
 from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import session as nri_session
 from nydus_top.nri.errors import LimitExceeded
-from tests.hostile.peer import Served, answer, run, send_request_body, sync_payload, sync_request
+from testkit.hostile_peer import Served, answer, run, send_request_body, sync_payload, sync_request
 
 CHUNK = 4 << 20  # the largest chunk containerd sends: ttrpc's limit (minus the envelope)
 

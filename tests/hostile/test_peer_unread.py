@@ -20,8 +20,8 @@ from nydus_top.node import EventKind
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri import session as nri_session
 from nydus_top.nri.protocol import PluginProtocol
-from tests.hostile.peer import Served, run
-from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
+from testkit.hostile_peer import Served, run
+from testkit.runtime_peer import RuntimePeer, container_msg, pod_msg
 
 NYDUS_TOP = Path(sys.executable).parent / "nydus-top"
 SHUTDOWN_BOUND = 2.0  # seconds from SIGTERM to exit, whatever the peer does

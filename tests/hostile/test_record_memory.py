@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import queue
 
-from record import workload
-from record.harness import wait_exited
 from record.test_startup import Armed
 
 from nydus_top.compactlist import PER_FILE
 from nydus_top.recorder import Recorder, RecordSettings
+from testkit import workload
+from testkit.harness import wait_exited
 
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 

@@ -9,12 +9,12 @@ import queue
 import signal
 
 import pytest
-from record import workload
 from record.test_startup import Armed
 
 from nydus_top.node import Container, ContainerState
 from nydus_top.recorder import Recorder, RecordSettings
 from nydus_top.startup import LiveTrace, StartTrace
+from testkit import workload
 
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]
 

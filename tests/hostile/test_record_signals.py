@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from record import workload
-from record.harness import start_recorder, wait_in_file
+from testkit import workload
+from testkit.harness import start_recorder, wait_in_file
 
 RESULT = "startup-workload:1"
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]

@@ -12,8 +12,8 @@ from nydus_top import listfile
 from nydus_top.listfile import ListExistsError, ListFileError, result_paths, save_list, save_range_list, within
 from nydus_top.listmeta import ListMeta
 from nydus_top.records import ListedFile
+from testkit.replay_data import make_backend
 from tests.tui.conftest import on_trace, settle
-from tests.tui.data import make_backend
 
 ENTRIES = [ListedFile("/bin/app", 10, 1), ListedFile("/etc/app.conf", 5, 2)]
 EVIL = "docker.io/library/evil:1"
@@ -147,8 +147,8 @@ async def _app_saves_to_persist_dir(tmp_path: Path) -> None:
 
 def test_record_refuses_to_save_through_a_symlink_in_persist_dir(sandbox_node, tmp_path: Path,
                                                                  elsewhere: Path) -> None:
-    from tests.record import workload
-    from tests.record.harness import start_recorder, wait_exited
+    from testkit import workload
+    from testkit.harness import start_recorder, wait_exited
 
     # An image of its own (one more file): the same content under a second name would rename
     # the workload image other tests run in what NRI reports.

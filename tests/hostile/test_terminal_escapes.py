@@ -18,7 +18,7 @@ import pytest
 from nydus_top.display import EscapingFormatter, printable
 from nydus_top.listfile import save_list
 from nydus_top.records import ListedFile
-from tests.tracer.container import Container, build_progs
+from testkit.container import Container, build_progs
 
 # OSC retitle, clear screen, C1 CSI, NEL, right-to-left override, isolate
 HOSTILE = "\x1b]0;owned\x07\x1b[2J\u009b31m\u0085\u202egnp.exe\u2066"
@@ -81,7 +81,7 @@ def test_trace_output_escapes_bidi_and_controls_and_decodes_exact(tmp_path: Path
 
 
 def test_ps_and_record_escape_names_from_the_runtime(sandbox_node, tmp_path: Path) -> None:
-    from tests.record.harness import start_recorder
+    from testkit.harness import start_recorder
 
     rec = start_recorder(sandbox_node.nri_socket, tmp_path / "persist")
     try:
@@ -110,8 +110,8 @@ def test_ps_and_record_escape_names_from_the_runtime(sandbox_node, tmp_path: Pat
 def test_the_app_status_line_shows_paths_and_errors_escaped(tmp_path: Path) -> None:
     import asyncio
 
+    from testkit.replay_data import make_backend
     from tests.tui.conftest import on_trace, settle, submit
-    from tests.tui.data import make_backend
 
     async def save_under_a_file() -> str:
         blocker = tmp_path / f"file{HOSTILE}"

@@ -9,7 +9,7 @@ from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.protocol import Call, PluginProtocol
-from tests.nri.frames import frames_dir
+from testkit.frames import frames_dir
 
 TRUNKS = [(frames_dir() / s / "trunk-r2p.bin").read_bytes() for s in ("A-idle", "B-sync", "C-large")]
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

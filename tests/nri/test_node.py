@@ -7,7 +7,7 @@ import threading
 
 from nydus_top.node import Container, ContainerState, EventKind, NodeModel, Pod, PodState
 from nydus_top.nri import to_model
-from tests.nri.runtime_peer import container_msg, pod_msg
+from testkit.runtime_peer import container_msg, pod_msg
 
 
 def pod(i: int, **kw) -> Pod:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from nydus_top.nri import nri_api_pb2 as api
-from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
+from testkit.runtime_peer import RuntimePeer, container_msg, pod_msg
 
 
 async def ps(*args: str) -> tuple[int, str, str]:

@@ -15,7 +15,7 @@ from nydus_top.node import ContainerState, EventKind, NodeModel, PodState
 from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.session import PluginSession, SessionThread, event_mask
-from tests.nri.runtime_peer import RuntimePeer, container_msg, pod_msg
+from testkit.runtime_peer import RuntimePeer, container_msg, pod_msg
 
 EXPECTED_MASK = sum(1 << (e - 1) for e in (1, 2, 3, 6, 10, 11))
 
@@ -382,7 +382,7 @@ def test_inherited_socket_fd_is_used_and_not_reopened(tmp_path: Path, monkeypatc
         session = PluginSession(model)
         assert session.target.startswith("fd ")
         task = asyncio.ensure_future(session.run_forever())
-        from tests.nri.runtime_peer import PeerConn
+        from testkit.runtime_peer import PeerConn
 
         reader, writer = await asyncio.open_unix_connection(sock=theirs)
         conn = PeerConn(reader, writer)

@@ -11,7 +11,7 @@ from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.protocol import Call, PluginProtocol, Reply
-from tests.nri.frames import all_captured, captured, frames_dir, scenarios
+from testkit.frames import all_captured, captured, frames_dir, scenarios
 
 REQUEST_TYPES = {
     "RegisterPlugin": api.RegisterPluginRequest,

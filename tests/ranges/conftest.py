@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tracer.container import Container, build_progs
 
 from nydus_top.tracer import TracerPool
-from ranges.layers import LayerContainer, LayerFs
+from testkit.container import Container, build_progs
+from testkit.layers import LayerContainer, LayerFs
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import load_workload
+from testkit.harness import load_workload
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ import queue
 from nydus_top import listmeta, runstore
 from nydus_top.listfile import load_list, ranges_path
 from nydus_top.recorder import Recorder, RecordSettings
+from testkit import workload
+from testkit.harness import WORKLOAD_IMAGE, wait_exited
 
-from . import workload
-from .harness import WORKLOAD_IMAGE, wait_exited
 from .test_startup import Armed
 
 RESULT = "startup-workload:1"

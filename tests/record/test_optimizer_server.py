@@ -8,8 +8,8 @@ the entry point's exec (a Python server never did: 0 of 20 starts, see bench/REA
 
 from __future__ import annotations
 
-from . import workload
-from .harness import start_optimizer, tracer_server, wait_exited
+from testkit import workload
+from testkit.harness import start_optimizer, tracer_server, wait_exited
 
 RESULT = "startup-workload:1"
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]

@@ -13,9 +13,8 @@ import pytest
 
 from nydus_top.listfile import readable_size
 from sandbox.node import SandboxNode, processes_mentioning
-
-from . import workload
-from .harness import load_workload, wait_exited, wait_file, wait_in_file
+from testkit import workload
+from testkit.harness import load_workload, wait_exited, wait_file, wait_in_file
 
 pytestmark = pytest.mark.every_containerd
 

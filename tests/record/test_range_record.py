@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .harness import start_recorder, wait_exited, wait_file
+from testkit.harness import start_recorder, wait_exited, wait_file
+
 from .test_recorder import EXPECTED, RESULT, _files, _run
 
 

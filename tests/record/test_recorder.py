@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from nydus_top import listmeta, runstore
-
-from . import workload
-from .harness import start_optimizer, start_recorder, wait_exited, wait_file
+from testkit import workload
+from testkit.harness import start_optimizer, start_recorder, wait_exited, wait_file
 
 pytestmark = pytest.mark.every_containerd
 

@@ -17,9 +17,8 @@ import pytest
 from nydus_top import listmeta, runstore
 from nydus_top.cli import main
 from nydus_top.workspace import Workspace
-
-from . import workload
-from .harness import start_recorder, wait_exited
+from testkit import workload
+from testkit.harness import start_recorder, wait_exited
 
 REF = "nydus-top.local/startup-workload-runs:1"
 STARTS = 10
@@ -92,7 +91,7 @@ def test_ten_starts_agree_on_the_fixed_set_and_name_each_start_s_own_file(
     # The app's stability view counts the same runs the same way.
     loaded, warnings = Workspace.read_runs(persist, REF)
     assert warnings == []
-    from tests.tui.data import make_backend
+    from testkit.replay_data import make_backend
 
     ws = Workspace(make_backend(persist))
     stable = ws.load_runs(REF, loaded)

@@ -12,9 +12,8 @@ from nydus_top.nri.session import PluginSession, SessionThread
 from nydus_top.records import Access
 from nydus_top.startup import StartTrace, StartupCapture, pool_starter, starts_of_image
 from nydus_top.tracer import TracerPool
-
-from . import workload
-from .harness import WORKLOAD_IMAGE, wait_exited
+from testkit import workload
+from testkit.harness import WORKLOAD_IMAGE, wait_exited
 
 pytestmark = pytest.mark.every_containerd
 

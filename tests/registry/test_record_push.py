@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from record.harness import start_recorder, wait_file
-
 from nydus_top import registry
 from nydus_top.listfile import result_paths
 from sandbox import images
 from sandbox.node import SandboxNode
+from testkit.harness import start_recorder, wait_file
 
 from .conftest import LocalRegistry
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.tracer import TracerPool
-
-from .container import Container, build_progs
+from testkit.container import Container, build_progs
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from textual.widgets import Input
 from nydus_top.replay import ReplayBackend
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.trace import TraceScreen
-from tests.tui.data import make_backend
+from testkit.replay_data import make_backend
 
 SIZE = (110, 30)
 

@@ -15,8 +15,8 @@ import pytest
 from textual.widgets import Log, Static
 
 from nydus_top.screens.convert import ConvertScreen
+from testkit.replay_data import STARTUP, make_backend
 from tests.tui.conftest import on_trace, until
-from tests.tui.data import STARTUP, make_backend
 
 FAKE = Path(__file__).resolve().parent.parent / "lists" / "fake_nydusify"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from nydus_top.screens.dialogs import ConfirmDialog
 from nydus_top.screens.trace import TraceScreen
+from testkit.replay_data import make_backend
 from tests.tui.conftest import on_trace, settle, submit
-from tests.tui.data import make_backend
 from tests.tui.screentext import screen_text
 
 MiB = 1 << 20

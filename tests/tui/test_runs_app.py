@@ -12,8 +12,8 @@ from nydus_top.records import ListedFile
 from nydus_top.screens.stability import StabilityScreen
 from nydus_top.screens.traces import TracesScreen
 from nydus_top.tracerun import TraceState
+from testkit.replay_data import STARTUP, make_backend
 from tests.tui.conftest import running, settle, submit, until
-from tests.tui.data import STARTUP, make_backend
 from tests.tui.screentext import screen_text
 
 NGINX = "docker.io/library/nginx:1.25"

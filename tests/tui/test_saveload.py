@@ -15,8 +15,8 @@ from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
 from nydus_top.workspace import Workspace
+from testkit.replay_data import STARTUP, make_backend, startup_trace
 from tests.tui.conftest import on_trace, running, settle, submit, until
-from tests.tui.data import STARTUP, make_backend, startup_trace
 from tests.tui.screentext import screen_text
 
 PATHS = [p for p, _, _ in STARTUP]

@@ -15,8 +15,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from nydus_top.screens.app import NydusTopApp
+from testkit.replay_data import make_backend, startup_trace
 from tests.tui.conftest import SIZE, settle, until
-from tests.tui.data import make_backend, startup_trace
 
 RunBefore = Callable[[Pilot], Awaitable[None]]
 

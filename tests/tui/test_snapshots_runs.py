@@ -15,8 +15,8 @@ from nydus_top.listmeta import ListMeta
 from nydus_top.records import ListedFile
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.stability import StabilityScreen
+from testkit.replay_data import STARTUP, make_backend
 from tests.tui.conftest import SIZE, settle, until
-from tests.tui.data import STARTUP, make_backend
 from tests.tui.test_snapshots import keys
 
 IMAGE = "registry.local:5000/team/app:1"

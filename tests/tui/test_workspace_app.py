@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracerun import TraceState
+from testkit.replay_data import make_backend, startup_trace
 from tests.tui.conftest import running
-from tests.tui.data import make_backend, startup_trace
 from tests.tui.screentext import screen_text
 
 
@@ -131,7 +131,7 @@ async def test_ctrl_c_twice_quits_at_once_whatever_is_unsaved() -> None:
 async def test_merge_another_trace_of_this_session() -> None:
     from nydus_top.records import Access
     from nydus_top.screens.dialogs import MergeDialog
-    from tests.tui.data import STARTUP
+    from testkit.replay_data import STARTUP
 
     backend = make_backend()
     backend.recordings = {**backend.recordings, "c-side": [Access(0, "/etc/passwd", 1, 1, "open", 9, "envoy"),

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import workload
+from testkit import workload
 
 WORKLOAD_IMAGE = "nydus-top.local/startup-workload:1"
 

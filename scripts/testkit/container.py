@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PROGS = Path(__file__).resolve().parent / "progs"
+PROGS = Path(__file__).resolve().parents[2] / "tests" / "tracer" / "progs"
 
 
 def build_progs(dest: Path) -> dict[str, Path]:

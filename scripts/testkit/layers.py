@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tracer.container import Container
+from testkit.container import Container
 
 
 class LayerFs:

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-CAPTURED = Path(__file__).resolve().parent / "captured"
+CAPTURED = Path(__file__).resolve().parents[2] / "tests" / "nri" / "captured"
 
 
 def frames_dir() -> Path:

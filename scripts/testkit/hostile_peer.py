@@ -1,6 +1,6 @@
 """A misbehaving runtime peer: what containerd will not do, done on purpose.
 
-Builds on :mod:`tests.nri.runtime_peer` (a well-behaved runtime over a real UNIX socket) with
+Builds on :mod:`testkit.runtime_peer` (a well-behaved runtime over a real UNIX socket) with
 messages of an exact size, floods, and a session harness that records the model's events.
 """
 
@@ -14,7 +14,7 @@ from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.protocol import PLUGIN_SERVICE
 from nydus_top.nri.session import PluginSession
-from tests.nri.runtime_peer import PeerConn, RuntimePeer
+from testkit.runtime_peer import PeerConn, RuntimePeer
 
 
 def run(coro, timeout: float = 60.0):
