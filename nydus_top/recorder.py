@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nydus_top import listmeta, runstore
+from nydus_top import listfile, listmeta, runstore
 from nydus_top.compactlist import MAX_BYTES, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
@@ -339,7 +339,7 @@ class Recorder:
     def _save_pair(self, rec: Recording, why: str, target: Path, meta: ListMeta, state: str) -> None:
         s, problems = rec.plan.settings, meta.incomplete
         try:
-            _drop_orphan_meta(target)
+            _drop_orphan_meta(target, s.persist_dir)
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
                                meta=meta, root=s.persist_dir)
         except ListExistsError as err:
@@ -404,13 +404,25 @@ def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
     return kept, left_out
 
 
-def _drop_orphan_meta(list_path: Path) -> None:
-    """Remove the identity file of a list the operator deleted (with its csv) to record it again."""
-    if not os.path.lexists(list_path) and not os.path.lexists(f"{list_path}.csv"):
-        try:
-            listmeta.path_for(list_path).unlink()
-        except OSError:  # none there, or the save that follows reports why
-            pass
+def _drop_orphan_meta(list_path: Path, root: Path) -> None:
+    """Remove the identity file of a list the operator deleted (with its csv) to record it again.
+
+    By name in its directory's fd, reached from *root* (persist_dir) without following a symlink:
+    a directory planted as one never makes us remove a file elsewhere (the save then says why)."""
+    try:
+        dfd = listfile.open_existing_dir(list_path.parent, root, f"save {list_path}")
+    except ListFileError:
+        return
+    if dfd is None:
+        return
+    try:
+        names = (list_path.name, f"{list_path.name}.csv")
+        if not any(listfile.exists_in(dfd, name) for name in names):
+            os.unlink(listmeta.path_for(list_path).name, dir_fd=dfd)
+    except OSError:  # none there, or the save that follows reports why
+        pass
+    finally:
+        os.close(dfd)
 
 
 def incomplete_path(list_path: Path) -> Path:
