@@ -420,11 +420,14 @@ def run_name_of(attached: Attached) -> str:
     return f"{created[:8]}T{created[8:14]}.000000Z-{node}_{attached.artifact[7:19]}"
 
 
-def write_pulled(outdir: Path, attached: Attached) -> list[Path]:
-    """Write one pulled list into *outdir* under a run name (atomic, never overwriting)."""
+def write_pulled(outdir: Path, attached: Attached, *, root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Write one pulled list into *outdir* under a run name (atomic, never overwriting).
+
+    *root*: the directory we were told to write in when *outdir* lies under it (persist_dir):
+    nothing between it and the files is followed if it is a symlink (see ``write_atomic``)."""
     from nydus_top.listfile import write_atomic  # noqa: PLC0415
 
     base = outdir / run_name_of(attached)
     files = [(Path(os.fspath(base) + suffix), data) for suffix, data in attached.files.items()]
-    write_atomic(files, overwrite=False)
+    write_atomic(files, overwrite=False, root=root)
     return [path for path, _ in files]

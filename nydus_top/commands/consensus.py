@@ -109,7 +109,7 @@ def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
 
     for image in images:
         try:
-            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http)
+            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http, persist_dir=persist_dir)
         except (RegistryError, ImageRefError, OSError) as err:
             raise ListFileError(f"--pull {image}: {err}") from None
 
