@@ -22,7 +22,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ TIMEOUT = 30.0  # seconds for connecting and for each read
 ANNOTATION_NODE = "io.nydus-top.node"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_IMAGE = "io.nydus-top.image"
+_KEPT_ANNOTATIONS = (ANNOTATION_CREATED, ANNOTATION_NODE, ANNOTATION_IMAGE)  # of a pulled list
+MAX_ANNOTATION_CHARS = 256  # of each annotation kept from a pulled list's manifest
 
 _REF = re.compile(r"(?P<registry>[^/]+)/(?P<repo>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
                   r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
@@ -250,12 +252,21 @@ def _referrers_tag(subject: str) -> str:
     return f"{algorithm}-{hexdigest}"[:128]
 
 
-def _index_entries(body: bytes, what: str) -> list[Descriptor]:
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    """A JSON object from a registry's answer; RegistryError (one line) for anything else, nesting
+    too deep for the parser included."""
     try:
         raw = json.loads(body)
-    except ValueError:
-        raise RegistryError(f"{what}: not JSON") from None
-    manifests = raw.get("manifests") if isinstance(raw, dict) else None
+    except (ValueError, RecursionError):
+        raw = None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{what}: not a JSON object")
+    return raw
+
+
+def _index_entries(body: bytes, what: str) -> list[Descriptor]:
+    raw = _json_object(body, what)
+    manifests = raw.get("manifests")
     if not isinstance(manifests, list):
         raise RegistryError(f"{what}: not an image index")
     if len(manifests) > MAX_REFERRERS:
@@ -288,9 +299,9 @@ def _read_capped(response: Any, limit: int, url: str) -> bytes:
 
 def _error_text(body: bytes) -> str:
     try:
-        errors = json.loads(body).get("errors", [])
+        errors = _json_object(body, "").get("errors", [])
         return "; ".join(str(e.get("message", e.get("code", ""))) for e in errors)[:300]
-    except (ValueError, AttributeError):
+    except (RegistryError, AttributeError, TypeError):
         return ""
 
 
@@ -386,31 +397,59 @@ class Attached:
     files: Mapping[str, bytes]
 
 
-def pull_lists(client: Client, image: Reference) -> list[Attached]:
-    """Every list attached to *image*, oldest first (by its creation annotation)."""
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """A list attached to an image, its files not fetched yet."""
+
+    artifact: str
+    annotations: Mapping[str, str]
+    layers: Mapping[str, Descriptor]  # by suffix
+
+
+def iter_lists(client: Client, image: Reference) -> Iterator[Attached]:
+    """Every list attached to *image*, oldest first (by its creation annotation), each list's files
+    fetched only when it is its turn: memory holds one list's files, never every list's."""
     subject = client.resolve(image)
     entries, _ = client.referrers(image.repository, subject.digest)
-    result = []
+    listed = []
     for entry in entries:
         if entry.artifact_type and entry.artifact_type != ARTIFACT_TYPE:
             continue
         found = client.get_manifest(image.repository, entry.digest, MANIFEST)
         if found is None:
             continue  # deleted since it was listed
-        manifest = json.loads(found[0])
-        if manifest.get("artifactType") != ARTIFACT_TYPE:
-            continue
-        files: dict[str, bytes] = {}
-        by_type = {media: suffix for suffix, media in LAYERS.items()}
-        for raw in manifest.get("layers", []):
-            layer = _descriptor(raw)
-            if layer is not None and layer.media_type in by_type and by_type[layer.media_type] not in files:
-                files[by_type[layer.media_type]] = client.get_blob(image.repository, layer)
-        if "" in files:
-            annotations = manifest.get("annotations") if isinstance(manifest.get("annotations"), dict) else {}
-            result.append(Attached(entry.digest, {k: v for k, v in annotations.items() if isinstance(v, str)}, files))
-    result.sort(key=lambda a: (a.annotations.get(ANNOTATION_CREATED, ""), a.artifact))
-    return result
+        item = _listed(entry.digest, _json_object(found[0], f"manifest {image.repository}@{entry.digest}"))
+        if item is not None:
+            listed.append(item)
+    listed.sort(key=lambda a: (a.annotations.get(ANNOTATION_CREATED, ""), a.artifact))
+    for item in listed:
+        files = {suffix: client.get_blob(image.repository, layer) for suffix, layer in item.layers.items()}
+        yield Attached(item.artifact, item.annotations, files)
+
+
+def pull_lists(client: Client, image: Reference) -> list[Attached]:
+    """Every list attached to *image*, oldest first, fetched (see :func:`iter_lists`)."""
+    return list(iter_lists(client, image))
+
+
+def _listed(artifact: str, manifest: dict[str, Any]) -> _Listed | None:
+    """The list an artifact manifest describes, or None when it is none (or has no plain list).
+    Of its annotations only those we use are kept, each at most MAX_ANNOTATION_CHARS long."""
+    if manifest.get("artifactType") != ARTIFACT_TYPE:
+        return None
+    by_type = {media: suffix for suffix, media in LAYERS.items()}
+    layers: dict[str, Descriptor] = {}
+    raw_layers = manifest.get("layers")
+    for raw in raw_layers if isinstance(raw_layers, list) else []:
+        layer = _descriptor(raw)
+        if layer is not None and layer.media_type in by_type:
+            layers.setdefault(by_type[layer.media_type], layer)
+    if "" not in layers:
+        return None
+    raw = manifest.get("annotations")
+    annotations = {key: raw[key][:MAX_ANNOTATION_CHARS] for key in _KEPT_ANNOTATIONS
+                   if isinstance(raw, dict) and isinstance(raw.get(key), str)}
+    return _Listed(artifact, annotations, layers)
 
 
 def run_name_of(attached: Attached) -> str:

@@ -40,7 +40,7 @@ def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: P
     if root is None:
         outdir.mkdir(parents=True, exist_ok=True)
     written, present = [], 0
-    for attached in registry.pull_lists(client, image):
+    for attached in registry.iter_lists(client, image):  # written as fetched
         try:
             written.append(registry.write_pulled(outdir, attached, root=root)[0])
         except ListExistsError:
