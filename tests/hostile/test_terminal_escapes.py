@@ -124,3 +124,25 @@ def test_the_app_status_line_shows_paths_and_errors_escaped(tmp_path: Path) -> N
 
     status = asyncio.run(save_under_a_file())
     assert "cannot save" in status and printable(HOSTILE) in status and unsafe(status) == []
+
+
+def test_message_dialogs_show_file_names_escaped(tmp_path: Path) -> None:
+    """A list's file name is a tenant's choice: its load warnings and the dialog's title name it."""
+    import asyncio
+
+    from nydus_top.screens.dialogs import MessageDialog
+    from tests.tui.conftest import running, settle, until
+
+    hostile = tmp_path / f"list{HOSTILE}"
+    hostile.write_text("/bin/app\nrelative\n")
+
+    async def load() -> str:
+        async with running() as (app, pilot):
+            app.load_run(str(hostile))
+            await until(pilot, lambda: isinstance(app.screen, MessageDialog), what="the warnings dialog")
+            await settle(pilot)
+            return "\n".join(strip.text for widget in app.screen.query("Label, Static")
+                             for strip in widget.render_lines(widget.region.reset_offset))
+
+    shown = asyncio.run(load())
+    assert "skipped 'relative'" in shown and printable(HOSTILE)[:20] in shown and unsafe(shown) == []
