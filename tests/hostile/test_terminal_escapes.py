@@ -146,3 +146,30 @@ def test_message_dialogs_show_file_names_escaped(tmp_path: Path) -> None:
 
     shown = asyncio.run(load())
     assert "skipped 'relative'" in shown and printable(HOSTILE)[:20] in shown and unsafe(shown) == []
+
+
+def test_the_convert_screen_shows_nydusify_output_escaped(tmp_path: Path) -> None:
+    """nydusify echoes what registries answer: its lines reach the app's log escaped, as in the CLI."""
+    import asyncio
+
+    from nydus_top.screens.convert import ConvertScreen
+    from tests.tui.conftest import on_trace, submit, until
+    from tests.tui.data import make_backend
+
+    tool = tmp_path / "nydusify"
+    (tmp_path / "answer").write_text(f"level=fatal msg={HOSTILE}\n")
+    tool.write_text(f"#!/bin/sh\ncat >/dev/null\ncat {tmp_path / 'answer'} >&2\nexit 1\n")
+    tool.chmod(0o755)
+
+    async def convert() -> str:
+        async with on_trace(make_backend(tmp_path, nydusify=str(tool))) as (app, pilot, _):
+            await pilot.press("c")
+            await submit(pilot, "registry.local/app:1")
+            screen = app.screen
+            assert isinstance(screen, ConvertScreen)
+            await until(pilot, lambda: screen.finished, what="the stand-in to finish")
+            log = screen.query_one("Log")
+            return "\n".join([*log.lines, str(screen.query_one("#status").render())])
+
+    shown = asyncio.run(convert())
+    assert f"level=fatal msg={printable(HOSTILE)}" in shown and unsafe(shown) == []
