@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nydus_top import listfile, listmeta, runstore
-from nydus_top.compactlist import MAX_BYTES, CompactList
+from nydus_top.compactlist import MAX_BYTES, MAX_TOTAL_BYTES, Budget, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import ListExistsError, ListFileError, ResultPaths, result_paths, save_list
@@ -59,6 +59,7 @@ class RecordSettings:
     images: tuple[str, ...] = ()  # image patterns; empty: every image
     namespaces: tuple[str, ...] = ()  # pod namespaces; empty: every namespace
     max_bytes: int = MAX_BYTES  # one recording's files in memory at most
+    max_total_bytes: int = MAX_TOTAL_BYTES  # every recording's files together (read at the recorder's start)
     keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
 
 
@@ -114,8 +115,8 @@ class Recording:
         for item in batch:
             if type(item) is Access:
                 if not files.append(item.path, item.size, item.elapsed_us) and files.refused == 1:
-                    self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
-                             f"with {len(files)} files: later files are not recorded")
+                    self.log(f"recording {self.name} reached {_limit(files)} with {len(files)} files: "
+                             "later files are not recorded")
             else:
                 if item.reason == LIMIT and LIMIT not in self.overflows:  # said now: the recording goes on
                     self.log(f"recording {self.name}: tracer limit reached: {len(files) + files.refused} files, "
@@ -155,6 +156,13 @@ def _lost(reason: str, summary: Overflows, traced: int) -> str:
     if reason == UNREACHABLE:
         return f"{count} outside the container's root not recorded {since}"
     return f"{count} lost ({reason}) {since}"
+
+
+def _limit(files: CompactList) -> str:
+    """Which memory limit refused *files* a file: its own, or the one all recordings share."""
+    if files.budget_reached and files.budget is not None:
+        return f"the limit of {_mib(files.budget.max_bytes)} in memory for all recordings together"
+    return f"its limit of {_mib(files.max_bytes)} in memory"
 
 
 def _mib(n: int) -> str:
@@ -219,6 +227,7 @@ class Recorder:
         self.planner = Planner(settings)
         self.log = log
         self.recordings: dict[str, Recording] = {}
+        self.budget = Budget(settings.max_total_bytes)  # what every recording's files take together
 
     @property
     def settings(self) -> RecordSettings:
@@ -242,7 +251,7 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes), self.log,
+        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes, self.budget), self.log,
                         _identity(start))
         if not start.ready:
             rec.problems.append(
@@ -313,12 +322,15 @@ class Recorder:
         for reason, summary in rec.overflows.items():
             rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
         if rec.files.reached:
-            rec.problems.append(f"memory limit reached: {len(rec.files)} files in {_mib(rec.files.max_bytes)}, "
+            within = (f"the recordings' shared {_mib(rec.files.budget.max_bytes)}" if rec.files.budget_reached
+                      and rec.files.budget is not None else _mib(rec.files.max_bytes))
+            rec.problems.append(f"memory limit reached: {len(rec.files)} files in {within}, "
                                 f"{rec.files.refused} more not recorded")
         self.recordings.pop(rec.plan.container_id, None)
         try:
             await asyncio.to_thread(self._save, rec, why)
         finally:  # only now may another container of the image record into the same files
+            rec.files.release()
             self.planner.done(rec.plan.container_id)
 
     def _save(self, rec: Recording, why: str) -> None:
