@@ -144,6 +144,10 @@ class Client:
         self._oras.session.mount("https://", adapter)
         self._authenticated: set[str] = set()
 
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._oras.session.close()
+
     # ------------------------------------------------------------ requests
 
     def _request(self, method: str, repo: str, path: str, *, data: bytes | None = None,
