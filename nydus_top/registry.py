@@ -16,11 +16,13 @@ its digest before use.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import socket
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -346,12 +348,16 @@ def list_files(list_path: str | os.PathLike[str]) -> dict[str, bytes]:
         base = base[: -len(".csv")]
     found: dict[str, bytes] = {}
     for suffix in LAYERS:
-        try:
-            with open(base + suffix, "rb") as fh:
+        try:  # never a symlink: one planted beside a list would send another file to the registry
+            with open(os.open(base + suffix, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # a FIFO would hang the pusher
+                    raise RegistryError(f"{base + suffix}: not a regular file, not pushed")
                 found[suffix] = fh.read(MAX_BLOB_BYTES + 1)
         except FileNotFoundError:
             continue
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise RegistryError(f"{base + suffix} is a symlink: not pushed") from None
             raise RegistryError(f"cannot read {base + suffix}: {err.strerror or err}") from None
         if len(found[suffix]) > MAX_BLOB_BYTES:
             raise RegistryError(f"{base + suffix}: larger than {MAX_BLOB_BYTES} bytes")
