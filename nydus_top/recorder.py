@@ -251,7 +251,8 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes, self.budget), self.log,
+        files = CompactList(plan.settings.max_bytes, self.budget)
+        rec = Recording(plan, start.container.pod_id, who, start.trace, files, self.log,
                         _identity(start))
         if not start.ready:
             rec.problems.append(

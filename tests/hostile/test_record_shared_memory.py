@@ -27,8 +27,9 @@ class _EndedTrace:
 def _recording(recorder: Recorder, lines: list[str], name: str) -> Recording:
     settings = recorder.settings
     plan = Plan(f"{name}-id", result_paths(settings.persist_dir, f"registry.local/{name}:1"), settings)
-    rec = Recording(plan, "pod", name, _EndedTrace(), CompactList(settings.max_bytes, recorder.budget),  # type: ignore[arg-type]
-                    lines.append, ListMeta(image=f"registry.local/{name}:1", container=name))
+    files = CompactList(settings.max_bytes, recorder.budget)
+    rec = Recording(plan, "pod", name, _EndedTrace(), files, lines.append,  # type: ignore[arg-type]
+                    ListMeta(image=f"registry.local/{name}:1", container=name))
     recorder.recordings[plan.container_id] = rec
     return rec
 

@@ -20,9 +20,11 @@ def _config(tmp_path: Path) -> Path:
     return config
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"artifactType": "application/vnd.nydus-top.prefetch-list.v1", '
-                                  b'"layers": 7}', b'{"artifactType": "application/vnd.nydus-top.prefetch-list.v1", '
-                                  b'"layers": [], "annotations": []}'],
+_LIST = b'"artifactType": "application/vnd.nydus-top.prefetch-list.v1"'
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"{" + _LIST + b', "layers": 7}',
+                                  b"{" + _LIST + b', "layers": [], "annotations": []}'],
                          ids=["not-json", "not-an-object", "layers-not-a-list", "annotations-not-an-object"])
 def test_a_manifest_that_is_no_manifest_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                     body: bytes) -> None:
