@@ -56,3 +56,17 @@ def test_pulling_into_persist_dir_writes_the_runs_there(
     (run,) = runstore.runs_of(runstore.image_dir(persist, ref))
     assert run.read_bytes() == b"/bin/app\n"
     assert "pulled 1 lists" in capsys.readouterr().err
+
+
+def test_consensus_output_under_persist_dir_never_follows_a_symlinked_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    persist, elsewhere = tmp_path / "persist", tmp_path / "elsewhere"
+    persist.mkdir()
+    elsewhere.mkdir()
+    run = tmp_path / "run"
+    run.write_bytes(b"/bin/app\n")
+    (persist / "out").symlink_to(elsewhere)
+    target = persist / "out" / "consensus"
+    assert main(["--config", str(_config(tmp_path, persist)), "consensus", str(run), "-o", str(target)]) == 1
+    assert f"{persist}/out is a symlink (never followed under {persist})" in capsys.readouterr().err
+    assert list(elsewhere.rglob("*")) == []
