@@ -32,6 +32,7 @@ from typing import Any
 import oras.provider
 import requests
 import requests.adapters
+import urllib3.exceptions
 
 from nydus_top.listmeta import ListMeta
 
@@ -52,6 +53,7 @@ MAX_MANIFEST_BYTES = 4 << 20  # what distribution accepts for a manifest
 MAX_BLOB_BYTES = 512 << 20  # a list of 2M long paths is about 400 MB
 MAX_REFERRERS = 10_000  # entries of one referrers index we read
 TIMEOUT = 30.0  # seconds for connecting and for each read
+REQUEST_DEADLINE = 600.0  # seconds for a whole answer (a blob of MAX_BLOB_BYTES at about 1 MB/s)
 ANNOTATION_NODE = "io.nydus-top.node"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_IMAGE = "io.nydus-top.image"
@@ -164,7 +166,7 @@ class Client:
         try:
             response = send(self._oras, url, method, data=data, headers=dict(headers or {}), stream=True)
             body = _read_capped(response, limit, url)
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:  # urllib3's: from read1
             raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
         except ValueError as err:  # the SDK's way of saying authentication failed
             raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
@@ -293,12 +295,19 @@ def _upload_path(location: str, registry: str, repo: str) -> str:
 
 
 def _read_capped(response: Any, limit: int, url: str) -> bytes:
+    """The body, at most *limit* bytes, all in within REQUEST_DEADLINE seconds (a byte now and
+    then keeps every read within its timeout)."""
     chunks, total = [], 0
-    for chunk in response.iter_content(65536):
+    deadline = time.monotonic() + REQUEST_DEADLINE
+    # read1: whatever has come (iter_content waits for a whole chunk, byte by byte if need be)
+    while chunk := response.raw.read1(65536, decode_content=True):
         total += len(chunk)
         if total > limit:
             response.close()
             raise RegistryError(f"GET {url}: answer larger than {limit} bytes")
+        if time.monotonic() > deadline:
+            response.close()
+            raise RegistryError(f"GET {url}: answer not complete within {REQUEST_DEADLINE} s (REQUEST_DEADLINE)")
         chunks.append(chunk)
     return b"".join(chunks)
 

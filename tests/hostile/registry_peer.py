@@ -89,3 +89,63 @@ def hostile_registry() -> Iterator[HostileRegistry]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def trickling_registry(pause: float) -> Iterator[str]:
+    """A registry that answers every GET with 200 and then one body byte every *pause* seconds,
+    forever (each read finishes well within any read timeout); its host:port."""
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", MANIFEST)
+            self.end_headers()
+            try:
+                while not stop.wait(pause):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client gave up
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def short_registry() -> Iterator[str]:
+    """A registry whose every answer promises 100 bytes and sends 10, then closes; its host:port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", MANIFEST)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"{" * 10)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

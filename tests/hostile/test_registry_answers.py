@@ -90,3 +90,32 @@ def test_json_nested_too_deep_for_the_parser_is_one_line(tmp_path: Path, capsys:
     assert rc == 1 and err.count("\n") == 1, err
     expected = "not a JSON object" if where == "referrers" else "registry answered 500"
     assert expected in err
+
+
+def test_an_answer_trickling_in_is_cut_at_the_request_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One byte now and then keeps every read within its timeout: the whole answer has a deadline
+    (else one such registry holds the recorder's only pusher thread forever)."""
+    import time
+
+    from tests.hostile.registry_peer import trickling_registry
+
+    monkeypatch.setattr(registry, "REQUEST_DEADLINE", 1.0)
+    with trickling_registry(0.05) as host:
+        client = registry.Client(host, plain_http=True, timeout=5)
+        started = time.monotonic()
+        with pytest.raises(registry.RegistryError) as err:
+            client.resolve(registry.parse_reference(f"{host}/{REPO}:1"))
+        took = time.monotonic() - started
+    assert str(err.value) == (f"GET http://{host}/v2/{REPO}/manifests/1: answer not complete within "
+                              "1.0 s (REQUEST_DEADLINE)")
+    assert took < 10
+
+
+def test_an_answer_cut_short_is_one_line() -> None:
+    from tests.hostile.registry_peer import short_registry
+
+    with short_registry() as host:
+        client = registry.Client(host, plain_http=True, timeout=5)
+        with pytest.raises(registry.RegistryError) as err:
+            client.resolve(registry.parse_reference(f"{host}/{REPO}:1"))
+    assert str(err.value).startswith(f"GET http://{host}/v2/{REPO}/manifests/1: ") and "\n" not in str(err.value)
