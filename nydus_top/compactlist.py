@@ -12,6 +12,7 @@ Iterating yields :class:`nydus_top.records.ListedFile` rows one at a time, for a
 
 from __future__ import annotations
 
+import threading
 from array import array
 from collections.abc import Iterator
 
@@ -19,6 +20,30 @@ from nydus_top.records import ListedFile
 
 PER_FILE = 24  # bytes of the columns for each file: path end, size, elapsed
 MAX_BYTES = 256 << 20  # one recording's files in memory at most: 256 MiB
+MAX_TOTAL_BYTES = 256 << 20  # every recording of a recorder together: 256 MiB
+
+
+class Budget:
+    """Bytes shared by several lists (every recording in progress): at most ``max_bytes`` together,
+    however many containers start at once. Safe to use from the tracers' reader threads."""
+
+    __slots__ = ("max_bytes", "used", "_lock")
+
+    def __init__(self, max_bytes: int = MAX_TOTAL_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            if self.used + n > self.max_bytes:
+                return False
+            self.used += n
+            return True
+
+    def give_back(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
 
 
 def _encode(path: str) -> bytes:
@@ -28,15 +53,17 @@ def _encode(path: str) -> bytes:
 class CompactList:
     """Files (path, size, elapsed) in first-access order, within ``max_bytes``."""
 
-    __slots__ = ("_paths", "_ends", "_size", "_elapsed", "max_bytes", "refused")
+    __slots__ = ("_paths", "_ends", "_size", "_elapsed", "max_bytes", "refused", "budget", "budget_reached")
 
-    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = MAX_BYTES, budget: Budget | None = None) -> None:
         self._paths = bytearray()
         self._ends = array("Q")
         self._size = array("q")
         self._elapsed = array("q")
         self.max_bytes = max_bytes
         self.refused = 0  # files not kept because the limit was reached
+        self.budget = budget  # shared with other lists: its limit holds too
+        self.budget_reached = False  # the shared limit (not max_bytes) refused a file
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -57,7 +84,12 @@ class CompactList:
             data = _encode(path)
         except UnicodeEncodeError:  # a lone surrogate no tracer emits: as exact as we can
             data = path.encode("utf-8", "surrogatepass")
-        if self.refused or self.nbytes + len(data) + PER_FILE > self.max_bytes:
+        cost = len(data) + PER_FILE
+        if self.refused or self.nbytes + cost > self.max_bytes:
+            self.refused += 1
+            return False
+        if self.budget is not None and not self.budget.take(cost):
+            self.budget_reached = True
             self.refused += 1
             return False
         self._paths += data
@@ -65,6 +97,13 @@ class CompactList:
         self._size.append(size)
         self._elapsed.append(elapsed_us)
         return True
+
+    def release(self) -> None:
+        """Give what the files take back to the shared budget (once the list is saved; the files
+        stay readable)."""
+        if self.budget is not None:
+            self.budget.give_back(self.nbytes)
+            self.budget = None
 
     def __iter__(self) -> Iterator[ListedFile]:
         paths, ends, sizes, elapsed = self._paths, self._ends, self._size, self._elapsed

@@ -31,6 +31,7 @@ DEADLINE = 300.0  # seconds from the first try after which a list is given up
 QUEUE_LIMIT = 256  # lists waiting to be pushed
 REQUEST_TIMEOUT = 30.0  # seconds for connecting and for each read of a request
 TRACKED_IMAGES = 1024  # images whose failures are counted at once
+CLIENTS_KEPT = 16  # registry clients (sessions, pooled connections) kept for reuse, the least recent closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +179,12 @@ class ListPusher:
             meta = listmeta.read(job.list_path)
         except (registry.RegistryError, listmeta.MetaError) as err:
             raise PermanentError(str(err)) from None
-        client = self._clients.get(image.registry)
+        client = self._clients.pop(image.registry, None)  # put back last: most recent
         if client is None:
             client = registry.Client(image.registry, plain_http=image.registry in self.plain_http, timeout=self.timeout)
-            self._clients[image.registry] = client
+            if len(self._clients) >= CLIENTS_KEPT:  # registry hosts come from images: any number of them
+                self._clients.pop(next(iter(self._clients))).close()
+        self._clients[image.registry] = client
         pushed = registry.push_list(client, image, files, registry.annotations_for(meta))
         return pushed.artifact
 

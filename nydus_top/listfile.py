@@ -287,14 +287,20 @@ def _describe(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def _open_beneath(root: str, rel: str, target: Path) -> int:
-    """fd of directory *rel* under *root*, created as needed, no component of *rel* followed if
-    it is a symlink (``O_NOFOLLOW`` from *root*'s fd, ``mkdir`` relative to it)."""
+def _open_beneath(root: str, rel: str, doing: str, *, create: bool = True) -> int | None:
+    """fd of directory *rel* under *root*, no component of *rel* followed if it is a symlink
+    (``O_NOFOLLOW`` from *root*'s fd). With *create*, missing directories are made (``mkdir``
+    relative to their parent's fd); without, a missing one gives None. Errors name *doing*."""
     try:
-        os.makedirs(root, exist_ok=True)
+        if create:
+            os.makedirs(root, exist_ok=True)
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError as err:
+        if not create:
+            return None
+        raise ListFileError(f"cannot {doing}: {_describe(err)}") from None
     except OSError as err:
-        raise ListFileError(f"cannot save {target}: {_describe(err)}") from None
+        raise ListFileError(f"cannot {doing}: {_describe(err)}") from None
     shown = root
     for part in [p for p in rel.split("/") if p and p != "."]:
         shown = os.path.join(shown, part)
@@ -302,6 +308,9 @@ def _open_beneath(root: str, rel: str, target: Path) -> int:
             try:
                 child = os.open(part, _NOFOLLOW_DIR, dir_fd=fd)
             except FileNotFoundError:
+                if not create:
+                    os.close(fd)
+                    return None
                 try:
                     os.mkdir(part, 0o755, dir_fd=fd)
                 except FileExistsError:
@@ -311,9 +320,9 @@ def _open_beneath(root: str, rel: str, target: Path) -> int:
             link = err.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(fd, part)
             os.close(fd)
             if link:
-                raise ListFileError(f"cannot save {target}: {shown} is a symlink "
+                raise ListFileError(f"cannot {doing}: {shown} is a symlink "
                                     f"(never followed under {root})") from None
-            raise ListFileError(f"cannot save {target}: {_describe(err)}") from None
+            raise ListFileError(f"cannot {doing}: {_describe(err)}") from None
         os.close(fd)
         fd = child
     return fd
@@ -332,13 +341,28 @@ def _is_symlink(dfd: int, name: str) -> bool:
 def _open_dir(target: Path, root: Path | None) -> int:
     """fd of *target*'s directory (created as needed): resolved beneath *root* without following
     symlinks, or, without a root (a path the operator typed), as the kernel resolves it."""
-    where = os.path.abspath(target.parent)
+    fd = _open_beneath(*_split_under(target.parent, root, f"save {target}"), f"save {target}")
+    assert fd is not None  # created as needed
+    return fd
+
+
+def _split_under(directory: Path, root: str | os.PathLike[str] | None, doing: str) -> tuple[str, str]:
+    """(root, *directory* relative to it); without a root, (*directory*, "")."""
+    where = os.path.abspath(directory)
     if root is None:
-        return _open_beneath(where, "", target)
+        return where, ""
     base = os.path.abspath(root)
     if os.path.commonpath([base, where]) != base:
-        raise ListFileError(f"cannot save {target}: not under {base}")
-    return _open_beneath(base, os.path.relpath(where, base), target)
+        raise ListFileError(f"cannot {doing}: not under {base}")
+    return base, os.path.relpath(where, base)
+
+
+def open_existing_dir(directory: str | os.PathLike[str], root: str | os.PathLike[str], doing: str) -> int | None:
+    """fd of *directory* under *root* (persist_dir), reached without following any symlink below
+    *root*; None when it does not exist. Raises ListFileError (one line, "cannot <doing>: ...")
+    when a component is a symlink or *directory* is not under *root*. For removing files by
+    name relative to it (``os.unlink(name, dir_fd=fd)``), never by path."""
+    return _open_beneath(*_split_under(Path(directory), root, doing), doing, create=False)
 
 
 def within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path | None:
@@ -378,7 +402,7 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
                             for name in remove_stale_temps(dirs[path.parent])]
         if not overwrite:
             for path, _ in files:
-                if _lexists(dirs[path.parent], path.name):
+                if exists_in(dirs[path.parent], path.name):
                     raise ListExistsError(path)
         for path, data in files:
             dfd = dirs[path.parent]
@@ -421,7 +445,8 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
     return tuple(removed)
 
 
-def _lexists(dfd: int, name: str) -> bool:
+def exists_in(dfd: int, name: str) -> bool:
+    """Whether directory *dfd* has an entry *name* (a symlink counts, never followed)."""
     try:
         os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:

@@ -98,6 +98,8 @@ def decode(data: bytes, *, name: str = "metadata") -> ListMeta:
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
         raise MetaError(f"{name}: not JSON ({err})") from None
+    except RecursionError:  # a pulled file is the registry's: any nesting can come
+        raise MetaError(f"{name}: not JSON (nested too deep)") from None
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
         raise MetaError(f"{name}: not a nydus-top list metadata file of schema {SCHEMA}")
     values: dict[str, Any] = {}

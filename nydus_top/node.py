@@ -94,8 +94,18 @@ class NodeEvent:
 Callback = Callable[[NodeEvent], None]
 
 
+def record_bytes(record: Pod | Container) -> int:
+    """The text a record holds: what grows with what the runtime sends (never more than the bytes
+    of the message it came from)."""
+    if isinstance(record, Pod):
+        return len(record.id) + len(record.name) + len(record.namespace) + len(record.uid)
+    return (len(record.id) + len(record.pod_id) + len(record.name) + len(record.image)
+            + sum(len(arg) for arg in record.args))
+
+
 class NodeModel:
-    """Pods and containers by id, plus the subscription API."""
+    """Pods and containers by id, plus the subscription API. ``nbytes``: the text they hold
+    (:func:`record_bytes`), for the session's limit."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -103,6 +113,7 @@ class NodeModel:
         self.pods: Mapping[str, Pod] = MappingProxyType({})
         self.containers: Mapping[str, Container] = MappingProxyType({})
         self.connected = False
+        self.nbytes = 0
         self._disconnected_at: float | None = None  # time.time() of the disconnection a resync ends
 
     def snapshot(self) -> tuple[Mapping[str, Pod], Mapping[str, Container]]:
@@ -130,6 +141,7 @@ class NodeModel:
             before = self.containers
             self.pods = MappingProxyType({p.id: p for p in pods})
             self.containers = MappingProxyType({c.id: c for c in containers})
+            self.nbytes = sum(map(record_bytes, self.pods.values())) + sum(map(record_bytes, self.containers.values()))
             self.connected = True
         missed = () if since is None else tuple(
             c for c in self.containers.values() if c.id not in before and _started_since(c, since))
@@ -147,13 +159,17 @@ class NodeModel:
         """Apply a pod lifecycle event reported with the pod's current data."""
         with self._lock:
             pods = dict(self.pods)
+            known = pods.get(pod.id)
+            self.nbytes -= record_bytes(known) if known is not None else 0
             if kind is EventKind.POD_REMOVE:
                 pods.pop(pod.id, None)
                 containers = {k: c for k, c in self.containers.items() if c.pod_id != pod.id}
+                self.nbytes -= sum(record_bytes(c) for c in self.containers.values() if c.pod_id == pod.id)
                 self.containers = MappingProxyType(containers)
             else:
                 pod = replace(pod, state=PodState.NOTREADY if kind is EventKind.POD_STOP else PodState.READY)
                 pods[pod.id] = pod
+                self.nbytes += record_bytes(pod)
             self.pods = MappingProxyType(pods)
         self._publish(NodeEvent(kind, pod))
 
@@ -163,6 +179,7 @@ class NodeModel:
         with self._lock:
             containers = dict(self.containers)
             known = containers.get(container.id)
+            self.nbytes -= record_bytes(known) if known is not None else 0
             if kind is EventKind.CONTAINER_REMOVE:
                 containers.pop(container.id, None)
             else:
@@ -176,9 +193,11 @@ class NodeModel:
                     container = replace(container, created_at=container.created_at or known.created_at,
                                         started_at=container.started_at or known.started_at)
                 containers[container.id] = container
+                self.nbytes += record_bytes(container)
             self.containers = MappingProxyType(containers)
             if pod.id not in self.pods and kind is not EventKind.CONTAINER_REMOVE:
                 self.pods = MappingProxyType({**self.pods, pod.id: pod})
+                self.nbytes += record_bytes(pod)
         self._publish(NodeEvent(kind, self.pods.get(pod.id, pod), container))
         return container
 

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nydus_top import listmeta, runstore
-from nydus_top.compactlist import MAX_BYTES, CompactList
+from nydus_top import listfile, listmeta, runstore
+from nydus_top.compactlist import MAX_BYTES, MAX_TOTAL_BYTES, Budget, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.listfile import (
@@ -69,6 +69,7 @@ class RecordSettings:
     max_bytes: int = MAX_BYTES  # one recording's files in memory at most
     range_list: bool = False  # also save <list>.ranges.json (byte ranges where they are known)
     granularity: int = 1 << 20  # ranges rounded out to this many bytes; 0 = exact
+    max_total_bytes: int = MAX_TOTAL_BYTES  # every recording's files together (read at the recorder's start)
     keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
 
 
@@ -126,8 +127,8 @@ class Recording:
         for item in batch:
             if isinstance(item, Access):
                 if not files.append(item.path, item.size, item.elapsed_us) and files.refused == 1:
-                    self.log(f"recording {self.name} reached its limit of {_mib(files.max_bytes)} in memory "
-                             f"with {len(files)} files: later files are not recorded")
+                    self.log(f"recording {self.name} reached {_limit(files)} with {len(files)} files: "
+                             "later files are not recorded")
             else:
                 if item.reason == LIMIT and LIMIT not in self.overflows:  # said now: the recording goes on
                     self.log(f"recording {self.name}: tracer limit reached: {len(files) + files.refused} files, "
@@ -167,6 +168,13 @@ def _lost(reason: str, summary: Overflows, traced: int) -> str:
     if reason == UNREACHABLE:
         return f"{count} outside the container's root not recorded {since}"
     return f"{count} lost ({reason}) {since}"
+
+
+def _limit(files: CompactList) -> str:
+    """Which memory limit refused *files* a file: its own, or the one all recordings share."""
+    if files.budget_reached and files.budget is not None:
+        return f"the limit of {_mib(files.budget.max_bytes)} in memory for all recordings together"
+    return f"its limit of {_mib(files.max_bytes)} in memory"
 
 
 def _mib(n: int) -> str:
@@ -231,6 +239,7 @@ class Recorder:
         self.planner = Planner(settings)
         self.log = log
         self.recordings: dict[str, Recording] = {}
+        self.budget = Budget(settings.max_total_bytes)  # what every recording's files take together
 
     @property
     def settings(self) -> RecordSettings:
@@ -254,7 +263,8 @@ class Recorder:
             self.planner.done(plan.container_id)
             self.log(f"cannot record {who}: {start.error}")
             return
-        rec = Recording(plan, start.container.pod_id, who, start.trace, CompactList(plan.settings.max_bytes), self.log,
+        files = CompactList(plan.settings.max_bytes, self.budget)
+        rec = Recording(plan, start.container.pod_id, who, start.trace, files, self.log,
                         _identity(start))
         if start.trace.ranges_error:
             self.log(f"recording {who}: {start.trace.ranges_error}; its range list names whole files")
@@ -327,13 +337,16 @@ class Recorder:
         for reason, summary in rec.overflows.items():
             rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
         if rec.files.reached:
-            rec.problems.append(f"memory limit reached: {len(rec.files)} files in {_mib(rec.files.max_bytes)}, "
+            within = (f"the recordings' shared {_mib(rec.files.budget.max_bytes)}" if rec.files.budget_reached
+                      and rec.files.budget is not None else _mib(rec.files.max_bytes))
+            rec.problems.append(f"memory limit reached: {len(rec.files)} files in {within}, "
                                 f"{rec.files.refused} more not recorded")
         _end_ranges(rec)
         self.recordings.pop(rec.plan.container_id, None)
         try:
             await asyncio.to_thread(self._save, rec, why)
         finally:  # only now may another container of the image record into the same files
+            rec.files.release()
             self.planner.done(rec.plan.container_id)
 
     def _save(self, rec: Recording, why: str) -> None:
@@ -354,7 +367,7 @@ class Recorder:
     def _save_pair(self, rec: Recording, why: str, target: Path, meta: ListMeta, state: str) -> None:
         s, problems = rec.plan.settings, meta.incomplete
         try:
-            _drop_orphan_sidecars(target)
+            _drop_orphan_sidecars(target, s.persist_dir)
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
                                meta=meta, ranges=rec.ranges, granularity=s.granularity, root=s.persist_dir)
         except ListExistsError as err:
@@ -439,15 +452,28 @@ def _end_ranges(rec: Recording) -> None:
             rec.range_notes.append(f"range tracer: {rec.trace.ranges.error}")
 
 
-def _drop_orphan_sidecars(list_path: Path) -> None:
+def _drop_orphan_sidecars(list_path: Path, root: Path) -> None:
     """Remove the identity and range files of a list the operator deleted (with its csv) to
-    record it again."""
-    if not os.path.lexists(list_path) and not os.path.lexists(f"{list_path}.csv"):
-        for sidecar in (listmeta.path_for(list_path), ranges_path(list_path)):
-            try:
-                sidecar.unlink()
-            except OSError:  # none there, or the save that follows reports why
-                pass
+    record it again.
+
+    By name in its directory's fd, reached from *root* (persist_dir) without following a symlink:
+    a directory planted as one never makes us remove a file elsewhere (the save then says why)."""
+    try:
+        dfd = listfile.open_existing_dir(list_path.parent, root, f"save {list_path}")
+    except ListFileError:
+        return
+    if dfd is None:
+        return
+    try:
+        names = (list_path.name, f"{list_path.name}.csv")
+        if not any(listfile.exists_in(dfd, name) for name in names):
+            for sidecar in (listmeta.path_for(list_path).name, ranges_path(list_path).name):
+                try:
+                    os.unlink(sidecar, dir_fd=dfd)
+                except OSError:  # none there, or the save that follows reports why
+                    pass
+    finally:
+        os.close(dfd)
 
 
 def incomplete_path(list_path: Path) -> Path:

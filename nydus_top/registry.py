@@ -16,13 +16,15 @@ its digest before use.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import socket
+import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from typing import Any
 import oras.provider
 import requests
 import requests.adapters
+import urllib3.exceptions
 
 from nydus_top.listfile import write_atomic
 from nydus_top.listmeta import ListMeta
@@ -51,9 +54,12 @@ MAX_MANIFEST_BYTES = 4 << 20  # what distribution accepts for a manifest
 MAX_BLOB_BYTES = 512 << 20  # a list of 2M long paths is about 400 MB
 MAX_REFERRERS = 10_000  # entries of one referrers index we read
 TIMEOUT = 30.0  # seconds for connecting and for each read
+REQUEST_DEADLINE = 600.0  # seconds for a whole answer (a blob of MAX_BLOB_BYTES at about 1 MB/s)
 ANNOTATION_NODE = "io.nydus-top.node"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_IMAGE = "io.nydus-top.image"
+_KEPT_ANNOTATIONS = (ANNOTATION_CREATED, ANNOTATION_NODE, ANNOTATION_IMAGE)  # of a pulled list
+MAX_ANNOTATION_CHARS = 256  # of each annotation kept from a pulled list's manifest
 
 _REF = re.compile(r"(?P<registry>[^/]+)/(?P<repo>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
                   r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
@@ -143,6 +149,10 @@ class Client:
         self._oras.session.mount("https://", adapter)
         self._authenticated: set[str] = set()
 
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._oras.session.close()
+
     # ------------------------------------------------------------ requests
 
     def _request(self, method: str, repo: str, path: str, *, data: bytes | None = None,
@@ -158,7 +168,7 @@ class Client:
         try:
             response = send(self._oras, url, method, data=data, headers=dict(headers or {}), stream=True)
             body = _read_capped(response, limit, url)
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:  # urllib3's: from read1
             raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
         except ValueError as err:  # the SDK's way of saying authentication failed
             raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
@@ -252,12 +262,21 @@ def _referrers_tag(subject: str) -> str:
     return f"{algorithm}-{hexdigest}"[:128]
 
 
-def _index_entries(body: bytes, what: str) -> list[Descriptor]:
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    """A JSON object from a registry's answer; RegistryError (one line) for anything else, nesting
+    too deep for the parser included."""
     try:
         raw = json.loads(body)
-    except ValueError:
-        raise RegistryError(f"{what}: not JSON") from None
-    manifests = raw.get("manifests") if isinstance(raw, dict) else None
+    except (ValueError, RecursionError):
+        raw = None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{what}: not a JSON object")
+    return raw
+
+
+def _index_entries(body: bytes, what: str) -> list[Descriptor]:
+    raw = _json_object(body, what)
+    manifests = raw.get("manifests")
     if not isinstance(manifests, list):
         raise RegistryError(f"{what}: not an image index")
     if len(manifests) > MAX_REFERRERS:
@@ -278,21 +297,28 @@ def _upload_path(location: str, registry: str, repo: str) -> str:
 
 
 def _read_capped(response: Any, limit: int, url: str) -> bytes:
+    """The body, at most *limit* bytes, all in within REQUEST_DEADLINE seconds (a byte now and
+    then keeps every read within its timeout)."""
     chunks, total = [], 0
-    for chunk in response.iter_content(65536):
+    deadline = time.monotonic() + REQUEST_DEADLINE
+    # read1: whatever has come (iter_content waits for a whole chunk, byte by byte if need be)
+    while chunk := response.raw.read1(65536, decode_content=True):
         total += len(chunk)
         if total > limit:
             response.close()
             raise RegistryError(f"GET {url}: answer larger than {limit} bytes")
+        if time.monotonic() > deadline:
+            response.close()
+            raise RegistryError(f"GET {url}: answer not complete within {REQUEST_DEADLINE} s (REQUEST_DEADLINE)")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _error_text(body: bytes) -> str:
     try:
-        errors = json.loads(body).get("errors", [])
+        errors = _json_object(body, "").get("errors", [])
         return "; ".join(str(e.get("message", e.get("code", ""))) for e in errors)[:300]
-    except (ValueError, AttributeError):
+    except (RegistryError, AttributeError, TypeError):
         return ""
 
 
@@ -333,12 +359,16 @@ def list_files(list_path: str | os.PathLike[str]) -> dict[str, bytes]:
         base = base[: -len(".csv")]
     found: dict[str, bytes] = {}
     for suffix in LAYERS:
-        try:
-            with open(base + suffix, "rb") as fh:
+        try:  # never a symlink: one planted beside a list would send another file to the registry
+            with open(os.open(base + suffix, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # a FIFO would hang the pusher
+                    raise RegistryError(f"{base + suffix}: not a regular file, not pushed")
                 found[suffix] = fh.read(MAX_BLOB_BYTES + 1)
         except FileNotFoundError:
             continue
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise RegistryError(f"{base + suffix} is a symlink: not pushed") from None
             raise RegistryError(f"cannot read {base + suffix}: {err.strerror or err}") from None
         if len(found[suffix]) > MAX_BLOB_BYTES:
             raise RegistryError(f"{base + suffix}: larger than {MAX_BLOB_BYTES} bytes")
@@ -388,31 +418,59 @@ class Attached:
     files: Mapping[str, bytes]
 
 
-def pull_lists(client: Client, image: Reference) -> list[Attached]:
-    """Every list attached to *image*, oldest first (by its creation annotation)."""
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """A list attached to an image, its files not fetched yet."""
+
+    artifact: str
+    annotations: Mapping[str, str]
+    layers: Mapping[str, Descriptor]  # by suffix
+
+
+def iter_lists(client: Client, image: Reference) -> Iterator[Attached]:
+    """Every list attached to *image*, oldest first (by its creation annotation), each list's files
+    fetched only when it is its turn: memory holds one list's files, never every list's."""
     subject = client.resolve(image)
     entries, _ = client.referrers(image.repository, subject.digest)
-    result = []
+    listed = []
     for entry in entries:
         if entry.artifact_type and entry.artifact_type != ARTIFACT_TYPE:
             continue
         found = client.get_manifest(image.repository, entry.digest, MANIFEST)
         if found is None:
             continue  # deleted since it was listed
-        manifest = json.loads(found[0])
-        if manifest.get("artifactType") != ARTIFACT_TYPE:
-            continue
-        files: dict[str, bytes] = {}
-        by_type = {media: suffix for suffix, media in LAYERS.items()}
-        for raw in manifest.get("layers", []):
-            layer = _descriptor(raw)
-            if layer is not None and layer.media_type in by_type and by_type[layer.media_type] not in files:
-                files[by_type[layer.media_type]] = client.get_blob(image.repository, layer)
-        if "" in files:
-            annotations = manifest.get("annotations") if isinstance(manifest.get("annotations"), dict) else {}
-            result.append(Attached(entry.digest, {k: v for k, v in annotations.items() if isinstance(v, str)}, files))
-    result.sort(key=lambda a: (a.annotations.get(ANNOTATION_CREATED, ""), a.artifact))
-    return result
+        item = _listed(entry.digest, _json_object(found[0], f"manifest {image.repository}@{entry.digest}"))
+        if item is not None:
+            listed.append(item)
+    listed.sort(key=lambda a: (a.annotations.get(ANNOTATION_CREATED, ""), a.artifact))
+    for item in listed:
+        files = {suffix: client.get_blob(image.repository, layer) for suffix, layer in item.layers.items()}
+        yield Attached(item.artifact, item.annotations, files)
+
+
+def pull_lists(client: Client, image: Reference) -> list[Attached]:
+    """Every list attached to *image*, oldest first, fetched (see :func:`iter_lists`)."""
+    return list(iter_lists(client, image))
+
+
+def _listed(artifact: str, manifest: dict[str, Any]) -> _Listed | None:
+    """The list an artifact manifest describes, or None when it is none (or has no plain list).
+    Of its annotations only those we use are kept, each at most MAX_ANNOTATION_CHARS long."""
+    if manifest.get("artifactType") != ARTIFACT_TYPE:
+        return None
+    by_type = {media: suffix for suffix, media in LAYERS.items()}
+    layers: dict[str, Descriptor] = {}
+    raw_layers = manifest.get("layers")
+    for raw in raw_layers if isinstance(raw_layers, list) else []:
+        layer = _descriptor(raw)
+        if layer is not None and layer.media_type in by_type:
+            layers.setdefault(by_type[layer.media_type], layer)
+    if "" not in layers:
+        return None
+    raw = manifest.get("annotations")
+    annotations = {key: raw[key][:MAX_ANNOTATION_CHARS] for key in _KEPT_ANNOTATIONS
+                   if isinstance(raw, dict) and isinstance(raw.get(key), str)}
+    return _Listed(artifact, annotations, layers)
 
 
 def run_name_of(attached: Attached) -> str:
@@ -422,9 +480,12 @@ def run_name_of(attached: Attached) -> str:
     return f"{created[:8]}T{created[8:14]}.000000Z-{node}_{attached.artifact[7:19]}"
 
 
-def write_pulled(outdir: Path, attached: Attached) -> list[Path]:
-    """Write one pulled list into *outdir* under a run name (atomic, never overwriting)."""
+def write_pulled(outdir: Path, attached: Attached, *, root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Write one pulled list into *outdir* under a run name (atomic, never overwriting).
+
+    *root*: the directory we were told to write in when *outdir* lies under it (persist_dir):
+    nothing between it and the files is followed if it is a symlink (see ``write_atomic``)."""
     base = outdir / run_name_of(attached)
     files = [(Path(os.fspath(base) + suffix), data) for suffix, data in attached.files.items()]
-    write_atomic(files, overwrite=False)
+    write_atomic(files, overwrite=False, root=root)
     return [path for path, _ in files]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from nydus_top import listmeta
+from nydus_top import listfile, listmeta
 from nydus_top.listfile import RANGES_SUFFIX, SaveResult, result_name, save_list
 from nydus_top.listmeta import ListMeta
 from nydus_top.ranges import DEFAULT_GRANULARITY, RangeBook
@@ -63,17 +63,27 @@ def save_run(persist_dir: str | os.PathLike[str], entries: Iterable[Listable], m
     target = directory / run_name(meta.container or meta.container_id, when)
     result = save_list(entries, target, readable=readable, meta=meta, root=persist_dir,  # no symlink followed
                        ranges=ranges, granularity=granularity)
-    return result, prune(directory, keep)
+    return result, prune(directory, keep, persist_dir)
 
 
-def prune(directory: str | os.PathLike[str], keep: int) -> list[Path]:
-    """Remove the oldest runs in *directory* beyond *keep* (with their sibling files)."""
-    runs = runs_of(directory)
-    dropped = runs[: max(0, len(runs) - max(keep, 1))]
-    for run in dropped:
-        for path in (run, *(Path(os.fspath(run) + suffix) for suffix in _SIBLINGS)):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-    return dropped
+def prune(directory: str | os.PathLike[str], keep: int, root: str | os.PathLike[str]) -> list[Path]:
+    """Remove the oldest runs in *directory* beyond *keep* (with their sibling files).
+
+    The directory is reached from *root* (persist_dir) without following a symlink and its files
+    are removed by name in its fd: a directory swapped for a symlink meanwhile never makes us
+    remove files elsewhere (ListFileError, one line)."""
+    dfd = listfile.open_existing_dir(directory, root, f"remove old runs in {directory}")
+    if dfd is None:
+        return []
+    try:
+        names = sorted(name for name in os.listdir(dfd) if _RUN_NAME.fullmatch(name))
+        dropped = names[: max(0, len(names) - max(keep, 1))]
+        for run in dropped:
+            for name in (run, *(run + suffix for suffix in _SIBLINGS)):
+                try:
+                    os.unlink(name, dir_fd=dfd)
+                except FileNotFoundError:
+                    pass
+    finally:
+        os.close(dfd)
+    return [Path(directory) / run for run in dropped]

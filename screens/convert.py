@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
+from nydus_top.display import printable
 from nydus_top.nydusify import Conversion, ConversionError, OutputLine
 
 from .navigation import NavLog
@@ -34,8 +35,8 @@ class ConvertScreen(Screen):
         self.finished = False
 
     def compose(self) -> ComposeResult:
-        yield Static(f" Convert {self.source}", id="title", classes="titlebar", markup=False)
-        yield Static(" $ " + " ".join(self.conversion.argv) + " < list", id="argv", markup=False)
+        yield Static(printable(f" Convert {self.source}"), id="title", classes="titlebar", markup=False)
+        yield Static(printable(" $ " + " ".join(self.conversion.argv) + " < list"), id="argv", markup=False)
         yield NavLog(id="output", highlight=False)
         yield Static("running…", id="status", classes="statusbar", markup=False)
         yield Footer()
@@ -43,13 +44,13 @@ class ConvertScreen(Screen):
     def on_mount(self) -> None:
         log = self.query_one(Log)
         for warning in self.warnings:
-            log.write_line(f"nydus-top: {warning}")
+            log.write_line(printable(f"nydus-top: {warning}"))
         self.convert()
 
     @work(thread=True, exit_on_error=False)
     def convert(self) -> None:
         def line(out: OutputLine) -> None:
-            self.app.call_from_thread(self.query_one(Log).write_line, out.text)
+            self.app.call_from_thread(self.query_one(Log).write_line, printable(out.text))  # echoes registries
 
         try:
             summary = self.conversion.run(line).summary()
@@ -59,7 +60,7 @@ class ConvertScreen(Screen):
 
     def done(self, summary: str) -> None:
         self.finished = True
-        self.query_one("#status", Static).update(summary)
+        self.query_one("#status", Static).update(printable(summary))
 
     def action_cancel(self) -> None:
         if not self.finished:

@@ -87,14 +87,15 @@ class ConfirmDialog(ModalScreen[bool]):
 
 
 class MessageDialog(ModalScreen[None]):
-    """A title and some lines (e.g. save warnings); any of Esc/Enter/q closes it."""
+    """A title and some lines (e.g. save warnings); any of Esc/Enter/q closes it. Both may name
+    files, images and errors from other tenants: shown escaped."""
 
     BINDINGS = [Binding("escape,enter,q", "close", "Close")]
 
     def __init__(self, title: str, lines: Sequence[str]) -> None:
         super().__init__()
-        self.title_text = title
-        self.lines = list(lines)
+        self.title_text = printable(title)
+        self.lines = [printable(line) for line in lines]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):

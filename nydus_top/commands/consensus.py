@@ -17,7 +17,7 @@ from nydus_top.config import ConfigError, load_config
 from nydus_top.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
 from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_list
+from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_list, within
 from nydus_top.listmeta import ListMeta
 
 PROG = "nydus-top consensus"
@@ -109,7 +109,7 @@ def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
 
     for image in images:
         try:
-            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http)
+            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http, persist_dir=persist_dir)
         except (RegistryError, ImageRefError, OSError) as err:
             raise ListFileError(f"--pull {image}: {err}") from None
 
@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     meta = ListMeta(image=_image_of(metas), runs=tuple(tally.names),
                     complete=all(m.complete for m in metas)).with_origin()
     try:
-        saved = save_list(as_entries(chosen), args.output, readable=config.readable, overwrite=args.force, meta=meta)
+        saved = save_list(as_entries(chosen), args.output, readable=config.readable, overwrite=args.force, meta=meta,
+                          root=within(args.output, config.persist_dir))  # under persist_dir: no symlink followed
     except ListExistsError as err:
         print(f"{PROG}: {printable(str(err.path))} exists (pass --force to replace it)", file=sys.stderr)
         return 1

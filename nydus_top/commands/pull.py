@@ -15,7 +15,7 @@ from nydus_top import runstore
 from nydus_top.config import ConfigError, load_config
 from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import ListExistsError, ListFileError
+from nydus_top.listfile import ListExistsError, ListFileError, within
 
 PROG = "nydus-top pull"
 
@@ -27,17 +27,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry")
 
 
-def pull_into(image_text: str, outdir: Path, *, plain_http: bool) -> tuple[list[Path], int]:
-    """Fetch the lists of *image_text* into *outdir*: (lists written, lists already there)."""
+def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: Path) -> tuple[list[Path], int]:
+    """Fetch the lists of *image_text* into *outdir*: (lists written, lists already there).
+
+    Under *persist_dir* no directory is followed if it is a symlink (missing ones are made
+    beneath it); elsewhere (an -o the operator typed) directories resolve as usual."""
     from nydus_top import registry  # noqa: PLC0415 - the SDK loads only for registry commands
 
     image = registry.parse_reference(image_text)
     client = registry.Client(image.registry, plain_http=plain_http)
-    outdir.mkdir(parents=True, exist_ok=True)
+    root = within(outdir, persist_dir)
+    if root is None:
+        outdir.mkdir(parents=True, exist_ok=True)
     written, present = [], 0
-    for attached in registry.pull_lists(client, image):
+    for attached in registry.iter_lists(client, image):  # written as fetched
         try:
-            written.append(registry.write_pulled(outdir, attached)[0])
+            written.append(registry.write_pulled(outdir, attached, root=root)[0])
         except ListExistsError:
             present += 1
     return written, present
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
         outdir = args.output or runstore.image_dir(config.persist_dir, args.image)
-        written, present = pull_into(args.image, outdir, plain_http=args.plain_http)
+        written, present = pull_into(args.image, outdir, plain_http=args.plain_http, persist_dir=config.persist_dir)
     except (ConfigError, ImageRefError, RegistryError, ListFileError, OSError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 1

@@ -48,6 +48,12 @@ MAX_HELD_STARTS = 8
 # All chunks of one Synchronize together. A real container and its pod are about 2.8 KB on the
 # wire (bench/nri_sync.py), so this is some 20,000 of them; each chunk is at most ttrpc's 4 MiB.
 MAX_SYNC_BYTES = 64 << 20
+# Pods and containers the model holds, from a Synchronize or added by events. MAX_SYNC_BYTES alone
+# let a Synchronize of tiny pods (9 bytes each on the wire, 180 in Python) hold 1.3 GiB, and events
+# added entries without end. A node runs at most a few thousand; each holds at most
+# MAX_MODEL_BYTES of text together (node.record_bytes), about 200 bytes more in Python.
+MAX_MODEL_ENTRIES = 100_000
+MAX_MODEL_BYTES = MAX_SYNC_BYTES
 # Answers a runtime has not read yet, kept by us once its socket buffer is full. containerd reads
 # every answer at once; an answer is 18 bytes (up to a few hundred for Configure).
 MAX_WRITE_BUFFER = 1 << 20
@@ -391,6 +397,7 @@ class _Connection:
             self.reply(call)
             self.model.container_event(EventKind.CONTAINER_STOP, to_model.pod(req.pod),
                                        to_model.container(req.container))
+            self.check_model()
         elif method in ("CreateContainer", "UpdateContainer", "Shutdown"):
             # Not subscribed; an empty answer adjusts nothing. Shutdown: the runtime closes next.
             self.reply(call)
@@ -409,6 +416,14 @@ class _Connection:
         else:
             self.reply(call, code=ttrpc.UNIMPLEMENTED, message=f"method {method}")
 
+    def check_model(self) -> None:
+        """LimitExceeded once events made the model hold more than MAX_MODEL_ENTRIES pods and
+        containers or MAX_MODEL_BYTES of their text: the connection drops, the resync replaces it."""
+        entries = len(self.model.pods) + len(self.model.containers)
+        if entries > MAX_MODEL_ENTRIES or self.model.nbytes > MAX_MODEL_BYTES:
+            raise LimitExceeded(f"{entries} pods and containers of {self.model.nbytes} bytes, more than "
+                                f"{MAX_MODEL_ENTRIES} (MAX_MODEL_ENTRIES) or {MAX_MODEL_BYTES} bytes (MAX_MODEL_BYTES)")
+
     def synchronize(self, call: Call) -> None:
         """Answer each chunk at once (the runtime holds its sync lock meanwhile); the model is
         replaced from all chunks after the last. Chunks past MAX_SYNC_BYTES in all raise
@@ -419,6 +434,9 @@ class _Connection:
             raise LimitExceeded(f"Synchronize of more than {MAX_SYNC_BYTES} bytes (MAX_SYNC_BYTES) in "
                                 f"{self.sync_chunks} chunks")
         req = ttrpc.parse(api.SynchronizeRequest, call.payload)
+        if len(self.sync_pods) + len(self.sync_containers) + len(req.pods) + len(req.containers) > MAX_MODEL_ENTRIES:
+            raise LimitExceeded(f"Synchronize of more than {MAX_MODEL_ENTRIES} pods and containers "
+                                f"(MAX_MODEL_ENTRIES) in {self.sync_chunks} chunks")
         self.sync_pods += map(to_model.pod, req.pods)  # records, not messages: far smaller
         self.sync_containers += map(to_model.container, req.containers)
         self.reply(call, MORE if req.more else b"")
@@ -442,9 +460,11 @@ class _Connection:
             self.reply(call)
         if req.event in POD_EVENTS:
             self.model.pod_event(POD_EVENTS[req.event], to_model.pod(req.pod))
+            self.check_model()
         elif req.event in CONTAINER_EVENTS:
             pod = to_model.pod(req.pod)
             container = self.model.container_event(CONTAINER_EVENTS[req.event], pod, to_model.container(req.container))
+            self.check_model()
             if hooks:
                 pod = self.model.pods.get(pod.id, pod)
                 timeout = call.timeout_nano / 1e9 if call.timeout_nano > 0 else self.request_timeout

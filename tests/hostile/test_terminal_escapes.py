@@ -124,3 +124,52 @@ def test_the_app_status_line_shows_paths_and_errors_escaped(tmp_path: Path) -> N
 
     status = asyncio.run(save_under_a_file())
     assert "cannot save" in status and printable(HOSTILE) in status and unsafe(status) == []
+
+
+def test_message_dialogs_show_file_names_escaped(tmp_path: Path) -> None:
+    """A list's file name is a tenant's choice: its load warnings and the dialog's title name it."""
+    import asyncio
+
+    from nydus_top.screens.dialogs import MessageDialog
+    from tests.tui.conftest import running, settle, until
+
+    hostile = tmp_path / f"list{HOSTILE}"
+    hostile.write_text("/bin/app\nrelative\n")
+
+    async def load() -> str:
+        async with running() as (app, pilot):
+            app.load_run(str(hostile))
+            await until(pilot, lambda: isinstance(app.screen, MessageDialog), what="the warnings dialog")
+            await settle(pilot)
+            return "\n".join(strip.text for widget in app.screen.query("Label, Static")
+                             for strip in widget.render_lines(widget.region.reset_offset))
+
+    shown = asyncio.run(load())
+    assert "skipped 'relative'" in shown and printable(HOSTILE)[:20] in shown and unsafe(shown) == []
+
+
+def test_the_convert_screen_shows_nydusify_output_escaped(tmp_path: Path) -> None:
+    """nydusify echoes what registries answer: its lines reach the app's log escaped, as in the CLI."""
+    import asyncio
+
+    from nydus_top.screens.convert import ConvertScreen
+    from testkit.replay_data import make_backend
+    from tests.tui.conftest import on_trace, submit, until
+
+    tool = tmp_path / "nydusify"
+    (tmp_path / "answer").write_text(f"level=fatal msg={HOSTILE}\n")
+    tool.write_text(f"#!/bin/sh\ncat >/dev/null\ncat {tmp_path / 'answer'} >&2\nexit 1\n")
+    tool.chmod(0o755)
+
+    async def convert() -> str:
+        async with on_trace(make_backend(tmp_path, nydusify=str(tool))) as (app, pilot, _):
+            await pilot.press("c")
+            await submit(pilot, "registry.local/app:1")
+            screen = app.screen
+            assert isinstance(screen, ConvertScreen)
+            await until(pilot, lambda: screen.finished, what="the stand-in to finish")
+            log = screen.query_one("Log")
+            return "\n".join([*log.lines, str(screen.query_one("#status").render())])
+
+    shown = asyncio.run(convert())
+    assert f"level=fatal msg={printable(HOSTILE)}" in shown and unsafe(shown) == []

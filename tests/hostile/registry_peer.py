@@ -1,0 +1,151 @@
+"""A misbehaving registry on 127.0.0.1: answers only what a test put in it, by request path.
+
+A real registry (CNCF distribution) validates what it stores; this one serves anything: JSON that
+is not a manifest, huge annotations, errors after some answers. It logs every request path, so a
+test can see what we asked for and in which order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+ARTIFACT = "application/vnd.nydus-top.prefetch-list.v1"
+PLAIN = "application/vnd.nydus-top.prefetch-list.v1+text"
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class HostileRegistry:
+    host: str = ""
+    answers: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)  # path -> status, type, body
+    asked: list[str] = field(default_factory=list)
+
+    def put(self, path: str, body: bytes, media: str = "application/octet-stream", status: int = 200) -> None:
+        self.answers[path] = (status, media, body)
+
+    def image(self, repo: str, tag: str) -> str:
+        """An image manifest under *tag*; its digest."""
+        body = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST, "layers": []}).encode()
+        self.put(f"/v2/{repo}/manifests/{tag}", body, MANIFEST)
+        self.put(f"/v2/{repo}/manifests/{digest(body)}", body, MANIFEST)
+        return digest(body)
+
+    def artifact(self, repo: str, subject: str, blob: bytes, *, created: str, annotations: dict[str, Any] | None = None,
+                 body: bytes | None = None) -> dict[str, Any]:
+        """A list attached to *subject* (its blob served too, unless a test removes it); its descriptor
+        for the referrers answer. *body*: serve this as the manifest instead."""
+        self.put(f"/v2/{repo}/blobs/{digest(blob)}", blob)
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "artifactType": ARTIFACT,
+                    "layers": [{"mediaType": PLAIN, "digest": digest(blob), "size": len(blob)}],
+                    "annotations": {"org.opencontainers.image.created": created, "io.nydus-top.node": "n",
+                                    **(annotations or {})}}
+        data = body if body is not None else json.dumps(manifest).encode()
+        self.put(f"/v2/{repo}/manifests/{digest(data)}", data, MANIFEST)
+        return {"mediaType": MANIFEST, "digest": digest(data), "size": len(data), "artifactType": ARTIFACT}
+
+    def referrers(self, repo: str, subject: str, descriptors: list[dict[str, Any]]) -> None:
+        body = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": descriptors}).encode()
+        self.put(f"/v2/{repo}/referrers/{subject}", body, INDEX)
+
+
+@contextmanager
+def hostile_registry() -> Iterator[HostileRegistry]:
+    registry = HostileRegistry()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            registry.asked.append(self.path)
+            status, media, body = registry.answers.get(self.path, (404, "application/json", b'{"errors":[]}'))
+            self.send_response(status)
+            self.send_header("Content-Type", media)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    registry.host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield registry
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def trickling_registry(pause: float) -> Iterator[str]:
+    """A registry that answers every GET with 200 and then one body byte every *pause* seconds,
+    forever (each read finishes well within any read timeout); its host:port."""
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", MANIFEST)
+            self.end_headers()
+            try:
+                while not stop.wait(pause):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client gave up
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def short_registry() -> Iterator[str]:
+    """A registry whose every answer promises 100 bytes and sends 10, then closes; its host:port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", MANIFEST)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"{" * 10)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,65 @@
+"""Every recording in progress shares one memory limit: containers started at once, each reading
+(or creating) as many files as its own limit allows, can no longer add up past what the recorder
+may hold; the recording refused says so, and a saved recording gives its share back."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from nydus_top.compactlist import PER_FILE, CompactList
+from nydus_top.listfile import result_paths
+from nydus_top.listmeta import ListMeta
+from nydus_top.recorder import Plan, Recorder, Recording, RecordSettings
+from nydus_top.records import Access
+
+PATHS = [f"/data/file{n:04d}" for n in range(10)]  # 14 bytes each
+COST = len(PATHS[0]) + PER_FILE
+
+
+class _EndedTrace:
+    error = None
+
+    async def stop(self) -> None:
+        pass
+
+
+def _recording(recorder: Recorder, lines: list[str], name: str) -> Recording:
+    settings = recorder.settings
+    plan = Plan(f"{name}-id", result_paths(settings.persist_dir, f"registry.local/{name}:1"), settings)
+    files = CompactList(settings.max_bytes, recorder.budget)
+    rec = Recording(plan, "pod", name, _EndedTrace(), files, lines.append,  # type: ignore[arg-type]
+                    ListMeta(image=f"registry.local/{name}:1", container=name))
+    recorder.recordings[plan.container_id] = rec
+    return rec
+
+
+def _read(rec: Recording, paths: list[str]) -> None:
+    rec.ingest([Access(n, path, 1, n, "open", 1, "app") for n, path in enumerate(paths)])
+
+
+def test_recordings_at_once_stay_within_the_limit_they_share(tmp_path: Path) -> None:
+    lines: list[str] = []
+    recorder = Recorder(RecordSettings(tmp_path, max_bytes=8 * COST, max_total_bytes=10 * COST, keep_runs=0),
+                        lines.append)
+    first, second = _recording(recorder, lines, "first"), _recording(recorder, lines, "second")
+    _read(first, PATHS[:8])  # its own limit: 8 files
+    _read(second, PATHS)  # the 3rd file passes what both may hold together
+    assert (len(first.files), len(second.files)) == (8, 2)
+    assert recorder.budget.used == 10 * COST
+    assert lines == [f"recording second reached the limit of {10 * COST} bytes in memory for all recordings "
+                     "together with 2 files: later files are not recorded"]
+
+    async def finish() -> None:
+        await recorder.finish("first-id", "StopContainer")
+        assert recorder.budget.used == 2 * COST  # the saved recording's share is free again
+        await recorder.finish("second-id", "StopContainer")
+
+    asyncio.run(finish())
+    assert recorder.budget.used == 0
+    assert lines[-1] == (f"saved {tmp_path}/second:1.incomplete (2 files, StopContainer) for second, not as "
+                         f"{tmp_path}/second:1; POSSIBLY INCOMPLETE: memory limit reached: 2 files in the "
+                         f"recordings' shared {10 * COST} bytes, 8 more not recorded")
+    third = _recording(recorder, lines, "third")
+    _read(third, PATHS[:8])
+    assert len(third.files) == 8
