@@ -18,10 +18,16 @@ COST = len(PATHS[0]) + PER_FILE
 
 
 class _EndedTrace:
+    """A trace that has ended, without byte ranges (no range tracer ran)."""
+
     error = None
+    ranges = None
 
     async def stop(self) -> None:
         pass
+
+    def range_book(self) -> None:
+        return None
 
 
 def _recording(recorder: Recorder, lines: list[str], name: str) -> Recording:
