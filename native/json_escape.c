@@ -1,7 +1,9 @@
-/* JSON string escaping of hostile bytes (paths and command names from containers). Every control
+/* The JSON-line writers' output: nt_put_str and nt_put_u64, and string escaping of hostile bytes (paths and command names from containers). Every control
  * character is escaped, DEL and C1 included, and so are the bidi overrides and isolates
  * (U+202A..U+202E, U+2066..U+2069) that reorder what follows: the lines may end up on a terminal.
  * The same set as nydus_top.display.printable. */
+#include <string.h>
+
 #include "native.h"
 
 static const char HEX[] = "0123456789abcdef";
@@ -76,4 +78,24 @@ size_t nt_json_escape(const char *src, size_t n, char *out)
         }
     }
     return (size_t)(o - out);
+}
+
+char *nt_put_str(char *o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+char *nt_put_u64(char *o, unsigned long long v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
 }

@@ -45,6 +45,10 @@ void nt_close(struct nt_tracer *t);
  * quote and backslash escaped, every byte of an invalid sequence as \udcXX (Python's surrogateescape).
  * `out` needs 6 * n bytes. Returns the bytes written. */
 size_t nt_json_escape(const char *s, size_t n, char *out);
+/* Output helpers of the JSON-line writers: append s (its bytes as they are) or v in decimal at o;
+ * both return the end. */
+char *nt_put_str(char *o, const char *s);
+char *nt_put_u64(char *o, unsigned long long v);
 
 /* ---- range tracer (native/range_tracer.c): FAN_PRE_ACCESS byte ranges, host mount namespace ---- */
 

@@ -337,26 +337,6 @@ static int rt_ours(struct nt_ranges *t, int pid)
     return p->ours;
 }
 
-static char *rt_str(char *o, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(o, s, n);
-    return o + n;
-}
-
-static char *rt_u64(char *o, unsigned long long v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
-}
-
 static char *rt_whole(struct nt_ranges *t, char *o, struct rt_file *f, int fd, const char *why)
 {
     f->whole = 1;
@@ -365,11 +345,11 @@ static char *rt_whole(struct nt_ranges *t, char *o, struct rt_file *f, int fd, c
         fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY, FAN_PRE_ACCESS,
                       fd, NULL) < 0)
         t->no_ignore_marks = 1;
-    o = rt_str(o, "{\"file\":");
-    o = rt_u64(o, f->id);
-    o = rt_str(o, ",\"whole\":\"");
-    o = rt_str(o, why);
-    return rt_str(o, "\"}\n");
+    o = nt_put_str(o, "{\"file\":");
+    o = nt_put_u64(o, f->id);
+    o = nt_put_str(o, ",\"whole\":\"");
+    o = nt_put_str(o, why);
+    return nt_put_str(o, "\"}\n");
 }
 
 static int rt_is_elf(int fd)
@@ -404,7 +384,7 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
             t->no_ignore_marks = 1;
         if (!t->limit_reported) {
             t->limit_reported = 1;
-            o = rt_str(o, "{\"notice\":\"limit\"}\n");
+            o = nt_put_str(o, "{\"notice\":\"limit\"}\n");
         }
         return o;
     }
@@ -415,13 +395,13 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
         if (n <= 0 || (size_t)n >= sizeof path || path[0] != '/')
             n = 0;
         f->size = (uint64_t)st.st_size;
-        o = rt_str(o, "{\"file\":");
-        o = rt_u64(o, f->id);
-        o = rt_str(o, ",\"path\":\"");
+        o = nt_put_str(o, "{\"file\":");
+        o = nt_put_u64(o, f->id);
+        o = nt_put_str(o, ",\"path\":\"");
         o += nt_json_escape(path, (size_t)n, o);
-        o = rt_str(o, "\",\"size\":");
-        o = rt_u64(o, f->size);
-        o = rt_str(o, "}\n");
+        o = nt_put_str(o, "\",\"size\":");
+        o = nt_put_u64(o, f->size);
+        o = nt_put_str(o, "}\n");
         if (rt_is_elf(m->fd))
             return rt_whole(t, o, f, m->fd, "mapped");
     }
@@ -438,13 +418,13 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
     if (added < 0)
         return rt_whole(t, o, f, m->fd, "bound");
     if (added > 0) {
-        o = rt_str(o, "{\"file\":");
-        o = rt_u64(o, f->id);
-        o = rt_str(o, ",\"off\":");
-        o = rt_u64(o, start);
-        o = rt_str(o, ",\"len\":");
-        o = rt_u64(o, end - start);
-        o = rt_str(o, "}\n");
+        o = nt_put_str(o, "{\"file\":");
+        o = nt_put_u64(o, f->id);
+        o = nt_put_str(o, ",\"off\":");
+        o = nt_put_u64(o, start);
+        o = nt_put_str(o, ",\"len\":");
+        o = nt_put_u64(o, end - start);
+        o = nt_put_str(o, "}\n");
     }
     if (f->n == 1 && f->iv[0] == 0 && f->iv[1] >= (uint64_t)st.st_size)
         return rt_whole(t, o, f, m->fd, "read");

@@ -218,36 +218,16 @@ void nt_close(struct nt_tracer *t)
     free(t);
 }
 
-static char *put_str(char *o, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(o, s, n);
-    return o + n;
-}
-
-static char *put_u64(char *o, unsigned long long v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
-}
-
 static char *put_overflow(struct nt_tracer *t, char *o, const char *reason)
 {
-    o = put_str(o, "{\"path\":\"\",\"size\":0,\"elapsed\":");
-    o = put_u64(o, t->elapsed);
-    o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
-    o = put_str(o, reason);
+    o = nt_put_str(o, "{\"path\":\"\",\"size\":0,\"elapsed\":");
+    o = nt_put_u64(o, t->elapsed);
+    o = nt_put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
+    o = nt_put_str(o, reason);
     if (!strcmp(reason, "open"))
-        o = put_str(o, "\",\"lost\":1}\n");
+        o = nt_put_str(o, "\",\"lost\":1}\n");
     else
-        o = put_str(o, "\"}\n");
+        o = nt_put_str(o, "\"}\n");
     return o;
 }
 
@@ -398,21 +378,21 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     struct comm_entry *c = comm_of(t, m->pid);
     if (m->mask & FAN_OPEN_EXEC)
         name_after_exec(c, path, (size_t)n);
-    o = put_str(o, "{\"path\":\"");
+    o = nt_put_str(o, "{\"path\":\"");
     o += nt_json_escape(path, (size_t)n, o);
-    o = put_str(o, "\",\"size\":");
-    o = put_u64(o, size);
-    o = put_str(o, ",\"elapsed\":");
-    o = put_u64(o, t->elapsed);
-    o = put_str(o, ",\"kind\":\"");
-    o = put_str(o, kind);
-    o = put_str(o, "\",\"pid\":");
-    o = put_u64(o, (unsigned long long)(m->pid > 0 ? m->pid : 0));
-    o = put_str(o, ",\"comm\":\"");
+    o = nt_put_str(o, "\",\"size\":");
+    o = nt_put_u64(o, size);
+    o = nt_put_str(o, ",\"elapsed\":");
+    o = nt_put_u64(o, t->elapsed);
+    o = nt_put_str(o, ",\"kind\":\"");
+    o = nt_put_str(o, kind);
+    o = nt_put_str(o, "\",\"pid\":");
+    o = nt_put_u64(o, (unsigned long long)(m->pid > 0 ? m->pid : 0));
+    o = nt_put_str(o, ",\"comm\":\"");
     o += nt_json_escape(c->comm, (size_t)c->len, o);
-    o = put_str(o, "\",\"seq\":");
-    o = put_u64(o, t->seq++);
-    o = put_str(o, "}\n");
+    o = nt_put_str(o, "\",\"seq\":");
+    o = nt_put_u64(o, t->seq++);
+    o = nt_put_str(o, "}\n");
     return o;
 }
 
@@ -425,13 +405,13 @@ static char *put_lost(struct nt_tracer *t, char *o)
     for (int i = 0; i < 2; i++) {
         if (!*counts[i])
             continue;
-        o = put_str(o, "{\"path\":\"\",\"size\":0,\"elapsed\":");
-        o = put_u64(o, t->elapsed);
-        o = put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
-        o = put_str(o, reasons[i]);
-        o = put_str(o, "\",\"lost\":");
-        o = put_u64(o, *counts[i]);
-        o = put_str(o, "}\n");
+        o = nt_put_str(o, "{\"path\":\"\",\"size\":0,\"elapsed\":");
+        o = nt_put_u64(o, t->elapsed);
+        o = nt_put_str(o, ",\"kind\":\"overflow\",\"reason\":\"");
+        o = nt_put_str(o, reasons[i]);
+        o = nt_put_str(o, "\",\"lost\":");
+        o = nt_put_u64(o, *counts[i]);
+        o = nt_put_str(o, "}\n");
         *counts[i] = 0;
     }
     return o;
