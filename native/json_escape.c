@@ -1,7 +1,8 @@
-/* The JSON-line writers' output: nt_put_str and nt_put_u64, and string escaping of hostile bytes (paths and command names from containers). Every control
- * character is escaped, DEL and C1 included, and so are the bidi overrides and isolates
- * (U+202A..U+202E, U+2066..U+2069) that reorder what follows: the lines may end up on a terminal.
- * The same set as nydus_top.display.printable. */
+/* What the JSON-line writers share: nt_put_str and nt_put_u64, and the escaping of hostile
+ * strings (paths and command names from containers). Every control character is escaped, DEL and
+ * C1 included, and so are the bidi overrides and isolates (U+202A..U+202E, U+2066..U+2069) that
+ * reorder what follows: the lines may end up on a terminal. The same set as
+ * nydus_top.display.printable. */
 #include <string.h>
 
 #include "native.h"
