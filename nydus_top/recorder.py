@@ -81,6 +81,7 @@ class Plan:
     paths: ResultPaths
     settings: RecordSettings
     image: str = ""  # the container's image reference, as the runtime gave it
+    pair: bool = True  # False: the pair stays as it is (overwrite = false); this start only adds a run
 
 
 @dataclass(slots=True)
@@ -199,15 +200,28 @@ class Planner:
             paths = result_paths(s.persist_dir, container.image, timeout=s.timeout)
         except ImageRefError as err:
             return None, f"image {container.image!r}: {err}"
+        pair = True
         if not s.overwrite:
-            if paths.list.exists():
-                return None, f"{paths.list} exists (overwrite = false)"
-            for other in self.in_flight.values():
-                if other.paths == paths:
-                    return None, f"container {other.container_id[:12]} is recording {paths.list} already"
-        plan = Plan(container.id, paths, s, container.image)
+            busy = f"{paths.list} exists (overwrite = false)" if paths.list.exists() else next(
+                (f"container {other.container_id[:12]} is recording {paths.list} already"
+                 for other in self.in_flight.values() if other.paths == paths and other.pair), "")
+            if busy:
+                # The pair stays; the start is still worth a run until the image has keep_runs of them.
+                runs = self._runs(container.image, paths)
+                if runs >= s.keep_runs:
+                    return None, f"{busy}; {runs} runs of it kept (keep_runs = {s.keep_runs})" if s.keep_runs else busy
+                pair = False
+        plan = Plan(container.id, paths, s, container.image, pair)
         self.in_flight[container.id] = plan
         return plan, ""
+
+    def _runs(self, image: str, paths: ResultPaths) -> int:
+        """Runs of *image* kept or being recorded."""
+        try:
+            kept = len(runstore.runs_of(runstore.image_dir(self.settings.persist_dir, image)))
+        except (ImageRefError, OSError):
+            kept = 0
+        return kept + sum(1 for other in self.in_flight.values() if other.paths == paths)
 
     def done(self, container_id: str) -> None:
         self.in_flight.pop(container_id, None)
@@ -362,6 +376,10 @@ class Recorder:
         meta = replace(rec.meta, complete=not problems, incomplete=problems).with_origin()
         if s.keep_runs > 0:  # first: the pair's line stays the recording's last word
             self._keep_run(rec, meta)
+        if not rec.plan.pair:
+            self.log(f"recording {rec.name} ({why}): {rec.plan.paths.list} left as it is (overwrite = false); "
+                     f"this start is kept as a run only{state}")
+            return
         self._save_pair(rec, why, target, meta, state)
 
     def _save_pair(self, rec: Recording, why: str, target: Path, meta: ListMeta, state: str) -> None:

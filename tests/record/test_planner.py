@@ -55,8 +55,8 @@ def test_filters_select_silently(tmp_path: Path) -> None:
     assert planner.plan(POD, _container("c1"))[0] is not None
 
 
-def test_one_recording_per_image_unless_overwriting(tmp_path: Path) -> None:
-    once = Planner(RecordSettings(tmp_path))
+def test_one_pair_per_image_unless_overwriting(tmp_path: Path) -> None:
+    once = Planner(RecordSettings(tmp_path, keep_runs=0))
     assert once.plan(POD, _container("c1"))[0] is not None
     plan, reason = once.plan(POD, _container("c2"))
     assert plan is None and reason == f"container c1 is recording {tmp_path}/library/nginx:1.25 already"
@@ -68,11 +68,23 @@ def test_one_recording_per_image_unless_overwriting(tmp_path: Path) -> None:
     assert again.plan(POD, _container("c2"))[0] is not None  # each saved on its own stop
 
 
+def test_without_overwrite_later_starts_are_runs_until_keep_runs(tmp_path: Path) -> None:
+    planner = Planner(RecordSettings(tmp_path, keep_runs=2))
+    first = planner.plan(POD, _container("c1"))[0]
+    second = planner.plan(POD, _container("c2"))[0]
+    assert first is not None and first.pair and second is not None and not second.pair
+    plan, reason = planner.plan(POD, _container("c3"))  # two runs on their way: enough
+    assert plan is None and reason == (f"container c1 is recording {tmp_path}/library/nginx:1.25 already; "
+                                       "2 runs of it kept (keep_runs = 2)")
+
+
 def test_existing_results_are_kept_unless_overwriting(tmp_path: Path) -> None:
     (tmp_path / "library").mkdir()
     (tmp_path / "library" / "nginx:1.25").write_text("/etc/nginx/nginx.conf\n")
-    plan, reason = Planner(RecordSettings(tmp_path)).plan(POD, _container("c1"))
+    plan, reason = Planner(RecordSettings(tmp_path, keep_runs=0)).plan(POD, _container("c1"))
     assert plan is None and reason == f"{tmp_path}/library/nginx:1.25 exists (overwrite = false)"
+    run_only = Planner(RecordSettings(tmp_path)).plan(POD, _container("c1"))[0]
+    assert run_only is not None and not run_only.pair  # the pair stays; the start adds a run
     assert Planner(RecordSettings(tmp_path, overwrite=True)).plan(POD, _container("c1"))[0] is not None
 
 
