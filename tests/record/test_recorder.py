@@ -58,7 +58,8 @@ def test_records_the_whole_startup_into_optimizer_files(sandbox_node, workload_i
     assert [int(r[1]) for r in rows[2:]] == [sizes[p] for p in workload.STARTUP_FILES]
     elapsed = [int(r[2]) for r in rows[1:]]
     assert elapsed == sorted(elapsed) and elapsed[0] > 0
-    assert sorted(f for f in _files(persist) if not f.startswith(".nydus-top/")) == [RESULT, f"{RESULT}.csv", META]  # nothing else left behind
+    outside_runs = sorted(f for f in _files(persist) if not f.startswith(".nydus-top/"))
+    assert outside_runs == [RESULT, f"{RESULT}.csv", META]  # nothing else left behind
     (run,) = _runs(persist, workload_image)  # and the start kept as a run, the same list
     assert run.read_bytes() == listing and f"kept run {run} ({len(EXPECTED)} files, complete)" in rec.log.text()
     assert "INCOMPLETE" not in rec.log.text()
@@ -151,7 +152,8 @@ def test_two_containers_of_one_image_do_not_collide(sandbox_node, workload_image
         assert rec.stop() == 0
     assert (persist / RESULT).read_text().splitlines() == EXPECTED
     assert first_log.count("saved ") == (2 if overwrite else 1)
-    assert sorted(f for f in _files(persist) if not f.startswith(".nydus-top/")) == [RESULT, f"{RESULT}.csv", META]
+    assert sorted(f for f in _files(persist) if not f.startswith(".nydus-top/")) == [
+        RESULT, f"{RESULT}.csv", META]
     assert listmeta.read(persist / RESULT).container == ("second" if overwrite else "first")
     # Both starts are runs either way; without overwrite the second one's is its only trace.
     assert [r.name.split("Z-")[1] for r in _runs(persist, workload_image)] == ["first", "second"]
