@@ -17,8 +17,9 @@ from nydus_top.config import ConfigError, load_config
 from nydus_top.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
 from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_list, within
+from nydus_top.listfile import ListExistsError, ListFileError, LoadedList, load_list, save_list, within
 from nydus_top.listmeta import ListMeta
+from nydus_top.records import ListedFile
 
 PROG = "nydus-top consensus"
 
@@ -112,6 +113,18 @@ def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
             pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http, persist_dir=persist_dir)
         except (RegistryError, ImageRefError, OSError) as err:
             raise ListFileError(f"--pull {image}: {err}") from None
+
+
+def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
+                       min_share: float = DEFAULT_MIN_SHARE) -> LoadedList:
+    """Fetch the lists attached to *image* into its runs, and the consensus of every run of it as
+    a loaded list (metadata: the image and the runs). Raises ListFileError (one line)."""
+    _pull([image], persist_dir, plain_http)
+    tally, warnings, metas = tally_of(expand([], [image], persist_dir))
+    meta = ListMeta(image=image, runs=tuple(tally.names), complete=all(m.complete for m in metas))
+    entries = tuple(ListedFile(e.path, e.size, e.elapsed_us) for e in as_entries(tally.consensus(min_share)))
+    note = f"consensus of {tally.runs} runs of {image} at {min_share:g}: {len(entries)} of {tally.distinct} files"
+    return LoadedList(entries, (*warnings, note), meta=meta)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,14 +14,24 @@ import sys
 from pathlib import Path
 
 from nydus_top import listmeta
+from nydus_top.commands.consensus import registry_consensus
 from nydus_top.config import ConfigError, load_config
+from nydus_top.consensus import DEFAULT_MIN_SHARE
 from nydus_top.display import counted, printable
 from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_range_list, within
 from nydus_top.nydusify import ConversionError, prepare_conversion
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("list", metavar="LIST", help="prefetch list (plain or .csv, ours or the optimizer's)")
+    parser.add_argument("list", metavar="LIST", nargs="?",
+                        help="prefetch list (plain or .csv, ours or the optimizer's); not with --pull")
+    parser.add_argument("--pull", metavar="IMAGE",
+                        help="instead of LIST: the consensus of the lists attached to IMAGE in its registry and of "
+                        "its runs here (see nydus-top consensus --pull); IMAGE is also the default --source")
+    parser.add_argument("--min-share", type=float, default=DEFAULT_MIN_SHARE, metavar="S",
+                        help="with --pull: keep files read in at least this share of the runs "
+                        f"(default {DEFAULT_MIN_SHARE})")
+    parser.add_argument("--plain-http", action="store_true", help="with --pull: HTTP, not HTTPS")
     parser.add_argument("--source", help="source image (default: the image in LIST's metadata, LIST.nydus-top.json)")
     parser.add_argument("--target", help="target image (default: the [convert] target template)")
     parser.add_argument("--range-list", metavar="OUT.json", type=Path,
@@ -36,9 +46,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.list is None) == (args.pull is None):
+        print("nydus-top convert: name a LIST or --pull IMAGE (one of them)", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
-        loaded = load_list(args.list)
+        if args.pull is not None:
+            if not 0.0 < args.min_share <= 1.0:
+                raise ListFileError(f"--min-share must be in (0, 1], got {args.min_share}")
+            loaded = registry_consensus(args.pull, config.persist_dir, plain_http=args.plain_http,
+                                        min_share=args.min_share)
+            args.list = f"the consensus of {args.pull}"
+        else:
+            loaded = load_list(args.list)
     except (ConfigError, ListFileError) as err:
         print(printable(f"nydus-top convert: {err}"), file=sys.stderr)
         return 2

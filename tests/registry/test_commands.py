@@ -73,3 +73,27 @@ def test_pull_of_an_image_without_lists(tmp_path: Path, local_registry: LocalReg
     ref = pushed_image[0].replace(":1", "-none:1")
     assert main(["pull", ref, "--plain-http", "-o", str(tmp_path / "o")]) == 1
     assert "404" in capsys.readouterr().err
+
+
+def test_convert_straight_from_the_registry(tmp_path: Path, local_registry: LocalRegistry,
+                                            pushed_image: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    ref, _ = pushed_image
+    node = _node(tmp_path, "node-a", ref, [["/bin/app", "/etc/app.conf", "/tmp/x"], ["/bin/app", "/etc/app.conf"],
+                                           ["/bin/app", "/lib/once.so"]])
+    for run in runstore.runs_of(runstore.image_dir(node.parent / "persist", ref)):
+        assert main(["push", str(run), "--plain-http"]) == 0
+    conv = tmp_path / "conv.toml"
+    conv.write_text(f'persist_dir = "{tmp_path / "conv"}"\n[convert]\nnydusify = "{FAKE_NYDUSIFY}"\n')
+    record = tmp_path / "rec"
+    record.mkdir()
+    monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(record))
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
+    capsys.readouterr()
+    assert main(["convert", "--config", str(conv), "--pull", ref, "--plain-http", "--min-share", "0.6"]) == 0
+    err = capsys.readouterr().err
+    assert f"consensus of 3 runs of {ref} at 0.6: 2 of 4 files" in err
+    assert json.loads((record / "argv.json").read_text())[:3] == ["convert", "--source", ref]
+    assert (record / "stdin").read_bytes() == b"/bin/app\n/etc/app.conf\n"
+    assert main(["convert", "--config", str(conv), "LIST", "--pull", ref]) == 2
+    assert "name a LIST or --pull IMAGE" in capsys.readouterr().err
