@@ -56,6 +56,13 @@ _LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at on
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name (4096 on Linux)
 
 
+# Recordings in progress at once. Each has a tracer whose set of seen files may grow to 68 MiB
+# (native/tracer.c SEEN_MAX), besides the recordings' shared 256 MiB: with 8 the recorder stays
+# under the DaemonSet's 1 GiB limit whatever the containers do. A start past it is not recorded
+# (one line).
+MAX_RECORDINGS = 8
+
+
 @dataclass(frozen=True, slots=True)
 class RecordSettings:
     """What the recorder needs of the configuration, plus its filters."""
@@ -71,6 +78,7 @@ class RecordSettings:
     granularity: int = 1 << 20  # ranges rounded out to this many bytes; 0 = exact
     max_total_bytes: int = MAX_TOTAL_BYTES  # every recording's files together (read at the recorder's start)
     keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
+    max_recordings: int = MAX_RECORDINGS  # recordings in progress at once; later starts are not recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +208,8 @@ class Planner:
             paths = result_paths(s.persist_dir, container.image, timeout=s.timeout)
         except ImageRefError as err:
             return None, f"image {container.image!r}: {err}"
+        if len(self.in_flight) >= s.max_recordings:
+            return None, f"{len(self.in_flight)} recordings in progress, the most at once (MAX_RECORDINGS)"
         pair = True
         if not s.overwrite:
             busy = f"{paths.list} exists (overwrite = false)" if paths.list.exists() else next(

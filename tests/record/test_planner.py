@@ -160,3 +160,13 @@ def test_a_recordings_identity_keeps_the_full_reference_and_its_digest() -> None
     assert (meta.image, meta.digest) == (f"registry.local:5000/team/app@{digest}", digest)
     assert (meta.container, meta.container_id, meta.pod) == ("nginx", "c1", "prod/web")
     assert _identity(StartTrace(_container("c2"), None, None, True, 1)).pod == ""
+
+
+def test_at_most_max_recordings_at_once(tmp_path: Path) -> None:
+    planner = Planner(RecordSettings(tmp_path, overwrite=True, max_recordings=2))
+    assert planner.plan(POD, _container("c1"))[0] is not None
+    assert planner.plan(POD, _container("c2"))[0] is not None
+    plan, reason = planner.plan(POD, _container("c3"))
+    assert plan is None and reason == "2 recordings in progress, the most at once (MAX_RECORDINGS)"
+    planner.done("c1")
+    assert planner.plan(POD, _container("c3"))[0] is not None
