@@ -244,3 +244,23 @@ def test_range_list_export(tmp_path: Path) -> None:
     assert result.written == 3 and json.loads(out.read_bytes()) == doc
     with pytest.raises(ListExistsError):
         save_range_list(entries, out)
+
+
+@pytest.mark.parametrize("text", [
+    "path,size,elapsed\n/a,1,2\n/b c/ü,3,4\n/a,5,6\n",  # the common shape: the fast reader
+    "path,size,elapsed\n/a,1,2\n\"/x,y\",3,4\n",  # quoted: the csv module
+    "path,size,elapsed\r\n/a,1,2\r\n",  # CRLF
+    "path,size,elapsed\n/a,1.5 KiB,2 ms\n",  # readable units
+    "path,size,elapsed\nrel,1,2\n/b,3,4\n",  # a relative path: skipped with a warning
+    "path,size,elapsed\n/a,,\n",  # sizes and times left out
+])
+def test_the_fast_csv_reader_agrees_with_the_csv_module(tmp_path: Path, text: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nydus_top import listfile
+
+    path = tmp_path / "l.csv"
+    path.write_text(text)
+    fast = listfile.load_list(path)
+    monkeypatch.setattr(listfile, "_load_plain_csv", lambda _text: None)  # every row through the csv module
+    slow = listfile.load_list(path)
+    assert (fast.entries, fast.warnings) == (slow.entries, slow.warnings)
