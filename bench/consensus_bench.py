@@ -44,7 +44,7 @@ def runs(count: int, files: int) -> list[list[tuple[str, int, int]]]:
 
 def phase(name: str, count: int, files: int) -> None:
     from nydus_top.consensus import Tally
-    from nydus_top.listfile import load_list, save_list
+    from nydus_top.listfile import save_list
     from nydus_top.records import ListedFile
 
     data = runs(count, files)
@@ -65,9 +65,9 @@ def phase(name: str, count: int, files: int) -> None:
             tally.add(run)
         chosen = tally.consensus(0.5)
     elif name == "files":
-        tally = Tally()
-        for path in paths:
-            tally.add(load_list(path).entries)
+        from nydus_top.commands.consensus import tally_of  # what `nydus-top consensus` runs
+
+        tally = tally_of(paths)[0]
         chosen = tally.consensus(0.5)
     else:
         seen: dict[str, list[int]] = {}

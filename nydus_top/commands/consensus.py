@@ -78,7 +78,9 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
     warnings: list[str] = []
     metas: list[ListMeta] = []
     for path in paths:
-        loaded = load_list(path)
+        # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
+        csv = Path(f"{path}.csv")
+        loaded = load_list(csv if not path.name.endswith(".csv") and csv.is_file() else path)
         warnings.extend(loaded.warnings)
         if loaded.meta is not None:
             metas.append(loaded.meta)
