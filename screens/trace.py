@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from array import array
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,6 +35,9 @@ from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView
+
+PREFETCH_EVERY_S = 1.0  # a growing list's prefetch totals are worked out at most this often...
+PREFETCH_EVERY_ROWS = 10_000  # ...once it has more rows than this
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
@@ -85,6 +89,7 @@ class TraceScreen(LiveScreen):
         self.run = run
         self.search: re.Pattern[str] | None = None
         self._ranges_said = False
+        self._prefetch_shown: tuple[float, str] | None = None  # (when, text) of the prefetch totals
         self._shown: dict[str, str] = {}  # selector -> text last shown
         self._widgets: dict[str, Widget] = {}  # looked-up widgets by selector or type name
 
@@ -173,8 +178,17 @@ class TraceScreen(LiveScreen):
             return " · ranges unavailable"
         if not items.has_ranges():
             return ""
+        # The totals go over every row: on a big list that is still growing they are worked out
+        # again at most once a second, not on every tick (keys stay responsive while ingesting).
+        now = time.monotonic()
+        shown = self._prefetch_shown
+        if (shown is not None and self.run.state is TraceState.RUNNING and len(items) > PREFETCH_EVERY_ROWS
+                and now - shown[0] < PREFETCH_EVERY_S):
+            return shown[1]
         _known, with_ranges, whole = items.prefetch_totals(self.app.backend.config.granularity)
-        return f" · prefetch {human_size(with_ranges)} with ranges / {human_size(whole)} whole files"
+        text = f" · prefetch {human_size(with_ranges)} with ranges / {human_size(whole)} whole files"
+        self._prefetch_shown = (now, text)
+        return text
 
     def say(self, text: str) -> None:
         """A status line; it may hold paths, names and errors: shown escaped, never as markup."""

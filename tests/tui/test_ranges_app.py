@@ -65,3 +65,35 @@ async def test_w_saves_the_recorded_ranges_and_asks_before_overwriting(tmp_path:
         await pilot.press("n")
         await settle(pilot)
         assert "not saved" in screen_text(app) and json.loads((tmp_path / "r.json").read_text()) == doc
+
+
+async def test_a_big_growing_trace_works_out_its_prefetch_totals_at_most_once_a_second(
+        tmp_path: Path, monkeypatch) -> None:
+    """The totals go over every row: worked out on every tick they made each UI tick of a 100k
+    trace cost ~35 ms while ingesting (keys waited behind them)."""
+    from nydus_top.records import Access
+    from nydus_top.screens import trace as trace_screen
+    from nydus_top.tracerun import TraceState
+
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        items = screen.run.items
+        assert screen.run.state is TraceState.RUNNING and items.has_ranges()
+        calls = []
+        real = items.prefetch_totals
+        monkeypatch.setattr(items, "prefetch_totals", lambda g: calls.append(g) or real(g))
+        seq = 1000
+
+        def grow(n: int) -> None:
+            nonlocal seq
+            items.extend([Access(seq + i, f"/data/f{seq + i}", 1, seq + i, "open", 1, "app") for i in range(n)])
+            seq += n
+
+        grow(trace_screen.PREFETCH_EVERY_ROWS)
+        screen._prefetch_shown = None  # as if the last totals were older than a second
+        screen.update_counters()  # past the row count: worked out once...
+        assert len(calls) == 1
+        for _ in range(5):  # ...and not again on the next ticks of the same second, while it grows
+            grow(1000)
+            screen.update_counters()
+        assert len(calls) == 1
+        assert "prefetch" in screen_text(app)
