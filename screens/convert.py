@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from .app import NydusTopApp
 
 
+# nydusify's output lines kept on screen (the oldest go first): a conversion printing without end
+# cannot grow the app's memory.
+MAX_OUTPUT_LINES = 10_000
+
+
 class ConvertScreen(Screen):
     BINDINGS = [
         Binding("x", "cancel", "Cancel conversion"),
@@ -37,7 +42,7 @@ class ConvertScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(printable(f" Convert {self.source}"), id="title", classes="titlebar", markup=False)
         yield Static(printable(" $ " + " ".join(self.conversion.argv) + " < list"), id="argv", markup=False)
-        yield NavLog(id="output", highlight=False)
+        yield NavLog(id="output", highlight=False, max_lines=MAX_OUTPUT_LINES)
         yield Static("running…", id="status", classes="statusbar", markup=False)
         yield Footer()
 

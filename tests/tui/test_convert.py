@@ -99,3 +99,19 @@ async def test_an_empty_source_says_why_nothing_happened(record: Path) -> None:
         assert str(screen.query_one("#status", Static).render()) == (
             "not converted: no source image given (this list names no image: it has no .nydus-top.json)")
         assert not (record / "argv.json").exists()
+
+
+async def test_the_output_kept_on_screen_is_bounded(record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nydus_top.screens import convert
+
+    monkeypatch.setattr(convert, "MAX_OUTPUT_LINES", 100, raising=False)
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "flood")
+    monkeypatch.setenv("FAKE_NYDUSIFY_LINES", "1000")
+    async with on_trace(make_backend(record, nydusify=str(FAKE))) as (app, pilot, trace):
+        await pilot.press("c", "enter")
+        screen = app.screen
+        assert isinstance(screen, ConvertScreen)
+        await until(pilot, lambda: screen.finished, what="nydusify to finish")
+        await until(pilot, lambda: "line 999" in screen.query_one(Log).lines, what="the last line")
+        lines = screen.query_one(Log).lines
+        assert len(lines) <= 100 and "line 0" not in lines
