@@ -73,7 +73,6 @@ class StabilityView(TraceView):
         self.counted = counted
         self.min_share = DEFAULT_MIN_SHARE  # rows below it are dimmed (after u shows them again)
         self.follow = False
-        self._looks: dict[tuple[bool, bool, bool, bool, bool], Style] = {}
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -97,22 +96,9 @@ class StabilityView(TraceView):
         return strip
 
     def _look(self, look: tuple[bool, bool, bool, bool, bool]) -> Style:
-        style = self._looks.get(look)
-        if style is None:
-            flagged, selected, cursor, unstable, rare = look
-            style = self._line_style(flagged, selected, False)
-            if unstable:
-                style += self.get_component_rich_style("stabilityview--unstable")
-            if rare:
-                style += self.get_component_rich_style("stabilityview--below")
-            if cursor:
-                style += self.get_component_rich_style("traceview--cursor")
-            self._looks[look] = style
-        return style
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._looks.clear()
+        flagged, selected, cursor, unstable, rare = look
+        extra = (("stabilityview--unstable",) if unstable else ()) + (("stabilityview--below",) if rare else ())
+        return self._line_style(flagged, selected, cursor, *extra)
 
 
 class StabilityScreen(TraceScreen):

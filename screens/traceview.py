@@ -169,9 +169,10 @@ class TraceView(ScrollView, can_focus=True):
             self._cache[key] = strip
         return strip
 
-    def _line_style(self, flagged: bool, selected: bool, cursor: bool) -> Style:
-        """Computing rich styles walks the CSS: do it once per combination, not per line."""
-        key = (flagged, selected, cursor)
+    def _line_style(self, flagged: bool, selected: bool, cursor: bool, *components: str) -> Style:
+        """Computing rich styles walks the CSS: do it once per combination, not per line.
+        *components*: further component classes a subclass's rows add (before the cursor's)."""
+        key = (flagged, selected, cursor, *components)
         style = self._styles.get(key)
         if style is None:
             style = self.rich_style
@@ -179,6 +180,8 @@ class TraceView(ScrollView, can_focus=True):
                 style += self.get_component_rich_style("traceview--flagged")
             if selected:
                 style += self.get_component_rich_style("traceview--selected")
+            for component in components:
+                style += self.get_component_rich_style(component)
             if cursor:
                 style += self.get_component_rich_style("traceview--cursor")
             self._styles[key] = style
