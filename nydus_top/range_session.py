@@ -21,7 +21,6 @@ import os
 import platform
 import re
 import select
-import signal
 import struct
 
 from nydus_top import trace_session
@@ -209,7 +208,7 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
         raise RangeArmError(f"{UNAVAILABLE}pid {pid}: {e.strerror}") from None
     procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if container_id is not None and (not container_id or container_id not in trace_session._cgroups(procfd, pid)):
+        if container_id is not None and (not container_id or container_id not in trace_session.cgroups(procfd, pid)):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} is not in container {container_id[:12]} (it exited?)")
         try:
             ns = mount_namespace(procfd, pid)
@@ -217,7 +216,7 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
                 lowerdirs = OverlayRoot.for_pid(pid).lowerdirs
         except (OSError, OverlayError) as e:
             raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
-        if not trace_session._alive(pidfd):
+        if not trace_session.alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
         session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
                                granularity=granularity)
@@ -233,18 +232,8 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
         granularity: int = 0) -> int:
     """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``) or its exit.
     Exit code as :func:`nydus_top.trace_session.run`."""
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-
-    def status(data: bytes) -> None:
-        if status_fd is not None:
-            try:
-                os.write(status_fd, data)
-            except OSError:
-                pass
+    wake_r = trace_session.stop_on_signals()
+    status = trace_session.status_writer(status_fd)
 
     try:
         session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks,

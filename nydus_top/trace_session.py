@@ -19,6 +19,7 @@ import select
 import signal
 import struct
 import sys
+from collections.abc import Callable
 
 from nydus_top._native import ffi, lib
 
@@ -114,11 +115,12 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[os.write(fd, data):]
 
 
-def _alive(pidfd: int) -> bool:
+def alive(pidfd: int) -> bool:
+    """Whether the process of *pidfd* still runs."""
     return not select.select([pidfd], [], [], 0)[0]
 
 
-def _cgroups(procfd: int, pid: int) -> str:
+def cgroups(procfd: int, pid: int) -> str:
     """Cgroup paths of host ``pid`` (empty if it is gone); the pidfd taken before makes a
     later reuse of the pid visible as an exit."""
     try:
@@ -140,6 +142,31 @@ def _seal_imports() -> None:
     sys.path.clear()
 
 
+def stop_on_signals() -> int:
+    """SIGTERM and SIGINT wake the loop (through the returned pipe's read end) instead of killing
+    the process mid-batch; SIGPIPE is ignored (a gone consumer is an EPIPE)."""
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    return wake_r
+
+
+def status_writer(*fds: int | None) -> Callable[[bytes], None]:
+    """Write a status message to each of *fds* that is given; a reader that went away is no error."""
+
+    def status(data: bytes) -> None:
+        for fd in fds:
+            if fd is not None:
+                try:
+                    os.write(fd, data)
+                except OSError:
+                    pass
+
+    return status
+
+
 def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool = False, container_id: str | None = None,
         pidfd: int | None = None) -> tuple[Session, int]:
     """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
@@ -159,15 +186,15 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool =
             raise ArmError(f"pid {pid}: {e.strerror}") from None
     procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if container_id is not None and (not container_id or container_id not in _cgroups(procfd, pid)):
+        if container_id is not None and (not container_id or container_id not in cgroups(procfd, pid)):
             raise ArmError(f"pid {pid} is not in container {container_id[:12]} (it exited?)")
         _seal_imports()
-        if not _alive(pidfd):  # the pid may name another process by now
+        if not alive(pidfd):  # the pid may name another process by now
             raise ArmError(f"pid {pid} exited")
         rc = lib.nt_join_mntns(procfd, pid)
         if rc < 0:
             raise ArmError(f"join mount namespace of pid {pid}: {os.strerror(-rc)}")
-        if not _alive(pidfd):  # the namespace we joined may belong to a recycled pid
+        if not alive(pidfd):  # the namespace we joined may belong to a recycled pid
             raise ArmError(f"pid {pid} exited")
         session = Session(procfd, target, bounded=bounded, small_set=small_set)
     except BaseException:
@@ -188,19 +215,8 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
     exit code: 0 after a drained stop or target exit, 1 if the output consumer went away, 2 on
     failure.
     """
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-
-    def status(data: bytes) -> None:
-        for fd in (status_fd, ready_fd):
-            if fd is not None:
-                try:
-                    os.write(fd, data)
-                except OSError:
-                    pass
+    wake_r = stop_on_signals()
+    status = status_writer(status_fd, ready_fd)
 
     try:
         session, pidfd = arm(pid, target, bounded=bounded, small_set=small_set,

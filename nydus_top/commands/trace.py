@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import select
 import sys
 from collections.abc import Iterable
 
@@ -38,12 +37,12 @@ def _fail(message: str) -> int:
 
 def _cgroups(pid: int, pidfd: int) -> str:
     """Cgroup paths of *pid*, read while *pidfd* shows the same process alive ("" if gone)."""
+    procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with open(f"/proc/{pid}/cgroup", "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "" if select.select([pidfd], [], [], 0)[0] else text
+        text = trace_session.cgroups(procfd, pid)
+    finally:
+        os.close(procfd)
+    return text if trace_session.alive(pidfd) else ""
 
 
 def container_of(pid: int, cgroups: str, containers: Iterable[Container]) -> str | None:
