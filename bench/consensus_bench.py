@@ -43,9 +43,9 @@ def runs(count: int, files: int) -> list[list[tuple[str, int, int]]]:
 
 
 def phase(name: str, count: int, files: int) -> None:
-    from nydus_top.consensus import Tally
-    from nydus_top.listfile import save_list
-    from nydus_top.records import ListedFile
+    from nydus_top.lists.files import save_list
+    from nydus_top.model.records import ListedFile
+    from nydus_top.runs.consensus import Tally
 
     data = runs(count, files)
     if name in ("tally", "baseline"):

@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nydus_top.listfile import load_list, save_list
-from nydus_top.overlay import OverlayRoot
-from nydus_top.records import Access
+from nydus_top.lists.files import load_list, save_list
+from nydus_top.model.records import Access
+from nydus_top.tracing.overlay import OverlayRoot
 
 
 def timed(fn: Callable[[], object]) -> float:

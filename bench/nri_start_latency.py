@@ -38,7 +38,7 @@ TARGET_MS = 1.0
 
 def serve_plugin(socket_path: str) -> None:
     """Child process: our session with a no-op start hook; prints 'ready' once synchronized."""
-    from nydus_top.node import EventKind, NodeModel
+    from nydus_top.model.node import EventKind, NodeModel
     from nydus_top.nri.session import PluginSession
 
     async def main() -> None:

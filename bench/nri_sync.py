@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nydus_top.node import NodeModel
+from nydus_top.model.node import NodeModel
 from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.protocol import Call

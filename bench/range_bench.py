@@ -34,10 +34,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "scripts")]
 
-from nydus_top.range_tracer import start_ranges  # noqa: E402
-from nydus_top.ranges import RangeSet, totals  # noqa: E402
-from nydus_top.records import Access  # noqa: E402
-from nydus_top.tracer import TracerPool  # noqa: E402
+from nydus_top.lists.ranges import RangeSet, totals  # noqa: E402
+from nydus_top.model.records import Access  # noqa: E402
+from nydus_top.tracing.range_tracer import start_ranges  # noqa: E402
+from nydus_top.tracing.tracer import TracerPool  # noqa: E402
 from testkit.container import build_progs  # noqa: E402
 from testkit.layers import LayerContainer, LayerFs  # noqa: E402
 

@@ -47,10 +47,10 @@ def _path_bytes(n: int) -> int:
 
 
 def child(kind: str, n: int) -> None:
-    from nydus_top.compactlist import CompactList
-    from nydus_top.listfile import save_list
-    from nydus_top.recorder import Recording
-    from nydus_top.tracer import parse_line
+    from nydus_top.lists.compact import CompactList
+    from nydus_top.lists.files import save_list
+    from nydus_top.recording.recorder import Recording
+    from nydus_top.tracing.tracer import parse_line
 
     gc.collect()
     base = _rss()

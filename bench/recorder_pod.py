@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts")]
 
-from nydus_top.listfile import result_paths  # noqa: E402
+from nydus_top.lists.files import result_paths  # noqa: E402
 from sandbox import images  # noqa: E402
 from sandbox.node import CONTAINERD_SUITES, DEFAULT_CONTAINERD, SandboxNode  # noqa: E402
 from testkit.recorder_pod import (  # noqa: E402

@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from nydus_top import registry  # noqa: E402
-from nydus_top.consensus import Tally  # noqa: E402
-from nydus_top.listfile import load_list, save_list  # noqa: E402
-from nydus_top.listmeta import ListMeta  # noqa: E402
-from nydus_top.records import ListedFile  # noqa: E402
+from nydus_top.lists.files import load_list, save_list  # noqa: E402
+from nydus_top.lists.meta import ListMeta  # noqa: E402
+from nydus_top.model.records import ListedFile  # noqa: E402
+from nydus_top.registry import artifacts as registry  # noqa: E402
+from nydus_top.runs.consensus import Tally  # noqa: E402
 from sandbox import images  # noqa: E402
 from sandbox import registry as local  # noqa: E402
 

@@ -54,7 +54,7 @@ from testkit import harness, workload  # noqa: E402
 # The Python server nydus-top-tracer was until it became native (native/optimizer_server.c).
 PYTHON_SERVER = """#!{python} -I
 import os
-from nydus_top import trace_session
+from nydus_top.tracing import file_session as trace_session
 ready = os.environ.get("NYDUS_TOP_READY_FD")
 os._exit(trace_session.run(int(os.environ["_MNTNS_PID"]), out_fd=1, target=os.environ.get("_TARGET") or "/",
                            ready_fd=int(ready) if ready else None))

@@ -159,7 +159,7 @@ def mount_fs(kind: str, tmp: Path) -> Path:
 
 
 def arming_latency(count: int = 50) -> tuple[float, float, float]:
-    from nydus_top.tracer import TracerPool
+    from nydus_top.tracing.tracer import TracerPool
 
     times = []
     with TracerPool() as pool:

@@ -27,9 +27,9 @@ from textual.pilot import Pilot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
+from nydus_top.model.trace import INBOX_BATCHES
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.tracerun import INBOX_BATCHES
 from testkit.replay_data import make_backend, synthetic
 
 TARGET_KEY_MS = 50.0

@@ -2,7 +2,7 @@
  * strings (paths and command names from containers). Every control character is escaped, DEL and
  * C1 included, and so are the bidi overrides and isolates (U+202A..U+202E, U+2066..U+2069) that
  * reorder what follows: the lines may end up on a terminal. The same set as
- * nydus_top.display.printable. */
+ * nydus_top.text.printable. */
 #include <string.h>
 
 #include "native.h"

@@ -55,7 +55,7 @@ class Config:
     registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
-    keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runstore)
+    keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runs.store)
     origins: tuple[tuple[str, str], ...] = ()  # (field, the layer that set its value last)
 
     def origin(self, name: str) -> str:

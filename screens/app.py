@@ -13,10 +13,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from nydus_top.backend import Backend
-from nydus_top.listfile import ListFileError, LoadedList
-from nydus_top.tracerun import TraceRun
-from nydus_top.workspace import Workspace
+from nydus_top.lists.files import ListFileError, LoadedList
+from nydus_top.model.trace import TraceRun
+from nydus_top.workspace.backend import Backend
+from nydus_top.workspace.traces import Workspace
 
 from .base import LiveScreen
 from .config import ConfigScreen

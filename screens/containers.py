@@ -12,8 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from nydus_top.backend import ArmSpec
-from nydus_top.containerview import (
+from nydus_top.model.container_rows import (
     SORT_KEYS,
     ContainerRow,
     build_rows,
@@ -22,8 +21,9 @@ from nydus_top.containerview import (
     format_age,
     sort_rows,
 )
-from nydus_top.display import printable
-from nydus_top.node import Container, Pod
+from nydus_top.model.node import Container, Pod
+from nydus_top.text import printable
+from nydus_top.workspace.backend import ArmSpec
 
 from .base import LiveScreen
 from .dialogs import ArmDialog, PromptDialog

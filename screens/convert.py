@@ -10,8 +10,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from nydus_top.display import printable
-from nydus_top.nydusify import Conversion, ConversionError, OutputLine
+from nydus_top.convert.nydusify import Conversion, ConversionError, OutputLine
+from nydus_top.text import printable
 
 from .navigation import NavLog
 

@@ -15,8 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from nydus_top.backend import ArmSpec
-from nydus_top.display import counted, printable
+from nydus_top.text import counted, printable
+from nydus_top.workspace.backend import ArmSpec
 
 from .navigation import NavScroll
 

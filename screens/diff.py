@@ -16,10 +16,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from nydus_top.display import printable
-from nydus_top.listdiff import DEFAULT_MOVED, ListDiff, diff
-from nydus_top.listfile import ListFileError, load_list
-from nydus_top.records import Listable
+from nydus_top.lists.diff import DEFAULT_MOVED, ListDiff, diff
+from nydus_top.lists.files import ListFileError, load_list
+from nydus_top.model.records import Listable
+from nydus_top.text import printable
 
 from .dialogs import MessageDialog, PromptDialog
 

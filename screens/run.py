@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
-from nydus_top.display import printable
-from nydus_top.livebackend import LiveBackend
+from nydus_top.text import printable
+from nydus_top.workspace.live import LiveBackend
 
 from .app import NydusTopApp
 

@@ -25,15 +25,15 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from nydus_top.backend import ArmSpec
-from nydus_top.consensus import DEFAULT_MIN_SHARE, FileStability
-from nydus_top.display import human_size, printable
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import ListExistsError, ListFileError
-from nydus_top.runset import RunSet, below, images_with_runs, is_unstable
-from nydus_top.tracelist import Row
-from nydus_top.tracerun import TraceRun
-from nydus_top.workspace import MAX_STARTS
+from nydus_top.lists.files import ListExistsError, ListFileError
+from nydus_top.model.trace import TraceRun
+from nydus_top.model.tracelist import Row
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability
+from nydus_top.runs.runset import RunSet, below, images_with_runs, is_unstable
+from nydus_top.text import human_size, printable
+from nydus_top.workspace.backend import ArmSpec
+from nydus_top.workspace.traces import MAX_STARTS
 
 from .dialogs import ArmDialog, ConfirmDialog, MessageDialog, PromptDialog
 from .trace import TraceScreen

@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static
 
-from nydus_top.display import counted, human_size, printable
-from nydus_top.listfile import (
+from nydus_top.convert.nydusify import ConversionError, prepare_conversion
+from nydus_top.lists.files import (
     ListExistsError,
     ListFileError,
     LoadedList,
@@ -26,10 +26,10 @@ from nydus_top.listfile import (
     load_list,
     ranges_path,
 )
-from nydus_top.listmeta import ListMeta
-from nydus_top.nydusify import ConversionError, prepare_conversion
-from nydus_top.tracelist import Exclusion
-from nydus_top.tracerun import TraceRun, TraceState
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.trace import TraceRun, TraceState
+from nydus_top.model.tracelist import Exclusion
+from nydus_top.text import counted, human_size, printable
 
 from .base import LiveScreen
 from .convert import ConvertScreen

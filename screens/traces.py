@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from nydus_top.display import human_size, printable
-from nydus_top.tracerun import TraceRun
+from nydus_top.model.trace import TraceRun
+from nydus_top.text import human_size, printable
 
 from .base import LiveScreen
 from .diff import DiffScreen

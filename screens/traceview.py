@@ -12,9 +12,9 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from nydus_top.display import human_size, printable
-from nydus_top.tracelist import Row
-from nydus_top.tracerun import TraceRun
+from nydus_top.model.trace import TraceRun
+from nydus_top.model.tracelist import Row
+from nydus_top.text import human_size, printable
 
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
 # The first column holds the marks: * selected, ! created at runtime (flagged); both can show.

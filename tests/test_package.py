@@ -43,7 +43,7 @@ def test_fresh_venv_installs_and_imports_native(tmp_path: Path) -> None:
     # from the installed package: it never imports from the working directory.
     helper = subprocess.run(
         [str(venv / "bin/python"), "-I", "-c",
-         f"import os; os.chdir({str(src)!r}); from nydus_top.tracer import TracerPool; "
+         f"import os; os.chdir({str(src)!r}); from nydus_top.tracing.tracer import TracerPool; "
          "p = TracerPool(); p.warm_up(); p.close(); print('warm')"],
         capture_output=True, text=True, timeout=120,
     )

@@ -12,14 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from nydus_top import runstore
 from nydus_top.config import ConfigError, load_config
-from nydus_top.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
-from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import ListExistsError, ListFileError, LoadedList, load_list, save_list, within
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list, within
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.runs import store as runstore
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
+from nydus_top.text import printable
 
 PROG = "nydus-top consensus"
 
@@ -108,7 +108,7 @@ def _image_of(metas: list[ListMeta]) -> str:
 
 def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
     from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
-    from nydus_top.registry import RegistryError  # noqa: PLC0415 - as above
+    from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - as above
 
     for image in images:
         try:

@@ -13,13 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from nydus_top import listmeta
 from nydus_top.commands.consensus import registry_consensus
 from nydus_top.config import ConfigError, load_config
-from nydus_top.consensus import DEFAULT_MIN_SHARE
-from nydus_top.display import counted, printable
-from nydus_top.listfile import ListExistsError, ListFileError, load_list, save_range_list, within
-from nydus_top.nydusify import ConversionError, prepare_conversion
+from nydus_top.convert.nydusify import ConversionError, prepare_conversion
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.files import ListExistsError, ListFileError, load_list, save_range_list, within
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE
+from nydus_top.text import counted, printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

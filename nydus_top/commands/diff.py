@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from nydus_top.display import printable
-from nydus_top.listdiff import DEFAULT_MOVED, ListDiff, diff
-from nydus_top.listfile import ListFileError, load_list
+from nydus_top.lists.diff import DEFAULT_MOVED, ListDiff, diff
+from nydus_top.lists.files import ListFileError, load_list
+from nydus_top.text import printable
 
 PROG = "nydus-top diff"
 

@@ -16,10 +16,10 @@ from dataclasses import asdict
 from typing import Any
 
 from nydus_top.config import ConfigError, load_config
-from nydus_top.display import EscapingFormatter, printable
-from nydus_top.node import Container, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.model.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
+from nydus_top.text import EscapingFormatter, printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

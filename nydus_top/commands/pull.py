@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from nydus_top import runstore
 from nydus_top.config import ConfigError, load_config
-from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import ListExistsError, ListFileError, within
+from nydus_top.lists.files import ListExistsError, ListFileError, within
+from nydus_top.runs import store as runstore
+from nydus_top.text import printable
 
 PROG = "nydus-top pull"
 
@@ -32,7 +32,7 @@ def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: P
 
     Under *persist_dir* no directory is followed if it is a symlink (missing ones are made
     beneath it); elsewhere (an -o the operator typed) directories resolve as usual."""
-    from nydus_top import registry  # noqa: PLC0415 - the SDK loads only for registry commands
+    from nydus_top.registry import artifacts as registry  # noqa: PLC0415 - the SDK loads only for registry commands
 
     image = registry.parse_reference(image_text)
     client = registry.Client(image.registry, plain_http=plain_http)
@@ -49,7 +49,7 @@ def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: P
 
 
 def run(args: argparse.Namespace) -> int:
-    from nydus_top.registry import RegistryError  # noqa: PLC0415 - the registry SDK loads only when asked
+    from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - the registry SDK loads only when asked
 
     try:
         config = load_config(getattr(args, "config", None))

@@ -1,7 +1,7 @@
 """``nydus-top push LIST [--image REF]``: attach a saved list to its image in the registry.
 
 The list, its csv, its metadata and (when present) its range list go up as one OCI artifact
-whose subject is the image's manifest digest (see :mod:`nydus_top.registry`). The image comes
+whose subject is the image's manifest digest (see :mod:`nydus_top.registry.artifacts`). The image comes
 from ``--image`` or from the list's metadata; nothing guesses a registry.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nydus_top import listmeta
-from nydus_top.display import printable
+from nydus_top.lists import meta as listmeta
+from nydus_top.text import printable
 
 PROG = "nydus-top push"
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nydus_top import registry  # noqa: PLC0415 - the SDK loads only for registry commands
+    from nydus_top.registry import artifacts as registry  # noqa: PLC0415 - the SDK loads only for registry commands
 
     try:
         meta = listmeta.read(args.list)

@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import TypedDict
 
 from nydus_top.config import Config, ConfigError, load_config, parse_layer
-from nydus_top.display import EscapingFormatter, printable
-from nydus_top.list_pusher import ListPusher
-from nydus_top.node import EventKind, NodeEvent, NodeModel
+from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
-from nydus_top.recorder import Recorder, RecordSettings, settings_from
-from nydus_top.startup import StartupCapture, pool_starter
-from nydus_top.tracer import TracerPool
+from nydus_top.recording.pusher import ListPusher
+from nydus_top.recording.recorder import Recorder, RecordSettings, settings_from
+from nydus_top.text import EscapingFormatter, printable
+from nydus_top.tracing.arming import StartupCapture, pool_starter
+from nydus_top.tracing.tracer import TracerPool
 
 log = logging.getLogger("nydus_top.record")
 

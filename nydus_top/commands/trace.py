@@ -8,13 +8,13 @@ import os
 import sys
 from collections.abc import Iterable
 
-from nydus_top import trace_session
 from nydus_top.commands.ps import list_once
 from nydus_top.config import ConfigError, load_config
-from nydus_top.display import printable
-from nydus_top.node import Container, NodeModel
+from nydus_top.model.node import Container, NodeModel
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
+from nydus_top.text import printable
+from nydus_top.tracing import file_session as trace_session
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

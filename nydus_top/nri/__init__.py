@@ -2,7 +2,7 @@
 
 ``mux`` and ``ttrpc`` frame bytes, ``protocol`` is the sans-IO plugin connection, ``convert``
 maps NRI messages to node-model records, and ``session`` runs it all on asyncio against a
-real runtime, keeping a :class:`nydus_top.node.NodeModel` current:
+real runtime, keeping a :class:`nydus_top.model.node.NodeModel` current:
 
     model = NodeModel()
     session = PluginSession(model, socket_path=None, name="nydus-top", idx="90")

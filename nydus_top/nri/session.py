@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
-from nydus_top.node import Container, EventKind, NodeModel, Pod
+from nydus_top.model.node import Container, EventKind, NodeModel, Pod
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri import to_model, ttrpc
 from nydus_top.nri.errors import LimitExceeded, ProtocolError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nydus_top.node import Container, ContainerState, Pod, PodState
+from nydus_top.model.node import Container, ContainerState, Pod, PodState
 from nydus_top.nri import nri_api_pb2 as api
 
 IMAGE_ANNOTATION = "io.kubernetes.cri.image-name"

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from nydus_top.overlay import parse_mountinfo
+from nydus_top.tracing.overlay import parse_mountinfo
 from sandbox import images
 from sandbox.aptfetch import AptCache, cache_dir, file_lock
 

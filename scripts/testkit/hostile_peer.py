@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from nydus_top.node import EventKind, NodeModel
+from nydus_top.model.node import EventKind, NodeModel
 from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.protocol import PLUGIN_SERVICE

@@ -6,10 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from nydus_top.config import TOML_KEYS, Config
-from nydus_top.node import Container, ContainerState, NodeModel, Pod
-from nydus_top.ranges import RangeBook
-from nydus_top.records import Access, Overflow
-from nydus_top.replay import ReplayBackend
+from nydus_top.lists.ranges import RangeBook
+from nydus_top.model.node import Container, ContainerState, NodeModel, Pod
+from nydus_top.model.records import Access, Overflow
+from testkit.replay import ReplayBackend
 
 NOW = 1_700_000_000.0  # the fixed clock: every age is relative to this
 

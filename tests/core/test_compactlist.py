@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from nydus_top.compactlist import PER_FILE, CompactList
-from nydus_top.records import ListedFile
+from nydus_top.lists.compact import PER_FILE, CompactList
+from nydus_top.model.records import ListedFile
 
 PATHS = ["/a", "/data/ünïcødé 文件", os.fsdecode(b"/bad\xff\xfe"), "/new\nline", "/a"]
 

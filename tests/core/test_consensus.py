@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from nydus_top.consensus import Tally, as_entries, tally
-from nydus_top.records import ListedFile
+from nydus_top.model.records import ListedFile
+from nydus_top.runs.consensus import Tally, as_entries, tally
 
 
 def run(*paths: str, step: int = 10) -> list[ListedFile]:

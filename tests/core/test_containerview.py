@@ -7,7 +7,7 @@ from dataclasses import replace
 import psutil
 import pytest
 
-from nydus_top.containerview import build_rows, filter_rows, format_age, sort_rows
+from nydus_top.model.container_rows import build_rows, filter_rows, format_age, sort_rows
 from testkit.replay_data import CONTAINERS, NOW, PODS
 
 PODS_BY_ID = {p.id: p for p in PODS}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nydus_top.listdiff import diff
-from nydus_top.records import ListedFile
+from nydus_top.lists.diff import diff
+from nydus_top.model.records import ListedFile
 
 
 def entries(*paths: str) -> list[ListedFile]:

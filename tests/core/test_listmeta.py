@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import listmeta
-from nydus_top.listfile import load_list, save_list
-from nydus_top.listmeta import ListMeta, MetaError
-from nydus_top.records import ListedFile
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.files import load_list, save_list
+from nydus_top.lists.meta import ListMeta, MetaError
+from nydus_top.model.records import ListedFile
 
 
 def test_round_trip_keeps_every_field() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.overlay import Origin, OverlayError, OverlayRoot, parse_mountinfo
+from nydus_top.tracing.overlay import Origin, OverlayError, OverlayRoot, parse_mountinfo
 from tests.lists.helpers import in_private_namespace
 
 CONTAINER = """

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from nydus_top.records import Access, Overflow
-from nydus_top.tracelist import UNDO_DEPTH, Exclusion, TraceList
+from nydus_top.model.records import Access, Overflow
+from nydus_top.model.tracelist import UNDO_DEPTH, Exclusion, TraceList
 
 
 def acc(seq: int, path: str) -> Access:

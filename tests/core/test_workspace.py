@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.backend import ArmSpec
-from nydus_top.listfile import load_list
-from nydus_top.livebackend import LiveBackend
-from nydus_top.records import Access
-from nydus_top.replay import ReplayBackend
-from nydus_top.tracerun import TraceState
-from nydus_top.workspace import Unsaved, Workspace
+from nydus_top.lists.files import load_list
+from nydus_top.model.records import Access
+from nydus_top.model.trace import TraceState
+from nydus_top.workspace.backend import ArmSpec
+from nydus_top.workspace.live import LiveBackend
+from nydus_top.workspace.traces import Unsaved, Workspace
+from testkit.replay import ReplayBackend
 from testkit.replay_data import STARTUP, make_backend, make_config
 
 JOB = ArmSpec(namespace="jobs", pod="batch-x1", container="worker")
@@ -198,7 +198,7 @@ def test_real_backend_an_armed_run_stops_by_disarming_and_close_ends_the_rest(li
 
 
 def test_a_save_with_metadata_writes_the_identity_file_beside_the_list(tmp_path: Path) -> None:
-    from nydus_top.listmeta import ListMeta
+    from nydus_top.lists.meta import ListMeta
 
     ws, _ = workspace(tmp_path)
     run = ws.attach("c-nginx", "nginx", "docker.io/library/nginx:1.25")
@@ -210,7 +210,7 @@ def test_a_save_with_metadata_writes_the_identity_file_beside_the_list(tmp_path:
 
 
 def test_byte_ranges_go_through_the_workspace(tmp_path: Path) -> None:
-    from nydus_top.listmeta import ListMeta
+    from nydus_top.lists.meta import ListMeta
 
     MiB = 1 << 20
     ws, _ = workspace(tmp_path)

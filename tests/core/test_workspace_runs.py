@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import runstore
-from nydus_top.backend import ArmSpec
-from nydus_top.listfile import load_list
-from nydus_top.records import ListedFile
-from nydus_top.runset import Run
-from nydus_top.tracerun import TraceState
-from nydus_top.workspace import Workspace
+from nydus_top.lists.files import load_list
+from nydus_top.model.records import ListedFile
+from nydus_top.model.trace import TraceState
+from nydus_top.runs import store as runstore
+from nydus_top.runs.runset import Run
+from nydus_top.workspace.backend import ArmSpec
+from nydus_top.workspace.traces import Workspace
 from testkit.replay_data import RUNTIME_CREATED, STARTUP, make_backend
 
 NGINX = "docker.io/library/nginx:1.25"
@@ -128,8 +128,8 @@ def test_a_saved_consensus_names_its_runs(tmp_path: Path) -> None:
 
 
 def test_runs_of_an_image_are_read_from_the_run_store(tmp_path: Path) -> None:
-    from nydus_top.listmeta import ListMeta
-    from nydus_top.runset import images_with_runs
+    from nydus_top.lists.meta import ListMeta
+    from nydus_top.runs.runset import images_with_runs
 
     for n, run in enumerate(_runs()):
         runstore.save_run(tmp_path, run.entries, ListMeta(image="registry.local:5000/team/app:1", container="app",
@@ -151,9 +151,9 @@ def test_runs_of_an_image_are_read_from_the_run_store(tmp_path: Path) -> None:
 
 
 def test_runs_with_byte_ranges_open_and_save_with_their_union(tmp_path: Path) -> None:
-    from nydus_top.listfile import ranges_path
-    from nydus_top.listmeta import ListMeta
-    from nydus_top.ranges import RangeBook, RangeSet
+    from nydus_top.lists.files import ranges_path
+    from nydus_top.lists.meta import ListMeta
+    from nydus_top.lists.ranges import RangeBook, RangeSet
 
     MiB = 1 << 20
     for n, (start, end) in enumerate(((0, MiB), (4 * MiB, 5 * MiB))):

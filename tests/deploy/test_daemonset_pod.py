@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import registry
-from nydus_top.listfile import result_paths
+from nydus_top.lists.files import result_paths
+from nydus_top.registry import artifacts as registry
 from sandbox import images, podspec
 from sandbox.node import SandboxNode
 from sandbox.registry import LocalRegistry

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nydus_top.tracer import TracerPool
+from nydus_top.tracing.tracer import TracerPool
 from testkit.container import Container, build_progs
 
 TRAP = "import os; open(os.path.join({marks!r}, {name!r} + '-' + str(os.getpid())), 'w').close()\n"
@@ -70,7 +70,7 @@ def target(tmp_path: Path, progs: dict[str, Path]):
 def test_the_traps_spring_in_a_plain_child(traps: Traps) -> None:
     # The control: a child started the way the helper used to be runs the traps (PYTHONSTARTUP
     # only at an interactive start, PYTHONINSPECT after the module: both ignored with -I anyway).
-    subprocess.run([sys.executable, "-m", "nydus_top.tracer_helper"], cwd=traps.cwd, env=traps.caller_env(),
+    subprocess.run([sys.executable, "-m", "nydus_top.tracing.helper"], cwd=traps.cwd, env=traps.caller_env(),
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     names = {n.rsplit("-", 1)[0] for n in traps.sprung()}
     assert {"cwd", "pythonpath-site"} <= names
@@ -92,7 +92,7 @@ def test_pool_helper_ignores_cwd_and_environment(traps: Traps, target: Container
 
 def _helpers(proc: subprocess.Popen) -> list[psutil.Process]:
     return [c for c in psutil.Process(proc.pid).children()
-            if "nydus_top.tracer_helper" in c.cmdline()]
+            if "nydus_top.tracing.helper" in c.cmdline()]
 
 
 def test_record_helper_ignores_cwd_and_environment(traps: Traps, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.cli import main
-from nydus_top.listfile import load_list
+from nydus_top.lists.files import load_list
 
 
 def test_metadata_nested_too_deep_is_one_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.node import EventKind, NodeEvent
+from nydus_top.model.node import EventKind, NodeEvent
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri import session as nri_session
 from testkit.hostile_peer import Served, run

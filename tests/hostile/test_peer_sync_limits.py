@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.node import EventKind
+from nydus_top.model.node import EventKind
 from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import session as nri_session
 from nydus_top.nri.errors import LimitExceeded

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.node import EventKind
+from nydus_top.model.node import EventKind
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri import session as nri_session
 from nydus_top.nri.protocol import PluginProtocol

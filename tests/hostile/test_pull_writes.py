@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import runstore
 from nydus_top.cli import main
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.runs import store as runstore
 from tests.registry.conftest import LocalRegistry, local_registry, pushed_image  # noqa: F401 - fixtures
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import registry
+from nydus_top.registry import artifacts as registry
 
 
 def test_a_symlink_beside_a_list_is_not_pushed(tmp_path: Path) -> None:

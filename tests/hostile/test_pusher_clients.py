@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nydus_top.list_pusher import CLIENTS_KEPT, ListPusher
+from nydus_top.recording.pusher import CLIENTS_KEPT, ListPusher
 from tests.registry.test_list_pusher import Log, _saved
 
 

@@ -6,8 +6,8 @@ import queue
 
 from record.test_startup import Armed
 
-from nydus_top.compactlist import PER_FILE
-from nydus_top.recorder import Recorder, RecordSettings
+from nydus_top.lists.compact import PER_FILE
+from nydus_top.recording.recorder import Recorder, RecordSettings
 from testkit import workload
 from testkit.harness import wait_exited
 

@@ -11,9 +11,9 @@ import signal
 import pytest
 from record.test_startup import Armed
 
-from nydus_top.node import Container, ContainerState
-from nydus_top.recorder import Recorder, RecordSettings
-from nydus_top.startup import LiveTrace, StartTrace
+from nydus_top.model.node import Container, ContainerState
+from nydus_top.recording.recorder import Recorder, RecordSettings
+from nydus_top.tracing.arming import LiveTrace, StartTrace
 from testkit import workload
 
 EXPECTED = [workload.ENTRYPOINT, *workload.STARTUP_FILES]

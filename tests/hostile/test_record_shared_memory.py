@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from nydus_top.compactlist import PER_FILE, CompactList
-from nydus_top.listfile import result_paths
-from nydus_top.listmeta import ListMeta
-from nydus_top.recorder import Plan, Recorder, Recording, RecordSettings
-from nydus_top.records import Access
+from nydus_top.lists.compact import PER_FILE, CompactList
+from nydus_top.lists.files import result_paths
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import Access
+from nydus_top.recording.recorder import Plan, Recorder, Recording, RecordSettings
 
 PATHS = [f"/data/file{n:04d}" for n in range(10)]  # 14 bytes each
 COST = len(PATHS[0]) + PER_FILE

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import registry, runstore
 from nydus_top.cli import main
+from nydus_top.registry import artifacts as registry
+from nydus_top.runs import store as runstore
 from tests.hostile.registry_peer import hostile_registry
 
 REPO = "team/app"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import listfile, runstore
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists import files as listfile
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.runs import store as runstore
 
 IMAGE = "registry.local:5000/team/app:1"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.compactlist import CompactList
-from nydus_top.listfile import result_paths
-from nydus_top.listmeta import ListMeta
-from nydus_top.recorder import Plan, Recorder, Recording, RecordSettings
+from nydus_top.lists.compact import CompactList
+from nydus_top.lists.files import result_paths
+from nydus_top.lists.meta import ListMeta
+from nydus_top.recording.recorder import Plan, Recorder, Recording, RecordSettings
 
 IMAGE = "registry.local:5000/team/app:1"
 

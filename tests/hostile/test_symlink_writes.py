@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import listfile
-from nydus_top.listfile import ListExistsError, ListFileError, result_paths, save_list, save_range_list, within
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists import files as listfile
+from nydus_top.lists.files import ListExistsError, ListFileError, result_paths, save_list, save_range_list, within
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
 from testkit.replay_data import make_backend
 from tests.tui.conftest import on_trace, settle
 

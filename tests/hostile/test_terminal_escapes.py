@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.display import EscapingFormatter, printable
-from nydus_top.listfile import save_list
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import save_list
+from nydus_top.model.records import ListedFile
+from nydus_top.text import EscapingFormatter, printable
 from testkit.container import Container, build_progs
 
 # OSC retitle, clear screen, C1 CSI, NEL, right-to-left override, isolate

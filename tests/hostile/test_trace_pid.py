@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.commands.trace import container_of
-from nydus_top.node import Container, ContainerState
+from nydus_top.model.node import Container, ContainerState
 
 TRACE = [sys.executable, "-I", "-m", "nydus_top", "trace"]
 
@@ -87,7 +87,7 @@ def test_container_of_matches_the_pid_or_the_cgroup() -> None:
 # Runs in a child: arm() seals imports and joins a mount namespace, the test process must not.
 REUSED = """
 import os, subprocess, sys
-from nydus_top import trace_session
+from nydus_top.tracing import file_session as trace_session
 first = subprocess.Popen(["sleep", "600"])
 pidfd = os.pidfd_open(first.pid)  # opened when the pid was checked
 first.kill(); first.wait()        # it exits; its number may now name any process...

@@ -17,9 +17,7 @@ import pytest
 
 from nydus_top.cli import main
 from nydus_top.config import default_config
-from nydus_top.listfile import save_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.nydusify import (
+from nydus_top.convert.nydusify import (
     Conversion,
     ConversionError,
     ConversionResult,
@@ -29,7 +27,9 @@ from nydus_top.nydusify import (
     prepare_conversion,
     target_for,
 )
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import save_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
 
 from .helpers import FAKE_NYDUSIFY
 

@@ -11,16 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from nydus_top.listfile import STALE_TEMP_AGE, save_list
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import STALE_TEMP_AGE, save_list
+from nydus_top.model.records import ListedFile
 
 ENTRIES = [ListedFile("/bin/app", 10, 1)]
 # Saves app:1 in the directory argv[1], killing itself with SIGKILL right before the first fsync.
 KILLED_SAVE = """
 import os, signal, sys
 from pathlib import Path
-from nydus_top import listfile
-from nydus_top.records import ListedFile
+from nydus_top.lists import files as listfile
+from nydus_top.model.records import ListedFile
 listfile.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
 listfile.save_list([ListedFile("/bin/app", 10, 1)], Path(sys.argv[1]) / "app:1", root=sys.argv[1])
 """

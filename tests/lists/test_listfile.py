@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.listfile import (
+from nydus_top.lists.files import (
     ListExistsError,
     ListFileError,
     csv_line,
@@ -32,7 +32,7 @@ from nydus_top.listfile import (
     save_list,
     save_range_list,
 )
-from nydus_top.records import Access, ListedFile
+from nydus_top.model.records import Access, ListedFile
 
 
 def access(seq: int, path: str, size: int = 100, elapsed: int = 10) -> Access:
@@ -133,8 +133,8 @@ def test_full_disk_keeps_old_files_and_leaves_no_temp(tiny_tmpfs: Path) -> None:
 
 UNPRIVILEGED_SAVE = """
 import sys
-from nydus_top.listfile import ListFileError, save_list
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import ListFileError, save_list
+from nydus_top.model.records import ListedFile
 try:
     save_list([ListedFile("/x", 1, 1)], sys.argv[1], overwrite=True)
 except ListFileError as err:
@@ -256,7 +256,7 @@ def test_range_list_export(tmp_path: Path) -> None:
 ])
 def test_the_fast_csv_reader_agrees_with_the_csv_module(tmp_path: Path, text: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from nydus_top import listfile
+    from nydus_top.lists import files as listfile
 
     path = tmp_path / "l.csv"
     path.write_text(text)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.listfile import result_name, result_paths
+from nydus_top.lists.files import result_name, result_paths
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from nydus_top.node import EventKind, NodeEvent, NodeModel
+from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import PluginSession, SessionThread
 
 

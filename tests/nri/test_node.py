@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from nydus_top.node import Container, ContainerState, EventKind, NodeModel, Pod, PodState
+from nydus_top.model.node import Container, ContainerState, EventKind, NodeModel, Pod, PodState
 from nydus_top.nri import to_model
 from testkit.runtime_peer import container_msg, pod_msg
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.node import ContainerState, EventKind, PodState
+from nydus_top.model.node import ContainerState, EventKind, PodState
 from sandbox import images
 from tests.nri.live import LiveSession
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.node import ContainerState, EventKind, NodeModel, PodState
+from nydus_top.model.node import ContainerState, EventKind, NodeModel, PodState
 from nydus_top.nri import mux, ttrpc
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.session import PluginSession, SessionThread, event_mask

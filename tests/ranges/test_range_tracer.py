@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from nydus_top._native import lib
-from nydus_top.range_tracer import RangesUnavailable, start_ranges
-from nydus_top.ranges import RangeSet
+from nydus_top.lists.ranges import RangeSet
+from nydus_top.tracing.range_tracer import RangesUnavailable, start_ranges
 
 NT_RANGES_PER_FILE = lib.NT_RANGES_PER_FILE
 
@@ -194,7 +194,7 @@ def test_the_file_limit_is_one_notice_and_later_files_have_no_data(pool, contain
 
 
 def test_more_directories_than_the_mark_limit_is_unavailable(container, image) -> None:
-    from nydus_top import range_session
+    from nydus_top.tracing import range_session
 
     for d in ("a", "b", "c/d"):
         (image / d).mkdir(parents=True)
@@ -215,8 +215,8 @@ def test_more_directories_than_the_mark_limit_is_unavailable(container, image) -
 def test_a_reader_too_slow_for_our_lines_makes_ranges_stop_not_the_container(container, image, monkeypatch) -> None:
     import threading
 
-    from nydus_top import range_session
-    from nydus_top.range_tracer import RangeCollector, parse_range_line
+    from nydus_top.tracing import range_session
+    from nydus_top.tracing.range_tracer import RangeCollector, parse_range_line
 
     c = container(image, {f"/d/{i}": b"x" * 10 for i in range(8)},
                   workload(*(f"read:/d/{i}" for i in range(8))))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nydus_top.listfile import (
+from nydus_top.lists.files import (
     ListFileError,
     load_list,
     load_range_list,
@@ -15,8 +15,8 @@ from nydus_top.listfile import (
     save_list,
     save_range_list,
 )
-from nydus_top.ranges import RangeBook, RangeSet, prefetch_bytes, prefetch_ranges
-from nydus_top.records import ListedFile
+from nydus_top.lists.ranges import RangeBook, RangeSet, prefetch_bytes, prefetch_ranges
+from nydus_top.model.records import ListedFile
 
 MiB = 1 << 20
 
@@ -118,7 +118,7 @@ def test_a_bad_ranges_sibling_is_one_warning(tmp_path) -> None:
 
 
 def test_a_trace_list_keeps_ranges_through_curation_and_merges_by_union_with_undo() -> None:
-    from nydus_top.tracelist import TraceList
+    from nydus_top.model.tracelist import TraceList
 
     items = TraceList()
     items.extend(ENTRIES)
@@ -156,7 +156,7 @@ def test_convert_range_list_uses_the_saved_ranges_and_the_granularity(tmp_path, 
 
 
 def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> None:
-    import nydus_top.listfile as listfile
+    import nydus_top.lists.files as listfile
 
     doc = b'{"version": "v1", "files": [{"path": "/x", "ranges": [[0, 1]]}]}'
     (tmp_path / "r.json").write_bytes(doc)
@@ -168,7 +168,7 @@ def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> Non
 
 
 def test_the_collector_folds_lines_into_a_book() -> None:
-    from nydus_top.range_tracer import RangeCollector, parse_range_line
+    from nydus_top.tracing.range_tracer import RangeCollector, parse_range_line
 
     lines = [b'{"file":0,"path":"/a","size":100000}', b'{"file":0,"off":4096,"len":4096}',
              b'{"file":1,"path":"","size":5}', b'{"file":1,"off":0,"len":5}',
@@ -188,7 +188,7 @@ def test_the_collector_folds_lines_into_a_book() -> None:
 
 
 def test_kernel_release_check_for_pre_access_events() -> None:
-    from nydus_top.range_session import kernel_has_pre_access
+    from nydus_top.tracing.range_session import kernel_has_pre_access
 
     assert kernel_has_pre_access("6.14.0") and kernel_has_pre_access("6.18.44-fc-v1045")
     assert kernel_has_pre_access("7.0.1") and not kernel_has_pre_access("6.13.9")
@@ -196,8 +196,8 @@ def test_kernel_release_check_for_pre_access_events() -> None:
 
 
 def test_a_run_copies_a_live_collector_only_after_it_changed() -> None:
-    from nydus_top.range_tracer import FileSeen, RangeCollector, RangeRead
-    from nydus_top.tracerun import Target, TraceRun
+    from nydus_top.model.trace import Target, TraceRun
+    from nydus_top.tracing.range_tracer import FileSeen, RangeCollector, RangeRead
 
     run = TraceRun(Target("t", "img"))
     run.items.extend(ENTRIES)

@@ -6,9 +6,9 @@ import asyncio
 import threading
 import time
 
-from nydus_top.node import Container, ContainerState
-from nydus_top.startup import StartTrace, StartupCapture, starts_of_image
-from nydus_top.tracer import TracerError
+from nydus_top.model.node import Container, ContainerState
+from nydus_top.tracing.arming import StartTrace, StartupCapture, starts_of_image
+from nydus_top.tracing.tracer import TracerError
 
 
 def test_a_tracer_slow_to_start_never_blocks_the_loop_and_is_reported_late() -> None:

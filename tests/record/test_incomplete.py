@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import queue
 
-from nydus_top import listmeta, runstore
-from nydus_top.listfile import load_list, ranges_path
-from nydus_top.recorder import Recorder, RecordSettings
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.files import load_list, ranges_path
+from nydus_top.recording.recorder import Recorder, RecordSettings
+from nydus_top.runs import store as runstore
 from testkit import workload
 from testkit.harness import WORKLOAD_IMAGE, wait_exited
 

@@ -11,9 +11,9 @@ import pytest
 
 from nydus_top.commands.record import with_layer
 from nydus_top.config import ConfigError, default_config
-from nydus_top.node import Container, ContainerState, Pod
-from nydus_top.recorder import Planner, Recorder, RecordSettings
-from nydus_top.startup import image_matches, next_start_of, starts_of_image
+from nydus_top.model.node import Container, ContainerState, Pod
+from nydus_top.recording.recorder import Planner, Recorder, RecordSettings
+from nydus_top.tracing.arming import image_matches, next_start_of, starts_of_image
 
 POD = Pod("p1", "web", "prod", "uid-1")
 
@@ -151,8 +151,8 @@ def test_selectors_for_arming() -> None:
 
 
 def test_a_recordings_identity_keeps_the_full_reference_and_its_digest() -> None:
-    from nydus_top.recorder import _identity
-    from nydus_top.startup import StartTrace
+    from nydus_top.recording.recorder import _identity
+    from nydus_top.tracing.arming import StartTrace
 
     digest = "sha256:" + "ab" * 32
     pinned = _container("c1", image=f"registry.local:5000/team/app@{digest}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.listfile import readable_size
+from nydus_top.lists.files import readable_size
 from sandbox.node import SandboxNode, processes_mentioning
 from testkit import workload
 from testkit.harness import load_workload, wait_exited, wait_file, wait_in_file

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import listmeta, runstore
+from nydus_top.lists import meta as listmeta
+from nydus_top.runs import store as runstore
 from testkit import workload
 from testkit.harness import start_optimizer, start_recorder, wait_exited, wait_file
 

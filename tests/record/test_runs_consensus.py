@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import listmeta, runstore
 from nydus_top.cli import main
-from nydus_top.workspace import Workspace
+from nydus_top.lists import meta as listmeta
+from nydus_top.runs import store as runstore
+from nydus_top.workspace.traces import Workspace
 from testkit import workload
 from testkit.harness import start_recorder, wait_exited
 
@@ -117,6 +118,6 @@ def test_a_kept_run_names_the_files_its_start_created(sandbox_node, runs_image, 
     assert listmeta.read(run).runtime == ("/data/made-at-start.txt",)  # in its upper directory only
     assert "(5 files, complete, 1 created at runtime)" in rec.log.lines[line]
     loaded, _ = Workspace.read_runs(persist, REF)
-    from nydus_top import runset
+    from nydus_top.runs import runset
 
     assert runset.count(REF, loaded).runtime_created() == {"/data/made-at-start.txt"}

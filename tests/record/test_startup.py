@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from nydus_top.node import NodeModel
+from nydus_top.model.node import NodeModel
+from nydus_top.model.records import Access
 from nydus_top.nri.session import PluginSession, SessionThread
-from nydus_top.records import Access
-from nydus_top.startup import StartTrace, StartupCapture, pool_starter, starts_of_image
-from nydus_top.tracer import TracerPool
+from nydus_top.tracing.arming import StartTrace, StartupCapture, pool_starter, starts_of_image
+from nydus_top.tracing.tracer import TracerPool
 from testkit import workload
 from testkit.harness import WORKLOAD_IMAGE, wait_exited
 
@@ -105,7 +105,7 @@ def test_a_late_tracer_answers_containerd_anyway_and_says_so(sandbox_node, workl
 
 def test_a_recording_that_may_miss_its_start_says_so_in_its_save_line(sandbox_node, workload_image, pod,
                                                                      tmp_path) -> None:
-    from nydus_top.recorder import Recorder, RecordSettings
+    from nydus_top.recording.recorder import Recorder, RecordSettings
 
     lines: queue.Queue[str] = queue.Queue()
     late = Armed(sandbox_node.nri_socket, hook_budget=0.001)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import registry
-from nydus_top.list_pusher import ListPusher
-from nydus_top.listfile import save_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import save_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.recording.pusher import ListPusher
+from nydus_top.registry import artifacts as registry
 
 from .conftest import LocalRegistry
 

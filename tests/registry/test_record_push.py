@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nydus_top import registry
-from nydus_top.listfile import result_paths
+from nydus_top.lists.files import result_paths
+from nydus_top.registry import artifacts as registry
 from sandbox import images
 from sandbox.node import SandboxNode
 from testkit.harness import start_recorder, wait_file

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from nydus_top import registry
-from nydus_top.listfile import load_list, save_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
-from nydus_top.registry import Client, RegistryError, parse_reference
+from nydus_top.lists.files import load_list, save_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.registry import artifacts as registry
+from nydus_top.registry.artifacts import Client, RegistryError, parse_reference
 
 from .conftest import LocalRegistry
 

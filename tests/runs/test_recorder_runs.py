@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nydus_top import runstore
-from nydus_top.compactlist import CompactList
-from nydus_top.listfile import load_list, result_paths
-from nydus_top.listmeta import ListMeta
-from nydus_top.recorder import Plan, Recorder, Recording, RecordSettings
+from nydus_top.lists.compact import CompactList
+from nydus_top.lists.files import load_list, result_paths
+from nydus_top.lists.meta import ListMeta
+from nydus_top.recording.recorder import Plan, Recorder, Recording, RecordSettings
+from nydus_top.runs import store as runstore
 
 IMAGE = "registry.local:5000/team/app:1"
 FILES = [("/bin/app", 10, 0), ("/lib/libc.so", 20, 150), ("/etc/app.conf", 5, 300)]
@@ -82,7 +82,7 @@ def test_a_run_that_cannot_be_kept_is_one_line_and_the_pair_is_still_saved(tmp_p
 
 
 def test_a_run_names_the_files_the_container_created_at_runtime(tmp_path: Path) -> None:
-    from nydus_top.overlay import OverlayRoot
+    from nydus_top.tracing.overlay import OverlayRoot
 
     lower, upper = tmp_path / "lower", tmp_path / "upper"
     for root, path in ((lower, "bin/app"), (lower, "lib/libc.so"), (lower, "etc/app.conf"), (upper, "tmp/new")):
@@ -99,7 +99,7 @@ def test_a_run_names_the_files_the_container_created_at_runtime(tmp_path: Path) 
 
 
 def test_runtime_created_paths_in_a_run_are_bounded(tmp_path: Path) -> None:
-    from nydus_top import listmeta
+    from nydus_top.lists import meta as listmeta
 
     class Everything:
         def upper_only(self, paths):  # an overlay where every file is new
@@ -118,8 +118,8 @@ def test_runtime_created_paths_in_a_run_are_bounded(tmp_path: Path) -> None:
 
 
 def test_runtime_created_lookups_across_batches_keep_order_and_count(tmp_path: Path) -> None:
-    from nydus_top import listmeta
-    from nydus_top.recorder import _LOOKUP_BATCH
+    from nydus_top.lists import meta as listmeta
+    from nydus_top.recording.recorder import _LOOKUP_BATCH
 
     class EveryOther:
         def __init__(self) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top import runstore
 from nydus_top.imageref import ImageRefError
-from nydus_top.listfile import load_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import load_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.runs import store as runstore
 
 IMAGE = "registry.example:5000/team/app:1.2"
 

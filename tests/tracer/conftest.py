@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.tracer import TracerPool
+from nydus_top.tracing.tracer import TracerPool
 from testkit.container import Container, build_progs
 
 

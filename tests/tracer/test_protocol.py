@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nydus_top._native import ffi, lib
-from nydus_top.display import printable
-from nydus_top.records import Access, Overflow
-from nydus_top.tracer import parse_line
+from nydus_top.model.records import Access, Overflow
+from nydus_top.text import printable
+from nydus_top.tracing.tracer import parse_line
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from nydus_top.records import Access, Overflow
-from nydus_top.tracer import Trace, TracerError, TracerPool
+from nydus_top.model.records import Access, Overflow
+from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
 
 
 # The container signals once set up, waits for "go", runs the workload, signals, waits again.
@@ -172,7 +172,7 @@ def test_no_import_after_joining_a_container(container) -> None:
     # After setns, module paths resolve in the container: an import there would run its code.
     c = container({"/evil.py": b"raise SystemExit('container code ran')"}, ["signal:{note}", "wait:{go}"])
     c.wait_note()
-    probe = (f"import os, sys; from nydus_top import trace_session as t; t.arm({c.pid}); "
+    probe = (f"import os, sys; from nydus_top.tracing import file_session as t; t.arm({c.pid}); "
              "sys.path.insert(0, '/'); print(os.path.exists('/probe'), flush=True)\n"
              "try:\n    import evil\nexcept ImportError:\n    print('sealed', flush=True)\nos._exit(0)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
@@ -260,11 +260,11 @@ def test_no_traceback_reads_the_container_after_joining_it(container) -> None:
     # Python prints a traceback with source lines read by file name: after setns that name
     # resolves in the container, which can plant its own text (or a FIFO) there. A bad stop fd
     # makes the tracer fail after joining; it must report it on the status fd, not raise.
-    from nydus_top import trace_session
+    from nydus_top.tracing import file_session as trace_session
     planted = b"".join(b"PLANTED %d\n" % i for i in range(1000))
     c = container({trace_session.__file__: planted}, ["signal:{note}", "wait:{go}"])
     c.wait_note()
-    probe = (f"import os; from nydus_top import trace_session as t; r, w = os.pipe()\n"
+    probe = (f"import os; from nydus_top.tracing import file_session as t; r, w = os.pipe()\n"
              f"code = t.run({c.pid}, out_fd=1, status_fd=w, stop_fd=-1)\n"
              "os.write(2, os.read(r, 100)); os._exit(code)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)

@@ -12,9 +12,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from nydus_top.replay import ReplayBackend
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.trace import TraceScreen
+from testkit.replay import ReplayBackend
 from testkit.replay_data import make_backend
 
 SIZE = (110, 30)

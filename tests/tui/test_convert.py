@@ -62,9 +62,9 @@ async def test_cancel_kills_nydusify_and_its_children(record: Path, monkeypatch:
 
 async def test_a_list_opened_from_disk_converts_the_image_its_metadata_names(
         record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nydus_top.listfile import save_list
-    from nydus_top.listmeta import ListMeta
-    from nydus_top.records import ListedFile
+    from nydus_top.lists.files import save_list
+    from nydus_top.lists.meta import ListMeta
+    from nydus_top.model.records import ListedFile
     from tests.tui.conftest import running, submit
 
     monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.widgets import Sparkline
 
-from nydus_top.records import Access
+from nydus_top.model.records import Access
+from nydus_top.model.trace import TraceState
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.tracerun import TraceState
 from testkit.replay_data import RUNTIME_CREATED, STARTUP, make_backend, startup_trace, synthetic
 from tests.tui.conftest import on_trace, running, settle, submit, until
 from tests.tui.screentext import screen_text

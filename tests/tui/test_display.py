@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from nydus_top.display import human_size, printable
-from nydus_top.node import Container, ContainerState, NodeModel, Pod
-from nydus_top.replay import ReplayBackend
+from nydus_top.model.node import Container, ContainerState, NodeModel, Pod
+from nydus_top.text import human_size, printable
+from testkit.replay import ReplayBackend
 from testkit.replay_data import NOW, make_config
 from tests.tui.conftest import running
 from tests.tui.screentext import screen_text

@@ -71,9 +71,9 @@ async def test_a_big_growing_trace_works_out_its_prefetch_totals_at_most_once_a_
         tmp_path: Path, monkeypatch) -> None:
     """The totals go over every row: worked out on every tick they made each UI tick of a 100k
     trace cost ~35 ms while ingesting (keys waited behind them)."""
-    from nydus_top.records import Access
+    from nydus_top.model.records import Access
+    from nydus_top.model.trace import TraceState
     from nydus_top.screens import trace as trace_screen
-    from nydus_top.tracerun import TraceState
 
     async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
         items = screen.run.items

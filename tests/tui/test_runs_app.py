@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nydus_top import runstore
-from nydus_top.listfile import load_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import load_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.model.trace import TraceState
+from nydus_top.runs import store as runstore
 from nydus_top.screens.stability import StabilityScreen
 from nydus_top.screens.traces import TracesScreen
-from nydus_top.tracerun import TraceState
 from testkit.replay_data import STARTUP, make_backend
 from tests.tui.conftest import running, settle, submit, until
 from tests.tui.screentext import screen_text
@@ -101,7 +101,7 @@ async def test_an_image_without_runs_says_so(tmp_path: Path) -> None:
 
 
 async def test_diff_two_saved_lists_from_the_palette_command(tmp_path: Path) -> None:
-    from nydus_top.listfile import save_list
+    from nydus_top.lists.files import save_list
     from nydus_top.screens.diff import DiffScreen
 
     a = [ListedFile(f"/f{n:02d}", 1, 1000 * n) for n in range(20)]

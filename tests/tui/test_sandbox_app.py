@@ -16,13 +16,13 @@ import pytest
 from textual.pilot import Pilot
 
 from nydus_top.config import default_config
-from nydus_top.livebackend import LiveBackend
-from nydus_top.node import EventKind
+from nydus_top.model.node import EventKind
+from nydus_top.model.trace import TraceState
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.containers import ContainersScreen
 from nydus_top.screens.dialogs import ArmDialog
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.tracerun import TraceState
+from nydus_top.workspace.live import LiveBackend
 from sandbox import images
 from tests.tui.conftest import SIZE, settle, until
 

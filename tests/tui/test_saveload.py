@@ -6,15 +6,15 @@ from pathlib import Path
 
 from textual.widgets import Input, Static
 
-from nydus_top import listmeta
-from nydus_top.display import human_size
-from nydus_top.listfile import save_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import Access, ListedFile
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.files import save_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import Access, ListedFile
+from nydus_top.model.trace import TraceState
 from nydus_top.screens.dialogs import ConfirmDialog, MessageDialog, SaveDialog
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.tracerun import TraceState
-from nydus_top.workspace import Workspace
+from nydus_top.text import human_size
+from nydus_top.workspace.traces import Workspace
 from testkit.replay_data import STARTUP, make_backend, startup_trace
 from tests.tui.conftest import on_trace, running, settle, submit, until
 from tests.tui.screentext import screen_text

@@ -79,7 +79,7 @@ def test_confirm_overwrite_dialog(snap_compare, tmp_path: Path, monkeypatch: pyt
 
 
 def test_save_warnings_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nydus_top.records import Access
+    from nydus_top.model.records import Access
 
     monkeypatch.chdir(tmp_path)
     backend = make_backend(tmp_path)

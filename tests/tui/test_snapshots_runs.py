@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from nydus_top import runstore
-from nydus_top.listfile import save_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import ListedFile
+from nydus_top.lists.files import save_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import ListedFile
+from nydus_top.runs import store as runstore
 from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.stability import StabilityScreen
 from testkit.replay_data import STARTUP, make_backend

@@ -3,8 +3,8 @@ with traces that would be lost, merging another trace of the session."""
 
 from __future__ import annotations
 
+from nydus_top.model.trace import TraceState
 from nydus_top.screens.trace import TraceScreen
-from nydus_top.tracerun import TraceState
 from testkit.replay_data import make_backend, startup_trace
 from tests.tui.conftest import running
 from tests.tui.screentext import screen_text
@@ -92,7 +92,7 @@ async def test_quit_asks_about_running_armed_and_edited_traces(tmp_path) -> None
 
 
 async def test_quit_save_all_saves_then_quits(tmp_path) -> None:
-    from nydus_top.listfile import load_list
+    from nydus_top.lists.files import load_list
     from tests.tui.conftest import settle
 
     async with running(make_backend(tmp_path)) as (app, pilot):
@@ -129,7 +129,7 @@ async def test_ctrl_c_twice_quits_at_once_whatever_is_unsaved() -> None:
 
 
 async def test_merge_another_trace_of_this_session() -> None:
-    from nydus_top.records import Access
+    from nydus_top.model.records import Access
     from nydus_top.screens.dialogs import MergeDialog
     from testkit.replay_data import STARTUP
 

@@ -1,7 +1,7 @@
 """Saved lists pushed to their image's registry in the background (``[registry] push = true``).
 
 The recorder hands every saved list to :meth:`ListPusher.submit`, which only queues it: one
-worker thread pushes (:func:`nydus_top.registry.push_list`), so a slow or absent registry never
+worker thread pushes (:func:`nydus_top.registry.artifacts.push_list`), so a slow or absent registry never
 holds up a container start, the NRI loop or a save. A failed push is retried with exponential
 backoff, at most :data:`ATTEMPTS` times and within :data:`DEADLINE` seconds. Failures are logged
 once per image: the first final failure says why; later ones of the same image are only counted
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nydus_top import listmeta
-from nydus_top.display import printable
+from nydus_top.lists import meta as listmeta
+from nydus_top.text import printable
 
 ATTEMPTS = 5  # tries of one list
 FIRST_DELAY = 2.0  # seconds before the first retry; doubled each time
@@ -147,7 +147,7 @@ class ListPusher:
                 self._finished()
 
     def _push_with_retries(self, job: Job) -> None:
-        from nydus_top.registry import RegistryError  # noqa: PLC0415 - the SDK loads only when pushing
+        from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - the SDK loads only when pushing
 
         start = time.monotonic()
         delay = self.first_delay
@@ -171,7 +171,7 @@ class ListPusher:
                 return
 
     def _push(self, job: Job) -> str:
-        from nydus_top import registry  # noqa: PLC0415 - the registry SDK loads only when pushing
+        from nydus_top.registry import artifacts as registry  # noqa: PLC0415 - the registry SDK loads only when pushing
 
         try:
             image = registry.parse_reference(job.image)

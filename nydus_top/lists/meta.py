@@ -4,7 +4,7 @@ The optimizer-compatible pair (``<name>:<tag>`` and ``.csv``) drops the registry
 list alone cannot say which image it belongs to. ``<list>.nydus-top.json`` keeps that and how the
 list came to be; ``open``, ``merge`` and ``convert`` read it back and never guess a registry.
 Sans-IO: :func:`encode` and :func:`decode` work on bytes; the list's save writes the file
-atomically together with the pair (see :func:`nydus_top.listfile.save_list`).
+atomically together with the pair (see :func:`nydus_top.lists.files.save_list`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Host-side tracer API: start, stream and stop fanotify traces of containers by pid.
 
 The calling process may be multithreaded (TUI, asyncio): the mount-namespace work happens in a
-fork of a warm single-threaded helper (:mod:`nydus_top.tracer_helper`). Typical use::
+fork of a warm single-threaded helper (:mod:`nydus_top.tracing.helper`). Typical use::
 
     pool = TracerPool()                 # starts the warm helper
     trace = pool.start(pid)             # ~ms: fork, setns, fanotify mark
@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from nydus_top import trace_session
-from nydus_top.records import KINDS, QUEUE, Access, Overflow, TraceRecord
+from nydus_top.model.records import KINDS, QUEUE, Access, Overflow, TraceRecord
+from nydus_top.tracing import file_session as trace_session
 
 Batch = list[TraceRecord]
 
@@ -248,7 +248,7 @@ class TracerPool:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [*isolated_python(self._python), "-m", "nydus_top.tracer_helper", str(theirs.fileno())],
+                [*isolated_python(self._python), "-m", "nydus_top.tracing.helper", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True)
         finally:

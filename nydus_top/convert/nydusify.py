@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.listfile import render
-from nydus_top.records import Listable
+from nydus_top.lists.files import render
+from nydus_top.model.records import Listable
 
 FS_VERSION = "6"
 _MAX_LINE = 64 * 1024

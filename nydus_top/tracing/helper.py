@@ -1,16 +1,16 @@
 """Warm tracer helper: a single-threaded process that keeps one forked tracer ready per request.
 
-Started once by :class:`nydus_top.tracer.TracerPool` with one end of a SEQPACKET socketpair as
+Started once by :class:`nydus_top.tracing.tracer.TracerPool` with one end of a SEQPACKET socketpair as
 argv[1]. It imports everything a trace needs up front and answers ``W`` when warm. A request is a
 JSON message ``{"pid": int, "cid": str | None, "bounded": bool, "small": bool, "ranges": bool,
 "granularity": int}`` (bounded and small are test knobs; ranges asks for a range trace,
-:mod:`nydus_top.range_session`, instead of a file trace, granularity its chunk size) with three
+:mod:`nydus_top.tracing.range_session`, instead of a file trace, granularity its chunk size) with three
 fds attached (SCM_RIGHTS): the write end of the line stream, the write end of the status pipe and
 the read end of the stop pipe.
 
 Requests are taken by a *spare*: a child forked in advance, with its buffers already faulted in,
 blocked on the socket. The spare that takes a request tells the helper (which forks the next
-spare) and becomes that trace's tracer (:func:`nydus_top.trace_session.run`). Neither the
+spare) and becomes that trace's tracer (:func:`nydus_top.tracing.file_session.run`). Neither the
 interpreter's start-up nor a fork is on the arming path. Everything exits when the socket closes.
 
 The helper is every tracer's parent: it reaps them, and keeps a copy of each one's status pipe
@@ -29,7 +29,8 @@ import socket
 import sys
 from typing import TypedDict
 
-from nydus_top import range_session, trace_session
+from nydus_top.tracing import file_session as trace_session
+from nydus_top.tracing import range_session
 
 MAX_MSG = 4096
 TAKEN = b"T"

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.node import Container, Pod
-from nydus_top.range_tracer import RangesUnavailable, RangeTrace, start_ranges, unavailable
-from nydus_top.ranges import RangeBook
-from nydus_top.records import TraceRecord
-from nydus_top.tracer import TracerPool
+from nydus_top.lists.ranges import RangeBook
+from nydus_top.model.node import Container, Pod
+from nydus_top.model.records import TraceRecord
+from nydus_top.tracing.range_tracer import RangesUnavailable, RangeTrace, start_ranges, unavailable
+from nydus_top.tracing.tracer import TracerPool
 
 T = TypeVar("T")
 
@@ -36,14 +36,14 @@ REPLY_MARGIN_S = 0.15
 
 
 class LiveTrace:
-    """A :class:`nydus_top.tracer.Trace` whose records are kept and can be followed live.
+    """A :class:`nydus_top.tracing.tracer.Trace` whose records are kept and can be followed live.
 
     Records arrive on the tracer's reader thread; ``records`` holds all of them in order and
     ``follow(callback)`` hands a listener everything so far, then each new batch (on the
     reader thread: a UI passes it on to its own loop). A listener that keeps the records
     itself follows with ``keep=False``: from then on they are not kept twice.
 
-    With ``ranges`` a range tracer (:mod:`nydus_top.range_tracer`) runs beside it; where it
+    With ``ranges`` a range tracer (:mod:`nydus_top.tracing.range_tracer`) runs beside it; where it
     cannot, ``ranges_error`` says why (``ranges unavailable: ...``) and the trace goes on.
     """
 

@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from nydus_top import listfile, listmeta
-from nydus_top.listfile import RANGES_SUFFIX, SaveResult, result_name, save_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.ranges import DEFAULT_GRANULARITY, RangeBook
-from nydus_top.records import Listable
+from nydus_top.lists import files as listfile
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.files import RANGES_SUFFIX, SaveResult, result_name, save_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook
+from nydus_top.model.records import Listable
 
 RUNS_DIR = Path(".nydus-top") / "runs"
 DEFAULT_KEEP = 20

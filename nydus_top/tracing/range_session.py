@@ -4,7 +4,7 @@ Runs in the host mount namespace (a fork of the warm tracer helper): the lower d
 host paths, read from the container's root overlay mount. The C core (``native/range_tracer.c``)
 answers every pre-access event at once and writes JSON lines for the container's reads; this
 module writes them to ``out_fd`` once per batch. Same status protocol as
-:mod:`nydus_top.trace_session`; an arming failure is ``E`` + ``ranges unavailable: <why>``.
+:mod:`nydus_top.tracing.file_session`; an arming failure is ``E`` + ``ranges unavailable: <why>``.
 
 Unlike a file tracer it keeps the spare's raised priority (``NICE_ARM``) while it runs: the
 container's readers wait for its answers.
@@ -23,10 +23,10 @@ import re
 import select
 import struct
 
-from nydus_top import trace_session
 from nydus_top._native import ffi, lib
-from nydus_top.overlay import OverlayError, OverlayRoot, parse_mountinfo
-from nydus_top.trace_session import ERROR, EXITED, READY, STOPPED
+from nydus_top.tracing import file_session as trace_session
+from nydus_top.tracing.file_session import ERROR, EXITED, READY, STOPPED
+from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
 FLUSH_MS = 50  # lines reach the host at most this late while events keep coming
@@ -231,7 +231,7 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
         container_id: str | None = None, small_set: bool = False, max_marks: int = MAX_MARKS,
         granularity: int = 0) -> int:
     """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``) or its exit.
-    Exit code as :func:`nydus_top.trace_session.run`."""
+    Exit code as :func:`nydus_top.tracing.file_session.run`."""
     wake_r = trace_session.stop_on_signals()
     status = trace_session.status_writer(status_fd)
 

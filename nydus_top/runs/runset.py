@@ -1,6 +1,6 @@
 """A set of runs of one image counted together: what the stability view shows and saves.
 
-:class:`RunSet` holds, per file, its :class:`nydus_top.consensus.FileStability` over the runs,
+:class:`RunSet` holds, per file, its :class:`nydus_top.runs.consensus.FileStability` over the runs,
 and the identity a consensus saved from it carries (``runs`` = the run names). Which files are
 *unstable* is decided here, once: read by fewer than all runs, or wandering by more than
 ``UNSTABLE_SPREAD`` positions between runs.
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nydus_top import runstore
-from nydus_top.consensus import DEFAULT_MIN_SHARE, FileStability, Tally
-from nydus_top.listfile import LoadedList, load_list
-from nydus_top.listmeta import ListMeta
-from nydus_top.records import Listable
+from nydus_top.lists.files import LoadedList, load_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import Listable
+from nydus_top.runs import store as runstore
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally
 
 UNSTABLE_SPREAD = 10  # a file whose position varies by more than this between runs is unstable
 
@@ -32,7 +32,7 @@ class Run:
     entries: Sequence[Listable]
     runtime: frozenset[str] = frozenset()
     complete: bool = True
-    ranges: Any = None  # a nydus_top.ranges.RangeBook once lists carry ranges (LoadedList.ranges)
+    ranges: Any = None  # a nydus_top.lists.ranges.RangeBook once lists carry ranges (LoadedList.ranges)
     image: str = ""  # the image as its metadata names it (registry host included), when known
 
 

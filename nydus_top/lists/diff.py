@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from nydus_top.records import Listable
+from nydus_top.model.records import Listable
 
 DEFAULT_MOVED = 10  # positions a file must move by to be reported as moved
 

@@ -19,13 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from nydus_top.listmeta import ListMeta
-from nydus_top.ranges import RangeBook
-from nydus_top.records import Access, Overflow
-from nydus_top.tracelist import TraceList
+from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.ranges import RangeBook
+from nydus_top.model.records import Access, Overflow
+from nydus_top.model.tracelist import TraceList
 
 if TYPE_CHECKING:
-    from nydus_top.backend import ArmSpec
+    from nydus_top.workspace.backend import ArmSpec
 
 INBOX_BATCHES = 256  # batches buffered between the tracer thread and the UI
 RATE_WINDOW = 60  # seconds of accesses/s history kept for the sparkline
@@ -55,7 +55,7 @@ class TraceRun:
     """A live (or loaded) trace and its curated list.
 
     Compared and hashed by identity; ``id`` is the stable number the workspace gives it
-    (``nydus_top.workspace``), ``arm`` what an armed run waits for (None for attached and loaded).
+    (``nydus_top.workspace.traces``), ``arm`` what an armed run waits for (None for attached and loaded).
     """
 
     target: Target

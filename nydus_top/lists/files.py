@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from nydus_top import listmeta
-from nydus_top.display import printable
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.listmeta import ListMeta
-from nydus_top.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
-from nydus_top.records import Listable, ListedFile
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
+from nydus_top.model.records import Listable, ListedFile
+from nydus_top.text import printable
 
 CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"

@@ -2,7 +2,7 @@
 
 Data flows one way: the NRI session writes the node model, the app reads it; each trace's
 reader thread feeds its ``TraceRun`` (blocking when the UI is behind, which is the
-backpressure). Armed traces are placed by ``nydus_top.startup.StartupCapture``, the same
+backpressure). Armed traces are placed by ``nydus_top.tracing.arming.StartupCapture``, the same
 mechanism as the headless recorder's; attached traces get a small watcher thread each.
 """
 
@@ -13,15 +13,15 @@ import threading
 import time
 from collections.abc import Sequence
 
-from nydus_top.backend import ArmSpec
 from nydus_top.config import Config
-from nydus_top.node import Container, NodeModel
+from nydus_top.model.node import Container, NodeModel
+from nydus_top.model.trace import TraceRun
 from nydus_top.nri.session import HOOK_BUDGET, PluginSession, SessionThread
-from nydus_top.overlay import OverlayError, OverlayRoot
-from nydus_top.range_tracer import RangeTrace, start_ranges, unavailable
-from nydus_top.startup import StartTrace, StartupCapture, pool_starter
-from nydus_top.tracer import Trace, TracerError, TracerPool
-from nydus_top.tracerun import TraceRun
+from nydus_top.tracing.arming import StartTrace, StartupCapture, pool_starter
+from nydus_top.tracing.overlay import OverlayError, OverlayRoot
+from nydus_top.tracing.range_tracer import RangeTrace, start_ranges, unavailable
+from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
+from nydus_top.workspace.backend import ArmSpec
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ STOP_TIMEOUT = 10.0
 
 
 class LiveBackend:
-    """Implements ``nydus_top.backend.Backend`` on this node.
+    """Implements ``nydus_top.workspace.backend.Backend`` on this node.
 
     ``hook_budget``: longest containerd's StartContainer waits for an armed tracer's mark.
     """

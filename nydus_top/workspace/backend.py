@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nydus_top.config import Config
-from nydus_top.node import NodeModel
-from nydus_top.startup import Selector, next_start_of, starts_of_image
-from nydus_top.tracerun import TraceRun
+from nydus_top.model.node import NodeModel
+from nydus_top.model.trace import TraceRun
+from nydus_top.tracing.arming import Selector, next_start_of, starts_of_image
 
 
 @dataclass(frozen=True, slots=True)
 class ArmSpec:
     """The operator's choice of the next container start to trace: by image, or by pod
-    namespace/name + container name; ``selector()`` maps it onto ``nydus_top.startup``."""
+    namespace/name + container name; ``selector()`` maps it onto ``nydus_top.tracing.arming``."""
 
     image: str = ""
     namespace: str = ""
@@ -28,7 +28,7 @@ class ArmSpec:
     container: str = ""
 
     def selector(self) -> Selector:
-        """The start-up capture selector for this choice (see ``nydus_top.startup``)."""
+        """The start-up capture selector for this choice (see ``nydus_top.tracing.arming``)."""
         if self.image:
             return starts_of_image(self.image)
         return next_start_of(self.namespace, self.pod, self.container)

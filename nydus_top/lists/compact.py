@@ -1,13 +1,13 @@
 """The files of one recording, kept compact: columns, not one Python object per file.
 
 A headless recording can hold a container's whole life (up to the tracer's 2 million distinct
-files). As :class:`nydus_top.records.Access` objects that costs about 500 bytes a file; here it
+files). As :class:`nydus_top.model.records.Access` objects that costs about 500 bytes a file; here it
 is 24 bytes a file plus the path's bytes (UTF-8, undecodable bytes kept exact), in one
 ``bytearray`` and three ``array`` columns that hold no objects for the garbage collector.
 
 A list has a limit in bytes (:attr:`CompactList.max_bytes`): a file that would pass it is not
 kept but counted in :attr:`CompactList.refused`; the owner says so once (see ``reached``).
-Iterating yields :class:`nydus_top.records.ListedFile` rows one at a time, for a save.
+Iterating yields :class:`nydus_top.model.records.ListedFile` rows one at a time, for a save.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 from array import array
 from collections.abc import Iterator
 
-from nydus_top.records import ListedFile
+from nydus_top.model.records import ListedFile
 
 PER_FILE = 24  # bytes of the columns for each file: path end, size, elapsed
 MAX_BYTES = 256 << 20  # one recording's files in memory at most: 256 MiB

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from nydus_top.records import Listable
+from nydus_top.model.records import Listable
 
 DEFAULT_MIN_SHARE = 0.5
 _NONE = -1  # an elapsed time or size the run did not give

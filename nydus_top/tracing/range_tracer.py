@@ -1,7 +1,7 @@
 """Host-side range tracer: which bytes of the image's files a container reads.
 
-Runs beside the file tracer (:mod:`nydus_top.tracer`), started by the same warm helper, in the
-host mount namespace (:mod:`nydus_top.range_session`). The file tracer still gives the list and
+Runs beside the file tracer (:mod:`nydus_top.tracing.tracer`), started by the same warm helper, in the
+host mount namespace (:mod:`nydus_top.tracing.range_session`). The file tracer still gives the list and
 its order; this one adds each file's ranges. Typical use::
 
     ranges = start_ranges(pool, pid, container_id=cid)
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nydus_top.ranges import RangeBook
-from nydus_top.tracer import Trace, TracerError, TracerPool
+from nydus_top.lists.ranges import RangeBook
+from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
 
 
 class RangesUnavailable(TracerError):

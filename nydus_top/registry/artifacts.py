@@ -34,8 +34,8 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
-from nydus_top.listfile import write_atomic
-from nydus_top.listmeta import ListMeta
+from nydus_top.lists.files import write_atomic
+from nydus_top.lists.meta import ListMeta
 
 ARTIFACT_TYPE = "application/vnd.nydus-top.prefetch-list.v1"
 # The files of a list, by the suffix they have beside the plain list, and their media types.

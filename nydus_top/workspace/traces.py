@@ -11,7 +11,7 @@ The app's screens ask the workspace and call it; they keep no trace state of the
 - ``status`` is the TRACE column of the Containers screen; ``unsaved`` the runs a quit would
   lose (running, armed, or edited since their last ``save``).
 - Every armed start that ended with files is kept in the run store (``keep_runs`` per image,
-  see :mod:`nydus_top.runstore`); ``arm(..., starts=N)`` arms the next N starts at once.
+  see :mod:`nydus_top.runs.store`); ``arm(..., starts=N)`` arms the next N starts at once.
 - ``load_runs`` opens a set of runs (recorded starts) as one list: every file of any run in
   consensus order, its stability (``runset``) beside; ``keep_share`` and ``sort_by_share`` curate
   it like any list, and a save writes the consensus with ``runs`` in its metadata.
@@ -28,10 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nydus_top import listmeta, runset, runstore
-from nydus_top.backend import ArmSpec, Backend
-from nydus_top.consensus import DEFAULT_MIN_SHARE, as_entries
-from nydus_top.listfile import (
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.files import (
     ListFileError,
     LoadedList,
     SaveResult,
@@ -41,13 +39,17 @@ from nydus_top.listfile import (
     save_range_list,
     within,
 )
-from nydus_top.listmeta import ListMeta
-from nydus_top.node import Container, Pod
-from nydus_top.ranges import RangeBook
-from nydus_top.records import Listable
-from nydus_top.runset import Run, RunSet
-from nydus_top.startup import Selector
-from nydus_top.tracerun import Target, TraceRun, TraceState
+from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.ranges import RangeBook
+from nydus_top.model.node import Container, Pod
+from nydus_top.model.records import Listable
+from nydus_top.model.trace import Target, TraceRun, TraceState
+from nydus_top.runs import runset
+from nydus_top.runs import store as runstore
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, as_entries
+from nydus_top.runs.runset import Run, RunSet
+from nydus_top.tracing.arming import Selector
+from nydus_top.workspace.backend import ArmSpec, Backend
 
 LIVE_STATES = (TraceState.RUNNING, TraceState.ARMED)
 DEFAULT_NAME = "nydus-top.list"  # saved under persist_dir when the image has no optimizer name

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nydus_top.backend import ArmSpec
 from nydus_top.config import Config
-from nydus_top.node import NodeModel
-from nydus_top.ranges import RangeBook
-from nydus_top.records import Access, Overflow
-from nydus_top.tracerun import TraceRun
+from nydus_top.lists.ranges import RangeBook
+from nydus_top.model.node import NodeModel
+from nydus_top.model.records import Access, Overflow
+from nydus_top.model.trace import TraceRun
+from nydus_top.workspace.backend import ArmSpec
 
 
 @dataclass

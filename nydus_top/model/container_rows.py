@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import psutil
 
-from nydus_top.node import Container, Pod
+from nydus_top.model.node import Container, Pod
 
 SORT_KEYS = ("pod", "container", "image", "state", "pid", "age")
 

@@ -1,7 +1,7 @@
 """Headless recording: a drop-in for nydus-snapshotter's optimizer NRI plugin.
 
 For every container that starts (optionally only some images or pod namespaces) the recorder
-traces the container from its first instruction (see :mod:`nydus_top.startup`) until
+traces the container from its first instruction (see :mod:`nydus_top.tracing.arming`) until
 StopContainer or the configured timeout, then saves the optimizer's result files
 ``<persist_dir>/<repo dir>/<name>:<tag>[.timeout<N>s]`` and ``.csv`` atomically.
 
@@ -13,12 +13,12 @@ wins. A recording that may be incomplete (mark late, files lost, a limit reached
 failed) is saved beside, as ``<list>.incomplete`` (with ``.csv`` and metadata saying why): it
 never replaces a complete list nor blocks the image's next recording. One with no files is not
 saved. Every recording with files, complete or not, is also kept as a run in the run store
-(:mod:`nydus_top.runstore`, at most ``keep_runs`` per image; its metadata says whether it is
+(:mod:`nydus_top.runs.store`, at most ``keep_runs`` per image; its metadata says whether it is
 complete), which never touches the optimizer's pair. Every skipped start, possibly incomplete
 trace, kernel queue overflow, kept run and failed save is reported as one log line. ``reconfigure`` switches the
 settings for later starts; a recording keeps the settings it was planned with.
 
-A recording keeps its files compactly (:class:`nydus_top.compactlist.CompactList`, 24 bytes a
+A recording keeps its files compactly (:class:`nydus_top.lists.compact.CompactList`, 24 bytes a
 file plus the path) as the tracer delivers them, within ``max_bytes`` (256 MiB by default); one
 that reaches it is logged once, keeps what it has and is saved as possibly incomplete.
 """
@@ -31,11 +31,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nydus_top import listfile, listmeta, runstore
-from nydus_top.compactlist import MAX_BYTES, MAX_TOTAL_BYTES, Budget, CompactList
 from nydus_top.config import Config
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.listfile import (
+from nydus_top.lists import files as listfile
+from nydus_top.lists import meta as listmeta
+from nydus_top.lists.compact import MAX_BYTES, MAX_TOTAL_BYTES, Budget, CompactList
+from nydus_top.lists.files import (
     ListExistsError,
     ListFileError,
     ResultPaths,
@@ -44,12 +45,13 @@ from nydus_top.listfile import (
     result_paths,
     save_list,
 )
-from nydus_top.listmeta import ListMeta
-from nydus_top.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
-from nydus_top.overlay import OverlayError, OverlayRoot
-from nydus_top.ranges import RangeBook, totals
-from nydus_top.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
-from nydus_top.startup import LiveTrace, StartTrace, image_matches
+from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.ranges import RangeBook, totals
+from nydus_top.model.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
+from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
+from nydus_top.runs import store as runstore
+from nydus_top.tracing.arming import LiveTrace, StartTrace, image_matches
+from nydus_top.tracing.overlay import OverlayError, OverlayRoot
 
 INCOMPLETE_SUFFIX = ".incomplete"
 _LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
@@ -254,7 +256,7 @@ def _describe(container: Container, pod: Pod | None) -> str:
 
 
 class Recorder:
-    """Collects traces handed over by :class:`nydus_top.startup.StartupCapture` and saves them."""
+    """Collects traces handed over by :class:`nydus_top.tracing.arming.StartupCapture` and saves them."""
 
     def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None,
                  on_saved: Callable[[Path, str], object] | None = None) -> None:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from nydus_top.ranges import RangeBook, totals
-from nydus_top.records import KINDS, Access, Listable, Overflow
+from nydus_top.lists.ranges import RangeBook, totals
+from nydus_top.model.records import KINDS, Access, Listable, Overflow
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison  # typing only: the stubs' name for what sorted() accepts

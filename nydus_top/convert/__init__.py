@@ -1,0 +1,1 @@
+"""Image conversion with a prefetch list."""

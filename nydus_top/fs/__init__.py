@@ -1,0 +1,1 @@
+"""Filesystem access that is safe as root: writes and removals confined beneath a directory."""

@@ -1,0 +1,1 @@
+"""Prefetch lists: file formats, identity metadata, compact storage, byte ranges, diffs."""

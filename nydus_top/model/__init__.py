@@ -1,0 +1,1 @@
+"""The models the screens read: the node (from NRI), one trace and its curated list, record types."""

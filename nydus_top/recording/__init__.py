@@ -1,0 +1,1 @@
+"""Headless recording (the optimizer plugin drop-in) and its registry pusher."""

@@ -1,0 +1,1 @@
+"""Prefetch lists as OCI artifacts in the image's registry."""

@@ -1,0 +1,1 @@
+"""Recorded starts of an image kept as runs, their stability and the consensus list."""

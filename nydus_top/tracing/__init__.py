@@ -1,0 +1,1 @@
+"""The kernel tracers: fanotify file and byte-range tracing, their helper process, arming at StartContainer."""

@@ -1,0 +1,1 @@
+"""The app's model of a session: the backend it talks to and the traces it owns."""
