@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
+from nydus_top.fs.confined import within
 from nydus_top.imageref import ImageRefError
-from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list, within
+from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import store as runstore

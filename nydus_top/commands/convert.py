@@ -16,8 +16,9 @@ from pathlib import Path
 from nydus_top.commands.consensus import registry_consensus
 from nydus_top.config import ConfigError, load_config
 from nydus_top.convert.nydusify import ConversionError, prepare_conversion
+from nydus_top.fs.confined import within
 from nydus_top.lists import meta as listmeta
-from nydus_top.lists.files import ListExistsError, ListFileError, load_list, save_range_list, within
+from nydus_top.lists.files import ListExistsError, ListFileError, load_list, save_range_list
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE
 from nydus_top.text import counted, printable
 

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
+from nydus_top.fs.confined import within
 from nydus_top.imageref import ImageRefError
-from nydus_top.lists.files import ListExistsError, ListFileError, within
+from nydus_top.lists.files import ListExistsError, ListFileError
 from nydus_top.runs import store as runstore
 from nydus_top.text import printable
 

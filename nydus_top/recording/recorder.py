@@ -32,8 +32,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nydus_top.config import Config
+from nydus_top.fs import confined
+from nydus_top.fs.confined import ConfinedError
 from nydus_top.imageref import ImageRefError, parse_image_ref
-from nydus_top.lists import files as listfile
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.compact import MAX_BYTES, MAX_TOTAL_BYTES, Budget, CompactList
 from nydus_top.lists.files import (
@@ -489,14 +490,14 @@ def _drop_orphan_sidecars(list_path: Path, root: Path) -> None:
     By name in its directory's fd, reached from *root* (persist_dir) without following a symlink:
     a directory planted as one never makes us remove a file elsewhere (the save then says why)."""
     try:
-        dfd = listfile.open_existing_dir(list_path.parent, root, f"save {list_path}")
-    except ListFileError:
+        dfd = confined.open_existing_dir(list_path.parent, root, f"save {list_path}")
+    except ConfinedError:
         return
     if dfd is None:
         return
     try:
         names = (list_path.name, f"{list_path.name}.csv")
-        if not any(listfile.exists_in(dfd, name) for name in names):
+        if not any(confined.exists_in(dfd, name) for name in names):
             for sidecar in (listmeta.path_for(list_path).name, ranges_path(list_path).name):
                 try:
                     os.unlink(sidecar, dir_fd=dfd)

@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from nydus_top.lists import files as listfile
+from nydus_top.fs import confined
 from nydus_top.lists import meta as listmeta
-from nydus_top.lists.files import RANGES_SUFFIX, SaveResult, result_name, save_list
+from nydus_top.lists.files import RANGES_SUFFIX, ListFileError, SaveResult, result_name, save_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook
 from nydus_top.model.records import Listable
@@ -73,7 +73,10 @@ def prune(directory: str | os.PathLike[str], keep: int, root: str | os.PathLike[
     The directory is reached from *root* (persist_dir) without following a symlink and its files
     are removed by name in its fd: a directory swapped for a symlink meanwhile never makes us
     remove files elsewhere (ListFileError, one line)."""
-    dfd = listfile.open_existing_dir(directory, root, f"remove old runs in {directory}")
+    try:
+        dfd = confined.open_existing_dir(directory, root, f"remove old runs in {directory}")
+    except confined.ConfinedError as err:
+        raise ListFileError(str(err)) from None
     if dfd is None:
         return []
     try:

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nydus_top.fs.confined import within
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.files import (
     ListFileError,
@@ -37,7 +38,6 @@ from nydus_top.lists.files import (
     result_paths,
     save_list,
     save_range_list,
-    within,
 )
 from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.ranges import RangeBook

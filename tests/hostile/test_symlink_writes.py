@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nydus_top.lists import files as listfile
-from nydus_top.lists.files import ListExistsError, ListFileError, result_paths, save_list, save_range_list, within
+from nydus_top.fs import confined
+from nydus_top.fs.confined import within
+from nydus_top.lists.files import ListExistsError, ListFileError, result_paths, save_list, save_range_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
 from testkit.replay_data import make_backend
@@ -92,7 +93,7 @@ def test_a_dangling_symlink_where_the_file_goes_is_not_written_through(persist: 
 def test_a_planted_temporary_name_is_skipped(persist: Path, elsewhere: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     names = iter(["aaaaaaaa", "aaaaaaaa", "bbbbbbbb", "cccccccc"])
-    monkeypatch.setattr(listfile.secrets, "token_hex", lambda n: next(names))
+    monkeypatch.setattr(confined.secrets, "token_hex", lambda n: next(names))
     (persist / ".app:1.aaaaaaaa.tmp").symlink_to(elsewhere / "tmp")
     save_list(ENTRIES, persist / "app:1", root=persist)
     assert tree(elsewhere) == []

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from nydus_top.lists.files import STALE_TEMP_AGE, save_list
+from nydus_top.fs.confined import STALE_TEMP_AGE
+from nydus_top.lists.files import save_list
 from nydus_top.model.records import ListedFile
 
 ENTRIES = [ListedFile("/bin/app", 10, 1)]
