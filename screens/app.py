@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -104,11 +105,11 @@ class NydusTopApp(App[None]):
             self.install_screen(TracesScreen(), "traces")
         return self.get_screen("traces", TracesScreen)
 
-    def _pop_until(self, screen: Screen) -> None:
+    def _pop_until(self, screen: Screen[Any]) -> None:
         while self.screen is not screen:
             self.pop_screen()
 
-    def _route(self, *screens: Screen) -> None:
+    def _route(self, *screens: Screen[Any]) -> None:
         """Make the stack the home screen (Containers) followed by ``screens``, keeping what is
         already in place."""
         stack = self.screen_stack
@@ -212,7 +213,7 @@ class NydusTopApp(App[None]):
     def action_diff(self) -> None:
         diff_lists(self)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Traces", "All traces, live and loaded", self.action_traces)
         yield SystemCommand("Open list", "Open a saved prefetch list to curate", self.action_open_list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.screen import Screen
 
 
-class LiveScreen(Screen):
+class LiveScreen(Screen[None]):
     """Gets ``on_tick(changed_run_ids, node_dirty) -> consumed_node`` calls while it is the top
     screen; ``resync()`` when it becomes the top screen again (ticks it missed meanwhile)."""
 

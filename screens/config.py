@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -37,7 +37,7 @@ def config_items(config: Config) -> list[tuple[str, str, str]]:
     return rows
 
 
-class ConfigScreen(Screen):
+class ConfigScreen(Screen[None]):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     app: NydusTopApp
@@ -45,7 +45,7 @@ class ConfigScreen(Screen):
     def compose(self) -> ComposeResult:
         backend = self.app.backend
         yield Static(" Config (effective)", id="title", classes="titlebar")
-        table: DataTable = NavTable(id="config", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = NavTable(id="config", cursor_type="row", zebra_stripes=True)
         table.add_columns("KEY", "VALUE", "SET BY")
         for key, value, origin in config_items(backend.config):
             table.add_row(key, Text(value), Text(origin))

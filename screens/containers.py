@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -66,7 +66,7 @@ class ContainersScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
-        table: DataTable = NavTable(id="containers", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = NavTable(id="containers", cursor_type="row", zebra_stripes=True)
         *_, self._trace_column = table.add_columns(*COLUMNS)
         yield table
         yield Static(id="status", classes="statusbar", markup=False)

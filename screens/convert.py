@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 MAX_OUTPUT_LINES = 10_000
 
 
-class ConvertScreen(Screen):
+class ConvertScreen(Screen[None]):
     BINDINGS = [
         Binding("x", "cancel", "Cancel conversion"),
         Binding("escape", "back", "Back (cancels a running conversion)"),

@@ -8,7 +8,7 @@ move to count as moved, ``v`` cycles what is shown (everything, only in A, only 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -50,7 +50,7 @@ def diff_rows(result: ListDiff, view: str = "all") -> list[tuple[str, ...]]:
     return rows
 
 
-class DiffScreen(Screen):
+class DiffScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("m", "moved", "Moved by"),
@@ -69,7 +69,7 @@ class DiffScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(" Diff", id="title", classes="titlebar")
         yield Static(id="diff-summary", markup=False)
-        table: DataTable = DataTable(id="diff", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = DataTable(id="diff", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
         yield Static("- only in A · + only in B · ~ moved · m moved by · v view", classes="statusbar")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
@@ -11,16 +14,18 @@ from textual.widgets import Label, Static
 from .navigation import NavScroll
 
 
-def _keys(bindings: list[Binding]) -> list[tuple[str, str]]:
-    """(keys as the operator types them, description) of each binding."""
+def _keys(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    """(keys as the operator types them, description) of each binding (a Binding or the
+    ``(key, action[, description])`` tuple Textual also accepts in BINDINGS)."""
+    made = [b if isinstance(b, Binding) else Binding(*b) for b in bindings]
     return [(", ".join(k.strip().replace("question_mark", "?").replace("slash", "/") for k in b.key.split(",")),
-             b.description) for b in bindings]
+             b.description) for b in made]
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
-    def __init__(self, under: Screen) -> None:
+    def __init__(self, under: Screen[Any]) -> None:
         super().__init__()
         self.under = under
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from typing import Any
+
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Log
 
 
-class NavTable(DataTable):
+class NavTable(DataTable[Any]):
     """A row table: j/k move the cursor down/up, g/G to the first/last row."""
 
     BINDINGS = [
@@ -18,7 +20,7 @@ class NavTable(DataTable):
     ]
 
 
-_SCROLL_KEYS = [
+_SCROLL_KEYS: list[BindingType] = [
     Binding("j", "scroll_down", "Down", show=False),
     Binding("k", "scroll_up", "Up", show=False),
     Binding("g", "scroll_home", "Top", show=False),

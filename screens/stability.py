@@ -30,7 +30,7 @@ from nydus_top.lists.files import ListExistsError, ListFileError
 from nydus_top.model.trace import TraceRun
 from nydus_top.model.tracelist import Row
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability
-from nydus_top.runs.runset import RunSet, below, images_with_runs, is_unstable
+from nydus_top.runs.runset import Run, RunSet, below, images_with_runs, is_unstable
 from nydus_top.text import human_size, printable
 from nydus_top.workspace.backend import ArmSpec
 from nydus_top.workspace.traces import MAX_STARTS
@@ -199,7 +199,7 @@ class StabilityScreen(TraceScreen):
         self._save_consensus(path, overwrite, self.app.workspace.snapshot(self.run))
 
     @work(thread=True, group="save")
-    def _save_consensus(self, path: str, overwrite: bool, snapshot: tuple[array, int]) -> None:
+    def _save_consensus(self, path: str, overwrite: bool, snapshot: tuple[array[int], int]) -> None:
         try:  # the workspace writes the consensus's metadata (runs = the run names)
             result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot)
         except ListExistsError as err:
@@ -276,7 +276,7 @@ def _read(app: NydusTopApp, image: str) -> None:
     app.run_worker(read, thread=True, group="load")
 
 
-def _opened(app: NydusTopApp, image: str, runs: list, warnings: list[str]) -> None:
+def _opened(app: NydusTopApp, image: str, runs: list[Run], warnings: list[str]) -> None:
     if not runs:
         app.push_screen(MessageDialog("No runs", [f"no runs of {image} under {app.backend.config.persist_dir}"]))
         return

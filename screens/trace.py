@@ -111,7 +111,7 @@ class TraceScreen(LiveScreen):
         key = selector or kind.__name__
         widget = self._widgets.get(key)
         if not isinstance(widget, kind):  # not looked up yet
-            widget = self._widgets[key] = self.query_one(selector or kind, kind)
+            widget = self._widgets[key] = self.query_one(selector, kind) if selector else self.query_one(kind)
         return widget
 
     def on_mount(self) -> None:
@@ -359,7 +359,7 @@ class TraceScreen(LiveScreen):
         self._save(path, overwrite, self.app.workspace.snapshot(self.run), self.app.workspace.list_meta(self.run))
 
     @work(thread=True, group="save")
-    def _save(self, path: str, overwrite: bool, snapshot: tuple[array, int], meta: ListMeta) -> None:
+    def _save(self, path: str, overwrite: bool, snapshot: tuple[array[int], int], meta: ListMeta) -> None:
         try:
             result = self.app.workspace.save(self.run, path, overwrite=overwrite, snapshot=snapshot, meta=meta)
         except ListExistsError as err:
@@ -404,7 +404,7 @@ class TraceScreen(LiveScreen):
         self._save_ranges(path, overwrite, self.run.items.frozen_rows())
 
     @work(thread=True, group="save")
-    def _save_ranges(self, path: str, overwrite: bool, rows: array) -> None:
+    def _save_ranges(self, path: str, overwrite: bool, rows: array[int]) -> None:
         try:
             result = self.app.workspace.save_range_list(self.run, path, rows, overwrite=overwrite)
         except ListExistsError as err:

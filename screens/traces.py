@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -37,7 +37,7 @@ class TracesScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(" Traces", id="title", classes="titlebar")
-        table: DataTable = NavTable(id="traces", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = NavTable(id="traces", cursor_type="row", zebra_stripes=True)
         table.add_columns("#", "TARGET", "STATE", "FILES", "BYTES", "ROWS", "OVERFLOW")
         yield table
         yield Static("enter opens a trace · traces keep running when you leave them", classes="statusbar")

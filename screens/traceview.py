@@ -66,8 +66,8 @@ class TraceView(ScrollView, can_focus=True):
         self.cursor = 0
         self.selected: set[int] = set()  # entry ids, so a selection survives reordering
         self.follow = len(run.items) == 0
-        self._cache: LRUCache[tuple, Strip] = LRUCache(LINE_CACHE)
-        self._styles: dict[tuple[bool, bool, bool], Style] = {}  # (flagged, selected, cursor) -> style
+        self._cache: LRUCache[tuple[object, ...], Strip] = LRUCache(LINE_CACHE)
+        self._styles: dict[tuple[object, ...], Style] = {}  # (flagged, selected, cursor, *components) -> style
 
     # -- data ------------------------------------------------------------------------------
 
