@@ -10,7 +10,7 @@
 Targets (issue 13): at most 1 s and 200 MB for 100 runs of 10k files. Prints seconds, peak RSS
 and the ratio to each target (below 1.0 meets it).
 
-Usage: ``.venv/bin/python bench/consensus_bench.py [RUNS] [FILES]``
+Usage: ``.venv/bin/python bench/consensus_bench.py [--runs 100] [--files 10000] [--quick]``
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 TARGET_S = 1.0
 TARGET_MB = 200.0
@@ -81,8 +83,11 @@ def phase(name: str, count: int, files: int) -> None:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    files = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    ap = benchkit.parser(__doc__)
+    ap.add_argument("--runs", type=int, default=100, help="runs counted together (default 100)")
+    ap.add_argument("--files", type=int, default=10_000, help="files a run (default 10000)")
+    args = ap.parse_args()
+    count, files = (5, 200) if args.quick else (args.runs, args.files)
     print(f"consensus of {count} runs x {files} files (targets: {TARGET_S:.0f} s, {TARGET_MB:.0f} MB)")
     print(f"{'phase':<9} {'seconds':>8} {'x target':>8} {'peak MB':>8} {'x target':>8} {'(input MB)':>10} {'kept':>6}")
     for name in ("tally", "files", "baseline"):

@@ -7,7 +7,7 @@
 * overlay: ``OverlayRoot.origin`` (no-symlink lookups in every layer) for N paths vs. one
   ``os.path.lexists`` per path and layer.
 
-Usage: ``.venv/bin/python bench/lists_bench.py [N]`` (default 100000). Prints seconds and ratios.
+Usage: ``.venv/bin/python bench/lists_bench.py [--entries 100000] [--quick]``. Prints seconds and ratios.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import benchkit
 
 from nydus_top.lists.files import load_list, save_list
 from nydus_top.model.records import Access
@@ -72,4 +73,7 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    ap = benchkit.parser(__doc__)
+    ap.add_argument("--entries", type=int, default=100_000, help="entries in the list (default 100000)")
+    args = ap.parse_args()
+    main(2_000 if args.quick else args.entries)

@@ -5,22 +5,20 @@ goes away for an outage (socket closed and removed), listens again and times the
 connection from the moment it listens. "before" runs the package of ``--before`` (default: the
 commit before CONNECT_RETRY) from a ``git archive`` of it, "after" this tree, side by side.
 Target: 0.5 s (issue 9, item 14: measured 3.1 s on containerd 2.1 after a second restart).
-Run: .venv/bin/python -m bench.nri_reconnect [--outages 0.5,1.5,3.2,6.4] [--before REV]
+Run: .venv/bin/python bench/nri_reconnect.py [--outages 0.5,1.5,3.2,6.4] [--before REV] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import benchkit
+from peer_flood import ROOT, command, package_of
 
-from bench.peer_flood import ROOT, command, package_of
 from testkit.runtime_peer import RuntimePeer, pod_msg
 
 TARGET = 0.5
@@ -59,15 +57,15 @@ async def latencies(tree: Path, work: Path, outages: list[float]) -> list[float]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--outages", default="0.5,1.5,3.2,6.4", help="seconds containerd stays away, comma-separated")
     parser.add_argument("--before", default=None, help="git revision of the 'before' run")
     args = parser.parse_args()
-    outages = [float(x) for x in args.outages.split(",")]
+    outages = [0.3] if args.quick else [float(x) for x in args.outages.split(",")]
     before = args.before or default_before()
     with tempfile.TemporaryDirectory(prefix="nri-reconnect-") as tmp:
         work = Path(tmp)
-        trees = {"before": package_of(before, work / "before"), "after": ROOT}
+        trees = {"after": ROOT} if args.quick else {"before": package_of(before, work / "before"), "after": ROOT}
         print(f"reconnection after the NRI socket is connectable again (target {TARGET} s); before = {before}")
         print(f"{'version':7} " + " ".join(f"{f'outage {o:g} s':>12}" for o in outages) + f" {'worst/target':>13}")
         for version, tree in trees.items():

@@ -11,7 +11,7 @@ round trip); creation and removal are outside the timed part. runc's own start v
 tens of ms, more than a plugin adds, so the plugins also connect through a recording proxy:
 the time from containerd's StartContainer request to the plugin's answer, measured on the
 socket the same way for both plugins, is the precise comparison.
-Run as root: .venv/bin/python -m bench.nri_start_latency [--starts 50] [--blocks 10]
+Run as root: .venv/bin/python bench/nri_start_latency.py [--starts 50] [--blocks 10] [--quick]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import benchkit
 
 from nydus_top.nri import mux, ttrpc
 
@@ -105,7 +107,7 @@ class Plugin:
 
     def __enter__(self) -> Plugin:
         if self.config == "nydus-top":
-            self.proc = subprocess.Popen([sys.executable, "-m", "bench.nri_start_latency", "--serve",
+            self.proc = subprocess.Popen([sys.executable, __file__, "--serve",
                                           str(self.socket_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
             assert self.proc.stdout.readline().strip() == "ready"
         elif self.config == "go":
@@ -160,12 +162,14 @@ def p95(values: list[float]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--starts", type=int, default=50, help="timed starts per configuration")
     parser.add_argument("--blocks", type=int, default=10, help="interleaved blocks the starts are split into")
     parser.add_argument("--warmup", type=int, default=2, help="untimed starts at the head of every block")
     parser.add_argument("--serve", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.starts, args.blocks, args.warmup = 2, 1, 0
     if args.serve:
         serve_plugin(args.serve)
         return 0

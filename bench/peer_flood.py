@@ -7,12 +7,11 @@ containerd sends them (4 MiB), reading each answer, until the plugin drops the c
 child's ``ru_maxrss`` from wait4. "before" runs the package of ``--before`` (default: the commit
 before the limit) from a ``git archive`` of it, with this tree's generated modules; "after" runs
 this tree. Needs root (``record`` starts its tracer pool).
-Run: .venv/bin/python -m bench.peer_flood [--flood-mib 256] [--before REV]
+Run: .venv/bin/python bench/peer_flood.py [--flood-mib 256] [--before REV] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -21,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import benchkit
 
 from nydus_top.nri import ttrpc
 
@@ -85,15 +86,15 @@ async def flood(tree: Path, tool: str, work: Path, limit: int) -> tuple[int, int
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--flood-mib", type=int, default=256, help="stop flooding after this much (default 256)")
     parser.add_argument("--before", default=None, help="git revision of the 'before' run")
     args = parser.parse_args()
     before = args.before or default_before()
-    limit = args.flood_mib << 20
+    limit = (16 if args.quick else args.flood_mib) << 20
     with tempfile.TemporaryDirectory(prefix="peer-flood-") as tmp:
         work = Path(tmp)
-        trees = {"before": package_of(before, work / "before"), "after": ROOT}
+        trees = {"after": ROOT} if args.quick else {"before": package_of(before, work / "before"), "after": ROOT}
         print(f"runtime peer flooding Synchronize chunks of {CHUNK >> 20} MiB (more = true) up to {args.flood_mib} MiB;"
               f" before = {before}")
         print(f"{'command':8} {'version':7} {'accepted MiB':>12} {'peak RSS MiB':>12}")
@@ -103,7 +104,8 @@ def main() -> int:
                 accepted, peak = asyncio.run(flood(tree, tool, work, limit))
                 peaks[version] = peak
                 print(f"{tool:8} {version:7} {accepted / (1 << 20):12.0f} {peak / (1 << 20):12.1f}")
-            print(f"{tool:8} after/before peak RSS = {peaks['after'] / peaks['before']:.3f}")
+            if "before" in peaks:
+                print(f"{tool:8} after/before peak RSS = {peaks['after'] / peaks['before']:.3f}")
     return 0
 
 

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchkit
+
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "scripts")]
 
@@ -121,10 +123,12 @@ def mib(n: int) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = benchkit.parser(__doc__)
     ap.add_argument("--starts", type=int, default=20)
     ap.add_argument("--blocks", type=int, default=128)
     args = ap.parse_args()
+    if args.quick:
+        args.starts, args.blocks = 1, 4
     tmp = Path(tempfile.mkdtemp(prefix="range-bench-"))
     fs = LayerFs(tmp, "ext4")
     try:

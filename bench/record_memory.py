@@ -13,7 +13,7 @@ It reports the resident memory added after the last batch (``/proc/self/statm``,
 collection), per file and per 100k files, minus the paths' own bytes, and the peak added while
 the recording is saved (``save_list`` of what it holds; ``ru_maxrss``).
 
-Usage: ``.venv/bin/python bench/record_memory.py [N ...]`` (default 100000 1000000).
+Usage: ``.venv/bin/python bench/record_memory.py [--files 100000,1000000] [--quick]``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import benchkit
 
 BATCH = 500
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -49,13 +51,14 @@ def _path_bytes(n: int) -> int:
 def child(kind: str, n: int) -> None:
     from nydus_top.lists.compact import CompactList
     from nydus_top.lists.files import save_list
+    from nydus_top.lists.meta import ListMeta
     from nydus_top.recording.recorder import Recording
     from nydus_top.tracing.tracer import parse_line
 
     gc.collect()
     base = _rss()
     held: list = []
-    rec = Recording(None, "", "bench", None, CompactList(1 << 40), print)  # type: ignore[arg-type]
+    rec = Recording(None, "", "bench", None, CompactList(1 << 40), print, ListMeta())  # type: ignore[arg-type]
     for start in range(0, n, BATCH):
         batch = [parse_line(_line(i)) for i in range(start, min(start + BATCH, n))]
         if kind == "objects":
@@ -96,4 +99,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], int(sys.argv[3]))
     else:
-        main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])
+        ap = benchkit.parser(__doc__)
+        ap.add_argument("--files", default="100000,1000000", help="recording sizes, comma-separated")
+        args = ap.parse_args()
+        main([2_000] if args.quick else [int(a) for a in args.files.split(",")])

@@ -20,13 +20,14 @@ numbers (see the comment at ``resources`` in deploy/daemonset.yaml and bench/REA
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+import benchkit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts")]
@@ -118,11 +119,13 @@ def _mib(n: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--starts", type=int, default=200)
     parser.add_argument("--containerd", choices=sorted(CONTAINERD_SUITES), default=DEFAULT_CONTAINERD)
     parser.add_argument("--dir", help="sandbox node directory (default: a temporary one, removed afterwards)")
     args = parser.parse_args()
+    if args.quick:
+        args.starts = 2
     if os.geteuid() != 0:
         print("bench/recorder_pod.py: needs root (it runs a sandbox node)", file=sys.stderr)
         return 1

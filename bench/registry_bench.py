@@ -7,7 +7,7 @@
 Starts Debian's docker-registry on 127.0.0.1 with storage in a temp dir; prints seconds and the
 ratio to each target (below 1.0 meets it).
 
-Usage: ``.venv/bin/python bench/registry_bench.py [LISTS] [FILES]``
+Usage: ``.venv/bin/python bench/registry_bench.py [--lists 100] [--files 10000] [--quick]``
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -31,8 +33,11 @@ from sandbox import registry as local  # noqa: E402
 
 
 def main() -> None:
-    lists = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    files = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    ap = benchkit.parser(__doc__)
+    ap.add_argument("--lists", type=int, default=100, help="lists pushed and pulled (default 100)")
+    ap.add_argument("--files", type=int, default=10_000, help="files a list (default 10000)")
+    args = ap.parse_args()
+    lists, files = (3, 100) if args.quick else (args.lists, args.files)
     work = Path(tempfile.mkdtemp(prefix="nydus-top-registry-bench-"))
     (work / "registry").mkdir()
     server = local.start(work / "registry")

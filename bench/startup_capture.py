@@ -32,7 +32,6 @@ wake-up adds as little as it can.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -42,6 +41,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import benchkit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "bench")]
@@ -243,13 +244,15 @@ def arm_latency(servers: dict[str, Path], arms: int, target: Path) -> dict[str, 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--starts", type=int, default=20)
     parser.add_argument("--interval-us", type=int, default=workload.INTERVAL_US)
     parser.add_argument("--dir", default="/var/lib/nydus-top/bench-startup", help="sandbox node directory")
     parser.add_argument("--arms", type=int, default=200, help="spawn -> ready runs per server")
     parser.add_argument("--workloads", default="static,python,perl")
     args = parser.parse_args()
+    if args.quick:
+        args.starts, args.arms, args.workloads = 1, 3, "static"
     names = args.workloads.split(",")
     if set(names) - {"static", *interpreter_images.STARTS}:
         parser.error(f"--workloads: static, {', '.join(interpreter_images.STARTS)}")

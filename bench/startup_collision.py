@@ -12,10 +12,11 @@ workload's order, and how many of the 45 are there? Both plugins get ``--overwri
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
+
+import benchkit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts")]
@@ -63,10 +64,12 @@ def round_trip(node: SandboxNode, pod: str, image: str, tag: str, plugin: harnes
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", default="/var/lib/nydus-top/bench-startup", help="sandbox node directory")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     node = SandboxNode(args.dir)
     work = Path(args.dir) / "bench-work"
     shutil.rmtree(work, ignore_errors=True)

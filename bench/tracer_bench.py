@@ -12,7 +12,6 @@ mount namespace; installs fatrace with apt-get if missing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
@@ -24,6 +23,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import benchkit
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -195,11 +196,13 @@ def bench_fs(fs: str, mnt: Path, sizes: list[int], reps: int, progs: dict[str, P
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--fs", default="tmpfs,ext4")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.reps, args.fs = "200", 1, "tmpfs"
     if os.environ.get("_TRACER_BENCH_NS") != "1":  # re-run in a private mount namespace
         os.environ["_TRACER_BENCH_NS"] = "1"
         os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable, *sys.argv])

@@ -13,7 +13,6 @@ the UI ticks take, and the RSS. Every value is printed next to its target with v
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import subprocess
@@ -22,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+import benchkit
 import psutil
 from textual.pilot import Pilot
 
@@ -200,10 +200,12 @@ async def main(entries: int, rate: int, seconds: float, hogs: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--hogs", type=int, default=2, help="competing CPU-bound processes in the second ingest run")
     args = parser.parse_args()
+    if args.quick:
+        args.entries, args.rate, args.seconds, args.hogs = 2_000, 2_000, 0.5, 0
     asyncio.run(main(args.entries, args.rate, args.seconds, args.hogs))
