@@ -68,4 +68,4 @@ def test_help_shows_where_each_global_option_applies(capsys: pytest.CaptureFixtu
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "for the app, ps, trace, record" in text
-    assert "for the app, ps, trace, convert, record, consensus, pull" in text
+    assert "for the app, ps, trace, convert, record, consensus, push, pull" in text
