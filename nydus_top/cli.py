@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 GLOBAL_OPTIONS: dict[str, tuple[str, str]] = {
     "--config": ("PATH", "config file read after the system and user ones (highest priority)"),
     "--nri-socket": ("PATH", "containerd's NRI socket (default: the fd in $NRI_PLUGIN_SOCKET when containerd"
-                             " launched us, else [nri] socket of the config)"),
+                             " launched us, else $NYDUS_TOP_NRI_SOCKET, else [nri] socket of the config)"),
 }
 
 
