@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from nydus_top.config import ConfigError, load_config
+from nydus_top.config import ENV_NRI_SOCKET, ConfigError, load_config
 from nydus_top.model.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
@@ -68,6 +68,20 @@ def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
     rows = [tuple(printable(v) for v in r) for r in rows]  # names come from the runtime
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def nri_failure(target: str, exc: BaseException) -> str:
+    """``<socket>: <cause> (<what fixes it>)``: why containerd could not be asked over NRI."""
+    cause = f"[Errno {exc.errno}] {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+    hint = ""
+    if isinstance(exc, FileNotFoundError):
+        hint = (f" (name the socket with --nri-socket PATH or ${ENV_NRI_SOCKET}; is NRI enabled in containerd:"
+                " disable = false, disable_connections = false?)")
+    elif isinstance(exc, ConnectionRefusedError):
+        hint = " (is containerd running, with NRI enabled: disable = false, disable_connections = false?)"
+    elif isinstance(exc, PermissionError):
+        hint = " (the NRI socket is root's)"
+    return f"{target}: {cause}{hint}"
 
 
 async def list_once(session: PluginSession, timeout: float) -> None:
@@ -147,12 +161,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(list_once(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as exc:
-        hint = ""
-        if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
-            hint = " (is NRI enabled in containerd: disable = false, disable_connections = false?)"
-        elif isinstance(exc, PermissionError):
-            hint = " (the NRI socket is root's)"
-        print(printable(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}{hint}"), file=sys.stderr)
+        print(printable(f"nydus-top ps: cannot list from NRI at {nri_failure(session.target, exc)}"),
+              file=sys.stderr)
         return 1
     pods, containers = model.snapshot()
     if args.json:

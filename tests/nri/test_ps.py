@@ -31,6 +31,13 @@ def test_missing_socket_is_one_line_with_a_hint(tmp_path: Path) -> None:
     assert err.count("\n") == 1 and "No such file" in err and "disable_connections" in err
 
 
+def test_containerds_api_socket_is_named_as_not_nri(sandbox_node) -> None:
+    rc, out, err = asyncio.run(ps("--nri-socket", str(sandbox_node.containerd_socket)))
+    assert (rc, out) == (1, "")
+    assert err == (f"nydus-top ps: cannot list from NRI at {sandbox_node.containerd_socket}: "
+                   "this is not an NRI socket (is it containerd's API socket?)\n")
+
+
 def test_protocol_error_during_listing_is_one_line(tmp_path: Path) -> None:
     async def main():
         async with RuntimePeer(tmp_path / "nri.sock") as peer:
