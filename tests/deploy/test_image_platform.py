@@ -38,3 +38,16 @@ def test_the_image_platform_is_this_hosts(tmp_path: Path) -> None:
         config = json.load(tar.extractfile("blobs/" + manifest["config"]["digest"].replace(":", "/")))  # type: ignore[arg-type]
     assert entry["platform"] == {"architecture": "arm64", "os": "linux"}
     assert (config["architecture"], config["os"]) == ("arm64", "linux")
+
+
+def test_the_readme_fleet_path_names_what_the_manifests_say() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    daemonset = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "daemonset.yaml").read_text()) if d)
+    image = daemonset["spec"]["template"]["spec"]["containers"][0]["image"]
+    name, namespace = daemonset["metadata"]["name"], daemonset["metadata"]["namespace"]
+    persist = re.search(r'persist_dir = "([^"]+)"', (ROOT / "deploy" / "configmap.yaml").read_text())
+    assert persist is not None
+    for step in (f"kustomize edit set image {image.rpartition(':')[0]}=", f"kubectl -n {namespace} logs ds/{name}",
+                 f"recording container starts via /var/run/nri/nri.sock into {persist.group(1)}",
+                 "kubectl delete -k deploy/", f"ctr -n k8s.io images rm {image}"):
+        assert step in readme
