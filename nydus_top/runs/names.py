@@ -9,6 +9,7 @@ runs' own metadata. Pure apart from :func:`images_here`.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -92,17 +93,34 @@ def resolve_image(name: str, candidates: Iterable[str]) -> str:
 def images_here(persist_dir: str | os.PathLike[str]) -> list[str]:
     """The full reference of every image with runs under *persist_dir*, sorted: the image the
     newest run of each run directory names in its metadata (a run without metadata naming an
-    image is left out: it names no registry). Unreadable metadata is skipped."""
+    image is left out: it names no registry). Metadata that is unreadable, not a regular file or a
+    symlink is skipped."""
     root = Path(persist_dir) / runstore.RUNS_DIR
     found: set[str] = set()
     for directory, _subdirs, _files in os.walk(root):  # never follows symlinks
         runs = runstore.runs_of(directory)
         if not runs:
             continue
-        try:
-            meta = listmeta.read(runs[-1])
-        except listmeta.MetaError:
-            continue
+        meta = _read_meta(listmeta.path_for(runs[-1]))
         if meta is not None and meta.image:
             found.add(meta.image)
     return sorted(found)
+
+
+def _read_meta(path: Path) -> listmeta.ListMeta | None:
+    """A run's metadata, or None: missing, unreadable, not a regular file (a FIFO would block the
+    caller), a symlink, or not valid metadata."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(listmeta.MAX_BYTES + 1)
+        return listmeta.decode(data, name=str(path))
+    except (OSError, listmeta.MetaError):
+        return None
+    finally:
+        os.close(fd)

@@ -3,6 +3,7 @@ the references they could mean (issue 19, item 1)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,19 @@ def test_images_here_are_the_full_references_the_runs_name(tmp_path: Path) -> No
     bare.write_text("/bin/sh\n")  # a run without metadata names no registry: not offered
     assert images_here(tmp_path) == ["nydus-top.local/demo:1", "registry.example:5000/team/app:1"]
     assert images_here(tmp_path / "none") == []
+
+
+def test_images_here_skips_metadata_that_is_a_fifo_a_symlink_or_not_metadata(tmp_path: Path) -> None:
+    for n, image in enumerate(["a.example/fifo:1", "a.example/link:1", "a.example/junk:1", "a.example/ok:1"]):
+        runstore.save_run(tmp_path, [ListedFile("/bin/sh", 1, 0)], ListMeta(image=image, container="c"),
+                          when=1_700_000_000 + n)
+    meta = {image: next(runstore.image_dir(tmp_path, image).glob("*.nydus-top.json"))
+            for image in ("a.example/fifo:1", "a.example/link:1", "a.example/junk:1")}
+    meta["a.example/fifo:1"].unlink()
+    os.mkfifo(meta["a.example/fifo:1"])  # opened as it is, it would block for ever
+    target = tmp_path / "elsewhere.json"
+    target.write_bytes(meta["a.example/link:1"].read_bytes())
+    meta["a.example/link:1"].unlink()
+    meta["a.example/link:1"].symlink_to(target)
+    meta["a.example/junk:1"].write_text("{not json")
+    assert images_here(tmp_path) == ["a.example/ok:1"]
