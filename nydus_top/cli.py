@@ -27,14 +27,14 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "consensus": ("nydus_top.commands.consensus", "the list many runs agree on, and how stable each file is",
                   ("--config",)),
     "diff": ("nydus_top.commands.diff", "compare two runs or lists: files only in one, moved files, time deltas", ()),
-    "push": ("nydus_top.commands.push", "attach a saved list to its image in the OCI registry", ()),
+    "push": ("nydus_top.commands.push", "attach a saved list to its image in the OCI registry", ("--config",)),
     "pull": ("nydus_top.commands.pull", "fetch every list attached to an image in the OCI registry", ("--config",)),
 }
 # Options taken before or after the subcommand: (metavar, help).
 GLOBAL_OPTIONS: dict[str, tuple[str, str]] = {
     "--config": ("PATH", "config file read after the system and user ones (highest priority)"),
     "--nri-socket": ("PATH", "containerd's NRI socket (default: the fd in $NRI_PLUGIN_SOCKET when containerd"
-                             " launched us, else [nri] socket of the config)"),
+                             " launched us, else $NYDUS_TOP_NRI_SOCKET, else [nri] socket of the config)"),
 }
 
 

@@ -4,6 +4,7 @@ Layers, each overriding single keys of the previous ones: the packaged defaults
 (``nydus_top.conf/nydus-top.toml``), ``/etc/nydus-top/config.toml``, the user's
 ``$XDG_CONFIG_HOME/nydus-top/config.toml`` (``~/.config`` without XDG), ``--config PATH``, and
 text handed over at runtime (containerd's NRI Configure). Missing system/user files are skipped.
+``$NYDUS_TOP_NRI_SOCKET`` sets ``[nri] socket`` over every layer (``--nri-socket`` still wins).
 Any bad layer raises :class:`ConfigError` with one line naming the file and the key.
 """
 
@@ -27,6 +28,7 @@ NRI_EVENTS = frozenset({
     "RemoveContainer",
 })
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
+ENV_NRI_SOCKET = "NYDUS_TOP_NRI_SOCKET"  # environment variable: [nri] socket over every file
 MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
 
 
@@ -255,7 +257,19 @@ def load_config(
             raise ConfigError(f"{explicit}: no such file")
         layers.append((str(explicit), _read(explicit)))
     layers.extend(extra)
-    return _merge(layers)
+    return _with_environment(_merge(layers), os.environ if environ is None else environ)
+
+
+def _with_environment(config: Config, env: Mapping[str, str]) -> Config:
+    """*config* with ``$NYDUS_TOP_NRI_SOCKET`` (when set and not empty) as its NRI socket."""
+    text = env.get(ENV_NRI_SOCKET)
+    if not text:
+        return config
+    try:
+        socket = _abs_path(text)
+    except _Bad as err:
+        raise ConfigError(f"${ENV_NRI_SOCKET} {err}") from None
+    return config.overridden({"nri_socket": socket}, f"${ENV_NRI_SOCKET}")
 
 
 def _merge(layers: Sequence[tuple[str, str]]) -> Config:

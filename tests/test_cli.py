@@ -3,6 +3,8 @@ them, and are refused where they do not apply, never silently ignored."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,4 +70,29 @@ def test_help_shows_where_each_global_option_applies(capsys: pytest.CaptureFixtu
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "for the app, ps, trace, record" in text
-    assert "for the app, ps, trace, convert, record, consensus, pull" in text
+    assert "for the app, ps, trace, convert, record, consensus, push, pull" in text
+
+
+def test_the_nri_socket_comes_from_the_environment_unless_given(tmp_path: Path) -> None:
+    env_socket, flag_socket = tmp_path / "env.sock", tmp_path / "flag.sock"
+    env = {**os.environ, "NYDUS_TOP_NRI_SOCKET": str(env_socket)}
+    out = subprocess.run([sys.executable, "-I", "-m", "nydus_top", "ps"], capture_output=True, text=True,
+                         timeout=60, env=env, cwd=tmp_path)
+    assert out.returncode == 1 and f"cannot list from NRI at {env_socket}" in out.stderr
+    out = subprocess.run([sys.executable, "-I", "-m", "nydus_top", "--nri-socket", str(flag_socket), "ps"],
+                         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert out.returncode == 1 and f"cannot list from NRI at {flag_socket}" in out.stderr
+    out = subprocess.run([sys.executable, "-I", "-m", "nydus_top", "ps"], capture_output=True, text=True,
+                         timeout=60, env={**env, "NYDUS_TOP_NRI_SOCKET": "relative.sock"}, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "nydus-top ps: $NYDUS_TOP_NRI_SOCKET must be an absolute path, got 'relative.sock'"
+
+
+def test_the_readme_says_which_commands_take_each_global_option() -> None:
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    nri = re.search(r"The app, ((?:`[a-z]+`(?:, | and ))+`[a-z]+`) take `--nri-socket PATH`", readme)
+    assert nri is not None
+    assert set(re.findall(r"`([a-z]+)`", nri.group(1))) == {n for n, (_, _, uses) in COMMANDS.items()
+                                                             if "--nri-socket" in uses}
+    assert "every command but `diff` takes it" in readme
+    assert {n for n, (_, _, uses) in COMMANDS.items() if "--config" not in uses} == {"diff"}

@@ -39,3 +39,22 @@ def test_never_replaces_what_is_not_its_own(tmp_path: Path) -> None:
     assert os.readlink(link) == "/elsewhere/.venv/bin/nydus-top"
     setup(tmp_path, "--link")
     assert os.readlink(link) == OURS
+
+
+def test_run_says_again_after_the_app_which_nydus_top_is_on_path(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "nydus-top"
+    other.parent.mkdir()
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    link = tmp_path / "nydus-top"
+    link.symlink_to(other)  # another checkout's: setup leaves it alone
+    done = subprocess.run([str(ROOT / "scripts" / "run"), "--nri-socket", str(tmp_path / "nri.sock"), "--version"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "NYDUS_TOP_BINDIR": str(tmp_path),
+                               "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert done.returncode == 0 and done.stdout.startswith("nydus-top "), done.stderr
+    lines = done.stderr.splitlines()
+    assert sum("left alone" in line for line in lines) == 2  # from setup, and again after the app
+    assert "left alone" in lines[-2]
+    assert lines[-1] == (f"run: nydus-top on PATH is {link}, not this checkout's: run {OURS} "
+                         "(or scripts/setup --link)")

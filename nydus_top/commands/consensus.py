@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
@@ -18,6 +19,7 @@ from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
+from nydus_top.runs import names
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
 from nydus_top.text import printable
@@ -33,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pull", metavar="REF", action="append", default=[],
                         help="first fetch the lists attached to this image in the registry into its runs, "
                         "then count every run of it (repeatable; see nydus-top pull)")
-    parser.add_argument("--plain-http", action="store_true", help="with --pull: HTTP, not HTTPS")
+    parser.add_argument("--plain-http", action="store_true",
+                        help="with --pull: HTTP, not HTTPS (also for the registries [registry] plain_http lists)")
     parser.add_argument("--min-share", type=_share, default=DEFAULT_MIN_SHARE, metavar="S",
                         help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE})")
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="save the consensus list (+ .csv, metadata)")
@@ -54,14 +57,9 @@ def _share(text: str) -> float:
 def expand(inputs: list[Path], images: list[str], persist_dir: Path) -> list[Path]:
     """Every list file the arguments name, in order; raises ListFileError when one names nothing."""
     paths: list[Path] = []
+    here = names.images_here(persist_dir) if images else []
     for image in images:
-        try:
-            found = runstore.runs_of(runstore.image_dir(persist_dir, image))
-        except ImageRefError as err:
-            raise ListFileError(f"--image {image}: {err}") from None
-        if not found:
-            raise ListFileError(f"no runs of {image} under {persist_dir / runstore.RUNS_DIR}")
-        paths.extend(found)
+        paths.extend(runs_of_image(image, here, persist_dir))
     for item in inputs:
         if item.is_dir():
             found = runstore.runs_of(item)
@@ -71,6 +69,26 @@ def expand(inputs: list[Path], images: list[str], persist_dir: Path) -> list[Pat
         else:
             paths.append(item)
     return paths
+
+
+def runs_of_image(image: str, here: list[str], persist_dir: Path) -> list[Path]:
+    """The runs of the image *image* means among the images with runs *here* (a short name like
+    ``demo:1`` when it is unambiguous); raises ListFileError (one line) naming what it could mean."""
+    try:
+        reference = names.resolve_image(image, here)
+    except names.AmbiguousImageError as err:
+        raise ListFileError(f"--image {err}") from None
+    except names.UnknownImageError as err:
+        reference, why = image, str(err)  # runs whose metadata names no image are found by the name alone
+    else:
+        why = f"no runs of {reference} under {persist_dir / runstore.RUNS_DIR}"
+    try:
+        found = runstore.runs_of(runstore.image_dir(persist_dir, reference))
+    except ImageRefError as err:
+        raise ListFileError(f"--image {image}: {err}") from None
+    if not found:
+        raise ListFileError(f"--image {why}")
+    return found
 
 
 def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
@@ -90,14 +108,16 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
 
 
 def _row(f: FileStability) -> str:
+    """One stability row; the position is 1-based (the first file read is 1), as in the app."""
     elapsed = "-" if f.elapsed_us is None else f"{f.elapsed_us / 1000:.1f}ms±{(f.elapsed_spread_us or 0) / 1000:.1f}"
     flag = " runtime-created" if f.runtime_created else ""
-    return f"{f.seen:>3}/{f.runs:<3} {f.position:>8.1f}±{f.position_spread:<5} {elapsed:>16}  {printable(f.path)}{flag}"
+    where = f"{f.position + 1:>8.1f}±{f.position_spread:<5}"
+    return f"{f.seen:>3}/{f.runs:<3} {where} {elapsed:>16}  {printable(f.path)}{flag}"
 
 
 def _json(f: FileStability) -> str:
     return json.dumps({"path": f.path, "seen": f.seen, "runs": f.runs, "share": round(f.share, 4),
-                       "position": f.position, "position_spread": f.position_spread,
+                       "position": f.position + 1, "position_spread": f.position_spread,
                        "elapsed_us": f.elapsed_us, "elapsed_spread_us": f.elapsed_spread_us,
                        "size": f.size, "runtime_created": f.runtime_created}, ensure_ascii=True)
 
@@ -107,22 +127,24 @@ def _image_of(metas: list[ListMeta]) -> str:
     return images.pop() if len(images) == 1 else ""
 
 
-def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
+def _pull(images: list[str], persist_dir: Path, plain_http: bool, plain_hosts: Collection[str] = ()) -> None:
     from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
     from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - as above
 
     for image in images:
         try:
-            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http, persist_dir=persist_dir)
+            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http, persist_dir=persist_dir,
+                      plain_hosts=plain_hosts)
         except (RegistryError, ImageRefError, OSError) as err:
             raise ListFileError(f"--pull {image}: {err}") from None
 
 
 def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
-                       min_share: float = DEFAULT_MIN_SHARE) -> LoadedList:
+                       min_share: float = DEFAULT_MIN_SHARE, plain_hosts: Collection[str] = ()) -> LoadedList:
     """Fetch the lists attached to *image* into its runs, and the consensus of every run of it as
-    a loaded list (metadata: the image and the runs). Raises ListFileError (one line)."""
-    _pull([image], persist_dir, plain_http)
+    a loaded list (metadata: the image and the runs). HTTP with *plain_http* or for *plain_hosts*.
+    Raises ListFileError (one line)."""
+    _pull([image], persist_dir, plain_http, plain_hosts)
     tally, warnings, metas = tally_of(expand([], [image], persist_dir))
     meta = ListMeta(image=image, runs=tuple(tally.names), complete=all(m.complete for m in metas))
     entries = tuple(ListedFile(e.path, e.size, e.elapsed_us) for e in as_entries(tally.consensus(min_share)))
@@ -133,7 +155,7 @@ def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
-        _pull(args.pull, config.persist_dir, args.plain_http)
+        _pull(args.pull, config.persist_dir, args.plain_http, config.registry_plain_http)
         paths = expand(args.inputs, [*args.image, *args.pull], config.persist_dir)
         if not paths:
             print(f"{PROG}: name at least one run, list or --image", file=sys.stderr)

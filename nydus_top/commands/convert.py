@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-share", type=float, default=DEFAULT_MIN_SHARE, metavar="S",
                         help="with --pull: keep files read in at least this share of the runs "
                         f"(default {DEFAULT_MIN_SHARE})")
-    parser.add_argument("--plain-http", action="store_true", help="with --pull: HTTP, not HTTPS")
+    parser.add_argument("--plain-http", action="store_true",
+                        help="with --pull: HTTP, not HTTPS (also for the registries [registry] plain_http lists)")
     parser.add_argument("--source", help="source image (default: the image in LIST's metadata, LIST.nydus-top.json)")
     parser.add_argument("--target", help="target image (default: the [convert] target template)")
     parser.add_argument("--range-list", metavar="OUT.json", type=Path,
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             if not 0.0 < args.min_share <= 1.0:
                 raise ListFileError(f"--min-share must be in (0, 1], got {args.min_share}")
             loaded = registry_consensus(args.pull, config.persist_dir, plain_http=args.plain_http,
-                                        min_share=args.min_share)
+                                        min_share=args.min_share, plain_hosts=config.registry_plain_http)
             args.list = f"the consensus of {args.pull}"
         else:
             loaded = load_list(args.list)

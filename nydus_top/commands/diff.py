@@ -27,13 +27,13 @@ def _ms(us: int | None) -> str:
 
 
 def render(result: ListDiff, a: str, b: str, moved_by: int) -> list[str]:
-    """The text report, every path escaped for the terminal."""
+    """The text report, every path escaped for the terminal; positions 1-based (first file = 1)."""
     lines = [f"{result.common} files in both, {len(result.only_a)} only in A, {len(result.only_b)} only in B, "
              f"{len(result.moved)} moved by more than {moved_by}",
              f"A = {printable(a)}", f"B = {printable(b)}"]
     lines += [f"- {printable(path)}" for path in result.only_a]
     lines += [f"+ {printable(path)}" for path in result.only_b]
-    lines += [f"~ {m.position_a:>6} -> {m.position_b:<6} ({m.shift:+d}, {_ms(m.delta_us)}) {printable(m.path)}"
+    lines += [f"~ {m.position_a + 1:>6} -> {m.position_b + 1:<6} ({m.shift:+d}, {_ms(m.delta_us)}) {printable(m.path)}"
               for m in result.moved]
     return lines
 

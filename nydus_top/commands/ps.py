@@ -11,11 +11,12 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from nydus_top.config import ConfigError, load_config
+from nydus_top.config import ENV_NRI_SOCKET, ConfigError, load_config
 from nydus_top.model.node import Container, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.nri.errors import ProtocolError
 from nydus_top.nri.session import SOCKET_FD_ENV, ConnectionLost, PluginSession
@@ -51,9 +52,44 @@ def event_json(event: NodeEvent, model: NodeModel) -> dict[str, object]:
     return out
 
 
-def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
-    """Human listing: one row per container, plus one per pod without containers."""
-    rows: list[tuple[str, ...]] = [("NAMESPACE", "POD", "CONTAINER", "STATE", "PID", "IMAGE", "ID")]
+def age(seconds: float | None) -> str:
+    """A duration as the AGE column shows it: 45s, 12m, 5h, 3d ("-" when unknown)."""
+    if seconds is None:
+        return "-"
+    whole = max(0, int(seconds))
+    for unit, size, below in (("s", 1, 120), ("m", 60, 120 * 60), ("h", 3600, 48 * 3600)):
+        if whole < below:
+            return f"{whole // size}{unit}"
+    return f"{whole // 86400}d"
+
+
+def _since(when: float | None, now: float) -> float | None:
+    return None if when is None else now - when
+
+
+def process_started(pid: int, proc: str = "/proc") -> float | None:
+    """When process *pid* started (Unix seconds), from the kernel's own record; None if unknown.
+    For containers the runtime gives no time for (containerd 1.7's NRI has none)."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as fh:
+            stat = fh.read(4096)
+        with open(f"{proc}/stat", "rb") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith(b"btime "))
+        ticks = int(stat.rpartition(b")")[2].split()[19])  # field 22, starttime, counted after the name
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def table(pods: Mapping[str, Pod], containers: Mapping[str, Container], now: float | None = None,
+          proc: str = "/proc") -> str:
+    """Human listing: one row per container, plus one per pod without containers. AGE: since the
+    container started (created, if it has not; else since its process started: a pod's, its
+    sandbox process), at *now* (Unix seconds; default: the clock)."""
+    at = time.time() if now is None else now
+    rows: list[tuple[str, ...]] = [("NAMESPACE", "POD", "CONTAINER", "STATE", "AGE", "PID", "IMAGE", "ID")]
     by_pod: dict[str, list[Container]] = {}
     for c in containers.values():
         by_pod.setdefault(c.pod_id, []).append(c)
@@ -62,12 +98,30 @@ def table(pods: Mapping[str, Pod], containers: Mapping[str, Container]) -> str:
     for pod in sorted([*pods.values(), *unknown], key=lambda p: (p.namespace, p.name, p.id)):
         ctrs = sorted(by_pod.get(pod.id, []), key=lambda c: (c.name, c.id))
         if not ctrs:
-            rows.append((pod.namespace, pod.name, "-", f"pod {pod.state}", str(pod.pid or "-"), "-", pod.id[:12]))
+            pod_age = age(_since(process_started(pod.pid, proc), at))
+            rows.append((pod.namespace, pod.name, "-", f"pod {pod.state}", pod_age, str(pod.pid or "-"), "-",
+                         pod.id[:12]))
         for c in ctrs:
-            rows.append((pod.namespace, pod.name, c.name, str(c.state), str(c.pid or "-"), c.image or "-", c.id[:12]))
+            started = c.started_at or c.created_at or process_started(c.pid, proc)
+            rows.append((pod.namespace, pod.name, c.name, str(c.state), age(_since(started, at)), str(c.pid or "-"),
+                         c.image or "-", c.id[:12]))
     rows = [tuple(printable(v) for v in r) for r in rows]  # names come from the runtime
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def nri_failure(target: str, exc: BaseException) -> str:
+    """``<socket>: <cause> (<what fixes it>)``: why containerd could not be asked over NRI."""
+    cause = f"[Errno {exc.errno}] {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+    hint = ""
+    if isinstance(exc, FileNotFoundError):
+        hint = (f" (name the socket with --nri-socket PATH or ${ENV_NRI_SOCKET}; is NRI enabled in containerd:"
+                " disable = false, disable_connections = false?)")
+    elif isinstance(exc, ConnectionRefusedError):
+        hint = " (is containerd running, with NRI enabled: disable = false, disable_connections = false?)"
+    elif isinstance(exc, PermissionError):
+        hint = " (the NRI socket is root's)"
+    return f"{target}: {cause}{hint}"
 
 
 async def list_once(session: PluginSession, timeout: float) -> None:
@@ -147,12 +201,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(list_once(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as exc:
-        hint = ""
-        if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
-            hint = " (is NRI enabled in containerd: disable = false, disable_connections = false?)"
-        elif isinstance(exc, PermissionError):
-            hint = " (the NRI socket is root's)"
-        print(printable(f"nydus-top ps: cannot list from NRI at {session.target}: {exc}{hint}"), file=sys.stderr)
+        print(printable(f"nydus-top ps: cannot list from NRI at {nri_failure(session.target, exc)}"),
+              file=sys.stderr)
         return 1
     pods, containers = model.snapshot()
     if args.json:

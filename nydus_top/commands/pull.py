@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
@@ -25,18 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE", help="host[:port]/repo:tag or @digest")
     parser.add_argument("-o", "--output", type=Path, metavar="DIR",
                         help="directory to write the lists to (default: the image's runs under persist_dir)")
-    parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry")
+    parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry "
+                        "(also for the registries [registry] plain_http lists)")
 
 
-def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: Path) -> tuple[list[Path], int]:
-    """Fetch the lists of *image_text* into *outdir*: (lists written, lists already there).
+def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: Path,
+              plain_hosts: Collection[str] = ()) -> tuple[list[Path], int]:
+    """Fetch the lists of *image_text* into *outdir*: (lists written, lists already there). The
+    registry is talked to over HTTP with *plain_http* or when it is one of *plain_hosts*
+    (``[registry] plain_http``).
 
     Under *persist_dir* no directory is followed if it is a symlink (missing ones are made
     beneath it); elsewhere (an -o the operator typed) directories resolve as usual."""
     from nydus_top.registry import artifacts as registry  # noqa: PLC0415 - the SDK loads only for registry commands
 
     image = registry.parse_reference(image_text)
-    client = registry.Client(image.registry, plain_http=plain_http)
+    client = registry.Client(image.registry, plain_http=plain_http or image.registry in plain_hosts)
     root = within(outdir, persist_dir)
     if root is None:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
         outdir = args.output or runstore.image_dir(config.persist_dir, args.image)
-        written, present = pull_into(args.image, outdir, plain_http=args.plain_http, persist_dir=config.persist_dir)
+        written, present = pull_into(args.image, outdir, plain_http=args.plain_http, persist_dir=config.persist_dir,
+                                     plain_hosts=config.registry_plain_http)
     except (ConfigError, ImageRefError, RegistryError, ListFileError, OSError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 1

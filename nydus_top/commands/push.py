@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nydus_top.config import ConfigError, load_config
 from nydus_top.lists import meta as listmeta
 from nydus_top.text import printable
 
@@ -20,15 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("list", metavar="LIST", help="a saved list (its .csv, metadata and range list go along)")
     parser.add_argument("--image", metavar="REF", help="image to attach it to, host[:port]/repo:tag "
                         "(default: the image in the list's metadata)")
-    parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry")
+    parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry "
+                        "(also for the registries [registry] plain_http lists)")
 
 
 def run(args: argparse.Namespace) -> int:
     from nydus_top.registry import artifacts as registry  # noqa: PLC0415 - the SDK loads only for registry commands
 
     try:
+        config = load_config(getattr(args, "config", None))
+        files = registry.list_files(args.list)  # first: a list that cannot be read is said so
         meta = listmeta.read(args.list)
-    except listmeta.MetaError as err:
+    except (ConfigError, listmeta.MetaError, registry.RegistryError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 2
     image_text = args.image or (meta.image if meta else "")
@@ -38,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         image = registry.parse_reference(image_text)
-        files = registry.list_files(args.list)
-        client = registry.Client(image.registry, plain_http=args.plain_http)
+        plain_http = args.plain_http or image.registry in config.registry_plain_http
+        client = registry.Client(image.registry, plain_http=plain_http)
         pushed = registry.push_list(client, image, files, registry.annotations_for(meta))
     except registry.RegistryError as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)

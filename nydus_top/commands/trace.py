@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from nydus_top.commands.ps import list_once
+from nydus_top.commands.ps import list_once, nri_failure
 from nydus_top.config import ConfigError, load_config
 from nydus_top.model.node import Container, NodeModel
 from nydus_top.nri.errors import ProtocolError
@@ -65,11 +65,13 @@ def _find_container(args: argparse.Namespace, pid: int, pidfd: int) -> tuple[str
             None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
         model = NodeModel()
         session = PluginSession(model, socket_path, config.plugin_name, config.plugin_index)
-        asyncio.run(list_once(session, args.timeout))
     except (ConfigError, ValueError) as err:
         return None, str(err)
+    try:
+        asyncio.run(list_once(session, args.timeout))
     except (OSError, ConnectionLost, ProtocolError) as err:
-        return None, f"cannot ask containerd over NRI ({err}); --host traces a pid without asking"
+        return None, (f"cannot ask containerd over NRI at {nri_failure(session.target, err)};"
+                      " --host traces a pid without asking")
     cid = container_of(pid, cgroups, model.snapshot()[1].values())
     if cid is None:
         return None, (f"pid {pid} is in no container containerd reports over NRI "

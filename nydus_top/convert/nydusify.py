@@ -119,6 +119,13 @@ def prepare_conversion(
     return Conversion(argv, stdin_data), warnings
 
 
+def cannot_run(binary: str, err: OSError) -> str:
+    """One line: why *binary* did not start, and where the binary is named."""
+    where = "not on PATH" if "/" not in binary and isinstance(err, FileNotFoundError) else err.strerror or str(err)
+    return (f"cannot run {binary}: {where} (install nydusify on PATH, or name it with --nydusify PATH"
+            " or [convert] nydusify in the configuration)")
+
+
 class Conversion:
     """One nydusify run. ``run`` blocks; ``cancel`` may be called from any thread."""
 
@@ -154,7 +161,7 @@ class Conversion:
                     env=self._env, start_new_session=True, close_fds=True,
                 )
             except OSError as err:
-                raise ConversionError(f"cannot run {self.argv[0]}: {err.strerror or err}") from None
+                raise ConversionError(cannot_run(self.argv[0], err)) from None
             self._started = time.monotonic()
         proc = self._proc
         feeder = threading.Thread(target=self._feed, args=(proc,), name="nydusify-stdin", daemon=True)

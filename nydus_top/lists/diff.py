@@ -39,10 +39,11 @@ class ListDiff:
     common: int  # files in both
 
     def as_json(self) -> dict[str, object]:
+        """The diff for scripts; positions 1-based, as every screen and command shows them."""
         return {
             "only_a": list(self.only_a),
             "only_b": list(self.only_b),
-            "moved": [{"path": m.path, "position_a": m.position_a, "position_b": m.position_b,
+            "moved": [{"path": m.path, "position_a": m.position_a + 1, "position_b": m.position_b + 1,
                        "shift": m.shift, "elapsed_a": m.elapsed_a, "elapsed_b": m.elapsed_b,
                        "delta_us": m.delta_us} for m in self.moved],
             "common": self.common,

@@ -16,6 +16,7 @@ HEADER = struct.Struct(">II")
 PLUGIN_CONN = 1
 RUNTIME_CONN = 2
 CONNS = frozenset((PLUGIN_CONN, RUNTIME_CONN))
+HTTP2_SETTINGS = 4  # frame type an HTTP/2 server sends first (see not_nri)
 # The Go mux's limit since NRI v0.7 (maxPayloadSize): a ttrpc header and ttrpc's largest message
 # (10 + 4 MiB). v0.6.1 read up to 1 << 24, but its ttrpc never wrote a frame longer than this.
 MAX_PAYLOAD = 10 + (4 << 20)
@@ -37,6 +38,14 @@ def encode_frames(conn_id: int, data: bytes) -> bytes:
     return HEADER.pack(conn_id, len(head)) + head + HEADER.pack(conn_id, len(rest)) + rest
 
 
+def not_nri(conn_id: int) -> str:
+    """Why a peer whose first frame names no NRI connection is not NRI. An HTTP/2 server (gRPC,
+    as containerd's API socket is) begins with a SETTINGS frame: 3 bytes of length, type 4."""
+    if conn_id & 0xFF == HTTP2_SETTINGS and (conn_id >> 8) % 6 == 0:
+        return "this is not an NRI socket (is it containerd's API socket?)"
+    return f"this is not an NRI socket (its first mux frame is for unknown connection {conn_id})"
+
+
 class Demux:
     """Splits the socket's byte stream into per-connection bytes.
 
@@ -45,6 +54,7 @@ class Demux:
     """
 
     def __init__(self) -> None:
+        self._framed = False  # a frame for an NRI connection has been read
         self._header = b""  # an incomplete frame header
         self._conn = 0  # connection of the frame being received
         self._left = 0  # its payload bytes still to come
@@ -74,7 +84,9 @@ class Demux:
             conn_id, length = HEADER.unpack(self._header)
             self._header = b""
             if conn_id not in CONNS:
-                raise ProtocolError(f"mux frame for unknown connection {conn_id}")
+                raise ProtocolError(not_nri(conn_id) if not self._framed else
+                                    f"mux frame for unknown connection {conn_id}")
+            self._framed = True
             if length > MAX_PAYLOAD:
                 raise LimitExceeded(f"mux frame of {length} bytes exceeds the limit of {MAX_PAYLOAD} (MAX_PAYLOAD)")
             self._conn, self._left = conn_id, length

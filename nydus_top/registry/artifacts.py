@@ -169,10 +169,27 @@ class Client:
             response = send(self._oras, url, method, data=data, headers=dict(headers or {}), stream=True)
             body = _read_capped(response, limit, url)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:  # urllib3's: from read1
-            raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
+            raise RegistryError(self._unreachable(err) or f"{method} {url}: {_first_line(err)}") from None
         except ValueError as err:  # the SDK's way of saying authentication failed
             raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
         return response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
+
+    def _unreachable(self, err: BaseException) -> str:
+        """One line of why the registry could not be talked to and the flag that fixes it, for
+        the causes an operator can fix ("" for any other)."""
+        causes = list(_causes(err))
+        if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
+            host = self.registry.rsplit(":", 1)[0] if not self.registry.endswith("]") else self.registry
+            return (f"cannot resolve the registry host {host} (is the image reference right? "
+                    "--image host[:port]/repo:tag names it)")
+        if self.scheme == "https" and any("WRONG_VERSION_NUMBER" in str(c).upper().replace(" ", "_") for c in causes):
+            return (f"{self.registry} answers HTTP, not HTTPS (--plain-http, or [registry] plain_http = "
+                    f"[\"{self.registry}\"] in the configuration)")
+        if any(isinstance(c, ConnectionRefusedError) for c in causes):
+            return f"{self.registry}: connection refused (is a registry listening there? --image names another)"
+        if any(isinstance(c, (socket.timeout, urllib3.exceptions.TimeoutError)) for c in causes):
+            return f"{self.registry}: no answer within {TIMEOUT:g} s"
+        return ""
 
     def _expect(self, status: int, ok: tuple[int, ...], what: str, body: bytes) -> None:
         if status not in ok:
@@ -322,6 +339,20 @@ def _error_text(body: bytes) -> str:
         return ""
 
 
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """*err* and what it wraps: causes, contexts, urllib3's ``reason`` and exceptions among the args."""
+    todo: list[BaseException] = [err]
+    seen: set[int] = set()
+    while todo and len(seen) < 32:  # a chain is a handful deep; a cycle or a flood ends here
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo.extend(w for w in wrapped if isinstance(w, BaseException))
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0][:300] if text else type(err).__name__
@@ -373,7 +404,7 @@ def list_files(list_path: str | os.PathLike[str]) -> dict[str, bytes]:
         if len(found[suffix]) > MAX_BLOB_BYTES:
             raise RegistryError(f"{base + suffix}: larger than {MAX_BLOB_BYTES} bytes")
     if "" not in found:
-        raise RegistryError(f"{base}: no such list")
+        raise RegistryError(f"cannot read {base}: no such file")
     return found
 
 

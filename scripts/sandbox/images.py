@@ -90,18 +90,19 @@ def _blob(layout: dict[str, bytes], data: bytes) -> tuple[str, int]:
 
 def build_image(ref: str, files: Mapping[str, Content], entrypoint: Sequence[str], archive: Path, *,
                 cmd: Sequence[str] = (), env: Sequence[str] = ("PATH=/bin:/usr/bin:/sbin:/usr/sbin",),
-                workdir: str = "/") -> str:
+                workdir: str = "/", architecture: str = "amd64") -> str:
     """Write an OCI image archive of ``files`` (absolute path -> content) to ``archive``; returns ``ref``.
 
     Content may be bytes (mode 0644), a host ``Path`` (content, mode and mtime copied), a ``File`` or a
-    ``Symlink``. Parent directories are created implicitly.
+    ``Symlink``. Parent directories are created implicitly. *architecture*: the OCI platform's
+    (``amd64``, ``arm64``), in the config and the index.
     """
     tar = _layer_tar(files)
     layer = gzip.compress(tar, mtime=0)
     layout: dict[str, bytes] = {}
     layer_digest, layer_size = _blob(layout, layer)
     config = json.dumps({
-        "architecture": "amd64", "os": "linux",
+        "architecture": architecture, "os": "linux",
         "config": {"Entrypoint": list(entrypoint), "Cmd": list(cmd), "Env": list(env), "WorkingDir": workdir},
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]},
     }, sort_keys=True).encode()
@@ -119,7 +120,7 @@ def build_image(ref: str, files: Mapping[str, Content], entrypoint: Sequence[str
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                        "digest": manifest_digest, "size": manifest_size,
-                       "platform": {"architecture": "amd64", "os": "linux"},
+                       "platform": {"architecture": architecture, "os": "linux"},
                        "annotations": {"io.containerd.image.name": ref,
                                        "org.opencontainers.image.ref.name": ref.rpartition(":")[2]}}],
     }, sort_keys=True).encode()

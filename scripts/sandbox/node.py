@@ -297,6 +297,7 @@ class SandboxNode:
             "CONTAINERD_ROOT": str(self.root),
             "CONTAINERD_STATE": str(self.state),
             "NRI_SOCKET": str(self.nri_socket),
+            "NYDUS_TOP_NRI_SOCKET": str(self.nri_socket),  # what nydus-top reads
             "CTR": str(self.ctr),
             "OPTIMIZER_NRI_PLUGIN": str(self.optimizer_plugin),
             "CGROUP_PARENT": self.cgroup_parent,
@@ -654,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "  up      start containerd (idempotent), import the pause and demo images\n"
                "  down    remove all pods, stop containerd, unmount, remove cgroups and sockets\n"
                "  status  say whether the node runs (exit status 3 when not)\n"
-               "  env     print KEY=value lines (NRI_SOCKET, CONTAINERD_SOCKET, ...) for eval\n"
+               "  env     print export KEY=value lines (NYDUS_TOP_NRI_SOCKET, CONTAINERD_SOCKET, ...) for eval\n"
                "  demo    start the demo workload pod unless one runs (--restart: replace it); it reads\n"
                "          its start-up files, then two of them again every few seconds\n"
                "  list    list every sandbox node running on this machine")
@@ -689,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if pid else 3
         elif args.command == "env":
             for key, value in node.env().items():
-                print(f"{key}={shlex.quote(value)}")
+                print(f"export {key}={shlex.quote(value)}")  # exported: nydus-top reads NYDUS_TOP_NRI_SOCKET
         elif args.command == "demo":
             return _demo(node, restart=args.restart)
         elif args.command == "list":

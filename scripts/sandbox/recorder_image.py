@@ -101,9 +101,24 @@ def install_nydus_top(stage: Path) -> dict[str, images.Content]:
     return files
 
 
+# Debian architecture -> OCI platform architecture, where the names differ.
+_OCI_ARCH = {"i386": "386", "armhf": "arm", "armel": "arm", "ppc64el": "ppc64le"}
+
+
+def host_platform() -> tuple[str, str]:
+    """(OCI architecture, glibc version) of this host's Debian packages: what the image is made of."""
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+    return _OCI_ARCH.get(arch, arch), _query("libc6", "${Version}")
+
+
 def build(archive: Path, ref: str = DEFAULT_REF) -> str:
-    """Write the image as an OCI archive; returns its manifest digest."""
-    files = package_files(package_closure(BASE_PACKAGES))
+    """Write the image as an OCI archive; returns its manifest digest. Its platform is this
+    host's architecture (its binaries are), and it carries this host's glibc (libc6), so it runs
+    on nodes of that architecture whatever their own glibc is."""
+    packages = package_closure(BASE_PACKAGES)
+    if "libc6" not in packages:  # the native tracer and Python need the glibc they were built with
+        raise ImageBuildError(f"libc6 is not among the packages {', '.join(BASE_PACKAGES)} depend on")
+    files = package_files(packages)
     if PYTHON not in files:
         raise ImageBuildError(f"{PYTHON} is not among the files of {', '.join(BASE_PACKAGES)}")
     with tempfile.TemporaryDirectory(prefix="nydus-top-image-") as stage:
@@ -111,7 +126,8 @@ def build(archive: Path, ref: str = DEFAULT_REF) -> str:
         files["/tmp/.keep"] = b""
         files["/etc/nydus-top/.keep"] = b""
         images.build_image(ref, files, [PYTHON, "-I", "-m", "nydus_top"], archive,
-                           env=("PATH=/usr/local/bin:/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"))
+                           env=("PATH=/usr/local/bin:/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"),
+                           architecture=host_platform()[0])
     return images.archive_digest(archive)
 
 

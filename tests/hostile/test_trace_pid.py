@@ -74,6 +74,9 @@ def test_without_nri_only_host_traces(tmp_path: Path, host_process) -> None:
     _, err = proc.communicate(timeout=60)
     assert ready is None and proc.returncode == 2
     assert err.count(b"\n") == 1 and b"cannot ask containerd over NRI" in err and b"--host" in err
+    socket = str(tmp_path / "absent.sock").encode()
+    assert b"cannot ask containerd over NRI at " + socket + b": [Errno 2] No such file or directory" in err
+    assert b"--nri-socket PATH or $NYDUS_TOP_NRI_SOCKET" in err  # where the socket is named
 
 
 def test_container_of_matches_the_pid_or_the_cgroup() -> None:

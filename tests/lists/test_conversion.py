@@ -106,8 +106,13 @@ def test_failure_reports_exit_status_and_output(tmp_path: Path) -> None:
 
 
 def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConversionError, match=r"^cannot run /nonexistent/nydusify: No such file or directory$"):
+    where = (r" \(install nydusify on PATH, or name it with --nydusify PATH or \[convert\] nydusify"
+             r" in the configuration\)$")
+    with pytest.raises(ConversionError, match=r"^cannot run /nonexistent/nydusify: No such file or directory" + where):
         Conversion(build_argv("/nonexistent/nydusify", "a", "b"), b"/x\n").run()
+    env = {"PATH": str(tmp_path)}
+    with pytest.raises(ConversionError, match=r"^cannot run nydusify: not on PATH" + where):
+        Conversion(build_argv("nydusify", "a", "b"), b"/x\n", env=env).run()
 
 
 def test_output_is_streamed_while_nydusify_runs(tmp_path: Path) -> None:
@@ -313,3 +318,14 @@ def test_convert_command_ctrl_c_stops_nydusify(tmp_path: Path) -> None:
     assert "nydus-top convert: cancelled" in proc.stderr.read()  # type: ignore[union-attr]
     assert select.select([child_fd], [], [], 30)[0] == [child_fd]
     os.close(child_fd)
+
+
+def test_convert_command_without_nydusify_names_where_it_is_set(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    listing = tmp_path / "list"
+    save_list([ListedFile("/bin/sh")], listing, meta=ListMeta(image="reg.local/a:1"))
+    config = str(_config(tmp_path, tmp_path / "results"))
+    assert main(["convert", str(listing), "--config", config, "--nydusify", "nydusify-not-installed"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == ("nydus-top convert: cannot run nydusify-not-installed: not on PATH (install nydusify on PATH,"
+                    " or name it with --nydusify PATH or [convert] nydusify in the configuration)")

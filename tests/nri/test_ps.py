@@ -7,7 +7,9 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from nydus_top.nri import nri_api_pb2 as api
@@ -29,6 +31,13 @@ def test_missing_socket_is_one_line_with_a_hint(tmp_path: Path) -> None:
     rc, out, err = asyncio.run(ps("--nri-socket", str(tmp_path / "none.sock")))
     assert rc == 1 and out == ""
     assert err.count("\n") == 1 and "No such file" in err and "disable_connections" in err
+
+
+def test_containerds_api_socket_is_named_as_not_nri(sandbox_node) -> None:
+    rc, out, err = asyncio.run(ps("--nri-socket", str(sandbox_node.containerd_socket)))
+    assert (rc, out) == (1, "")
+    assert err == (f"nydus-top ps: cannot list from NRI at {sandbox_node.containerd_socket}: "
+                   "this is not an NRI socket (is it containerd's API socket?)\n")
 
 
 def test_protocol_error_during_listing_is_one_line(tmp_path: Path) -> None:
@@ -66,19 +75,42 @@ def test_json_listing_from_a_chunked_sync(tmp_path: Path) -> None:
         ("ctr0001", "running", "registry/app:1"), ("ctr0002", "running", "registry/app:2")]
 
 
-def test_table_rows_per_container_and_per_empty_pod() -> None:
+def test_table_rows_per_container_and_per_empty_pod(tmp_path: Path) -> None:
     from nydus_top.commands.ps import table
     from nydus_top.nri import to_model
 
+    now = 1_700_000_000
     pods = {p.id: p for p in (to_model.pod(pod_msg(1)), to_model.pod(pod_msg(2, pid=0)))}
-    ctrs = {c.id: c for c in (to_model.container(container_msg(1)), to_model.container(container_msg(3, pod=9)))}
-    rows = [line.split() for line in table(pods, ctrs).splitlines()]
+    ctrs = {c.id: c for c in (to_model.container(container_msg(1, started_at=(now - 754) * 10**9)),
+                              to_model.container(container_msg(3, pod=9)))}
+    rows = [line.split() for line in table(pods, ctrs, now=now, proc=str(tmp_path)).splitlines()]  # no processes
     assert rows == [
-        ["NAMESPACE", "POD", "CONTAINER", "STATE", "PID", "IMAGE", "ID"],
-        ["?", "?", "c-3", "running", "2003", "registry/app:3", "ctr0003"],
-        ["ns", "pod-1", "c-1", "running", "2001", "registry/app:1", "ctr0001"],
-        ["ns", "pod-2", "-", "pod", "notready", "-", "-", "pod0002"],
+        ["NAMESPACE", "POD", "CONTAINER", "STATE", "AGE", "PID", "IMAGE", "ID"],
+        ["?", "?", "c-3", "running", "-", "2003", "registry/app:3", "ctr0003"],
+        ["ns", "pod-1", "c-1", "running", "12m", "2001", "registry/app:1", "ctr0001"],
+        ["ns", "pod-2", "-", "pod", "notready", "-", "-", "-", "pod0002"],
     ]
+
+
+def test_a_process_start_time_is_the_kernels() -> None:
+    from nydus_top.commands.ps import process_started
+
+    before = time.time()
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        started = process_started(child.pid)
+        assert started is not None and before - 1 <= started <= time.time() + 1  # boot time has 1 s steps
+    finally:
+        child.kill()
+        child.wait()
+    assert process_started(child.pid) is None and process_started(0) is None
+
+
+def test_age_is_in_the_largest_unit_that_reads_at_a_glance() -> None:
+    from nydus_top.commands.ps import age
+
+    assert [age(s) for s in (None, -3, 0, 119.9, 120, 7199, 7200, 48 * 3600 - 1, 48 * 3600, 10 * 86400)] == [
+        "-", "0s", "0s", "119s", "2m", "119m", "2h", "47h", "2d", "10d"]
 
 
 @contextlib.asynccontextmanager

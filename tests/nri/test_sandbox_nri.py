@@ -78,8 +78,9 @@ def test_ps_shows_exactly_what_cri_lists(sandbox_node, pods) -> None:
     table = ps(sandbox_node)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAMESPACE", "POD", "CONTAINER", "STATE", "PID", "IMAGE", "ID"]
-    assert any(line.split()[:4] == ["nri-test", "ps-two", "ps-two-c1", "running"] for line in lines)
+    assert lines[0].split() == ["NAMESPACE", "POD", "CONTAINER", "STATE", "AGE", "PID", "IMAGE", "ID"]
+    assert any(line.split()[:4] == ["nri-test", "ps-two", "ps-two-c1", "running"]
+               and line.split()[4].endswith(("s", "m")) for line in lines), lines  # started moments ago
     assert any(line.split()[:5] == ["nri-test", "ps-stopped", "-", "pod", "notready"] for line in lines)
 
 

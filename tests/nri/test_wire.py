@@ -197,6 +197,22 @@ def test_unacceptable_input_raises_one_protocol_error(wire: bytes, reason: str) 
         PluginProtocol().receive(wire)
 
 
+# What containerd's API socket (gRPC: HTTP/2) sends first: a SETTINGS frame of one setting.
+HTTP2_SETTINGS = bytes.fromhex("000006040000000000000500004000")
+
+
+def test_a_peer_that_is_not_nri_is_named_so_on_its_first_frame() -> None:
+    with pytest.raises(ProtocolError) as err:
+        PluginProtocol().receive(HTTP2_SETTINGS)
+    assert str(err.value) == "this is not an NRI socket (is it containerd's API socket?)"
+    first = r"^this is not an NRI socket \(its first mux frame is for unknown connection 3\)$"
+    with pytest.raises(ProtocolError, match=first):
+        PluginProtocol().receive(frame(3, 1, ttrpc.REQUEST))
+    later = PluginProtocol()
+    with pytest.raises(ProtocolError, match="^mux frame for unknown connection 1540$"):  # after NRI frames: a bad frame
+        later.receive(frame(2, 1, ttrpc.RESPONSE, b"") + HTTP2_SETTINGS)
+
+
 def test_incomplete_input_waits_for_more() -> None:
     proto = PluginProtocol()
     data = frame(1, 1, ttrpc.REQUEST, ttrpc.encode_request("s", "m", b"", 0))

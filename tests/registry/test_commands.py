@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,49 @@ def test_convert_straight_from_the_registry(tmp_path: Path, local_registry: Loca
     assert (record / "stdin").read_bytes() == b"/bin/app\n/etc/app.conf\n"
     assert main(["convert", "--config", str(conv), "LIST", "--pull", ref]) == 2
     assert "name a LIST or --pull IMAGE" in capsys.readouterr().err
+
+
+def test_every_registry_command_reads_plain_http_from_the_configuration(
+        tmp_path: Path, local_registry: LocalRegistry, pushed_image: tuple[str, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    ref, _ = pushed_image
+    node = _node(tmp_path, "node-a", ref, [["/bin/app", "/etc/app.conf"]])
+    (run,) = runstore.runs_of(runstore.image_dir(node.parent / "persist", ref))
+    # Without --plain-http and without the configuration saying so: the cause, and what fixes it.
+    assert main(["push", str(run), "--config", str(node)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (f"nydus-top push: {local_registry.host} answers HTTP, not HTTPS (--plain-http, or "
+                    f'[registry] plain_http = ["{local_registry.host}"] in the configuration)')
+    with node.open("a") as fh:
+        fh.write(f'[registry]\nplain_http = ["{local_registry.host}"]\n')
+    assert main(["push", str(run), "--config", str(node)]) == 0, capsys.readouterr().err
+    assert main(["--config", str(node), "pull", ref, "-o", str(tmp_path / "pulled")]) == 0, capsys.readouterr().err
+    assert len(runstore.runs_of(tmp_path / "pulled")) == 1
+    assert main(["--config", str(node), "consensus", "--pull", ref, "--json"]) == 0, capsys.readouterr().err
+    record = tmp_path / "rec"
+    record.mkdir()
+    monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(record))
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
+    assert main(["convert", "--config", str(node), "--pull", ref]) == 0, capsys.readouterr().err
+    assert (record / "stdin").read_bytes() == b"/bin/app\n/etc/app.conf\n"
+
+
+def test_push_of_a_missing_file_says_it_cannot_read_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nonexistent"
+    assert main(["push", str(missing), "--image", "registry.example/app:1"]) == 2
+    assert capsys.readouterr().err == f"nydus-top push: cannot read {missing}: no such file\n"
+    assert main(["push", str(missing)]) == 2
+    assert capsys.readouterr().err == f"nydus-top push: cannot read {missing}: no such file\n"
+
+
+def test_an_unresolvable_registry_host_names_the_flag(tmp_path: Path) -> None:
+    """In a network namespace of its own (nothing but a down loopback), no name resolves and
+    nothing leaves the machine."""
+    listing = tmp_path / "list"
+    listing.write_text("/bin/app\n")
+    out = subprocess.run(["unshare", "--net", sys.executable, "-I", "-m", "nydus_top", "push", str(listing),
+                          "--image", "registry.nydus-top-test.invalid/app:1"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr == ("nydus-top push: cannot resolve the registry host registry.nydus-top-test.invalid (is the "
+                          "image reference right? --image host[:port]/repo:tag names it)\n")

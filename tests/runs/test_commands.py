@@ -75,7 +75,37 @@ def test_diff_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     text = capsys.readouterr().out
     assert "2 files in both, 1 only in A, 1 only in B, 1 moved by more than 1" in text
     assert "- /etc/\\x1b[2Jx" in text and "\x1b" not in text
-    assert "~      2 -> 0      (-2, -0.1ms) /lib/x" in text
+    assert "~      3 -> 1      (-2, -0.1ms) /lib/x" in text  # 1-based, as in the app
     assert main(["diff", str(a), str(b), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["only_a"] == ["/etc/\x1b[2Jx"] and data["only_b"] == ["/new"] and data["moved"] == []
+    assert main(["diff", str(a), str(b), "--json", "--moved", "1"]) == 0
+    (moved,) = json.loads(capsys.readouterr().out)["moved"]
+    assert (moved["path"], moved["position_a"], moved["position_b"], moved["shift"]) == ("/lib/x", 3, 1, -2)
+
+
+def test_consensus_positions_are_1_based_as_in_the_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _runs(tmp_path, 2)
+    assert main(["--config", _config(tmp_path), "consensus", "--image", IMAGE, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["path"], r["position"]) for r in rows[:2]] == [("/bin/app", 1), ("/lib/libc.so", 2)]
+    assert main(["--config", _config(tmp_path), "consensus", "--image", IMAGE]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:2] == ["2/2", "1.0±0"] and lines[1].endswith(" /bin/app")
+
+
+def test_consensus_image_takes_a_short_name_unambiguous_among_the_runs_here(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _runs(tmp_path, 2)
+    config = _config(tmp_path)
+    for name in ("team/app:1", "app:1", "app", IMAGE):
+        assert main(["--config", config, "consensus", "--image", name, "--json"]) == 0, name
+        assert len(capsys.readouterr().out.splitlines()) == 5
+    other = "other.example/app:1"
+    runstore.save_run(tmp_path / "persist", [ListedFile("/x", 1, 0)], ListMeta(image=other, container="app"))
+    assert main(["--config", config, "consensus", "--image", "app:1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"nydus-top consensus: --image app:1 could mean {other}, {IMAGE}: give the full reference"
+    assert main(["--config", config, "consensus", "--image", "app:9"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"nydus-top consensus: --image no runs of app:9 here (images with runs: {other}, {IMAGE})"
