@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from nydus_top.config import ConfigError, load_config
+from nydus_top.config import Config, ConfigError, load_config
 from nydus_top.fs.confined import within
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
@@ -60,7 +60,8 @@ def expand(inputs: list[Path], images: list[str], persist_dir: Path) -> list[Pat
         except ImageRefError as err:
             raise ListFileError(f"--image {image}: {err}") from None
         if not found:
-            raise ListFileError(f"no runs of {image} under {persist_dir / runstore.RUNS_DIR}")
+            where = persist_dir / runstore.RUNS_DIR
+            raise ListFileError(f"no runs of {image} under {where}{_legacy(persist_dir, image)}")
         paths.extend(found)
     for item in inputs:
         if item.is_dir():
@@ -73,6 +74,15 @@ def expand(inputs: list[Path], images: list[str], persist_dir: Path) -> list[Pat
     return paths
 
 
+def _legacy(persist_dir: Path, image: str) -> str:
+    """A note on runs an earlier version kept for *image*'s path and tag without its registry host."""
+    legacy = runstore.legacy_dir(persist_dir, image)
+    if not runstore.runs_of(legacy):
+        return ""
+    return (f" ({legacy} holds runs kept without their registry host, not counted: pass that directory "
+            "if they are this image's)")
+
+
 def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
     """Count every list in *paths* (one at a time, so memory holds one list's entries at most)."""
     tally = Tally()
@@ -81,11 +91,21 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
     for path in paths:
         # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
         csv = Path(f"{path}.csv")
-        loaded = load_list(csv if not path.name.endswith(".csv") and csv.is_file() else path)
+        try:
+            loaded = load_list(csv if not path.name.endswith(".csv") and csv.is_file() else path)
+        except ListFileError as err:  # one bad run (a pulled one: anyone's) never spoils the others
+            warnings.append(f"skipped {path}: {err}")
+            continue
         warnings.extend(loaded.warnings)
+        if not loaded.entries:
+            warnings.append(f"skipped {path}: no files (an empty run does not count)")
+            continue
         if loaded.meta is not None:
             metas.append(loaded.meta)
         tally.add(loaded.entries, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
+    if paths and not tally.runs:
+        raise ListFileError(f"none of the {len(paths)} runs or lists named could be counted: "
+                            + "; ".join(warnings[-3:]))
     return tally, warnings, metas
 
 
@@ -107,23 +127,30 @@ def _image_of(metas: list[ListMeta]) -> str:
     return images.pop() if len(images) == 1 else ""
 
 
-def _pull(images: list[str], persist_dir: Path, plain_http: bool) -> None:
+def _pull(images: list[str], config: Config, plain_http: bool) -> list[str]:
+    """Fetch the lists of *images* into their runs; one line per artifact skipped."""
     from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
     from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - as above
 
+    skipped = []
     for image in images:
         try:
-            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http, persist_dir=persist_dir)
+            pulled = pull_into(image, runstore.image_dir(config.persist_dir, image), plain_http=plain_http,
+                               persist_dir=config.persist_dir, max_bytes=config.max_pull_bytes,
+                               max_lists=config.max_pull_lists)
         except (RegistryError, ImageRefError, OSError) as err:
             raise ListFileError(f"--pull {image}: {err}") from None
+        skipped.extend(pulled.skipped)
+    return skipped
 
 
-def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
+def registry_consensus(image: str, config: Config, *, plain_http: bool,
                        min_share: float = DEFAULT_MIN_SHARE) -> LoadedList:
     """Fetch the lists attached to *image* into its runs, and the consensus of every run of it as
     a loaded list (metadata: the image and the runs). Raises ListFileError (one line)."""
-    _pull([image], persist_dir, plain_http)
-    tally, warnings, metas = tally_of(expand([], [image], persist_dir))
+    skipped = _pull([image], config, plain_http)
+    tally, warnings, metas = tally_of(expand([], [image], config.persist_dir))
+    warnings = [*skipped, *warnings]
     meta = ListMeta(image=image, runs=tuple(tally.names), complete=all(m.complete for m in metas))
     entries = tuple(ListedFile(e.path, e.size, e.elapsed_us) for e in as_entries(tally.consensus(min_share)))
     note = f"consensus of {tally.runs} runs of {image} at {min_share:g}: {len(entries)} of {tally.distinct} files"
@@ -133,12 +160,13 @@ def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
-        _pull(args.pull, config.persist_dir, args.plain_http)
+        skipped = _pull(args.pull, config, args.plain_http)
         paths = expand(args.inputs, [*args.image, *args.pull], config.persist_dir)
         if not paths:
             print(f"{PROG}: name at least one run, list or --image", file=sys.stderr)
             return 2
         tally, warnings, metas = tally_of(paths)
+        warnings = [*skipped, *warnings]
     except (ConfigError, ListFileError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -408,6 +408,11 @@ def load_range_list(path: str | os.PathLike[str]) -> RangeBook:
             data = f.read(RANGE_LIST_MAX_BYTES + 1)
     except OSError as err:
         raise ListFileError(f"cannot read {path}: {confined.describe(err)}") from None
+    return _range_book(data, str(path))
+
+
+def _range_book(data: bytes, path: str) -> RangeBook:
+    """A range list's bytes as a book. Raises ListFileError naming *path*."""
     if len(data) > RANGE_LIST_MAX_BYTES:
         raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
     try:
@@ -418,9 +423,48 @@ def load_range_list(path: str | os.PathLike[str]) -> RangeBook:
         for item in doc["files"]:
             pairs = item["ranges"]
             book.set(str(item["path"]), None if pairs is None else RangeSet.from_pairs(pairs))
-    except (ValueError, KeyError, TypeError) as err:
-        raise ListFileError(f"{path}: bad range list: {err}") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        raise ListFileError(f"{path}: bad range list: {_first_line(err)}") from None
     return book
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def check_files(files: Mapping[str, bytes], name: str) -> None:
+    """Check the files of one list by suffix ("" the plain list, ".csv", the metadata, the range
+    list) before they are pushed or after they are pulled: a plain list of absolute paths, one a
+    line, with at least one (no NUL byte: no path has one, a binary file does); a csv that is a
+    prefetch csv with its header; metadata and ranges that parse. Raises ListFileError (one line
+    naming *name*)."""
+    plain = files.get("")
+    if plain is None:
+        raise ListFileError(f"{name}: no plain list")
+    if b"\0" in plain:
+        raise ListFileError(f"{name}: a binary file, not a prefetch list")
+    lines = [line for line in plain.split(b"\n") if line]
+    if not lines:
+        raise ListFileError(f"{name}: an empty list")
+    bad = next((n for n, line in enumerate(plain.split(b"\n"), 1) if line and not line.startswith(b"/")), 0)
+    if bad:
+        raise ListFileError(f"{name}:{bad}: not an absolute path: not a prefetch list")
+    if ".csv" in files:
+        csv_bytes = files[".csv"]
+        if b"\0" in csv_bytes:
+            raise ListFileError(f"{name}.csv: a binary file, not a prefetch csv")
+        text = csv_bytes.decode("utf-8", "surrogateescape")
+        if not text.startswith(",".join(CSV_HEADER) + "\n"):
+            raise ListFileError(f"{name}.csv: not a prefetch csv (first line must be 'path,size,elapsed')")
+        _load_csv(Path(f"{name}.csv"), text)
+    if listmeta.SUFFIX in files:
+        try:
+            listmeta.decode(files[listmeta.SUFFIX], name=name + listmeta.SUFFIX)
+        except listmeta.MetaError as err:
+            raise ListFileError(str(err)) from None
+    if RANGES_SUFFIX in files:
+        _range_book(files[RANGES_SUFFIX], name + RANGES_SUFFIX)
 
 
 def _sibling_ranges(path: Path, warnings: list[str]) -> RangeBook | None:

@@ -149,3 +149,38 @@ def short_registry() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def slow_header_registry(pause: float) -> Iterator[str]:
+    """A registry that answers every request with a status line and then one header byte every
+    *pause* seconds, forever (each read finishes well within any read timeout); its host:port."""
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                self.wfile.flush()
+                while not stop.wait(pause):
+                    self.wfile.write(b"X")
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client gave up
+
+        do_HEAD = do_POST = do_PUT = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
