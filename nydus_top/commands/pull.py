@@ -54,7 +54,8 @@ def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: P
     try:
         for item in registry.iter_lists(client, image, max_bytes=max_bytes, max_lists=max_lists):
             if isinstance(item, registry.Skipped):
-                result.skipped.append(f"skipped artifact {item.artifact} of {image_text}: {item.why}")
+                result.skipped.append(f"skipped artifact {item.artifact} of {image_text}: {item.why}" if item.artifact
+                                      else f"{image_text}: {item.why}")
                 continue
             try:  # written as fetched
                 result.written.append(registry.write_pulled(outdir, item, root=root)[0])

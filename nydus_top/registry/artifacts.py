@@ -564,7 +564,8 @@ class Attached:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """One artifact passed over (the others are still fetched): why, in one line."""
+    """One artifact passed over (the others are still fetched): why, in one line; or, with no
+    artifact, the pull's limit reached (nothing more is fetched)."""
 
     artifact: str
     why: str
@@ -611,9 +612,9 @@ def iter_lists(client: Client, image: Reference, *, max_bytes: int = MAX_PULL_BY
             continue
         size = sum(layer.size for layer in item.layers.values())
         if lists >= max_lists or fetched + size > max_bytes:
-            what = f"{max_lists} lists" if lists >= max_lists else f"{max_bytes} bytes"
-            yield Skipped(item.artifact, f"pull limit of {what} reached: {len(listed) - number} lists not "
-                          "fetched (max_pull_lists, max_pull_bytes)")
+            what = (f"{max_lists} lists (max_pull_lists)" if lists >= max_lists
+                    else f"{max_bytes} bytes (max_pull_bytes)")
+            yield Skipped("", f"pull limit of {what} reached: {len(listed) - number} more lists not fetched")
             return
         fetched += size
         try:
