@@ -211,3 +211,21 @@ def test_empty_and_unreadable_runs_never_count(tmp_path: Path, capsys: pytest.Ca
         f"nydus-top consensus: skipped {directory}/20240101T000001.000000Z-b: no files (an empty run does not count)",
         f"nydus-top consensus: skipped {directory}/20240101T000002.000000Z-c: {directory}/20240101T000002.000000Z-c"
         ".csv: not a prefetch csv (first line must be 'path,size,elapsed')"]
+
+
+@pytest.mark.parametrize(("files", "why"), [
+    ({"": b"\x7fELF\x02\x01\x01\x00/bin\n"}, "a binary file, not a prefetch list"),
+    ({"": b""}, "an empty list"),
+    ({"": b"\n\n"}, "an empty list"),
+    ({"": b"/bin/app\nrelative\n"}, ":2: not an absolute path: not a prefetch list"),
+    ({"": b"/bin/app\n", ".csv": b"/bin/app,1,1\n"}, ".csv: not a prefetch csv (first line must be"),
+    ({"": b"/bin/app\n", ".ranges.json": b"{}"}, ".ranges.json: bad range list")])
+def test_push_refuses_what_is_no_prefetch_list(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               files: dict[str, bytes], why: str) -> None:
+    listing = tmp_path / "list"
+    for suffix, data in files.items():
+        Path(f"{listing}{suffix}").write_bytes(data)
+    # Nothing listens there: a list that got as far as the registry would fail otherwise.
+    assert main(["push", str(listing), "--image", "127.0.0.1:1/team/app:1", "--plain-http"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"nydus-top push: {listing}") and why in line and line.endswith(": not pushed")
