@@ -42,6 +42,7 @@ CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
 RANGES_SUFFIX = ".ranges.json"  # a saved list's ranges: <list>.ranges.json, itself a range list
 RANGE_LIST_MAX_BYTES = 256 << 20  # a range list read back is at most this big
+_RELATIVE_LINE = re.compile(rb"(?:\A|\n)[^/\n]")  # a non-empty line that is no absolute path
 
 # Unicode White_Space: what Rust's str::trim (nydus-image reading the list) and Go's
 # unicode.IsSpace (encoding/csv quoting) both treat as space.
@@ -436,28 +437,27 @@ def _first_line(err: BaseException) -> str:
 def check_files(files: Mapping[str, bytes], name: str) -> None:
     """Check the files of one list by suffix ("" the plain list, ".csv", the metadata, the range
     list) before they are pushed or after they are pulled: a plain list of absolute paths, one a
-    line, with at least one (no NUL byte: no path has one, a binary file does); a csv that is a
-    prefetch csv with its header; metadata and ranges that parse. Raises ListFileError (one line
+    line, with at least one (no NUL byte: no path has one, a binary file does); a text csv that
+    starts with its header (its rows are checked when it is read: a bad row then skips that run);
+    metadata and ranges that parse. Fast: no object per line. Raises ListFileError (one line
     naming *name*)."""
     plain = files.get("")
     if plain is None:
         raise ListFileError(f"{name}: no plain list")
     if b"\0" in plain:
         raise ListFileError(f"{name}: a binary file, not a prefetch list")
-    lines = [line for line in plain.split(b"\n") if line]
-    if not lines:
+    relative = _RELATIVE_LINE.search(plain)
+    if relative is not None:
+        line = plain.count(b"\n", 0, relative.end() - 1) + 1
+        raise ListFileError(f"{name}:{line}: not an absolute path: not a prefetch list")
+    if not plain.strip(b"\n"):
         raise ListFileError(f"{name}: an empty list")
-    bad = next((n for n, line in enumerate(plain.split(b"\n"), 1) if line and not line.startswith(b"/")), 0)
-    if bad:
-        raise ListFileError(f"{name}:{bad}: not an absolute path: not a prefetch list")
     if ".csv" in files:
-        csv_bytes = files[".csv"]
-        if b"\0" in csv_bytes:
+        data = files[".csv"]
+        if b"\0" in data:
             raise ListFileError(f"{name}.csv: a binary file, not a prefetch csv")
-        text = csv_bytes.decode("utf-8", "surrogateescape")
-        if not text.startswith(",".join(CSV_HEADER) + "\n"):
+        if not data.startswith(",".join(CSV_HEADER).encode() + b"\n"):
             raise ListFileError(f"{name}.csv: not a prefetch csv (first line must be 'path,size,elapsed')")
-        _load_csv(Path(f"{name}.csv"), text)
     if listmeta.SUFFIX in files:
         try:
             listmeta.decode(files[listmeta.SUFFIX], name=name + listmeta.SUFFIX)

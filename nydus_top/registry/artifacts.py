@@ -466,12 +466,22 @@ def _first_line(err: BaseException) -> str:
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
-    """Every request gets a timeout (requests has none by default)."""
+    """Every request gets a timeout (requests has none by default), and its connections obey the
+    request's deadline (through an HTTP proxy too)."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return manager
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
