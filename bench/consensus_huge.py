@@ -8,8 +8,8 @@ their paths).
 
 Target (issue 18, item 7): consensus of a 3M-entry list under 512 MiB.
 
-Usage: ``.venv/bin/python bench/consensus_huge.py [--quick] [ENTRIES]`` (``--quick``: 300k entries,
-the target scaled to a tenth above the interpreter's own 40 MiB)
+Usage: ``.venv/bin/python bench/consensus_huge.py [--quick] [ENTRIES [RUNS]]`` (``--quick``: 300k
+entries, the target scaled to a tenth above the interpreter's own 40 MiB)
 """
 
 from __future__ import annotations
@@ -67,7 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--one":
-        main()
-    else:
-        main()
+    main()
