@@ -229,3 +229,19 @@ def test_push_refuses_what_is_no_prefetch_list(tmp_path: Path, capsys: pytest.Ca
     assert main(["push", str(listing), "--image", "127.0.0.1:1/team/app:1", "--plain-http"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"nydus-top push: {listing}") and why in line and line.endswith(": not pushed")
+
+
+def test_one_bad_artifact_is_skipped_by_convert_pull(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with hostile_registry() as hostile:
+        subject = hostile.image(REPO, "1")
+        good = hostile.artifact(REPO, subject, b"/bin/app\n", created=CREATED.format(1))
+        headless = hostile.artifact(REPO, subject, b"/bin/bad\n", created=CREATED.format(2), csv=b"/bin/bad,1,1\n")
+        hostile.referrers(REPO, subject, [good, headless])
+        ref = f"{hostile.host}/{REPO}:1"
+        out = tmp_path / "ranges.json"
+        rc = main(["--config", _config(tmp_path), "convert", "--pull", ref, "--plain-http", "--range-list", str(out)])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 0, err
+    assert err[0] == (f"nydus-top convert: skipped artifact {headless['digest']} of {ref}: list.csv: not a prefetch "
+                      "csv (first line must be 'path,size,elapsed')")
+    assert [f["path"] for f in json.loads(out.read_text())["files"]] == ["/bin/app"]
