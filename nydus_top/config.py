@@ -55,6 +55,8 @@ class Config:
     granularity: int = 1 << 20  # [ranges] granularity: bytes ranges are rounded out to; 0 = exact
     registry_push: bool = False  # [registry] push: the recorder pushes each saved list to its image's registry
     registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
+    max_pull_bytes: int = 1 << 30  # [registry] max_pull_bytes: bytes of lists one pull fetches, at most
+    max_pull_lists: int = 100  # [registry] max_pull_lists: lists one pull fetches, at most
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
     keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runs.store)
@@ -89,6 +91,12 @@ def _seconds(value: Any) -> int:
 def _keep(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_KEEP_RUNS:
         raise _Bad(f"must be an integer from 0 to {MAX_KEEP_RUNS}, got {_shown(value)}")
+    return value
+
+
+def _positive(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Bad(f"must be an integer >= 1, got {_shown(value)}")
     return value
 
 
@@ -178,6 +186,8 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ranges.granularity": ("granularity", _seconds),  # an integer >= 0, like a timeout
     "registry.push": ("registry_push", _bool),
     "registry.plain_http": ("registry_plain_http", _registry_hosts),
+    "registry.max_pull_bytes": ("max_pull_bytes", _positive),
+    "registry.max_pull_lists": ("max_pull_lists", _positive),
 }
 _TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}
 TOML_KEYS: dict[str, str] = {name: key for key, (name, _) in _SCHEMA.items()}  # Config field -> TOML key

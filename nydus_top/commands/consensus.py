@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Collection
 from pathlib import Path
 
-from nydus_top.config import ConfigError, load_config
+from nydus_top.config import Config, ConfigError, load_config
 from nydus_top.fs.confined import within
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
@@ -81,7 +80,7 @@ def runs_of_image(image: str, here: list[str], persist_dir: Path) -> list[Path]:
     except names.UnknownImageError as err:
         reference, why = image, str(err)  # runs whose metadata names no image are found by the name alone
     else:
-        why = f"no runs of {reference} under {persist_dir / runstore.RUNS_DIR}"
+        why = f"no runs of {reference} under {persist_dir / runstore.RUNS_DIR}{_legacy(persist_dir, reference)}"
     try:
         found = runstore.runs_of(runstore.image_dir(persist_dir, reference))
     except ImageRefError as err:
@@ -89,6 +88,15 @@ def runs_of_image(image: str, here: list[str], persist_dir: Path) -> list[Path]:
     if not found:
         raise ListFileError(f"--image {why}")
     return found
+
+
+def _legacy(persist_dir: Path, image: str) -> str:
+    """A note on runs an earlier version kept for *image*'s path and tag without its registry host."""
+    legacy = runstore.legacy_dir(persist_dir, image)
+    if not runstore.runs_of(legacy):
+        return ""
+    return (f" ({legacy} holds runs kept without their registry host, not counted: pass that directory "
+            "if they are this image's)")
 
 
 def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
@@ -99,11 +107,21 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
     for path in paths:
         # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
         csv = Path(f"{path}.csv")
-        loaded = load_list(csv if not path.name.endswith(".csv") and csv.is_file() else path)
+        try:
+            loaded = load_list(csv if not path.name.endswith(".csv") and csv.is_file() else path)
+        except ListFileError as err:  # one bad run (a pulled one: anyone's) never spoils the others
+            warnings.append(f"skipped {path}: {err}")
+            continue
         warnings.extend(loaded.warnings)
+        if not loaded.entries:
+            warnings.append(f"skipped {path}: no files (an empty run does not count)")
+            continue
         if loaded.meta is not None:
             metas.append(loaded.meta)
         tally.add(loaded.entries, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
+    if paths and not tally.runs:
+        raise ListFileError(f"none of the {len(paths)} runs or lists named could be counted: "
+                            + "; ".join(warnings[-3:]))
     return tally, warnings, metas
 
 
@@ -127,25 +145,31 @@ def _image_of(metas: list[ListMeta]) -> str:
     return images.pop() if len(images) == 1 else ""
 
 
-def _pull(images: list[str], persist_dir: Path, plain_http: bool, plain_hosts: Collection[str] = ()) -> None:
+def _pull(images: list[str], config: Config, plain_http: bool) -> list[str]:
+    """Fetch the lists of *images* into their runs; one line per artifact skipped."""
     from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
     from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - as above
 
+    skipped = []
     for image in images:
         try:
-            pull_into(image, runstore.image_dir(persist_dir, image), plain_http=plain_http, persist_dir=persist_dir,
-                      plain_hosts=plain_hosts)
+            pulled = pull_into(image, runstore.image_dir(config.persist_dir, image), plain_http=plain_http,
+                               persist_dir=config.persist_dir, max_bytes=config.max_pull_bytes,
+                               max_lists=config.max_pull_lists,
+                               plain_hosts=config.registry_plain_http)
         except (RegistryError, ImageRefError, OSError) as err:
             raise ListFileError(f"--pull {image}: {err}") from None
+        skipped.extend(pulled.skipped)
+    return skipped
 
 
-def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
-                       min_share: float = DEFAULT_MIN_SHARE, plain_hosts: Collection[str] = ()) -> LoadedList:
+def registry_consensus(image: str, config: Config, *, plain_http: bool,
+                       min_share: float = DEFAULT_MIN_SHARE) -> LoadedList:
     """Fetch the lists attached to *image* into its runs, and the consensus of every run of it as
-    a loaded list (metadata: the image and the runs). HTTP with *plain_http* or for *plain_hosts*.
-    Raises ListFileError (one line)."""
-    _pull([image], persist_dir, plain_http, plain_hosts)
-    tally, warnings, metas = tally_of(expand([], [image], persist_dir))
+    a loaded list (metadata: the image and the runs). Raises ListFileError (one line)."""
+    skipped = _pull([image], config, plain_http)
+    tally, warnings, metas = tally_of(expand([], [image], config.persist_dir))
+    warnings = [*skipped, *warnings]
     meta = ListMeta(image=image, runs=tuple(tally.names), complete=all(m.complete for m in metas))
     entries = tuple(ListedFile(e.path, e.size, e.elapsed_us) for e in as_entries(tally.consensus(min_share)))
     note = f"consensus of {tally.runs} runs of {image} at {min_share:g}: {len(entries)} of {tally.distinct} files"
@@ -155,12 +179,13 @@ def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
-        _pull(args.pull, config.persist_dir, args.plain_http, config.registry_plain_http)
+        skipped = _pull(args.pull, config, args.plain_http)
         paths = expand(args.inputs, [*args.image, *args.pull], config.persist_dir)
         if not paths:
             print(f"{PROG}: name at least one run, list or --image", file=sys.stderr)
             return 2
         tally, warnings, metas = tally_of(paths)
+        warnings = [*skipped, *warnings]
     except (ConfigError, ListFileError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 2

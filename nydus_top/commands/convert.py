@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         if args.pull is not None:
             if not 0.0 < args.min_share <= 1.0:
                 raise ListFileError(f"--min-share must be in (0, 1], got {args.min_share}")
-            loaded = registry_consensus(args.pull, config.persist_dir, plain_http=args.plain_http,
-                                        min_share=args.min_share, plain_hosts=config.registry_plain_http)
+            loaded = registry_consensus(args.pull, config, plain_http=args.plain_http,
+                                        min_share=args.min_share)
             args.list = f"the consensus of {args.pull}"
         else:
             loaded = load_list(args.list)

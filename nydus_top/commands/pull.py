@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
@@ -30,9 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(also for the registries [registry] plain_http lists)")
 
 
+@dataclass(slots=True)
+class Pulled:
+    written: list[Path]  # lists written
+    present: int  # lists already there
+    skipped: list[str]  # one line per artifact passed over (or the limit reached)
+
+
 def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: Path,
-              plain_hosts: Collection[str] = ()) -> tuple[list[Path], int]:
-    """Fetch the lists of *image_text* into *outdir*: (lists written, lists already there). The
+              max_bytes: int, max_lists: int, plain_hosts: Collection[str] = ()) -> Pulled:
+    """Fetch the lists of *image_text* into *outdir*, at most *max_lists* lists and *max_bytes*
+    bytes; an artifact that cannot be used is skipped (one line), the others are written. The
     registry is talked to over HTTP with *plain_http* or when it is one of *plain_hosts*
     (``[registry] plain_http``).
 
@@ -45,13 +54,20 @@ def pull_into(image_text: str, outdir: Path, *, plain_http: bool, persist_dir: P
     root = within(outdir, persist_dir)
     if root is None:
         outdir.mkdir(parents=True, exist_ok=True)
-    written, present = [], 0
-    for attached in registry.iter_lists(client, image):  # written as fetched
-        try:
-            written.append(registry.write_pulled(outdir, attached, root=root)[0])
-        except ListExistsError:
-            present += 1
-    return written, present
+    result = Pulled([], 0, [])
+    try:
+        for item in registry.iter_lists(client, image, max_bytes=max_bytes, max_lists=max_lists):
+            if isinstance(item, registry.Skipped):
+                result.skipped.append(f"skipped artifact {item.artifact} of {image_text}: {item.why}" if item.artifact
+                                      else f"{image_text}: {item.why}")
+                continue
+            try:  # written as fetched
+                result.written.append(registry.write_pulled(outdir, item, root=root)[0])
+            except ListExistsError:
+                result.present += 1
+    finally:
+        client.close()
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,13 +76,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
         outdir = args.output or runstore.image_dir(config.persist_dir, args.image)
-        written, present = pull_into(args.image, outdir, plain_http=args.plain_http, persist_dir=config.persist_dir,
-                                     plain_hosts=config.registry_plain_http)
+        pulled = pull_into(args.image, outdir, plain_http=args.plain_http, persist_dir=config.persist_dir,
+                           max_bytes=config.max_pull_bytes, max_lists=config.max_pull_lists,
+                           plain_hosts=config.registry_plain_http)
     except (ConfigError, ImageRefError, RegistryError, ListFileError, OSError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 1
-    for path in written:
+    for path in pulled.written:
         print(printable(str(path)))
-    print(f"pulled {len(written)} lists of {printable(args.image)} into {printable(str(outdir))}"
-          + (f" ({present} were already there)" if present else ""), file=sys.stderr)
-    return 0
+    for line in pulled.skipped:
+        print(f"{PROG}: {printable(line)}", file=sys.stderr)
+    print(f"pulled {len(pulled.written)} lists of {printable(args.image)} into {printable(str(outdir))}"
+          + (f" ({pulled.present} were already there)" if pulled.present else ""), file=sys.stderr)
+    return 1 if pulled.skipped else 0

@@ -24,7 +24,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -42,6 +42,7 @@ CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
 RANGES_SUFFIX = ".ranges.json"  # a saved list's ranges: <list>.ranges.json, itself a range list
 RANGE_LIST_MAX_BYTES = 256 << 20  # a range list read back is at most this big
+_RELATIVE_LINE = re.compile(rb"(?:\A|\n)[^/\n]")  # a non-empty line that is no absolute path
 
 # Unicode White_Space: what Rust's str::trim (nydus-image reading the list) and Go's
 # unicode.IsSpace (encoding/csv quoting) both treat as space.
@@ -408,6 +409,11 @@ def load_range_list(path: str | os.PathLike[str]) -> RangeBook:
             data = f.read(RANGE_LIST_MAX_BYTES + 1)
     except OSError as err:
         raise ListFileError(f"cannot read {path}: {confined.describe(err)}") from None
+    return _range_book(data, str(path))
+
+
+def _range_book(data: bytes, path: str) -> RangeBook:
+    """A range list's bytes as a book. Raises ListFileError naming *path*."""
     if len(data) > RANGE_LIST_MAX_BYTES:
         raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
     try:
@@ -418,9 +424,47 @@ def load_range_list(path: str | os.PathLike[str]) -> RangeBook:
         for item in doc["files"]:
             pairs = item["ranges"]
             book.set(str(item["path"]), None if pairs is None else RangeSet.from_pairs(pairs))
-    except (ValueError, KeyError, TypeError) as err:
-        raise ListFileError(f"{path}: bad range list: {err}") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        raise ListFileError(f"{path}: bad range list: {_first_line(err)}") from None
     return book
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def check_files(files: Mapping[str, bytes], name: str) -> None:
+    """Check the files of one list by suffix ("" the plain list, ".csv", the metadata, the range
+    list) before they are pushed or after they are pulled: a plain list of absolute paths, one a
+    line, with at least one (no NUL byte: no path has one, a binary file does); a text csv that
+    starts with its header (its rows are checked when it is read: a bad row then skips that run);
+    metadata and ranges that parse. Fast: no object per line. Raises ListFileError (one line
+    naming *name*)."""
+    plain = files.get("")
+    if plain is None:
+        raise ListFileError(f"{name}: no plain list")
+    if b"\0" in plain:
+        raise ListFileError(f"{name}: a binary file, not a prefetch list")
+    relative = _RELATIVE_LINE.search(plain)
+    if relative is not None:
+        line = plain.count(b"\n", 0, relative.end() - 1) + 1
+        raise ListFileError(f"{name}:{line}: not an absolute path: not a prefetch list")
+    if not plain.strip(b"\n"):
+        raise ListFileError(f"{name}: an empty list")
+    if ".csv" in files:
+        data = files[".csv"]
+        if b"\0" in data:
+            raise ListFileError(f"{name}.csv: a binary file, not a prefetch csv")
+        if not data.startswith(",".join(CSV_HEADER).encode() + b"\n"):
+            raise ListFileError(f"{name}.csv: not a prefetch csv (first line must be 'path,size,elapsed')")
+    if listmeta.SUFFIX in files:
+        try:
+            listmeta.decode(files[listmeta.SUFFIX], name=name + listmeta.SUFFIX)
+        except listmeta.MetaError as err:
+            raise ListFileError(str(err)) from None
+    if RANGES_SUFFIX in files:
+        _range_book(files[RANGES_SUFFIX], name + RANGES_SUFFIX)
 
 
 def _sibling_ranges(path: Path, warnings: list[str]) -> RangeBook | None:

@@ -215,7 +215,7 @@ class Planner:
             return None, f"{len(self.in_flight)} recordings in progress, the most at once (MAX_RECORDINGS)"
         pair = True
         if not s.overwrite:
-            busy = f"{paths.list} exists (overwrite = false)" if paths.list.exists() else next(
+            busy = _existing(paths.list, container.image) if paths.list.exists() else next(
                 (f"container {other.container_id[:12]} is recording {paths.list} already"
                  for other in self.in_flight.values() if other.paths == paths and other.pair), "")
             if busy:
@@ -229,15 +229,30 @@ class Planner:
         return plan, ""
 
     def _runs(self, image: str, paths: ResultPaths) -> int:
-        """Runs of *image* kept or being recorded."""
+        """Runs of *image* (its full reference: another registry's image of the same path and tag
+        is another image) kept or being recorded."""
         try:
             kept = len(runstore.runs_of(runstore.image_dir(self.settings.persist_dir, image)))
         except (ImageRefError, OSError):
             kept = 0
-        return kept + sum(1 for other in self.in_flight.values() if other.paths == paths)
+        return kept + sum(1 for other in self.in_flight.values()
+                          if other.paths == paths and runstore.same_image(other.image, image))
 
     def done(self, container_id: str) -> None:
         self.in_flight.pop(container_id, None)
+
+
+def _existing(pair: Path, image: str) -> str:
+    """Why an existing pair stops this start from writing it; it names the image its metadata
+    names when that is another one (the pair's path has no registry host: it is never taken as
+    this image's list)."""
+    try:
+        meta = listmeta.read(pair)
+    except listmeta.MetaError:
+        meta = None
+    if meta is not None and meta.image and not runstore.same_image(meta.image, image):
+        return f"{pair} exists, the list of {meta.image} (overwrite = false)"
+    return f"{pair} exists (overwrite = false)"
 
 
 def _identity(start: StartTrace) -> ListMeta:

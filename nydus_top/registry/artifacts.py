@@ -23,6 +23,7 @@ import os
 import re
 import socket
 import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,9 +33,11 @@ from typing import Any
 import oras.provider
 import requests
 import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 
-from nydus_top.lists.files import write_atomic
+from nydus_top.lists.files import ListFileError, check_files, write_atomic
 from nydus_top.lists.meta import ListMeta
 
 ARTIFACT_TYPE = "application/vnd.nydus-top.prefetch-list.v1"
@@ -53,8 +56,10 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MAX_MANIFEST_BYTES = 4 << 20  # what distribution accepts for a manifest
 MAX_BLOB_BYTES = 512 << 20  # a list of 2M long paths is about 400 MB
 MAX_REFERRERS = 10_000  # entries of one referrers index we read
+MAX_PULL_BYTES = 1 << 30  # bytes of list files one pull fetches ([registry] max_pull_bytes)
+MAX_PULL_LISTS = 100  # lists one pull fetches ([registry] max_pull_lists)
 TIMEOUT = 30.0  # seconds for connecting and for each read
-REQUEST_DEADLINE = 600.0  # seconds for a whole answer (a blob of MAX_BLOB_BYTES at about 1 MB/s)
+REQUEST_DEADLINE = 600.0  # seconds for a whole request: connect, headers, body (MAX_BLOB_BYTES at about 1 MB/s)
 ANNOTATION_NODE = "io.nydus-top.node"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_IMAGE = "io.nydus-top.image"
@@ -68,6 +73,12 @@ _REF = re.compile(r"(?P<registry>[^/]+)/(?P<repo>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0
 
 class RegistryError(Exception):
     """A registry operation failed; the message is one line."""
+
+
+class ContentError(RegistryError):
+    """What the registry sent for one manifest or blob is unusable (missing, larger than its
+    descriptor or cap, not what its digest says, not JSON): unlike a registry that fails, the
+    next artifact may be fine."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,30 +159,57 @@ class Client:
         self._oras.session.mount("http://", adapter)
         self._oras.session.mount("https://", adapter)
         self._authenticated: set[str] = set()
+        self._lock = threading.Lock()
+        self._deadlines: set[_Deadline] = set()  # of the requests under way (any thread)
+        self._aborted = False
 
     def close(self) -> None:
         """Close the session's pooled connections."""
         self._oras.session.close()
+
+    def abort(self) -> None:
+        """End the requests under way now and refuse later ones (from any thread): each raises
+        RegistryError."""
+        with self._lock:
+            self._aborted = True
+            running = list(self._deadlines)
+        for deadline in running:
+            deadline.expire("aborted: shutting down")
 
     # ------------------------------------------------------------ requests
 
     def _request(self, method: str, repo: str, path: str, *, data: bytes | None = None,
                  headers: dict[str, str] | None = None,
                  limit: int = MAX_MANIFEST_BYTES) -> tuple[int, dict[str, str], bytes]:
-        """(status, headers, body) of one request; the body is read up to *limit* bytes."""
+        """(status, headers, body) of one request; a successful answer's body is read up to *limit*
+        bytes, an error's up to MAX_MANIFEST_BYTES; all within REQUEST_DEADLINE seconds."""
         if repo not in self._authenticated:  # credentials from the docker config, once per repository
             self._oras.auth.load_configs(self._oras.get_container(f"{self.registry}/{repo}"))
             self._authenticated.add(repo)
         url = f"{self.scheme}://{self.registry}/v2/{repo}/{path}"
         # The SDK's do_request answers auth challenges; its retry wrapper sleeps, so call what it wraps.
         send = getattr(type(self._oras).do_request, "__wrapped__", type(self._oras).do_request)
+        deadline = _Deadline(REQUEST_DEADLINE)  # every socket this thread uses until it ends, auth included
+        with self._lock:
+            if self._aborted:
+                raise RegistryError(f"{method} {url}: aborted: shutting down")
+            self._deadlines.add(deadline)
         try:
-            response = send(self._oras, url, method, data=data, headers=dict(headers or {}), stream=True)
-            body = _read_capped(response, limit, url)
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:  # urllib3's: from read1
-            raise RegistryError(self._unreachable(err) or f"{method} {url}: {_first_line(err)}") from None
+            with deadline:
+                response = send(self._oras, url, method, data=data, headers=dict(headers or {}), stream=True)
+                # *limit* is for what we asked for; an error's text may be longer than a tiny blob
+                body = _read_capped(response, limit if response.status_code < 300 else MAX_MANIFEST_BYTES, url)
+            if deadline.why():  # the socket was shut down: what came is cut short
+                raise RegistryError(f"{method} {url}: {deadline.why()}")
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:  # urllib3's: from read1
+            why = deadline.why()
+            raise RegistryError(f"{method} {url}: {why}" if why
+                                else self._unreachable(err) or f"{method} {url}: {_first_line(err)}") from None
         except ValueError as err:  # the SDK's way of saying authentication failed
-            raise RegistryError(f"{method} {url}: {_first_line(err)}") from None
+            raise RegistryError(f"{method} {url}: {deadline.why() or _first_line(err)}") from None
+        finally:
+            with self._lock:
+                self._deadlines.discard(deadline)
         return response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
 
     def _unreachable(self, err: BaseException) -> str:
@@ -209,14 +247,17 @@ class Client:
         media = headers.get("content-type", "").split(";")[0].strip() or MANIFEST
         return Descriptor(media, digest, len(body))
 
-    def get_manifest(self, repo: str, version: str, accept: str) -> tuple[bytes, str] | None:
-        """(body, media type) of a manifest, or None when there is none by that name."""
-        status, headers, body = self._request("GET", repo, f"manifests/{version}", headers={"Accept": accept})
+    def get_manifest(self, repo: str, version: str, accept: str,
+                     limit: int = MAX_MANIFEST_BYTES) -> tuple[bytes, str] | None:
+        """(body, media type) of a manifest, or None when there is none by that name; at most
+        *limit* bytes (a descriptor's size) are read."""
+        status, headers, body = self._request("GET", repo, f"manifests/{version}", headers={"Accept": accept},
+                                              limit=min(limit, MAX_MANIFEST_BYTES))
         if status == 404:
             return None
         self._expect(status, (200,), f"manifest {repo}:{version}", body)
         if version.startswith("sha256:") and digest_of(body) != version:
-            raise RegistryError(f"manifest {repo}@{version}: content does not match its digest")
+            raise ContentError(f"manifest {repo}@{version}: content does not match its digest")
         return body, headers.get("content-type", "").split(";")[0].strip()
 
     def put_manifest(self, repo: str, version: str, body: bytes, media_type: str) -> str:
@@ -241,11 +282,14 @@ class Client:
 
     def get_blob(self, repo: str, descriptor: Descriptor, limit: int = MAX_BLOB_BYTES) -> bytes:
         if descriptor.size > limit:
-            raise RegistryError(f"blob {descriptor.digest} of {repo}: {descriptor.size} bytes is over {limit}")
-        status, _, body = self._request("GET", repo, f"blobs/{descriptor.digest}", limit=limit)
-        self._expect(status, (200,), f"blob {descriptor.digest} of {repo}", body)
+            raise ContentError(f"blob {descriptor.digest} of {repo}: {descriptor.size} bytes is over {limit}")
+        # Never more than the descriptor says: what comes beyond it cannot match the digest anyway.
+        status, _, body = self._request("GET", repo, f"blobs/{descriptor.digest}", limit=descriptor.size)
+        if status != 200:
+            raise ContentError(f"blob {descriptor.digest} of {repo}: registry answered {status} "
+                               f"{_error_text(body)}".rstrip())
         if digest_of(body) != descriptor.digest:
-            raise RegistryError(f"blob {descriptor.digest} of {repo}: content does not match its digest")
+            raise ContentError(f"blob {descriptor.digest} of {repo}: content does not match its digest")
         return body
 
     # ------------------------------------------------------------ referrers
@@ -279,15 +323,15 @@ def _referrers_tag(subject: str) -> str:
     return f"{algorithm}-{hexdigest}"[:128]
 
 
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
-    """A JSON object from a registry's answer; RegistryError (one line) for anything else, nesting
+def _json_object(body: bytes, what: str, error: type[RegistryError] = RegistryError) -> dict[str, Any]:
+    """A JSON object from a registry's answer; *error* (one line) for anything else, nesting
     too deep for the parser included."""
     try:
         raw = json.loads(body)
     except (ValueError, RecursionError):
         raw = None
     if not isinstance(raw, dict):
-        raise RegistryError(f"{what}: not a JSON object")
+        raise error(f"{what}: not a JSON object")
     return raw
 
 
@@ -314,21 +358,117 @@ def _upload_path(location: str, registry: str, repo: str) -> str:
 
 
 def _read_capped(response: Any, limit: int, url: str) -> bytes:
-    """The body, at most *limit* bytes, all in within REQUEST_DEADLINE seconds (a byte now and
-    then keeps every read within its timeout)."""
+    """The body, at most *limit* bytes (the request's deadline ends one trickling in)."""
     chunks, total = [], 0
-    deadline = time.monotonic() + REQUEST_DEADLINE
     # read1: whatever has come (iter_content waits for a whole chunk, byte by byte if need be)
-    while chunk := response.raw.read1(65536, decode_content=True):
+    while chunk := response.raw.read1(min(65536, limit + 1 - total), decode_content=True):
         total += len(chunk)
         if total > limit:
             response.close()
-            raise RegistryError(f"GET {url}: answer larger than {limit} bytes")
-        if time.monotonic() > deadline:
-            response.close()
-            raise RegistryError(f"GET {url}: answer not complete within {REQUEST_DEADLINE} s (REQUEST_DEADLINE)")
+            raise ContentError(f"GET {url}: answer larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_current = threading.local()  # .deadline: the _Deadline of the request this thread is making
+
+
+class _Deadline:
+    """A whole request's time limit: connect, headers and body, the SDK's auth round trips
+    included. The sockets used meanwhile by this thread are shut down when it passes (a read
+    timeout alone lets a registry trickle headers or a body in forever, a byte per timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._reason = ""
+        self._ended = False
+        self._timer = threading.Timer(seconds, self.expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _current.deadline = None
+        self._timer.cancel()
+        with self._lock:
+            self._ended = True
+            self._sockets.clear()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        """A socket this request reads or writes: shut down at once if the deadline has passed."""
+        if sock is None:
+            return
+        with self._lock:
+            if self._ended:
+                return
+            self._sockets.append(sock)
+            late = bool(self._reason)
+        if late:
+            _shut(sock)
+
+    def expire(self, reason: str = "") -> None:
+        with self._lock:
+            if self._ended or self._reason:
+                return
+            self._reason = reason or f"no complete answer within {self.seconds:g} s (REQUEST_DEADLINE)"
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def why(self) -> str:
+        """Why the request was cut ("" while it was not)."""
+        with self._lock:
+            return self._reason
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked on it; the pool discards it
+    except OSError:
+        pass  # closed already
+
+
+def _attach_current(sock: socket.socket | None) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.attach(sock)
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    """A connection whose socket obeys the current request's deadline."""
+
+    def connect(self) -> None:
+        super().connect()
+        _attach_current(self.sock)
+
+    def getresponse(self) -> Any:  # a pooled connection is reused without connect()
+        _attach_current(self.sock)
+        return super().getresponse()
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    """As _HTTPConnection, with TLS."""
+
+    def connect(self) -> None:
+        super().connect()
+        _attach_current(self.sock)
+
+    def getresponse(self) -> Any:
+        _attach_current(self.sock)
+        return super().getresponse()
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 def _error_text(body: bytes) -> str:
@@ -359,11 +499,22 @@ def _first_line(err: BaseException) -> str:
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
-    """Every request gets a timeout (requests has none by default)."""
+    """Every request gets a timeout (requests has none by default), and its connections obey the
+    request's deadline (through an HTTP proxy too)."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return manager
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
@@ -384,7 +535,8 @@ class Pushed:
 
 
 def list_files(list_path: str | os.PathLike[str]) -> dict[str, bytes]:
-    """The files of a saved list that exist, by suffix (the plain list is required)."""
+    """The files of a saved list that exist, by suffix (the plain list is required), checked as
+    :func:`nydus_top.lists.files.check_files` does; RegistryError (one line) otherwise."""
     base = os.fspath(list_path)
     if base.endswith(".csv"):
         base = base[: -len(".csv")]
@@ -405,6 +557,10 @@ def list_files(list_path: str | os.PathLike[str]) -> dict[str, bytes]:
             raise RegistryError(f"{base + suffix}: larger than {MAX_BLOB_BYTES} bytes")
     if "" not in found:
         raise RegistryError(f"cannot read {base}: no such file")
+    try:  # what others pull and count: a binary file, an empty list or a csv without header never goes up
+        check_files(found, base)
+    except ListFileError as err:
+        raise RegistryError(f"{err}: not pushed") from None
     return found
 
 
@@ -450,6 +606,15 @@ class Attached:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """One artifact passed over (the others are still fetched): why, in one line; or, with no
+    artifact, the pull's limit reached (nothing more is fetched)."""
+
+    artifact: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Listed:
     """A list attached to an image, its files not fetched yet."""
 
@@ -458,30 +623,76 @@ class _Listed:
     layers: Mapping[str, Descriptor]  # by suffix
 
 
-def iter_lists(client: Client, image: Reference) -> Iterator[Attached]:
+def iter_lists(client: Client, image: Reference, *, max_bytes: int = MAX_PULL_BYTES,
+               max_lists: int = MAX_PULL_LISTS) -> Iterator[Attached | Skipped]:
     """Every list attached to *image*, oldest first (by its creation annotation), each list's files
-    fetched only when it is its turn: memory holds one list's files, never every list's."""
+    fetched only when it is its turn: memory holds one list's files, never every list's.
+
+    An artifact that cannot be used comes as :class:`Skipped` and the rest follow. A list whose
+    files equal one fetched already is skipped unfetched (each blob is fetched once). At most
+    *max_lists* lists and *max_bytes* bytes of files are fetched; the last item is then a Skipped
+    saying so. RegistryError when the registry itself fails."""
     subject = client.resolve(image)
     entries, _ = client.referrers(image.repository, subject.digest)
-    listed = []
+    listed: list[_Listed] = []
     for entry in entries:
         if entry.artifact_type and entry.artifact_type != ARTIFACT_TYPE:
             continue
-        found = client.get_manifest(image.repository, entry.digest, MANIFEST)
-        if found is None:
-            continue  # deleted since it was listed
-        item = _listed(entry.digest, _json_object(found[0], f"manifest {image.repository}@{entry.digest}"))
+        try:
+            item = _fetch_listed(client, image.repository, entry)
+        except ContentError as err:
+            yield Skipped(entry.digest, str(err))
+            continue
         if item is not None:
             listed.append(item)
     listed.sort(key=lambda a: (a.annotations.get(ANNOTATION_CREATED, ""), a.artifact))
-    for item in listed:
-        files = {suffix: client.get_blob(image.repository, layer) for suffix, layer in item.layers.items()}
+    seen: dict[tuple[str, ...], str] = {}  # digests of a list's files -> the artifact fetched with them
+    fetched = lists = 0
+    for number, item in enumerate(listed):
+        key = tuple(sorted(f"{suffix}={layer.digest}" for suffix, layer in item.layers.items()))
+        if key in seen:
+            yield Skipped(item.artifact, f"the same files as {seen[key]}")
+            continue
+        size = sum(layer.size for layer in item.layers.values())
+        if lists >= max_lists or fetched + size > max_bytes:
+            what = (f"{max_lists} lists (max_pull_lists)" if lists >= max_lists
+                    else f"{max_bytes} bytes (max_pull_bytes)")
+            yield Skipped("", f"pull limit of {what} reached: {len(listed) - number} more lists not fetched")
+            return
+        fetched += size
+        try:
+            files = {suffix: client.get_blob(image.repository, layer)
+                     for suffix, layer in item.layers.items()}
+        except ContentError as err:
+            yield Skipped(item.artifact, str(err))
+            continue
+        try:  # what any node pushed: a csv without its header, a binary file, an empty list
+            check_files(files, "list")
+        except ListFileError as err:
+            yield Skipped(item.artifact, str(err))
+            continue
+        seen[key] = item.artifact
+        lists += 1
         yield Attached(item.artifact, item.annotations, files)
 
 
+def _fetch_listed(client: Client, repo: str, entry: Descriptor) -> _Listed | None:
+    """The list an artifact describes, None when it is none or was deleted since it was listed."""
+    found = client.get_manifest(repo, entry.digest, MANIFEST, limit=entry.size)
+    if found is None:
+        return None
+    return _listed(entry.digest, _json_object(found[0], f"manifest {repo}@{entry.digest}", ContentError))
+
+
 def pull_lists(client: Client, image: Reference) -> list[Attached]:
-    """Every list attached to *image*, oldest first, fetched (see :func:`iter_lists`)."""
-    return list(iter_lists(client, image))
+    """Every list attached to *image*, oldest first, fetched (see :func:`iter_lists`); RegistryError
+    for the first artifact skipped."""
+    result = []
+    for item in iter_lists(client, image):
+        if isinstance(item, Skipped):
+            raise RegistryError(f"artifact {item.artifact}: {item.why}")
+        result.append(item)
+    return result
 
 
 def _listed(artifact: str, manifest: dict[str, Any]) -> _Listed | None:

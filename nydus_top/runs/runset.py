@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nydus_top.lists.files import LoadedList, load_list
+from nydus_top.lists.files import ListFileError, LoadedList, load_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import Listable
 from nydus_top.runs import store as runstore
@@ -88,6 +88,7 @@ def count(image: str, runs: Sequence[Run]) -> RunSet:
     """The set of *runs* of *image*, every file summarised. The set's image is the one the runs'
     metadata agree on (registry host included), else *image*."""
     tally = Tally()
+    runs = [run for run in runs if run.entries]  # an empty run never counts
     for run in runs:
         tally.add(run.entries, name=run.name, runtime=run.runtime)
     named = {run.image for run in runs if run.image}
@@ -105,21 +106,26 @@ def as_run(name: str, loaded: LoadedList) -> Run:
 
 
 def read_runs(persist_dir: str | os.PathLike[str], image: str) -> tuple[list[Run], list[str]]:
-    """Every run of *image* kept under *persist_dir* (oldest first) and the warnings of reading
-    them. Raises ImageRefError for an invalid reference, ListFileError for an unreadable run."""
+    """Every run of *image* kept under *persist_dir* (oldest first; its full reference, registry
+    host included, names them) and the warnings of reading them: a run that cannot be read is
+    one warning, the others are read. Raises ImageRefError for an invalid reference."""
     runs: list[Run] = []
     warnings: list[str] = []
     for path in runstore.runs_of(runstore.image_dir(persist_dir, image)):
-        loaded = load_list(path)
+        try:
+            loaded = load_list(path)
+        except ListFileError as err:
+            warnings.append(f"skipped {path}: {err}")
+            continue
         warnings.extend(loaded.warnings)
         runs.append(as_run(path.name, loaded))
     return runs, warnings
 
 
 def images_with_runs(persist_dir: str | os.PathLike[str]) -> list[str]:
-    """``[<repo dir>/]<name>:<tag>`` of every image that has runs under *persist_dir*, sorted (the
-    run store drops the registry host, as the optimizer's result names do); each names its runs
-    again through :func:`read_runs`."""
+    """The full reference (``host/path:tag``, as :func:`nydus_top.runs.store.image_key` gives) of
+    every image that has runs under *persist_dir*, sorted; each names its runs again through
+    :func:`read_runs`."""
     root = Path(persist_dir) / runstore.RUNS_DIR
     found = []
     for directory, _subdirs, _files in os.walk(root):  # never follows symlinks

@@ -1,9 +1,16 @@
 """Every recorded start of an image kept as a run, beside (never instead of) the optimizer's pair.
 
-Layout: ``<persist_dir>/.nydus-top/runs/<repo dir>/<name>:<tag>/<when>-<container>`` plus its
+Layout: ``<persist_dir>/.nydus-top/image-runs/<full reference>/<when>-<container>`` plus its
 ``.csv``, ``.nydus-top.json`` and, recorded with ranges, ``.ranges.json`` (a run is an ordinary
-saved list with metadata). ``<when>`` is UTC with microseconds, so names sort oldest first; at
-most ``keep`` runs stay per image, the oldest are removed when a new one is saved.
+saved list with metadata). The full reference is the normalised one, registry host included
+(``registry.local:5000/team/app:1``, ``docker.io/library/nginx:latest``, ``host/app@sha256:...``
+when pinned by digest), each ``/`` a directory level: images of two registries never share runs.
+``<when>`` is UTC with microseconds, so names sort oldest first; at most ``keep`` runs stay per
+image, the oldest are removed when a new one is saved.
+
+Runs kept by earlier versions under ``.nydus-top/runs/<repo dir>/<name>:<tag>`` (no registry host)
+are never counted as any image's: :func:`legacy_dir` names where an image's would be, so a command
+can say they were left out.
 """
 
 from __future__ import annotations
@@ -15,23 +22,52 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nydus_top.fs import confined
+from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.files import RANGES_SUFFIX, ListFileError, SaveResult, result_name, save_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook
 from nydus_top.model.records import Listable
 
-RUNS_DIR = Path(".nydus-top") / "runs"
+RUNS_DIR = Path(".nydus-top") / "image-runs"
+LEGACY_RUNS_DIR = Path(".nydus-top") / "runs"  # before runs were keyed by the registry host too
 DEFAULT_KEEP = 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _RUN_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9_-]{1,64}")
 _SIBLINGS = (".csv", listmeta.SUFFIX, RANGES_SUFFIX)
 
 
+def image_key(image: str) -> str:
+    """The full normalised reference runs of *image* are kept and counted under (registry host
+    included; the digest too when the reference has one). Raises ImageRefError."""
+    return str(parse_image_ref(image))
+
+
+def same_image(a: str, b: str) -> bool:
+    """Whether two references name the same image (normalised, registry host included); False
+    when either is not a valid reference."""
+    try:
+        return image_key(a) == image_key(b)
+    except ImageRefError:
+        return False
+
+
 def image_dir(persist_dir: str | os.PathLike[str], image: str) -> Path:
     """Where the runs of *image* live. Raises ImageRefError for an invalid reference."""
+    key = image_key(image)
+    root = os.path.normpath(Path(persist_dir) / RUNS_DIR)
+    target = os.path.normpath(os.path.join(root, key))
+    # Belt and braces: the grammar has no empty, "." or ".." component and no leading "/".
+    if not target.startswith(root + "/") or os.path.relpath(target, root) != key:
+        raise ImageRefError(f"image {image!r} would escape {root}")
+    return Path(target)
+
+
+def legacy_dir(persist_dir: str | os.PathLike[str], image: str) -> Path:
+    """Where an earlier version kept the runs of *image* (host-less: shared by every registry's
+    image of that path and tag). Raises ImageRefError."""
     directory, name = result_name(image)
-    return Path(persist_dir) / RUNS_DIR / directory / name
+    return Path(persist_dir) / LEGACY_RUNS_DIR / directory / name
 
 
 def run_name(container: str, when: float | None = None) -> str:

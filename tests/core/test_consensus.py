@@ -75,3 +75,16 @@ def test_consensus_entries_are_listable() -> None:
     t = tally([[ListedFile("/a", 10, 3)], [ListedFile("/a", 12, 4)]])
     (entry,) = as_entries(t.consensus())
     assert (entry.path, entry.size, entry.elapsed_us) == ("/a", 12, 4)  # largest size, median time rounded
+
+
+def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_values() -> None:
+    t = Tally()
+    t.add([ListedFile("/x", 1, 100)])
+    t.add([ListedFile("/a", 1, 0), ListedFile("/b", 1, 0), ListedFile("/c", 1, 0), ListedFile("/x", 1, 400)])
+    t.add([ListedFile("/a", 1, 0), ListedFile("/x", 1, 200)])
+    t.add([ListedFile("/x", 1, 300)])
+    x = {f.path: f for f in t.stability()}["/x"]
+    # positions 0, 3, 1, 0 -> 0, 0, 1, 3: median 0.5 (neither middle alone); times 100..400 -> 250
+    assert (x.position, x.elapsed_us, x.elapsed) == (0.5, 250.0, 250)
+    (entry,) = [e for e in as_entries(t.consensus(1.0)) if e.path == "/x"]
+    assert entry.elapsed_us == 250

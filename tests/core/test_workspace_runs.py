@@ -135,8 +135,9 @@ def test_runs_of_an_image_are_read_from_the_run_store(tmp_path: Path) -> None:
         runstore.save_run(tmp_path, run.entries, ListMeta(image="registry.local:5000/team/app:1", container="app",
                                                           complete=n != 3, runtime=tuple(run.runtime)),
                           when=1_700_000_000 + n)
-    assert images_with_runs(tmp_path) == ["team/app:1"]
-    runs, warnings = Workspace.read_runs(tmp_path, "team/app:1")
+    assert images_with_runs(tmp_path) == ["registry.local:5000/team/app:1"]  # the full reference
+    assert Workspace.read_runs(tmp_path, "team/app:1") == ([], [])  # docker.io/team/app:1: another image
+    runs, warnings = Workspace.read_runs(tmp_path, "registry.local:5000/team/app:1")
     assert warnings == [] and [r.complete for r in runs] == [True, True, True, False]
     assert [r.name[-5:] for r in runs] == ["Z-app"] * 4
     ws = Workspace(make_backend(tmp_path))

@@ -20,6 +20,7 @@ INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ARTIFACT = "application/vnd.nydus-top.prefetch-list.v1"
 PLAIN = "application/vnd.nydus-top.prefetch-list.v1+text"
+CSV = "application/vnd.nydus-top.prefetch-list.v1+csv"
 
 
 def digest(data: bytes) -> str:
@@ -43,12 +44,17 @@ class HostileRegistry:
         return digest(body)
 
     def artifact(self, repo: str, subject: str, blob: bytes, *, created: str, annotations: dict[str, Any] | None = None,
-                 body: bytes | None = None) -> dict[str, Any]:
-        """A list attached to *subject* (its blob served too, unless a test removes it); its descriptor
-        for the referrers answer. *body*: serve this as the manifest instead."""
+                 body: bytes | None = None, csv: bytes | None = None) -> dict[str, Any]:
+        """A list attached to *subject* (its blobs served too, unless a test removes them); its
+        descriptor for the referrers answer. *body*: serve this as the manifest instead; *csv*: the
+        list's csv as a second layer."""
+        layers = [{"mediaType": PLAIN, "digest": digest(blob), "size": len(blob)}]
         self.put(f"/v2/{repo}/blobs/{digest(blob)}", blob)
+        if csv is not None:
+            layers.append({"mediaType": CSV, "digest": digest(csv), "size": len(csv)})
+            self.put(f"/v2/{repo}/blobs/{digest(csv)}", csv)
         manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "artifactType": ARTIFACT,
-                    "layers": [{"mediaType": PLAIN, "digest": digest(blob), "size": len(blob)}],
+                    "layers": layers,
                     "annotations": {"org.opencontainers.image.created": created, "io.nydus-top.node": "n",
                                     **(annotations or {})}}
         data = body if body is not None else json.dumps(manifest).encode()
@@ -146,6 +152,41 @@ def short_registry() -> Iterator[str]:
     try:
         yield f"127.0.0.1:{server.server_address[1]}"
     finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def slow_header_registry(pause: float) -> Iterator[str]:
+    """A registry that answers every request with a status line and then one header byte every
+    *pause* seconds, forever (each read finishes well within any read timeout); its host:port."""
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                self.wfile.flush()
+                while not stop.wait(pause):
+                    self.wfile.write(b"X")
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client gave up
+
+        do_HEAD = do_POST = do_PUT = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
         server.shutdown()
         server.server_close()
         thread.join()

@@ -38,7 +38,7 @@ def test_a_recording_at_its_memory_limit_keeps_its_first_files_and_says_so(sandb
                        "later files are not recorded")
     # Kept as a run that says so, and saved beside the list (the trace's end and StopContainer race
     # to end the recording).
-    assert seen[2].startswith(f"kept run {tmp_path}/.nydus-top/runs/") and seen[2].endswith(
+    assert seen[2].startswith(f"kept run {tmp_path}/.nydus-top/image-runs/") and seen[2].endswith(
         f" ({kept} files, possibly incomplete) for {who}")
     assert seen[3].startswith(f"saved {tmp_path}/startup-workload:1.incomplete ({kept} files, ")
     assert seen[3].endswith(f") for {who}, not as {tmp_path}/startup-workload:1; POSSIBLY INCOMPLETE: "

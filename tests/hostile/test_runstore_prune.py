@@ -42,7 +42,7 @@ def test_pruning_runs_never_removes_through_a_directory_swapped_for_a_symlink(
 
     def save_then_swap(*args, **kwargs):  # type: ignore[no-untyped-def]
         result = real_save(*args, **kwargs)
-        team = persist / ".nydus-top" / "runs" / "team"
+        team = persist / ".nydus-top" / "image-runs" / "registry.local:5000" / "team"
         os.rename(team, persist / "moved")
         team.symlink_to(elsewhere)
         return result

@@ -126,6 +126,6 @@ def test_a_recording_that_may_miss_its_start_says_so_in_its_save_line(sandbox_no
                               "tracer was not ready")
     assert seen[1] == (f"recording record/record-test/late-recorded ({cid[:12]}) into {tmp_path}/startup-workload:1"
                        " (mark late)")
-    assert seen[2].startswith(f"kept run {tmp_path}/.nydus-top/runs/") and "possibly incomplete" in seen[2]
+    assert seen[2].startswith(f"kept run {tmp_path}/.nydus-top/image-runs/") and "possibly incomplete" in seen[2]
     assert seen[3].startswith(f"saved {tmp_path}/startup-workload:1.incomplete (")
     assert "POSSIBLY INCOMPLETE: tracer was not ready" in seen[3]

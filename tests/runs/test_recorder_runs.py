@@ -3,6 +3,7 @@ beside (never instead of) the optimizer's pair; one log line each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from nydus_top.lists.compact import CompactList
@@ -16,15 +17,16 @@ FILES = [("/bin/app", 10, 0), ("/lib/libc.so", 20, 150), ("/etc/app.conf", 5, 30
 
 
 def _finish(settings: RecordSettings, lines: list[str], *, container: str = "app", problems: tuple[str, ...] = (),
-            files: list[tuple[str, int, int]] = FILES, overlay: object = None) -> None:
+            files: list[tuple[str, int, int]] = FILES, overlay: object = None, image: str = IMAGE,
+            on_saved: Callable[[Path, str], object] | None = None) -> None:
     """Save one recording as the recorder does once its trace has ended (no tracer needed)."""
-    recorder = Recorder(settings, lines.append)
+    recorder = Recorder(settings, lines.append, on_saved=on_saved)
     compact = CompactList()
     for path, size, elapsed in files:
         compact.append(path, size, elapsed)
-    plan = Plan(f"{container}-id", result_paths(settings.persist_dir, IMAGE), settings)
+    plan = Plan(f"{container}-id", result_paths(settings.persist_dir, image), settings, image)
     rec = Recording(plan, "pod", container, None, compact, lines.append,  # type: ignore[arg-type]
-                    ListMeta(image=IMAGE, container=container, container_id=f"{container}-id"))
+                    ListMeta(image=image, container=container, container_id=f"{container}-id"))
     rec.problems.extend(problems)
     rec.overlay = overlay  # type: ignore[assignment]
     recorder._save(rec, "StopContainer")
@@ -140,3 +142,37 @@ def test_runtime_created_lookups_across_batches_keep_order_and_count(tmp_path: P
     assert list(runtime) == created[: len(runtime)] and len(runtime) < len(created)
     assert sum(len(p) + 4 for p in runtime) <= listmeta.RUNTIME_MAX_BYTES
     assert f"{len(runtime)} created at runtime and {len(created) - len(runtime)} more not named" in lines[0]
+
+
+def test_only_complete_lists_are_handed_on_for_pushing(tmp_path: Path) -> None:
+    handed: list[tuple[Path, str]] = []
+    lines: list[str] = []
+    _finish(RecordSettings(tmp_path, overwrite=True), lines, problems=("mark was late",),
+            on_saved=lambda path, image: handed.append((path, image)))
+    assert handed == []  # the possibly incomplete list is saved beside the pair, never pushed
+    _finish(RecordSettings(tmp_path, overwrite=True), lines, on_saved=lambda path, image: handed.append((path, image)))
+    assert handed == [(tmp_path / "team" / "app:1", IMAGE)]
+
+
+def test_another_registrys_image_of_the_same_path_never_counts_as_recorded(tmp_path: Path) -> None:
+    from nydus_top.model.node import Container, ContainerState, Pod
+    from nydus_top.recording.recorder import Planner
+
+    lines: list[str] = []
+    settings = RecordSettings(tmp_path, keep_runs=2)  # overwrite = false
+    for n in range(2):  # evil.local's image: its pair and keep_runs runs
+        _finish(settings, lines, container=f"evil{n}", image="evil.local/team/app:1")
+    pod = Pod("p1", "web", "prod", "uid-1")
+    good = Container("c1", pod.id, "app", "good.local/team/app:1", ContainerState.CREATED, pid=42)
+    plan, reason = Planner(settings).plan(pod, good)
+    assert plan is not None and not plan.pair, reason  # recorded as a run; the pair stays evil.local's
+    evil = Container("c2", pod.id, "app", "evil.local/team/app:1", ContainerState.CREATED, pid=43)
+    assert Planner(settings).plan(pod, evil) == (
+        None, f"{tmp_path}/team/app:1 exists (overwrite = false); 2 runs of it kept (keep_runs = 2)")
+    for n in range(2):
+        _finish(settings, lines, container=f"good{n}", image="good.local/team/app:1")
+    assert Planner(settings).plan(pod, good) == (  # its own runs count, and the pair is named as evil.local's
+        None, f"{tmp_path}/team/app:1 exists, the list of evil.local/team/app:1 (overwrite = false); "
+        "2 runs of it kept (keep_runs = 2)")
+    runs = runstore.runs_of(runstore.image_dir(tmp_path, "good.local/team/app:1"))
+    assert [run.name.split("Z-")[1] for run in runs] == ["good0", "good1"]

@@ -19,7 +19,7 @@ def test_runs_live_under_the_image_and_sort_oldest_first(tmp_path: Path) -> None
     for n, when in enumerate((1_700_000_002.5, 1_700_000_001.25, 1_700_000_003.0)):
         runstore.save_run(tmp_path, [ListedFile(f"/f{n}", n, n)], ListMeta(image=IMAGE, container=f"app-{n}"),
                           when=when)
-    directory = tmp_path / ".nydus-top" / "runs" / "team" / "app:1.2"
+    directory = tmp_path / ".nydus-top" / "image-runs" / "registry.example:5000" / "team" / "app:1.2"
     runs = runstore.runs_of(directory)
     assert [r.name for r in runs] == ["20231114T221321.250000Z-app-1", "20231114T221322.500000Z-app-0",
                                       "20231114T221323.000000Z-app-2"]
@@ -56,3 +56,21 @@ def test_other_files_in_the_directory_are_not_runs(tmp_path: Path) -> None:
 def test_invalid_image_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageRefError):
         runstore.save_run(tmp_path, [ListedFile("/x")], ListMeta(image="Bad Image!", container="c"))
+
+
+@pytest.mark.parametrize(("image", "key"), [
+    ("registry.example:5000/team/app:1.2", "registry.example:5000/team/app:1.2"),
+    ("nginx", "docker.io/library/nginx:latest"),
+    ("localhost/app@sha256:" + "a" * 64, "localhost/app@sha256:" + "a" * 64),
+    ("h.local/a/b:1@sha256:" + "b" * 64, "h.local/a/b:1@sha256:" + "b" * 64)])
+def test_runs_are_keyed_by_the_full_reference(tmp_path: Path, image: str, key: str) -> None:
+    assert runstore.image_dir(tmp_path, image) == tmp_path / ".nydus-top" / "image-runs" / key
+
+
+def test_two_registries_images_of_one_path_and_tag_never_share_runs(tmp_path: Path) -> None:
+    for image in ("good.local/reader:1", "evil.local/reader:1"):
+        runstore.save_run(tmp_path, [ListedFile("/x")], ListMeta(image=image, container="c"), when=1_700_000_000)
+    good, evil = (runstore.runs_of(runstore.image_dir(tmp_path, i)) for i in ("good.local/reader:1",
+                                                                               "evil.local/reader:1"))
+    assert len(good) == len(evil) == 1 and good[0].parent != evil[0].parent
+    assert load_list(good[0]).meta.image == "good.local/reader:1"  # type: ignore[union-attr]
