@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import oras.provider
 import requests
 import requests.adapters
 import urllib3.connection
@@ -39,6 +38,7 @@ import urllib3.exceptions
 
 from nydus_top.lists.files import ListFileError, check_files, write_atomic
 from nydus_top.lists.meta import ListMeta
+from nydus_top.registry import oras_sdk
 
 ARTIFACT_TYPE = "application/vnd.nydus-top.prefetch-list.v1"
 # The files of a list, by the suffix they have beside the plain list, and their media types.
@@ -154,10 +154,10 @@ class Client:
     def __init__(self, registry: str, *, plain_http: bool = False, timeout: float = TIMEOUT) -> None:
         self.registry = registry
         self.scheme = "http" if plain_http else "https"
-        self._oras = oras.provider.Registry(hostname=registry, insecure=plain_http)
+        self._oras = oras_sdk.new_registry(registry, plain_http=plain_http)
         adapter = _TimeoutAdapter(timeout)
-        self._oras.session.mount("http://", adapter)
-        self._oras.session.mount("https://", adapter)
+        oras_sdk.session(self._oras).mount("http://", adapter)
+        oras_sdk.session(self._oras).mount("https://", adapter)
         self._authenticated: set[str] = set()
         self._lock = threading.Lock()
         self._deadlines: set[_Deadline] = set()  # of the requests under way (any thread)
@@ -165,7 +165,7 @@ class Client:
 
     def close(self) -> None:
         """Close the session's pooled connections."""
-        self._oras.session.close()
+        oras_sdk.session(self._oras).close()
 
     def abort(self) -> None:
         """End the requests under way now and refuse later ones (from any thread): each raises
@@ -184,11 +184,9 @@ class Client:
         """(status, headers, body) of one request; a successful answer's body is read up to *limit*
         bytes, an error's up to MAX_MANIFEST_BYTES; all within REQUEST_DEADLINE seconds."""
         if repo not in self._authenticated:  # credentials from the docker config, once per repository
-            self._oras.auth.load_configs(self._oras.get_container(f"{self.registry}/{repo}"))
+            oras_sdk.load_credentials(self._oras, self.registry, repo)
             self._authenticated.add(repo)
         url = f"{self.scheme}://{self.registry}/v2/{repo}/{path}"
-        # The SDK's do_request answers auth challenges; its retry wrapper sleeps, so call what it wraps.
-        send = getattr(type(self._oras).do_request, "__wrapped__", type(self._oras).do_request)
         deadline = _Deadline(REQUEST_DEADLINE)  # every socket this thread uses until it ends, auth included
         with self._lock:
             if self._aborted:
@@ -196,7 +194,7 @@ class Client:
             self._deadlines.add(deadline)
         try:
             with deadline:
-                response = send(self._oras, url, method, data=data, headers=dict(headers or {}), stream=True)
+                response = oras_sdk.send(self._oras, url, method, data=data, headers=dict(headers or {}))
                 # *limit* is for what we asked for; an error's text may be longer than a tiny blob
                 body = _read_capped(response, limit if response.status_code < 300 else MAX_MANIFEST_BYTES, url)
             if deadline.why():  # the socket was shut down: what came is cut short
