@@ -9,18 +9,35 @@ its order; this one adds each file's ranges. Typical use::
     ...                             # the container runs
     ranges.stop()
     book = ranges.book              # path -> RangeSet | WHOLE
+
+Readers of the image's files wait for the range tracer's answers. Two bounds keep that short:
+
+* a watchdog thread here (``native/range_watchdog.c``: another process than the tracer, not its
+  process group, no Python lock) ends the range tracer when an event has waited more than
+  ``WATCHDOG_MS``; that is one log line, the trace's ``error`` says so and the file trace goes on;
+* ranges are recorded for a start-up window (``window_s``, ``[ranges] window``) only: then the
+  marks go (a ``window`` notice) and the range tracer ends.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nydus_top._native import ffi, lib
 from nydus_top.lists.ranges import RangeBook
 from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_MS = 100  # an event of the range tracer unanswered this long ends it (readers wait at most ~this)
+WINDOW_S = 30  # seconds ranges are recorded after arming, by default ([ranges] window)
 
 
 class RangesUnavailable(TracerError):
@@ -56,7 +73,8 @@ class WholeFile:
 
 @dataclass(frozen=True, slots=True)
 class RangeNotice:
-    text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped
+    text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped;
+    # "window": the start-up window ended, ranges stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +160,42 @@ class RangeCollector:
         return out
 
 
+class _Watchdog:
+    """The native watchdog of one range trace (owns its end of the socket)."""
+
+    def __init__(self, sock: socket.socket, bound_ms: int) -> None:
+        err = ffi.new("int *")
+        fd = sock.detach()
+        self._w = lib.nt_watchdog_start(fd, bound_ms, err)
+        if self._w == ffi.NULL:
+            os.close(fd)
+            raise TracerError(f"ranges unavailable: watchdog: {os.strerror(err[0])}")
+        self.bound_ms = bound_ms
+        self._lock = threading.Lock()
+
+    def fired_ms(self) -> int:
+        with self._lock:
+            return 0 if self._w == ffi.NULL else int(lib.nt_watchdog_fired(self._w))
+
+    def stop(self) -> int:
+        """Stop the thread; returns the wait that made it fire (0: it did not)."""
+        with self._lock:
+            if self._w == ffi.NULL:
+                return 0
+            fired = int(lib.nt_watchdog_fired(self._w))
+            lib.nt_watchdog_stop(self._w)
+            self._w = ffi.NULL
+            return fired
+
+
 class RangeTrace:
     """A running range trace (see :func:`start_ranges`)."""
 
-    def __init__(self, trace: Trace, collector: RangeCollector) -> None:
+    def __init__(self, trace: Trace, collector: RangeCollector, watchdog: _Watchdog | None = None) -> None:
         self._trace = trace
         self.collector = collector
+        self._watchdog = watchdog
+        self.stalled = ""  # why the watchdog ended the range tracer, once it has
 
     @property
     def book(self) -> RangeBook:
@@ -163,7 +211,17 @@ class RangeTrace:
 
     @property
     def error(self) -> str | None:
-        return self._trace.error
+        return self.stalled or self._trace.error
+
+    def _ended(self) -> None:
+        """The tracer has exited (reader thread): stop the watchdog; if it ended the tracer, say so."""
+        if self._watchdog is None:
+            return
+        fired = self._watchdog.stop()
+        if fired:
+            self.stalled = (f"ranges stopped: a read of the image waited {fired} ms for the range tracer "
+                            f"(bound {self._watchdog.bound_ms} ms); it was ended, the trace goes on without ranges")
+            log.warning("range tracer of pid %d: %s", self.pid, self.stalled)
 
     def wait_ready(self, timeout: float) -> None:
         """Block until every lower directory is marked. RangesUnavailable if it cannot be."""
@@ -182,8 +240,10 @@ class RangeTrace:
 
 def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
                  on_batch: Callable[[list[RangeRecord]], None] | None = None,
-                 small_set: bool = False, granularity: int = 0) -> RangeTrace:
-    """Start recording the ranges the container of host ``pid`` reads; returns at once.
+                 small_set: bool = False, granularity: int = 0, window_s: float = WINDOW_S,
+                 watchdog_ms: int = WATCHDOG_MS) -> RangeTrace:
+    """Start recording the ranges the container of host ``pid`` reads, for ``window_s`` seconds
+    at most; returns at once.
 
     ``on_batch`` (reader thread) sees the records after they are folded into the book. With
     ``granularity`` > 0 a file goes quiet (counts whole) once the chunks it touched cover it.
@@ -196,6 +256,28 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
             on_batch(batch)
 
     msg = {"pid": int(pid), "cid": container_id, "small": bool(small_set), "ranges": True,
-           "granularity": int(granularity)}
-    trace = Trace(pid, *pool.submit(msg), deliver, parse=parse_range_line)
-    return RangeTrace(trace, collector)
+           "granularity": int(granularity), "window_ms": max(int(window_s * 1000), 0)}
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        watchdog = _Watchdog(ours, watchdog_ms)
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
+    box: list[RangeTrace] = []
+    made = threading.Event()  # the tracer may end before the RangeTrace exists
+
+    def ended() -> None:
+        made.wait()
+        box[0]._ended()
+
+    try:
+        with theirs:
+            fds = pool.submit(msg, [theirs.fileno()])
+    except BaseException:
+        watchdog.stop()
+        raise
+    trace = Trace(pid, *fds, deliver, parse=parse_range_line, on_end=ended)
+    box.append(RangeTrace(trace, collector, watchdog))
+    made.set()
+    return box[0]

@@ -1,0 +1,90 @@
+"""The range tracer's watchdog and window: whatever happens to the range tracer, readers of the
+image's files never wait for it for long, and its marks do not outlive the start-up window."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+
+from nydus_top.tracing import range_tracer
+from nydus_top.tracing.range_tracer import start_ranges
+
+from .test_range_tracer import workload
+
+# A guard so that a failing test ends; what is asserted is that each read completed, not how fast.
+NEVER = 120
+
+
+def _kill(pid: int | None) -> None:
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)  # a stopped tracer would hold the readers past the test
+        except ProcessLookupError:
+            pass
+
+
+def test_a_stopped_range_tracer_holds_no_reader_host_or_container(pool, container, image, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger=range_tracer.__name__)
+    c = container(image, {"/data/f": b"f" * 8192, "/data/g": b"g" * 100}, workload("read:/data/g"))
+    c.wait_note()
+    trace = start_ranges(pool, c.pid)
+    trace.wait_ready(5)
+    tracer = trace.tracer_pid
+    try:
+        os.kill(tracer, signal.SIGSTOP)
+        # a host process (another mount namespace than the container's) reads a file of the image
+        host = subprocess.run(["cat", str(image / "data/f")], capture_output=True, timeout=NEVER, check=True)
+        assert host.stdout == b"f" * 8192
+        c.go()  # the container reads another file: it completes too
+        c.wait_note(NEVER)
+        assert trace.wait(NEVER)
+    finally:
+        _kill(tracer)
+    assert trace.error is not None and trace.error.startswith("ranges stopped: a read of the image waited ")
+    assert "(bound 100 ms); it was ended, the trace goes on without ranges" in trace.error
+    lines = [r.getMessage() for r in caplog.records if r.name == range_tracer.__name__]
+    assert lines == [f"range tracer of pid {c.pid}: {trace.error}"]
+    assert not os.path.exists(f"/proc/{tracer}")
+
+
+def _fanotify_fds() -> list[str]:
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[fanotify]":
+                fds.append(fd)
+        except OSError:
+            continue
+    return fds
+
+
+def test_after_a_normal_stop_the_watchdog_keeps_no_copy_of_the_group(pool, container, image) -> None:
+    c = container(image, {"/data/f": b"f" * 100}, workload("read:/data/f"))
+    c.wait_note()
+    before = _fanotify_fds()
+    trace = start_ranges(pool, c.pid)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()
+    trace.stop()
+    assert trace.error is None and trace.book.get("/data/f") is None and "/data/f" in trace.book
+    assert _fanotify_fds() == before
+
+
+def test_ranges_end_with_their_window_and_no_mark_remains(pool, container, image) -> None:
+    c = container(image, {"/data/f": b"f" * 100}, workload("read:/data/f"))
+    c.wait_note()
+    before = _fanotify_fds()
+    trace = start_ranges(pool, c.pid, window_s=0.2)
+    trace.wait_ready(5)
+    tracer = trace.tracer_pid
+    assert trace.wait(NEVER)  # ended by itself: nobody stopped it, the container still runs
+    assert trace.error is None and trace.collector.notices == ["window"]
+    assert trace.collector.end is not None and trace.collector.end.marks_left == 0
+    assert not os.path.exists(f"/proc/{tracer}") and _fanotify_fds() == before  # no group, no mark
+    c.go()
+    c.wait_note()  # its read after the window made no event: nobody is there to answer one
+    trace.stop()  # a stop after the end is harmless
+    assert "/data/f" not in trace.book and trace.collector.end.events == 0
