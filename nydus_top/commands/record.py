@@ -183,7 +183,8 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
 
     session.add_configure_hook(on_configure)
-    capture = StartupCapture(pool_starter(pool, ranges=range_list, granularity=lambda: recorder.settings.granularity))
+    capture = StartupCapture(pool_starter(pool, ranges=range_list, granularity=lambda: recorder.settings.granularity,
+                                          window=lambda: recorder.settings.ranges_window))
     capture.arm(recorder.select, recorder.deliver, once=False)
     session.add_start_hook(capture.on_start_container)
     model.subscribe(recorder.on_node_event)

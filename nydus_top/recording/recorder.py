@@ -78,6 +78,7 @@ class RecordSettings:
     max_bytes: int = MAX_BYTES  # one recording's files in memory at most
     range_list: bool = False  # also save <list>.ranges.json (byte ranges where they are known)
     granularity: int = 1 << 20  # ranges rounded out to this many bytes; 0 = exact
+    ranges_window: int = 30  # seconds after a start that ranges are recorded ([ranges] window)
     max_total_bytes: int = MAX_TOTAL_BYTES  # every recording's files together (read at the recorder's start)
     keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
     max_recordings: int = MAX_RECORDINGS  # recordings in progress at once; later starts are not recorded
@@ -523,5 +524,6 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         namespaces=tuple(namespaces),
         range_list=range_list,
         granularity=config.granularity,
+        ranges_window=config.ranges_window,
         keep_runs=config.keep_runs,
     )
