@@ -184,7 +184,7 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
 
     session.add_configure_hook(on_configure)
     capture = StartupCapture(pool_starter(pool, ranges=range_list, granularity=lambda: recorder.settings.granularity,
-                                          window=lambda: recorder.settings.ranges_window))
+                                          window=lambda: recorder.settings.ranges_window, budget=recorder.budget))
     capture.arm(recorder.select, recorder.deliver, once=False)
     session.add_start_hook(capture.on_start_container)
     model.subscribe(recorder.on_node_event)

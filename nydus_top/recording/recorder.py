@@ -374,6 +374,8 @@ class Recorder:
             await asyncio.to_thread(self._save, rec, why)
         finally:  # only now may another container of the image record into the same files
             rec.files.release()
+            if rec.trace.ranges is not None:
+                rec.trace.ranges.collector.release()
             self.planner.done(rec.plan.container_id)
 
     def _save(self, rec: Recording, why: str) -> None:
@@ -469,18 +471,31 @@ def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
     return kept, left_out
 
 
+_NOTICES = {
+    "limit": "more files than it keeps",
+    "backlog": "we read its lines too slowly",
+    "window": "its start-up window ended",
+}
+
+
 def _end_ranges(rec: Recording) -> None:
     """Take the ended trace's byte ranges, and what limited them (said with the range list: the
     file list is no less complete for it)."""
+    ranges = rec.trace.ranges
     if rec.plan.settings.range_list:
-        book = rec.trace.range_book()
+        # the trace has ended: its book is final, and taken as it is (a copy would double it)
+        book = ranges.collector.book if ranges is not None else rec.trace.range_book()
         rec.ranges = RangeBook() if book is None else book
-    if rec.trace.ranges is not None:
-        end = rec.trace.ranges.collector
+    if ranges is not None:
+        end = ranges.collector
         if end.notices:
-            rec.range_notes.append(f"range tracer: {', '.join(end.notices)} (files past it count whole)")
-        if rec.trace.ranges.error:
-            rec.range_notes.append(f"range tracer: {rec.trace.ranges.error}")
+            budget = end.budget
+            words = [_NOTICES.get(n, n) if n != "memory" else
+                     "the limit in memory for all recordings together" +
+                     (f" ({_mib(budget.max_bytes)})" if budget is not None else "") for n in end.notices]
+            rec.range_notes.append(f"range tracer: {', '.join(words)} (files past it count whole)")
+        if ranges.error:
+            rec.range_notes.append(f"range tracer: {ranges.error}")
 
 
 def _drop_orphan_sidecars(list_path: Path, root: Path) -> None:

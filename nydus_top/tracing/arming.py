@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.lists.compact import Budget
 from nydus_top.lists.ranges import RangeBook
 from nydus_top.model.node import Container, Pod
 from nydus_top.model.records import TraceRecord
@@ -49,7 +50,7 @@ class LiveTrace:
     """
 
     def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False, granularity: int = 0,
-                 window_s: float = WINDOW_S) -> None:
+                 window_s: float = WINDOW_S, budget: Budget | None = None) -> None:
         self.pid = pid
         self.records: list[TraceRecord] = []
         self._listeners: list[Callable[[list[TraceRecord]], None]] = []
@@ -60,7 +61,7 @@ class LiveTrace:
         self.ranges_error = ""
         if ranges:
             try:
-                self.ranges = start_ranges(pool, pid, granularity=granularity, window_s=window_s)
+                self.ranges = start_ranges(pool, pid, granularity=granularity, window_s=window_s, budget=budget)
             except Exception as err:  # noqa: BLE001 - the file trace goes on without ranges
                 self.ranges_error = unavailable(err)
 
@@ -138,11 +139,12 @@ TraceStarter = Callable[[int], LiveTrace]
 
 
 def pool_starter(pool: TracerPool, *, ranges: bool = False, granularity: Callable[[], int] = lambda: 0,
-                 window: Callable[[], float] = lambda: WINDOW_S) -> TraceStarter:
+                 window: Callable[[], float] = lambda: WINDOW_S, budget: Budget | None = None) -> TraceStarter:
     """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool (with a range tracer
     beside each one with ``ranges``, its files quiet once ``granularity()``-sized chunks cover them,
-    for the first ``window()`` seconds)."""
-    return lambda pid: LiveTrace(pool, pid, ranges=ranges, granularity=granularity(), window_s=window())
+    for the first ``window()`` seconds, its bookkeeping within ``budget``)."""
+    return lambda pid: LiveTrace(pool, pid, ranges=ranges, granularity=granularity(), window_s=window(),
+                                 budget=budget)
 
 
 # -- selectors for StartupCapture.arm ------------------------------------------------------------

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nydus_top._native import ffi, lib
+from nydus_top.lists.compact import Budget
 from nydus_top.lists.ranges import RangeBook
 from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
 
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 WATCHDOG_MS = 100  # an event of the range tracer unanswered this long ends it (readers wait at most ~this)
 WINDOW_S = 30  # seconds ranges are recorded after arming, by default ([ranges] window)
+# What the collector's book holds, counted against a memory budget (measured: ~90 bytes a range,
+# two Python ints in two lists; ~300 bytes a file besides its path, with its RangeSet and entries).
+RANGE_BYTES = 96
+FILE_BYTES = 320
 
 
 class RangesUnavailable(TracerError):
@@ -74,7 +79,8 @@ class WholeFile:
 @dataclass(frozen=True, slots=True)
 class RangeNotice:
     text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped;
-    # "window": the start-up window ended, ranges stopped
+    # "window": the start-up window ended, ranges stopped; "memory": the collector's budget is
+    # spent (said by the collector itself), later files and ranges count whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +114,17 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
 
 class RangeCollector:
     """Folds range records into a :class:`RangeBook` (thread-safe: the trace's reader thread
-    adds, anyone reads)."""
+    adds, anyone reads).
 
-    def __init__(self) -> None:
+    With a ``budget`` what the book holds (RANGE_BYTES a range, FILE_BYTES and its path a file)
+    is taken from it: past it a file's ranges give way to whole (``whole_why`` "memory"), a new
+    file is not kept (no data: whole in a range list), and one ``memory`` notice says so.
+    :meth:`release` gives it all back."""
+
+    def __init__(self, budget: Budget | None = None) -> None:
         self.book = RangeBook()
+        self.budget = budget
+        self.charged = 0  # bytes taken from the budget
         self.end: RangeEnd | None = None
         self.notices: list[str] = []
         self.whole_why: dict[str, str] = {}  # path -> why it counts whole ("read", "mapped", ...)
@@ -126,21 +139,59 @@ class RangeCollector:
             self._followers.append(callback)
             callback(self._copy())
 
+    def _take(self, n: int) -> bool:
+        if self.budget is None:
+            return True
+        if self.budget.take(n):
+            self.charged += n
+            return True
+        if "memory" not in self.notices:
+            self.notices.append("memory")
+        return False
+
+    def _give(self, n: int) -> None:
+        if self.budget is not None and n:
+            self.budget.give_back(n)
+            self.charged -= n
+
+    def _whole(self, path: str, why: str) -> None:
+        ranges = self.book.get(path)
+        if ranges is not None:
+            self._give(len(ranges) * RANGE_BYTES)
+        self.book.mark_whole(path)
+        self.whole_why[path] = why
+
+    def _read(self, path: str, start: int, end: int) -> None:
+        before = self.book.get(path)
+        if before is None and path in self.book:
+            return  # whole already
+        held = 0 if before is None else len(before)
+        self.book.add(path, start, end)
+        after = self.book.get(path)
+        grown = (0 if after is None else len(after)) - held
+        if grown > 0 and not self._take(grown * RANGE_BYTES):
+            self._give(held * RANGE_BYTES)
+            self.book.mark_whole(path)
+            self.whole_why[path] = "memory"
+        elif grown < 0:
+            self._give(-grown * RANGE_BYTES)
+
     def add(self, batch: list[RangeRecord]) -> None:
         with self._lock:
             for rec in batch:
                 if type(rec) is RangeRead:
                     path = self._paths.get(rec.file)
                     if path is not None:
-                        self.book.add(path, rec.offset, rec.offset + rec.length)
+                        self._read(path, rec.offset, rec.offset + rec.length)
                 elif type(rec) is FileSeen:
-                    if rec.path:  # empty: not reachable from our root; its reads stay unknown
+                    # empty: not reachable from our root; its reads stay unknown (so do those of
+                    # a file past the budget)
+                    if rec.path and self._take(FILE_BYTES + len(rec.path)):
                         self._paths[rec.file] = rec.path
                 elif type(rec) is WholeFile:
                     path = self._paths.get(rec.file)
                     if path is not None:
-                        self.book.mark_whole(path)
-                        self.whole_why[path] = rec.why
+                        self._whole(path, rec.why)
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
                 elif isinstance(rec, RangeEnd):
@@ -148,6 +199,12 @@ class RangeCollector:
             self.changed += 1
             for callback in self._followers:
                 callback(self._copy())
+
+    def release(self) -> None:
+        """Give back everything taken from the budget (the book stays readable)."""
+        with self._lock:
+            self._give(self.charged)
+            self.budget = None
 
     def snapshot(self) -> RangeBook:
         """A copy of the book as it is now."""
@@ -241,14 +298,15 @@ class RangeTrace:
 def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
                  on_batch: Callable[[list[RangeRecord]], None] | None = None,
                  small_set: bool = False, granularity: int = 0, window_s: float = WINDOW_S,
-                 watchdog_ms: int = WATCHDOG_MS) -> RangeTrace:
+                 watchdog_ms: int = WATCHDOG_MS, budget: Budget | None = None) -> RangeTrace:
     """Start recording the ranges the container of host ``pid`` reads, for ``window_s`` seconds
     at most; returns at once.
 
     ``on_batch`` (reader thread) sees the records after they are folded into the book. With
     ``granularity`` > 0 a file goes quiet (counts whole) once the chunks it touched cover it.
+    What the ranges take here counts against ``budget`` (see :class:`RangeCollector`).
     """
-    collector = RangeCollector()
+    collector = RangeCollector(budget)
 
     def deliver(batch: list[Any]) -> None:  # the reader's batches, parsed by parse_range_line
         collector.add(batch)
