@@ -59,10 +59,21 @@ PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name
 
 
 # Recordings in progress at once. Each has a tracer whose set of seen files may grow to 68 MiB
-# (native/tracer.c SEEN_MAX), besides the recordings' shared 256 MiB: with 8 the recorder stays
-# under the DaemonSet's 1 GiB limit whatever the containers do. A start past it is not recorded
-# (one line).
+# (native/tracer.c SEEN_MAX), besides the recordings' shared 256 MiB (files and ranges). A start
+# past it is not recorded (one line).
 MAX_RECORDINGS = 8
+# Range tracers at once (with --range-list). A start past it records files only (one line).
+MAX_RANGE_TRACES = 2
+# The most memory each part of a recorder may hold, whatever containers do; their sum is what the
+# DaemonSet's limit must allow (deploy/daemonset.yaml, README).
+TRACER_MAX_BYTES = 68 << 20  # a file tracer's set of seen files (native/tracer.c SEEN_MAX)
+# A range tracer: its file table 36 MiB (NT_RANGE_FILES_MAX, while it grows), its ranges 36 MiB
+# (NT_RANGE_INTERVALS_MAX, with the arrays' slack), lines for a slow reader 16 MiB
+# (range_session.BACKLOG_MAX), its output buffer 8 MiB, the process ~25 MiB.
+RANGE_TRACER_MAX_BYTES = 128 << 20
+PROCESS_BYTES = 50 << 20  # the recorder's process itself (measured 43-49 MiB, bench/recorder_pod.py)
+MEMORY_WORST_CASE = (MAX_TOTAL_BYTES + MAX_RECORDINGS * TRACER_MAX_BYTES + MAX_RANGE_TRACES * RANGE_TRACER_MAX_BYTES
+                     + PROCESS_BYTES)  # 1,106 MiB
 
 
 @dataclass(frozen=True, slots=True)

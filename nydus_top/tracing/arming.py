@@ -25,7 +25,14 @@ from nydus_top.lists.compact import Budget
 from nydus_top.lists.ranges import RangeBook
 from nydus_top.model.node import Container, Pod
 from nydus_top.model.records import TraceRecord
-from nydus_top.tracing.range_tracer import WINDOW_S, RangesUnavailable, RangeTrace, start_ranges, unavailable
+from nydus_top.tracing.range_tracer import (
+    WINDOW_S,
+    RangeSlots,
+    RangesUnavailable,
+    RangeTrace,
+    start_ranges,
+    unavailable,
+)
 from nydus_top.tracing.tracer import TracerPool
 
 T = TypeVar("T")
@@ -50,7 +57,7 @@ class LiveTrace:
     """
 
     def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False, granularity: int = 0,
-                 window_s: float = WINDOW_S, budget: Budget | None = None) -> None:
+                 window_s: float = WINDOW_S, budget: Budget | None = None, slots: RangeSlots | None = None) -> None:
         self.pid = pid
         self.records: list[TraceRecord] = []
         self._listeners: list[Callable[[list[TraceRecord]], None]] = []
@@ -61,7 +68,8 @@ class LiveTrace:
         self.ranges_error = ""
         if ranges:
             try:
-                self.ranges = start_ranges(pool, pid, granularity=granularity, window_s=window_s, budget=budget)
+                self.ranges = start_ranges(pool, pid, granularity=granularity, window_s=window_s, budget=budget,
+                                           slots=slots)
             except Exception as err:  # noqa: BLE001 - the file trace goes on without ranges
                 self.ranges_error = unavailable(err)
 
@@ -139,12 +147,13 @@ TraceStarter = Callable[[int], LiveTrace]
 
 
 def pool_starter(pool: TracerPool, *, ranges: bool = False, granularity: Callable[[], int] = lambda: 0,
-                 window: Callable[[], float] = lambda: WINDOW_S, budget: Budget | None = None) -> TraceStarter:
+                 window: Callable[[], float] = lambda: WINDOW_S, budget: Budget | None = None,
+                 slots: RangeSlots | None = None) -> TraceStarter:
     """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool (with a range tracer
     beside each one with ``ranges``, its files quiet once ``granularity()``-sized chunks cover them,
-    for the first ``window()`` seconds, its bookkeeping within ``budget``)."""
+    for the first ``window()`` seconds, its bookkeeping within ``budget``, while ``slots`` has room)."""
     return lambda pid: LiveTrace(pool, pid, ranges=ranges, granularity=granularity(), window_s=window(),
-                                 budget=budget)
+                                 budget=budget, slots=slots)
 
 
 # -- selectors for StartupCapture.arm ------------------------------------------------------------

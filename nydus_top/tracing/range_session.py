@@ -38,7 +38,7 @@ from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
 FLUSH_MS = 50  # lines reach the host at most this late while events keep coming
-BACKLOG_MAX = 64 << 20  # bytes of lines held for a slow reader of out_fd; then ranges stop
+BACKLOG_MAX = 16 << 20  # bytes of lines held for a slow reader of out_fd; then ranges stop
 WINDOW_MS = 30_000  # ranges are recorded this long after arming, unless told otherwise
 UNAVAILABLE = "ranges unavailable: "
 

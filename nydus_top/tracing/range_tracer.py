@@ -217,6 +217,27 @@ class RangeCollector:
         return out
 
 
+class RangeSlots:
+    """At most ``most`` range tracers at once (each may hold ~128 MiB: see the README's memory
+    arithmetic); thread-safe. A trace past it records files only."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.running >= self.most:
+                return False
+            self.running += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+
 class _Watchdog:
     """The native watchdog of one range trace (owns its end of the socket)."""
 
@@ -248,10 +269,12 @@ class _Watchdog:
 class RangeTrace:
     """A running range trace (see :func:`start_ranges`)."""
 
-    def __init__(self, trace: Trace, collector: RangeCollector, watchdog: _Watchdog | None = None) -> None:
+    def __init__(self, trace: Trace, collector: RangeCollector, watchdog: _Watchdog | None = None,
+                 slots: RangeSlots | None = None) -> None:
         self._trace = trace
         self.collector = collector
         self._watchdog = watchdog
+        self._slots = slots  # its slot is given back once the tracer has exited
         self.stalled = ""  # why the watchdog ended the range tracer, once it has
 
     @property
@@ -272,6 +295,9 @@ class RangeTrace:
 
     def _ended(self) -> None:
         """The tracer has exited (reader thread): stop the watchdog; if it ended the tracer, say so."""
+        if self._slots is not None:
+            self._slots.give_back()
+            self._slots = None
         if self._watchdog is None:
             return
         fired = self._watchdog.stop()
@@ -298,14 +324,31 @@ class RangeTrace:
 def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
                  on_batch: Callable[[list[RangeRecord]], None] | None = None,
                  small_set: bool = False, granularity: int = 0, window_s: float = WINDOW_S,
-                 watchdog_ms: int = WATCHDOG_MS, budget: Budget | None = None) -> RangeTrace:
+                 watchdog_ms: int = WATCHDOG_MS, budget: Budget | None = None,
+                 slots: RangeSlots | None = None) -> RangeTrace:
     """Start recording the ranges the container of host ``pid`` reads, for ``window_s`` seconds
     at most; returns at once.
 
     ``on_batch`` (reader thread) sees the records after they are folded into the book. With
     ``granularity`` > 0 a file goes quiet (counts whole) once the chunks it touched cover it.
-    What the ranges take here counts against ``budget`` (see :class:`RangeCollector`).
+    What the ranges take here counts against ``budget`` (see :class:`RangeCollector`). With
+    ``slots`` it takes one, or raises RangesUnavailable when all are taken.
     """
+    if slots is not None and not slots.take():
+        many = f"{slots.most} range tracer{'s are' if slots.most != 1 else ' is'}"
+        raise RangesUnavailable(f"ranges unavailable: {many} running, the most at once (MAX_RANGE_TRACES)")
+    try:
+        return _start(pool, pid, container_id, on_batch, small_set, granularity, window_s, watchdog_ms, budget,
+                      slots)
+    except BaseException:
+        if slots is not None:
+            slots.give_back()
+        raise
+
+
+def _start(pool: TracerPool, pid: int, container_id: str | None,
+           on_batch: Callable[[list[RangeRecord]], None] | None, small_set: bool, granularity: int,
+           window_s: float, watchdog_ms: int, budget: Budget | None, slots: RangeSlots | None) -> RangeTrace:
     collector = RangeCollector(budget)
 
     def deliver(batch: list[Any]) -> None:  # the reader's batches, parsed by parse_range_line
@@ -336,6 +379,6 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
         watchdog.stop()
         raise
     trace = Trace(pid, *fds, deliver, parse=parse_range_line, on_end=ended)
-    box.append(RangeTrace(trace, collector, watchdog))
+    box.append(RangeTrace(trace, collector, watchdog, slots))
     made.set()
     return box[0]

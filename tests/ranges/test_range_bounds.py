@@ -88,3 +88,28 @@ def test_ranges_end_with_their_window_and_no_mark_remains(pool, container, image
     c.wait_note()  # its read after the window made no event: nobody is there to answer one
     trace.stop()  # a stop after the end is harmless
     assert "/data/f" not in trace.book and trace.collector.end.events == 0
+
+
+def test_range_tracers_past_the_most_at_once_record_files_only(pool, container, image) -> None:
+    from nydus_top.tracing.arming import pool_starter
+    from nydus_top.tracing.range_tracer import RangeSlots
+
+    slots = RangeSlots(1)
+    start = pool_starter(pool, ranges=True, slots=slots)
+    a, b = container(image, {"/data/f": b"f"}, workload()), container(image, {}, workload())
+    a.wait_note()
+    b.wait_note()
+    first = start(a.pid)
+    first.wait_ready_sync(5)
+    assert first.ranges is not None and first.ranges_error == ""  # at the limit
+    second = start(b.pid)
+    second.wait_ready_sync(5)
+    assert second.ranges is None
+    assert second.ranges_error == "ranges unavailable: 1 range tracer is running, the most at once (MAX_RANGE_TRACES)"
+    first.stop_sync()  # its range tracer has exited: its slot is free again
+    third = start(b.pid)
+    third.wait_ready_sync(5)
+    assert third.ranges is not None and third.ranges_error == ""
+    second.stop_sync()
+    third.stop_sync()
+    assert slots.running == 0
