@@ -113,3 +113,43 @@ def test_range_tracers_past_the_most_at_once_record_files_only(pool, container, 
     second.stop_sync()
     third.stop_sync()
     assert slots.running == 0
+
+
+def test_the_watchdog_ends_a_tracer_stuck_in_a_batch_it_read() -> None:
+    """A batch read and never answered (the tracer stopped between its read and its answers):
+    the shared page says since when; the events are no longer queued, so only the page tells."""
+    import mmap
+    import socket
+    import struct
+    import time
+
+    from nydus_top._native import ffi, lib
+
+    procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    err = ffi.new("int *")
+    group = lib.nt_ranges_open(procfd, 0, 0, 0, err)
+    assert group != ffi.NULL, os.strerror(err[0])
+    stuck = subprocess.Popen(["sleep", "3600"])  # stands for the tracer: only its pidfd is used
+    page = os.memfd_create("beat", os.MFD_CLOEXEC)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        os.ftruncate(page, 4096)
+        with mmap.mmap(page, 4096) as beat:
+            since = time.clock_gettime_ns(time.CLOCK_MONOTONIC) - 2 * 10**9
+            struct.pack_into("<qQ", beat, 0, since, 7)  # busy for 2 s already, 7 batches before
+            watchdog = lib.nt_watchdog_start(ours.detach(), 100, err)
+            assert watchdog != ffi.NULL
+            me = os.pidfd_open(stuck.pid)
+            socket.send_fds(theirs, [b"W"], [lib.nt_ranges_fd(group), page, me])
+            os.close(me)
+            assert stuck.wait(NEVER) == -signal.SIGKILL
+            assert lib.nt_watchdog_fired(watchdog) >= 2000  # stored before the kill
+            theirs.close()  # the tracer's end: the watchdog's thread ends
+            lib.nt_watchdog_stop(watchdog)
+    finally:
+        if stuck.poll() is None:
+            stuck.kill()
+            stuck.wait()
+        os.close(page)
+        lib.nt_ranges_close(group)
+        os.close(procfd)
