@@ -56,7 +56,7 @@ char *nt_put_u64(char *o, unsigned long long v);
 #define NT_RANGE_WAIT_MAX 8            /* fds nt_ranges_serve() watches besides its own */
 #define NT_RANGES_PER_FILE 1024        /* distinct ranges of one file before it counts as whole */
 #define NT_RANGE_FILES_MAX (1 << 18)   /* files per trace (a 24 MiB table, 36 MiB while it grows); then a "limit" notice */
-#define NT_RANGE_INTERVALS_MAX (1 << 20) /* ranges over all files (16 MiB, 36 MiB with slack); then files go whole */
+#define NT_RANGE_INTERVALS_MAX (1 << 20) /* ranges over all files (16 MiB, 52 MiB with slack); then files go whole */
 
 struct nt_ranges;
 

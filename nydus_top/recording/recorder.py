@@ -67,13 +67,15 @@ MAX_RANGE_TRACES = 2
 # The most memory each part of a recorder may hold, whatever containers do; their sum is what the
 # DaemonSet's limit must allow (deploy/daemonset.yaml, README).
 TRACER_MAX_BYTES = 68 << 20  # a file tracer's set of seen files (native/tracer.c SEEN_MAX)
-# A range tracer: its file table 36 MiB (NT_RANGE_FILES_MAX, while it grows), its ranges 36 MiB
-# (NT_RANGE_INTERVALS_MAX, with the arrays' slack), lines for a slow reader 16 MiB
-# (range_session.BACKLOG_MAX), its output buffer 8 MiB, the process ~25 MiB.
-RANGE_TRACER_MAX_BYTES = 128 << 20
+# A range tracer: its file table 36 MiB (NT_RANGE_FILES_MAX: 24 MiB, and the old 12 MiB while it
+# grows), its ranges 52 MiB (NT_RANGE_INTERVALS_MAX: 16 MiB, at most 2x in grown arrays, 4 pairs
+# at least a file, malloc's headers), lines for a slow reader 18 MiB (range_session.BACKLOG_MAX
+# and the bytearray's slack) and a copy of one batch 8 MiB, its output buffers 9 MiB, the
+# process ~25 MiB: 148 MiB, rounded up.
+RANGE_TRACER_MAX_BYTES = 160 << 20
 PROCESS_BYTES = 50 << 20  # the recorder's process itself (measured 43-49 MiB, bench/recorder_pod.py)
 MEMORY_WORST_CASE = (MAX_TOTAL_BYTES + MAX_RECORDINGS * TRACER_MAX_BYTES + MAX_RANGE_TRACES * RANGE_TRACER_MAX_BYTES
-                     + PROCESS_BYTES)  # 1,106 MiB
+                     + PROCESS_BYTES)  # 1,170 MiB
 
 
 @dataclass(frozen=True, slots=True)

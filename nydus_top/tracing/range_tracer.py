@@ -218,7 +218,7 @@ class RangeCollector:
 
 
 class RangeSlots:
-    """At most ``most`` range tracers at once (each may hold ~128 MiB: see the README's memory
+    """At most ``most`` range tracers at once (each may hold ~160 MiB: see the README's memory
     arithmetic); thread-safe. A trace past it records files only."""
 
     def __init__(self, most: int) -> None:
