@@ -115,20 +115,22 @@ class RangeSession:
 
     def _hand_to_watchdog(self, watch_fd: int) -> None:
         """Share the batch page and send the watchdog our group, the page and a pidfd of us."""
-        page = os.memfd_create("nydus-top-range-beat", os.MFD_CLOEXEC)
-        me = os.pidfd_open(os.getpid())
+        fds: list[int] = []
         try:
+            page = os.memfd_create("nydus-top-range-beat", os.MFD_CLOEXEC)
+            fds.append(page)
+            fds.append(os.pidfd_open(os.getpid()))
             os.ftruncate(page, 4096)
             rc = lib.nt_ranges_share(self._t, page)
             if rc < 0:
                 raise OSError(-rc, os.strerror(-rc))
             with socket.socket(fileno=os.dup(watch_fd)) as sock:  # watch_fd stays open until we exit
-                socket.send_fds(sock, [b"W"], [self.fd, page, me])
+                socket.send_fds(sock, [b"W"], [self.fd, *fds])
         except OSError as e:
             raise RangeArmError(f"{UNAVAILABLE}watchdog: {e.strerror}") from None
         finally:
-            os.close(page)
-            os.close(me)
+            for fd in fds:
+                os.close(fd)
 
     @staticmethod
     def _why(errno: int, layer: str, max_marks: int) -> str:

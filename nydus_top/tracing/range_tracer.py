@@ -251,10 +251,6 @@ class _Watchdog:
         self.bound_ms = bound_ms
         self._lock = threading.Lock()
 
-    def fired_ms(self) -> int:
-        with self._lock:
-            return 0 if self._w == ffi.NULL else int(lib.nt_watchdog_fired(self._w))
-
     def stop(self) -> int:
         """Stop the thread; returns the wait that made it fire (0: it did not)."""
         with self._lock:
