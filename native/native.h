@@ -55,8 +55,8 @@ char *nt_put_u64(char *o, unsigned long long v);
 #define NT_RANGE_OUT_CAP 8388608      /* `out` of nt_ranges_drain()/serve() must hold this many bytes */
 #define NT_RANGE_WAIT_MAX 8            /* fds nt_ranges_serve() watches besides its own */
 #define NT_RANGES_PER_FILE 1024        /* distinct ranges of one file before it counts as whole */
-#define NT_RANGE_FILES_MAX (1 << 20)   /* files per trace; then a "limit" notice */
-#define NT_RANGE_INTERVALS_MAX (1 << 22) /* ranges over all files (64 MiB); then files go whole */
+#define NT_RANGE_FILES_MAX (1 << 18)   /* files per trace (a 24 MiB table, 36 MiB while it grows); then a "limit" notice */
+#define NT_RANGE_INTERVALS_MAX (1 << 20) /* ranges over all files (16 MiB, 52 MiB with slack); then files go whole */
 
 struct nt_ranges;
 
@@ -99,5 +99,38 @@ int nt_ranges_unmark(struct nt_ranges *t);
 unsigned long long nt_ranges_events(const struct nt_ranges *t, int foreign);
 
 void nt_ranges_close(struct nt_ranges *t);
+
+/* ---- the range tracer's watchdog (native/range_watchdog.c) ---- */
+
+/* The page a range tracer shares with its watchdog (a memfd it maps). */
+struct nt_range_beat {
+    long long busy_since;         /* CLOCK_MONOTONIC ns before reading the batch being answered; 0 between batches */
+    unsigned long long batches;   /* batches answered so far */
+};
+
+/* Map `memfd` (at least sizeof(struct nt_range_beat) bytes) and publish every batch in it.
+ * 0 or -errno. */
+int nt_ranges_share(struct nt_ranges *t, int memfd);
+
+/* A timerfd (CLOEXEC, non-blocking) that becomes readable once, `ms` from now; -errno. */
+int nt_ranges_timer(long long ms);
+
+struct nt_watchdog;
+
+/* Start a watchdog thread (all signals blocked) in this process. It owns `sock` (a socket whose
+ * peer is the range tracer) and waits there for the tracer's fanotify fd, shared page and pidfd
+ * (one message with three fds). Once they came, an event unanswered for more than `bound_ms`
+ * (a batch read and not answered, or events queued while no batch was read) SIGKILLs the tracer
+ * and closes our copy of its group: every pending event is allowed. NULL with *err set. */
+struct nt_watchdog *nt_watchdog_start(int sock, int bound_ms, int *err);
+
+/* The wait (ms, >= 1) that made the watchdog end the tracer; 0 if it has not. */
+long long nt_watchdog_fired(const struct nt_watchdog *w);
+
+/* 1 once the tracer's fds arrived. */
+int nt_watchdog_armed(const struct nt_watchdog *w);
+
+/* Stop the thread (at once) and free everything. */
+void nt_watchdog_stop(struct nt_watchdog *w);
 
 #endif

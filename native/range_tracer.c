@@ -21,8 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/mman.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,8 +85,13 @@ struct nt_ranges {
     long long now; /* CLOCK_MONOTONIC ns at the current batch */
     int limit_reported, no_ignore_marks;
     unsigned long long events, foreign;
+    struct nt_range_beat *beat; /* shared with the watchdog (range_watchdog.c), or NULL */
     struct rt_pid pids[RT_PID_SLOTS];
 };
+
+static void rt_beat_start(struct nt_ranges *t);
+static void rt_beat_end(struct nt_ranges *t, int batch);
+static long rt_drain_batch(struct nt_ranges *t, char *out, size_t len);
 
 static uint64_t rt_mix(uint64_t dev, uint64_t ino)
 {
@@ -448,11 +455,23 @@ long nt_ranges_drain(struct nt_ranges *t, char *out, size_t cap)
     if (cap < RT_EVENTS_MAX * RT_LINES_MAX)
         return -EINVAL;
     ssize_t len;
+    rt_beat_start(t);
     do
         len = read(t->fan_fd, t->buf, sizeof t->buf);
     while (len < 0 && errno == EINTR);
-    if (len < 0)
-        return errno == EAGAIN ? 0 : -errno;
+    if (len < 0) {
+        int e = errno;
+        rt_beat_end(t, 0);
+        return e == EAGAIN ? 0 : -e;
+    }
+    long rc_len = rt_drain_batch(t, out, (size_t)len);
+    rt_beat_end(t, 1);
+    return rc_len;
+}
+
+/* Answer and record the batch of `len` bytes just read into t->buf. */
+static long rt_drain_batch(struct nt_ranges *t, char *out, size_t len)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     t->now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
@@ -564,10 +583,60 @@ unsigned long long nt_ranges_events(const struct nt_ranges *t, int foreign)
     return foreign ? t->foreign : t->events;
 }
 
+int nt_ranges_timer(long long ms)
+{
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    struct itimerspec when = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}};
+    if (ms <= 0)
+        when.it_value.tv_nsec = 1; /* at once: a zero it_value would disarm the timer */
+    if (timerfd_settime(fd, 0, &when, NULL) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int nt_ranges_share(struct nt_ranges *t, int memfd)
+{
+    void *page = mmap(NULL, sizeof *t->beat, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (page == MAP_FAILED)
+        return -errno;
+    t->beat = page;
+    return 0;
+}
+
+static long long rt_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The watchdog sees a batch from before its read until every event of it is answered. */
+static void rt_beat_start(struct nt_ranges *t)
+{
+    if (t->beat)
+        __atomic_store_n(&t->beat->busy_since, rt_now_ns(), __ATOMIC_RELEASE);
+}
+
+static void rt_beat_end(struct nt_ranges *t, int batch)
+{
+    if (!t->beat)
+        return;
+    if (batch)
+        __atomic_store_n(&t->beat->batches, t->beat->batches + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&t->beat->busy_since, 0, __ATOMIC_RELEASE);
+}
+
 void nt_ranges_close(struct nt_ranges *t)
 {
     if (!t)
         return;
+    if (t->beat)
+        munmap(t->beat, sizeof *t->beat);
     close(t->fan_fd); /* events still queued are allowed by the kernel */
     close(t->fddir);
     for (size_t i = 0; i < t->cap; i++)

@@ -30,6 +30,7 @@ NRI_EVENTS = frozenset({
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
 ENV_NRI_SOCKET = "NYDUS_TOP_NRI_SOCKET"  # environment variable: [nri] socket over every file
 MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
+MAX_RANGES_WINDOW = 3600  # [ranges] window at most, seconds: the range tracer's cost never lasts a container's life
 
 
 class ConfigError(Exception):
@@ -53,6 +54,8 @@ class Config:
     plugin_index: str  # [nri] plugin_index, two digits
     ranges: bool = True  # [ranges] enable: record byte ranges beside the file list (Linux 6.14+)
     granularity: int = 1 << 20  # [ranges] granularity: bytes ranges are rounded out to; 0 = exact
+    ranges_window: int = 30  # [ranges] window: seconds after a trace's start that ranges are recorded
+    ranges_on_attach: bool = False  # [ranges] attach: record ranges when attaching to a running container
     registry_push: bool = False  # [registry] push: the recorder pushes each saved list to its image's registry
     registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
     max_pull_bytes: int = 1 << 30  # [registry] max_pull_bytes: bytes of lists one pull fetches, at most
@@ -85,6 +88,12 @@ def _bool(value: Any) -> bool:
 def _seconds(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _Bad(f"must be an integer >= 0, got {_shown(value)}")
+    return value
+
+
+def _window(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RANGES_WINDOW:
+        raise _Bad(f"must be an integer from 1 to {MAX_RANGES_WINDOW} (seconds), got {_shown(value)}")
     return value
 
 
@@ -184,6 +193,8 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "nri.plugin_index": ("plugin_index", _index),
     "ranges.enable": ("ranges", _bool),
     "ranges.granularity": ("granularity", _seconds),  # an integer >= 0, like a timeout
+    "ranges.window": ("ranges_window", _window),
+    "ranges.attach": ("ranges_on_attach", _bool),
     "registry.push": ("registry_push", _bool),
     "registry.plain_http": ("registry_plain_http", _registry_hosts),
     "registry.max_pull_bytes": ("max_pull_bytes", _positive),

@@ -37,9 +37,10 @@ from nydus_top.config import Config, ConfigError, load_config, parse_layer
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recording.pusher import ListPusher
-from nydus_top.recording.recorder import Recorder, RecordSettings, settings_from
+from nydus_top.recording.recorder import MAX_RANGE_TRACES, Recorder, RecordSettings, settings_from
 from nydus_top.text import EscapingFormatter, printable
 from nydus_top.tracing.arming import StartupCapture, pool_starter
+from nydus_top.tracing.range_tracer import RangeSlots
 from nydus_top.tracing.tracer import TracerPool
 
 log = logging.getLogger("nydus_top.record")
@@ -183,7 +184,9 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
 
     session.add_configure_hook(on_configure)
-    capture = StartupCapture(pool_starter(pool, ranges=range_list, granularity=lambda: recorder.settings.granularity))
+    capture = StartupCapture(pool_starter(pool, ranges=range_list, granularity=lambda: recorder.settings.granularity,
+                                          window=lambda: recorder.settings.ranges_window, budget=recorder.budget,
+                                          slots=RangeSlots(MAX_RANGE_TRACES)))
     capture.arm(recorder.select, recorder.deliver, once=False)
     session.add_start_hook(capture.on_start_container)
     model.subscribe(recorder.on_node_event)

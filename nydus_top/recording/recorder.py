@@ -60,10 +60,23 @@ PATH_MAX = os.pathconf("/", "PC_PATH_MAX")  # the longest path a tracer can name
 
 
 # Recordings in progress at once. Each has a tracer whose set of seen files may grow to 68 MiB
-# (native/tracer.c SEEN_MAX), besides the recordings' shared 256 MiB: with 8 the recorder stays
-# under the DaemonSet's 1 GiB limit whatever the containers do. A start past it is not recorded
-# (one line).
+# (native/tracer.c SEEN_MAX), besides the recordings' shared 256 MiB (files and ranges). A start
+# past it is not recorded (one line).
 MAX_RECORDINGS = 8
+# Range tracers at once (with --range-list). A start past it records files only (one line).
+MAX_RANGE_TRACES = 2
+# The most memory each part of a recorder may hold, whatever containers do; their sum is what the
+# DaemonSet's limit must allow (deploy/daemonset.yaml, README).
+TRACER_MAX_BYTES = 68 << 20  # a file tracer's set of seen files (native/tracer.c SEEN_MAX)
+# A range tracer: its file table 36 MiB (NT_RANGE_FILES_MAX: 24 MiB, and the old 12 MiB while it
+# grows), its ranges 52 MiB (NT_RANGE_INTERVALS_MAX: 16 MiB, at most 2x in grown arrays, 4 pairs
+# at least a file, malloc's headers), lines for a slow reader 18 MiB (range_session.BACKLOG_MAX
+# and the bytearray's slack) and a copy of one batch 8 MiB, its output buffers 9 MiB, the
+# process ~25 MiB: 148 MiB, rounded up.
+RANGE_TRACER_MAX_BYTES = 160 << 20
+PROCESS_BYTES = 50 << 20  # the recorder's process itself (measured 43-49 MiB, bench/recorder_pod.py)
+MEMORY_WORST_CASE = (MAX_TOTAL_BYTES + MAX_RECORDINGS * TRACER_MAX_BYTES + MAX_RANGE_TRACES * RANGE_TRACER_MAX_BYTES
+                     + PROCESS_BYTES)  # 1,170 MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,7 @@ class RecordSettings:
     max_bytes: int = MAX_BYTES  # one recording's files in memory at most
     range_list: bool = False  # also save <list>.ranges.json (byte ranges where they are known)
     granularity: int = 1 << 20  # ranges rounded out to this many bytes; 0 = exact
+    ranges_window: int = 30  # seconds after a start that ranges are recorded ([ranges] window)
     max_total_bytes: int = MAX_TOTAL_BYTES  # every recording's files together (read at the recorder's start)
     keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
     max_recordings: int = MAX_RECORDINGS  # recordings in progress at once; later starts are not recorded
@@ -389,6 +403,8 @@ class Recorder:
             await asyncio.to_thread(self._save, rec, why)
         finally:  # only now may another container of the image record into the same files
             rec.files.release()
+            if rec.trace.ranges is not None:
+                rec.trace.ranges.collector.release()
             self.planner.done(rec.plan.container_id)
 
     def _save(self, rec: Recording, why: str) -> None:
@@ -484,18 +500,31 @@ def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
     return kept, left_out
 
 
+_NOTICES = {
+    "limit": "more files than it keeps",
+    "backlog": "we read its lines too slowly",
+    "window": "its start-up window ended",
+}
+
+
 def _end_ranges(rec: Recording) -> None:
     """Take the ended trace's byte ranges, and what limited them (said with the range list: the
     file list is no less complete for it)."""
+    ranges = rec.trace.ranges
     if rec.plan.settings.range_list:
-        book = rec.trace.range_book()
+        # the trace has ended: its book is final, and taken as it is (a copy would double it)
+        book = ranges.collector.book if ranges is not None else rec.trace.range_book()
         rec.ranges = RangeBook() if book is None else book
-    if rec.trace.ranges is not None:
-        end = rec.trace.ranges.collector
+    if ranges is not None:
+        end = ranges.collector
         if end.notices:
-            rec.range_notes.append(f"range tracer: {', '.join(end.notices)} (files past it count whole)")
-        if rec.trace.ranges.error:
-            rec.range_notes.append(f"range tracer: {rec.trace.ranges.error}")
+            budget = end.budget
+            words = [_NOTICES.get(n, n) if n != "memory" else
+                     "the limit in memory for all recordings together" +
+                     (f" ({_mib(budget.max_bytes)})" if budget is not None else "") for n in end.notices]
+            rec.range_notes.append(f"range tracer: {', '.join(words)} (files past it count whole)")
+        if ranges.error:
+            rec.range_notes.append(f"range tracer: {ranges.error}")
 
 
 def _drop_orphan_sidecars(list_path: Path, root: Path) -> None:
@@ -539,5 +568,6 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         namespaces=tuple(namespaces),
         range_list=range_list,
         granularity=config.granularity,
+        ranges_window=config.ranges_window,
         keep_runs=config.keep_runs,
     )

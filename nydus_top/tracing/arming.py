@@ -21,10 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
+from nydus_top.lists.compact import Budget
 from nydus_top.lists.ranges import RangeBook
 from nydus_top.model.node import Container, Pod
 from nydus_top.model.records import TraceRecord
-from nydus_top.tracing.range_tracer import RangesUnavailable, RangeTrace, start_ranges, unavailable
+from nydus_top.tracing.range_tracer import (
+    WINDOW_S,
+    RangeSlots,
+    RangesUnavailable,
+    RangeTrace,
+    start_ranges,
+    unavailable,
+)
 from nydus_top.tracing.tracer import TracerPool
 
 T = TypeVar("T")
@@ -43,11 +51,13 @@ class LiveTrace:
     reader thread: a UI passes it on to its own loop). A listener that keeps the records
     itself follows with ``keep=False``: from then on they are not kept twice.
 
-    With ``ranges`` a range tracer (:mod:`nydus_top.tracing.range_tracer`) runs beside it; where it
-    cannot, ``ranges_error`` says why (``ranges unavailable: ...``) and the trace goes on.
+    With ``ranges`` a range tracer (:mod:`nydus_top.tracing.range_tracer`) runs beside it for the
+    first ``window_s`` seconds; where it cannot, ``ranges_error`` says why (``ranges unavailable:
+    ...``) and the trace goes on.
     """
 
-    def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False, granularity: int = 0) -> None:
+    def __init__(self, pool: TracerPool, pid: int, *, ranges: bool = False, granularity: int = 0,
+                 window_s: float = WINDOW_S, budget: Budget | None = None, slots: RangeSlots | None = None) -> None:
         self.pid = pid
         self.records: list[TraceRecord] = []
         self._listeners: list[Callable[[list[TraceRecord]], None]] = []
@@ -58,7 +68,8 @@ class LiveTrace:
         self.ranges_error = ""
         if ranges:
             try:
-                self.ranges = start_ranges(pool, pid, granularity=granularity)
+                self.ranges = start_ranges(pool, pid, granularity=granularity, window_s=window_s, budget=budget,
+                                           slots=slots)
             except Exception as err:  # noqa: BLE001 - the file trace goes on without ranges
                 self.ranges_error = unavailable(err)
 
@@ -135,11 +146,14 @@ TraceStarter = Callable[[int], LiveTrace]
 """Starts a trace of a host pid and returns at once (the mark is awaited with wait_ready)."""
 
 
-def pool_starter(pool: TracerPool, *, ranges: bool = False,
-                 granularity: Callable[[], int] = lambda: 0) -> TraceStarter:
+def pool_starter(pool: TracerPool, *, ranges: bool = False, granularity: Callable[[], int] = lambda: 0,
+                 window: Callable[[], float] = lambda: WINDOW_S, budget: Budget | None = None,
+                 slots: RangeSlots | None = None) -> TraceStarter:
     """A TraceStarter starting :class:`LiveTrace` s from a warm tracer pool (with a range tracer
-    beside each one with ``ranges``, its files quiet once ``granularity()``-sized chunks cover them)."""
-    return lambda pid: LiveTrace(pool, pid, ranges=ranges, granularity=granularity())
+    beside each one with ``ranges``, its files quiet once ``granularity()``-sized chunks cover them,
+    for the first ``window()`` seconds, its bookkeeping within ``budget``, while ``slots`` has room)."""
+    return lambda pid: LiveTrace(pool, pid, ranges=ranges, granularity=granularity(), window_s=window(),
+                                 budget=budget, slots=slots)
 
 
 # -- selectors for StartupCapture.arm ------------------------------------------------------------

@@ -3,10 +3,11 @@
 Started once by :class:`nydus_top.tracing.tracer.TracerPool` with one end of a SEQPACKET socketpair as
 argv[1]. It imports everything a trace needs up front and answers ``W`` when warm. A request is a
 JSON message ``{"pid": int, "cid": str | None, "bounded": bool, "small": bool, "ranges": bool,
-"granularity": int}`` (bounded and small are test knobs; ranges asks for a range trace,
-:mod:`nydus_top.tracing.range_session`, instead of a file trace, granularity its chunk size) with three
-fds attached (SCM_RIGHTS): the write end of the line stream, the write end of the status pipe and
-the read end of the stop pipe.
+"granularity": int, "window_ms": int}`` (bounded and small are test knobs; ranges asks for a range
+trace, :mod:`nydus_top.tracing.range_session`, instead of a file trace, granularity its chunk size,
+window_ms how long it records) with three fds attached (SCM_RIGHTS): the write end of the line
+stream, the write end of the status pipe and the read end of the stop pipe; a range trace has a
+fourth, its end of the watchdog's socket.
 
 Requests are taken by a *spare*: a child forked in advance, with its buffers already faulted in,
 blocked on the socket. The spare that takes a request tells the helper (which forks the next
@@ -45,6 +46,7 @@ class _Request(TypedDict):
     small_set: bool
     ranges: bool
     granularity: int
+    window_ms: int
 
 
 def _request(sock: socket.socket) -> tuple[_Request, list[int]] | None:
@@ -66,8 +68,9 @@ def _request(sock: socket.socket) -> tuple[_Request, list[int]] | None:
             kw: _Request = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
                             "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False)),
                             "ranges": bool(req.get("ranges", False)),
-                            "granularity": int(req.get("granularity", 0))}
-            if len(fds) == 3 and kw["pid"] > 0:
+                            "granularity": int(req.get("granularity", 0)),
+                            "window_ms": int(req.get("window_ms", range_session.WINDOW_MS))}
+            if len(fds) == (4 if kw["ranges"] else 3) and kw["pid"] > 0:
                 return kw, list(fds)
         except (ValueError, KeyError, TypeError):
             pass
@@ -82,14 +85,15 @@ def _spare(sock: socket.socket, taken: socket.socket) -> int:
     req = _request(sock)
     if req is None:
         return 0
-    kw, (out_fd, status_fd, stop_fd) = req
+    kw, fds = req
+    out_fd, status_fd, stop_fd = fds[:3]
     socket.send_fds(taken, [TAKEN], [status_fd])
     taken.close()
     sock.close()
     if kw["ranges"]:
         return range_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
                                  container_id=kw["container_id"], small_set=kw["small_set"],
-                                 granularity=kw["granularity"])
+                                 granularity=kw["granularity"], watch_fd=fds[3], window_ms=kw["window_ms"])
     return trace_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
                              container_id=kw["container_id"], bounded=kw["bounded"], small_set=kw["small_set"])
 

@@ -9,6 +9,13 @@ module writes them to ``out_fd`` once per batch. Same status protocol as
 Unlike a file tracer it keeps the spare's raised priority (``NICE_ARM``) while it runs: the
 container's readers wait for its answers.
 
+Two things bound what the marks cost the image's readers. A watchdog in the process that asked
+for the trace (``native/range_watchdog.c``) gets, over ``watch_fd`` and before any mark is placed,
+a copy of the fanotify fd, a page where every batch is published and a pidfd of this process: an
+event left unanswered for longer than its bound ends this process, whatever stops it. And ranges
+are recorded for a start-up window only (``window_ms``): then the marks go, a
+``{"notice":"window"}`` line says so, and the trace ends.
+
 At the end (after the marks are removed and the queue drained) one last line says how many marks
 the fanotify group still holds, read from our own ``/proc/self/fdinfo``: ``{"marks_left": n,
 "events": n, "foreign": n}``.
@@ -21,6 +28,7 @@ import os
 import platform
 import re
 import select
+import socket
 import struct
 
 from nydus_top._native import ffi, lib
@@ -30,7 +38,8 @@ from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
 FLUSH_MS = 50  # lines reach the host at most this late while events keep coming
-BACKLOG_MAX = 64 << 20  # bytes of lines held for a slow reader of out_fd; then ranges stop
+BACKLOG_MAX = 16 << 20  # bytes of lines held for a slow reader of out_fd; then ranges stop
+WINDOW_MS = 30_000  # ranges are recorded this long after arming, unless told otherwise
 UNAVAILABLE = "ranges unavailable: "
 
 
@@ -76,7 +85,8 @@ class RangeSession:
     ``procfd`` once constructed."""
 
     def __init__(self, procfd: int, ns: tuple[int, int], lowerdirs: tuple[str, ...], *,
-                 small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0) -> None:
+                 small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0,
+                 watch_fd: int | None = None) -> None:
         err = ffi.new("int *")
         self._t = lib.nt_ranges_open(procfd, ns[0], ns[1], lib.NT_SMALL_SET if small_set else 0, err)
         if self._t == ffi.NULL:
@@ -91,6 +101,8 @@ class RangeSession:
         self._pending = bytearray()
         self._gave_up = False
         try:
+            if watch_fd is not None:  # the watchdog first: no reader may wait on marks it cannot see
+                self._hand_to_watchdog(watch_fd)
             for layer in lowerdirs:
                 n = lib.nt_ranges_mark_tree(self._t, os.fsencode(layer), max_marks - self.marks)
                 if n < 0:
@@ -100,6 +112,25 @@ class RangeSession:
             lib.nt_ranges_close(self._t)  # procfd stays the caller's
             self._t = ffi.NULL
             raise
+
+    def _hand_to_watchdog(self, watch_fd: int) -> None:
+        """Share the batch page and send the watchdog our group, the page and a pidfd of us."""
+        fds: list[int] = []
+        try:
+            page = os.memfd_create("nydus-top-range-beat", os.MFD_CLOEXEC)
+            fds.append(page)
+            fds.append(os.pidfd_open(os.getpid()))
+            os.ftruncate(page, 4096)
+            rc = lib.nt_ranges_share(self._t, page)
+            if rc < 0:
+                raise OSError(-rc, os.strerror(-rc))
+            with socket.socket(fileno=os.dup(watch_fd)) as sock:  # watch_fd stays open until we exit
+                socket.send_fds(sock, [b"W"], [self.fd, *fds])
+        except OSError as e:
+            raise RangeArmError(f"{UNAVAILABLE}watchdog: {e.strerror}") from None
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     @staticmethod
     def _why(errno: int, layer: str, max_marks: int) -> str:
@@ -167,14 +198,27 @@ class RangeSession:
         os.set_blocking(out_fd, True)  # no mark is left: nobody waits for us any more
         self.flush(out_fd)
 
-    def pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None) -> bytes:
-        """Answer and stream until a stop fd is readable or the target exits; then finish.
+    def pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None, window_ms: int | None = None) -> bytes:
+        """Answer and stream until a stop fd is readable, the target exits or ``window_ms`` have
+        passed (then a ``window`` notice); then finish.
 
         The C loop answers events with no Python in between and comes back at least every
         FLUSH_MS while it has lines, so a live view stays current, and as soon as ``out_fd``
         takes more of the lines waiting here."""
         os.set_blocking(out_fd, False)
-        waits = [*stop_fds, *([pidfd] if pidfd is not None else [])]
+        timer = -1
+        if window_ms is not None:
+            timer = int(lib.nt_ranges_timer(window_ms))
+            if timer < 0:
+                raise OSError(-timer, os.strerror(-timer))
+        try:
+            return self._pump(out_fd, stop_fds, pidfd, timer)
+        finally:
+            if timer >= 0:
+                os.close(timer)
+
+    def _pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None, timer: int) -> bytes:
+        waits = [*stop_fds, *([pidfd] if pidfd is not None else []), *([timer] if timer >= 0 else [])]
         wait_arr = ffi.new("int[]", waits)
         while True:
             write_fd = out_fd if self._pending else -1  # lines wait for room in the pipe
@@ -185,7 +229,10 @@ class RangeSession:
             self._keep(n)
             self.flush(out_fd)
             ready = select.select(waits, [], [], 0)[0]
-            end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if ready else None
+            end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if pidfd in ready else None
+            if end is None and timer in ready:
+                self._pending += b'{"notice":"window"}\n'
+                end = STOPPED
             if end is not None:
                 self.finish(out_fd)
                 return end
@@ -198,7 +245,8 @@ class RangeSession:
 
 
 def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...] | None = None,
-        small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0) -> tuple[RangeSession, int]:
+        small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0,
+        watch_fd: int | None = None) -> tuple[RangeSession, int]:
     """Mark the lower directories of ``pid``'s root overlay (or ``lowerdirs``). Returns the
     session and a pidfd. With ``granularity`` > 0 files go quiet once their touched chunks cover
     them. Raises RangeArmError (target gone, not an overlay, unsupported)."""
@@ -219,7 +267,7 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
         if not trace_session.alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
         session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
-                               granularity=granularity)
+                               granularity=granularity, watch_fd=watch_fd)
     except BaseException:
         os.close(pidfd)
         os.close(procfd)
@@ -229,15 +277,15 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
         container_id: str | None = None, small_set: bool = False, max_marks: int = MAX_MARKS,
-        granularity: int = 0) -> int:
-    """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``) or its exit.
-    Exit code as :func:`nydus_top.tracing.file_session.run`."""
+        granularity: int = 0, watch_fd: int | None = None, window_ms: int = WINDOW_MS) -> int:
+    """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``), its exit
+    or the end of the window. Exit code as :func:`nydus_top.tracing.file_session.run`."""
     wake_r = trace_session.stop_on_signals()
     status = trace_session.status_writer(status_fd)
 
     try:
         session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks,
-                             granularity=granularity)
+                             granularity=granularity, watch_fd=watch_fd)
     except RangeArmError as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2
@@ -247,7 +295,7 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
     status(READY + struct.pack("<I", os.getpid()))
     stop_fds = [wake_r] + ([stop_fd] if stop_fd is not None else [])
     try:
-        end = session.pump(out_fd, stop_fds, pidfd)
+        end = session.pump(out_fd, stop_fds, pidfd, window_ms)
     except BrokenPipeError:
         status(STOPPED)
         return 1

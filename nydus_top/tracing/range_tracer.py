@@ -9,18 +9,40 @@ its order; this one adds each file's ranges. Typical use::
     ...                             # the container runs
     ranges.stop()
     book = ranges.book              # path -> RangeSet | WHOLE
+
+Readers of the image's files wait for the range tracer's answers. Two bounds keep that short:
+
+* a watchdog thread here (``native/range_watchdog.c``: another process than the tracer, not its
+  process group, no Python lock) ends the range tracer when an event has waited more than
+  ``WATCHDOG_MS``; that is one log line, the trace's ``error`` says so and the file trace goes on;
+* ranges are recorded for a start-up window (``window_s``, ``[ranges] window``) only: then the
+  marks go (a ``window`` notice) and the range tracer ends.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nydus_top._native import ffi, lib
+from nydus_top.lists.compact import Budget
 from nydus_top.lists.ranges import RangeBook
 from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_MS = 100  # an event of the range tracer unanswered this long ends it (readers wait at most ~this)
+WINDOW_S = 30  # seconds ranges are recorded after arming, by default ([ranges] window)
+# What the collector's book holds, counted against a memory budget (measured: ~90 bytes a range,
+# two Python ints in two lists; ~300 bytes a file besides its path, with its RangeSet and entries).
+RANGE_BYTES = 96
+FILE_BYTES = 320
 
 
 class RangesUnavailable(TracerError):
@@ -56,7 +78,9 @@ class WholeFile:
 
 @dataclass(frozen=True, slots=True)
 class RangeNotice:
-    text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped
+    text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped;
+    # "window": the start-up window ended, ranges stopped; "memory": the collector's budget is
+    # spent (said by the collector itself), later files and ranges count whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +114,17 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
 
 class RangeCollector:
     """Folds range records into a :class:`RangeBook` (thread-safe: the trace's reader thread
-    adds, anyone reads)."""
+    adds, anyone reads).
 
-    def __init__(self) -> None:
+    With a ``budget`` what the book holds (RANGE_BYTES a range, FILE_BYTES and its path a file)
+    is taken from it: past it a file's ranges give way to whole (``whole_why`` "memory"), a new
+    file is not kept (no data: whole in a range list), and one ``memory`` notice says so.
+    :meth:`release` gives it all back."""
+
+    def __init__(self, budget: Budget | None = None) -> None:
         self.book = RangeBook()
+        self.budget = budget
+        self.charged = 0  # bytes taken from the budget
         self.end: RangeEnd | None = None
         self.notices: list[str] = []
         self.whole_why: dict[str, str] = {}  # path -> why it counts whole ("read", "mapped", ...)
@@ -108,21 +139,59 @@ class RangeCollector:
             self._followers.append(callback)
             callback(self._copy())
 
+    def _take(self, n: int) -> bool:
+        if self.budget is None:
+            return True
+        if self.budget.take(n):
+            self.charged += n
+            return True
+        if "memory" not in self.notices:
+            self.notices.append("memory")
+        return False
+
+    def _give(self, n: int) -> None:
+        if self.budget is not None and n:
+            self.budget.give_back(n)
+            self.charged -= n
+
+    def _whole(self, path: str, why: str) -> None:
+        ranges = self.book.get(path)
+        if ranges is not None:
+            self._give(len(ranges) * RANGE_BYTES)
+        self.book.mark_whole(path)
+        self.whole_why[path] = why
+
+    def _read(self, path: str, start: int, end: int) -> None:
+        before = self.book.get(path)
+        if before is None and path in self.book:
+            return  # whole already
+        held = 0 if before is None else len(before)
+        self.book.add(path, start, end)
+        after = self.book.get(path)
+        grown = (0 if after is None else len(after)) - held
+        if grown > 0 and not self._take(grown * RANGE_BYTES):
+            self._give(held * RANGE_BYTES)
+            self.book.mark_whole(path)
+            self.whole_why[path] = "memory"
+        elif grown < 0:
+            self._give(-grown * RANGE_BYTES)
+
     def add(self, batch: list[RangeRecord]) -> None:
         with self._lock:
             for rec in batch:
                 if type(rec) is RangeRead:
                     path = self._paths.get(rec.file)
                     if path is not None:
-                        self.book.add(path, rec.offset, rec.offset + rec.length)
+                        self._read(path, rec.offset, rec.offset + rec.length)
                 elif type(rec) is FileSeen:
-                    if rec.path:  # empty: not reachable from our root; its reads stay unknown
+                    # empty: not reachable from our root; its reads stay unknown (so do those of
+                    # a file past the budget)
+                    if rec.path and self._take(FILE_BYTES + len(rec.path)):
                         self._paths[rec.file] = rec.path
                 elif type(rec) is WholeFile:
                     path = self._paths.get(rec.file)
                     if path is not None:
-                        self.book.mark_whole(path)
-                        self.whole_why[path] = rec.why
+                        self._whole(path, rec.why)
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
                 elif isinstance(rec, RangeEnd):
@@ -130,6 +199,12 @@ class RangeCollector:
             self.changed += 1
             for callback in self._followers:
                 callback(self._copy())
+
+    def release(self) -> None:
+        """Give back everything taken from the budget (the book stays readable)."""
+        with self._lock:
+            self._give(self.charged)
+            self.budget = None
 
     def snapshot(self) -> RangeBook:
         """A copy of the book as it is now."""
@@ -142,12 +217,61 @@ class RangeCollector:
         return out
 
 
+class RangeSlots:
+    """At most ``most`` range tracers at once (each may hold ~160 MiB: see the README's memory
+    arithmetic); thread-safe. A trace past it records files only."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.running >= self.most:
+                return False
+            self.running += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+
+class _Watchdog:
+    """The native watchdog of one range trace (owns its end of the socket)."""
+
+    def __init__(self, sock: socket.socket, bound_ms: int) -> None:
+        err = ffi.new("int *")
+        fd = sock.detach()
+        self._w = lib.nt_watchdog_start(fd, bound_ms, err)
+        if self._w == ffi.NULL:
+            os.close(fd)
+            raise TracerError(f"ranges unavailable: watchdog: {os.strerror(err[0])}")
+        self.bound_ms = bound_ms
+        self._lock = threading.Lock()
+
+    def stop(self) -> int:
+        """Stop the thread; returns the wait that made it fire (0: it did not)."""
+        with self._lock:
+            if self._w == ffi.NULL:
+                return 0
+            fired = int(lib.nt_watchdog_fired(self._w))
+            lib.nt_watchdog_stop(self._w)
+            self._w = ffi.NULL
+            return fired
+
+
 class RangeTrace:
     """A running range trace (see :func:`start_ranges`)."""
 
-    def __init__(self, trace: Trace, collector: RangeCollector) -> None:
+    def __init__(self, trace: Trace, collector: RangeCollector, watchdog: _Watchdog | None = None,
+                 slots: RangeSlots | None = None) -> None:
         self._trace = trace
         self.collector = collector
+        self._watchdog = watchdog
+        self._slots = slots  # its slot is given back once the tracer has exited
+        self.stalled = ""  # why the watchdog ended the range tracer, once it has
 
     @property
     def book(self) -> RangeBook:
@@ -163,7 +287,20 @@ class RangeTrace:
 
     @property
     def error(self) -> str | None:
-        return self._trace.error
+        return self.stalled or self._trace.error
+
+    def _ended(self) -> None:
+        """The tracer has exited (reader thread): stop the watchdog; if it ended the tracer, say so."""
+        if self._slots is not None:
+            self._slots.give_back()
+            self._slots = None
+        if self._watchdog is None:
+            return
+        fired = self._watchdog.stop()
+        if fired:
+            self.stalled = (f"ranges stopped: a read of the image waited {fired} ms for the range tracer "
+                            f"(bound {self._watchdog.bound_ms} ms); it was ended, the trace goes on without ranges")
+            log.warning("range tracer of pid %d: %s", self.pid, self.stalled)
 
     def wait_ready(self, timeout: float) -> None:
         """Block until every lower directory is marked. RangesUnavailable if it cannot be."""
@@ -182,13 +319,33 @@ class RangeTrace:
 
 def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
                  on_batch: Callable[[list[RangeRecord]], None] | None = None,
-                 small_set: bool = False, granularity: int = 0) -> RangeTrace:
-    """Start recording the ranges the container of host ``pid`` reads; returns at once.
+                 small_set: bool = False, granularity: int = 0, window_s: float = WINDOW_S,
+                 watchdog_ms: int = WATCHDOG_MS, budget: Budget | None = None,
+                 slots: RangeSlots | None = None) -> RangeTrace:
+    """Start recording the ranges the container of host ``pid`` reads, for ``window_s`` seconds
+    at most; returns at once.
 
     ``on_batch`` (reader thread) sees the records after they are folded into the book. With
     ``granularity`` > 0 a file goes quiet (counts whole) once the chunks it touched cover it.
+    What the ranges take here counts against ``budget`` (see :class:`RangeCollector`). With
+    ``slots`` it takes one, or raises RangesUnavailable when all are taken.
     """
-    collector = RangeCollector()
+    if slots is not None and not slots.take():
+        many = f"{slots.most} range tracer{'s are' if slots.most != 1 else ' is'}"
+        raise RangesUnavailable(f"ranges unavailable: {many} running, the most at once (MAX_RANGE_TRACES)")
+    try:
+        return _start(pool, pid, container_id, on_batch, small_set, granularity, window_s, watchdog_ms, budget,
+                      slots)
+    except BaseException:
+        if slots is not None:
+            slots.give_back()
+        raise
+
+
+def _start(pool: TracerPool, pid: int, container_id: str | None,
+           on_batch: Callable[[list[RangeRecord]], None] | None, small_set: bool, granularity: int,
+           window_s: float, watchdog_ms: int, budget: Budget | None, slots: RangeSlots | None) -> RangeTrace:
+    collector = RangeCollector(budget)
 
     def deliver(batch: list[Any]) -> None:  # the reader's batches, parsed by parse_range_line
         collector.add(batch)
@@ -196,6 +353,28 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
             on_batch(batch)
 
     msg = {"pid": int(pid), "cid": container_id, "small": bool(small_set), "ranges": True,
-           "granularity": int(granularity)}
-    trace = Trace(pid, *pool.submit(msg), deliver, parse=parse_range_line)
-    return RangeTrace(trace, collector)
+           "granularity": int(granularity), "window_ms": max(int(window_s * 1000), 0)}
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        watchdog = _Watchdog(ours, watchdog_ms)
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
+    box: list[RangeTrace] = []
+    made = threading.Event()  # the tracer may end before the RangeTrace exists
+
+    def ended() -> None:
+        made.wait()
+        box[0]._ended()
+
+    try:
+        with theirs:
+            fds = pool.submit(msg, [theirs.fileno()])
+    except BaseException:
+        watchdog.stop()
+        raise
+    trace = Trace(pid, *fds, deliver, parse=parse_range_line, on_end=ended)
+    box.append(RangeTrace(trace, collector, watchdog, slots))
+    made.set()
+    return box[0]

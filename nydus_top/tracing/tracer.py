@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from nydus_top.model.records import KINDS, QUEUE, Access, Overflow, TraceRecord
@@ -78,9 +78,10 @@ class Trace:
 
     def __init__(self, pid: int, out_r: int, status_r: int, stop_w: int,
                  on_batch: Callable[[Batch], None] | None,
-                 parse: Callable[[bytes], Any] = parse_line) -> None:
+                 parse: Callable[[bytes], Any] = parse_line, on_end: Callable[[], None] | None = None) -> None:
         self.pid = pid
         self._parse = parse
+        self._on_end = on_end  # called on the reader thread once the stream and status have ended
         self.end_reason: str | None = None  # "stopped", "target-exited" or "error" once done
         self.error: str | None = None
         self._status_r = status_r
@@ -162,6 +163,8 @@ class Trace:
         finally:
             os.close(out_r)
             self._read_status(None, until_ready=False)
+            if self._on_end is not None:
+                self._on_end()
             if self.error is not None:
                 self.end_reason = "error"
             self._done.set()
@@ -275,8 +278,9 @@ class TracerPool:
         msg = {"pid": int(pid), "cid": container_id, "bounded": bool(bounded_queue), "small": bool(small_set)}
         return Trace(pid, *self.submit(msg), on_batch)
 
-    def submit(self, request: Mapping[str, object]) -> tuple[int, int, int]:
-        """Hand one request to a spare; returns (stream read end, status read end, stop write end)."""
+    def submit(self, request: Mapping[str, object], extra_fds: Sequence[int] = ()) -> tuple[int, int, int]:
+        """Hand one request to a spare; returns (stream read end, status read end, stop write end).
+        ``extra_fds`` go with it after the three pipes (the caller keeps and closes them)."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
@@ -286,7 +290,7 @@ class TracerPool:
                 for attempt in (0, 1):
                     sock = self._ensure_helper()
                     try:
-                        socket.send_fds(sock, [msg], [out_w, status_w, stop_r])
+                        socket.send_fds(sock, [msg], [out_w, status_w, stop_r, *extra_fds])
                         break
                     except OSError:
                         if attempt:

@@ -43,7 +43,8 @@ class LiveBackend:
         self._traces: list[Trace] = []
         self._ranges: dict[int, RangeTrace] = {}  # id(trace) -> its range tracer
         self.capture = StartupCapture(pool_starter(self.pool, ranges=config.ranges,
-                                                   granularity=lambda: self.config.granularity))
+                                                   granularity=lambda: self.config.granularity,
+                                                   window=lambda: self.config.ranges_window))
         self.session = PluginSession(self.node, str(nri_socket or config.nri_socket), name=config.plugin_name,
                                      idx=config.plugin_index, hook_budget=hook_budget)
         self.session.add_start_hook(self.capture.on_start_container)
@@ -65,10 +66,10 @@ class LiveBackend:
             raise TracerError(f"container {container_id[:12]} has no running process")
         trace = self.pool.start(container.pid, container_id=container.id, on_batch=run.records)
         ranges = None
-        if self.config.ranges:
+        if self.config.ranges and self.config.ranges_on_attach:  # its start-up is over: files only, unless asked
             try:
                 ranges = start_ranges(self.pool, container.pid, container_id=container.id,
-                                      granularity=self.config.granularity)
+                                      granularity=self.config.granularity, window_s=self.config.ranges_window)
             except TracerError as err:
                 run.ranges_unavailable(unavailable(err))
         self._track(trace, run, ranges)
@@ -95,6 +96,7 @@ class LiveBackend:
             run.ranges_unavailable(live.ranges_error)
         if live.ranges is not None:
             run.ranges_from(live.ranges.collector)
+            _say_stall(live.ranges, run)
         run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
         live.follow(run.records, keep=False)  # the run keeps them
         live.on_end(lambda: self._ended(live.trace, run))
@@ -121,6 +123,7 @@ class LiveBackend:
             try:
                 ranges.wait_ready(READY_TIMEOUT)
                 run.ranges_from(ranges.collector)
+                _say_stall(ranges, run)
             except (TracerError, TimeoutError) as err:
                 run.ranges_unavailable(unavailable(err))
                 with self._lock:
@@ -180,3 +183,14 @@ class LiveBackend:
             thread.join(STOP_TIMEOUT)
         self._thread.stop()
         self.pool.close()
+
+
+def _say_stall(ranges: RangeTrace, run: TraceRun) -> None:
+    """Once the range tracer has ended, tell ``run`` if its watchdog ended it (a thread that waits)."""
+
+    def wait() -> None:
+        ranges.wait()
+        if ranges.stalled:
+            run.ranges_unavailable(ranges.stalled)
+
+    threading.Thread(target=wait, name=f"ranges-end-{ranges.pid}", daemon=True).start()

@@ -42,6 +42,14 @@ def test_packaged_defaults_match_the_optimizer() -> None:
     assert config.registry_push is False and config.registry_plain_http == ()
     assert config.sources[0].endswith("nydus-top.toml")
     assert config.keep_runs == 20
+    assert (config.ranges_window, config.ranges_on_attach) == (30, False)  # a start-up window; attach: files only
+
+
+def test_range_window_and_attach_keys(tmp_path: Path) -> None:
+    explicit = tmp_path / "ranges.toml"
+    explicit.write_text("[ranges]\nwindow = 3600\nattach = true\n")
+    config = load_config(explicit, **_layers(tmp_path))
+    assert (config.ranges_window, config.ranges_on_attach) == (3600, True)
 
 
 def test_registry_push_keys(tmp_path: Path) -> None:
@@ -110,6 +118,9 @@ def test_optimizer_config_file_is_accepted_with_a_note(tmp_path: Path) -> None:
         ("keep_runs = -1", "key 'keep_runs' must be an integer from 0 to 1000, got -1"),
         ("keep_runs = 1001", "key 'keep_runs' must be an integer from 0 to 1000, got 1001"),
         ("keep_runs = 2.5", "key 'keep_runs' must be an integer from 0 to 1000, got 2.5"),
+        ("[ranges]\nwindow = 0", "key 'ranges.window' must be an integer from 1 to 3600 (seconds), got 0"),
+        ("[ranges]\nwindow = 3601", "key 'ranges.window' must be an integer from 1 to 3600 (seconds), got 3601"),
+        ("[ranges]\nattach = 1", "key 'ranges.attach' must be true or false, got an integer"),
         ("persist_dir = \"results\"", "key 'persist_dir' must be an absolute path, got 'results'"),
         ("persist_dir = \"\"", "key 'persist_dir' must be a non-empty string, got ''"),
         ("events = \"StartContainer\"", "key 'events' must be a list of strings, got 'StartContainer'"),

@@ -6,6 +6,7 @@ shutting down, the real backend's start-up capture without containerd.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,29 @@ def test_byte_ranges_go_through_the_workspace(tmp_path: Path) -> None:
     result = ws.save_range_list(pg, str(tmp_path / "pg.json"), pg.items.frozen_rows())
     assert result.written == len(STARTUP) and (tmp_path / "pg.json").read_bytes() == (
         tmp_path / "n.list.ranges.json").read_bytes()
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_attaching_to_a_running_container_records_ranges_only_when_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, asked: bool) -> None:
+    from nydus_top.model.node import Container, ContainerState
+    from nydus_top.workspace import live as live_module
+
+    started: list[int] = []
+    real = live_module.start_ranges
+
+    def spy(pool, pid, **kw):  # type: ignore[no-untyped-def]
+        started.append(pid)
+        return real(pool, pid, **kw)
+
+    monkeypatch.setattr(live_module, "start_ranges", spy)
+    backend = LiveBackend(make_config(tmp_path, ranges_on_attach=asked), str(tmp_path / "no-nri.sock"))
+    assert backend.config.ranges  # ranges are on: the start-up capture records them
+    backend.node.replace_all([], [Container("c1", "p1", "app", "app:1", ContainerState.RUNNING, pid=os.getpid())])
+    ws = Workspace(backend)
+    try:
+        run = ws.attach("c1", "app", "app:1")  # our own pid is in no container: the tracers refuse it
+        assert run.id
+    finally:
+        ws.close()
+    assert started == ([os.getpid()] if asked else [])

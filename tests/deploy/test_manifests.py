@@ -49,3 +49,18 @@ def test_configmap_holds_a_config_nydus_top_accepts() -> None:
     daemonset = documents(DEPLOY / "daemonset.yaml")[0]
     mounts = {m["mountPath"] for m in daemonset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert {"/opt/nri/optimizer/results", "/var/run/nri", "/etc/nydus-top"} <= mounts
+
+
+def test_the_memory_limit_holds_the_recorders_worst_case_and_the_readme_states_it() -> None:
+    import re
+
+    from nydus_top.recording.recorder import MEMORY_WORST_CASE
+    from sandbox import podspec
+
+    pod = documents(DEPLOY / "daemonset.yaml")[0]["spec"]["template"]["spec"]
+    limit = podspec.memory_bytes(pod["containers"][0]["resources"]["limits"]["memory"])
+    assert MEMORY_WORST_CASE <= limit  # files, ranges, file and range tracers at their limits, the process
+    readme = (DEPLOY.parent / "README.md").read_text()
+    stated = re.search(r"Resources \(requests 60m CPU and 64 MiB, limit\s+(\d+)\s+MiB", readme)
+    assert stated is not None and int(stated[1]) << 20 == limit
+    assert f"{MEMORY_WORST_CASE >> 20:,} MiB" in readme

@@ -69,3 +69,36 @@ def test_recordings_at_once_stay_within_the_limit_they_share(tmp_path: Path) -> 
     third = _recording(recorder, lines, "third")
     _read(third, PATHS[:8])
     assert len(third.files) == 8
+
+
+class _RangedTrace(_EndedTrace):
+    """An ended trace whose range tracer's bookkeeping was kept within the recorder's budget."""
+
+    def __init__(self, collector) -> None:  # type: ignore[no-untyped-def]
+        self.ranges = type("Ranges", (), {"collector": collector, "error": None})()
+
+
+def test_range_bookkeeping_shares_the_recordings_limit_and_is_given_back(tmp_path: Path) -> None:
+    from nydus_top.tracing.range_tracer import FILE_BYTES, RANGE_BYTES, FileSeen, RangeCollector, RangeRead
+
+    lines: list[str] = []
+    limit = 3 * COST + FILE_BYTES + len(PATHS[0]) + 2 * RANGE_BYTES  # three files and two ranges of one
+    recorder = Recorder(RecordSettings(tmp_path, range_list=True, max_total_bytes=limit, keep_runs=0), lines.append)
+    rec = _recording(recorder, lines, "ranged")
+    collector = RangeCollector(recorder.budget)
+    rec.trace = _RangedTrace(collector)  # type: ignore[assignment]
+    _read(rec, PATHS[:3])
+    collector.add([FileSeen(0, PATHS[0], 1 << 20), *(RangeRead(0, k * 8192, 4096) for k in range(2))])
+    assert recorder.budget.used == limit and collector.notices == []  # at the limit
+    _read(rec, PATHS[3:4])  # the ranges' bytes leave none for a fourth file
+    assert len(rec.files) == 3
+    collector.add([RangeRead(0, 65536, 4096)])  # a third range passes it: the file counts whole
+    assert collector.notices == ["memory"] and recorder.budget.used == limit - 2 * RANGE_BYTES
+
+    async def finish() -> None:
+        await recorder.finish("ranged-id", "StopContainer")  # type: ignore[misc]
+
+    asyncio.run(finish())
+    assert recorder.budget.used == 0  # files and ranges given back
+    assert lines[-1].endswith(f"range tracer: the limit in memory for all recordings together ({limit} bytes) "
+                              "(files past it count whole)")

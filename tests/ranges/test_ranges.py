@@ -212,3 +212,30 @@ def test_a_run_copies_a_live_collector_only_after_it_changed() -> None:
     collector.add([RangeRead(0, 8192, 4096)])
     assert run.drain() == 1 and run.items.read_bytes(0) == 8192 and len(copies) == 2
     assert run.drain() == 0 and len(copies) == 2
+
+
+def test_the_collector_keeps_its_ranges_within_a_budget_and_gives_it_back() -> None:
+    from nydus_top.lists.compact import Budget
+    from nydus_top.tracing.range_tracer import FILE_BYTES, RANGE_BYTES, FileSeen, RangeCollector, RangeRead, WholeFile
+
+    file_a = FILE_BYTES + len("/a")
+    budget = Budget(file_a + 3 * RANGE_BYTES)  # /a and three of its ranges, exactly
+    c = RangeCollector(budget)
+    c.add([FileSeen(0, "/a", MiB), *(RangeRead(0, k * 8192, 4096) for k in range(3))])
+    assert len(c.book.get("/a")) == 3 and budget.used == budget.max_bytes and c.notices == []  # at the limit
+    c.add([RangeRead(0, 4096, 4096)])  # joins two ranges into one: gives one back
+    assert len(c.book.get("/a")) == 2 and budget.used == file_a + 2 * RANGE_BYTES
+    c.add([RangeRead(0, 65536, 4096), RangeRead(0, 131072, 4096)])  # the second passes the limit
+    assert c.book.get("/a") is None and c.whole_why == {"/a": "memory"} and c.notices == ["memory"]
+    assert budget.used == file_a  # whole: its ranges gave their bytes back
+    c.add([FileSeen(1, "/b" * 200, MiB), RangeRead(1, 0, 4096)])  # past the limit: not kept, no data
+    assert "/b" * 200 not in c.book and c.notices == ["memory"]  # said once
+    c.release()
+    assert budget.used == 0 and c.book.get("/a") is None  # the book stays readable
+    c.release()
+    assert budget.used == 0
+    other = RangeCollector(budget)
+    other.add([FileSeen(0, "/a", MiB), RangeRead(0, 0, 4096), RangeRead(0, 8192, 4096)])
+    assert budget.used == file_a + 2 * RANGE_BYTES
+    other.add([WholeFile(0, "read")])  # read whole: its ranges give their bytes back
+    assert other.book.get("/a") is None and budget.used == file_a
