@@ -27,6 +27,7 @@ NRI_EVENTS = frozenset({
     "RemoveContainer",
 })
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
+CONVERT_FORMATS = ("nydusify", "estargz", "zstdchunked")  # the first is the default
 MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
 
 
@@ -57,6 +58,12 @@ class Config:
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
     keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runs.store)
     origins: tuple[tuple[str, str], ...] = ()  # (field, the layer that set its value last)
+    convert_format: str = "nydusify"  # [convert] format: nydusify, estargz or zstdchunked
+    ctr_remote: str = "ctr-remote"  # [convert] ctr_remote: binary name (PATH lookup) or path
+    containerd_address: Path = Path("/run/containerd/containerd.sock")  # [convert] containerd_address
+    containerd_namespace: str = "k8s.io"  # [convert] containerd_namespace: where CRI keeps its images
+    estargz_target: str = "{repo}:{tag}-esgz"  # [convert] estargz_target
+    zstdchunked_target: str = "{repo}:{tag}-zstdchunked"  # [convert] zstdchunked_target
 
     def origin(self, name: str) -> str:
         """The layer that set field *name*: a file path, "command line (--flag)", ...; "" if unknown."""
@@ -137,6 +144,12 @@ def _template(value: Any) -> str:
     return text
 
 
+def _format(value: Any) -> str:
+    if value not in CONVERT_FORMATS:
+        raise _Bad(f"must be one of {', '.join(CONVERT_FORMATS)}, got {_shown(value)}")
+    return str(value)
+
+
 def _plugin_name(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[a-zA-Z0-9_.+-]+", value):
         raise _Bad(f"must be letters, digits and _.+- (as NRI requires), got {_shown(value)}")
@@ -169,6 +182,12 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "convert.nydusify": ("nydusify", _text),
     "convert.extra_args": ("nydusify_args", _strings),
     "convert.target": ("target_template", _template),
+    "convert.format": ("convert_format", _format),
+    "convert.ctr_remote": ("ctr_remote", _text),
+    "convert.containerd_address": ("containerd_address", _abs_path),
+    "convert.containerd_namespace": ("containerd_namespace", _plugin_name),
+    "convert.estargz_target": ("estargz_target", _template),
+    "convert.zstdchunked_target": ("zstdchunked_target", _template),
     "nri.socket": ("nri_socket", _abs_path),
     "nri.plugin_name": ("plugin_name", _plugin_name),
     "nri.plugin_index": ("plugin_index", _index),
