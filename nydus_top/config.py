@@ -28,6 +28,7 @@ NRI_EVENTS = frozenset({
 })
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
 CONVERT_FORMATS = ("nydusify", "estargz", "zstdchunked")  # the first is the default
+MAX_READY_AFTER = 86400  # [record] ready_after at most: a day
 MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
 
 
@@ -64,6 +65,9 @@ class Config:
     containerd_namespace: str = "k8s.io"  # [convert] containerd_namespace: where CRI keeps its images
     estargz_target: str = "{repo}:{tag}-esgz"  # [convert] estargz_target
     zstdchunked_target: str = "{repo}:{tag}-zstdchunked"  # [convert] zstdchunked_target
+    ready_line: str = ""  # [record] ready_line: regex; start-up ends at the first matching output line
+    ready_file: str = ""  # [record] ready_file: regex; start-up ends at the first matching file read
+    ready_after: float = 0.0  # [record] ready_after: seconds; start-up ends this long after the start (0: off)
 
     def origin(self, name: str) -> str:
         """The layer that set field *name*: a file path, "command line (--flag)", ...; "" if unknown."""
@@ -144,6 +148,22 @@ def _template(value: Any) -> str:
     return text
 
 
+def _regex(value: Any) -> str:
+    if not isinstance(value, str) or "\0" in value:
+        raise _Bad(f"must be a string (a regular expression; \"\" for none), got {_shown(value)}")
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise _Bad(f"is not a valid regular expression: {err}") from None
+    return value
+
+
+def _window(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_READY_AFTER:
+        raise _Bad(f"must be a number of seconds from 0 to {MAX_READY_AFTER}, got {_shown(value)}")
+    return float(value)
+
+
 def _format(value: Any) -> str:
     if value not in CONVERT_FORMATS:
         raise _Bad(f"must be one of {', '.join(CONVERT_FORMATS)}, got {_shown(value)}")
@@ -193,6 +213,9 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "nri.plugin_index": ("plugin_index", _index),
     "ranges.enable": ("ranges", _bool),
     "ranges.granularity": ("granularity", _seconds),  # an integer >= 0, like a timeout
+    "record.ready_line": ("ready_line", _regex),
+    "record.ready_file": ("ready_file", _regex),
+    "record.ready_after": ("ready_after", _window),
     "registry.push": ("registry_push", _bool),
     "registry.plain_http": ("registry_plain_http", _registry_hosts),
 }

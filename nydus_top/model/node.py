@@ -48,6 +48,7 @@ class Pod:
     uid: str
     state: PodState = PodState.READY
     pid: int = 0
+    log_directory: str = ""  # where CRI writes its containers' logs (the pod's annotation), "" if unknown
 
 
 @dataclass(frozen=True, slots=True)
