@@ -70,6 +70,7 @@ class TraceScreen(LiveScreen):
         Binding("m", "merge", "Merge", show=False),
         Binding("S", "stop", "Stop trace", show=False),
         Binding("c", "convert", "Convert", show=False),
+        Binding("e", "cut", "End start-up here", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
@@ -80,6 +81,7 @@ class TraceScreen(LiveScreen):
         ("flag_runtime", "Flag runtime files", "Mark files the container created (upper dir only)"),
         ("prune_flagged", "Prune flagged", "Remove all flagged files"),
         ("stop", "Stop trace", "Stop the tracer; the list stays"),
+        ("cut", "End start-up here", "Cut the list after the cursor's row; later files stay out"),
         ("convert", "Convert image", "Convert to the configured format ([convert] format) with this list first"),
         ("convert('nydusify')", "Convert image to nydus", "Run nydusify convert with this list as prefetch patterns"),
         ("convert('estargz')", "Convert image to eStargz",
@@ -147,6 +149,9 @@ class TraceScreen(LiveScreen):
         state = run.state.value + (f": {run.error}" if run.error else "")
         if run.possibly_incomplete:
             state += " · POSSIBLY INCOMPLETE: mark was late"
+        cut = run.items.cut[0] if run.items.cut else (run.meta.cut_after if run.meta and run.meta.cut else "")
+        if cut:
+            state += f" · start-up ends at {cut}"
         self._show("#title", printable(f" Trace {run.target.label} · {state}") + self._prefetch())
         rates = run.sparkline_data()
         flags = []
@@ -219,6 +224,14 @@ class TraceScreen(LiveScreen):
         if rows:
             view.move_cursor(min(rows))
         self.edited(f"deleted {removed}")
+
+    def action_cut(self) -> None:
+        row = self.view.cursor
+        removed = self.run.items.cut_after(row)
+        if row >= len(self.run.items):
+            self.edited("nothing to cut: no row here")
+            return
+        self.edited(printable(f"start-up ends at {self.run.items[row].path}: cut {counted(removed, 'later row')}"))
 
     def action_exclude(self, regex: bool) -> None:
         def apply(text: str | None) -> None:

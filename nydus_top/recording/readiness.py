@@ -14,9 +14,13 @@ import asyncio
 import errno
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from nydus_top.config import Config
+from nydus_top.model.records import Access, TraceRecord
 
 POLL_S = 0.02  # how often a followed log is looked at: a file read in this time after the line may be listed
 READ_MAX = 1 << 20  # bytes of log read a poll at most
@@ -42,6 +46,55 @@ class Readiness:
         parts = [f"line ~ {self.line.pattern!r}" if self.line else "", f"file ~ {self.file.pattern!r}" if self.file
                  else "", f"after {self.after:g}s" if self.after > 0 else ""]
         return ", ".join(p for p in parts if p) or "off"
+
+
+def readiness_from(config: Config) -> Readiness:
+    """The configured readiness (``[record] ready_line``, ``ready_file``, ``ready_after``)."""
+    return Readiness(compile_pattern(config.ready_line, "ready_line"), compile_pattern(config.ready_file, "ready_file"),
+                     config.ready_after)
+
+
+class ReadyGate:
+    """Passes a trace's batches on to *sink* until start-up ends, then nothing more.
+
+    A file read matching ``file`` (passed on, the last) and a read past ``after`` end it in the
+    stream; :meth:`cut_at` ends it from elsewhere (a log's ready line, a timer). *on_cut* is called
+    once, on the thread that cut. After a ready line, batches still pass: they hold reads from
+    before the line that the tracer had yet to hand over (the trace is stopped right after)."""
+
+    def __init__(self, ready: Readiness, sink: Callable[[list[TraceRecord]], None],
+                 on_cut: Callable[[], object] = lambda: None) -> None:
+        self.ready, self._sink, self._on_cut = ready, sink, on_cut
+        self._after_us = int(ready.after * 1e6)
+        self._lock = threading.Lock()
+        self.cut: tuple[str, str] | None = None  # (why, what): see READY_LINE...
+        self.last: tuple[str, int] = ("", 0)  # the last file passed on and its elapsed time
+
+    def __call__(self, batch: Sequence[TraceRecord]) -> None:
+        passed: list[TraceRecord] = []
+        for item in batch:
+            cut = self.cut
+            if cut is not None and cut[0] != READY_LINE:
+                break
+            if isinstance(item, Access):
+                if self._after_us and item.elapsed_us > self._after_us:
+                    self.cut_at(READY_AFTER, f"{self.ready.after:g}s")
+                    break
+                self.last = (item.path, item.elapsed_us)
+            passed.append(item)
+            if isinstance(item, Access) and self.ready.file is not None and self.ready.file.search(item.path):
+                self.cut_at(READY_FILE, item.path)  # the file that says "ready" is the list's last
+        if passed:
+            self._sink(passed)
+
+    def cut_at(self, why: str, what: str) -> bool:
+        """End start-up now (the first cut wins; any thread). True if this call cut."""
+        with self._lock:
+            if self.cut is not None:
+                return False
+            self.cut = (why, what)
+        self._on_cut()
+        return True
 
 
 def compile_pattern(text: str, what: str) -> re.Pattern[str] | None:

@@ -51,14 +51,7 @@ from nydus_top.lists.ranges import RangeBook, totals
 from nydus_top.model.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION
-from nydus_top.recording.readiness import (
-    READY_AFTER,
-    READY_FILE,
-    READY_LINE,
-    LogWatch,
-    Readiness,
-    compile_pattern,
-)
+from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
 from nydus_top.runs import store as runstore
 from nydus_top.tracing.arming import LiveTrace, StartTrace, image_matches
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
@@ -143,26 +136,15 @@ class Recording:
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
     overlay: OverlayRoot | None = None  # the container's root layers: which files it created (for its run)
-    cut: tuple[str, str] | None = None  # (why, what) once start-up ended at readiness: later files are not listed
-    last: tuple[str, int] = ("", 0)  # the last file listed and its elapsed time
+    gate: ReadyGate | None = None  # ends the list at readiness (set by deliver)
     ready_timer: asyncio.TimerHandle | None = None
-    on_cut: Callable[[], object] = lambda: None  # called (on the reader thread) when ingest meets readiness
     watch: LogWatch | None = None  # following the container's log for the ready line
 
     def ingest(self, batch: list[TraceRecord]) -> None:
         files = self.files
-        ready = self.plan.settings.ready
-        after_us = int(ready.after * 1e6)
         for item in batch:
-            if self.cut is not None and self.cut[0] != READY_LINE:
-                return  # a line seen in the log came later than the reads the tracer has yet to hand over
             if isinstance(item, Access):
-                if after_us and item.elapsed_us > after_us:
-                    self.cut_at(READY_AFTER, f"{ready.after:g}s")
-                    return
-                if files.append(item.path, item.size, item.elapsed_us):
-                    self.last = (item.path, item.elapsed_us)
-                elif files.refused == 1:
+                if not files.append(item.path, item.size, item.elapsed_us) and files.refused == 1:
                     self.log(f"recording {self.name} reached {_limit(files)} with {len(files)} files: "
                              "later files are not recorded")
             else:
@@ -170,14 +152,6 @@ class Recording:
                     self.log(f"recording {self.name}: tracer limit reached: {len(files) + files.refused} files, "
                              "later files are not traced")
                 self.overflows.setdefault(item.reason, Overflows()).add(item)
-            if isinstance(item, Access) and ready.file is not None and ready.file.search(item.path):
-                self.cut_at(READY_FILE, item.path)  # the file that says "ready" is the list's last
-
-    def cut_at(self, why: str, what: str) -> None:
-        """End start-up here: no later file is listed (the first cut wins)."""
-        if self.cut is None:
-            self.cut = (why, what)
-            self.on_cut()
 
 
 def _tracer_failure(error: str) -> str:
@@ -341,8 +315,9 @@ class Recorder:
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
         loop = asyncio.get_running_loop()
-        rec.on_cut = lambda: loop.call_soon_threadsafe(self._ready, plan.container_id)
-        start.trace.follow(rec.ingest, keep=False)  # the recording owns the records from now on
+        rec.gate = ReadyGate(plan.settings.ready, rec.ingest,
+                             lambda: loop.call_soon_threadsafe(self._ready, plan.container_id))
+        start.trace.follow(rec.gate, keep=False)  # the recording owns the records from now on
         trace = start.trace
         trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, _ending(trace)))
         ready = plan.settings.ready
@@ -369,19 +344,19 @@ class Recorder:
 
     def _ready_line(self, container_id: str, line: str) -> None:
         rec = self.recordings.get(container_id)
-        if rec is not None:
-            rec.cut_at(READY_LINE, line)
+        if rec is not None and rec.gate is not None:
+            rec.gate.cut_at(READY_LINE, line)
 
     def _ready_after(self, container_id: str) -> None:
         rec = self.recordings.get(container_id)
-        if rec is not None:
-            rec.cut_at(READY_AFTER, f"{rec.plan.settings.ready.after:g}s")
+        if rec is not None and rec.gate is not None:
+            rec.gate.cut_at(READY_AFTER, f"{rec.plan.settings.ready.after:g}s")
 
     def _ready(self, container_id: str) -> None:
         """Start-up has ended at readiness: save the recording now."""
         rec = self.recordings.get(container_id)
-        if rec is not None and rec.cut is not None:
-            self.finish(container_id, f"ready: {rec.cut[0]}")
+        if rec is not None and rec.gate is not None and rec.gate.cut is not None:
+            self.finish(container_id, f"ready: {rec.gate.cut[0]}")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -514,9 +489,10 @@ class Recorder:
 
 def _with_cut(meta: ListMeta, rec: Recording) -> ListMeta:
     """*meta* saying where and why the list was cut at readiness (as it is when it was not)."""
-    if rec.cut is None or not len(rec.files):
+    gate = rec.gate
+    if gate is None or gate.cut is None or not len(rec.files):
         return meta
-    return replace(meta, cut=rec.cut[0], cut_detail=rec.cut[1], cut_after=rec.last[0], cut_us=rec.last[1])
+    return replace(meta, cut=gate.cut[0], cut_detail=gate.cut[1], cut_after=gate.last[0], cut_us=gate.last[1])
 
 
 def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
@@ -603,6 +579,5 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         range_list=range_list,
         granularity=config.granularity,
         keep_runs=config.keep_runs,
-        ready=Readiness(compile_pattern(config.ready_line, "ready_line"),
-                        compile_pattern(config.ready_file, "ready_file"), config.ready_after),
+        ready=readiness_from(config),
     )

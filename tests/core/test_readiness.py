@@ -12,8 +12,9 @@ import pytest
 from nydus_top.config import ConfigError, load_config
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.meta import ListMeta
+from nydus_top.model.records import Access, Overflow, TraceRecord
 from nydus_top.recording import readiness
-from nydus_top.recording.readiness import LogWatch, cri_content, log_candidates
+from nydus_top.recording.readiness import LogWatch, Readiness, ReadyGate, cri_content, log_candidates
 
 
 def test_cri_lines_give_what_the_container_printed() -> None:
@@ -90,3 +91,30 @@ def test_record_keys(tmp_path: Path) -> None:
     path.write_text('[record]\nready_after = -1\n')
     with pytest.raises(ConfigError, match="key 'record.ready_after' must be a number of seconds"):
         load_config(path, environ={"HOME": str(tmp_path)}, system_path=tmp_path / "none")
+
+
+def _acc(path: str, elapsed_us: int) -> Access:
+    return Access(0, path, 1, elapsed_us, "open", 1, "sh")
+
+
+def test_the_gate_passes_reads_up_to_a_ready_file_then_nothing() -> None:
+    passed: list[TraceRecord] = []
+    cuts: list[int] = []
+    gate = ReadyGate(Readiness(file=re.compile(r"/ready$")), passed.extend, lambda: cuts.append(1))
+    gate([_acc("/a", 1), Overflow(2), _acc("/ready", 3), _acc("/late", 4)])
+    gate([_acc("/later", 5)])
+    assert passed == [_acc("/a", 1), Overflow(2), _acc("/ready", 3)]
+    assert gate.cut == ("ready_file", "/ready") and gate.last == ("/ready", 3) and cuts == [1]
+    assert not gate.cut_at("ready_line", "READY") and cuts == [1]  # the first cut wins
+
+
+def test_the_gate_ends_at_the_time_window_and_a_line_lets_pending_reads_through() -> None:
+    passed: list[TraceRecord] = []
+    gate = ReadyGate(Readiness(after=0.5), passed.extend)
+    gate([_acc("/a", 400_000), _acc("/b", 600_000)])
+    assert passed == [_acc("/a", 400_000)] and gate.cut == ("ready_after", "0.5s")
+    passed.clear()
+    gate = ReadyGate(Readiness(line=re.compile("READY")), passed.extend)
+    assert gate.cut_at("ready_line", "READY")
+    gate([_acc("/queued", 7)])  # read before the line, handed over after it was seen: listed
+    assert passed == [_acc("/queued", 7)] and gate.last == ("/queued", 7)
