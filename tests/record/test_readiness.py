@@ -63,3 +63,11 @@ def test_a_ready_file_ends_the_list(sandbox_node: SandboxNode, pod: str, persist
     listed, meta = _record(sandbox_node, pod, persist, image, ["--ready-file", r"/b\.bin$"])
     assert listed == STARTUP  # the late files are read at once, after it in the trace
     assert (meta.cut, meta.cut_detail, meta.cut_after) == ("ready_file", STARTUP[-1], STARTUP[-1])
+
+
+def test_a_time_window_ends_the_list(sandbox_node: SandboxNode, pod: str, persist: Path) -> None:
+    """The gated workload never stops by itself: the window alone ends the recording, with what
+    was read by then (start-up's first files, in order, on any load)."""
+    listed, meta = _record(sandbox_node, pod, persist, _load(sandbox_node, gated=True), ["--ready-after", "2"])
+    assert listed and listed == STARTUP[:len(listed)]
+    assert (meta.cut, meta.cut_detail, meta.cut_after) == ("ready_after", "2s", listed[-1])
