@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-push", action="store_true",
                         help="ctr-remote formats: leave the converted image in containerd, do not push it")
     parser.add_argument("--source", help="source image (default: the image in LIST's metadata, LIST.nydus-top.json)")
-    parser.add_argument("--target", help="target image (default: the [convert] target template)")
+    parser.add_argument("--target", help="target image (default: the [convert] target template, or the "
+                        "estargz_target / zstdchunked_target one)")
     parser.add_argument("--range-list", metavar="OUT.json", type=Path,
                         help="write the range list for `nydusify optimize --prefetch-files` instead of converting")
     parser.add_argument("--granularity", type=int, metavar="BYTES",
