@@ -12,7 +12,10 @@ import pytest
 from nydus_top.config import ConfigError, load_config
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.meta import ListMeta
+from nydus_top.model.node import Pod, record_bytes
 from nydus_top.model.records import Access, Overflow, TraceRecord
+from nydus_top.nri import nri_api_pb2 as api
+from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION, pod
 from nydus_top.recording import readiness
 from nydus_top.recording.readiness import LogWatch, Readiness, ReadyGate, cri_content, log_candidates
 
@@ -118,3 +121,11 @@ def test_the_gate_ends_at_the_time_window_and_a_line_lets_pending_reads_through(
     assert gate.cut_at("ready_line", "READY")
     gate([_acc("/queued", 7)])  # read before the line, handed over after it was seen: listed
     assert passed == [_acc("/queued", 7)] and gate.last == ("/queued", 7)
+
+
+def test_a_pods_log_directory_counts_against_the_models_limit() -> None:
+    """The annotation comes from the runtime peer: the session's memory limit must see it."""
+    got = pod(api.PodSandbox(id="p", name="n", namespace="ns", uid="u",
+                             annotations={LOG_DIRECTORY_ANNOTATION: "/var/log/pods/" + "x" * 1000}))
+    assert got.log_directory == "/var/log/pods/" + "x" * 1000
+    assert record_bytes(got) == record_bytes(Pod("p", "n", "ns", "u")) + len(got.log_directory)
