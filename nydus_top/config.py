@@ -29,6 +29,8 @@ NRI_EVENTS = frozenset({
 })
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
 ENV_NRI_SOCKET = "NYDUS_TOP_NRI_SOCKET"  # environment variable: [nri] socket over every file
+CONVERT_FORMATS = ("nydusify", "estargz", "zstdchunked")  # the first is the default
+MAX_READY_AFTER = 86400  # [record] ready_after at most: a day
 MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
 MAX_RANGES_WINDOW = 3600  # [ranges] window at most, seconds: the range tracer's cost never lasts a container's life
 
@@ -64,6 +66,15 @@ class Config:
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
     keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runs.store)
     origins: tuple[tuple[str, str], ...] = ()  # (field, the layer that set its value last)
+    convert_format: str = "nydusify"  # [convert] format: nydusify, estargz or zstdchunked
+    ctr_remote: str = "ctr-remote"  # [convert] ctr_remote: binary name (PATH lookup) or path
+    containerd_address: Path = Path("/run/containerd/containerd.sock")  # [convert] containerd_address
+    containerd_namespace: str = "k8s.io"  # [convert] containerd_namespace: where CRI keeps its images
+    estargz_target: str = "{repo}:{tag}-esgz"  # [convert] estargz_target
+    zstdchunked_target: str = "{repo}:{tag}-zstdchunked"  # [convert] zstdchunked_target
+    ready_line: str = ""  # [record] ready_line: regex; start-up ends at the first matching output line
+    ready_file: str = ""  # [record] ready_file: regex; start-up ends at the first matching file read
+    ready_after: float = 0.0  # [record] ready_after: seconds; start-up ends this long after the start (0: off)
 
     def origin(self, name: str) -> str:
         """The layer that set field *name*: a file path, "command line (--flag)", ...; "" if unknown."""
@@ -156,6 +167,28 @@ def _template(value: Any) -> str:
     return text
 
 
+def _regex(value: Any) -> str:
+    if not isinstance(value, str) or "\0" in value:
+        raise _Bad(f"must be a string (a regular expression; \"\" for none), got {_shown(value)}")
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise _Bad(f"is not a valid regular expression: {err}") from None
+    return value
+
+
+def _ready_after(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_READY_AFTER:
+        raise _Bad(f"must be a number of seconds from 0 to {MAX_READY_AFTER}, got {_shown(value)}")
+    return float(value)
+
+
+def _format(value: Any) -> str:
+    if value not in CONVERT_FORMATS:
+        raise _Bad(f"must be one of {', '.join(CONVERT_FORMATS)}, got {_shown(value)}")
+    return str(value)
+
+
 def _plugin_name(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[a-zA-Z0-9_.+-]+", value):
         raise _Bad(f"must be letters, digits and _.+- (as NRI requires), got {_shown(value)}")
@@ -188,6 +221,12 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "convert.nydusify": ("nydusify", _text),
     "convert.extra_args": ("nydusify_args", _strings),
     "convert.target": ("target_template", _template),
+    "convert.format": ("convert_format", _format),
+    "convert.ctr_remote": ("ctr_remote", _text),
+    "convert.containerd_address": ("containerd_address", _abs_path),
+    "convert.containerd_namespace": ("containerd_namespace", _plugin_name),
+    "convert.estargz_target": ("estargz_target", _template),
+    "convert.zstdchunked_target": ("zstdchunked_target", _template),
     "nri.socket": ("nri_socket", _abs_path),
     "nri.plugin_name": ("plugin_name", _plugin_name),
     "nri.plugin_index": ("plugin_index", _index),
@@ -195,6 +234,9 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ranges.granularity": ("granularity", _seconds),  # an integer >= 0, like a timeout
     "ranges.window": ("ranges_window", _window),
     "ranges.attach": ("ranges_on_attach", _bool),
+    "record.ready_line": ("ready_line", _regex),
+    "record.ready_file": ("ready_file", _regex),
+    "record.ready_after": ("ready_after", _ready_after),
     "registry.push": ("registry_push", _bool),
     "registry.plain_http": ("registry_plain_http", _registry_hosts),
     "registry.max_pull_bytes": ("max_pull_bytes", _positive),

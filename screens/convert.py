@@ -1,4 +1,5 @@
-"""Convert: run ``nydusify convert`` with the curated list and stream its output; `x` cancels."""
+"""Convert: run the conversion (nydusify, or ctr-remote then its push) with the curated list and
+stream its output; `x` cancels."""
 
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ class ConvertScreen(Screen[None]):
 
     app: NydusTopApp
 
-    def __init__(self, conversion: Conversion, source: str, warnings: tuple[str, ...]) -> None:
+    def __init__(self, conversion: Conversion, source: str, warnings: tuple[str, ...], *,
+                 fed: str = "list") -> None:
         super().__init__()
+        self.fed = fed  # what the first step reads on stdin: "list" or "record"
         self.conversion = conversion
         self.source = source
         self.warnings = warnings
@@ -41,7 +44,7 @@ class ConvertScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(printable(f" Convert {self.source}"), id="title", classes="titlebar", markup=False)
-        yield Static(printable(" $ " + " ".join(self.conversion.argv) + " < list"), id="argv", markup=False)
+        yield Static(printable(" $ " + " ".join(self.conversion.argv) + f" < {self.fed}"), id="argv", markup=False)
         yield NavLog(id="output", highlight=False, max_lines=MAX_OUTPUT_LINES)
         yield Static("running…", id="status", classes="statusbar", markup=False)
         yield Footer()

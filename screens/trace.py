@@ -17,7 +17,8 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static
 
-from nydus_top.convert.nydusify import ConversionError, prepare_conversion
+from nydus_top.convert import formats
+from nydus_top.convert.nydusify import ConversionError
 from nydus_top.lists.files import (
     ListExistsError,
     ListFileError,
@@ -69,6 +70,7 @@ class TraceScreen(LiveScreen):
         Binding("m", "merge", "Merge", show=False),
         Binding("S", "stop", "Stop trace", show=False),
         Binding("c", "convert", "Convert", show=False),
+        Binding("e", "cut", "End start-up here", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
@@ -79,7 +81,13 @@ class TraceScreen(LiveScreen):
         ("flag_runtime", "Flag runtime files", "Mark files the container created (upper dir only)"),
         ("prune_flagged", "Prune flagged", "Remove all flagged files"),
         ("stop", "Stop trace", "Stop the tracer; the list stays"),
-        ("convert", "Convert image", "Run nydusify convert with this list as prefetch patterns"),
+        ("cut", "End start-up here", "Cut the list after the cursor's row; later files stay out"),
+        ("convert", "Convert image", "Convert to the configured format ([convert] format) with this list first"),
+        ("convert('nydusify')", "Convert image to nydus", "Run nydusify convert with this list as prefetch patterns"),
+        ("convert('estargz')", "Convert image to eStargz",
+         "ctr-remote image convert --estargz with this list, then push"),
+        ("convert('zstdchunked')", "Convert image to zstd:chunked",
+         "ctr-remote image convert --zstdchunked with this list, then push"),
     ]
 
     app: NydusTopApp
@@ -141,6 +149,9 @@ class TraceScreen(LiveScreen):
         state = run.state.value + (f": {run.error}" if run.error else "")
         if run.possibly_incomplete:
             state += " · POSSIBLY INCOMPLETE: mark was late"
+        cut = run.items.cut[0] if run.items.cut else (run.meta.cut_after if run.meta and run.meta.cut else "")
+        if cut:
+            state += f" · start-up ends at {cut}"
         self._show("#title", printable(f" Trace {run.target.label} · {state}") + self._prefetch())
         rates = run.sparkline_data()
         flags = []
@@ -213,6 +224,14 @@ class TraceScreen(LiveScreen):
         if rows:
             view.move_cursor(min(rows))
         self.edited(f"deleted {removed}")
+
+    def action_cut(self) -> None:
+        row = self.view.cursor
+        removed = self.run.items.cut_after(row)
+        if row >= len(self.run.items):
+            self.edited("nothing to cut: no row here")
+            return
+        self.edited(printable(f"start-up ends at {self.run.items[row].path}: cut {counted(removed, 'later row')}"))
 
     def action_exclude(self, regex: bool) -> None:
         def apply(text: str | None) -> None:
@@ -457,8 +476,9 @@ class TraceScreen(LiveScreen):
 
     # -- conversion ------------------------------------------------------------------------
 
-    def action_convert(self) -> None:
+    def action_convert(self, fmt: str = "") -> None:
         config = self.app.backend.config
+        fmt = fmt or config.convert_format
         self.app.workspace.remember_identity(self.run)
 
         image = self.app.workspace.list_meta(self.run).image
@@ -474,12 +494,14 @@ class TraceScreen(LiveScreen):
                 self.say(f"not converted: no source image given{why}")
                 return
             try:
-                conversion, warnings = prepare_conversion(config, source, self.run.items.entries())
+                conversion, warnings = formats.prepare(config, fmt, source, self.run.items.entries())
             except ConversionError as err:
                 self.say(str(err))
                 return
-            self.app.push_screen(ConvertScreen(conversion, source, warnings))
+            self.app.push_screen(ConvertScreen(conversion, source, warnings, fed=formats.input_name(fmt)))
 
-        self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", image,
-                                          hint=f"source image; target from the template {config.target_template}",
+        template = {"estargz": config.estargz_target, "zstdchunked": config.zstdchunked_target}.get(
+            fmt, config.target_template)
+        self.app.push_screen(PromptDialog(f"Convert to {formats.TITLES.get(fmt, fmt)} with this prefetch list", image,
+                                          hint=f"source image; target from the template {template}",
                                           placeholder="registry/repo:tag"), chosen)

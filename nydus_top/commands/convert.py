@@ -1,7 +1,9 @@
-"""``nydus-top convert LIST``: build a nydus image with LIST as its prefetch list.
+"""``nydus-top convert LIST``: build a nydus (or eStargz / zstd:chunked) image with LIST as its prefetch list.
 
 Runs ``nydusify convert --source SRC --target TGT --fs-version 6 --prefetch-patterns`` with the
-list on stdin, printing nydusify's output as it comes with the elapsed time. With
+list on stdin, printing nydusify's output as it comes with the elapsed time. ``--format estargz``
+(or ``zstdchunked``) runs ``ctr-remote image convert`` with the list as its record on containerd's
+content store instead, then ``ctr-remote image push``. With
 ``--range-list OUT.json`` it writes the range list for ``nydusify optimize --prefetch-files``
 instead of converting: the ranges saved beside LIST (``LIST.ranges.json``) rounded out to the
 granularity, whole files where none are known.
@@ -14,8 +16,9 @@ import sys
 from pathlib import Path
 
 from nydus_top.commands.consensus import registry_consensus
-from nydus_top.config import ConfigError, load_config
-from nydus_top.convert.nydusify import ConversionError, prepare_conversion
+from nydus_top.config import CONVERT_FORMATS, Config, ConfigError, load_config
+from nydus_top.convert import formats
+from nydus_top.convert.nydusify import ConversionError
 from nydus_top.fs.confined import within
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.files import ListExistsError, ListFileError, load_list, save_range_list
@@ -33,9 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --pull: keep files read in at least this share of the runs "
                         f"(default {DEFAULT_MIN_SHARE})")
     parser.add_argument("--plain-http", action="store_true",
-                        help="with --pull: HTTP, not HTTPS (also for the registries [registry] plain_http lists)")
+                        help="with --pull, and ctr-remote's push: HTTP, not HTTPS (also for the registries "
+                        "[registry] plain_http lists)")
+    parser.add_argument("--format", choices=CONVERT_FORMATS,
+                        help="nydusify (nydus), estargz or zstdchunked (with ctr-remote; default: [convert] format)")
+    parser.add_argument("--address", metavar="SOCKET", type=Path,
+                        help="containerd socket ctr-remote converts on (default: [convert] containerd_address)")
+    parser.add_argument("--namespace", help="containerd namespace (default: [convert] containerd_namespace)")
+    parser.add_argument("--ctr-remote", metavar="PATH", help="ctr-remote binary (default: from the configuration)")
+    parser.add_argument("--no-push", action="store_true",
+                        help="ctr-remote formats: leave the converted image in containerd, do not push it")
     parser.add_argument("--source", help="source image (default: the image in LIST's metadata, LIST.nydus-top.json)")
-    parser.add_argument("--target", help="target image (default: the [convert] target template)")
+    parser.add_argument("--target", help="target image (default: the [convert] target template, or the "
+                        "estargz_target / zstdchunked_target one)")
     parser.add_argument("--range-list", metavar="OUT.json", type=Path,
                         help="write the range list for `nydusify optimize --prefetch-files` instead of converting")
     parser.add_argument("--granularity", type=int, metavar="BYTES",
@@ -52,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print("nydus-top convert: name a LIST or --pull IMAGE (one of them)", file=sys.stderr)
         return 2
     try:
-        config = load_config(args.config)
+        config = _with_flags(load_config(args.config), args)
         if args.pull is not None:
             if not 0.0 < args.min_share <= 1.0:
                 raise ListFileError(f"--min-share must be in (0, 1], got {args.min_share}")
@@ -94,11 +107,13 @@ def run(args: argparse.Namespace) -> int:
         print(printable(f"nydus-top convert: the list may miss files: {loaded.meta.incomplete or 'incomplete'}"),
               file=sys.stderr)
     try:
-        conversion, warnings = prepare_conversion(config, source, loaded.entries, target=args.target,
-                                                  nydusify=args.nydusify, extra_args=args.nydusify_arg)
+        fmt = config.convert_format
+        conversion, warnings = formats.prepare(config, fmt, source, loaded.entries, target=args.target,
+                                               nydusify=args.nydusify, extra_args=args.nydusify_arg,
+                                               push=not args.no_push, plain_http=args.plain_http)
         for line in warnings:
             print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
-        print(printable("running: " + " ".join(conversion.argv)), flush=True)
+        print(printable("running: " + " ".join(conversion.argv) + f" < {formats.input_name(fmt)}"), flush=True)
         try:
             result = conversion.run(lambda line: print(printable(f"[{line.elapsed:7.1f}s] {line.text}"), flush=True))
         except KeyboardInterrupt:  # run() has already killed nydusify's process group
@@ -109,3 +124,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(printable(result.summary()), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else (result.returncode if result.returncode > 0 else 1)
+
+
+def _with_flags(config: Config, args: argparse.Namespace) -> Config:
+    """*config* with the converter flags given on the command line."""
+    flags = {"convert_format": args.format, "containerd_address": args.address,
+             "containerd_namespace": args.namespace, "ctr_remote": args.ctr_remote}
+    given = {name: value for name, value in flags.items() if value is not None}
+    return config.overridden(given, "command line") if given else config

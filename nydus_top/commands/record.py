@@ -33,10 +33,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
-from nydus_top.config import Config, ConfigError, load_config, parse_layer
+from nydus_top.config import MAX_READY_AFTER, Config, ConfigError, load_config, parse_layer
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recording.pusher import ListPusher
+from nydus_top.recording.readiness import compile_pattern
 from nydus_top.recording.recorder import MAX_RANGE_TRACES, Recorder, RecordSettings, settings_from
 from nydus_top.text import EscapingFormatter, printable
 from nydus_top.tracing.arming import StartupCapture, pool_starter
@@ -53,6 +54,11 @@ class _Overrides(TypedDict, total=False):
     readable: bool
     timeout: int
     overwrite: bool
+    ready_line: str
+    ready_file: str
+    ready_after: float
+
+
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
 PUSH_DRAIN_SECONDS = 3.0  # at shutdown, for pushes of the last saves
 NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration text in messages
@@ -73,6 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--range-list", action="store_true",
                         help="record byte ranges too and save <list>.ranges.json beside each list "
                              "(for nydusify optimize --prefetch-files; Linux 6.14+)")
+    parser.add_argument("--ready-line", metavar="REGEX",
+                        help="end each start-up list at the first line of the container's output matching this "
+                             "(default: [record] ready_line)")
+    parser.add_argument("--ready-file", metavar="REGEX",
+                        help="end it at the first file read matching this, which is listed last "
+                             "(default: [record] ready_file)")
+    parser.add_argument("--ready-after", type=float, metavar="SECONDS",
+                        help="end it this long after the start (default: [record] ready_after; 0: off)")
     parser.add_argument("--server-path", help=argparse.SUPPRESS)  # optimizer flag: no server needed
     parser.add_argument("--events", help=argparse.SUPPRESS)  # optimizer flag: fixed events
 
@@ -136,6 +150,20 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout < 0:
         log.error("--timeout must be >= 0")
         return 2
+    for flag, key in (("--ready-line", "ready_line"), ("--ready-file", "ready_file")):
+        value = getattr(args, key)
+        if value is not None:
+            try:
+                compile_pattern(value, flag)
+            except ValueError as err:
+                log.error("%s", err)
+                return 2
+            overrides[key] = value  # type: ignore[literal-required]
+    if args.ready_after is not None:
+        if not 0 <= args.ready_after <= MAX_READY_AFTER:
+            log.error("--ready-after must be from 0 to %d seconds", MAX_READY_AFTER)
+            return 2
+        overrides["ready_after"] = args.ready_after
     config = replace(config, **overrides)
     socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
     try:
@@ -158,7 +186,7 @@ def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Conf
 
 def _settings_line(s: RecordSettings) -> str:
     return (f"into {s.persist_dir} (readable = {str(s.readable).lower()}, timeout = {s.timeout}, "
-            f"overwrite = {str(s.overwrite).lower()})")
+            f"overwrite = {str(s.overwrite).lower()}{f', ready: {s.ready.describe()}' if s.ready.enabled else ''})")
 
 
 async def _serve(session: PluginSession, model: NodeModel, config: Config, images: list[str],
@@ -197,7 +225,9 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         nonlocal announced
         if event.kind is EventKind.SYNC and not announced:
             announced = True
-            log.info("recording container starts via %s into %s", session.target, recorder.settings.persist_dir)
+            ready = recorder.settings.ready
+            log.info("recording container starts via %s into %s%s", session.target, recorder.settings.persist_dir,
+                     f" (start-up ends at readiness: {ready.describe()})" if ready.enabled else "")
 
     model.subscribe(on_sync)
     loop = asyncio.get_running_loop()

@@ -41,6 +41,7 @@ class ConversionResult:
     returncode: int  # exit status; -N when killed by signal N
     cancelled: bool
     elapsed: float  # seconds
+    program: str = "nydusify"  # the program whose exit this is (a conversion may run several)
 
     @property
     def ok(self) -> bool:
@@ -55,8 +56,8 @@ class ConversionResult:
             return f"conversion succeeded {took}"
         if self.returncode < 0:
             name = signal.Signals(-self.returncode).name if -self.returncode in signal.valid_signals() else "?"
-            return f"conversion failed {took}: nydusify killed by signal {-self.returncode} ({name})"
-        return f"conversion failed {took}: nydusify exited with status {self.returncode}"
+            return f"conversion failed {took}: {self.program} killed by signal {-self.returncode} ({name})"
+        return f"conversion failed {took}: {self.program} exited with status {self.returncode}"
 
 
 def target_for(template: str, source: str) -> str:
@@ -127,11 +128,13 @@ def cannot_run(binary: str, err: OSError) -> str:
 
 
 class Conversion:
-    """One nydusify run. ``run`` blocks; ``cancel`` may be called from any thread."""
+    """One conversion: *argv* fed *stdin_data*, then each of *then* in turn (stdin empty) while
+    the previous one succeeded. ``run`` blocks; ``cancel`` may be called from any thread."""
 
-    def __init__(self, argv: Sequence[str], stdin_data: bytes, *, env: dict[str, str] | None = None,
-                 kill_grace: float = 3.0) -> None:
+    def __init__(self, argv: Sequence[str], stdin_data: bytes, *, then: Sequence[Sequence[str]] = (),
+                 env: dict[str, str] | None = None, kill_grace: float = 3.0) -> None:
         self.argv = list(argv)
+        self.steps = [self.argv, *(list(step) for step in then)]
         self._stdin_data = stdin_data
         self._env = env
         self._kill_grace = kill_grace
@@ -143,35 +146,48 @@ class Conversion:
 
     @property
     def pid(self) -> int | None:
-        """nydusify's pid (also its process group id) once started."""
+        """The running step's pid (also its process group id) once started."""
         return self._proc.pid if self._proc else None
 
     def run(self, on_line: Callable[[OutputLine], None] = lambda line: None) -> ConversionResult:
-        """Start nydusify, feed the list on stdin, call *on_line* for each output line, wait.
+        """Run the steps, feed the list to the first on stdin, call *on_line* for each output line
+        (a later step's command line first, as ``$ argv``), wait.
 
-        Raises ConversionError if the binary cannot be started. A cancel before start means
-        nydusify is never started.
+        Raises ConversionError if a binary cannot be started. A cancel before start means
+        nothing is started; a cancel stops the running step and starts no other.
         """
+        self._started = time.monotonic()
+        result = ConversionResult(0, False, 0.0)
+        for index, argv in enumerate(self.steps):
+            if index:
+                on_line(OutputLine(time.monotonic() - self._started, "$ " + " ".join(argv)))
+            result = self._step(argv, self._stdin_data if index == 0 else b"", on_line)
+            if not result.ok:
+                break
+        return result
+
+    def _step(self, argv: list[str], stdin_data: bytes, on_line: Callable[[OutputLine], None]) -> ConversionResult:
+        program = os.path.basename(argv[0])
         with self._lock:
             if self._cancelled:
-                return ConversionResult(-signal.SIGTERM, True, 0.0)
+                return ConversionResult(-signal.SIGTERM, True, time.monotonic() - self._started, program)
             try:
                 self._proc = subprocess.Popen(
-                    self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     env=self._env, start_new_session=True, close_fds=True,
                 )
             except OSError as err:
-                raise ConversionError(cannot_run(self.argv[0], err)) from None
-            self._started = time.monotonic()
+                raise ConversionError(cannot_run(argv[0], err)) from None
+            self._done = False
         proc = self._proc
-        feeder = threading.Thread(target=self._feed, args=(proc,), name="nydusify-stdin", daemon=True)
+        feeder = threading.Thread(target=self._feed, args=(proc, stdin_data), name="conversion-stdin", daemon=True)
         feeder.start()
         assert proc.stdout is not None
         try:
             while line := proc.stdout.readline(_MAX_LINE):
                 text = line.decode("utf-8", "replace").rstrip("\r\n")
                 on_line(OutputLine(time.monotonic() - self._started, text))
-        except BaseException:  # the callback failed or the thread was interrupted: stop nydusify now
+        except BaseException:  # the callback failed or the thread was interrupted: stop the step now
             self._cancelled = True
             self._kill_group()
             raise
@@ -181,14 +197,15 @@ class Conversion:
             proc.stdout.close()
             returncode = proc.wait()
             feeder.join()
-        return ConversionResult(returncode, self._cancelled, time.monotonic() - self._started)
+        return ConversionResult(returncode, self._cancelled, time.monotonic() - self._started, program)
 
-    def _feed(self, proc: subprocess.Popen[bytes]) -> None:
+    @staticmethod
+    def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
         assert proc.stdin is not None
         try:
-            proc.stdin.write(self._stdin_data)
+            proc.stdin.write(data)
         except (BrokenPipeError, ValueError):
-            pass  # nydusify exited (or was cancelled) without reading everything
+            pass  # the step exited (or was cancelled) without reading everything
         finally:
             try:
                 proc.stdin.close()
@@ -196,7 +213,7 @@ class Conversion:
                 pass
 
     def cancel(self) -> None:
-        """SIGTERM nydusify's process group, SIGKILL it after the grace period. Idempotent."""
+        """SIGTERM the running step's process group, SIGKILL it after the grace period. Idempotent."""
         with self._lock:
             self._cancelled = True
             if self._proc is None or self._done:

@@ -50,6 +50,10 @@ class ListMeta:
     files: int = 0  # entries in the list
     runs: tuple[str, ...] = field(default=())  # lists or runs this one was made from
     runtime: tuple[str, ...] = field(default=())  # files this run saw created at runtime (see limit_runtime)
+    cut: str = ""  # why the list ends before the container stopped: ready_line, ready_file, ready_after, operator
+    cut_detail: str = ""  # what met it: the line printed, the file read, the seconds, the row chosen
+    cut_after: str = ""  # where: the list's last path
+    cut_us: int = 0  # and that path's elapsed time (microseconds since the trace started)
 
     def with_origin(self) -> ListMeta:
         """This metadata with node, kernel and creation time of here and now filled in."""
@@ -112,7 +116,7 @@ def decode(data: bytes, *, name: str = "metadata") -> ListMeta:
                 raise MetaError(f"{name}: {f.name} must be a list of strings")
             values[f.name] = tuple(value)
             continue
-        expected: type = {"complete": bool, "files": int}.get(f.name, str)
+        expected: type = {"complete": bool, "files": int, "cut_us": int}.get(f.name, str)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise MetaError(f"{name}: {f.name} must be {expected.__name__}")
         values[f.name] = value

@@ -48,6 +48,7 @@ class Pod:
     uid: str
     state: PodState = PodState.READY
     pid: int = 0
+    log_directory: str = ""  # where CRI writes its containers' logs (the pod's annotation), "" if unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def record_bytes(record: Pod | Container) -> int:
     """The text a record holds: what grows with what the runtime sends (never more than the bytes
     of the message it came from)."""
     if isinstance(record, Pod):
-        return len(record.id) + len(record.name) + len(record.namespace) + len(record.uid)
+        return len(record.id) + len(record.name) + len(record.namespace) + len(record.uid) + len(record.log_directory)
     return (len(record.id) + len(record.pod_id) + len(record.name) + len(record.image)
             + sum(len(arg) for arg in record.args))
 

@@ -63,6 +63,7 @@ class _State:
     next_id: int
     exclusions: tuple[Exclusion, ...]
     merged_ranges: tuple[RangeBook, ...] = ()
+    cut: tuple[str, int] | None = None
 
 
 @dataclass
@@ -88,6 +89,7 @@ class TraceList:
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
     edits: int = 0  # curation steps so far (edits, undos, redos): a save remembers the count
+    cut: tuple[str, int] | None = None  # (path, elapsed µs) the operator ended start-up at: later files stay out
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -171,7 +173,7 @@ class TraceList:
                 add_kind(0)
                 add_pid(0)
                 add_comm("")
-            if not matchers or not any(m.match(path) for m in matchers):
+            if self.cut is None and (not matchers or not any(m.match(path) for m in matchers)):
                 add_row(ident)
         return len(self.rows) - before
 
@@ -246,6 +248,18 @@ class TraceList:
         else:
             self.rows = array("l", (ident for pos, ident in enumerate(self.rows) if pos not in drop))
         return len(drop)
+
+    def cut_after(self, row: int) -> int:
+        """End the list at *row*: the rows after it go, and files traced later stay out (start-up
+        ended there). Returns how many rows were removed."""
+        if not 0 <= row < len(self.rows):
+            return 0
+        self._checkpoint()
+        entry = self[row]
+        self.cut = (entry.path, entry.elapsed_us or 0)
+        removed = len(self.rows) - row - 1
+        del self.rows[row + 1:]
+        return removed
 
     def exclude(self, exclusion: Exclusion) -> int:
         """Remove every matching row and keep later matches out. Raises re.error on a bad regex."""
@@ -353,7 +367,7 @@ class TraceList:
         return before - len(self.rows)
 
     def _state(self) -> _State:
-        return _State(array("l", self.rows), self.seen, self.exclusions, self._merged_ranges)
+        return _State(array("l", self.rows), self.seen, self.exclusions, self._merged_ranges, self.cut)
 
     def _checkpoint(self) -> None:
         self._undo.append(self._state())
@@ -363,12 +377,13 @@ class TraceList:
 
     def _restore(self, state: _State) -> None:
         self.exclusions = state.exclusions
+        self.cut = state.cut
         self._merged_ranges = state.merged_ranges
         self._matchers = [e.compile() for e in state.exclusions]
         rows = array("l", state.rows)
-        # Accesses traced after the snapshot stay, unless an exclusion still in force hides them.
+        # Accesses traced after the snapshot stay, unless an exclusion or a cut still in force hides them.
         for ident in range(state.next_id, self.seen):
-            if ident in self._merged:  # merged after the snapshot: the undone step itself
+            if ident in self._merged or state.cut is not None:  # merged after the snapshot: the undone step itself
                 continue
             if not any(m.match(self._path[ident]) for m in self._matchers):
                 rows.append(ident)

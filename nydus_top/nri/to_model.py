@@ -6,6 +6,7 @@ from nydus_top.model.node import Container, ContainerState, Pod, PodState
 from nydus_top.nri import nri_api_pb2 as api
 
 IMAGE_ANNOTATION = "io.kubernetes.cri.image-name"
+LOG_DIRECTORY_ANNOTATION = "io.kubernetes.cri.sandbox-log-directory"
 
 _STATES = {
     api.CONTAINER_UNKNOWN: ContainerState.UNKNOWN,
@@ -23,7 +24,8 @@ def _seconds(unix_nano: int) -> float | None:
 def pod(msg: api.PodSandbox) -> Pod:
     """NRI carries no pod state: a pod whose sandbox process is gone (pid 0) is not ready."""
     state = PodState.READY if msg.pid else PodState.NOTREADY
-    return Pod(id=msg.id, name=msg.name, namespace=msg.namespace, uid=msg.uid, state=state, pid=msg.pid)
+    return Pod(id=msg.id, name=msg.name, namespace=msg.namespace, uid=msg.uid, state=state, pid=msg.pid,
+               log_directory=msg.annotations.get(LOG_DIRECTORY_ANNOTATION, ""))
 
 
 def container(msg: api.Container) -> Container:

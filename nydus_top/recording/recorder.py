@@ -50,6 +50,8 @@ from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.ranges import RangeBook, totals
 from nydus_top.model.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
+from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION
+from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
 from nydus_top.runs import store as runstore
 from nydus_top.tracing.arming import LiveTrace, StartTrace, image_matches
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
@@ -96,6 +98,7 @@ class RecordSettings:
     max_total_bytes: int = MAX_TOTAL_BYTES  # every recording's files together (read at the recorder's start)
     keep_runs: int = runstore.DEFAULT_KEEP  # runs kept per image in the run store; 0: none
     max_recordings: int = MAX_RECORDINGS  # recordings in progress at once; later starts are not recorded
+    ready: Readiness = Readiness()  # where start-up ends besides the container's stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,9 @@ class Recording:
     timer: asyncio.TimerHandle | None = None
     finishing: asyncio.Task[None] | None = None
     overlay: OverlayRoot | None = None  # the container's root layers: which files it created (for its run)
+    gate: ReadyGate | None = None  # ends the list at readiness (set by deliver)
+    ready_timer: asyncio.TimerHandle | None = None
+    watch: LogWatch | None = None  # following the container's log for the ready line
 
     def ingest(self, batch: list[TraceRecord]) -> None:
         files = self.files
@@ -337,12 +343,49 @@ class Recorder:
         self.recordings[plan.container_id] = rec
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self.log(f"recording {who} into {plan.paths.list} ({armed})")
-        start.trace.follow(rec.ingest, keep=False)  # the recording owns the records from now on
         loop = asyncio.get_running_loop()
+        rec.gate = ReadyGate(plan.settings.ready, rec.ingest,
+                             lambda: loop.call_soon_threadsafe(self._ready, plan.container_id))
+        start.trace.follow(rec.gate, keep=False)  # the recording owns the records from now on
         trace = start.trace
         trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, _ending(trace)))
+        ready = plan.settings.ready
         if plan.settings.timeout > 0:
             rec.timer = loop.call_later(plan.settings.timeout, self.finish, plan.container_id, "timeout")
+        if ready.after > 0:
+            rec.ready_timer = loop.call_later(ready.after, self._ready_after, plan.container_id)
+        if ready.line is not None:
+            self._watch_log(rec, start)
+
+    def _watch_log(self, rec: Recording, start: StartTrace) -> None:
+        """Follow the container's CRI log for the ready line (said once when its pod names no log)."""
+        ready = rec.plan.settings.ready
+        assert ready.line is not None
+        directory = start.pod.log_directory if start.pod is not None else ""
+        if not directory:
+            self.log(f"recording {rec.name}: its pod names no log directory ({LOG_DIRECTORY_ANNOTATION}): "
+                     "no ready line can be seen")
+            return
+        cid = rec.plan.container_id
+        rec.watch = LogWatch(directory, start.container.name, ready.line,
+                             lambda line: self._ready_line(cid, line))
+        rec.watch.start()
+
+    def _ready_line(self, container_id: str, line: str) -> None:
+        rec = self.recordings.get(container_id)
+        if rec is not None and rec.gate is not None:
+            rec.gate.cut_at(READY_LINE, line)
+
+    def _ready_after(self, container_id: str) -> None:
+        rec = self.recordings.get(container_id)
+        if rec is not None and rec.gate is not None:
+            rec.gate.cut_at(READY_AFTER, f"{rec.plan.settings.ready.after:g}s")
+
+    def _ready(self, container_id: str) -> None:
+        """Start-up has ended at readiness: save the recording now."""
+        rec = self.recordings.get(container_id)
+        if rec is not None and rec.gate is not None and rec.gate.cut is not None:
+            self.finish(container_id, f"ready: {rec.gate.cut[0]}")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -381,8 +424,11 @@ class Recorder:
             await asyncio.gather(*tasks)
 
     async def _finish(self, rec: Recording, why: str) -> None:
-        if rec.timer is not None:
-            rec.timer.cancel()
+        for timer in (rec.timer, rec.ready_timer):
+            if timer is not None:
+                timer.cancel()
+        if rec.watch is not None:
+            rec.watch.stop()
         try:
             await rec.trace.stop()
         except Exception as err:  # noqa: BLE001 - a failing stop is one problem line, the recording is still saved
@@ -417,7 +463,7 @@ class Recorder:
         # A possibly incomplete recording goes beside the list: it never replaces a complete
         # one, and never takes the name a later, complete recording will be saved under.
         target = incomplete_path(rec.plan.paths.list) if problems else rec.plan.paths.list
-        meta = replace(rec.meta, complete=not problems, incomplete=problems).with_origin()
+        meta = _with_cut(replace(rec.meta, complete=not problems, incomplete=problems), rec).with_origin()
         if s.keep_runs > 0:  # first: the pair's line stays the recording's last word
             self._keep_run(rec, meta)
         if not rec.plan.pair:
@@ -470,6 +516,14 @@ class Recorder:
             created += f" and {left_out} more not named (limit of {_mib(listmeta.RUNTIME_MAX_BYTES)})"
         older = f", dropped {len(dropped)} oldest" if dropped else ""
         self.log(f"kept run {result.paths[0]} ({result.written} files, {kind}{created}{older}) for {rec.name}")
+
+
+def _with_cut(meta: ListMeta, rec: Recording) -> ListMeta:
+    """*meta* saying where and why the list was cut at readiness (as it is when it was not)."""
+    gate = rec.gate
+    if gate is None or gate.cut is None or not len(rec.files):
+        return meta
+    return replace(meta, cut=gate.cut[0], cut_detail=gate.cut[1], cut_after=gate.last[0], cut_us=gate.last[1])
 
 
 def _created(rec: Recording) -> tuple[tuple[str, ...], int]:
@@ -570,4 +624,5 @@ def settings_from(config: Config, images: Iterable[str] = (), namespaces: Iterab
         granularity=config.granularity,
         ranges_window=config.ranges_window,
         keep_runs=config.keep_runs,
+        ready=readiness_from(config),
     )

@@ -8,15 +8,19 @@ mechanism as the headless recorder's; attached traces get a small watcher thread
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from nydus_top.config import Config
+from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import Container, NodeModel
 from nydus_top.model.trace import TraceRun
 from nydus_top.nri.session import HOOK_BUDGET, PluginSession, SessionThread
+from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
 from nydus_top.tracing.arming import StartTrace, StartupCapture, pool_starter
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
 from nydus_top.tracing.range_tracer import RangeTrace, start_ranges, unavailable
@@ -98,8 +102,39 @@ class LiveBackend:
             run.ranges_from(live.ranges.collector)
             _say_stall(live.ranges, run)
         run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
-        live.follow(run.records, keep=False)  # the run keeps them
-        live.on_end(lambda: self._ended(live.trace, run))
+        ready = readiness_from(self.config)
+        if not ready.enabled:
+            live.follow(run.records, keep=False)  # the run keeps them
+            live.on_end(lambda: self._ended(live.trace, run))
+            return
+        # Start-up ends at readiness ([record] ready_*): the trace stops there, its metadata says so.
+        gate = ReadyGate(ready, run.records, run.stop)
+        watch = self._watch_log(start, ready, gate)
+        loop = asyncio.get_running_loop()
+        live.follow(gate, keep=False)
+
+        def ended() -> None:
+            if watch is not None:
+                loop.call_soon_threadsafe(watch.stop)
+            if gate.cut is not None:
+                run.meta = replace(run.meta or ListMeta(), cut=gate.cut[0], cut_detail=gate.cut[1],
+                                   cut_after=gate.last[0], cut_us=gate.last[1])
+            self._ended(live.trace, run)
+
+        live.on_end(ended)
+        if ready.after > 0:
+            timer = loop.call_later(ready.after, gate.cut_at, READY_AFTER, f"{ready.after:g}s")
+            live.on_end(lambda: loop.call_soon_threadsafe(timer.cancel))
+
+    @staticmethod
+    def _watch_log(start: StartTrace, ready: Readiness, gate: ReadyGate) -> LogWatch | None:
+        """Follow the started container's CRI log for the ready line, when there is one to see."""
+        directory = start.pod.log_directory if start.pod is not None else ""
+        if ready.line is None or not directory:
+            return None
+        watch = LogWatch(directory, start.container.name, ready.line, lambda line: gate.cut_at(READY_LINE, line))
+        watch.start()
+        return watch
 
     def _track(self, trace: Trace, run: TraceRun, ranges: RangeTrace | None = None) -> None:
         with self._lock:

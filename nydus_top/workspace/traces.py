@@ -44,6 +44,7 @@ from nydus_top.lists.ranges import RangeBook
 from nydus_top.model.node import Container, Pod
 from nydus_top.model.records import Listable
 from nydus_top.model.trace import Target, TraceRun, TraceState
+from nydus_top.recording.readiness import OPERATOR
 from nydus_top.runs import runset
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, as_entries
@@ -379,6 +380,9 @@ class Workspace:
             if run.items.overflows:
                 reasons.append("kernel queue overflow")
         reasons = list(dict.fromkeys(reasons))
+        if run.items.cut is not None:  # the operator ended start-up at a row
+            path, elapsed = run.items.cut
+            meta = replace(meta, cut=OPERATOR, cut_detail=path, cut_after=path, cut_us=elapsed)
         return replace(meta, complete=meta.complete and not reasons, incomplete="; ".join(reasons)).with_origin()
 
     def snapshot(self, run: TraceRun) -> tuple[array[int], int]:

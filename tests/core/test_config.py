@@ -180,3 +180,16 @@ def test_config_is_frozen() -> None:
     config = default_config()
     with pytest.raises(AttributeError):
         config.timeout = 3  # type: ignore[misc]
+
+
+def test_convert_format_keys(tmp_path: Path) -> None:
+
+    assert default_config().convert_format == "nydusify"
+    path = tmp_path / "c.toml"
+    path.write_text('[convert]\nformat = "estargz"\ncontainerd_address = "/n/c.sock"\ncontainerd_namespace = "x"\n')
+    config = load_config(path, environ={"HOME": str(tmp_path)}, system_path=tmp_path / "none")
+    assert (config.convert_format, str(config.containerd_address), config.containerd_namespace) == (
+        "estargz", "/n/c.sock", "x")
+    path.write_text('[convert]\nformat = "squashfs"\n')
+    with pytest.raises(ConfigError, match="key 'convert.format' must be one of nydusify, estargz, zstdchunked"):
+        load_config(path, environ={"HOME": str(tmp_path)}, system_path=tmp_path / "none")

@@ -127,3 +127,13 @@ def test_positions_are_those_of_ids_still_shown(count: int) -> None:
     items.delete([0])
     expected = [pos for pos, ident in enumerate(items.rows) if ident in ids]
     assert items.positions(ids) == expected and len(expected) == count - 2
+
+
+def test_a_cut_ends_the_list_and_keeps_later_records_out_until_undone() -> None:
+    items = make("/a", "/b", "/c")
+    assert items.cut_after(1) == 1 and items.paths() == ["/a", "/b"] and items.cut == ("/b", 1000)
+    items.extend([acc(7, "/late")])  # traced after the cut: start-up had ended
+    assert items.paths() == ["/a", "/b"]
+    assert items.undo() and items.cut is None and items.paths() == ["/a", "/b", "/c", "/late"]
+    assert items.redo() and items.cut == ("/b", 1000) and items.paths() == ["/a", "/b"]
+    assert items.cut_after(5) == 0

@@ -329,3 +329,72 @@ def test_convert_command_without_nydusify_names_where_it_is_set(tmp_path: Path,
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line == ("nydus-top convert: cannot run nydusify-not-installed: not on PATH (install nydusify on PATH,"
                     " or name it with --nydusify PATH or [convert] nydusify in the configuration)")
+
+
+# ---- several steps (ctr-remote's convert, then its push) and the other formats ----------------
+
+
+def test_later_steps_run_in_turn_with_empty_stdin(tmp_path: Path) -> None:
+    first, second = tmp_path / "1", tmp_path / "2"
+    first.mkdir()
+    second.mkdir()
+    script = "import sys, pathlib; pathlib.Path(sys.argv[1], 'stdin').write_bytes(sys.stdin.buffer.read())"
+    steps = [[sys.executable, "-c", script, str(d)] for d in (first, second)]
+    lines: list[OutputLine] = []
+    result = Conversion(steps[0], b"/a\n", then=steps[1:]).run(lines.append)
+    assert result.ok and (first / "stdin").read_bytes() == b"/a\n" and (second / "stdin").read_bytes() == b""
+    assert [line.text for line in lines] == ["$ " + " ".join(steps[1])]
+
+
+def test_a_failed_step_runs_no_later_one_and_is_named(tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    conv = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), b"/x\n",
+                      then=[["/bin/sh", "-c", f"touch {later}"]],
+                      env=fake_env(tmp_path, "fail", FAKE_NYDUSIFY_EXIT="5"))
+    result = conv.run()
+    assert result.returncode == 5 and not later.exists()
+    assert result.summary().endswith("fake_nydusify exited with status 5")
+
+
+def test_cancel_during_the_first_step_starts_no_later_one(tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    conv = Conversion(build_argv(str(FAKE_NYDUSIFY), "a", "b"), b"/x\n", then=[["/bin/sh", "-c", f"touch {later}"]],
+                      env=fake_env(tmp_path, "hang"))
+
+    def on_line(line: OutputLine) -> None:
+        if line.text == "ready":
+            conv.cancel()
+
+    result = conv.run(on_line)
+    assert result.cancelled and not later.exists()
+
+
+def test_record_is_one_json_path_per_line_in_order() -> None:
+    from nydus_top.convert.ctr_remote import record_input
+
+    data, warnings = record_input([ListedFile("/b"), ListedFile("/a\nb"), ListedFile("rel"), ListedFile("/b"),
+                                   ListedFile("/\udcff"), ListedFile("/a")])
+    assert [json.loads(line) for line in data.decode().splitlines()] == [{"path": "/b"}, {"path": "/a\nb"},
+                                                                         {"path": "/a"}]
+    assert warnings == ("left out 'rel': not an absolute path", "left out '/\\udcff': not UTF-8 (a record is JSON)")
+    with pytest.raises(ConversionError, match="prefetch list is empty"):
+        record_input([ListedFile("rel")])
+
+
+def test_ctr_remote_argv_from_config() -> None:
+    from nydus_top.convert.formats import prepare
+
+    config = dataclasses.replace(default_config(), ctr_remote="/opt/ctr-remote",
+                                 containerd_address=Path("/n/containerd.sock"), registry_plain_http=("reg.local:5000",))
+    conv, _ = prepare(config, "zstdchunked", "reg.local:5000/app:1", [ListedFile("/bin/app")])
+    assert conv.steps == [
+        ["/opt/ctr-remote", "--address", "/n/containerd.sock", "--namespace", "k8s.io", "image", "convert", "--oci",
+         "--zstdchunked", "--zstdchunked-record-in", "/dev/stdin", "reg.local:5000/app:1",
+         "reg.local:5000/app:1-zstdchunked"],
+        ["/opt/ctr-remote", "--address", "/n/containerd.sock", "--namespace", "k8s.io", "image", "push",
+         "--plain-http", "reg.local:5000/app:1-zstdchunked"]]
+    conv, _ = prepare(config, "estargz", "nginx", [ListedFile("/bin/app")], push=False)
+    assert conv.steps == [conv.argv] and conv.argv[-2:] == ["docker.io/library/nginx:latest",
+                                                           "docker.io/library/nginx:latest-esgz"]
+    with pytest.raises(ConversionError, match="unknown format 'squashfs'"):
+        prepare(config, "squashfs", "nginx", [ListedFile("/bin/app")])

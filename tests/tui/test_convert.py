@@ -115,3 +115,23 @@ async def test_the_output_kept_on_screen_is_bounded(record: Path, monkeypatch: p
         await until(pilot, lambda: "line 999" in screen.query_one(Log).lines, what="the last line")
         lines = screen.query_one(Log).lines
         assert len(lines) <= 100 and "line 0" not in lines
+
+
+async def test_the_palette_converts_to_estargz_with_ctr_remote(record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The palette's eStargz entry runs ctr-remote (the stand-in here) with the record on stdin, then its push."""
+    from nydus_top.screens.dialogs import PromptDialog
+
+    monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "ok")
+    async with on_trace(make_backend(record, ctr_remote=str(FAKE))) as (app, pilot, trace):
+        await app.run_action("convert('estargz')", trace)  # as the palette's entry does
+        await until(pilot, lambda: isinstance(app.screen, PromptDialog), what="the source prompt")
+        assert app.screen.title_text == "Convert to eStargz with this prefetch list"
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, ConvertScreen)
+        await until(pilot, lambda: screen.finished, what="the conversion to finish")
+        assert status(screen).startswith("conversion succeeded")
+        assert str(screen.query_one("#argv", Static).render()).endswith(" < record")
+        argv = json.loads((record / "argv.json").read_text())  # the last step's: the push
+        assert argv[4:6] == ["image", "push"] and argv[-1] == "docker.io/library/nginx:1.25-esgz"
+        assert any(line.startswith("$ ") and " image push " in line for line in screen.query_one(Log).lines)

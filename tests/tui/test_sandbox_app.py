@@ -6,6 +6,7 @@ Real containerd (1.7 and 2.1) with NRI, the real fanotify tracer and overlayfs; 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ import pytest
 from textual.pilot import Pilot
 
 from nydus_top.config import default_config
+from nydus_top.lists import meta as listmeta
 from nydus_top.model.node import EventKind
 from nydus_top.model.trace import TraceState
 from nydus_top.screens.app import NydusTopApp
@@ -128,6 +130,30 @@ async def test_an_armed_start_answered_before_the_mark_shows_possibly_incomplete
             assert run.target.container_id == second.container_id and run.possibly_incomplete
             await until(pilot, lambda: "POSSIBLY INCOMPLETE" in str(trace.query_one("#title").render()),
                         what="the flag in the header")
+    finally:
+        for started in (first, second):
+            if started is not None:
+                sandbox_node.cri.remove_pod(started.pod_id)
+
+
+async def test_an_armed_start_ends_at_its_ready_line(sandbox_node, tmp_path: Path) -> None:
+    """With [record] ready_line the armed trace stops by itself once the demo prints it; the saved
+    list's metadata says where and why."""
+    first = sandbox_node.run_demo(name="tui-ready-a")
+    second = None
+    try:
+        async with app_on_node(sandbox_node, tmp_path, "nydus-top-tui", "95") as (app, pilot):
+            app.backend.config = replace(app.backend.config, ready_line=re.escape(images.DEMO_READY_LINE))
+            trace = await arm_image_of(app, pilot, "tui-ready-a", first.container_id)
+            second = await asyncio.to_thread(sandbox_node.run_demo, "tui-ready-b")
+            run = trace.run
+            await until(pilot, lambda: run.state is TraceState.STOPPED, what="the trace to end at the ready line")
+            assert run.items.paths() == list(images.DEMO_STARTUP_FILES)
+            await pilot.press("s", "enter")
+            await settle(pilot)
+        meta = listmeta.read(tmp_path / "demo:1")
+        assert meta is not None and (meta.cut, meta.cut_detail) == ("ready_line", images.DEMO_READY_LINE)
+        assert meta.cut_after == images.DEMO_STARTUP_FILES[-1]
     finally:
         for started in (first, second):
             if started is not None:

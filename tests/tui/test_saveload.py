@@ -222,3 +222,17 @@ async def test_save_a_range_list_from_the_app(tmp_path: Path) -> None:
         await pilot.press("y")
         await settle(pilot)
         assert len(json.loads((tmp_path / "ranges.json").read_text())["files"]) == len(PATHS) - 2
+
+
+async def test_end_start_up_at_a_row_and_the_saved_metadata_says_so(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        await pilot.press("down", "down", "e")  # start-up ends at the third row
+        assert screen.run.items.paths() == PATHS[:3]
+        assert f"start-up ends at {PATHS[2]}" in str(screen.query_one("#title", Static).render())
+        await pilot.press("s", "enter")
+        await settle(pilot)
+    target = tmp_path / "library" / "nginx:1.25"
+    assert lines(target) == PATHS[:3]
+    meta = listmeta.read(target)
+    assert meta is not None and (meta.cut, meta.cut_detail, meta.cut_after) == ("operator", PATHS[2], PATHS[2])
+    assert meta.cut_us == screen.run.items[2].elapsed_us and meta.cut_us > 0
