@@ -49,3 +49,18 @@ def test_configmap_holds_a_config_nydus_top_accepts() -> None:
     daemonset = documents(DEPLOY / "daemonset.yaml")[0]
     mounts = {m["mountPath"] for m in daemonset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert {"/opt/nri/optimizer/results", "/var/run/nri", "/etc/nydus-top"} <= mounts
+
+
+def _mib(quantity: str) -> int:
+    units = {"Mi": 1, "Gi": 1024}
+    return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_readme_states_the_manifests_memory_limit() -> None:
+    # issue 18 item 22: the README said 512 MiB while the manifest said 1Gi.
+    container = documents(DEPLOY / "daemonset.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    limit = _mib(container["resources"]["limits"]["memory"])
+    stated = f"{limit // 1024} GiB" if limit % 1024 == 0 else f"{limit} MiB"
+    readme = " ".join((DEPLOY.parent / "README.md").read_text().split())
+    assert f"limit {stated}" in readme and f"memory limit is {stated}" in readme
+    assert "limit 512 MiB" not in readme and "equivalent to root on its node" in readme
