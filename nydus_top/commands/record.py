@@ -11,7 +11,8 @@ last layer, above ``--config`` and the flags, as with the optimizer; a bad one i
 log line and the recorder goes on with the settings it had. One log line per recorded, skipped
 or incomplete start goes to stderr, or to ``--log FILE``; launched by containerd (stderr not a
 terminal) without ``--log`` to /var/log/nydus-top/record.log, since containerd discards a
-launched plugin's output.
+launched plugin's output. One recorder per persist_dir (:mod:`nydus_top.recording.lock`): a
+second one says so and exits 1.
 
 Signals: SIGTERM and SIGINT stop the recorder; every recording in progress is saved first (its
 log line says ``shutdown``). SIGHUP depends on where the log goes: logging to a file, it reopens
@@ -36,6 +37,7 @@ from typing import TypedDict
 from nydus_top.config import Config, ConfigError, load_config, parse_layer
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
+from nydus_top.recording.lock import RecorderLock, RecorderLockError
 from nydus_top.recording.pusher import ListPusher
 from nydus_top.recording.recorder import Recorder, RecordSettings, settings_from
 from nydus_top.text import EscapingFormatter, printable
@@ -146,7 +148,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         log.error("%s", err)
         return 2
-    return asyncio.run(_serve(session, model, config, args.image, args.namespace, logfile, args.range_list))
+    try:
+        lock = RecorderLock(config.persist_dir)
+    except RecorderLockError as err:
+        log.error("%s", err)
+        return 1
+    try:
+        return asyncio.run(_serve(session, model, config, args.image, args.namespace, logfile, args.range_list,
+                                  lock))
+    finally:
+        lock.close()
 
 
 def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Config, tuple[str, ...]]:
@@ -161,7 +172,7 @@ def _settings_line(s: RecordSettings) -> str:
 
 
 async def _serve(session: PluginSession, model: NodeModel, config: Config, images: list[str],
-                 namespaces: list[str], logfile: LogFile | None = None, range_list: bool = False) -> int:
+                 namespaces: list[str], logfile: LogFile | None, range_list: bool, lock: RecorderLock) -> int:
     pool = TracerPool()
     pool.warm_up()
     pusher = ListPusher(log.info, plain_http=config.registry_plain_http) if config.registry_push else None
@@ -175,6 +186,11 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         try:
             configured, notes = with_layer(config, text)
         except ConfigError as err:
+            log.error("%s; keeping the previous settings", err)
+            return
+        try:
+            lock.move(configured.persist_dir)
+        except RecorderLockError as err:
             log.error("%s; keeping the previous settings", err)
             return
         for note in notes:
