@@ -55,7 +55,10 @@ class _Overrides(TypedDict, total=False):
     timeout: int
     overwrite: bool
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
-PUSH_DRAIN_SECONDS = 3.0  # at shutdown, for pushes of the last saves
+# At shutdown, within the 2 s SIGTERM may take (README): the lists saved last get their one try
+# (no retry then) for PUSH_DRAIN_SECONDS, then a push under way PUSH_LEFT_BEHIND_SECONDS more.
+PUSH_DRAIN_SECONDS = 0.5
+PUSH_LEFT_BEHIND_SECONDS = 0.5
 NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration text in messages
 
 
@@ -241,5 +244,5 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         await recorder.close()
         pool.close()
         if pusher is not None:  # the last saves' pushes get a moment, within the pod's grace period
-            await asyncio.to_thread(pusher.close, PUSH_DRAIN_SECONDS)
+            await asyncio.to_thread(pusher.close, PUSH_DRAIN_SECONDS, PUSH_LEFT_BEHIND_SECONDS)
     return 0

@@ -5,9 +5,11 @@ worker thread pushes (:func:`nydus_top.registry.artifacts.push_list`), so a slow
 holds up a container start, the NRI loop or a save. A failed push is retried with exponential
 backoff, at most :data:`ATTEMPTS` times and within :data:`DEADLINE` seconds. Failures are logged
 once per image: the first final failure says why; later ones of the same image are only counted
-until a push of that image succeeds (or the pusher closes), which reports the count. At most
-:data:`QUEUE_LIMIT` lists wait; a list beyond that is not pushed and says so. Closing abandons
-waiting lists with one line and never waits for a hanging registry longer than it is told.
+until a push of that image succeeds (or the pusher closes), which reports the count if there
+was more than the one said. At most
+:data:`QUEUE_LIMIT` lists wait; a list beyond that is not pushed and says so. Closing retries
+nothing, abandons waiting lists with one line and never waits for a hanging registry longer than
+it is told.
 """
 
 from __future__ import annotations
@@ -99,11 +101,12 @@ class ListPusher:
             return self._idle.wait_for(lambda: self._unfinished == 0, timeout)
 
     def close(self, drain: float = 0.0, timeout: float = 5.0) -> None:
-        """Stop, after waiting up to *drain* seconds for the lists queued: no more retries, lists still
-        waiting abandoned (one line), at most *timeout* more seconds for a push under way."""
+        """Stop: no more retries (a list waiting for one gives up at once, with its line) and no new
+        lists; the lists queued get their try within *drain* seconds, those still waiting then are
+        abandoned (one line); at most *timeout* more seconds for a push under way."""
+        self._stop.set()
         if drain > 0 and self._thread.is_alive():
             self.wait_idle(drain)
-        self._stop.set()
         abandoned = 0
         while True:
             try:
@@ -124,7 +127,8 @@ class ListPusher:
         if self._thread.is_alive():
             self.log(f"a push still runs {timeout:.1f} s after closing: left behind at shutdown")
         for image, failures in sorted(self._failures.items()):
-            self.log(f"pushing lists of {printable(image)}: {failures.count} failed in all, last: {failures.last}")
+            if failures.count > 1:  # the first one was said when it happened
+                self.log(f"pushing lists of {printable(image)}: {failures.count} failed in all, last: {failures.last}")
         self._failures.clear()
 
     # ------------------------------------------------------------ worker
