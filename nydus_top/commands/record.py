@@ -242,7 +242,12 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         await session.run_forever()
     finally:
         await recorder.close()
+        # The last saves' pushes get their moment while the tracer helper stops (submitted to a
+        # thread at once: pool.close holds the loop).
+        pushes = None
+        if pusher is not None:
+            pushes = loop.run_in_executor(None, pusher.close, PUSH_DRAIN_SECONDS, PUSH_LEFT_BEHIND_SECONDS)
         pool.close()
-        if pusher is not None:  # the last saves' pushes get a moment, within the pod's grace period
-            await asyncio.to_thread(pusher.close, PUSH_DRAIN_SECONDS, PUSH_LEFT_BEHIND_SECONDS)
+        if pushes is not None:
+            await pushes
     return 0

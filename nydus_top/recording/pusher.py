@@ -139,6 +139,10 @@ class ListPusher:
             self._idle.notify_all()
 
     def _run(self) -> None:
+        # The registry SDK loads here, before any list comes: a list saved at shutdown gets its
+        # try within the short drain, not an import (seconds on a busy node).
+        from nydus_top.registry import artifacts  # noqa: F401, PLC0415 - loaded only when pushing
+
         while True:
             job = self._queue.get()
             if job is None:

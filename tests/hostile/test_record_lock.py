@@ -3,13 +3,17 @@ says so in one line and refuses; the lock goes with its holder, and is never a s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.recording.lock import LOCK_NAME
+from testkit.harness import LineLog
+from testkit.runtime_peer import RuntimePeer
 
 
 def _record(tmp_path: Path, persist: Path) -> subprocess.Popen[bytes]:
@@ -71,3 +75,39 @@ def test_a_symlink_as_the_lock_file_is_never_followed(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert err.decode() == (f"nydus-top record: cannot lock {persist / LOCK_NAME}: a symlink (never followed)\n")
     assert victim.read_text() == "keep\n"
+
+
+def test_an_nri_configure_into_a_held_persist_dir_keeps_the_previous_settings(tmp_path: Path) -> None:
+    # containerd's configuration text (Configure) can move the recorder to another persist_dir:
+    # the lock moves along, and one held by another recorder is refused in one line.
+    taken = tmp_path / "taken"
+    first = _record(tmp_path, taken)
+    sock = tmp_path / "nri.sock"
+    try:
+        _running(first)
+
+        async def main() -> None:
+            async with RuntimePeer(sock) as peer:
+                proc = subprocess.Popen([sys.executable, "-I", "-m", "nydus_top", "record", "--nri-socket", str(sock),
+                                         "--persist-dir", str(tmp_path / "mine")],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                log = LineLog(proc.stderr)
+                try:
+                    conn = await peer.accept(60)
+                    await conn.accept_registration()
+                    text = f'persist_dir = "{taken}"\n'
+                    conf = await conn.call("Configure", api.ConfigureRequest(config=text, runtime_name="peer")
+                                           .SerializeToString(), timeout=60)
+                    assert conf.code == 0
+                    await asyncio.to_thread(log.wait_for, "keeping the previous settings", 60)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    assert await asyncio.to_thread(proc.wait, 60) == 0
+                refused = [line for line in log.lines if "keeping the previous settings" in line]
+                assert refused == [f"nydus-top record: another recorder (pid {first.pid}) already records into "
+                                   f"{taken}: refusing to record every start twice; keeping the previous settings"]
+                assert (tmp_path / "mine" / LOCK_NAME).is_file()
+
+        asyncio.run(main())
+    finally:
+        _stop(first)
