@@ -12,7 +12,8 @@ log line and the recorder goes on with the settings it had. One log line per rec
 or incomplete start goes to stderr, or to ``--log FILE``; launched by containerd (stderr not a
 terminal) without ``--log`` to /var/log/nydus-top/record.log, since containerd discards a
 launched plugin's output. One recorder per persist_dir (:mod:`nydus_top.recording.lock`): a
-second one says so and exits 1.
+second one says so and exits 1 (launched by containerd: at NRI Configure, where its persist_dir
+is settled).
 
 Signals: SIGTERM and SIGINT stop the recorder; every recording in progress is saved first (its
 log line says ``shutdown``). SIGHUP depends on where the log goes: logging to a file, it reopens
@@ -151,11 +152,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         log.error("%s", err)
         return 2
-    try:
-        lock = RecorderLock(config.persist_dir)
-    except RecorderLockError as err:
-        log.error("%s", err)
-        return 1
+    lock = RecorderLock()
+    # Launched by containerd, the persist_dir may come in NRI Configure: locked there, before any
+    # start (the command line's directory is not even made then).
+    if not os.environ.get(SOCKET_FD_ENV):
+        try:
+            lock.move(config.persist_dir)
+        except RecorderLockError as err:
+            log.error("%s", err)
+            return 1
     try:
         return asyncio.run(_serve(session, model, config, args.image, args.namespace, logfile, args.range_list,
                                   lock))
@@ -182,24 +187,40 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
     recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model,
                         on_saved=pusher.submit if pusher else None)
 
+    status = 0  # 1 when the persist_dir settled at NRI Configure is another recorder's
+
     def on_configure(text: str, runtime: str, version: str) -> None:
         # Runs before containerd's next call is read: the first start already uses the result.
-        if not text.strip():
-            return  # external plugins get no configuration text
-        try:
-            configured, notes = with_layer(config, text)
-        except ConfigError as err:
-            log.error("%s; keeping the previous settings", err)
+        configured: Config | None = None
+        notes: tuple[str, ...] = ()
+        if text.strip():  # external plugins get no configuration text
+            try:
+                configured, notes = with_layer(config, text)
+            except ConfigError as err:
+                log.error("%s; keeping the previous settings", err)
+        if not lock_into(configured.persist_dir if configured else recorder.settings.persist_dir):
             return
+        if configured is not None:
+            for note in notes:
+                log.info("%s", note)
+            recorder.reconfigure(settings_from(configured, images, namespaces, range_list))
+            log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
+
+    def lock_into(persist_dir: Path) -> bool:
+        """Hold *persist_dir*'s lock. Held by another recorder: keep the lock and settings we have,
+        or, holding none yet (launched by containerd), stop recording with exit status 1."""
+        nonlocal status
         try:
-            lock.move(configured.persist_dir)
+            lock.move(persist_dir)
         except RecorderLockError as err:
-            log.error("%s; keeping the previous settings", err)
-            return
-        for note in notes:
-            log.info("%s", note)
-        recorder.reconfigure(settings_from(configured, images, namespaces, range_list))
-        log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
+            if lock.held:
+                log.error("%s; keeping the previous settings", err)
+            else:
+                log.error("%s", err)
+                status = 1
+                session.stop()
+            return False
+        return True
 
     session.add_configure_hook(on_configure)
     capture = StartupCapture(pool_starter(pool, ranges=range_list, granularity=lambda: recorder.settings.granularity))
@@ -250,4 +271,4 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         pool.close()
         if pushes is not None:
             await pushes
-    return 0
+    return status

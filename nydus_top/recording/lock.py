@@ -1,11 +1,12 @@
-"""One recorder per persist_dir: ``<persist_dir>/.nydus-top-record.lock``, ``flock``'ed for the
+"""One recorder per persist_dir: ``<persist_dir>/.nydus-top/record.lock``, ``flock``'ed for the
 recorder's life.
 
 Two recorders saving into one directory (two ``record`` processes, or two plugins named
 nydus-top on one runtime, both with the default directory) would record every start twice. The
 second one to start finds the lock held and refuses; the kernel drops the lock when the holder
 exits, however it exits, so a stale file never blocks the next recorder. The file is opened
-without following a symlink and must be a regular file: persist_dir is shared with the node.
+without following a symlink (nor is ``.nydus-top``) and must be a regular file: persist_dir is
+shared with the node.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from nydus_top.fs.confined import ConfinedError, describe, open_existing_dir
 
-LOCK_NAME = ".nydus-top-record.lock"
+OURS = ".nydus-top"  # our directory in persist_dir (the run store's too)
+LOCK_NAME = "record.lock"
 _PID_BYTES = 32  # what is read of the holder's pid: the file is hostile input
 
 
@@ -29,16 +31,16 @@ class RecorderLockError(Exception):
 def lock_persist_dir(persist_dir: Path) -> int:
     """Take the recorder lock of *persist_dir* (made if missing); the fd to keep open while
     recording. Raises RecorderLockError."""
-    doing = f"lock {persist_dir / LOCK_NAME}"
+    doing = f"lock {persist_dir / OURS / LOCK_NAME}"
     try:
-        os.makedirs(persist_dir, exist_ok=True)
-        dfd = open_existing_dir(persist_dir, persist_dir, doing)
+        os.makedirs(persist_dir / OURS, exist_ok=True)  # persist_dir as the operator named it ...
+        dfd = open_existing_dir(persist_dir / OURS, persist_dir, doing)  # ... ours never through a symlink
     except ConfinedError as err:
         raise RecorderLockError(str(err)) from None
     except OSError as err:
         raise RecorderLockError(f"cannot {doing}: {describe(err)}") from None
     if dfd is None:
-        raise RecorderLockError(f"cannot {doing}: {persist_dir} vanished")
+        raise RecorderLockError(f"cannot {doing}: {persist_dir / OURS} vanished")
     try:
         fd = _open_lock_file(dfd, doing)
     finally:
@@ -80,19 +82,26 @@ def _holder(fd: int) -> str:
 
 
 class RecorderLock:
-    """The lock of the persist_dir being recorded into, moved along when it changes."""
+    """The lock of the persist_dir being recorded into (none until :meth:`move`), moved along when
+    it changes."""
 
-    def __init__(self, persist_dir: Path) -> None:
-        self.fd = lock_persist_dir(persist_dir)
-        self.persist_dir = persist_dir
+    def __init__(self) -> None:
+        self.fd = -1
+        self.persist_dir: Path | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.fd >= 0
 
     def move(self, persist_dir: Path) -> None:
         """Hold *persist_dir*'s lock instead; on RecorderLockError the old one stays held."""
         if persist_dir == self.persist_dir:
             return
         fd = lock_persist_dir(persist_dir)
-        os.close(self.fd)
+        self.close()
         self.fd, self.persist_dir = fd, persist_dir
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd, self.persist_dir = -1, None

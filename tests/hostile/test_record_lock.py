@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nydus_top.nri import nri_api_pb2 as api
-from nydus_top.recording.lock import LOCK_NAME
+from nydus_top.recording.lock import LOCK_NAME, OURS
 from testkit.harness import LineLog
 from testkit.runtime_peer import RuntimePeer
 
@@ -64,17 +67,26 @@ def test_a_second_recorder_on_one_persist_dir_refuses(tmp_path: Path) -> None:
     _stop(third)
 
 
-def test_a_symlink_as_the_lock_file_is_never_followed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("planted", ["file", "directory"])
+def test_a_symlink_on_the_way_to_the_lock_file_is_never_followed(tmp_path: Path, planted: str) -> None:
     persist = tmp_path / "persist"
-    persist.mkdir()
+    (persist / OURS).mkdir(parents=True)
     victim = tmp_path / "victim"
-    victim.write_text("keep\n")
-    os.symlink(victim, persist / LOCK_NAME)
+    victim.mkdir()
+    (victim / LOCK_NAME).write_text("keep\n")
+    lock = persist / OURS / LOCK_NAME
+    if planted == "file":
+        os.symlink(victim / LOCK_NAME, lock)
+        why = "a symlink (never followed)"
+    else:
+        (persist / OURS).rmdir()
+        os.symlink(victim, persist / OURS)
+        why = f"{persist / OURS} is a symlink (never followed under {persist})"
     proc = _record(tmp_path, persist)
     _, err = _finish(proc)
     assert proc.returncode == 1
-    assert err.decode() == (f"nydus-top record: cannot lock {persist / LOCK_NAME}: a symlink (never followed)\n")
-    assert victim.read_text() == "keep\n"
+    assert err.decode() == f"nydus-top record: cannot lock {lock}: {why}\n"
+    assert (victim / LOCK_NAME).read_text() == "keep\n"
 
 
 def test_an_nri_configure_into_a_held_persist_dir_keeps_the_previous_settings(tmp_path: Path) -> None:
@@ -106,8 +118,50 @@ def test_an_nri_configure_into_a_held_persist_dir_keeps_the_previous_settings(tm
                 refused = [line for line in log.lines if "keeping the previous settings" in line]
                 assert refused == [f"nydus-top record: another recorder (pid {first.pid}) already records into "
                                    f"{taken}: refusing to record every start twice; keeping the previous settings"]
-                assert (tmp_path / "mine" / LOCK_NAME).is_file()
+                assert (tmp_path / "mine" / OURS / LOCK_NAME).is_file()
 
         asyncio.run(main())
     finally:
         _stop(first)
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_launched_by_the_runtime_it_locks_at_configure_and_refuses_a_held_dir(tmp_path: Path, configured: bool) -> None:
+    # Launched by containerd (the socket fd in NRI_PLUGIN_SOCKET) the persist_dir is settled at NRI
+    # Configure: the command line's directory is not even made before, and one held by another
+    # recorder ends this one with one line and status 1.
+    taken, flag_dir = tmp_path / "taken", tmp_path / "flag"
+    first = _record(tmp_path, taken)
+    sock = tmp_path / "nri.sock"
+    try:
+        _running(first)
+
+        async def main() -> None:
+            async with RuntimePeer(sock) as peer:
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.connect(str(sock))
+                argv = [sys.executable, "-I", "-m", "nydus_top", "record", "--persist-dir",
+                        str(flag_dir if configured else taken), "--log", str(tmp_path / "launched.log")]
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, pass_fds=(client.fileno(),),
+                                        env={**os.environ, "NRI_PLUGIN_SOCKET": str(client.fileno())})
+                client.close()
+                try:
+                    conn = await peer.accept(60)
+                    await conn.accept_registration()
+                    assert not flag_dir.exists()
+                    text = f'persist_dir = "{taken}"\n' if configured else ""
+                    conn.send_call("Configure", api.ConfigureRequest(config=text, runtime_name="peer")
+                                         .SerializeToString())
+                    assert await asyncio.to_thread(proc.wait, 60) == 1
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+        asyncio.run(main())
+    finally:
+        _stop(first)
+    lines = (tmp_path / "launched.log").read_text().splitlines()
+    held = f"another recorder (pid {first.pid}) already records into {taken}: refusing to record every start twice"
+    assert [line.partition(" nydus-top record: ")[2] for line in lines if "another recorder" in line] == [held]
+    assert not flag_dir.exists()
