@@ -38,7 +38,7 @@ from typing import TypedDict
 from nydus_top.config import Config, ConfigError, load_config, parse_layer
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
-from nydus_top.recording.lock import RecorderLock, RecorderLockError
+from nydus_top.recording.lock import RecorderLock, RecorderLockError, RecorderLockHeld
 from nydus_top.recording.pusher import ListPusher
 from nydus_top.recording.recorder import Recorder, RecordSettings, settings_from
 from nydus_top.text import EscapingFormatter, printable
@@ -158,9 +158,11 @@ def run(args: argparse.Namespace) -> int:
     if not os.environ.get(SOCKET_FD_ENV):
         try:
             lock.move(config.persist_dir)
-        except RecorderLockError as err:
+        except RecorderLockHeld as err:
             log.error("%s", err)
             return 1
+        except RecorderLockError as err:
+            log.error("%s; recording without the lock", err)
     try:
         return asyncio.run(_serve(session, model, config, args.image, args.namespace, logfile, args.range_list,
                                   lock))
@@ -208,11 +210,12 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
 
     def lock_into(persist_dir: Path) -> bool:
         """Hold *persist_dir*'s lock. Held by another recorder: keep the lock and settings we have,
-        or, holding none yet (launched by containerd), stop recording with exit status 1."""
+        or, holding none yet (launched by containerd), stop recording with exit status 1. One
+        that cannot be taken at all: one line, recording goes on there unlocked."""
         nonlocal status
         try:
             lock.move(persist_dir)
-        except RecorderLockError as err:
+        except RecorderLockHeld as err:
             if lock.held:
                 log.error("%s; keeping the previous settings", err)
             else:
@@ -220,6 +223,8 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
                 status = 1
                 session.stop()
             return False
+        except RecorderLockError as err:
+            log.error("%s; recording without the lock", err)
         return True
 
     session.add_configure_hook(on_configure)

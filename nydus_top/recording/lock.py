@@ -4,7 +4,9 @@ recorder's life.
 Two recorders saving into one directory (two ``record`` processes, or two plugins named
 nydus-top on one runtime, both with the default directory) would record every start twice. The
 second one to start finds the lock held and refuses; the kernel drops the lock when the holder
-exits, however it exits, so a stale file never blocks the next recorder. The file is opened
+exits, however it exits, so a stale file never blocks the next recorder. A lock that cannot be
+taken at all (the directory cannot be made, a symlink in the way) is one line, and recording goes
+on unlocked: its saves fail there just the same, each with its line. The file is opened
 without following a symlink (nor is ``.nydus-top``) and must be a regular file: persist_dir is
 shared with the node.
 """
@@ -25,7 +27,11 @@ _PID_BYTES = 32  # what is read of the holder's pid: the file is hostile input
 
 
 class RecorderLockError(Exception):
-    """The lock is held by another recorder, or cannot be taken (one line)."""
+    """The lock cannot be taken (one line): the directory cannot be made, a symlink is in the way."""
+
+
+class RecorderLockHeld(RecorderLockError):
+    """Another recorder holds the lock (one line)."""
 
 
 def lock_persist_dir(persist_dir: Path) -> int:
@@ -51,8 +57,8 @@ def lock_persist_dir(persist_dir: Path) -> int:
         holder = _holder(fd)
         os.close(fd)
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise RecorderLockError(f"another recorder{holder} already records into {persist_dir}: "
-                                    "refusing to record every start twice") from None
+            raise RecorderLockHeld(f"another recorder{holder} already records into {persist_dir}: "
+                                   "refusing to record every start twice") from None
         raise RecorderLockError(f"cannot {doing}: {describe(err)}") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -94,10 +100,17 @@ class RecorderLock:
         return self.fd >= 0
 
     def move(self, persist_dir: Path) -> None:
-        """Hold *persist_dir*'s lock instead; on RecorderLockError the old one stays held."""
+        """Hold *persist_dir*'s lock instead. On RecorderLockHeld the old one stays held; on another
+        RecorderLockError none is held any more (recording goes there, unlocked)."""
         if persist_dir == self.persist_dir:
             return
-        fd = lock_persist_dir(persist_dir)
+        try:
+            fd = lock_persist_dir(persist_dir)
+        except RecorderLockHeld:
+            raise
+        except RecorderLockError:
+            self.close()
+            raise
         self.close()
         self.fd, self.persist_dir = fd, persist_dir
 
