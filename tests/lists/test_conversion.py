@@ -9,6 +9,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -335,3 +336,28 @@ def test_convert_command_signals_end_every_process_of_nydusify(tmp_path: Path, s
     stderr = proc.stderr.read()  # type: ignore[union-attr]
     assert f"nydus-top convert: {sig.name}: conversion cancelled after " in stderr
 
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_convert_command_signals_before_nydusify_starts_end_it_too(tmp_path: Path, sig: signal.Signals) -> None:
+    # --pull from a registry that accepts and never answers: the signal comes while the pull hangs,
+    # before any nydusify; started with SIGINT ignored, as a background job is.
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)
+        hole.settimeout(60)
+        image = f"127.0.0.1:{hole.getsockname()[1]}/team/app:1"
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", WITH_DISPOSITIONS, "SIG_IGN", sys.executable, "-I", "-m", "nydus_top",
+             "convert", "--pull", image, "--plain-http", "--config", str(_config(tmp_path, tmp_path / "results"))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            connection, _ = hole.accept()  # the pull is under way
+            with connection:
+                proc.send_signal(sig)
+                assert proc.wait(60) == 128 + sig
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.stderr is not None and proc.stderr.read() == f"nydus-top convert: {sig.name}: stopped\n"
