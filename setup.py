@@ -5,6 +5,7 @@ import os
 import runpy
 import shlex
 import subprocess
+import sys
 import sysconfig
 from distutils.command.build_scripts import build_scripts  # setuptools has no own subclass
 from pathlib import Path
@@ -17,6 +18,18 @@ NATIVE = ROOT / "native"
 # The optimizer plugin's server_path, installed next to nydus-top (bin/) as a "script" whose
 # source is C: build_scripts compiles it, install_scripts copies it.
 SERVER = "nydus-top-tracer"
+# The command itself, our own launcher instead of a generated console script: that one starts
+# Python without -I, so PYTHONPATH (its sitecustomize.py), PYTHONSTARTUP/PYTHONINSPECT or a user
+# site directory would run code in a process that runs as root before nydus_top is imported, too
+# early for the process to re-exec itself isolated. No "#!python" line either (pip would rewrite
+# it and drop -I). The interpreter is the one building the package: pip runs the build backend
+# with the interpreter it installs into, as it does to write console scripts' "#!" lines.
+LAUNCHER = "nydus-top"
+LAUNCHER_TEXT = """#!/bin/sh
+# nydus-top's launcher (written by setup.py): Python isolated (-I), whatever the environment and
+# the working directory hold.
+exec {python} -I -m nydus_top "$@"
+"""
 SERVER_SOURCES = ["optimizer_server.c", *runpy.run_path(str(NATIVE / "build_native.py"))["CORE_SOURCES"]]
 
 
@@ -48,10 +61,16 @@ class BuildPyWithProtos(build_py):
         super().run()
 
 
+def write_launcher(out: Path) -> None:
+    out.write_text(LAUNCHER_TEXT.format(python=shlex.quote(sys.executable)))
+    out.chmod(0o755)
+
+
 class BuildScriptsWithServer(build_scripts):
     def run(self) -> None:
         self.mkpath(self.build_dir)
         compile_server(Path(self.build_dir) / SERVER)
+        write_launcher(Path(self.build_dir) / LAUNCHER)
 
 
 setup(

@@ -14,7 +14,8 @@
  *
  * Unlike nydus-top's own tracers it never joins the container's mount namespace (see mark_dir).
  *
- * Exit status: 0 after a drained stop or target exit, 1 if stdout's reader went away, 2 on failure. */
+ * Exit status: 0 after a drained stop or target exit, 1 if stdout's reader went away (noticed
+ * while idle too), 2 on failure (stdout closed at the start among them: nobody could read a line). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -141,16 +142,22 @@ static int finish(struct nt_tracer *t, char *buf)
     return rc;
 }
 
-/* Stream until SIGTERM/SIGINT or the target's exit, one batch between looks at both. */
+/* Stream until SIGTERM/SIGINT, the target's exit or stdout's reader going away (a pipe's write
+ * end polls POLLERR once its reader is gone: seen even while no event comes), one batch between
+ * looks at all three. */
 static int pump(struct nt_tracer *t, int sigfd, int pidfd, char *buf, char *end)
 {
-    struct pollfd p[3] = {{nt_fd(t), POLLIN, 0}, {sigfd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    struct pollfd p[4] = {{nt_fd(t), POLLIN, 0}, {sigfd, POLLIN, 0}, {pidfd, POLLIN, 0}, {1, 0, 0}};
     int more = 0; /* the last batch had lines: more may be buffered without the fd readable */
     for (;;) {
-        if (poll(p, 3, more ? 0 : -1) < 0) {
+        if (poll(p, 4, more ? 0 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
+        }
+        if (p[3].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+            int rc = nt_unmark(t);
+            return rc < 0 ? rc : -EPIPE;
         }
         if (p[1].revents || p[2].revents) {
             *end = p[1].revents ? 'S' : 'X';
@@ -196,7 +203,11 @@ static int serve(void)
         target = "/";
     if (ready && ready_fd < 0)
         return 2;
+    /* Checked before tidy_fds, whose /dev/null would take a closed fd 1: lines into nothing. */
+    int stdout_open = fcntl(1, F_GETFD) >= 0 && ready_fd != 1;
     tidy_fds();
+    if (!stdout_open)
+        return fail("stdout", EBADF);
     if (pid <= 0)
         return fail("_MNTNS_PID", EINVAL);
 

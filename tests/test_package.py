@@ -33,8 +33,14 @@ def test_fresh_venv_installs_and_imports_native(tmp_path: Path) -> None:
     )
     assert probe.returncode == 0, probe.stderr
     assert str(venv) in probe.stdout
-    version = subprocess.run([str(venv / "bin/nydus-top"), "--version"], capture_output=True, text=True)
+    # The command starts Python isolated: PYTHONPATH's sitecustomize.py never runs (issue 18 item 14).
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    (trap / "sitecustomize.py").write_text(f"open({str(tmp_path / 'sprung')!r}, 'w').close()\n")
+    version = subprocess.run([str(venv / "bin/nydus-top"), "--version"], capture_output=True, text=True,
+                             cwd=trap, env={**os.environ, "PYTHONPATH": f"{trap}:"})
     assert version.stdout.strip().startswith("nydus-top ")
+    assert not (tmp_path / "sprung").exists()
     server = venv / "bin/nydus-top-tracer"  # the optimizer plugin's server_path: no interpreter
     assert server.read_bytes()[:4] == b"\x7fELF" and os.access(server, os.X_OK)
     bad = subprocess.run([str(server)], capture_output=True, env={})  # no _MNTNS_PID

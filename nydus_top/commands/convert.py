@@ -7,18 +7,29 @@ content store instead, then ``ctr-remote image push``. With
 ``--range-list OUT.json`` it writes the range list for ``nydusify optimize --prefetch-files``
 instead of converting: the ranges saved beside LIST (``LIST.ranges.json``) rounded out to the
 granularity, whole files where none are known.
+
+SIGTERM and SIGINT end the conversion: nydusify's whole process group gets SIGTERM (SIGKILL after
+the grace period), the command says so and exits 128 + the signal. Both handlers are installed
+explicitly for the whole command, so a ``convert`` started as a background job (SIGINT ignored)
+can be cancelled as well, and nydusify, exec'd while our handlers are in place, starts with both
+signals at their defaults whatever we inherited.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from nydus_top.commands.consensus import registry_consensus
 from nydus_top.config import CONVERT_FORMATS, Config, ConfigError, load_config
 from nydus_top.convert import formats
-from nydus_top.convert.nydusify import ConversionError
+from nydus_top.convert.nydusify import Conversion, ConversionError
 from nydus_top.fs.confined import within
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.files import ListExistsError, ListFileError, load_list, save_range_list
@@ -60,7 +71,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              " (repeatable; after the configured ones)")
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT came before nydusify started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _Stop:
+    """The command's SIGTERM/SIGINT handler: before nydusify runs it raises Stopped; once a
+    conversion is set it cancels it from another thread (``cancel`` takes the lock ``run`` may
+    hold on this very thread)."""
+
+    def __init__(self) -> None:
+        self.conversion: Conversion | None = None
+        self.signum = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum:
+            return  # already ending
+        self.signum = signum
+        if self.conversion is None:
+            raise Stopped(signum)
+        threading.Thread(target=self.conversion.cancel, name="nydusify-cancel", daemon=True).start()
+
+
+@contextmanager
+def _stop_signals() -> Iterator[_Stop]:
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run(args: argparse.Namespace) -> int:
+    with _stop_signals() as stop:
+        try:
+            return _run(args, stop)
+        except Stopped as err:
+            print(f"nydus-top convert: {err}: stopped", file=sys.stderr)
+            return 128 + err.signum
+
+
+def _run(args: argparse.Namespace, stop: _Stop) -> int:
     if (args.list is None) == (args.pull is None):
         print("nydus-top convert: name a LIST or --pull IMAGE (one of them)", file=sys.stderr)
         return 2
@@ -114,14 +174,14 @@ def run(args: argparse.Namespace) -> int:
         for line in warnings:
             print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
         print(printable("running: " + " ".join(conversion.argv) + f" < {formats.input_name(fmt)}"), flush=True)
-        try:
-            result = conversion.run(lambda line: print(printable(f"[{line.elapsed:7.1f}s] {line.text}"), flush=True))
-        except KeyboardInterrupt:  # run() has already killed nydusify's process group
-            print("nydus-top convert: cancelled", file=sys.stderr)
-            return 130
+        stop.conversion = conversion  # from here on a signal cancels it (before its start too)
+        result = conversion.run(lambda line: print(printable(f"[{line.elapsed:7.1f}s] {line.text}"), flush=True))
     except ConversionError as err:
         print(printable(f"nydus-top convert: {err}"), file=sys.stderr)
         return 2
+    if stop.signum and result.cancelled:
+        print(f"nydus-top convert: {signal.Signals(stop.signum).name}: {result.summary()}", file=sys.stderr)
+        return 128 + stop.signum
     print(printable(result.summary()), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else (result.returncode if result.returncode > 0 else 1)
 

@@ -11,7 +11,9 @@ last layer, above ``--config`` and the flags, as with the optimizer; a bad one i
 log line and the recorder goes on with the settings it had. One log line per recorded, skipped
 or incomplete start goes to stderr, or to ``--log FILE``; launched by containerd (stderr not a
 terminal) without ``--log`` to /var/log/nydus-top/record.log, since containerd discards a
-launched plugin's output.
+launched plugin's output. One recorder per persist_dir (:mod:`nydus_top.recording.lock`): a
+second one says so and exits 1 (launched by containerd: at NRI Configure, where its persist_dir
+is settled).
 
 Signals: SIGTERM and SIGINT stop the recorder; every recording in progress is saved first (its
 log line says ``shutdown``). SIGHUP depends on where the log goes: logging to a file, it reopens
@@ -36,6 +38,7 @@ from typing import TypedDict
 from nydus_top.config import MAX_READY_AFTER, Config, ConfigError, load_config, parse_layer
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
+from nydus_top.recording.lock import RecorderLock, RecorderLockError, RecorderLockHeld
 from nydus_top.recording.pusher import ListPusher
 from nydus_top.recording.readiness import compile_pattern
 from nydus_top.recording.recorder import MAX_RANGE_TRACES, Recorder, RecordSettings, settings_from
@@ -60,7 +63,10 @@ class _Overrides(TypedDict, total=False):
 
 
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
-PUSH_DRAIN_SECONDS = 3.0  # at shutdown, for pushes of the last saves
+# At shutdown, within the 2 s SIGTERM may take (README): the lists saved last get their one try
+# (no retry then) for PUSH_DRAIN_SECONDS, then a push under way PUSH_LEFT_BEHIND_SECONDS more.
+PUSH_DRAIN_SECONDS = 0.5
+PUSH_LEFT_BEHIND_SECONDS = 0.5
 NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration text in messages
 
 
@@ -175,7 +181,22 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         log.error("%s", err)
         return 2
-    return asyncio.run(_serve(session, model, config, args.image, args.namespace, logfile, args.range_list))
+    lock = RecorderLock()
+    # Launched by containerd, the persist_dir may come in NRI Configure: locked there, before any
+    # start (the command line's directory is not even made then).
+    if not os.environ.get(SOCKET_FD_ENV):
+        try:
+            lock.move(config.persist_dir)
+        except RecorderLockHeld as err:
+            log.error("%s", err)
+            return 1
+        except RecorderLockError as err:
+            log.error("%s; recording without the lock", err)
+    try:
+        return asyncio.run(_serve(session, model, config, args.image, args.namespace, logfile, args.range_list,
+                                  lock))
+    finally:
+        lock.close()
 
 
 def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Config, tuple[str, ...]]:
@@ -190,26 +211,50 @@ def _settings_line(s: RecordSettings) -> str:
 
 
 async def _serve(session: PluginSession, model: NodeModel, config: Config, images: list[str],
-                 namespaces: list[str], logfile: LogFile | None = None, range_list: bool = False) -> int:
+                 namespaces: list[str], logfile: LogFile | None, range_list: bool, lock: RecorderLock) -> int:
     pool = TracerPool()
     pool.warm_up()
     pusher = ListPusher(log.info, plain_http=config.registry_plain_http) if config.registry_push else None
     recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model,
                         on_saved=pusher.submit if pusher else None)
 
+    status = 0  # 1 when the persist_dir settled at NRI Configure is another recorder's
+
     def on_configure(text: str, runtime: str, version: str) -> None:
         # Runs before containerd's next call is read: the first start already uses the result.
-        if not text.strip():
-            return  # external plugins get no configuration text
-        try:
-            configured, notes = with_layer(config, text)
-        except ConfigError as err:
-            log.error("%s; keeping the previous settings", err)
+        configured: Config | None = None
+        notes: tuple[str, ...] = ()
+        if text.strip():  # external plugins get no configuration text
+            try:
+                configured, notes = with_layer(config, text)
+            except ConfigError as err:
+                log.error("%s; keeping the previous settings", err)
+        if not lock_into(configured.persist_dir if configured else recorder.settings.persist_dir):
             return
-        for note in notes:
-            log.info("%s", note)
-        recorder.reconfigure(settings_from(configured, images, namespaces, range_list))
-        log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
+        if configured is not None:
+            for note in notes:
+                log.info("%s", note)
+            recorder.reconfigure(settings_from(configured, images, namespaces, range_list))
+            log.info("%s of %s %s: recording %s", NRI_LAYER, runtime, version, _settings_line(recorder.settings))
+
+    def lock_into(persist_dir: Path) -> bool:
+        """Hold *persist_dir*'s lock. Held by another recorder: keep the lock and settings we have,
+        or, holding none yet (launched by containerd), stop recording with exit status 1. One
+        that cannot be taken at all: one line, recording goes on there unlocked."""
+        nonlocal status
+        try:
+            lock.move(persist_dir)
+        except RecorderLockHeld as err:
+            if lock.held:
+                log.error("%s; keeping the previous settings", err)
+            else:
+                log.error("%s", err)
+                status = 1
+                session.stop()
+            return False
+        except RecorderLockError as err:
+            log.error("%s; recording without the lock", err)
+        return True
 
     session.add_configure_hook(on_configure)
     capture = StartupCapture(pool_starter(pool, ranges=range_list, granularity=lambda: recorder.settings.granularity,
@@ -256,7 +301,12 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         await session.run_forever()
     finally:
         await recorder.close()
+        # The last saves' pushes get their moment while the tracer helper stops (submitted to a
+        # thread at once: pool.close holds the loop).
+        pushes = None
+        if pusher is not None:
+            pushes = loop.run_in_executor(None, pusher.close, PUSH_DRAIN_SECONDS, PUSH_LEFT_BEHIND_SECONDS)
         pool.close()
-        if pusher is not None:  # the last saves' pushes get a moment, within the pod's grace period
-            await asyncio.to_thread(pusher.close, PUSH_DRAIN_SECONDS)
-    return 0
+        if pushes is not None:
+            await pushes
+    return status

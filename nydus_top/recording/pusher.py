@@ -7,9 +7,11 @@ absent registry never holds up a container start, the NRI loop, a save or the pu
 registry. A failed push is retried with exponential backoff, at most :data:`ATTEMPTS` times and
 within :data:`DEADLINE` seconds. Failures are logged once per image: the first final failure says
 why; later ones of the same image are only counted until a push of that image succeeds (or the
-pusher closes), which reports the count. At most :data:`QUEUE_LIMIT` lists wait in all; a list
-beyond that is not pushed and says so. Closing abandons waiting lists with one line, ends the
-requests under way and never waits for a hanging registry longer than it is told.
+pusher closes), which reports the count if there was more than the one said. At most
+:data:`QUEUE_LIMIT` lists wait in all; a list beyond that is not pushed and says so. Closing
+retries nothing, gives the lists queued their try within its drain, abandons those still waiting
+with one line, ends the requests under way and never waits for a hanging registry longer than it
+is told.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class PermanentError(Exception):
     """A push that no retry can fix (no registry in the image name, list gone)."""
 
 
+def _load_sdk() -> None:
+    from nydus_top.registry import artifacts  # noqa: F401, PLC0415 - loaded only when pushing
+
+
 class ListPusher:
     """Background workers pushing saved lists, one per registry; ``submit`` never blocks."""
 
@@ -77,7 +83,8 @@ class ListPusher:
         self._clients: dict[str, Any] = {}  # registry host -> the registry.Client its worker uses now
         self._failures: dict[str, _Failures] = {}  # image -> failed pushes since its last success
         self._started = False
-        self._stop = threading.Event()
+        self._closing = threading.Event()  # set first by close(): no more retries
+        self._stop = threading.Event()  # set once close() has drained: no more lists taken
         self._idle = threading.Condition()
         self._unfinished = 0
         self.pushed = 0
@@ -89,6 +96,9 @@ class ListPusher:
         with self._lock:
             self._started = True
             self._spawn()
+        # The registry SDK loads now, off the caller's thread, not when the first list comes: a list
+        # saved at shutdown gets its try within the short drain, not an import (seconds on a busy node).
+        threading.Thread(target=_load_sdk, name="nydus-top push: load SDK", daemon=True).start()
 
     # ------------------------------------------------------------ caller side (any thread)
 
@@ -122,9 +132,11 @@ class ListPusher:
             return self._idle.wait_for(lambda: self._unfinished == 0, timeout)
 
     def close(self, drain: float = 0.0, timeout: float = 5.0) -> None:
-        """Stop, after waiting up to *drain* seconds for the lists queued: no more retries, lists still
-        waiting abandoned (one line), the requests under way ended, at most *timeout* more seconds
-        for the workers to finish."""
+        """Stop: no more retries (a list waiting for one gives up at once, with its line) and no new
+        lists; the lists queued get their try within *drain* seconds, those still waiting then are
+        abandoned (one line), the requests under way ended, at most *timeout* more seconds for the
+        workers to finish."""
+        self._closing.set()
         if drain > 0 and self._started:
             self.wait_idle(drain)
         self._stop.set()
@@ -149,7 +161,8 @@ class ListPusher:
             failures = sorted(self._failures.items())
             self._failures.clear()
         for image, failed in failures:
-            self.log(f"pushing lists of {printable(image)}: {failed.count} failed in all, last: {failed.last}")
+            if failed.count > 1:  # the first one was said when it happened
+                self.log(f"pushing lists of {printable(image)}: {failed.count} failed in all, last: {failed.last}")
 
     # ------------------------------------------------------------ workers
 
@@ -211,10 +224,10 @@ class ListPusher:
                 return
             except RegistryError as err:
                 elapsed = time.monotonic() - start
-                if attempt == self.attempts or elapsed + delay > self.deadline or self._stop.is_set():
+                if attempt == self.attempts or elapsed + delay > self.deadline or self._closing.is_set():
                     self._failed(job, f"{err} ({attempt} tries in {elapsed:.1f} s)")
                     return
-                if self._stop.wait(delay):  # closing: give up now
+                if self._closing.wait(delay):  # closing: give up now
                     self._failed(job, f"{err} (shutting down)")
                     return
                 delay = min(delay * 2, self.max_delay)

@@ -64,3 +64,18 @@ def test_the_memory_limit_holds_the_recorders_worst_case_and_the_readme_states_i
     stated = re.search(r"Resources \(requests 60m CPU and 64 MiB, limit\s+(\d+)\s+MiB", readme)
     assert stated is not None and int(stated[1]) << 20 == limit
     assert f"{MEMORY_WORST_CASE >> 20:,} MiB" in readme
+
+
+def _mib(quantity: str) -> int:
+    units = {"Mi": 1, "Gi": 1024}
+    return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_readme_states_the_manifests_memory_limit() -> None:
+    # issue 18 item 22: the README said 512 MiB while the manifest said 1Gi.
+    container = documents(DEPLOY / "daemonset.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    limit = _mib(container["resources"]["limits"]["memory"])
+    stated = f"{limit // 1024} GiB" if limit % 1024 == 0 else f"{limit} MiB"
+    readme = " ".join((DEPLOY.parent / "README.md").read_text().split())
+    assert f"limit {stated}" in readme and f"memory limit is {stated}" in readme
+    assert "limit 512 MiB" not in readme and "equivalent to root on its node" in readme

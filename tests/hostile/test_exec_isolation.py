@@ -127,3 +127,14 @@ def test_trace_runs_nothing_from_cwd_or_environment(traps: Traps, target: Contai
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert traps.sprung() == []
+
+
+def test_the_installed_command_runs_nothing_from_cwd_or_environment(traps: Traps, tmp_path: Path) -> None:
+    # issue 18 item 14: the generated console script started Python without -I, so PYTHONPATH's
+    # sitecustomize.py ran as root in the main process before nydus_top was imported. An empty
+    # PYTHONPATH entry (the working directory) is planted too.
+    env = {**traps.caller_env(), "PYTHONPATH": traps.env["PYTHONPATH"] + ":"}
+    done = subprocess.run([str(Path(sys.executable).parent / "nydus-top"), "diff", "--help"], cwd=traps.cwd,
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: nydus-top diff"), done.stderr
+    assert traps.sprung() == []

@@ -3,16 +3,19 @@ cannot be installed here. The stand-in records its argv and stdin and can fail, 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 from nydus_top.cli import main
@@ -296,28 +299,73 @@ def test_convert_command_bad_config_is_one_line(tmp_path: Path, capsys: pytest.C
     assert err == f"nydus-top convert: {bad}: key 'convert.target' must be a non-empty string, got 5\n"
 
 
-def test_convert_command_ctrl_c_stops_nydusify(tmp_path: Path) -> None:
+# Started with explicit dispositions, never the ones pytest happens to have: a background job's
+# shell starts it with SIGINT ignored (issue 18 item 17).
+WITH_DISPOSITIONS = ("import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1])); "
+                     "signal.signal(signal.SIGTERM, signal.SIG_DFL); os.execv(sys.argv[2], sys.argv[2:])")
+
+
+@pytest.mark.parametrize(("sig", "sigint", "mode"), [
+    (signal.SIGINT, "SIG_DFL", "hang"), (signal.SIGINT, "SIG_IGN", "hang"),
+    (signal.SIGTERM, "SIG_DFL", "hang"), (signal.SIGTERM, "SIG_IGN", "hang"), (signal.SIGTERM, "SIG_IGN", "stubborn"),
+])
+def test_convert_command_signals_end_every_process_of_nydusify(tmp_path: Path, sig: signal.Signals, sigint: str,
+                                                               mode: str) -> None:
     listing = tmp_path / "list"
     listing.write_text("/bin/sh\n")
-    env = {**fake_env(tmp_path, "hang"), "PYTHONUNBUFFERED": "1"}
+    env = {**fake_env(tmp_path, mode), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nydus_top", "convert", str(listing), "--source", "alpine:3",
-         "--config", str(_config(tmp_path, tmp_path / "results"))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [sys.executable, "-I", "-c", WITH_DISPOSITIONS, sigint, sys.executable, "-I", "-m", "nydus_top", "convert",
+         str(listing), "--source", "alpine:3", "--config", str(_config(tmp_path, tmp_path / "results"))],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.endswith("] ready\n"):
-            break
-    assert lines[0].startswith("running: ") and lines[-1].endswith("] ready\n")
-    child_fd = os.pidfd_open(int((tmp_path / "child.pid").read_text()))
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 130
-    assert "nydus-top convert: cancelled" in proc.stderr.read()  # type: ignore[union-attr]
-    assert select.select([child_fd], [], [], 30)[0] == [child_fd]
-    os.close(child_fd)
+    children: list[psutil.Process] = []
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.endswith("] ready\n"):
+                break
+        assert lines[0].startswith("running: ") and lines[-1].endswith("] ready\n")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 2  # nydusify and its own child
+        proc.send_signal(sig)
+        assert proc.wait(60) == 128 + sig
+        assert psutil.wait_procs(children, timeout=30)[1] == []  # every process of nydusify's is gone
+    finally:
+        for p in [proc, *children]:  # whatever was left behind, never for the next tests
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                p.kill()
+        proc.wait()
+    stderr = proc.stderr.read()  # type: ignore[union-attr]
+    assert f"nydus-top convert: {sig.name}: conversion cancelled after " in stderr
+
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_convert_command_signals_before_nydusify_starts_end_it_too(tmp_path: Path, sig: signal.Signals) -> None:
+    # --pull from a registry that accepts and never answers: the signal comes while the pull hangs,
+    # before any nydusify; started with SIGINT ignored, as a background job is.
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)
+        hole.settimeout(60)
+        image = f"127.0.0.1:{hole.getsockname()[1]}/team/app:1"
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", WITH_DISPOSITIONS, "SIG_IGN", sys.executable, "-I", "-m", "nydus_top",
+             "convert", "--pull", image, "--plain-http", "--config", str(_config(tmp_path, tmp_path / "results"))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            connection, _ = hole.accept()  # the pull is under way
+            with connection:
+                proc.send_signal(sig)
+                assert proc.wait(60) == 128 + sig
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.stderr is not None and proc.stderr.read() == f"nydus-top convert: {sig.name}: stopped\n"
 
 
 def test_convert_command_without_nydusify_names_where_it_is_set(tmp_path: Path,

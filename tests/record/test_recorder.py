@@ -177,7 +177,9 @@ def test_filters_leave_other_images_and_namespaces_alone(sandbox_node, workload_
     for rec in (by_image, by_namespace):
         assert rec.log.count("recording ") == 1  # only the "recording container starts via ..." line
         assert rec.log.count("saved") == 0
-    assert not (tmp_path / "image").exists() and not (tmp_path / "ns").exists()
+    for unused in (tmp_path / "image", tmp_path / "ns"):  # nothing but the recorder's lock (.nydus-top/record.lock)
+        assert [p.relative_to(unused).as_posix() for p in sorted(unused.rglob("*"))] == [".nydus-top",
+                                                                                        ".nydus-top/record.lock"]
 
 
 def test_a_failed_save_is_reported_and_the_recorder_goes_on(sandbox_node, workload_image, pod, tmp_path) -> None:

@@ -187,3 +187,47 @@ def test_optimizer_server_takes_no_inherited_fd_into_the_container(container) ->
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=10)
         os.close(ready_r)
+
+
+def test_optimizer_server_started_with_stdout_closed_exits_at_once(container) -> None:
+    # issue 18 item 16: its /dev/null took the closed fd 1 and it traced into nothing until SIGTERM.
+    c = container({}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen(["/bin/sh", "-c", 'exec "$0" >&-', str(VENV_BIN / "nydus-top-tracer")],
+                            stderr=subprocess.PIPE, pass_fds=(ready_w,), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    try:
+        assert proc.wait(timeout=60) == 2
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert os.read(ready_r, 2048) == b"Estdout: Bad file descriptor" and proc.stderr.read() == b""
+    proc.stderr.close()
+    os.close(ready_r)
+    c.go()
+
+
+def test_optimizer_server_exits_when_its_reader_goes_while_nothing_happens(container) -> None:
+    # No event comes, so no write ever meets the closed pipe: the reader's going is noticed by itself.
+    c = container({}, ["signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, pass_fds=(ready_w,), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    try:
+        assert select.select([ready_r], [], [], 30)[0] and os.read(ready_r, 5)[:1] == b"R"
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.stderr.read() == b"" and os.read(ready_r, 16) == b"S"
+    proc.stderr.close()
+    os.close(ready_r)
+    c.go()
