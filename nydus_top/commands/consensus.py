@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nydus_top.config import ConfigError, load_config
 from nydus_top.fs.confined import within
+from nydus_top.fs.reading import is_regular
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
 from nydus_top.lists.meta import ListMeta
@@ -81,7 +82,7 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
     for path in paths:
         # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
         csv = Path(f"{path}.csv")
-        loaded = load_list(csv if not path.name.endswith(".csv") and csv.is_file() else path)
+        loaded = load_list(csv if not path.name.endswith(".csv") and is_regular(csv) else path)
         warnings.extend(loaded.warnings)
         if loaded.meta is not None:
             metas.append(loaded.meta)
