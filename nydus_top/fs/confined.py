@@ -221,19 +221,22 @@ TEMP_MARK = ".nydus-top."  # in every temporary name we make: .<name>.nydus-top.
 STALE_TEMP_AGE = 10.0  # seconds without a write: far more than a save takes between create and lock
 
 
-def temp_name_of(name: str) -> re.Pattern[str]:
-    """The temporary names a save of *name* makes (and no other program's)."""
-    return re.compile(re.escape(f".{name}{TEMP_MARK}") + r"[0-9a-f]{16}\.tmp")
+def temp_name_of(name: str | re.Pattern[str]) -> re.Pattern[str]:
+    """The temporary names a save of *name* (or of every name *name* matches) makes, and no
+    other program's."""
+    target = name.pattern if isinstance(name, re.Pattern) else re.escape(name)
+    return re.compile(r"\.(?:" + target + ")" + re.escape(TEMP_MARK) + r"[0-9a-f]{16}\.tmp")
 
 
-def remove_stale_temps(dfd: int, name: str, *, now: float | None = None) -> list[str]:
+def remove_stale_temps(dfd: int, name: str | re.Pattern[str], *, now: float | None = None) -> list[str]:
     """Remove what an interrupted save (kill -9, power loss) of *name* left in directory *dfd*;
     the names removed.
 
-    Only what is provably ours: ``.<name>.nydus-top.<16 hex>.tmp`` for this very *name* (a
-    marker no other program uses), a regular file (never a symlink), not locked (a save in
-    progress, in any process, holds a lock on its temporary file until it ends) and not modified
-    for STALE_TEMP_AGE seconds (the moment between creating and locking a temporary file).
+    Only what is provably ours: ``.<name>.nydus-top.<16 hex>.tmp`` for this very *name* (or
+    names of ours a pattern matches, e.g. runs; a marker no other program uses), a regular
+    file (never a symlink), not locked (a save in progress, in any process, holds a lock on its
+    temporary file until it ends) and not modified for STALE_TEMP_AGE seconds (the moment
+    between creating and locking a temporary file).
     Temporary files of earlier versions (``.<name>.<8 characters>.tmp``, a shape other programs
     use too) are left alone.
     """

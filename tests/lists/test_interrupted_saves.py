@@ -93,3 +93,23 @@ def test_an_unrelated_programs_temp_file_survives_a_save_of_any_name(tmp_path: P
         save_list(ENTRIES, tmp_path / name, root=tmp_path)
     save_list(ENTRIES, tmp_path / "elsewhere" / "x")  # a path the operator typed, no root
     assert theirs.read_text() == "someone else's"
+
+
+def test_a_run_save_removes_what_interrupted_saves_of_other_runs_left(tmp_path: Path) -> None:
+    # Every run has a name of its own: no later save of the same name would ever clean up.
+    from nydus_top.lists.meta import ListMeta
+    from nydus_top.runs import store as runstore
+
+    meta = ListMeta(image="127.0.0.1:5000/app:1", container="c")
+    directory = runstore.image_dir(tmp_path, meta.image)
+    directory.mkdir(parents=True)
+    killed = runstore.run_name("c", 1_700_000_000)
+    stale = [directory / f".{killed}{suffix}{TEMP_MARK}0123456789abcdef.tmp" for suffix in ("", ".csv")]
+    fresh = directory / f".{runstore.run_name('c', 1_700_000_001)}{TEMP_MARK}0123456789abcdef.tmp"
+    theirs = [directory / ".config.12345678.tmp", directory / f".notes{TEMP_MARK}0123456789abcdef.tmp"]
+    for path in (*stale, fresh, *theirs):
+        path.write_text("x")
+    for path in (*stale, *theirs):
+        age(path, STALE_TEMP_AGE + 1)
+    runstore.save_run(tmp_path, ENTRIES, meta, when=1_700_000_100)
+    assert temps(directory) == sorted(p.name for p in (fresh, *theirs))
