@@ -59,7 +59,7 @@ def check_dir(path: str | os.PathLike[str]) -> None:
     while True:
         try:
             info = os.lstat(probe)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a save will say why it cannot make it
             probe = os.path.dirname(probe)
             continue
         except OSError as err:
