@@ -6,6 +6,11 @@ Layers, each overriding single keys of the previous ones: the packaged defaults
 text handed over at runtime (containerd's NRI Configure). Missing system/user files are skipped.
 ``$NYDUS_TOP_NRI_SOCKET`` sets ``[nri] socket`` over every layer (``--nri-socket`` still wins).
 Any bad layer raises :class:`ConfigError` with one line naming the file and the key.
+
+A configuration file says which program root runs (``nydusify``) and where root writes
+(``persist_dir``): a file, or a persist_dir, that anyone but root (or the user running us) owns
+or could change, or with such a directory above it, is refused with one line (see
+:mod:`nydus_top.fs.trust`), as ssh and sudo do.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from typing import Any
 
 import tomli
 
+from nydus_top.fs import trust
+from nydus_top.fs.reading import ReadError, ReadMissing, read_regular
+
 SYSTEM_CONFIG = Path("/etc/nydus-top/config.toml")
 NRI_EVENTS = frozenset({
     "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "CreateContainer", "PostCreateContainer",
@@ -33,6 +41,7 @@ CONVERT_FORMATS = ("nydusify", "estargz", "zstdchunked")  # the first is the def
 MAX_READY_AFTER = 86400  # [record] ready_after at most: a day
 MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
 MAX_RANGES_WINDOW = 3600  # [ranges] window at most, seconds: the range tracer's cost never lasts a container's life
+CONFIG_MAX_BYTES = 1 << 20  # a configuration file larger than this is refused unread
 
 
 class ConfigError(Exception):
@@ -278,12 +287,28 @@ def parse_layer(text: str, source: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def _read(path: Path) -> str:
+    """A configuration file's text: a trusted regular file (see nydus_top.fs.trust), read without
+    blocking. Raises ReadMissing when it does not exist, ConfigError (one line) otherwise."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = read_regular(path, limit=CONFIG_MAX_BYTES, trusted=True)
+    except ReadMissing:
+        raise
+    except ReadError as err:
+        raise ConfigError(str(err)) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def check_persist_dir(path: Path, source: str) -> None:
+    """Raise ConfigError (one line) unless *path*, where root writes, is trusted: owned by root
+    (or us) and writable by no one else, and so is every directory above it (see
+    nydus_top.fs.trust). *source* names who set it."""
+    try:
+        trust.check_dir(path)
+    except trust.UntrustedError as err:
+        raise ConfigError(f"persist_dir {path} (from {source or 'the defaults'}) refused: {err}") from None
 
 
 def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -312,15 +337,20 @@ def load_config(
     """
     layers = [_packaged()]
     for optional in (system_path, user_config_path(environ)):
-        if optional.is_file():
+        try:
             layers.append((str(optional), _read(optional)))
+        except ReadMissing:
+            continue
     if path is not None:
         explicit = Path(path)
-        if not explicit.exists():
-            raise ConfigError(f"{explicit}: no such file")
-        layers.append((str(explicit), _read(explicit)))
+        try:
+            layers.append((str(explicit), _read(explicit)))
+        except ReadMissing:
+            raise ConfigError(f"{explicit}: no such file") from None
     layers.extend(extra)
-    return _with_environment(_merge(layers), os.environ if environ is None else environ)
+    config = _with_environment(_merge(layers), os.environ if environ is None else environ)
+    check_persist_dir(config.persist_dir, config.origin("persist_dir"))
+    return config
 
 
 def _with_environment(config: Config, env: Mapping[str, str]) -> Config:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nydus_top.config import Config, ConfigError, load_config
 from nydus_top.fs.confined import within
+from nydus_top.fs.reading import is_regular
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
 from nydus_top.lists.meta import ListMeta
@@ -108,7 +109,7 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
         # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
         csv = Path(f"{path}.csv")
         try:
-            loaded = load_list(csv if not path.name.endswith(".csv") and csv.is_file() else path)
+            loaded = load_list(csv if not path.name.endswith(".csv") and is_regular(csv) else path)
         except ListFileError as err:  # one bad run (a pulled one: anyone's) never spoils the others
             warnings.append(f"skipped {path}: {err}")
             continue

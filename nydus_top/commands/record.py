@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
-from nydus_top.config import MAX_READY_AFTER, Config, ConfigError, load_config, parse_layer
+from nydus_top.config import MAX_READY_AFTER, Config, ConfigError, check_persist_dir, load_config, parse_layer
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recording.lock import RecorderLock, RecorderLockError, RecorderLockHeld
@@ -171,6 +171,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         overrides["ready_after"] = args.ready_after
     config = replace(config, **overrides)
+    if args.persist_dir:
+        try:
+            check_persist_dir(config.persist_dir, "--persist-dir")
+        except ConfigError as err:
+            log.error("%s", err)
+            return 2
     socket_path = args.nri_socket or (None if os.environ.get(SOCKET_FD_ENV) else str(config.nri_socket))
     try:
         model = NodeModel()
@@ -202,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
 def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Config, tuple[str, ...]]:
     """*config* with the TOML *text* applied over it, and that layer's notes. Raises ConfigError."""
     values, notes = parse_layer(text, source)
+    if "persist_dir" in values:
+        check_persist_dir(values["persist_dir"], source)
     return replace(config, **values, sources=(*config.sources, source)), tuple(notes)
 
 

@@ -130,14 +130,14 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
     Without *root* (a path the operator typed outside it) directories resolve as usual. The
     file itself is never followed: a symlink there is replaced (overwrite) or counts as existing.
 
-    Data goes to a temporary file ``.<name>.<random>.tmp`` in the target's directory, is
+    Data goes to a temporary file ``.<name>.nydus-top.<random>.tmp`` in the target's directory, is
     fsynced, then renamed over the target (or hard-linked, which fails if the target exists,
     when *overwrite* is false). Nothing is replaced until every temporary file is complete, so
     a full disk or a permission error leaves all old files intact. Raises ConfinedExistsError or
     ConfinedError (one line).
 
-    A save holds an exclusive ``flock`` on its temporary files; in each directory it writes in
-    it first removes the temporary files an interrupted save left (see :func:`remove_stale_temps`).
+    A save holds an exclusive ``flock`` on its temporary files; before writing a file it removes
+    the temporary files an interrupted save of that same file left (see :func:`remove_stale_temps`).
     Returns one line per file removed so.
     """
     dirs: dict[Path, int] = {}
@@ -147,8 +147,8 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
         for path, _ in files:
             if path.parent not in dirs:
                 dirs[path.parent] = _open_dir(path, None if root is None else Path(root))
-                removed += [f"removed {path.parent / name}, left by an interrupted save"
-                            for name in remove_stale_temps(dirs[path.parent])]
+            removed += [f"removed {path.parent / name}, left by an interrupted save"
+                        for name in remove_stale_temps(dirs[path.parent], path.name)]
         if not overwrite:
             for path, _ in files:
                 if exists_in(dirs[path.parent], path.name):
@@ -206,7 +206,7 @@ def exists_in(dfd: int, name: str) -> bool:
 def _create_temp(dfd: int, name: str) -> tuple[str, int]:
     """(name, fd) of a new private temporary file for *name* in directory *dfd*, locked."""
     for _ in range(100):
-        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        tmp = f".{name}{TEMP_MARK}{secrets.token_hex(8)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=dfd)
@@ -217,26 +217,37 @@ def _create_temp(dfd: int, name: str) -> tuple[str, int]:
     raise FileExistsError(errno.EEXIST, "no free temporary name")
 
 
-# Our temporary names (and those of tempfile.mkstemp, which earlier versions used).
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+TEMP_MARK = ".nydus-top."  # in every temporary name we make: .<name>.nydus-top.<16 hex>.tmp
 STALE_TEMP_AGE = 10.0  # seconds without a write: far more than a save takes between create and lock
 
 
-def remove_stale_temps(dfd: int, *, now: float | None = None) -> list[str]:
-    """Remove what an interrupted save (kill -9, power loss) left in directory *dfd*; the names.
+def temp_name_of(name: str | re.Pattern[str]) -> re.Pattern[str]:
+    """The temporary names a save of *name* (or of every name *name* matches) makes, and no
+    other program's."""
+    target = name.pattern if isinstance(name, re.Pattern) else re.escape(name)
+    return re.compile(r"\.(?:" + target + ")" + re.escape(TEMP_MARK) + r"[0-9a-f]{16}\.tmp")
 
-    Only ours: a name like ``.<name>.<8 characters>.tmp``, a regular file (never a symlink),
-    not locked (a save in progress, in any process, holds a lock on its temporary file until
-    it ends) and not modified for STALE_TEMP_AGE seconds (the moment between creating and
-    locking a temporary file).
+
+def remove_stale_temps(dfd: int, name: str | re.Pattern[str], *, now: float | None = None) -> list[str]:
+    """Remove what an interrupted save (kill -9, power loss) of *name* left in directory *dfd*;
+    the names removed.
+
+    Only what is provably ours: ``.<name>.nydus-top.<16 hex>.tmp`` for this very *name* (or
+    names of ours a pattern matches, e.g. runs; a marker no other program uses), a regular
+    file (never a symlink), not locked (a save in progress, in any process, holds a lock on its
+    temporary file until it ends) and not modified for STALE_TEMP_AGE seconds (the moment
+    between creating and locking a temporary file).
+    Temporary files of earlier versions (``.<name>.<8 characters>.tmp``, a shape other programs
+    use too) are left alone.
     """
     now = time.time() if now is None else now
+    ours = temp_name_of(name)
     removed = []
-    for name in os.listdir(dfd):
-        if not _TEMP_NAME.fullmatch(name):
+    for entry in os.listdir(dfd):
+        if not ours.fullmatch(entry):
             continue
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
         except OSError:
             continue  # a symlink (ELOOP), gone meanwhile, ...: not ours to touch
         try:
@@ -247,10 +258,10 @@ def remove_stale_temps(dfd: int, *, now: float | None = None) -> list[str]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a save in progress
-            same = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            same = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
             if (same.st_dev, same.st_ino) == (info.st_dev, info.st_ino):
-                os.unlink(name, dir_fd=dfd)
-                removed.append(name)
+                os.unlink(entry, dir_fd=dfd)
+                removed.append(entry)
         except OSError:
             continue
         finally:

@@ -24,13 +24,14 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from nydus_top.fs import confined
 from nydus_top.fs.confined import ConfinedError, ConfinedExistsError
+from nydus_top.fs.reading import ReadError, ReadMissing, read_regular
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.meta import ListMeta
@@ -43,6 +44,9 @@ RANGE_LIST_VERSION = "v1"
 RANGES_SUFFIX = ".ranges.json"  # a saved list's ranges: <list>.ranges.json, itself a range list
 RANGE_LIST_MAX_BYTES = 256 << 20  # a range list read back is at most this big
 _RELATIVE_LINE = re.compile(rb"(?:\A|\n)[^/\n]")  # a non-empty line that is no absolute path
+LIST_MAX_BYTES = 1 << 30  # a list or csv read back is at most this big (3M paths take ~300 MB)
+MAX_BAD_LINES = 5  # skipped lines of one file warned about one by one; the rest are counted
+BAD_LINE_SHOWN = 80  # characters of a skipped line a warning shows
 
 # Unicode White_Space: what Rust's str::trim (nydus-image reading the list) and Go's
 # unicode.IsSpace (encoding/csv quoting) both treat as space.
@@ -90,8 +94,9 @@ class SaveResult:
 
 @dataclass(frozen=True, slots=True)
 class LoadedList:
-    """Entries of a loaded list, its metadata when it has some, and one warning line per line
-    that was skipped (or per metadata file that could not be used)."""
+    """Entries of a loaded list, its metadata when it has some, and the warnings: one line per
+    skipped line for the first MAX_BAD_LINES of a file, then a count; one per sibling file
+    that could not be used."""
 
     entries: tuple[ListedFile, ...]
     warnings: tuple[str, ...] = ()
@@ -338,56 +343,110 @@ def save_range_list(
 # ---------------------------------------------------------------- loading and merging
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, *, follow: bool = True) -> str:
+    """*path*'s text (never blocking, a regular file only; see nydus_top.fs.reading). Raises
+    ReadMissing when it does not exist, ListFileError (one line) when it cannot be read."""
     try:
-        return path.read_bytes().decode("utf-8", "surrogateescape")
-    except OSError as err:
-        raise ListFileError(f"cannot read {path}: {confined.describe(err)}") from None
+        data = read_regular(path, limit=LIST_MAX_BYTES, follow=follow)
+    except ReadMissing:
+        raise
+    except ReadError as err:
+        raise ListFileError(str(err)) from None
+    return data.decode("utf-8", "surrogateescape")
 
 
-def _load_csv(path: Path, text: str) -> LoadedList:
+class _BadLines:
+    """The warnings for a file's skipped lines: one line each for the first MAX_BAD_LINES, then
+    one count, so a garbage file cannot flood the terminal or memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.shown: list[str] = []
+        self.more = 0
+
+    def add(self, number: int, line: str, reason: str) -> None:
+        if len(self.shown) < MAX_BAD_LINES:
+            self.shown.append(f"{self.path}:{number}: skipped {_clipped(line)}: {reason}")
+        else:
+            self.more += 1
+
+    def lines(self) -> tuple[str, ...]:
+        tail = (f"{self.path}: ... and {self.more} more bad lines",) if self.more else ()
+        return (*self.shown, *tail)
+
+
+def _clipped(line: str) -> str:
+    """*line* as a warning shows it: repr, at most BAD_LINE_SHOWN characters of it."""
+    return repr(line if len(line) <= BAD_LINE_SHOWN else line[:BAD_LINE_SHOWN] + "...")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The LF-separated lines of *text*, one at a time (a garbage file never becomes a list of
+    millions of strings at once)."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            stop = end
+        yield text[start:stop]
+        start = stop + 1
+
+
+class _Csv(NamedTuple):
+    entries: list[ListedFile]
+    warnings: tuple[str, ...]
+    rounded_sizes: bool  # some size was in readable units (within 5 % of the truth)
+
+
+def _load_csv(path: Path, text: str) -> _Csv:
     fast = _load_plain_csv(text)
     if fast is not None:
-        return LoadedList(tuple(_dedup(fast)))
+        return _Csv(_dedup(fast), (), False)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rounded = False
     try:
         header = next(reader, None)
         if header is None or tuple(header) != CSV_HEADER:
             raise ListFileError(f"{path}: not a prefetch csv (first line must be 'path,size,elapsed')")
         entries: list[ListedFile] = []
-        warnings: list[str] = []
+        bad = _BadLines(path)
         for row in reader:
             line = reader.line_num
             if len(row) != 3:
                 raise ListFileError(f"{path}:{line}: expected 3 columns, got {len(row)}")
             size_text, elapsed_text = row[1], row[2]
             try:  # plain integers (what we and the optimizer write by default) take the short way
-                size = (int(size_text) if size_text.isdigit() and size_text.isascii()
-                        else _parse_amount(size_text, _SIZE_UNITS))
+                if size_text.isdigit() and size_text.isascii():
+                    size: int | None = int(size_text)
+                else:
+                    size = _parse_amount(size_text, _SIZE_UNITS)
+                    rounded = rounded or size is not None
                 elapsed = (int(elapsed_text) if elapsed_text.isdigit() and elapsed_text.isascii()
                            else _parse_amount(elapsed_text, _TIME_UNITS))
             except ValueError as err:
-                raise ListFileError(f"{path}:{line}: bad size or elapsed {err.args[0]!r}") from None
+                raise ListFileError(f"{path}:{line}: bad size or elapsed {_clipped(err.args[0])}") from None
             if not row[0].startswith("/"):
-                warnings.append(f"{path}:{line}: skipped {row[0]!r}: not an absolute path")
+                bad.add(line, row[0], "not an absolute path")
                 continue
             entries.append(ListedFile(row[0], size, elapsed))
     except csv.Error as err:
         raise ListFileError(f"{path}:{reader.line_num}: malformed csv: {err}") from None
-    return LoadedList(tuple(_dedup(entries)), tuple(warnings))
+    return _Csv(_dedup(entries), bad.lines(), rounded)
 
 
 def _load_plain_csv(text: str) -> list[ListedFile] | None:
     """The rows of a csv in the common shape, fast: no quoted field (so no path holds a comma, a
     quote or a line break), LF line ends, integer sizes and times, absolute paths. None for
     anything else, which the csv module then reads with every check and message."""
-    if '"' in text or "\r" in text:
+    header = ",".join(CSV_HEADER)
+    if '"' in text or "\r" in text or not (text == header or text.startswith(header + "\n")):
         return None
-    lines = text.split("\n")
-    if lines[0] != ",".join(CSV_HEADER) or (lines[-1] and len(lines) > 1 and not text.endswith("\n")):
+    if "\n" in text[len(header) + 1:] and not text.endswith("\n"):
         return None
     entries = []
-    for line in lines[1:]:
+    lines = _lines(text)
+    next(lines)
+    for line in lines:
         if not line:
             continue
         fields = line.split(",")
@@ -401,37 +460,64 @@ def _load_plain_csv(text: str) -> list[ListedFile] | None:
     return entries
 
 
-def load_range_list(path: str | os.PathLike[str]) -> RangeBook:
-    """A range list (ours or anyone's) as a book: ``null`` is a whole file. Raises ListFileError."""
+def load_range_list(path: str | os.PathLike[str], *, follow: bool = True) -> RangeBook:
+    """A range list (ours or anyone's) as a book: ``null`` is a whole file. Raises ListFileError.
+    Not *follow*: a symlink at *path* is refused, and a missing file raises ReadMissing."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            data = f.read(RANGE_LIST_MAX_BYTES + 1)
-    except OSError as err:
-        raise ListFileError(f"cannot read {path}: {confined.describe(err)}") from None
-    return _range_book(data, str(path))
+        data = read_regular(path, limit=RANGE_LIST_MAX_BYTES, follow=follow)
+    except ReadMissing as err:
+        if not follow:
+            raise
+        raise ListFileError(str(err)) from None
+    except ReadError as err:
+        raise ListFileError(str(err)) from None
+    return _range_book_of(data, str(path))
 
 
-def _range_book(data: bytes, path: str) -> RangeBook:
-    """A range list's bytes as a book. Raises ListFileError naming *path*."""
+def _range_book_of(data: bytes, path: str) -> RangeBook:
+    """A range list's bytes as a book. Raises ListFileError (one line naming *path*)."""
     if len(data) > RANGE_LIST_MAX_BYTES:
         raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
     try:
         doc = json.loads(data.decode("utf-8", "surrogateescape"))
-        if not isinstance(doc, dict) or doc.get("version") != RANGE_LIST_VERSION:
-            raise ValueError(f"not a {RANGE_LIST_VERSION} range list")
-        book = RangeBook()
-        for item in doc["files"]:
-            pairs = item["ranges"]
-            book.set(str(item["path"]), None if pairs is None else RangeSet.from_pairs(pairs))
-    except (ValueError, KeyError, TypeError, RecursionError) as err:
-        raise ListFileError(f"{path}: bad range list: {_first_line(err)}") from None
+    except RecursionError:  # a pulled file is the registry's: any nesting can come
+        raise ListFileError(f"{path}: bad range list: nested too deep") from None
+    except ValueError as err:
+        raise ListFileError(f"{path}: bad range list: not JSON ({err})") from None
+    try:
+        return _range_book(doc)
+    except ValueError as err:
+        raise ListFileError(f"{path}: bad range list: {err}") from None
+
+
+def _range_book(doc: object) -> RangeBook:
+    """The book a decoded range list describes; ValueError (one line) for anything else."""
+    if not isinstance(doc, dict) or doc.get("version") != RANGE_LIST_VERSION:
+        raise ValueError(f"not a {RANGE_LIST_VERSION} range list")
+    files = doc.get("files")
+    if not isinstance(files, list):
+        raise ValueError("'files' must be a list")
+    book = RangeBook()
+    for item in files:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str) or "ranges" not in item:
+            raise ValueError("each file must be {\"path\": string, \"ranges\": [...] or null}")
+        pairs = item["ranges"]
+        book.set(item["path"], None if pairs is None else RangeSet.from_pairs(pairs))
     return book
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:300] if lines else type(err).__name__
+def _past_end(book: RangeBook, entries: Sequence[ListedFile], rounded_sizes: bool) -> str | None:
+    """Why *book* does not fit the files of *entries* (a range beyond a file's size), or None.
+    Sizes in readable units (*rounded_sizes*) are within 5 % of the truth."""
+    for entry in entries:
+        ranges = book.get(entry.path)
+        if ranges is None or entry.size is None:
+            continue
+        bound = entry.size + entry.size // 20 + 1 if rounded_sizes else entry.size
+        if ranges.end > bound:
+            return f"ranges of {entry.path!r} end at {ranges.end}, beyond its size {entry.size}"
+    return None
 
 
 def check_files(files: Mapping[str, bytes], name: str) -> None:
@@ -464,15 +550,15 @@ def check_files(files: Mapping[str, bytes], name: str) -> None:
         except listmeta.MetaError as err:
             raise ListFileError(str(err)) from None
     if RANGES_SUFFIX in files:
-        _range_book(files[RANGES_SUFFIX], name + RANGES_SUFFIX)
+        _range_book_of(files[RANGES_SUFFIX], name + RANGES_SUFFIX)
 
 
 def _sibling_ranges(path: Path, warnings: list[str]) -> RangeBook | None:
     sibling = ranges_path(path)
-    if not sibling.is_file():
-        return None
     try:
-        return load_range_list(sibling)
+        return load_range_list(sibling, follow=False)
+    except ReadMissing:
+        return None
     except ListFileError as err:
         warnings.append(f"{err} (ranges left out)")
         return None
@@ -488,40 +574,53 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
     if the file is unreadable or malformed.
     """
     path = Path(path)
-    text = _read_text(path)
+    try:
+        text = _read_text(path)
+    except ReadMissing as err:
+        raise ListFileError(str(err)) from None
     if path.suffix == ".csv" or text.startswith(",".join(CSV_HEADER) + "\n"):
-        return _with_sidecars(path, _load_csv(path, text))
+        table = _load_csv(path, text)
+        return _with_sidecars(path, table.entries, list(table.warnings), table.rounded_sizes)
     sibling = Path(os.fspath(path) + ".csv")
     details: dict[str, ListedFile] = {}
     warnings: list[str] = []
-    if sibling.is_file():
-        try:
-            details = {e.path: e for e in _load_csv(sibling, _read_text(sibling)).entries}
-        except ListFileError as err:
-            warnings.append(f"{err} (sizes and times left out)")
+    rounded = False
+    try:
+        table = _load_csv(sibling, _read_text(sibling, follow=False))
+        details = {e.path: e for e in table.entries}
+        rounded = table.rounded_sizes
+    except ReadMissing:
+        pass
+    except ListFileError as err:
+        warnings.append(f"{err} (sizes and times left out)")
     entries: list[ListedFile] = []
-    for number, line in enumerate(text.split("\n"), 1):
+    bad = _BadLines(path)
+    for number, line in enumerate(_lines(text), 1):
         if not line:
             continue
         if not line.startswith("/"):
-            warnings.append(f"{path}:{number}: skipped {line!r}: not an absolute path")
+            bad.add(number, line, "not an absolute path")
             continue
         detail = details.get(line)
         entries.append(detail if detail is not None else ListedFile(line))
-    return _with_sidecars(path, LoadedList(tuple(_dedup(entries)), tuple(warnings)))
+    return _with_sidecars(path, _dedup(entries), [*warnings, *bad.lines()], rounded)
 
 
-def _with_sidecars(path: Path, loaded: LoadedList) -> LoadedList:
-    """*loaded* with the ranges and the metadata beside *path*; a sibling file that cannot be
-    used is a warning."""
-    warnings = list(loaded.warnings)
+def _with_sidecars(path: Path, entries: list[ListedFile], warnings: list[str], rounded_sizes: bool) -> LoadedList:
+    """*entries* with the ranges and the metadata beside *path*; a sibling file that cannot be
+    used is a warning, and so are ranges beyond a file's size (ranges left out)."""
     ranges = _sibling_ranges(path, warnings)
+    if ranges is not None:
+        why = _past_end(ranges, entries, rounded_sizes)
+        if why is not None:
+            warnings.append(f"{ranges_path(path)}: bad range list: {why} (ranges left out)")
+            ranges = None
     try:
         meta = listmeta.read(path)
     except listmeta.MetaError as err:
         warnings.append(f"{err} (list identity unknown)")
         meta = None
-    return LoadedList(loaded.entries, tuple(warnings), ranges, meta)
+    return LoadedList(tuple(entries), tuple(warnings), ranges, meta)
 
 
 def merge(*runs: Iterable[Listable]) -> list[Listable]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nydus_top import __version__
+from nydus_top.fs.reading import ReadError, ReadMissing, read_regular
 
 SUFFIX = ".nydus-top.json"
 SCHEMA = 1
@@ -126,11 +127,10 @@ def decode(data: bytes, *, name: str = "metadata") -> ListMeta:
 def read(list_path: str | os.PathLike[str]) -> ListMeta | None:
     """The metadata of *list_path*, or None when it has none. Raises MetaError (one line)."""
     path = path_for(list_path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
+    try:  # never blocking, a regular file only, never through a symlink planted beside the list
+        data = read_regular(path, limit=MAX_BYTES, follow=False)
+    except ReadMissing:
         return None
-    except OSError as err:
-        raise MetaError(f"cannot read {path}: {err.strerror or err}") from None
+    except ReadError as err:
+        raise MetaError(str(err)) from None
     return decode(data, name=str(path))

@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 DEFAULT_GRANULARITY = 1 << 20  # nydus' default chunk size; 0 keeps ranges exact
+MAX_RANGE_END = 1 << 42  # 4 TiB: a range read back ending beyond this is refused (no image file is that big)
 WHOLE = None  # the whole file counts
 
 
@@ -27,15 +28,28 @@ class RangeSet:
             self.add(start, end)
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[Iterable[int]]) -> RangeSet:
-        """From ``[[offset, size], ...]`` (the range list format). Raises ValueError."""
+    def from_pairs(cls, pairs: object) -> RangeSet:
+        """From ``[[offset, size], ...]`` (the range list format, as JSON decoded it). Raises
+        ValueError (one line) unless each pair is two integers, offset >= 0, size > 0 and the
+        end at most MAX_RANGE_END."""
+        if not isinstance(pairs, list):
+            raise ValueError("ranges must be a list of [offset, size] pairs or null")
         out = cls()
         for pair in pairs:
-            offset, size = (int(v) for v in pair)
-            if offset < 0 or size < 0:
-                raise ValueError(f"negative range {offset}+{size}")
+            if (not isinstance(pair, list) or len(pair) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+                raise ValueError(f"a range must be [offset, size], two integers, got {_shown(pair)}")
+            offset, size = pair
+            if offset < 0 or size <= 0 or offset + size > MAX_RANGE_END:
+                raise ValueError(f"bad range [{offset}, {size}]: need offset >= 0, size > 0, "
+                                 f"end <= {MAX_RANGE_END}")
             out.add(offset, offset + size)
         return out
+
+    @property
+    def end(self) -> int:
+        """Where the last interval ends (0 when empty)."""
+        return self._ends[-1] if self._ends else 0
 
     def add(self, start: int, end: int) -> int:
         """Add [start, end); returns the bytes newly covered."""
@@ -107,6 +121,11 @@ class RangeSet:
     def pairs(self) -> list[list[int]]:
         """``[[offset, size], ...]`` as a range list writes them."""
         return [[s, e - s] for s, e in self]
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def prefetch_ranges(ranges: RangeSet | None, size: int | None, granularity: int) -> list[list[int]] | None:

@@ -35,6 +35,7 @@ DEFAULT_KEEP = 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _RUN_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9_-]{1,64}")
 _SIBLINGS = (".csv", listmeta.SUFFIX, RANGES_SUFFIX)
+_RUN_FILE = re.compile(_RUN_NAME.pattern + "(?:" + "|".join(re.escape(s) for s in _SIBLINGS) + ")?")
 
 
 def image_key(image: str) -> str:
@@ -104,7 +105,9 @@ def save_run(persist_dir: str | os.PathLike[str], entries: Iterable[Listable], m
 
 
 def prune(directory: str | os.PathLike[str], keep: int, root: str | os.PathLike[str]) -> list[Path]:
-    """Remove the oldest runs in *directory* beyond *keep* (with their sibling files).
+    """Remove the oldest runs in *directory* beyond *keep* (with their sibling files), and the
+    temporary files interrupted saves of runs left (each run has a name of its own, so no later
+    save of it would; see nydus_top.fs.confined.remove_stale_temps).
 
     The directory is reached from *root* (persist_dir) without following a symlink and its files
     are removed by name in its fd: a directory swapped for a symlink meanwhile never makes us
@@ -124,6 +127,7 @@ def prune(directory: str | os.PathLike[str], keep: int, root: str | os.PathLike[
                     os.unlink(name, dir_fd=dfd)
                 except FileNotFoundError:
                     pass
+        confined.remove_stale_temps(dfd, _RUN_FILE)
     finally:
         os.close(dfd)
     return [Path(directory) / run for run in dropped]

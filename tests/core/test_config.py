@@ -167,7 +167,7 @@ def test_explicit_config_must_exist_and_be_readable(tmp_path: Path) -> None:
         load_config(binary, **_layers(tmp_path))
     directory = tmp_path / "dir.toml"
     directory.mkdir()
-    with pytest.raises(ConfigError, match=r"dir.toml: cannot read: Is a directory$"):
+    with pytest.raises(ConfigError, match=r"dir.toml is a directory, not a regular file: not read$"):
         load_config(directory, **_layers(tmp_path))
 
 

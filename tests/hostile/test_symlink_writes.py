@@ -92,9 +92,9 @@ def test_a_dangling_symlink_where_the_file_goes_is_not_written_through(persist: 
 
 def test_a_planted_temporary_name_is_skipped(persist: Path, elsewhere: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    names = iter(["aaaaaaaa", "aaaaaaaa", "bbbbbbbb", "cccccccc"])
+    names = iter(["a" * 16, "a" * 16, "b" * 16, "c" * 16])
     monkeypatch.setattr(confined.secrets, "token_hex", lambda n: next(names))
-    (persist / ".app:1.aaaaaaaa.tmp").symlink_to(elsewhere / "tmp")
+    (persist / f".app:1{confined.TEMP_MARK}{'a' * 16}.tmp").symlink_to(elsewhere / "tmp")
     save_list(ENTRIES, persist / "app:1", root=persist)
     assert tree(elsewhere) == []
     assert (persist / "app:1").read_text() == "/bin/app\n/etc/app.conf\n"

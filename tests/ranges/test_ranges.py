@@ -113,7 +113,7 @@ def test_a_bad_ranges_sibling_is_one_warning(tmp_path) -> None:
     assert loaded.ranges is None and len(loaded.entries) == 3
     assert loaded.warnings == (f"{tmp_path}/l.ranges.json: bad range list: not a v1 range list (ranges left out)",)
     ranges_path(tmp_path / "l").write_text('{"version": "v1", "files": [{"path": "/x", "ranges": [[0, -1]]}]}')
-    with pytest.raises(ListFileError, match="negative range"):
+    with pytest.raises(ListFileError, match=r"bad range \[0, -1\]: need offset >= 0, size > 0"):
         load_range_list(ranges_path(tmp_path / "l"))
 
 
@@ -163,7 +163,7 @@ def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> Non
     monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(doc))
     assert load_range_list(tmp_path / "r.json").get("/x") == RangeSet([(0, 1)])
     monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(doc) - 1)
-    with pytest.raises(ListFileError, match=r"r.json: larger than 63 bytes$"):
+    with pytest.raises(ListFileError, match=r"r.json: larger than 63 bytes, not read$"):
         load_range_list(tmp_path / "r.json")
 
 
