@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from nydus_top.config import Config
 from nydus_top.model.node import Container, NodeModel
-from nydus_top.model.trace import TraceRun
+from nydus_top.model.trace import TraceRun, identity_of
 from nydus_top.nri.session import HOOK_BUDGET, PluginSession, SessionThread
 from nydus_top.tracing.arming import StartTrace, StartupCapture, pool_starter
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
@@ -95,7 +95,8 @@ class LiveBackend:
             run.ranges_unavailable(live.ranges_error)
         if live.ranges is not None:
             run.ranges_from(live.ranges.collector)
-        run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
+        run.started(start.container.id, possibly_incomplete=start.possibly_incomplete,
+                    identity=identity_of(start.container, start.pod))
         live.follow(run.records, keep=False)  # the run keeps them
         live.on_end(lambda: self._ended(live.trace, run))
 

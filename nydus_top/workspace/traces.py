@@ -258,16 +258,16 @@ class Workspace:
         del self.notes[:-50]
 
     def _identity(self, run: TraceRun) -> ListMeta:
-        container = self.backend.node.containers.get(run.target.container_id)
-        pod = self.backend.node.pods.get(container.pod_id) if container is not None else None
-        image = container.image if container is not None and container.image else run.target.image
+        """A kept start's metadata: the container as the node model has it, else as its start
+        reported it (a short start may be gone from the model before it is kept)."""
+        self.remember_identity(run)
+        meta = run.meta or ListMeta()
         problems = [why for why, bad in (("mark was late", run.possibly_incomplete),
                                          (f"{len(run.items.overflows)} overflow records", bool(run.items.overflows)),
                                          (run.error, run.state is TraceState.FAILED)) if bad]
-        return ListMeta(image=image, container=container.name if container is not None else run.target.label,
-                        container_id=run.target.container_id,
-                        pod=f"{pod.namespace}/{pod.name}" if pod is not None else "",
-                        complete=not problems, incomplete="; ".join(problems)).with_origin()
+        return ListMeta(image=meta.image or run.target.image, digest=meta.digest,
+                        container=meta.container or run.target.label, container_id=run.target.container_id,
+                        pod=meta.pod, complete=not problems, incomplete="; ".join(problems)).with_origin()
 
     @staticmethod
     def read_runs(persist_dir: str | Path, image: str) -> tuple[list[Run], list[str]]:
@@ -327,7 +327,8 @@ class Workspace:
         lost = []
         for run in self._runs:
             if run.state is TraceState.RUNNING:
-                lost.append(Unsaved(run, "tracing"))
+                lost.append(Unsaved(run, "tracing, kept as a run" if run.arm is not None and self._keepable(run)
+                                    else "tracing"))
             elif run.state is TraceState.ARMED:
                 lost.append(Unsaved(run, "armed"))
             elif self.is_dirty(run):
@@ -433,9 +434,21 @@ class Workspace:
     # -- the end ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Disarm and stop every live run, then the backend; never blocks on a tracer."""
+        """Disarm and stop every live run, then the backend; never blocks on a tracer. An armed
+        start still tracing is kept as a run with what it has delivered so far."""
         for run in self._runs:
             if run.state is TraceState.ARMED:
                 run.stop()
+            elif run.state is TraceState.RUNNING and run.arm is not None:
+                self._keep_at_close(run)
             run.close()
         self.backend.close()
+
+    def _keep_at_close(self, run: TraceRun) -> None:
+        """Take what the run's inbox holds now (not what keeps coming), then keep the start."""
+        run.paused = False
+        for _ in range(run.queued + 1):
+            if not run.drain():
+                break
+        if self._keepable(run):
+            self.keep(run)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from nydus_top.lists.files import load_list
 from nydus_top.lists.meta import ListMeta
+from nydus_top.model.node import EventKind
 from nydus_top.model.records import ListedFile
 from nydus_top.model.trace import TraceState
 from nydus_top.runs import store as runstore
+from nydus_top.screens.dialogs import QuitDialog
 from nydus_top.screens.stability import StabilityScreen
 from nydus_top.screens.traces import TracesScreen
 from testkit.replay_data import STARTUP, make_backend
@@ -122,3 +124,41 @@ async def test_diff_two_saved_lists_from_the_palette_command(tmp_path: Path) -> 
         await pilot.press("v", "v")
         text = screen_text(app)
         assert "showing only in B" in text and "/new" in text and "/f00" not in text
+
+
+async def test_a_start_of_n_armed_names_its_container_and_pod_after_it_left_the_node(tmp_path: Path) -> None:
+    # A short start is removed from the node model before it ends and is kept: its run still
+    # names the container and pod its start reported (not the trace's label and an empty pod).
+    backend = make_backend(tmp_path, keep_runs=20)
+    async with running(backend) as (app, pilot):
+        await pilot.press("A", "c")  # nginx's row: this container by pod and name
+        await submit(pilot, "3")
+        backend.start("c-nginx")
+        app.pump()
+        run = app.workspace.runs[0]
+        assert run.state is TraceState.RUNNING
+        node = backend.node
+        container = node.containers["c-nginx"]
+        node.container_event(EventKind.CONTAINER_REMOVE, node.pods[container.pod_id], container)
+        app.pump()
+        app.workspace.stop(run)
+        app.pump()
+        kept = app.workspace.kept_path(run)
+    meta = load_list(kept).meta
+    assert meta is not None
+    assert (meta.container, meta.pod, meta.image) == ("nginx", "default/web-7d9f", NGINX)
+
+
+async def test_quit_anyway_keeps_an_armed_start_that_captured_files_as_a_run(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path, keep_runs=20)
+    async with running(backend) as (app, pilot):
+        await pilot.press("a", "c")
+        backend.start("c-nginx")
+        await until(pilot, lambda: len(app.workspace.runs[0].items) > 0, what="the start's files")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitDialog) and "tracing, kept as a run" in screen_text(app)
+        await pilot.press("q")  # quit anyway
+        await pilot.pause()
+    [kept] = runstore.runs_of(runstore.image_dir(tmp_path, NGINX))
+    assert [e.path for e in load_list(kept).entries] == [path for path, _size, _kind in STARTUP]
