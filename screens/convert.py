@@ -55,7 +55,7 @@ class ConvertScreen(Screen):
     @work(thread=True, exit_on_error=False)
     def convert(self) -> None:
         def line(out: OutputLine) -> None:
-            self.app.call_from_thread(self.query_one(Log).write_line, printable(out.text))  # echoes registries
+            self.app.call_from_thread(self.query_one(Log).write_line, printable(out.shown()))  # echoes registries
 
         try:
             summary = self.conversion.run(line).summary()

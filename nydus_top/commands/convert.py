@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
         print(printable("running: " + " ".join(conversion.argv)), flush=True)
         try:
-            result = conversion.run(lambda line: print(printable(f"[{line.elapsed:7.1f}s] {line.text}"), flush=True))
+            result = conversion.run(lambda line: print(printable(line.shown()), flush=True))
         except KeyboardInterrupt:  # run() has already killed nydusify's process group
             print("nydus-top convert: cancelled", file=sys.stderr)
             return 130
