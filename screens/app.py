@@ -202,7 +202,7 @@ class NydusTopApp(App[None]):
                 self.load_run(str(Path(path).expanduser()))
 
         self.push_screen(PromptDialog("Open a prefetch list", str(self.backend.config.persist_dir) + "/",
-                                      hint="ours or the optimizer's: plain list or .csv"), opened)
+                                      hint="ours or the optimizer's: plain list or .csv", paths=True), opened)
 
     def action_runs(self) -> None:
         """Open the runs of an image (the selected container's, if any, is the default)."""

@@ -34,7 +34,7 @@ from nydus_top.text import counted, human_size, printable
 from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, SaveDialog
-from .traceview import HEADER, TraceView
+from .traceview import HEADER, TraceView, describe_row
 
 PREFETCH_EVERY_S = 1.0  # a growing list's prefetch totals are worked out at most this often...
 PREFETCH_EVERY_ROWS = 10_000  # ...once it has more rows than this
@@ -69,6 +69,7 @@ class TraceScreen(LiveScreen):
         Binding("m", "merge", "Merge", show=False),
         Binding("S", "stop", "Stop trace", show=False),
         Binding("c", "convert", "Convert", show=False),
+        Binding("enter,l", "row_detail", "Whole row", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
@@ -99,6 +100,7 @@ class TraceScreen(LiveScreen):
         yield Sparkline(self.run.sparkline_data(), id="rate")
         yield Static(HEADER, id="header", markup=False)
         yield TraceView(self.run, id="list")
+        yield Static(id="detail", markup=False)
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
 
@@ -134,6 +136,41 @@ class TraceScreen(LiveScreen):
     def on_trace_view_cursor_moved(self) -> None:
         self.update_counters()
 
+    def on_trace_view_columns_changed(self) -> None:
+        self._show("#header", self.header_text())
+        self.update_counters()
+
+    def header_text(self) -> str:
+        return self.view.header()
+
+    # -- the selected row, whole -----------------------------------------------------------
+
+    def detail_text(self) -> str:
+        """The detail line: the selected row's path uncut, then what the narrow columns hide."""
+        items, view = self.run.items, self.view
+        if not len(items):
+            return ""
+        entry = items[view.cursor]
+        shown = {c.key for c in view.columns}
+        extra = []
+        if "comm" not in shown and entry.comm:
+            extra.append(printable(entry.comm))
+        if "pid" not in shown and entry.pid:
+            extra.append(f"pid {entry.pid}")
+        if "size" not in shown:
+            extra.append(f"size {human_size(entry.size)}")
+        if "read" not in shown and items.read_bytes(view.cursor) is not None:
+            extra.append(f"read {human_size(items.read_bytes(view.cursor))}")
+        return " " + printable(entry.path) + "".join(f" · {part}" for part in extra)
+
+    def detail_lines(self) -> list[str]:
+        items, cursor = self.run.items, self.view.cursor
+        return describe_row(cursor, items[cursor], items.read_bytes(cursor))
+
+    def action_row_detail(self) -> None:
+        if len(self.run.items):
+            self.app.push_screen(MessageDialog(f"Row {self.view.cursor + 1}", self.detail_lines()))
+
     # -- display ---------------------------------------------------------------------------
 
     def update_counters(self) -> None:
@@ -160,6 +197,7 @@ class TraceScreen(LiveScreen):
             + (f"  [{' '.join(flags)}]" if flags else ""),
         )
         self._widget(Sparkline).data = rates
+        self._show("#detail", self.detail_text())
 
     def _show(self, selector: str, text: str) -> None:
         """Set a one-line Static's text; an unchanged text costs no repaint."""
@@ -397,7 +435,7 @@ class TraceScreen(LiveScreen):
         self.app.push_screen(PromptDialog("Save a range list", default,
                                           hint="JSON v1 for nydusify optimize --prefetch-files: recorded ranges "
                                                f"rounded out to {granularity} bytes ([ranges] granularity), "
-                                               "whole files where none are known"), chosen)
+                                               "whole files where none are known", paths=True), chosen)
 
     def save_ranges_to(self, path: str, overwrite: bool) -> None:
         self.say(f"saving a range list of {counted(len(self.run.items), 'path')}…")

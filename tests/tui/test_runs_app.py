@@ -162,3 +162,18 @@ async def test_quit_anyway_keeps_an_armed_start_that_captured_files_as_a_run(tmp
         await pilot.pause()
     [kept] = runstore.runs_of(runstore.image_dir(tmp_path, NGINX))
     assert [e.path for e in load_list(kept).entries] == [path for path, _size, _kind in STARTUP]
+
+
+async def test_the_diff_of_two_identical_lists_says_there_are_no_differences(tmp_path: Path) -> None:
+    from nydus_top.lists.files import save_list
+    from nydus_top.screens.diff import DiffScreen
+
+    same = [ListedFile(f"/f{n}", 1, 1000 * n) for n in range(5)]
+    save_list(same, tmp_path / "a")
+    save_list(same, tmp_path / "b")
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        app.action_diff()
+        await submit(pilot, str(tmp_path / "a"))
+        await submit(pilot, str(tmp_path / "b"))
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the diff")
+        assert "no differences: the same files in the same order" in screen_text(app)
