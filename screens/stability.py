@@ -10,7 +10,9 @@ least a share of the runs, ``O`` sorts by share (and back); ``s`` saves the cons
 
 from __future__ import annotations
 
+import os
 from array import array
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.segment import Segment
@@ -26,12 +28,14 @@ from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nydus_top.imageref import ImageRefError
+from nydus_top.lists import meta as listmeta
 from nydus_top.lists.files import ListExistsError, ListFileError
 from nydus_top.model.trace import TraceRun
 from nydus_top.model.tracelist import Row
+from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability
 from nydus_top.runs.runset import RunSet, below, images_with_runs, is_unstable
-from nydus_top.text import human_size, printable
+from nydus_top.text import counted, human_size, printable
 from nydus_top.workspace.backend import ArmSpec
 from nydus_top.workspace.traces import MAX_STARTS
 
@@ -258,14 +262,38 @@ class StabilityScreen(TraceScreen):
         self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
 
 
+def runs_here(persist_dir: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """(image reference, number of runs) of every image with runs under *persist_dir*. The
+    reference is the one its newest run's metadata names (registry host included), which is
+    what opens them again; the run store's own name when no run says."""
+    root = Path(persist_dir) / runstore.RUNS_DIR
+    listed = []
+    for key in images_with_runs(persist_dir):
+        directory = root / key
+        if not directory.is_dir():  # listed by reference rather than by folder
+            try:
+                directory = runstore.image_dir(persist_dir, key)
+            except ImageRefError:
+                continue
+        runs = runstore.runs_of(directory)
+        try:
+            meta = listmeta.read(runs[-1]) if runs else None
+        except listmeta.MetaError:
+            meta = None
+        listed.append((meta.image if meta is not None and meta.image else key, len(runs)))
+    return listed
+
+
 class RunsDialog(ModalScreen[str | None]):
-    """Which image's runs to open: one with runs under persist_dir (picked), or a reference (typed)."""
+    """Which image's runs to open: one with runs under persist_dir (picked: its full reference
+    and how many runs it has), or a reference (typed)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, images: list[str], default: str) -> None:
+    def __init__(self, images: list[tuple[str, int]], default: str) -> None:
         super().__init__()
-        self.images = images
+        self.images = [image for image, _ in images]
+        self.counts = [runs for _, runs in images]
         self.default = default
 
     def compose(self) -> ComposeResult:
@@ -274,7 +302,8 @@ class RunsDialog(ModalScreen[str | None]):
             yield Static("every recorded start kept in the run store, counted together", classes="dialog-hint")
             if self.images:
                 yield Static("images with runs (enter):", markup=False)
-                yield OptionList(*(Option(Content(printable(image)), id=str(n)) for n, image in enumerate(self.images)),
+                yield OptionList(*(Option(Content(printable(f"{image}  ·  {counted(runs, 'run')}")), id=str(n))
+                                   for n, (image, runs) in enumerate(zip(self.images, self.counts, strict=True))),
                                  id="runs-images")
             yield Static("or an image reference:", markup=False)
             yield Input(self.default, placeholder="registry/repo:tag", id="runs-image")
@@ -299,7 +328,7 @@ def open_runs(app: NydusTopApp, default: str = "") -> None:
         if image:
             _read(app, image)
 
-    app.push_screen(RunsDialog(images_with_runs(persist_dir), default), chosen)
+    app.push_screen(RunsDialog(runs_here(persist_dir), default), chosen)
 
 
 def _read(app: NydusTopApp, image: str) -> None:

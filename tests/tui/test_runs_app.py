@@ -177,3 +177,20 @@ async def test_the_diff_of_two_identical_lists_says_there_are_no_differences(tmp
         await submit(pilot, str(tmp_path / "b"))
         await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the diff")
         assert "no differences: the same files in the same order" in screen_text(app)
+
+
+async def test_the_runs_picker_lists_full_references_with_their_counts_and_opens_them(tmp_path: Path) -> None:
+    # One component after the registry host ("demo:1"): read back alone it would be Docker Hub's.
+    demo = "nydus-top.local/demo:1"
+    for n in range(3):
+        runstore.save_run(tmp_path, [ListedFile(p, 1, 10 * i) for i, p in enumerate(FIXED)],
+                          ListMeta(image=demo, container="demo"), when=1_700_000_000 + n)
+    _keep_runs(tmp_path)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        text = screen_text(app)
+        assert f"{demo}  ·  3 runs" in text and f"{IMAGE}  ·  4 runs" in text
+        await pilot.press("enter")  # the first one listed
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        assert f"Stability of {demo} · 3 runs" in screen_text(app)
