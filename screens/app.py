@@ -15,6 +15,7 @@ from textual.screen import Screen
 
 from nydus_top.lists.files import ListFileError, LoadedList
 from nydus_top.model.trace import TraceRun
+from nydus_top.text import counted
 from nydus_top.workspace.backend import Backend
 from nydus_top.workspace.traces import Workspace
 
@@ -166,7 +167,7 @@ class NydusTopApp(App[None]):
         if not failed:
             self.exit()
             return
-        self.push_screen(MessageDialog(f"Not quit: {len(failed)} lists could not be saved",
+        self.push_screen(MessageDialog(f"Not quit: {counted(len(failed), 'list')} could not be saved",
                                        [*failed, "", "save them from their trace screen (s), or quit anyway (q q)"]))
 
     def action_help_quit(self) -> None:

@@ -232,7 +232,7 @@ class StabilityScreen(TraceScreen):
         self.by_share = not self.by_share
         moved = self.app.workspace.sort_by_share(self.run, self.by_share)
         order = "share (most runs first)" if self.by_share else "consensus order"
-        self.edited(f"sorted by {order}" if moved else f"already in {order}")
+        self.edited(f"sorted by {order}" if moved else f"ordered by {order}: no row moved (they were in that order)")
 
     # -- saving the consensus ----------------------------------------------------------------
 

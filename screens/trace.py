@@ -190,7 +190,7 @@ class TraceScreen(LiveScreen):
         flagged = len(run.items.flagged)
         self._show(
             "#counters",
-            f" files {run.files}  bytes {human_size(run.bytes)}  ev/s {run.events_per_second()}  "
+            f" files {run.files}  bytes {human_size(run.bytes)}  new files/s {run.events_per_second()}  "
             f"overflow {len(run.items.overflows)}  rows {len(run.items)}  sel {len(view.selected)}"
             + (f"  flagged {flagged}" if flagged else "")
             + (f"  excl {len(run.items.exclusions)}" if run.items.exclusions else "")
@@ -275,20 +275,23 @@ class TraceScreen(LiveScreen):
         if not rows:
             return
         moved = self.run.items.move(rows, min(rows) + delta)
-        self._after_move(moved)
+        self._after_move(rows, moved, "top" if delta < 0 else "bottom")
 
     def action_move_to(self, where: int) -> None:
         rows = self.view.selection_rows()
         if not rows:
             return
         moved = self.run.items.move(rows, 0 if where == 0 else len(self.run.items))
-        self._after_move(moved)
+        self._after_move(rows, moved, "top" if where == 0 else "bottom")
 
-    def _after_move(self, moved: list[int]) -> None:
+    def _after_move(self, rows: list[int], moved: list[int], end: str) -> None:
+        if moved and moved == sorted(rows):  # already there: nothing moved, no undo step
+            self.say(f"not moved: already at the {end}")
+            return
         if moved:
             self.view.follow = False
             self.view.move_cursor(moved[0])
-        self.edited(f"moved {len(moved)}")
+        self.edited(f"moved {counted(len(moved), 'row')}")
 
     def action_undo(self) -> None:
         self.edited("undone" if self.run.items.undo() else "nothing to undo")

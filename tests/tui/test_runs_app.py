@@ -194,3 +194,18 @@ async def test_the_runs_picker_lists_full_references_with_their_counts_and_opens
         await pilot.press("enter")  # the first one listed
         await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
         assert f"Stability of {demo} · 3 runs" in screen_text(app)
+
+
+async def test_sorting_runs_of_equal_shares_by_share_says_no_row_moved(tmp_path: Path) -> None:
+    for n in range(3):
+        runstore.save_run(tmp_path, [ListedFile(p, 1, 10 * i) for i, p in enumerate(FIXED)],
+                          ListMeta(image=IMAGE, container="app"), when=1_700_000_000 + n)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        await pilot.press("O")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "order share" in text and "ordered by share (most runs first): no row moved" in text
