@@ -449,7 +449,10 @@ class TraceScreen(LiveScreen):
         try:
             result = self.app.workspace.save_range_list(self.run, path, rows, overwrite=overwrite)
         except ListExistsError as err:
-            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_ranges_to)
+            if self.app.workspace.range_list_unchanged(self.run, path, rows):
+                self.app.call_from_thread(self.say, f"range list already saved, unchanged: {path}")
+            else:
+                self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_ranges_to)
             return
         except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
@@ -462,8 +465,10 @@ class TraceScreen(LiveScreen):
         def chosen(choice: int | str | None) -> None:
             other = workspace.get(choice) if isinstance(choice, int) else None
             if other is not None:
+                excluded = self.run.items.excluded_of(other.items.entries())
                 added = workspace.merge(self.run, other)
-                self.edited(printable(f"merged {counted(added, 'new path')} from {other.target.label}"))
+                self.edited(printable(f"merged {counted(added, 'new path')} from {other.target.label}"
+                                      + _excluded_note(excluded)))
             elif isinstance(choice, str):
                 self.say(f"loading {choice}…")
                 self._load_merge(str(Path(choice).expanduser()))
@@ -482,7 +487,11 @@ class TraceScreen(LiveScreen):
         self.app.call_from_thread(self._merge, path, loaded)
 
     def _merge(self, path: str, loaded: LoadedList) -> None:
+        excluded = self.run.items.excluded_of(loaded.entries)
         added = self.app.workspace.merge(self.run, loaded.entries, loaded.ranges)
+        if not added and loaded.ranges is None:  # nothing new: the list and its identity stay as they were
+            self.say(printable(f"merged nothing new from {path}{_excluded_note(excluded)}"))
+            return
         mine, theirs = self.app.workspace.list_meta(self.run), loaded.meta
         note = ""
         if theirs is not None and theirs.image and mine.image and theirs.image != mine.image:
@@ -494,7 +503,7 @@ class TraceScreen(LiveScreen):
         if not meta.image and theirs is not None:
             meta = replace(meta, image=theirs.image, digest=theirs.digest)
         self.run.meta = replace(meta, runs=(*meta.runs, path))
-        self.edited(printable(f"merged {counted(added, 'new path')} from {path}{note}"))
+        self.edited(printable(f"merged {counted(added, 'new path')} from {path}{note}{_excluded_note(excluded)}"))
 
     # -- conversion ------------------------------------------------------------------------
 
@@ -524,3 +533,11 @@ class TraceScreen(LiveScreen):
         self.app.push_screen(PromptDialog("Convert to nydus with this prefetch list", image,
                                           hint=f"source image; target from the template {config.target_template}",
                                           placeholder="registry/repo:tag"), chosen)
+
+
+def _excluded_note(excluded: list[str]) -> str:
+    """"; 2 excluded (/a, /b)": the merged paths an exclusion in force keeps out (a few named)."""
+    if not excluded:
+        return ""
+    named = ", ".join(excluded[:3]) + (", …" if len(excluded) > 3 else "")
+    return f"; {len(excluded)} excluded by the exclusions in force ({named})"

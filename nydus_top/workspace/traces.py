@@ -35,6 +35,7 @@ from nydus_top.lists.files import (
     LoadedList,
     SaveResult,
     load_list,
+    range_list,
     result_paths,
     save_list,
     save_range_list,
@@ -414,6 +415,17 @@ class Workspace:
         config, items = self.backend.config, run.items
         return save_range_list(items.entries(rows), path, overwrite=overwrite, ranges=items.ranges(),
                                granularity=config.granularity, root=within(path, config.persist_dir))
+
+    def range_list_unchanged(self, run: TraceRun, path: str, rows: array[int] | None = None) -> bool:
+        """True when ``path`` holds exactly the range list a save of ``rows`` would write (as
+        after ``s``, which writes it beside the list): nothing to overwrite, nothing to ask."""
+        config, items = self.backend.config, run.items
+        data, _ = range_list(items.entries(rows), items.ranges(), config.granularity)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(len(data) + 1) == data
+        except OSError:
+            return False
 
     def save_unsaved(self) -> list[str]:
         """Save every run ``unsaved`` names (where it was saved before, else its default path,
