@@ -210,11 +210,12 @@ class Workspace:
             selectors = [(self._selector(spec), left) for spec, left in armed.items()]
             for c in containers:
                 pod = pods.get(c.pod_id)
-                if pod is None or c.id in status:
+                if pod is None:
                     continue
                 left = sum(n for s, n in selectors if s(pod, c) is not None)
                 if left:
-                    status[c.id] = "armed" if left == 1 else f"armed ×{left}"
+                    armed_text = "armed" if left == 1 else f"armed ×{left}"
+                    status[c.id] = f"{status[c.id]} · {armed_text}" if c.id in status else armed_text
         return status
 
     def _selector(self, spec: ArmSpec) -> Selector:
@@ -281,10 +282,15 @@ class Workspace:
         order, flagged where a run saw it created at runtime; then the files below ``min_share``
         go (one undo step, so ``u`` shows them all)."""
         counted = runset.count(image, runs)
+        for known in self._runs:  # the same runs opened again: their list as it was left
+            same = self._sets.get(known.id)
+            if same is not None and (same.image, same.names) == (counted.image, counted.names):
+                return known
         run = self._add(TraceRun(Target(f"runs of {counted.image} ({counted.runs})", counted.image),
                                  state=TraceState.LOADED))
         run.items.extend(as_entries(counted.files))
         run.files = len(run.items)
+        run.bytes = sum(f.size or 0 for f in counted.files)
         run.items.set_flags(counted.runtime_created())
         if counted.ranges is not None:  # the union of the runs' byte ranges
             run.items.set_traced_ranges(counted.ranges)

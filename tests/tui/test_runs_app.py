@@ -209,3 +209,30 @@ async def test_sorting_runs_of_equal_shares_by_share_says_no_row_moved(tmp_path:
         await pilot.pause()
         text = screen_text(app)
         assert "order share" in text and "ordered by share (most runs first): no row moved" in text
+
+
+async def test_r_on_the_same_runs_twice_brings_back_one_list_with_its_bytes(tmp_path: Path) -> None:
+    _keep_runs(tmp_path)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        for _ in range(2):
+            await pilot.press("R")
+            await pilot.pause()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+            await pilot.press("escape")
+            await pilot.pause()
+        [run] = app.workspace.runs
+        assert run.bytes == 4 * 100 + 101 + 102 + 103 + 104  # every file of any run: /tmp/r0..3, FIXED, /opt/extra
+        await pilot.press("t")
+        await pilot.pause()
+        assert f"runs of {IMAGE} (4)" in screen_text(app) and " 0B " not in screen_text(app)
+
+
+async def test_the_trace_column_shows_armed_starts_beside_a_live_trace(tmp_path: Path) -> None:
+    async with running(make_backend(tmp_path, keep_runs=20)) as (app, pilot):
+        await pilot.press("enter")  # trace nginx now
+        await pilot.pause()
+        await pilot.press("escape", "A", "c")
+        await submit(pilot, "3")
+        await pilot.press("escape")
+        await until(pilot, lambda: "tracing 16 · armed ×3" in screen_text(app), what="the TRACE column")
