@@ -73,7 +73,9 @@ class PromptDialog(ModalScreen[str | None]):
             yield Label(self.title_text, classes="dialog-title", markup=False)
             if self.hint:
                 yield Static(self.hint, classes="dialog-hint", markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="prompt", select_on_focus=False)
+            field = Input(self.value, placeholder=self.placeholder, id="prompt")
+            field.select_on_focus = False  # the cursor goes after the text (Textual selects it all on focus)
+            yield field
             yield Static("", id="prompt-error", classes="dialog-error", markup=False)
             keys = "enter accept · tab complete · esc cancel" if self.paths else "enter accept · esc cancel"
             yield Static(keys, classes="dialog-keys")
