@@ -16,6 +16,7 @@ import pytest
 from textual.pilot import Pilot
 
 from nydus_top.config import default_config
+from nydus_top.lists import meta as listmeta
 from nydus_top.model.node import EventKind
 from nydus_top.model.trace import TraceState
 from nydus_top.screens.app import NydusTopApp
@@ -104,6 +105,11 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
 
             await pilot.press("S")  # stop the tracer; the list stays
             await until(pilot, lambda: run.state is TraceState.STOPPED, what="the trace to stop")
+            # the armed start is kept as a run, named after the container and pod that started
+            await until(pilot, lambda: bool(app.workspace.kept_path(run)), what="the start kept as a run")
+            kept = listmeta.read(app.workspace.kept_path(run))
+            assert kept is not None and (kept.container, kept.pod, kept.image) == (
+                "tui-demo-b", "default/tui-demo-b", images.DEMO_IMAGE)
             assert run.items.paths()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
 
             # Attach to the first demo, then let its container die mid-trace.
