@@ -107,7 +107,7 @@ class StabilityView(TraceView):
         f = self.counted.by_path[entry.path]
         look = (ident in items.flagged, ident in self.selected, row == self.cursor and self.has_focus,
                 is_unstable(f), below(f, self.min_share))
-        key = (ident, row, look, width, scroll_x, self.min_share, self.columns)
+        key = (ident, row, look, width, scroll_x, self.min_share, self._header)
         strip = self._cache.get(key)
         if strip is None:
             style = self._look(look)

@@ -138,9 +138,10 @@ class TraceView(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple, Strip] = LRUCache(LINE_CACHE)
         self._styles: dict[tuple[bool, bool, bool], Style] = {}  # (flagged, selected, cursor) -> style
         self.columns = self.COLUMNS  # those the width leaves room for (on_resize)
+        self._header = header_of(self.columns)  # also the line cache's key for the columns (a str hashes once)
 
     def header(self) -> str:
-        return header_of(self.columns)
+        return self._header
 
     # -- data ------------------------------------------------------------------------------
 
@@ -222,6 +223,7 @@ class TraceView(ScrollView, can_focus=True):
         columns = fit_columns(self.COLUMNS, self.HIDE_FIRST, self.scrollable_content_region.width)
         if columns != self.columns:
             self.columns = columns
+            self._header = header_of(columns)
             self.refresh()
         self.post_message(self.ColumnsChanged())
 
@@ -238,7 +240,7 @@ class TraceView(ScrollView, can_focus=True):
         is_flagged = ident in items.flagged
         read = items.read_bytes(row)
         # Everything a line's look depends on is in the key, so edits never need to clear the cache.
-        key = (ident, row, is_cursor, is_selected, is_flagged, read, width, scroll_x, self.has_focus, self.columns)
+        key = (ident, row, is_cursor, is_selected, is_flagged, read, width, scroll_x, self.has_focus, self._header)
         strip = self._cache.get(key)
         if strip is None:
             style = self._line_style(is_flagged, is_selected, is_cursor and self.has_focus)
