@@ -33,6 +33,7 @@ struct comm_entry {
     int pid;
     unsigned gen;
     int len;
+    int gone; /* /proc had no comm for it at the last read */
     char comm[16];
 };
 
@@ -246,6 +247,7 @@ static struct comm_entry *comm_of(struct nt_tracer *t, int pid)
         r = read(fd, name, sizeof name);
         close(fd);
     }
+    e->gone = r <= 0;
     if (r > 0) {
         if (name[r - 1] == '\n')
             r--;
@@ -275,12 +277,13 @@ static int runtime_comm(const struct comm_entry *c)
     return 0;
 }
 
-/* An exec event of a process still named like the runtime (or gone): it is becoming the
+/* An exec event of a process still named like the runtime, or gone: it is becoming the
  * executed file, so name it after the file (the kernel's comm: basename, 15 bytes at most). The
- * batch's later events of that pid get the same name. */
+ * later events of that pid (its reads, in this batch or, once it is gone, in later ones) get
+ * the same name. */
 static void name_after_exec(struct comm_entry *c, const char *path, size_t n)
 {
-    if (!runtime_comm(c))
+    if (!c->gone && !runtime_comm(c))
         return;
     const char *base = path;
     for (size_t i = 0; i < n; i++)
@@ -295,13 +298,29 @@ static void name_after_exec(struct comm_entry *c, const char *path, size_t n)
 
 /* Ask the kernel to drop further events of the file behind `fd`, which would cost the container
  * an event each and us an fd. Evictable: the mark does not pin the inode (the seen set still
- * de-duplicates if it goes). Kernels before 5.19 refuse; then we stop asking. */
+ * de-duplicates if it goes). Kernels before 5.19 refuse; then we stop asking. Execs still come:
+ * each names a process (see exec_of_seen), and there is one per process at most. */
 static void ignore_further(struct nt_tracer *t, int fd)
 {
     if (!t->no_ignore_marks &&
         fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY |
-                      FAN_MARK_EVICTABLE, FAN_OPEN | FAN_OPEN_EXEC | FAN_ACCESS, fd, NULL) < 0)
+                      FAN_MARK_EVICTABLE, FAN_OPEN | FAN_ACCESS, fd, NULL) < 0)
         t->no_ignore_marks = 1;
+}
+
+/* An exec of a file reported already (every busybox applet, a shell's helpers): no line, but
+ * the pid is named now, while it may still be alive, or after the file if it is gone already;
+ * else a short-lived reader's files would carry no command name. */
+static void exec_of_seen(struct nt_tracer *t, const struct fanotify_event_metadata *m)
+{
+    struct comm_entry *c = comm_of(t, m->pid);
+    if (!c->gone && !runtime_comm(c))
+        return;
+    char rel[16], path[PATH_BUF];
+    snprintf(rel, sizeof rel, "%d", m->fd);
+    ssize_t n = readlinkat(t->fddir, rel, path, sizeof path);
+    if (n > 0 && (size_t)n < sizeof path && path[0] == '/')
+        name_after_exec(c, path, (size_t)n);
 }
 
 /* Whether *path* (read back for an event fd, ending in " (deleted)") is the live name of the
@@ -337,6 +356,8 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
          * would cost more than it saves. */
         if (*hits < 255 && ++*hits == IGNORE_AFTER)
             ignore_further(t, m->fd);
+        if (m->mask & FAN_OPEN_EXEC)
+            exec_of_seen(t, m);
         return o;
     }
     if (added < 0) {

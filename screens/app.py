@@ -16,6 +16,7 @@ from textual.screen import Screen
 
 from nydus_top.lists.files import ListFileError, LoadedList
 from nydus_top.model.trace import TraceRun
+from nydus_top.text import counted
 from nydus_top.workspace.backend import Backend
 from nydus_top.workspace.traces import Workspace
 
@@ -167,7 +168,7 @@ class NydusTopApp(App[None]):
         if not failed:
             self.exit()
             return
-        self.push_screen(MessageDialog(f"Not quit: {len(failed)} lists could not be saved",
+        self.push_screen(MessageDialog(f"Not quit: {counted(len(failed), 'list')} could not be saved",
                                        [*failed, "", "save them from their trace screen (s), or quit anyway (q q)"]))
 
     def action_help_quit(self) -> None:
@@ -203,7 +204,7 @@ class NydusTopApp(App[None]):
                 self.load_run(str(Path(path).expanduser()))
 
         self.push_screen(PromptDialog("Open a prefetch list", str(self.backend.config.persist_dir) + "/",
-                                      hint="ours or the optimizer's: plain list or .csv"), opened)
+                                      hint="ours or the optimizer's: plain list or .csv", paths=True), opened)
 
     def action_runs(self) -> None:
         """Open the runs of an image (the selected container's, if any, is the default)."""

@@ -58,7 +58,7 @@ class ConvertScreen(Screen[None]):
     @work(thread=True, exit_on_error=False)
     def convert(self) -> None:
         def line(out: OutputLine) -> None:
-            self.app.call_from_thread(self.query_one(Log).write_line, printable(out.text))  # echoes registries
+            self.app.call_from_thread(self.query_one(Log).write_line, printable(out.shown()))  # echoes registries
 
         try:
             summary = self.conversion.run(line).summary()

@@ -5,7 +5,8 @@ Their text carries paths and names (the operator's or a container's): it is neve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,29 +21,91 @@ from nydus_top.workspace.backend import ArmSpec
 
 from .navigation import NavScroll
 
+MAX_COMPLETION_SCAN = 10_000  # directory entries a Tab looks at, at most
+COMPLETIONS_SHOWN = 8  # candidates named under the input when a Tab finds several
+
+
+def complete_path(text: str) -> tuple[str, list[str]]:
+    """Tab completion of a typed path: (the text completed as far as it is unambiguous, the
+    candidates' names when several remain). A single directory gets its "/"; ``~`` is kept."""
+    head, _, stem = text.rpartition("/")
+    directory = os.path.expanduser(head + "/" if head or text.startswith("/") else ".")
+    names: list[str] = []
+    try:
+        with os.scandir(directory) as entries:
+            for n, entry in enumerate(entries):
+                if n >= MAX_COMPLETION_SCAN:
+                    break
+                if entry.name.startswith(stem) and (stem.startswith(".") or not entry.name.startswith(".")):
+                    names.append(entry.name + ("/" if entry.is_dir() else ""))
+    except OSError:
+        return text, []
+    if not names:
+        return text, []
+    prefix = os.path.commonprefix(names)
+    done = (head + "/" if head or text.startswith("/") else "") + prefix
+    return done, sorted(names) if len(names) > 1 else []
+
 
 class PromptDialog(ModalScreen[str | None]):
-    """One line of input; Enter accepts, Esc cancels (returns None)."""
+    """One line of input; Enter accepts, Esc cancels (returns None). The text is not
+    preselected: the cursor is at its end, so typing adds to a prefilled directory. ``paths``:
+    Tab completes a path. ``check``: says what is wrong with an answer (the dialog stays open
+    with it), or "" when it may be accepted."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("tab", "complete", "Complete path", show=False, priority=True),
+    ]
 
-    def __init__(self, title: str, value: str = "", *, hint: str = "", placeholder: str = "") -> None:
+    def __init__(self, title: str, value: str = "", *, hint: str = "", placeholder: str = "", paths: bool = False,
+                 check: Callable[[str], str] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.value = value
         self.hint = hint
         self.placeholder = placeholder
+        self.paths = paths
+        self.check = check
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
             if self.hint:
                 yield Static(self.hint, classes="dialog-hint", markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="prompt")
-            yield Static("enter accept · esc cancel", classes="dialog-keys")
+            field = Input(self.value, placeholder=self.placeholder, id="prompt")
+            field.select_on_focus = False  # the cursor goes after the text (Textual selects it all on focus)
+            yield field
+            yield Static("", id="prompt-error", classes="dialog-error", markup=False)
+            keys = "enter accept · tab complete · esc cancel" if self.paths else "enter accept · esc cancel"
+            yield Static(keys, classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt-error", Static).display = False
+
+    def _tell(self, text: str) -> None:
+        line = self.query_one("#prompt-error", Static)
+        line.update(printable(text))
+        line.display = bool(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        problem = self.check(event.value) if self.check is not None else ""
+        if problem:
+            self._tell(problem)
+            return
         self.dismiss(event.value)
+
+    def action_complete(self) -> None:
+        if not self.paths:
+            return
+        field = self.query_one(Input)
+        done, candidates = complete_path(field.value)
+        if done != field.value:
+            field.value = done
+            field.cursor_position = len(done)
+        shown = candidates[:COMPLETIONS_SHOWN]
+        more = f" … (+{len(candidates) - len(shown)})" if len(candidates) > len(shown) else ""
+        self._tell("  ".join(shown) + more if shown else "")
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -56,7 +119,7 @@ class SaveDialog(PromptDialog):
         hint = f"{counted(rows, 'entry', 'entries')} → plain list + .csv ({units})"
         if note:
             hint += f"\n{note}"
-        super().__init__("Save prefetch list", default, hint=hint, placeholder="/path/to/list")
+        super().__init__("Save prefetch list", default, hint=hint, placeholder="/path/to/list", paths=True)
 
 
 class ConfirmDialog(ModalScreen[bool]):

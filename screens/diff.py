@@ -8,7 +8,7 @@ move to count as moved, ``v`` cycles what is shown (everything, only in A, only 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 VIEWS = ("all", "only in A", "only in B", "moved")
 COLUMNS = ("", "A #", "B #", "SHIFT", "A ms", "B ms", "Δ ms", "PATH")
+NARROW = 100  # below this many cells the path keeps its room: SHIFT, A ms and B ms hide
+NARROW_COLUMNS = ("", "A #", "B #", "Δ ms", "PATH")
 
 
 def _ms(us: int | None) -> str:
@@ -55,6 +57,7 @@ class DiffScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("m", "moved", "Moved by"),
         Binding("v", "view", "View"),
+        Binding("enter,l", "row_detail", "Whole row", show=False),
     ]
 
     app: NydusTopApp
@@ -65,19 +68,32 @@ class DiffScreen(Screen[None]):
         self.moved_by = DEFAULT_MOVED
         self.view = VIEWS[0]
         self.result = diff(self.a, self.b, moved_by=self.moved_by)
+        self.columns: tuple[str, ...] = ()  # those the width leaves room for
+        self.rows: list[tuple[str, ...]] = []
 
     def compose(self) -> ComposeResult:
         yield Static(" Diff", id="title", classes="titlebar")
         yield Static(id="diff-summary", markup=False)
-        table: DataTable[Any] = DataTable(id="diff", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
-        yield table
-        yield Static("- only in A · + only in B · ~ moved · m moved by · v view", classes="statusbar")
+        yield DataTable(id="diff", cursor_type="row", zebra_stripes=True)
+        yield Static(id="detail", markup=False)
+        yield Static("- only in A · + only in B · ~ moved · m moved by · v view · l whole row", classes="statusbar")
         yield Footer()
 
     def on_mount(self) -> None:
         self.rebuild()
         self.query_one(DataTable).focus()
+
+    def on_resize(self) -> None:
+        if self._fit_columns():
+            self.rebuild()
+
+    def _fit_columns(self) -> bool:
+        """Choose the columns for the width; True when they changed."""
+        columns = NARROW_COLUMNS if self.size.width < NARROW else COLUMNS
+        if columns == self.columns:
+            return False
+        self.columns = columns
+        return True
 
     def rebuild(self) -> None:
         r = self.result
@@ -85,11 +101,50 @@ class DiffScreen(Screen[None]):
             printable(f"A = {self.label_a} ({len(self.a)} files)") + "\n"
             + printable(f"B = {self.label_b} ({len(self.b)} files)") + "\n"
             + f"{r.common} in both · {len(r.only_a)} only in A · {len(r.only_b)} only in B · "
-            f"{len(r.moved)} moved by more than {self.moved_by} · showing {self.view}")
+            f"{len(r.moved)} moved by more than {self.moved_by} · showing {self.view}"
+            + self._sameness())
+        self._fit_columns()
         table = self.query_one(DataTable)
-        table.clear()
-        for row in diff_rows(r, self.view):
-            table.add_row(*(Text(printable(cell)) for cell in row))
+        table.clear(columns=True)
+        table.add_columns(*self.columns)
+        shown = [COLUMNS.index(name) for name in self.columns]
+        self.rows = diff_rows(r, self.view)
+        for row in self.rows:
+            table.add_row(*(Text(printable(row[i])) for i in shown))
+        self._detail()
+
+    def _sameness(self) -> str:
+        """A line saying so when there is nothing to show (an empty table alone says nothing)."""
+        r = self.result
+        if r.only_a or r.only_b or r.moved:
+            return ""
+        if [e.path for e in self.a] == [e.path for e in self.b]:
+            return "\nno differences: the same files in the same order"
+        return f"\nno differences: the same files, none moved by more than {self.moved_by}"
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._detail()
+
+    def _current(self) -> tuple[str, ...] | None:
+        row = self.query_one(DataTable).cursor_row
+        return self.rows[row] if 0 <= row < len(self.rows) else None
+
+    def _detail(self) -> None:
+        """The detail line: the selected row's path uncut, then what the narrow columns hide."""
+        row = self._current()
+        text = ""
+        if row is not None:
+            hidden = [f"{name} {row[COLUMNS.index(name)]}" for name in COLUMNS[:-1]
+                      if name not in self.columns and row[COLUMNS.index(name)]]
+            text = " " + row[-1] + "".join(f" · {part}" for part in hidden)
+        self.query_one("#detail", Static).update(printable(text))
+
+    def action_row_detail(self) -> None:
+        row = self._current()
+        if row is not None:
+            names = ("change", *COLUMNS[1:])
+            lines = [f"{name}: {cell or '-'}" for name, cell in zip(names, row, strict=True)]
+            self.app.push_screen(MessageDialog("Diff row", lines))
 
     def action_moved(self) -> None:
         def apply(text: str | None) -> None:
@@ -126,9 +181,10 @@ def diff_lists(app: NydusTopApp) -> None:
             if b:
                 _load(app, a, b)
 
-        app.push_screen(PromptDialog("Diff: list B", default, hint=f"A = {printable(a)}"), second)
+        app.push_screen(PromptDialog("Diff: list B", default, hint=f"A = {printable(a)}", paths=True), second)
 
-    app.push_screen(PromptDialog("Diff: list A", default, hint="a run, a saved list or an optimizer result"), first)
+    app.push_screen(PromptDialog("Diff: list A", default, hint="a run, a saved list or an optimizer result",
+                                 paths=True), first)
 
 
 def _load(app: NydusTopApp, a: str, b: str) -> None:

@@ -10,7 +10,9 @@ least a share of the runs, ``O`` sorts by share (and back); ``s`` saves the cons
 
 from __future__ import annotations
 
+import os
 from array import array
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.segment import Segment
@@ -26,18 +28,20 @@ from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nydus_top.imageref import ImageRefError
+from nydus_top.lists import meta as listmeta
 from nydus_top.lists.files import ListExistsError, ListFileError
 from nydus_top.model.trace import TraceRun
 from nydus_top.model.tracelist import Row
+from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability
 from nydus_top.runs.runset import Run, RunSet, below, images_with_runs, is_unstable
-from nydus_top.text import human_size, printable
+from nydus_top.text import counted, human_size, printable
 from nydus_top.workspace.backend import ArmSpec
 from nydus_top.workspace.traces import MAX_STARTS
 
 from .dialogs import ArmDialog, ConfirmDialog, MessageDialog, PromptDialog
 from .trace import TraceScreen
-from .traceview import TraceView
+from .traceview import Column, TraceView, header_of, join_cells
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
@@ -45,7 +49,11 @@ if TYPE_CHECKING:
 BAR = 10  # cells of the share bar
 # No tracer behind the runs; merging other files would leave rows without a stability.
 _OFF = frozenset({"follow", "pause", "stop", "flag_runtime", "merge"})
-HEADER = f"{'':3} {'#':>5} {'runs':>7} {'share':<{BAR}} {'position':>13} {'first access ms':>17} {'size':>8} path"
+STABILITY_COLUMNS = (Column("marks", "", 3, "<"), Column("#", "#", 5), Column("runs", "runs", 7),
+                     Column("share", "share", BAR, "<"), Column("position", "position", 13),
+                     Column("first", "first access ms", 17), Column("size", "size", 8))
+STABILITY_HIDE_FIRST = ("first", "position", "size", "share", "runs")  # as the view narrows, in this order
+HEADER = header_of(STABILITY_COLUMNS)
 
 
 def share_bar(seen: int, runs: int) -> str:
@@ -54,19 +62,32 @@ def share_bar(seen: int, runs: int) -> str:
     return "█" * full + "░" * (BAR - full)
 
 
-def format_stability(position: int, entry: Row, f: FileStability, *, selected: bool, flagged: bool) -> str:
-    """One line under HEADER: marks (* selected, ~ unstable, ! runtime-created), share, medians ± spread."""
-    marks = ("*" if selected else " ") + ("~" if is_unstable(f) else " ") + ("!" if flagged else " ")
-    where = f"{f.position + 1:.1f}±{f.position_spread}"
-    ms = "-" if f.elapsed_us is None else f"{f.elapsed_us / 1000:.1f}±{(f.elapsed_spread_us or 0) / 1000:.1f}"
-    return (f"{marks} {position + 1:>5} {f'{f.seen}/{f.runs}':>7} {share_bar(f.seen, f.runs)} {where:>13} {ms:>17} "
-            f"{human_size(entry.size):>8} {printable(entry.path)}")
+def stability_cells(position: int, entry: Row, f: FileStability, *, selected: bool, flagged: bool) -> dict[str, str]:
+    """A row's cells: marks (* selected, ~ unstable, ! runtime-created), share, medians ± spread."""
+    return {
+        "marks": ("*" if selected else " ") + ("~" if is_unstable(f) else " ") + ("!" if flagged else " "),
+        "#": str(position + 1),
+        "runs": f"{f.seen}/{f.runs}",
+        "share": share_bar(f.seen, f.runs),
+        "position": f"{f.position + 1:.1f}±{f.position_spread}",
+        "first": "-" if f.elapsed_us is None else f"{f.elapsed_us / 1000:.1f}±{(f.elapsed_spread_us or 0) / 1000:.1f}",
+        "size": human_size(entry.size),
+    }
+
+
+def format_stability(position: int, entry: Row, f: FileStability, *, selected: bool, flagged: bool,
+                     columns: tuple[Column, ...] = STABILITY_COLUMNS) -> str:
+    """One line under the header of ``columns`` (every column unless told)."""
+    cells = stability_cells(position, entry, f, selected=selected, flagged=flagged)
+    return join_cells(columns, cells, printable(entry.path))
 
 
 class StabilityView(TraceView):
     """The rows of a stability list: the trace view's cursor, selection and keys, other columns."""
 
     COMPONENT_CLASSES = TraceView.COMPONENT_CLASSES | {"stabilityview--unstable", "stabilityview--below"}
+    COLUMNS = STABILITY_COLUMNS
+    HIDE_FIRST = STABILITY_HIDE_FIRST
 
     def __init__(self, run: TraceRun, counted: RunSet, *, id: str | None = None) -> None:
         super().__init__(run, id=id)
@@ -86,11 +107,11 @@ class StabilityView(TraceView):
         f = self.counted.by_path[entry.path]
         look = (ident in items.flagged, ident in self.selected, row == self.cursor and self.has_focus,
                 is_unstable(f), below(f, self.min_share))
-        key = (ident, row, look, width, scroll_x, self.min_share)
+        key = (ident, row, look, width, scroll_x, self.min_share, self._header)
         strip = self._cache.get(key)
         if strip is None:
             style = self._look(look)
-            text = format_stability(row, entry, f, selected=look[1], flagged=look[0])
+            text = format_stability(row, entry, f, selected=look[1], flagged=look[0], columns=self.columns)
             strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
             self._cache[key] = strip
         return strip
@@ -125,8 +146,9 @@ class StabilityScreen(TraceScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
         yield Static(id="counters", markup=False)
-        yield Static(" " + HEADER, id="header", markup=False)
+        yield Static(HEADER, id="header", markup=False)
         yield StabilityView(self.run, self.counted, id="list")
+        yield Static(id="detail", markup=False)
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
 
@@ -155,6 +177,26 @@ class StabilityScreen(TraceScreen):
             f"runtime-created {len(items.flagged)}  sel {len(self.view.selected)}  order {order}"
             + (f"  excl {len(items.exclusions)}" if items.exclusions else ""),
             layout=False)
+        self._show("#detail", self.detail_text())
+
+    def detail_text(self) -> str:
+        """The selected file's path uncut, then what the narrow columns hide."""
+        items, view = self.run.items, self.view
+        if not len(items):
+            return ""
+        entry = items[view.cursor]
+        cells = stability_cells(view.cursor, entry, self.counted.by_path[entry.path], selected=False, flagged=False)
+        shown = {c.key for c in view.columns}
+        hidden = [f"{c.title or c.key} {cells[c.key]}" for c in STABILITY_COLUMNS
+                  if c.key not in shown and c.key != "share"]
+        return " " + printable(entry.path) + "".join(f" · {part}" for part in hidden)
+
+    def detail_lines(self) -> list[str]:
+        items, cursor = self.run.items, self.view.cursor
+        entry = items[cursor]
+        cells = stability_cells(cursor, entry, self.counted.by_path[entry.path], selected=False, flagged=False)
+        return [f"path   {printable(entry.path)}",
+                *(f"{c.title or c.key}: {cells[c.key]}" for c in STABILITY_COLUMNS if c.key != "marks")]
 
     def _tally(self) -> tuple[int, int]:
         """(rows read in every run, unstable rows), counted again only after the rows changed
@@ -190,7 +232,7 @@ class StabilityScreen(TraceScreen):
         self.by_share = not self.by_share
         moved = self.app.workspace.sort_by_share(self.run, self.by_share)
         order = "share (most runs first)" if self.by_share else "consensus order"
-        self.edited(f"sorted by {order}" if moved else f"already in {order}")
+        self.edited(f"sorted by {order}" if moved else f"ordered by {order}: no row moved (they were in that order)")
 
     # -- saving the consensus ----------------------------------------------------------------
 
@@ -220,14 +262,38 @@ class StabilityScreen(TraceScreen):
         self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
 
 
+def runs_here(persist_dir: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """(image reference, number of runs) of every image with runs under *persist_dir*. The
+    reference is the one its newest run's metadata names (registry host included), which is
+    what opens them again; the run store's own name when no run says."""
+    root = Path(persist_dir) / runstore.RUNS_DIR
+    listed = []
+    for key in images_with_runs(persist_dir):
+        directory = root / key
+        if not directory.is_dir():  # listed by reference rather than by folder
+            try:
+                directory = runstore.image_dir(persist_dir, key)
+            except ImageRefError:
+                continue
+        runs = runstore.runs_of(directory)
+        try:
+            meta = listmeta.read(runs[-1]) if runs else None
+        except listmeta.MetaError:
+            meta = None
+        listed.append((meta.image if meta is not None and meta.image else key, len(runs)))
+    return listed
+
+
 class RunsDialog(ModalScreen[str | None]):
-    """Which image's runs to open: one with runs under persist_dir (picked), or a reference (typed)."""
+    """Which image's runs to open: one with runs under persist_dir (picked: its full reference
+    and how many runs it has), or a reference (typed)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, images: list[str], default: str) -> None:
+    def __init__(self, images: list[tuple[str, int]], default: str) -> None:
         super().__init__()
-        self.images = images
+        self.images = [image for image, _ in images]
+        self.counts = [runs for _, runs in images]
         self.default = default
 
     def compose(self) -> ComposeResult:
@@ -236,7 +302,8 @@ class RunsDialog(ModalScreen[str | None]):
             yield Static("every recorded start kept in the run store, counted together", classes="dialog-hint")
             if self.images:
                 yield Static("images with runs (enter):", markup=False)
-                yield OptionList(*(Option(Content(printable(image)), id=str(n)) for n, image in enumerate(self.images)),
+                yield OptionList(*(Option(Content(printable(f"{image}  ·  {counted(runs, 'run')}")), id=str(n))
+                                   for n, (image, runs) in enumerate(zip(self.images, self.counts, strict=True))),
                                  id="runs-images")
             yield Static("or an image reference:", markup=False)
             yield Input(self.default, placeholder="registry/repo:tag", id="runs-image")
@@ -261,7 +328,7 @@ def open_runs(app: NydusTopApp, default: str = "") -> None:
         if image:
             _read(app, image)
 
-    app.push_screen(RunsDialog(images_with_runs(persist_dir), default), chosen)
+    app.push_screen(RunsDialog(runs_here(persist_dir), default), chosen)
 
 
 def _read(app: NydusTopApp, image: str) -> None:
@@ -285,6 +352,15 @@ def _opened(app: NydusTopApp, image: str, runs: list[Run], warnings: list[str]) 
         app.push_screen(MessageDialog(f"Runs of {image} read with warnings", warnings))
 
 
+def _starts_problem(text: str) -> str:
+    """What is wrong with a typed number of starts ("" if nothing)."""
+    try:
+        starts = int(text)
+    except ValueError:
+        starts = 0
+    return "" if 1 <= starts <= MAX_STARTS else f"not a number of starts from 1 to {MAX_STARTS}: {text}"
+
+
 def arm_starts(app: NydusTopApp, namespace: str, pod: str, container: str, image: str) -> None:
     """Arm the next N starts of a container or of its image (asked): one run each, kept in the
     run store when it ends; the Traces list shows them counting down."""
@@ -294,20 +370,12 @@ def arm_starts(app: NydusTopApp, namespace: str, pod: str, container: str, image
             return
 
         def counted(text: str | None) -> None:
-            if text is None:
-                return
-            try:
-                starts = int(text)
-                if not 1 <= starts <= MAX_STARTS:
-                    raise ValueError
-            except ValueError:
-                app.notify(f"not a number of starts from 1 to {MAX_STARTS}: {printable(text)}", title="Arm")
-                return
-            app.workspace.arm(spec, image, starts=starts)
-            app.action_traces()
+            if text is not None:
+                app.workspace.arm(spec, image, starts=int(text))
+                app.action_traces()
 
         app.push_screen(PromptDialog("How many starts?", "10",
-                                     hint=f"the next N starts are traced, each kept as a run (1..{MAX_STARTS})"),
-                        counted)
+                                     hint=f"the next N starts are traced, each kept as a run (1..{MAX_STARTS})",
+                                     check=_starts_problem), counted)
 
     app.push_screen(ArmDialog(namespace, pod, container, image), armed)

@@ -35,7 +35,7 @@ from nydus_top.text import counted, human_size, printable
 from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, SaveDialog
-from .traceview import HEADER, TraceView
+from .traceview import HEADER, TraceView, describe_row
 
 PREFETCH_EVERY_S = 1.0  # a growing list's prefetch totals are worked out at most this often...
 PREFETCH_EVERY_ROWS = 10_000  # ...once it has more rows than this
@@ -71,6 +71,7 @@ class TraceScreen(LiveScreen):
         Binding("S", "stop", "Stop trace", show=False),
         Binding("c", "convert", "Convert", show=False),
         Binding("e", "cut", "End start-up here", show=False),
+        Binding("enter,l", "row_detail", "Whole row", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
@@ -107,6 +108,7 @@ class TraceScreen(LiveScreen):
         yield Sparkline(self.run.sparkline_data(), id="rate")
         yield Static(HEADER, id="header", markup=False)
         yield TraceView(self.run, id="list")
+        yield Static(id="detail", markup=False)
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
 
@@ -142,6 +144,41 @@ class TraceScreen(LiveScreen):
     def on_trace_view_cursor_moved(self) -> None:
         self.update_counters()
 
+    def on_trace_view_columns_changed(self) -> None:
+        self._show("#header", self.header_text())
+        self.update_counters()
+
+    def header_text(self) -> str:
+        return self.view.header()
+
+    # -- the selected row, whole -----------------------------------------------------------
+
+    def detail_text(self) -> str:
+        """The detail line: the selected row's path uncut, then what the narrow columns hide."""
+        items, view = self.run.items, self.view
+        if not len(items):
+            return ""
+        entry = items[view.cursor]
+        shown = {c.key for c in view.columns}
+        extra = []
+        if "comm" not in shown and entry.comm:
+            extra.append(printable(entry.comm))
+        if "pid" not in shown and entry.pid:
+            extra.append(f"pid {entry.pid}")
+        if "size" not in shown:
+            extra.append(f"size {human_size(entry.size)}")
+        if "read" not in shown and items.read_bytes(view.cursor) is not None:
+            extra.append(f"read {human_size(items.read_bytes(view.cursor))}")
+        return " " + printable(entry.path) + "".join(f" · {part}" for part in extra)
+
+    def detail_lines(self) -> list[str]:
+        items, cursor = self.run.items, self.view.cursor
+        return describe_row(cursor, items[cursor], items.read_bytes(cursor))
+
+    def action_row_detail(self) -> None:
+        if len(self.run.items):
+            self.app.push_screen(MessageDialog(f"Row {self.view.cursor + 1}", self.detail_lines()))
+
     # -- display ---------------------------------------------------------------------------
 
     def update_counters(self) -> None:
@@ -164,13 +201,14 @@ class TraceScreen(LiveScreen):
         flagged = len(run.items.flagged)
         self._show(
             "#counters",
-            f" files {run.files}  bytes {human_size(run.bytes)}  ev/s {run.events_per_second()}  "
+            f" files {run.files}  bytes {human_size(run.bytes)}  new files/s {run.events_per_second()}  "
             f"overflow {len(run.items.overflows)}  rows {len(run.items)}  sel {len(view.selected)}"
             + (f"  flagged {flagged}" if flagged else "")
             + (f"  excl {len(run.items.exclusions)}" if run.items.exclusions else "")
             + (f"  [{' '.join(flags)}]" if flags else ""),
         )
         self._widget(Sparkline).data = rates
+        self._show("#detail", self.detail_text())
 
     def _show(self, selector: str, text: str) -> None:
         """Set a one-line Static's text; an unchanged text costs no repaint."""
@@ -256,20 +294,23 @@ class TraceScreen(LiveScreen):
         if not rows:
             return
         moved = self.run.items.move(rows, min(rows) + delta)
-        self._after_move(moved)
+        self._after_move(rows, moved, "top" if delta < 0 else "bottom")
 
     def action_move_to(self, where: int) -> None:
         rows = self.view.selection_rows()
         if not rows:
             return
         moved = self.run.items.move(rows, 0 if where == 0 else len(self.run.items))
-        self._after_move(moved)
+        self._after_move(rows, moved, "top" if where == 0 else "bottom")
 
-    def _after_move(self, moved: list[int]) -> None:
+    def _after_move(self, rows: list[int], moved: list[int], end: str) -> None:
+        if moved and moved == sorted(rows):  # already there: nothing moved, no undo step
+            self.say(f"not moved: already at the {end}")
+            return
         if moved:
             self.view.follow = False
             self.view.move_cursor(moved[0])
-        self.edited(f"moved {len(moved)}")
+        self.edited(f"moved {counted(len(moved), 'row')}")
 
     def action_undo(self) -> None:
         self.edited("undone" if self.run.items.undo() else "nothing to undo")
@@ -416,7 +457,7 @@ class TraceScreen(LiveScreen):
         self.app.push_screen(PromptDialog("Save a range list", default,
                                           hint="JSON v1 for nydusify optimize --prefetch-files: recorded ranges "
                                                f"rounded out to {granularity} bytes ([ranges] granularity), "
-                                               "whole files where none are known"), chosen)
+                                               "whole files where none are known", paths=True), chosen)
 
     def save_ranges_to(self, path: str, overwrite: bool) -> None:
         self.say(f"saving a range list of {counted(len(self.run.items), 'path')}…")
@@ -427,7 +468,10 @@ class TraceScreen(LiveScreen):
         try:
             result = self.app.workspace.save_range_list(self.run, path, rows, overwrite=overwrite)
         except ListExistsError as err:
-            self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_ranges_to)
+            if self.app.workspace.range_list_unchanged(self.run, path, rows):
+                self.app.call_from_thread(self.say, f"range list already saved, unchanged: {path}")
+            else:
+                self.app.call_from_thread(self._confirm_overwrite, path, str(err.path), self.save_ranges_to)
             return
         except ListFileError as err:
             self.app.call_from_thread(self.say, str(err))
@@ -440,8 +484,10 @@ class TraceScreen(LiveScreen):
         def chosen(choice: int | str | None) -> None:
             other = workspace.get(choice) if isinstance(choice, int) else None
             if other is not None:
+                excluded = self.run.items.excluded_of(other.items.entries())
                 added = workspace.merge(self.run, other)
-                self.edited(printable(f"merged {counted(added, 'new path')} from {other.target.label}"))
+                self.edited(printable(f"merged {counted(added, 'new path')} from {other.target.label}"
+                                      + _excluded_note(excluded)))
             elif isinstance(choice, str):
                 self.say(f"loading {choice}…")
                 self._load_merge(str(Path(choice).expanduser()))
@@ -460,7 +506,11 @@ class TraceScreen(LiveScreen):
         self.app.call_from_thread(self._merge, path, loaded)
 
     def _merge(self, path: str, loaded: LoadedList) -> None:
+        excluded = self.run.items.excluded_of(loaded.entries)
         added = self.app.workspace.merge(self.run, loaded.entries, loaded.ranges)
+        if not added and loaded.ranges is None:  # nothing new: the list and its identity stay as they were
+            self.say(printable(f"merged nothing new from {path}{_excluded_note(excluded)}"))
+            return
         mine, theirs = self.app.workspace.list_meta(self.run), loaded.meta
         note = ""
         if theirs is not None and theirs.image and mine.image and theirs.image != mine.image:
@@ -472,7 +522,7 @@ class TraceScreen(LiveScreen):
         if not meta.image and theirs is not None:
             meta = replace(meta, image=theirs.image, digest=theirs.digest)
         self.run.meta = replace(meta, runs=(*meta.runs, path))
-        self.edited(printable(f"merged {counted(added, 'new path')} from {path}{note}"))
+        self.edited(printable(f"merged {counted(added, 'new path')} from {path}{note}{_excluded_note(excluded)}"))
 
     # -- conversion ------------------------------------------------------------------------
 
@@ -505,3 +555,11 @@ class TraceScreen(LiveScreen):
         self.app.push_screen(PromptDialog(f"Convert to {formats.TITLES.get(fmt, fmt)} with this prefetch list", image,
                                           hint=f"source image; target from the template {template}",
                                           placeholder="registry/repo:tag"), chosen)
+
+
+def _excluded_note(excluded: list[str]) -> str:
+    """"; 2 excluded (/a, /b)": the merged paths an exclusion in force keeps out (a few named)."""
+    if not excluded:
+        return ""
+    named = ", ".join(excluded[:3]) + (", …" if len(excluded) > 3 else "")
+    return f"; {len(excluded)} excluded by the exclusions in force ({named})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -17,10 +19,49 @@ from nydus_top.model.tracelist import Row
 from nydus_top.text import human_size, printable
 
 LINE_CACHE = 256  # rendered rows kept: a few screenfuls (each Strip holds several small caches)
-# The first column holds the marks: * selected, ! created at runtime (flagged); both can show.
-HEADER = f"{'':2} {'#':>6} {'ms':>9} {'size':>8} {'read':>8} {'':4} {'kind':<4} {'pid':>7} {'comm':<15} path"
 BAR_CELLS = 4
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
+PATH_MIN = 40  # cells the path keeps as the view narrows: the other columns hide first
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column before the path: its key in a row's cells, title, width and alignment."""
+
+    key: str
+    title: str
+    width: int
+    align: str = ">"
+
+
+# The first column holds the marks: * selected, ! created at runtime (flagged); both can show.
+TRACE_COLUMNS = (Column("marks", "", 2, "<"), Column("#", "#", 6), Column("ms", "ms", 9), Column("size", "size", 8),
+                 Column("read", "read", 8), Column("bar", "", BAR_CELLS, "<"), Column("kind", "kind", 4, "<"),
+                 Column("pid", "pid", 7), Column("comm", "comm", 15, "<"))
+TRACE_HIDE_FIRST = ("pid", "bar", "read", "kind", "size", "comm", "ms")  # as the view narrows, in this order
+
+
+def fit_columns(columns: tuple[Column, ...], hide_first: tuple[str, ...], width: int) -> tuple[Column, ...]:
+    """The columns shown in ``width`` cells: those of ``hide_first`` go, in its order, until the
+    path has PATH_MIN cells (or nothing is left to hide)."""
+    shown = columns
+    for key in hide_first:
+        if sum(c.width + 1 for c in shown) + PATH_MIN <= width:
+            break
+        shown = tuple(c for c in shown if c.key != key)
+    return shown
+
+
+def header_of(columns: tuple[Column, ...]) -> str:
+    return " ".join(f"{c.title:{c.align}{c.width}}" for c in columns) + " path"
+
+
+def join_cells(columns: tuple[Column, ...], cells: dict[str, str], path: str) -> str:
+    """One line: each shown column's cell at its width (cut if longer), then the path."""
+    return " ".join(f"{cells[c.key]:{c.align}{c.width}.{c.width}}" for c in columns) + " " + path
+
+
+HEADER = header_of(TRACE_COLUMNS)
 
 
 def read_bar(read: int | None, size: int | None) -> str:
@@ -32,15 +73,37 @@ def read_bar(read: int | None, size: int | None) -> str:
     return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(BAR_CELLS)
 
 
+def row_cells(position: int, entry: Row, read: int | None = None, *, selected: bool = False,
+              flagged: bool = False) -> dict[str, str]:
+    """A row's cells by column key; "-" or blank where a loaded list has no value. ``read``:
+    bytes of the file read (range tracer), None without range data."""
+    return {
+        "marks": ("*" if selected else " ") + ("!" if flagged else " "),
+        "#": str(position + 1),
+        "ms": "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}",
+        "size": human_size(entry.size),
+        "read": human_size(read),
+        "bar": read_bar(read, entry.size),
+        "kind": entry.kind or "-",
+        "pid": str(entry.pid or ""),
+        "comm": printable(entry.comm),
+    }
+
+
 def format_row(position: int, entry: Row, read: int | None = None, *, selected: bool = False,
-               flagged: bool = False) -> str:
-    """One line under HEADER; "-" or blank where a loaded list has no value. ``read``: bytes of
-    the file read (range tracer), None without range data."""
-    ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f}"
-    marks = ("*" if selected else " ") + ("!" if flagged else " ")
-    return (f"{marks} {position + 1:>6} {ms:>9} {human_size(entry.size):>8} {human_size(read):>8} "
-            f"{read_bar(read, entry.size)} {entry.kind or '-':<4} {entry.pid or '':>7} "
-            f"{printable(entry.comm):<15.15} {printable(entry.path)}")
+               flagged: bool = False, columns: tuple[Column, ...] = TRACE_COLUMNS) -> str:
+    """One line under the header of ``columns`` (every column unless told)."""
+    cells = row_cells(position, entry, read, selected=selected, flagged=flagged)
+    return join_cells(columns, cells, printable(entry.path))
+
+
+def describe_row(position: int, entry: Row, read: int | None = None) -> list[str]:
+    """The whole row, one field a line: what a narrow view hides, and the path uncut."""
+    ms = "-" if entry.elapsed_us is None else f"{entry.elapsed_us / 1000:.1f} ms"
+    read_text = "-" if read is None else f"{human_size(read)} of {human_size(entry.size)}"
+    return [f"path   {printable(entry.path)}", f"#      {position + 1}", f"first  {ms}",
+            f"size   {human_size(entry.size)}", f"read   {read_text}", f"kind   {entry.kind or '-'}",
+            f"pid    {entry.pid or '-'}", f"comm   {printable(entry.comm) or '-'}"]
 
 
 class TraceView(ScrollView, can_focus=True):
@@ -60,6 +123,12 @@ class TraceView(ScrollView, can_focus=True):
     class CursorMoved(Message):
         """The cursor or selection changed (the screen updates its status line)."""
 
+    class ColumnsChanged(Message):
+        """The view's width shows other columns (the screen updates its header)."""
+
+    COLUMNS: tuple[Column, ...] = TRACE_COLUMNS
+    HIDE_FIRST: tuple[str, ...] = TRACE_HIDE_FIRST
+
     def __init__(self, run: TraceRun, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run = run
@@ -68,6 +137,11 @@ class TraceView(ScrollView, can_focus=True):
         self.follow = len(run.items) == 0
         self._cache: LRUCache[tuple[object, ...], Strip] = LRUCache(LINE_CACHE)
         self._styles: dict[tuple[object, ...], Style] = {}  # (flagged, selected, cursor, *components) -> style
+        self.columns: tuple[Column, ...] = self.COLUMNS  # those the width leaves room for (on_resize)
+        self._header = header_of(self.columns)  # also the line cache's key for the columns (a str hashes once)
+
+    def header(self) -> str:
+        return self._header
 
     # -- data ------------------------------------------------------------------------------
 
@@ -146,6 +220,12 @@ class TraceView(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.run.items))
         self._scroll_cursor_into_view()
+        columns = fit_columns(self.COLUMNS, self.HIDE_FIRST, self.scrollable_content_region.width)
+        if columns != self.columns:
+            self.columns = columns
+            self._header = header_of(columns)
+            self.refresh()
+        self.post_message(self.ColumnsChanged())
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -160,11 +240,11 @@ class TraceView(ScrollView, can_focus=True):
         is_flagged = ident in items.flagged
         read = items.read_bytes(row)
         # Everything a line's look depends on is in the key, so edits never need to clear the cache.
-        key = (ident, row, is_cursor, is_selected, is_flagged, read, width, scroll_x, self.has_focus)
+        key = (ident, row, is_cursor, is_selected, is_flagged, read, width, scroll_x, self.has_focus, self._header)
         strip = self._cache.get(key)
         if strip is None:
             style = self._line_style(is_flagged, is_selected, is_cursor and self.has_focus)
-            text = format_row(row, items[row], read, selected=is_selected, flagged=is_flagged)
+            text = format_row(row, items[row], read, selected=is_selected, flagged=is_flagged, columns=self.columns)
             strip = Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, style)
             self._cache[key] = strip
         return strip

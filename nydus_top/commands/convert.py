@@ -175,7 +175,7 @@ def _run(args: argparse.Namespace, stop: _Stop) -> int:
             print(printable(f"nydus-top convert: {line}"), file=sys.stderr)
         print(printable("running: " + " ".join(conversion.argv) + f" < {formats.input_name(fmt)}"), flush=True)
         stop.conversion = conversion  # from here on a signal cancels it (before its start too)
-        result = conversion.run(lambda line: print(printable(f"[{line.elapsed:7.1f}s] {line.text}"), flush=True))
+        result = conversion.run(lambda line: print(printable(line.shown()), flush=True))
     except ConversionError as err:
         print(printable(f"nydus-top convert: {err}"), file=sys.stderr)
         return 2

@@ -35,6 +35,10 @@ class OutputLine:
     elapsed: float  # seconds since the process started
     text: str
 
+    def shown(self) -> str:
+        """The line as the CLI and the app show it: elapsed time, then nydusify's text."""
+        return f"[{self.elapsed:7.1f}s] {self.text}"
+
 
 @dataclass(frozen=True, slots=True)
 class ConversionResult:

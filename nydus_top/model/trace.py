@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.ranges import RangeBook
+from nydus_top.model.node import Container, Pod
 from nydus_top.model.records import Access, Overflow
 from nydus_top.model.tracelist import TraceList
 
@@ -48,6 +49,13 @@ class Target:
     image: str  # image reference used for the default save path
     container_id: str = ""  # set once attached
     path: str = ""  # the file a loaded list came from
+
+
+def identity_of(container: Container, pod: Pod | None) -> ListMeta:
+    """A container's identity as a list's metadata: full image reference, names, pod."""
+    image = container.image
+    return ListMeta(image=image, digest=image.partition("@")[2], container=container.name,
+                    container_id=container.id, pod=f"{pod.namespace}/{pod.name}" if pod is not None else "")
 
 
 @dataclass(eq=False)
@@ -84,10 +92,16 @@ class TraceRun:
 
     # -- tracer side (any thread) -------------------------------------------------------------
 
-    def started(self, container_id: str, *, possibly_incomplete: bool = False) -> None:
-        """The tracer runs on ``container_id``; ``possibly_incomplete`` when its mark was late."""
+    def started(self, container_id: str, *, possibly_incomplete: bool = False,
+                identity: ListMeta | None = None) -> None:
+        """The tracer runs on ``container_id``; ``possibly_incomplete`` when its mark was late.
+        ``identity``: the container's image, name and pod as its start reported them (see
+        :func:`identity_of`), so a start that is gone from the node model by the time it is kept
+        still names them."""
         with self._lock:
             self.target = replace(self.target, container_id=container_id)
+            if identity is not None:
+                self.meta = identity
             self.possibly_incomplete = possibly_incomplete
             self.state = TraceState.RUNNING
 

@@ -179,7 +179,11 @@ class TraceList:
 
     def merge(self, other: Sequence[Listable], ranges: RangeBook | None = None) -> int:
         """Merge another run: paths not yet present are appended in their order, and its byte
-        ranges (if any) join ours by union (one undo step)."""
+        ranges (if any) join ours by union (one undo step). A merge that would show nothing new
+        (every path known or excluded, no ranges) is no edit: a saved list stays saved."""
+        by_path, matchers = self._by_path, self._matchers
+        if ranges is None and all(e.path in by_path or any(m.match(e.path) for m in matchers) for e in other):
+            return 0
         self._checkpoint()
         first = self.seen
         added = self.extend(other)
@@ -187,6 +191,15 @@ class TraceList:
         if ranges is not None:
             self._merged_ranges = (*self._merged_ranges, ranges)
         return added
+
+    def excluded_of(self, other: Iterable[Listable]) -> list[str]:
+        """The paths of *other* that an exclusion in force keeps out of the list (once each)."""
+        matchers = self._matchers
+        if not matchers:
+            return []
+        shown = {self._path[i] for i in self.rows}
+        return list(dict.fromkeys(e.path for e in other
+                                  if e.path not in shown and any(m.match(e.path) for m in matchers)))
 
     # -- byte ranges -------------------------------------------------------------------------
 

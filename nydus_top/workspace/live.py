@@ -18,7 +18,7 @@ from dataclasses import replace
 from nydus_top.config import Config
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import Container, NodeModel
-from nydus_top.model.trace import TraceRun
+from nydus_top.model.trace import TraceRun, identity_of
 from nydus_top.nri.session import HOOK_BUDGET, PluginSession, SessionThread
 from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
 from nydus_top.tracing.arming import StartTrace, StartupCapture, pool_starter
@@ -101,7 +101,8 @@ class LiveBackend:
         if live.ranges is not None:
             run.ranges_from(live.ranges.collector)
             _say_stall(live.ranges, run)
-        run.started(start.container.id, possibly_incomplete=start.possibly_incomplete)
+        run.started(start.container.id, possibly_incomplete=start.possibly_incomplete,
+                    identity=identity_of(start.container, start.pod))
         ready = readiness_from(self.config)
         if not ready.enabled:
             live.follow(run.records, keep=False)  # the run keeps them

@@ -35,6 +35,7 @@ from nydus_top.lists.files import (
     LoadedList,
     SaveResult,
     load_list,
+    range_list,
     result_paths,
     save_list,
     save_range_list,
@@ -210,11 +211,12 @@ class Workspace:
             selectors = [(self._selector(spec), left) for spec, left in armed.items()]
             for c in containers:
                 pod = pods.get(c.pod_id)
-                if pod is None or c.id in status:
+                if pod is None:
                     continue
                 left = sum(n for s, n in selectors if s(pod, c) is not None)
                 if left:
-                    status[c.id] = "armed" if left == 1 else f"armed ×{left}"
+                    armed_text = "armed" if left == 1 else f"armed ×{left}"
+                    status[c.id] = f"{status[c.id]} · {armed_text}" if c.id in status else armed_text
         return status
 
     def _selector(self, spec: ArmSpec) -> Selector:
@@ -259,16 +261,16 @@ class Workspace:
         del self.notes[:-50]
 
     def _identity(self, run: TraceRun) -> ListMeta:
-        container = self.backend.node.containers.get(run.target.container_id)
-        pod = self.backend.node.pods.get(container.pod_id) if container is not None else None
-        image = container.image if container is not None and container.image else run.target.image
+        """A kept start's metadata: the container as the node model has it, else as its start
+        reported it (a short start may be gone from the model before it is kept)."""
+        self.remember_identity(run)
+        meta = run.meta or ListMeta()
         problems = [why for why, bad in (("mark was late", run.possibly_incomplete),
                                          (f"{len(run.items.overflows)} overflow records", bool(run.items.overflows)),
                                          (run.error, run.state is TraceState.FAILED)) if bad]
-        return ListMeta(image=image, container=container.name if container is not None else run.target.label,
-                        container_id=run.target.container_id,
-                        pod=f"{pod.namespace}/{pod.name}" if pod is not None else "",
-                        complete=not problems, incomplete="; ".join(problems)).with_origin()
+        return ListMeta(image=meta.image or run.target.image, digest=meta.digest,
+                        container=meta.container or run.target.label, container_id=run.target.container_id,
+                        pod=meta.pod, complete=not problems, incomplete="; ".join(problems)).with_origin()
 
     @staticmethod
     def read_runs(persist_dir: str | Path, image: str) -> tuple[list[Run], list[str]]:
@@ -281,10 +283,15 @@ class Workspace:
         order, flagged where a run saw it created at runtime; then the files below ``min_share``
         go (one undo step, so ``u`` shows them all)."""
         counted = runset.count(image, runs)
+        for known in self._runs:  # the same runs opened again: their list as it was left
+            same = self._sets.get(known.id)
+            if same is not None and (same.image, same.names) == (counted.image, counted.names):
+                return known
         run = self._add(TraceRun(Target(f"runs of {counted.image} ({counted.runs})", counted.image),
                                  state=TraceState.LOADED))
         run.items.extend(as_entries(counted.files))
         run.files = len(run.items)
+        run.bytes = sum(f.size or 0 for f in counted.files)
         run.items.set_flags(counted.runtime_created())
         if counted.ranges is not None:  # the union of the runs' byte ranges
             run.items.set_traced_ranges(counted.ranges)
@@ -328,7 +335,8 @@ class Workspace:
         lost = []
         for run in self._runs:
             if run.state is TraceState.RUNNING:
-                lost.append(Unsaved(run, "tracing"))
+                lost.append(Unsaved(run, "tracing, kept as a run" if run.arm is not None and self._keepable(run)
+                                    else "tracing"))
             elif run.state is TraceState.ARMED:
                 lost.append(Unsaved(run, "armed"))
             elif self.is_dirty(run):
@@ -418,6 +426,17 @@ class Workspace:
         return save_range_list(items.entries(rows), path, overwrite=overwrite, ranges=items.ranges(),
                                granularity=config.granularity, root=within(path, config.persist_dir))
 
+    def range_list_unchanged(self, run: TraceRun, path: str, rows: array[int] | None = None) -> bool:
+        """True when ``path`` holds exactly the range list a save of ``rows`` would write (as
+        after ``s``, which writes it beside the list): nothing to overwrite, nothing to ask."""
+        config, items = self.backend.config, run.items
+        data, _ = range_list(items.entries(rows), items.ranges(), config.granularity)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(len(data) + 1) == data
+        except OSError:
+            return False
+
     def save_unsaved(self) -> list[str]:
         """Save every run ``unsaved`` names (where it was saved before, else its default path,
         never overwriting a file it did not write). One line per run that could not be saved."""
@@ -437,9 +456,21 @@ class Workspace:
     # -- the end ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Disarm and stop every live run, then the backend; never blocks on a tracer."""
+        """Disarm and stop every live run, then the backend; never blocks on a tracer. An armed
+        start still tracing is kept as a run with what it has delivered so far."""
         for run in self._runs:
             if run.state is TraceState.ARMED:
                 run.stop()
+            elif run.state is TraceState.RUNNING and run.arm is not None:
+                self._keep_at_close(run)
             run.close()
         self.backend.close()
+
+    def _keep_at_close(self, run: TraceRun) -> None:
+        """Take what the run's inbox holds now (not what keeps coming), then keep the start."""
+        run.paused = False
+        for _ in range(run.queued + 1):
+            if not run.drain():
+                break
+        if self._keepable(run):
+            self.keep(run)

@@ -194,9 +194,14 @@ _DEMO_DATA: dict[str, bytes] = {
 }
 _DEMO_SCRIPT = "/app/start.sh"
 
-# Files the demo's start-up reads, in order of first access: the shell (static busybox, no
-# libraries), its script, then every config and data file. Not read: ``/usr/share/demo/unused.txt``.
-DEMO_STARTUP_FILES: tuple[str, ...] = ("/bin/busybox", _DEMO_SCRIPT, *_DEMO_DATA)
+# Written by the demo as it starts (not in the image): flagged as created at runtime.
+DEMO_CREATED_FILES: tuple[str, ...] = ("/app/demo.pid",)
+# Files the demo's start-up only partly reads: the first this many bytes (the rest are read whole).
+DEMO_PARTIAL_READS: dict[str, int] = {"/usr/share/demo/models/large.bin": 64 * 1024}
+# Files the demo's start-up opens, in order of first access: the shell (static busybox, no
+# libraries), its script, the file it creates, then every config and data file. Not read:
+# ``/usr/share/demo/unused.txt``.
+DEMO_STARTUP_FILES: tuple[str, ...] = ("/bin/busybox", _DEMO_SCRIPT, *DEMO_CREATED_FILES, *_DEMO_DATA)
 DEMO_UNREAD_FILES: tuple[str, ...] = ("/usr/share/demo/unused.txt",)
 # After start-up the demo keeps reading these (start-up files: a recording's list is unchanged)
 # every DEMO_PERIOD_S seconds, so a trace attached to the running demo shows accesses.
@@ -204,13 +209,19 @@ DEMO_PERIODIC_FILES: tuple[str, ...] = ("/etc/demo/app.conf", "/usr/share/demo/d
 DEMO_PERIOD_S = 2
 
 
+def _read(path: str) -> str:
+    part = DEMO_PARTIAL_READS.get(path)
+    return f"cat '{path}' >/dev/null\n" if part is None else f"head -c {part} '{path}' >/dev/null\n"
+
+
 def _demo_script() -> bytes:
-    reads = "".join(f"cat '{path}' >/dev/null\n" for path in _DEMO_DATA)
+    created = "".join(f"echo $$ >'{path}'\n" for path in DEMO_CREATED_FILES)
+    reads = "".join(_read(path) for path in _DEMO_DATA)
     again = " ".join(f"'{path}'" for path in DEMO_PERIODIC_FILES)
     return (
-        "#!/bin/sh\n# Demo workload: read the start-up files, say so, then read a few of them\n"
-        f"# again every {DEMO_PERIOD_S} s until stopped.\n"
-        f"{reads}echo '{DEMO_READY_LINE}'\n"
+        "#!/bin/sh\n# Demo workload: write its pid file, read the start-up files (one only in part),\n"
+        f"# say so, then read a few of them again every {DEMO_PERIOD_S} s until stopped.\n"
+        f"{created}{reads}echo '{DEMO_READY_LINE}'\n"
         f"trap 'exit 0' TERM INT\nwhile :; do sleep {DEMO_PERIOD_S} & wait $!; cat {again} >/dev/null; done\n"
     ).encode()
 
@@ -218,7 +229,7 @@ def _demo_script() -> bytes:
 def demo_image(busybox: Path, archive: Path, ref: str = DEMO_IMAGE, extra: Mapping[str, Content] | None = None) -> str:
     """The demo workload image (see ``DEMO_STARTUP_FILES``); *extra* files (never read) give a copy
     of it under another name a digest of its own, so that no image of the node has two names."""
-    files = busybox_files(busybox)
+    files = busybox_files(busybox, ("sh", "cat", "sleep", "echo", "head"))
     files[_DEMO_SCRIPT] = File(_demo_script(), 0o755)
     files.update(_DEMO_DATA)
     files.update({path: b"never read at start-up\n" for path in DEMO_UNREAD_FILES})

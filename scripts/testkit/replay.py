@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nydus_top.config import Config
+from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.ranges import RangeBook
 from nydus_top.model.node import NodeModel
 from nydus_top.model.records import Access, Overflow
-from nydus_top.model.trace import TraceRun
+from nydus_top.model.trace import TraceRun, identity_of
 from nydus_top.workspace.backend import ArmSpec
 
 
@@ -32,9 +33,10 @@ class ReplayBackend:
     def now(self) -> float:
         return self.clock
 
-    def attach(self, container_id: str, run: TraceRun, *, late: bool = False) -> None:
+    def attach(self, container_id: str, run: TraceRun, *, late: bool = False,
+               identity: ListMeta | None = None) -> None:
         run.stopper = run.ended
-        run.started(container_id, possibly_incomplete=late)
+        run.started(container_id, possibly_incomplete=late, identity=identity)
         run.records(self.recordings.get(container_id, ()))
         if container_id in self.ranges:
             run.ranges_update(self.ranges[container_id])
@@ -52,7 +54,7 @@ class ReplayBackend:
         for spec, run in list(self.armed):
             if spec.selector()(pod, container) is not None:
                 self.armed.remove((spec, run))
-                self.attach(container_id, run, late=late)
+                self.attach(container_id, run, late=late, identity=identity_of(container, pod))  # as the live one
                 return
 
     def runtime_created(self, container_id: str, paths: Sequence[str]) -> set[str]:

@@ -69,8 +69,11 @@ def test_demo_image_holds_every_startup_file_and_script_reads_them_in_order(tmp_
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
         names = {"/" + m.name for m in tar.getmembers()}
         script = tar.extractfile("app/start.sh").read().decode()
-    assert set(images.DEMO_STARTUP_FILES) | set(images.DEMO_UNREAD_FILES) <= names
+    assert set(images.DEMO_STARTUP_FILES) - set(images.DEMO_CREATED_FILES) | set(images.DEMO_UNREAD_FILES) <= names
+    assert not set(images.DEMO_CREATED_FILES) & names  # written at start: created at runtime
     assert images.DEMO_STARTUP_FILES[:2] == ("/bin/busybox", "/app/start.sh")
+    for path, size in images.DEMO_PARTIAL_READS.items():
+        assert f"head -c {size} '{path}'" in script  # read only in part: its byte ranges show it
     positions = [script.index(f"'{path}'") for path in images.DEMO_STARTUP_FILES[2:]]
     assert positions == sorted(positions)
     assert not any(path in script for path in images.DEMO_UNREAD_FILES)

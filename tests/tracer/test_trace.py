@@ -321,3 +321,15 @@ def test_a_short_lived_process_is_named_after_what_it_executed(pool, container) 
     child, parent = records
     assert child.pid != parent.pid
     assert (child.comm, parent.comm) == ("tool", "probe")
+
+
+def test_a_burst_of_short_lived_readers_of_one_binary_keeps_their_names(pool, container) -> None:
+    # Like the demo's `cat`s: each child execs the same binary (reported once) and reads one file,
+    # and all have exited before the held tracer reads their events. Each read names its reader.
+    files = [f"/data/f{i}" for i in range(6)]
+    c = container(dict.fromkeys(files, b"f"), workload(*(f"spawn:/bin/tool:{f}" for f in files)))
+    _, records = traced(pool, c, bounded_queue=True)
+    reads = [r for r in records if isinstance(r, Access) and r.path.startswith("/data/")]
+    assert [r.path for r in reads] == files
+    assert len({r.pid for r in reads}) == len(files)
+    assert [r.comm for r in reads] == ["tool"] * len(files)

@@ -138,10 +138,10 @@ async def test_rate_falls_to_zero_on_the_clock_when_the_trace_goes_idle() -> Non
     backend = make_backend()
     async with on_trace(backend) as (app, pilot, screen):
         await pilot.pause()
-        assert "ev/s 7 " in screen_text(app)  # 7 accesses in elapsed second 1, the last complete one
+        assert "new files/s 7 " in screen_text(app)  # 7 accesses in elapsed second 1, the last complete one
         assert screen.query_one(Sparkline).data[-3:] == [8, 7, 1]
         backend.clock += 3  # three idle seconds: no record arrives
-        await until(pilot, lambda: "ev/s 0 " in screen_text(app), what="the rate to decay")
+        await until(pilot, lambda: "new files/s 0 " in screen_text(app), what="the rate to decay")
         assert screen.query_one(Sparkline).data[-6:] == [8, 7, 1, 0, 0, 0]
 
 
@@ -223,3 +223,16 @@ async def test_trace_progress_rewrites_its_cell_not_the_containers_table() -> No
         await pilot.pause()
         assert f"tracing {len(PATHS) + 5}" in screen_text(app)
         assert rebuilds == []
+
+
+async def test_moving_the_top_row_up_says_it_did_not_move() -> None:
+    async with on_trace() as (app, pilot, screen):
+        edits = screen.run.items.edits
+        await pilot.press("K")
+        await pilot.pause()
+        assert paths(screen) == PATHS and screen.run.items.edits == edits
+        assert "not moved: already at the top" in screen_text(app)
+        assert not app.workspace.is_dirty(screen.run)
+        await pilot.press("down", "K")
+        await pilot.pause()
+        assert paths(screen)[:2] == [PATHS[1], PATHS[0]] and "moved 1 row" in screen_text(app)

@@ -61,3 +61,24 @@ async def test_marks_have_their_own_column_and_never_shift_a_row() -> None:
         assert {line.index("/", column - 1) for line in rows.values()} == {column}
         assert rows["/usr/sbin/nginx"].startswith("* ") and rows["/run/nginx.pid"].startswith(" !")
         assert rows["/etc/passwd"].startswith("  ") and rows["/var/cache/nginx/client_temp/0001"].startswith("*!")
+
+
+async def test_a_narrow_trace_keeps_the_path_and_l_shows_the_whole_row() -> None:
+    from nydus_top.screens.app import NydusTopApp
+    from nydus_top.screens.dialogs import MessageDialog
+    from testkit.replay_data import make_backend
+
+    app = NydusTopApp(make_backend())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter", "home", "down", "down")
+        await pilot.pause()
+        text = screen_text(app)
+        # the path column keeps its room: the row's path is whole, pid and the read bar hide
+        assert "       3     275.5 nginx           /lib/x86_64-linux-gnu/libpcre2-8.so.0" in text
+        assert " /lib/x86_64-linux-gnu/libpcre2-8.so.0 · pid 4242 · size 614.6K" in text  # the detail line
+        await pilot.press("l")
+        await pilot.pause()
+        assert isinstance(app.screen, MessageDialog)
+        text = screen_text(app)
+        assert "path   /lib/x86_64-linux-gnu/libpcre2-8.so.0" in text and "pid    4242" in text
+        assert "size   614.6K" in text and "kind   open" in text

@@ -60,6 +60,9 @@ async def test_w_saves_the_recorded_ranges_and_asks_before_overwriting(tmp_path:
         assert len(doc["files"]) == 16 and doc["files"][4]["ranges"] == [[0, MiB], [2 * MiB, MiB]]
         assert f"saved 16 paths to {tmp_path / 'r.json'}" in screen_text(app)
         await pilot.press("w")
+        await submit(pilot, str(tmp_path / "r.json"))  # the same content: nothing to ask
+        assert f"range list already saved, unchanged: {tmp_path / 'r.json'}" in screen_text(app)
+        await pilot.press("d", "w")  # other content: never overwritten without asking
         await submit(pilot, str(tmp_path / "r.json"))
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("n")

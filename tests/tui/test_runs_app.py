@@ -7,9 +7,11 @@ from pathlib import Path
 
 from nydus_top.lists.files import load_list
 from nydus_top.lists.meta import ListMeta
+from nydus_top.model.node import EventKind
 from nydus_top.model.records import ListedFile
 from nydus_top.model.trace import TraceState
 from nydus_top.runs import store as runstore
+from nydus_top.screens.dialogs import QuitDialog
 from nydus_top.screens.stability import StabilityScreen
 from nydus_top.screens.traces import TracesScreen
 from testkit.replay_data import STARTUP, make_backend
@@ -122,3 +124,115 @@ async def test_diff_two_saved_lists_from_the_palette_command(tmp_path: Path) -> 
         await pilot.press("v", "v")
         text = screen_text(app)
         assert "showing only in B" in text and "/new" in text and "/f00" not in text
+
+
+async def test_a_start_of_n_armed_names_its_container_and_pod_after_it_left_the_node(tmp_path: Path) -> None:
+    # A short start is removed from the node model before it ends and is kept: its run still
+    # names the container and pod its start reported (not the trace's label and an empty pod).
+    backend = make_backend(tmp_path, keep_runs=20)
+    async with running(backend) as (app, pilot):
+        await pilot.press("A", "c")  # nginx's row: this container by pod and name
+        await submit(pilot, "3")
+        backend.start("c-nginx")
+        app.pump()
+        run = app.workspace.runs[0]
+        assert run.state is TraceState.RUNNING
+        node = backend.node
+        container = node.containers["c-nginx"]
+        node.container_event(EventKind.CONTAINER_REMOVE, node.pods[container.pod_id], container)
+        app.pump()
+        app.workspace.stop(run)
+        app.pump()
+        kept = app.workspace.kept_path(run)
+    meta = load_list(kept).meta
+    assert meta is not None
+    assert (meta.container, meta.pod, meta.image) == ("nginx", "default/web-7d9f", NGINX)
+
+
+async def test_quit_anyway_keeps_an_armed_start_that_captured_files_as_a_run(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path, keep_runs=20)
+    async with running(backend) as (app, pilot):
+        await pilot.press("a", "c")
+        backend.start("c-nginx")
+        await until(pilot, lambda: len(app.workspace.runs[0].items) > 0, what="the start's files")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitDialog) and "tracing, kept as a run" in screen_text(app)
+        await pilot.press("q")  # quit anyway
+        await pilot.pause()
+    [kept] = runstore.runs_of(runstore.image_dir(tmp_path, NGINX))
+    assert [e.path for e in load_list(kept).entries] == [path for path, _size, _kind in STARTUP]
+
+
+async def test_the_diff_of_two_identical_lists_says_there_are_no_differences(tmp_path: Path) -> None:
+    from nydus_top.lists.files import save_list
+    from nydus_top.screens.diff import DiffScreen
+
+    same = [ListedFile(f"/f{n}", 1, 1000 * n) for n in range(5)]
+    save_list(same, tmp_path / "a")
+    save_list(same, tmp_path / "b")
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        app.action_diff()
+        await submit(pilot, str(tmp_path / "a"))
+        await submit(pilot, str(tmp_path / "b"))
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the diff")
+        assert "no differences: the same files in the same order" in screen_text(app)
+
+
+async def test_the_runs_picker_lists_full_references_with_their_counts_and_opens_them(tmp_path: Path) -> None:
+    # One component after the registry host ("demo:1"): read back alone it would be Docker Hub's.
+    demo = "nydus-top.local/demo:1"
+    for n in range(3):
+        runstore.save_run(tmp_path, [ListedFile(p, 1, 10 * i) for i, p in enumerate(FIXED)],
+                          ListMeta(image=demo, container="demo"), when=1_700_000_000 + n)
+    _keep_runs(tmp_path)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        text = screen_text(app)
+        assert f"{demo}  ·  3 runs" in text and f"{IMAGE}  ·  4 runs" in text
+        await pilot.press("enter")  # the first one listed
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        assert f"Stability of {demo} · 3 runs" in screen_text(app)
+
+
+async def test_sorting_runs_of_equal_shares_by_share_says_no_row_moved(tmp_path: Path) -> None:
+    for n in range(3):
+        runstore.save_run(tmp_path, [ListedFile(p, 1, 10 * i) for i, p in enumerate(FIXED)],
+                          ListMeta(image=IMAGE, container="app"), when=1_700_000_000 + n)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        await pilot.press("O")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "order share" in text and "ordered by share (most runs first): no row moved" in text
+
+
+async def test_r_on_the_same_runs_twice_brings_back_one_list_with_its_bytes(tmp_path: Path) -> None:
+    _keep_runs(tmp_path)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        for _ in range(2):
+            await pilot.press("R")
+            await pilot.pause()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+            await pilot.press("escape")
+            await pilot.pause()
+        [run] = app.workspace.runs
+        assert run.bytes == 4 * 100 + 101 + 102 + 103 + 104  # every file of any run: /tmp/r0..3, FIXED, /opt/extra
+        await pilot.press("t")
+        await pilot.pause()
+        assert f"runs of {IMAGE} (4)" in screen_text(app) and " 0B " not in screen_text(app)
+
+
+async def test_the_trace_column_shows_armed_starts_beside_a_live_trace(tmp_path: Path) -> None:
+    async with running(make_backend(tmp_path, keep_runs=20)) as (app, pilot):
+        await pilot.press("enter")  # trace nginx now
+        await pilot.pause()
+        await pilot.press("escape", "A", "c")
+        await submit(pilot, "3")
+        await pilot.press("escape")
+        await until(pilot, lambda: "tracing 16 · armed ×3" in screen_text(app), what="the TRACE column")

@@ -78,9 +78,20 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
             assert not set(images.DEMO_UNREAD_FILES) & set(run.items.paths())
             # the range tracer saw every start-up file through containerd's overlay (busybox is
             # mapped, the rest read whole: all whole, none without data)
-            await until(pilot, lambda: all(p in run.items.ranges() for p in images.DEMO_STARTUP_FILES),
-                        what="ranges of the start-up files")
+            read = [p for p in images.DEMO_STARTUP_FILES if p not in images.DEMO_CREATED_FILES]
+            await until(pilot, lambda: all(p in run.items.ranges() for p in read), what="ranges of the start-up files")
             assert "with ranges / " in str(trace.query_one("#title").render())
+            # the demo reads a big file only in part: its ranges show less than the whole file
+            big = 2 * 1024 * 1024
+            for path, part in images.DEMO_PARTIAL_READS.items():
+                await until(pilot, lambda p=path: run.items.ranges().read_bytes(p, big) is not None,
+                            what=f"the ranges of {path}")
+                assert part <= run.items.ranges().read_bytes(path, big) < big  # type: ignore[operator]
+            # and writes a file as it starts: r flags it as created at runtime
+            await pilot.press("r")
+            await settle(pilot)
+            flagged = {run.items.entry(i).path for i in run.items.flagged}
+            assert flagged == set(images.DEMO_CREATED_FILES)
 
             await pilot.press("s", "enter")
             await settle(pilot)
@@ -95,6 +106,11 @@ async def test_arm_trace_save_the_demo_start(sandbox_node, tmp_path: Path) -> No
 
             await pilot.press("S")  # stop the tracer; the list stays
             await until(pilot, lambda: run.state is TraceState.STOPPED, what="the trace to stop")
+            # the armed start is kept as a run, named after the container and pod that started
+            await until(pilot, lambda: bool(app.workspace.kept_path(run)), what="the start kept as a run")
+            kept = listmeta.read(app.workspace.kept_path(run))
+            assert kept is not None and (kept.container, kept.pod, kept.image) == (
+                "tui-demo-b", "default/tui-demo-b", images.DEMO_IMAGE)
             assert run.items.paths()[: len(images.DEMO_STARTUP_FILES)] == list(images.DEMO_STARTUP_FILES)
 
             # Attach to the first demo, then let its container die mid-trace.

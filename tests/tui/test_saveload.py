@@ -236,3 +236,35 @@ async def test_end_start_up_at_a_row_and_the_saved_metadata_says_so(tmp_path: Pa
     meta = listmeta.read(target)
     assert meta is not None and (meta.cut, meta.cut_detail, meta.cut_after) == ("operator", PATHS[2], PATHS[2])
     assert meta.cut_us == screen.run.items[2].elapsed_us and meta.cut_us > 0
+
+
+async def test_w_after_s_says_the_range_list_is_saved_already(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        await pilot.press("s")
+        await submit(pilot, str(tmp_path / "out.list"))
+        assert (tmp_path / "out.list.ranges.json").is_file()  # s writes it beside the list
+        await pilot.press("w")
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == str(tmp_path / "out.list.ranges.json")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmDialog)  # identical content: nothing to ask
+        assert str(screen.query_one("#status", Static).render()) == (
+            f"range list already saved, unchanged: {tmp_path / 'out.list.ranges.json'}")
+
+
+async def test_a_merge_that_adds_nothing_keeps_the_list_saved_and_names_what_was_excluded(tmp_path: Path) -> None:
+    other = tmp_path / "run2"
+    other.write_text("/usr/sbin/nginx\n/opt/extra/tool\n")
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        await pilot.press("x", "ctrl+u", *"/opt/extra/*", "enter")
+        await pilot.press("s")
+        await submit(pilot, str(tmp_path / "out.list"))
+        assert not app.workspace.is_dirty(screen.run)
+        await pilot.press("m")
+        await submit(pilot, str(other))
+        await pilot.pause()
+        status = str(screen.query_one("#status", Static).render())
+        assert status == (f"merged nothing new from {other}; 1 excluded by the exclusions in force "
+                          "(/opt/extra/tool)")
+        assert not app.workspace.is_dirty(screen.run) and "/opt/extra/tool" not in screen.run.items.paths()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from textual.pilot import Pilot
@@ -92,15 +93,19 @@ def test_save_warnings_dialog(snap_compare, tmp_path: Path, monkeypatch: pytest.
 def test_convert_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from textual.widgets import Log
 
+    from nydus_top.convert import nydusify
     from tests.tui.test_convert import FAKE
 
     monkeypatch.setenv("PATH", f"{FAKE.parent}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_NYDUSIFY_MODE", "hang")
     monkeypatch.setenv("FAKE_NYDUSIFY_RECORD", str(tmp_path))
+    # nydusify's lines show their elapsed times: a clock that stands still keeps them stable
+    monkeypatch.setattr(nydusify, "time", SimpleNamespace(monotonic=lambda: 100.0))
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("enter", "c", "enter")
-        await until(pilot, lambda: "ready" in pilot.app.screen.query_one(Log).lines, what="nydusify to start")
+        await until(pilot, lambda: any(line.endswith("s] ready") for line in pilot.app.screen.query_one(Log).lines),
+                    what="nydusify to start")
 
     assert snap_compare(NydusTopApp(make_backend(nydusify="fake_nydusify")), run_before=run_before,
                         terminal_size=SIZE)

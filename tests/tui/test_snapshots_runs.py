@@ -60,13 +60,17 @@ def test_runs_dialog(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(NydusTopApp(make_backend(tmp_path)), run_before=keys("R"), terminal_size=SIZE)
 
 
-def test_diff_of_a_trace_and_a_list(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def diff_setup():
+    """Keys to the diff of nginx's trace and a list in the cwd (written here)."""
     paths = [p for p, _, _ in STARTUP]
     moved = [*paths[1:3], *paths[4:], "/etc/nginx/extra.conf", paths[0]]  # one gone, one new, one moved far
     save_list([ListedFile(p, 1, 1_500 + 140_000 * i) for i, p in enumerate(moved)], "a.list")
-    run_before = keys("enter", "escape", "o", "ctrl+u", *"a.list", "enter", "t", "space", "down", "D")
-    assert snap_compare(NydusTopApp(make_backend(tmp_path)), run_before=run_before, terminal_size=SIZE)
+    return keys("enter", "escape", "o", "ctrl+u", *"a.list", "enter", "t", "space", "down", "D")
+
+
+def test_diff_of_a_trace_and_a_list(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert snap_compare(NydusTopApp(make_backend(tmp_path)), run_before=diff_setup(), terminal_size=SIZE)
 
 
 def test_traces_with_the_next_starts_armed(snap_compare, tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ async def test_quit_save_all_that_cannot_save_stays(tmp_path) -> None:
         quit_calls = exits(app)
         await pilot.press("q", "s")
         await settle(pilot)
-        assert quit_calls == [] and "Not quit: 1 lists could not be saved" in screen_text(app)
+        assert quit_calls == [] and "Not quit: 1 list could not be saved" in screen_text(app)
 
 
 async def test_ctrl_c_twice_quits_at_once_whatever_is_unsaved() -> None:

@@ -11,6 +11,7 @@
  *   deep:N:create|read  create, or read, /deep/<N directories of 255 characters>/f: a path
  *               longer than PATH_MAX, reached by chdir one directory at a time
  *   run:PATH   fork; the child execs PATH (no steps: it exits at once); wait for it
+ *   spawn:PATH:FILE  fork; the child execs PATH with the one step read:FILE; wait for it
  * Any failing step exits with status 4. */
 #include <dirent.h>
 #include <errno.h>
@@ -198,6 +199,22 @@ static int step(int i, int argc, char **argv)
         pid_t child = fork();
         if (child == 0) {
             execl(v, v, (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        return child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
+    }
+    if (!strcmp(a, "spawn")) {
+        char prog[512], step[600];
+        const char *colon = strchr(v, ':');
+        if (!colon || (size_t)(colon - v) >= sizeof prog)
+            return -1;
+        memcpy(prog, v, colon - v);
+        prog[colon - v] = 0;
+        snprintf(step, sizeof step, "read:%s", colon + 1);
+        pid_t child = fork();
+        if (child == 0) {
+            execl(prog, prog, step, (char *)NULL);
             _exit(127);
         }
         int status;
