@@ -8,7 +8,7 @@ their paths).
 
 Target (issue 18, item 7): consensus of a 3M-entry list under 512 MiB.
 
-Usage: ``.venv/bin/python bench/consensus_huge.py [--quick] [ENTRIES [RUNS]]`` (``--quick``: 300k
+Usage: ``.venv/bin/python bench/consensus_huge.py [--quick] [--entries N] [--runs R]`` (``--quick``: 300k
 entries, the target scaled to a tenth above the interpreter's own 40 MiB)
 """
 
@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 TARGET_MIB = 512.0
 ENTRIES = 3_000_000
@@ -51,11 +53,13 @@ def measure(lists: list[Path], out: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    quick = "--quick" in sys.argv[1:]
-    entries = int(args[0]) if args else (ENTRIES // 10 if quick else ENTRIES)
+    ap = benchkit.parser(__doc__)
+    ap.add_argument("--entries", type=int, help=f"entries a list (default {ENTRIES}; --quick: a tenth)")
+    ap.add_argument("--runs", type=int, default=1, help="lists counted together (default 1)")
+    args = ap.parse_args()
+    entries = args.entries or (ENTRIES // 10 if args.quick else ENTRIES)
     target = BASE_MIB + (TARGET_MIB - BASE_MIB) * entries / ENTRIES
-    runs = int(args[1]) if len(args) > 1 else 1
+    runs = args.runs
     with tempfile.TemporaryDirectory(prefix="nydus-top-huge-") as work:
         lists = [Path(work) / f"run{n}" for n in range(runs)]
         for n, path in enumerate(lists):

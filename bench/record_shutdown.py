@@ -14,7 +14,6 @@ pusher) from a `git archive`, "after" this tree, side by side. Target: 2 s (READ
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import signal
 import subprocess
@@ -25,13 +24,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import benchkit
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT)]
 
-from bench.peer_flood import command, package_of  # noqa: E402
+from peer_flood import command, package_of  # noqa: E402
+
 from sandbox.node import SandboxNode  # noqa: E402
 from testkit import harness, workload  # noqa: E402
-from tests.registry.test_list_pusher import FailingRegistry  # noqa: E402
+from testkit.failing_registry import FailingRegistry  # noqa: E402
 
 TARGET = 2.0
 VERBOSE = False
@@ -86,12 +88,14 @@ def one_round(node: SandboxNode, tree: Path, work: Path, pod: str, image: str, h
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchkit.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", default=default_before())
     parser.add_argument("--dir", default="/var/lib/nydus-top/bench-shutdown", help="sandbox node directory")
     parser.add_argument("--verbose", action="store_true", help="print each round's log lines after SIGTERM")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     global VERBOSE
     VERBOSE = args.verbose
     node = SandboxNode(args.dir)
@@ -105,7 +109,9 @@ def main() -> int:
         image = harness.load_workload(node, work / "build", ref=f"{host}/bench/startup-workload:1")
         pod = node.cri.run_pod("record-bench", namespace="bench")
         try:
-            trees = {"before": package_of(args.before, work / "before"), "after": ROOT}
+            trees = {"after": ROOT}
+            if not args.quick:
+                trees = {"before": package_of(args.before, work / "before"), **trees}
             for i in range(args.rounds):
                 for name, tree in trees.items():
                     results.setdefault(name, []).append(

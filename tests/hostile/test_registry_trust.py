@@ -226,7 +226,8 @@ def test_push_refuses_what_is_no_prefetch_list(tmp_path: Path, capsys: pytest.Ca
     for suffix, data in files.items():
         Path(f"{listing}{suffix}").write_bytes(data)
     # Nothing listens there: a list that got as far as the registry would fail otherwise.
-    assert main(["push", str(listing), "--image", "127.0.0.1:1/team/app:1", "--plain-http"]) == 1
+    # rc 2: what was given is unusable (rc 1 is the registry failing)
+    assert main(["push", str(listing), "--image", "127.0.0.1:1/team/app:1", "--plain-http"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"nydus-top push: {listing}") and why in line and line.endswith(": not pushed")
 

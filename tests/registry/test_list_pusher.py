@@ -3,7 +3,6 @@ that is down costs one log line and never blocks the caller, limits have lines."
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
 from nydus_top.recording.pusher import ListPusher
 from nydus_top.registry import artifacts as registry
+from testkit.failing_registry import FailingRegistry
 
 from .conftest import LocalRegistry
 
@@ -159,30 +159,6 @@ def test_a_hanging_registry_never_delays_pushes_to_another(tmp_path: Path, local
     finally:
         pusher.close()
     assert log.matching("pushed ")[0].startswith(f"pushed {tmp_path}/app to {ref} as sha256:")
-
-
-class FailingRegistry(http.server.ThreadingHTTPServer):
-    """Answers every request with 500, counting them; ``first`` is set by the first."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.first = threading.Event()
-        registry = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                registry.requests += 1
-                self.send_response(500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                registry.first.set()
-
-            do_HEAD = do_PUT = do_POST = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
 
 
 @pytest.fixture
