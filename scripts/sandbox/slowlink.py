@@ -184,14 +184,16 @@ class SlowLink:
 
     def _start_registry(self) -> None:
         config = self.dir / "registry.yml"
-        config.write_text(f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
-                          f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{PORT}\n  secret: nydus-top-slowlink\n")
+        config.write_text(f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
+                          f"    rootdirectory: {self.dir}/data\n  delete:\n    enabled: true\n"
+                          f"http:\n  addr: 127.0.0.1:{PORT}\n  secret: nydus-top-slowlink\n")
         self._spawn("registry", [REGISTRY, "serve", str(config)], f"listening on 127.0.0.1:{PORT}")
 
     def _start_proxy(self, registry: str) -> None:
         assert self.link is not None
-        self._spawn("delayproxy", [sys.executable, "-I", str(_PROXY), registry, f"127.0.0.1:{PORT}", f"{self.link.delay_ms / 1000:g}"],
-                    "listening")
+        delay = f"{self.link.delay_ms / 1000:g}"
+        argv = [sys.executable, "-I", str(_PROXY), registry, f"127.0.0.1:{PORT}", delay]
+        self._spawn("delayproxy", argv, "listening")
 
     def _save(self, state: dict[str, object]) -> None:
         tmp = self.state_file.with_suffix(".tmp")
