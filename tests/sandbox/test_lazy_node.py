@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomli
 
 from sandbox import images, stargz
-from sandbox.node import SandboxNode, processes_mentioning
+from sandbox.node import SandboxNode, containerd_config, processes_mentioning, stargz_config
 from sandbox.slowlink import Link, LinkError, SlowLink, choose_subnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,3 +169,25 @@ def test_subnet_avoids_the_hosts_networks_and_the_metadata_range() -> None:
 def test_slow_link_needs_a_profile(tmp_path: Path) -> None:
     with pytest.raises(LinkError, match="no link profile"):
         SlowLink(tmp_path).up()
+
+
+@pytest.mark.parametrize("version", ["1.7", "2.1"])
+def test_lazy_config_names_the_stargz_proxy_snapshotter(version: str) -> None:
+    d = Path("/srv/lazy node")
+    config = tomli.loads(containerd_config(d, images.PAUSE_IMAGE, version, lazy=True))
+    assert config["proxy_plugins"]["stargz"] == {"type": "snapshot", "address": f"{d}/stargz/stargz.sock"}
+    if version == "1.7":
+        cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+        images_section, registry = cri["containerd"], cri["registry"]
+    else:
+        images_section = config["plugins"]["io.containerd.cri.v1.images"]
+        registry = images_section["registry"]
+        unpack = config["plugins"]["io.containerd.transfer.v1.local"]["unpack_config"]
+        assert {u["snapshotter"] for u in unpack} == {"stargz", "overlayfs"}
+    assert images_section["snapshotter"] == "stargz"
+    assert images_section["disable_snapshot_annotations"] is False
+    assert registry["config_path"] == f"{d}/certs.d"
+    plain = tomli.loads(containerd_config(d, images.PAUSE_IMAGE, version))
+    assert "proxy_plugins" not in plain and "stargz" not in json.dumps(plain)
+    mirror = tomli.loads(stargz_config("169.254.1.2:5000"))
+    assert mirror["resolver"]["host"]["169.254.1.2:5000"]["mirrors"] == [{"host": "169.254.1.2:5000", "insecure": True}]
