@@ -191,3 +191,40 @@ def test_lazy_config_names_the_stargz_proxy_snapshotter(version: str) -> None:
     assert "proxy_plugins" not in plain and "stargz" not in json.dumps(plain)
     mirror = tomli.loads(stargz_config("169.254.1.2:5000"))
     assert mirror["resolver"]["host"]["169.254.1.2:5000"]["mirrors"] == [{"host": "169.254.1.2:5000", "insecure": True}]
+
+
+def test_delay_proxy_holds_server_data_for_the_delay_and_keeps_it_intact() -> None:
+    import socket
+    import sys
+    import threading
+    import time
+
+    payload = random.Random(7).randbytes(2 << 20)
+    with socket.create_server(("127.0.0.1", 0)) as upstream, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        listen = probe.getsockname()
+        probe.close()
+
+        def serve() -> None:
+            conn, _ = upstream.accept()
+            with conn:
+                assert conn.recv(5) == b"hello"
+                conn.sendall(payload)
+
+        threading.Thread(target=serve, daemon=True).start()
+        proxy = subprocess.Popen([sys.executable, "-I", str(ROOT / "scripts/sandbox/delayproxy.py"),
+                                  f"{listen[0]}:{listen[1]}", f"127.0.0.1:{upstream.getsockname()[1]}", "0.3"],
+                                 stdout=subprocess.PIPE, text=True, cwd="/")
+        try:
+            assert proxy.stdout is not None and proxy.stdout.readline() == "listening\n"
+            with socket.create_connection(listen) as client:
+                sent = time.monotonic()
+                client.sendall(b"hello")
+                first = client.recv(1)
+                waited = time.monotonic() - sent
+                got = first + b"".join(iter(lambda: client.recv(1 << 16), b""))
+        finally:
+            proxy.kill()
+            proxy.wait()
+    assert waited >= 0.3  # a lower bound only: a loaded machine may take longer
+    assert got == payload
