@@ -375,8 +375,8 @@ class SandboxNode:
             "CTR_REMOTE": str(self.ctr_remote),
             "SNAPSHOTTER": self.snapshotter,
             **({"STARGZ_SOCKET": str(self.stargz_socket), "STARGZ_METRICS_SOCKET": str(self.stargz_metrics_socket),
-                "STARGZ_LOG": str(self.stargz_log), "SLOW_REGISTRY": self.slow_link.state().get("registry", ""),
-                "LINK": self.slow_link.state().get("link", "")} if self.lazy else {}),
+                "STARGZ_LOG": str(self.stargz_log), "SLOW_REGISTRY": str(self.slow_link.state().get("registry", "")),
+                "LINK": str(self.slow_link.state().get("link", ""))} if self.lazy else {}),
         }
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
