@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -261,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog="Needs root; brings up its own lazy sandbox node and removes it.")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every variant (default 5)")
     parser.add_argument("--quick", action="store_true", help="one round (a smoke run; medians of one sample)")
-    parser.add_argument("--link", default="100mbit,20ms", help="the slow link's RATE,ONE-WAY-DELAY")
+    parser.add_argument("--link", action="append", help="the slow link's RATE,ONE-WAY-DELAY (repeatable: profiles "
+                        "are interleaved like variants; default 100mbit,20ms)")
     parser.add_argument("--containerd", default="1.7", choices=("1.7", "2.1"))
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of "
                         + ", ".join(VARIANTS))
@@ -272,25 +274,38 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.quick else args.rounds
     if os.geteuid() != 0:
         parser.error("needs root (containerd, FUSE, network namespaces, drop_caches)")
+    links = args.link or ["100mbit,20ms"]
+    signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/kill: tear the node down on the way out
     work = Path(tempfile.mkdtemp(prefix="nydus-top-coldstart-"))
-    node = SandboxNode(work / "node", args.containerd, lazy=True, link=args.link)
-    samples: dict[str, list[Sample]] = {}
+    # One node directory (and so one registry storage and address); each run brings it up at its link.
+    nodes = {link: SandboxNode(work / "node", args.containerd, lazy=True, link=link) for link in links}
+    samples: dict[str, dict[str, list[Sample]]] = {link: {} for link in links}
     try:
-        node.up()
-        registry = node.registry
-        refs = prepare(node, work)
+        first = nodes[links[0]]
+        first.up()
+        registry = first.registry
+        refs = prepare(first, work)
         for round_no in range(rounds):
-            order = variants[round_no % len(variants):] + variants[:round_no % len(variants)]
-            for variant in order:
-                sample = run_once(node, variant, refs[variant], registry)
-                samples.setdefault(variant, []).append(sample)
-                print(f"round {round_no + 1} {variant}: {sample.seconds:.2f} s, {sample.fetched_mb:.1f} MB, "
-                      f"{sample.on_demand} on demand", file=sys.stderr)
+            for link in _rotated(links, round_no):
+                for variant in _rotated(variants, round_no):
+                    sample = run_once(nodes[link], variant, refs[variant], registry)
+                    samples[link].setdefault(variant, []).append(sample)
+                    print(f"round {round_no + 1} {link} {variant}: {sample.seconds:.2f} s, "
+                          f"{sample.fetched_mb:.1f} MB, {sample.on_demand} on demand", file=sys.stderr)
     finally:
-        node.down(purge=True)
+        nodes[links[0]].down(purge=True)
         subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
-    report(samples, args.link, rounds)
+    for link in links:
+        report(samples[link], link, rounds)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _rotated(items: list[str], by: int) -> list[str]:
+    return items[by % len(items):] + items[:by % len(items)]
 
 
 if __name__ == "__main__":

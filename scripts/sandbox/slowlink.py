@@ -174,7 +174,8 @@ class SlowLink:
                                        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         state = self.state()
         pids = state.get("pids")
-        self._save({**state, "pids": [*(pids if isinstance(pids, list) else []), process.pid]})
+        started = [process.pid, _start_time(process.pid)]
+        self._save({**state, "pids": [*(pids if isinstance(pids, list) else []), started]})
         deadline = time.monotonic() + START_TIMEOUT
         while ready not in (text := log_path.read_text(errors="replace")):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -201,17 +202,15 @@ class SlowLink:
         tmp.replace(self.state_file)
 
     def pids(self) -> list[int]:
-        """Pids of this link's registry and proxy that still run (checked against their command lines)."""
-        pids = self.state().get("pids")
-        return [p for p in (pids if isinstance(pids, list) else []) if isinstance(p, int) and self._ours(p)]
-
-    def _ours(self, pid: int) -> bool:
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return str(self.dir).encode() in b" ".join(argv) or (
-            len(argv) > 3 and argv[:3] == [b"ip", b"netns", b"exec"] and argv[3] == self.netns.encode())
+        """Pids of this link's processes: every process in its namespace, and those it started (by pid and
+        start time, so a reused pid is never taken for ours) wherever they are now."""
+        recorded = self.state().get("pids")
+        found = {entry[0] for entry in (recorded if isinstance(recorded, list) else [])
+                 if isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, int) for v in entry)
+                 and _start_time(entry[0]) == entry[1]}
+        if Path(f"/run/netns/{self.netns}").exists():
+            found.update(int(p) for p in _ip("netns", "pids", self.netns, check=False).stdout.split() if p.isdigit())
+        return sorted(p for p in found if not _zombie(p))
 
     def exists(self) -> dict[str, bool]:
         """Which of this link's parts exist now: namespace, veth, processes."""
@@ -223,21 +222,34 @@ class SlowLink:
 
     def down(self) -> None:
         """Stop the registry and the proxy, delete the veth pair and the namespace (each if present)."""
-        pids = self.pids()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while (pids := [p for p in pids if self._ours(p) and not _zombie(p)]) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        pids_seen: set[int] = set()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = self.pids()
+            pids_seen.update(pids)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while (pids := [p for p in pids if not _zombie(p)]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not pids:
+                break
+        for pid in pids_seen:  # reap the ones that are our own children (a long-lived caller's)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
         if _ip("link", "show", self.host_if, check=False).returncode == 0:
             _ip("link", "del", self.host_if)
         if Path(f"/run/netns/{self.netns}").exists():
             _ip("netns", "del", self.netns)
         self.state_file.unlink(missing_ok=True)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat); None if it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _zombie(pid: int) -> bool:

@@ -119,6 +119,10 @@ def test_down_leaves_nothing(containerd_version: str, tmp_path: Path) -> None:
         assert node.up() is True
         link = node.slow_link
         assert link.exists() == {"netns": True, "veth": True, "processes": True}
+        link_pids = link.pids()
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in link_pids]
+        assert len(link_pids) == 2 and any(b"docker-registry" in c for c in commands)
+        assert any(b"delayproxy.py" in c for c in commands)
         registry = ipaddress.ip_address(node.registry.rpartition(":")[0])
         assert registry.is_link_local and registry not in ipaddress.ip_network("169.254.169.0/24")
         started = node.run_demo()
@@ -129,6 +133,8 @@ def test_down_leaves_nothing(containerd_version: str, tmp_path: Path) -> None:
         assert node.down() is True
     assert link.exists() == {"netns": False, "veth": False, "processes": False}
     assert not Path(f"/proc/{snapshotter}").exists() and not Path(f"/proc/{container_pid}").exists()
+    assert [pid for pid in link_pids if Path(f"/proc/{pid}").exists()] == []
+    assert processes_mentioning(f"{registry}:") == []  # the proxy listens there
     assert processes_mentioning(str(node.dir)) == []
     assert node.mounts() == [] and node.cgroup_dirs() == []
     assert [p for p in node.dir.rglob("*") if p.is_socket()] == []
