@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.aptfetch import AptCache, cache_dir, file_lock
@@ -47,23 +46,9 @@ class BuildError(RuntimeError):
     """The snapshotter daemon could not be built; the message says why in one line."""
 
 
-@dataclass(frozen=True)
-class Stargz:
-    """The snapshotter daemon and ``ctr-remote``, ready to run."""
-
-    daemon: Path
-    ctr_remote: Path
-
-
 def ctr_remote(cache: AptCache | None = None) -> Path:
     """``ctr-remote`` from Debian's stargz-snapshotter package (converts, optimizes, rpulls, pushes)."""
     return (cache or AptCache()).unpacked("stargz-snapshotter", SUITE) / "usr/bin/ctr-remote"
-
-
-def fetch() -> Stargz:
-    """The daemon (built once per machine and set of inputs) and ``ctr-remote``."""
-    cache = AptCache()
-    return Stargz(daemon=daemon(cache), ctr_remote=ctr_remote(cache))
 
 
 def daemon(cache: AptCache | None = None, log: Path | None = None) -> Path:
