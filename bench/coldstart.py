@@ -144,31 +144,48 @@ def source_archive() -> Path:
     return archive
 
 
-def _wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+def _outcome(log: Path, name: str, process: subprocess.Popen[bytes]) -> str:
+    """The recorder's final line about pod ``name``'s container: ``saved PATH (...`` or why it was not."""
     deadline = time.monotonic() + RUN_TIMEOUT
-    while text not in (log.read_text(errors="replace") if log.exists() else ""):
+    while True:
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        for line in lines:
+            if f"/{name}/{name} " in line and re.search(r"nydus-top record: saved |not saved|NOT SAVED|skipp", line):
+                return line
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"nydus-top record: no {text!r} in {log}")
+            raise RuntimeError(f"nydus-top record: no outcome for {name}: {lines[-3:]}")
         time.sleep(0.05)
 
 
-def record_list(node: SandboxNode, work: Path) -> list[str]:
-    """The list ``nydus-top record`` saves for one start of the source image (through CRI) on the node."""
+def record_list(node: SandboxNode, work: Path, attempts: int = 3) -> list[str]:
+    """The list ``nydus-top record`` saves for one complete start of the source image (through CRI) on the
+    node; a start it could not record completely (a loaded machine) is tried again, at most ``attempts``."""
     persist, log = work / "persist", work / "record.log"
     process = subprocess.Popen([str(NYDUS_TOP), "record", "--nri-socket", str(node.nri_socket), "--persist-dir",
-                                str(persist), "--image", SOURCE, "--log", str(log)], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                str(persist), "--image", SOURCE, "--log", str(log), "--overwrite"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    target = result_paths(persist, SOURCE).list
     try:
-        _wait_for_line(log, "registered as", process)
-        with node.cri_client() as cri:
-            running = cri.run("coldstart-record", SOURCE, namespace="default")
-            wait_exit(cri, running.container_id, "record")
-            cri.remove_pod(running.pod_id)
-        _wait_for_line(log, "nydus-top record: saved ", process)
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while "registered as" not in (log.read_text(errors="replace") if log.exists() else ""):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nydus-top record did not register (log: {log})")
+            time.sleep(0.05)
+        for attempt in range(attempts):
+            name = f"coldstart-record-{attempt}"
+            with node.cri_client() as cri:
+                running = cri.run(name, SOURCE, namespace="default")
+                wait_exit(cri, running.container_id, "record")
+                cri.remove_pod(running.pod_id)
+            outcome = _outcome(log, name, process)
+            print(f"nydus-top record: {outcome.split(' nydus-top record: ', 1)[-1]}", file=sys.stderr)
+            if f"saved {target} (" in outcome:
+                return target.read_text().splitlines()
     finally:
         process.terminate()
         process.wait(timeout=60)
-    return result_paths(persist, SOURCE).list.read_text().splitlines()
+    raise RuntimeError(f"nydus-top record: no complete recording in {attempts} starts (log: {log})")
 
 
 def wait_exit(cri: CriClient, container_id: str, what: str) -> Any:
