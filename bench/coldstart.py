@@ -108,6 +108,9 @@ def prepare(node: SandboxNode, work: Path) -> dict[str, str]:
     archive = source_archive()
     print(f"source image: {archive.stat().st_size / 1e6:.1f} MB compressed", file=sys.stderr)
     images.import_image(node, archive)
+    # Recorded before any other reference names the same image: CRI would name the container's image by that one.
+    listed = record_list(node, work)
+    print(f"nydus-top record: {len(listed)} paths", file=sys.stderr)
     ctr(node, "images", "tag", SOURCE, refs["full"])
     started = time.monotonic()
     ctr(node, "image", "convert", "--oci", "--estargz", SOURCE, refs["esgz"], remote=True)
@@ -118,11 +121,9 @@ def prepare(node: SandboxNode, work: Path) -> dict[str, str]:
     record = [json.loads(line) for line in (work / "optimize.record").read_text().splitlines() if line.strip()]
     print(f"optimize: {time.monotonic() - started:.1f} s, {len({r['path'] for r in record})} paths",
           file=sys.stderr)
-    listed = record_list(node, work)
     (work / "nydus-top.record").write_text("".join(json.dumps({"path": path}) + "\n" for path in listed))
     ctr(node, "image", "convert", "--oci", "--estargz", "--estargz-record-in", str(work / "nydus-top.record"),
         SOURCE, refs["nydus-top"], remote=True)
-    print(f"nydus-top record: {len(listed)} paths", file=sys.stderr)
     for variant in ("full", "esgz", "optimize", "nydus-top"):
         ctr(node, "image", "push", "--plain-http", refs[variant], remote=True)
     return refs
