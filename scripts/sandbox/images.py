@@ -136,8 +136,9 @@ def build_image(ref: str, files: Mapping[str, Content], entrypoint: Sequence[str
 
 
 def import_image(node: Node, archive: Path) -> None:
-    """Import an OCI archive into the node's ``k8s.io`` namespace, where CRI sees it at once."""
-    _ctr(node, "images", "import", str(archive))
+    """Import an OCI archive into the node's ``k8s.io`` namespace, where CRI sees it at once (unpacked
+    for the node's snapshotter, the stargz one on a lazy node)."""
+    _ctr(node, "images", "import", f"--snapshotter={getattr(node, 'snapshotter', 'overlayfs')}", str(archive))
 
 
 def _ctr(node: Node, *args: str, timeout: float = 120.0) -> str:

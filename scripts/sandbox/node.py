@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 import psutil
 
 from nydus_top.tracing.overlay import parse_mountinfo
-from sandbox import images
+from sandbox import images, stargz
 from sandbox.aptfetch import AptCache, cache_dir, file_lock
+from sandbox.slowlink import Link, LinkError, SlowLink
 
 if TYPE_CHECKING:  # grpc is a test-only dependency, imported when a CRI client is made
     from sandbox.cri import CriClient, RunningContainer
@@ -41,6 +42,9 @@ DEFAULT_DIR = Path("/var/lib/nydus-top/sandbox")
 # containerd version -> the Debian suite whose `containerd` package provides it (bookworm has only 1.6).
 CONTAINERD_SUITES = {"1.7": "trixie", "2.1": "forky"}
 DEFAULT_CONTAINERD = "1.7"
+STARGZ = "stargz"  # the proxy snapshotter's name in containerd
+DEFAULT_LINK = "100mbit,20ms"
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 RUNC = Path("/usr/sbin/runc")
 SHIM_SOCKETS = Path("/run/containerd/s")
 START_TIMEOUT = 30.0
@@ -104,9 +108,42 @@ def _suite(containerd: str) -> str:
         raise SandboxError(f"containerd {containerd!r} not supported (choose {choices})") from None
 
 
-def containerd_config(d: Path, pause_image: str, containerd: str = DEFAULT_CONTAINERD) -> str:
-    """containerd's TOML config keeping every path of the node under ``d`` (version 2 for 1.7, 3 for 2.1)."""
-    return (_config_v3 if containerd.split(".")[0] == "2" else _config_v2)(d, pause_image)
+def containerd_config(d: Path, pause_image: str, containerd: str = DEFAULT_CONTAINERD, lazy: bool = False) -> str:
+    """containerd's TOML config keeping every path of the node under ``d`` (version 2 for 1.7, 3 for 2.1).
+
+    ``lazy``: the stargz snapshotter (``d/stargz/stargz.sock``) is a proxy snapshotter and CRI's
+    snapshotter, with snapshot annotations on (so CRI pulls label layers for lazy pulling), and CRI
+    reads registry hosts from ``d/certs.d`` (where the slow registry is said to be plain HTTP).
+    """
+    major2 = containerd.split(".")[0] == "2"
+    text = (_config_v3 if major2 else _config_v2)(d, pause_image)
+    if not lazy:
+        return text
+    section = ('[plugins."io.containerd.cri.v1.images"]' if major2
+               else '[plugins."io.containerd.grpc.v1.cri".containerd]')
+    indent = "  " if major2 else "      "
+    text = text.replace(f'{section}\n{indent}snapshotter = "overlayfs"\n',
+                        f'{section}\n{indent}snapshotter = "{STARGZ}"\n{indent}disable_snapshot_annotations = false\n')
+    registry = ('[plugins."io.containerd.cri.v1.images".registry]' if major2
+                else '[plugins."io.containerd.grpc.v1.cri".registry]')
+    text += (f'{registry}\n  config_path = "{d}/certs.d"\n'
+             f'[proxy_plugins.{STARGZ}]\n  type = "snapshot"\n  address = "{d}/stargz/stargz.sock"\n')
+    if major2:  # 2.x unpacks (ctr import, CRI pulls) through the transfer service, for the snapshotters listed here
+        platform = f"linux/{_GOARCH.get(os.uname().machine, os.uname().machine)}"
+        for snapshotter in (STARGZ, "overlayfs"):
+            text += (f'[[plugins."io.containerd.transfer.v1.local".unpack_config]]\n'
+                     f'  platform = "{platform}"\n  snapshotter = "{snapshotter}"\n')
+    return text
+
+
+def stargz_config(registry: str) -> str:
+    """The snapshotter's TOML: the slow registry ``registry`` (HOST:PORT) is plain HTTP."""
+    return f'[[resolver.host."{registry}".mirrors]]\n  host = "{registry}"\n  insecure = true\n'
+
+
+def hosts_toml(registry: str) -> str:
+    """containerd's ``certs.d/HOST:PORT/hosts.toml`` for a plain-HTTP registry."""
+    return f'server = "http://{registry}"\n[host."http://{registry}"]\n  capabilities = ["pull", "resolve", "push"]\n'
 
 
 def _config_v2(d: Path, pause_image: str) -> str:
@@ -244,11 +281,23 @@ class SandboxNode:
     (recorded in ``dir/containerd-version``), else ``DEFAULT_CONTAINERD``.
     """
 
-    def __init__(self, directory: str | Path = DEFAULT_DIR, containerd: str | None = None) -> None:
+    def __init__(self, directory: str | Path = DEFAULT_DIR, containerd: str | None = None, lazy: bool = False,
+                 link: str | None = None) -> None:
         if containerd is not None:
             _suite(containerd)  # an unknown version fails here, before anything is touched
         self._requested = containerd
         self.dir = Path(directory).absolute()
+        self.lazy_file = self.dir / "lazy"  # holds the link profile while the node runs lazily
+        self._lazy_requested = lazy
+        self._link = Link.parse(link or DEFAULT_LINK) if lazy else None
+        self.stargz_dir = self.dir / "stargz"
+        self.stargz_socket = self.stargz_dir / "stargz.sock"
+        self.stargz_metrics_socket = self.stargz_dir / "metrics.sock"
+        self.stargz_root = self.stargz_dir / "root"
+        self.stargz_config = self.stargz_dir / "config.toml"
+        self.stargz_log = self.dir / "stargz.log"
+        self.stargz_pid_file = self.stargz_dir / "pid"
+        self.slow_link = SlowLink(self.dir / "registry", self._link)
         self.version_file = self.dir / "containerd-version"
         self.config = self.dir / "config.toml"
         self.containerd_socket = self.dir / "containerd.sock"
@@ -281,6 +330,26 @@ class SandboxNode:
         return fetch_binaries(self.containerd)
 
     @property
+    def lazy(self) -> bool:
+        """Whether this node runs (or will run) with the stargz snapshotter and the slow registry."""
+        return self._lazy_requested or self.lazy_file.exists()
+
+    @property
+    def snapshotter(self) -> str:
+        """The snapshotter CRI and image imports use on this node."""
+        return STARGZ if self.lazy else "overlayfs"
+
+    @cached_property
+    def ctr_remote(self) -> Path:
+        """``ctr-remote`` (Debian's stargz-snapshotter package): convert, optimize, rpull, push."""
+        return stargz.ctr_remote()
+
+    @property
+    def registry(self) -> str:
+        """``HOST:PORT`` of the registry behind the slow link (a lazy node only)."""
+        return self.slow_link.host
+
+    @property
     def ctr(self) -> Path:
         return self.binaries.ctr
 
@@ -304,6 +373,11 @@ class SandboxNode:
             "POD_LOG_DIR": str(self.pod_logs),
             "PAUSE_IMAGE": images.PAUSE_IMAGE,
             "DEMO_IMAGE": images.DEMO_IMAGE,
+            "CTR_REMOTE": str(self.ctr_remote),
+            "SNAPSHOTTER": self.snapshotter,
+            **({"STARGZ_SOCKET": str(self.stargz_socket), "STARGZ_METRICS_SOCKET": str(self.stargz_metrics_socket),
+                "STARGZ_LOG": str(self.stargz_log), "SLOW_REGISTRY": str(self.slow_link.state().get("registry", "")),
+                "LINK": str(self.slow_link.state().get("link", ""))} if self.lazy else {}),
         }
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
@@ -349,6 +423,7 @@ class SandboxNode:
         if len(bytes(longest)) > _SUN_PATH_MAX:
             raise SandboxError(f"{self.dir} is too long a path for unix sockets ({longest})")
         binaries = self.binaries
+        daemon = stargz.daemon() if self._lazy_requested else None
         with self._locked():
             pid = self.pid()
             started = pid is None
@@ -356,11 +431,23 @@ class SandboxNode:
             if not started and recorded not in (None, self.containerd):
                 raise SandboxError(f"{self.dir} runs containerd {recorded}; `down` it before starting "
                                    f"{self.containerd}")
+            if not started and self._lazy_requested != self.lazy_file.exists():
+                raise SandboxError(f"{self.dir} runs {'with' if self.lazy_file.exists() else 'without'} the stargz "
+                                   f"snapshotter; `down` it first")
             if started:
                 self._cleanup()
-                if recorded not in (None, self.containerd):
-                    _rmtree(self.root)  # the image store of another version (its database may not migrate back)
-                self._start(binaries)
+                if recorded not in (None, self.containerd) or self._lazy_requested:
+                    # Another version's image store (its database may not migrate back), or a lazy node's,
+                    # whose snapshots lived in the snapshotter's state: a lazy node starts from scratch.
+                    _rmtree(self.root)
+                self.lazy_file.unlink(missing_ok=True)
+                try:
+                    if daemon is not None:
+                        self._start_lazy(daemon, timeout)
+                    self._start(binaries)
+                except BaseException:
+                    self._stop()
+                    raise
             else:
                 self.pid_file.write_text(f"{pid}\n")
             try:
@@ -375,7 +462,7 @@ class SandboxNode:
     def _start(self, binaries: Binaries) -> None:
         for sub in ("root", "state", "runc", "opt", "nri/conf.d", "nri/plugins", "cni/bin", "cni/net.d"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        self.config.write_text(containerd_config(self.dir, images.PAUSE_IMAGE, self.containerd))
+        self.config.write_text(containerd_config(self.dir, images.PAUSE_IMAGE, self.containerd, self.lazy))
         self.version_file.write_text(f"{self.containerd}\n")
         self._create_host_dirs()
         env = {"PATH": f"{binaries.containerd_dir}:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -385,6 +472,69 @@ class SandboxNode:
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         self.pid_file.write_text(f"{proc.pid}\n")
         self._proc = proc
+
+    def _start_lazy(self, daemon: Path, timeout: float) -> None:
+        """The slow registry, then the stargz snapshotter (fresh state) told that registry is plain HTTP."""
+        assert self._link is not None
+        self.lazy_file.write_text(f"{self._link}\n")
+        registry = self.slow_link.up()
+        hosts = self.dir / "certs.d" / registry
+        _rmtree(self.dir / "certs.d")
+        hosts.mkdir(parents=True)
+        (hosts / "hosts.toml").write_text(hosts_toml(registry))
+        _rmtree(self.stargz_dir)
+        self.stargz_dir.mkdir(parents=True)
+        self.stargz_config.write_text(stargz_config(registry))
+        with open(self.stargz_log, "ab") as log:
+            proc = subprocess.Popen([str(daemon), "-address", str(self.stargz_socket), "-root", str(self.stargz_root),
+                                     "-config", str(self.stargz_config), "-metrics-socket",
+                                     str(self.stargz_metrics_socket), "-log-level", "debug"],
+                                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=log, start_new_session=True)
+        self.stargz_pid_file.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while not self.stargz_socket.is_socket():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SandboxError(f"stargz snapshotter not serving (exit status {proc.poll()}): "
+                                   f"{_last_line(self.stargz_log)} (log: {self.stargz_log})")
+            time.sleep(0.02)
+
+    def stargz_pid(self) -> int | None:
+        """The pid of this node's stargz snapshotter if it runs."""
+        try:
+            pid = int(self.stargz_pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        argv = _cmdline(pid)
+        return pid if _alive(pid) and str(self.stargz_socket) in argv else None
+
+    def _stop_stargz(self) -> None:
+        pid = self.stargz_pid()
+        if pid is not None:
+            _kill(pid, signal.SIGTERM)
+            if _wait_gone([pid], STOP_TIMEOUT):
+                _kill(pid, signal.SIGKILL)
+                _wait_gone([pid], STOP_TIMEOUT)
+        for path in (self.stargz_socket, self.stargz_metrics_socket, self.stargz_pid_file):
+            path.unlink(missing_ok=True)
+
+    def stargz_metrics(self) -> str:
+        """The snapshotter's Prometheus metrics, as text (from its unix socket)."""
+        import http.client
+        import socket
+
+        class _Unix(http.client.HTTPConnection):
+            def connect(self_inner) -> None:
+                self_inner.sock = socket.socket(socket.AF_UNIX)
+                self_inner.sock.settimeout(10)
+                self_inner.sock.connect(str(self.stargz_metrics_socket))
+
+        conn = _Unix("localhost", timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read().decode(errors="replace")
+        finally:
+            conn.close()
 
     def _create_host_dirs(self) -> None:
         """Create /run/containerd and its s/ unless present, remembering which ones this node made."""
@@ -470,6 +620,11 @@ class SandboxNode:
                     print(f"sandbox-node: removing pods through CRI failed ({reason}); killing them",
                           file=sys.stderr)
             self._stop()
+            if self.lazy_file.exists():
+                # Its image store names snapshots that lived in the snapshotter's state, which goes now.
+                _rmtree(self.root)
+                _rmtree(self.stargz_dir)
+                self.lazy_file.unlink()
             if purge:
                 _rmtree(self.dir)
             return running
@@ -497,6 +652,9 @@ class SandboxNode:
             socket.unlink(missing_ok=True)
         self._remove_cgroups()
         self._unmount_all()
+        self._stop_stargz()
+        self._unmount_all()  # any FUSE mount the snapshotter made while it stopped
+        self.slow_link.down()
         for path in (self.containerd_socket, self.containerd_socket.with_name("containerd.sock.ttrpc"),
                      self.nri_socket, self.pid_file):
             path.unlink(missing_ok=True)
@@ -615,6 +773,11 @@ def _read(path: Path, offset: int = 0) -> str:
         return ""
 
 
+def _last_line(path: Path) -> str:
+    lines = [line for line in _read(path).splitlines() if line.strip()]
+    return lines[-1] if lines else "(empty log)"
+
+
 def _bootstrap_address(path: Path) -> str:
     """The shim address in a containerd 2.x ``bootstrap.json``; empty if there is none."""
     try:
@@ -652,7 +815,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="sandbox-node", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A private containerd node (1.7 or 2.1) with NRI for nydus-top (needs root).",
         epilog="commands:\n"
-               "  up      start containerd (idempotent), import the pause and demo images\n"
+               "  up      start containerd (idempotent), import the pause and demo images; --lazy: with the stargz\n"
+               "          snapshotter and a registry behind a slow link (--link 100mbit,20ms), fresh state\n"
                "  down    remove all pods, stop containerd, unmount, remove cgroups and sockets\n"
                "  status  say whether the node runs (exit status 3 when not)\n"
                "  env     print export KEY=value lines (NYDUS_TOP_NRI_SOCKET, CONTAINERD_SOCKET, ...) for eval\n"
@@ -664,6 +828,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         default=os.environ.get("SANDBOX_CONTAINERD") or None,
                         help=f"up: the containerd version (default $SANDBOX_CONTAINERD, else the one the node "
                              f"last ran, else {DEFAULT_CONTAINERD}); 1.7 comes from Debian trixie, 2.1 from forky")
+    parser.add_argument("--lazy", action="store_true",
+                        help="up: with the stargz snapshotter (CRI's snapshotter, a fresh image store) and a registry "
+                             "behind a slow link in a network namespace of its own (see --link)")
+    parser.add_argument("--link", default=None,
+                        help=f"up --lazy: the slow link's RATE,ONE-WAY-DELAY (default {DEFAULT_LINK})")
     parser.add_argument("--purge", action="store_true", help="down: also remove the directory (images, log)")
     parser.add_argument("--restart", action="store_true", help="demo: remove the demo pod and start a new one")
     parser.add_argument("--dir", default=os.environ.get("SANDBOX_DIR") or str(DEFAULT_DIR),
@@ -671,7 +840,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.containerd is not None and args.containerd not in CONTAINERD_SUITES:  # from the environment
         parser.error(f"SANDBOX_CONTAINERD={args.containerd!r}: choose {' or '.join(CONTAINERD_SUITES)}")
-    node = SandboxNode(args.dir, args.containerd)
+    if args.link is not None and not args.lazy:
+        parser.error("--link needs --lazy")
+    try:
+        node = SandboxNode(args.dir, args.containerd, lazy=args.lazy, link=args.link)
+    except LinkError as exc:
+        parser.error(str(exc))
     if args.command in ("up", "down", "demo") and os.geteuid() != 0:
         print(f"sandbox-node {args.command}: needs root (it runs containerd and runc)", file=sys.stderr)
         return 1
@@ -680,6 +854,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = node.up()
             print(f"sandbox-node: containerd {node.containerd} {'started' if started else 'already running'} "
                   f"(pid {node.pid()}), NRI socket {node.nri_socket}", file=sys.stderr)
+            if node.lazy:
+                print(f"sandbox-node: stargz snapshotter (pid {node.stargz_pid()}), registry {node.registry} "
+                      f"behind {node.slow_link.state().get('link')}", file=sys.stderr)
         elif args.command == "down":
             stopped = node.down(purge=args.purge)
             print(f"sandbox-node: {'stopped' if stopped else 'was not running'}; {node.dir} cleaned",
