@@ -107,7 +107,10 @@ class CompactList:
 
     def total_size(self) -> int:
         """The sizes of the files added together (unknown sizes, below 0, count nothing)."""
-        return sum(size for size in self._size if size > 0)
+        sizes = self._size
+        if not sizes or min(sizes) >= 0:  # both at C speed: the usual case
+            return sum(sizes)
+        return sum(size for size in sizes if size > 0)
 
     def __iter__(self) -> Iterator[ListedFile]:
         paths, ends, sizes, elapsed = self._paths, self._ends, self._size, self._elapsed
