@@ -163,7 +163,7 @@ _ADDRESS_RE = re.compile(r"(?:(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]))?:(?P<
 def parse_address(address: str) -> tuple[str | None, int]:
     """``host:port``, ``[v6]:port`` or ``:port`` (every interface): (host or None, port). Raises ValueError."""
     match = _ADDRESS_RE.fullmatch(address)
-    if match is None or not 0 < int(match["port"]) < 65536:
+    if match is None or not 0 <= int(match["port"]) < 65536:  # 0: any free port
         raise ValueError(f"{address!r} is not host:port or :port")
     host = match["host"]
     return (host.strip("[]") if host else None), int(match["port"])
