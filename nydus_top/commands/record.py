@@ -186,7 +186,7 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         metrics.observe(connected=lambda: session.ready, connections=lambda: session.connections,
                         push_queue=lambda: pusher.waiting if pusher is not None else 0,
                         memory_used=lambda: recorder.budget.used, memory_limit=lambda: recorder.budget.max_bytes)
-        endpoint = Endpoint(metrics, lambda: session.ready)
+        endpoint = Endpoint(metrics, lambda: session.ready, log.warning)
         try:
             host, port = await endpoint.start(config.metrics_address)
         except (OSError, ValueError) as err:
