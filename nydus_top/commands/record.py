@@ -13,6 +13,11 @@ or incomplete start goes to stderr, or to ``--log FILE``; launched by containerd
 terminal) without ``--log`` to /var/log/nydus-top/record.log, since containerd discards a
 launched plugin's output.
 
+``--log-format json`` writes one JSON object a line instead (time, level, event, container,
+image, fields), escaped as the text lines are. ``[metrics] address`` serves Prometheus metrics
+at /metrics, and /healthz and /readyz (:mod:`nydus_top.recording.endpoint`); a bad or busy
+address ends the command (rc 2) with one line.
+
 Signals: SIGTERM and SIGINT stop the recorder; every recording in progress is saved first (its
 log line says ``shutdown``). SIGHUP depends on where the log goes: logging to a file, it reopens
 that file (what logrotate's ``postrotate`` sends; a rotation must not end, and so truncate, the
@@ -190,8 +195,11 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         try:
             host, port = await endpoint.start(config.metrics_address)
         except (OSError, ValueError) as err:
-            log.error("cannot serve metrics on %s: %s", config.metrics_address, getattr(err, "strerror", None) or err)
+            why = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else str(err)
+            log.error("cannot serve metrics on %s: %s", config.metrics_address, why)
             pool.close()
+            if pusher is not None:
+                pusher.close()
             return 2
         log.info("serving /metrics, /healthz and /readyz on %s:%d", host, port)
 

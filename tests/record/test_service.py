@@ -111,3 +111,21 @@ def test_not_ready_without_the_runtime_yet_alive(tmp_path: Path) -> None:
         assert get(port, "/nope")[0] == 404
     finally:
         assert rec.stop() == 0
+
+
+def test_a_busy_metrics_address_ends_record_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        config = tmp_path / "busy.toml"
+        config.write_text(f'[metrics]\naddress = "127.0.0.1:{port}"\n')
+        done = subprocess.run([sys.executable, "-I", "-m", "nydus_top", "record", "--nri-socket",
+                               str(tmp_path / "absent.sock"), "--persist-dir", str(tmp_path / "results"),
+                               "--config", str(config)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if "cannot serve metrics" in line]
+    assert lines == [f"nydus-top record: cannot serve metrics on 127.0.0.1:{port}: Address already in use"]
