@@ -195,6 +195,7 @@ def test_the_pod_pushes_with_the_registry_credentials_secret(sandbox_node: Sandb
                                                               tmp_path: Path) -> None:
     """The optional ``kubernetes.io/dockerconfigjson`` Secret, mounted as the manifest says, gives
     the pod's pushes the credentials of a registry that asks for them (htpasswd)."""
+    (tmp_path / "auth-registry").mkdir()
     reg = local_registry.start(tmp_path / "auth-registry", credentials=("pod", "Pod-pa55"))
     try:
         ref = f"{reg.host}/apps/demo-auth:1"
