@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,6 +37,16 @@ def get(port: int, path: str) -> tuple[int, str]:
         return answer.status, answer.read().decode()
     finally:
         conn.close()
+
+
+def _poll(port: int, path: str, status: int, timeout: float = 60.0) -> bool:
+    """Ask *path* every 0.1 s, as a probe would, until it answers *status*; False after *timeout*."""
+    deadline = time.monotonic() + timeout
+    while get(port, path)[0] != status:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -129,3 +140,27 @@ def test_a_busy_metrics_address_ends_record_with_one_line(tmp_path: Path) -> Non
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if "cannot serve metrics" in line]
     assert lines == [f"nydus-top record: cannot serve metrics on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_readiness_follows_the_runtime_going_away_and_coming_back(sandbox_node: SandboxNode, tmp_path: Path) -> None:
+    """containerd restarting, as the recorder sees it (its NRI socket and connection gone, then
+    back): /readyz 503 meanwhile and 200 again once synchronized; /healthz 200 throughout."""
+    from tests.nri.test_sandbox_nri import NriProxy
+
+    proxy = NriProxy(tmp_path / "nri.sock", sandbox_node.nri_socket)
+    proxy.listen()
+    rec = start_recorder(proxy.path, tmp_path / "results", args=["--config", str(_config(tmp_path))])
+    try:
+        port = _port(rec.log)
+        assert get(port, "/readyz")[0] == 200
+        proxy.cut()
+        rec.log.wait_for("NRI: ", 30)  # it noticed
+        assert get(port, "/readyz")[0] == 503 and get(port, "/healthz")[0] == 200
+        proxy.listen()
+        # Synchronized again: nothing says so in the log (repeated lines are held back), /readyz
+        # does; polled as kubelet polls it.
+        assert _poll(port, "/readyz", 200), rec.log.text()
+        assert samples(port)[("nydus_top_nri_connections_total", ())] == 2
+    finally:
+        proxy.close()
+        assert rec.stop() == 0
