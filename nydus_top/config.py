@@ -71,6 +71,7 @@ class Config:
     registry_plain_http: tuple[str, ...] = ()  # [registry] plain_http: registries (host[:port]) reached over HTTP
     max_pull_bytes: int = 1 << 30  # [registry] max_pull_bytes: bytes of lists one pull fetches, at most
     max_pull_lists: int = 100  # [registry] max_pull_lists: lists one pull fetches, at most
+    metrics_address: str = ""  # [metrics] address: record serves /metrics, /healthz, /readyz here; "" = off
     sources: tuple[str, ...] = ()  # the layers that were read, in order
     notes: tuple[str, ...] = ()  # one-line remarks for the operator (ignored keys)
     keep_runs: int = 20  # recorded starts kept per image in the run store (0: none; see nydus_top.runs.store)
@@ -198,6 +199,29 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+_ADDRESS_RE = re.compile(r"(?:(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]))?:(?P<port>[0-9]{1,5})")
+
+
+def parse_address(address: str) -> tuple[str | None, int]:
+    """``host:port``, ``[v6]:port`` or ``:port`` (every interface): (host or None, port). Raises ValueError."""
+    match = _ADDRESS_RE.fullmatch(address)
+    if match is None or not 0 <= int(match["port"]) < 65536:  # 0: any free port
+        raise ValueError(f"{address!r} is not host:port or :port")
+    host = match["host"]
+    return (host.strip("[]") if host else None), int(match["port"])
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"must be a string like \"127.0.0.1:9477\" or \":9477\", got {_shown(value)}")
+    if value:
+        try:
+            parse_address(value)
+        except ValueError as err:
+            raise _Bad(f"must be host:port or :port, got {_shown(value)}") from err
+    return value
+
+
 def _plugin_name(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[a-zA-Z0-9_.+-]+", value):
         raise _Bad(f"must be letters, digits and _.+- (as NRI requires), got {_shown(value)}")
@@ -250,6 +274,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "registry.plain_http": ("registry_plain_http", _registry_hosts),
     "registry.max_pull_bytes": ("max_pull_bytes", _positive),
     "registry.max_pull_lists": ("max_pull_lists", _positive),
+    "metrics.address": ("metrics_address", _address),
 }
 _TABLES = {key.split(".")[0] for key in _SCHEMA if "." in key}
 TOML_KEYS: dict[str, str] = {name: key for key, (name, _) in _SCHEMA.items()}  # Config field -> TOML key

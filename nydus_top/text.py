@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 
 # C0 and C1 control characters, DEL, and the bidi overrides/isolates that reorder what follows.
 _ESCAPES = (
@@ -32,6 +34,47 @@ class EscapingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))
+
+
+# LogRecord attributes of the logging module itself; any other attribute came with ``extra=``.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (UTC, RFC 3339), ``level``, ``event`` (the message),
+    ``container`` and ``image`` (given with ``extra=``, else null) and ``fields`` (the other extras).
+
+    Every string goes through :func:`printable` before it is JSON-encoded, so a value read back
+    is exactly what the text format shows: no control, C1 or bidi character, no lone surrogate.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = record.getMessage()
+        if record.exc_info:
+            event += "\n" + self.formatException(record.exc_info)
+        extras = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": event,
+            "container": extras.pop("container", None),
+            "image": extras.pop("image", None),
+            "fields": extras,
+        }
+        return json.dumps(_safe(entry), ensure_ascii=False, separators=(",", ":"))
+
+
+def _safe(value: object) -> object:
+    """*value* with every string (keys too) made printable; anything not JSON becomes its text."""
+    if isinstance(value, str):
+        return printable(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {printable(str(k)): _safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v) for v in value]
+    return printable(str(value))
 
 
 def counted(count: int, noun: str, plural: str = "") -> str:

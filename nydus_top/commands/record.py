@@ -15,6 +15,11 @@ launched plugin's output. One recorder per persist_dir (:mod:`nydus_top.recordin
 second one says so and exits 1 (launched by containerd: at NRI Configure, where its persist_dir
 is settled).
 
+``--log-format json`` writes one JSON object a line instead (time, level, event, container,
+image, fields), escaped as the text lines are. ``[metrics] address`` serves Prometheus metrics
+at /metrics, and /healthz and /readyz (:mod:`nydus_top.recording.endpoint`); a bad or busy
+address ends the command (rc 2) with one line.
+
 Signals: SIGTERM and SIGINT stop the recorder; every recording in progress is saved first (its
 log line says ``shutdown``). SIGHUP depends on where the log goes: logging to a file, it reopens
 that file (what logrotate's ``postrotate`` sends; a rotation must not end, and so truncate, the
@@ -38,11 +43,13 @@ from typing import TypedDict
 from nydus_top.config import MAX_READY_AFTER, Config, ConfigError, check_persist_dir, load_config, parse_layer
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
+from nydus_top.recording.endpoint import Endpoint
 from nydus_top.recording.lock import RecorderLock, RecorderLockError, RecorderLockHeld
+from nydus_top.recording.metrics import Metrics
 from nydus_top.recording.pusher import ListPusher
 from nydus_top.recording.readiness import compile_pattern
 from nydus_top.recording.recorder import MAX_RANGE_TRACES, Recorder, RecordSettings, settings_from
-from nydus_top.text import EscapingFormatter, printable
+from nydus_top.text import EscapingFormatter, JsonFormatter, printable
 from nydus_top.tracing.arming import StartupCapture, pool_starter
 from nydus_top.tracing.range_tracer import RangeSlots
 from nydus_top.tracing.tracer import TracerPool
@@ -82,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="NRI plugin name")
     parser.add_argument("--idx", help="NRI plugin index (two digits)")
     parser.add_argument("--log", metavar="FILE", help="append log lines here instead of stderr")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="text lines, or one JSON object a line (time, level, event, container, image, fields)")
     parser.add_argument("--range-list", action="store_true",
                         help="record byte ranges too and save <list>.ranges.json beside each list "
                              "(for nydusify optimize --prefetch-files; Linux 6.14+)")
@@ -112,8 +121,9 @@ class LogFile(logging.handlers.WatchedFileHandler):
             self.release()
 
 
-def _setup_logging(path: str | None) -> LogFile | None:
-    """Log to *path*, the launched plugin's default file, or stderr. Returns the file handler."""
+def _setup_logging(path: str | None, form: str = "text") -> LogFile | None:
+    """Log to *path*, the launched plugin's default file, or stderr, as text lines or JSON
+    (*form*). Returns the file handler."""
     launched = os.environ.get(SOCKET_FD_ENV) and not os.isatty(2)
     target = Path(path) if path else (DEFAULT_LAUNCHED_LOG if launched else None)
     logfile = None
@@ -125,6 +135,8 @@ def _setup_logging(path: str | None) -> LogFile | None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(EscapingFormatter("nydus-top record: %(message)s"))
+    if form == "json":
+        handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -133,7 +145,7 @@ def _setup_logging(path: str | None) -> LogFile | None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        logfile = _setup_logging(args.log)
+        logfile = _setup_logging(args.log, args.log_format)
     except OSError as err:
         print(printable(f"nydus-top record: cannot log to {args.log}: {err.strerror}"), file=sys.stderr)
         return 2
@@ -213,6 +225,10 @@ def with_layer(config: Config, text: str, source: str = NRI_LAYER) -> tuple[Conf
     return replace(config, **values, sources=(*config.sources, source)), tuple(notes)
 
 
+def _log_about(line: str, container_id: str, image: str) -> None:
+    log.info("%s", line, extra={"container": container_id, "image": image})
+
+
 def _settings_line(s: RecordSettings) -> str:
     return (f"into {s.persist_dir} (readable = {str(s.readable).lower()}, timeout = {s.timeout}, "
             f"overwrite = {str(s.overwrite).lower()}{f', ready: {s.ready.describe()}' if s.ready.enabled else ''})")
@@ -222,9 +238,27 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
                  namespaces: list[str], logfile: LogFile | None, range_list: bool, lock: RecorderLock) -> int:
     pool = TracerPool()
     pool.warm_up()
-    pusher = ListPusher(log.info, plain_http=config.registry_plain_http) if config.registry_push else None
+    metrics = Metrics() if config.metrics_address else None  # the one owner; the parts that count get it
+    pusher = (ListPusher(log.info, plain_http=config.registry_plain_http, metrics=metrics)
+              if config.registry_push else None)
     recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model,
-                        on_saved=pusher.submit if pusher else None)
+                        on_saved=pusher.submit if pusher else None, metrics=metrics, log_about=_log_about)
+    endpoint = None
+    if metrics is not None:
+        metrics.observe(connected=lambda: session.ready, connections=lambda: session.connections,
+                        push_queue=lambda: pusher.waiting if pusher is not None else 0,
+                        memory_used=lambda: recorder.budget.used, memory_limit=lambda: recorder.budget.max_bytes)
+        endpoint = Endpoint(metrics, lambda: session.ready, log.warning)
+        try:
+            host, port = await endpoint.start(config.metrics_address)
+        except (OSError, ValueError) as err:
+            why = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else str(err)
+            log.error("cannot serve metrics on %s: %s", config.metrics_address, why)
+            pool.close()
+            if pusher is not None:
+                pusher.close()
+            return 2
+        log.info("serving /metrics, /healthz and /readyz on %s:%d", host, port)
 
     status = 0  # 1 when the persist_dir settled at NRI Configure is another recorder's
 
@@ -308,6 +342,8 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
     try:
         await session.run_forever()
     finally:
+        if endpoint is not None:
+            await endpoint.close()
         await recorder.close()
         # The last saves' pushes get their moment while the tracer helper stops (submitted to a
         # thread at once: pool.close holds the loop).

@@ -105,6 +105,13 @@ class CompactList:
             self.budget.give_back(self.nbytes)
             self.budget = None
 
+    def total_size(self) -> int:
+        """The sizes of the files added together (unknown sizes, below 0, count nothing)."""
+        sizes = self._size
+        if not sizes or min(sizes) >= 0:  # both at C speed: the usual case
+            return sum(sizes)
+        return sum(size for size in sizes if size > 0)
+
     def __iter__(self) -> Iterator[ListedFile]:
         paths, ends, sizes, elapsed = self._paths, self._ends, self._size, self._elapsed
         start = 0

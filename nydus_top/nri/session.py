@@ -171,10 +171,16 @@ class PluginSession:
         self.next_retry = self.backoff[0]  # seconds the next reconnection waits if this one fails
         self.last_wait = 0.0  # seconds waited before the latest attempt
         self._connected = False  # the latest attempt got a connection
+        self.connections = 0  # connections made to the runtime (each after the first a reconnection)
 
     @property
     def target(self) -> str:
         return f"fd {self._inherited_fd}" if self._inherited_fd is not None else self.socket_path
+
+    @property
+    def ready(self) -> bool:
+        """Registered with the runtime and synchronized, on a connection still up."""
+        return self._synced and self._writer is not None
 
     @property
     def start_hooks(self) -> tuple[StartHook, ...]:
@@ -300,6 +306,7 @@ class PluginSession:
         else:
             reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=READ_SIZE)
         self._connected = True
+        self.connections += 1
         self._writer = writer
         conn = _Connection(self, writer)
         try:

@@ -23,10 +23,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nydus_top.lists import meta as listmeta
 from nydus_top.text import printable
+
+if TYPE_CHECKING:  # metrics are optional: the recorder never needs prometheus_client itself
+    from nydus_top.recording.metrics import Metrics
 
 ATTEMPTS = 5  # tries of one list
 FIRST_DELAY = 2.0  # seconds before the first retry; doubled each time
@@ -70,8 +73,9 @@ class ListPusher:
     def __init__(self, log: Callable[[str], None], *, plain_http: Iterable[str] = (), attempts: int = ATTEMPTS,
                  first_delay: float = FIRST_DELAY, max_delay: float = MAX_DELAY, deadline: float = DEADLINE,
                  queue_limit: int = QUEUE_LIMIT, timeout: float = REQUEST_TIMEOUT, workers: int = WORKERS,
-                 start: bool = True) -> None:
+                 start: bool = True, metrics: Metrics | None = None) -> None:
         self.log = log
+        self.metrics = metrics  # None: metrics are off
         self.plain_http = frozenset(plain_http)
         self.attempts, self.first_delay, self.max_delay, self.deadline = attempts, first_delay, max_delay, deadline
         self.timeout = timeout
@@ -118,6 +122,8 @@ class ListPusher:
                     self._unfinished += 1
                 self._spawn()
                 waits = new and self._started and job.registry not in self._workers
+        if not full:
+            self._count("pushes_queued", job)
         if full:
             self.log(f"not pushing {printable(str(job.list_path))}: {self.queue_limit} lists already wait")
             return False
@@ -125,6 +131,16 @@ class ListPusher:
             self.log(f"pushes to {printable(job.registry)} wait: {self.max_workers} registries are pushed to "
                      "at once (WORKERS)")
         return True
+
+    @property
+    def waiting(self) -> int:
+        """Lists waiting in the queues (being pushed not included)."""
+        return self._waiting
+
+    def _count(self, name: str, job: Job) -> None:
+        if self.metrics is not None:
+            counter = getattr(self.metrics, name)
+            counter.labels(self.metrics.registry_label(job.registry or "none")).inc()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every submitted list is pushed or given up; False on timeout."""
@@ -259,10 +275,12 @@ class ListPusher:
         with self._lock:
             self.pushed += 1
             earlier = self._failures.pop(job.image, None)
+        self._count("pushes_succeeded", job)
         after = f" (after {earlier.count} failed pushes of this image)" if earlier else ""
         self.log(f"pushed {printable(str(job.list_path))} to {printable(job.image)} as {artifact}{after}")
 
     def _failed(self, job: Job, why: str) -> None:
+        self._count("pushes_failed", job)
         with self._lock:
             failures = self._failures.get(job.image)
             if failures is not None:

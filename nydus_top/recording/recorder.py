@@ -30,6 +30,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nydus_top.config import Config
 from nydus_top.fs import confined
@@ -55,6 +56,9 @@ from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Rea
 from nydus_top.runs import store as runstore
 from nydus_top.tracing.arming import LiveTrace, StartTrace, image_matches
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
+
+if TYPE_CHECKING:  # metrics are optional: the recorder never needs prometheus_client itself
+    from nydus_top.recording.metrics import Metrics
 
 INCOMPLETE_SUFFIX = ".incomplete"
 _LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
@@ -145,6 +149,7 @@ class Recording:
     meta: ListMeta  # who was recorded; completeness is added when it is saved
     overflows: dict[str, Overflows] = field(default_factory=dict)  # by reason
     problems: list[str] = field(default_factory=list)  # why the trace may be incomplete
+    causes: list[str] = field(default_factory=list)  # the same, as metrics.INCOMPLETE_REASONS
     ranges: RangeBook | None = None  # byte ranges to save (with range_list; whole files where none were recorded)
     range_notes: list[str] = field(default_factory=list)  # what limited the ranges (not the file list)
     timer: asyncio.TimerHandle | None = None
@@ -166,6 +171,21 @@ class Recording:
                     self.log(f"recording {self.name}: tracer limit reached: {len(files) + files.refused} files, "
                              "later files are not traced")
                 self.overflows.setdefault(item.reason, Overflows()).add(item)
+
+
+_CAUSES = {QUEUE: "queue_overflow", OPEN: "open_failed", PATH_TOO_LONG: "path_too_long", UNREACHABLE: "unreachable",
+           LIMIT: "tracer_limit"}
+
+
+class Skip(str):
+    """Why a start is not recorded, in words, with its kind (one of metrics.SKIP_REASONS)."""
+
+    kind: str
+
+    def __new__(cls, text: str, kind: str) -> Skip:
+        self = super().__new__(cls, text)
+        self.kind = kind
+        return self
 
 
 def _tracer_failure(error: str) -> str:
@@ -221,7 +241,8 @@ class Planner:
         self.in_flight: dict[str, Plan] = {}  # container id -> plan
 
     def plan(self, pod: Pod | None, container: Container) -> tuple[Plan | None, str]:
-        """(plan, "") to record this start, or (None, reason) to skip it ("" when filtered)."""
+        """(plan, "") to record this start, or (None, reason) to skip it ("" when filtered; a
+        reason is a :class:`Skip`)."""
         s = self.settings
         if s.namespaces and (pod is None or pod.namespace not in s.namespaces):
             return None, ""
@@ -230,9 +251,10 @@ class Planner:
         try:
             paths = result_paths(s.persist_dir, container.image, timeout=s.timeout)
         except ImageRefError as err:
-            return None, f"image {container.image!r}: {err}"
+            return None, Skip(f"image {container.image!r}: {err}", "image_ref")
         if len(self.in_flight) >= s.max_recordings:
-            return None, f"{len(self.in_flight)} recordings in progress, the most at once (MAX_RECORDINGS)"
+            return None, Skip(f"{len(self.in_flight)} recordings in progress, the most at once (MAX_RECORDINGS)",
+                              "max_recordings")
         pair = True
         if not s.overwrite:
             busy = _existing(paths.list, container.image) if paths.list.exists() else next(
@@ -242,7 +264,8 @@ class Planner:
                 # The pair stays; the start is still worth a run until the image has keep_runs of them.
                 runs = self._runs(container.image, paths)
                 if runs >= s.keep_runs:
-                    return None, f"{busy}; {runs} runs of it kept (keep_runs = {s.keep_runs})" if s.keep_runs else busy
+                    why = f"{busy}; {runs} runs of it kept (keep_runs = {s.keep_runs})" if s.keep_runs else busy
+                    return None, Skip(why, "recorded_already")
                 pair = False
         plan = Plan(container.id, paths, s, container.image, pair)
         self.in_flight[container.id] = plan
@@ -295,8 +318,11 @@ class Recorder:
     """Collects traces handed over by :class:`nydus_top.tracing.arming.StartupCapture` and saves them."""
 
     def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None,
-                 on_saved: Callable[[Path, str], object] | None = None) -> None:
+                 on_saved: Callable[[Path, str], object] | None = None, metrics: Metrics | None = None,
+                 log_about: Callable[[str, str, str], None] | None = None) -> None:
         self.model = model
+        self.log_about = log_about  # (line, container id, image): a line about one container, for JSON logs
+        self.metrics = metrics  # None: metrics are off
         self.on_saved = on_saved  # (list, image) after each save, from a worker thread; must not block
         self.planner = Planner(settings)
         self.log = log
@@ -307,6 +333,20 @@ class Recorder:
     def settings(self) -> RecordSettings:
         return self.planner.settings
 
+    def _say(self, container: Container, line: str) -> None:
+        """Log *line*, about *container*."""
+        self._log_about(line, container.id, container.image)
+
+    def _about(self, rec: Recording, line: str) -> None:
+        """Log *line*, about the container *rec* records."""
+        self._log_about(line, rec.plan.container_id, rec.plan.image)
+
+    def _log_about(self, line: str, container_id: str, image: str) -> None:
+        if self.log_about is not None:
+            self.log_about(line, container_id, image)
+        else:
+            self.log(line)
+
     def reconfigure(self, settings: RecordSettings) -> None:
         """Use *settings* from the next start on; recordings in progress keep theirs."""
         self.planner.settings = settings
@@ -316,33 +356,44 @@ class Recorder:
     def select(self, pod: Pod | None, container: Container) -> Plan | None:
         plan, reason = self.planner.plan(pod, container)
         if reason:
-            self.log(f"not recording {_describe(container, pod)}: {reason}")
+            self._say(container, f"not recording {_describe(container, pod)}: {reason}")
+        if self.metrics is not None and (plan is not None or reason):
+            self.metrics.starts_seen.inc()
+            if reason:
+                self.metrics.starts_skipped.labels(reason.kind if isinstance(reason, Skip) else "other").inc()
         return plan
 
     def deliver(self, plan: Plan, start: StartTrace) -> None:
         who = _describe(start.container, start.pod)
         if start.trace is None:
             self.planner.done(plan.container_id)
-            self.log(f"cannot record {who}: {start.error}")
+            self._say(start.container, f"cannot record {who}: {start.error}")
+            if self.metrics is not None:
+                self.metrics.starts_skipped.labels("tracer").inc()
             return
         files = CompactList(plan.settings.max_bytes, self.budget)
         rec = Recording(plan, start.container.pod_id, who, start.trace, files, self.log,
                         _identity(start))
         if start.trace.ranges_error:
-            self.log(f"recording {who}: {start.trace.ranges_error}; its range list names whole files")
+            self._say(start.container, f"recording {who}: {start.trace.ranges_error}; its range list names whole files")
         if not start.ready:
             rec.problems.append(
                 f"tracer was not ready {start.arm_us / 1000:.1f} ms after StartContainer: start-up may be missing"
             )
-            self.log(f"recording {who} may miss its start-up: {rec.problems[-1]}")
+            rec.causes.append("mark_late")
+            self._say(start.container, f"recording {who} may miss its start-up: {rec.problems[-1]}")
+            if self.metrics is not None:
+                self.metrics.marks_late.inc()
         if plan.settings.keep_runs > 0 and start.container.pid:
             try:  # read now: the container's mounts are gone once it has stopped, its layers are not
                 rec.overlay = OverlayRoot.for_pid(start.container.pid)
             except OverlayError:
                 pass  # not an overlay root: its run names no runtime-created file
         self.recordings[plan.container_id] = rec
+        if self.metrics is not None:
+            self.metrics.starts_recorded.inc()
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
-        self.log(f"recording {who} into {plan.paths.list} ({armed})")
+        self._say(start.container, f"recording {who} into {plan.paths.list} ({armed})")
         loop = asyncio.get_running_loop()
         rec.gate = ReadyGate(plan.settings.ready, rec.ingest,
                              lambda: loop.call_soon_threadsafe(self._ready, plan.container_id))
@@ -433,17 +484,23 @@ class Recorder:
             await rec.trace.stop()
         except Exception as err:  # noqa: BLE001 - a failing stop is one problem line, the recording is still saved
             rec.problems.append(f"stopping the tracer failed: {err}")
+            rec.causes.append("other")
         if rec.trace.error:
             rec.problems.append(_tracer_failure(rec.trace.error))
+            rec.causes.append("tracer_failed")
         # The trace has ended: every batch was ingested.
         for reason, summary in rec.overflows.items():
             rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
+            rec.causes.append(_CAUSES.get(reason, "other"))
+        if self.metrics is not None and QUEUE in rec.overflows:
+            self.metrics.overflows.inc(rec.overflows[QUEUE].records)
         if rec.files.reached:
+            rec.causes.append("memory_limit")
             within = (f"the recordings' shared {_mib(rec.files.budget.max_bytes)}" if rec.files.budget_reached
                       and rec.files.budget is not None else _mib(rec.files.max_bytes))
             rec.problems.append(f"memory limit reached: {len(rec.files)} files in {within}, "
                                 f"{rec.files.refused} more not recorded")
-        _end_ranges(rec)
+        _end_ranges(rec, self.metrics)
         self.recordings.pop(rec.plan.container_id, None)
         try:
             await asyncio.to_thread(self._save, rec, why)
@@ -458,8 +515,10 @@ class Recorder:
         problems = "; ".join(rec.problems)
         state = f"; POSSIBLY INCOMPLETE: {problems}" if problems else ""
         if not len(rec.files):  # an empty list helps no one, and would block the image's next recording
-            self.log(f"recording {rec.name} ({why}) not saved: no files recorded{state}")
+            self._about(rec, f"recording {rec.name} ({why}) not saved: no files recorded{state}")
             return
+        if self.metrics is not None:
+            self._count(rec, self.metrics)
         # A possibly incomplete recording goes beside the list: it never replaces a complete
         # one, and never takes the name a later, complete recording will be saved under.
         target = incomplete_path(rec.plan.paths.list) if problems else rec.plan.paths.list
@@ -467,7 +526,7 @@ class Recorder:
         if s.keep_runs > 0:  # first: the pair's line stays the recording's last word
             self._keep_run(rec, meta)
         if not rec.plan.pair:
-            self.log(f"recording {rec.name} ({why}): {rec.plan.paths.list} left as it is (overwrite = false); "
+            self._about(rec, f"recording {rec.name} ({why}): {rec.plan.paths.list} left as it is (overwrite = false); "
                      f"this start is kept as a run only{state}")
             return
         self._save_pair(rec, why, target, meta, state)
@@ -479,22 +538,28 @@ class Recorder:
             result = save_list(rec.files, target, readable=s.readable, overwrite=s.overwrite or bool(problems),
                                meta=meta, ranges=rec.ranges, granularity=s.granularity, root=s.persist_dir)
         except ListExistsError as err:
-            self.log(f"recording {rec.name} ({why}) not saved: {err}")
+            self._about(rec, f"recording {rec.name} ({why}) not saved: {err}")
             return
         except ListFileError as err:
-            self.log(f"recording {rec.name} ({why}) NOT SAVED: {err}{state}")
+            self._about(rec, f"recording {rec.name} ({why}) NOT SAVED: {err}{state}")
+            if self.metrics is not None:
+                self.metrics.save_failures.inc()
             return
         except Exception as err:  # noqa: BLE001 - never lose a recording without a word
-            self.log(f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}{state}")
+            self._about(rec, f"recording {rec.name} ({why}) NOT SAVED: {type(err).__name__}: {err}{state}")
+            if self.metrics is not None:
+                self.metrics.save_failures.inc()
             return
+        if self.metrics is not None:
+            self.metrics.saves.inc()
         for warning in result.warnings:
-            self.log(f"{target}: {warning}")
+            self._about(rec, f"{target}: {warning}")
         beside = f", not as {rec.plan.paths.list}" if problems else ""
-        self.log(f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
+        self._about(rec, f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
         if rec.ranges is not None:
             known, with_ranges, whole = totals(((f.path, f.size) for f in rec.files), rec.ranges, s.granularity)
             notes = f"; {'; '.join(rec.range_notes)}" if rec.range_notes else ""
-            self.log(f"saved {ranges_path(target)}: ranges of {known}/{len(rec.files)} files, prefetch "
+            self._about(rec, f"saved {ranges_path(target)}: ranges of {known}/{len(rec.files)} files, prefetch "
                      f"{readable_size(with_ranges)} with ranges / {readable_size(whole)} whole files{notes}")
         if self.on_saved is not None and not problems:  # only complete lists go to the registry
             self.on_saved(target, rec.plan.image)
@@ -508,14 +573,28 @@ class Recorder:
                                                 keep=s.keep_runs, readable=s.readable, ranges=rec.ranges,
                                                 granularity=s.granularity)
         except Exception as err:  # noqa: BLE001 - ImageRefError, ListFileError, anything: one line
-            self.log(f"run of {rec.name} NOT KEPT: {err}")
+            self._about(rec, f"run of {rec.name} NOT KEPT: {err}")
+            if self.metrics is not None:
+                self.metrics.save_failures.inc()
             return
+        if self.metrics is not None:
+            self.metrics.runs_kept.inc()
+            self.metrics.runs_pruned.inc(len(dropped))
         kind = "complete" if meta.complete else "possibly incomplete"
         created = f", {len(runtime)} created at runtime" if runtime else ""
         if left_out:
             created += f" and {left_out} more not named (limit of {_mib(listmeta.RUNTIME_MAX_BYTES)})"
         older = f", dropped {len(dropped)} oldest" if dropped else ""
-        self.log(f"kept run {result.paths[0]} ({result.written} files, {kind}{created}{older}) for {rec.name}")
+        self._about(rec, f"kept run {result.paths[0]} ({result.written} files, {kind}{created}{older}) for {rec.name}")
+
+
+    @staticmethod
+    def _count(rec: Recording, metrics: Metrics) -> None:
+        """A recording with files about to be saved: its size, and why it may be incomplete."""
+        metrics.files.observe(len(rec.files))
+        metrics.bytes.observe(rec.files.total_size())
+        for cause in dict.fromkeys(rec.causes):
+            metrics.incomplete.labels(cause).inc()
 
 
 def _with_cut(meta: ListMeta, rec: Recording) -> ListMeta:
@@ -561,7 +640,7 @@ _NOTICES = {
 }
 
 
-def _end_ranges(rec: Recording) -> None:
+def _end_ranges(rec: Recording, metrics: Metrics | None = None) -> None:
     """Take the ended trace's byte ranges, and what limited them (said with the range list: the
     file list is no less complete for it)."""
     ranges = rec.trace.ranges
@@ -579,6 +658,11 @@ def _end_ranges(rec: Recording) -> None:
             rec.range_notes.append(f"range tracer: {', '.join(words)} (files past it count whole)")
         if ranges.error:
             rec.range_notes.append(f"range tracer: {ranges.error}")
+        if metrics is not None:
+            if "window" in end.notices:
+                metrics.range_windows.inc()
+            if ranges.stalled:
+                metrics.watchdog_kills.inc()
 
 
 def _drop_orphan_sidecars(list_path: Path, root: Path) -> None:

@@ -204,11 +204,16 @@ class Client:
             raise RegistryError(f"{method} {url}: {why}" if why
                                 else self._unreachable(err) or f"{method} {url}: {_first_line(err)}") from None
         except ValueError as err:  # the SDK's way of saying authentication failed
-            raise RegistryError(f"{method} {url}: {deadline.why() or _first_line(err)}") from None
+            raise RegistryError(f"{method} {url}: {deadline.why() or self._unauthorized(err)}") from None
         finally:
             with self._lock:
                 self._deadlines.discard(deadline)
         return response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
+
+    def _unauthorized(self, err: BaseException) -> str:
+        """One line for a request the registry wants credentials for and we could not authenticate."""
+        return (f"unauthorized: {self.registry} asks for credentials, and none it accepts are in the docker "
+                f"config ($HOME/.docker/config.json) ({_first_line(err)})")
 
     def _unreachable(self, err: BaseException) -> str:
         """One line of why the registry could not be talked to and the flag that fixes it, for

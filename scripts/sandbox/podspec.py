@@ -6,7 +6,8 @@ namespaces, security context (capabilities, read-only root, seccomp, user, ``no_
 kubelet's masked and read-only ``/proc`` paths), resources (CPU shares and quota, memory limit,
 the Burstable OOM score) and mounts. Volumes get host directories from :class:`Volumes`:
 hostPath volumes at paths the caller maps (the sandbox node's own directories), ConfigMaps
-written out as files, memory emptyDirs as tmpfs mounts of their size limit.
+and Secrets written out as files (an optional Secret that is not there: an empty directory),
+memory emptyDirs as tmpfs mounts of their size limit.
 
 A field of the spec that this module does not know is an error, not silently left out: a
 manifest change must be taught here before the tests can claim to run "the same pod". What
@@ -48,7 +49,11 @@ _POD_IGNORED = {
 }
 _POD_HANDLED = {"hostPID", "containers", "volumes"}
 _CONTAINER_HANDLED = {"name", "image", "imagePullPolicy", "command", "args", "securityContext", "resources",
-                      "volumeMounts"}
+                      "volumeMounts", "env", "ports"}
+# Container fields kubelet acts on itself, never sent to the runtime (the tests act them out: see
+# testkit.recorder_pod.probe).
+_CONTAINER_KUBELET = {"livenessProbe": "kubelet probes the container itself",
+                      "readinessProbe": "kubelet probes the container itself"}
 _SECURITY_HANDLED = {"privileged", "runAsUser", "readOnlyRootFilesystem", "allowPrivilegeEscalation",
                      "seccompProfile", "capabilities"}
 
@@ -142,10 +147,12 @@ class Volumes:
     ``configmaps`` maps a ConfigMap's name to its ``data``.
     """
 
-    def __init__(self, root: Path, host_paths: Mapping[str, Path], configmaps: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(self, root: Path, host_paths: Mapping[str, Path], configmaps: Mapping[str, Mapping[str, str]],
+                 secrets: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.root = root
         self.host_paths = dict(host_paths)
         self.configmaps = dict(configmaps)
+        self.secrets = dict(secrets or {})  # Secret name -> its data (decoded)
         self._mounted: list[Path] = []
 
     def host_dir(self, volume: Mapping[str, Any]) -> tuple[Path, bool]:
@@ -178,6 +185,8 @@ class Volumes:
                 (directory / key).write_text(text)
                 (directory / key).chmod(0o644)  # kubelet's defaultMode
             return directory, True  # kubelet mounts ConfigMaps read-only whatever the mount says
+        if kinds == ["secret"]:
+            return self._secret(name, volume["secret"]), True
         if kinds == ["emptyDir"]:
             source = volume["emptyDir"]
             _unknown(f"volume {name} emptyDir", source, {"medium", "sizeLimit"})
@@ -193,6 +202,23 @@ class Volumes:
             return directory, False
         raise PodSpecError(f"volume {name}: kind {kinds} is not translated")
 
+    def _secret(self, name: str, source: Mapping[str, Any]) -> Path:
+        """A Secret volume as kubelet makes it: the keys (or *items*) as files, mode 0644 unless
+        defaultMode says; an optional Secret that does not exist gives an empty directory."""
+        _unknown(f"volume {name} secret", source, {"secretName", "optional", "items", "defaultMode"})
+        data = self.secrets.get(source["secretName"])
+        if data is None and not source.get("optional", False):
+            raise PodSpecError(f"volume {name}: no Secret {source['secretName']!r} given (and not optional)")
+        directory = self.root / f"secret-{name}"
+        directory.mkdir(parents=True)
+        items = source.get("items") or [{"key": key, "path": key} for key in data or {}]
+        for item in items:
+            _unknown(f"volume {name} secret item", item, {"key", "path"})
+            if data is not None and item["key"] in data:
+                (directory / item["path"]).write_text(data[item["key"]])
+                (directory / item["path"]).chmod(source.get("defaultMode", 0o644))
+        return directory
+
     def close(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         while self._mounted:
@@ -202,9 +228,9 @@ class Volumes:
 
 
 @contextmanager
-def volumes(root: Path, host_paths: Mapping[str, Path],
-            configmaps: Mapping[str, Mapping[str, str]]) -> Iterator[Volumes]:
-    made = Volumes(root, host_paths, configmaps)
+def volumes(root: Path, host_paths: Mapping[str, Path], configmaps: Mapping[str, Mapping[str, str]],
+            secrets: Mapping[str, Mapping[str, str]] | None = None) -> Iterator[Volumes]:
+    made = Volumes(root, host_paths, configmaps, secrets)
     try:
         yield made
     finally:
@@ -286,7 +312,13 @@ def translate(pb: ModuleType, spec: Mapping[str, Any], made: Volumes, *, name: s
     host_dirs = {v["name"]: made.host_dir(v) for v in spec.get("volumes", [])}
     containers = []
     for container in spec["containers"]:
-        _unknown(f"container {container.get('name')}", container, _CONTAINER_HANDLED)
+        _unknown(f"container {container.get('name')}", container, _CONTAINER_HANDLED | set(_CONTAINER_KUBELET))
+        for port in container.get("ports", []):  # the host network (see above): nothing to map
+            _unknown("container port", port, {"name", "containerPort", "protocol"})
+        envs = []
+        for env in container.get("env", []):
+            _unknown("env", env, {"name", "value"})
+            envs.append(pb.KeyValue(key=env["name"], value=str(env.get("value", ""))))
         mounts = []
         for mount in container.get("volumeMounts", []):
             _unknown("volumeMount", mount, {"name", "mountPath", "readOnly"})
@@ -298,6 +330,7 @@ def translate(pb: ModuleType, spec: Mapping[str, Any], made: Volumes, *, name: s
             image=pb.ImageSpec(image=container["image"]),
             command=list(container.get("command", [])),
             args=list(container.get("args", [])),
+            envs=envs,
             mounts=mounts,
             labels={"io.kubernetes.container.name": container["name"], "io.kubernetes.pod.name": name,
                     "io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.uid": uid},

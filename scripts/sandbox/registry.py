@@ -7,6 +7,7 @@ it logs that it listens (no polling). ``push_archive`` uploads an OCI archive wr
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import tarfile
 import threading
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,13 @@ class LocalRegistry:
     host: str  # 127.0.0.1:PORT
     storage: Path
     process: subprocess.Popen[str]
+    credentials: tuple[str, str] | None = None  # (user, password) it asks for, with htpasswd authentication
+
+    def docker_config(self) -> str:
+        """A docker config.json with this registry's credentials (what a dockerconfigjson Secret holds)."""
+        assert self.credentials is not None
+        token = base64.b64encode(":".join(self.credentials).encode()).decode()
+        return json.dumps({"auths": {self.host: {"auth": token}}})
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -42,6 +51,9 @@ class LocalRegistry:
         request = urllib.request.Request(url, data=data, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)
+        if self.credentials is not None:
+            token = base64.b64encode(":".join(self.credentials).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=30) as answer:  # 127.0.0.1 only
             return answer.status, dict(answer.headers)
 
@@ -76,14 +88,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(work: Path) -> LocalRegistry:
-    """Start a registry with its storage under *work*; returns once it listens."""
+def bcrypt_line(user: str, password: str) -> str:
+    """An htpasswd line for *user* (bcrypt: the only hash docker-registry accepts), made with
+    libxcrypt through Python 3.11's crypt module (no htpasswd binary needed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # deprecated (gone in 3.13); Debian 12's Python 3.11 has it
+
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
+    if not hashed or not hashed.startswith("$2"):
+        raise RegistryStartError("this libc's crypt() makes no bcrypt hashes")
+    return f"{user}:{hashed}\n"
+
+
+def start(work: Path, credentials: tuple[str, str] | None = None) -> LocalRegistry:
+    """Start a registry with its storage under *work*; returns once it listens. With
+    *credentials* (user, password) it asks for them (htpasswd, HTTP basic authentication)."""
     if not os.access(BINARY, os.X_OK):
         raise RegistryStartError(f"{BINARY} missing: scripts/setup installs Debian's docker-registry")
     port = _free_port()
     config = work / "config.yml"
     config.write_text(f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {work}/data\n"
                       f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: nydus-top-local\n")
+    if credentials is not None:
+        (work / "htpasswd").write_text(bcrypt_line(*credentials))
+        with config.open("a") as text:
+            text.write(f"auth:\n  htpasswd:\n    realm: nydus-top-local\n    path: {work}/htpasswd\n")
     process = subprocess.Popen([BINARY, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     assert process.stderr is not None
@@ -93,4 +123,4 @@ def start(work: Path) -> LocalRegistry:
     else:
         raise RegistryStartError(f"docker-registry exited with {process.wait()} before listening")
     threading.Thread(target=process.stderr.read, daemon=True).start()  # never block it on a full pipe
-    return LocalRegistry(f"127.0.0.1:{port}", work / "data", process)
+    return LocalRegistry(f"127.0.0.1:{port}", work / "data", process, credentials)

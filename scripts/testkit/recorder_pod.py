@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import http.client
+import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -62,6 +65,7 @@ class RecorderPod:
     container_id: str
     persist: Path  # the host directory of the results hostPath
     log_path: Path
+    doc: dict[str, Any]  # the DaemonSet as run (its metrics port moved to a free one)
 
     def log(self) -> str:
         try:
@@ -88,9 +92,11 @@ class RecorderPod:
 @contextlib.contextmanager
 def run_recorder_pod(node: SandboxNode, work: Path, doc: Mapping[str, Any] | None = None,
                      edit: Callable[[dict[str, Any]], None] | None = None,
-                     config: str | None = None) -> Iterator[RecorderPod]:
+                     config: str | None = None,
+                     secrets: Mapping[str, Mapping[str, str]] | None = None) -> Iterator[RecorderPod]:
     """Run the DaemonSet's pod (after *edit* of a copy of it, with the ConfigMap's config.toml
-    replaced by *config* if given) on *node*; removed at the end."""
+    replaced by *config* if given, and the Secrets *secrets*: name -> data) on *node*; removed at
+    the end."""
     doc = copy.deepcopy(dict(doc or daemonset()))
     if edit is not None:
         edit(doc)
@@ -98,12 +104,16 @@ def run_recorder_pod(node: SandboxNode, work: Path, doc: Mapping[str, Any] | Non
     configmap = manifest("configmap.yaml")
     if config is not None:
         configmap["data"]["config.toml"] = config
+    # The pod shares the host's network here: its metrics port becomes a free one, so test pods
+    # (and other users of the machine) never collide on the manifest's.
+    configmap["data"]["config.toml"] = _free_metrics_port(doc, configmap["data"]["config.toml"])
     persist = work / "results"
     host_paths = {volume_host_path(doc, "nri"): node.nri_socket.parent,
                   volume_host_path(doc, "results"): persist}
     name, namespace, uid = "nydus-top-recorder-test", doc["metadata"]["namespace"], uuid.uuid4().hex
     log_dir = node.pod_logs / f"{namespace}_{name}_{uid}"
-    with podspec.volumes(work / "volumes", host_paths, {configmap["metadata"]["name"]: configmap["data"]}) as made:
+    with podspec.volumes(work / "volumes", host_paths, {configmap["metadata"]["name"]: configmap["data"]},
+                         secrets) as made:
         cri = node.cri
         translated = podspec.translate(cri.pb, spec, made, name=name, namespace=namespace, uid=uid,
                                        cgroup_parent=node.cgroup_parent, log_directory=str(log_dir))
@@ -112,6 +122,42 @@ def run_recorder_pod(node: SandboxNode, work: Path, doc: Mapping[str, Any] | Non
             container_id = cri.create_container_from(pod_id, translated.containers[0])
             cri.start_container(container_id)
             yield RecorderPod(node, pod_id, container_id, persist,
-                              log_dir / translated.containers[0].log_path)
+                              log_dir / translated.containers[0].log_path, doc)
         finally:
             cri.remove_pod(pod_id)
+
+
+def _free_metrics_port(doc: dict[str, Any], config: str) -> str:
+    """*config* with its ``[metrics] address`` port (if any) replaced by a free one, and *doc*'s
+    container port of that number moved with it."""
+    found = re.search(r'^address = "([^"]*):(\d+)"$', config, re.MULTILINE)
+    if found is None:
+        return config
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    for port in recorder_container(doc).get("ports", []):
+        if port["containerPort"] == int(found[2]):
+            port["containerPort"] = free
+    return config[:found.start()] + f'address = "{found[1]}:{free}"' + config[found.end():]
+
+
+def probe(doc: Mapping[str, Any], which: str, host: str = "127.0.0.1") -> tuple[int, str]:
+    """What kubelet's *which* probe (``livenessProbe``, ``readinessProbe``) of the recorder gets:
+    its httpGet, the named port resolved through the container's ports, on *host* (the pod uses
+    the host network here), within the probe's timeoutSeconds. (status, body); 0 when no answer."""
+    container = recorder_container(doc)
+    spec = container[which]
+    get = spec["httpGet"]
+    port = get["port"]
+    if isinstance(port, str):
+        port = next(p["containerPort"] for p in container["ports"] if p["name"] == port)
+    conn = http.client.HTTPConnection(host, port, timeout=spec.get("timeoutSeconds", 1))
+    try:
+        conn.request("GET", get["path"])
+        answer = conn.getresponse()
+        return answer.status, answer.read().decode(errors="replace")
+    except OSError:
+        return 0, ""
+    finally:
+        conn.close()

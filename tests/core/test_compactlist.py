@@ -25,3 +25,13 @@ def test_the_limit_keeps_the_first_files_and_counts_the_rest() -> None:
     assert not files.append("/", 1, 9)  # smaller, but after the limit: a list stays a prefix
     assert [f.path for f in files] == ["/f00", "/f01", "/f02"]
     assert files.nbytes == files.max_bytes and files.reached and files.refused == 3
+
+
+def test_total_size_adds_the_known_sizes() -> None:
+    files = CompactList(1 << 20)
+    assert files.total_size() == 0
+    files.append("/a", 10, 1)
+    files.append("/b", 32, 2)
+    assert files.total_size() == 42
+    files.append("/c", -1, 3)  # unknown: counts nothing
+    assert files.total_size() == 42

@@ -8,6 +8,8 @@ uses the host's; the recorder talks only to a unix socket), kubelet's own mounts
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from nydus_top.lists.files import result_paths
 from nydus_top.registry import artifacts as registry
 from sandbox import images, podspec
+from sandbox import registry as local_registry
 from sandbox.node import SandboxNode
 from sandbox.registry import LocalRegistry
 from testkit.recorder_pod import (
@@ -23,6 +26,7 @@ from testkit.recorder_pod import (
     import_recorder_image,
     manifest,
     mount_path,
+    probe,
     recorder_container,
     run_recorder_pod,
 )
@@ -150,3 +154,64 @@ def test_every_added_capability_is_needed(sandbox_node: SandboxNode, recorder_im
     # The recorder runs and says why it cannot record (SYS_ADMIN, SYS_CHROOT, SYS_PTRACE: joining the
     # container's mount namespace is refused; SYS_NICE: the tracer cannot take its arming priority).
     assert outcome == "cannot record", log[-2000:]
+
+
+def _log_entries(pod) -> list[dict]:
+    """The recorder's log lines as CRI wrote them (``TIME STREAM F LINE``), each parsed as JSON."""
+    return [json.loads(line.split(" ", 3)[3]) for line in pod.log().splitlines() if line]
+
+
+def test_the_pod_is_live_ready_serves_metrics_and_logs_json(sandbox_node: SandboxNode, recorder_image: str,
+                                                            tmp_path: Path) -> None:
+    """kubelet's probes, as the manifest defines them, against the pod on the sandbox node; its
+    metrics count the demo's start; every log line is one JSON object (--log-format json)."""
+    with run_recorder_pod(sandbox_node, tmp_path) as pod:
+        outcome, listing = _record_demo(sandbox_node, pod)
+        assert outcome.startswith("saved"), pod.log()[-2000:]
+        assert probe(pod.doc, "livenessProbe")[0] == 200
+        assert probe(pod.doc, "readinessProbe")[0] == 200
+        port = recorder_container(pod.doc)["ports"][0]["containerPort"]
+        metrics = _get(port, "/metrics")
+        entries = _log_entries(pod)
+    assert re.search(r"^nydus_top_container_starts_recorded_total [1-9]", metrics, re.MULTILINE), metrics[:2000]
+    assert re.search(r"^nydus_top_nri_connected 1\.0$", metrics, re.MULTILINE)
+    saved = [e for e in entries if e["event"].startswith("saved ")]
+    assert saved and saved[0]["image"] and saved[0]["container"], entries[-5:]
+    assert {e["level"] for e in entries} <= {"info", "warning", "error"}
+
+
+def _get(port: int, path: str) -> str:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+def test_the_pod_pushes_with_the_registry_credentials_secret(sandbox_node: SandboxNode, recorder_image: str,
+                                                              tmp_path: Path) -> None:
+    """The optional ``kubernetes.io/dockerconfigjson`` Secret, mounted as the manifest says, gives
+    the pod's pushes the credentials of a registry that asks for them (htpasswd)."""
+    (tmp_path / "auth-registry").mkdir()
+    reg = local_registry.start(tmp_path / "auth-registry", credentials=("pod", "Pod-pa55"))
+    try:
+        ref = f"{reg.host}/apps/demo-auth:1"
+        archive = tmp_path / "demo.tar"
+        images.demo_image(sandbox_node.binaries.busybox, archive, ref, extra={"/etc/copy": ref.encode()})
+        reg.push_archive(archive, ref)
+        images.import_image(sandbox_node, archive)
+        config = manifest("configmap.yaml")["data"]["config.toml"]
+        config += f'\n[registry]\npush = true\nplain_http = ["{reg.host}"]\n'
+        secret = {"nydus-top-registry": {".dockerconfigjson": reg.docker_config()}}
+        with run_recorder_pod(sandbox_node, tmp_path, config=config, secrets=secret) as pod:
+            assert pod.wait_for(READY_LINE) == READY_LINE, pod.log()[-2000:]
+            demo = sandbox_node.cri.run("demo-auth", ref)
+            sandbox_node.wait_for_log(demo.container_id, images.DEMO_READY_LINE)
+            sandbox_node.cri.remove_pod(demo.pod_id)
+            pushed = f"pushed {result_paths(PERSIST_IN_POD, ref).list} to {ref} as sha256:"
+            assert pod.wait_for(pushed, "cannot push") == pushed, pod.log()[-2000:]
+    finally:
+        reg.stop()

@@ -79,3 +79,59 @@ def test_the_readme_states_the_manifests_memory_limit() -> None:
     readme = " ".join((DEPLOY.parent / "README.md").read_text().split())
     assert f"limit {stated}" in readme and f"memory limit is {stated}" in readme
     assert "limit 512 MiB" not in readme and "equivalent to root on its node" in readme
+
+
+def test_the_probes_and_metrics_port_match_the_configmap_address() -> None:
+    from nydus_top.config import parse_address
+
+    container = documents(DEPLOY / "daemonset.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    values, _ = parse_layer(documents(DEPLOY / "configmap.yaml")[0]["data"]["config.toml"], "configmap")
+    host, port = parse_address(values["metrics_address"])
+    assert host is None  # every interface: kubelet probes the pod's IP
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == port
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert ["--log-format", "json"] == container["args"][-2:]
+    annotations = documents(DEPLOY / "daemonset.yaml")[0]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
+
+
+def test_the_readiness_probe_outlasts_the_longest_reconnection_wait() -> None:
+    """A containerd restart: the session retries every CONNECT_RETRY while nothing listens, and
+    waits at most backoff[1] (5 s) after failed connections; readiness must not drop before that,
+    and liveness never depends on containerd (it is the loop answering)."""
+    import inspect
+
+    from nydus_top.nri.session import PluginSession
+
+    longest_wait = inspect.signature(PluginSession).parameters["backoff"].default[1]
+    container = documents(DEPLOY / "daemonset.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    ready = container["readinessProbe"]
+    assert ready["periodSeconds"] * ready["failureThreshold"] > longest_wait
+    live = container["livenessProbe"]
+    assert live["periodSeconds"] * live["failureThreshold"] >= 30
+
+
+def test_the_grace_period_covers_the_shutdown_bound() -> None:
+    from nydus_top.commands.record import PUSH_DRAIN_SECONDS
+
+    nri_bound = 2.0  # README "Limits": SIGTERM ends the NRI session within 2 s
+    push_close = 5.0  # ListPusher.close's default timeout for the pushes under way
+    pod = documents(DEPLOY / "daemonset.yaml")[0]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= nri_bound + PUSH_DRAIN_SECONDS + push_close + 2
+
+
+def test_the_optional_podmonitor_selects_the_recorder_pods_by_their_metrics_port() -> None:
+    monitor = documents(DEPLOY / "optional" / "podmonitor.yaml")[0]
+    daemonset = documents(DEPLOY / "daemonset.yaml")[0]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["kind"] == "PodMonitor"
+    assert monitor["metadata"]["namespace"] == daemonset["metadata"]["namespace"]
+    labels = daemonset["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"] for p in daemonset["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+    # Its own fields, as the Prometheus Operator's CRD defines them (no schema offline to check against).
+    assert set(monitor["spec"]) == {"selector", "podMetricsEndpoints"}
+    assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}

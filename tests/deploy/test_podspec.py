@@ -45,7 +45,18 @@ def test_the_daemonset_translates_as_kubelet_would(pb, tmp_path: Path) -> None:
     assert res.cpu_shares == podspec.cpu_shares(podspec.milli_cpu(resources["requests"]["cpu"]))
     assert 2 < res.oom_score_adj < 1000  # Burstable
     assert {m.container_path: m.readonly for m in container.mounts}["/etc/nydus-top"] is True
-    assert list(container.args) == ["record", "--config", "/etc/nydus-top/config.toml"]
+    assert list(container.args) == ["record", "--config", "/etc/nydus-top/config.toml", "--log-format", "json"]
+    assert {e.key: e.value for e in container.envs} == {"HOME": "/root"}  # where the pusher finds .docker
+    assert {m.container_path: m.readonly for m in container.mounts}["/root/.docker"] is True
+
+
+def test_an_optional_secret_is_an_empty_directory_when_absent_and_its_items_when_present(tmp_path: Path) -> None:
+    volume = next(v for v in daemonset()["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    absent, forced_ro = podspec.Volumes(tmp_path / "absent", {}, {}).host_dir(volume)
+    assert forced_ro and list(absent.iterdir()) == []
+    data = {".dockerconfigjson": '{"auths": {}}'}
+    present, _ = podspec.Volumes(tmp_path / "present", {}, {}, {volume["secret"]["secretName"]: data}).host_dir(volume)
+    assert (present / "config.json").read_text() == '{"auths": {}}'
 
 
 def test_kubelet_arithmetic() -> None:
@@ -58,7 +69,7 @@ def test_kubelet_arithmetic() -> None:
     assert podspec.oom_score_adj({"memory": "8Gi"}, {}, 8 * GIB) == 3
 
 
-@pytest.mark.parametrize("where,field", [("pod", "hostNetwork"), ("container", "env"),
+@pytest.mark.parametrize("where,field", [("pod", "hostNetwork"), ("container", "startupProbe"),
                                          ("securityContext", "procMount")])
 def test_an_untranslated_field_is_refused(pb, tmp_path: Path, where: str, field: str) -> None:
     doc = copy.deepcopy(daemonset())

@@ -10,6 +10,7 @@ from testkit import workload
 from testkit.harness import start_recorder, wait_exited, wait_file
 
 from .test_recorder import EXPECTED, RESULT, _files, _run
+from .test_service import _port, samples
 
 
 def test_record_range_list_sees_every_startup_file_through_containerds_overlay(
@@ -65,8 +66,10 @@ def _range_tracer(root: int) -> int:
 def test_a_stopped_range_tracer_holds_no_other_container_of_the_image(sandbox_node, workload_image, pod,
                                                                        persist) -> None:
     cri = sandbox_node.cri
-    rec = start_recorder(sandbox_node.nri_socket, persist,
-                         args=["--range-list", "--image", "*/startup-workload:*", "--namespace", "record"])
+    config = persist.parent / "metrics.toml"
+    config.write_text('[metrics]\naddress = "127.0.0.1:0"\n')
+    rec = start_recorder(sandbox_node.nri_socket, persist, args=[
+        "--range-list", "--image", "*/startup-workload:*", "--namespace", "record", "--config", str(config)])
     other = cri.run_pod("neighbour", namespace="not-recorded")
     tracer = None
     try:
@@ -83,6 +86,7 @@ def test_a_stopped_range_tracer_holds_no_other_container_of_the_image(sandbox_no
         rec.log.wait_for("ranges stopped: a read of the image waited ", 30)
         cri.stop_container(traced)
         rec.log.wait_for("range tracer: ranges stopped: a read of the image waited ", 30)  # with the range list
+        kills = samples(_port(rec.log))[("nydus_top_range_watchdog_kills_total", ())]
     finally:
         if tracer is not None:
             try:
@@ -92,3 +96,4 @@ def test_a_stopped_range_tracer_holds_no_other_container_of_the_image(sandbox_no
         cri.remove_pod(other)
         assert rec.stop() == 0
     assert rec.log.count("range tracer of pid") == 1  # one line when it happened
+    assert kills == 1  # and one count in the metrics
