@@ -45,6 +45,7 @@ class _Request(TypedDict):
     small_set: bool
     ranges: bool
     granularity: int
+    mapped: bool
 
 
 def _request(sock: socket.socket) -> tuple[_Request, list[int]] | None:
@@ -66,7 +67,8 @@ def _request(sock: socket.socket) -> tuple[_Request, list[int]] | None:
             kw: _Request = {"pid": int(req["pid"]), "container_id": None if cid is None else str(cid),
                             "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False)),
                             "ranges": bool(req.get("ranges", False)),
-                            "granularity": int(req.get("granularity", 0))}
+                            "granularity": int(req.get("granularity", 0)),
+                            "mapped": bool(req.get("mapped", True))}
             if len(fds) == 3 and kw["pid"] > 0:
                 return kw, list(fds)
         except (ValueError, KeyError, TypeError):
@@ -89,7 +91,7 @@ def _spare(sock: socket.socket, taken: socket.socket) -> int:
     if kw["ranges"]:
         return range_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
                                  container_id=kw["container_id"], small_set=kw["small_set"],
-                                 granularity=kw["granularity"])
+                                 granularity=kw["granularity"], mapped=kw["mapped"])
     return trace_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
                              container_id=kw["container_id"], bounded=kw["bounded"], small_set=kw["small_set"])
 

@@ -26,6 +26,7 @@ import struct
 from nydus_top._native import ffi, lib
 from nydus_top.tracing import file_session as trace_session
 from nydus_top.tracing.file_session import ERROR, EXITED, READY, STOPPED
+from nydus_top.tracing.mapped import MappedSampler, SamplerThread
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
@@ -90,6 +91,7 @@ class RangeSession:
         self.marks = 0
         self._pending = bytearray()
         self._gave_up = False
+        self.mapped: SamplerThread | None = None  # mapped pages (see nydus_top.tracing.mapped)
         try:
             for layer in lowerdirs:
                 n = lib.nt_ranges_mark_tree(self._t, os.fsencode(layer), max_marks - self.marks)
@@ -159,6 +161,7 @@ class RangeSession:
             raise OSError(-rc, os.strerror(-rc))
         while self.drain_batch() or select.select([self.fd], [], [], 0)[0]:
             pass
+        self._take_mapped(last=True)
         end = {"marks_left": self.marks_left(), "events": lib.nt_ranges_events(self._t, 0),
                "foreign": lib.nt_ranges_events(self._t, 1)}
         if self._gave_up:
@@ -175,14 +178,16 @@ class RangeSession:
         takes more of the lines waiting here."""
         os.set_blocking(out_fd, False)
         waits = [*stop_fds, *([pidfd] if pidfd is not None else [])]
-        wait_arr = ffi.new("int[]", waits)
+        mapped = [self.mapped.wake_fd] if self.mapped is not None else []
+        wait_arr = ffi.new("int[]", waits + mapped)
         while True:
             write_fd = out_fd if self._pending else -1  # lines wait for room in the pipe
-            n = lib.nt_ranges_serve(self._t, wait_arr, len(waits), write_fd, self._buf, lib.NT_RANGE_OUT_CAP,
-                                    FLUSH_MS)
+            n = lib.nt_ranges_serve(self._t, wait_arr, len(waits) + len(mapped), write_fd, self._buf,
+                                    lib.NT_RANGE_OUT_CAP, FLUSH_MS)
             if n < 0:
                 raise OSError(-n, os.strerror(-n))
             self._keep(n)
+            self._take_mapped(last=False)
             self.flush(out_fd)
             ready = select.select(waits, [], [], 0)[0]
             end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if ready else None
@@ -190,7 +195,20 @@ class RangeSession:
                 self.finish(out_fd)
                 return end
 
+    def _take_mapped(self, last: bool) -> None:
+        """Lines of the mapped-page sampler join ours (the last sample once the trace ends)."""
+        if self.mapped is None:
+            return
+        lines = self.mapped.finish() if last else self.mapped.take()
+        if last:
+            self.mapped = None
+        if lines and not self._gave_up:
+            self._pending += lines
+
     def close(self) -> None:
+        if self.mapped is not None:
+            self.mapped.finish()
+            self.mapped = None
         if self._t != ffi.NULL:
             lib.nt_ranges_close(self._t)
             self._t = ffi.NULL
@@ -198,7 +216,8 @@ class RangeSession:
 
 
 def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...] | None = None,
-        small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0) -> tuple[RangeSession, int]:
+        small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0,
+        mapped: bool = True) -> tuple[RangeSession, int]:
     """Mark the lower directories of ``pid``'s root overlay (or ``lowerdirs``). Returns the
     session and a pidfd. With ``granularity`` > 0 files go quiet once their touched chunks cover
     them. Raises RangeArmError (target gone, not an overlay, unsupported)."""
@@ -214,12 +233,15 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
             ns = mount_namespace(procfd, pid)
             if lowerdirs is None:
                 lowerdirs = OverlayRoot.for_pid(pid).lowerdirs
+            root_dev = os.stat(f"{pid}/root", dir_fd=procfd).st_dev  # the root overlay
         except (OSError, OverlayError) as e:
             raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
         if not trace_session.alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
         session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
                                granularity=granularity)
+        if mapped:
+            session.mapped = SamplerThread(MappedSampler(procfd, ns, root_dev))
     except BaseException:
         os.close(pidfd)
         os.close(procfd)
@@ -229,7 +251,7 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
         container_id: str | None = None, small_set: bool = False, max_marks: int = MAX_MARKS,
-        granularity: int = 0) -> int:
+        granularity: int = 0, mapped: bool = True) -> int:
     """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``) or its exit.
     Exit code as :func:`nydus_top.tracing.file_session.run`."""
     wake_r = trace_session.stop_on_signals()
@@ -237,7 +259,7 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
 
     try:
         session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks,
-                             granularity=granularity)
+                             granularity=granularity, mapped=mapped)
     except RangeArmError as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2

@@ -55,6 +55,19 @@ class WholeFile:
 
 
 @dataclass(frozen=True, slots=True)
+class MappedRange:
+    path: str  # pages the container had mapped (nydus_top.tracing.mapped)
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unobserved:
+    path: str  # a mapped file whose pages are not followed ("": none could be); it counts whole
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class RangeNotice:
     text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped
 
@@ -66,7 +79,7 @@ class RangeEnd:
     foreign: int  # of them, from processes outside the container
 
 
-RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd
+RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd | MappedRange | Unobserved
 
 
 def parse_range_line(line: bytes | str) -> RangeRecord:
@@ -75,6 +88,10 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
     if not isinstance(obj, dict):
         raise ValueError("range line is not an object")
     try:
+        if "mapped" in obj:
+            return MappedRange(str(obj["mapped"]), int(obj["off"]), int(obj["len"]))
+        if "unobserved" in obj:
+            return Unobserved(str(obj["unobserved"]), str(obj["why"]))
         if "off" in obj:
             return RangeRead(int(obj["file"]), int(obj["off"]), int(obj["len"]))
         if "path" in obj:
@@ -88,6 +105,9 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
         raise ValueError(f"bad range line: {e}") from None
 
 
+MAX_UNOBSERVED = 64  # unobserved files named per trace (each counts whole regardless)
+
+
 class RangeCollector:
     """Folds range records into a :class:`RangeBook` (thread-safe: the trace's reader thread
     adds, anyone reads)."""
@@ -97,6 +117,8 @@ class RangeCollector:
         self.end: RangeEnd | None = None
         self.notices: list[str] = []
         self.whole_why: dict[str, str] = {}  # path -> why it counts whole ("read", "mapped", ...)
+        self.mapped = RangeBook()  # the pages mapped, apart (also in the book)
+        self.unobserved: dict[str, str] = {}  # mapped files whose pages were not followed -> why
         self.changed = 0  # bumps on every batch that changed the book
         self._paths: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -123,6 +145,12 @@ class RangeCollector:
                     if path is not None:
                         self.book.mark_whole(path)
                         self.whole_why[path] = rec.why
+                elif type(rec) is MappedRange:
+                    self.book.add(rec.path, rec.offset, rec.offset + rec.length)
+                    if self.book.get(rec.path) is not None:  # a file counted whole has no pages apart
+                        self.mapped.add(rec.path, rec.offset, rec.offset + rec.length)
+                elif type(rec) is Unobserved:
+                    self._unobserved(rec)
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
                 elif isinstance(rec, RangeEnd):
@@ -130,6 +158,18 @@ class RangeCollector:
             self.changed += 1
             for callback in self._followers:
                 callback(self._copy())
+
+    def _unobserved(self, rec: Unobserved) -> None:
+        if len(self.unobserved) < MAX_UNOBSERVED:
+            self.unobserved[rec.path] = rec.why
+        if rec.path:
+            self.book.mark_whole(rec.path)
+            self.whole_why[rec.path] = "unobserved"
+
+    def mapped_bytes(self) -> int:
+        """Bytes of pages seen mapped (the union over the trace, exact)."""
+        with self._lock:
+            return sum(r.bytes for _, r in self.mapped.items() if r is not None)
 
     def snapshot(self) -> RangeBook:
         """A copy of the book as it is now."""
@@ -182,7 +222,7 @@ class RangeTrace:
 
 def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
                  on_batch: Callable[[list[RangeRecord]], None] | None = None,
-                 small_set: bool = False, granularity: int = 0) -> RangeTrace:
+                 small_set: bool = False, granularity: int = 0, mapped: bool = True) -> RangeTrace:
     """Start recording the ranges the container of host ``pid`` reads; returns at once.
 
     ``on_batch`` (reader thread) sees the records after they are folded into the book. With
@@ -196,6 +236,6 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
             on_batch(batch)
 
     msg = {"pid": int(pid), "cid": container_id, "small": bool(small_set), "ranges": True,
-           "granularity": int(granularity)}
+           "granularity": int(granularity), "mapped": bool(mapped)}
     trace = Trace(pid, *pool.submit(msg), deliver, parse=parse_range_line)
     return RangeTrace(trace, collector)

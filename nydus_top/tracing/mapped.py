@@ -1,0 +1,235 @@
+"""Pages of image files the container has mapped: its processes' page tables, sampled.
+
+Page faults through overlayfs make no pre-access event, so the range tracer
+(:mod:`nydus_top.tracing.range_session`) cannot see a file's mapped pages. This module reads them
+where the kernel keeps them: every ``SAMPLE_MS`` and once more when the trace ends it lists the
+processes in the traced mount namespace, reads each one's ``/proc/PID/maps`` and, for the mappings
+of files on the container's root overlay, the present bits of ``/proc/PID/pagemap``. A present page
+at address ``a`` of a mapping at ``start`` with file offset ``pgoff`` is the file's page
+``pgoff + (a - start)``: the file's data was read there (a fault, or the kernel's fault-around of
+up to 64 KiB of pages already cached next to one).
+
+Why page tables and not page-cache residency: the cache of an image's lower file is shared with
+every container of that image on the node, and pages cached before the trace began would never
+show as new, so a residency diff misses warm pages and counts other containers' reads. Page tables
+are the container's own. Reading them takes no lock a tenant waits on for long (the target's
+mmap lock, shared, per read) and changes nothing.
+
+What it cannot see: the pages of a process that mapped, touched and exited between two samples
+(its page tables are gone), and pages the kernel unmapped before a sample (reclaim). Files a process
+maps executable (programs, libraries) are skipped: the range tracer counts ELF files whole.
+
+Lines (JSON, one per new range): ``{"mapped": path, "off": n, "len": n}``; a file it gave up on:
+``{"unobserved": path, "why": text}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import threading
+
+from nydus_top.lists.ranges import RangeSet
+
+SAMPLE_MS = 100  # page tables are read this often while the trace runs
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MAX_FILES = 4096  # mapped files followed per trace; past it a file is "unobserved" (counts whole)
+MAX_RANGES = 4096  # ranges kept per file; past it the file is "unobserved" (counts whole)
+MAX_SAMPLE_PAGES = 1 << 22  # page table entries read per sample (16 GiB of mappings at 4 KiB)
+CHUNK_PAGES = 1 << 14  # pagemap entries per read (128 KiB)
+_PRESENT = 1 << 63
+
+# start-end perms offset major:minor inode path (the path may be absent)
+_MAPS = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) ([0-9]+) +(/.*)?$")
+
+
+def _page_runs(entries: bytes, first: int) -> list[tuple[int, int]]:
+    """[(first_page, end_page)) runs of present entries in a pagemap read starting at page ``first``."""
+    runs: list[tuple[int, int]] = []
+    run_start = -1
+    for i, (e,) in enumerate(struct.iter_unpack("<Q", entries)):
+        if e & _PRESENT:
+            if run_start < 0:
+                run_start = i
+        elif run_start >= 0:
+            runs.append((first + run_start, first + i))
+            run_start = -1
+    if run_start >= 0:
+        runs.append((first + run_start, first + len(entries) // 8))
+    return runs
+
+
+def _unescape(path: bytes) -> str:
+    """A path as maps prints it (``\\012`` for a newline) -> str (surrogateescape)."""
+    return os.fsdecode(path.replace(b"\\012", b"\n"))
+
+
+class MappedSampler:
+    """Reads the mapped pages of one mount namespace's processes. Owns nothing but its state;
+    ``procfd`` (host /proc) stays the caller's."""
+
+    def __init__(self, procfd: int, ns: tuple[int, int], root_dev: int) -> None:
+        self._procfd = procfd
+        self._ns = ns
+        self._root_dev = root_dev  # st_dev of the container's root overlay: image files are there
+        self._files: dict[str, RangeSet] = {}  # path -> pages seen mapped (bytes)
+        self._skip: dict[tuple[int, int], str] = {}  # (dev, ino) of the map's file -> why skipped
+        self._gave_up: set[str] = set()
+        self.samples = 0
+
+    def _ours(self, pid: int) -> bool:
+        try:
+            st = os.stat(f"{pid}/ns/mnt", dir_fd=self._procfd)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._ns
+
+    def sample(self) -> list[bytes]:
+        """Read every process of the namespace once; the lines of what is new."""
+        lines: list[bytes] = []
+        budget = [MAX_SAMPLE_PAGES]
+        for name in os.listdir(self._procfd):
+            if name.isdigit() and int(name) != os.getpid() and self._ours(int(name)):
+                self._sample_pid(int(name), lines, budget)
+        self.samples += 1
+        return lines
+
+    def _sample_pid(self, pid: int, lines: list[bytes], budget: list[int]) -> None:
+        try:
+            with open(f"{pid}/maps", "rb", opener=self._at) as f:
+                maps = f.read()
+            pm = os.open(f"{pid}/pagemap", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._procfd)
+        except OSError:
+            return  # gone, or a kernel thread
+        try:
+            found = [m for m in map(_MAPS.match, maps.splitlines()) if m is not None and m[8] is not None]
+            code = {m.group(5, 6, 7) for m in found if m[3][2:3] == b"x"}
+            for m in found:
+                if m.group(5, 6, 7) not in code:  # an executable or library: the range tracer counts it whole
+                    self._sample_map(pid, pm, m, lines, budget)
+        finally:
+            os.close(pm)
+
+    def _at(self, path: str, flags: int) -> int:
+        return os.open(path, flags | os.O_CLOEXEC, dir_fd=self._procfd)
+
+    def _image_file(self, pid: int, start: int, end: int, key: tuple[int, int]) -> bool:
+        """Is this mapping's file on the container's root overlay (and still has a name)?"""
+        why = self._skip.get(key)
+        if why is None and key[0] != self._root_dev:
+            why = self._skip[key] = "elsewhere"  # a volume, the host's, ... (maps names the overlay's dev)
+        if why is None:
+            try:
+                fd = os.open(f"{pid}/map_files/{start:x}-{end:x}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK,
+                             dir_fd=self._procfd)
+            except OSError:
+                return False  # unmapped meanwhile: try again next sample
+            try:  # never read: a read would be a pre-access event, and a fetch on a lazy image
+                why = "deleted" if os.fstat(fd).st_nlink == 0 else ""  # maps says "<path> (deleted)"
+            except OSError:
+                return False
+            finally:
+                os.close(fd)
+            self._skip[key] = why
+        return why == ""
+
+    def _sample_map(self, pid: int, pm: int, m: re.Match[bytes], lines: list[bytes], budget: list[int]) -> None:
+        start, end, pgoff = int(m[1], 16), int(m[2], 16), int(m[4], 16)
+        key = (os.makedev(int(m[5], 16), int(m[6], 16)), int(m[7]))
+        path = _unescape(m[8])
+        if path in self._gave_up or not self._image_file(pid, start, end, key):
+            return
+        if path not in self._files:
+            if len(self._files) >= MAX_FILES:
+                self._give_up(path, f"more than {MAX_FILES} mapped files", lines)
+                return
+            self._files[path] = RangeSet()
+        pages = (end - start) // PAGE
+        if pages > budget[0]:
+            self._give_up(path, f"more than {MAX_SAMPLE_PAGES} mapped pages in one sample", lines)
+            return
+        budget[0] -= pages
+        for first in range(0, pages, CHUNK_PAGES):
+            n = min(CHUNK_PAGES, pages - first)
+            try:
+                entries = os.pread(pm, 8 * n, (start // PAGE + first) * 8)
+            except OSError:
+                return
+            for a, b in _page_runs(entries, first):
+                self._add(path, pgoff + a * PAGE, pgoff + b * PAGE, lines)
+                if path in self._gave_up:
+                    return
+
+    def _add(self, path: str, start: int, end: int, lines: list[bytes]) -> None:
+        ranges = self._files[path]
+        if ranges.add(start, end) == 0:
+            return
+        if len(ranges) > MAX_RANGES:
+            self._give_up(path, f"more than {MAX_RANGES} mapped ranges", lines)
+            return
+        lines.append(json.dumps({"mapped": path, "off": start, "len": end - start}).encode() + b"\n")
+
+    def _give_up(self, path: str, why: str, lines: list[bytes]) -> None:
+        self._gave_up.add(path)
+        self._files.pop(path, None)
+        lines.append(json.dumps({"unobserved": path, "why": why}).encode() + b"\n")
+
+
+class SamplerThread:
+    """Samples every ``period_ms`` on its own thread; :meth:`take` hands the lines over and
+    ``wake_fd`` turns readable when there are some."""
+
+    def __init__(self, sampler: MappedSampler, period_ms: int = SAMPLE_MS) -> None:
+        self._sampler = sampler
+        self._period = period_ms / 1000
+        self._lines: list[bytes] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._run, name="mapped-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._publish(self._sample())
+            if self._stop.wait(self._period):
+                return
+
+    def _sample(self) -> list[bytes]:
+        try:
+            return self._sampler.sample()
+        except OSError as e:  # /proc unreadable: said once per sample that failed
+            return [json.dumps({"unobserved": "", "why": f"page tables: {e.strerror}"}).encode() + b"\n"]
+
+    def _publish(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        with self._lock:
+            self._lines += lines
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # already awake
+
+    def take(self) -> bytes:
+        """The lines sampled so far (and the wake pipe emptied)."""
+        try:
+            while os.read(self.wake_fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            out, self._lines = b"".join(self._lines), []
+        return out
+
+    def finish(self) -> bytes:
+        """Stop the thread, sample a last time, return every line not taken yet."""
+        self._stop.set()
+        self._thread.join()
+        self._publish(self._sample())
+        out = self.take()
+        os.close(self.wake_fd)
+        os.close(self._wake_w)
+        return out
