@@ -51,8 +51,10 @@ from nydus_top.lists.ranges import RangeBook, totals
 from nydus_top.model.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.runs import store as runstore
+from nydus_top.text import printable
 from nydus_top.tracing.arming import LiveTrace, StartTrace, image_matches
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
+from nydus_top.tracing.range_tracer import RangeCollector
 
 INCOMPLETE_SUFFIX = ".incomplete"
 _LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
@@ -494,8 +496,19 @@ def _end_ranges(rec: Recording) -> None:
         end = rec.trace.ranges.collector
         if end.notices:
             rec.range_notes.append(f"range tracer: {', '.join(end.notices)} (files past it count whole)")
+        rec.range_notes += mapped_notes(end)
         if rec.trace.ranges.error:
             rec.range_notes.append(f"range tracer: {rec.trace.ranges.error}")
+
+
+def mapped_notes(collector: RangeCollector) -> list[str]:
+    """What the log says of mapped pages: their bytes (apart from the reads) and the files whose
+    pages could not be followed (they count whole)."""
+    notes = [f"mapped: {readable_size(collector.mapped_bytes())}"]
+    if collector.unobserved:
+        files = ", ".join(printable(f"{path or '(all)'}: {why}") for path, why in collector.unobserved.items())
+        notes.append(f"mapped pages unobserved (counted whole): {files}")
+    return notes
 
 
 def _drop_orphan_sidecars(list_path: Path, root: Path) -> None:

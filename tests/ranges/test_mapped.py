@@ -7,9 +7,10 @@ import os
 import subprocess
 
 from nydus_top.lists.ranges import RangeSet
+from nydus_top.recording.recorder import mapped_notes
 from nydus_top.tracing import mapped
 from nydus_top.tracing.range_session import mount_namespace
-from nydus_top.tracing.range_tracer import start_ranges
+from nydus_top.tracing.range_tracer import MAX_UNOBSERVED, RangeCollector, parse_range_line, start_ranges
 
 from .test_range_tracer import ranged, seen, workload
 
@@ -118,3 +119,32 @@ def test_at_the_file_limit_a_mapped_file_is_unobserved_and_said(container, image
     first, second = sorted(("/data/a", "/data/b"), key=lambda p: b'"mapped": "%s"' % p.encode() not in lines[0])
     assert lines == [b'{"mapped": "%s", "off": 0, "len": 65536}\n' % first.encode(),  # the fault-around
                      b'{"unobserved": "%s", "why": "more than 1 mapped files"}\n' % second.encode()]
+
+
+def _collect(*lines: bytes) -> RangeCollector:
+    col = RangeCollector()
+    col.add([parse_range_line(line) for line in lines])
+    return col
+
+
+def test_mapped_pages_join_the_reads_and_are_counted_apart_in_the_log() -> None:
+    col = _collect(b'{"file": 0, "path": "/m/w", "size": 16777216}', b'{"file": 0, "off": 0, "len": 4096}',
+                   b'{"mapped": "/m/w", "off": 8388608, "len": 65536}', b'{"mapped": "/m/w", "off": 0, "len": 8192}',
+                   b'{"file": 1, "path": "/lib/x.so", "size": 9000}', b'{"file": 1, "whole": "mapped"}',
+                   b'{"mapped": "/lib/x.so", "off": 0, "len": 4096}')
+    assert col.book.get("/m/w") == RangeSet([(0, 8192), (8 * MiB, 8 * MiB + 65536)])
+    assert col.book.get("/lib/x.so") is None and "/lib/x.so" not in col.mapped  # whole: nothing apart
+    assert col.mapped_bytes() == 65536 + 8192
+    assert mapped_notes(col) == ["mapped: 72.0 KiB"]
+
+
+def test_an_unobserved_file_counts_whole_and_the_log_names_it_up_to_the_limit() -> None:
+    lines = [b'{"mapped": "/a", "off": 0, "len": 4096}', b'{"unobserved": "/a", "why": "more than 1 mapped files"}']
+    lines += [b'{"unobserved": "/f%d\\n", "why": "x"}' % i for i in range(MAX_UNOBSERVED + 5)]
+    col = _collect(*lines)
+    assert col.book.get("/a") is None and col.whole_why["/a"] == "unobserved"
+    assert "/f68\n" in col.book and col.book.get("/f68\n") is None  # past the named ones: still whole
+    assert len(col.unobserved) == MAX_UNOBSERVED
+    notes = mapped_notes(col)
+    assert notes[1].startswith("mapped pages unobserved (counted whole): /a: more than 1 mapped files, /f0")
+    assert "\n" not in notes[1]
