@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import threading
 
 from nydus_top.lists.ranges import RangeSet
@@ -39,25 +38,25 @@ MAX_FILES = 4096  # mapped files followed per trace; past it a file is "unobserv
 MAX_RANGES = 4096  # ranges kept per file; past it the file is "unobserved" (counts whole)
 MAX_SAMPLE_PAGES = 1 << 22  # page table entries read per sample (16 GiB of mappings at 4 KiB)
 CHUNK_PAGES = 1 << 14  # pagemap entries per read (128 KiB)
-_PRESENT = 1 << 63
+_PRESENT_BYTE = bytes(0x31 if b >= 0x80 else 0x30 for b in range(256))  # a pagemap entry's last byte
 
 # start-end perms offset major:minor inode path (the path may be absent)
 _MAPS = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) ([0-9]+) +(/.*)?$")
 
 
 def _page_runs(entries: bytes, first: int) -> list[tuple[int, int]]:
-    """[(first_page, end_page)) runs of present entries in a pagemap read starting at page ``first``."""
+    """[(first_page, end_page)) runs of present entries in a pagemap read starting at page ``first``.
+
+    The present bit is the top bit of each little-endian entry: its last byte is >= 0x80."""
+    flags = entries[7::8].translate(_PRESENT_BYTE)  # b"1" present, b"0" not, one byte a page
     runs: list[tuple[int, int]] = []
-    run_start = -1
-    for i, (e,) in enumerate(struct.iter_unpack("<Q", entries)):
-        if e & _PRESENT:
-            if run_start < 0:
-                run_start = i
-        elif run_start >= 0:
-            runs.append((first + run_start, first + i))
-            run_start = -1
-    if run_start >= 0:
-        runs.append((first + run_start, first + len(entries) // 8))
+    i = flags.find(b"1")
+    while i >= 0:
+        j = flags.find(b"0", i)
+        if j < 0:
+            j = len(flags)
+        runs.append((first + i, first + j))
+        i = flags.find(b"1", j)
     return runs
 
 

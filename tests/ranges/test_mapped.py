@@ -169,3 +169,11 @@ def test_an_unobserved_file_counts_whole_and_the_log_names_it_up_to_the_limit() 
     notes = mapped_notes(col)
     assert notes[1].startswith("mapped pages unobserved (counted whole): /a: more than 1 mapped files, /f0")
     assert "\n" not in notes[1]
+
+
+def test_page_runs_follow_the_present_bit_only() -> None:
+    present, swapped_only, soft_dirty = 1 << 63, 1 << 62, 1 << 55
+    entries = [present | 5, present, 0, swapped_only, present | soft_dirty, soft_dirty, present]
+    data = b"".join(e.to_bytes(8, "little") for e in entries)
+    assert mapped._page_runs(data, 100) == [(100, 102), (104, 105), (106, 107)]
+    assert mapped._page_runs(b"", 0) == [] and mapped._page_runs(bytes(8 * 3), 0) == []
