@@ -33,6 +33,7 @@ import threading
 from nydus_top.lists.ranges import RangeSet
 
 SAMPLE_MS = 100  # page tables are read this often while the trace runs
+FINISH_S = 2.0  # the trace's end waits this long at most for the last sample
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_FILES = 4096  # mapped files followed per trace; past it a file is "unobserved" (counts whole)
 MAX_RANGES = 4096  # ranges kept per file; past it the file is "unobserved" (counts whole)
@@ -66,8 +67,7 @@ def _unescape(path: bytes) -> str:
 
 
 class MappedSampler:
-    """Reads the mapped pages of one mount namespace's processes. Owns nothing but its state;
-    ``procfd`` (host /proc) stays the caller's."""
+    """Reads the mapped pages of one mount namespace's processes. Owns ``procfd`` (host /proc)."""
 
     def __init__(self, procfd: int, ns: tuple[int, int], root_dev: int) -> None:
         self._procfd = procfd
@@ -77,6 +77,9 @@ class MappedSampler:
         self._skip: dict[tuple[int, int], str] = {}  # (dev, ino) of the map's file -> why skipped
         self._gave_up: set[str] = set()
         self.samples = 0
+
+    def close(self) -> None:
+        os.close(self._procfd)
 
     def _ours(self, pid: int) -> bool:
         try:
@@ -194,6 +197,7 @@ class SamplerThread:
         while True:
             self._publish(self._sample())
             if self._stop.wait(self._period):
+                self._publish(self._sample())  # the last one, once the trace ends
                 return
 
     def _sample(self) -> list[bytes]:
@@ -223,12 +227,18 @@ class SamplerThread:
             out, self._lines = b"".join(self._lines), []
         return out
 
-    def finish(self) -> bytes:
-        """Stop the thread, sample a last time, return every line not taken yet."""
+    def finish(self, timeout: float = FINISH_S) -> bytes:
+        """Stop the thread after a last sample; every line not taken yet. A sample still running
+        after ``timeout`` seconds (a process's page tables locked that long) is left behind, said
+        by a line: the trace's end never waits on a tenant."""
         self._stop.set()
-        self._thread.join()
-        self._publish(self._sample())
+        self._thread.join(timeout)
         out = self.take()
-        os.close(self.wake_fd)
-        os.close(self._wake_w)
+        if self._thread.is_alive():
+            out += json.dumps({"unobserved": "", "why": f"the last sample took more than {timeout:g} s"}).encode()
+            out += b"\n"
+        else:  # a sample left behind keeps its fds: never one reused under it
+            os.close(self.wake_fd)
+            os.close(self._wake_w)
+            self._sampler.close()
         return out

@@ -241,7 +241,7 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
         session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
                                granularity=granularity)
         if mapped:
-            session.mapped = SamplerThread(MappedSampler(procfd, ns, root_dev))
+            session.mapped = SamplerThread(MappedSampler(os.dup(procfd), ns, root_dev))
     except BaseException:
         os.close(pidfd)
         os.close(procfd)

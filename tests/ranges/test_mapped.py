@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 
 from nydus_top.lists.ranges import RangeSet
 from nydus_top.recording.recorder import mapped_notes
@@ -110,9 +111,10 @@ def _sample(c) -> list[bytes]:
     procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
     try:
         root_dev = os.stat(f"/proc/{c.pid}/root").st_dev
-        return mapped.MappedSampler(procfd, mount_namespace(procfd, c.pid), root_dev).sample()
+        sampler = mapped.MappedSampler(procfd, mount_namespace(procfd, c.pid), root_dev)
+        return sampler.sample()
     finally:
-        os.close(procfd)
+        sampler.close()
 
 
 def test_at_the_range_limit_a_mapped_file_is_unobserved_and_said(container, image, monkeypatch) -> None:
@@ -177,3 +179,32 @@ def test_page_runs_follow_the_present_bit_only() -> None:
     data = b"".join(e.to_bytes(8, "little") for e in entries)
     assert mapped._page_runs(data, 100) == [(100, 102), (104, 105), (106, 107)]
     assert mapped._page_runs(b"", 0) == [] and mapped._page_runs(bytes(8 * 3), 0) == []
+
+
+class _StuckSampler(mapped.MappedSampler):
+    """A sampler whose second sample never ends (as on page tables locked for long)."""
+
+    def __init__(self) -> None:
+        super().__init__(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY), (0, 0), 0)
+        self.release = threading.Event()
+        self.calls = 0
+
+    def sample(self) -> list[bytes]:
+        self.calls += 1
+        if self.calls > 1:
+            self.release.wait()
+        return [b'{"mapped": "/x", "off": 0, "len": 4096}\n'] if self.calls == 1 else []
+
+
+def test_the_end_of_a_trace_does_not_wait_for_a_stuck_sample() -> None:
+    stuck = _StuckSampler()
+    thread = mapped.SamplerThread(stuck, period_ms=10)
+    try:
+        out = thread.finish(timeout=0.2)
+        assert out.endswith(b'{"unobserved": "", "why": "the last sample took more than 0.2 s"}\n')
+        assert out.startswith(b'{"mapped": "/x", "off": 0, "len": 4096}\n')  # the first sample's
+        os.fstat(thread.wake_fd)  # kept open for the sample left behind (raises if closed)
+    finally:
+        stuck.release.set()
+        thread._thread.join()
+        stuck.close()
