@@ -28,12 +28,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
+import select
+import signal
+import time
 
 from nydus_top.lists.ranges import RangeSet
 
 SAMPLE_MS = 100  # page tables are read this often while the trace runs
 FINISH_S = 2.0  # the trace's end waits this long at most for the last sample
+NICE_SAMPLE = 0  # the sampler runs like any process on the node (the session's answers run at -10)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_FILES = 4096  # mapped files followed per trace; past it a file is "unobserved" (counts whole)
 MAX_RANGES = 4096  # ranges kept per file; past it the file is "unobserved" (counts whole)
@@ -77,6 +80,10 @@ class MappedSampler:
         self._skip: dict[tuple[int, int], str] = {}  # (dev, ino) of the map's file -> why skipped
         self._gave_up: set[str] = set()
         self.samples = 0
+
+    @property
+    def procfd(self) -> int:
+        return self._procfd
 
     def close(self) -> None:
         os.close(self._procfd)
@@ -179,66 +186,93 @@ class MappedSampler:
         lines.append(json.dumps({"unobserved": path, "why": why}).encode() + b"\n")
 
 
-class SamplerThread:
-    """Samples every ``period_ms`` on its own thread; :meth:`take` hands the lines over and
-    ``wake_fd`` turns readable when there are some."""
+class SamplerProcess:
+    """Samples every ``period_ms`` in a child process of its own; ``wake_fd`` (the read end of
+    its lines) turns readable when there are lines, :meth:`take` hands them over.
+
+    A process, not a thread: the range session answers the container's reads from a loop that
+    re-enters C from Python, and a sampler holding the GIL made those readers wait up to the
+    interpreter's switch interval (p99 of a pread 0.1 ms -> 5 ms). Fork it before the fanotify
+    group exists, so the child never holds the group (a leftover would keep readers waiting)."""
 
     def __init__(self, sampler: MappedSampler, period_ms: int = SAMPLE_MS) -> None:
-        self._sampler = sampler
-        self._period = period_ms / 1000
-        self._lines: list[bytes] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._thread = threading.Thread(target=self._run, name="mapped-sampler", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._publish(self._sample())
-            if self._stop.wait(self._period):
-                self._publish(self._sample())  # the last one, once the trace ends
-                return
-
-    def _sample(self) -> list[bytes]:
-        try:
-            return self._sampler.sample()
-        except OSError as e:  # /proc unreadable: said once per sample that failed
-            return [json.dumps({"unobserved": "", "why": f"page tables: {e.strerror}"}).encode() + b"\n"]
-
-    def _publish(self, lines: list[bytes]) -> None:
-        if not lines:
-            return
-        with self._lock:
-            self._lines += lines
-        try:
-            os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            pass  # already awake
+        lines_r, lines_w = os.pipe2(os.O_CLOEXEC)
+        stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: sample until the stop pipe is readable (written or closed)
+            code = 1
+            try:
+                _close_all_but({lines_w, stop_r, sampler.procfd})
+                _child(sampler, period_ms, stop_r, lines_w)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(lines_w)
+        os.close(stop_r)
+        sampler.close()  # the child's copy is the one in use
+        os.set_blocking(lines_r, False)
+        self.wake_fd = lines_r
+        self._partial = b""
+        self._eof = False
 
     def take(self) -> bytes:
-        """The lines sampled so far (and the wake pipe emptied)."""
-        try:
-            while os.read(self.wake_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        with self._lock:
-            out, self._lines = b"".join(self._lines), []
-        return out
+        """The whole lines sampled so far."""
+        chunks = [self._partial]
+        while not self._eof:
+            try:
+                data = os.read(self.wake_fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not data:
+                self._eof = True
+            chunks.append(data)
+        data = b"".join(chunks)
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        return data[:cut]
 
     def finish(self, timeout: float = FINISH_S) -> bytes:
-        """Stop the thread after a last sample; every line not taken yet. A sample still running
-        after ``timeout`` seconds (a process's page tables locked that long) is left behind, said
-        by a line: the trace's end never waits on a tenant."""
-        self._stop.set()
-        self._thread.join(timeout)
-        out = self.take()
-        if self._thread.is_alive():
-            out += json.dumps({"unobserved": "", "why": f"the last sample took more than {timeout:g} s"}).encode()
-            out += b"\n"
-        else:  # a sample left behind keeps its fds: never one reused under it
-            os.close(self.wake_fd)
-            os.close(self._wake_w)
-            self._sampler.close()
-        return out
+        """Stop the child after a last sample; every line not taken yet. A sample still running
+        after ``timeout`` seconds (a process's page tables locked that long) is cut short (the
+        child is killed), said by a line: the trace's end never waits on a tenant."""
+        os.close(self._stop_w)
+        out = [self.take()]
+        deadline = time.monotonic() + timeout
+        while not self._eof and (left := deadline - time.monotonic()) > 0:
+            select.select([self.wake_fd], [], [], left)
+            out.append(self.take())
+        if not self._eof:
+            os.kill(self.pid, signal.SIGKILL)
+            out.append(json.dumps({"unobserved": "", "why": f"the last sample took more than {timeout:g} s"})
+                       .encode() + b"\n")
+        os.waitpid(self.pid, 0)
+        os.close(self.wake_fd)
+        return b"".join(out)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    """Close every fd of this (child) process but ``keep``: the session's pipes to the host, its
+    pidfd, ... stay the session's alone."""
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2 and int(name) not in keep:
+            try:
+                os.close(int(name))
+            except OSError:
+                pass  # the listing's own fd, gone
+
+
+def _child(sampler: MappedSampler, period_ms: int, stop_r: int, lines_w: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the session says when: its stop pipe
+        signal.signal(sig, signal.SIG_IGN)
+    os.setpriority(os.PRIO_PROCESS, 0, NICE_SAMPLE)
+    while True:
+        stopping = bool(select.select([stop_r], [], [], period_ms / 1000)[0])
+        try:
+            lines = sampler.sample()
+        except OSError as e:  # /proc unreadable: said once per sample that failed
+            lines = [json.dumps({"unobserved": "", "why": f"page tables: {e.strerror}"}).encode() + b"\n"]
+        data = b"".join(lines)
+        while data:
+            data = data[os.write(lines_w, data):]
+        if stopping:
+            return

@@ -26,7 +26,7 @@ import struct
 from nydus_top._native import ffi, lib
 from nydus_top.tracing import file_session as trace_session
 from nydus_top.tracing.file_session import ERROR, EXITED, READY, STOPPED
-from nydus_top.tracing.mapped import MappedSampler, SamplerThread
+from nydus_top.tracing.mapped import MappedSampler, SamplerProcess
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
@@ -91,7 +91,7 @@ class RangeSession:
         self.marks = 0
         self._pending = bytearray()
         self._gave_up = False
-        self.mapped: SamplerThread | None = None  # mapped pages (see nydus_top.tracing.mapped)
+        self.mapped: SamplerProcess | None = None  # mapped pages (see nydus_top.tracing.mapped)
         try:
             for layer in lowerdirs:
                 n = lib.nt_ranges_mark_tree(self._t, os.fsencode(layer), max_marks - self.marks)
@@ -238,10 +238,16 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
             raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
         if not trace_session.alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
-        session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
-                               granularity=granularity)
-        if mapped:
-            session.mapped = SamplerThread(MappedSampler(os.dup(procfd), ns, root_dev))
+        # forked before the fanotify group exists: the sampler never holds it
+        sampler = SamplerProcess(MappedSampler(os.dup(procfd), ns, root_dev)) if mapped else None
+        try:
+            session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
+                                   granularity=granularity)
+        except BaseException:
+            if sampler is not None:
+                sampler.finish()
+            raise
+        session.mapped = sampler
     except BaseException:
         os.close(pidfd)
         os.close(procfd)

@@ -4,8 +4,10 @@ no pre-access event, so the range tracer reads the container's page tables."""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
-import threading
+
+import pytest
 
 from nydus_top.lists.ranges import RangeSet
 from nydus_top.recording.recorder import mapped_notes
@@ -186,25 +188,21 @@ class _StuckSampler(mapped.MappedSampler):
 
     def __init__(self) -> None:
         super().__init__(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY), (0, 0), 0)
-        self.release = threading.Event()
         self.calls = 0
 
     def sample(self) -> list[bytes]:
         self.calls += 1
         if self.calls > 1:
-            self.release.wait()
+            select.select([], [], [])  # waits for nothing, forever
         return [b'{"mapped": "/x", "off": 0, "len": 4096}\n'] if self.calls == 1 else []
 
 
 def test_the_end_of_a_trace_does_not_wait_for_a_stuck_sample() -> None:
     stuck = _StuckSampler()
-    thread = mapped.SamplerThread(stuck, period_ms=10)
-    try:
-        out = thread.finish(timeout=0.2)
-        assert out.endswith(b'{"unobserved": "", "why": "the last sample took more than 0.2 s"}\n')
-        assert out.startswith(b'{"mapped": "/x", "off": 0, "len": 4096}\n')  # the first sample's
-        os.fstat(thread.wake_fd)  # kept open for the sample left behind (raises if closed)
-    finally:
-        stuck.release.set()
-        thread._thread.join()
-        stuck.close()
+    sampler = mapped.SamplerProcess(stuck, period_ms=10)
+    assert select.select([sampler.wake_fd], [], [], 30)[0]  # the first sample's line
+    out = sampler.finish(timeout=0.2)
+    assert out == (b'{"mapped": "/x", "off": 0, "len": 4096}\n'
+                   b'{"unobserved": "", "why": "the last sample took more than 0.2 s"}\n')
+    with pytest.raises(ChildProcessError):
+        os.waitpid(sampler.pid, os.WNOHANG)  # killed and reaped
