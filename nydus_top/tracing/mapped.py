@@ -36,6 +36,7 @@ from nydus_top.lists.ranges import RangeSet
 
 SAMPLE_MS = 100  # page tables are read this often while the trace runs
 FINISH_S = 2.0  # the trace's end waits this long at most for the last sample
+RECHECK_SAMPLES = 10  # a process outside the namespace is checked again after this many samples
 NICE_SAMPLE = 0  # the sampler runs like any process on the node (the session's answers run at -10)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_FILES = 4096  # mapped files followed per trace; past it a file is "unobserved" (counts whole)
@@ -79,6 +80,7 @@ class MappedSampler:
         self._files: dict[str, RangeSet] = {}  # path -> pages seen mapped (bytes)
         self._skip: dict[tuple[int, int], str] = {}  # (dev, ino) of the map's file -> why skipped
         self._gave_up: set[str] = set()
+        self._theirs: dict[int, int] = {}  # pid outside the namespace -> sample it is checked again
         self.samples = 0
 
     @property
@@ -99,9 +101,15 @@ class MappedSampler:
         """Read every process of the namespace once; the lines of what is new."""
         lines: list[bytes] = []
         budget = [MAX_SAMPLE_PAGES]
-        for name in os.listdir(self._procfd):
-            if name.isdigit() and int(name) != os.getpid() and self._ours(int(name)):
-                self._sample_pid(int(name), lines, budget)
+        pids = {int(name) for name in os.listdir(self._procfd) if name.isdigit()}
+        self._theirs = {pid: due for pid, due in self._theirs.items() if pid in pids}
+        for pid in pids:
+            if self._theirs.get(pid, 0) > self.samples or pid == os.getpid():
+                continue
+            if self._ours(pid):
+                self._sample_pid(pid, lines, budget)
+            else:  # looked at again now and then: a process may join the namespace (setns)
+                self._theirs[pid] = self.samples + RECHECK_SAMPLES
         self.samples += 1
         return lines
 
