@@ -117,7 +117,7 @@ class RangeCollector:
         self.end: RangeEnd | None = None
         self.notices: list[str] = []
         self.whole_why: dict[str, str] = {}  # path -> why it counts whole ("read", "mapped", ...)
-        self.mapped = RangeBook()  # the pages mapped, apart (also in the book)
+        self.mapped = RangeBook()  # the pages mapped, apart (also in the book; WHOLE once unobserved)
         self.unobserved: dict[str, str] = {}  # mapped files whose pages were not followed -> why
         self.changed = 0  # bumps on every batch that changed the book
         self._paths: dict[int, str] = {}
@@ -160,11 +160,14 @@ class RangeCollector:
                 callback(self._copy())
 
     def _unobserved(self, rec: Unobserved) -> None:
+        """A file whose pages are not followed counts whole; a sample that failed ("") makes
+        every file seen mapped so far whole (pages it would have seen may be missing)."""
         if len(self.unobserved) < MAX_UNOBSERVED:
             self.unobserved[rec.path] = rec.why
-        if rec.path:
-            self.book.mark_whole(rec.path)
-            self.whole_why[rec.path] = "unobserved"
+        for path in [rec.path] if rec.path else [p for p, _ in self.mapped.items()]:
+            self.book.mark_whole(path)
+            self.mapped.mark_whole(path)
+            self.whole_why[path] = "unobserved"
 
     def mapped_bytes(self) -> int:
         """Bytes of pages seen mapped (the union over the trace, exact)."""

@@ -175,6 +175,16 @@ def test_an_unobserved_file_counts_whole_and_the_log_names_it_up_to_the_limit() 
     assert "\n" not in notes[1]
 
 
+def test_a_failed_sample_makes_every_file_seen_mapped_whole() -> None:
+    col = _collect(b'{"file": 0, "path": "/r", "size": 9000000}', b'{"file": 0, "off": 0, "len": 4096}',
+                   b'{"mapped": "/m", "off": 0, "len": 4096}',
+                   b'{"unobserved": "", "why": "the last sample took more than 2 s"}')
+    assert col.book.get("/m") is None and col.whole_why["/m"] == "unobserved"
+    assert col.book.get("/r") == RangeSet([(0, 4096)])  # never seen mapped: its reads stand
+    assert mapped_notes(col) == ["mapped: 0 B",
+                                 "mapped pages unobserved (counted whole): (all): the last sample took more than 2 s"]
+
+
 def test_page_runs_follow_the_present_bit_only() -> None:
     present, swapped_only, soft_dirty = 1 << 63, 1 << 62, 1 << 55
     entries = [present | 5, present, 0, swapped_only, present | soft_dirty, soft_dirty, present]
