@@ -2,7 +2,7 @@
 
 Page faults through overlayfs make no pre-access event, so the range tracer
 (:mod:`nydus_top.tracing.range_session`) cannot see a file's mapped pages. This module reads them
-where the kernel keeps them: every ``SAMPLE_MS`` and once more when the trace ends it lists the
+where the kernel keeps them: every ``SAMPLE_MS`` (``STARTUP_SAMPLE_MS`` at first) and once more when the trace ends it lists the
 processes in the traced mount namespace, reads each one's ``/proc/PID/maps`` and, for the mappings
 of files on the container's root overlay, the present bits of ``/proc/PID/pagemap``. A present page
 at address ``a`` of a mapping at ``start`` with file offset ``pgoff`` is the file's page
@@ -35,6 +35,7 @@ import time
 from nydus_top.lists.ranges import RangeSet
 
 SAMPLE_MS = 100  # page tables are read this often while the trace runs
+STARTUP_SAMPLE_MS, STARTUP_S = 20, 5.0  # and this often in its first seconds (short-lived processes)
 FINISH_S = 2.0  # the trace's end waits this long at most for the last sample
 RECHECK_SAMPLES = 10  # a process outside the namespace is checked again after this many samples
 NICE_SAMPLE = 0  # the sampler runs like any process on the node (the session's answers run at -10)
@@ -273,8 +274,10 @@ def _child(sampler: MappedSampler, period_ms: int, stop_r: int, lines_w: int) ->
     for sig in (signal.SIGTERM, signal.SIGINT):  # the session says when: its stop pipe
         signal.signal(sig, signal.SIG_IGN)
     os.setpriority(os.PRIO_PROCESS, 0, NICE_SAMPLE)
+    startup_end = time.monotonic() + STARTUP_S
     while True:
-        stopping = bool(select.select([stop_r], [], [], period_ms / 1000)[0])
+        period = min(period_ms, STARTUP_SAMPLE_MS) if time.monotonic() < startup_end else period_ms
+        stopping = bool(select.select([stop_r], [], [], period / 1000)[0])
         try:
             lines = sampler.sample()
         except OSError as e:  # /proc unreadable: said once per sample that failed
