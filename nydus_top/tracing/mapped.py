@@ -2,8 +2,9 @@
 
 Page faults through overlayfs make no pre-access event, so the range tracer
 (:mod:`nydus_top.tracing.range_session`) cannot see a file's mapped pages. This module reads them
-where the kernel keeps them: every ``SAMPLE_MS`` (``STARTUP_SAMPLE_MS`` at first) and once more when the trace ends it lists the
-processes in the traced mount namespace, reads each one's ``/proc/PID/maps`` and, for the mappings
+where the kernel keeps them: every ``SAMPLE_MS`` (``STARTUP_SAMPLE_MS`` at first) and once more
+when the trace ends it lists the processes in the traced mount namespace, reads each one's
+``/proc/PID/maps`` and, for the mappings
 of files on the container's root overlay, the present bits of ``/proc/PID/pagemap``. A present page
 at address ``a`` of a mapping at ``start`` with file offset ``pgoff`` is the file's page
 ``pgoff + (a - start)``: the file's data was read there (a fault, or the kernel's fault-around of
