@@ -224,6 +224,13 @@ class SamplerProcess:
         self.wake_fd = lines_r
         self._partial = b""
         self._eof = False
+        self._stopping = False
+        self._early = False  # the child ended before it was asked to
+
+    @property
+    def ended(self) -> bool:
+        """Has the child's pipe ended (it exited)?"""
+        return self._eof
 
     def take(self) -> bytes:
         """The whole lines sampled so far."""
@@ -235,6 +242,7 @@ class SamplerProcess:
                 break
             if not data:
                 self._eof = True
+                self._early = not self._stopping
             chunks.append(data)
         data = b"".join(chunks)
         cut = data.rfind(b"\n") + 1
@@ -245,6 +253,7 @@ class SamplerProcess:
         """Stop the child after a last sample; every line not taken yet. A sample still running
         after ``timeout`` seconds (a process's page tables locked that long) is cut short (the
         child is killed), said by a line: the trace's end never waits on a tenant."""
+        self._stopping = True
         os.close(self._stop_w)
         out = [self.take()]
         deadline = time.monotonic() + timeout
@@ -255,7 +264,10 @@ class SamplerProcess:
             os.kill(self.pid, signal.SIGKILL)
             out.append(json.dumps({"unobserved": "", "why": f"the last sample took more than {timeout:g} s"})
                        .encode() + b"\n")
-        os.waitpid(self.pid, 0)
+        _, status = os.waitpid(self.pid, 0)
+        if self._early:
+            out.append(json.dumps({"unobserved": "", "why": f"the sampler ended early (status {status})"})
+                       .encode() + b"\n")
         os.close(self.wake_fd)
         return b"".join(out)
 

@@ -188,6 +188,8 @@ class RangeSession:
                 raise OSError(-n, os.strerror(-n))
             self._keep(n)
             self._take_mapped(last=False)
+            if mapped and self.mapped is not None and self.mapped.ended:
+                mapped = []  # its pipe stays readable (end of file): waited on no more
             self.flush(out_fd)
             ready = select.select(waits, [], [], 0)[0]
             end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if ready else None

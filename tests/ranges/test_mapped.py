@@ -185,6 +185,21 @@ def test_a_failed_sample_makes_every_file_seen_mapped_whole() -> None:
                                  "mapped pages unobserved (counted whole): (all): the last sample took more than 2 s"]
 
 
+class _CrashingSampler(mapped.MappedSampler):
+    def __init__(self) -> None:
+        super().__init__(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY), (0, 0), 0)
+
+    def sample(self) -> list[bytes]:
+        os._exit(7)
+
+
+def test_a_sampler_that_dies_is_said_and_not_waited_on() -> None:
+    sampler = mapped.SamplerProcess(_CrashingSampler(), period_ms=10)
+    assert select.select([sampler.wake_fd], [], [], 30)[0]
+    assert sampler.take() == b"" and sampler.ended
+    assert sampler.finish() == b'{"unobserved": "", "why": "the sampler ended early (status 1792)"}\n'
+
+
 def test_page_runs_follow_the_present_bit_only() -> None:
     present, swapped_only, soft_dirty = 1 << 63, 1 << 62, 1 << 55
     entries = [present | 5, present, 0, swapped_only, present | soft_dirty, soft_dirty, present]
