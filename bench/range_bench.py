@@ -93,9 +93,9 @@ def one_start(mode: str, pool: TracerPool, fs: LayerFs, progs: dict, lower: Path
         if mode != "untraced":
             trace = pool.start(c.pid)
             trace.wait_ready(5)
-        if mode == "files+ranges":
+        if mode.startswith("files+ranges"):
             t = time.monotonic()
-            ranges = start_ranges(pool, c.pid)
+            ranges = start_ranges(pool, c.pid, mapped=mode.endswith("+mapped"))
             ranges.wait_ready(5)
             out["arm_ms"] = (time.monotonic() - t) * 1000
         c.go()
@@ -140,7 +140,8 @@ def main() -> int:
         subprocess.run(["nsenter", "-t", str(fs.holder.pid), "-m", "sync"], check=True)
         with TracerPool(python=str(fs.wrap(sys.executable))) as pool:
             pool.warm_up()
-            runs: dict[str, list[dict]] = {"untraced": [], "files": [], "files+ranges": []}
+            runs: dict[str, list[dict]] = {"untraced": [], "files": [], "files+ranges": [],
+                                           "files+ranges+mapped": []}
             for i in range(args.starts):
                 for mode in runs:  # interleaved: drift on the shared machine hits all three alike
                     root = tmp / f"c{i}-{mode.replace('+', '-')}"
@@ -188,6 +189,14 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
     total_files = [x["scatter"] + x["small"] + x["python"] for x in files]
     print(f"  whole workload slowdown under the range tracer vs today's tracer: {ratio(total, total_files)} "
           f"(target <= 1.5x)")
+    mapped = runs["files+ranges+mapped"]
+    total_mapped = [x["scatter"] + x["small"] + x["python"] for x in mapped]
+    slow_mapped = statistics.median(total_mapped) / statistics.median(total_files)
+    slow_ranges = statistics.median(total) / statistics.median(total_files)
+    print(f"  with mapped-page tracking (issue 22): whole workload {ratio(total_mapped, total_files)} of today's "
+          f"tracer, {slow_mapped / slow_ranges:.2f}x the range tracer's slowdown (value/target "
+          f"{slow_mapped / slow_ranges / 1.2:.2f}); reader wait p99 median "
+          f"{statistics.median(x['p99'] for x in mapped) / 1e3:.1f} us")
     p99_median = statistics.median(x['p99'] for x in both) / 1e3
     print(f"  reader wait (pread latency) under ranges: p99 median {p99_median:.1f} us, "
           f"worst p99 {max(x['p99'] for x in both) / 1e3:.1f} us, max {max(x['max'] for x in both) / 1e3:.1f} us "

@@ -28,6 +28,10 @@ struct nt_tracer *nt_open(int procfd, const char *target, int flags, int *err);
 /* The same with `target` resolved relative to `dirfd` (as openat). */
 struct nt_tracer *nt_open_at(int procfd, int dirfd, const char *target, int flags, int *err);
 
+/* Look names up in `rootfd` (an O_PATH fd of the traced root, now the tracer's) rather than in our
+ * own root: for a tracer that does not join the container's mount namespace. */
+void nt_set_root(struct nt_tracer *t, int rootfd);
+
 int nt_fd(const struct nt_tracer *t);
 
 /* Read one batch of what the kernel has queued (non-blocking) and write JSON lines to `out` (cap

@@ -7,7 +7,8 @@
  * fields are ignored), never writes to stderr (the plugin dies on stderr output where there is no
  * syslog) and ends on SIGTERM to its process group, or by itself when the container exits.
  * Lines come from the tracer core with NT_COMPAT: paths with CR or LF left out (one path a line in
- * the plugin's list), sizes clamped to uint32, an overflow as a line with an empty path.
+ * the plugin's list) and said by an overflow line (reason "newline in name"), sizes clamped to
+ * uint32, an overflow as a line with an empty path. Names are checked in the container's root.
  * Optional NYDUS_TOP_READY_FD: an inherited fd that gets the status protocol of
  * nydus_top/trace_session.py ("R" + pid as 4 bytes little endian once the mark is in place, then
  * "S" stopped, "X" target exited, or "E" + a message on failure).
@@ -241,6 +242,11 @@ static int serve(void)
     if (!t)
         return fail("fanotify mark on _TARGET", err);
     close(at);
+    snprintf(what, sizeof what, "%d/root", pid);
+    int root = openat(procfd, what, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0 || readable(pidfd)) /* names are checked in its root: the same process's */
+        return fail("pid root", root < 0 ? errno : ESRCH);
+    nt_set_root(t, root);
 
     char msg[5] = {'R'};
     uint32_t self = (uint32_t)getpid();

@@ -49,7 +49,8 @@ struct nt_tracer {
     unsigned char *hits;        /* per slot: events seen again for that file, saturating */
     size_t seen_cap, seen_count, seen_max;
     int limit_reported;
-    unsigned long long lost_long, lost_unreachable; /* files of this batch we could not name */
+    unsigned long long lost_long, lost_unreachable, lost_newline; /* files of this batch we could not name */
+    int rootfd; /* the traced root, where a name is looked up (live_name); -1: our own root */
     int no_ignore_marks;
     unsigned long long seq;
     struct comm_entry comm[COMM_SLOTS];
@@ -161,6 +162,7 @@ struct nt_tracer *nt_open_at(int procfd, int dirfd, const char *target, int flag
         goto fail;
     }
     t->procfd = procfd;
+    t->rootfd = -1;
     t->fddir = openat(procfd, "self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (t->fddir < 0) {
         *err = errno;
@@ -196,6 +198,13 @@ fail:
     return NULL;
 }
 
+void nt_set_root(struct nt_tracer *t, int rootfd)
+{
+    if (t->rootfd >= 0)
+        close(t->rootfd);
+    t->rootfd = rootfd;
+}
+
 int nt_fd(const struct nt_tracer *t) { return t->fan_fd; }
 
 void nt_close(struct nt_tracer *t)
@@ -213,6 +222,8 @@ void nt_close(struct nt_tracer *t)
     }
     close(t->fan_fd);
     close(t->fddir);
+    if (t->rootfd >= 0)
+        close(t->rootfd);
     free(t->buf);
     free(t->seen);
     free(t->hits);
@@ -327,13 +338,15 @@ static void exec_of_seen(struct nt_tracer *t, const struct fanotify_event_metada
  * file *st* describes. A link count of 0 says unlinked; but an overlayfs file removed from a
  * lower layer keeps the lower inode's count, so otherwise the name is looked up: without
  * following any symlink (O_PATH opens nothing), it must be that very inode. */
-static int live_name(const char *path, const struct stat *st)
+static int live_name(const struct nt_tracer *t, const char *path, const struct stat *st)
 {
     if (st->st_nlink == 0)
         return 0;
     struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
                            .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-    int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (t->rootfd >= 0)
+        how.resolve |= RESOLVE_IN_ROOT; /* "/" is the traced root, not ours */
+    int fd = (int)syscall(SYS_openat2, t->rootfd >= 0 ? t->rootfd : AT_FDCWD, path, &how, sizeof how);
     if (fd < 0)
         return 0; /* gone, or (before Linux 5.6) no openat2: unlinked, as the kernel says */
     struct stat here;
@@ -384,14 +397,16 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
     size_t dl = sizeof deleted - 1;
     if ((size_t)n > dl && memcmp(path + n - dl, deleted, dl) == 0) {
         path[n] = 0;
-        if (!live_name(path, &st))
+        if (!live_name(t, path, &st))
             n -= (ssize_t)dl;
     }
     unsigned long long size = (unsigned long long)st.st_size;
     if (t->flags & NT_COMPAT) {
         /* The optimizer's client writes paths one a line and decodes size as uint32. */
-        if (memchr(path, '\n', (size_t)n) || memchr(path, '\r', (size_t)n))
+        if (memchr(path, '\n', (size_t)n) || memchr(path, '\r', (size_t)n)) {
+            t->lost_newline++; /* one path a line: it cannot be listed, but it is said (put_lost) */
             return o;
+        }
         if (size > UINT32_MAX)
             size = UINT32_MAX;
     }
@@ -421,9 +436,9 @@ static char *handle_fd(struct nt_tracer *t, char *o, const struct fanotify_event
  * silently gone. */
 static char *put_lost(struct nt_tracer *t, char *o)
 {
-    static const char *const reasons[] = {"path too long", "unreachable"};
-    unsigned long long *counts[] = {&t->lost_long, &t->lost_unreachable};
-    for (int i = 0; i < 2; i++) {
+    static const char *const reasons[] = {"path too long", "unreachable", "newline in name"};
+    unsigned long long *counts[] = {&t->lost_long, &t->lost_unreachable, &t->lost_newline};
+    for (int i = 0; i < 3; i++) {
         if (!*counts[i])
             continue;
         o = nt_put_str(o, "{\"path\":\"\",\"size\":0,\"elapsed\":");

@@ -236,6 +236,9 @@ class TraceScreen(LiveScreen):
             return shown[1]
         _known, with_ranges, whole = items.prefetch_totals(self.app.backend.config.granularity)
         text = f" · prefetch {human_size(with_ranges)} with ranges / {human_size(whole)} whole files"
+        mapped = self.run.mapped_bytes()
+        if mapped:  # pages of mapped files, counted apart (also in the ranges)
+            text += f" (mapped {human_size(mapped)})"
         self._prefetch_shown = (now, text)
         return text
 

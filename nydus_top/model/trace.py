@@ -128,6 +128,11 @@ class TraceRun:
         book at its next drain after a change, never more often than it drains."""
         self._ranges_from = collector
 
+    def mapped_bytes(self) -> int:
+        """Bytes of mapped pages the followed range collector has seen (0 without one)."""
+        collector = self._ranges_from
+        return int(collector.mapped_bytes()) if collector is not None else 0
+
     def ranges_unavailable(self, why: str) -> None:
         with self._lock:
             self.ranges_error = why

@@ -54,8 +54,10 @@ from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHAB
 from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION
 from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
 from nydus_top.runs import store as runstore
+from nydus_top.text import printable
 from nydus_top.tracing.arming import LiveTrace, StartTrace, image_matches
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
+from nydus_top.tracing.range_tracer import RangeCollector
 
 if TYPE_CHECKING:  # metrics are optional: the recorder never needs prometheus_client itself
     from nydus_top.recording.metrics import Metrics
@@ -656,6 +658,7 @@ def _end_ranges(rec: Recording, metrics: Metrics | None = None) -> None:
                      "the limit in memory for all recordings together" +
                      (f" ({_mib(budget.max_bytes)})" if budget is not None else "") for n in end.notices]
             rec.range_notes.append(f"range tracer: {', '.join(words)} (files past it count whole)")
+        rec.range_notes += mapped_notes(end)
         if ranges.error:
             rec.range_notes.append(f"range tracer: {ranges.error}")
         if metrics is not None:
@@ -663,6 +666,16 @@ def _end_ranges(rec: Recording, metrics: Metrics | None = None) -> None:
                 metrics.range_windows.inc()
             if ranges.stalled:
                 metrics.watchdog_kills.inc()
+
+
+def mapped_notes(collector: RangeCollector) -> list[str]:
+    """What the log says of mapped pages: their bytes (apart from the reads) and the files whose
+    pages could not be followed (they count whole)."""
+    notes = [f"mapped: {readable_size(collector.mapped_bytes())}"]
+    if collector.unobserved:
+        files = ", ".join(printable(f"{path or '(all)'}: {why}") for path, why in collector.unobserved.items())
+        notes.append(f"mapped pages unobserved (counted whole): {files}")
+    return notes
 
 
 def _drop_orphan_sidecars(list_path: Path, root: Path) -> None:

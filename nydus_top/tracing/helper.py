@@ -47,6 +47,7 @@ class _Request(TypedDict):
     ranges: bool
     granularity: int
     window_ms: int
+    mapped: bool
 
 
 def _request(sock: socket.socket) -> tuple[_Request, list[int]] | None:
@@ -69,7 +70,8 @@ def _request(sock: socket.socket) -> tuple[_Request, list[int]] | None:
                             "bounded": bool(req.get("bounded", False)), "small_set": bool(req.get("small", False)),
                             "ranges": bool(req.get("ranges", False)),
                             "granularity": int(req.get("granularity", 0)),
-                            "window_ms": int(req.get("window_ms", range_session.WINDOW_MS))}
+                            "window_ms": int(req.get("window_ms", range_session.WINDOW_MS)),
+                            "mapped": bool(req.get("mapped", True))}
             if len(fds) == (4 if kw["ranges"] else 3) and kw["pid"] > 0:
                 return kw, list(fds)
         except (ValueError, KeyError, TypeError):
@@ -93,7 +95,8 @@ def _spare(sock: socket.socket, taken: socket.socket) -> int:
     if kw["ranges"]:
         return range_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
                                  container_id=kw["container_id"], small_set=kw["small_set"],
-                                 granularity=kw["granularity"], watch_fd=fds[3], window_ms=kw["window_ms"])
+                                 granularity=kw["granularity"], watch_fd=fds[3], window_ms=kw["window_ms"],
+                                 mapped=kw["mapped"])
     return trace_session.run(kw["pid"], out_fd=out_fd, status_fd=status_fd, stop_fd=stop_fd,
                              container_id=kw["container_id"], bounded=kw["bounded"], small_set=kw["small_set"])
 

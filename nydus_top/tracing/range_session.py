@@ -34,6 +34,7 @@ import struct
 from nydus_top._native import ffi, lib
 from nydus_top.tracing import file_session as trace_session
 from nydus_top.tracing.file_session import ERROR, EXITED, READY, STOPPED
+from nydus_top.tracing.mapped import MappedSampler, SamplerProcess
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
@@ -100,6 +101,7 @@ class RangeSession:
         self.marks = 0
         self._pending = bytearray()
         self._gave_up = False
+        self.mapped: SamplerProcess | None = None  # mapped pages (see nydus_top.tracing.mapped)
         try:
             if watch_fd is not None:  # the watchdog first: no reader may wait on marks it cannot see
                 self._hand_to_watchdog(watch_fd)
@@ -190,6 +192,7 @@ class RangeSession:
             raise OSError(-rc, os.strerror(-rc))
         while self.drain_batch() or select.select([self.fd], [], [], 0)[0]:
             pass
+        self._take_mapped(last=True)
         end = {"marks_left": self.marks_left(), "events": lib.nt_ranges_events(self._t, 0),
                "foreign": lib.nt_ranges_events(self._t, 1)}
         if self._gave_up:
@@ -219,14 +222,18 @@ class RangeSession:
 
     def _pump(self, out_fd: int, stop_fds: list[int], pidfd: int | None, timer: int) -> bytes:
         waits = [*stop_fds, *([pidfd] if pidfd is not None else []), *([timer] if timer >= 0 else [])]
-        wait_arr = ffi.new("int[]", waits)
+        mapped = [self.mapped.wake_fd] if self.mapped is not None else []  # last: dropped once it ends
+        wait_arr = ffi.new("int[]", waits + mapped)
         while True:
             write_fd = out_fd if self._pending else -1  # lines wait for room in the pipe
-            n = lib.nt_ranges_serve(self._t, wait_arr, len(waits), write_fd, self._buf, lib.NT_RANGE_OUT_CAP,
-                                    FLUSH_MS)
+            n = lib.nt_ranges_serve(self._t, wait_arr, len(waits) + len(mapped), write_fd, self._buf,
+                                    lib.NT_RANGE_OUT_CAP, FLUSH_MS)
             if n < 0:
                 raise OSError(-n, os.strerror(-n))
             self._keep(n)
+            self._take_mapped(last=False)
+            if mapped and self.mapped is not None and self.mapped.ended:
+                mapped = []  # its pipe stays readable (end of file): waited on no more
             self.flush(out_fd)
             ready = select.select(waits, [], [], 0)[0]
             end = STOPPED if any(fd in stop_fds for fd in ready) else EXITED if pidfd in ready else None
@@ -237,7 +244,20 @@ class RangeSession:
                 self.finish(out_fd)
                 return end
 
+    def _take_mapped(self, last: bool) -> None:
+        """Lines of the mapped-page sampler join ours (the last sample once the trace ends)."""
+        if self.mapped is None:
+            return
+        lines = self.mapped.finish() if last else self.mapped.take()
+        if last:
+            self.mapped = None
+        if lines and not self._gave_up:
+            self._pending += lines
+
     def close(self) -> None:
+        if self.mapped is not None:
+            self.mapped.finish()
+            self.mapped = None
         if self._t != ffi.NULL:
             lib.nt_ranges_close(self._t)
             self._t = ffi.NULL
@@ -246,7 +266,7 @@ class RangeSession:
 
 def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...] | None = None,
         small_set: bool = False, max_marks: int = MAX_MARKS, granularity: int = 0,
-        watch_fd: int | None = None) -> tuple[RangeSession, int]:
+        watch_fd: int | None = None, mapped: bool = True) -> tuple[RangeSession, int]:
     """Mark the lower directories of ``pid``'s root overlay (or ``lowerdirs``). Returns the
     session and a pidfd. With ``granularity`` > 0 files go quiet once their touched chunks cover
     them. Raises RangeArmError (target gone, not an overlay, unsupported)."""
@@ -262,12 +282,21 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
             ns = mount_namespace(procfd, pid)
             if lowerdirs is None:
                 lowerdirs = OverlayRoot.for_pid(pid).lowerdirs
+            root_dev = os.stat(f"{pid}/root", dir_fd=procfd).st_dev  # the root overlay
         except (OSError, OverlayError) as e:
             raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
         if not trace_session.alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
-        session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
-                               granularity=granularity, watch_fd=watch_fd)
+        # forked before the fanotify group exists: the sampler never holds it
+        sampler = SamplerProcess(MappedSampler(os.dup(procfd), ns, root_dev)) if mapped else None
+        try:
+            session = RangeSession(procfd, ns, lowerdirs, small_set=small_set, max_marks=max_marks,
+                                   granularity=granularity, watch_fd=watch_fd)
+        except BaseException:
+            if sampler is not None:
+                sampler.finish()
+            raise
+        session.mapped = sampler
     except BaseException:
         os.close(pidfd)
         os.close(procfd)
@@ -277,15 +306,16 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
 
 def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | None = None,
         container_id: str | None = None, small_set: bool = False, max_marks: int = MAX_MARKS,
-        granularity: int = 0, watch_fd: int | None = None, window_ms: int = WINDOW_MS) -> int:
-    """Record ranges for ``pid``'s container until a stop (SIGTERM/SIGINT, ``stop_fd``), its exit
-    or the end of the window. Exit code as :func:`nydus_top.tracing.file_session.run`."""
+        granularity: int = 0, watch_fd: int | None = None, window_ms: int = WINDOW_MS, mapped: bool = True) -> int:
+    """Record ranges for ``pid``'s container (and the pages its processes map, with *mapped*) until
+    a stop (SIGTERM/SIGINT, ``stop_fd``), its exit or the end of the window. Exit code as
+    :func:`nydus_top.tracing.file_session.run`."""
     wake_r = trace_session.stop_on_signals()
     status = trace_session.status_writer(status_fd)
 
     try:
         session, pidfd = arm(pid, container_id=container_id, small_set=small_set, max_marks=max_marks,
-                             granularity=granularity, watch_fd=watch_fd)
+                             granularity=granularity, watch_fd=watch_fd, mapped=mapped)
     except RangeArmError as e:
         status(ERROR + str(e).encode("utf-8", "replace")[:1024])
         return 2

@@ -77,6 +77,19 @@ class WholeFile:
 
 
 @dataclass(frozen=True, slots=True)
+class MappedRange:
+    path: str  # pages the container had mapped (nydus_top.tracing.mapped)
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unobserved:
+    path: str  # a mapped file whose pages are not followed ("": none could be); it counts whole
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class RangeNotice:
     text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped;
     # "window": the start-up window ended, ranges stopped; "memory": the collector's budget is
@@ -90,7 +103,7 @@ class RangeEnd:
     foreign: int  # of them, from processes outside the container
 
 
-RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd
+RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd | MappedRange | Unobserved
 
 
 def parse_range_line(line: bytes | str) -> RangeRecord:
@@ -99,6 +112,10 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
     if not isinstance(obj, dict):
         raise ValueError("range line is not an object")
     try:
+        if "mapped" in obj:
+            return MappedRange(str(obj["mapped"]), int(obj["off"]), int(obj["len"]))
+        if "unobserved" in obj:
+            return Unobserved(str(obj["unobserved"]), str(obj["why"]))
         if "off" in obj:
             return RangeRead(int(obj["file"]), int(obj["off"]), int(obj["len"]))
         if "path" in obj:
@@ -110,6 +127,9 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
         return RangeEnd(int(obj["marks_left"]), int(obj["events"]), int(obj["foreign"]))
     except (KeyError, TypeError) as e:
         raise ValueError(f"bad range line: {e}") from None
+
+
+MAX_UNOBSERVED = 64  # unobserved files named per trace (each counts whole regardless)
 
 
 class RangeCollector:
@@ -128,6 +148,8 @@ class RangeCollector:
         self.end: RangeEnd | None = None
         self.notices: list[str] = []
         self.whole_why: dict[str, str] = {}  # path -> why it counts whole ("read", "mapped", ...)
+        self.mapped = RangeBook()  # the pages mapped, apart (also in the book; WHOLE once unobserved)
+        self.unobserved: dict[str, str] = {}  # mapped files whose pages were not followed -> why
         self.changed = 0  # bumps on every batch that changed the book
         self._paths: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -192,6 +214,12 @@ class RangeCollector:
                     path = self._paths.get(rec.file)
                     if path is not None:
                         self._whole(path, rec.why)
+                elif type(rec) is MappedRange:
+                    self._read(rec.path, rec.offset, rec.offset + rec.length)
+                    if self.book.get(rec.path) is not None:  # a file counted whole has no pages apart
+                        self.mapped.add(rec.path, rec.offset, rec.offset + rec.length)
+                elif type(rec) is Unobserved:
+                    self._unobserved(rec)
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
                 elif isinstance(rec, RangeEnd):
@@ -205,6 +233,20 @@ class RangeCollector:
         with self._lock:
             self._give(self.charged)
             self.budget = None
+
+    def _unobserved(self, rec: Unobserved) -> None:
+        """A file whose pages are not followed counts whole; a sample that failed ("") makes
+        every file seen mapped so far whole (pages it would have seen may be missing)."""
+        if len(self.unobserved) < MAX_UNOBSERVED:
+            self.unobserved[rec.path] = rec.why
+        for path in [rec.path] if rec.path else [p for p, _ in self.mapped.items()]:
+            self._whole(path, "unobserved")
+            self.mapped.mark_whole(path)
+
+    def mapped_bytes(self) -> int:
+        """Bytes of pages seen mapped (the union over the trace, exact)."""
+        with self._lock:
+            return sum(r.bytes for _, r in self.mapped.items() if r is not None)
 
     def snapshot(self) -> RangeBook:
         """A copy of the book as it is now."""
@@ -321,9 +363,9 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
                  on_batch: Callable[[list[RangeRecord]], None] | None = None,
                  small_set: bool = False, granularity: int = 0, window_s: float = WINDOW_S,
                  watchdog_ms: int = WATCHDOG_MS, budget: Budget | None = None,
-                 slots: RangeSlots | None = None) -> RangeTrace:
-    """Start recording the ranges the container of host ``pid`` reads, for ``window_s`` seconds
-    at most; returns at once.
+                 slots: RangeSlots | None = None, mapped: bool = True) -> RangeTrace:
+    """Start recording the ranges the container of host ``pid`` reads (and the pages its
+    processes map, with *mapped*), for ``window_s`` seconds at most; returns at once.
 
     ``on_batch`` (reader thread) sees the records after they are folded into the book. With
     ``granularity`` > 0 a file goes quiet (counts whole) once the chunks it touched cover it.
@@ -335,7 +377,7 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
         raise RangesUnavailable(f"ranges unavailable: {many} running, the most at once (MAX_RANGE_TRACES)")
     try:
         return _start(pool, pid, container_id, on_batch, small_set, granularity, window_s, watchdog_ms, budget,
-                      slots)
+                      slots, mapped)
     except BaseException:
         if slots is not None:
             slots.give_back()
@@ -344,7 +386,8 @@ def start_ranges(pool: TracerPool, pid: int, *, container_id: str | None = None,
 
 def _start(pool: TracerPool, pid: int, container_id: str | None,
            on_batch: Callable[[list[RangeRecord]], None] | None, small_set: bool, granularity: int,
-           window_s: float, watchdog_ms: int, budget: Budget | None, slots: RangeSlots | None) -> RangeTrace:
+           window_s: float, watchdog_ms: int, budget: Budget | None, slots: RangeSlots | None,
+           mapped: bool) -> RangeTrace:
     collector = RangeCollector(budget)
 
     def deliver(batch: list[Any]) -> None:  # the reader's batches, parsed by parse_range_line
@@ -353,7 +396,8 @@ def _start(pool: TracerPool, pid: int, container_id: str | None,
             on_batch(batch)
 
     msg = {"pid": int(pid), "cid": container_id, "small": bool(small_set), "ranges": True,
-           "granularity": int(granularity), "window_ms": max(int(window_s * 1000), 0)}
+           "granularity": int(granularity), "window_ms": max(int(window_s * 1000), 0),
+           "mapped": bool(mapped)}
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         watchdog = _Watchdog(ours, watchdog_ms)

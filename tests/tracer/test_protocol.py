@@ -92,7 +92,27 @@ def test_optimizer_server_protocol(container) -> None:
         assert isinstance(obj["path"], str) and isinstance(obj["elapsed"], int)
         assert 0 <= obj["size"] < 2**32
     assert [(o["path"], o["size"]) for o in lines] == [
-        ("/data/a", 1), ("/data/\udcffx", 1), ("/data/huge", 2**32 - 1)]  # no CR/LF paths
+        ("/data/a", 1), ("/data/\udcffx", 1), ("/data/huge", 2**32 - 1), ("", 0)]  # no CR/LF paths...
+    assert lines[3]["kind"] == "overflow" and lines[3]["reason"] == "newline in name" and lines[3]["lost"] == 1
+    # ...but a line says one was left out (its batch's overflow lines come after the batch's files)
+
+
+def test_optimizer_server_keeps_a_live_name_ending_in_deleted_looked_up_in_the_container(container) -> None:
+    # The host has no /data/x (deleted): the name must be checked in the container's root.
+    c = container({"/data/x (deleted)": b"x", "/data/gone (deleted)": b"g"},
+                  ["signal:{note}", "wait:{go}", "read:/data/x (deleted)", "read:/data/gone (deleted)",
+                   "rm:/data/gone (deleted)", "signal:{note}", "wait:{go}"])
+    c.wait_note()
+    ready_r, ready_w = os.pipe()
+    proc = subprocess.Popen([str(VENV_BIN / "nydus-top-tracer")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, pass_fds=(ready_w,), process_group=0,
+                            env={"_MNTNS_PID": str(c.pid), "_TARGET": "/", "NYDUS_TOP_READY_FD": str(ready_w)})
+    os.close(ready_w)
+    lines, err = go_and_collect(proc, ready_r, c, signal.SIGTERM)
+    os.close(ready_r)
+    assert err == b""
+    paths = [o["path"] for o in lines]
+    assert "/data/x (deleted)" in paths and "/data/x" not in paths
 
 
 def test_trace_command_streams_until_ctrl_c(container) -> None:

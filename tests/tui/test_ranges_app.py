@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nydus_top.screens.dialogs import ConfirmDialog
 from nydus_top.screens.trace import TraceScreen
+from nydus_top.tracing.range_tracer import RangeCollector, parse_range_line
 from testkit.replay_data import make_backend
 from tests.tui.conftest import on_trace, settle, submit
 from tests.tui.screentext import screen_text
@@ -33,6 +34,17 @@ async def test_saved_ranges_load_back_with_the_same_totals(tmp_path: Path) -> No
         assert "· loaded · prefetch 6.5M" in screen_text(app)
         assert app.screen.run.items.prefetch_totals(MiB)[1:] == screen.run.items.prefetch_totals(MiB)[1:]
         assert "  4.5M     2.0M █▉   -" in screen_text(app)
+
+
+async def test_the_title_counts_mapped_pages_apart(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        assert "mapped" not in screen_text(app)
+        collector = RangeCollector()
+        collector.add([parse_range_line(b'{"mapped": "/data/model", "off": 1048576, "len": 65536}')])
+        screen.run.ranges_from(collector)
+        screen.update_counters()
+        await settle(pilot)
+        assert " whole files (mapped 64.0K)" in screen_text(app)
 
 
 async def test_ranges_unavailable_is_marked_in_the_title_and_said_once(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@
  *   spam:DIR:K  K processes create DIR/<pid>-0, 1, ... forever (never returns)
  *   pread:PATH:OFF:LEN  one pread     readv:PATH:OFF:LEN,LEN...  one preadv of those buffers
  *   mmap:PATH  map the file and touch every page
+ *   maptouch:PATH:OFF,OFF...  map the file, touch the byte at each offset, keep the mapping
  *   scatter:PATH:STRIDE:LEN:COUNT  COUNT preads of LEN bytes at 0, STRIDE, 2*STRIDE, ...
  *   deep:N:create|read  create, or read, /deep/<N directories of 255 characters>/f: a path
  *               longer than PATH_MAX, reached by chdir one directory at a time
@@ -111,6 +112,26 @@ static int mapped(const char *path)
     return sum == 0xffffffffu ? -1 : 0;
 }
 
+static int maptouch(char *v)
+{
+    char *offs = strchr(v, ':');
+    if (!offs)
+        return -1;
+    *offs++ = 0;
+    int fd = open(v, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return -1;
+    volatile unsigned char *p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return -1;
+    unsigned sum = 0;
+    for (char *o = strtok(offs, ","); o; o = strtok(NULL, ","))
+        sum += p[atoll(o)];
+    return sum == 0xffffffffu ? -1 : 0; /* the mapping stays until the process exits */
+}
+
 static int scatter(char *v)
 {
     static char buf[65536];
@@ -188,6 +209,8 @@ static int step(int i, int argc, char **argv)
         return mapped(v);
     if (!strcmp(a, "scatter"))
         return scatter(v);
+    if (!strcmp(a, "maptouch"))
+        return maptouch(v);
     if (!strcmp(a, "rm"))
         return unlink(v);
     if (!strcmp(a, "exec")) {
