@@ -1,0 +1,560 @@
+"""A list's worth before conversion: how much of a recorded start it holds, and what it would cost.
+
+For a list L (paths in prefetch order, sizes, optional byte ranges) and a run R (a recorded start
+of the same image: files in first-access order with sizes, first-access times and optional ranges):
+
+* ``file_hit_rate``: files R read that L holds / files R read (1.0 when R read nothing);
+* ``byte_hit_rate``: bytes R read (its ranges where known, else whole sizes) that L's prefetch
+  covers (L's ranges rounded out to the chunk size where it has them, else whole files) / bytes R
+  read (1.0 when R read no bytes);
+* ``waste_bytes``: bytes L prefetches that R never read;
+* ``predicted_stall_s`` / ``predicted_start_s``: under a link model (:class:`Link`).
+
+The link model, kept simple on purpose:
+
+* the prefetch streams L's entries in list order from t = 0 at ``bandwidth`` (each entry's prefetch
+  bytes: its ranges rounded out to ``chunk``, else the whole file); an entry has arrived when its
+  last byte has;
+* R's accesses happen at their recorded first-access times (``elapsed``, from the container's
+  start); an access needs the bytes R read of that file rounded out to ``chunk`` (the whole file
+  without ranges). It waits until L's prefetch of the file has arrived, or for an on-demand fetch
+  of what it needs (``rtt + bytes / bandwidth``), whichever comes first; bytes L does not prefetch
+  are always fetched on demand (``rtt + missing / bandwidth``, alongside the wait for the rest);
+* policy ``stream`` (nydusd): the container starts at t = 0 while the prefetch streams;
+  policy ``wait`` (the stargz snapshotter): the container's start is held until the whole prefetch
+  has arrived, at most ``timeout`` (its ``prefetch_timeout``, 10 s); the prefetch goes on after it;
+  the held time counts as stall, and every access happens that much later;
+* the stall is the sum of the waits (plus the held start under ``wait``); ``predicted_start_s`` is
+  R's recorded duration (its last first access: runs keep no exit time) plus the stall.
+
+What it leaves out: TCP slow start and per-request overheads other than one rtt per on-demand fetch;
+on-demand fetches and the prefetch sharing the link (each gets the whole bandwidth); decompression
+and unpacking; per-layer or parallel prefetch; later accesses moving later because an earlier one
+stalled (accesses stay at their recorded times; the waits are summed as if the start were one
+thread); reads after a file's first access (only the first one is recorded); page cache and
+metadata fetches. A list entry without a size counts at the largest size any evaluated run gave
+for that file, else 0.
+
+Leave-one-out: when L is the consensus of runs, each run is scored against the consensus of the
+*other* runs (the same consensus :class:`nydus_top.runs.consensus.Tally` builds), never against a
+list it helped make. :class:`Table` holds the runs compactly (path ids in arrays, a run's entries
+dropped once added), and the leave-one-out medians come from each file's sorted positions without
+counting the runs again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any
+
+from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
+from nydus_top.model.records import Listable
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, _needed
+
+STREAM = "stream"  # nydusd: the prefetch streams while the container runs
+WAIT = "wait"  # the stargz snapshotter: the start waits for the whole prefetch (up to its timeout)
+POLICIES = (STREAM, WAIT)
+DEFAULT_BANDWIDTH = 100e6 / 8  # bytes/s: 100 Mbit/s
+DEFAULT_RTT = 0.020  # s
+PREFETCH_TIMEOUT = 10.0  # s: the stargz snapshotter's default prefetch_timeout
+AUTO_WITHIN = 0.01  # --min-share auto: the smallest list within 1 % of the best mean stall
+MAX_SHARES = 20  # thresholds a sweep tries, at most (j/N for N runs, else j/20)
+_NONE = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The link a cold start pulls over, and the runtime's prefetch policy."""
+
+    bandwidth: float = DEFAULT_BANDWIDTH  # bytes per second
+    rtt: float = DEFAULT_RTT  # seconds
+    chunk: int = DEFAULT_GRANULARITY  # bytes ranges are fetched in (the ranges granularity); 0 = exact
+    policy: str = STREAM
+    timeout: float = PREFETCH_TIMEOUT  # the longest a WAIT start is held
+
+    def __post_init__(self) -> None:
+        if not self.bandwidth > 0 or self.rtt < 0 or self.chunk < 0 or self.timeout < 0:
+            raise ValueError("bandwidth must be > 0, rtt, chunk and timeout >= 0")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+
+
+_BITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def parse_bandwidth(text: str) -> float:
+    """``100Mbit``, ``1Gbit``, ``12.5MB`` (bytes), ``1000000`` (bytes) -> bytes per second."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]?)(bit|bps|B|b)?(?:/s)?\s*", text)
+    if match is None:
+        raise ValueError(f"not a bandwidth: {text!r} (e.g. 100Mbit, 12.5MB)")
+    value = float(match.group(1)) * _BITS[match.group(2).lower()]
+    unit = match.group(3) or "B"
+    value = value / 8 if unit in ("bit", "bps", "b") else value
+    if not value > 0:
+        raise ValueError(f"bandwidth must be > 0: {text!r}")
+    return value
+
+
+def parse_seconds(text: str) -> float:
+    """``20ms``, ``0.5s``, ``500us``, ``0`` -> seconds."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(s|ms|us)?\s*", text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (e.g. 20ms, 0.5s)")
+    return float(match.group(1)) * _TIME[match.group(2) or "s"]
+
+
+# ---------------------------------------------------------------- the runs, compactly
+
+
+@dataclass(slots=True)
+class _Run:
+    name: str
+    ids: array[int]  # file ids in first-access order (each once)
+    sizes: array[int]  # _NONE: unknown
+    times: array[int]  # first-access microseconds, _NONE: unknown
+    ranges: RangeBook | None
+    duration_s: float
+
+
+class Table:
+    """Runs added one at a time, kept as arrays of path ids (100 runs of 10k files: a few MB)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self._ids: dict[str, int] = {}
+        self.runs: list[_Run] = []
+        self._files: list[_File] | None = None
+
+    def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
+        """Count one run: *entries* in first-access order (later repeats of a path ignored)."""
+        ids, sizes, times = array("l"), array("q"), array("q")
+        seen: set[int] = set()
+        known = self._ids
+        last = 0
+        for entry in entries:
+            fid = known.get(entry.path)
+            if fid is None:
+                fid = known[entry.path] = len(self.paths)
+                self.paths.append(entry.path)
+            elif fid in seen:
+                continue
+            seen.add(fid)
+            ids.append(fid)
+            size, elapsed = entry.size, entry.elapsed_us
+            sizes.append(_NONE if size is None else size)
+            times.append(_NONE if elapsed is None else elapsed)
+            if elapsed is not None and elapsed > last:
+                last = elapsed
+        self.runs.append(_Run(name, ids, sizes, times, ranges, last / 1e6))
+        self._files = None
+
+    def id_of(self, path: str) -> int:
+        """The id of *path*, added when new (a list's files the runs never read)."""
+        fid = self._ids.get(path)
+        if fid is None:
+            fid = self._ids[path] = len(self.paths)
+            self.paths.append(path)
+        return fid
+
+    def largest_sizes(self) -> dict[int, int]:
+        """Per file id: the largest size any run gave."""
+        out: dict[int, int] = {}
+        for run in self.runs:
+            for fid, size in zip(run.ids, run.sizes, strict=True):
+                if size > out.get(fid, _NONE):
+                    out[fid] = size
+        return out
+
+    def files(self) -> list[_File]:
+        """Per file id, its figures over the runs (built once, after the last add)."""
+        if self._files is None:
+            self._files = _index(self)
+        return self._files
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One run against one list (the JSON names of issue 21)."""
+
+    run: str
+    file_hit_rate: float
+    byte_hit_rate: float
+    waste_bytes: int
+    predicted_stall_s: float
+    predicted_start_s: float
+    files: int  # files the run read
+    read_bytes: int  # bytes the run read
+    list_files: int  # files of the list it was scored against
+    prefetch_bytes: int  # bytes that list prefetches
+    against: str = "list"  # "list": the list given; "others": the consensus of the other runs
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": "run", "run": self.run, "against": self.against,
+                "file_hit_rate": self.file_hit_rate, "byte_hit_rate": self.byte_hit_rate,
+                "waste_bytes": self.waste_bytes, "predicted_stall_s": self.predicted_stall_s,
+                "predicted_start_s": self.predicted_start_s, "files": self.files, "read_bytes": self.read_bytes,
+                "list_files": self.list_files, "prefetch_bytes": self.prefetch_bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The mean over the scored runs (every field the plain mean of the runs' values)."""
+
+    runs: int
+    file_hit_rate: float
+    byte_hit_rate: float
+    waste_bytes: float
+    predicted_stall_s: float
+    predicted_start_s: float
+    list_files: float
+    prefetch_bytes: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": "mean", "runs": self.runs, "file_hit_rate": self.file_hit_rate,
+                "byte_hit_rate": self.byte_hit_rate, "waste_bytes": self.waste_bytes,
+                "predicted_stall_s": self.predicted_stall_s, "predicted_start_s": self.predicted_start_s,
+                "list_files": self.list_files, "prefetch_bytes": self.prefetch_bytes}
+
+
+def mean(scores: Sequence[Score]) -> Summary:
+    """The mean of *scores* (zeros for none)."""
+    n = len(scores)
+    if n == 0:
+        return Summary(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def avg(name: str) -> float:
+        return sum(float(getattr(s, name)) for s in scores) / n
+
+    return Summary(n, avg("file_hit_rate"), avg("byte_hit_rate"), avg("waste_bytes"), avg("predicted_stall_s"),
+                   avg("predicted_start_s"), avg("list_files"), avg("prefetch_bytes"))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One file of a run in a waterfall: when it was first read, what it needed, when the prefetch
+    delivered it (None: the list does not hold it) and how long the access waited."""
+
+    path: str
+    access_s: float  # when the access happened (under WAIT: after the held start)
+    read_bytes: int
+    arrival_s: float | None
+    wait_s: float
+    on_demand: bool  # the wait was (or included) an on-demand fetch
+
+
+@dataclass(slots=True)
+class _ListView:
+    """A list as file ids in prefetch order with each entry's prefetch set (None: whole file)."""
+
+    order: list[int]
+    sizes: dict[int, int]  # prefetch size of each entry's whole file (0 unknown)
+    ranges: dict[int, RangeSet] = field(default_factory=dict)  # rounded prefetch ranges, where partial
+
+
+def _od(link: Link, nbytes: int) -> float:
+    return 0.0 if nbytes <= 0 else link.rtt + nbytes / link.bandwidth
+
+
+def _rounded_whole(ranges: RangeSet, chunk: int, size: int) -> RangeSet | None:
+    """*ranges* rounded out to *chunk*, clipped to *size*; None when that covers the file."""
+    out = ranges.rounded(chunk, size if size >= 0 else None)
+    return None if size >= 0 and out.covers(size) else out
+
+
+def _intersect(a: RangeSet, b: RangeSet) -> int:
+    """Bytes in both *a* and *b* (a merge of the two sorted interval lists)."""
+    xs, ys = list(a), list(b)
+    i = j = total = 0
+    while i < len(xs) and j < len(ys):
+        (s1, e1), (s2, e2) = xs[i], ys[j]
+        total += max(0, min(e1, e2) - max(s1, s2))
+        if e1 <= e2:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def _clip(ranges: RangeSet, size: int) -> RangeSet:
+    return ranges.rounded(0, size) if size >= 0 else ranges
+
+
+def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "list",
+          steps: list[Step] | None = None) -> Score:
+    """Run *k* of *table* against the list *view* (see the module's model). With *steps*, the
+    waterfall's rows are appended to it."""
+    run = table.runs[k]
+    order, lsizes, lranges = view.order, view.sizes, view.ranges
+    pf = [len_or(lranges.get(f), lsizes[f]) for f in order]
+    arrive = dict(zip(order, accumulate(pf), strict=True))
+    total = sum(pf)
+    bw, chunk = link.bandwidth, link.chunk
+    held = min(total / bw, link.timeout) if link.policy == WAIT else 0.0
+    rbook = run.ranges
+    read_total = covered_total = held_files = 0
+    stall = held
+    paths = table.paths
+    for fid, size, time in zip(run.ids, run.sizes, run.times, strict=True):
+        rset = rbook.get(paths[fid]) if rbook is not None and paths[fid] in rbook else None
+        rsize = max(size, 0)
+        read = _clip(rset, size).bytes if rset is not None else rsize
+        needed = _rounded_whole(rset, chunk, size) if rset is not None else None
+        need = needed.bytes if needed is not None else rsize
+        end = arrive.get(fid)
+        if end is None:
+            covered, missing, prefetch_wait = 0, need, 0.0
+        else:
+            held_files += 1
+            part = lranges.get(fid)
+            lsize = lsizes[fid]
+            if part is None:  # the whole file, up to the list's size
+                covered = (_intersect(_clip(rset, size), RangeSet([(0, lsize)])) if rset is not None
+                           else min(lsize, rsize))
+                missing = (need - _intersect(needed, RangeSet([(0, lsize)])) if needed is not None
+                           else max(0, rsize - lsize))
+            else:
+                covered = _intersect(_clip(rset, size) if rset is not None else RangeSet([(0, rsize)]), part)
+                missing = need - _intersect(needed if needed is not None else RangeSet([(0, rsize)]), part)
+            at = held + max(time, 0) / 1e6
+            prefetch_wait = max(0.0, end / bw - at)
+        wait = min(_od(link, need), max(prefetch_wait, _od(link, missing)))
+        stall += wait
+        read_total += read
+        covered_total += covered
+        if steps is not None:
+            steps.append(Step(paths[fid], held + max(time, 0) / 1e6, read,
+                              None if end is None else end / bw, wait,
+                              wait > 0 and (end is None or missing > 0 or wait < prefetch_wait)))
+    files = len(run.ids)
+    return Score(run.name, held_files / files if files else 1.0,
+                 covered_total / read_total if read_total else 1.0, total - covered_total, stall,
+                 run.duration_s + stall, files, read_total, len(order), total, against)
+
+
+def len_or(ranges: RangeSet | None, size: int) -> int:
+    """Bytes a prefetch entry moves: its rounded ranges, else its whole size."""
+    return size if ranges is None else ranges.bytes
+
+
+# ---------------------------------------------------------------- a given list
+
+
+def list_view(table: Table, entries: Iterable[Listable], ranges: RangeBook | None, chunk: int) -> _ListView:
+    """*entries* (a list, in its order) as a view over *table*'s file ids: sizes unknown to the
+    list are the largest any run gave, else 0; ranges rounded out to *chunk*."""
+    largest = table.largest_sizes()
+    order: list[int] = []
+    sizes: dict[int, int] = {}
+    parts: dict[int, RangeSet] = {}
+    for entry in entries:
+        fid = table.id_of(entry.path)
+        if fid in sizes:
+            continue
+        size = entry.size if entry.size is not None else max(largest.get(fid, 0), 0)
+        order.append(fid)
+        sizes[fid] = size
+        rset = ranges.get(entry.path) if ranges is not None and entry.path in ranges else None
+        if rset is not None:
+            part = _rounded_whole(rset, chunk, size)
+            if part is not None:
+                parts[fid] = part
+    return _ListView(order, sizes, parts)
+
+
+def score_list(table: Table, entries: Iterable[Listable], ranges: RangeBook | None, link: Link) -> list[Score]:
+    """Every run of *table* against one list (its *entries* in order, its *ranges* or None)."""
+    view = list_view(table, entries, ranges, link.chunk)
+    return [score(table, k, view, link) for k in range(len(table.runs))]
+
+
+def evaluate(runs: Iterable[Any], entries: Iterable[Listable], ranges: RangeBook | None,
+             link: Link) -> tuple[list[Score], Summary]:
+    """For a bench or a caller holding runs: every run (anything with ``name``, ``entries`` and
+    ``ranges``, e.g. :class:`nydus_top.runs.runset.Run`) against the list; the scores and their mean."""
+    table = Table()
+    for run in runs:
+        table.add(run.name, run.entries, getattr(run, "ranges", None))
+    scores = score_list(table, entries, ranges, link)
+    return scores, mean(scores)
+
+
+def waterfall(table: Table, k: int, entries: Iterable[Listable], ranges: RangeBook | None,
+              link: Link) -> tuple[list[Step], Score]:
+    """Run *k*'s files in first-access order against a list: the waterfall's rows and the score."""
+    steps: list[Step] = []
+    view = list_view(table, entries, ranges, link.chunk)
+    return steps, score(table, k, view, link, steps=steps)
+
+
+# ---------------------------------------------------------------- leave-one-out
+
+
+@dataclass(slots=True)
+class _File:
+    """One file over the runs: sorted positions and times, and which value each run gave."""
+
+    positions: list[int]  # sorted
+    times: list[int]  # sorted, known ones only
+    by_run: dict[int, tuple[int, int, int]]  # run -> (position, time, size)
+    sizes: list[int]  # sorted descending (largest first), known ones only
+    whole_pos: float
+    whole_time: float
+
+
+def _index(table: Table) -> list[_File]:
+    per: list[dict[int, tuple[int, int, int]]] = [{} for _ in table.paths]
+    for k, run in enumerate(table.runs):
+        for position, (fid, size, time) in enumerate(zip(run.ids, run.sizes, run.times, strict=True)):
+            per[fid][k] = (position, time, size)
+    out = []
+    for by_run in per:
+        positions = sorted(v[0] for v in by_run.values())
+        times = sorted(v[1] for v in by_run.values() if v[1] != _NONE)
+        sizes = sorted((v[2] for v in by_run.values() if v[2] != _NONE), reverse=True)
+        out.append(_File(positions, times, by_run, sizes, _median(positions), _median(times)))
+    return out
+
+
+def _median(values: Sequence[int]) -> float:
+    n = len(values)
+    if n == 0:
+        return math.inf
+    mid = n // 2
+    return float(values[mid]) if n % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _median_without(values: Sequence[int], value: int) -> float:
+    """The median of sorted *values* with one occurrence of *value* taken out (inf when empty)."""
+    m = len(values) - 1
+    if m <= 0:
+        return math.inf
+    j = bisect_left(values, value)
+
+    def w(i: int) -> int:
+        return values[i] if i < j else values[i + 1]
+
+    mid = m // 2
+    return float(w(mid)) if m % 2 else (w(mid - 1) + w(mid)) / 2
+
+
+def _order_without(table: Table, k: int) -> list[tuple[float, float, str, int, int]]:
+    """Every file the runs other than *k* read, in the order of their consensus: (median
+    position, median time, path, file id, runs that read it)."""
+    keys = []
+    paths = table.paths
+    for fid, f in enumerate(table.files()):
+        mine = f.by_run.get(k)
+        if mine is None:
+            if f.positions:
+                keys.append((f.whole_pos, f.whole_time, paths[fid], fid, len(f.positions)))
+            continue
+        if len(f.positions) == 1:
+            continue
+        tmed = _median_without(f.times, mine[1]) if mine[1] != _NONE else f.whole_time
+        keys.append((_median_without(f.positions, mine[0]), tmed, paths[fid], fid, len(f.positions) - 1))
+    keys.sort()
+    return keys
+
+
+def _size_without(f: _File, k: int) -> int:
+    """The largest size the other runs gave; without one, the largest any run gave (as
+    :func:`list_view` takes a list entry without a size), else 0."""
+    mine = f.by_run.get(k)
+    sizes = f.sizes
+    if not sizes:
+        return 0
+    if mine is None or mine[2] == _NONE or mine[2] < sizes[0] or len(sizes) == 1:
+        return sizes[0]
+    return sizes[1]
+
+
+def _ranges_without(table: Table, k: int, fid: int) -> RangeSet | None:
+    """The union of the other runs' ranges of a file (None: whole, or no run has data)."""
+    path = table.paths[fid]
+    union: RangeSet | None = None
+    any_data = False
+    for j, run in enumerate(table.runs):
+        if j == k or run.ranges is None or path not in run.ranges:
+            continue
+        rset = run.ranges.get(path)
+        if rset is None:
+            return None
+        any_data = True
+        union = rset.copy() if union is None else union.union(rset)
+    return union if any_data else None
+
+
+def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int, int]], needed: int,
+                  chunk: int) -> _ListView:
+    files = table.files()
+    ids = [key[3] for key in order if key[4] >= needed]
+    sizes = {fid: _size_without(files[fid], k) for fid in ids}
+    parts: dict[int, RangeSet] = {}
+    if any(run.ranges is not None for j, run in enumerate(table.runs) if j != k):
+        for fid in ids:
+            rset = _ranges_without(table, k, fid)
+            if rset is not None:
+                part = _rounded_whole(rset, chunk, sizes[fid])
+                if part is not None:
+                    parts[fid] = part
+    return _ListView(ids, sizes, parts)
+
+
+def leave_one_out(table: Table, link: Link, min_share: float = DEFAULT_MIN_SHARE) -> list[Score]:
+    """Each run of *table* against the consensus (at *min_share*) of the other runs."""
+    needed = _needed(min_share, len(table.runs) - 1) if len(table.runs) > 1 else 1
+    return [score(table, k, _view_without(table, k, _order_without(table, k), needed, link.chunk), link,
+                  against="others")
+            for k in range(len(table.runs))]
+
+
+# ---------------------------------------------------------------- thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One share threshold: the leave-one-out mean, and the files the consensus of every run keeps."""
+
+    share: float
+    list_files: int
+    mean: Summary
+
+
+def shares(runs: int) -> list[float]:
+    """The thresholds a sweep tries: j/N for N runs (every distinct list), else j/MAX_SHARES."""
+    steps = runs if 1 <= runs <= MAX_SHARES else MAX_SHARES
+    return [j / steps for j in range(1, steps + 1)]
+
+
+def sweep(table: Table, link: Link, thresholds: Sequence[float] | None = None) -> list[Point]:
+    """The leave-one-out mean at each threshold (default :func:`shares`), lowest share first."""
+    n = len(table.runs)
+    chosen = sorted(thresholds) if thresholds is not None else shares(n)
+    orders = [_order_without(table, k) for k in range(n)]
+    files = table.files()
+    points = []
+    for share in chosen:
+        needed = _needed(share, n - 1) if n > 1 else 1
+        scores = [score(table, k, _view_without(table, k, orders[k], needed, link.chunk), link, against="others")
+                  for k in range(n)]
+        keep = _needed(share, n) if n else 1
+        points.append(Point(share, sum(1 for f in files if len(f.positions) >= keep), mean(scores)))
+    return points
+
+
+def auto_share(points: Sequence[Point]) -> float:
+    """The share whose list (of every run) is smallest among those whose mean predicted stall is
+    within AUTO_WITHIN of the best; ties go to the higher share. DEFAULT_MIN_SHARE without points."""
+    if not points:
+        return DEFAULT_MIN_SHARE
+    best = min(p.mean.predicted_stall_s for p in points)
+    limit = best * (1 + AUTO_WITHIN) + 1e-12
+    good = [p for p in points if p.mean.predicted_stall_s <= limit]
+    return min(good, key=lambda p: (p.list_files, -p.share)).share
