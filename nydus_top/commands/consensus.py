@@ -13,12 +13,14 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
+from nydus_top.commands.evaluate import AUTO, add_link_arguments, link_of, report, share_or_auto
 from nydus_top.config import ConfigError, load_config
 from nydus_top.fs.confined import within
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
+from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
@@ -37,21 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "then count every run of it (repeatable; see nydus-top pull)")
     parser.add_argument("--plain-http", action="store_true",
                         help="with --pull: HTTP, not HTTPS (also for the registries [registry] plain_http lists)")
-    parser.add_argument("--min-share", type=_share, default=DEFAULT_MIN_SHARE, metavar="S",
-                        help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE})")
+    parser.add_argument("--min-share", type=share_or_auto, default=DEFAULT_MIN_SHARE, metavar="S",
+                        help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE}); "
+                        "auto: the smallest list whose mean predicted stall (leave-one-out, under the link "
+                        f"model) is within {ev.AUTO_WITHIN:.0%} of the best share's")
+    add_link_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="save the consensus list (+ .csv, metadata)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     parser.add_argument("--json", action="store_true", help="print the stability table as JSON lines")
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
 
 
 def expand(inputs: list[Path], images: list[str], persist_dir: Path) -> list[Path]:
@@ -91,8 +86,9 @@ def runs_of_image(image: str, here: list[str], persist_dir: Path) -> list[Path]:
     return found
 
 
-def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
-    """Count every list in *paths* (one at a time, so memory holds one list's entries at most)."""
+def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, list[str], list[ListMeta]]:
+    """Count every list in *paths* (one at a time, so memory holds one list's entries at most);
+    with *table*, also add each to it (compactly) for the evaluation."""
     tally = Tally()
     warnings: list[str] = []
     metas: list[ListMeta] = []
@@ -104,6 +100,8 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
         if loaded.meta is not None:
             metas.append(loaded.meta)
         tally.add(loaded.entries, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
+        if table is not None:
+            table.add(str(path), loaded.entries, loaded.ranges)
     return tally, warnings, metas
 
 
@@ -127,7 +125,7 @@ def _image_of(metas: list[ListMeta]) -> str:
     return images.pop() if len(images) == 1 else ""
 
 
-def _pull(images: list[str], persist_dir: Path, plain_http: bool, plain_hosts: Collection[str] = ()) -> None:
+def pull(images: list[str], persist_dir: Path, plain_http: bool, plain_hosts: Collection[str] = ()) -> None:
     from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
     from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - as above
 
@@ -144,7 +142,7 @@ def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
     """Fetch the lists attached to *image* into its runs, and the consensus of every run of it as
     a loaded list (metadata: the image and the runs). HTTP with *plain_http* or for *plain_hosts*.
     Raises ListFileError (one line)."""
-    _pull([image], persist_dir, plain_http, plain_hosts)
+    pull([image], persist_dir, plain_http, plain_hosts)
     tally, warnings, metas = tally_of(expand([], [image], persist_dir))
     meta = ListMeta(image=image, runs=tuple(tally.names), complete=all(m.complete for m in metas))
     entries = tuple(ListedFile(e.path, e.size, e.elapsed_us) for e in as_entries(tally.consensus(min_share)))
@@ -155,24 +153,30 @@ def registry_consensus(image: str, persist_dir: Path, *, plain_http: bool,
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
-        _pull(args.pull, config.persist_dir, args.plain_http, config.registry_plain_http)
+        pull(args.pull, config.persist_dir, args.plain_http, config.registry_plain_http)
         paths = expand(args.inputs, [*args.image, *args.pull], config.persist_dir)
         if not paths:
             print(f"{PROG}: name at least one run, list or --image", file=sys.stderr)
             return 2
-        tally, warnings, metas = tally_of(paths)
+        table = ev.Table()
+        tally, warnings, metas = tally_of(paths, table)
     except (ConfigError, ListFileError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 2
     for line in warnings:
         print(f"{PROG}: {printable(line)}", file=sys.stderr)
+    link = link_of(args, config.granularity)
+    share, chosen_by = _share_of(args.min_share, table, link)
     if args.output is None:
         if not args.json:
             print(f"{'seen':<7} {'position':>14} {'first access':>16}  path")
         for f in tally.stability():
             print(_json(f) if args.json else _row(f))
+        if not args.json:  # JSON lines without -o stay the stability rows alone
+            print()
+            _summary(table, link, share, chosen_by, as_json=False)
         return 0
-    chosen = tally.consensus(args.min_share)
+    chosen = tally.consensus(share)
     meta = ListMeta(image=_image_of(metas), runs=tuple(tally.names),
                     complete=all(m.complete for m in metas)).with_origin()
     try:
@@ -186,6 +190,21 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for line in saved.warnings:
         print(f"{PROG}: {printable(line)}", file=sys.stderr)
-    print(f"saved {saved.written} of {tally.distinct} files (read in >= {args.min_share:g} of "
+    print(f"saved {saved.written} of {tally.distinct} files (read in >= {share:g} of "
           f"{tally.runs} runs) to {printable(str(args.output))}")
+    _summary(table, link, share, chosen_by, as_json=args.json)
     return 0
+
+
+def _share_of(asked: float | str, table: ev.Table, link: ev.Link) -> tuple[float, str]:
+    """The min share to keep files at, and how it was chosen (for the summary's title)."""
+    if asked != AUTO:
+        return float(asked), ""
+    share = ev.auto_share(ev.sweep(table, link))
+    return share, f" (--min-share auto: the smallest list within {ev.AUTO_WITHIN:.0%} of the best mean stall)"
+
+
+def _summary(table: ev.Table, link: ev.Link, share: float, chosen_by: str, *, as_json: bool) -> None:
+    """Each run against the consensus of the others at *share*, and the mean (see nydus-top evaluate)."""
+    report(ev.leave_one_out(table, link, share), link, as_json=as_json,
+           title=f"leave-one-out at min share {share:g}{chosen_by}: each run against the consensus of the others")

@@ -51,7 +51,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
 from nydus_top.model.records import Listable
@@ -131,6 +131,7 @@ class Table:
         self._ids: dict[str, int] = {}
         self.runs: list[_Run] = []
         self._files: list[_File] | None = None
+        self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
         """Count one run: *entries* in first-access order (later repeats of a path ignored)."""
@@ -153,7 +154,7 @@ class Table:
             if elapsed is not None and elapsed > last:
                 last = elapsed
         self.runs.append(_Run(name, ids, sizes, times, ranges, last / 1e6))
-        self._files = None
+        self._files = self._base = None
 
     def id_of(self, path: str) -> int:
         """The id of *path*, added when new (a list's files the runs never read)."""
@@ -161,6 +162,7 @@ class Table:
         if fid is None:
             fid = self._ids[path] = len(self.paths)
             self.paths.append(path)
+            self._files = self._base = None
         return fid
 
     def largest_sizes(self) -> dict[int, int]:
@@ -171,6 +173,17 @@ class Table:
                 if size > out.get(fid, _NONE):
                     out[fid] = size
         return out
+
+    def base(self, min_seen: int) -> list[tuple[float, float, str, int, int, int]]:
+        """Every file at least *min_seen* runs read, as the consensus of all runs orders it, with
+        its largest size (kept for the last *min_seen* asked)."""
+        if self._base is None or self._base[0] != min_seen:
+            paths = self.paths
+            keys = [(f.whole_pos, f.whole_time, paths[fid], fid, len(f.positions), f.sizes[0] if f.sizes else 0)
+                    for fid, f in enumerate(self.files()) if len(f.positions) >= min_seen]
+            keys.sort()
+            self._base = (min_seen, keys)
+        return self._base[1]
 
     def files(self) -> list[_File]:
         """Per file id, its figures over the runs (built once, after the last add)."""
@@ -298,6 +311,8 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     bw, chunk = link.bandwidth, link.chunk
     held = min(total / bw, link.timeout) if link.policy == WAIT else 0.0
     rbook = run.ranges
+    if rbook is None and not lranges and steps is None:
+        return _score_whole(run, arrive, lsizes, total, held, link, len(order), against)
     read_total = covered_total = held_files = 0
     stall = held
     paths = table.paths
@@ -336,6 +351,38 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     return Score(run.name, held_files / files if files else 1.0,
                  covered_total / read_total if read_total else 1.0, total - covered_total, stall,
                  run.duration_s + stall, files, read_total, len(order), total, against)
+
+
+def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], total: int, held: float, link: Link,
+                 list_files: int, against: str) -> Score:
+    """:func:`score` where neither the run nor the list has ranges (the common case), faster."""
+    bw, rtt = link.bandwidth, link.rtt
+    read_total = covered_total = held_files = 0
+    stall = held
+    get = arrive.get
+    for fid, size, time in zip(run.ids, run.sizes, run.times, strict=True):
+        rsize = size if size > 0 else 0
+        read_total += rsize
+        end = get(fid)
+        if end is None:
+            if rsize:
+                stall += rtt + rsize / bw
+            continue
+        held_files += 1
+        lsize = lsizes[fid]
+        covered = lsize if lsize < rsize else rsize
+        covered_total += covered
+        prefetch_wait = end / bw - held - (time if time > 0 else 0) / 1e6
+        if covered < rsize:  # the rest on demand, alongside
+            missing = rtt + (rsize - covered) / bw
+            prefetch_wait = missing if missing > prefetch_wait else prefetch_wait
+        if prefetch_wait > 0 and rsize:
+            whole = rtt + rsize / bw
+            stall += whole if whole < prefetch_wait else prefetch_wait
+    files = len(run.ids)
+    return Score(run.name, held_files / files if files else 1.0,
+                 covered_total / read_total if read_total else 1.0, total - covered_total, stall,
+                 run.duration_s + stall, files, read_total, list_files, total, against)
 
 
 def len_or(ranges: RangeSet | None, size: int) -> int:
@@ -396,29 +443,34 @@ def waterfall(table: Table, k: int, entries: Iterable[Listable], ranges: RangeBo
 # ---------------------------------------------------------------- leave-one-out
 
 
-@dataclass(slots=True)
-class _File:
-    """One file over the runs: sorted positions and times, and which value each run gave."""
+class _File(NamedTuple):
+    """One file over the runs: its sorted positions, known times and known sizes (largest first)."""
 
-    positions: list[int]  # sorted
-    times: list[int]  # sorted, known ones only
-    by_run: dict[int, tuple[int, int, int]]  # run -> (position, time, size)
-    sizes: list[int]  # sorted descending (largest first), known ones only
+    positions: list[int]
+    times: list[int]
+    sizes: list[int]
     whole_pos: float
     whole_time: float
 
 
 def _index(table: Table) -> list[_File]:
-    per: list[dict[int, tuple[int, int, int]]] = [{} for _ in table.paths]
-    for k, run in enumerate(table.runs):
+    n = len(table.paths)
+    positions: list[list[int]] = [[] for _ in range(n)]
+    times: list[list[int]] = [[] for _ in range(n)]
+    sizes: list[list[int]] = [[] for _ in range(n)]
+    for run in table.runs:
         for position, (fid, size, time) in enumerate(zip(run.ids, run.sizes, run.times, strict=True)):
-            per[fid][k] = (position, time, size)
+            positions[fid].append(position)
+            if time != _NONE:
+                times[fid].append(time)
+            if size != _NONE:
+                sizes[fid].append(size)
     out = []
-    for by_run in per:
-        positions = sorted(v[0] for v in by_run.values())
-        times = sorted(v[1] for v in by_run.values() if v[1] != _NONE)
-        sizes = sorted((v[2] for v in by_run.values() if v[2] != _NONE), reverse=True)
-        out.append(_File(positions, times, by_run, sizes, _median(positions), _median(times)))
+    for p, t, z in zip(positions, times, sizes, strict=True):
+        p.sort()
+        t.sort()
+        z.sort(reverse=True)
+        out.append(_File(p, t, z, _median(p), _median(t)))
     return out
 
 
@@ -431,46 +483,47 @@ def _median(values: Sequence[int]) -> float:
 
 
 def _median_without(values: Sequence[int], value: int) -> float:
-    """The median of sorted *values* with one occurrence of *value* taken out (inf when empty)."""
+    """The median of sorted *values* with one occurrence of *value* taken out (inf when empty):
+    which values stay in the middle depends only on where *value* sits."""
     m = len(values) - 1
     if m <= 0:
         return math.inf
     j = bisect_left(values, value)
-
-    def w(i: int) -> int:
-        return values[i] if i < j else values[i + 1]
-
     mid = m // 2
-    return float(w(mid)) if m % 2 else (w(mid - 1) + w(mid)) / 2
+    if m % 2:
+        return float(values[mid] if mid < j else values[mid + 1])
+    low = values[mid - 1] if mid - 1 < j else values[mid]
+    return (low + (values[mid] if mid < j else values[mid + 1])) / 2
 
 
-def _order_without(table: Table, k: int) -> list[tuple[float, float, str, int, int]]:
-    """Every file the runs other than *k* read, in the order of their consensus: (median
-    position, median time, path, file id, runs that read it)."""
-    keys = []
+def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float, float, str, int, int, int]]:
+    """The files the runs other than *k* read (those at least *min_seen* runs of all read), in
+    the order of their consensus: (median position, median time, path, file id, runs that read
+    it, its largest size)."""
+    files = table.files()
     paths = table.paths
-    for fid, f in enumerate(table.files()):
-        mine = f.by_run.get(k)
-        if mine is None:
-            if f.positions:
-                keys.append((f.whole_pos, f.whole_time, paths[fid], fid, len(f.positions)))
+    run = table.runs[k]
+    mine = set(run.ids)
+    keys = [key for key in table.base(min_seen) if key[3] not in mine]
+    for position, (fid, size, time) in enumerate(zip(run.ids, run.sizes, run.times, strict=True)):
+        f = files[fid]
+        seen = len(f.positions)
+        if seen <= 1 or seen < min_seen:
             continue
-        if len(f.positions) == 1:
-            continue
-        tmed = _median_without(f.times, mine[1]) if mine[1] != _NONE else f.whole_time
-        keys.append((_median_without(f.positions, mine[0]), tmed, paths[fid], fid, len(f.positions) - 1))
+        tmed = _median_without(f.times, time) if time != _NONE else f.whole_time
+        keys.append((_median_without(f.positions, position), tmed, paths[fid], fid, seen - 1,
+                     _size_without(f, size)))
     keys.sort()
     return keys
 
 
-def _size_without(f: _File, k: int) -> int:
-    """The largest size the other runs gave; without one, the largest any run gave (as
-    :func:`list_view` takes a list entry without a size), else 0."""
-    mine = f.by_run.get(k)
+def _size_without(f: _File, size: int) -> int:
+    """The largest size the other runs gave (this run gave *size*); without one, the largest any
+    run gave (as :func:`list_view` takes a list entry without a size), else 0."""
     sizes = f.sizes
     if not sizes:
         return 0
-    if mine is None or mine[2] == _NONE or mine[2] < sizes[0] or len(sizes) == 1:
+    if size == _NONE or size < sizes[0] or len(sizes) == 1:
         return sizes[0]
     return sizes[1]
 
@@ -491,11 +544,11 @@ def _ranges_without(table: Table, k: int, fid: int) -> RangeSet | None:
     return union if any_data else None
 
 
-def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int, int]], needed: int,
+def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int, int, int]], needed: int,
                   chunk: int) -> _ListView:
-    files = table.files()
-    ids = [key[3] for key in order if key[4] >= needed]
-    sizes = {fid: _size_without(files[fid], k) for fid in ids}
+    kept = [key for key in order if key[4] >= needed]
+    ids = [key[3] for key in kept]
+    sizes = {key[3]: key[5] for key in kept}
     parts: dict[int, RangeSet] = {}
     if any(run.ranges is not None for j, run in enumerate(table.runs) if j != k):
         for fid in ids:
@@ -510,7 +563,7 @@ def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int
 def leave_one_out(table: Table, link: Link, min_share: float = DEFAULT_MIN_SHARE) -> list[Score]:
     """Each run of *table* against the consensus (at *min_share*) of the other runs."""
     needed = _needed(min_share, len(table.runs) - 1) if len(table.runs) > 1 else 1
-    return [score(table, k, _view_without(table, k, _order_without(table, k), needed, link.chunk), link,
+    return [score(table, k, _view_without(table, k, _order_without(table, k, needed), needed, link.chunk), link,
                   against="others")
             for k in range(len(table.runs))]
 
@@ -537,7 +590,8 @@ def sweep(table: Table, link: Link, thresholds: Sequence[float] | None = None) -
     """The leave-one-out mean at each threshold (default :func:`shares`), lowest share first."""
     n = len(table.runs)
     chosen = sorted(thresholds) if thresholds is not None else shares(n)
-    orders = [_order_without(table, k) for k in range(n)]
+    least = min((_needed(share, n - 1) if n > 1 else 1 for share in chosen), default=1)
+    orders = [_order_without(table, k, least) for k in range(n)]
     files = table.files()
     points = []
     for share in chosen:

@@ -7,6 +7,7 @@ pytest.approx at 1e-12.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -146,8 +147,14 @@ def test_leave_one_out_is_the_consensus_of_the_others(seed: int) -> None:
             if j != k:
                 tally.add(entries, name=other)
         listed = as_entries(tally.consensus(share)) if tally.runs else []
-        (slow,) = [ev.score(t, k, ev.list_view(t, listed, None, 0), link, against="others")]
+        view = ev.list_view(t, listed, None, 0)
+        slow = ev.score(t, k, view, link, against="others")
         assert fast[k] == slow
+        general = ev.score(t, k, view, link, against="others", steps=[])  # the path that handles ranges
+        assert general.predicted_stall_s == EXACT(slow.predicted_stall_s)
+        assert general.predicted_start_s == EXACT(slow.predicted_start_s)
+        assert dataclasses.replace(general, predicted_stall_s=0.0, predicted_start_s=0.0) == dataclasses.replace(
+            slow, predicted_stall_s=0.0, predicted_start_s=0.0)
 
 
 def test_waterfall_rows_follow_first_access() -> None:
