@@ -29,12 +29,14 @@ from nydus_top.lists.files import (
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.trace import TraceRun, TraceState
 from nydus_top.model.tracelist import Exclusion
+from nydus_top.runs import evaluate as ev
 from nydus_top.text import counted, human_size, printable
 
 from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView
+from .waterfall import WaterfallScreen
 
 PREFETCH_EVERY_S = 1.0  # a growing list's prefetch totals are worked out at most this often...
 PREFETCH_EVERY_ROWS = 10_000  # ...once it has more rows than this
@@ -69,6 +71,7 @@ class TraceScreen(LiveScreen):
         Binding("m", "merge", "Merge", show=False),
         Binding("S", "stop", "Stop trace", show=False),
         Binding("c", "convert", "Convert", show=False),
+        Binding("W", "waterfall", "Waterfall", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
@@ -80,6 +83,8 @@ class TraceScreen(LiveScreen):
         ("prune_flagged", "Prune flagged", "Remove all flagged files"),
         ("stop", "Stop trace", "Stop the tracer; the list stays"),
         ("convert", "Convert image", "Run nydusify convert with this list as prefetch patterns"),
+        ("waterfall", "Start-up waterfall", "This start's files in first-access order against the list: waits, "
+                      "prefetch arrivals, stalls"),
     ]
 
     app: NydusTopApp
@@ -385,6 +390,19 @@ class TraceScreen(LiveScreen):
         if result.warnings:
             self.app.push_screen(MessageDialog(f"Saved with {counted(len(result.warnings), 'warning')}",
                                                [written, "", *result.warnings]))
+
+    def action_waterfall(self) -> None:
+        """The trace's accesses (every file it saw, in first-access order) against its curated list."""
+        items = self.run.items
+        ranges = items.ranges() if items.has_ranges() else None
+        start = sorted(items.entries(range(items.seen)),
+                       key=lambda e: e.elapsed_us if e.elapsed_us is not None else float("inf"))
+        table = ev.Table()
+        table.add(self.run.target.label, start, ranges)
+        link = ev.Link(chunk=self.app.backend.config.granularity)
+        steps, score = ev.waterfall(table, 0, items.entries(), ranges, link)
+        self.app.push_screen(WaterfallScreen(f"{self.run.target.label}: its {items.seen} files against the "
+                                             f"list ({len(items)} files)", steps, score, link))
 
     def action_save_ranges(self) -> None:
         default = str(ranges_path(self.default_save_path()[0]))

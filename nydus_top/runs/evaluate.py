@@ -612,3 +612,31 @@ def auto_share(points: Sequence[Point]) -> float:
     limit = best * (1 + AUTO_WITHIN) + 1e-12
     good = [p for p in points if p.mean.predicted_stall_s <= limit]
     return min(good, key=lambda p: (p.list_files, -p.share)).share
+
+
+def held_out_waterfall(table: Table, k: int, link: Link, min_share: float = DEFAULT_MIN_SHARE,
+                       ) -> tuple[list[Step], Score]:
+    """Run *k*'s waterfall against the consensus (at *min_share*) of the other runs."""
+    needed = _needed(min_share, len(table.runs) - 1) if len(table.runs) > 1 else 1
+    steps: list[Step] = []
+    view = _view_without(table, k, _order_without(table, k, needed), needed, link.chunk)
+    return steps, score(table, k, view, link, against="others", steps=steps)
+
+
+def knee_plot(points: Sequence[Point], current: float) -> list[str]:
+    """Three text rows (hit rate, list size, predicted stall against the share threshold) and an
+    axis row: one column per point, scaled between each series' smallest and largest value; ``^``
+    marks the point of *current*."""
+    marks = "▁▂▃▄▅▆▇█"
+
+    def spark(values: list[float]) -> str:
+        low, high = min(values, default=0.0), max(values, default=0.0)
+        span = high - low
+        return "".join(marks[0 if span <= 0 else round((v - low) / span * (len(marks) - 1))] for v in values)
+
+    rows = [("hit", [p.mean.file_hit_rate for p in points]), ("files", [float(p.list_files) for p in points]),
+            ("stall", [p.mean.predicted_stall_s for p in points])]
+    out = [f"{name:<6}{spark(values)}" for name, values in rows]
+    near = min(range(len(points)), key=lambda i: abs(points[i].share - current), default=-1)
+    out.append(" " * 6 + "".join("^" if i == near else " " for i in range(len(points))))
+    return out

@@ -122,3 +122,41 @@ async def test_diff_two_saved_lists_from_the_palette_command(tmp_path: Path) -> 
         await pilot.press("v", "v")
         text = screen_text(app)
         assert "showing only in B" in text and "/new" in text and "/f00" not in text
+
+
+async def test_the_stability_view_shows_the_leave_one_out_evaluation_and_picks_auto(tmp_path: Path) -> None:
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.runs.runset import read_runs
+    from nydus_top.screens.waterfall import WaterfallScreen
+
+    _keep_runs(tmp_path)
+    runs, _ = read_runs(tmp_path, IMAGE)
+    table = ev.Table()
+    for run in runs:
+        table.add(run.name, run.entries)
+    link = ev.Link(chunk=make_backend(tmp_path).config.granularity)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        screen = app.screen
+        assert isinstance(screen, StabilityScreen)
+        expected = ev.mean(ev.leave_one_out(table, link, 0.5))  # what consensus and evaluate print
+        assert screen.summary == expected
+        text = screen_text(app)
+        hit = f"hit {expected.file_hit_rate * 100:.1f} % files"
+        assert f"each run against the others' consensus at ≥ 0.5: {hit}" in text
+        assert "(mean of 4 runs; 100 Mbit/s, rtt 20 ms, stream" in text
+        assert f"stall {expected.predicted_stall_s:.3f} s" in text
+        await pilot.press("F")
+        await submit(pilot, "auto")
+        auto = ev.auto_share(ev.sweep(table, link))
+        assert screen.view.min_share == auto
+        assert screen.summary == ev.mean(ev.leave_one_out(table, link, auto))
+        await pilot.press("W")
+        await pilot.pause()
+        assert isinstance(app.screen, WaterfallScreen)
+        steps, score = ev.held_out_waterfall(table, 3, link, auto)
+        assert app.screen.score == score
+        assert [s.path for s in app.screen.steps] == [e.path for e in runs[3].entries]
