@@ -47,7 +47,6 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -135,25 +134,22 @@ class Table:
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
         """Count one run: *entries* in first-access order (later repeats of a path ignored)."""
-        ids, sizes, times = array("l"), array("q"), array("q")
-        seen: set[int] = set()
-        known = self._ids
-        last = 0
-        for entry in entries:
-            fid = known.get(entry.path)
-            if fid is None:
-                fid = known[entry.path] = len(self.paths)
-                self.paths.append(entry.path)
-            elif fid in seen:
-                continue
-            seen.add(fid)
-            ids.append(fid)
-            size, elapsed = entry.size, entry.elapsed_us
-            sizes.append(_NONE if size is None else size)
-            times.append(_NONE if elapsed is None else elapsed)
-            if elapsed is not None and elapsed > last:
-                last = elapsed
-        self.runs.append(_Run(name, ids, sizes, times, ranges, last / 1e6))
+        rows = list(entries)
+        paths = [entry.path for entry in rows]
+        get = self._ids.get
+        found = [get(path, _NONE) for path in paths]
+        if _NONE in found:
+            for i, fid in enumerate(found):
+                if fid == _NONE:
+                    found[i] = self.id_of(paths[i])
+        if len(set(found)) != len(found):  # repeats: keep each path's first
+            seen: set[int] = set()
+            keep = [i for i, fid in enumerate(found) if not (fid in seen or seen.add(fid))]  # type: ignore[func-returns-value]
+            rows, found = [rows[i] for i in keep], [found[i] for i in keep]
+        sizes = array("q", [_NONE if e.size is None else e.size for e in rows])
+        times = array("q", [_NONE if e.elapsed_us is None else e.elapsed_us for e in rows])
+        last = max(times, default=0)
+        self.runs.append(_Run(name, array("l", found), sizes, times, ranges, max(last, 0) / 1e6))
         self._files = self._base = None
 
     def id_of(self, path: str) -> int:
@@ -305,7 +301,7 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     waterfall's rows are appended to it."""
     run = table.runs[k]
     order, lsizes, lranges = view.order, view.sizes, view.ranges
-    pf = [len_or(lranges.get(f), lsizes[f]) for f in order]
+    pf = [len_or(lranges.get(f), lsizes[f]) for f in order] if lranges else list(map(lsizes.__getitem__, order))
     arrive = dict(zip(order, accumulate(pf), strict=True))
     total = sum(pf)
     bw, chunk = link.bandwidth, link.chunk
@@ -396,11 +392,12 @@ def len_or(ranges: RangeSet | None, size: int) -> int:
 def list_view(table: Table, entries: Iterable[Listable], ranges: RangeBook | None, chunk: int) -> _ListView:
     """*entries* (a list, in its order) as a view over *table*'s file ids: sizes unknown to the
     list are the largest any run gave, else 0; ranges rounded out to *chunk*."""
-    largest = table.largest_sizes()
+    rows = list(entries)
+    largest = table.largest_sizes() if any(entry.size is None for entry in rows) else {}
     order: list[int] = []
     sizes: dict[int, int] = {}
     parts: dict[int, RangeSet] = {}
-    for entry in entries:
+    for entry in rows:
         fid = table.id_of(entry.path)
         if fid in sizes:
             continue
@@ -458,18 +455,32 @@ def _index(table: Table) -> list[_File]:
     positions: list[list[int]] = [[] for _ in range(n)]
     times: list[list[int]] = [[] for _ in range(n)]
     sizes: list[list[int]] = [[] for _ in range(n)]
+    put_position = [p.append for p in positions]
+    put_time = [t.append for t in times]
+    put_size = [z.append for z in sizes]
     for run in table.runs:
-        for position, (fid, size, time) in enumerate(zip(run.ids, run.sizes, run.times, strict=True)):
-            positions[fid].append(position)
-            if time != _NONE:
-                times[fid].append(time)
-            if size != _NONE:
-                sizes[fid].append(size)
+        for position, fid in enumerate(run.ids):
+            put_position[fid](position)
+        if _NONE in run.times:
+            for fid, time in zip(run.ids, run.times, strict=True):
+                if time != _NONE:
+                    put_time[fid](time)
+        else:
+            for fid, time in zip(run.ids, run.times, strict=True):
+                put_time[fid](time)
+        if _NONE in run.sizes:
+            for fid, size in zip(run.ids, run.sizes, strict=True):
+                if size != _NONE:
+                    put_size[fid](size)
+        else:
+            for fid, size in zip(run.ids, run.sizes, strict=True):
+                put_size[fid](size)
     out = []
     for p, t, z in zip(positions, times, sizes, strict=True):
-        p.sort()
-        t.sort()
-        z.sort(reverse=True)
+        if len(p) > 1:
+            p.sort()
+            t.sort()
+            z.sort(reverse=True)
         out.append(_File(p, t, z, _median(p), _median(t)))
     return out
 
@@ -480,20 +491,6 @@ def _median(values: Sequence[int]) -> float:
         return math.inf
     mid = n // 2
     return float(values[mid]) if n % 2 else (values[mid - 1] + values[mid]) / 2
-
-
-def _median_without(values: Sequence[int], value: int) -> float:
-    """The median of sorted *values* with one occurrence of *value* taken out (inf when empty):
-    which values stay in the middle depends only on where *value* sits."""
-    m = len(values) - 1
-    if m <= 0:
-        return math.inf
-    j = bisect_left(values, value)
-    mid = m // 2
-    if m % 2:
-        return float(values[mid] if mid < j else values[mid + 1])
-    low = values[mid - 1] if mid - 1 < j else values[mid]
-    return (low + (values[mid] if mid < j else values[mid + 1])) / 2
 
 
 def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float, float, str, int, int, int]]:
@@ -510,22 +507,36 @@ def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float,
         seen = len(f.positions)
         if seen <= 1 or seen < min_seen:
             continue
-        tmed = _median_without(f.times, time) if time != _NONE else f.whole_time
-        keys.append((_median_without(f.positions, position), tmed, paths[fid], fid, seen - 1,
-                     _size_without(f, size)))
+        # The medians without this run's value, from the sorted values of every run: which of them
+        # stay in the middle depends only on whether ours sits above them (any copy of an equal
+        # value may go). Inline: this runs once per file of every run. The largest size without
+        # ours: the second largest when ours is the largest (else, without any, the largest: as
+        # list_view takes an entry without a size).
+        ps = f.positions
+        mid = (seen - 1) // 2
+        if seen % 2 == 0:
+            pmed = float(ps[mid] if position > ps[mid] else ps[mid + 1])
+        else:
+            pmed = ((ps[mid - 1] if position > ps[mid - 1] else ps[mid])
+                    + (ps[mid] if position > ps[mid] else ps[mid + 1])) / 2
+        ts = f.times
+        timed = len(ts)
+        if time == _NONE:
+            tmed = f.whole_time
+        elif timed == 1:
+            tmed = math.inf
+        elif timed % 2 == 0:
+            half = (timed - 1) // 2
+            tmed = float(ts[half] if time > ts[half] else ts[half + 1])
+        else:
+            half = (timed - 1) // 2
+            tmed = ((ts[half - 1] if time > ts[half - 1] else ts[half])
+                    + (ts[half] if time > ts[half] else ts[half + 1])) / 2
+        zs = f.sizes
+        largest = (zs[1] if size != _NONE and len(zs) > 1 and size >= zs[0] else zs[0]) if zs else 0
+        keys.append((pmed, tmed, paths[fid], fid, seen - 1, largest))
     keys.sort()
     return keys
-
-
-def _size_without(f: _File, size: int) -> int:
-    """The largest size the other runs gave (this run gave *size*); without one, the largest any
-    run gave (as :func:`list_view` takes a list entry without a size), else 0."""
-    sizes = f.sizes
-    if not sizes:
-        return 0
-    if size == _NONE or size < sizes[0] or len(sizes) == 1:
-        return sizes[0]
-    return sizes[1]
 
 
 def _ranges_without(table: Table, k: int, fid: int) -> RangeSet | None:
