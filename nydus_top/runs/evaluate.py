@@ -65,6 +65,7 @@ PREFETCH_TIMEOUT = 10.0  # s: the stargz snapshotter's default prefetch_timeout
 AUTO_WITHIN = 0.01  # --min-share auto: the smallest list within 1 % of the best mean stall
 MAX_SHARES = 20  # thresholds a sweep tries, at most (j/N for N runs, else j/20)
 _NONE = -1
+_LARGEST = 1 << 60  # sizes and times beyond this (a hostile list's) count as this: the arrays hold 64 bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +147,9 @@ class Table:
             seen: set[int] = set()
             keep = [i for i, fid in enumerate(found) if not (fid in seen or seen.add(fid))]  # type: ignore[func-returns-value]
             rows, found = [rows[i] for i in keep], [found[i] for i in keep]
-        sizes = array("q", [_NONE if e.size is None else e.size for e in rows])
-        times = array("q", [_NONE if e.elapsed_us is None else e.elapsed_us for e in rows])
+        sizes = array("q", [_NONE if e.size is None or e.size < 0 else min(e.size, _LARGEST) for e in rows])
+        times = array("q", [_NONE if e.elapsed_us is None or e.elapsed_us < 0 else min(e.elapsed_us, _LARGEST)
+                            for e in rows])
         last = max(times, default=0)
         self.runs.append(_Run(name, array("l", found), sizes, times, ranges, max(last, 0) / 1e6))
         self._files = self._base = None

@@ -204,3 +204,18 @@ def test_duration_units(text: str, value: float) -> None:
 def test_bad_bandwidths_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         ev.parse_bandwidth(text)
+
+
+def test_hostile_sizes_and_times_are_held_to_the_largest_counted() -> None:
+    """A list file's numbers are unbounded integers: one beyond 64 bits must not crash the
+    evaluation (it counts as 2^60), a negative one counts as unknown."""
+    huge = 10**30
+    t = table(("r", [ListedFile("/a", huge, huge), ListedFile("/b", -5, -5)]))
+    (s,) = ev.score_list(t, [ListedFile("/a")], None, LINK)
+    assert s.read_bytes == 1 << 60 and s.prefetch_bytes == 1 << 60 and s.files == 2
+
+
+def test_shares_tried_are_at_most_max_shares() -> None:
+    assert ev.shares(4) == [0.25, 0.5, 0.75, 1.0]
+    assert len(ev.shares(ev.MAX_SHARES)) == ev.MAX_SHARES
+    assert ev.shares(ev.MAX_SHARES + 1) == [j / ev.MAX_SHARES for j in range(1, ev.MAX_SHARES + 1)]
