@@ -117,7 +117,7 @@ def report(scores: list[ev.Score], link: ev.Link, *, as_json: bool, title: str =
     print(describe(link))
     print(HEADER)
     for s in scores:
-        print(_row(s.run, s.against, str(s.files), s))
+        print(_row(Path(s.run).name or s.run, s.against, str(s.files), s))  # a run's file name; JSON: as given
     print(_row(f"mean of {summary.runs} runs", "", "", summary))
 
 
