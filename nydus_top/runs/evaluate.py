@@ -132,6 +132,7 @@ class Table:
         self.runs: list[_Run] = []
         self._files: list[_File] | None = None
         self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
+        self.range_cache: dict[int, _FileRanges | None] = {}  # per file id, filled as leave-one-out asks
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
         """Count one run: *entries* in first-access order (later repeats of a path ignored)."""
@@ -153,6 +154,7 @@ class Table:
         last = max(times, default=0)
         self.runs.append(_Run(name, array("l", found), sizes, times, ranges, max(last, 0) / 1e6))
         self._files = self._base = None
+        self.range_cache = {}
 
     def id_of(self, path: str) -> int:
         """The id of *path*, added when new (a list's files the runs never read)."""
@@ -541,20 +543,59 @@ def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float,
     return keys
 
 
-def _ranges_without(table: Table, k: int, fid: int) -> RangeSet | None:
-    """The union of the other runs' ranges of a file (None: whole, or no run has data)."""
+@dataclass(slots=True)
+class _FileRanges:
+    """One file's ranges over the runs that have data for it, and their union (None: whole)."""
+
+    by_run: dict[int, RangeSet | None]
+    union: RangeSet | None
+    wholes: int  # runs that read it whole
+    same: dict[tuple[tuple[int, int], ...], int]  # how many runs read exactly these ranges
+
+
+def _file_ranges(table: Table, fid: int, cache: dict[int, _FileRanges | None]) -> _FileRanges | None:
+    if fid in cache:
+        return cache[fid]
     path = table.paths[fid]
-    union: RangeSet | None = None
-    any_data = False
-    for j, run in enumerate(table.runs):
-        if j == k or run.ranges is None or path not in run.ranges:
-            continue
-        rset = run.ranges.get(path)
-        if rset is None:
+    by_run = {j: run.ranges.get(path) for j, run in enumerate(table.runs)
+              if run.ranges is not None and path in run.ranges}
+    found = None
+    if by_run:
+        wholes = sum(1 for rset in by_run.values() if rset is None)
+        same: dict[tuple[tuple[int, int], ...], int] = {}
+        union = RangeSet()
+        for rset in by_run.values():
+            if rset is not None:
+                key = tuple(rset)
+                same[key] = same.get(key, 0) + 1
+                union.update(rset)
+        found = _FileRanges(by_run, None if wholes else union, wholes, same)
+    cache[fid] = found
+    return found
+
+
+def _ranges_without(table: Table, k: int, fid: int, cache: dict[int, _FileRanges | None]) -> RangeSet | None:
+    """The union of the other runs' ranges of a file (None: whole, or no other run has data), as
+    RangeBook.merge of their books gives it. The union of every run serves whenever leaving run
+    *k* out cannot change it (no data from k, or another run read exactly the same)."""
+    ranges = _file_ranges(table, fid, cache)
+    if ranges is None or k not in ranges.by_run:
+        return None if ranges is None else ranges.union
+    mine = ranges.by_run[k]
+    if len(ranges.by_run) == 1:
+        return None
+    if mine is None:
+        if ranges.wholes >= 2:
             return None
-        any_data = True
-        union = rset.copy() if union is None else union.union(rset)
-    return union if any_data else None
+    elif ranges.wholes or ranges.same[tuple(mine)] >= 2:
+        return ranges.union
+    union = RangeSet()
+    for j, rset in ranges.by_run.items():
+        if j != k:
+            if rset is None:
+                return None
+            union.update(rset)
+    return union
 
 
 def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int, int, int]], needed: int,
@@ -565,7 +606,7 @@ def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int
     parts: dict[int, RangeSet] = {}
     if any(run.ranges is not None for j, run in enumerate(table.runs) if j != k):
         for fid in ids:
-            rset = _ranges_without(table, k, fid)
+            rset = _ranges_without(table, k, fid, table.range_cache)
             if rset is not None:
                 part = _rounded_whole(rset, chunk, sizes[fid])
                 if part is not None:

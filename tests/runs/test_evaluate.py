@@ -219,3 +219,39 @@ def test_shares_tried_are_at_most_max_shares() -> None:
     assert ev.shares(4) == [0.25, 0.5, 0.75, 1.0]
     assert len(ev.shares(ev.MAX_SHARES)) == ev.MAX_SHARES
     assert ev.shares(ev.MAX_SHARES + 1) == [j / ev.MAX_SHARES for j in range(1, ev.MAX_SHARES + 1)]
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_leave_one_out_with_ranges_is_the_consensus_of_the_others(seed: int) -> None:
+    """With byte ranges: the list of the others carries the union of their ranges (WHOLE wins),
+    as the stability view's saved consensus does (runset.union_ranges)."""
+    from nydus_top.runs.runset import Run, union_ranges
+
+    rng = random.Random(1000 + seed)
+    runs = _random_runs(rng, rng.randrange(2, 6))
+    books: dict[str, RangeBook] = {}
+    for name, entries in runs:
+        if rng.random() < 0.8:
+            book = books[name] = RangeBook()
+            for entry in entries:
+                if rng.random() < 0.7:
+                    pick = rng.choice(["whole", "same", "random"])
+                    if pick == "whole":
+                        book.mark_whole(entry.path)
+                    elif pick == "same":
+                        book.set(entry.path, RangeSet([(0, 100)]))
+                    else:
+                        start = rng.randrange(0, 4000)
+                        book.set(entry.path, RangeSet([(start, start + rng.randrange(1, 3000))]))
+    share = rng.choice([0.25, 0.5, 1.0])
+    link = ev.Link(rng.choice([500.0, 5000.0]), 0.05, rng.choice([0, 64, 1024]), rng.choice(ev.POLICIES))
+    t = table(*runs, ranges=books)
+    fast = ev.leave_one_out(t, link, share)
+    for k in range(len(runs)):
+        others = [Run(name, entries, ranges=books.get(name)) for j, (name, entries) in enumerate(runs) if j != k]
+        tally = Tally()
+        for run in others:
+            tally.add(run.entries, name=run.name)
+        listed = as_entries(tally.consensus(share))
+        slow = ev.score(t, k, ev.list_view(t, listed, union_ranges(others), link.chunk), link, against="others")
+        assert fast[k] == slow
