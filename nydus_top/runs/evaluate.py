@@ -49,8 +49,8 @@ import re
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
-from typing import Any, NamedTuple
+from itertools import accumulate, count
+from typing import Any, NamedTuple, cast
 
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
 from nydus_top.model.records import Listable
@@ -132,6 +132,7 @@ class Table:
         self.runs: list[_Run] = []
         self._files: list[_File] | None = None
         self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
+        self._held: list[_HeldOut | None] | None = None
         self.range_cache: dict[int, _FileRanges | None] = {}  # per file id, filled as leave-one-out asks
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
@@ -148,12 +149,11 @@ class Table:
             seen: set[int] = set()
             keep = [i for i, fid in enumerate(found) if not (fid in seen or seen.add(fid))]  # type: ignore[func-returns-value]
             rows, found = [rows[i] for i in keep], [found[i] for i in keep]
-        sizes = array("q", [_NONE if e.size is None or e.size < 0 else min(e.size, _LARGEST) for e in rows])
-        times = array("q", [_NONE if e.elapsed_us is None or e.elapsed_us < 0 else min(e.elapsed_us, _LARGEST)
-                            for e in rows])
+        sizes = _column([e.size for e in rows])
+        times = _column([e.elapsed_us for e in rows])
         last = max(times, default=0)
         self.runs.append(_Run(name, array("l", found), sizes, times, ranges, max(last, 0) / 1e6))
-        self._files = self._base = None
+        self._files = self._base = self._held = None
         self.range_cache = {}
 
     def id_of(self, path: str) -> int:
@@ -162,7 +162,7 @@ class Table:
         if fid is None:
             fid = self._ids[path] = len(self.paths)
             self.paths.append(path)
-            self._files = self._base = None
+            self._files = self._base = self._held = None
         return fid
 
     def largest_sizes(self) -> dict[int, int]:
@@ -185,11 +185,28 @@ class Table:
             self._base = (min_seen, keys)
         return self._base[1]
 
+    def held_out(self) -> list[_HeldOut | None]:
+        """Per file id, what leaving one run out can make of its medians and largest size
+        (None: read by one run only). Built once, after the last add."""
+        if self._held is None:
+            self._held = [_held_out(f, path) for f, path in zip(self.files(), self.paths, strict=True)]
+        return self._held
+
     def files(self) -> list[_File]:
         """Per file id, its figures over the runs (built once, after the last add)."""
         if self._files is None:
             self._files = _index(self)
         return self._files
+
+
+def _column(values: list[int | None]) -> array[int]:
+    """*values* as 64-bit integers: None and negative ones _NONE, beyond _LARGEST _LARGEST (a
+    hostile list's numbers are unbounded)."""
+    if None not in values:
+        known = cast("list[int]", values)
+        if not known or (min(known) >= 0 and max(known) <= _LARGEST):
+            return array("q", known)
+    return array("q", [_NONE if v is None or v < 0 else min(v, _LARGEST) for v in values])
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,6 +506,38 @@ def _index(table: Table) -> list[_File]:
     return out
 
 
+# (runs that read it, then for positions and for times: two thresholds and the median without a
+# value at or below the first, between them, above the second; the median time over every run;
+# the largest and second largest size; the path)
+_HeldOut = tuple[int, int, int, float, float, float, float, float, float, float, float, float, int, int, str]
+
+
+def _without(values: Sequence[int]) -> tuple[float, float, float, float, float]:
+    """(t1, t2, low, middle, high): the median of sorted *values* with one value v taken out is
+    *high* when v > t2, *middle* when t1 < v <= t2, else *low* (any copy of an equal value may go;
+    which values stay in the middle depends only on where v sits)."""
+    n = len(values)
+    if n <= 1:
+        return math.inf, math.inf, math.inf, math.inf, math.inf
+    mid = (n - 1) // 2
+    if n % 2 == 0:  # n - 1 left: the middle one
+        return values[mid], values[mid], float(values[mid + 1]), float(values[mid + 1]), float(values[mid])
+    a, b, c = values[mid - 1], values[mid], values[mid + 1]
+    return a, b, (b + c) / 2, (a + c) / 2, (a + b) / 2
+
+
+def _held_out(f: _File, path: str) -> _HeldOut | None:
+    seen = len(f.positions)
+    if seen <= 1:
+        return None
+    z = f.sizes
+    z0 = z[0] if z else 0
+    z1 = z[1] if len(z) > 1 else z0
+    t1, t2, vlo, vmid, vhi = _without(f.positions)
+    u1, u2, wlo, wmid, whi = _without(f.times)
+    return (seen, int(t1), int(t2), vlo, vmid, vhi, u1, u2, wlo, wmid, whi, f.whole_time, z0, z1, path)
+
+
 def _median(values: Sequence[int]) -> float:
     n = len(values)
     if n == 0:
@@ -501,44 +550,21 @@ def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float,
     """The files the runs other than *k* read (those at least *min_seen* runs of all read), in
     the order of their consensus: (median position, median time, path, file id, runs that read
     it, its largest size)."""
-    files = table.files()
-    paths = table.paths
+    held = table.held_out()
     run = table.runs[k]
     mine = set(run.ids)
     keys = [key for key in table.base(min_seen) if key[3] not in mine]
-    for position, (fid, size, time) in enumerate(zip(run.ids, run.sizes, run.times, strict=True)):
-        f = files[fid]
-        seen = len(f.positions)
-        if seen <= 1 or seen < min_seen:
+    append = keys.append
+    for position, fid, size, time in zip(count(), run.ids, run.sizes, run.times):  # arrays of one length
+        h = held[fid]
+        if h is None:
             continue
-        # The medians without this run's value, from the sorted values of every run: which of them
-        # stay in the middle depends only on whether ours sits above them (any copy of an equal
-        # value may go). Inline: this runs once per file of every run. The largest size without
-        # ours: the second largest when ours is the largest (else, without any, the largest: as
-        # list_view takes an entry without a size).
-        ps = f.positions
-        mid = (seen - 1) // 2
-        if seen % 2 == 0:
-            pmed = float(ps[mid] if position > ps[mid] else ps[mid + 1])
-        else:
-            pmed = ((ps[mid - 1] if position > ps[mid - 1] else ps[mid])
-                    + (ps[mid] if position > ps[mid] else ps[mid + 1])) / 2
-        ts = f.times
-        timed = len(ts)
-        if time == _NONE:
-            tmed = f.whole_time
-        elif timed == 1:
-            tmed = math.inf
-        elif timed % 2 == 0:
-            half = (timed - 1) // 2
-            tmed = float(ts[half] if time > ts[half] else ts[half + 1])
-        else:
-            half = (timed - 1) // 2
-            tmed = ((ts[half - 1] if time > ts[half - 1] else ts[half])
-                    + (ts[half] if time > ts[half] else ts[half + 1])) / 2
-        zs = f.sizes
-        largest = (zs[1] if size != _NONE and len(zs) > 1 and size >= zs[0] else zs[0]) if zs else 0
-        keys.append((pmed, tmed, paths[fid], fid, seen - 1, largest))
+        seen, t1, t2, vlo, vmid, vhi, u1, u2, wlo, wmid, whi, whole_time, z0, z1, path = h
+        if seen < min_seen:
+            continue
+        append((vhi if position > t2 else vmid if position > t1 else vlo,
+                whole_time if time == _NONE else whi if time > u2 else wmid if time > u1 else wlo,
+                path, fid, seen - 1, z1 if size >= z0 else z0))
     keys.sort()
     return keys
 
