@@ -15,6 +15,7 @@ waterfall.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.segment import Segment
@@ -28,6 +29,7 @@ from textual.screen import ModalScreen
 from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError
@@ -203,7 +205,11 @@ class StabilityScreen(TraceScreen):
     def _evaluate_in_worker(self, share: float) -> None:
         table = self.counted.table
         assert table is not None
-        points, summary = _evaluation(table, self.link, share)
+        worker = get_current_worker()
+        try:  # cancelled when the screen or the app goes: the sweep stops at its next run
+            points, summary = _evaluation(table, self.link, share, lambda: worker.is_cancelled)
+        except ev.Cancelled:
+            return
         self.app.call_from_thread(self._evaluated, points, summary, share)
 
     def _evaluated(self, points: list[ev.Point], summary: ev.Summary, share: float) -> None:
@@ -298,8 +304,9 @@ class StabilityScreen(TraceScreen):
         self.app.push_screen(ConfirmDialog(f"{existing} exists. Overwrite it?"), confirmed)
 
 
-def _evaluation(table: ev.Table, link: ev.Link, share: float) -> tuple[list[ev.Point], ev.Summary]:
-    points = ev.sweep(table, link)
+def _evaluation(table: ev.Table, link: ev.Link, share: float,
+                stop: Callable[[], bool] | None = None) -> tuple[list[ev.Point], ev.Summary]:
+    points = ev.sweep(table, link, stop=stop)
     return points, _at(points, table, link, share)
 
 

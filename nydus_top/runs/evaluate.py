@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, count
 from typing import Any, NamedTuple, cast
@@ -666,18 +666,36 @@ def shares(runs: int) -> list[float]:
     return [j / steps for j in range(1, steps + 1)]
 
 
-def sweep(table: Table, link: Link, thresholds: Sequence[float] | None = None) -> list[Point]:
-    """The leave-one-out mean at each threshold (default :func:`shares`), lowest share first."""
+class Cancelled(Exception):
+    """A sweep stopped because its caller asked (see :func:`sweep`'s *stop*)."""
+
+
+def sweep(table: Table, link: Link, thresholds: Sequence[float] | None = None,
+          stop: Callable[[], bool] | None = None) -> list[Point]:
+    """The leave-one-out mean at each threshold (default :func:`shares`), lowest share first.
+    *stop* is asked before each held-out run: True raises Cancelled (an app leaving does not wait
+    for a long sweep)."""
     n = len(table.runs)
     chosen = sorted(thresholds) if thresholds is not None else shares(n)
     least = min((_needed(share, n - 1) if n > 1 else 1 for share in chosen), default=1)
-    orders = [_order_without(table, k, least) for k in range(n)]
+
+    def check() -> None:
+        if stop is not None and stop():
+            raise Cancelled
+
+    orders = []
+    for k in range(n):
+        check()
+        orders.append(_order_without(table, k, least))
     files = table.files()
     points = []
     for share in chosen:
         needed = _needed(share, n - 1) if n > 1 else 1
-        scores = [score(table, k, _view_without(table, k, orders[k], needed, link.chunk), link, against="others")
-                  for k in range(n)]
+        scores = []
+        for k in range(n):
+            check()
+            scores.append(score(table, k, _view_without(table, k, orders[k], needed, link.chunk), link,
+                                against="others"))
         keep = _needed(share, n) if n else 1
         points.append(Point(share, sum(1 for f in files if len(f.positions) >= keep), mean(scores)))
     return points

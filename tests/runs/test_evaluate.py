@@ -255,3 +255,17 @@ def test_leave_one_out_with_ranges_is_the_consensus_of_the_others(seed: int) -> 
         listed = as_entries(tally.consensus(share))
         slow = ev.score(t, k, ev.list_view(t, listed, union_ranges(others), link.chunk), link, against="others")
         assert fast[k] == slow
+
+
+def test_a_sweep_stops_when_asked() -> None:
+    asked = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    t = table(RUN_A, ("b", RUN_A[1]), ("c", RUN_A[1]))
+    with pytest.raises(ev.Cancelled):
+        ev.sweep(t, LINK, stop=stop)
+    assert len(asked) == 3  # asked before each held-out run; the third said stop
+    assert len(ev.sweep(t, LINK, stop=lambda: False)) == 3

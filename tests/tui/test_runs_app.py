@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nydus_top.lists.files import load_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
@@ -160,3 +162,27 @@ async def test_the_stability_view_shows_the_leave_one_out_evaluation_and_picks_a
         steps, score = ev.held_out_waterfall(table, 3, link, auto)
         assert app.screen.score == score
         assert [s.path for s in app.screen.steps] == [e.path for e in runs[3].entries]
+
+
+async def test_a_big_set_is_evaluated_in_a_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.runs.runset import read_runs
+    from nydus_top.screens import stability
+
+    monkeypatch.setattr(stability, "SYNC_EVALUATION", 0)  # every set is "big"
+    _keep_runs(tmp_path)
+    runs, _ = read_runs(tmp_path, IMAGE)
+    table = ev.Table()
+    for run in runs:
+        table.add(run.name, run.entries)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        screen = app.screen
+        assert isinstance(screen, StabilityScreen)
+        await until(pilot, lambda: screen.summary is not None, what="the evaluation")
+        link = ev.Link(chunk=app.backend.config.granularity)
+        assert screen.summary == ev.mean(ev.leave_one_out(table, link, 0.5))
+        assert "each run against the others' consensus at ≥ 0.5" in screen_text(app)
