@@ -147,7 +147,11 @@ class Table:
                     found[i] = self.id_of(paths[i])
         if len(set(found)) != len(found):  # repeats: keep each path's first
             seen: set[int] = set()
-            keep = [i for i, fid in enumerate(found) if not (fid in seen or seen.add(fid))]  # type: ignore[func-returns-value]
+            keep = []
+            for i, fid in enumerate(found):
+                if fid not in seen:
+                    seen.add(fid)
+                    keep.append(i)
             rows, found = [rows[i] for i in keep], [found[i] for i in keep]
         sizes = _column([e.size for e in rows])
         times = _column([e.elapsed_us for e in rows])
@@ -322,7 +326,7 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     waterfall's rows are appended to it."""
     run = table.runs[k]
     order, lsizes, lranges = view.order, view.sizes, view.ranges
-    pf = [len_or(lranges.get(f), lsizes[f]) for f in order] if lranges else list(map(lsizes.__getitem__, order))
+    pf = [_prefetch_size(lranges.get(f), lsizes[f]) for f in order] if lranges else list(map(lsizes.__getitem__, order))
     arrive = dict(zip(order, accumulate(pf), strict=True))
     total = sum(pf)
     bw, chunk = link.bandwidth, link.chunk
@@ -402,7 +406,7 @@ def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], tota
                  run.duration_s + stall, files, read_total, list_files, total, against)
 
 
-def len_or(ranges: RangeSet | None, size: int) -> int:
+def _prefetch_size(ranges: RangeSet | None, size: int) -> int:
     """Bytes a prefetch entry moves: its rounded ranges, else its whole size."""
     return size if ranges is None else ranges.bytes
 
