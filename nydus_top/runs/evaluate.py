@@ -687,21 +687,18 @@ def sweep(table: Table, link: Link, thresholds: Sequence[float] | None = None,
         if stop is not None and stop():
             raise Cancelled
 
-    orders = []
-    for k in range(n):
+    needs = [_needed(share, n - 1) if n > 1 else 1 for share in chosen]
+    scores: list[list[Score]] = [[] for _ in chosen]
+    for k in range(n):  # one held-out run's order at a time: memory holds one
         check()
-        orders.append(_order_without(table, k, least))
+        order = _order_without(table, k, least)
+        for needed, at in zip(needs, scores, strict=True):
+            at.append(score(table, k, _view_without(table, k, order, needed, link.chunk), link, against="others"))
     files = table.files()
     points = []
-    for share in chosen:
-        needed = _needed(share, n - 1) if n > 1 else 1
-        scores = []
-        for k in range(n):
-            check()
-            scores.append(score(table, k, _view_without(table, k, orders[k], needed, link.chunk), link,
-                                against="others"))
+    for share, at in zip(chosen, scores, strict=True):
         keep = _needed(share, n) if n else 1
-        points.append(Point(share, sum(1 for f in files if len(f.positions) >= keep), mean(scores)))
+        points.append(Point(share, sum(1 for f in files if len(f.positions) >= keep), mean(at)))
     return points
 
 
