@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from .app import NydusTopApp
 
 BAR = 10  # cells of the share bar
-SYNC_EVALUATION = 200_000  # files x runs evaluated at once on opening; more in a worker thread
+SYNC_EVALUATION = 50_000  # files x runs evaluated at once on opening; more in a worker thread
 # No tracer behind the runs; merging other files would leave rows without a stability.
 _OFF = frozenset({"follow", "pause", "stop", "flag_runtime", "merge"})
 HEADER = f"{'':3} {'#':>5} {'runs':>7} {'share':<{BAR}} {'position':>13} {'first access ms':>17} {'size':>8} path"
@@ -250,8 +250,9 @@ class StabilityScreen(TraceScreen):
                 if table is None or not table.runs:
                     self.say("no runs to choose a share by")
                     return
-                if self.points is None:
-                    self.points = ev.sweep(table, self.link)
+                if self.points is None:  # the worker is still sweeping: never block the UI on it
+                    self.say("still evaluating the shares: ask for auto again in a moment")
+                    return
                 text = f"{ev.auto_share(self.points):g}"
             try:
                 share = float(text)
