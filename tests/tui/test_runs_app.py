@@ -186,3 +186,42 @@ async def test_a_big_set_is_evaluated_in_a_worker(tmp_path: Path, monkeypatch: p
         link = ev.Link(chunk=app.backend.config.granularity)
         assert screen.summary == ev.mean(ev.leave_one_out(table, link, 0.5))
         assert "each run against the others' consensus at ≥ 0.5" in screen_text(app)
+
+
+async def test_auto_while_the_worker_still_sweeps_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from textual.widgets import Input
+
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.screens import stability
+
+    monkeypatch.setattr(stability, "SYNC_EVALUATION", 0)
+    release = threading.Event()
+    real = ev.sweep
+
+    def held(*args: object, **kwargs: object) -> list[ev.Point]:
+        release.wait(30)  # set by the test once it has asked for auto
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "sweep", held)
+    _keep_runs(tmp_path)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        screen = app.screen
+        assert isinstance(screen, StabilityScreen)
+        await pilot.press("F")
+        await pilot.pause()  # not submit(): it waits for the workers, and this one is held
+        app.screen.query_one(Input).value = "auto"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "still evaluating the shares" in screen_text(app)
+        assert screen.view.min_share == 0.5
+        release.set()
+        await until(pilot, lambda: screen.summary is not None, what="the evaluation")
+        await pilot.press("F")
+        await submit(pilot, "auto")
+        assert screen.view.min_share == ev.auto_share(screen.points or [])
