@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                ("--config", "--nri-socket")),
     "consensus": ("nydus_top.commands.consensus", "the list many runs agree on, and how stable each file is",
                   ("--config",)),
+    "evaluate": ("nydus_top.commands.evaluate", "what a list is worth against recorded starts: hit rates, "
+                 "waste, predicted stall", ("--config",)),
     "diff": ("nydus_top.commands.diff", "compare two runs or lists: files only in one, moved files, time deltas", ()),
     "push": ("nydus_top.commands.push", "attach a saved list to its image in the OCI registry", ("--config",)),
     "pull": ("nydus_top.commands.pull", "fetch every list attached to an image in the OCI registry", ("--config",)),

@@ -5,13 +5,18 @@ consensus order), so the curation keys of the trace screen work unchanged; the r
 file, the share of runs that read it (k/N and a bar), the median and spread of its position and
 of its first-access time, and marks: ``~`` unstable (not read by every run, or wandering by more
 than a few positions), ``!`` created at runtime in some run. ``F`` keeps the files read in at
-least a share of the runs, ``O`` sorts by share (and back); ``s`` saves the consensus.
+least a share of the runs (``auto``: chosen by predicted stall), ``O`` sorts by share (and back); ``s``
+saves the consensus. Above the rows, the leave-one-out evaluation at the current share (each run
+against the consensus of the others: hit rates, waste, predicted stall; :mod:`nydus_top.runs.evaluate`)
+and a small plot of hit rate, list size and stall against the share; ``W`` draws the newest run's
+waterfall.
 """
 
 from __future__ import annotations
 
 import os
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,12 +31,14 @@ from textual.screen import ModalScreen
 from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.files import ListExistsError, ListFileError
 from nydus_top.model.trace import TraceRun
 from nydus_top.model.tracelist import Row
+from nydus_top.runs import evaluate as ev
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability
 from nydus_top.runs.runset import Run, RunSet, below, images_with_runs, is_unstable
@@ -42,11 +49,13 @@ from nydus_top.workspace.traces import MAX_STARTS
 from .dialogs import ArmDialog, ConfirmDialog, MessageDialog, PromptDialog
 from .trace import TraceScreen
 from .traceview import Column, TraceView, header_of, join_cells
+from .waterfall import WaterfallScreen
 
 if TYPE_CHECKING:
     from .app import NydusTopApp
 
 BAR = 10  # cells of the share bar
+SYNC_EVALUATION = 50_000  # files x runs evaluated at once on opening; more in a worker thread
 # No tracer behind the runs; merging other files would leave rows without a stability.
 _OFF = frozenset({"follow", "pause", "stop", "flag_runtime", "merge"})
 STABILITY_COLUMNS = (Column("marks", "", 3, "<"), Column("#", "#", 5), Column("runs", "runs", 7),
@@ -128,9 +137,11 @@ class StabilityScreen(TraceScreen):
     BINDINGS = [
         Binding("F", "share", "Min share"),
         Binding("O", "sort_share", "Sort by share"),
+        Binding("W", "waterfall", "Waterfall", show=False),
     ]
     PALETTE = [
-        *(item for item in TraceScreen.PALETTE if item[0] not in _OFF),
+        *(item for item in TraceScreen.PALETTE if item[0] not in _OFF and item[0] != "waterfall"),
+        ("waterfall", "Start-up waterfall", "The newest run against the consensus of the other runs"),
         ("share", "Keep files by share", "Keep the files read in at least this share of the runs"),
         ("sort_share", "Sort by share", "Order by the share of runs that read each file (again: back)"),
     ]
@@ -142,10 +153,13 @@ class StabilityScreen(TraceScreen):
         self.counted = counted
         self.by_share = False
         self._counts: tuple[tuple[int, int], tuple[int, int]] = ((-1, -1), (0, 0))
+        self.points: list[ev.Point] | None = None  # the leave-one-out sweep over the shares, once computed
+        self.summary: ev.Summary | None = None  # the leave-one-out mean at the current share
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
         yield Static(id="counters", markup=False)
+        yield Static(" evaluating…", id="evaluation", markup=False)
         yield Static(HEADER, id="header", markup=False)
         yield StabilityView(self.run, self.counted, id="list")
         yield Static(id="detail", markup=False)
@@ -162,6 +176,7 @@ class StabilityScreen(TraceScreen):
 
     def on_mount(self) -> None:  # then TraceScreen's (Textual calls each class's along the MRO)
         self.view.move_cursor(0)
+        self.evaluate()
         self.say(f"files read in ≥ {self.view.min_share:g} of the runs · u shows every file · "
                  "F min share · O sort by share · s saves the consensus")
 
@@ -208,12 +223,79 @@ class StabilityScreen(TraceScreen):
             self._counts = (key, (sum(1 for f in files if f.seen == f.runs), sum(1 for f in files if is_unstable(f))))
         return self._counts[1]
 
+    # -- evaluation ---------------------------------------------------------------------------
+
+    @property
+    def link(self) -> ev.Link:
+        return ev.Link(chunk=self.app.backend.config.granularity)
+
+    def evaluate(self) -> None:
+        """The leave-one-out figures at the current share and the sweep over the shares: at once
+        for small sets, else in a worker (the panel says evaluating… meanwhile)."""
+        table = self.counted.table
+        if table is None or not table.runs:
+            return
+        share, link = self.view.min_share, self.link
+        if self.points is not None:
+            self._evaluated(self.points, _at(self.points, table, link, share), share)
+        elif len(table.paths) * len(table.runs) <= SYNC_EVALUATION:
+            self._evaluated(*_evaluation(table, link, share), share)
+        else:
+            self._evaluate_in_worker(share)
+
+    @work(thread=True, group="evaluate", exclusive=True)
+    def _evaluate_in_worker(self, share: float) -> None:
+        table = self.counted.table
+        assert table is not None
+        worker = get_current_worker()
+        try:  # cancelled when the screen or the app goes: the sweep stops at its next run
+            points, summary = _evaluation(table, self.link, share, lambda: worker.is_cancelled)
+        except ev.Cancelled:
+            return
+        self.app.call_from_thread(self._evaluated, points, summary, share)
+
+    def _evaluated(self, points: list[ev.Point], summary: ev.Summary, share: float) -> None:
+        self.points, self.summary = points, summary
+        link = self.link
+        lines = [f" each run against the others' consensus at ≥ {share:g}: hit {summary.file_hit_rate * 100:.1f} % "
+                 f"files, {summary.byte_hit_rate * 100:.1f} % bytes · waste {human_size(round(summary.waste_bytes))}"
+                 f" · stall {summary.predicted_stall_s:.3f} s",
+                 f" (mean of {summary.runs} runs; {link.bandwidth * 8 / 1e6:g} Mbit/s, rtt {link.rtt * 1000:g} ms, "
+                 f"{link.policy}; W: the newest run's waterfall)"]
+        plot = ev.knee_plot(points, share)
+        notes = [f"  shares {points[0].share:g}…{points[-1].share:g} (^ current)" if points else "",
+                 f"  auto (F, then auto): {ev.auto_share(points):g}", "", ""]
+        lines += [f" {row}{note}" for row, note in zip(plot, notes, strict=False)]
+        self.query_one("#evaluation", Static).update("\n".join(lines), layout=True)
+
+    def action_waterfall(self) -> None:
+        """The newest run against the consensus of the other runs at the current share."""
+        table = self.counted.table
+        if table is None or not table.runs:
+            self.say("no runs to draw")
+            return
+        k = len(table.runs) - 1
+        link = self.link
+        steps, score = ev.held_out_waterfall(table, k, link, self.view.min_share)
+        self.app.push_screen(WaterfallScreen(f"{table.runs[k].name}: the newest of {len(table.runs)} runs against "
+                                             f"the consensus of the others at ≥ {self.view.min_share:g}",
+                                             steps, score, link))
+
     # -- by share --------------------------------------------------------------------------
 
     def action_share(self) -> None:
         def apply(text: str | None) -> None:
             if text is None:
                 return
+            if text.strip() == "auto":
+                table = self.counted.table
+                if table is None or not table.runs:
+                    self.say("no runs to choose a share by")
+                    return
+                if self.points is None:  # the worker is still sweeping: never block the UI on it
+                    self.say("still evaluating the shares: ask for auto again in a moment")
+                    return
+                text = f"{ev.auto_share(self.points):g}"
             try:
                 share = float(text)
                 if not 0.0 < share <= 1.0:
@@ -224,9 +306,12 @@ class StabilityScreen(TraceScreen):
             self.view.min_share = share
             removed = self.app.workspace.keep_share(self.run, share)
             self.edited(f"kept files read in ≥ {share:g} of the runs: {removed} removed (u undoes)")
+            self.evaluate()
 
         self.app.push_screen(PromptDialog("Keep files read in at least this share of the runs",
-                                          f"{self.view.min_share:g}", hint="0.5 = half the runs; u undoes"), apply)
+                                          f"{self.view.min_share:g}",
+                                          hint="0.5 = half the runs; auto = the smallest list within 1 % of the "
+                                               "best predicted stall; u undoes"), apply)
 
     def action_sort_share(self) -> None:
         self.by_share = not self.by_share
@@ -282,6 +367,20 @@ def runs_here(persist_dir: str | os.PathLike[str]) -> list[tuple[str, int]]:
             meta = None
         listed.append((meta.image if meta is not None and meta.image else key, len(runs)))
     return listed
+
+
+def _evaluation(table: ev.Table, link: ev.Link, share: float,
+                stop: Callable[[], bool] | None = None) -> tuple[list[ev.Point], ev.Summary]:
+    points = ev.sweep(table, link, stop=stop)
+    return points, _at(points, table, link, share)
+
+
+def _at(points: list[ev.Point], table: ev.Table, link: ev.Link, share: float) -> ev.Summary:
+    """The leave-one-out mean at *share*: the sweep's when it tried that share."""
+    for point in points:
+        if abs(point.share - share) < 1e-9:
+            return point.mean
+    return ev.mean(ev.leave_one_out(table, link, share))
 
 
 class RunsDialog(ModalScreen[str | None]):

@@ -30,12 +30,14 @@ from nydus_top.lists.files import (
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.trace import TraceRun, TraceState
 from nydus_top.model.tracelist import Exclusion
+from nydus_top.runs import evaluate as ev
 from nydus_top.text import counted, human_size, printable
 
 from .base import LiveScreen
 from .convert import ConvertScreen
 from .dialogs import ConfirmDialog, MergeDialog, MessageDialog, PromptDialog, SaveDialog
 from .traceview import HEADER, TraceView, describe_row
+from .waterfall import WaterfallScreen
 
 PREFETCH_EVERY_S = 1.0  # a growing list's prefetch totals are worked out at most this often...
 PREFETCH_EVERY_ROWS = 10_000  # ...once it has more rows than this
@@ -72,6 +74,7 @@ class TraceScreen(LiveScreen):
         Binding("c", "convert", "Convert", show=False),
         Binding("e", "cut", "End start-up here", show=False),
         Binding("enter,l", "row_detail", "Whole row", show=False),
+        Binding("W", "waterfall", "Waterfall", show=False),
     ]
     PALETTE = [
         ("save", "Save list", "Save the curated list (optimizer format + .csv)"),
@@ -89,6 +92,8 @@ class TraceScreen(LiveScreen):
          "ctr-remote image convert --estargz with this list, then push"),
         ("convert('zstdchunked')", "Convert image to zstd:chunked",
          "ctr-remote image convert --zstdchunked with this list, then push"),
+        ("waterfall", "Start-up waterfall", "This start's files in first-access order against the list: waits, "
+                      "prefetch arrivals, stalls"),
     ]
 
     app: NydusTopApp
@@ -448,6 +453,19 @@ class TraceScreen(LiveScreen):
         if result.warnings:
             self.app.push_screen(MessageDialog(f"Saved with {counted(len(result.warnings), 'warning')}",
                                                [written, "", *result.warnings]))
+
+    def action_waterfall(self) -> None:
+        """The trace's accesses (every file it saw, in first-access order) against its curated list."""
+        items = self.run.items
+        ranges = items.ranges() if items.has_ranges() else None
+        start = sorted(items.entries(range(items.seen)),
+                       key=lambda e: e.elapsed_us if e.elapsed_us is not None else float("inf"))
+        table = ev.Table()
+        table.add(self.run.target.label, start, ranges)
+        link = ev.Link(chunk=self.app.backend.config.granularity)
+        steps, score = ev.waterfall(table, 0, items.entries(), ranges, link)
+        self.app.push_screen(WaterfallScreen(f"{self.run.target.label}: its {items.seen} files against the "
+                                             f"list ({len(items)} files)", steps, score, link))
 
     def action_save_ranges(self) -> None:
         default = str(ranges_path(self.default_save_path()[0]))

@@ -14,7 +14,7 @@ import pytest
 from nydus_top.cli import COMMANDS, GLOBAL_OPTIONS, main, parse_args
 
 REQUIRED = {"trace": ["--pid", "1"], "convert": ["LIST"], "ps": [], "record": [], "consensus": [],
-            "diff": ["A", "B"], "push": ["LIST"], "pull": ["IMAGE"]}
+            "diff": ["A", "B"], "push": ["LIST"], "pull": ["IMAGE"], "evaluate": ["LIST"]}
 
 
 def dest(option: str) -> str:
@@ -70,7 +70,7 @@ def test_help_shows_where_each_global_option_applies(capsys: pytest.CaptureFixtu
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "for the app, ps, trace, record" in text
-    assert "for the app, ps, trace, convert, record, consensus, push, pull" in text
+    assert "for the app, ps, trace, convert, record, consensus, evaluate, push, pull" in text
 
 
 def test_the_nri_socket_comes_from_the_environment_unless_given(tmp_path: Path) -> None:

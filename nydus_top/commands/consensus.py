@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from nydus_top.commands.evaluate import AUTO, add_link_arguments, link_of, report, share_or_auto
 from nydus_top.config import Config, ConfigError, load_config
 from nydus_top.fs.confined import within
 from nydus_top.fs.reading import is_regular
@@ -19,6 +20,7 @@ from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
+from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
@@ -37,21 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "then count every run of it (repeatable; see nydus-top pull)")
     parser.add_argument("--plain-http", action="store_true",
                         help="with --pull: HTTP, not HTTPS (also for the registries [registry] plain_http lists)")
-    parser.add_argument("--min-share", type=_share, default=DEFAULT_MIN_SHARE, metavar="S",
-                        help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE})")
+    parser.add_argument("--min-share", type=share_or_auto, default=DEFAULT_MIN_SHARE, metavar="S",
+                        help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE}); "
+                        "auto: the smallest list whose mean predicted stall (leave-one-out, under the link "
+                        f"model) is within {ev.AUTO_WITHIN:.0%} of the best share's")
+    add_link_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="save the consensus list (+ .csv, metadata)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     parser.add_argument("--json", action="store_true", help="print the stability table as JSON lines")
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
 
 
 def expand(inputs: list[Path], images: list[str], persist_dir: Path) -> list[Path]:
@@ -100,8 +95,9 @@ def _legacy(persist_dir: Path, image: str) -> str:
             "if they are this image's)")
 
 
-def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
-    """Count every list in *paths* (one at a time, so memory holds one list's entries at most)."""
+def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, list[str], list[ListMeta]]:
+    """Count every list in *paths* (one at a time, so memory holds one list's entries at most);
+    with *table*, also add each to it (compactly) for the evaluation."""
     tally = Tally()
     warnings: list[str] = []
     metas: list[ListMeta] = []
@@ -120,6 +116,8 @@ def tally_of(paths: list[Path]) -> tuple[Tally, list[str], list[ListMeta]]:
         if loaded.meta is not None:
             metas.append(loaded.meta)
         tally.add(loaded.entries, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
+        if table is not None:
+            table.add(str(path), loaded.entries, loaded.ranges)
     if paths and not tally.runs:
         raise ListFileError(f"none of the {len(paths)} runs or lists named could be counted: "
                             + "; ".join(warnings[-3:]))
@@ -146,7 +144,7 @@ def _image_of(metas: list[ListMeta]) -> str:
     return images.pop() if len(images) == 1 else ""
 
 
-def _pull(images: list[str], config: Config, plain_http: bool) -> list[str]:
+def pull(images: list[str], config: Config, plain_http: bool) -> list[str]:
     """Fetch the lists of *images* into their runs; one line per artifact skipped."""
     from nydus_top.commands.pull import pull_into  # noqa: PLC0415 - the registry SDK loads only when asked
     from nydus_top.registry.artifacts import RegistryError  # noqa: PLC0415 - as above
@@ -168,7 +166,7 @@ def registry_consensus(image: str, config: Config, *, plain_http: bool,
                        min_share: float = DEFAULT_MIN_SHARE) -> LoadedList:
     """Fetch the lists attached to *image* into its runs, and the consensus of every run of it as
     a loaded list (metadata: the image and the runs). Raises ListFileError (one line)."""
-    skipped = _pull([image], config, plain_http)
+    skipped = pull([image], config, plain_http)
     tally, warnings, metas = tally_of(expand([], [image], config.persist_dir))
     warnings = [*skipped, *warnings]
     meta = ListMeta(image=image, runs=tuple(tally.names), complete=all(m.complete for m in metas))
@@ -180,25 +178,31 @@ def registry_consensus(image: str, config: Config, *, plain_http: bool,
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(getattr(args, "config", None))
-        skipped = _pull(args.pull, config, args.plain_http)
+        skipped = pull(args.pull, config, args.plain_http)
         paths = expand(args.inputs, [*args.image, *args.pull], config.persist_dir)
         if not paths:
             print(f"{PROG}: name at least one run, list or --image", file=sys.stderr)
             return 2
-        tally, warnings, metas = tally_of(paths)
+        table = ev.Table()
+        tally, warnings, metas = tally_of(paths, table)
         warnings = [*skipped, *warnings]
     except (ConfigError, ListFileError) as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 2
     for line in warnings:
         print(f"{PROG}: {printable(line)}", file=sys.stderr)
+    link = link_of(args, config.granularity)
+    share, chosen_by = _share_of(args.min_share, table, link)
     if args.output is None:
         if not args.json:
             print(f"{'seen':<7} {'position':>14} {'first access':>16}  path")
         for f in tally.stability():
             print(_json(f) if args.json else _row(f))
+        if not args.json:  # JSON lines without -o stay the stability rows alone
+            print()
+            _summary(table, link, share, chosen_by, as_json=False)
         return 0
-    chosen = tally.consensus(args.min_share)
+    chosen = tally.consensus(share)
     meta = ListMeta(image=_image_of(metas), runs=tuple(tally.names),
                     complete=all(m.complete for m in metas)).with_origin()
     try:
@@ -212,6 +216,21 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for line in saved.warnings:
         print(f"{PROG}: {printable(line)}", file=sys.stderr)
-    print(f"saved {saved.written} of {tally.distinct} files (read in >= {args.min_share:g} of "
+    print(f"saved {saved.written} of {tally.distinct} files (read in >= {share:g} of "
           f"{tally.runs} runs) to {printable(str(args.output))}")
+    _summary(table, link, share, chosen_by, as_json=args.json)
     return 0
+
+
+def _share_of(asked: float | str, table: ev.Table, link: ev.Link) -> tuple[float, str]:
+    """The min share to keep files at, and how it was chosen (for the summary's title)."""
+    if asked != AUTO:
+        return float(asked), ""
+    share = ev.auto_share(ev.sweep(table, link))
+    return share, f" (--min-share auto: the smallest list within {ev.AUTO_WITHIN:.0%} of the best mean stall)"
+
+
+def _summary(table: ev.Table, link: ev.Link, share: float, chosen_by: str, *, as_json: bool) -> None:
+    """Each run against the consensus of the others at *share*, and the mean (see nydus-top evaluate)."""
+    report(ev.leave_one_out(table, link, share), link, as_json=as_json,
+           title=f"leave-one-out at min share {share:g}{chosen_by}: each run against the consensus of the others")

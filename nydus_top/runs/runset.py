@@ -19,6 +19,7 @@ from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import Listable
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally
+from nydus_top.runs.evaluate import Table
 
 UNSTABLE_SPREAD = 10  # a file whose position varies by more than this between runs is unstable
 
@@ -44,6 +45,7 @@ class RunSet:
     complete: bool  # every run was complete
     ranges: Any = None  # the union of the runs' ranges, or None (see union_ranges)
     by_path: dict[str, FileStability] = field(default_factory=dict)
+    table: Table | None = None  # the runs compactly, for the evaluation (leave-one-out, waterfalls)
 
     def __post_init__(self) -> None:
         self.by_path = {f.path: f for f in self.files}
@@ -89,11 +91,13 @@ def count(image: str, runs: Sequence[Run]) -> RunSet:
     metadata agree on (registry host included), else *image*."""
     tally = Tally()
     runs = [run for run in runs if run.entries]  # an empty run never counts
+    table = Table()
     for run in runs:
         tally.add(run.entries, name=run.name, runtime=run.runtime)
+        table.add(run.name, run.entries, run.ranges)
     named = {run.image for run in runs if run.image}
     return RunSet(named.pop() if len(named) == 1 else image, tuple(tally.names), tally.stability(),
-                  all(run.complete for run in runs), union_ranges(runs))
+                  all(run.complete for run in runs), union_ranges(runs), table=table)
 
 
 def as_run(name: str, loaded: LoadedList) -> Run:

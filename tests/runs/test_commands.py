@@ -109,3 +109,70 @@ def test_consensus_image_takes_a_short_name_unambiguous_among_the_runs_here(
     assert main(["--config", config, "consensus", "--image", "app:9"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line == f"nydus-top consensus: --image no runs of app:9 here (images with runs: {other}, {IMAGE})"
+
+
+def test_evaluate_scores_each_run_against_a_list_and_the_mean(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Runs read /bin/app, /lib/libc.so (10 B each, at 0 and 100 us), every other /etc/app.conf, and
+    # a file of their own. The list holds /bin/app and /lib/libc.so: 2 of 4 (or 3) files each.
+    _runs(tmp_path, 4)
+    listed = tmp_path / "list"
+    save_list([ListedFile("/bin/app", 10), ListedFile("/lib/libc.so", 10)], listed)
+    args = ["--config", _config(tmp_path), "evaluate", str(listed), "--image", IMAGE, "--bandwidth", "8kbit",
+            "--rtt", "100ms", "--json"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["kind"] for r in rows] == ["run"] * 4 + ["mean"]
+    assert [r["file_hit_rate"] for r in rows[:4]] == [0.5, 2 / 3, 0.5, 2 / 3]
+    assert all(r["against"] == "list" and r["waste_bytes"] == 0 for r in rows[:4])
+    # 1000 B/s: /bin/app arrives at 0.01 s (read at 0), /lib/libc.so at 0.02 (read at 0.0001); the
+    # rest come on demand (0.1 + 0.01 each).
+    assert rows[1]["predicted_stall_s"] == pytest.approx(0.01 + 0.0199 + 0.11)
+    assert rows[4]["runs"] == 4 and rows[4]["file_hit_rate"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert rows[4]["policy"] == "stream" and rows[4]["bandwidth"] == 1000.0
+    assert main([*args[:-1], "--policy", "wait"]) == 0
+    text = capsys.readouterr().out
+    assert "policy wait" in text and "mean of 4 runs" in text
+
+
+def test_evaluate_holds_out_the_runs_a_list_was_made_from(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _runs(tmp_path, 4)
+    out = tmp_path / "out" / "app:1"
+    config = _config(tmp_path)
+    assert main(["--config", config, "consensus", "--image", IMAGE, "-o", str(out), "--json"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [r["kind"] for r in printed] == ["run"] * 4 + ["mean"]
+    assert main(["--config", config, "evaluate", str(out), "--json"]) == 0  # the runs of the list's image
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["against"] for r in rows[:4]] == ["others"] * 4
+    assert rows == printed  # the same leave-one-out summary as consensus printed
+
+
+def test_consensus_min_share_auto_picks_by_predicted_stall(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Four runs read /a and /b, three of them /c, each one a file of its own. Held out, a run that
+    # reads /c finds it in the consensus of the other three at 0.5 (2 of 3) but not at 0.75 (3 of
+    # 3): 0.5 has the best stall; 0.25 adds the others' own files after /c, no better, a bigger
+    # list. auto takes 0.5: /a, /b, /c.
+    for n in range(4):
+        paths = ["/a", "/b", *(["/c"] if n < 3 else []), f"/tmp/r{n}"]
+        runstore.save_run(tmp_path / "persist", [ListedFile(p, 10, 100 * i) for i, p in enumerate(paths)],
+                          ListMeta(image=IMAGE, container="app"), when=1_700_000_000 + n)
+    out = tmp_path / "out" / "app:1"
+    assert main(["--config", _config(tmp_path), "consensus", "--image", IMAGE, "--min-share", "auto",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "saved 3 of 7 files (read in >= 0.5 of 4 runs)" in text
+    assert "leave-one-out at min share 0.5 (--min-share auto" in text
+    assert out.read_bytes() == b"/a\n/b\n/c\n"
+
+
+def test_evaluate_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listed = tmp_path / "list"
+    listed.write_text("/bin/app\n")
+    assert main(["--config", _config(tmp_path), "evaluate", str(listed)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == "nydus-top evaluate: the list names no image: name runs or --image"
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(listed), "--bandwidth", "fast"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nydus_top.lists.files import load_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import EventKind
@@ -236,3 +238,104 @@ async def test_the_trace_column_shows_armed_starts_beside_a_live_trace(tmp_path:
         await submit(pilot, "3")
         await pilot.press("escape")
         await until(pilot, lambda: "tracing 16 · armed ×3" in screen_text(app), what="the TRACE column")
+
+
+async def test_the_stability_view_shows_the_leave_one_out_evaluation_and_picks_auto(tmp_path: Path) -> None:
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.runs.runset import read_runs
+    from nydus_top.screens.waterfall import WaterfallScreen
+
+    _keep_runs(tmp_path)
+    runs, _ = read_runs(tmp_path, IMAGE)
+    table = ev.Table()
+    for run in runs:
+        table.add(run.name, run.entries)
+    link = ev.Link(chunk=make_backend(tmp_path).config.granularity)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        screen = app.screen
+        assert isinstance(screen, StabilityScreen)
+        expected = ev.mean(ev.leave_one_out(table, link, 0.5))  # what consensus and evaluate print
+        assert screen.summary == expected
+        text = screen_text(app)
+        hit = f"hit {expected.file_hit_rate * 100:.1f} % files"
+        assert f"each run against the others' consensus at ≥ 0.5: {hit}" in text
+        assert "(mean of 4 runs; 100 Mbit/s, rtt 20 ms, stream" in text
+        assert f"stall {expected.predicted_stall_s:.3f} s" in text
+        await pilot.press("F")
+        await submit(pilot, "auto")
+        auto = ev.auto_share(ev.sweep(table, link))
+        assert screen.view.min_share == auto
+        assert screen.summary == ev.mean(ev.leave_one_out(table, link, auto))
+        await pilot.press("W")
+        await pilot.pause()
+        assert isinstance(app.screen, WaterfallScreen)
+        steps, score = ev.held_out_waterfall(table, 3, link, auto)
+        assert app.screen.score == score
+        assert [s.path for s in app.screen.steps] == [e.path for e in runs[3].entries]
+
+
+async def test_a_big_set_is_evaluated_in_a_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.runs.runset import read_runs
+    from nydus_top.screens import stability
+
+    monkeypatch.setattr(stability, "SYNC_EVALUATION", 0)  # every set is "big"
+    _keep_runs(tmp_path)
+    runs, _ = read_runs(tmp_path, IMAGE)
+    table = ev.Table()
+    for run in runs:
+        table.add(run.name, run.entries)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        screen = app.screen
+        assert isinstance(screen, StabilityScreen)
+        await until(pilot, lambda: screen.summary is not None, what="the evaluation")
+        link = ev.Link(chunk=app.backend.config.granularity)
+        assert screen.summary == ev.mean(ev.leave_one_out(table, link, 0.5))
+        assert "each run against the others' consensus at ≥ 0.5" in screen_text(app)
+
+
+async def test_auto_while_the_worker_still_sweeps_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from textual.widgets import Input
+
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.screens import stability
+
+    monkeypatch.setattr(stability, "SYNC_EVALUATION", 0)
+    release = threading.Event()
+    real = ev.sweep
+
+    def held(*args: object, **kwargs: object) -> list[ev.Point]:
+        release.wait(30)  # set by the test once it has asked for auto
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "sweep", held)
+    _keep_runs(tmp_path)
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("R")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StabilityScreen), what="the stability screen")
+        screen = app.screen
+        assert isinstance(screen, StabilityScreen)
+        await pilot.press("F")
+        await pilot.pause()  # not submit(): it waits for the workers, and this one is held
+        app.screen.query_one(Input).value = "auto"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "still evaluating the shares" in screen_text(app)
+        assert screen.view.min_share == 0.5
+        release.set()
+        await until(pilot, lambda: screen.summary is not None, what="the evaluation")
+        await pilot.press("F")
+        await submit(pilot, "auto")
+        assert screen.view.min_share == ev.auto_share(screen.points or [])

@@ -51,6 +51,7 @@ CASES = {
     "arm_dialog": keys("down", "down", "a"),
     "trace_armed": keys("down", "down", "a", "i"),
     "trace": keys("enter"),
+    "trace_waterfall": keys("enter", "W"),
     "trace_curated": keys("enter", "home", "space", "down", "space", "r", "down", "down", "K"),
     "trace_search": keys("enter", "slash", *"^/etc/", "enter"),
     "trace_paused_after_exclude": keys("enter", "x", "ctrl+u", *"/lib/*", "enter", "p"),

@@ -49,6 +49,8 @@ def _stability(*presses: str):
     ("stability", ()),
     ("stability_every_file_by_share", ("u", "O", "down", "space", "down")),
     ("stability_share_dialog", ("F",)),
+    ("stability_share_auto", ("F", "ctrl+u", *"auto", "enter")),
+    ("stability_waterfall", ("W",)),
 ])
 def test_stability(snap_compare, tmp_path: Path, name: str, presses: tuple[str, ...]) -> None:
     _keep_runs(tmp_path)
