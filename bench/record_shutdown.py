@@ -91,15 +91,17 @@ def main() -> int:
     parser = benchkit.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", default=default_before())
-    parser.add_argument("--dir", default="/var/lib/nydus-top/bench-shutdown", help="sandbox node directory")
+    parser.add_argument("--dir", help="sandbox node directory (default: a new temporary one: a node kept from an "
+                        "earlier run holds the workload under other registry ports, and CRI may then name the "
+                        "container's image by another of its references than --image)")
     parser.add_argument("--verbose", action="store_true", help="print each round's log lines after SIGTERM")
     args = parser.parse_args()
     if args.quick:
         args.rounds = 1
     global VERBOSE
     VERBOSE = args.verbose
-    node = SandboxNode(args.dir)
     work = Path(tempfile.mkdtemp(prefix="nydus-top-bench-shutdown-"))
+    node = SandboxNode(Path(args.dir) if args.dir else work / "node")
     server = FailingRegistry()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host = f"127.0.0.1:{server.server_address[1]}"
@@ -119,7 +121,7 @@ def main() -> int:
         finally:
             node.cri.remove_pod(pod)
     finally:
-        node.down()
+        node.down(purge=not args.dir)
         server.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     print(f"record exit after SIGTERM, push failing (500), one recording in progress; target {TARGET} s")

@@ -652,13 +652,13 @@ def _end_ranges(rec: Recording, metrics: Metrics | None = None) -> None:
         rec.ranges = RangeBook() if book is None else book
     if ranges is not None:
         end = ranges.collector
+        rec.range_notes += mapped_notes(end)  # first: what stopped the ranges, if anything, ends the line
         if end.notices:
             budget = end.budget
             words = [_NOTICES.get(n, n) if n != "memory" else
                      "the limit in memory for all recordings together" +
                      (f" ({_mib(budget.max_bytes)})" if budget is not None else "") for n in end.notices]
             rec.range_notes.append(f"range tracer: {', '.join(words)} (files past it count whole)")
-        rec.range_notes += mapped_notes(end)
         if ranges.error:
             rec.range_notes.append(f"range tracer: {ranges.error}")
         if metrics is not None:
