@@ -18,7 +18,7 @@ from nydus_top.fs.confined import within
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError
 from nydus_top.runs import store as runstore
-from nydus_top.text import printable
+from nydus_top.text import counted, printable
 
 PROG = "nydus-top pull"
 
@@ -86,6 +86,6 @@ def run(args: argparse.Namespace) -> int:
         print(printable(str(path)))
     for line in pulled.skipped:
         print(f"{PROG}: {printable(line)}", file=sys.stderr)
-    print(f"pulled {len(pulled.written)} lists of {printable(args.image)} into {printable(str(outdir))}"
+    print(f"pulled {counted(len(pulled.written), 'list')} of {printable(args.image)} into {printable(str(outdir))}"
           + (f" ({pulled.present} were already there)" if pulled.present else ""), file=sys.stderr)
     return 1 if pulled.skipped else 0

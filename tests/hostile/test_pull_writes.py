@@ -55,7 +55,7 @@ def test_pulling_into_persist_dir_writes_the_runs_there(
     assert main(["--config", str(_config(tmp_path, persist)), "pull", ref, "--plain-http"]) == 0
     (run,) = runstore.runs_of(runstore.image_dir(persist, ref))
     assert run.read_bytes() == b"/bin/app\n"
-    assert "pulled 1 lists" in capsys.readouterr().err
+    assert "pulled 1 list of" in capsys.readouterr().err
 
 
 def test_consensus_output_under_persist_dir_never_follows_a_symlinked_directory(

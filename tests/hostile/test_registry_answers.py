@@ -41,10 +41,10 @@ def test_a_manifest_that_is_no_manifest_is_one_line(tmp_path: Path, capsys: pyte
         assert rc == 1
         assert err.splitlines() == [
             f"nydus-top pull: skipped artifact {bad['digest']} of {ref}: manifest {REPO}@{bad['digest']}: "
-            "not a JSON object", f"pulled 1 lists of {ref} into {tmp_path}/persist/.nydus-top/image-runs/{ref}"]
+            "not a JSON object", f"pulled 1 list of {ref} into {tmp_path}/persist/.nydus-top/image-runs/{ref}"]
     else:  # malformed fields: that list has no usable files and is passed over
         assert rc == 0, err
-        assert err.startswith("pulled 1 lists")
+        assert err.startswith("pulled 1 list of")
     assert "Traceback" not in err
 
 
