@@ -104,3 +104,12 @@ def test_totals_count_files_with_data_and_both_byte_sums() -> None:
     # with ranges: 10 (exact) + 40 (whole) + 0 (size unknown) + 50 (no data: whole) + 0; whole: every size
     assert totals(files, book, 0) == (3, 100, 190)
     assert totals(files, book, 64) == (3, 154, 190)  # the ranged file's 10 bytes rounded up to 64
+
+
+def test_a_pair_is_shown_whole_up_to_40_characters() -> None:
+    forty, forty_one = [10**9, 10**11, 10**11], [10**9, 10**11, 10**12]
+    assert (len(repr(forty)), len(repr(forty_one))) == (40, 41)
+    with pytest.raises(ValueError, match=rf"got {re.escape(repr(forty))}$"):
+        RangeSet.from_pairs([forty])
+    with pytest.raises(ValueError, match=rf"got {re.escape(repr(forty_one)[:37])}\.\.\.$"):
+        RangeSet.from_pairs([forty_one])
