@@ -24,6 +24,7 @@ def test_a_directory_above_on_a_read_only_mount_is_trusted_whatever_its_mode(tmp
     """Like a ConfigMap's: mode 0777 (not sticky), but nobody can write it."""
     base = tmp_path / "cm"
     base.mkdir(mode=0o700)
+    assert _verdict(base / "persist") == 0  # the mount point itself, before the mount: ours, 0700
     pid = os.fork()
     if pid == 0:  # the child: its own mount namespace, so the mounts go with it
         try:
