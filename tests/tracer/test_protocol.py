@@ -91,10 +91,12 @@ def test_optimizer_server_protocol(container) -> None:
     for obj in lines:
         assert isinstance(obj["path"], str) and isinstance(obj["elapsed"], int)
         assert 0 <= obj["size"] < 2**32
-    assert [(o["path"], o["size"]) for o in lines] == [
-        ("/data/a", 1), ("/data/\udcffx", 1), ("/data/huge", 2**32 - 1), ("", 0)]  # no CR/LF paths...
-    assert lines[3]["kind"] == "overflow" and lines[3]["reason"] == "newline in name" and lines[3]["lost"] == 1
-    # ...but a line says one was left out (its batch's overflow lines come after the batch's files)
+    files = [(o["path"], o["size"]) for o in lines if o.get("kind") != "overflow"]
+    assert files == [("/data/a", 1), ("/data/\udcffx", 1), ("/data/huge", 2**32 - 1)]  # no CR/LF paths...
+    # ...but a line says one was left out (after its batch's files: where depends on how the
+    # kernel's events were batched, so not its position)
+    (overflow,) = [o for o in lines if o.get("kind") == "overflow"]
+    assert (overflow["path"], overflow["size"], overflow["reason"], overflow["lost"]) == ("", 0, "newline in name", 1)
 
 
 def test_optimizer_server_keeps_a_live_name_ending_in_deleted_looked_up_in_the_container(container) -> None:
