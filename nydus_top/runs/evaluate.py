@@ -475,6 +475,18 @@ class _File(NamedTuple):
     whole_time: float
 
 
+def _put_known(put: list[Callable[[int], None]], ids: Sequence[int], values: Sequence[int]) -> None:
+    """``put[fid](value)`` for each file's value a run knows (``_NONE`` is unknown); a run that
+    knows all of them takes the loop without the test."""
+    if _NONE in values:
+        for fid, value in zip(ids, values, strict=True):
+            if value != _NONE:
+                put[fid](value)
+    else:
+        for fid, value in zip(ids, values, strict=True):
+            put[fid](value)
+
+
 def _index(table: Table) -> list[_File]:
     n = len(table.paths)
     positions: list[list[int]] = [[] for _ in range(n)]
@@ -486,20 +498,8 @@ def _index(table: Table) -> list[_File]:
     for run in table.runs:
         for position, fid in enumerate(run.ids):
             put_position[fid](position)
-        if _NONE in run.times:
-            for fid, time in zip(run.ids, run.times, strict=True):
-                if time != _NONE:
-                    put_time[fid](time)
-        else:
-            for fid, time in zip(run.ids, run.times, strict=True):
-                put_time[fid](time)
-        if _NONE in run.sizes:
-            for fid, size in zip(run.ids, run.sizes, strict=True):
-                if size != _NONE:
-                    put_size[fid](size)
-        else:
-            for fid, size in zip(run.ids, run.sizes, strict=True):
-                put_size[fid](size)
+        _put_known(put_time, run.ids, run.times)
+        _put_known(put_size, run.ids, run.sizes)
     out = []
     for p, t, z in zip(positions, times, sizes, strict=True):
         if len(p) > 1:

@@ -167,6 +167,23 @@ def status_writer(*fds: int | None) -> Callable[[bytes], None]:
     return status
 
 
+def open_target(pid: int, container_id: str | None, pidfd: int | None = None) -> tuple[int, int]:
+    """(pidfd, host /proc fd) of ``pid``, which must be in a cgroup named for ``container_id``
+    when one is given; a ``pidfd`` passed in is owned from here on. Raises ArmError (one line),
+    with both closed."""
+    if pidfd is None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as e:
+            raise ArmError(f"pid {pid}: {e.strerror}") from None
+    procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if container_id is not None and (not container_id or container_id not in cgroups(procfd, pid)):
+        os.close(pidfd)
+        os.close(procfd)
+        raise ArmError(f"pid {pid} is not in container {container_id[:12]} (it exited?)")
+    return pidfd, procfd
+
+
 def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool = False, container_id: str | None = None,
         pidfd: int | None = None) -> tuple[Session, int]:
     """Join ``pid``'s mount namespace and mark ``target`` there. Returns the session and a pidfd.
@@ -179,15 +196,8 @@ def arm(pid: int, target: str = "/", *, bounded: bool = False, small_set: bool =
     A caller that checked ``pid`` (against NRI, say) passes the ``pidfd`` it opened before
     checking (owned by arm from then on): a pid reused since then is refused, not traced.
     """
-    if pidfd is None:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError as e:
-            raise ArmError(f"pid {pid}: {e.strerror}") from None
-    procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    pidfd, procfd = open_target(pid, container_id, pidfd)
     try:
-        if container_id is not None and (not container_id or container_id not in cgroups(procfd, pid)):
-            raise ArmError(f"pid {pid} is not in container {container_id[:12]} (it exited?)")
         _seal_imports()
         if not alive(pidfd):  # the pid may name another process by now
             raise ArmError(f"pid {pid} exited")

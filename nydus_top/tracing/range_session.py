@@ -271,13 +271,10 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
     session and a pidfd. With ``granularity`` > 0 files go quiet once their touched chunks cover
     them. Raises RangeArmError (target gone, not an overlay, unsupported)."""
     try:
-        pidfd = os.pidfd_open(pid)
-    except OSError as e:
-        raise RangeArmError(f"{UNAVAILABLE}pid {pid}: {e.strerror}") from None
-    procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        pidfd, procfd = trace_session.open_target(pid, container_id)
+    except trace_session.ArmError as e:
+        raise RangeArmError(f"{UNAVAILABLE}{e}") from None
     try:
-        if container_id is not None and (not container_id or container_id not in trace_session.cgroups(procfd, pid)):
-            raise RangeArmError(f"{UNAVAILABLE}pid {pid} is not in container {container_id[:12]} (it exited?)")
         try:
             ns = mount_namespace(procfd, pid)
             if lowerdirs is None:
