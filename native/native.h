@@ -137,4 +137,11 @@ int nt_watchdog_armed(const struct nt_watchdog *w);
 /* Stop the thread (at once) and free everything. */
 void nt_watchdog_stop(struct nt_watchdog *w);
 
+/* The runs of `fd`'s cached pages among its first `pages` pages (of `page` bytes), from cachestat(2):
+ * (first, end) page pairs into `out` (room for `cap` pairs), adjacent runs joined. At most *calls
+ * cachestat calls (what is left is written back). Returns the pairs, or -errno: -ENOSPC (more
+ * runs than cap), -E2BIG (calls spent), -ENOSYS (no cachestat), ... */
+long nt_cached_runs(int fd, unsigned long long pages, unsigned long long page, unsigned long long *out,
+                    long cap, long *calls);
+
 #endif

@@ -241,9 +241,10 @@ class TraceScreen(LiveScreen):
             return shown[1]
         _known, with_ranges, whole = items.prefetch_totals(self.app.backend.config.granularity)
         text = f" · prefetch {human_size(with_ranges)} with ranges / {human_size(whole)} whole files"
-        mapped = self.run.mapped_bytes()
-        if mapped:  # pages of mapped files, counted apart (also in the ranges)
-            text += f" (mapped {human_size(mapped)})"
+        mapped, unseen, cached = self.run.mapped_bytes(), len(self.run.mapped_unobserved()), self.run.cached_pages()[0]
+        if mapped or unseen or cached:  # pages of mapped files, counted apart (also in the ranges)
+            text += f" (mapped {human_size(mapped)}" + (f" + {human_size(cached)} cached" if cached else "")
+            text += f", {unseen} unobserved)" if unseen else ")"
         self._prefetch_shown = (now, text)
         return text
 

@@ -55,6 +55,12 @@ class ListMeta:
     cut_detail: str = ""  # what met it: the line printed, the file read, the seconds, the row chosen
     cut_after: str = ""  # where: the list's last path
     cut_us: int = 0  # and that path's elapsed time (microseconds since the trace started)
+    mapped: int = 0  # bytes of the ranges seen as mapped pages (also in the ranges; counted apart)
+    unobserved: tuple[tuple[str, str], ...] = field(default=())  # (path, why) of mapped files whose
+    # pages could not be followed (they count whole); path "" is every file seen mapped. A JSON object.
+    cached: int = 0  # bytes of the ranges only the page cache saw (a mapping too short to sample; may
+    # hold readahead and other containers' reads: see nydus_top.tracing.page_cache)
+    cache_unobserved: str = ""  # why short-lived mappings could not be looked for ("": they were)
 
     def with_origin(self) -> ListMeta:
         """This metadata with node, kernel and creation time of here and now filled in."""
@@ -92,6 +98,7 @@ def encode(meta: ListMeta) -> bytes:
     data = {"schema": SCHEMA, **asdict(meta)}
     for name in _LISTS:
         data[name] = list(getattr(meta, name))
+    data["unobserved"] = dict(meta.unobserved)
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
 
 
@@ -117,7 +124,12 @@ def decode(data: bytes, *, name: str = "metadata") -> ListMeta:
                 raise MetaError(f"{name}: {f.name} must be a list of strings")
             values[f.name] = tuple(value)
             continue
-        expected: type = {"complete": bool, "files": int, "cut_us": int}.get(f.name, str)
+        if f.name == "unobserved":
+            if not isinstance(value, dict) or not all(isinstance(why, str) for why in value.values()):
+                raise MetaError(f"{name}: unobserved must be an object of strings")
+            values[f.name] = tuple(value.items())
+            continue
+        expected: type = {"complete": bool, "files": int, "cut_us": int, "mapped": int, "cached": int}.get(f.name, str)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise MetaError(f"{name}: {f.name} must be {expected.__name__}")
         values[f.name] = value

@@ -133,6 +133,18 @@ class TraceRun:
         collector = self._ranges_from
         return int(collector.mapped_bytes()) if collector is not None else 0
 
+    def cached_pages(self) -> tuple[int, str]:
+        """(bytes only the page cache saw, why it could not be looked at or ""), from the followed
+        range collector (see nydus_top.tracing.page_cache)."""
+        collector = self._ranges_from
+        return (int(collector.cached_bytes()), str(collector.cache_unobserved)) if collector is not None else (0, "")
+
+    def mapped_unobserved(self) -> tuple[tuple[str, str], ...]:
+        """(path, why) of the mapped files the followed range collector could not observe (they
+        count whole; path "" is every file seen mapped)."""
+        collector = self._ranges_from
+        return tuple(collector.unobserved_now()) if collector is not None else ()
+
     def ranges_unavailable(self, why: str) -> None:
         with self._lock:
             self.ranges_error = why

@@ -653,6 +653,8 @@ def _end_ranges(rec: Recording, metrics: Metrics | None = None) -> None:
     if ranges is not None:
         end = ranges.collector
         rec.range_notes += mapped_notes(end)  # first: what stopped the ranges, if anything, ends the line
+        rec.meta = replace(rec.meta, mapped=end.mapped_bytes(), unobserved=tuple(end.unobserved_now()),
+                           cached=end.cached_bytes(), cache_unobserved=end.cache_unobserved)
         if end.notices:
             budget = end.budget
             words = [_NOTICES.get(n, n) if n != "memory" else
@@ -675,6 +677,12 @@ def mapped_notes(collector: RangeCollector) -> list[str]:
     if collector.unobserved:
         files = ", ".join(printable(f"{path or '(all)'}: {why}") for path, why in collector.unobserved.items())
         notes.append(f"mapped pages unobserved (counted whole): {files}")
+    cached = collector.cached_bytes()
+    if cached:  # the page cache's pages are shared: they may be read ahead or another container's
+        notes.append(f"page cache: {readable_size(cached)} (cached during the trace apart from what was seen read "
+                     "or mapped: a mapping too short to sample, readahead or another container's reads)")
+    if collector.cache_unobserved:
+        notes.append(f"short-lived mappings unobserved: {printable(collector.cache_unobserved)}")
     return notes
 
 

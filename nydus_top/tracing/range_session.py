@@ -36,6 +36,7 @@ from nydus_top.tracing import file_session as trace_session
 from nydus_top.tracing.file_session import ERROR, EXITED, READY, STOPPED
 from nydus_top.tracing.mapped import MappedSampler, SamplerProcess
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
+from nydus_top.tracing.page_cache import CacheSnapshot
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
 FLUSH_MS = 50  # lines reach the host at most this late while events keep coming
@@ -102,6 +103,7 @@ class RangeSession:
         self._pending = bytearray()
         self._gave_up = False
         self.mapped: SamplerProcess | None = None  # mapped pages (see nydus_top.tracing.mapped)
+        self.cache: CacheSnapshot | None = None  # what short-lived mappings leave (tracing.page_cache)
         try:
             if watch_fd is not None:  # the watchdog first: no reader may wait on marks it cannot see
                 self._hand_to_watchdog(watch_fd)
@@ -193,6 +195,9 @@ class RangeSession:
         while self.drain_batch() or select.select([self.fd], [], [], 0)[0]:
             pass
         self._take_mapped(last=True)
+        if self.cache is not None and not self._gave_up:
+            self._pending += self.cache.lines()
+        self.cache = None
         end = {"marks_left": self.marks_left(), "events": lib.nt_ranges_events(self._t, 0),
                "foreign": lib.nt_ranges_events(self._t, 1)}
         if self._gave_up:
@@ -284,6 +289,7 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
             raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
         if not trace_session.alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
+        cache = CacheSnapshot(lowerdirs) if mapped else None  # before the container maps what we follow
         # forked before the fanotify group exists: the sampler never holds it
         sampler = SamplerProcess(MappedSampler(os.dup(procfd), ns, root_dev)) if mapped else None
         try:
@@ -294,6 +300,7 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
                 sampler.finish()
             raise
         session.mapped = sampler
+        session.cache = cache
     except BaseException:
         os.close(pidfd)
         os.close(procfd)

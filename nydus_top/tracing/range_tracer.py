@@ -26,13 +26,15 @@ import logging
 import os
 import socket
 import threading
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nydus_top._native import ffi, lib
 from nydus_top.lists.compact import Budget
-from nydus_top.lists.ranges import RangeBook
+from nydus_top.lists.ranges import RangeBook, RangeSet
+from nydus_top.tracing.page_cache import PAGE, minus
 from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,13 @@ class Unobserved:
 
 
 @dataclass(frozen=True, slots=True)
+class CachedPages:
+    path: str  # a lower file's pages cached during the trace (nydus_top.tracing.page_cache); "": the
+    ranges: tuple[tuple[int, int], ...]  # snapshot stopped, ``why`` says why ([start, end) bytes)
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RangeNotice:
     text: str  # "limit": too many files; "backlog": our reader was too slow, ranges stopped;
     # "window": the start-up window ended, ranges stopped; "memory": the collector's budget is
@@ -103,7 +112,7 @@ class RangeEnd:
     foreign: int  # of them, from processes outside the container
 
 
-RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd | MappedRange | Unobserved
+RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd | MappedRange | Unobserved | CachedPages
 
 
 def parse_range_line(line: bytes | str) -> RangeRecord:
@@ -114,6 +123,9 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
     try:
         if "mapped" in obj:
             return MappedRange(str(obj["mapped"]), int(obj["off"]), int(obj["len"]))
+        if "cached" in obj:
+            return CachedPages(str(obj["cached"]), tuple((int(a), int(b)) for a, b in obj.get("ranges", ())),
+                               str(obj.get("why", "")))
         if "unobserved" in obj:
             return Unobserved(str(obj["unobserved"]), str(obj["why"]))
         if "off" in obj:
@@ -125,8 +137,15 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
         if "notice" in obj:
             return RangeNotice(str(obj["notice"]))
         return RangeEnd(int(obj["marks_left"]), int(obj["events"]), int(obj["foreign"]))
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"bad range line: {e}") from None
+
+
+def _apart(starts: list[int], ends: list[int], start: int, end: int) -> bool:
+    """Is [start, end) apart from every interval [starts[i], ends[i]) (sorted, disjoint): no
+    overlap, not adjacent?"""
+    i = bisect_left(ends, start)
+    return i == len(starts) or starts[i] > end
 
 
 MAX_UNOBSERVED = 64  # unobserved files named per trace (each counts whole regardless)
@@ -150,6 +169,8 @@ class RangeCollector:
         self.whole_why: dict[str, str] = {}  # path -> why it counts whole ("read", "mapped", ...)
         self.mapped = RangeBook()  # the pages mapped, apart (also in the book; WHOLE once unobserved)
         self.unobserved: dict[str, str] = {}  # mapped files whose pages were not followed -> why
+        self.cached = RangeBook()  # pages only the page cache saw (also in the book; see _cached_pages)
+        self.cache_unobserved = ""  # why the page cache could not be observed ("": it was)
         self.changed = 0  # bumps on every batch that changed the book
         self._paths: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -220,6 +241,8 @@ class RangeCollector:
                         self.mapped.add(rec.path, rec.offset, rec.offset + rec.length)
                 elif type(rec) is Unobserved:
                     self._unobserved(rec)
+                elif type(rec) is CachedPages:
+                    self._cached_pages(rec)
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
                 elif isinstance(rec, RangeEnd):
@@ -243,10 +266,43 @@ class RangeCollector:
             self._whole(path, "unobserved")
             self.mapped.mark_whole(path)
 
+    def _cached_pages(self, rec: CachedPages) -> None:
+        """Pages cached during the trace join a file's ranges when some of them lie apart from
+        everything recorded for it (a mapping no sample saw: its faults make no event); pages that
+        only touch what was recorded are taken for the kernel's readahead around it, and pages from
+        the file's start for our tracer's own look at it (its ELF check). Files without
+        range data or counted whole gain nothing (they count whole)."""
+        if not rec.path:
+            self.cache_unobserved = rec.why
+            return
+        known = self.book.get(rec.path)
+        if known is None:
+            return
+        pages = list(RangeSet((s - s % PAGE, e + -e % PAGE) for s, e in known))
+        starts, ends = [s for s, _ in pages], [e for _, e in pages]
+        if not any(s > 0 and _apart(starts, ends, s, e) for s, e in rec.ranges):
+            return
+        new = minus(RangeSet(rec.ranges), known)
+        for start, end in new:
+            self._read(rec.path, start, end)
+            if self.book.get(rec.path) is None:
+                return  # whole now (the memory budget)
+            self.cached.add(rec.path, start, end)
+
+    def cached_bytes(self) -> int:
+        """Bytes only the page cache saw (see :meth:`_cached_pages`; may hold other readers')."""
+        with self._lock:
+            return sum(r.bytes for _, r in self.cached.items() if r is not None)
+
     def mapped_bytes(self) -> int:
         """Bytes of pages seen mapped (the union over the trace, exact)."""
         with self._lock:
             return sum(r.bytes for _, r in self.mapped.items() if r is not None)
+
+    def unobserved_now(self) -> list[tuple[str, str]]:
+        """(path, why) of the mapped files not observed so far (a copy)."""
+        with self._lock:
+            return list(self.unobserved.items())
 
     def snapshot(self) -> RangeBook:
         """A copy of the book as it is now."""

@@ -391,6 +391,11 @@ class Workspace:
         if run.items.cut is not None:  # the operator ended start-up at a row
             path, elapsed = run.items.cut
             meta = replace(meta, cut=OPERATOR, cut_detail=path, cut_after=path, cut_us=elapsed)
+        if run.state is not TraceState.LOADED:  # what this trace's range collector saw of mapped files
+            mapped, unseen = run.mapped_bytes(), run.mapped_unobserved()
+            cached, cache_unseen = run.cached_pages()
+            if mapped or unseen or cached or cache_unseen:
+                meta = replace(meta, mapped=mapped, unobserved=unseen, cached=cached, cache_unobserved=cache_unseen)
         return replace(meta, complete=meta.complete and not reasons, incomplete="; ".join(reasons)).with_origin()
 
     def snapshot(self, run: TraceRun) -> tuple[array[int], int]:

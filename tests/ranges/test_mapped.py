@@ -105,6 +105,38 @@ def test_pages_of_a_process_that_mapped_and_exited_stay_recorded(pool, container
     assert_covers_near(trace.book.get("/data/brief"), pages(4 * MiB), 1)
 
 
+def _cold(path) -> None:
+    """Out of the page cache (the test's own file): a short-lived mapping's pages show as new."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_pages_of_a_burst_of_short_lived_mappers_are_not_missed(pool, container, image) -> None:
+    # a header read, then 12 processes that each map the file, touch one page and exit at once:
+    # gone long before a sample; what they faulted in is found in the lower file's page cache
+    touched = [(8 + 4 * k) * MiB + 4096 * k for k in range(12)]
+    c = container(image, {"/m/w.bin": 64 * MiB}, workload("pread:/m/w.bin:0:4096",
+                                                          f"mapburst:/m/w.bin:{','.join(map(str, touched))}"))
+    _cold(image / "m/w.bin")
+    trace = ranged(pool, c)
+    got = trace.book.get("/m/w.bin")
+    assert got is not None and got.union(pages(0, *touched)) == got, f"missed: {got}"
+    assert trace.collector.cached_bytes() >= len(touched) * PAGE  # counted apart
+    assert "page cache: " in "; ".join(mapped_notes(trace.collector))
+
+
+def test_pages_cached_only_next_to_the_reads_are_taken_for_readahead(pool, container, image) -> None:
+    c = container(image, {"/m/r.bin": 16 * MiB}, workload("pread:/m/r.bin:4194304:4096"))
+    _cold(image / "m/r.bin")
+    trace = ranged(pool, c)
+    assert trace.book.get("/m/r.bin") == pages(4 * MiB)  # exact: its readahead is not added
+    assert trace.collector.cached_bytes() == 0
+
+
 def _sample(c) -> list[bytes]:
     """One sample of the container's page tables by a sampler in the test's own process."""
     c.wait_note()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nydus_top.lists import meta as listmeta
 from nydus_top.screens.dialogs import ConfirmDialog
 from nydus_top.screens.trace import TraceScreen
 from nydus_top.tracing.range_tracer import RangeCollector, parse_range_line
@@ -45,6 +46,22 @@ async def test_the_title_counts_mapped_pages_apart(tmp_path: Path) -> None:
         screen.update_counters()
         await settle(pilot)
         assert " whole files (mapped 64.0K)" in screen_text(app)
+
+
+async def test_unobserved_mapped_files_are_in_the_title_and_the_saved_metadata(tmp_path: Path) -> None:
+    async with on_trace(make_backend(tmp_path)) as (app, pilot, screen):
+        collector = RangeCollector()
+        collector.add([parse_range_line(b'{"mapped": "/data/model", "off": 0, "len": 8192}'),
+                       parse_range_line(b'{"unobserved": "/data/big", "why": "more than 4096 mapped ranges"}')])
+        screen.run.ranges_from(collector)
+        screen.update_counters()
+        await settle(pilot)
+        assert screen._prefetch().endswith(" whole files (mapped 8.0K, 1 unobserved)")  # the title, uncut
+        await pilot.press("s")
+        await submit(pilot, str(tmp_path / "web.list"))
+        meta = listmeta.read(tmp_path / "web.list")
+        assert meta is not None and meta.mapped == 8192
+        assert meta.unobserved == (("/data/big", "more than 4096 mapped ranges"),)
 
 
 async def test_ranges_unavailable_is_marked_in_the_title_and_said_once(tmp_path: Path) -> None:

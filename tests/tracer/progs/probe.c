@@ -8,6 +8,8 @@
  *   pread:PATH:OFF:LEN  one pread     readv:PATH:OFF:LEN,LEN...  one preadv of those buffers
  *   mmap:PATH  map the file and touch every page
  *   maptouch:PATH:OFF,OFF...  map the file, touch the byte at each offset, keep the mapping
+ *   mapburst:PATH:OFF,OFF...  fork one child per offset that maps the file, touches that byte and
+ *               exits at once; wait for them all
  *   scatter:PATH:STRIDE:LEN:COUNT  COUNT preads of LEN bytes at 0, STRIDE, 2*STRIDE, ...
  *   deep:N:create|read  create, or read, /deep/<N directories of 255 characters>/f: a path
  *               longer than PATH_MAX, reached by chdir one directory at a time
@@ -132,6 +134,27 @@ static int maptouch(char *v)
     return sum == 0xffffffffu ? -1 : 0; /* the mapping stays until the process exits */
 }
 
+static int mapburst(char *v)
+{
+    char *offs = strchr(v, ':');
+    if (!offs)
+        return -1;
+    *offs++ = 0;
+    int n = 0, ok = 1;
+    for (char *o = strtok(offs, ","); o; o = strtok(NULL, ","), n++) {
+        char step[600];
+        snprintf(step, sizeof step, "%s:%s", v, o);
+        pid_t child = fork();
+        if (child == 0)
+            _exit(maptouch(step) ? 4 : 0);
+        if (child < 0)
+            return -1;
+    }
+    for (int status; n > 0; n--)
+        ok &= wait(&status) > 0 && WIFEXITED(status) && !WEXITSTATUS(status);
+    return ok ? 0 : -1;
+}
+
 static int scatter(char *v)
 {
     static char buf[65536];
@@ -211,6 +234,8 @@ static int step(int i, int argc, char **argv)
         return scatter(v);
     if (!strcmp(a, "maptouch"))
         return maptouch(v);
+    if (!strcmp(a, "mapburst"))
+        return mapburst(v);
     if (!strcmp(a, "rm"))
         return unlink(v);
     if (!strcmp(a, "exec")) {
