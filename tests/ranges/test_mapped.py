@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import subprocess
 
 import pytest
@@ -14,6 +15,7 @@ from nydus_top.recording.recorder import mapped_notes
 from nydus_top.tracing import mapped
 from nydus_top.tracing.range_session import mount_namespace
 from nydus_top.tracing.range_tracer import MAX_UNOBSERVED, RangeCollector, parse_range_line, start_ranges
+from testkit import debian_numpy
 
 from .test_range_tracer import ranged, seen, workload
 
@@ -135,6 +137,29 @@ def test_pages_cached_only_next_to_the_reads_are_taken_for_readahead(pool, conta
     trace = ranged(pool, c)
     assert trace.book.get("/m/r.bin") == pages(4 * MiB)  # exact: its readahead is not added
     assert trace.collector.cached_bytes() == 0
+
+
+def test_numpy_load_with_mmap_mode_keeps_the_pages_it_touched(pool, container, image) -> None:
+    # Debian's python3-numpy in the image; a 16 MiB float64 array loaded with mmap_mode='r' (its
+    # header read, its data mapped) and four values touched far apart
+    shutil.copytree(debian_numpy.numpy_root(), image, symlinks=True, dirs_exist_ok=True)
+    rows, picked = 2 * MiB, (300_000, 700_001, 1_200_000, 2 * MiB - 1)
+    header = debian_numpy.npy_header(rows)
+    code = ("import numpy, os, sys; a = numpy.load('/m/a.npy', mmap_mode='r'); "
+            f"s = sum(float(a[i]) for i in {list(picked)}); "
+            "os.write(int(sys.argv[1]), b'x'); os.read(int(sys.argv[2]), 1)").replace("{", "{{").replace("}", "}}")
+    c = container(image, {"/m/a.npy": header + os.urandom(8 * rows)},
+                  ["signal:{note}", "wait:{go}", f"exec:{debian_numpy.PYTHON}", "-I", "-c", code, "{note}", "{go}"])
+    _cold(image / "m/a.npy")
+    try:
+        trace = ranged(pool, c)
+        got = trace.book.get("/m/a.npy")
+        touched = pages(*(len(header) + 8 * i for i in picked))
+        assert got is not None and got.union(touched) == got and got.union(pages(0)) == got, f"missed: {got}"
+        assert trace.collector.mapped.get("/m/a.npy") is not None  # its pages seen mapped
+    finally:
+        c.finish()
+        shutil.rmtree(image)  # 70 MB of the layers' shared file system
 
 
 def _sample(c) -> list[bytes]:
