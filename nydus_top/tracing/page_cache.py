@@ -20,9 +20,9 @@ already cached when the trace was armed never shows as new (under-counted). The 
 therefore uses a file's new pages only where some fall outside everything it recorded for the
 file (:meth:`nydus_top.tracing.range_tracer.RangeCollector`).
 
-Bounds: MAX_FILES files walked, MAX_CALLS cachestat calls and MAX_RUNS runs per file per walk;
-past one the snapshot stops (the files past it are not observed) and a line says why:
-``{"cached": "", "why": text}``.
+Bounds: MAX_FILES files walked and MAX_CALLS cachestat calls per walk: past one the walk stops
+(the files past it are not observed); a file with more than MAX_RUNS runs of cached pages is
+left out. One line at the end says what was not observed: ``{"cached": "", "why": text}``.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class CacheSnapshot:
         self._out = ffi.new("unsigned long long[]", 2 * MAX_RUNS)
         self._before: dict[str, RangeSet] = {}
         self._unknown: set[str] = set()  # files whose residency could not be read at the start
+        self._fragmented: set[str] = set()  # files left out for more than MAX_RUNS runs (either walk)
         for path, ranges in self._walk():
             if ranges is None:
                 self._unknown.add(path)
@@ -92,10 +93,14 @@ class CacheSnapshot:
             new = minus(now, self._before.get(path))
             if new:
                 out.append(json.dumps({"cached": path, "ranges": [[s, e] for s, e in new]}).encode() + b"\n")
-        why = said or self.why
+        why = "; ".join(filter(None, (said or self.why, self._fragmented_why())))
         if why:
             out.append(json.dumps({"cached": "", "why": why}).encode() + b"\n")
         return b"".join(out)
+
+    def _fragmented_why(self) -> str:
+        n = len(self._fragmented)
+        return f"page cache: {n} file{'s' if n != 1 else ''} with more than {MAX_RUNS} runs of cached pages" if n else ""
 
     def _walk(self) -> Iterator[tuple[str, RangeSet | None]]:
         """(path in the container, its cached bytes or None when unreadable) of each regular file
@@ -138,12 +143,12 @@ class CacheSnapshot:
                     return
                 seen.add(path)
                 if entry.is_file(follow_symlinks=False):
-                    ranges = self._file(dfd, entry.name, calls)
+                    ranges = self._file(dfd, entry.name, path, calls)
                     if self.why:
                         return
                     yield path, ranges
 
-    def _file(self, dfd: int, name: str, calls: Any) -> RangeSet | None:
+    def _file(self, dfd: int, name: str, path: str, calls: Any) -> RangeSet | None:
         try:
             fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
         except OSError:
@@ -159,6 +164,8 @@ class CacheSnapshot:
             self.why = "page cache: no cachestat on this kernel (Linux 6.5+)"
         elif n == -errno.E2BIG:
             self.why = f"page cache: more than {MAX_CALLS} cachestat calls"
+        elif n == -errno.ENOSPC:
+            self._fragmented.add(path)
         if n < 0:
             return None
         out = self._out

@@ -273,7 +273,7 @@ class RangeCollector:
         the file's start for our tracer's own look at it (its ELF check). Files without
         range data or counted whole gain nothing (they count whole)."""
         if not rec.path:
-            self.cache_unobserved = rec.why
+            self.cache_unobserved = "; ".join(filter(None, (self.cache_unobserved, rec.why)))
             return
         known = self.book.get(rec.path)
         if known is None:
