@@ -36,6 +36,7 @@ from typing import Any
 
 from nydus_top._native import ffi, lib
 from nydus_top.lists.ranges import RangeSet
+from nydus_top.text import counted
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_FILES = 1 << 17  # directory entries of the image looked at per walk
@@ -100,7 +101,7 @@ class CacheSnapshot:
 
     def _fragmented_why(self) -> str:
         n = len(self._fragmented)
-        return f"page cache: {n} file{'s' if n != 1 else ''} with more than {MAX_RUNS} runs of cached pages" if n else ""
+        return f"page cache: {counted(n, 'file')} with more than {MAX_RUNS} runs of cached pages" if n else ""
 
     def _walk(self) -> Iterator[tuple[str, RangeSet | None]]:
         """(path in the container, its cached bytes or None when unreadable) of each regular file
