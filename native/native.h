@@ -60,6 +60,14 @@ char *nt_put_u64(char *o, unsigned long long v);
 #define NT_RANGE_WAIT_MAX 8            /* fds nt_ranges_serve() watches besides its own */
 #define NT_RANGES_PER_FILE 1024        /* distinct ranges of one file before it counts as whole */
 #define NT_RANGE_FILES_MAX (1 << 18)   /* files per trace (a 24 MiB table, 36 MiB while it grows); then a "limit" notice */
+/* The page cache of a file the range tracer sees first (nt_ranges_cache): runs of cached pages
+ * then ("cache0") and at the end ("cache1"), within these bounds; a file past one is counted in a
+ * closing "cache_missed" line. */
+#define NT_CACHE_FILES 4096       /* files whose fd is kept for the end's look */
+#define NT_CACHE_RUNS_FIRST 256   /* runs of cached pages when a file is first seen */
+#define NT_CACHE_RUNS_END 1024    /* and at the end */
+#define NT_CACHE_CALLS_FIRST 256  /* cachestat calls for a file first seen (its reader waits) */
+#define NT_CACHE_CALLS_END 4096   /* and at the end (no one waits) */
 #define NT_RANGE_INTERVALS_MAX (1 << 20) /* ranges over all files (16 MiB, 52 MiB with slack); then files go whole */
 
 struct nt_ranges;
@@ -67,6 +75,12 @@ struct nt_ranges;
 /* A FAN_CLASS_PRE_CONTENT group recording reads by processes whose mount namespace is the
  * nsfs inode (ns_dev, ns_ino). NULL with *err = errno (EINVAL: kernel before 6.14). Keeps
  * `procfd` (host procfs) open while it lives; the caller closes it after nt_ranges_close(). */
+/* Follow the page cache of files seen (see NT_CACHE_FILES); off by default. */
+void nt_ranges_cache(struct nt_ranges *t, int on);
+/* After nt_ranges_unmark: the "cache1" lines of the files whose fd was kept (their fds closed) and
+ * a "cache_missed" line, into `out`; call until it returns 0 (a full `out` stops it early). */
+long nt_ranges_cache_end(struct nt_ranges *t, char *out, size_t cap);
+
 struct nt_ranges *nt_ranges_open(int procfd, unsigned long long ns_dev, unsigned long long ns_ino, int flags,
                                  int *err);
 

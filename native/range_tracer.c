@@ -49,7 +49,8 @@ struct range_info {
 
 #define RT_READ_BUF 2048 /* an event with its range record is 56 bytes: ~36 a batch */
 #define RT_EVENTS_MAX (RT_READ_BUF / sizeof(struct fanotify_event_metadata))
-#define RT_LINES_MAX (6 * RT_PATH_BUF + 256) /* a file line and a range or whole line */
+/* a file line, its page cache line and a range or whole line */
+#define RT_LINES_MAX (6 * RT_PATH_BUF + 256 + 64 + 48 * NT_CACHE_RUNS_FIRST)
 #define RT_FILES_INIT (1u << 10)
 #define RT_PID_SLOTS 64
 #define RT_PATH_BUF (PATH_MAX + 64)
@@ -65,6 +66,7 @@ struct rt_file {
     uint32_t n, cap;
     uint32_t id;
     int whole;         /* reported whole: nothing more is recorded */
+    int cache_fd;      /* fd + 1 of the file kept to read its page cache at the end (0: none) */
 };
 
 struct rt_pid {
@@ -84,6 +86,10 @@ struct nt_ranges {
     uint64_t granularity;            /* > 0: a file whose touched chunks cover it is whole */
     long long now; /* CLOCK_MONOTONIC ns at the current batch */
     int limit_reported, no_ignore_marks;
+    int cache_on;                  /* page cache looked at when a file is first seen, and at the end */
+    size_t cache_kept, cache_next; /* files with a kept fd; the end's cursor in the table */
+    unsigned long long cache_missed; /* files seen whose page cache could not be followed */
+    unsigned long long runs[2 * NT_CACHE_RUNS_END];
     unsigned long long events, foreign;
     struct nt_range_beat *beat; /* shared with the watchdog (range_watchdog.c), or NULL */
     struct rt_pid pids[RT_PID_SLOTS];
@@ -359,6 +365,86 @@ static char *rt_whole(struct nt_ranges *t, char *o, struct rt_file *f, int fd, c
     return nt_put_str(o, "\"}\n");
 }
 
+/* The runs of `fd`'s cached pages into t->runs (at most `cap`): their count, or -1 (too many, or
+ * no cachestat). Before our own look at the file (rt_is_elf): its reads are not the container's. */
+static long rt_cache_runs(struct nt_ranges *t, int fd, uint64_t size, long cap, long calls)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    long n = nt_cached_runs(fd, (size + page - 1) / page, page, t->runs, cap, &calls);
+    if (n == -ENOSYS)
+        t->cache_on = 0; /* no cachestat here: said once at the end (cache_missed) */
+    return n;
+}
+
+/* Keep a dup of `fd` for the end's look (within NT_CACHE_FILES); 0 when none could be kept. */
+static int rt_keep_cache_fd(struct nt_ranges *t, struct rt_file *f, int fd)
+{
+    if (t->cache_kept >= NT_CACHE_FILES)
+        return 0;
+    int kept = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (kept < 0)
+        return 0;
+    f->cache_fd = kept + 1;
+    t->cache_kept++;
+    return 1;
+}
+
+/* {"file":id,"<key>":[[start,end],...]} of the n runs in t->runs (pages -> bytes, clipped to the
+ * file's size); nothing and a miss counted unless `ok`. */
+static char *rt_cache_line(struct nt_ranges *t, int ok, const struct rt_file *f, const char *key, long n, char *o)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (!ok) {
+        t->cache_missed++;
+        return o;
+    }
+    o = nt_put_str(o, "{\"file\":");
+    o = nt_put_u64(o, f->id);
+    o = nt_put_str(o, ",\"");
+    o = nt_put_str(o, key);
+    o = nt_put_str(o, "\":[");
+    for (long i = 0; i < n; i++) {
+        o = nt_put_str(o, i ? ",[" : "[");
+        o = nt_put_u64(o, t->runs[2 * i] * (uint64_t)page);
+        o = nt_put_str(o, ",");
+        uint64_t end = t->runs[2 * i + 1] * (uint64_t)page;
+        o = nt_put_u64(o, end < f->size ? end : f->size);
+        o = nt_put_str(o, "]");
+    }
+    return nt_put_str(o, "]}\n");
+}
+
+void nt_ranges_cache(struct nt_ranges *t, int on)
+{
+    t->cache_on = on;
+}
+
+long nt_ranges_cache_end(struct nt_ranges *t, char *out, size_t cap)
+{
+    char *o = out;
+    size_t line_max = 64 + 48 * NT_CACHE_RUNS_END;
+    for (; t->cache_next < t->cap; t->cache_next++) {
+        struct rt_file *f = &t->files[t->cache_next];
+        if (!f->ino || !f->cache_fd)
+            continue;
+        if ((size_t)(o - out) + line_max > cap)
+            return o - out; /* the next call goes on from this file */
+        int fd = f->cache_fd - 1;
+        long n = f->whole ? -1 : rt_cache_runs(t, fd, f->size, NT_CACHE_RUNS_END, NT_CACHE_CALLS_END);
+        if (!f->whole)
+            o = rt_cache_line(t, n >= 0, f, "cache1", n, o);
+        close(fd);
+        f->cache_fd = 0;
+    }
+    if (t->cache_missed && (size_t)(o - out) + 64 <= cap) {
+        o = nt_put_str(o, "{\"cache_missed\":");
+        o = nt_put_u64(o, t->cache_missed);
+        o = nt_put_str(o, "}\n");
+        t->cache_missed = 0;
+    }
+    return o - out;
+}
+
 static int rt_is_elf(int fd)
 {
     unsigned char magic[4];
@@ -409,8 +495,13 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
         o = nt_put_str(o, "\",\"size\":");
         o = nt_put_u64(o, f->size);
         o = nt_put_str(o, "}\n");
+        long runs = t->cache_on ? rt_cache_runs(t, m->fd, f->size, NT_CACHE_RUNS_FIRST, NT_CACHE_CALLS_FIRST) : -1;
         if (rt_is_elf(m->fd))
             return rt_whole(t, o, f, m->fd, "mapped");
+        if (runs >= 0)
+            o = rt_cache_line(t, rt_keep_cache_fd(t, f, m->fd), f, "cache0", runs, o);
+        else if (t->cache_on)
+            t->cache_missed++;
     }
     if (f->whole)
         return o; /* an event queued before its ignore mark */
@@ -639,8 +730,11 @@ void nt_ranges_close(struct nt_ranges *t)
         munmap(t->beat, sizeof *t->beat);
     close(t->fan_fd); /* events still queued are allowed by the kernel */
     close(t->fddir);
-    for (size_t i = 0; i < t->cap; i++)
+    for (size_t i = 0; i < t->cap; i++) {
         free(t->files[i].iv);
+        if (t->files[i].cache_fd)
+            close(t->files[i].cache_fd - 1);
+    }
     free(t->files);
     free(t);
 }

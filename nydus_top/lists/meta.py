@@ -59,7 +59,7 @@ class ListMeta:
     unobserved: tuple[tuple[str, str], ...] = field(default=())  # (path, why) of mapped files whose
     # pages could not be followed (they count whole); path "" is every file seen mapped. A JSON object.
     cached: int = 0  # bytes of the ranges only the page cache saw (a mapping too short to sample; may
-    # hold readahead and other containers' reads: see nydus_top.tracing.page_cache)
+    # hold readahead and other containers' reads: see RangeCollector._cached_pages)
     cache_unobserved: str = ""  # why short-lived mappings could not be looked for ("": they were)
 
     def with_origin(self) -> ListMeta:

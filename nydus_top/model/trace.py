@@ -135,7 +135,7 @@ class TraceRun:
 
     def cached_pages(self) -> tuple[int, str]:
         """(bytes only the page cache saw, why it could not be looked at or ""), from the followed
-        range collector (see nydus_top.tracing.page_cache)."""
+        range collector (see RangeCollector._cached_pages)."""
         collector = self._ranges_from
         return (int(collector.cached_bytes()), str(collector.cache_unobserved)) if collector is not None else (0, "")
 

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import resource
 import select
 import socket
 import struct
@@ -36,7 +37,6 @@ from nydus_top.tracing import file_session as trace_session
 from nydus_top.tracing.file_session import ERROR, EXITED, READY, STOPPED
 from nydus_top.tracing.mapped import MappedSampler, SamplerProcess
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot, parse_mountinfo
-from nydus_top.tracing.page_cache import CacheSnapshot
 
 MAX_MARKS = 65536  # directories marked per trace at most (each pins an inode while marked)
 FLUSH_MS = 50  # lines reach the host at most this late while events keep coming
@@ -103,7 +103,6 @@ class RangeSession:
         self._pending = bytearray()
         self._gave_up = False
         self.mapped: SamplerProcess | None = None  # mapped pages (see nydus_top.tracing.mapped)
-        self.cache: CacheSnapshot | None = None  # what short-lived mappings leave (tracing.page_cache)
         try:
             if watch_fd is not None:  # the watchdog first: no reader may wait on marks it cannot see
                 self._hand_to_watchdog(watch_fd)
@@ -116,6 +115,19 @@ class RangeSession:
             lib.nt_ranges_close(self._t)  # procfd stays the caller's
             self._t = ffi.NULL
             raise
+
+    def follow_cache(self) -> None:
+        """Look at the page cache of each file when it is first seen and at the end: what a mapping
+        too short for the sampler left behind (see nydus_top.tracing.range_tracer's cache lines).
+        One fd is kept per file for the end (NT_CACHE_FILES at most): the open-file limit is raised
+        to hold them."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = soft + lib.NT_CACHE_FILES
+        if hard != resource.RLIM_INFINITY:
+            want = min(want, hard)
+        if want > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        lib.nt_ranges_cache(self._t, 1)
 
     def _hand_to_watchdog(self, watch_fd: int) -> None:
         """Share the batch page and send the watchdog our group, the page and a pidfd of us."""
@@ -195,9 +207,8 @@ class RangeSession:
         while self.drain_batch() or select.select([self.fd], [], [], 0)[0]:
             pass
         self._take_mapped(last=True)
-        if self.cache is not None and not self._gave_up:
-            self._pending += self.cache.lines()
-        self.cache = None
+        while (n := lib.nt_ranges_cache_end(self._t, self._buf, lib.NT_RANGE_OUT_CAP)) > 0:
+            self._keep(n)  # what the page cache of the files seen holds now
         end = {"marks_left": self.marks_left(), "events": lib.nt_ranges_events(self._t, 0),
                "foreign": lib.nt_ranges_events(self._t, 1)}
         if self._gave_up:
@@ -289,7 +300,6 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
             raise RangeArmError(f"{UNAVAILABLE}{getattr(e, 'strerror', None) or e}") from None
         if not trace_session.alive(pidfd):
             raise RangeArmError(f"{UNAVAILABLE}pid {pid} exited")
-        cache = CacheSnapshot(lowerdirs) if mapped else None  # before the container maps what we follow
         # forked before the fanotify group exists: the sampler never holds it
         sampler = SamplerProcess(MappedSampler(os.dup(procfd), ns, root_dev)) if mapped else None
         try:
@@ -300,7 +310,8 @@ def arm(pid: int, *, container_id: str | None = None, lowerdirs: tuple[str, ...]
                 sampler.finish()
             raise
         session.mapped = sampler
-        session.cache = cache
+        if mapped:
+            session.follow_cache()
     except BaseException:
         os.close(pidfd)
         os.close(procfd)

@@ -34,7 +34,6 @@ from typing import Any
 from nydus_top._native import ffi, lib
 from nydus_top.lists.compact import Budget
 from nydus_top.lists.ranges import RangeBook, RangeSet
-from nydus_top.tracing.page_cache import PAGE, minus
 from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
 
 log = logging.getLogger(__name__)
@@ -93,9 +92,14 @@ class Unobserved:
 
 @dataclass(frozen=True, slots=True)
 class CachedPages:
-    path: str  # a lower file's pages cached during the trace (nydus_top.tracing.page_cache); "": the
-    ranges: tuple[tuple[int, int], ...]  # snapshot stopped, ``why`` says why ([start, end) bytes)
-    why: str = ""
+    file: int  # the runs of a file's cached pages ([start, end) bytes: pages, the last one clipped
+    ranges: tuple[tuple[int, int], ...]  # to the size) when it was first seen (``first``), or at the end
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CacheMissed:
+    files: int  # files seen whose page cache could not be followed (NT_CACHE_FILES, runs, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,8 @@ class RangeEnd:
     foreign: int  # of them, from processes outside the container
 
 
-RangeRecord = FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd | MappedRange | Unobserved | CachedPages
+RangeRecord = (FileSeen | RangeRead | WholeFile | RangeNotice | RangeEnd | MappedRange | Unobserved | CachedPages
+               | CacheMissed)
 
 
 def parse_range_line(line: bytes | str) -> RangeRecord:
@@ -123,9 +128,11 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
     try:
         if "mapped" in obj:
             return MappedRange(str(obj["mapped"]), int(obj["off"]), int(obj["len"]))
-        if "cached" in obj:
-            return CachedPages(str(obj["cached"]), tuple((int(a), int(b)) for a, b in obj.get("ranges", ())),
-                               str(obj.get("why", "")))
+        for key in ("cache0", "cache1"):
+            if key in obj:
+                return CachedPages(int(obj["file"]), tuple((int(a), int(b)) for a, b in obj[key]), key == "cache0")
+        if "cache_missed" in obj:
+            return CacheMissed(int(obj["cache_missed"]))
         if "unobserved" in obj:
             return Unobserved(str(obj["unobserved"]), str(obj["why"]))
         if "off" in obj:
@@ -139,6 +146,28 @@ def parse_range_line(line: bytes | str) -> RangeRecord:
         return RangeEnd(int(obj["marks_left"]), int(obj["events"]), int(obj["foreign"]))
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"bad range line: {e}") from None
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def minus(now: RangeSet, before: RangeSet) -> RangeSet:
+    """The bytes of ``now`` not in ``before``."""
+    out = RangeSet()
+    old = list(before)
+    i = 0
+    for start, end in now:
+        while i < len(old) and old[i][1] <= start:
+            i += 1
+        j = i
+        while start < end and j < len(old) and old[j][0] < end:
+            if old[j][0] > start:
+                out.add(start, old[j][0])
+            start = max(start, old[j][1])
+            j += 1
+        if start < end:
+            out.add(start, end)
+    return out
 
 
 def _apart(starts: list[int], ends: list[int], start: int, end: int) -> bool:
@@ -170,7 +199,8 @@ class RangeCollector:
         self.mapped = RangeBook()  # the pages mapped, apart (also in the book; WHOLE once unobserved)
         self.unobserved: dict[str, str] = {}  # mapped files whose pages were not followed -> why
         self.cached = RangeBook()  # pages only the page cache saw (also in the book; see _cached_pages)
-        self.cache_unobserved = ""  # why the page cache could not be observed ("": it was)
+        self.cache_unobserved = ""  # why some files' page cache was not followed ("": all was)
+        self._cache_first: dict[int, tuple[RangeSet, int]] = {}  # file -> its cached pages when first seen, size
         self.changed = 0  # bumps on every batch that changed the book
         self._paths: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -242,7 +272,10 @@ class RangeCollector:
                 elif type(rec) is Unobserved:
                     self._unobserved(rec)
                 elif type(rec) is CachedPages:
-                    self._cached_pages(rec)
+                    self._cache(rec)
+                elif type(rec) is CacheMissed:
+                    self.cache_unobserved = (f"the page cache of {rec.files} files seen was not followed "
+                                             f"(past {lib.NT_CACHE_FILES} files, too fragmented, or no cachestat)")
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)
                 elif isinstance(rec, RangeEnd):
@@ -266,28 +299,39 @@ class RangeCollector:
             self._whole(path, "unobserved")
             self.mapped.mark_whole(path)
 
-    def _cached_pages(self, rec: CachedPages) -> None:
-        """Pages cached during the trace join a file's ranges when some of them lie apart from
+    def _cache(self, rec: CachedPages) -> None:
+        """A file's cached pages when first seen are kept (within the memory budget); at the end,
+        the pages cached since go to :meth:`_cached_pages`."""
+        if rec.first:
+            path = self._paths.get(rec.file)
+            if path is not None and self._take(RANGE_BYTES * (len(rec.ranges) + 1)):
+                self._cache_first[rec.file] = (RangeSet(rec.ranges), len(rec.ranges) + 1)
+            return
+        first = self._cache_first.pop(rec.file, None)
+        path = self._paths.get(rec.file)
+        if first is None or path is None:
+            return
+        self._give(RANGE_BYTES * first[1])
+        self._cached_pages(path, minus(RangeSet(rec.ranges), first[0]))
+
+    def _cached_pages(self, path: str, new: RangeSet) -> None:
+        """Pages cached while the trace ran join a file's ranges when some of them lie apart from
         everything recorded for it (a mapping no sample saw: its faults make no event); pages that
         only touch what was recorded are taken for the kernel's readahead around it, and pages from
-        the file's start for our tracer's own look at it (its ELF check). Files without
-        range data or counted whole gain nothing (they count whole)."""
-        if not rec.path:
-            self.cache_unobserved = "; ".join(filter(None, (self.cache_unobserved, rec.why)))
-            return
-        known = self.book.get(rec.path)
-        if known is None:
+        the file's start for our tracer's own look at it (its ELF check). Files without range data
+        or counted whole gain nothing (they count whole)."""
+        known = self.book.get(path)
+        if known is None or not new:
             return
         pages = list(RangeSet((s - s % PAGE, e + -e % PAGE) for s, e in known))
         starts, ends = [s for s, _ in pages], [e for _, e in pages]
-        if not any(s > 0 and _apart(starts, ends, s, e) for s, e in rec.ranges):
+        if not any(s > 0 and _apart(starts, ends, s, e) for s, e in new):
             return
-        new = minus(RangeSet(rec.ranges), known)
-        for start, end in new:
-            self._read(rec.path, start, end)
-            if self.book.get(rec.path) is None:
+        for start, end in minus(new, known):
+            self._read(path, start, end)
+            if self.book.get(path) is None:
                 return  # whole now (the memory budget)
-            self.cached.add(rec.path, start, end)
+            self.cached.add(path, start, end)
 
     def cached_bytes(self) -> int:
         """Bytes only the page cache saw (see :meth:`_cached_pages`; may hold other readers')."""
