@@ -34,6 +34,7 @@ from typing import Any
 from nydus_top._native import ffi, lib
 from nydus_top.lists.compact import Budget
 from nydus_top.lists.ranges import RangeBook, RangeSet
+from nydus_top.text import counted
 from nydus_top.tracing.tracer import Trace, TracerError, TracerPool
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ class RangeCollector:
                 elif type(rec) is CachedPages:
                     self._cache(rec)
                 elif type(rec) is CacheMissed:
-                    self.cache_unobserved = (f"the page cache of {rec.files} files seen was not followed "
+                    self.cache_unobserved = (f"the page cache of {counted(rec.files, 'file')} seen was not followed "
                                              f"(past {lib.NT_CACHE_FILES} files, too fragmented, or no cachestat)")
                 elif type(rec) is RangeNotice:
                     self.notices.append(rec.text)

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from nydus_top._native import lib
 from nydus_top.lists.ranges import RangeSet
 from nydus_top.recording.recorder import mapped_notes
 from nydus_top.tracing import mapped
@@ -137,6 +138,24 @@ def test_pages_cached_only_next_to_the_reads_are_taken_for_readahead(pool, conta
     trace = ranged(pool, c)
     assert trace.book.get("/m/r.bin") == pages(4 * MiB)  # exact: its readahead is not added
     assert trace.collector.cached_bytes() == 0
+
+
+def test_past_the_file_limit_of_the_page_cache_a_file_is_said_unobserved(pool, container, image) -> None:
+    n = lib.NT_CACHE_FILES
+    files: dict[str, bytes | int] = {f"/many/{i}": b"x" for i in range(n + 1)}
+    c = container(image, files, workload(f"readmany:/many:{n}"))
+    c.wait_note()
+    trace = start_ranges(pool, c.pid)
+    trace.wait_ready(5)
+    c.go()
+    c.wait_note()  # /probe (ELF: whole, no fd kept) and /many/0..n-1: at the limit; one more from outside
+    other = _exec_in(c, f"read:/many/{n}", "signal:1", "wait:0")
+    assert other.stdout is not None and other.stdin is not None
+    assert other.stdout.read(1) == b"x"
+    trace.stop()
+    other.stdin.close()
+    other.wait()
+    assert trace.collector.cache_unobserved.startswith("the page cache of 1 file seen was not followed")
 
 
 def test_numpy_load_with_mmap_mode_keeps_the_pages_it_touched(pool, container, image) -> None:

@@ -3,6 +3,7 @@
  *   read:PATH  open, read all, close       open:PATH   open and close
  *   rm:PATH    unlink                      exec:PATH   exec PATH with the remaining steps
  *   mkmany:DIR:N  create DIR/0..N-1        openmany:DIR:N  open and close DIR/0..N-1
+ *   readmany:DIR:N  read one byte of each of DIR/0..N-1
  *   pids:FD    write the names of /proc's numeric entries to FD, space separated
  *   spam:DIR:K  K processes create DIR/<pid>-0, 1, ... forever (never returns)
  *   pread:PATH:OFF:LEN  one pread     readv:PATH:OFF:LEN,LEN...  one preadv of those buffers
@@ -28,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int many(const char *arg, int create)
+static int many(const char *arg, int create) /* 1: create, 0: open, 2: read a byte */
 {
     char dir[512], path[600];
     const char *colon = strrchr(arg, ':');
@@ -37,12 +38,13 @@ static int many(const char *arg, int create)
     memcpy(dir, arg, colon - arg);
     dir[colon - arg] = 0;
     long n = atol(colon + 1);
-    if (create)
+    if (create == 1)
         mkdir(dir, 0755);
     for (long i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/%ld", dir, i);
-        int fd = open(path, create ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0644);
-        if (fd < 0)
+        int fd = open(path, create == 1 ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0644);
+        char byte;
+        if (fd < 0 || (create == 2 && pread(fd, &byte, 1, 0) != 1))
             return -1;
         close(fd);
     }
@@ -272,6 +274,8 @@ static int step(int i, int argc, char **argv)
         return many(v, 1);
     if (!strcmp(a, "openmany"))
         return many(v, 0);
+    if (!strcmp(a, "readmany"))
+        return many(v, 2);
     if (!strcmp(a, "spam"))
         return spam(v);
     if (!strcmp(a, "deep"))
