@@ -17,7 +17,8 @@ are the container's own. Reading them takes no lock a tenant waits on for long (
 mmap lock, shared, per read) and changes nothing.
 
 What it cannot see: the pages of a process that mapped, touched and exited between two samples
-(its page tables are gone), and pages the kernel unmapped before a sample (reclaim). Files a process
+(its page tables are gone; the range tracer finds them in the page cache instead, see
+``RangeCollector._cached_pages``), and pages the kernel unmapped before a sample (reclaim). Files a process
 maps executable (programs, libraries) are skipped: the range tracer counts ELF files whole.
 
 Lines (JSON, one per new range): ``{"mapped": path, "off": n, "len": n}``; a file it gave up on:
