@@ -158,6 +158,21 @@ def test_past_the_file_limit_of_the_page_cache_a_file_is_said_unobserved(pool, c
     assert trace.collector.cache_unobserved.startswith("the page cache of 1 file seen was not followed")
 
 
+def test_a_file_too_fragmented_in_the_page_cache_when_first_read_is_said_unobserved(pool, container, image) -> None:
+    c = container(image, {"/m/frag": 4 * MiB}, workload("pread:/m/frag:0:4096"))
+    _cold(image / "m/frag")
+    fd = os.open(image / "m/frag", os.O_RDONLY)
+    try:  # every other page of the file's second half cached: more runs than a first look may read
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for page in range(512, 1024, 2):
+            os.pread(fd, 1, page * PAGE)
+    finally:
+        os.close(fd)
+    trace = ranged(pool, c)
+    assert trace.book.get("/m/frag") == pages(0)
+    assert trace.collector.cache_unobserved.startswith("the page cache of 1 file seen was not followed")
+
+
 def test_numpy_load_with_mmap_mode_keeps_the_pages_it_touched(pool, container, image) -> None:
     # Debian's python3-numpy in the image; a 16 MiB float64 array loaded with mmap_mode='r' (its
     # header read, its data mapped) and four values touched far apart
