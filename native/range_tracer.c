@@ -86,7 +86,7 @@ struct nt_ranges {
     uint64_t granularity;            /* > 0: a file whose touched chunks cover it is whole */
     long long now; /* CLOCK_MONOTONIC ns at the current batch */
     int limit_reported, no_ignore_marks;
-    int cache_on;                  /* page cache looked at when a file is first seen, and at the end */
+    int cache_on, no_cachestat;    /* page cache looked at when a file is first seen, and at the end */
     size_t cache_kept, cache_next; /* files with a kept fd; the end's cursor in the table */
     unsigned long long cache_missed; /* files seen whose page cache could not be followed */
     unsigned long long runs[2 * NT_CACHE_RUNS_END];
@@ -372,7 +372,7 @@ static long rt_cache_runs(struct nt_ranges *t, int fd, uint64_t size, long cap, 
     long page = sysconf(_SC_PAGESIZE);
     long n = nt_cached_runs(fd, (size + page - 1) / page, page, t->runs, cap, &calls);
     if (n == -ENOSYS)
-        t->cache_on = 0; /* no cachestat here: said once at the end (cache_missed) */
+        t->no_cachestat = 1; /* no cachestat here: every file is counted in cache_missed */
     return n;
 }
 
@@ -495,7 +495,9 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
         o = nt_put_str(o, "\",\"size\":");
         o = nt_put_u64(o, f->size);
         o = nt_put_str(o, "}\n");
-        long runs = t->cache_on ? rt_cache_runs(t, m->fd, f->size, NT_CACHE_RUNS_FIRST, NT_CACHE_CALLS_FIRST) : -1;
+        /* past NT_CACHE_FILES: no fd to look again with */
+        int look = t->cache_on && !t->no_cachestat && t->cache_kept < NT_CACHE_FILES;
+        long runs = look ? rt_cache_runs(t, m->fd, f->size, NT_CACHE_RUNS_FIRST, NT_CACHE_CALLS_FIRST) : -1;
         if (rt_is_elf(m->fd))
             return rt_whole(t, o, f, m->fd, "mapped");
         if (runs >= 0)
