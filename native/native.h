@@ -64,6 +64,7 @@ char *nt_put_u64(char *o, unsigned long long v);
  * then ("cache0") and at the end ("cache1"), within these bounds; a file past one is counted in a
  * closing "cache_missed" line. */
 #define NT_CACHE_FILES 4096       /* files whose fd is kept for the end's look */
+#define NT_CACHE_FILES_SMALL 16   /* the same with NT_SMALL_SET (a test knob) */
 #define NT_CACHE_RUNS_FIRST 256   /* runs of cached pages when a file is first seen */
 #define NT_CACHE_RUNS_END 1024    /* and at the end */
 #define NT_CACHE_CALLS_FIRST 256  /* cachestat calls for a file first seen (its reader waits) */

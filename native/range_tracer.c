@@ -88,6 +88,7 @@ struct nt_ranges {
     int limit_reported, no_ignore_marks;
     int cache_on, no_cachestat;    /* page cache looked at when a file is first seen, and at the end */
     size_t cache_kept, cache_next; /* files with a kept fd; the end's cursor in the table */
+    size_t cache_files;            /* NT_CACHE_FILES (NT_CACHE_FILES_SMALL with NT_SMALL_SET) */
     unsigned long long cache_missed; /* files seen whose page cache could not be followed */
     unsigned long long runs[2 * NT_CACHE_RUNS_END];
     unsigned long long events, foreign;
@@ -243,6 +244,7 @@ struct nt_ranges *nt_ranges_open(int procfd, unsigned long long ns_dev, unsigned
     t->cap = RT_FILES_INIT;
     t->max_files = (flags & NT_SMALL_SET) ? RT_FILES_INIT / 2 : NT_RANGE_FILES_MAX;
     t->max_intervals = NT_RANGE_INTERVALS_MAX;
+    t->cache_files = (flags & NT_SMALL_SET) ? NT_CACHE_FILES_SMALL : NT_CACHE_FILES;
     t->files = calloc(t->cap, sizeof *t->files);
     if (!t->files) {
         *err = ENOMEM;
@@ -379,7 +381,7 @@ static long rt_cache_runs(struct nt_ranges *t, int fd, uint64_t size, long cap, 
 /* Keep a dup of `fd` for the end's look (within NT_CACHE_FILES); 0 when none could be kept. */
 static int rt_keep_cache_fd(struct nt_ranges *t, struct rt_file *f, int fd)
 {
-    if (t->cache_kept >= NT_CACHE_FILES)
+    if (t->cache_kept >= t->cache_files)
         return 0;
     int kept = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (kept < 0)
@@ -495,8 +497,8 @@ static char *rt_record(struct nt_ranges *t, char *o, const struct fanotify_event
         o = nt_put_str(o, "\",\"size\":");
         o = nt_put_u64(o, f->size);
         o = nt_put_str(o, "}\n");
-        /* past NT_CACHE_FILES: no fd to look again with */
-        int look = t->cache_on && !t->no_cachestat && t->cache_kept < NT_CACHE_FILES;
+        /* past the kept files: no fd to look again with */
+        int look = t->cache_on && !t->no_cachestat && t->cache_kept < t->cache_files;
         long runs = look ? rt_cache_runs(t, m->fd, f->size, NT_CACHE_RUNS_FIRST, NT_CACHE_CALLS_FIRST) : -1;
         if (rt_is_elf(m->fd))
             return rt_whole(t, o, f, m->fd, "mapped");
