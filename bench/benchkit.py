@@ -8,6 +8,7 @@ changed signature fails the test suite rather than the next measurement.
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from pathlib import Path
 
@@ -26,3 +27,19 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     made.add_argument("--quick", action="store_true", help=QUICK_HELP)
     return made
+
+
+def start_runs(count: int, files: int) -> list[list[tuple[str, int, int]]]:
+    """``count`` made-up runs of ``files`` entries (path, size, elapsed µs), the same on every call:
+    90 % shared in a stable order, 10 % unique per run, neighbours swapped now and then (start-ups
+    race). The consensus and evaluate benches measure on them."""
+    rng = random.Random(1)
+    shared = [f"/usr/lib/python3/site-packages/pkg{i % 300}/mod{i}.py" for i in range(files * 9 // 10)]
+    result = []
+    for n in range(count):
+        paths = shared + [f"/tmp/run{n}/cache{i}.pyc" for i in range(files - len(shared))]
+        for i in range(0, len(paths) - 1, 50):
+            if rng.random() < 0.5:
+                paths[i], paths[i + 1] = paths[i + 1], paths[i]
+        result.append([(p, 1000 + i, i * 40 + rng.randrange(20)) for i, p in enumerate(paths)])
+    return result

@@ -15,7 +15,6 @@ Usage: ``.venv/bin/python bench/consensus_bench.py [--runs 100] [--files 10000] 
 
 from __future__ import annotations
 
-import random
 import resource
 import statistics
 import subprocess
@@ -30,26 +29,12 @@ TARGET_S = 1.0
 TARGET_MB = 200.0
 
 
-def runs(count: int, files: int) -> list[list[tuple[str, int, int]]]:
-    rng = random.Random(1)
-    shared = [f"/usr/lib/python3/site-packages/pkg{i % 300}/mod{i}.py" for i in range(files * 9 // 10)]
-    result = []
-    for n in range(count):
-        paths = shared + [f"/tmp/run{n}/cache{i}.pyc" for i in range(files - len(shared))]
-        # neighbours swap now and then: start-ups race
-        for i in range(0, len(paths) - 1, 50):
-            if rng.random() < 0.5:
-                paths[i], paths[i + 1] = paths[i + 1], paths[i]
-        result.append([(p, 1000 + i, i * 40 + rng.randrange(20)) for i, p in enumerate(paths)])
-    return result
-
-
 def phase(name: str, count: int, files: int) -> None:
     from nydus_top.lists.files import save_list
     from nydus_top.model.records import ListedFile
     from nydus_top.runs.consensus import Tally
 
-    data = runs(count, files)
+    data = benchkit.start_runs(count, files)
     if name in ("tally", "baseline"):
         data = [[ListedFile(*e) for e in run] for run in data]  # runs already loaded, as in the app
     if name == "files":

@@ -19,7 +19,6 @@ Usage: ``.venv/bin/python bench/evaluate_bench.py [--runs 100] [--files 10000] [
 
 from __future__ import annotations
 
-import random
 import resource
 import subprocess
 import sys
@@ -33,25 +32,12 @@ TARGET_S = 2.0
 TARGET_MB = 300.0
 
 
-def runs(count: int, files: int) -> list[list[tuple[str, int, int]]]:
-    rng = random.Random(1)
-    shared = [f"/usr/lib/python3/site-packages/pkg{i % 300}/mod{i}.py" for i in range(files * 9 // 10)]
-    result = []
-    for n in range(count):
-        paths = shared + [f"/tmp/run{n}/cache{i}.pyc" for i in range(files - len(shared))]
-        for i in range(0, len(paths) - 1, 50):  # neighbours swap now and then: start-ups race
-            if rng.random() < 0.5:
-                paths[i], paths[i + 1] = paths[i + 1], paths[i]
-        result.append([(p, 1000 + i, i * 40 + rng.randrange(20)) for i, p in enumerate(paths)])
-    return result
-
-
 def phase(name: str, count: int, files: int) -> None:
     from nydus_top.lists.files import load_list, save_list
     from nydus_top.model.records import ListedFile
     from nydus_top.runs import evaluate as ev
 
-    data = runs(count, files)
+    data = benchkit.start_runs(count, files)
     listed = [ListedFile(p, size) for p, size, _ in data[0]]  # a 10k-entry list: the first run's files
     link = ev.Link()
     paths: list[Path] = []

@@ -8,6 +8,7 @@
 #define NYDUS_TOP_NATIVE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define NT_BOUNDED 1 /* test knob: default (bounded) kernel queue instead of FAN_UNLIMITED_QUEUE */
 #define NT_COMPAT 2  /* optimizer-server compatibility: size clamped to uint32, no paths with CR/LF */
@@ -44,6 +45,16 @@ long nt_drain(struct nt_tracer *t, char *out, size_t cap);
 int nt_unmark(struct nt_tracer *t);
 
 void nt_close(struct nt_tracer *t);
+
+/* Hash of a file's (device, inode) for the open-addressing tables of both tracers. */
+static inline uint64_t nt_mix(uint64_t dev, uint64_t ino)
+{
+    uint64_t h = dev * 0x9e3779b97f4a7c15ULL ^ ino;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
 
 /* JSON string body for arbitrary bytes: valid UTF-8 copied, control characters (C0, DEL, C1),
  * quote and backslash escaped, every byte of an invalid sequence as \udcXX (Python's surrogateescape).

@@ -100,20 +100,11 @@ static void rt_beat_start(struct nt_ranges *t);
 static void rt_beat_end(struct nt_ranges *t, int batch);
 static long rt_drain_batch(struct nt_ranges *t, char *out, size_t len);
 
-static uint64_t rt_mix(uint64_t dev, uint64_t ino)
-{
-    uint64_t h = dev * 0x9e3779b97f4a7c15ULL ^ ino;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* The file (dev, ino), created if new; NULL when the table is at its limit or memory is short. */
 static struct rt_file *rt_lookup(struct nt_ranges *t, uint64_t dev, uint64_t ino, int *created)
 {
     uint64_t key = ino + 1 ? ino + 1 : 1;
-    size_t j = rt_mix(dev, key) & (t->cap - 1);
+    size_t j = nt_mix(dev, key) & (t->cap - 1);
     *created = 0;
     while (t->files[j].ino) {
         if (t->files[j].dev == dev && t->files[j].ino == key)
@@ -130,7 +121,7 @@ static struct rt_file *rt_lookup(struct nt_ranges *t, uint64_t dev, uint64_t ino
         for (size_t i = 0; i < t->cap; i++) {
             if (!t->files[i].ino)
                 continue;
-            size_t k = rt_mix(t->files[i].dev, t->files[i].ino) & (ncap - 1);
+            size_t k = nt_mix(t->files[i].dev, t->files[i].ino) & (ncap - 1);
             while (n[k].ino)
                 k = (k + 1) & (ncap - 1);
             n[k] = t->files[i];
@@ -138,7 +129,7 @@ static struct rt_file *rt_lookup(struct nt_ranges *t, uint64_t dev, uint64_t ino
         free(t->files);
         t->files = n;
         t->cap = ncap;
-        j = rt_mix(dev, key) & (ncap - 1);
+        j = nt_mix(dev, key) & (ncap - 1);
         while (t->files[j].ino)
             j = (j + 1) & (ncap - 1);
     }

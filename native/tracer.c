@@ -68,15 +68,6 @@ int nt_join_mntns(int procfd, int pid)
     return rc;
 }
 
-static uint64_t mix(uint64_t dev, uint64_t ino)
-{
-    uint64_t h = dev * 0x9e3779b97f4a7c15ULL ^ ino;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* Insert (dev, ino): 1 if new, 0 if already seen (*hits: its repeat counter), -1 if new but the
  * set is full. */
 static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned char **hits)
@@ -84,7 +75,7 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned ch
     uint64_t key = ino + 1;
     if (key == 0) /* ino == UINT64_MAX: fold, collisions only cost a missed record */
         key = 1;
-    size_t j = mix(dev, key) & (t->seen_cap - 1);
+    size_t j = nt_mix(dev, key) & (t->seen_cap - 1);
     while (t->seen[2 * j + 1]) {
         if (t->seen[2 * j] == dev && t->seen[2 * j + 1] == key) {
             *hits = &t->hits[j];
@@ -106,7 +97,7 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned ch
         for (size_t i = 0; i < t->seen_cap; i++) {
             if (!t->seen[2 * i + 1])
                 continue;
-            size_t k = mix(t->seen[2 * i], t->seen[2 * i + 1]) & (ncap - 1);
+            size_t k = nt_mix(t->seen[2 * i], t->seen[2 * i + 1]) & (ncap - 1);
             while (n[2 * k + 1])
                 k = (k + 1) & (ncap - 1);
             n[2 * k] = t->seen[2 * i];
@@ -118,7 +109,7 @@ static int seen_add(struct nt_tracer *t, uint64_t dev, uint64_t ino, unsigned ch
         t->seen = n;
         t->hits = nh;
         t->seen_cap = ncap;
-        j = mix(dev, key) & (ncap - 1);
+        j = nt_mix(dev, key) & (ncap - 1);
         while (t->seen[2 * j + 1])
             j = (j + 1) & (ncap - 1);
     }

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from nydus_top.commands.evaluate import AUTO, add_link_arguments, link_of, report, share_or_auto
-from nydus_top.config import Config, ConfigError, load_config
+from nydus_top.commands.evaluate import AUTO, UsageError, add_link_arguments, link_of, prepare, report, share_or_auto
+from nydus_top.config import Config
 from nydus_top.fs.confined import within
 from nydus_top.fs.reading import is_regular
 from nydus_top.imageref import ImageRefError
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-share", type=share_or_auto, default=DEFAULT_MIN_SHARE, metavar="S",
                         help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE}); "
                         "auto: the smallest list whose mean predicted stall (leave-one-out, under the link "
-                        f"model) is within {ev.AUTO_WITHIN:.0%} of the best share's")
+                        f"model) is within {ev.AUTO_WITHIN:.0%}% of the best share's")
     add_link_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="save the consensus list (+ .csv, metadata)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
@@ -175,22 +175,28 @@ def registry_consensus(image: str, config: Config, *, plain_http: bool,
     return LoadedList(entries, (*warnings, note), meta=meta)
 
 
+def named_runs(args: argparse.Namespace, config: Config, images: list[str]) -> tuple[list[Path], list[str]]:
+    """Pull the lists of ``--pull``'s images, then every list file ``images`` and the inputs name:
+    (the files, one line per artifact the pull skipped). Raises ListFileError."""
+    skipped = pull(args.pull, config, args.plain_http)
+    return expand(args.inputs, images, config.persist_dir), skipped
+
+
+def _gather(args: argparse.Namespace, config: Config) -> tuple[tuple[ev.Table, Tally, list[ListMeta]], list[str]]:
+    """The runs counted (each also in a table for the summary), their metadata, and warnings."""
+    paths, skipped = named_runs(args, config, [*args.image, *args.pull])
+    if not paths:
+        raise UsageError("name at least one run, list or --image")
+    table = ev.Table()
+    tally, warnings, metas = tally_of(paths, table)
+    return (table, tally, metas), [*skipped, *warnings]
+
+
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(getattr(args, "config", None))
-        skipped = pull(args.pull, config, args.plain_http)
-        paths = expand(args.inputs, [*args.image, *args.pull], config.persist_dir)
-        if not paths:
-            print(f"{PROG}: name at least one run, list or --image", file=sys.stderr)
-            return 2
-        table = ev.Table()
-        tally, warnings, metas = tally_of(paths, table)
-        warnings = [*skipped, *warnings]
-    except (ConfigError, ListFileError) as err:
-        print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
+    prepared = prepare(args, PROG, _gather)
+    if prepared is None:
         return 2
-    for line in warnings:
-        print(f"{PROG}: {printable(line)}", file=sys.stderr)
+    config, (table, tally, metas) = prepared
     link = link_of(args, config.granularity)
     share, chosen_by = _share_of(args.min_share, table, link)
     if args.output is None:

@@ -13,16 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from nydus_top.config import ConfigError, load_config
-from nydus_top.lists.files import ListFileError, load_list
+from nydus_top.config import Config, ConfigError, load_config
+from nydus_top.lists.files import ListFileError, LoadedList, load_list
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE
 from nydus_top.text import human_size, printable
 
 PROG = "nydus-top evaluate"
 AUTO = "auto"
+T = TypeVar("T")
 
 
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,31 +130,55 @@ def _members(names: list[str], runs: tuple[str, ...]) -> set[int]:
     return {i for i, name in enumerate(names) if Path(name).name in made_from}
 
 
-def run(args: argparse.Namespace) -> int:
-    from nydus_top.commands import consensus  # noqa: PLC0415 - shares its way of naming runs
+class UsageError(Exception):
+    """The arguments name nothing to work on (one line; exit 2)."""
 
+
+def prepare(args: argparse.Namespace, prog: str,
+            gather: Callable[[argparse.Namespace, Config], tuple[T, list[str]]]) -> tuple[Config, T] | None:
+    """The preamble of ``evaluate`` and ``consensus``: load the config, then ``gather`` what the
+    arguments name (its value and warnings). Prints each warning, or the one-line error of a bad
+    config, list or usage (then None: exit 2), as ``prog: line`` on stderr."""
     try:
         config = load_config(getattr(args, "config", None))
-        listed = load_list(args.list)
-        images = [*args.image, *args.pull]
-        if not images and not args.inputs:
-            if listed.meta is None or not listed.meta.image:
-                print(f"{PROG}: the list names no image: name runs or --image", file=sys.stderr)
-                return 2
-            images = [listed.meta.image]
-        skipped = consensus.pull(args.pull, config, args.plain_http)
-        paths = consensus.expand(args.inputs, images, config.persist_dir)
-        warnings = [*skipped, *listed.warnings]
-        loaded = []
-        for path in paths:
-            one = load_list(path)
-            warnings.extend(one.warnings)
-            loaded.append((str(path), one))
-    except (ConfigError, ListFileError) as err:
-        print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
-        return 2
+        got, warnings = gather(args, config)
+    except (ConfigError, ListFileError, UsageError) as err:
+        print(f"{prog}: {printable(str(err))}", file=sys.stderr)
+        return None
     for line in warnings:
-        print(f"{PROG}: {printable(line)}", file=sys.stderr)
+        print(f"{prog}: {printable(line)}", file=sys.stderr)
+    return config, got
+
+
+Loaded = tuple[LoadedList, list[tuple[str, LoadedList]]]
+
+
+def _gather(args: argparse.Namespace, config: Config) -> tuple[Loaded, list[str]]:
+    """The list and the runs to score it against (by name), and their warnings."""
+    from nydus_top.commands import consensus  # noqa: PLC0415 - shares its way of naming runs
+
+    listed = load_list(args.list)
+    images = [*args.image, *args.pull]
+    if not images and not args.inputs:
+        if listed.meta is None or not listed.meta.image:
+            raise UsageError("the list names no image: name runs or --image")
+        images = [listed.meta.image]
+    paths, skipped = consensus.named_runs(args, config, images)
+    warnings = [*skipped, *listed.warnings]
+    loaded = []
+    for path in paths:
+        one = load_list(path)
+        warnings.extend(one.warnings)
+        loaded.append((str(path), one))
+    return (listed, loaded), warnings
+
+
+def run(args: argparse.Namespace) -> int:
+    prepared = prepare(args, PROG, _gather)
+    if prepared is None:
+        return 2
+    config, (listed, loaded) = prepared
+    del prepared  # it holds the loaded lists too: they go once in the tables (del loaded below)
     link = link_of(args, config.granularity)
     own = _members([name for name, _ in loaded], listed.meta.runs if listed.meta is not None else ())
     given, members = ev.Table(), ev.Table()

@@ -101,20 +101,19 @@ def _spare(sock: socket.socket, taken: socket.socket) -> int:
                              container_id=kw["container_id"], bounded=kw["bounded"], small_set=kw["small_set"])
 
 
-def _reap(status_of: dict[int, int]) -> set[int]:
-    """Reap every child that has ended; tell the trace of one a signal ended. Returns their pids."""
-    gone: set[int] = set()
-    while True:
+def _reap(status_of: dict[int, int]) -> None:
+    """Reap every tracer that has ended; tell the trace of one a signal ended.
+
+    Only tracers, whose ``T`` the helper has read, are reaped: a spare that ended may have taken a
+    request just before, and its socket, not its exit, says which (see :func:`serve`)."""
+    for pid in list(status_of):
         try:
-            pid, wstatus = os.waitpid(-1, os.WNOHANG)
+            ended, wstatus = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return gone
-        if pid == 0:
-            return gone
-        gone.add(pid)
-        fd = status_of.pop(pid, None)
-        if fd is None:
+            ended, wstatus = pid, 0
+        if ended == 0:
             continue
+        fd = status_of.pop(pid)
         if os.WIFSIGNALED(wstatus):
             try:
                 name = signal.Signals(os.WTERMSIG(wstatus)).name
@@ -152,21 +151,20 @@ def serve(sock: socket.socket) -> None:
         taken = False
         while not taken:
             ready = select.select([taken_r.fileno(), wake_r], [], [])[0]
-            if taken_r.fileno() in ready:  # first: a spare may have taken a request and already ended
+            if taken_r.fileno() in ready:
                 msg, fds, _flags, _addr = socket.recv_fds(taken_r, 16, 1)
-                if msg != TAKEN or len(fds) != 1:  # the socket closed: the pool starts a new helper
+                # no T: the spare ended untaken, the socket closed (the pool starts a new helper)
+                if msg != TAKEN or len(fds) != 1:
                     for fd in fds:
                         os.close(fd)
                     taken_r.close()
                     return
                 status_of[spare] = fds[0]
                 taken = True
-            if wake_r in ready or taken:
+            if wake_r in ready or taken:  # taken: the byte of its exit may have gone with an earlier drain
                 while _drain(wake_r):
                     pass
-                if spare in _reap(status_of) and not taken:  # the spare died before taking a request
-                    taken_r.close()
-                    return
+                _reap(status_of)
         taken_r.close()
 
 

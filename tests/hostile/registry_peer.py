@@ -66,11 +66,35 @@ class HostileRegistry:
         self.put(f"/v2/{repo}/referrers/{subject}", body, INDEX)
 
 
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _serve(handler: type[BaseHTTPRequestHandler], *, stop: threading.Event | None = None) -> Iterator[str]:
+    """Serve *handler* on 127.0.0.1 from a thread; its host:port. At the end *stop* (for handlers
+    that answer until it is set) is set first and their threads are not waited for; the threads of
+    other handlers are."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = stop is not None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        if stop is not None:
+            stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @contextmanager
 def hostile_registry() -> Iterator[HostileRegistry]:
     registry = HostileRegistry()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:
             registry.asked.append(self.path)
             status, media, body = registry.answers.get(self.path, (404, "application/json", b'{"errors":[]}'))
@@ -82,19 +106,9 @@ def hostile_registry() -> Iterator[HostileRegistry]:
 
         do_HEAD = do_GET
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    registry.host = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serve(Handler) as host:
+        registry.host = host
         yield registry
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @contextmanager
@@ -103,7 +117,7 @@ def trickling_registry(pause: float) -> Iterator[str]:
     forever (each read finishes well within any read timeout); its host:port."""
     stop = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", MANIFEST)
@@ -115,27 +129,15 @@ def trickling_registry(pause: float) -> Iterator[str]:
             except OSError:
                 pass  # the client gave up
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with _serve(Handler, stop=stop) as host:
+        yield host
 
 
 @contextmanager
 def short_registry() -> Iterator[str]:
     """A registry whose every answer promises 100 bytes and sends 10, then closes; its host:port."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", MANIFEST)
@@ -143,18 +145,8 @@ def short_registry() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(b"{" * 10)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with _serve(Handler) as host:
+        yield host
 
 
 @contextmanager
@@ -163,7 +155,7 @@ def slow_header_registry(pause: float) -> Iterator[str]:
     *pause* seconds, forever (each read finishes well within any read timeout); its host:port."""
     stop = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:
             try:
                 self.wfile.write(b"HTTP/1.1 200 OK\r\n")
@@ -176,17 +168,5 @@ def slow_header_registry(pause: float) -> Iterator[str]:
 
         do_HEAD = do_POST = do_PUT = do_GET
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with _serve(Handler, stop=stop) as host:
+        yield host

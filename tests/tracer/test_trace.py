@@ -144,6 +144,19 @@ def test_no_fd_or_process_leaked_after_100_traces(pool, container) -> None:
     assert len(fds(helper)) <= 8
 
 
+def test_traces_that_end_at_once_keep_the_helper_and_every_request(pool) -> None:
+    # A tracer that fails at once can end before the helper has read that it took its request.
+    # The helper used to take that end for a spare dying unused and exit: a request sent to it
+    # meanwhile was lost ("tracer ended without a status") and the next start paid for a new helper.
+    helper = pool._proc.pid
+    for _ in range(100):
+        trace = pool.start(2**22 + 1)
+        with pytest.raises(TracerError, match="pid 4194305: No such process"):
+            trace.wait_ready(5)
+        assert trace.wait(5) and trace.end_reason == "error"
+    assert pool._proc.pid == helper
+
+
 def test_unknown_pid_is_a_clear_error(pool) -> None:
     trace = pool.start(2**22 + 1)
     with pytest.raises(TracerError, match="pid 4194305"):
