@@ -3,12 +3,12 @@ no pre-access event, so the range tracer reads the container's page tables."""
 
 from __future__ import annotations
 
+import json
 import os
-import select
 import shutil
 import subprocess
-
-import pytest
+import sys
+from pathlib import Path
 
 from nydus_top._native import lib
 from nydus_top.lists.ranges import RangeSet
@@ -278,19 +278,20 @@ def test_a_failed_sample_makes_every_file_seen_mapped_whole() -> None:
                                  "mapped pages unobserved (counted whole): (all): the last sample took more than 2 s"]
 
 
-class _CrashingSampler(mapped.MappedSampler):
-    def __init__(self) -> None:
-        super().__init__(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY), (0, 0), 0)
-
-    def sample(self) -> list[bytes]:
-        os._exit(7)
+def _sampler_child(case: str) -> dict[str, object]:
+    """What a sampler gave in a fresh interpreter (see tests/ranges/sampler_child.py for why)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run([sys.executable, "-I", str(Path(__file__).with_name("sampler_child.py")), case],
+                          capture_output=True, text=True, env=env, cwd="/", timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
 
 
 def test_a_sampler_that_dies_is_said_and_not_waited_on() -> None:
-    sampler = mapped.SamplerProcess(_CrashingSampler(), period_ms=10)
-    assert select.select([sampler.wake_fd], [], [], 30)[0]
-    assert sampler.take() == b"" and sampler.ended
-    assert sampler.finish() == b'{"unobserved": "", "why": "the sampler ended early (status 1792)"}\n'
+    got = _sampler_child("crash")
+    assert got == {"woke": True, "taken": "", "ended": True,
+                   "finish": '{"unobserved": "", "why": "the sampler ended early (status 1792)"}\n'}
 
 
 def test_page_runs_follow_the_present_bit_only() -> None:
@@ -301,26 +302,8 @@ def test_page_runs_follow_the_present_bit_only() -> None:
     assert mapped._page_runs(b"", 0) == [] and mapped._page_runs(bytes(8 * 3), 0) == []
 
 
-class _StuckSampler(mapped.MappedSampler):
-    """A sampler whose second sample never ends (as on page tables locked for long)."""
-
-    def __init__(self) -> None:
-        super().__init__(os.open("/proc", os.O_RDONLY | os.O_DIRECTORY), (0, 0), 0)
-        self.calls = 0
-
-    def sample(self) -> list[bytes]:
-        self.calls += 1
-        if self.calls > 1:
-            select.select([], [], [])  # waits for nothing, forever
-        return [b'{"mapped": "/x", "off": 0, "len": 4096}\n'] if self.calls == 1 else []
-
-
 def test_the_end_of_a_trace_does_not_wait_for_a_stuck_sample() -> None:
-    stuck = _StuckSampler()
-    sampler = mapped.SamplerProcess(stuck, period_ms=10)
-    assert select.select([sampler.wake_fd], [], [], 30)[0]  # the first sample's line
-    out = sampler.finish(timeout=0.2)
-    assert out == (b'{"mapped": "/x", "off": 0, "len": 4096}\n'
-                   b'{"unobserved": "", "why": "the last sample took more than 0.2 s"}\n')
-    with pytest.raises(ChildProcessError):
-        os.waitpid(sampler.pid, os.WNOHANG)  # killed and reaped
+    got = _sampler_child("stuck")
+    assert got == {"woke": True, "reaped": True,
+                   "finish": ('{"mapped": "/x", "off": 0, "len": 4096}\n'
+                              '{"unobserved": "", "why": "the last sample took more than 0.2 s"}\n')}
