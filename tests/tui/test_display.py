@@ -102,3 +102,28 @@ async def test_containers_fit_80_columns_names_whole_image_cut_age_and_trace_in_
                                    "armed"]
         assert max(len(line) for line in lines) <= 80
         assert "nginx:1.25 " in next(line for line in lines if " nginx " in line)  # Docker Hub's prefix dropped
+
+
+async def test_counts_of_one_are_singular() -> None:
+    """'(1 file)', '1 run': the diff's list labels and the waterfall's stall count (issue 19 item 13)."""
+    from nydus_top.model.records import ListedFile
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.screens.app import NydusTopApp
+    from nydus_top.screens.diff import DiffScreen
+    from nydus_top.screens.waterfall import WaterfallScreen
+    from testkit.replay_data import make_backend
+
+    app = NydusTopApp(make_backend())
+    async with app.run_test(size=(100, 30)) as pilot:
+        one, two = [ListedFile("/bin/app", 10, 0)], [ListedFile("/bin/app", 10, 0), ListedFile("/etc/app", 5, 1)]
+        app.push_screen(DiffScreen(("one", one), ("two", two)))
+        await pilot.pause()
+        text = screen_text(app)
+        assert "A = one (1 file)" in text and "B = two (2 files)" in text
+        table = ev.Table()
+        table.add("run", [ListedFile("/bin/app", 1 << 20, 0)], None)
+        link = ev.Link(chunk=1 << 20)
+        steps, score = ev.waterfall(table, 0, [], None, link)
+        app.push_screen(WaterfallScreen("cold", steps, score, link))
+        await pilot.pause()
+        assert "(1 file) · start" in screen_text(app)
