@@ -84,7 +84,7 @@ class LiveBackend:
 
     def arm(self, spec: ArmSpec, run: TraceRun) -> None:
         disarm = self.capture.arm(spec.selector(self.images.references),
-                                  lambda _container, start: self._armed_start(start, run))
+                                  lambda selected, start: self._armed_start(start, run, selected))
 
         def stop() -> None:
             if disarm():  # still waiting for its start: nothing to drain
@@ -92,8 +92,9 @@ class LiveBackend:
 
         run.stopper = stop
 
-    def _armed_start(self, start: StartTrace, run: TraceRun) -> None:
-        """StartupCapture delivery (on the NRI loop): hand the trace of the start to its run."""
+    def _armed_start(self, start: StartTrace, run: TraceRun, selected: Container) -> None:
+        """StartupCapture delivery (on the NRI loop): hand the trace of the start to its run.
+        *selected* is the container as the selector took it (named by the image reference armed)."""
         if start.trace is None:
             run.ended(f"cannot trace the start of {start.container.name}: {start.error}")
             return
@@ -105,7 +106,7 @@ class LiveBackend:
             run.ranges_from(live.ranges.collector)
             _say_stall(live.ranges, run)
         run.started(start.container.id, possibly_incomplete=start.possibly_incomplete,
-                    identity=identity_of(start.container, start.pod))
+                    identity=identity_of(selected, start.pod))
         ready = readiness_from(self.config)
         if not ready.enabled:
             live.follow(run.records, keep=False)  # the run keeps them
