@@ -27,7 +27,7 @@ from nydus_top.text import printable
 from nydus_top.workspace.backend import ArmSpec
 
 from .base import LiveScreen
-from .dialogs import ArmDialog, PromptDialog
+from .dialogs import ArmDialog, MessageDialog, PromptDialog
 from .navigation import NavTable
 from .stability import arm_starts
 
@@ -85,6 +85,7 @@ class ContainersScreen(LiveScreen):
         Binding("s", "sort", "Sort"),
         Binding("r", "reverse", "Reverse"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("l", "row_detail", "Whole row", show=False),
     ]
     PALETTE = [
         ("trace", "Trace container", "Attach a tracer to the selected running container"),
@@ -209,6 +210,15 @@ class ContainersScreen(LiveScreen):
                 return
             run = workspace.attach(row.id, f"{row.namespace}/{row.pod}/{row.container}", row.image)
         self.app.open_run(run)
+
+    def action_row_detail(self) -> None:
+        """Every column of the selected row whole (a narrow terminal cuts the image and hides some)."""
+        row = self.current_row()
+        if row is not None:
+            cells = (f"{row.namespace}/{row.pod}", row.container, row.image, row.state, str(row.pid or ""),
+                     format_age(row.age_s), row.trace)
+            lines = [f"{name.lower():<13} {cell or '-'}" for name, cell in zip(COLUMNS, cells, strict=True)]
+            self.app.push_screen(MessageDialog("Container", [*lines, f"{'id':<13} {row.id}"]))
 
     def action_arm(self) -> None:
         row = self.current_row()

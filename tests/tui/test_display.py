@@ -102,6 +102,10 @@ async def test_containers_fit_80_columns_names_whole_image_cut_age_and_trace_in_
                                    "armed"]
         assert max(len(line) for line in lines) <= 80
         assert "nginx:1.25 " in next(line for line in lines if " nginx " in line)  # Docker Hub's prefix dropped
+        await pilot.press("l")  # the whole row
+        await pilot.pause()
+        text = screen_text(app)
+        assert "image         registry.local:5000/tools/envoy:v1" in text and "trace         armed" in text
 
 
 async def test_counts_of_one_are_singular() -> None:
