@@ -19,7 +19,7 @@ from nydus_top.config import ConfigError, load_config
 from nydus_top.lists.files import ListFileError, load_list
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE
-from nydus_top.text import human_size, printable
+from nydus_top.text import counted, human_size, printable
 
 PROG = "nydus-top evaluate"
 AUTO = "auto"
@@ -118,7 +118,7 @@ def report(scores: list[ev.Score], link: ev.Link, *, as_json: bool, title: str =
     print(HEADER)
     for s in scores:
         print(_row(Path(s.run).name or s.run, s.against, str(s.files), s))  # a run's file name; JSON: as given
-    print(_row(f"mean of {summary.runs} runs", "", "", summary))
+    print(_row(f"mean of {counted(summary.runs, 'run')}", "", "", summary))
 
 
 def _members(names: list[str], runs: tuple[str, ...]) -> set[int]:

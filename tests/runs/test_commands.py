@@ -143,6 +143,14 @@ def test_evaluate_scores_each_run_against_a_list_and_the_mean(tmp_path: Path,
     assert "policy wait" in text and "mean of 4 runs" in text
 
 
+def test_evaluate_against_one_run_says_1_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _runs(tmp_path, 1)
+    listed = tmp_path / "list"
+    save_list([ListedFile("/bin/app", 10)], listed)
+    assert main(["--config", _config(tmp_path), "evaluate", str(listed), "--image", IMAGE]) == 0
+    assert "mean of 1 run " in capsys.readouterr().out
+
+
 def test_evaluate_holds_out_the_runs_a_list_was_made_from(tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     _runs(tmp_path, 4)
