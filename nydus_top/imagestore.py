@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 from nydus_top import cri_image_pb2 as pb
+
+if TYPE_CHECKING:
+    import grpc
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class ImageStore:
     def references(self, image: str) -> tuple[str, ...]:
         """*image*'s tags, then its digests, then its ID, as containerd knows them (*image* among
         them); () when containerd does not know it or cannot be asked."""
+        import grpc  # noqa: PLC0415 - loaded at the first look-up: most runs never make one (its import costs memory)
+
         try:
             answer = self._status()(pb.ImageStatusRequest(image=pb.ImageSpec(image=image)), timeout=self.timeout)
         except grpc.RpcError as err:
@@ -55,6 +58,8 @@ class ImageStore:
         return tuple(dict.fromkeys([*found.repo_tags, *found.repo_digests, *([found.id] if found.id else [])]))
 
     def _status(self) -> Any:
+        import grpc  # noqa: PLC0415 - see references
+
         with self._lock:
             if self._call is None:
                 self._channel = grpc.insecure_channel(
@@ -78,6 +83,8 @@ class ImageStore:
 
 
 def _why(err: grpc.RpcError) -> str:
+    import grpc  # noqa: PLC0415 - see ImageStore.references
+
     code = err.code() if isinstance(err, grpc.Call) else None
     details = err.details() if isinstance(err, grpc.Call) else ""
     name = code.name if code is not None else "error"
