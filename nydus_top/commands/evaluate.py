@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         if share == AUTO:
             share = ev.auto_share(ev.sweep(members, link))
         scores += ev.leave_one_out(members, link, float(share))
-    title = (f"{args.list}: {len(listed.entries)} files · {len(scores)} runs"
+    title = (f"{args.list}: {counted(len(listed.entries), 'file')} · {counted(len(scores), 'run')}"
              + (f" ({len(members.runs)} the list was made from: held out at --min-share)" if members.runs else ""))
     report(scores, link, as_json=args.json, title=title)
     return 0

@@ -148,7 +148,8 @@ def test_evaluate_against_one_run_says_1_run(tmp_path: Path, capsys: pytest.Capt
     listed = tmp_path / "list"
     save_list([ListedFile("/bin/app", 10)], listed)
     assert main(["--config", _config(tmp_path), "evaluate", str(listed), "--image", IMAGE]) == 0
-    assert "mean of 1 run " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{listed}: 1 file · 1 run\n" in out and "mean of 1 run " in out
 
 
 def test_evaluate_holds_out_the_runs_a_list_was_made_from(tmp_path: Path,
