@@ -322,7 +322,7 @@ class StabilityScreen(TraceScreen):
     # -- saving the consensus ----------------------------------------------------------------
 
     def save_to(self, path: str, overwrite: bool) -> None:
-        self.say(f"saving {len(self.run.items)} paths…")
+        self.say(f"saving {counted(len(self.run.items), 'path')}…")
         self._save_consensus(path, overwrite, self.app.workspace.snapshot(self.run))
 
     @work(thread=True, group="save")

@@ -513,7 +513,7 @@ class TraceScreen(LiveScreen):
                 self.say(f"loading {choice}…")
                 self._load_merge(str(Path(choice).expanduser()))
 
-        others = [(run.id, f"{run.target.label} · {run.state.value} · {len(run.items)} rows")
+        others = [(run.id, f"{run.target.label} · {run.state.value} · {counted(len(run.items), 'row')}")
                   for run in workspace.runs if run is not self.run]
         self.app.push_screen(MergeDialog(others, self.default_save_path()[0]), chosen)
 
