@@ -239,7 +239,8 @@ def _mib(n: int) -> str:
 
 
 class Planner:
-    """Decides which starts are recorded and where (no I/O besides checking result files)."""
+    """Decides which starts are recorded and where (no I/O besides checking result files, and
+    asking *references* for a start's other image names when its own matches no --image)."""
 
     def __init__(self, settings: RecordSettings, references: References = no_references) -> None:
         self.settings = settings
