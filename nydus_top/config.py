@@ -37,6 +37,8 @@ NRI_EVENTS = frozenset({
 })
 TARGET_FIELDS = frozenset({"registry", "path", "repo", "name", "tag"})
 ENV_NRI_SOCKET = "NYDUS_TOP_NRI_SOCKET"  # environment variable: [nri] socket over every file
+ENV_CONTAINERD_ADDRESS = "NYDUS_TOP_CONTAINERD_ADDRESS"  # environment variable: [convert] containerd_address
+_ENVIRONMENT = {ENV_NRI_SOCKET: "nri_socket", ENV_CONTAINERD_ADDRESS: "containerd_address"}  # variable -> field
 CONVERT_FORMATS = ("nydusify", "estargz", "zstdchunked")  # the first is the default
 MAX_READY_AFTER = 86400  # [record] ready_after at most: a day
 MAX_KEEP_RUNS = 1000  # keep_runs at most: an image's run directory stays listable at a glance
@@ -379,15 +381,18 @@ def load_config(
 
 
 def _with_environment(config: Config, env: Mapping[str, str]) -> Config:
-    """*config* with ``$NYDUS_TOP_NRI_SOCKET`` (when set and not empty) as its NRI socket."""
-    text = env.get(ENV_NRI_SOCKET)
-    if not text:
-        return config
-    try:
-        socket = _abs_path(text)
-    except _Bad as err:
-        raise ConfigError(f"${ENV_NRI_SOCKET} {err}") from None
-    return config.overridden({"nri_socket": socket}, f"${ENV_NRI_SOCKET}")
+    """*config* with ``$NYDUS_TOP_NRI_SOCKET`` and ``$NYDUS_TOP_CONTAINERD_ADDRESS`` (those set and
+    not empty) as its NRI socket and containerd address."""
+    for variable, field in _ENVIRONMENT.items():
+        text = env.get(variable)
+        if not text:
+            continue
+        try:
+            socket = _abs_path(text)
+        except _Bad as err:
+            raise ConfigError(f"${variable} {err}") from None
+        config = config.overridden({field: socket}, f"${variable}")
+    return config
 
 
 def _merge(layers: Sequence[tuple[str, str]]) -> Config:

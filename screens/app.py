@@ -148,7 +148,7 @@ class NydusTopApp(App[None]):
             return
         if isinstance(self.screen, QuitDialog):
             return
-        lines = [f"{item.run.target.label} · {item.why} · {len(item.run.items)} rows" for item in unsaved]
+        lines = [f"{item.run.target.label} · {item.why} · {counted(len(item.run.items), 'row')}" for item in unsaved]
 
         def answered(answer: str | None) -> None:
             if answer == "quit":

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,7 +27,7 @@ from nydus_top.text import printable
 from nydus_top.workspace.backend import ArmSpec
 
 from .base import LiveScreen
-from .dialogs import ArmDialog, PromptDialog
+from .dialogs import ArmDialog, MessageDialog, PromptDialog
 from .navigation import NavTable
 from .stability import arm_starts
 
@@ -34,7 +35,45 @@ if TYPE_CHECKING:
     from .app import NydusTopApp
 
 COLUMNS = ("NAMESPACE/POD", "CONTAINER", "IMAGE", "STATE", "PID", "AGE", "TRACE")
+IMAGE = COLUMNS.index("IMAGE")
 AGE_TICKS = 10  # rebuild at least every second so ages advance
+# Fitting the width: pod and container names keep theirs; IMAGE shrinks (cut on the left, the tag
+# kept) down to MIN_IMAGE cells, then PID and then STATE hide. AGE and TRACE stay in view.
+MIN_IMAGE = 16
+HIDE_FIRST = ("PID", "STATE")
+RESERVED = 2 + 2  # the table's vertical scrollbar, and the IMAGE column's padding
+_FAMILIAR = ("docker.io/library/", "docker.io/")  # what `docker` leaves out of a reference
+
+
+def fit_columns(width: int, rows: list[tuple[str, ...]]) -> tuple[tuple[int, ...], int]:
+    """(indexes of the COLUMNS shown, cells IMAGE gets) for a table *width* cells wide showing
+    *rows* (printable cell texts, one per column)."""
+    natural = [max([cell_len(name), *(cell_len(row[i]) for row in rows)]) for i, name in enumerate(COLUMNS)]
+    shown = list(range(len(COLUMNS)))
+    room = 0
+    for hide in (None, *HIDE_FIRST):
+        if hide is not None:
+            shown.remove(COLUMNS.index(hide))
+        room = width - RESERVED - sum(natural[i] + 2 for i in shown if i != IMAGE)
+        if room >= min(natural[IMAGE], MIN_IMAGE):
+            break
+    return tuple(shown), max(min(natural[IMAGE], room), MIN_IMAGE)
+
+
+def short_image(image: str, width: int) -> str:
+    """*image* in at most *width* cells: Docker Hub's implied prefix dropped, then cut on the left."""
+    if cell_len(image) <= width:
+        return image
+    for prefix in _FAMILIAR:
+        if image.startswith(prefix):
+            image = image[len(prefix):]
+            break
+    if cell_len(image) <= width:
+        return image
+    tail = image[-(width - 1):] if width > 1 else ""
+    while cell_len(tail) > width - 1:
+        tail = tail[1:]
+    return "…" + tail
 
 
 class ContainersScreen(LiveScreen):
@@ -46,6 +85,7 @@ class ContainersScreen(LiveScreen):
         Binding("s", "sort", "Sort"),
         Binding("r", "reverse", "Reverse"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("l", "row_detail", "Whole row", show=False),
     ]
     PALETTE = [
         ("trace", "Trace container", "Attach a tracer to the selected running container"),
@@ -63,16 +103,19 @@ class ContainersScreen(LiveScreen):
         self.reverse = False
         self.rows: list[ContainerRow] = []
         self._ticks = 0
+        self.shown: tuple[int, ...] = ()  # indexes of the COLUMNS the width leaves room for
+        self._trace_column: Any = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="titlebar", markup=False)
-        table: DataTable[Any] = NavTable(id="containers", cursor_type="row", zebra_stripes=True)
-        *_, self._trace_column = table.add_columns(*COLUMNS)
-        yield table
+        yield NavTable(id="containers", cursor_type="row", zebra_stripes=True)
         yield Static(id="status", classes="statusbar", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
+        self.rebuild()
+
+    def on_resize(self) -> None:
         self.rebuild()
 
     def on_screen_resume(self) -> None:
@@ -117,11 +160,19 @@ class ContainersScreen(LiveScreen):
             shown = rows
         self.rows = sort_rows(shown, self.sort_key, self.reverse)
         table = self.query_one(DataTable)
-        table.clear()
-        for row in self.rows:
-            cells = (f"{row.namespace}/{row.pod}", row.container, row.image, row.state,
-                     str(row.pid or ""), format_age(row.age_s), row.trace)
-            table.add_row(*(Text(printable(cell)) for cell in cells), key=row.id)
+        cells = [tuple(printable(cell) for cell in (f"{row.namespace}/{row.pod}", row.container, row.image, row.state,
+                                                    str(row.pid or ""), format_age(row.age_s), row.trace))
+                 for row in self.rows]
+        columns, image_width = fit_columns(self.size.width, cells)
+        if columns != self.shown:
+            table.clear(columns=True)
+            keys = table.add_columns(*(COLUMNS[i] for i in columns))
+            self.shown, self._trace_column = columns, keys[-1]
+        else:
+            table.clear()
+        for row, texts in zip(self.rows, cells, strict=True):
+            fitted = [short_image(texts[i], image_width) if i == IMAGE else texts[i] for i in columns]
+            table.add_row(*(Text(text) for text in fitted), key=row.id)
         if current is not None:
             for index, row in enumerate(self.rows):
                 if row.id == current.id:
@@ -159,6 +210,15 @@ class ContainersScreen(LiveScreen):
                 return
             run = workspace.attach(row.id, f"{row.namespace}/{row.pod}/{row.container}", row.image)
         self.app.open_run(run)
+
+    def action_row_detail(self) -> None:
+        """Every column of the selected row whole (a narrow terminal cuts the image and hides some)."""
+        row = self.current_row()
+        if row is not None:
+            cells = (f"{row.namespace}/{row.pod}", row.container, row.image, row.state, str(row.pid or ""),
+                     format_age(row.age_s), row.trace)
+            lines = [f"{name.lower():<13} {cell or '-'}" for name, cell in zip(COLUMNS, cells, strict=True)]
+            self.app.push_screen(MessageDialog("Container", [*lines, f"{'id':<13} {row.id}"]))
 
     def action_arm(self) -> None:
         row = self.current_row()

@@ -69,6 +69,10 @@ class ConvertScreen(Screen[None]):
     def done(self, summary: str) -> None:
         self.finished = True
         self.query_one("#status", Static).update(printable(summary))
+        self.refresh_bindings()  # nothing left to cancel: x leaves the footer
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action == "cancel" and self.finished)
 
     def action_cancel(self) -> None:
         if not self.finished:

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 from nydus_top.lists.diff import DEFAULT_MOVED, ListDiff, diff
 from nydus_top.lists.files import ListFileError, load_list
 from nydus_top.model.records import Listable
-from nydus_top.text import printable
+from nydus_top.text import counted, printable
 
 from .dialogs import MessageDialog, PromptDialog
 
@@ -98,8 +98,8 @@ class DiffScreen(Screen[None]):
     def rebuild(self) -> None:
         r = self.result
         self.query_one("#diff-summary", Static).update(
-            printable(f"A = {self.label_a} ({len(self.a)} files)") + "\n"
-            + printable(f"B = {self.label_b} ({len(self.b)} files)") + "\n"
+            printable(f"A = {self.label_a} ({counted(len(self.a), 'file')})") + "\n"
+            + printable(f"B = {self.label_b} ({counted(len(self.b), 'file')})") + "\n"
             + f"{r.common} in both · {len(r.only_a)} only in A · {len(r.only_b)} only in B · "
             f"{len(r.moved)} moved by more than {self.moved_by} · showing {self.view}"
             + self._sameness())

@@ -184,7 +184,7 @@ class StabilityScreen(TraceScreen):
         counted, items = self.counted, self.run.items
         state = "" if counted.complete else " · some runs POSSIBLY INCOMPLETE"
         self.query_one("#title", Static).update(
-            printable(f" Stability of {counted.image} · {counted.runs} runs{state}"), layout=False)
+            printable(f" Stability of {counted.image} · {_runs(counted.runs)}{state}"), layout=False)
         every, unstable = self._tally()
         order = "share" if self.by_share else "consensus"
         self.query_one("#counters", Static).update(
@@ -260,7 +260,7 @@ class StabilityScreen(TraceScreen):
         lines = [f" each run against the others' consensus at ≥ {share:g}: hit {summary.file_hit_rate * 100:.1f} % "
                  f"files, {summary.byte_hit_rate * 100:.1f} % bytes · waste {human_size(round(summary.waste_bytes))}"
                  f" · stall {summary.predicted_stall_s:.3f} s",
-                 f" (mean of {summary.runs} runs; {link.bandwidth * 8 / 1e6:g} Mbit/s, rtt {link.rtt * 1000:g} ms, "
+                 f" (mean of {_runs(summary.runs)}; {link.bandwidth * 8 / 1e6:g} Mbit/s, rtt {link.rtt * 1000:g} ms, "
                  f"{link.policy}; W: the newest run's waterfall)"]
         plot = ev.knee_plot(points, share)
         notes = [f"  shares {points[0].share:g}…{points[-1].share:g} (^ current)" if points else "",
@@ -277,7 +277,7 @@ class StabilityScreen(TraceScreen):
         k = len(table.runs) - 1
         link = self.link
         steps, score = ev.held_out_waterfall(table, k, link, self.view.min_share)
-        self.app.push_screen(WaterfallScreen(f"{table.runs[k].name}: the newest of {len(table.runs)} runs against "
+        self.app.push_screen(WaterfallScreen(f"{table.runs[k].name}: the newest of {_runs(len(table.runs))} against "
                                              f"the consensus of the others at ≥ {self.view.min_share:g}",
                                              steps, score, link))
 
@@ -322,7 +322,7 @@ class StabilityScreen(TraceScreen):
     # -- saving the consensus ----------------------------------------------------------------
 
     def save_to(self, path: str, overwrite: bool) -> None:
-        self.say(f"saving {len(self.run.items)} paths…")
+        self.say(f"saving {counted(len(self.run.items), 'path')}…")
         self._save_consensus(path, overwrite, self.app.workspace.snapshot(self.run))
 
     @work(thread=True, group="save")
@@ -478,3 +478,7 @@ def arm_starts(app: NydusTopApp, namespace: str, pod: str, container: str, image
                                      check=_starts_problem), counted)
 
     app.push_screen(ArmDialog(namespace, pod, container, image), armed)
+
+
+def _runs(n: int) -> str:
+    return counted(n, "run")  # a method's local ``counted`` (the run set) hides the function there

@@ -465,8 +465,8 @@ class TraceScreen(LiveScreen):
         table.add(self.run.target.label, start, ranges)
         link = ev.Link(chunk=self.app.backend.config.granularity)
         steps, score = ev.waterfall(table, 0, items.entries(), ranges, link)
-        self.app.push_screen(WaterfallScreen(f"{self.run.target.label}: its {items.seen} files against the "
-                                             f"list ({len(items)} files)", steps, score, link))
+        self.app.push_screen(WaterfallScreen(f"{self.run.target.label}: its {counted(items.seen, 'file')} against the "
+                                             f"list ({counted(len(items), 'file')})", steps, score, link))
 
     def action_save_ranges(self) -> None:
         default = str(ranges_path(self.default_save_path()[0]))
@@ -514,7 +514,7 @@ class TraceScreen(LiveScreen):
                 self.say(f"loading {choice}…")
                 self._load_merge(str(Path(choice).expanduser()))
 
-        others = [(run.id, f"{run.target.label} · {run.state.value} · {len(run.items)} rows")
+        others = [(run.id, f"{run.target.label} · {run.state.value} · {counted(len(run.items), 'row')}")
                   for run in workspace.runs if run is not self.run]
         self.app.push_screen(MergeDialog(others, self.default_save_path()[0]), chosen)
 

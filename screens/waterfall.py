@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from nydus_top.runs import evaluate as ev
-from nydus_top.text import human_size, printable
+from nydus_top.text import counted, human_size, printable
 
 MAX_ROWS = 2000  # rows drawn at most (a note says how many more)
 STALL_S = 0.0005  # a wait longer than this is a stall (highlighted)
@@ -85,7 +85,8 @@ class WaterfallScreen(Screen[None]):
         s, link = self.score, self.link
         stalls = sum(1 for step in self.steps if step.wait_s > STALL_S)
         yield Static(printable(f" Waterfall · {self.title_text}"), classes="titlebar", markup=False)
-        yield Static(f" stall {s.predicted_stall_s:.3f} s ({stalls} files) · start {s.predicted_start_s:.3f} s · "
+        yield Static(f" stall {s.predicted_stall_s:.3f} s ({counted(stalls, 'file')}) · "
+                     f"start {s.predicted_start_s:.3f} s · "
                      f"hit {s.file_hit_rate * 100:.1f} % files {s.byte_hit_rate * 100:.1f} % bytes · waste "
                      f"{human_size(s.waste_bytes)} · {link.bandwidth * 8 / 1e6:g} Mbit/s {link.rtt * 1000:g} ms "
                      f"{link.policy}", id="counters", markup=False)

@@ -82,7 +82,7 @@ def runs_of_image(image: str, here: list[str], persist_dir: Path) -> list[Path]:
     except ImageRefError as err:
         raise ListFileError(f"--image {image}: {err}") from None
     if not found:
-        raise ListFileError(f"--image {why}")
+        raise ListFileError(f"--image {image}: {why}")
     return found
 
 

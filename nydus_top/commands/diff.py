@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nydus_top.lists.diff import DEFAULT_MOVED, ListDiff, diff
 from nydus_top.lists.files import ListFileError, load_list
-from nydus_top.text import printable
+from nydus_top.text import counted, printable
 
 PROG = "nydus-top diff"
 
@@ -26,11 +26,15 @@ def _ms(us: int | None) -> str:
     return "-" if us is None else f"{us / 1000:+.1f}ms"
 
 
-def render(result: ListDiff, a: str, b: str, moved_by: int) -> list[str]:
-    """The text report, every path escaped for the terminal; positions 1-based (first file = 1)."""
-    lines = [f"{result.common} files in both, {len(result.only_a)} only in A, {len(result.only_b)} only in B, "
-             f"{len(result.moved)} moved by more than {moved_by}",
+def render(result: ListDiff, a: str, b: str, moved_by: int, same_order: bool = False) -> list[str]:
+    """The text report, every path escaped for the terminal; positions 1-based (first file = 1).
+    Without differences it says so (*same_order*: the two lists hold the same paths in the same order)."""
+    lines = [f"{counted(result.common, 'file')} in both, {len(result.only_a)} only in A, "
+             f"{len(result.only_b)} only in B, {len(result.moved)} moved by more than {moved_by}",
              f"A = {printable(a)}", f"B = {printable(b)}"]
+    if not (result.only_a or result.only_b or result.moved):
+        lines.append("no differences: the same files in the same order" if same_order
+                     else f"no differences: the same files, none moved by more than {moved_by}")
     lines += [f"- {printable(path)}" for path in result.only_a]
     lines += [f"+ {printable(path)}" for path in result.only_b]
     lines += [f"~ {m.position_a + 1:>6} -> {m.position_b + 1:<6} ({m.shift:+d}, {_ms(m.delta_us)}) {printable(m.path)}"
@@ -53,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"a": str(args.a), "b": str(args.b), **result.as_json()}, ensure_ascii=True))
     else:
-        print("\n".join(render(result, str(args.a), str(args.b), args.moved)))
+        same_order = [e.path for e in a.entries] == [e.path for e in b.entries]
+        print("\n".join(render(result, str(args.a), str(args.b), args.moved, same_order)))
     return 0

@@ -21,7 +21,7 @@ from nydus_top.config import Config, ConfigError, load_config
 from nydus_top.lists.files import ListFileError, LoadedList, load_list
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE
-from nydus_top.text import human_size, printable
+from nydus_top.text import counted, human_size, printable
 
 PROG = "nydus-top evaluate"
 AUTO = "auto"
@@ -121,7 +121,7 @@ def report(scores: list[ev.Score], link: ev.Link, *, as_json: bool, title: str =
     print(HEADER)
     for s in scores:
         print(_row(Path(s.run).name or s.run, s.against, str(s.files), s))  # a run's file name; JSON: as given
-    print(_row(f"mean of {summary.runs} runs", "", "", summary))
+    print(_row(f"mean of {counted(summary.runs, 'run')}", "", "", summary))
 
 
 def _members(names: list[str], runs: tuple[str, ...]) -> set[int]:
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         if share == AUTO:
             share = ev.auto_share(ev.sweep(members, link))
         scores += ev.leave_one_out(members, link, float(share))
-    title = (f"{args.list}: {len(listed.entries)} files · {len(scores)} runs"
+    title = (f"{args.list}: {counted(len(listed.entries), 'file')} · {counted(len(scores), 'run')}"
              + (f" ({len(members.runs)} the list was made from: held out at --min-share)" if members.runs else ""))
     report(scores, link, as_json=args.json, title=title)
     return 0

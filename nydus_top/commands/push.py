@@ -12,7 +12,7 @@ import sys
 
 from nydus_top.config import ConfigError, load_config
 from nydus_top.lists import meta as listmeta
-from nydus_top.text import printable
+from nydus_top.text import counted, printable
 
 PROG = "nydus-top push"
 
@@ -48,6 +48,16 @@ def run(args: argparse.Namespace) -> int:
     except registry.RegistryError as err:
         print(f"{PROG}: {printable(str(err))}", file=sys.stderr)
         return 1
-    print(f"attached {printable(args.list)} ({len(pushed.files)} files) to {printable(str(image))}@{pushed.subject} "
-          f"as {pushed.artifact}")
+    print(f"attached {printable(args.list)} ({_contents(files[''], pushed.files)}) to "
+          f"{printable(str(image))}@{pushed.subject} as {pushed.artifact}")
     return 0
+
+
+_ALONG = {".csv": ".csv", ".nydus-top.json": "metadata", ".ranges.json": "range list"}  # suffix -> what it is
+
+
+def _contents(plain: bytes, suffixes: tuple[str, ...]) -> str:
+    """``7 paths; with its .csv, metadata``: the list's paths (not the artifact's files) and what went along."""
+    along = [_ALONG.get(suffix, suffix) for suffix in suffixes if suffix]
+    paths = counted(sum(1 for line in plain.splitlines() if line), "path")
+    return f"{paths}; with its {', '.join(along)}" if along else paths

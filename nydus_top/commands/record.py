@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from nydus_top.config import MAX_READY_AFTER, Config, ConfigError, check_persist_dir, load_config, parse_layer
+from nydus_top.imagestore import ImageStore
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recording.endpoint import Endpoint
@@ -50,7 +51,7 @@ from nydus_top.recording.pusher import ListPusher
 from nydus_top.recording.readiness import compile_pattern
 from nydus_top.recording.recorder import MAX_RANGE_TRACES, Recorder, RecordSettings, settings_from
 from nydus_top.text import EscapingFormatter, JsonFormatter, printable
-from nydus_top.tracing.arming import StartupCapture, pool_starter
+from nydus_top.tracing.arming import StartupCapture, no_references, pool_starter
 from nydus_top.tracing.range_tracer import RangeSlots
 from nydus_top.tracing.tracer import TracerPool
 
@@ -67,6 +68,7 @@ class _Overrides(TypedDict, total=False):
     ready_line: str
     ready_file: str
     ready_after: float
+    containerd_address: Path
 
 
 DEFAULT_LAUNCHED_LOG = Path("/var/log/nydus-top/record.log")
@@ -80,6 +82,11 @@ NRI_LAYER = "NRI Configure"  # the source name of containerd's configuration tex
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", action="append", default=[], metavar="PATTERN",
                         help="record only this image (reference or glob; repeatable)")
+    parser.add_argument("--containerd-address", metavar="SOCKET", type=Path,
+                        help="containerd's socket, asked for an image's other references when a start's image "
+                             "(one of its names) matches no --image (default: [convert] containerd_address)")
+    parser.add_argument("--debug", action="store_true",
+                        help="also log why each start the filters leave out is not recorded")
     parser.add_argument("--namespace", action="append", default=[], metavar="NS",
                         help="record only pods of this namespace (repeatable)")
     parser.add_argument("--persist-dir", metavar="DIR", help="where result files go")
@@ -165,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["timeout"] = args.timeout
     if args.overwrite is not None:
         overrides["overwrite"] = args.overwrite
+    if args.containerd_address is not None:
+        overrides["containerd_address"] = args.containerd_address.absolute()
+    if args.debug:
+        logging.getLogger("nydus_top").setLevel(logging.DEBUG)
     if args.timeout is not None and args.timeout < 0:
         log.error("--timeout must be >= 0")
         return 2
@@ -241,8 +252,10 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
     metrics = Metrics() if config.metrics_address else None  # the one owner; the parts that count get it
     pusher = (ListPusher(log.info, plain_http=config.registry_plain_http, metrics=metrics)
               if config.registry_push else None)
+    store = ImageStore(config.containerd_address) if images else None
     recorder = Recorder(settings_from(config, images, namespaces, range_list), log.info, model,
-                        on_saved=pusher.submit if pusher else None, metrics=metrics, log_about=_log_about)
+                        on_saved=pusher.submit if pusher else None, metrics=metrics, log_about=_log_about,
+                        references=store.references if store is not None else no_references)
     endpoint = None
     if metrics is not None:
         metrics.observe(connected=lambda: session.ready, connections=lambda: session.connections,
@@ -353,4 +366,6 @@ async def _serve(session: PluginSession, model: NodeModel, config: Config, image
         pool.close()
         if pushes is not None:
             await pushes
+        if store is not None:
+            store.close()
     return status

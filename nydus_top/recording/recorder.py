@@ -26,6 +26,7 @@ that reaches it is logged once, keeps what it has and is saved as possibly incom
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -55,12 +56,14 @@ from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION
 from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
 from nydus_top.runs import store as runstore
 from nydus_top.text import printable
-from nydus_top.tracing.arming import LiveTrace, StartTrace, image_matches
+from nydus_top.tracing.arming import LiveTrace, References, StartTrace, matching_name, no_references
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
 from nydus_top.tracing.range_tracer import RangeCollector
 
 if TYPE_CHECKING:  # metrics are optional: the recorder never needs prometheus_client itself
     from nydus_top.recording.metrics import Metrics
+
+log = logging.getLogger(__name__)  # debug lines only; the operator's lines go to Recorder.log
 
 INCOMPLETE_SUFFIX = ".incomplete"
 _LOOKUP_BATCH = 4096  # recorded paths looked up in the container's layers at once
@@ -236,10 +239,12 @@ def _mib(n: int) -> str:
 
 
 class Planner:
-    """Decides which starts are recorded and where (no I/O besides checking result files)."""
+    """Decides which starts are recorded and where (no I/O besides checking result files, and
+    asking *references* for a start's other image names when its own matches no --image)."""
 
-    def __init__(self, settings: RecordSettings) -> None:
+    def __init__(self, settings: RecordSettings, references: References = no_references) -> None:
         self.settings = settings
+        self.references = references  # another name of a start's image may be the one --image gives
         self.in_flight: dict[str, Plan] = {}  # container id -> plan
 
     def plan(self, pod: Pod | None, container: Container) -> tuple[Plan | None, str]:
@@ -247,9 +252,15 @@ class Planner:
         reason is a :class:`Skip`)."""
         s = self.settings
         if s.namespaces and (pod is None or pod.namespace not in s.namespaces):
+            log.debug("not recording %s: pod namespace not one of --namespace %s", _describe(container, pod),
+                      ", ".join(s.namespaces))
             return None, ""
-        if s.images and not any(image_matches(container.image, p) for p in s.images):
+        image = matching_name(container.image, s.images, self.references) if s.images else container.image
+        if image is None:
+            log.debug("not recording %s: image %s (or another reference of it) matches no --image %s",
+                      _describe(container, pod), container.image, ", ".join(s.images))
             return None, ""
+        container = replace(container, image=image)
         try:
             paths = result_paths(s.persist_dir, container.image, timeout=s.timeout)
         except ImageRefError as err:
@@ -300,14 +311,15 @@ def _existing(pair: Path, image: str) -> str:
     return f"{pair} exists (overwrite = false)"
 
 
-def _identity(start: StartTrace) -> ListMeta:
-    """The metadata of a recording of *start*: the image as the runtime named it, never shortened."""
+def _identity(start: StartTrace, image: str) -> ListMeta:
+    """The metadata of a recording of *start*: its *image* (the runtime's name for it, or the other
+    reference of it that --image named), never shortened."""
     container, pod = start.container, start.pod
     try:
-        digest = parse_image_ref(container.image).digest
+        digest = parse_image_ref(image).digest
     except ImageRefError:
         digest = ""
-    return ListMeta(image=container.image, digest=digest, container=container.name, container_id=container.id,
+    return ListMeta(image=image, digest=digest, container=container.name, container_id=container.id,
                     pod=f"{pod.namespace}/{pod.name}" if pod is not None else "")
 
 
@@ -321,12 +333,13 @@ class Recorder:
 
     def __init__(self, settings: RecordSettings, log: Callable[[str], None], model: NodeModel | None = None,
                  on_saved: Callable[[Path, str], object] | None = None, metrics: Metrics | None = None,
-                 log_about: Callable[[str, str, str], None] | None = None) -> None:
+                 log_about: Callable[[str, str, str], None] | None = None,
+                 references: References = no_references) -> None:
         self.model = model
         self.log_about = log_about  # (line, container id, image): a line about one container, for JSON logs
         self.metrics = metrics  # None: metrics are off
         self.on_saved = on_saved  # (list, image) after each save, from a worker thread; must not block
-        self.planner = Planner(settings)
+        self.planner = Planner(settings, references)
         self.log = log
         self.recordings: dict[str, Recording] = {}
         self.budget = Budget(settings.max_total_bytes)  # what every recording's files take together
@@ -375,7 +388,7 @@ class Recorder:
             return
         files = CompactList(plan.settings.max_bytes, self.budget)
         rec = Recording(plan, start.container.pod_id, who, start.trace, files, self.log,
-                        _identity(start))
+                        _identity(start, plan.image))
         if start.trace.ranges_error:
             self._say(start.container, f"recording {who}: {start.trace.ranges_error}; its range list names whole files")
         if not start.ready:

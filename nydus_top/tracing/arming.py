@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from nydus_top.imageref import ImageRefError, parse_image_ref
@@ -35,6 +36,7 @@ from nydus_top.tracing.range_tracer import (
 )
 from nydus_top.tracing.tracer import TracerPool
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _ARMING = ThreadPoolExecutor(max_workers=16, thread_name_prefix="arm")
@@ -182,9 +184,38 @@ def image_matches(image: str, pattern: str) -> bool:
     return want.name == ref.name and (not has_tag or want.tag == ref.tag)
 
 
-def starts_of_image(pattern: str) -> Selector:
-    """Select containers whose image matches *pattern* (see :func:`image_matches`)."""
-    return lambda pod, container: container if image_matches(container.image, pattern) else None
+References = Callable[[str], tuple[str, ...]]  # an image's references (tags, digests, ID), () if unknown
+
+
+def no_references(image: str) -> tuple[str, ...]:
+    return ()
+
+
+def matching_name(image: str, patterns: Sequence[str], references: References = no_references) -> str | None:
+    """The name under which a start of *image* (the one reference CRI names it by) matches one of
+    *patterns*: *image* itself, else the first of the image's other *references* that matches (its
+    ID stands for *image*); None when none does. *references* is asked only when *image* does not match."""
+    if any(image_matches(image, p) for p in patterns):
+        return image
+    for other in references(image):
+        if any(image_matches(other, p) for p in patterns):
+            return other if other.partition(":")[0] != "sha256" else image
+    return None
+
+
+def starts_of_image(pattern: str, references: References = no_references) -> Selector:
+    """Select containers whose image matches *pattern* by any of its *references* (see
+    :func:`matching_name`); the container is given the name that matched."""
+
+    def select(pod: Pod | None, container: Container) -> Container | None:
+        name = matching_name(container.image, (pattern,), references)
+        if name is None:
+            log.debug("start of %s (%s, image %s) is not one of image %s", container.name, container.id[:12],
+                      container.image, pattern)
+            return None
+        return container if name == container.image else replace(container, image=name)
+
+    return select
 
 
 def next_start_of(namespace: str, pod_name: str, container_name: str) -> Selector:

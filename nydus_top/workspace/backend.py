@@ -14,7 +14,7 @@ from typing import Protocol
 from nydus_top.config import Config
 from nydus_top.model.node import NodeModel
 from nydus_top.model.trace import TraceRun
-from nydus_top.tracing.arming import Selector, next_start_of, starts_of_image
+from nydus_top.tracing.arming import References, Selector, next_start_of, no_references, starts_of_image
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +27,11 @@ class ArmSpec:
     pod: str = ""
     container: str = ""
 
-    def selector(self) -> Selector:
-        """The start-up capture selector for this choice (see ``nydus_top.tracing.arming``)."""
+    def selector(self, references: References = no_references) -> Selector:
+        """The start-up capture selector for this choice (see ``nydus_top.tracing.arming``); by
+        image, a start by another of the image's *references* is one too."""
         if self.image:
-            return starts_of_image(self.image)
+            return starts_of_image(self.image, references)
         return next_start_of(self.namespace, self.pod, self.container)
 
     @property

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from nydus_top.config import Config
+from nydus_top.imagestore import ImageStore
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import Container, NodeModel
 from nydus_top.model.trace import TraceRun, identity_of
@@ -52,6 +53,7 @@ class LiveBackend:
         self.session = PluginSession(self.node, str(nri_socket or config.nri_socket), name=config.plugin_name,
                                      idx=config.plugin_index, hook_budget=hook_budget)
         self.session.add_start_hook(self.capture.on_start_container)
+        self.images = ImageStore(config.containerd_address)  # an armed image's other references
         self._thread = SessionThread(self.session)
 
     def start(self) -> None:
@@ -81,7 +83,8 @@ class LiveBackend:
                          name=f"watch-{container.name}").start()
 
     def arm(self, spec: ArmSpec, run: TraceRun) -> None:
-        disarm = self.capture.arm(spec.selector(), lambda _container, start: self._armed_start(start, run))
+        disarm = self.capture.arm(spec.selector(self.images.references),
+                                  lambda selected, start: self._armed_start(start, run, selected))
 
         def stop() -> None:
             if disarm():  # still waiting for its start: nothing to drain
@@ -89,8 +92,9 @@ class LiveBackend:
 
         run.stopper = stop
 
-    def _armed_start(self, start: StartTrace, run: TraceRun) -> None:
-        """StartupCapture delivery (on the NRI loop): hand the trace of the start to its run."""
+    def _armed_start(self, start: StartTrace, run: TraceRun, selected: Container) -> None:
+        """StartupCapture delivery (on the NRI loop): hand the trace of the start to its run.
+        *selected* is the container as the selector took it (named by the image reference armed)."""
         if start.trace is None:
             run.ended(f"cannot trace the start of {start.container.name}: {start.error}")
             return
@@ -102,7 +106,7 @@ class LiveBackend:
             run.ranges_from(live.ranges.collector)
             _say_stall(live.ranges, run)
         run.started(start.container.id, possibly_incomplete=start.possibly_incomplete,
-                    identity=identity_of(start.container, start.pod))
+                    identity=identity_of(selected, start.pod))
         ready = readiness_from(self.config)
         if not ready.enabled:
             live.follow(run.records, keep=False)  # the run keeps them
@@ -219,6 +223,7 @@ class LiveBackend:
             thread.join(STOP_TIMEOUT)
         self._thread.stop()
         self.pool.close()
+        self.images.close()
 
 
 def _say_stall(ranges: RangeTrace, run: TraceRun) -> None:

@@ -50,6 +50,7 @@ from nydus_top.runs import runset
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, as_entries
 from nydus_top.runs.runset import Run, RunSet
+from nydus_top.text import counted
 from nydus_top.tracing.arming import Selector
 from nydus_top.workspace.backend import ArmSpec, Backend
 
@@ -249,7 +250,7 @@ class Workspace:
             self._note(f"{run.target.label}: run not kept: {err}")
             return ""
         self._kept[run.id] = str(result.paths[0])
-        self._note(f"{run.target.label}: kept as run {result.paths[0]} ({result.written} files)")
+        self._note(f"{run.target.label}: kept as run {result.paths[0]} ({counted(result.written, 'file')})")
         return self._kept[run.id]
 
     def kept_path(self, run: TraceRun) -> str:

@@ -367,6 +367,7 @@ class SandboxNode:
             "CONTAINERD_STATE": str(self.state),
             "NRI_SOCKET": str(self.nri_socket),
             "NYDUS_TOP_NRI_SOCKET": str(self.nri_socket),  # what nydus-top reads
+            "NYDUS_TOP_CONTAINERD_ADDRESS": str(self.containerd_socket),  # an image's other references, ctr-remote
             "CTR": str(self.ctr),
             "OPTIMIZER_NRI_PLUGIN": str(self.optimizer_plugin),
             "CGROUP_PARENT": self.cgroup_parent,

@@ -193,3 +193,14 @@ def test_convert_format_keys(tmp_path: Path) -> None:
     path.write_text('[convert]\nformat = "squashfs"\n')
     with pytest.raises(ConfigError, match="key 'convert.format' must be one of nydusify, estargz, zstdchunked"):
         load_config(path, environ={"HOME": str(tmp_path)}, system_path=tmp_path / "none")
+
+
+def test_the_containerd_address_comes_from_the_environment_over_the_files(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[convert]\ncontainerd_address = "/n/c.sock"\n')
+    env = {"HOME": str(tmp_path), "NYDUS_TOP_CONTAINERD_ADDRESS": "/sandbox/containerd.sock"}
+    config = load_config(path, environ=env, system_path=tmp_path / "none")
+    assert (config.containerd_address, config.origin("containerd_address")) == (
+        Path("/sandbox/containerd.sock"), "$NYDUS_TOP_CONTAINERD_ADDRESS")
+    with pytest.raises(ConfigError, match=r"^\$NYDUS_TOP_CONTAINERD_ADDRESS must be an absolute path"):
+        load_config(path, environ={**env, "NYDUS_TOP_CONTAINERD_ADDRESS": "c.sock"}, system_path=tmp_path / "none")

@@ -150,16 +150,37 @@ def test_selectors_for_arming() -> None:
     assert next_start_of("prod", "web", "nginx")(None, nginx) is None
 
 
+def test_an_image_is_armed_by_any_of_its_references() -> None:
+    """CRI names a start's image by one reference; the image's other ones (from containerd) match too,
+    and the start is named by the one that matched. Its ID stands for the name CRI gave."""
+    image_id = "sha256:" + "cd" * 32
+    names = {"docker.io/library/nginx:1.25": ("docker.io/library/nginx:1.25", "registry.local/web:prod",
+                                              f"docker.io/library/nginx@sha256:{'ab' * 32}", image_id)}
+    asked: list[str] = []
+
+    def references(image: str) -> tuple[str, ...]:
+        asked.append(image)
+        return names.get(image, ())
+
+    nginx = _container("c1")
+    assert starts_of_image("registry.local/web:prod", references)(POD, nginx) == replace(
+        nginx, image="registry.local/web:prod")
+    assert starts_of_image(image_id, references)(POD, nginx) is nginx
+    assert starts_of_image("registry.local/web:canary", references)(POD, nginx) is None
+    assert starts_of_image("nginx", references)(POD, nginx) is nginx
+    assert asked == ["docker.io/library/nginx:1.25"] * 3  # not asked when CRI's name matches
+
+
 def test_a_recordings_identity_keeps_the_full_reference_and_its_digest() -> None:
     from nydus_top.recording.recorder import _identity
     from nydus_top.tracing.arming import StartTrace
 
     digest = "sha256:" + "ab" * 32
     pinned = _container("c1", image=f"registry.local:5000/team/app@{digest}")
-    meta = _identity(StartTrace(pinned, POD, None, True, 1))
+    meta = _identity(StartTrace(pinned, POD, None, True, 1), pinned.image)
     assert (meta.image, meta.digest) == (f"registry.local:5000/team/app@{digest}", digest)
     assert (meta.container, meta.container_id, meta.pod) == ("nginx", "c1", "prod/web")
-    assert _identity(StartTrace(_container("c2"), None, None, True, 1)).pod == ""
+    assert _identity(StartTrace(_container("c2"), None, None, True, 1), "nginx").pod == ""
 
 
 def test_at_most_max_recordings_at_once(tmp_path: Path) -> None:

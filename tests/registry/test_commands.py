@@ -61,6 +61,18 @@ def test_two_nodes_push_then_one_pulls_and_converts(tmp_path: Path, local_regist
     assert (record / "stdin").read_bytes() == b"/bin/app\n/etc/app.conf\n"
 
 
+def test_push_counts_the_lists_paths_not_the_artifacts_files(tmp_path: Path, local_registry: LocalRegistry,
+                                                               pushed_image: tuple[str, str],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ref, _ = pushed_image
+    paths = [f"/app/lib{n}.so" for n in range(7)]
+    config = _node(tmp_path, "node", ref, [paths])
+    (run,) = runstore.runs_of(runstore.image_dir(config.parent / "persist", ref))
+    assert main(["push", str(run), "--plain-http"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"attached {run} (7 paths; with its .csv, metadata) to {ref}@" in out, out
+
+
 def test_push_refuses_a_list_without_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bare = tmp_path / "bare"
     bare.write_text("/bin/app\n")

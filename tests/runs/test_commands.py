@@ -76,6 +76,14 @@ def test_diff_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "2 files in both, 1 only in A, 1 only in B, 1 moved by more than 1" in text
     assert "- /etc/\\x1b[2Jx" in text and "\x1b" not in text
     assert "~      3 -> 1      (-2, -0.1ms) /lib/x" in text  # 1-based, as in the app
+    assert "no differences" not in text
+    assert main(["diff", str(a), str(a)]) == 0
+    assert capsys.readouterr().out.splitlines()[::3] == ["3 files in both, 0 only in A, 0 only in B, 0 moved by more "
+                                                         "than 10", "no differences: the same files in the same order"]
+    one = tmp_path / "one"
+    save_list([ListedFile("/bin/app", 1, 0)], one)
+    assert main(["diff", str(one), str(b)]) == 0
+    assert capsys.readouterr().out.startswith("1 file in both, 0 only in A, 2 only in B")
     assert main(["diff", str(a), str(b), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["only_a"] == ["/etc/\x1b[2Jx"] and data["only_b"] == ["/new"] and data["moved"] == []
@@ -108,7 +116,7 @@ def test_consensus_image_takes_a_short_name_unambiguous_among_the_runs_here(
     assert line == f"nydus-top consensus: --image app:1 could mean {other}, {IMAGE}: give the full reference"
     assert main(["--config", config, "consensus", "--image", "app:9"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line == f"nydus-top consensus: --image no runs of app:9 here (images with runs: {other}, {IMAGE})"
+    assert line == f"nydus-top consensus: --image app:9: no runs of app:9 here (images with runs: {other}, {IMAGE})"
 
 
 def test_evaluate_scores_each_run_against_a_list_and_the_mean(tmp_path: Path,
@@ -133,6 +141,15 @@ def test_evaluate_scores_each_run_against_a_list_and_the_mean(tmp_path: Path,
     assert main([*args[:-1], "--policy", "wait"]) == 0
     text = capsys.readouterr().out
     assert "policy wait" in text and "mean of 4 runs" in text
+
+
+def test_evaluate_against_one_run_says_1_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _runs(tmp_path, 1)
+    listed = tmp_path / "list"
+    save_list([ListedFile("/bin/app", 10)], listed)
+    assert main(["--config", _config(tmp_path), "evaluate", str(listed), "--image", IMAGE]) == 0
+    out = capsys.readouterr().out
+    assert f"{listed}: 1 file · 1 run\n" in out and "mean of 1 run " in out
 
 
 def test_evaluate_holds_out_the_runs_a_list_was_made_from(tmp_path: Path,

@@ -167,9 +167,9 @@ def test_env_prints_shell_assignments(sandbox_node: SandboxNode) -> None:
     assert sourced[:8] == [str(sandbox_node.nri_socket), str(sandbox_node.cri_socket),
                            str(sandbox_node.optimizer_plugin), images.DEMO_IMAGE, images.PAUSE_IMAGE,
                            str(sandbox_node.dir), sandbox_node.containerd, str(sandbox_node.ctr)]
-    exported = subprocess.run(["bash", "-c", f"{out}\nprintenv NYDUS_TOP_NRI_SOCKET"],
+    exported = subprocess.run(["bash", "-c", f"{out}\nprintenv NYDUS_TOP_NRI_SOCKET NYDUS_TOP_CONTAINERD_ADDRESS"],
                               capture_output=True, text=True, check=True).stdout  # what nydus-top reads
-    assert exported == f"{sandbox_node.nri_socket}\n"
+    assert exported == f"{sandbox_node.nri_socket}\n{sandbox_node.containerd_socket}\n"
 
 
 def test_custom_image_runs(sandbox_node: SandboxNode) -> None:

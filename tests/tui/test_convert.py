@@ -18,6 +18,7 @@ from textual.widgets import Log, Static
 from nydus_top.screens.convert import ConvertScreen
 from testkit.replay_data import STARTUP, make_backend
 from tests.tui.conftest import on_trace, until
+from tests.tui.screentext import screen_text
 
 FAKE = Path(__file__).resolve().parent.parent / "lists" / "fake_nydusify"
 
@@ -64,6 +65,18 @@ async def test_cancel_kills_nydusify_and_its_children(record: Path, monkeypatch:
         assert status(screen).startswith("conversion cancelled")
         assert select.select([child], [], [], 30)[0] == [child]  # nydusify's own child is gone too
         os.close(child)
+
+
+async def test_a_missing_nydusify_says_how_to_name_it_and_offers_no_cancel(record: Path) -> None:
+    async with on_trace(make_backend(record, nydusify=str(record / "no-such-nydusify"))) as (app, pilot, _):
+        await pilot.press("c", "enter")
+        screen = app.screen
+        assert isinstance(screen, ConvertScreen)
+        await until(pilot, lambda: screen.finished, what="the failure")
+        await pilot.pause()
+        assert "--nydusify PATH or [convert] nydusify" in status(screen)
+        text = screen_text(app)
+        assert "Cancel conversion" not in text and "Back" in text
 
 
 async def test_a_list_opened_from_disk_converts_the_image_its_metadata_names(

@@ -82,3 +82,52 @@ async def test_a_narrow_trace_keeps_the_path_and_l_shows_the_whole_row() -> None
         text = screen_text(app)
         assert "path   /lib/x86_64-linux-gnu/libpcre2-8.so.0" in text and "pid    4242" in text
         assert "size   614.6K" in text and "kind   open" in text
+
+
+async def test_containers_fit_80_columns_names_whole_image_cut_age_and_trace_in_view() -> None:
+    from nydus_top.screens.app import NydusTopApp
+    from testkit.replay_data import make_backend
+
+    app = NydusTopApp(make_backend())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down", "a", "enter")  # arm the next start of default/web-7d9f's sidecar
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        header = next(line for line in lines if "NAMESPACE/POD" in line)
+        assert header.split() == ["NAMESPACE/POD", "CONTAINER", "IMAGE", "STATE", "PID", "AGE", "TRACE"]
+        sidecar = next(line for line in lines if " sidecar " in line)
+        assert sidecar.split() == ["default/web-7d9f", "sidecar", "…00/tools/envoy:v1", "running", "4300", "6m28s",
+                                   "armed"]
+        assert max(len(line) for line in lines) <= 80
+        assert "nginx:1.25 " in next(line for line in lines if " nginx " in line)  # Docker Hub's prefix dropped
+        await pilot.press("l")  # the whole row
+        await pilot.pause()
+        text = screen_text(app)
+        assert "image         registry.local:5000/tools/envoy:v1" in text and "trace         armed" in text
+
+
+async def test_counts_of_one_are_singular() -> None:
+    """'(1 file)', '1 run': the diff's list labels and the waterfall's stall count (issue 19 item 13)."""
+    from nydus_top.model.records import ListedFile
+    from nydus_top.runs import evaluate as ev
+    from nydus_top.screens.app import NydusTopApp
+    from nydus_top.screens.diff import DiffScreen
+    from nydus_top.screens.waterfall import WaterfallScreen
+    from testkit.replay_data import make_backend
+
+    app = NydusTopApp(make_backend())
+    async with app.run_test(size=(100, 30)) as pilot:
+        one, two = [ListedFile("/bin/app", 10, 0)], [ListedFile("/bin/app", 10, 0), ListedFile("/etc/app", 5, 1)]
+        app.push_screen(DiffScreen(("one", one), ("two", two)))
+        await pilot.pause()
+        text = screen_text(app)
+        assert "A = one (1 file)" in text and "B = two (2 files)" in text
+        table = ev.Table()
+        table.add("run", [ListedFile("/bin/app", 1 << 20, 0)], None)
+        link = ev.Link(chunk=1 << 20)
+        steps, score = ev.waterfall(table, 0, [], None, link)
+        app.push_screen(WaterfallScreen("cold", steps, score, link))
+        await pilot.pause()
+        assert "(1 file) · start" in screen_text(app)

@@ -24,6 +24,7 @@ from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.containers import ContainersScreen
 from nydus_top.screens.dialogs import ArmDialog
 from nydus_top.screens.trace import TraceScreen
+from nydus_top.workspace.backend import ArmSpec
 from nydus_top.workspace.live import LiveBackend
 from sandbox import images
 from tests.tui.conftest import SIZE, settle, until
@@ -36,7 +37,7 @@ async def app_on_node(sandbox_node, tmp_path: Path, plugin: str, index: str,
                       **backend_args: float) -> AsyncIterator[tuple[NydusTopApp, Pilot]]:
     """The app on a live backend connected to the sandbox node, once containerd has synchronised."""
     config = replace(default_config(), persist_dir=tmp_path, nri_socket=Path(sandbox_node.nri_socket),
-                     plugin_name=plugin, plugin_index=index)
+                     plugin_name=plugin, plugin_index=index, containerd_address=Path(sandbox_node.containerd_socket))
     backend = LiveBackend(config, **backend_args)
     synced = threading.Event()
     backend.node.subscribe(lambda event: event.kind is EventKind.SYNC and synced.set())
@@ -174,3 +175,22 @@ async def test_an_armed_start_ends_at_its_ready_line(sandbox_node, tmp_path: Pat
         for started in (first, second):
             if started is not None:
                 sandbox_node.cri.remove_pod(started.pod_id)
+
+
+async def test_an_armed_image_takes_a_start_by_another_of_its_tags(sandbox_node, tmp_path: Path) -> None:
+    """The demo image tagged twice: armed by the tag CRI does not name its containers by (it names
+    them by the first in its order), the app still takes the demo's next start, named by that tag."""
+    alias = "nydus-top.local/zz-demo-alias:1"  # sorts after the demo's own reference
+    await asyncio.to_thread(images._ctr, sandbox_node, "images", "tag", "--force", images.DEMO_IMAGE, alias)
+    started = None
+    try:
+        async with app_on_node(sandbox_node, tmp_path, "nydus-top-tui-alias", "94") as (app, pilot):
+            run = app.workspace.arm(ArmSpec(image=alias), alias)
+            started = await asyncio.to_thread(sandbox_node.run_demo, "tui-alias")
+            await until(pilot, lambda: run.state is not TraceState.ARMED, what="the armed start")
+            assert run.target.container_id == started.container_id
+            assert run.target.image == alias and run.meta is not None and run.meta.image == alias
+    finally:
+        if started is not None:
+            sandbox_node.cri.remove_pod(started.pod_id)
+

@@ -3,6 +3,8 @@ with traces that would be lost, merging another trace of the session."""
 
 from __future__ import annotations
 
+import re
+
 from nydus_top.model.trace import TraceState
 from nydus_top.screens.trace import TraceScreen
 from testkit.replay_data import make_backend, startup_trace
@@ -168,3 +170,11 @@ async def test_a_list_saved_from_its_screen_is_not_asked_about(tmp_path) -> None
         quit_calls.clear()
         await pilot.press("q")
         assert quit_calls == [] and "unsaved edits · 14 rows" in screen_text(app)
+
+
+async def test_the_quit_dialog_counts_one_row_as_one_row(tmp_path) -> None:
+    async with running(make_backend(tmp_path)) as (app, pilot):
+        await pilot.press("enter", "S", "home", *["d"] * 15)  # 16 rows, one left
+        quit_calls = exits(app)
+        await pilot.press("q")
+        assert quit_calls == [] and re.search(r"unsaved edits · 1 row\b(?!s)", screen_text(app))
