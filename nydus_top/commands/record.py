@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from nydus_top.config import MAX_READY_AFTER, Config, ConfigError, check_persist_dir, load_config, parse_layer
-from nydus_top.imagestore import ImageStore
+from nydus_top.cri.image_store import ImageStore
 from nydus_top.model.node import EventKind, NodeEvent, NodeModel
 from nydus_top.nri.session import SOCKET_FD_ENV, PluginSession
 from nydus_top.recording.endpoint import Endpoint

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from nydus_top.config import Config
-from nydus_top.imagestore import ImageStore
+from nydus_top.cri.image_store import ImageStore
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import Container, NodeModel
 from nydus_top.model.trace import TraceRun, identity_of

@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from nydus_top import cri_image_pb2 as pb
-from nydus_top.imagestore import IMAGE_STATUS, MAX_ANSWER_BYTES, ImageStore
+from nydus_top.cri import cri_image_pb2 as pb
+from nydus_top.cri.image_store import IMAGE_STATUS, MAX_ANSWER_BYTES, ImageStore
 
 Answer = Callable[[pb.ImageStatusRequest], pb.ImageStatusResponse]
 
@@ -56,7 +56,7 @@ def test_an_answer_at_the_limit_is_read_and_one_past_it_is_refused_with_one_warn
     past = ImageStore(image_service(lambda r: pb.ImageStatusResponse(image=pb.Image(repo_tags=too_many))))
     try:
         assert at_limit.references("app:1") == (*fits, "sha256:1")
-        with caplog.at_level(logging.DEBUG, logger="nydus_top.imagestore"):
+        with caplog.at_level(logging.DEBUG, logger="nydus_top.cri.image_store"):
             assert past.references("app:1") == ()
             assert past.references("app:1") == ()
     finally:

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nydus_top import cri_image_pb2 as pb
+from nydus_top.cri import cri_image_pb2 as pb
 
 if TYPE_CHECKING:
     import grpc

@@ -1,0 +1,1 @@
+"""containerd's CRI image service: what containerd knows of an image beyond the name NRI gives."""
