@@ -1,9 +1,9 @@
 """Many starts, one list: how stable each file is across runs, and the list they agree on.
 
 A run is one recorded start (a saved list in first-access order). :class:`Tally` takes runs one
-at a time and keeps, per distinct path, compact arrays of its positions and first-access times,
-so a run's entries can be dropped as soon as they are counted (100 runs of 10k files stay well
-under 200 MB). :meth:`Tally.stability` then gives, per file, the share of runs that read it, the
+at a time and keeps each path once (a PathTable) and each run as three arrays (path ids, sizes,
+first-access times), so a run's entries can be dropped as soon as they are counted (a 3M-entry
+run in well under 512 MiB; see bench/consensus_huge.py). :meth:`Tally.stability` then gives, per file, the share of runs that read it, the
 median and spread of its position and of its first-access time, and whether any run saw it
 created at runtime. The consensus keeps the files read in at least ``min_share`` of the runs,
 ordered by median position (ties by median time, then path).
@@ -17,8 +17,10 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, count, pairwise
 from typing import NamedTuple
 
+from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.model.records import Listable
 
 DEFAULT_MIN_SHARE = 0.5
@@ -48,25 +50,33 @@ class FileStability(NamedTuple):
         return None if self.elapsed_us is None else round(self.elapsed_us)
 
 
-class _File:
-    """One path's figures over the runs: compact arrays, no object per run."""
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """Every run's figures grouped by file: file *f*'s positions and times (in run order) are
+    ``positions[starts[f]:starts[f + 1]]`` and the same slice of ``times``; ``sizes[f]`` is the
+    largest size any run gave (-1: none); ``runtime`` the files some run saw created at runtime.
+    Built once, after the last add."""
 
-    __slots__ = ("positions", "elapsed", "size", "runtime", "last")
-
-    def __init__(self) -> None:
-        self.positions = array("l")
-        self.elapsed = array("q")
-        self.size = _NONE
-        self.runtime = False
-        self.last = -1  # the last run that counted this path (a run counts a path once)
+    starts: array[int]
+    positions: array[int]
+    times: array[int]
+    sizes: array[int]
+    runtime: frozenset[int]
 
 
 class Tally:
-    """Runs counted so far. Add runs with :meth:`add`; read results at any time."""
+    """Runs counted so far. Add runs with :meth:`add` (or :meth:`add_columns`); read results at any time.
 
-    def __init__(self) -> None:
-        self._files: dict[str, _File] = {}
+    Paths are kept once, compactly, in :attr:`paths` (a PathTable, which a caller may share with
+    an evaluation Table); each run is three arrays (path ids in first-access order, sizes, times):
+    about 100 bytes a file for one run of 60-byte paths (issue 18 item 7)."""
+
+    def __init__(self, paths: PathTable | None = None) -> None:
+        self.paths = paths if paths is not None else PathTable()
         self.names: list[str] = []  # one per run, in the order added
+        self._runs: list[ListColumns] = []
+        self._runtime: list[tuple[int, int]] = []  # (run, file id) for each runtime-created path a run named
+        self._index: _Index | None = None
 
     @property
     def runs(self) -> int:
@@ -75,49 +85,126 @@ class Tally:
     @property
     def distinct(self) -> int:
         """Distinct files over all runs."""
-        return len(self._files)
+        starts = self.index().starts
+        return sum(1 for a, b in pairwise(starts) if b > a)
 
     def add(self, entries: Iterable[Listable], *, name: str = "", runtime: Iterable[str] = ()) -> None:
         """Count one run: *entries* in first-access order (a path's later repeats are ignored),
         *runtime* the paths that run saw created at runtime."""
-        files = self._files
-        run = len(self.names)
-        position = 0
-        for entry in entries:
-            path = entry.path
-            stats = files.get(path)
-            if stats is None:
-                stats = files[path] = _File()
-            elif stats.last == run:
-                continue
-            stats.last = run
-            stats.positions.append(position)
-            elapsed = entry.elapsed_us
-            stats.elapsed.append(_NONE if elapsed is None else elapsed)
-            size = entry.size
-            if size is not None and size > stats.size:
-                stats.size = size
-            position += 1
-        for path in runtime:
-            if path in files:
-                files[path].runtime = True
+        self.add_columns(columns_of(entries, self.paths), name=name, runtime=runtime)
+
+    def add_columns(self, columns: ListColumns, *, name: str = "", runtime: Iterable[str] = ()) -> None:
+        """Count one run held as columns of :attr:`paths` ids (each id once, in first-access order);
+        the arrays are kept as they are, not copied."""
+        run = len(self._runs)
+        self._runs.append(columns)
+        find = self.paths.find
+        self._runtime.extend((run, fid) for fid in map(find, runtime) if fid >= 0)
         self.names.append(name or f"run {len(self.names) + 1}")
+        self._index = None
+
+    def index(self) -> _Index:
+        """The runs grouped by file (built once after the last add)."""
+        if self._index is None:
+            self._index = _index(self._runs, len(self.paths), self._runtime)
+        return self._index
+
+    def summary(self, fid: int) -> FileStability:
+        """File *fid* over the runs."""
+        index = self.index()
+        a, b = index.starts[fid], index.starts[fid + 1]
+        return _summary(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
+                        fid in index.runtime, self.runs)
+
+    def order(self, *, min_seen: int = 1) -> array[int]:
+        """The ids of every file seen in at least *min_seen* runs, in consensus order."""
+        return _consensus_order(self, max(min_seen, 1))
 
     def stability(self, *, min_seen: int = 1) -> list[FileStability]:
         """Every file seen in at least *min_seen* runs, in consensus order."""
-        runs = self.runs
-        result = [_summary(path, stats, runs) for path, stats in self._files.items()
-                  if len(stats.positions) >= min_seen]
-        result.sort(key=_order)
-        return result
+        return [self.summary(fid) for fid in self.order(min_seen=min_seen)]
 
     def consensus(self, min_share: float = DEFAULT_MIN_SHARE) -> list[FileStability]:
         """The files read in at least *min_share* of the runs, in consensus order."""
+        return [self.summary(fid) for fid in self.consensus_order(min_share)]
+
+    def consensus_order(self, min_share: float = DEFAULT_MIN_SHARE) -> array[int]:
+        """The ids of the files read in at least *min_share* of the runs, in consensus order."""
         if not 0.0 < min_share <= 1.0:
             raise ValueError(f"min share must be in (0, 1], got {min_share}")
-        runs = self.runs
         # Compare counts, not floats: 5 of 10 runs is exactly 0.5.
-        return self.stability(min_seen=_needed(min_share, runs))
+        return self.order(min_seen=_needed(min_share, self.runs))
+
+
+def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
+    """Group the runs' positions and times by file (a counting sort: two passes, no object per
+    entry). A run's runtime-created path flags its file when that run or an earlier one read it."""
+    counts = array("q", bytes(8 * (files + 1)))
+    for run in runs:
+        for fid in run.ids:
+            counts[fid + 1] += 1
+    starts = array("q", accumulate(counts))
+    total = starts[-1]
+    fill = array("q", starts)
+    positions = array("l", bytes(8 * total))
+    times = array("q", bytes(8 * total))
+    sizes = array("q", [_NONE]) * files
+    flagged: set[int] = set()
+    for k, run in enumerate(runs):
+        for position, fid, size, time in zip(count(), run.ids, run.sizes, run.times):
+            at = fill[fid]
+            fill[fid] = at + 1
+            positions[at] = position
+            times[at] = time
+            if size > sizes[fid]:
+                sizes[fid] = size
+        flagged.update(fid for j, fid in runtime if j == k and fill[fid] > starts[fid])
+    return _Index(starts, positions, times, sizes, frozenset(flagged))
+
+
+def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
+    """Ids of files seen at least *min_seen* times, ordered by (median position, median time, path):
+    a counting sort on twice the median position (a whole number), then each group of equal
+    positions (small) sorted by time and path."""
+    index = tally.index()
+    starts, positions = index.starts, index.positions
+    files = len(starts) - 1
+    keys = array("q", [-1]) * files  # twice the median position; -1: left out
+    for fid in range(files):
+        a, b = starts[fid], starts[fid + 1]
+        seen = b - a
+        if seen >= min_seen:
+            keys[fid] = 2 * positions[a] if seen == 1 else round(2 * _median(positions[a:b]))
+    if files == 0:
+        return array("q")
+    buckets = array("q", bytes(8 * (max(keys) + 3)))
+    for key in keys:
+        buckets[key + 2] += 1
+    firsts = array("q", accumulate(buckets))
+    out = array("q", bytes(8 * firsts[-1]))
+    for fid, key in enumerate(keys):
+        at = firsts[key + 1]
+        firsts[key + 1] = at + 1
+        out[at] = fid
+    lead = firsts[0]  # those left out (key -1) sort first: drop them
+    out = out[lead:]
+    _break_ties(tally, out, keys)
+    return out
+
+
+def _break_ties(tally: Tally, order: array[int], keys: array[int]) -> None:
+    """Sort each run of equal median positions in *order* by median time, then path (in place)."""
+    n = len(order)
+    i = 0
+    while i < n:
+        j = i + 1
+        key = keys[order[i]]
+        while j < n and keys[order[j]] == key:
+            j += 1
+        if j - i > 1:
+            group = sorted(order[i:j], key=lambda fid: _order(tally.summary(fid)))
+            order[i:j] = array("q", group)
+        i = j
 
 
 def _needed(min_share: float, runs: int) -> int:
@@ -140,17 +227,17 @@ def _median(values: Sequence[int]) -> float:
     return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _summary(path: str, stats: _File, runs: int) -> FileStability:
-    positions, elapsed = stats.positions, stats.elapsed
-    size = None if stats.size == _NONE else stats.size
+def _summary(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,
+             runs: int) -> FileStability:
+    known = None if size == _NONE else size
     if len(positions) == 1:  # most files of a noisy tally: nothing to sort
         time = None if elapsed[0] == _NONE else float(elapsed[0])
-        return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, size,
-                             stats.runtime)
+        return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, known,
+                             runtime)
     times = elapsed if _NONE not in elapsed else [t for t in elapsed if t != _NONE]
     return FileStability(path, len(positions), runs, _median(positions), max(positions) - min(positions),
                          _median(times) if times else None, (max(times) - min(times)) if times else None,
-                         size, stats.runtime)
+                         known, runtime)
 
 
 @dataclass(frozen=True, slots=True)
