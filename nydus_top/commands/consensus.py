@@ -19,6 +19,7 @@ from nydus_top.fs.reading import is_regular
 from nydus_top.imageref import ImageRefError
 from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
 from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.paths import columns_of
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
@@ -98,7 +99,7 @@ def _legacy(persist_dir: Path, image: str) -> str:
 def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, list[str], list[ListMeta]]:
     """Count every list in *paths* (one at a time, so memory holds one list's entries at most);
     with *table*, also add each to it (compactly) for the evaluation."""
-    tally = Tally()
+    tally = Tally(table.paths if table is not None else None)  # each path kept once for both
     warnings: list[str] = []
     metas: list[ListMeta] = []
     for path in paths:
@@ -115,9 +116,10 @@ def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, l
             continue
         if loaded.meta is not None:
             metas.append(loaded.meta)
-        tally.add(loaded.entries, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
+        columns = columns_of(loaded.entries, tally.paths)
+        tally.add_columns(columns, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
         if table is not None:
-            table.add(str(path), loaded.entries, loaded.ranges)
+            table.add_columns(str(path), columns, loaded.ranges)
     if paths and not tally.runs:
         raise ListFileError(f"none of the {len(paths)} runs or lists named could be counted: "
                             + "; ".join(warnings[-3:]))

@@ -3,10 +3,11 @@
 A run is one recorded start (a saved list in first-access order). :class:`Tally` takes runs one
 at a time and keeps each path once (a PathTable) and each run as three arrays (path ids, sizes,
 first-access times), so a run's entries can be dropped as soon as they are counted (a 3M-entry
-run in well under 512 MiB; see bench/consensus_huge.py). :meth:`Tally.stability` then gives, per file, the share of runs that read it, the
-median and spread of its position and of its first-access time, and whether any run saw it
-created at runtime. The consensus keeps the files read in at least ``min_share`` of the runs,
-ordered by median position (ties by median time, then path).
+run in well under 512 MiB; see bench/consensus_huge.py). :meth:`Tally.stability` then gives,
+per file, the share of runs that read it, the median and spread of its position and of its
+first-access time, and whether any run saw it created at runtime. The consensus keeps the
+files read in at least ``min_share`` of the runs, ordered by median position (ties by median
+time, then path).
 
 Spread is the range (largest minus smallest value) over the runs that read the file: the
 simplest figure that shows an operator "this file wanders".
