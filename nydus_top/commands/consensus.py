@@ -17,9 +17,8 @@ from nydus_top.config import Config, ConfigError, load_config
 from nydus_top.fs.confined import within
 from nydus_top.fs.reading import is_regular
 from nydus_top.imageref import ImageRefError
-from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
+from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_columns, save_list
 from nydus_top.lists.meta import ListMeta
-from nydus_top.lists.paths import columns_of
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
@@ -106,17 +105,17 @@ def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, l
         # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
         csv = Path(f"{path}.csv")
         try:
-            loaded = load_list(csv if not path.name.endswith(".csv") and is_regular(csv) else path)
+            loaded = load_columns(csv if not path.name.endswith(".csv") and is_regular(csv) else path, tally.paths)
         except ListFileError as err:  # one bad run (a pulled one: anyone's) never spoils the others
             warnings.append(f"skipped {path}: {err}")
             continue
         warnings.extend(loaded.warnings)
-        if not loaded.entries:
+        if not loaded.columns:
             warnings.append(f"skipped {path}: no files (an empty run does not count)")
             continue
         if loaded.meta is not None:
             metas.append(loaded.meta)
-        columns = columns_of(loaded.entries, tally.paths)
+        columns = loaded.columns
         tally.add_columns(columns, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
         if table is not None:
             table.add_columns(str(path), columns, loaded.ranges)

@@ -24,6 +24,7 @@ import io
 import json
 import os
 import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,11 @@ from typing import NamedTuple, TypeVar
 
 from nydus_top.fs import confined
 from nydus_top.fs.confined import ConfinedError, ConfinedExistsError
-from nydus_top.fs.reading import ReadError, ReadMissing, read_regular
+from nydus_top.fs.reading import ReadError, ReadMissing, read_regular, regular_chunks
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.paths import NONE, ListColumns, Marks, PathTable, columns_of
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
 from nydus_top.model.records import Listable, ListedFile
 from nydus_top.text import printable
@@ -507,16 +509,16 @@ def _range_book(doc: object) -> RangeBook:
     return book
 
 
-def _past_end(book: RangeBook, entries: Sequence[ListedFile], rounded_sizes: bool) -> str | None:
-    """Why *book* does not fit the files of *entries* (a range beyond a file's size), or None.
+def _past_end(book: RangeBook, files: Iterable[tuple[str, int | None]], rounded_sizes: bool) -> str | None:
+    """Why *book* does not fit *files* (path, size) (a range beyond a file's size), or None.
     Sizes in readable units (*rounded_sizes*) are within 5 % of the truth."""
-    for entry in entries:
-        ranges = book.get(entry.path)
-        if ranges is None or entry.size is None:
+    for path, size in files:
+        ranges = book.get(path)
+        if ranges is None or size is None:
             continue
-        bound = entry.size + entry.size // 20 + 1 if rounded_sizes else entry.size
+        bound = size + size // 20 + 1 if rounded_sizes else size
         if ranges.end > bound:
-            return f"ranges of {entry.path!r} end at {ranges.end}, beyond its size {entry.size}"
+            return f"ranges of {path!r} end at {ranges.end}, beyond its size {size}"
     return None
 
 
@@ -609,9 +611,17 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
 def _with_sidecars(path: Path, entries: list[ListedFile], warnings: list[str], rounded_sizes: bool) -> LoadedList:
     """*entries* with the ranges and the metadata beside *path*; a sibling file that cannot be
     used is a warning, and so are ranges beyond a file's size (ranges left out)."""
+    ranges, meta = _sidecars(path, lambda: ((e.path, e.size) for e in entries), warnings, rounded_sizes)
+    return LoadedList(tuple(entries), tuple(warnings), ranges, meta)
+
+
+def _sidecars(path: Path, files: Callable[[], Iterable[tuple[str, int | None]]], warnings: list[str],
+              rounded_sizes: bool) -> tuple[RangeBook | None, ListMeta | None]:
+    """The range list and the metadata beside *path* (a list of *files*: (path, size)), each None
+    when absent or unusable (one warning in *warnings*)."""
     ranges = _sibling_ranges(path, warnings)
     if ranges is not None:
-        why = _past_end(ranges, entries, rounded_sizes)
+        why = _past_end(ranges, files(), rounded_sizes)
         if why is not None:
             warnings.append(f"{ranges_path(path)}: bad range list: {why} (ranges left out)")
             ranges = None
@@ -620,7 +630,96 @@ def _with_sidecars(path: Path, entries: list[ListedFile], warnings: list[str], r
     except listmeta.MetaError as err:
         warnings.append(f"{err} (list identity unknown)")
         meta = None
-    return LoadedList(tuple(entries), tuple(warnings), ranges, meta)
+    return ranges, meta
+
+
+# ---------------------------------------------------------------- huge lists, compactly
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedColumns:
+    """A loaded list as columns of a PathTable's ids (see :func:`load_columns`)."""
+
+    columns: ListColumns
+    warnings: tuple[str, ...] = ()
+    ranges: RangeBook | None = None
+    meta: ListMeta | None = None
+
+
+def load_columns(path: str | os.PathLike[str], paths: PathTable) -> LoadedColumns:
+    """:func:`load_list` into columns of *paths* (its new paths added): the same entries, warnings,
+    ranges and metadata, without an object per entry. A ``.csv`` in the common shape (what we and
+    the optimizer write) is read a chunk at a time and never held whole: a 3M-line csv takes about
+    100 bytes a line (issue 18 item 7); anything else is read by :func:`load_list`. Raises
+    ListFileError as it does."""
+    path = Path(path)
+    columns = _stream_plain_csv(path, paths) if path.suffix == ".csv" else None
+    if columns is None:
+        loaded = load_list(path)
+        return LoadedColumns(columns_of(loaded.entries, paths), loaded.warnings, loaded.ranges, loaded.meta)
+    warnings: list[str] = []
+    ids, sizes = columns.ids, columns.sizes
+    ranges, meta = _sidecars(path, lambda: ((paths[f], None if z == NONE else z)
+                                            for f, z in zip(ids, sizes, strict=True)), warnings, False)
+    return LoadedColumns(columns, tuple(warnings), ranges, meta)
+
+
+def _stream_plain_csv(path: Path, paths: PathTable) -> ListColumns | None:
+    """The csv at *path* as columns, when it is in the shape :func:`_load_plain_csv` takes, read a
+    chunk at a time; None for anything else (paths it added are forgotten again)."""
+    known = len(paths)
+    try:
+        columns = _plain_csv_columns(regular_chunks(path, limit=LIST_MAX_BYTES), paths)
+    except (ReadError, OverflowError):  # read again by load_list: its error, or its exact numbers
+        columns = None
+    if columns is None:
+        paths.truncate(known)
+    return columns
+
+
+def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns | None:
+    """:func:`_load_plain_csv` (then each path once) over a csv's bytes a chunk at a time."""
+    header = ",".join(CSV_HEADER).encode()
+    ids, sizes, times = array("l"), array("q"), array("q")
+    seen = Marks(paths)
+    id_of = paths.id_of
+    pending = b""
+    started = False  # the header line is read
+    later = False  # a line break follows the header's
+    for chunk in chunks:
+        if b'"' in chunk or b"\r" in chunk:
+            return None
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        if not started:
+            if not lines:
+                continue
+            if lines[0] != header:
+                return None
+            started = True
+            del lines[0]
+        later = later or bool(lines)
+        for line in lines:
+            if not line:
+                continue
+            fields = line.split(b",")
+            if len(fields) != 3:
+                return None
+            name, size, elapsed = fields
+            if not (name.startswith(b"/") and size.isdigit() and elapsed.isdigit()):
+                return None
+            fid = id_of(name.decode("utf-8", "surrogateescape"))
+            if not seen.again(fid):
+                ids.append(fid)
+                sizes.append(int(size))
+                times.append(int(elapsed))
+    if pending:
+        if not started:
+            return ListColumns(ids, sizes, times) if pending == header else None
+        if later:  # rows without a line break at the end
+            return None
+        return _plain_csv_columns([header + b"\n" + pending + b"\n"], paths)
+    return ListColumns(ids, sizes, times) if started else None
 
 
 def merge(*runs: Iterable[Listable]) -> list[Listable]:

@@ -1,0 +1,104 @@
+"""Huge lists held compactly (issue 18 item 7): the PathTable, and load_columns reading a csv a
+chunk at a time into the same entries, warnings, ranges and metadata as load_list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nydus_top.fs.reading import regular_chunks
+from nydus_top.lists import files
+from nydus_top.lists.files import ListFileError, load_columns, load_list
+from nydus_top.lists.paths import NONE, PathTable, columns_of
+from nydus_top.model.records import ListedFile
+
+
+def test_each_path_gets_one_id_in_order_and_comes_back_exactly() -> None:
+    odd = ["/a", "/b/ü", "/c/\udcff\udc80", "/d/\ud800", "/e/\n", "/", "/a"]
+    table = PathTable()
+    assert [table.id_of(p) for p in odd] == [0, 1, 2, 3, 4, 5, 0]
+    assert list(table) == odd[:-1] and len(table) == 6 and table[-1] == "/"
+    assert table.find("/c/\udcff\udc80") == 2 and table.find("/nope") == -1 and "/e/\n" in table
+    with pytest.raises(IndexError):
+        table[6]
+
+
+def test_many_paths_survive_the_table_growing_and_a_truncate() -> None:
+    table = PathTable(f"/p/{i}" for i in range(20_000))
+    assert all(table.find(f"/p/{i}") == i for i in range(0, 20_000, 7))
+    table.truncate(5)
+    assert list(table) == [f"/p/{i}" for i in range(5)] and table.find("/p/5") == -1
+    assert table.id_of("/p/9") == 5 and table.id_of("/p/0") == 0
+
+
+def test_columns_keep_each_path_once_and_mark_unknowns() -> None:
+    table = PathTable(["/x"])
+    cols = columns_of([ListedFile("/a", 1, None), ListedFile("/x"), ListedFile("/a", 9, 9)], table)
+    assert list(cols.ids) == [1, 0] and list(cols.sizes) == [1, NONE] and list(cols.times) == [NONE, NONE]
+
+
+CSVS = {
+    "plain": "path,size,elapsed\n/a,1,2\n/b,3,4\n/a,5,6\n",
+    "blank lines": "path,size,elapsed\n\n/a,1,2\n\n",
+    "header only": "path,size,elapsed\n",
+    "header without line end": "path,size,elapsed",
+    "one row without line end": "path,size,elapsed\n/a,1,2",
+    "rows without line end": "path,size,elapsed\n/a,1,2\n/b,3,4",
+    "quoted": 'path,size,elapsed\n"/a,b",1,2\n/c,3,4\n',
+    "crlf": "path,size,elapsed\r\n/a,1,2\r\n",
+    "readable": "path,size,elapsed\n/a,1.5 KiB,3 us\n",
+    "relative": "path,size,elapsed\nrel,1,2\n/b,3,4\n",
+    "unknowns": "path,size,elapsed\n/a,,\n/b,3,\n",
+    "beyond 64 bits": f"path,size,elapsed\n/a,{10**30},2\n",
+    "undecodable": "path,size,elapsed\n/a\udcff\udcfe,1,2\n",
+    "bad header": "path,elapsed,size\n/a,1,2\n",
+    "wrong columns": "path,size,elapsed\n/a,1\n",
+    "empty": "",
+}
+
+
+def entries_of(loaded: files.LoadedColumns, table: PathTable) -> list[ListedFile]:
+    cols = loaded.columns
+    return [ListedFile(table[f], None if z == NONE else z, None if t == NONE else t)
+            for f, z, t in zip(cols.ids, cols.sizes, cols.times, strict=True)]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+@pytest.mark.parametrize("name", sorted(CSVS))
+def test_load_columns_gives_what_load_list_gives(tmp_path: Path, name: str, chunk: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "run.csv"
+    path.write_bytes(CSVS[name].encode("utf-8", "surrogateescape"))
+    monkeypatch.setattr(files, "regular_chunks", lambda p, **kw: regular_chunks(p, **{**kw, "chunk": chunk}))
+    table = PathTable(["/b"])  # a path another run already named
+    try:
+        expected = load_list(path)
+    except ListFileError as err:
+        with pytest.raises(ListFileError, match="^" + str(err).replace("\\", "\\\\").replace("(", r"\(")
+                           .replace(")", r"\)").replace("[", r"\[") + "$"):
+            load_columns(path, table)
+        assert list(table) == ["/b"]  # nothing of the bad file stays
+        return
+    loaded = load_columns(path, table)
+    got = entries_of(loaded, table)
+    big = (1 << 63) - 1
+    assert got == [ListedFile(e.path, None if e.size is None else min(e.size, big), e.elapsed_us)
+                   for e in expected.entries]
+    assert loaded.warnings == expected.warnings and loaded.meta == expected.meta
+
+
+def test_load_columns_takes_the_ranges_and_checks_them_against_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "run.csv"
+    path.write_text("path,size,elapsed\n/a,100,1\n/b,10,2\n")
+    doc: dict[str, Any] = {"version": "v1", "files": [{"path": "/a", "ranges": [[0, 50]]}]}
+    (tmp_path / "run.ranges.json").write_text(json.dumps(doc))
+    book = load_columns(path, PathTable()).ranges
+    assert book is not None and list(book.items()) == list(load_list(path).ranges.items())  # type: ignore[union-attr]
+    doc["files"].append({"path": "/b", "ranges": [[0, 50]]})
+    (tmp_path / "run.ranges.json").write_text(json.dumps(doc))
+    loaded = load_columns(path, PathTable())
+    assert loaded.ranges is None and loaded.warnings == load_list(path).warnings
+    assert "beyond its size 10" in loaded.warnings[0]
