@@ -23,7 +23,7 @@ from nydus_top.model.records import ListedFile
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
 from nydus_top.runs import store as runstore
-from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, ConsensusEntries, FileStability, Tally, as_entries
 from nydus_top.text import printable
 
 PROG = "nydus-top consensus"
@@ -197,18 +197,20 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         if not args.json:
             print(f"{'seen':<7} {'position':>14} {'first access':>16}  path")
-        for f in tally.stability():
+        for fid in tally.order():  # one row at a time: no list of every file
+            f = tally.summary(fid)
             print(_json(f) if args.json else _row(f))
         if not args.json:  # JSON lines without -o stay the stability rows alone
             print()
             _summary(table, link, share, chosen_by, as_json=False)
         return 0
-    chosen = tally.consensus(share)
+    chosen = ConsensusEntries(tally, tally.consensus_order(share))
     meta = ListMeta(image=_image_of(metas), runs=tuple(tally.names),
                     complete=all(m.complete for m in metas)).with_origin()
     try:
-        saved = save_list(as_entries(chosen), args.output, readable=config.readable, overwrite=args.force, meta=meta,
-                          root=within(args.output, config.persist_dir))  # under persist_dir: no symlink followed
+        saved = save_list(chosen, args.output, readable=config.readable, overwrite=args.force, meta=meta,
+                          root=within(args.output, config.persist_dir),  # under persist_dir: no symlink followed
+                          distinct=True)  # written a piece at a time
     except ListExistsError as err:
         print(f"{PROG}: {printable(str(err.path))} exists (pass --force to replace it)", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ import json
 import os
 import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -66,7 +66,7 @@ class ListExistsError(ListFileError, ConfinedExistsError):
     """Saving would overwrite an existing file and overwriting was not asked for."""
 
 
-def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False,
+def write_atomic(files: Sequence[tuple[Path, confined.Data]], *, overwrite: bool = False,
                  root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
     """:func:`nydus_top.fs.confined.write_atomic` with its errors as ListExistsError/ListFileError."""
     try:
@@ -295,7 +295,7 @@ def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
 def save_list(
     entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False,
     overwrite: bool = False, meta: ListMeta | None = None, ranges: RangeBook | None = None,
-    granularity: int = DEFAULT_GRANULARITY, root: str | os.PathLike[str] | None = None,
+    granularity: int = DEFAULT_GRANULARITY, root: str | os.PathLike[str] | None = None, distinct: bool = False,
 ) -> SaveResult:
     """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically, with
     *meta* also ``list_path.nydus-top.json`` (its ``files`` count set to what was written), with
@@ -305,10 +305,14 @@ def save_list(
 
     Raises ListExistsError (nothing written) when any exists and *overwrite* is false,
     ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
-    *root*: see :func:`write_atomic` (persist_dir for results saved there).
+    *root*: see :func:`write_atomic` (persist_dir for results saved there). *distinct*: *entries*
+    name each path once and can be read more than once (a Collection, e.g. a consensus): without
+    *ranges*, each file is then written a piece at a time and never held whole (the same bytes).
     """
     path = Path(list_path)
     csv_path = Path(os.fspath(path) + ".csv")
+    if distinct and ranges is None and isinstance(entries, Collection):
+        return _save_pieces(entries, path, csv_path, readable, overwrite, meta, root)
     if ranges is not None and iter(entries) is entries:  # a one-shot iterator: the range list reads it again
         entries = list(entries)
     plain, table, warnings = render(entries, readable=readable)
@@ -321,6 +325,70 @@ def save_list(
         files.append((ranges_path(path), data))
     removed = write_atomic(files, overwrite=overwrite, root=root)
     return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), (*removed, *warnings))
+
+
+class _Tally:
+    """What the plain list's pieces counted: lines written, left-out warnings, odd paths kept."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.warnings: list[str] = []
+        self.odd = 0
+        self.first_odd = ""
+
+    def notes(self) -> tuple[str, ...]:
+        """The warnings :func:`render` gives for the same entries."""
+        if not self.odd:
+            return tuple(self.warnings)
+        return (*self.warnings, f"kept {self.odd} paths with control characters or bidi overrides byte-exact, "
+                f"e.g. {printable(self.first_odd)}")
+
+
+_PIECE_LINES = 4096  # lines joined into one write
+
+
+def _save_pieces(entries: Collection[Listable], path: Path, csv_path: Path, readable: bool, overwrite: bool,
+                 meta: ListMeta | None, root: str | os.PathLike[str] | None) -> SaveResult:
+    """:func:`save_list` of distinct *entries*, each file written a piece at a time."""
+    counted = _Tally()
+    files: list[tuple[Path, confined.Data]] = [
+        (path, _pieces(entries, lambda e: e.path + "\n", counted)),
+        (csv_path, _pieces(entries, lambda e: csv_line(e, readable=readable), None, ",".join(CSV_HEADER) + "\n")),
+    ]
+    if meta is not None:
+        files.append((listmeta.path_for(path), _later(lambda: listmeta.encode(dataclasses.replace(
+            meta, files=counted.written)))))
+    removed = write_atomic(files, overwrite=overwrite, root=root)
+    return SaveResult(tuple(p for p, _ in files), counted.written, (*removed, *counted.notes()))
+
+
+def _pieces(entries: Iterable[Listable], line: Callable[[Listable], str], counted: _Tally | None,
+            head: str = "") -> Iterator[bytes]:
+    """The lines of the entries a plain list can express, a few thousand a piece; with *counted*,
+    what they count (lines, left-out paths, odd paths) goes there."""
+    lines = [head] if head else []
+    for entry in entries:
+        reason = inexpressible(entry.path)
+        if reason:
+            if counted is not None:
+                counted.warnings.append(f"left out {entry.path!r}: {reason}")
+            continue
+        if counted is not None:
+            counted.written += 1
+            if printable(entry.path) != entry.path:
+                counted.odd += 1
+                counted.first_odd = counted.first_odd or entry.path
+        lines.append(line(entry))
+        if len(lines) >= _PIECE_LINES:
+            yield "".join(lines).encode()
+            lines.clear()
+    if lines:
+        yield "".join(lines).encode()
+
+
+def _later(make: Callable[[], bytes]) -> Iterator[bytes]:
+    """*make*'s bytes, made when first asked (after the files before it are written)."""
+    yield make()
 
 
 def ranges_path(list_path: str | os.PathLike[str]) -> Path:
@@ -680,7 +748,7 @@ def _stream_plain_csv(path: Path, paths: PathTable) -> ListColumns | None:
 def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns | None:
     """:func:`_load_plain_csv` (then each path once) over a csv's bytes a chunk at a time."""
     header = ",".join(CSV_HEADER).encode()
-    ids, sizes, times = array("l"), array("q"), array("q")
+    ids, sizes, times = array("i"), array("q"), array("q")
     seen = Marks(paths)
     id_of = paths.id_of
     pending = b""

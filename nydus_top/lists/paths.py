@@ -120,7 +120,7 @@ class ListColumns:
 
 def columns_of(entries: Iterable[Listable], paths: PathTable) -> ListColumns:
     """*entries* as columns of ids in *paths* (added as needed): a path's later repeats are left out."""
-    ids, sizes, times = array("l"), array("q"), array("q")
+    ids, sizes, times = array("i"), array("q"), array("q")
     seen = Marks(paths)
     for entry in entries:
         fid = paths.id_of(entry.path)

@@ -16,9 +16,9 @@ simplest figure that shows an operator "this file wanders".
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, count, pairwise
+from itertools import count, pairwise
 from typing import NamedTuple
 
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of
@@ -140,26 +140,30 @@ class Tally:
 def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
     """Group the runs' positions and times by file (a counting sort: two passes, no object per
     entry). A run's runtime-created path flags its file when that run or an earlier one read it."""
-    counts = array("q", bytes(8 * (files + 1)))
+    starts = array("q", bytes(8 * (files + 1)))
     for run in runs:
         for fid in run.ids:
-            counts[fid + 1] += 1
-    starts = array("q", accumulate(counts))
-    total = starts[-1]
-    fill = array("q", starts)
-    positions = array("l", bytes(8 * total))
+            starts[fid] += 1
+    total = 0
+    for fid in range(files):  # counts to where each file's values start, in place
+        total, starts[fid] = total + starts[fid], total
+    starts[files] = total
+    first = {fid: starts[fid] for _, fid in runtime}
+    positions = array("i", bytes(4 * total))
     times = array("q", bytes(8 * total))
     sizes = array("q", [_NONE]) * files
     flagged: set[int] = set()
-    for k, run in enumerate(runs):
+    for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
         for position, fid, size, time in zip(count(), run.ids, run.sizes, run.times):
-            at = fill[fid]
-            fill[fid] = at + 1
+            at = starts[fid]
+            starts[fid] = at + 1
             positions[at] = position
             times[at] = time
             if size > sizes[fid]:
                 sizes[fid] = size
-        flagged.update(fid for j, fid in runtime if j == k and fill[fid] > starts[fid])
+        flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
+    starts.insert(0, 0)
+    starts.pop()
     return _Index(starts, positions, times, sizes, frozenset(flagged))
 
 
@@ -170,25 +174,26 @@ def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
     index = tally.index()
     starts, positions = index.starts, index.positions
     files = len(starts) - 1
-    keys = array("q", [-1]) * files  # twice the median position; -1: left out
+    keys = array("i", [-1]) * files  # twice the median position; -1: left out
     for fid in range(files):
         a, b = starts[fid], starts[fid + 1]
         seen = b - a
         if seen >= min_seen:
             keys[fid] = 2 * positions[a] if seen == 1 else round(2 * _median(positions[a:b]))
-    if files == 0:
-        return array("q")
-    buckets = array("q", bytes(8 * (max(keys) + 3)))
+    firsts = array("i", bytes(4 * (max(keys, default=-1) + 2)))  # key k's files: from firsts[k] on
     for key in keys:
-        buckets[key + 2] += 1
-    firsts = array("q", accumulate(buckets))
-    out = array("q", bytes(8 * firsts[-1]))
+        firsts[key + 1] += 1
+    total = firsts[0] = 0
+    for k in range(1, len(firsts)):
+        total += firsts[k]
+        firsts[k] = total
+    out = array("i", bytes(4 * total))
     for fid, key in enumerate(keys):
-        at = firsts[key + 1]
-        firsts[key + 1] = at + 1
-        out[at] = fid
-    lead = firsts[0]  # those left out (key -1) sort first: drop them
-    out = out[lead:]
+        if key >= 0:
+            at = firsts[key]
+            firsts[key] = at + 1
+            out[at] = fid
+    del firsts
     _break_ties(tally, out, keys)
     return out
 
@@ -204,7 +209,7 @@ def _break_ties(tally: Tally, order: array[int], keys: array[int]) -> None:
             j += 1
         if j - i > 1:
             group = sorted(order[i:j], key=lambda fid: _order(tally.summary(fid)))
-            order[i:j] = array("q", group)
+            order[i:j] = array(order.typecode, group)
         i = j
 
 
@@ -253,6 +258,28 @@ class ConsensusEntry:
 def as_entries(files: Iterable[FileStability]) -> list[ConsensusEntry]:
     """*files* as entries a list can be saved from."""
     return [ConsensusEntry(f.path, f.size, f.elapsed) for f in files]
+
+
+class ConsensusEntries:
+    """The files of *order* (ids of *tally*, e.g. :meth:`Tally.consensus_order`) as entries, made
+    one at a time each time they are read: a huge consensus is saved without a list of it."""
+
+    __slots__ = ("_tally", "_order")
+
+    def __init__(self, tally: Tally, order: Sequence[int]) -> None:
+        self._tally, self._order = tally, order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Iterator[ConsensusEntry]:
+        summary = self._tally.summary
+        for fid in self._order:
+            f = summary(fid)
+            yield ConsensusEntry(f.path, f.size, f.elapsed)
+
+    def __contains__(self, item: object) -> bool:
+        return any(item == entry for entry in self)
 
 
 def tally(runs: Iterable[Iterable[Listable]]) -> Tally:

@@ -1,9 +1,11 @@
-"""Huge lists held compactly (issue 18 item 7): the PathTable, and load_columns reading a csv a
-chunk at a time into the same entries, warnings, ranges and metadata as load_list."""
+"""Huge lists held compactly (issue 18 item 7): the PathTable; load_columns reading a csv a chunk
+at a time into the same entries, warnings, ranges and metadata as load_list; a distinct save
+writing the same bytes a piece at a time."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from nydus_top.fs.reading import regular_chunks
 from nydus_top.lists import files
 from nydus_top.lists.files import ListFileError, load_columns, load_list
+from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.paths import NONE, PathTable, columns_of
 from nydus_top.model.records import ListedFile
 
@@ -102,3 +105,41 @@ def test_load_columns_takes_the_ranges_and_checks_them_against_sizes(tmp_path: P
     loaded = load_columns(path, PathTable())
     assert loaded.ranges is None and loaded.warnings == load_list(path).warnings
     assert "beyond its size 10" in loaded.warnings[0]
+
+
+ODD = [ListedFile("/a", 1, 2), ListedFile("rel", 3, 4), ListedFile("/b\n", 5, 6), ListedFile("/c\x1b[31m", None, 7),
+       ListedFile("/d\udcff", 8, None), ListedFile("/e ", 9, 9), ListedFile("/f,\"g\"", 1536, 1500),
+       ListedFile("/h\u202e", 10, 11)]
+
+
+@pytest.mark.parametrize("readable", [False, True])
+@pytest.mark.parametrize("count", [0, 1, 10_000])  # 10k: several pieces
+def test_a_distinct_save_writes_the_same_bytes_a_piece_at_a_time(tmp_path: Path, readable: bool, count: int) -> None:
+    entries = [*ODD, *(ListedFile(f"/many/{i}", i, i) for i in range(count))] if count else []
+    meta = ListMeta(image="example.com/app:1", runs=("r1",))
+    whole = files.save_list(entries, tmp_path / "whole", readable=readable, meta=meta)
+    pieces = files.save_list(tuple(entries), tmp_path / "pieces", readable=readable, meta=meta, distinct=True)
+    assert pieces.written == whole.written and pieces.warnings == whole.warnings
+    for suffix in ("", ".csv", ".nydus-top.json"):
+        assert (tmp_path / f"pieces{suffix}").read_bytes() == (tmp_path / f"whole{suffix}").read_bytes()
+
+
+def test_a_piece_that_fails_leaves_the_old_files_intact(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    files.save_list([ListedFile("/old")], target)
+
+    class Broken:
+        def __len__(self) -> int:
+            return 2
+
+        def __contains__(self, item: object) -> bool:
+            return False
+
+        def __iter__(self) -> Iterator[ListedFile]:
+            yield ListedFile("/new")
+            raise RuntimeError("made badly")
+
+    with pytest.raises(RuntimeError):
+        files.save_list(Broken(), target, overwrite=True, distinct=True)
+    assert target.read_text() == "/old\n" and Path(f"{target}.csv").read_text() == "path,size,elapsed\n/old,,\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.csv"]  # no temporary file left
