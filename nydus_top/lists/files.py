@@ -28,7 +28,7 @@ from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from nydus_top.fs import confined
 from nydus_top.fs.confined import ConfinedError, ConfinedExistsError
@@ -534,23 +534,26 @@ def load_range_list(path: str | os.PathLike[str], *, follow: bool = True) -> Ran
     """A range list (ours or anyone's) as a book: ``null`` is a whole file. Raises ListFileError.
     Not *follow*: a symlink at *path* is refused, and a missing file raises ReadMissing."""
     path = Path(path)
-    try:
-        data = read_regular(path, limit=RANGE_LIST_MAX_BYTES, follow=follow)
+    try:  # the bytes are dropped once decoded: the text alone is parsed
+        text = read_regular(path, limit=RANGE_LIST_MAX_BYTES, follow=follow).decode("utf-8", "surrogateescape")
     except ReadMissing as err:
         if not follow:
             raise
         raise ListFileError(str(err)) from None
     except ReadError as err:
         raise ListFileError(str(err)) from None
-    return _range_book_of(data, str(path))
+    return _range_book_of(text, str(path))
 
 
-def _range_book_of(data: bytes, path: str) -> RangeBook:
-    """A range list's bytes as a book. Raises ListFileError (one line naming *path*)."""
-    if len(data) > RANGE_LIST_MAX_BYTES:
-        raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
+def _range_book_of(data: bytes | str, path: str) -> RangeBook:
+    """A range list's bytes (or, read within the limit, its text) as a book. Raises ListFileError
+    (one line naming *path*)."""
+    if isinstance(data, bytes):
+        if len(data) > RANGE_LIST_MAX_BYTES:
+            raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
+        data = data.decode("utf-8", "surrogateescape")
     try:
-        doc = json.loads(data.decode("utf-8", "surrogateescape"))
+        doc = json.loads(data, object_hook=_compact_file)
     except RecursionError:  # a pulled file is the registry's: any nesting can come
         raise ListFileError(f"{path}: bad range list: nested too deep") from None
     except ValueError as err:
@@ -559,6 +562,24 @@ def _range_book_of(data: bytes, path: str) -> RangeBook:
         return _range_book(doc)
     except ValueError as err:
         raise ListFileError(f"{path}: bad range list: {err}") from None
+
+
+class _BadRanges(NamedTuple):
+    """A file's ranges that are no ranges: why, said when the file's turn comes."""
+
+    why: str
+
+
+def _compact_file(item: dict[str, Any]) -> dict[str, Any]:
+    """A file of a range list as JSON decodes it: its ranges made a RangeSet at once (or why they
+    cannot be), so the document never holds every range as lists of ints (8M ranges: 1.5 GiB)."""
+    pairs = item.get("ranges")
+    if isinstance(item.get("path"), str) and isinstance(pairs, list):
+        try:
+            item["ranges"] = RangeSet.from_pairs(pairs)
+        except ValueError as err:
+            item["ranges"] = _BadRanges(str(err))
+    return item
 
 
 def _range_book(doc: object) -> RangeBook:
@@ -573,7 +594,9 @@ def _range_book(doc: object) -> RangeBook:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str) or "ranges" not in item:
             raise ValueError("each file must be {\"path\": string, \"ranges\": [...] or null}")
         pairs = item["ranges"]
-        book.set(item["path"], None if pairs is None else RangeSet.from_pairs(pairs))
+        if isinstance(pairs, _BadRanges):
+            raise ValueError(pairs.why)
+        book.set(item["path"], pairs if pairs is None or isinstance(pairs, RangeSet) else RangeSet.from_pairs(pairs))
     return book
 
 

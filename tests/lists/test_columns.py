@@ -16,6 +16,7 @@ from nydus_top.lists import files
 from nydus_top.lists.files import ListFileError, load_columns, load_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.paths import NONE, PathTable, columns_of
+from nydus_top.lists.ranges import RangeSet
 from nydus_top.model.records import ListedFile
 
 
@@ -143,3 +144,26 @@ def test_a_piece_that_fails_leaves_the_old_files_intact(tmp_path: Path) -> None:
         files.save_list(Broken(), target, overwrite=True, distinct=True)
     assert target.read_text() == "/old\n" and Path(f"{target}.csv").read_text() == "path,size,elapsed\n/old,,\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("doc, why", [
+    ({"version": "v2", "files": [{"path": "/a", "ranges": [[-1, 1]]}]}, "not a v1 range list"),
+    ({"version": "v1", "files": [{"path": 1, "ranges": None}, {"path": "/b", "ranges": [[-1, 1]]}]},
+     "each file must be"),
+    ({"version": "v1", "files": [{"path": "/a", "ranges": [[0, 0]]}, {"path": 1}]}, r"bad range \[0, 0\]"),
+    ({"version": "v1", "files": {"path": "/a", "ranges": [[0, 1]]}}, "'files' must be a list"),
+])
+def test_ranges_made_compact_while_parsing_still_fail_in_document_order(tmp_path: Path, doc: object,
+                                                                        why: str) -> None:
+    path = tmp_path / "x.ranges.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ListFileError, match=f"^{path}: bad range list: {why}"):
+        files.load_range_list(path)
+
+
+def test_a_range_list_is_read_into_arrays_in_any_key_order(tmp_path: Path) -> None:
+    path = tmp_path / "x.ranges.json"
+    path.write_text('{"files": [{"ranges": [[8192, 4096], [0, 4096], [4096, 10]], "path": "/a", "x": {"path": "/n", '
+                    '"ranges": [[1, 1]]}}, {"path": "/b", "ranges": null}], "version": "v1"}')
+    book = files.load_range_list(path)
+    assert dict(book.items()) == {"/a": RangeSet([(0, 4106), (8192, 12288)]), "/b": None}
