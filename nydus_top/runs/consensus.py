@@ -79,6 +79,7 @@ class Tally:
         self._runs: list[ListColumns] = []
         self._runtime: list[tuple[int, int]] = []  # (run, file id) for each runtime-created path a run named
         self._index: _Index | None = None
+        self._one: _OneRun | None = None
 
     @property
     def runs(self) -> int:
@@ -87,6 +88,8 @@ class Tally:
     @property
     def distinct(self) -> int:
         """Distinct files over all runs."""
+        if len(self._runs) == 1:
+            return len(self._runs[0])
         starts = self.index().starts
         return sum(1 for a, b in pairwise(starts) if b > a)
 
@@ -103,7 +106,7 @@ class Tally:
         find = self.paths.find
         self._runtime.extend((run, fid) for fid in map(find, runtime) if fid >= 0)
         self.names.append(name or f"run {len(self.names) + 1}")
-        self._index = None
+        self._index = self._one = None
 
     def index(self) -> _Index:
         """The runs grouped by file (built once after the last add)."""
@@ -111,8 +114,24 @@ class Tally:
             self._index = _index(self._runs, len(self.paths), self._runtime)
         return self._index
 
+    def one_run(self) -> _OneRun | None:
+        """With one run only, where each file is in it: all a tally of one run needs (no index)."""
+        if len(self._runs) != 1:
+            return None
+        if self._one is None:
+            self._one = _OneRun(self._runs[0], len(self.paths), self._runtime)
+        return self._one
+
     def summary(self, fid: int) -> FileStability:
         """File *fid* over the runs."""
+        one = self.one_run()
+        if one is not None:
+            at = one.at[fid]
+            if at < 0:
+                raise IndexError(f"file {fid} is not in the run")
+            run = one.run
+            return _summary(self.paths[fid], (at,), (run.times[at],), max(run.sizes[at], _NONE),
+                            fid in one.runtime, 1)
         index = self.index()
         a, b = index.starts[fid], index.starts[fid + 1]
         return _summary(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
@@ -120,17 +139,21 @@ class Tally:
 
     def entry(self, fid: int) -> ConsensusEntry:
         """File *fid* as a list entry (what :func:`as_entries` makes of its summary), quicker."""
+        one = self.one_run()
+        if one is not None:
+            at = one.at[fid]
+            return _entry(self.paths[fid], one.run.sizes[at], one.run.times[at])
         index = self.index()
         at = index.starts[fid]
         if index.starts[fid + 1] - at != 1:
             f = self.summary(fid)
             return ConsensusEntry(f.path, f.size, f.elapsed)
-        size, time = index.sizes[fid], index.times[at]
-        return ConsensusEntry(self.paths[fid], None if size == _NONE else size,
-                              None if time == _NONE else time if time < _EXACT else round(float(time)))
+        return _entry(self.paths[fid], index.sizes[fid], index.times[at])
 
     def order(self, *, min_seen: int = 1) -> array[int]:
         """The ids of every file seen in at least *min_seen* runs, in consensus order."""
+        if self.one_run() is not None:  # one run: its own order (each position is its file's median)
+            return self._runs[0].ids if min_seen <= 1 else array("i")
         return _consensus_order(self, max(min_seen, 1))
 
     def stability(self, *, min_seen: int = 1) -> list[FileStability]:
@@ -147,6 +170,25 @@ class Tally:
             raise ValueError(f"min share must be in (0, 1], got {min_share}")
         # Compare counts, not floats: 5 of 10 runs is exactly 0.5.
         return self.order(min_seen=_needed(min_share, self.runs))
+
+
+def _entry(path: str, size: int, time: int) -> ConsensusEntry:
+    """A file one run read as a list entry: its size, its time (as a median's rounding gives it)."""
+    return ConsensusEntry(path, None if size <= _NONE else size,
+                          None if time == _NONE else time if time < _EXACT else round(float(time)))
+
+
+class _OneRun:
+    """A tally of one run: each file's position in it (-1: not in it), 4 bytes a file."""
+
+    __slots__ = ("run", "at", "runtime")
+
+    def __init__(self, run: ListColumns, files: int, runtime: Sequence[tuple[int, int]]) -> None:
+        self.run = run
+        self.at = array("i", [-1]) * files
+        for position, fid in enumerate(run.ids):
+            self.at[fid] = position
+        self.runtime = frozenset(fid for _, fid in runtime if self.at[fid] >= 0)
 
 
 def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:

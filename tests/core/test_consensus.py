@@ -120,3 +120,15 @@ def test_a_time_beyond_float_precision_is_rounded_as_its_median() -> None:
     t = Tally()
     t.add([ListedFile("/a", 5, 2**60 + 1)])
     assert t.entry(0) == as_entries(t.stability())[0] and t.entry(0).elapsed_us == 2**60
+
+
+def test_a_tally_of_one_run_is_that_run_in_its_order() -> None:
+    """One run needs no index: its files in its order, each at its own position and time."""
+    t = Tally()
+    t.add([ListedFile("/b", -5, 30), ListedFile("/a", None, None), ListedFile("/b", 9, 9),
+           ListedFile("/c", 7, 2**60 + 1)], runtime=["/a", "/none"])
+    assert [(f.path, f.seen, f.runs, f.position, f.elapsed_us, f.size, f.runtime_created) for f in t.stability()] == [
+        ("/b", 1, 1, 0.0, 30.0, None, False), ("/a", 1, 1, 1.0, None, None, True),
+        ("/c", 1, 1, 2.0, float(2**60 + 1), 7, False)]
+    assert [t.entry(fid) for fid in t.order()] == as_entries(t.stability()) and t.distinct == 3
+    assert t.consensus(1.0) == t.stability() and t.stability(min_seen=2) == []
