@@ -21,17 +21,26 @@ _FREE = -1
 _CODEC = ("utf-8", "surrogatepass")
 
 
+DICT_PATHS = 1 << 18  # up to this many paths a dict finds them too (fast); beyond, the compact index alone
+
+
 class PathTable:
-    """Distinct paths by id: ``id_of`` adds, ``find`` looks up, ``table[id]`` gives the path."""
+    """Distinct paths by id: ``id_of`` adds, ``find`` looks up, ``table[id]`` gives the path.
 
-    __slots__ = ("_blob", "_ends", "_hashes", "_slots", "_mask")
+    Up to DICT_PATHS paths a dict (path -> id) also finds them, at C speed (a tally of 100 runs
+    of 10k files); beyond, it is dropped for the hash table of 32-bit ids (about 200 bytes a
+    path less)."""
 
-    def __init__(self, paths: Iterable[str] = ()) -> None:
+    __slots__ = ("_blob", "_ends", "_hashes", "_slots", "_mask", "_dict", "_dict_paths")
+
+    def __init__(self, paths: Iterable[str] = (), *, dict_paths: int | None = None) -> None:
         self._blob = bytearray()
         self._ends = array("q")  # where each path's bytes end in _blob
         self._hashes = array("q")  # each path's hash (its slot, and a quick test before comparing)
-        self._slots = array("i", [_FREE]) * 8  # ids by hash, linear probing; at most half full
-        self._mask = 7
+        self._slots = array("i")  # beyond DICT_PATHS: ids by hash, linear probing; at most half full
+        self._mask = 0
+        self._dict: dict[str, int] | None = {}
+        self._dict_paths = DICT_PATHS if dict_paths is None else dict_paths
         for path in paths:
             self.id_of(path)
 
@@ -54,31 +63,51 @@ class PathTable:
 
     def find(self, path: str) -> int:
         """The id of *path*, -1 when it was never added."""
+        if self._dict is not None:
+            return self._dict.get(path, _FREE)
         return self._probe(path, hash(path))[0]
 
     def id_of(self, path: str) -> int:
         """The id of *path*, added (as the next id) when new."""
+        known = self._dict
+        if known is not None:
+            fid = known.get(path, _FREE)
+            if fid != _FREE:
+                return fid
+            fid = known[path] = self._append(path, hash(path))
+            if fid >= self._dict_paths:
+                self._dict = None
+                self._rehash(1 << max(3, (4 * (fid + 1)).bit_length()))
+            return fid
         h = hash(path)
         fid, slot = self._probe(path, h)
         if fid != _FREE:
             return fid
+        fid = self._append(path, h)
+        self._slots[slot] = fid
+        if 2 * (fid + 1) > len(self._slots):
+            self._rehash(4 * len(self._slots))
+        return fid
+
+    def _append(self, path: str, h: int) -> int:
         fid = len(self._ends)
         self._blob += path.encode(*_CODEC)
         self._ends.append(len(self._blob))
         self._hashes.append(h)
-        self._slots[slot] = fid
-        if 2 * (fid + 1) > len(self._slots):
-            self._rehash(4 * len(self._slots))
         return fid
 
     def truncate(self, count: int) -> None:
         """Forget every path from id *count* on (a run that turned out bad after its paths were added)."""
         if count >= len(self._ends):
             return
+        if self._dict is not None:
+            for fid in range(count, len(self._ends)):
+                del self._dict[self[fid]]
         del self._blob[self._ends[count - 1] if count else 0:]
         del self._ends[count:]
         del self._hashes[count:]
-        self._rehash(len(self._slots))
+        if self._dict is None:
+            self._rehash(len(self._slots))
 
     def _probe(self, path: str, h: int) -> tuple[int, int]:
         """(id of *path* or -1, the slot it is in or would go in)."""
@@ -122,18 +151,16 @@ def columns_of(entries: Iterable[Listable], paths: PathTable) -> ListColumns:
     """*entries* as columns of ids in *paths* (added as needed): a path's later repeats are left out."""
     ids, sizes, times = array("i"), array("q"), array("q")
     seen = Marks(paths)
+    id_of, again = paths.id_of, seen.again
     for entry in entries:
-        fid = paths.id_of(entry.path)
-        if seen.again(fid):
+        fid = id_of(entry.path)
+        if again(fid):
             continue
         ids.append(fid)
-        sizes.append(_held(entry.size))
-        times.append(_held(entry.elapsed_us))
+        size, time = entry.size, entry.elapsed_us
+        sizes.append(NONE if size is None else size if size <= LARGEST else LARGEST)
+        times.append(NONE if time is None else time if time <= LARGEST else LARGEST)
     return ListColumns(ids, sizes, times)
-
-
-def _held(value: int | None) -> int:
-    return NONE if value is None else min(value, LARGEST)
 
 
 class Marks:

@@ -30,12 +30,17 @@ def test_each_path_gets_one_id_in_order_and_comes_back_exactly() -> None:
         table[6]
 
 
-def test_many_paths_survive_the_table_growing_and_a_truncate() -> None:
-    table = PathTable(f"/p/{i}" for i in range(20_000))
+@pytest.mark.parametrize("dict_paths", [0, 100, 1 << 20])  # compact from the start, past the dict, a dict only
+def test_many_paths_survive_the_table_growing_and_a_truncate(dict_paths: int) -> None:
+    table = PathTable((f"/p/{i}" for i in range(20_000)), dict_paths=dict_paths)
     assert all(table.find(f"/p/{i}") == i for i in range(0, 20_000, 7))
+    assert all(table.id_of(f"/p/{i}") == i for i in range(0, 20_000, 7)) and len(table) == 20_000
     table.truncate(5)
     assert list(table) == [f"/p/{i}" for i in range(5)] and table.find("/p/5") == -1
-    assert table.id_of("/p/9") == 5 and table.id_of("/p/0") == 0
+    assert table.id_of("/p/9") == 5 and table.id_of("/p/0") == 0 and "/p/9" in table
+    small = PathTable(["/a", "/b", "/c"], dict_paths=1)
+    small.truncate(1)
+    assert list(small) == ["/a"] and small.find("/b") == -1 and small.id_of("/c") == 1
 
 
 def test_columns_keep_each_path_once_and_mark_unknowns() -> None:

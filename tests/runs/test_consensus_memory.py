@@ -3,7 +3,9 @@ entry; a 3M-entry list must fit in 512 MiB, see bench/consensus_huge.py for the 
 
 A child process counts a warm-up list (every module a consensus loads gets loaded), notes its
 resident memory, then counts a list of ENTRIES entries and reports how far its own peak (VmHWM)
-rose above that: the growth per entry, with no time bound.
+rose above that: the growth per entry, with no time bound. The child's PathTables keep no dict
+beside their compact index (as from DICT_PATHS paths on), so a moderate list costs what each
+entry of a huge one does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ BYTES_PER_ENTRY = 400  # bound on the growth per entry: about 190 now, 1730 befo
 MEASURE = """
 import re, sys
 from nydus_top.cli import main
+from nydus_top.lists import paths
+
+paths.DICT_PATHS = 0
 
 def status(field):
     with open("/proc/self/status") as f:
