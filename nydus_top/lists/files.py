@@ -740,15 +740,15 @@ class LoadedColumns:
 def load_columns(path: str | os.PathLike[str], paths: PathTable) -> LoadedColumns:
     """:func:`load_list` into columns of *paths* (its new paths added): the same entries, warnings,
     ranges and metadata, without an object per entry. A ``.csv`` in the common shape (what we and
-    the optimizer write) is read a chunk at a time and never held whole: a 3M-line csv takes about
-    100 bytes a line (issue 18 item 7); anything else is read by :func:`load_list`. Raises
-    ListFileError as it does."""
+    the optimizer write), or a plain list without a csv beside it, is read a chunk at a time and
+    never held whole: a 3M-line csv takes about 100 bytes a line (issue 18 item 7); anything else
+    is read by :func:`load_list`. Raises ListFileError as it does."""
     path = Path(path)
-    columns = _stream_plain_csv(path, paths) if path.suffix == ".csv" else None
+    warnings: list[str] = []
+    columns = _stream_plain_csv(path, paths) if path.suffix == ".csv" else _stream_plain_list(path, paths, warnings)
     if columns is None:
         loaded = load_list(path)
         return LoadedColumns(columns_of(loaded.entries, paths), loaded.warnings, loaded.ranges, loaded.meta)
-    warnings: list[str] = []
     ids, sizes = columns.ids, columns.sizes
     ranges, meta = _sidecars(path, lambda: ((paths[f], None if z == NONE else z)
                                             for f, z in zip(ids, sizes, strict=True)), warnings, False)
@@ -766,6 +766,67 @@ def _stream_plain_csv(path: Path, paths: PathTable) -> ListColumns | None:
     if columns is None:
         paths.truncate(known)
     return columns
+
+
+def _stream_plain_list(path: Path, paths: PathTable, warnings: list[str]) -> ListColumns | None:
+    """The plain list at *path* as columns (no sizes or times), read a chunk at a time, when no
+    csv is beside it and it does not start as a csv; its skipped lines go to *warnings*. None for
+    anything else (paths it added are forgotten again)."""
+    if os.path.lexists(f"{path}.csv"):
+        return None
+    known = len(paths)
+    bad = _BadLines(path)
+    try:
+        columns = _plain_list_columns(regular_chunks(path, limit=LIST_MAX_BYTES), paths, bad)
+    except ReadError:  # read again by load_list, for its error
+        columns = None
+    if columns is None:
+        paths.truncate(known)
+        return None
+    warnings.extend(bad.lines())
+    return columns
+
+
+def _plain_list_columns(chunks: Iterable[bytes], paths: PathTable, bad: _BadLines) -> ListColumns | None:
+    """:func:`load_list`'s reading of a plain list (then each path once) over its bytes a chunk at
+    a time; None when it starts as a csv."""
+    header = (",".join(CSV_HEADER) + "\n").encode()
+    ids, sizes, times = array("i"), array("q"), array("q")
+    seen = Marks(paths)
+    id_of, again = paths.id_of, seen.again
+    pending = b""
+    decided = False  # whether it starts as a csv is known
+    number = 0
+    for chunk in chunks:
+        pending += chunk
+        if not decided:
+            if len(pending) < len(header) and header.startswith(pending):
+                continue
+            if pending.startswith(header):
+                return None
+            decided = True
+        lines = pending.split(b"\n")
+        pending = lines.pop()
+        for raw in lines:
+            number += 1
+            if raw:
+                _plain_line(raw, number, id_of, again, ids, bad)
+    if pending:
+        _plain_line(pending, number + 1, id_of, again, ids, bad)
+    sizes.extend(array("q", [NONE]) * len(ids))
+    times.extend(array("q", [NONE]) * len(ids))
+    return ListColumns(ids, sizes, times)
+
+
+def _plain_line(raw: bytes, number: int, id_of: Callable[[str], int], again: Callable[[int], bool],
+                ids: array[int], bad: _BadLines) -> None:
+    line = raw.decode("utf-8", "surrogateescape")
+    if not line.startswith("/"):
+        bad.add(number, line, "not an absolute path")
+        return
+    fid = id_of(line)
+    if not again(fid):
+        ids.append(fid)
 
 
 def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns | None:

@@ -69,6 +69,10 @@ CSVS = {
 }
 
 
+STREAMED = {"plain", "blank lines", "header only", "header without line end", "one row without line end",
+            "undecodable"}  # "beyond 64 bits" too, until the number: then load_list, for its exact value
+
+
 def entries_of(loaded: files.LoadedColumns, table: PathTable) -> list[ListedFile]:
     cols = loaded.columns
     return [ListedFile(table[f], None if z == NONE else z, None if t == NONE else t)
@@ -91,11 +95,41 @@ def test_load_columns_gives_what_load_list_gives(tmp_path: Path, name: str, chun
             load_columns(path, table)
         assert list(table) == ["/b"]  # nothing of the bad file stays
         return
+    if name in STREAMED:  # read a chunk at a time, never whole
+        monkeypatch.setattr(files, "load_list", lambda _: pytest.fail("read whole"))
     loaded = load_columns(path, table)
     got = entries_of(loaded, table)
     big = (1 << 63) - 1
     assert got == [ListedFile(e.path, None if e.size is None else min(e.size, big), e.elapsed_us)
                    for e in expected.entries]
+    assert loaded.warnings == expected.warnings and loaded.meta == expected.meta
+
+
+PLAIN = {
+    "plain": "/a\n/b\n/a\n",
+    "blank lines and no line end": "\n/a\n\n/b",
+    "relative lines": "x\n" * 8 + "/a\n" + "y" * 100 + "\n",
+    "a csv": "path,size,elapsed\n/a,1,2\n",
+    "a header without line end": "path,size,elapsed",
+    "a header cut short": "path,si\n/a\n",
+    "undecodable": "/a\udcff\n",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_load_columns_of_a_plain_list_gives_what_load_list_gives(tmp_path: Path, name: str, chunk: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "run"
+    path.write_bytes(PLAIN[name].encode("utf-8", "surrogateescape"))
+    monkeypatch.setattr(files, "regular_chunks", lambda p, **kw: regular_chunks(p, **{**kw, "chunk": chunk}))
+    expected = load_list(path)
+    if name != "a csv":  # read a chunk at a time, never whole
+        monkeypatch.setattr(files, "load_list", lambda _: pytest.fail("read whole"))
+    table = PathTable(["/b"])
+    loaded = load_columns(path, table)
+    assert entries_of(loaded, table) == list(expected.entries)
     assert loaded.warnings == expected.warnings and loaded.meta == expected.meta
 
 
