@@ -21,7 +21,7 @@ _FREE = -1
 _CODEC = ("utf-8", "surrogatepass")
 
 
-DICT_PATHS = 1 << 18  # up to this many paths a dict finds them too (fast); beyond, the compact index alone
+DICT_PATHS = 1 << 17  # up to this many paths a dict finds them too (fast); beyond, the compact index alone
 
 
 class PathTable:
