@@ -86,7 +86,7 @@ class PathTable:
         fid = self._append(path, h)
         self._slots[slot] = fid
         if 2 * (fid + 1) > len(self._slots):
-            self._rehash(4 * len(self._slots))
+            self._rehash(2 * len(self._slots))
         return fid
 
     def _append(self, path: str, h: int) -> int:
