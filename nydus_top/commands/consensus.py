@@ -17,13 +17,13 @@ from nydus_top.config import Config
 from nydus_top.fs.confined import within
 from nydus_top.fs.reading import is_regular
 from nydus_top.imageref import ImageRefError
-from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_list, save_list
+from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_columns, save_list
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
 from nydus_top.runs import store as runstore
-from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, FileStability, Tally, as_entries
+from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, ConsensusEntries, FileStability, Tally, as_entries
 from nydus_top.text import printable
 
 PROG = "nydus-top consensus"
@@ -98,26 +98,27 @@ def _legacy(persist_dir: Path, image: str) -> str:
 def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, list[str], list[ListMeta]]:
     """Count every list in *paths* (one at a time, so memory holds one list's entries at most);
     with *table*, also add each to it (compactly) for the evaluation."""
-    tally = Tally()
+    tally = Tally(table.paths if table is not None else None)  # each path kept once for both
     warnings: list[str] = []
     metas: list[ListMeta] = []
     for path in paths:
         # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
         csv = Path(f"{path}.csv")
         try:
-            loaded = load_list(csv if not path.name.endswith(".csv") and is_regular(csv) else path)
+            loaded = load_columns(csv if not path.name.endswith(".csv") and is_regular(csv) else path, tally.paths)
         except ListFileError as err:  # one bad run (a pulled one: anyone's) never spoils the others
             warnings.append(f"skipped {path}: {err}")
             continue
         warnings.extend(loaded.warnings)
-        if not loaded.entries:
+        if not loaded.columns:
             warnings.append(f"skipped {path}: no files (an empty run does not count)")
             continue
         if loaded.meta is not None:
             metas.append(loaded.meta)
-        tally.add(loaded.entries, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
+        columns = loaded.columns
+        tally.add_columns(columns, name=str(path), runtime=loaded.meta.runtime if loaded.meta is not None else ())
         if table is not None:
-            table.add(str(path), loaded.entries, loaded.ranges)
+            table.add_columns(str(path), columns, loaded.ranges)
     if paths and not tally.runs:
         raise ListFileError(f"none of the {len(paths)} runs or lists named could be counted: "
                             + "; ".join(warnings[-3:]))
@@ -202,18 +203,20 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         if not args.json:
             print(f"{'seen':<7} {'position':>14} {'first access':>16}  path")
-        for f in tally.stability():
+        for fid in tally.order():  # one row at a time: no list of every file
+            f = tally.summary(fid)
             print(_json(f) if args.json else _row(f))
         if not args.json:  # JSON lines without -o stay the stability rows alone
             print()
             _summary(table, link, share, chosen_by, as_json=False)
         return 0
-    chosen = tally.consensus(share)
+    chosen = ConsensusEntries(tally, tally.consensus_order(share))
     meta = ListMeta(image=_image_of(metas), runs=tuple(tally.names),
                     complete=all(m.complete for m in metas)).with_origin()
     try:
-        saved = save_list(as_entries(chosen), args.output, readable=config.readable, overwrite=args.force, meta=meta,
-                          root=within(args.output, config.persist_dir))  # under persist_dir: no symlink followed
+        saved = save_list(chosen, args.output, readable=config.readable, overwrite=args.force, meta=meta,
+                          root=within(args.output, config.persist_dir),  # under persist_dir: no symlink followed
+                          distinct=True)  # written a piece at a time
     except ListExistsError as err:
         print(f"{PROG}: {printable(str(err.path))} exists (pass --force to replace it)", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -120,9 +120,14 @@ def within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path |
     return Path(base) if os.path.commonpath([base, where]) == base and where != base else None
 
 
-def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False,
+Data = bytes | Iterable[bytes]  # a file's contents, whole or a piece at a time
+
+
+def write_atomic(files: Sequence[tuple[Path, Data]], *, overwrite: bool = False,
                  root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
     """Write every (path, data) so that each file is either its old or its complete new version.
+    *data* may be an iterable of pieces (a huge file never held whole): the files are written in
+    order, each piece as it comes; an error raised while making a piece leaves every old file intact.
 
     *root* is the directory we were told to write in (persist_dir): every path must lie under
     it, and no directory between *root* and a file is followed if it is a symlink (missing ones
@@ -162,7 +167,8 @@ def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False
             temps.append((dfd, tmp, path))
             try:
                 with os.fdopen(fd, "wb") as out:
-                    out.write(data)
+                    for piece in (data,) if isinstance(data, bytes) else data:
+                        out.write(piece)
                     out.flush()
                     os.fchmod(out.fileno(), 0o644)
                     os.fsync(out.fileno())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from nydus_top.fs import trust
@@ -48,21 +49,50 @@ def read_regular(path: str | os.PathLike[str], *, limit: int, follow: bool = Tru
     if trusted:
         path = os.path.realpath(path)
         follow = False
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError as err:
-        raise ReadMissing(f"cannot read {shown}: {err.strerror or err}") from None
-    except OSError as err:
-        if err.errno == errno.ELOOP and not follow:
-            raise ReadError(f"{shown} is a symlink: not read") from None
-        raise ReadError(f"cannot read {shown}: {err.strerror or err}") from None
+    fd = _open(path, shown, follow)
     try:
         if trusted:
             _check_trusted(fd, os.fspath(path), shown)
         return _read_fd(fd, shown, limit)
     finally:
         os.close(fd)
+
+
+def regular_chunks(path: str | os.PathLike[str], *, limit: int, follow: bool = True,
+                   chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The contents of regular file *path* a *chunk* at a time (a huge file is never held
+    whole), checked as :func:`read_regular` checks it; its errors come from the first ``next``,
+    or from a later one when the file grows beyond *limit* while it is read."""
+    shown = os.fspath(path)
+    fd = _open(path, shown, follow)
+    try:
+        _check_fd(fd, shown, limit)
+        size = 0
+        while True:
+            try:
+                data = os.read(fd, min(limit + 1 - size, chunk))
+            except OSError as err:
+                raise ReadError(f"cannot read {shown}: {err.strerror or err}") from None
+            if not data:
+                return
+            size += len(data)
+            if size > limit:  # grew since the fstat
+                raise ReadError(f"{shown}: larger than {limit} bytes, not read")
+            yield data
+    finally:
+        os.close(fd)
+
+
+def _open(path: str | os.PathLike[str], shown: str, follow: bool) -> int:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError as err:
+        raise ReadMissing(f"cannot read {shown}: {err.strerror or err}") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP and not follow:
+            raise ReadError(f"{shown} is a symlink: not read") from None
+        raise ReadError(f"cannot read {shown}: {err.strerror or err}") from None
 
 
 def _check_trusted(fd: int, real: str, shown: str) -> None:
@@ -73,12 +103,18 @@ def _check_trusted(fd: int, real: str, shown: str) -> None:
         raise ReadError(f"{shown}: refused: {err}") from None
 
 
-def _read_fd(fd: int, shown: str, limit: int) -> bytes:
+def _check_fd(fd: int, shown: str, limit: int) -> os.stat_result:
+    """*fd*'s fstat, when it is a regular file of at most *limit* bytes; else ReadError."""
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise ReadError(f"{shown} is {kind(info.st_mode)}, not a regular file: not read")
     if info.st_size > limit:
         raise ReadError(f"{shown}: larger than {limit} bytes, not read")
+    return info
+
+
+def _read_fd(fd: int, shown: str, limit: int) -> bytes:
+    info = _check_fd(fd, shown, limit)
     chunks = []
     size = 0
     try:

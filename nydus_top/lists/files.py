@@ -24,17 +24,19 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from nydus_top.fs import confined
 from nydus_top.fs.confined import ConfinedError, ConfinedExistsError
-from nydus_top.fs.reading import ReadError, ReadMissing, read_regular
+from nydus_top.fs.reading import ReadError, ReadMissing, read_regular, regular_chunks
 from nydus_top.imageref import ImageRefError, parse_image_ref
 from nydus_top.lists import meta as listmeta
 from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.paths import NONE, ListColumns, Marks, PathTable, columns_of
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
 from nydus_top.model.records import Listable, ListedFile
 from nydus_top.text import printable
@@ -64,7 +66,7 @@ class ListExistsError(ListFileError, ConfinedExistsError):
     """Saving would overwrite an existing file and overwriting was not asked for."""
 
 
-def write_atomic(files: Sequence[tuple[Path, bytes]], *, overwrite: bool = False,
+def write_atomic(files: Sequence[tuple[Path, confined.Data]], *, overwrite: bool = False,
                  root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
     """:func:`nydus_top.fs.confined.write_atomic` with its errors as ListExistsError/ListFileError."""
     try:
@@ -293,7 +295,7 @@ def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
 def save_list(
     entries: Iterable[Listable], list_path: str | os.PathLike[str], *, readable: bool = False,
     overwrite: bool = False, meta: ListMeta | None = None, ranges: RangeBook | None = None,
-    granularity: int = DEFAULT_GRANULARITY, root: str | os.PathLike[str] | None = None,
+    granularity: int = DEFAULT_GRANULARITY, root: str | os.PathLike[str] | None = None, distinct: bool = False,
 ) -> SaveResult:
     """Save *entries* as ``list_path`` (plain list) and ``list_path.csv``, atomically, with
     *meta* also ``list_path.nydus-top.json`` (its ``files`` count set to what was written), with
@@ -303,10 +305,14 @@ def save_list(
 
     Raises ListExistsError (nothing written) when any exists and *overwrite* is false,
     ListFileError on any I/O error (old files intact). Left-out paths are in the warnings.
-    *root*: see :func:`write_atomic` (persist_dir for results saved there).
+    *root*: see :func:`write_atomic` (persist_dir for results saved there). *distinct*: *entries*
+    name each path once and can be read more than once (a Collection, e.g. a consensus): without
+    *ranges*, each file is then written a piece at a time and never held whole (the same bytes).
     """
     path = Path(list_path)
     csv_path = Path(os.fspath(path) + ".csv")
+    if distinct and ranges is None and isinstance(entries, Collection):
+        return _save_pieces(entries, path, csv_path, readable, overwrite, meta, root)
     if ranges is not None and iter(entries) is entries:  # a one-shot iterator: the range list reads it again
         entries = list(entries)
     plain, table, warnings = render(entries, readable=readable)
@@ -319,6 +325,70 @@ def save_list(
         files.append((ranges_path(path), data))
     removed = write_atomic(files, overwrite=overwrite, root=root)
     return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), (*removed, *warnings))
+
+
+class _Tally:
+    """What the plain list's pieces counted: lines written, left-out warnings, odd paths kept."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.warnings: list[str] = []
+        self.odd = 0
+        self.first_odd = ""
+
+    def notes(self) -> tuple[str, ...]:
+        """The warnings :func:`render` gives for the same entries."""
+        if not self.odd:
+            return tuple(self.warnings)
+        return (*self.warnings, f"kept {self.odd} paths with control characters or bidi overrides byte-exact, "
+                f"e.g. {printable(self.first_odd)}")
+
+
+_PIECE_LINES = 4096  # lines joined into one write
+
+
+def _save_pieces(entries: Collection[Listable], path: Path, csv_path: Path, readable: bool, overwrite: bool,
+                 meta: ListMeta | None, root: str | os.PathLike[str] | None) -> SaveResult:
+    """:func:`save_list` of distinct *entries*, each file written a piece at a time."""
+    counted = _Tally()
+    files: list[tuple[Path, confined.Data]] = [
+        (path, _pieces(entries, lambda e: e.path + "\n", counted)),
+        (csv_path, _pieces(entries, lambda e: csv_line(e, readable=readable), None, ",".join(CSV_HEADER) + "\n")),
+    ]
+    if meta is not None:
+        files.append((listmeta.path_for(path), _later(lambda: listmeta.encode(dataclasses.replace(
+            meta, files=counted.written)))))
+    removed = write_atomic(files, overwrite=overwrite, root=root)
+    return SaveResult(tuple(p for p, _ in files), counted.written, (*removed, *counted.notes()))
+
+
+def _pieces(entries: Iterable[Listable], line: Callable[[Listable], str], counted: _Tally | None,
+            head: str = "") -> Iterator[bytes]:
+    """The lines of the entries a plain list can express, a few thousand a piece; with *counted*,
+    what they count (lines, left-out paths, odd paths) goes there."""
+    lines = [head] if head else []
+    for entry in entries:
+        reason = inexpressible(entry.path)
+        if reason:
+            if counted is not None:
+                counted.warnings.append(f"left out {entry.path!r}: {reason}")
+            continue
+        if counted is not None:
+            counted.written += 1
+            if printable(entry.path) != entry.path:
+                counted.odd += 1
+                counted.first_odd = counted.first_odd or entry.path
+        lines.append(line(entry))
+        if len(lines) >= _PIECE_LINES:
+            yield "".join(lines).encode()
+            lines.clear()
+    if lines:
+        yield "".join(lines).encode()
+
+
+def _later(make: Callable[[], bytes]) -> Iterator[bytes]:
+    """*make*'s bytes, made when first asked (after the files before it are written)."""
+    yield make()
 
 
 def ranges_path(list_path: str | os.PathLike[str]) -> Path:
@@ -464,23 +534,26 @@ def load_range_list(path: str | os.PathLike[str], *, follow: bool = True) -> Ran
     """A range list (ours or anyone's) as a book: ``null`` is a whole file. Raises ListFileError.
     Not *follow*: a symlink at *path* is refused, and a missing file raises ReadMissing."""
     path = Path(path)
-    try:
-        data = read_regular(path, limit=RANGE_LIST_MAX_BYTES, follow=follow)
+    try:  # the bytes are dropped once decoded: the text alone is parsed
+        text = read_regular(path, limit=RANGE_LIST_MAX_BYTES, follow=follow).decode("utf-8", "surrogateescape")
     except ReadMissing as err:
         if not follow:
             raise
         raise ListFileError(str(err)) from None
     except ReadError as err:
         raise ListFileError(str(err)) from None
-    return _range_book_of(data, str(path))
+    return _range_book_of(text, str(path))
 
 
-def _range_book_of(data: bytes, path: str) -> RangeBook:
-    """A range list's bytes as a book. Raises ListFileError (one line naming *path*)."""
-    if len(data) > RANGE_LIST_MAX_BYTES:
-        raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
+def _range_book_of(data: bytes | str, path: str) -> RangeBook:
+    """A range list's bytes (or, read within the limit, its text) as a book. Raises ListFileError
+    (one line naming *path*)."""
+    if isinstance(data, bytes):
+        if len(data) > RANGE_LIST_MAX_BYTES:
+            raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
+        data = data.decode("utf-8", "surrogateescape")
     try:
-        doc = json.loads(data.decode("utf-8", "surrogateescape"))
+        doc = json.loads(data, object_hook=_compact_file)
     except RecursionError:  # a pulled file is the registry's: any nesting can come
         raise ListFileError(f"{path}: bad range list: nested too deep") from None
     except ValueError as err:
@@ -489,6 +562,24 @@ def _range_book_of(data: bytes, path: str) -> RangeBook:
         return _range_book(doc)
     except ValueError as err:
         raise ListFileError(f"{path}: bad range list: {err}") from None
+
+
+class _BadRanges(NamedTuple):
+    """A file's ranges that are no ranges: why, said when the file's turn comes."""
+
+    why: str
+
+
+def _compact_file(item: dict[str, Any]) -> dict[str, Any]:
+    """A file of a range list as JSON decodes it: its ranges made a RangeSet at once (or why they
+    cannot be), so the document never holds every range as lists of ints (8M ranges: 1.5 GiB)."""
+    pairs = item.get("ranges")
+    if isinstance(item.get("path"), str) and isinstance(pairs, list):
+        try:
+            item["ranges"] = RangeSet.from_pairs(pairs)
+        except ValueError as err:
+            item["ranges"] = _BadRanges(str(err))
+    return item
 
 
 def _range_book(doc: object) -> RangeBook:
@@ -503,20 +594,22 @@ def _range_book(doc: object) -> RangeBook:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str) or "ranges" not in item:
             raise ValueError("each file must be {\"path\": string, \"ranges\": [...] or null}")
         pairs = item["ranges"]
-        book.set(item["path"], None if pairs is None else RangeSet.from_pairs(pairs))
+        if isinstance(pairs, _BadRanges):
+            raise ValueError(pairs.why)
+        book.set(item["path"], pairs if pairs is None or isinstance(pairs, RangeSet) else RangeSet.from_pairs(pairs))
     return book
 
 
-def _past_end(book: RangeBook, entries: Sequence[ListedFile], rounded_sizes: bool) -> str | None:
-    """Why *book* does not fit the files of *entries* (a range beyond a file's size), or None.
+def _past_end(book: RangeBook, files: Iterable[tuple[str, int | None]], rounded_sizes: bool) -> str | None:
+    """Why *book* does not fit *files* (path, size) (a range beyond a file's size), or None.
     Sizes in readable units (*rounded_sizes*) are within 5 % of the truth."""
-    for entry in entries:
-        ranges = book.get(entry.path)
-        if ranges is None or entry.size is None:
+    for path, size in files:
+        ranges = book.get(path)
+        if ranges is None or size is None:
             continue
-        bound = entry.size + entry.size // 20 + 1 if rounded_sizes else entry.size
+        bound = size + size // 20 + 1 if rounded_sizes else size
         if ranges.end > bound:
-            return f"ranges of {entry.path!r} end at {ranges.end}, beyond its size {entry.size}"
+            return f"ranges of {path!r} end at {ranges.end}, beyond its size {size}"
     return None
 
 
@@ -609,9 +702,17 @@ def load_list(path: str | os.PathLike[str]) -> LoadedList:
 def _with_sidecars(path: Path, entries: list[ListedFile], warnings: list[str], rounded_sizes: bool) -> LoadedList:
     """*entries* with the ranges and the metadata beside *path*; a sibling file that cannot be
     used is a warning, and so are ranges beyond a file's size (ranges left out)."""
+    ranges, meta = _sidecars(path, lambda: ((e.path, e.size) for e in entries), warnings, rounded_sizes)
+    return LoadedList(tuple(entries), tuple(warnings), ranges, meta)
+
+
+def _sidecars(path: Path, files: Callable[[], Iterable[tuple[str, int | None]]], warnings: list[str],
+              rounded_sizes: bool) -> tuple[RangeBook | None, ListMeta | None]:
+    """The range list and the metadata beside *path* (a list of *files*: (path, size)), each None
+    when absent or unusable (one warning in *warnings*)."""
     ranges = _sibling_ranges(path, warnings)
     if ranges is not None:
-        why = _past_end(ranges, entries, rounded_sizes)
+        why = _past_end(ranges, files(), rounded_sizes)
         if why is not None:
             warnings.append(f"{ranges_path(path)}: bad range list: {why} (ranges left out)")
             ranges = None
@@ -620,7 +721,157 @@ def _with_sidecars(path: Path, entries: list[ListedFile], warnings: list[str], r
     except listmeta.MetaError as err:
         warnings.append(f"{err} (list identity unknown)")
         meta = None
-    return LoadedList(tuple(entries), tuple(warnings), ranges, meta)
+    return ranges, meta
+
+
+# ---------------------------------------------------------------- huge lists, compactly
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedColumns:
+    """A loaded list as columns of a PathTable's ids (see :func:`load_columns`)."""
+
+    columns: ListColumns
+    warnings: tuple[str, ...] = ()
+    ranges: RangeBook | None = None
+    meta: ListMeta | None = None
+
+
+def load_columns(path: str | os.PathLike[str], paths: PathTable) -> LoadedColumns:
+    """:func:`load_list` into columns of *paths* (its new paths added): the same entries, warnings,
+    ranges and metadata, without an object per entry. A ``.csv`` in the common shape (what we and
+    the optimizer write), or a plain list without a csv beside it, is read a chunk at a time and
+    never held whole: a 3M-line csv takes about 100 bytes a line (issue 18 item 7); anything else
+    is read by :func:`load_list`. Raises ListFileError as it does."""
+    path = Path(path)
+    warnings: list[str] = []
+    columns = _stream_plain_csv(path, paths) if path.suffix == ".csv" else _stream_plain_list(path, paths, warnings)
+    if columns is None:
+        loaded = load_list(path)
+        return LoadedColumns(columns_of(loaded.entries, paths), loaded.warnings, loaded.ranges, loaded.meta)
+    ids, sizes = columns.ids, columns.sizes
+    ranges, meta = _sidecars(path, lambda: ((paths[f], None if z == NONE else z)
+                                            for f, z in zip(ids, sizes, strict=True)), warnings, False)
+    return LoadedColumns(columns, tuple(warnings), ranges, meta)
+
+
+def _stream_plain_csv(path: Path, paths: PathTable) -> ListColumns | None:
+    """The csv at *path* as columns, when it is in the shape :func:`_load_plain_csv` takes, read a
+    chunk at a time; None for anything else (paths it added are forgotten again)."""
+    known = len(paths)
+    try:
+        columns = _plain_csv_columns(regular_chunks(path, limit=LIST_MAX_BYTES), paths)
+    except (ReadError, OverflowError):  # read again by load_list: its error, or its exact numbers
+        columns = None
+    if columns is None:
+        paths.truncate(known)
+    return columns
+
+
+def _stream_plain_list(path: Path, paths: PathTable, warnings: list[str]) -> ListColumns | None:
+    """The plain list at *path* as columns (no sizes or times), read a chunk at a time, when no
+    csv is beside it and it does not start as a csv; its skipped lines go to *warnings*. None for
+    anything else (paths it added are forgotten again)."""
+    if os.path.lexists(f"{path}.csv"):
+        return None
+    known = len(paths)
+    bad = _BadLines(path)
+    try:
+        columns = _plain_list_columns(regular_chunks(path, limit=LIST_MAX_BYTES), paths, bad)
+    except ReadError:  # read again by load_list, for its error
+        columns = None
+    if columns is None:
+        paths.truncate(known)
+        return None
+    warnings.extend(bad.lines())
+    return columns
+
+
+def _plain_list_columns(chunks: Iterable[bytes], paths: PathTable, bad: _BadLines) -> ListColumns | None:
+    """:func:`load_list`'s reading of a plain list (then each path once) over its bytes a chunk at
+    a time; None when it starts as a csv."""
+    header = (",".join(CSV_HEADER) + "\n").encode()
+    ids, sizes, times = array("i"), array("q"), array("q")
+    seen = Marks(paths)
+    id_of, again = paths.id_of, seen.again
+    pending = b""
+    decided = False  # whether it starts as a csv is known
+    number = 0
+    for chunk in chunks:
+        pending += chunk
+        if not decided:
+            if len(pending) < len(header) and header.startswith(pending):
+                continue
+            if pending.startswith(header):
+                return None
+            decided = True
+        lines = pending.split(b"\n")
+        pending = lines.pop()
+        for raw in lines:
+            number += 1
+            if raw:
+                _plain_line(raw, number, id_of, again, ids, bad)
+    if pending:
+        _plain_line(pending, number + 1, id_of, again, ids, bad)
+    sizes.extend(array("q", [NONE]) * len(ids))
+    times.extend(array("q", [NONE]) * len(ids))
+    return ListColumns(ids, sizes, times)
+
+
+def _plain_line(raw: bytes, number: int, id_of: Callable[[str], int], again: Callable[[int], bool],
+                ids: array[int], bad: _BadLines) -> None:
+    line = raw.decode("utf-8", "surrogateescape")
+    if not line.startswith("/"):
+        bad.add(number, line, "not an absolute path")
+        return
+    fid = id_of(line)
+    if not again(fid):
+        ids.append(fid)
+
+
+def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns | None:
+    """:func:`_load_plain_csv` (then each path once) over a csv's bytes a chunk at a time."""
+    header = ",".join(CSV_HEADER).encode()
+    ids, sizes, times = array("i"), array("q"), array("q")
+    seen = Marks(paths)
+    id_of = paths.id_of
+    pending = b""
+    started = False  # the header line is read
+    later = False  # a line break follows the header's
+    for chunk in chunks:
+        if b'"' in chunk or b"\r" in chunk:
+            return None
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        if not started:
+            if not lines:
+                continue
+            if lines[0] != header:
+                return None
+            started = True
+            del lines[0]
+        later = later or bool(lines)
+        for line in lines:
+            if not line:
+                continue
+            fields = line.split(b",")
+            if len(fields) != 3:
+                return None
+            name, size, elapsed = fields
+            if not (name.startswith(b"/") and size.isdigit() and elapsed.isdigit()):
+                return None
+            fid = id_of(name.decode("utf-8", "surrogateescape"))
+            if not seen.again(fid):
+                ids.append(fid)
+                sizes.append(int(size))
+                times.append(int(elapsed))
+    if pending:
+        if not started:
+            return ListColumns(ids, sizes, times) if pending == header else None
+        if later:  # rows without a line break at the end
+            return None
+        return _plain_csv_columns([header + b"\n" + pending + b"\n"], paths)
+    return ListColumns(ids, sizes, times) if started else None
 
 
 def merge(*runs: Iterable[Listable]) -> list[Listable]:

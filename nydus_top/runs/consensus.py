@@ -1,12 +1,13 @@
 """Many starts, one list: how stable each file is across runs, and the list they agree on.
 
 A run is one recorded start (a saved list in first-access order). :class:`Tally` takes runs one
-at a time and keeps, per distinct path, compact arrays of its positions and first-access times,
-so a run's entries can be dropped as soon as they are counted (100 runs of 10k files stay well
-under 200 MB). :meth:`Tally.stability` then gives, per file, the share of runs that read it, the
-median and spread of its position and of its first-access time, and whether any run saw it
-created at runtime. The consensus keeps the files read in at least ``min_share`` of the runs,
-ordered by median position (ties by median time, then path).
+at a time and keeps each path once (a PathTable) and each run as three arrays (path ids, sizes,
+first-access times), so a run's entries can be dropped as soon as they are counted (a 3M-entry
+run in well under 512 MiB; see bench/consensus_huge.py). :meth:`Tally.stability` then gives,
+per file, the share of runs that read it, the median and spread of its position and of its
+first-access time, and whether any run saw it created at runtime. The consensus keeps the
+files read in at least ``min_share`` of the runs, ordered by median position (ties by median
+time, then path).
 
 Spread is the range (largest minus smallest value) over the runs that read the file: the
 simplest figure that shows an operator "this file wanders".
@@ -15,14 +16,17 @@ simplest figure that shows an operator "this file wanders".
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import count, pairwise
 from typing import NamedTuple
 
+from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.model.records import Listable
 
 DEFAULT_MIN_SHARE = 0.5
 _NONE = -1  # an elapsed time or size the run did not give
+_EXACT = 1 << 53  # integers below this are exact as floats (a median time is a float)
 
 
 class FileStability(NamedTuple):
@@ -48,25 +52,34 @@ class FileStability(NamedTuple):
         return None if self.elapsed_us is None else round(self.elapsed_us)
 
 
-class _File:
-    """One path's figures over the runs: compact arrays, no object per run."""
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """Every run's figures grouped by file: file *f*'s positions and times (in run order) are
+    ``positions[starts[f]:starts[f + 1]]`` and the same slice of ``times``; ``sizes[f]`` is the
+    largest size any run gave (-1: none); ``runtime`` the files some run saw created at runtime.
+    Built once, after the last add."""
 
-    __slots__ = ("positions", "elapsed", "size", "runtime", "last")
-
-    def __init__(self) -> None:
-        self.positions = array("l")
-        self.elapsed = array("q")
-        self.size = _NONE
-        self.runtime = False
-        self.last = -1  # the last run that counted this path (a run counts a path once)
+    starts: array[int]
+    positions: array[int]
+    times: array[int]
+    sizes: array[int]
+    runtime: frozenset[int]
 
 
 class Tally:
-    """Runs counted so far. Add runs with :meth:`add`; read results at any time."""
+    """Runs counted so far. Add runs with :meth:`add` (or :meth:`add_columns`); read results at any time.
 
-    def __init__(self) -> None:
-        self._files: dict[str, _File] = {}
+    Paths are kept once, compactly, in :attr:`paths` (a PathTable, which a caller may share with
+    an evaluation Table); each run is three arrays (path ids in first-access order, sizes, times):
+    about 100 bytes a file for one run of 60-byte paths (issue 18 item 7)."""
+
+    def __init__(self, paths: PathTable | None = None) -> None:
+        self.paths = paths if paths is not None else PathTable()
         self.names: list[str] = []  # one per run, in the order added
+        self._runs: list[ListColumns] = []
+        self._runtime: list[tuple[int, int]] = []  # (run, file id) for each runtime-created path a run named
+        self._index: _Index | None = None
+        self._one: _OneRun | None = None
 
     @property
     def runs(self) -> int:
@@ -75,49 +88,183 @@ class Tally:
     @property
     def distinct(self) -> int:
         """Distinct files over all runs."""
-        return len(self._files)
+        if len(self._runs) == 1:
+            return len(self._runs[0])
+        starts = self.index().starts
+        return sum(1 for a, b in pairwise(starts) if b > a)
 
     def add(self, entries: Iterable[Listable], *, name: str = "", runtime: Iterable[str] = ()) -> None:
         """Count one run: *entries* in first-access order (a path's later repeats are ignored),
         *runtime* the paths that run saw created at runtime."""
-        files = self._files
-        run = len(self.names)
-        position = 0
-        for entry in entries:
-            path = entry.path
-            stats = files.get(path)
-            if stats is None:
-                stats = files[path] = _File()
-            elif stats.last == run:
-                continue
-            stats.last = run
-            stats.positions.append(position)
-            elapsed = entry.elapsed_us
-            stats.elapsed.append(_NONE if elapsed is None else elapsed)
-            size = entry.size
-            if size is not None and size > stats.size:
-                stats.size = size
-            position += 1
-        for path in runtime:
-            if path in files:
-                files[path].runtime = True
+        self.add_columns(columns_of(entries, self.paths), name=name, runtime=runtime)
+
+    def add_columns(self, columns: ListColumns, *, name: str = "", runtime: Iterable[str] = ()) -> None:
+        """Count one run held as columns of :attr:`paths` ids (each id once, in first-access order);
+        the arrays are kept as they are, not copied."""
+        run = len(self._runs)
+        self._runs.append(columns)
+        find = self.paths.find
+        self._runtime.extend((run, fid) for fid in map(find, runtime) if fid >= 0)
         self.names.append(name or f"run {len(self.names) + 1}")
+        self._index = self._one = None
+
+    def index(self) -> _Index:
+        """The runs grouped by file (built once after the last add)."""
+        if self._index is None:
+            self._index = _index(self._runs, len(self.paths), self._runtime)
+        return self._index
+
+    def one_run(self) -> _OneRun | None:
+        """With one run only, where each file is in it: all a tally of one run needs (no index)."""
+        if len(self._runs) != 1:
+            return None
+        if self._one is None:
+            self._one = _OneRun(self._runs[0], len(self.paths), self._runtime)
+        return self._one
+
+    def summary(self, fid: int) -> FileStability:
+        """File *fid* over the runs."""
+        one = self.one_run()
+        if one is not None:
+            at = one.at[fid]
+            if at < 0:
+                raise IndexError(f"file {fid} is not in the run")
+            run = one.run
+            return _summary(self.paths[fid], (at,), (run.times[at],), max(run.sizes[at], _NONE),
+                            fid in one.runtime, 1)
+        index = self.index()
+        a, b = index.starts[fid], index.starts[fid + 1]
+        return _summary(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
+                        fid in index.runtime, self.runs)
+
+    def entry(self, fid: int) -> ConsensusEntry:
+        """File *fid* as a list entry (what :func:`as_entries` makes of its summary), quicker."""
+        one = self.one_run()
+        if one is not None:
+            at = one.at[fid]
+            return _entry(self.paths[fid], one.run.sizes[at], one.run.times[at])
+        index = self.index()
+        at = index.starts[fid]
+        if index.starts[fid + 1] - at != 1:
+            f = self.summary(fid)
+            return ConsensusEntry(f.path, f.size, f.elapsed)
+        return _entry(self.paths[fid], index.sizes[fid], index.times[at])
+
+    def order(self, *, min_seen: int = 1) -> array[int]:
+        """The ids of every file seen in at least *min_seen* runs, in consensus order."""
+        if self.one_run() is not None:  # one run: its own order (each position is its file's median)
+            return self._runs[0].ids if min_seen <= 1 else array("i")
+        return _consensus_order(self, max(min_seen, 1))
 
     def stability(self, *, min_seen: int = 1) -> list[FileStability]:
         """Every file seen in at least *min_seen* runs, in consensus order."""
-        runs = self.runs
-        result = [_summary(path, stats, runs) for path, stats in self._files.items()
-                  if len(stats.positions) >= min_seen]
-        result.sort(key=_order)
-        return result
+        return [self.summary(fid) for fid in self.order(min_seen=min_seen)]
 
     def consensus(self, min_share: float = DEFAULT_MIN_SHARE) -> list[FileStability]:
         """The files read in at least *min_share* of the runs, in consensus order."""
+        return [self.summary(fid) for fid in self.consensus_order(min_share)]
+
+    def consensus_order(self, min_share: float = DEFAULT_MIN_SHARE) -> array[int]:
+        """The ids of the files read in at least *min_share* of the runs, in consensus order."""
         if not 0.0 < min_share <= 1.0:
             raise ValueError(f"min share must be in (0, 1], got {min_share}")
-        runs = self.runs
         # Compare counts, not floats: 5 of 10 runs is exactly 0.5.
-        return self.stability(min_seen=_needed(min_share, runs))
+        return self.order(min_seen=_needed(min_share, self.runs))
+
+
+def _entry(path: str, size: int, time: int) -> ConsensusEntry:
+    """A file one run read as a list entry: its size, its time (as a median's rounding gives it)."""
+    return ConsensusEntry(path, None if size <= _NONE else size,
+                          None if time == _NONE else time if time < _EXACT else round(float(time)))
+
+
+class _OneRun:
+    """A tally of one run: each file's position in it (-1: not in it), 4 bytes a file."""
+
+    __slots__ = ("run", "at", "runtime")
+
+    def __init__(self, run: ListColumns, files: int, runtime: Sequence[tuple[int, int]]) -> None:
+        self.run = run
+        self.at = array("i", [-1]) * files
+        for position, fid in enumerate(run.ids):
+            self.at[fid] = position
+        self.runtime = frozenset(fid for _, fid in runtime if self.at[fid] >= 0)
+
+
+def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
+    """Group the runs' positions and times by file (a counting sort: two passes, no object per
+    entry). A run's runtime-created path flags its file when that run or an earlier one read it."""
+    starts = array("q", bytes(8 * (files + 1)))
+    for run in runs:
+        for fid in run.ids:
+            starts[fid] += 1
+    total = 0
+    for fid in range(files):  # counts to where each file's values start, in place
+        total, starts[fid] = total + starts[fid], total
+    starts[files] = total
+    first = {fid: starts[fid] for _, fid in runtime}
+    positions = array("i", bytes(4 * total))
+    times = array("q", bytes(8 * total))
+    sizes = array("q", [_NONE]) * files
+    flagged: set[int] = set()
+    for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
+        for position, fid, size, time in zip(count(), run.ids, run.sizes, run.times):
+            at = starts[fid]
+            starts[fid] = at + 1
+            positions[at] = position
+            times[at] = time
+            if size > sizes[fid]:
+                sizes[fid] = size
+        flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
+    starts.insert(0, 0)
+    starts.pop()
+    return _Index(starts, positions, times, sizes, frozenset(flagged))
+
+
+def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
+    """Ids of files seen at least *min_seen* times, ordered by (median position, median time, path):
+    a counting sort on twice the median position (a whole number), then each group of equal
+    positions (small) sorted by time and path."""
+    index = tally.index()
+    starts, positions = index.starts, index.positions
+    files = len(starts) - 1
+    keys = array("i", [-1]) * files  # twice the median position; -1: left out
+    for fid in range(files):
+        a, b = starts[fid], starts[fid + 1]
+        seen = b - a
+        if seen >= min_seen:
+            keys[fid] = 2 * positions[a] if seen == 1 else round(2 * _median(positions[a:b]))
+    firsts = array("i", bytes(4 * (max(keys, default=-1) + 2)))  # key k's files: from firsts[k] on
+    for key in keys:
+        firsts[key + 1] += 1
+    total = firsts[0] = 0
+    for k in range(1, len(firsts)):
+        total += firsts[k]
+        firsts[k] = total
+    out = array("i", bytes(4 * total))
+    for fid, key in enumerate(keys):
+        if key >= 0:
+            at = firsts[key]
+            firsts[key] = at + 1
+            out[at] = fid
+    del firsts
+    _break_ties(tally, out, keys)
+    return out
+
+
+def _break_ties(tally: Tally, order: array[int], keys: array[int]) -> None:
+    """Sort each run of equal median positions in *order* by median time, then path (in place)."""
+    n = len(order)
+    i = 0
+    while i < n:
+        j = i + 1
+        key = keys[order[i]]
+        while j < n and keys[order[j]] == key:
+            j += 1
+        if j - i > 1:
+            group = sorted(order[i:j], key=lambda fid: _order(tally.summary(fid)))
+            order[i:j] = array(order.typecode, group)
+        i = j
 
 
 def _needed(min_share: float, runs: int) -> int:
@@ -140,17 +287,17 @@ def _median(values: Sequence[int]) -> float:
     return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _summary(path: str, stats: _File, runs: int) -> FileStability:
-    positions, elapsed = stats.positions, stats.elapsed
-    size = None if stats.size == _NONE else stats.size
+def _summary(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,
+             runs: int) -> FileStability:
+    known = None if size == _NONE else size
     if len(positions) == 1:  # most files of a noisy tally: nothing to sort
         time = None if elapsed[0] == _NONE else float(elapsed[0])
-        return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, size,
-                             stats.runtime)
+        return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, known,
+                             runtime)
     times = elapsed if _NONE not in elapsed else [t for t in elapsed if t != _NONE]
     return FileStability(path, len(positions), runs, _median(positions), max(positions) - min(positions),
                          _median(times) if times else None, (max(times) - min(times)) if times else None,
-                         size, stats.runtime)
+                         known, runtime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +312,25 @@ class ConsensusEntry:
 def as_entries(files: Iterable[FileStability]) -> list[ConsensusEntry]:
     """*files* as entries a list can be saved from."""
     return [ConsensusEntry(f.path, f.size, f.elapsed) for f in files]
+
+
+class ConsensusEntries:
+    """The files of *order* (ids of *tally*, e.g. :meth:`Tally.consensus_order`) as entries, made
+    one at a time each time they are read: a huge consensus is saved without a list of it."""
+
+    __slots__ = ("_tally", "_order")
+
+    def __init__(self, tally: Tally, order: Sequence[int]) -> None:
+        self._tally, self._order = tally, order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Iterator[ConsensusEntry]:
+        return map(self._tally.entry, self._order)
+
+    def __contains__(self, item: object) -> bool:
+        return any(item == entry for entry in self)
 
 
 def tally(runs: Iterable[Iterable[Listable]]) -> Tally:

@@ -50,8 +50,9 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, count
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
+from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
 from nydus_top.model.records import Listable
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, _needed
@@ -126,9 +127,8 @@ class _Run:
 class Table:
     """Runs added one at a time, kept as arrays of path ids (100 runs of 10k files: a few MB)."""
 
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        self._ids: dict[str, int] = {}
+    def __init__(self, paths: PathTable | None = None) -> None:
+        self.paths = paths if paths is not None else PathTable()  # may be shared with a Tally
         self.runs: list[_Run] = []
         self._files: list[_File] | None = None
         self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
@@ -137,35 +137,22 @@ class Table:
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
         """Count one run: *entries* in first-access order (later repeats of a path ignored)."""
-        rows = list(entries)
-        paths = [entry.path for entry in rows]
-        get = self._ids.get
-        found = [get(path, _NONE) for path in paths]
-        if _NONE in found:
-            for i, fid in enumerate(found):
-                if fid == _NONE:
-                    found[i] = self.id_of(paths[i])
-        if len(set(found)) != len(found):  # repeats: keep each path's first
-            seen: set[int] = set()
-            keep = []
-            for i, fid in enumerate(found):
-                if fid not in seen:
-                    seen.add(fid)
-                    keep.append(i)
-            rows, found = [rows[i] for i in keep], [found[i] for i in keep]
-        sizes = _column([e.size for e in rows])
-        times = _column([e.elapsed_us for e in rows])
+        self.add_columns(name, columns_of(entries, self.paths), ranges)
+
+    def add_columns(self, name: str, columns: ListColumns, ranges: RangeBook | None = None) -> None:
+        """Count one run held as columns of :attr:`paths` ids (each once, in first-access order);
+        arrays that need no change are kept as they are, not copied."""
+        sizes, times = _held(columns.sizes), _held(columns.times)
         last = max(times, default=0)
-        self.runs.append(_Run(name, array("l", found), sizes, times, ranges, max(last, 0) / 1e6))
+        self.runs.append(_Run(name, columns.ids, sizes, times, ranges, max(last, 0) / 1e6))
         self._files = self._base = self._held = None
         self.range_cache = {}
 
     def id_of(self, path: str) -> int:
         """The id of *path*, added when new (a list's files the runs never read)."""
-        fid = self._ids.get(path)
-        if fid is None:
-            fid = self._ids[path] = len(self.paths)
-            self.paths.append(path)
+        known = len(self.paths)
+        fid = self.paths.id_of(path)
+        if fid == known:
             self._files = self._base = self._held = None
         return fid
 
@@ -203,14 +190,12 @@ class Table:
         return self._files
 
 
-def _column(values: list[int | None]) -> array[int]:
-    """*values* as 64-bit integers: None and negative ones _NONE, beyond _LARGEST _LARGEST (a
-    hostile list's numbers are unbounded)."""
-    if None not in values:
-        known = cast("list[int]", values)
-        if not known or (min(known) >= 0 and max(known) <= _LARGEST):
-            return array("q", known)
-    return array("q", [_NONE if v is None or v < 0 else min(v, _LARGEST) for v in values])
+def _held(values: array[int]) -> array[int]:
+    """*values* with negative ones _NONE and those beyond _LARGEST _LARGEST (a hostile list's
+    numbers are unbounded): *values* itself when it has none of them."""
+    if min(values, default=0) >= _NONE and max(values, default=0) <= _LARGEST:
+        return values
+    return array("q", [_NONE if v < 0 else min(v, _LARGEST) for v in values])
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,6 +539,8 @@ def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float,
     """The files the runs other than *k* read (those at least *min_seen* runs of all read), in
     the order of their consensus: (median position, median time, path, file id, runs that read
     it, its largest size)."""
+    if len(table.runs) == 1:  # every file the others read: none
+        return []
     held = table.held_out()
     run = table.runs[k]
     mine = set(run.ids)

@@ -88,3 +88,47 @@ def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_values() -> N
     assert (x.position, x.elapsed_us, x.elapsed) == (0.5, 250.0, 250)
     (entry,) = [e for e in as_entries(t.consensus(1.0)) if e.path == "/x"]
     assert entry.elapsed_us == 250
+
+
+def test_the_compact_order_is_the_sort_by_median_position_time_and_path() -> None:
+    """The counting sort over twice the median position, ties by time then path, against a plain
+    sort of every file's figures; entries made one at a time are what as_entries makes."""
+    rng = random.Random(18)
+    t = Tally()
+    for n in range(7):
+        paths = [f"/p/{rng.randrange(60)}" for _ in range(rng.randrange(1, 50))]
+        t.add([ListedFile(p, rng.choice([None, rng.randrange(1000)]), rng.choice([None, rng.randrange(5) * 10]))
+               for p in paths], name=f"r{n}")
+    files = t.stability()
+    assert files == sorted(files, key=lambda f: (f.position, f.elapsed_us if f.elapsed_us is not None
+                                                 else float("inf"), f.path))
+    assert len(files) == t.distinct and len({f.path for f in files}) == len(files)
+    assert [t.entry(fid) for fid in t.order()] == as_entries(files)
+    kept = t.consensus(0.5)
+    assert kept == [f for f in files if f.seen >= 4] and [t.summary(f) for f in t.consensus_order(0.5)] == kept
+
+
+def test_a_runtime_path_flags_files_read_by_that_run_or_an_earlier_one() -> None:
+    t = Tally()
+    t.add(run("/a", "/b"), runtime=["/later"])  # not read yet: not flagged
+    t.add(run("/later", "/c"), runtime=["/a", "/none"])  # /a read by the run before
+    flags = {f.path: f.runtime_created for f in t.stability()}
+    assert flags == {"/a": True, "/b": False, "/later": False, "/c": False}
+
+
+def test_a_time_beyond_float_precision_is_rounded_as_its_median() -> None:
+    t = Tally()
+    t.add([ListedFile("/a", 5, 2**60 + 1)])
+    assert t.entry(0) == as_entries(t.stability())[0] and t.entry(0).elapsed_us == 2**60
+
+
+def test_a_tally_of_one_run_is_that_run_in_its_order() -> None:
+    """One run needs no index: its files in its order, each at its own position and time."""
+    t = Tally()
+    t.add([ListedFile("/b", -5, 30), ListedFile("/a", None, None), ListedFile("/b", 9, 9),
+           ListedFile("/c", 7, 2**60 + 1)], runtime=["/a", "/none"])
+    assert [(f.path, f.seen, f.runs, f.position, f.elapsed_us, f.size, f.runtime_created) for f in t.stability()] == [
+        ("/b", 1, 1, 0.0, 30.0, None, False), ("/a", 1, 1, 1.0, None, None, True),
+        ("/c", 1, 1, 2.0, float(2**60 + 1), 7, False)]
+    assert [t.entry(fid) for fid in t.order()] == as_entries(t.stability()) and t.distinct == 3
+    assert t.consensus(1.0) == t.stability() and t.stability(min_seen=2) == []
