@@ -50,6 +50,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, count
+from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
@@ -65,6 +66,7 @@ PREFETCH_TIMEOUT = 10.0  # s: the stargz snapshotter's default prefetch_timeout
 AUTO_WITHIN = 0.01  # --min-share auto: the smallest list within 1 % of the best mean stall
 MAX_SHARES = 20  # thresholds a sweep tries, at most (j/N for N runs, else j/20)
 _NONE = -1
+_FID, _SIZE = itemgetter(3), itemgetter(5)  # of a consensus key (see _order_without)
 _LARGEST = 1 << 60  # sizes and times beyond this (a hostile list's) count as this: the arrays hold 64 bits
 
 
@@ -133,6 +135,7 @@ class Table:
         self._files: list[_File] | None = None
         self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
         self._held: list[_HeldOut | None] | None = None
+        self._base_ids: set[int] = set()
         self.range_cache: dict[int, _FileRanges | None] = {}  # per file id, filled as leave-one-out asks
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
@@ -187,7 +190,13 @@ class Table:
                     for fid, f in enumerate(self.files()) if len(f.positions) >= min_seen]
             keys.sort()
             self._base = (min_seen, keys)
+            self._base_ids = set(map(_FID, keys))
         return self._base[1]
+
+    def base_ids(self, min_seen: int) -> set[int]:
+        """The file ids of :meth:`base`."""
+        self.base(min_seen)
+        return self._base_ids
 
     def held_out(self) -> list[_HeldOut | None]:
         """Per file id, what leaving one run out can make of its medians and largest size
@@ -550,21 +559,27 @@ def _median(values: Sequence[int]) -> float:
     return float(values[mid]) if n % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float, float, str, int, int, int]]:
-    """The files the runs other than *k* read (those at least *min_seen* runs of all read), in
-    the order of their consensus: (median position, median time, path, file id, runs that read
-    it, its largest size)."""
+def _order_without(table: Table, k: int, min_seen: int = 1, mine_seen: int = 0,
+                   ) -> list[tuple[float, float, str, int, int, int]]:
+    """The files the runs other than *k* read (those at least *min_seen* runs of all read; of the
+    ones *k* read, those at least *mine_seen* of the others read), in the order of their consensus:
+    (median position, median time, path, file id, runs that read it, its largest size)."""
     held = table.held_out()
     run = table.runs[k]
-    mine = set(run.ids)
-    keys = [key for key in table.base(min_seen) if key[3] not in mine]
+    base = table.base(min_seen)
+    if len(table.base_ids(min_seen).intersection(run.ids)) == len(base):  # every file of base: k read it
+        keys = []
+    else:
+        mine = set(run.ids)
+        keys = [key for key in base if key[3] not in mine]
     append = keys.append
+    least = max(min_seen, mine_seen + 1)
     for position, fid, size, time in zip(count(), run.ids, run.sizes, run.times):  # arrays of one length
         h = held[fid]
         if h is None:
             continue
         seen, t1, t2, vlo, vmid, vhi, u1, u2, wlo, wmid, whi, whole_time, z0, z1, path = h
-        if seen < min_seen:
+        if seen < least:
             continue
         append((vhi if position > t2 else vmid if position > t1 else vlo,
                 whole_time if time == _NONE else whi if time > u2 else wmid if time > u1 else wlo,
@@ -629,10 +644,12 @@ def _ranges_without(table: Table, k: int, fid: int, cache: dict[int, _FileRanges
 
 
 def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int, int, int]], needed: int,
-                  chunk: int) -> _ListView:
-    kept = [key for key in order if key[4] >= needed]
-    ids = [key[3] for key in kept]
-    sizes = {key[3]: key[5] for key in kept}
+                  chunk: int, *, all_kept: bool = False) -> _ListView:
+    """The files of *order* at least *needed* of the other runs read (*all_kept*: all of them) as a
+    list without run *k*, with the ranges of the other runs."""
+    kept = order if all_kept else [key for key in order if key[4] >= needed]
+    ids = list(map(_FID, kept))
+    sizes = dict(zip(ids, map(_SIZE, kept), strict=True))
     parts: dict[int, RangeSet] = {}
     if any(run.ranges is not None for j, run in enumerate(table.runs) if j != k):
         for fid in ids:
@@ -647,8 +664,8 @@ def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int
 def leave_one_out(table: Table, link: Link, min_share: float = DEFAULT_MIN_SHARE) -> list[Score]:
     """Each run of *table* against the consensus (at *min_share*) of the other runs."""
     needed = _needed(min_share, len(table.runs) - 1) if len(table.runs) > 1 else 1
-    return [score(table, k, _view_without(table, k, _order_without(table, k, needed), needed, link.chunk), link,
-                  against="others")
+    return [score(table, k, _view_without(table, k, _order_without(table, k, needed, needed), needed, link.chunk,
+                                          all_kept=True), link, against="others")
             for k in range(len(table.runs))]
 
 
@@ -718,7 +735,7 @@ def held_out_waterfall(table: Table, k: int, link: Link, min_share: float = DEFA
     """Run *k*'s waterfall against the consensus (at *min_share*) of the other runs."""
     needed = _needed(min_share, len(table.runs) - 1) if len(table.runs) > 1 else 1
     steps: list[Step] = []
-    view = _view_without(table, k, _order_without(table, k, needed), needed, link.chunk)
+    view = _view_without(table, k, _order_without(table, k, needed, needed), needed, link.chunk, all_kept=True)
     return steps, score(table, k, view, link, against="others", steps=steps)
 
 
