@@ -79,12 +79,38 @@ class Link:
     chunk: int = DEFAULT_GRANULARITY  # bytes ranges are fetched in (the ranges granularity); 0 = exact
     policy: str = STREAM
     timeout: float = PREFETCH_TIMEOUT  # the longest a WAIT start is held
+    # The runtime's measured costs (bench/predict_check.py; the defaults leave them out):
+    wire: float = 1.0  # bytes on the link per byte of file (a gzip layer: its size / its files' sizes)
+    window: float = 0.0  # bytes a transfer has in flight per rtt (0: no limit): it runs at min(bandwidth, window/rtt)
+    request_s: float = 0.0  # each on-demand fetch's cost beyond its rtt (FUSE, HTTP, decompression)
+    unpack_rate: float = 0.0  # file bytes per second a held (WAIT) prefetch is unpacked at (0: free)
+    setup_s: float = 0.0  # the start's fixed cost before the first access (runtime, pull, mount)
 
     def __post_init__(self) -> None:
         if not self.bandwidth > 0 or self.rtt < 0 or self.chunk < 0 or self.timeout < 0:
             raise ValueError("bandwidth must be > 0, rtt, chunk and timeout >= 0")
+        if not self.wire > 0 or min(self.window, self.request_s, self.unpack_rate, self.setup_s) < 0:
+            raise ValueError("wire must be > 0, window, request_s, unpack_rate and setup_s >= 0")
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+
+    @property
+    def rate(self) -> float:
+        """File bytes per second a transfer moves: the bandwidth, or the window per rtt where
+        that is less, over the bytes on the wire per byte of file."""
+        limited = self.window / self.rtt if self.window > 0 and self.rtt > 0 else math.inf
+        return min(self.bandwidth, limited) / self.wire
+
+    @property
+    def fetch_s(self) -> float:
+        """An on-demand fetch's fixed cost: its round trip and the request's own cost."""
+        return self.rtt + self.request_s
+
+    def held_s(self, nbytes: int) -> float:
+        """How long a WAIT start is held for a prefetch of *nbytes* (file bytes): fetched, then
+        unpacked, at most the timeout."""
+        unpack = nbytes / self.unpack_rate if self.unpack_rate > 0 else 0.0
+        return min(nbytes / self.rate + unpack, self.timeout)
 
 
 _BITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
@@ -302,7 +328,7 @@ class _ListView:
 
 
 def _od(link: Link, nbytes: int) -> float:
-    return 0.0 if nbytes <= 0 else link.rtt + nbytes / link.bandwidth
+    return 0.0 if nbytes <= 0 else link.fetch_s + nbytes / link.rate
 
 
 def _rounded_whole(ranges: RangeSet, chunk: int, size: int) -> RangeSet | None:
@@ -338,8 +364,8 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     pf = [_prefetch_size(lranges.get(f), lsizes[f]) for f in order] if lranges else list(map(lsizes.__getitem__, order))
     arrive = dict(zip(order, accumulate(pf), strict=True))
     total = sum(pf)
-    bw, chunk = link.bandwidth, link.chunk
-    held = min(total / bw, link.timeout) if link.policy == WAIT else 0.0
+    bw, chunk = link.rate, link.chunk
+    held = link.held_s(total) if link.policy == WAIT else 0.0
     rbook = run.ranges
     if rbook is None and not lranges and steps is None:
         return _score_whole(run, arrive, lsizes, total, held, link, len(order), against)
@@ -380,13 +406,13 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     files = len(run.ids)
     return Score(run.name, held_files / files if files else 1.0,
                  covered_total / read_total if read_total else 1.0, total - covered_total, stall,
-                 run.duration_s + stall, files, read_total, len(order), total, against)
+                 run.duration_s + stall + link.setup_s, files, read_total, len(order), total, against)
 
 
 def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], total: int, held: float, link: Link,
                  list_files: int, against: str) -> Score:
     """:func:`score` where neither the run nor the list has ranges (the common case), faster."""
-    bw, rtt = link.bandwidth, link.rtt
+    bw, rtt = link.rate, link.fetch_s
     read_total = covered_total = held_files = 0
     stall = held
     get = arrive.get
@@ -412,7 +438,7 @@ def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], tota
     files = len(run.ids)
     return Score(run.name, held_files / files if files else 1.0,
                  covered_total / read_total if read_total else 1.0, total - covered_total, stall,
-                 run.duration_s + stall, files, read_total, list_files, total, against)
+                 run.duration_s + stall + link.setup_s, files, read_total, list_files, total, against)
 
 
 def _prefetch_size(ranges: RangeSet | None, size: int) -> int:

@@ -58,6 +58,28 @@ def test_wait_policy_holds_at_most_the_timeout() -> None:
     assert s.predicted_stall_s == EXACT(2.0 + 0.6)
 
 
+def test_the_runtime_costs_known_answers() -> None:
+    # wire 0.5 and a window of 50 B per rtt (500 B/s < 1000): file bytes move at 1000 file B/s;
+    # held: 3300 B at 1000/s + unpack at 3300 B/s = 3.3 + 1.0 s; /b on demand: 0.1 + 0.05 + 0.5;
+    # the start adds setup 0.25 s
+    link = ev.Link(1000.0, 0.1, 0, ev.WAIT, wire=0.5, window=50.0, request_s=0.05, unpack_rate=3300.0,
+                   setup_s=0.25)
+    assert link.rate == EXACT(1000.0)
+    (s,) = ev.score_list(table(RUN_A), LIST, None, link)
+    assert s.predicted_stall_s == EXACT(4.3 + 0.65)
+    assert s.predicted_start_s == EXACT(1.0 + 4.95 + 0.25)
+
+
+def test_the_window_limits_only_past_the_bandwidth() -> None:
+    assert ev.Link(1000.0, 0.1, window=500.0).rate == EXACT(1000.0)  # 5000 B/s allowed: the bandwidth
+    assert ev.Link(1000.0, 0.0, window=1.0).rate == EXACT(1000.0)  # no rtt: no window limit
+    assert ev.Link(1000.0, 0.1, wire=0.25).rate == EXACT(4000.0)
+    with pytest.raises(ValueError, match="wire"):
+        ev.Link(wire=0.0)
+    with pytest.raises(ValueError, match="setup_s"):
+        ev.Link(setup_s=-1.0)
+
+
 def test_an_on_demand_fetch_beats_a_late_prefetch() -> None:
     # /big (5000 B) first in the list, /small read at 0 arrives at 5.1 s by prefetch, on demand at 0.2 s
     run = ("r", [ListedFile("/small", 100, 0)])
