@@ -25,11 +25,18 @@ The link model, kept simple on purpose:
   has arrived, at most ``timeout`` (its ``prefetch_timeout``, 10 s); the prefetch goes on after it;
   the held time counts as stall, and every access happens that much later;
 * the stall is the sum of the waits (plus the held start under ``wait``); ``predicted_start_s`` is
-  R's recorded duration (its last first access: runs keep no exit time) plus the stall.
+  R's recorded duration (its last first access: runs keep no exit time) plus the stall plus the
+  start's fixed ``setup_s``.
 
-What it leaves out: TCP slow start and per-request overheads other than one rtt per on-demand fetch;
-on-demand fetches and the prefetch sharing the link (each gets the whole bandwidth); decompression
-and unpacking; per-layer or parallel prefetch; later accesses moving later because an earlier one
+The runtime's own costs, measured against real cold starts (``bench/predict_check.py``; every one
+off by default): ``wire`` bytes cross the link per byte of file (a gzip layer moves its compressed
+bytes: "bandwidth" above is ``Link.rate``, the bandwidth, or ``window / rtt`` where that is less,
+over ``wire``); each on-demand fetch costs ``request_s`` beyond its rtt (FUSE, the HTTP request,
+decompression); a held prefetch is also unpacked at ``unpack_rate`` before the start; ``setup_s``
+is the runtime's and the pull's fixed cost before the first access.
+
+What it leaves out: TCP slow start; on-demand fetches and the prefetch sharing the link (each gets
+the whole bandwidth); per-layer or parallel prefetch; later accesses moving later because an earlier one
 stalled (accesses stay at their recorded times; the waits are summed as if the start were one
 thread); reads after a file's first access (only the first one is recorded); page cache and
 metadata fetches. A list entry without a size counts at the largest size any evaluated run gave
@@ -47,9 +54,10 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, count
+from itertools import accumulate, compress, count
 from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
@@ -158,7 +166,8 @@ class Table:
         self.paths: list[str] = []
         self._ids: dict[str, int] = {}
         self.runs: list[_Run] = []
-        self._files: list[_File] | None = None
+        self._files: list[_File | None] | None = None
+        self._single: dict[int, tuple[int, int, int]] = {}
         self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
         self._held: list[_HeldOut | None] | None = None
         self._base_ids: set[int] = set()
@@ -213,7 +222,10 @@ class Table:
         if self._base is None or self._base[0] != min_seen:
             paths = self.paths
             keys = [(f.whole_pos, f.whole_time, paths[fid], fid, len(f.positions), f.sizes[0] if f.sizes else 0)
-                    for fid, f in enumerate(self.files()) if len(f.positions) >= min_seen]
+                    for fid, f in enumerate(self.files()) if f is not None and len(f.positions) >= min_seen]
+            if min_seen <= 1:
+                keys += [(float(pos), math.inf if time == _NONE else float(time), paths[fid], fid, 1,
+                          0 if size == _NONE else size) for fid, (pos, time, size) in self._single.items()]
             keys.sort()
             self._base = (min_seen, keys)
             self._base_ids = set(map(_FID, keys))
@@ -228,14 +240,22 @@ class Table:
         """Per file id, what leaving one run out can make of its medians and largest size
         (None: read by one run only). Built once, after the last add."""
         if self._held is None:
-            self._held = [_held_out(f, path) for f, path in zip(self.files(), self.paths, strict=True)]
+            self._held = [None if f is None else _held_out(f, path)
+                          for f, path in zip(self.files(), self.paths, strict=True)]
         return self._held
 
-    def files(self) -> list[_File]:
-        """Per file id, its figures over the runs (built once, after the last add)."""
+    def files(self) -> list[_File | None]:
+        """Per file id, its figures over the runs when two or more read it (built once, after the
+        last add; :meth:`seen` counts the others)."""
         if self._files is None:
-            self._files = _index(self)
+            self._files, self._single = _index(self)
         return self._files
+
+    def seen(self, least: int) -> int:
+        """Files at least *least* (>= 1) runs read."""
+        files = self.files()
+        return sum(1 for f in files if f is not None and len(f.positions) >= least) + (
+            len(self._single) if least <= 1 else 0)
 
 
 def _column(values: list[int | None]) -> array[int]:
@@ -522,27 +542,48 @@ def _put_known(put: list[Callable[[int], None]], ids: Sequence[int], values: Seq
             put[fid](value)
 
 
-def _index(table: Table) -> list[_File]:
+def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
+    """Per file id its figures over the runs that read it twice or more (None for the others), and
+    the files one run read: (position, time, size). Those are most of a table's files and need no
+    lists: they are counted and picked out at C speed."""
     n = len(table.paths)
-    positions: list[list[int]] = [[] for _ in range(n)]
-    times: list[list[int]] = [[] for _ in range(n)]
-    sizes: list[list[int]] = [[] for _ in range(n)]
-    put_position = [p.append for p in positions]
-    put_time = [t.append for t in times]
-    put_size = [z.append for z in sizes]
+    counts: Counter[int] = Counter()
+    for run in table.runs:
+        counts.update(run.ids)
+    many = bytearray(n)
+    for fid, seen in counts.items():
+        if seen > 1:
+            many[fid] = 1
+    positions: dict[int, list[int]] = {fid: [] for fid in range(n) if many[fid]}
+    times: dict[int, list[int]] = {fid: [] for fid in positions}
+    sizes: dict[int, list[int]] = {fid: [] for fid in positions}
+    put_position: list[Callable[[int], None]] = [_ignore] * n
+    put_time, put_size = list(put_position), list(put_position)
+    for fid, p in positions.items():
+        put_position[fid], put_time[fid], put_size[fid] = p.append, times[fid].append, sizes[fid].append
+    single: dict[int, tuple[int, int, int]] = {}
     for run in table.runs:
         for position, fid in enumerate(run.ids):
             put_position[fid](position)
         _put_known(put_time, run.ids, run.times)
         _put_known(put_size, run.ids, run.sizes)
-    out = []
-    for p, t, z in zip(positions, times, sizes, strict=True):
-        if len(p) > 1:
-            p.sort()
-            t.sort()
-            z.sort(reverse=True)
-        out.append(_File(p, t, z, _median(p), _median(t)))
-    return out
+        chosen = bytes(map(many.__getitem__, run.ids))
+        if 0 in chosen:  # some file only this run read
+            alone = bytes(map((1).__xor__, chosen))
+            rows = zip(range(len(run.ids)), run.times, run.sizes, strict=True)
+            single.update(compress(zip(run.ids, rows, strict=True), alone))
+    out: list[_File | None] = [None] * n
+    for fid, p in positions.items():
+        t, z = times[fid], sizes[fid]
+        p.sort()
+        t.sort()
+        z.sort(reverse=True)
+        out[fid] = _File(p, t, z, _median(p), _median(t))
+    return out, single
+
+
+def _ignore(value: int) -> None:
+    """The put of a file only one run read: nothing to keep."""
 
 
 # (runs that read it, then for positions and for times: two thresholds and the median without a
@@ -737,11 +778,10 @@ def sweep(table: Table, link: Link, thresholds: Sequence[float] | None = None,
         order = _order_without(table, k, least)
         for needed, at in zip(needs, scores, strict=True):
             at.append(score(table, k, _view_without(table, k, order, needed, link.chunk), link, against="others"))
-    files = table.files()
     points = []
     for share, at in zip(chosen, scores, strict=True):
         keep = _needed(share, n) if n else 1
-        points.append(Point(share, sum(1 for f in files if len(f.positions) >= keep), mean(at)))
+        points.append(Point(share, table.seen(keep), mean(at)))
     return points
 
 
