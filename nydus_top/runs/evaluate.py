@@ -74,6 +74,7 @@ PREFETCH_TIMEOUT = 10.0  # s: the stargz snapshotter's default prefetch_timeout
 AUTO_WITHIN = 0.01  # --min-share auto: the smallest list within 1 % of the best mean stall
 MAX_SHARES = 20  # thresholds a sweep tries, at most (j/N for N runs, else j/20)
 _NONE = -1
+_DISCARD = cast("Callable[[int], object]", {}.get)  # the index's put for a file one run read: keeps nothing, at C speed
 _FID, _SIZE = itemgetter(3), itemgetter(5)  # of a consensus key (see _order_without)
 _LARGEST = 1 << 60  # sizes and times beyond this (a hostile list's) count as this: the arrays hold 64 bits
 
@@ -530,7 +531,7 @@ class _File(NamedTuple):
     whole_time: float
 
 
-def _put_known(put: list[Callable[[int], None]], ids: Sequence[int], values: Sequence[int]) -> None:
+def _put_known(put: list[Callable[[int], object]], ids: Sequence[int], values: Sequence[int]) -> None:
     """``put[fid](value)`` for each file's value a run knows (``_NONE`` is unknown); a run that
     knows all of them takes the loop without the test."""
     if _NONE in values:
@@ -557,7 +558,7 @@ def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, 
     positions: dict[int, list[int]] = {fid: [] for fid in range(n) if many[fid]}
     times: dict[int, list[int]] = {fid: [] for fid in positions}
     sizes: dict[int, list[int]] = {fid: [] for fid in positions}
-    put_position: list[Callable[[int], None]] = [_ignore] * n
+    put_position: list[Callable[[int], object]] = [_DISCARD] * n
     put_time, put_size = list(put_position), list(put_position)
     for fid, p in positions.items():
         put_position[fid], put_time[fid], put_size[fid] = p.append, times[fid].append, sizes[fid].append
@@ -580,10 +581,6 @@ def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, 
         z.sort(reverse=True)
         out[fid] = _File(p, t, z, _median(p), _median(t))
     return out, single
-
-
-def _ignore(value: int) -> None:
-    """The put of a file only one run read: nothing to keep."""
 
 
 # (runs that read it, then for positions and for times: two thresholds and the median without a
