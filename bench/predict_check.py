@@ -51,7 +51,8 @@ RECORDED = 3  # starts recorded (the first makes the nydus-top list)
 # ---------------------------------------------------------------- measuring on the node
 
 
-def measure(links: list[str], rounds: int, variants: list[str], containerd: str) -> dict[str, Any]:
+def measure(links: list[str], rounds: int, variants: list[str], containerd: str,
+            save: Path | None = None) -> dict[str, Any]:
     """Everything the comparison needs, measured on a lazy node: the recorded runs, each variant's
     list, the image's files and layer, the unpack rate and the cold starts per link."""
     import coldstart
@@ -74,13 +75,16 @@ def measure(links: list[str], rounds: int, variants: list[str], containerd: str)
             coldstart.ctr(first, "images", "tag", coldstart.SOURCE, refs["full"])
             coldstart.ctr(first, "image", "push", "--plain-http", refs["full"], remote=True)
         else:
+            # the further starts first: once prepare tags the image for the registry, CRI names the
+            # container's image by that reference and record --image no longer matches it
+            images.import_image(first, coldstart.source_archive())
+            for more in range(1, RECORDED):  # each in a directory of its own (record_list reads its log)
+                (work / f"record{more}").mkdir()
+                coldstart.record_list(first, work / f"record{more}")
             refs = coldstart.prepare(first, work)
-        runs, warnings = read_runs(work / "persist", coldstart.SOURCE)
-        # each further start in a directory of its own (record_list finds its pod's line in its log)
-        for more in range(1, 1 if set(variants) <= set(QUICK_VARIANTS) else RECORDED):
-            (work / f"record{more}").mkdir()
-            coldstart.record_list(first, work / f"record{more}")
-            got, failed = read_runs(work / f"record{more}" / "persist", coldstart.SOURCE)
+        runs, warnings = [], []
+        for persist in [work / "persist", *sorted(work.glob("record*/persist"))]:
+            got, failed = read_runs(persist, coldstart.SOURCE)
             runs, warnings = runs + got, warnings + failed
         if warnings or not runs:
             raise RuntimeError(f"recorded runs: {warnings or 'none'}")
@@ -99,6 +103,8 @@ def measure(links: list[str], rounds: int, variants: list[str], containerd: str)
                 for variant in coldstart._rotated(variants, round_no):
                     s = coldstart.run_once(nodes[link], variant, refs[variant], registry)
                     samples[link].setdefault(variant, []).append([s.seconds, s.fetched_mb, s.on_demand])
+                    if save is not None:  # as it goes: a failure later keeps what was measured
+                        save.write_text(json.dumps(data))
                     print(f"round {round_no + 1} {link} {variant}: {s.seconds:.2f} s, {s.fetched_mb:.1f} MB, "
                           f"{s.on_demand} on demand", file=sys.stderr)
     finally:
@@ -402,7 +408,7 @@ def main() -> int:
         links = args.link or ([LINKS[1]] if args.quick else list(LINKS))
         variants = list(QUICK_VARIANTS) if args.quick else list(coldstart.VARIANTS)
         signal.signal(signal.SIGTERM, coldstart._interrupt)
-        data = measure(links, 1 if args.quick else args.rounds, variants, args.containerd)
+        data = measure(links, 1 if args.quick else args.rounds, variants, args.containerd, args.save)
         if args.save is not None:
             args.save.write_text(json.dumps(data))
     ok = report(data)
