@@ -30,10 +30,11 @@ The link model, kept simple on purpose:
 
 The runtime's own costs, measured against real cold starts (``bench/predict_check.py``; every one
 off by default): ``wire`` bytes cross the link per byte of file (a gzip layer moves its compressed
-bytes: "bandwidth" above is ``Link.rate``, the bandwidth, or ``window / rtt`` where that is less,
-over ``wire``); each on-demand fetch costs ``request_s`` beyond its rtt (FUSE, the HTTP request,
-decompression); a held prefetch is also unpacked at ``unpack_rate`` before the start; ``setup_s``
-is the runtime's and the pull's fixed cost before the first access.
+bytes), and a transfer goes in requests of ``window`` bytes, each paying the rtt ("bandwidth" above
+is ``Link.rate``: 1 / (wire * (1 / bandwidth + rtt / window))); each on-demand fetch costs
+``request_s`` beyond its rtt (FUSE, the HTTP request, decompression); a held prefetch is also
+unpacked at ``unpack_rate`` before the start; ``setup_s`` is the runtime's and the pull's fixed
+cost before the first access.
 
 What it leaves out: TCP slow start; on-demand fetches and the prefetch sharing the link (each gets
 the whole bandwidth); per-layer or parallel prefetch; later accesses moving later because an earlier one
@@ -90,7 +91,7 @@ class Link:
     timeout: float = PREFETCH_TIMEOUT  # the longest a WAIT start is held
     # The runtime's measured costs (bench/predict_check.py; the defaults leave them out):
     wire: float = 1.0  # bytes on the link per byte of file (a gzip layer: its size / its files' sizes)
-    window: float = 0.0  # bytes a transfer has in flight per rtt (0: no limit): it runs at min(bandwidth, window/rtt)
+    window: float = 0.0  # bytes a transfer moves per request, each paying the rtt (0: one request)
     request_s: float = 0.0  # each on-demand fetch's cost beyond its rtt (FUSE, HTTP, decompression)
     unpack_rate: float = 0.0  # file bytes per second a held (WAIT) prefetch is unpacked at (0: free)
     setup_s: float = 0.0  # the start's fixed cost before the first access (runtime, pull, mount)
@@ -105,10 +106,10 @@ class Link:
 
     @property
     def rate(self) -> float:
-        """File bytes per second a transfer moves: the bandwidth, or the window per rtt where
-        that is less, over the bytes on the wire per byte of file."""
-        limited = self.window / self.rtt if self.window > 0 and self.rtt > 0 else math.inf
-        return min(self.bandwidth, limited) / self.wire
+        """File bytes per second a transfer moves: each wire byte costs 1/bandwidth, plus rtt/window
+        where it goes in requests of ``window`` bytes."""
+        per_byte = 1 / self.bandwidth + (self.rtt / self.window if self.window > 0 else 0.0)
+        return 1 / (per_byte * self.wire)
 
     @property
     def fetch_s(self) -> float:
