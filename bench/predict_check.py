@@ -9,11 +9,14 @@ beside the cold start ``bench/coldstart.py`` measures for the same variant on th
 * ``full``: the whole image, held until downloaded and unpacked (no timeout);
 * ``floor``: nothing fetched.
 
-Printed per link: variant, predicted, measured (median), error % and whether the variants rank the
-same; target (issue 21): every error at most 25 %, the same ranking. The model's measured constants
-(the runtime's fixed cost, the layer's compression, the unpack rate) are printed with it.
-``--save FILE`` keeps the measurements (runs, lists, samples) as JSON; ``--load FILE`` evaluates
-them again without the node (for changing the model).
+Printed per link: variant, predicted, measured (median, min-max), error % and whether the variants
+rank the same (every two whose measured spreads do not overlap); target (issue 21): every error at
+most 25 %, the same ranking. The model's constants are printed with it: measured (the runtime's
+fixed cost from the floor, each file's gzip size, the unpack rate, the link's rate by a range GET)
+or fitted on the *other* link profiles (pull costs, each on-demand fetch's cost, the request
+size), so no row is predicted from its own measurement. ``--save FILE`` keeps the measurements
+(runs, lists, samples) as JSON as they are taken; ``--load FILE`` evaluates them again without the
+node (for changing the model).
 
 Usage: ``.venv/bin/python bench/predict_check.py [--quick] [--rounds 3] [--link 100mbit,20ms ...]
 [--save FILE | --load FILE]`` (root, except with --load). ``--quick``: one round at one link of
