@@ -51,7 +51,7 @@ def phase(name: str, count: int, files: int) -> None:
         loaded = [[ListedFile(*e) for e in run] for run in data]  # runs already loaded, as in the app
     del data
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     table = ev.Table()
     if name == "files":
         for path in paths:
@@ -68,10 +68,10 @@ def phase(name: str, count: int, files: int) -> None:
     else:
         points = ev.sweep(table, link)
         summary = next(p.mean for p in points if p.share == ev.auto_share(points))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{seconds:.3f} {peak_mb:.1f} {base_rss / 1024:.1f} {summary.file_hit_rate:.4f} "
-          f"{summary.predicted_stall_s:.3f}")
+          f"{summary.predicted_stall_s:.3f} {cpu:.3f}")
 
 
 def main() -> None:
@@ -84,14 +84,15 @@ def main() -> None:
     print(f"evaluate a {files}-entry list against {count} runs of {files} files "
           f"(targets: {TARGET_S:.0f} s, {TARGET_MB:.0f} MB)")
     print(f"{'phase':<6} {'seconds':>8} {'x target':>8} {'peak MB':>8} {'x target':>8} {'(input MB)':>10} "
-          f"{'hit':>7} {'stall s':>8}")
+          f"{'hit':>7} {'stall s':>8} {'cpu s':>6}")
     for name in ("list", "files", "loo", *(("auto",) if args.auto or args.quick else ())):
         out = subprocess.run([sys.executable, __file__, "--phase", name, str(count), str(files)],
                              capture_output=True, text=True, check=True).stdout.split()
         seconds, peak, base = float(out[0]), float(out[1]), float(out[2])
         ratio_s = "-" if name == "auto" else f"{seconds / TARGET_S:.2f}"
         ratio_mb = "-" if name == "auto" else f"{peak / TARGET_MB:.2f}"
-        print(f"{name:<6} {seconds:8.3f} {ratio_s:>8} {peak:8.1f} {ratio_mb:>8} {base:10.1f} {out[3]:>7} {out[4]:>8}")
+        print(f"{name:<6} {seconds:8.3f} {ratio_s:>8} {peak:8.1f} {ratio_mb:>8} {base:10.1f} {out[3]:>7} {out[4]:>8} "
+              f"{float(out[5]):6.3f}")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,19 @@ The link model, kept simple on purpose:
   has arrived, at most ``timeout`` (its ``prefetch_timeout``, 10 s); the prefetch goes on after it;
   the held time counts as stall, and every access happens that much later;
 * the stall is the sum of the waits (plus the held start under ``wait``); ``predicted_start_s`` is
-  R's recorded duration (its last first access: runs keep no exit time) plus the stall.
+  R's recorded duration (its last first access: runs keep no exit time) plus the stall plus the
+  start's fixed ``setup_s``.
 
-What it leaves out: TCP slow start and per-request overheads other than one rtt per on-demand fetch;
-on-demand fetches and the prefetch sharing the link (each gets the whole bandwidth); decompression
-and unpacking; per-layer or parallel prefetch; later accesses moving later because an earlier one
+The runtime's own costs, measured against real cold starts (``bench/predict_check.py``; every one
+off by default): ``wire`` bytes cross the link per byte of file (a gzip layer moves its compressed
+bytes), and a transfer goes in requests of ``window`` bytes, each paying the rtt ("bandwidth" above
+is ``Link.rate``: 1 / (wire * (1 / bandwidth + rtt / window))); each on-demand fetch costs
+``request_s`` beyond its rtt (FUSE, the HTTP request, decompression); a held prefetch is also
+unpacked at ``unpack_rate`` before the start; ``setup_s`` is the runtime's and the pull's fixed
+cost before the first access.
+
+What it leaves out: TCP slow start; on-demand fetches and the prefetch sharing the link (each gets
+the whole bandwidth); per-layer or parallel prefetch; later accesses moving later because an earlier one
 stalled (accesses stay at their recorded times; the waits are summed as if the start were one
 thread); reads after a file's first access (only the first one is recorded); page cache and
 metadata fetches. A list entry without a size counts at the largest size any evaluated run gave
@@ -47,10 +55,12 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, count
-from typing import Any, NamedTuple
+from itertools import accumulate, compress, count
+from operator import itemgetter
+from typing import Any, NamedTuple, cast
 
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
@@ -66,6 +76,8 @@ PREFETCH_TIMEOUT = 10.0  # s: the stargz snapshotter's default prefetch_timeout
 AUTO_WITHIN = 0.01  # --min-share auto: the smallest list within 1 % of the best mean stall
 MAX_SHARES = 20  # thresholds a sweep tries, at most (j/N for N runs, else j/20)
 _NONE = -1
+_DISCARD = cast("Callable[[int], object]", {}.get)  # the index's put for a file one run read: keeps nothing, at C speed
+_FID, _SIZE = itemgetter(3), itemgetter(5)  # of a consensus key (see _order_without)
 _LARGEST = 1 << 60  # sizes and times beyond this (a hostile list's) count as this: the arrays hold 64 bits
 
 
@@ -78,12 +90,38 @@ class Link:
     chunk: int = DEFAULT_GRANULARITY  # bytes ranges are fetched in (the ranges granularity); 0 = exact
     policy: str = STREAM
     timeout: float = PREFETCH_TIMEOUT  # the longest a WAIT start is held
+    # The runtime's measured costs (bench/predict_check.py; the defaults leave them out):
+    wire: float = 1.0  # bytes on the link per byte of file (a gzip layer: its size / its files' sizes)
+    window: float = 0.0  # bytes a transfer moves per request, each paying the rtt (0: one request)
+    request_s: float = 0.0  # each on-demand fetch's cost beyond its rtt (FUSE, HTTP, decompression)
+    unpack_rate: float = 0.0  # file bytes per second a held (WAIT) prefetch is unpacked at (0: free)
+    setup_s: float = 0.0  # the start's fixed cost before the first access (runtime, pull, mount)
 
     def __post_init__(self) -> None:
         if not self.bandwidth > 0 or self.rtt < 0 or self.chunk < 0 or self.timeout < 0:
             raise ValueError("bandwidth must be > 0, rtt, chunk and timeout >= 0")
+        if not self.wire > 0 or min(self.window, self.request_s, self.unpack_rate, self.setup_s) < 0:
+            raise ValueError("wire must be > 0, window, request_s, unpack_rate and setup_s >= 0")
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+
+    @property
+    def rate(self) -> float:
+        """File bytes per second a transfer moves: each wire byte costs 1/bandwidth, plus rtt/window
+        where it goes in requests of ``window`` bytes."""
+        per_byte = 1 / self.bandwidth + (self.rtt / self.window if self.window > 0 else 0.0)
+        return 1 / (per_byte * self.wire)
+
+    @property
+    def fetch_s(self) -> float:
+        """An on-demand fetch's fixed cost: its round trip and the request's own cost."""
+        return self.rtt + self.request_s
+
+    def held_s(self, nbytes: int) -> float:
+        """How long a WAIT start is held for a prefetch of *nbytes* (file bytes): fetched, then
+        unpacked, at most the timeout."""
+        unpack = nbytes / self.unpack_rate if self.unpack_rate > 0 else 0.0
+        return min(nbytes / self.rate + unpack, self.timeout)
 
 
 _BITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
@@ -130,9 +168,11 @@ class Table:
     def __init__(self, paths: PathTable | None = None) -> None:
         self.paths = paths if paths is not None else PathTable()  # may be shared with a Tally
         self.runs: list[_Run] = []
-        self._files: list[_File] | None = None
+        self._files: list[_File | None] | None = None
+        self._single: dict[int, tuple[int, int, int]] = {}
         self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
         self._held: list[_HeldOut | None] | None = None
+        self._base_ids: set[int] = set()
         self.range_cache: dict[int, _FileRanges | None] = {}  # per file id, filled as leave-one-out asks
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
@@ -171,23 +211,40 @@ class Table:
         if self._base is None or self._base[0] != min_seen:
             paths = self.paths
             keys = [(f.whole_pos, f.whole_time, paths[fid], fid, len(f.positions), f.sizes[0] if f.sizes else 0)
-                    for fid, f in enumerate(self.files()) if len(f.positions) >= min_seen]
+                    for fid, f in enumerate(self.files()) if f is not None and len(f.positions) >= min_seen]
+            if min_seen <= 1:
+                keys += [(float(pos), math.inf if time == _NONE else float(time), paths[fid], fid, 1,
+                          0 if size == _NONE else size) for fid, (pos, time, size) in self._single.items()]
             keys.sort()
             self._base = (min_seen, keys)
+            self._base_ids = set(map(_FID, keys))
         return self._base[1]
+
+    def base_ids(self, min_seen: int) -> set[int]:
+        """The file ids of :meth:`base`."""
+        self.base(min_seen)
+        return self._base_ids
 
     def held_out(self) -> list[_HeldOut | None]:
         """Per file id, what leaving one run out can make of its medians and largest size
         (None: read by one run only). Built once, after the last add."""
         if self._held is None:
-            self._held = [_held_out(f, path) for f, path in zip(self.files(), self.paths, strict=True)]
+            self._held = [None if f is None else _held_out(f, path)
+                          for f, path in zip(self.files(), self.paths, strict=True)]
         return self._held
 
-    def files(self) -> list[_File]:
-        """Per file id, its figures over the runs (built once, after the last add)."""
+    def files(self) -> list[_File | None]:
+        """Per file id, its figures over the runs when two or more read it (built once, after the
+        last add; :meth:`seen` counts the others)."""
         if self._files is None:
-            self._files = _index(self)
+            self._files, self._single = _index(self)
         return self._files
+
+    def seen(self, least: int) -> int:
+        """Files at least *least* (>= 1) runs read."""
+        files = self.files()
+        return sum(1 for f in files if f is not None and len(f.positions) >= least) + (
+            len(self._single) if least <= 1 else 0)
 
 
 def _held(values: array[int]) -> array[int]:
@@ -278,7 +335,7 @@ class _ListView:
 
 
 def _od(link: Link, nbytes: int) -> float:
-    return 0.0 if nbytes <= 0 else link.rtt + nbytes / link.bandwidth
+    return 0.0 if nbytes <= 0 else link.fetch_s + nbytes / link.rate
 
 
 def _rounded_whole(ranges: RangeSet, chunk: int, size: int) -> RangeSet | None:
@@ -314,8 +371,8 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     pf = [_prefetch_size(lranges.get(f), lsizes[f]) for f in order] if lranges else list(map(lsizes.__getitem__, order))
     arrive = dict(zip(order, accumulate(pf), strict=True))
     total = sum(pf)
-    bw, chunk = link.bandwidth, link.chunk
-    held = min(total / bw, link.timeout) if link.policy == WAIT else 0.0
+    bw, chunk = link.rate, link.chunk
+    held = link.held_s(total) if link.policy == WAIT else 0.0
     rbook = run.ranges
     if rbook is None and not lranges and steps is None:
         return _score_whole(run, arrive, lsizes, total, held, link, len(order), against)
@@ -356,13 +413,13 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     files = len(run.ids)
     return Score(run.name, held_files / files if files else 1.0,
                  covered_total / read_total if read_total else 1.0, total - covered_total, stall,
-                 run.duration_s + stall, files, read_total, len(order), total, against)
+                 run.duration_s + stall + link.setup_s, files, read_total, len(order), total, against)
 
 
 def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], total: int, held: float, link: Link,
                  list_files: int, against: str) -> Score:
     """:func:`score` where neither the run nor the list has ranges (the common case), faster."""
-    bw, rtt = link.bandwidth, link.rtt
+    bw, rtt = link.rate, link.fetch_s
     read_total = covered_total = held_files = 0
     stall = held
     get = arrive.get
@@ -388,7 +445,7 @@ def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], tota
     files = len(run.ids)
     return Score(run.name, held_files / files if files else 1.0,
                  covered_total / read_total if read_total else 1.0, total - covered_total, stall,
-                 run.duration_s + stall, files, read_total, list_files, total, against)
+                 run.duration_s + stall + link.setup_s, files, read_total, list_files, total, against)
 
 
 def _prefetch_size(ranges: RangeSet | None, size: int) -> int:
@@ -460,7 +517,7 @@ class _File(NamedTuple):
     whole_time: float
 
 
-def _put_known(put: list[Callable[[int], None]], ids: Sequence[int], values: Sequence[int]) -> None:
+def _put_known(put: list[Callable[[int], object]], ids: Sequence[int], values: Sequence[int]) -> None:
     """``put[fid](value)`` for each file's value a run knows (``_NONE`` is unknown); a run that
     knows all of them takes the loop without the test."""
     if _NONE in values:
@@ -472,27 +529,44 @@ def _put_known(put: list[Callable[[int], None]], ids: Sequence[int], values: Seq
             put[fid](value)
 
 
-def _index(table: Table) -> list[_File]:
+def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
+    """Per file id its figures over the runs that read it twice or more (None for the others), and
+    the files one run read: (position, time, size). Those are most of a table's files and need no
+    lists: they are counted and picked out at C speed."""
     n = len(table.paths)
-    positions: list[list[int]] = [[] for _ in range(n)]
-    times: list[list[int]] = [[] for _ in range(n)]
-    sizes: list[list[int]] = [[] for _ in range(n)]
-    put_position = [p.append for p in positions]
-    put_time = [t.append for t in times]
-    put_size = [z.append for z in sizes]
+    counts: Counter[int] = Counter()
+    for run in table.runs:
+        counts.update(run.ids)
+    many = bytearray(n)
+    for fid, seen in counts.items():
+        if seen > 1:
+            many[fid] = 1
+    positions: dict[int, list[int]] = {fid: [] for fid in range(n) if many[fid]}
+    times: dict[int, list[int]] = {fid: [] for fid in positions}
+    sizes: dict[int, list[int]] = {fid: [] for fid in positions}
+    put_position: list[Callable[[int], object]] = [_DISCARD] * n
+    put_time, put_size = list(put_position), list(put_position)
+    for fid, p in positions.items():
+        put_position[fid], put_time[fid], put_size[fid] = p.append, times[fid].append, sizes[fid].append
+    single: dict[int, tuple[int, int, int]] = {}
     for run in table.runs:
         for position, fid in enumerate(run.ids):
             put_position[fid](position)
         _put_known(put_time, run.ids, run.times)
         _put_known(put_size, run.ids, run.sizes)
-    out = []
-    for p, t, z in zip(positions, times, sizes, strict=True):
-        if len(p) > 1:
-            p.sort()
-            t.sort()
-            z.sort(reverse=True)
-        out.append(_File(p, t, z, _median(p), _median(t)))
-    return out
+        chosen = bytes(map(many.__getitem__, run.ids))
+        if 0 in chosen:  # some file only this run read
+            alone = bytes(map((1).__xor__, chosen))
+            rows = zip(range(len(run.ids)), run.times, run.sizes, strict=True)
+            single.update(compress(zip(run.ids, rows, strict=True), alone))
+    out: list[_File | None] = [None] * n
+    for fid, p in positions.items():
+        t, z = times[fid], sizes[fid]
+        p.sort()
+        t.sort()
+        z.sort(reverse=True)
+        out[fid] = _File(p, t, z, _median(p), _median(t))
+    return out, single
 
 
 # (runs that read it, then for positions and for times: two thresholds and the median without a
@@ -535,23 +609,29 @@ def _median(values: Sequence[int]) -> float:
     return float(values[mid]) if n % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _order_without(table: Table, k: int, min_seen: int = 1) -> list[tuple[float, float, str, int, int, int]]:
-    """The files the runs other than *k* read (those at least *min_seen* runs of all read), in
-    the order of their consensus: (median position, median time, path, file id, runs that read
-    it, its largest size)."""
+def _order_without(table: Table, k: int, min_seen: int = 1, mine_seen: int = 0,
+                   ) -> list[tuple[float, float, str, int, int, int]]:
+    """The files the runs other than *k* read (those at least *min_seen* runs of all read; of the
+    ones *k* read, those at least *mine_seen* of the others read), in the order of their consensus:
+    (median position, median time, path, file id, runs that read it, its largest size)."""
     if len(table.runs) == 1:  # every file the others read: none
         return []
     held = table.held_out()
     run = table.runs[k]
-    mine = set(run.ids)
-    keys = [key for key in table.base(min_seen) if key[3] not in mine]
+    base = table.base(min_seen)
+    if len(table.base_ids(min_seen).intersection(run.ids)) == len(base):  # every file of base: k read it
+        keys = []
+    else:
+        mine = set(run.ids)
+        keys = [key for key in base if key[3] not in mine]
     append = keys.append
+    least = max(min_seen, mine_seen + 1)
     for position, fid, size, time in zip(count(), run.ids, run.sizes, run.times):  # arrays of one length
         h = held[fid]
         if h is None:
             continue
         seen, t1, t2, vlo, vmid, vhi, u1, u2, wlo, wmid, whi, whole_time, z0, z1, path = h
-        if seen < min_seen:
+        if seen < least:
             continue
         append((vhi if position > t2 else vmid if position > t1 else vlo,
                 whole_time if time == _NONE else whi if time > u2 else wmid if time > u1 else wlo,
@@ -616,10 +696,12 @@ def _ranges_without(table: Table, k: int, fid: int, cache: dict[int, _FileRanges
 
 
 def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int, int, int]], needed: int,
-                  chunk: int) -> _ListView:
-    kept = [key for key in order if key[4] >= needed]
-    ids = [key[3] for key in kept]
-    sizes = {key[3]: key[5] for key in kept}
+                  chunk: int, *, all_kept: bool = False) -> _ListView:
+    """The files of *order* at least *needed* of the other runs read (*all_kept*: all of them) as a
+    list without run *k*, with the ranges of the other runs."""
+    kept = order if all_kept else [key for key in order if key[4] >= needed]
+    ids = list(map(_FID, kept))
+    sizes = dict(zip(ids, map(_SIZE, kept), strict=True))
     parts: dict[int, RangeSet] = {}
     if any(run.ranges is not None for j, run in enumerate(table.runs) if j != k):
         for fid in ids:
@@ -634,8 +716,8 @@ def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int
 def leave_one_out(table: Table, link: Link, min_share: float = DEFAULT_MIN_SHARE) -> list[Score]:
     """Each run of *table* against the consensus (at *min_share*) of the other runs."""
     needed = _needed(min_share, len(table.runs) - 1) if len(table.runs) > 1 else 1
-    return [score(table, k, _view_without(table, k, _order_without(table, k, needed), needed, link.chunk), link,
-                  against="others")
+    return [score(table, k, _view_without(table, k, _order_without(table, k, needed, needed), needed, link.chunk,
+                                          all_kept=True), link, against="others")
             for k in range(len(table.runs))]
 
 
@@ -681,11 +763,10 @@ def sweep(table: Table, link: Link, thresholds: Sequence[float] | None = None,
         order = _order_without(table, k, least)
         for needed, at in zip(needs, scores, strict=True):
             at.append(score(table, k, _view_without(table, k, order, needed, link.chunk), link, against="others"))
-    files = table.files()
     points = []
     for share, at in zip(chosen, scores, strict=True):
         keep = _needed(share, n) if n else 1
-        points.append(Point(share, sum(1 for f in files if len(f.positions) >= keep), mean(at)))
+        points.append(Point(share, table.seen(keep), mean(at)))
     return points
 
 
@@ -705,7 +786,7 @@ def held_out_waterfall(table: Table, k: int, link: Link, min_share: float = DEFA
     """Run *k*'s waterfall against the consensus (at *min_share*) of the other runs."""
     needed = _needed(min_share, len(table.runs) - 1) if len(table.runs) > 1 else 1
     steps: list[Step] = []
-    view = _view_without(table, k, _order_without(table, k, needed), needed, link.chunk)
+    view = _view_without(table, k, _order_without(table, k, needed, needed), needed, link.chunk, all_kept=True)
     return steps, score(table, k, view, link, against="others", steps=steps)
 
 

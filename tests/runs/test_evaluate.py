@@ -58,6 +58,29 @@ def test_wait_policy_holds_at_most_the_timeout() -> None:
     assert s.predicted_stall_s == EXACT(2.0 + 0.6)
 
 
+def test_the_runtime_costs_known_answers() -> None:
+    # wire 0.5, requests of 400 B paying 0.1 s each: a wire byte costs 1/1000 + 0.1/400 = 1/800 s,
+    # a file byte 1/1600 s: 3300 B take 2.0625 s; the rest as before with rate 1600:
+    # held: 2.0625 s + unpack at 3300 B/s (1.0 s); /b on demand: 0.1 + 0.05 + 500/1600;
+    # the start adds setup 0.25 s
+    link = ev.Link(1000.0, 0.1, 0, ev.WAIT, wire=0.5, window=400.0, request_s=0.05, unpack_rate=3300.0,
+                   setup_s=0.25)
+    assert link.rate == EXACT(1600.0)
+    (s,) = ev.score_list(table(RUN_A), LIST, None, link)
+    assert s.predicted_stall_s == EXACT(3.0625 + 0.15 + 0.3125)
+    assert s.predicted_start_s == EXACT(1.0 + 3.525 + 0.25)
+
+
+def test_requests_of_a_window_pay_the_rtt_each() -> None:
+    assert ev.Link(1000.0, 0.1, window=100.0).rate == EXACT(1 / (1 / 1000 + 0.1 / 100))
+    assert ev.Link(1000.0, 0.0, window=1.0).rate == EXACT(1000.0)  # no rtt: requests cost nothing
+    assert ev.Link(1000.0, 0.1, wire=0.25).rate == EXACT(4000.0)
+    with pytest.raises(ValueError, match="wire"):
+        ev.Link(wire=0.0)
+    with pytest.raises(ValueError, match="setup_s"):
+        ev.Link(setup_s=-1.0)
+
+
 def test_an_on_demand_fetch_beats_a_late_prefetch() -> None:
     # /big (5000 B) first in the list, /small read at 0 arrives at 5.1 s by prefetch, on demand at 0.2 s
     run = ("r", [ListedFile("/small", 100, 0)])
