@@ -7,6 +7,7 @@ test can see what we asked for and in which order.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import threading
@@ -32,6 +33,7 @@ class HostileRegistry:
     host: str = ""
     answers: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)  # path -> status, type, body
     asked: list[str] = field(default_factory=list)
+    gzipped: set[str] = field(default_factory=set)  # paths whose body goes out with Content-Encoding: gzip
 
     def put(self, path: str, body: bytes, media: str = "application/octet-stream", status: int = 200) -> None:
         self.answers[path] = (status, media, body)
@@ -99,7 +101,11 @@ def hostile_registry() -> Iterator[HostileRegistry]:
             registry.asked.append(self.path)
             status, media, body = registry.answers.get(self.path, (404, "application/json", b'{"errors":[]}'))
             self.send_response(status)
-            self.send_header("Content-Type", media)
+            if media:  # "": an answer without a Content-Type
+                self.send_header("Content-Type", media)
+            if self.path in registry.gzipped:
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
