@@ -540,13 +540,36 @@ def main(argv: list[str] | None = None) -> int:
     nodes = {link: SandboxNode(work / "node", args.containerd, lazy=True, link=link) for link in links}
     samples: dict[tuple[str, str], dict[str, list[Sample]]] = {}
     lists: dict[str, Lists] = {}
+    done = 0
     try:
         first = nodes[links[0]]
         first.up()
         registry = first.registry
         refs, lists = prepare(first, work, workloads, variants, starts)
-        for round_no in range(rounds):
-            for link in _rotated(links, round_no):
+        done = run_rounds(nodes, workloads, variants, refs, registry, rounds, samples)
+    finally:
+        nodes[links[0]].down(purge=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
+    if args.quick:
+        print("coldstart --quick: a smoke run (one round, single samples: no target is judged)")
+    elif done < rounds:
+        print(f"coldstart: interrupted: {done} complete round(s) of {rounds}; the tables hold what was measured")
+    for link in links:
+        for workload in workloads:
+            listed = lists.get(workload.name)
+            same = listed is not None and listed.consensus is not None and listed.consensus == listed.single
+            report(workload, samples.get((link, workload.name), {}), link, done, same)
+    return 0 if done == rounds else 1
+
+
+def run_rounds(nodes: dict[str, SandboxNode], workloads: list[Workload], variants: list[str],
+               refs: dict[tuple[str, str], str], registry: str, rounds: int,
+               samples: dict[tuple[str, str], dict[str, list[Sample]]]) -> int:
+    """Every round of every link, workload and variant, interleaved; the rounds completed (an interrupt, e.g.
+    SIGTERM from ``timeout``, ends them early and keeps what was measured)."""
+    for round_no in range(rounds):
+        try:
+            for link in _rotated(list(nodes), round_no):
                 for workload in _rotated(workloads, round_no):
                     for variant in _rotated([v for v in variants if (workload.name, v) in refs], round_no):
                         sample = run_once(nodes[link], workload, variant, refs[workload.name, variant], registry,
@@ -554,16 +577,10 @@ def main(argv: list[str] | None = None) -> int:
                         samples.setdefault((link, workload.name), {}).setdefault(variant, []).append(sample)
                         say(f"round {round_no + 1} {link} {workload.name} {variant}: {sample.seconds:.2f} s, "
                             f"{sample.fetched_mb:.1f} MB, {sample.on_demand} on demand")
-    finally:
-        nodes[links[0]].down(purge=True)
-        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
-    if args.quick:
-        print("coldstart --quick: a smoke run (one round, single samples: no target is judged)")
-    for link in links:
-        for workload in workloads:
-            listed = lists.get(workload.name)
-            same = listed is not None and listed.consensus is not None and listed.consensus == listed.single
-            report(workload, samples.get((link, workload.name), {}), link, rounds, same)
+        except KeyboardInterrupt:
+            say(f"interrupted in round {round_no + 1}")
+            return round_no
+    return rounds
     return 0
 
 
