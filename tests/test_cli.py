@@ -73,6 +73,15 @@ def test_help_shows_where_each_global_option_applies(capsys: pytest.CaptureFixtu
     assert "for the app, ps, trace, convert, record, consensus, evaluate, push, pull" in text
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_prints_its_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse expands % in help texts: a bare "1 %" in one made `consensus --help` crash
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert f"usage: nydus-top {command}" in capsys.readouterr().out
+
+
 def test_the_nri_socket_comes_from_the_environment_unless_given(tmp_path: Path) -> None:
     env_socket, flag_socket = tmp_path / "env.sock", tmp_path / "flag.sock"
     env = {**os.environ, "NYDUS_TOP_NRI_SOCKET": str(env_socket)}

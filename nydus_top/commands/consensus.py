@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-share", type=share_or_auto, default=DEFAULT_MIN_SHARE, metavar="S",
                         help=f"keep files read in at least this share of the runs (default {DEFAULT_MIN_SHARE}); "
                         "auto: the smallest list whose mean predicted stall (leave-one-out, under the link "
-                        f"model) is within {ev.AUTO_WITHIN:.0%} of the best share's")
+                        f"model) is within {ev.AUTO_WITHIN:.0%}% of the best share's")  # %%: argparse expands %
     add_link_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="save the consensus list (+ .csv, metadata)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
