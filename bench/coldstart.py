@@ -56,6 +56,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -199,6 +200,7 @@ class Lists:
     consensus: list[str] | None = None
     starts: int = 0
     optimize: dict[str, list[str]] | None = None
+    same_image: list[str] | None = None  # variants whose image is nydus-top's, byte for byte (same manifest)
 
 
 def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: list[str],
@@ -256,6 +258,14 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
             compare_lists(workload, lists[workload.name])
     for ref in sorted(set(refs.values())):
         ctr(node, "image", "push", "--plain-http", ref, remote=True)
+    digests = images.list_images(node)
+    for workload in workloads:
+        ours = digests.get(refs.get((workload.name, "nydus-top"), ""))
+        same = [v for v in LISTED if v != "nydus-top" and ours
+                and digests.get(refs.get((workload.name, v), "")) == ours]
+        if same and workload.name in lists:
+            lists[workload.name].same_image = same
+            say(f"{workload.name}: nydus-top's image is byte-identical to {', '.join(same)}'s")
     return refs, lists
 
 
@@ -475,9 +485,9 @@ def _ratio(medians: dict[str, float], a: str, b: str, target: float, what: str) 
     return None
 
 
-def report(workload: Workload, samples: dict[str, list[Sample]], link: str, rounds: int, same_list: bool) -> None:
+def report(workload: Workload, samples: dict[str, list[Sample]], link: str, rounds: int, lists: Lists | None) -> None:
     until = f"its {workload.ready_line!r} line" if workload.ready_line else "its exit"
-    print(f"\n{workload.name}: `{' '.join(workload.command)}`, pull start to {until}; link {link}, "
+    print(f"\n{workload.name}: `{shlex.join(workload.command)}`, pull start to {until}; link {link}, "
           f"{rounds} round(s); medians and [min-max]")
     print(f"  {'variant':<14} {'median s':>9} {'min s':>7} {'max s':>7} {'MB fetched':>11} {'on-demand':>10}")
     medians = {}
@@ -500,8 +510,11 @@ def report(workload: Workload, samples: dict[str, list[Sample]], link: str, roun
     for listed in ("nydus-top", "optimize"):
         lines.append(_ratio(medians, listed, "esgz", LIST_VS_NO_LIST_TARGET, f"{listed} list / no list"))
         lines.append(_ratio(medians, listed, "floor", LIST_VS_FLOOR_TARGET, f"{listed} list / floor"))
-    if same_list:
+    if lists is not None and lists.consensus is not None and lists.consensus == lists.single:
         print("  consensus: the same list as the single start's, so the same image (not run twice)")
+    if lists is not None and lists.same_image:
+        print(f"  nydus-top's image is byte-identical to {', '.join(lists.same_image)}'s (same manifest digest): "
+              "their difference is this run's noise")
     for line in lines:
         if line:
             print(line)
@@ -556,9 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coldstart: interrupted: {done} complete round(s) of {rounds}; the tables hold what was measured")
     for link in links:
         for workload in workloads:
-            listed = lists.get(workload.name)
-            same = listed is not None and listed.consensus is not None and listed.consensus == listed.single
-            report(workload, samples.get((link, workload.name), {}), link, done, same)
+            report(workload, samples.get((link, workload.name), {}), link, done, lists.get(workload.name))
     return 0 if done == rounds else 1
 
 
