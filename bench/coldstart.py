@@ -1,31 +1,52 @@
 """Cold starts on the lazy sandbox node: what a prioritized-files list buys, side by side in one run.
 
-A Python start-up (``python3.11 -c 'import json, decimal, email.parser, logging, argparse, http.client'``)
-is built as an image from this host's Debian files: what the start opens (strace) plus the rest of
-``/usr/lib/python3.11`` and ``/usr/share/perl`` as bulk it never reads. The image is pushed to the
-lazy node's registry behind the slow link (``scripts/sandbox-node up --lazy``) as:
+Workloads (``--workload``, default all), each an image of this host's Debian files: what its start
+opens (strace on the host) plus bulk trees it never reads at start-up:
+
+* ``python``: ``python3.11 -c 'import json, decimal, email.parser, logging, argparse, http.client'``
+  (bulk: ``/usr/lib/python3.11``, ``/usr/share/perl``); ready at its exit;
+* ``perl``: ``perl -MPOSIX -MData::Dumper ... -e 1`` (ten modules; bulk: Debian's perl trees); ready at
+  its exit;
+* ``server``: ``bench/coldstart_apps/server.py``, an HTTP app that imports what it serves with, prints
+  ``READY``, then keeps importing modules and reads all of ``/usr/share/perl`` (issue 20 item 5b);
+  ready at that line (the stamp containerd puts on it in the CRI log);
+* ``vary``: ``bench/coldstart_apps/vary.py``, a job runner reading a fixed core plus the module groups
+  job ``$JOB`` needs (item 5a): recorded starts run jobs 0, 1, ...; timed runs job 1000 + round, never
+  recorded. Ready at its exit.
+
+Variants, pushed to the lazy node's registry behind the slow link (``scripts/sandbox-node up --lazy``):
 
 * ``full``: the plain OCI image, pulled whole (``ctr pull``: every layer downloaded and unpacked);
 * ``esgz``: ``ctr-remote image convert --oci --estargz``, no list, pulled lazily (``rpull``);
-* ``optimize``: ``ctr-remote image optimize --oci``, the anchor's own profiler and list, ``rpull``;
-* ``nydus-top``: the list from one start recorded by ``nydus-top record`` on the node (through CRI),
-  converted here with ``ctr-remote image convert --oci --estargz --estargz-record-in`` (one
-  ``{"path": ...}`` line per listed file, in order), ``rpull``;
+* ``optimize``: ``ctr-remote image optimize --oci``, the anchor's own profiler and list (its default
+  10 s period), ``rpull``;
+* ``optimize-wait``: the same with ``--wait-on-line READY`` (workloads with a ready line only);
+* ``nydus-top``: the list of one start recorded by ``nydus-top record`` on the node (through CRI; cut at
+  the ready line with ``--ready-line``), converted with ``ctr-remote image convert --oci --estargz
+  --estargz-record-in`` (one ``{"path": ...}`` line per listed file, in order), ``rpull``;
+* ``consensus``: the same with ``nydus-top consensus`` of ``--starts`` recorded starts (default 10);
 * ``floor``: the plain image already pulled and unpacked; only the start is timed.
 
 Each run starts from a fresh containerd and snapshotter (the node is downed and brought up again;
-the registry's storage stays) with the page cache dropped; variants are interleaved, their order
-rotating per round. A run is timed from the start of the pull to the container's exit (CRI's
-``finished_at``); the workload exits when its imports are done. Reported per variant: median and
-spread, MB fetched from the registry before the exit (the snapshotter's ``layer_fetched_size``; the
-compressed layers for a full pull) and on-demand fetches (its ``on_demand_remote_registry_fetch_count``).
-The link model: ``tbf`` rate, a per-chunk one-way delay on server-to-client data; no TCP slow start.
+the registry's storage stays) with the page cache dropped; link profiles, workloads and variants are
+interleaved, their order rotating per round. A run is timed from the start of the pull to readiness.
+Reported per variant: median and spread, MB fetched from the registry by readiness (the snapshotter's
+``layer_fetched_size``; the compressed layers for a full pull) and on-demand fetches (its
+``on_demand_remote_registry_fetch_count``). The link model: ``tbf`` rate, a per-chunk one-way delay on
+server-to-client data; no TCP slow start.
 
 Targets (issue 20) shown as value/target (at most 1.0 meets): nydus-top's list within 1.05x of
-``optimize``'s; its cold start at most 0.65 of eStargz without a list, and within 3x of the floor.
-The source image archive is cached under the sandbox cache (keyed by the host files it holds).
+``optimize``'s (of ``optimize --wait-on-line`` for the server); its cold start at most 0.65 of eStargz
+without a list, and within 3x of the floor; on the server, the list cut at readiness at most 0.60 of
+``optimize``'s default-period list (40 % sooner). The consensus against the single-start list is printed
+without a target (below 1.0: the consensus is faster). Source image archives are cached under the
+sandbox cache (keyed by the host files they hold).
 
-Usage: ``.venv/bin/python -m bench.coldstart [--quick] [--rounds N] [--link 100mbit,20ms]`` (root).
+``--quick`` is the CI smoke (``tests/test_benches.py``): one round of the python workload, eStargz
+without a list against nydus-top's list, at one link.
+
+Usage: ``.venv/bin/python -m bench.coldstart [--quick] [--rounds N] [--link 100mbit,20ms ...]
+[--workload NAME ...] [--variants a,b] [--starts N]`` (root).
 """
 
 from __future__ import annotations
@@ -35,6 +56,8 @@ import hashlib
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -42,6 +65,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +75,72 @@ sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "bench")]
 import interpreter_images  # noqa: E402
 
 from nydus_top.lists.files import result_paths  # noqa: E402
+from nydus_top.runs import store as runstore  # noqa: E402
 from sandbox import images  # noqa: E402
 from sandbox.aptfetch import cache_dir  # noqa: E402
 from sandbox.cri import CriClient  # noqa: E402
 from sandbox.node import SandboxNode  # noqa: E402
 
-COMMAND = ("/usr/bin/python3.11", "-c", "import json, decimal, email.parser, logging, argparse, http.client")
-BULK = ("/usr/lib/python3.11", "/usr/share/perl")
-SOURCE = "nydus-top.local/coldstart-python:1"
-VARIANTS = ("full", "esgz", "optimize", "nydus-top", "floor")
+APPS = ROOT / "bench" / "coldstart_apps"
+READY_LINE = "READY"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One cold-started program: its image, command, the trees it carries as bulk, its readiness line
+    (None: it is ready when it exits) and the command strace runs on the host to find what it opens."""
+
+    name: str
+    source: str
+    command: tuple[str, ...]
+    bulk: tuple[str, ...]
+    ready_line: str | None = None
+    app: str | None = None  # a script of APPS, put at /app/<name> in the image
+    app_args: tuple[str, ...] = ()  # on the host (strace): the app does all it ever does, then exits
+    varies: bool = False  # its start reads what $JOB asks for: recorded starts and timed runs get distinct jobs
+    variants: tuple[str, ...] | None = None  # the variants worth running on it (None: all)
+
+    def host_command(self, app_dir: Path) -> tuple[str, ...]:
+        """The command strace runs on the host: the app from *app_dir*, told to do everything and exit."""
+        if self.app is None:
+            return self.command
+        return (self.command[0], str(app_dir / self.app), *self.app_args)
+
+    def env(self, job: int) -> dict[str, str] | None:
+        """The environment of start *job* (recorded starts 0, 1, ...; timed runs HELD_OUT + round)."""
+        return {"JOB": str(job)} if self.varies else None
+
+
+WORKLOADS = {
+    "python": Workload("python", "nydus-top.local/coldstart-python:1",
+                       ("/usr/bin/python3.11", "-c",
+                        "import json, decimal, email.parser, logging, argparse, http.client"),
+                       ("/usr/lib/python3.11", "/usr/share/perl")),
+    "perl": Workload("perl", "nydus-top.local/coldstart-perl:1",
+                     ("/usr/bin/perl", "-MPOSIX", "-MData::Dumper", "-MGetopt::Long", "-MFile::Temp", "-MStorable",
+                      "-MJSON::PP", "-MTime::Piece", "-MList::Util", "-MText::Wrap", "-MIO::Socket::INET", "-e", "1"),
+                     ("/usr/share/perl", "/usr/lib/x86_64-linux-gnu/perl", "/usr/lib/x86_64-linux-gnu/perl-base")),
+    # An HTTP app: ready after its imports, then it keeps importing modules and reading /usr/share/perl
+    # (issue 20 item 5b: a list that takes in what follows readiness delays it on this snapshotter).
+    "server": Workload("server", "nydus-top.local/coldstart-server:1",
+                       ("/usr/bin/python3.11", "/app/server.py"), ("/usr/lib/python3.11", "/usr/share/perl"),
+                       READY_LINE, "server.py", ("--exit-after-warm-up",)),
+    # A job runner: a fixed core, then the module groups job $JOB needs (a few groups most jobs need, many
+    # that few do; issue 20 item 5a: a consensus of starts against one start's list, on held-out jobs).
+    "vary": Workload("vary", "nydus-top.local/coldstart-vary:1", ("/usr/bin/python3.11", "/app/vary.py"),
+                     ("/usr/lib/python3.11", "/usr/share/perl"), None, "vary.py", ("--all",), varies=True,
+                     variants=("esgz", "optimize", "nydus-top", "consensus")),
+}
+HELD_OUT = 1000  # timed runs of a varying workload use job HELD_OUT + round: never one of the recorded starts
+VARIANTS = ("full", "esgz", "optimize", "optimize-wait", "nydus-top", "consensus", "floor")
+LISTED = ("optimize", "optimize-wait", "nydus-top", "consensus")  # eStargz images with a prioritized list
+QUICK_VARIANTS = ("esgz", "nydus-top")
 NYDUS_TOP = ROOT / ".venv" / "bin" / "nydus-top"
+CONSENSUS_STARTS = 10  # recorded starts the consensus list is made of (--quick: 3)
 LIST_VS_NO_LIST_TARGET = 0.65  # a list's start at most 65 % of eStargz without a list (35 % shorter)
 LIST_VS_FLOOR_TARGET = 3.0
 VS_ANCHOR_TARGET = 1.05
+READY_VS_PERIOD_TARGET = 0.60  # the readiness-cut list reaches ready >= 40 % sooner than optimize's default period
 RUN_TIMEOUT = 300.0
 
 
@@ -74,20 +151,31 @@ class Sample:
     on_demand: int
 
 
-def image_files() -> dict[str, object]:
-    """The start's files (with their symlinks and .py sources) plus the bulk trees."""
+def _walk(files: dict[str, object], top: str) -> None:
+    for directory, _, names in os.walk(top):
+        if "dist-packages" in directory or "site-packages" in directory:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.islink(path):
+                files.setdefault(path, images.Symlink(os.readlink(path)))
+            elif os.path.isfile(path):
+                files.setdefault(path, Path(path))
+
+
+def image_files(workload: Workload) -> dict[str, object]:
+    """What the workload's start opens on the host (with its symlinks and .py sources), its app, the bulk."""
     interpreter_images.ensure_strace()
-    files, _ = interpreter_images.image_and_list(interpreter_images.InterpreterStart("python", SOURCE, COMMAND))
-    for top in BULK:
-        for directory, _, names in os.walk(top):
-            if "dist-packages" in directory or "site-packages" in directory:
-                continue
-            for name in names:
-                path = os.path.join(directory, name)
-                if os.path.islink(path):
-                    files.setdefault(path, images.Symlink(os.readlink(path)))
-                elif os.path.isfile(path):
-                    files.setdefault(path, Path(path))
+    with tempfile.TemporaryDirectory(prefix="nydus-top-coldstart-app-") as app_dir:  # under /tmp: left out
+        if workload.app is not None:
+            shutil.copy(APPS / workload.app, Path(app_dir) / workload.app)
+        start = interpreter_images.InterpreterStart("python" if "python" in workload.command[0] else workload.name,
+                                                    workload.source, workload.host_command(Path(app_dir)))
+        files, _ = interpreter_images.image_and_list(start)
+    if workload.app is not None:
+        files[f"/app/{workload.app}"] = (APPS / workload.app).read_bytes()
+    for top in workload.bulk:
+        _walk(files, top)
     return files
 
 
@@ -100,47 +188,139 @@ def ctr(node: SandboxNode, *args: str, remote: bool = False, timeout: float = RU
     return done.stdout
 
 
-def prepare(node: SandboxNode, work: Path) -> dict[str, str]:
-    """Build the source image, convert and push every variant; their references."""
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Lists:
+    """What ``prepare`` learnt of a workload's lists (paths, in order)."""
+
+    single: list[str]
+    consensus: list[str] | None = None
+    starts: int = 0
+    optimize: dict[str, list[str]] | None = None
+    same_image: list[str] | None = None  # variants whose image is nydus-top's, byte for byte (same manifest)
+
+
+def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: list[str],
+            starts: int) -> tuple[dict[tuple[str, str], str], dict[str, Lists]]:
+    """Build every workload's source image, record its lists, convert and push every variant; their references."""
     registry = node.registry
-    refs = {v: f"{registry}/coldstart:{v}" for v in ("full", "esgz", "optimize", "nydus-top")}
-    refs["floor"] = refs["full"]
-    archive = source_archive()
-    print(f"source image: {archive.stat().st_size / 1e6:.1f} MB compressed", file=sys.stderr)
-    images.import_image(node, archive)
-    # Recorded before any other reference names the same image: CRI would name the container's image by that one.
-    listed = record_list(node, work)
-    print(f"nydus-top record: {len(listed)} paths", file=sys.stderr)
-    ctr(node, "images", "tag", SOURCE, refs["full"])
-    started = time.monotonic()
-    ctr(node, "image", "convert", "--oci", "--estargz", SOURCE, refs["esgz"], remote=True)
-    print(f"convert: {time.monotonic() - started:.1f} s", file=sys.stderr)
-    started = time.monotonic()
-    ctr(node, "image", "optimize", "--oci", "--period", "10", "--record-out", str(work / "optimize.record"),
-        SOURCE, refs["optimize"], remote=True)
-    record = [json.loads(line) for line in (work / "optimize.record").read_text().splitlines() if line.strip()]
-    print(f"optimize: {time.monotonic() - started:.1f} s, {len({r['path'] for r in record})} paths",
-          file=sys.stderr)
-    (work / "nydus-top.record").write_text("".join(json.dumps({"path": path}) + "\n" for path in listed))
-    ctr(node, "image", "convert", "--oci", "--estargz", "--estargz-record-in", str(work / "nydus-top.record"),
-        SOURCE, refs["nydus-top"], remote=True)
-    for variant in ("full", "esgz", "optimize", "nydus-top"):
-        ctr(node, "image", "push", "--plain-http", refs[variant], remote=True)
-    return refs
+    for workload in workloads:
+        archive = source_archive(workload)
+        say(f"{workload.name}: source image {archive.stat().st_size / 1e6:.1f} MB compressed")
+        images.import_image(node, archive)
+    refs: dict[tuple[str, str], str] = {}
+    lists: dict[str, Lists] = {}
+    # Recorded before any other reference names the same image: CRI would name the container's image by
+    # that one (and `record --image` misses starts of an image with several references).
+    recording = {"nydus-top", "consensus"} & set(variants)
+    for workload in workloads:
+        if recording:
+            lists[workload.name] = record_lists(node, work / workload.name, workload,
+                                                starts if "consensus" in variants else 1)
+    for workload in workloads:
+        here = work / workload.name
+        here.mkdir(parents=True, exist_ok=True)
+        wanted = [v for v in variants if (v != "optimize-wait" or workload.ready_line)
+                  and v in (workload.variants or VARIANTS)]
+        for variant in wanted:
+            refs[workload.name, variant] = f"{registry}/coldstart-{workload.name}:{variant}"
+        refs.pop((workload.name, "floor"), None)
+        if "floor" in wanted:
+            refs[workload.name, "floor"] = f"{registry}/coldstart-{workload.name}:full"
+        if {"full", "floor"} & set(wanted):
+            ctr(node, "images", "tag", workload.source, f"{registry}/coldstart-{workload.name}:full")
+        if "esgz" in wanted:
+            timed(f"{workload.name} convert", node, "image", "convert", "--oci", "--estargz", workload.source,
+                  refs[workload.name, "esgz"])
+        optimized: dict[str, list[str]] = {}
+        for variant in ("optimize", "optimize-wait"):
+            if variant in wanted:
+                optimized[variant] = optimize(node, here, workload, variant, refs[workload.name, variant])
+        if optimized:
+            lists.setdefault(workload.name, Lists([])).optimize = optimized
+        for variant in ("nydus-top", "consensus"):
+            if variant not in wanted:
+                continue
+            listed = lists[workload.name].single if variant == "nydus-top" else lists[workload.name].consensus
+            assert listed is not None
+            if variant == "consensus" and listed == lists[workload.name].single and "nydus-top" in wanted:
+                say(f"{workload.name}: the consensus list is the single start's (the same image): not run twice")
+                del refs[workload.name, "consensus"]
+                continue
+            record = here / f"{variant}.record"
+            record.write_text("".join(json.dumps({"path": path}) + "\n" for path in listed))
+            timed(f"{workload.name} convert {variant} ({len(listed)} paths)", node, "image", "convert", "--oci",
+                  "--estargz", "--estargz-record-in", str(record), workload.source, refs[workload.name, variant])
+        if workload.name in lists:
+            compare_lists(workload, lists[workload.name])
+    for ref in sorted(set(refs.values())):
+        ctr(node, "image", "push", "--plain-http", ref, remote=True)
+    digests = images.list_images(node)
+    for workload in workloads:
+        ours = digests.get(refs.get((workload.name, "nydus-top"), ""))
+        same = [v for v in LISTED if v != "nydus-top" and ours
+                and digests.get(refs.get((workload.name, v), "")) == ours]
+        if same and workload.name in lists:
+            lists[workload.name].same_image = same
+            say(f"{workload.name}: nydus-top's image is byte-identical to {', '.join(same)}'s")
+    return refs, lists
 
 
-def source_archive() -> Path:
+def timed(what: str, node: SandboxNode, *args: str) -> None:
+    """``ctr-remote *args``, saying how long it took."""
+    started = time.monotonic()
+    ctr(node, *args, remote=True)
+    say(f"{what}: {time.monotonic() - started:.1f} s")
+
+
+def optimize(node: SandboxNode, here: Path, workload: Workload, variant: str, ref: str) -> list[str]:
+    """``ctr-remote image optimize`` of the source: its default period (10 s), or until the ready line with
+    ``optimize-wait``; the unique paths of its record, in order."""
+    out = here / f"{variant}.record"
+    extra = ["--wait-on-line", workload.ready_line] if variant == "optimize-wait" and workload.ready_line else []
+    net = ["--net-host"] if workload.ready_line else []  # the server binds 127.0.0.1
+    env = ["--env", "JOB=0"] if workload.varies else []  # the job of nydus-top's single recorded start
+    timed(f"{workload.name} {variant}", node, "image", "optimize", "--oci", *net, *env, *extra, "--record-out",
+          str(out), workload.source, ref)
+    paths = list(dict.fromkeys("/" + json.loads(line)["path"].lstrip("/")  # it writes them relative
+                               for line in out.read_text().splitlines() if line.strip()))
+    say(f"{workload.name} {variant}: {len(paths)} paths")
+    return paths
+
+
+def compare_lists(workload: Workload, lists: Lists) -> None:
+    """Say how nydus-top's list differs from optimize's (what the floor and anchor targets hinge on)."""
+    for variant, theirs in (lists.optimize or {}).items():
+        ours = lists.single
+        if not ours:
+            continue
+        only_ours, only_theirs = [p for p in ours if p not in theirs], [p for p in theirs if p not in ours]
+        same_order = [p for p in ours if p in theirs] == [p for p in theirs if p in ours]
+        say(f"{workload.name}: nydus-top {len(ours)} paths vs {variant} {len(theirs)}: {len(only_ours)} only in "
+            f"nydus-top {only_ours[:5]}, {len(only_theirs)} only in {variant} {only_theirs[:5]}, "
+            f"common paths {'in the same order' if same_order else 'in another order'}")
+
+
+def source_archive(workload: Workload) -> Path:
     """The source image's OCI archive, built once per set of host files (cached; it takes a while)."""
-    files = image_files()
-    key = hashlib.sha256(json.dumps(COMMAND).encode())
+    files = image_files(workload)
+    key = hashlib.sha256(json.dumps(workload.command).encode())
     for path, content in sorted(files.items()):
-        stamp = (content.stat().st_size, content.stat().st_mtime_ns) if isinstance(content, Path) else content
+        if isinstance(content, Path):
+            stamp: object = (content.stat().st_size, content.stat().st_mtime_ns)
+        elif isinstance(content, bytes):
+            stamp = hashlib.sha256(content).hexdigest()
+        else:
+            stamp = content
         key.update(f"{path}\0{stamp}\n".encode())
-    archive = cache_dir() / "coldstart" / f"python-{key.hexdigest()[:16]}.tar"
+    archive = cache_dir() / "coldstart" / f"{workload.name}-{key.hexdigest()[:16]}.tar"
     if not archive.exists():
         archive.parent.mkdir(parents=True, exist_ok=True)
         partial = archive.with_suffix(".partial")
-        images.build_image(SOURCE, files, COMMAND, partial)
+        images.build_image(workload.source, files, workload.command, partial)  # type: ignore[arg-type]
         partial.replace(archive)
     return archive
 
@@ -158,35 +338,63 @@ def _outcome(log: Path, name: str, process: subprocess.Popen[bytes]) -> str:
         time.sleep(0.05)
 
 
-def record_list(node: SandboxNode, work: Path, attempts: int = 3) -> list[str]:
-    """The list ``nydus-top record`` saves for one complete start of the source image (through CRI) on the
-    node; a start it could not record completely (a loaded machine) is tried again, at most ``attempts``."""
+def record_lists(node: SandboxNode, work: Path, workload: Workload, starts: int) -> Lists:
+    """Record *starts* starts of the source image with ``nydus-top record`` on the node (through CRI; cut at
+    the ready line if the workload has one): the first complete start's list, and with several starts the
+    consensus of them all (``nydus-top consensus``). A start it could not record completely (a loaded
+    machine) is not counted; at most twice *starts* are tried."""
+    work.mkdir(parents=True, exist_ok=True)
     persist, log = work / "persist", work / "record.log"
+    ready = ["--ready-line", workload.ready_line] if workload.ready_line else []
     process = subprocess.Popen([str(NYDUS_TOP), "record", "--nri-socket", str(node.nri_socket), "--persist-dir",
-                                str(persist), "--image", SOURCE, "--log", str(log), "--overwrite"],
+                                str(persist), "--image", workload.source, "--log", str(log), "--overwrite", *ready],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    target = result_paths(persist, SOURCE).list
+    target = result_paths(persist, workload.source).list
+    complete: list[list[str]] = []
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
         while "registered as" not in (log.read_text(errors="replace") if log.exists() else ""):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"nydus-top record did not register (log: {log})")
             time.sleep(0.05)
-        for attempt in range(attempts):
-            name = f"coldstart-record-{attempt}"
+        for attempt in range(2 * starts):
+            if len(complete) == starts:
+                break
+            name = f"record-{workload.name}-{attempt}"
             with node.cri_client() as cri:
-                running = cri.run(name, SOURCE, namespace="default")
-                wait_exit(cri, running.container_id, "record")
+                running = cri.run(name, workload.source, namespace="default", env=workload.env(attempt))
+                outcome = _outcome(log, name, process)
                 cri.remove_pod(running.pod_id)
-            outcome = _outcome(log, name, process)
-            print(f"nydus-top record: {outcome.split(' nydus-top record: ', 1)[-1]}", file=sys.stderr)
-            if f"saved {target} (" in outcome:
-                return target.read_text().splitlines()
+            if f"saved {target} (" in outcome and "incomplete" not in outcome:
+                complete.append(target.read_text().splitlines())
+            else:
+                say(f"{workload.name}: nydus-top record: {outcome.split(' nydus-top record: ', 1)[-1]}")
     finally:
         process.terminate()
         process.wait(timeout=60)
-    raise RuntimeError(f"nydus-top record: no complete recording in {attempts} starts (log: {log})")
+    if not complete:
+        raise RuntimeError(f"nydus-top record: no complete recording in {2 * starts} starts (log: {log})")
+    sizes = sorted({len(c) for c in complete})
+    say(f"{workload.name}: nydus-top record: {len(complete)} complete start(s), {sizes} paths")
+    lists = Lists(complete[0], starts=len(complete))
+    if starts > 1:
+        lists.consensus = consensus(work, persist, workload)
+    return lists
+
+
+def consensus(work: Path, persist: Path, workload: Workload) -> list[str]:
+    """``nydus-top consensus`` of every run of the workload's image the recorder kept."""
+    runs = runstore.image_dir(persist, workload.source)
+    out = persist / "consensus.list"
+    config = work / "consensus.toml"
+    config.write_text(f"persist_dir = {json.dumps(str(persist))}\n")
+    done = subprocess.run([str(NYDUS_TOP), "consensus", "--config", str(config), str(runs), "-o", str(out),
+                           "--force"], capture_output=True, text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"nydus-top consensus: {done.stderr.strip()[-300:]}")
+    say(f"{workload.name}: nydus-top consensus: {done.stdout.strip().splitlines()[0]}")
+    return out.read_text().splitlines()
 
 
 def wait_exit(cri: CriClient, container_id: str, what: str) -> Any:
@@ -202,6 +410,25 @@ def wait_exit(cri: CriClient, container_id: str, what: str) -> Any:
     return reply.status
 
 
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d) \S+ \S+ (.*)$")
+
+
+def wait_ready_line(cri: CriClient, container_id: str, line: str, what: str) -> int:
+    """When (ns since the epoch) the container printed *line*: the stamp containerd put on it in the CRI log."""
+    log_path = Path(cri.container_status(container_id).log_path)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        for row in text.splitlines():
+            if (m := _LOG_LINE.match(row)) and m[4].strip() == line:
+                zone = "+00:00" if m[3] == "Z" else m[3]
+                whole = datetime.fromisoformat(m[1] + zone).timestamp()
+                return int(whole) * 1_000_000_000 + int(((m[2] or "0") + "000000000")[:9])
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: no {line!r} within {RUN_TIMEOUT:.0f}s: {text[-300:]!r}")
+        time.sleep(0.02)
+
+
 def drop_caches() -> None:
     os.sync()
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
@@ -212,7 +439,7 @@ def metric_sum(text: str, name: str, label: str = "") -> float:
     return sum(float(value) for labels, value in pattern.findall(text) if label in labels)
 
 
-def run_once(node: SandboxNode, variant: str, ref: str, registry: str) -> Sample:
+def run_once(node: SandboxNode, workload: Workload, variant: str, ref: str, registry: str, job: int) -> Sample:
     node.down()
     node.up()
     if node.registry != registry:
@@ -223,13 +450,18 @@ def run_once(node: SandboxNode, variant: str, ref: str, registry: str) -> Sample
     started = time.time_ns()
     if variant == "full":
         ctr(node, "images", "pull", "--plain-http", "--snapshotter", "stargz", ref)
-    elif variant in ("esgz", "optimize", "nydus-top"):
+    elif variant != "floor":
         ctr(node, "image", "rpull", "--plain-http", ref, remote=True)
+    what = f"{workload.name} {variant}"
     with node.cri_client() as cri:  # a new connection: the old one's containerd is gone
-        running = cri.run(f"cold-{variant}", ref, namespace="default")
-        status = wait_exit(cri, running.container_id, variant)
-    metrics = node.stargz_metrics()
-    seconds = (status.finished_at - started) / 1e9
+        running = cri.run(f"cold-{workload.name}-{variant}", ref, namespace="default", env=workload.env(job))
+        if workload.ready_line:
+            ready = wait_ready_line(cri, running.container_id, workload.ready_line, what)
+        else:
+            ready = wait_exit(cri, running.container_id, what).finished_at
+        metrics = node.stargz_metrics()  # before the pod goes: what was fetched by readiness
+        cri.remove_pod(running.pod_id)
+    seconds = (ready - started) / 1e9
     if variant == "full":
         fetched = sum(layer["size"] for layer in json.loads(ctr(node, "content", "get", manifest_digest(node, ref)))
                       ["layers"])
@@ -246,10 +478,18 @@ def manifest_digest(node: SandboxNode, ref: str) -> str:
     return images.list_images(node)[ref]
 
 
-def report(samples: dict[str, list[Sample]], link: str, rounds: int) -> None:
-    print(f"cold start, python3.11 imports, link {link} (tbf rate, per-chunk one-way delay, no slow start), "
-          f"{rounds} round(s), medians")
-    print(f"{'variant':<10} {'median s':>9} {'min s':>7} {'max s':>7} {'MB fetched':>11} {'on-demand':>10}")
+def _ratio(medians: dict[str, float], a: str, b: str, target: float, what: str) -> str | None:
+    if {a, b} <= medians.keys():
+        ratio = medians[a] / medians[b]
+        return f"  {what}: {ratio:.3f} (target <= {target:g}): value/target {ratio / target:.2f}"
+    return None
+
+
+def report(workload: Workload, samples: dict[str, list[Sample]], link: str, rounds: int, lists: Lists | None) -> None:
+    until = f"its {workload.ready_line!r} line" if workload.ready_line else "its exit"
+    print(f"\n{workload.name}: `{shlex.join(workload.command)}`, pull start to {until}; link {link}, "
+          f"{rounds} round(s); medians and [min-max]")
+    print(f"  {'variant':<14} {'median s':>9} {'min s':>7} {'max s':>7} {'MB fetched':>11} {'on-demand':>10}")
     medians = {}
     for variant in VARIANTS:
         got = samples.get(variant, [])
@@ -257,64 +497,101 @@ def report(samples: dict[str, list[Sample]], link: str, rounds: int) -> None:
             continue
         seconds = [s.seconds for s in got]
         medians[variant] = statistics.median(seconds)
-        print(f"{variant:<10} {medians[variant]:>9.2f} {min(seconds):>7.2f} {max(seconds):>7.2f} "
+        print(f"  {variant:<14} {medians[variant]:>9.2f} {min(seconds):>7.2f} {max(seconds):>7.2f} "
               f"{statistics.median(s.fetched_mb for s in got):>11.1f} "
               f"{int(statistics.median(s.on_demand for s in got)):>10}")
-    if {"nydus-top", "optimize"} <= medians.keys():
-        ratio = medians["nydus-top"] / medians["optimize"]
-        print(f"nydus-top list / optimize list: {ratio:.3f} (target <= {VS_ANCHOR_TARGET}): "
-              f"value/target {ratio / VS_ANCHOR_TARGET:.2f}")
+    lines = [_ratio(medians, "nydus-top", "optimize-wait" if workload.ready_line else "optimize", VS_ANCHOR_TARGET,
+                    "nydus-top list / optimize" + (" --wait-on-line" if workload.ready_line else "") + " list"),
+             _ratio(medians, "consensus", "nydus-top", 1.0, "consensus / single-start list, held-out jobs"
+                    if workload.varies else "consensus / single-start list (no target here: same starts)")]
+    if workload.ready_line:
+        lines.append(_ratio(medians, "nydus-top", "optimize", READY_VS_PERIOD_TARGET,
+                            "nydus-top list cut at ready / optimize's default-period list"))
     for listed in ("nydus-top", "optimize"):
-        if {listed, "esgz"} <= medians.keys():
-            ratio = medians[listed] / medians["esgz"]
-            print(f"{listed} list / no list: {ratio:.2f} (target <= {LIST_VS_NO_LIST_TARGET}): "
-                  f"value/target {ratio / LIST_VS_NO_LIST_TARGET:.2f}")
-        if {listed, "floor"} <= medians.keys():
-            ratio = medians[listed] / medians["floor"]
-            print(f"{listed} list / floor: {ratio:.2f} (target <= {LIST_VS_FLOOR_TARGET:g}): "
-                  f"value/target {ratio / LIST_VS_FLOOR_TARGET:.2f}")
+        lines.append(_ratio(medians, listed, "esgz", LIST_VS_NO_LIST_TARGET, f"{listed} list / no list"))
+        lines.append(_ratio(medians, listed, "floor", LIST_VS_FLOOR_TARGET, f"{listed} list / floor"))
+    if lists is not None and lists.consensus is not None and lists.consensus == lists.single:
+        print("  consensus: the same list as the single start's, so the same image (not run twice)")
+    if lists is not None and lists.same_image:
+        print(f"  nydus-top's image is byte-identical to {', '.join(lists.same_image)}'s (same manifest digest): "
+              "their difference is this run's noise")
+    for line in lines:
+        if line:
+            print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.coldstart", description=__doc__.split("\n\n")[0],
                                      epilog="Needs root; brings up its own lazy sandbox node and removes it.")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every variant (default 5)")
-    parser.add_argument("--quick", action="store_true", help="one round (a smoke run; medians of one sample)")
+    parser.add_argument("--quick", action="store_true", help="the CI smoke: one round of the python workload, "
+                        "eStargz without a list against nydus-top's list, one link")
     parser.add_argument("--link", action="append", help="the slow link's RATE,ONE-WAY-DELAY (repeatable: profiles "
                         "are interleaved like variants; default 100mbit,20ms)")
     parser.add_argument("--containerd", default="1.7", choices=("1.7", "2.1"))
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of "
-                        + ", ".join(VARIANTS))
+    parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS),
+                        help="a workload to run (repeatable; default all, --quick: python)")
+    parser.add_argument("--variants", help="comma-separated subset of " + ", ".join(VARIANTS)
+                        + " (default all; --quick: " + ",".join(QUICK_VARIANTS) + ")")
+    parser.add_argument("--starts", type=int, help=f"recorded starts the consensus list is made of "
+                        f"(default {CONSENSUS_STARTS}, --quick 3)")
     args = parser.parse_args(argv)
-    variants = [v for v in args.variants.split(",") if v]
+    variants = [v for v in (args.variants or ",".join(QUICK_VARIANTS if args.quick else VARIANTS)).split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     rounds = 1 if args.quick else args.rounds
+    starts = args.starts or (3 if args.quick else CONSENSUS_STARTS)
     if os.geteuid() != 0:
         parser.error("needs root (containerd, FUSE, network namespaces, drop_caches)")
     links = args.link or ["100mbit,20ms"]
+    if args.quick:
+        links = links[:1]
+    workloads = [WORKLOADS[name] for name in dict.fromkeys(args.workload or (["python"] if args.quick else WORKLOADS))]
     signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/kill: tear the node down on the way out
     work = Path(tempfile.mkdtemp(prefix="nydus-top-coldstart-"))
     # One node directory (and so one registry storage and address); each run brings it up at its link.
     nodes = {link: SandboxNode(work / "node", args.containerd, lazy=True, link=link) for link in links}
-    samples: dict[str, dict[str, list[Sample]]] = {link: {} for link in links}
+    samples: dict[tuple[str, str], dict[str, list[Sample]]] = {}
+    lists: dict[str, Lists] = {}
+    done = 0
     try:
         first = nodes[links[0]]
         first.up()
         registry = first.registry
-        refs = prepare(first, work)
-        for round_no in range(rounds):
-            for link in _rotated(links, round_no):
-                for variant in _rotated(variants, round_no):
-                    sample = run_once(nodes[link], variant, refs[variant], registry)
-                    samples[link].setdefault(variant, []).append(sample)
-                    print(f"round {round_no + 1} {link} {variant}: {sample.seconds:.2f} s, "
-                          f"{sample.fetched_mb:.1f} MB, {sample.on_demand} on demand", file=sys.stderr)
+        refs, lists = prepare(first, work, workloads, variants, starts)
+        done = run_rounds(nodes, workloads, variants, refs, registry, rounds, samples)
     finally:
         nodes[links[0]].down(purge=True)
         subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
+    if args.quick:
+        print("coldstart --quick: a smoke run (one round, single samples: no target is judged)")
+    elif done < rounds:
+        print(f"coldstart: interrupted: {done} complete round(s) of {rounds}; the tables hold what was measured")
     for link in links:
-        report(samples[link], link, rounds)
+        for workload in workloads:
+            report(workload, samples.get((link, workload.name), {}), link, done, lists.get(workload.name))
+    return 0 if done == rounds else 1
+
+
+def run_rounds(nodes: dict[str, SandboxNode], workloads: list[Workload], variants: list[str],
+               refs: dict[tuple[str, str], str], registry: str, rounds: int,
+               samples: dict[tuple[str, str], dict[str, list[Sample]]]) -> int:
+    """Every round of every link, workload and variant, interleaved; the rounds completed (an interrupt, e.g.
+    SIGTERM from ``timeout``, ends them early and keeps what was measured)."""
+    for round_no in range(rounds):
+        try:
+            for link in _rotated(list(nodes), round_no):
+                for workload in _rotated(workloads, round_no):
+                    for variant in _rotated([v for v in variants if (workload.name, v) in refs], round_no):
+                        sample = run_once(nodes[link], workload, variant, refs[workload.name, variant], registry,
+                                          HELD_OUT + round_no)
+                        samples.setdefault((link, workload.name), {}).setdefault(variant, []).append(sample)
+                        say(f"round {round_no + 1} {link} {workload.name} {variant}: {sample.seconds:.2f} s, "
+                            f"{sample.fetched_mb:.1f} MB, {sample.on_demand} on demand")
+        except KeyboardInterrupt:
+            say(f"interrupted in round {round_no + 1}")
+            return round_no
+    return rounds
     return 0
 
 
@@ -322,7 +599,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _rotated(items: list[str], by: int) -> list[str]:
+def _rotated(items: list[Any], by: int) -> list[Any]:
     return items[by % len(items):] + items[:by % len(items)]
 
 
