@@ -4,7 +4,9 @@ and takes it away on request, never replacing what is not its own."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +60,19 @@ def test_run_says_again_after_the_app_which_nydus_top_is_on_path(tmp_path: Path)
     assert "left alone" in lines[-2]
     assert lines[-1] == (f"run: nydus-top on PATH is {link}, not this checkout's: run {OURS} "
                          "(or scripts/setup --link)")
+
+
+def test_a_venv_left_half_made_is_made_again(tmp_path: Path) -> None:
+    # An interrupted setup (killed while `python3 -m venv` installed pip) left .venv without pip,
+    # and every later setup failed on "No module named pip".
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "_native.*", "*_pb2.py*", "__pycache__", ".sandbox", ".cache",
+        ".pytest_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(src / ".venv")], check=True)
+    done = subprocess.run([str(src / "scripts" / "setup")], capture_output=True, text=True, timeout=900, cwd="/",
+                          env={**os.environ, "NYDUS_TOP_BINDIR": str(tmp_path / "bin")}, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = subprocess.run([str(src / ".venv" / "bin" / "python"), "-I", "-c", "import nydus_top._native, pip"],
+                           capture_output=True, text=True, cwd="/")
+    assert probe.returncode == 0, probe.stderr
