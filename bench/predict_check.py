@@ -48,7 +48,9 @@ sys.path.insert(1, str(ROOT / "bench"))
 LINKS = ("100mbit,0ms", "100mbit,20ms", "100mbit,50ms")
 ERROR_TARGET = 0.25
 QUICK_VARIANTS = ("full", "floor")
+PREDICTED = ("full", "esgz", "optimize", "nydus-top", "floor")  # the variants the model predicts
 RECORDED = 3  # starts recorded (the first makes the nydus-top list)
+WORKLOAD = "python"  # bench/coldstart.py's workload the model is checked on
 
 
 # ---------------------------------------------------------------- measuring on the node
@@ -71,29 +73,22 @@ def measure(links: list[str], rounds: int, variants: list[str], containerd: str,
         first = nodes[links[0]]
         first.up()
         registry = first.registry
+        workload = coldstart.WORKLOADS[WORKLOAD]
         if set(variants) <= set(QUICK_VARIANTS):  # no conversion: the source image, one recorded start
-            refs = {"full": f"{registry}/coldstart:full", "floor": f"{registry}/coldstart:full"}
-            images.import_image(first, coldstart.source_archive())
-            coldstart.record_list(first, work)
-            coldstart.ctr(first, "images", "tag", coldstart.SOURCE, refs["full"])
-            coldstart.ctr(first, "image", "push", "--plain-http", refs["full"], remote=True)
-        else:
-            # the further starts first: once prepare tags the image for the registry, CRI names the
-            # container's image by that reference and record --image no longer matches it
-            images.import_image(first, coldstart.source_archive())
-            for more in range(1, RECORDED):  # each in a directory of its own (record_list reads its log)
-                (work / f"record{more}").mkdir()
-                coldstart.record_list(first, work / f"record{more}")
-            refs = coldstart.prepare(first, work)
-        runs, warnings = [], []
-        for persist in [work / "persist", *sorted(work.glob("record*/persist"))]:
-            got, failed = read_runs(persist, coldstart.SOURCE)
-            runs, warnings = runs + got, warnings + failed
+            images.import_image(first, coldstart.source_archive(workload))
+            lists = {WORKLOAD: coldstart.record_lists(first, work / WORKLOAD, workload, 1)}
+            tagged, _ = coldstart.prepare(first, work, [workload], variants, 1)
+        else:  # prepare records RECORDED starts (the first one's list is nydus-top's) before it tags the
+            # image; it records several only for a consensus variant, which is built but not timed here
+            tagged, lists = coldstart.prepare(first, work, [workload], [*variants, "consensus"], RECORDED)
+        refs = {variant: ref for (_, variant), ref in tagged.items() if variant in variants}
+        got_runs = read_runs(work / WORKLOAD / "persist", workload.source)
+        runs, warnings = list(got_runs[0]), list(got_runs[1])
         if warnings or not runs:
             raise RuntimeError(f"recorded runs: {warnings or 'none'}")
         data: dict[str, Any] = {
             "runs": [{"name": r.name, "entries": [[e.path, e.size, e.elapsed_us] for e in r.entries]} for r in runs],
-            "lists": lists_of(work, variants), "image": image_of(), "links": links, "samples": samples,
+            "lists": lists_of(lists[WORKLOAD], variants), "image": image_of(), "links": links, "samples": samples,
             "measured_links": {}}
         compressed(data)
         for link in links:  # the link as a transfer sees it: a small and a large range of the layer
@@ -104,7 +99,8 @@ def measure(links: list[str], rounds: int, variants: list[str], containerd: str,
         for round_no in range(rounds):
             for link in coldstart._rotated(links, round_no):
                 for variant in coldstart._rotated(variants, round_no):
-                    s = coldstart.run_once(nodes[link], variant, refs[variant], registry)
+                    s = coldstart.run_once(nodes[link], workload, variant, refs[variant], registry,
+                                           coldstart.HELD_OUT + round_no)
                     samples[link].setdefault(variant, []).append([s.seconds, s.fetched_mb, s.on_demand])
                     if save is not None:  # as it goes: a failure later keeps what was measured
                         save.write_text(json.dumps(data))
@@ -147,18 +143,14 @@ def link_timing(registry: str, ref: str, large: int = 8_000_000) -> dict[str, fl
     return {"round_trip_s": small, "rate": nbytes / max(took - small, 1e-6)}
 
 
-def lists_of(work: Path, variants: list[str]) -> dict[str, list[str]]:
-    """Each variant's list in prefetch order (esgz: none; full and floor: not a list)."""
+def lists_of(lists: Any, variants: list[str]) -> dict[str, list[str]]:
+    """Each variant's list in prefetch order (esgz: none; full and floor: not a list), from
+    ``coldstart.prepare``'s lists of the workload."""
     out: dict[str, list[str]] = {"esgz": []}
     if "optimize" in variants:
-        seen: dict[str, None] = {}
-        for line in (work / "optimize.record").read_text().splitlines():
-            if line.strip():
-                seen.setdefault(json.loads(line)["path"], None)
-        out["optimize"] = list(seen)
+        out["optimize"] = list((lists.optimize or {})["optimize"])
     if "nydus-top" in variants:
-        out["nydus-top"] = [json.loads(line)["path"] for line in (work / "nydus-top.record").read_text().splitlines()
-                            if line.strip()]
+        out["nydus-top"] = list(lists.single)
     return out
 
 
@@ -167,9 +159,9 @@ def image_of() -> dict[str, Any]:
     unpacking them takes here (gzip -d | tar -x into a temporary directory, the snapshotter's work)."""
     import coldstart
 
-    files = [[path, content.stat().st_size] for path, content in sorted(coldstart.image_files().items())
-             if isinstance(content, Path)]
-    archive = coldstart.source_archive()
+    image = coldstart.image_files(coldstart.WORKLOADS[WORKLOAD])
+    files = [[path, content.stat().st_size] for path, content in sorted(image.items()) if isinstance(content, Path)]
+    archive = coldstart.source_archive(coldstart.WORKLOADS[WORKLOAD])
     layers = 0
     took = 0.0
     with tarfile.open(archive) as tar, tempfile.TemporaryDirectory(prefix="nydus-top-unpack-") as into:
@@ -409,7 +401,7 @@ def main() -> int:
         import coldstart
 
         links = args.link or ([LINKS[1]] if args.quick else list(LINKS))
-        variants = list(QUICK_VARIANTS) if args.quick else list(coldstart.VARIANTS)
+        variants = list(QUICK_VARIANTS) if args.quick else list(PREDICTED)
         signal.signal(signal.SIGTERM, coldstart._interrupt)
         data = measure(links, 1 if args.quick else args.rounds, variants, args.containerd, args.save)
         if args.save is not None:
