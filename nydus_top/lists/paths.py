@@ -12,8 +12,11 @@ surrogates, come back as they were).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, compress, islice, repeat
+from operator import attrgetter, is_, itemgetter
+from typing import Any, cast
 
 from nydus_top.model.records import Listable
 
@@ -89,6 +92,35 @@ class PathTable:
             self._rehash(2 * len(self._slots))
         return fid
 
+    def ids_of(self, paths: Sequence[str]) -> array[int]:
+        """:meth:`id_of` of each of *paths*, in order (new ones added in that order); while the
+        dict finds paths, the known ones are looked up at C speed and only new ones one by one."""
+        known = self._dict
+        if known is None:
+            return array("i", map(self.id_of, paths))
+        got = list(map(known.get, paths))
+        missing = list(compress(range(len(got)), map(is_, got, repeat(None))))
+        if not missing:
+            return array("i", cast("list[int]", got))
+        new = list(dict.fromkeys(map(paths.__getitem__, missing)))  # each once, in first-seen order
+        if len(self._ends) + len(new) <= self._dict_paths:  # all fit in the dict: added at once
+            first = len(self._ends)
+            self._extend(new)
+            known.update(zip(new, range(first, first + len(new)), strict=True))
+            for at in missing:
+                got[at] = known[paths[at]]
+        else:
+            for at in missing:
+                got[at] = self.id_of(paths[at])
+        return array("i", cast("list[int]", got))
+
+    def _extend(self, new: list[str]) -> None:
+        """Append *new* (distinct paths none of which is known) as the next ids."""
+        encoded = [path.encode(*_CODEC) for path in new]
+        self._ends.extend(islice(accumulate(map(len, encoded), initial=len(self._blob)), 1, None))
+        self._blob += b"".join(encoded)
+        self._hashes.extend(map(hash, new))
+
     def _append(self, path: str, h: int) -> int:
         fid = len(self._ends)
         self._blob += path.encode(*_CODEC)
@@ -147,36 +179,101 @@ class ListColumns:
         return len(self.ids)
 
 
+COLUMN_CHUNK = 1 << 16  # entries columns_of takes at a time (a huge list is never held whole twice)
+_path, _size, _time = attrgetter("path"), attrgetter("size"), attrgetter("elapsed_us")
+
+
 def columns_of(entries: Iterable[Listable], paths: PathTable) -> ListColumns:
-    """*entries* as columns of ids in *paths* (added as needed): a path's later repeats are left out."""
+    """*entries* as columns of ids in *paths* (added as needed): a path's later repeats are left out.
+
+    Taken COLUMN_CHUNK entries at a time, each chunk's columns built by map and comprehensions
+    (C speed); a chunk whose paths are all new to this list (the common case) is kept whole,
+    one with a repeat is filtered entry by entry."""
     ids, sizes, times = array("i"), array("q"), array("q")
     seen = Marks(paths)
-    id_of, again = paths.id_of, seen.again
-    for entry in entries:
-        fid = id_of(entry.path)
-        if again(fid):
+    source = iter(entries)
+    while chunk := list(islice(source, COLUMN_CHUNK)):
+        chunk_ids = paths.ids_of(list(map(_path, chunk)))
+        if seen.fresh(chunk_ids):
+            ids += chunk_ids
+            sizes += _clamped(list(map(_size, chunk)))
+            times += _clamped(list(map(_time, chunk)))
             continue
-        ids.append(fid)
-        size, time = entry.size, entry.elapsed_us
-        sizes.append(NONE if size is None else size if size <= LARGEST else LARGEST)
-        times.append(NONE if time is None else time if time <= LARGEST else LARGEST)
+        again = seen.again
+        for fid, entry in zip(chunk_ids, chunk, strict=True):
+            if not again(fid):
+                ids.append(fid)
+                sizes += _clamped([entry.size])
+                times += _clamped([entry.elapsed_us])
     return ListColumns(ids, sizes, times)
 
 
-class Marks:
-    """Which ids of a PathTable one list has named so far (one byte an id)."""
+def _clamped(values: list[int | None]) -> array[int]:
+    """*values* as 64-bit numbers: None as NONE, beyond LARGEST held at it."""
+    try:
+        return array("q", cast("list[int]", values))  # all known and in range: at C speed
+    except (TypeError, OverflowError):
+        return array("q", [NONE if v is None else v if v <= LARGEST else LARGEST for v in values])
 
-    __slots__ = ("_marks",)
+
+def _pick(keys: Sequence[Any], table: Any) -> tuple[Any, ...]:
+    """``table[key]`` for each of *keys*, in a tuple, at C speed."""
+    if len(keys) == 1:
+        return (table[keys[0]],)
+    return itemgetter(*keys)(table) if keys else ()
+
+
+
+class Marks:
+    """Which ids of a PathTable one list has named so far (one byte an id). The ids of a first
+    :meth:`fresh` are marked only when another call asks (a list of one chunk never is)."""
+
+    __slots__ = ("_marks", "_pending", "_named")
 
     def __init__(self, paths: PathTable) -> None:
         self._marks = bytearray(len(paths))
+        self._pending: array[int] | None = None  # named by fresh, not marked yet
+        self._named = False  # whether any id was named
+
+    def fresh(self, ids: array[int]) -> bool:
+        """Whether *ids* are distinct and none was named before; if so they are all named
+        (otherwise none is: take them one by one with :meth:`again`)."""
+        if len(set(ids)) != len(ids):
+            return False
+        if not self._named:
+            self._pending, self._named = ids, True
+            return True
+        self._flush()
+        marks = self._marks
+        self._fit(max(ids, default=-1))
+        if any(_pick(ids, marks)):
+            return False
+        for fid in ids:
+            marks[fid] = 1
+        return True
 
     def again(self, fid: int) -> bool:
-        """Whether *fid* was named before; marks it named."""
+        """Whether *fid* was named before; names it."""
+        if self._pending is not None:
+            self._flush()
+        self._named = True
         marks = self._marks
         if fid >= len(marks):
-            marks.extend(bytes(fid + 1 - len(marks)))
+            self._fit(fid)
         elif marks[fid]:
             return True
         marks[fid] = 1
         return False
+
+    def _fit(self, fid: int) -> None:
+        marks = self._marks
+        if fid >= len(marks):
+            marks.extend(bytes(fid + 1 - len(marks)))
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending:
+            self._fit(max(pending))
+            marks = self._marks
+            for fid in pending:
+                marks[fid] = 1

@@ -13,9 +13,10 @@ import pytest
 
 from nydus_top.fs.reading import regular_chunks
 from nydus_top.lists import files
+from nydus_top.lists import paths as paths_module
 from nydus_top.lists.files import ListFileError, load_columns, load_list
 from nydus_top.lists.meta import ListMeta
-from nydus_top.lists.paths import NONE, PathTable, columns_of
+from nydus_top.lists.paths import LARGEST, NONE, PathTable, columns_of
 from nydus_top.lists.ranges import RangeSet
 from nydus_top.model.records import ListedFile
 
@@ -47,6 +48,41 @@ def test_columns_keep_each_path_once_and_mark_unknowns() -> None:
     table = PathTable(["/x"])
     cols = columns_of([ListedFile("/a", 1, None), ListedFile("/x"), ListedFile("/a", 9, 9)], table)
     assert list(cols.ids) == [1, 0] and list(cols.sizes) == [1, NONE] and list(cols.times) == [NONE, NONE]
+
+
+def one_by_one(entries: list[ListedFile], table: PathTable) -> tuple[list[int], list[int], list[int]]:
+    """What columns_of gives, an entry at a time: each path's id (added in order), its first time only."""
+    ids: list[int] = []
+    sizes: list[int] = []
+    times: list[int] = []
+    for entry in entries:
+        fid = table.id_of(entry.path)
+        if fid not in ids:
+            ids.append(fid)
+            sizes.append(NONE if entry.size is None else min(entry.size, LARGEST))
+            times.append(NONE if entry.elapsed_us is None else min(entry.elapsed_us, LARGEST))
+    return ids, sizes, times
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 1000])  # a chunk with a repeat, a chunk repeating an earlier one, one chunk
+@pytest.mark.parametrize("dict_paths", [0, 5, 1 << 20])  # compact, the dict dropped within a chunk, a dict only
+@pytest.mark.parametrize("repeats", [False, True])
+def test_columns_taken_a_chunk_at_a_time_are_those_taken_one_by_one(monkeypatch: pytest.MonkeyPatch, chunk: int,
+                                                                    dict_paths: int, repeats: bool) -> None:
+    monkeypatch.setattr(paths_module, "COLUMN_CHUNK", chunk)
+    known = ["/k0", "/k1", "/k2"]
+    run = [ListedFile("/k1", 7, 8), ListedFile("/n0", None, 3), ListedFile("/n1", 10**30, None),
+           ListedFile("/k0", 1, 2), ListedFile("/n2", 5, LARGEST + 1), ListedFile("/n3", 0, 0),
+           ListedFile("/n4", 4, 4), ListedFile("/k2", 2, 2)]
+    if repeats:  # a path again within its chunk, and in a later chunk
+        run[4:4] = [ListedFile("/n0", 99, 99)]
+        run += [ListedFile("/n3", 1, 1), ListedFile("/k1", 1, 1), ListedFile("/n5", 6, 6)]
+    table, reference = PathTable(known, dict_paths=dict_paths), PathTable(known, dict_paths=dict_paths)
+    cols = columns_of(iter(run), table)
+    assert (list(cols.ids), list(cols.sizes), list(cols.times)) == one_by_one(run, reference)
+    assert list(table) == list(reference) and all(table.find(p) == i for i, p in enumerate(reference))
+    again = columns_of(run[::-1], table)  # every path known now, in another order
+    assert (list(again.ids), list(again.sizes), list(again.times)) == one_by_one(run[::-1], reference)
 
 
 CSVS = {
