@@ -102,11 +102,13 @@ CSVS = {
     "bad header": "path,elapsed,size\n/a,1,2\n",
     "wrong columns": "path,size,elapsed\n/a,1\n",
     "empty": "",
+    "fields off by one each way": "path,size,elapsed\n/a,1\n/b,2,3,4\n",
+    "many rows, repeats late": "path,size,elapsed\n" + "".join(f"/r{i % 30},{i},{i * 2}\n" for i in range(40)),
 }
 
 
 STREAMED = {"plain", "blank lines", "header only", "header without line end", "one row without line end",
-            "undecodable"}  # "beyond 64 bits" too, until the number: then load_list, for its exact value
+            "undecodable", "many rows, repeats late"}  # "beyond 64 bits" too, until the number: then load_list, for its exact value
 
 
 def entries_of(loaded: files.LoadedColumns, table: PathTable) -> list[ListedFile]:
