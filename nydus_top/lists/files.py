@@ -867,7 +867,7 @@ def _plain_csv_rows(lines: list[bytes], paths: PathTable, seen: Marks, into: Lis
     (C speed); False when a row is not in the common shape (three fields, an absolute path, digits)."""
     if not lines:
         return True
-    if any(count != 2 for count in map(bytes.count, lines, repeat(b","))):
+    if set(map(bytes.count, lines, repeat(b","))) != {2}:
         return False
     fields = b",".join(lines).split(b",")
     names, sizes, times = fields[0::3], fields[1::3], fields[2::3]
