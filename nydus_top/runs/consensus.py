@@ -18,7 +18,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import count, pairwise
+from itertools import compress, count, pairwise
+from operator import gt, itemgetter
 from typing import NamedTuple
 
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of
@@ -208,17 +209,38 @@ def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int,
     sizes = array("q", [_NONE]) * files
     flagged: set[int] = set()
     for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
-        for position, fid, size, time in zip(count(), run.ids, run.sizes, run.times):
+        for position, fid, time in zip(count(), run.ids, run.times):
             at = starts[fid]
             starts[fid] = at + 1
             positions[at] = position
             times[at] = time
-            if size > sizes[fid]:
-                sizes[fid] = size
+        _raise_sizes(sizes, run)
         flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
     starts.insert(0, 0)
     starts.pop()
     return _Index(starts, positions, times, sizes, frozenset(flagged))
+
+
+def _raise_sizes(sizes: array[int], run: ListColumns) -> None:
+    """Each file's largest size so far (*sizes*) raised to *run*'s where larger: compared at C
+    speed, only the larger ones set one by one (sizes seldom change from run to run)."""
+    ids = run.ids
+    for lo in range(0, len(ids), _CHUNK):
+        chunk = ids[lo:lo + _CHUNK]
+        given = run.sizes[lo:lo + _CHUNK]
+        for fid, size in compress(zip(chunk, given, strict=True), map(gt, given, _pick(chunk, sizes))):
+            if size > sizes[fid]:  # a file twice in a run (never from columns_of): its largest
+                sizes[fid] = size
+
+
+def _pick(keys: array[int], values: array[int]) -> tuple[int, ...]:
+    """``values[key]`` for each of *keys*, at C speed."""
+    if len(keys) == 1:
+        return (values[keys[0]],)
+    return itemgetter(*keys)(values) if keys else ()
+
+
+_CHUNK = 1 << 16  # entries compared at a time (a huge run's temporary tuple stays small)
 
 
 def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
@@ -279,10 +301,10 @@ def _order(f: FileStability) -> tuple[float, float, str]:
     return (f.position, f.elapsed_us if f.elapsed_us is not None else float("inf"), f.path)
 
 
-def _median(values: Sequence[int]) -> float:
+def _median(values: Sequence[int], ordered_already: bool = False) -> float:
     if len(values) == 1:
         return float(values[0])
-    ordered = sorted(values)
+    ordered = values if ordered_already else sorted(values)
     mid = len(ordered) // 2
     return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
@@ -294,9 +316,10 @@ def _summary(path: str, positions: Sequence[int], elapsed: Sequence[int], size: 
         time = None if elapsed[0] == _NONE else float(elapsed[0])
         return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, known,
                              runtime)
-    times = elapsed if _NONE not in elapsed else [t for t in elapsed if t != _NONE]
-    return FileStability(path, len(positions), runs, _median(positions), max(positions) - min(positions),
-                         _median(times) if times else None, (max(times) - min(times)) if times else None,
+    ordered = sorted(positions)
+    times = sorted(elapsed) if _NONE not in elapsed else sorted(t for t in elapsed if t != _NONE)
+    return FileStability(path, len(positions), runs, _median(ordered, True), ordered[-1] - ordered[0],
+                         _median(times, True) if times else None, (times[-1] - times[0]) if times else None,
                          known, runtime)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 
 import pytest
 
@@ -132,3 +133,28 @@ def test_a_tally_of_one_run_is_that_run_in_its_order() -> None:
         ("/c", 1, 1, 2.0, float(2**60 + 1), 7, False)]
     assert [t.entry(fid) for fid in t.order()] == as_entries(t.stability()) and t.distinct == 3
     assert t.consensus(1.0) == t.stability() and t.stability(min_seen=2) == []
+
+
+def test_every_figure_is_that_of_the_runs_counted_plainly() -> None:
+    """Sizes (the largest of any run, sizes raised only where larger), medians and spreads against
+    a plain count of random runs, with repeats, unknown sizes and times."""
+    rng = random.Random(7)
+    runs = [[ListedFile(f"/p/{rng.randrange(40)}", rng.choice([None, rng.randrange(100)]),
+                        rng.choice([None, rng.randrange(50)])) for _ in range(rng.randrange(1, 60))] for _ in range(9)]
+    t = tally(runs)
+    plain: dict[str, list[tuple[int, int | None, int | None]]] = {}
+    for run in runs:
+        seen: set[str] = set()
+        for e in run:
+            if e.path not in seen:
+                plain.setdefault(e.path, []).append((len(seen), e.size, e.elapsed_us))
+                seen.add(e.path)
+    for f in t.stability():
+        figures = plain[f.path]
+        positions = [p for p, _, _ in figures]
+        sizes = [z for _, z, _ in figures if z is not None]
+        times = [e for _, _, e in figures if e is not None]
+        assert (f.seen, f.position, f.position_spread, f.size) == (
+            len(figures), statistics.median(positions), max(positions) - min(positions), max(sizes, default=None))
+        assert (f.elapsed_us, f.elapsed_spread_us) == ((statistics.median(times), max(times) - min(times)) if times
+                                                       else (None, None))
