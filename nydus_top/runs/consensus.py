@@ -18,7 +18,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress, count, pairwise
+from itertools import accumulate, compress, count, pairwise
 from operator import gt, itemgetter
 from typing import NamedTuple
 
@@ -195,14 +195,13 @@ class _OneRun:
 def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
     """Group the runs' positions and times by file (a counting sort: two passes, no object per
     entry). A run's runtime-created path flags its file when that run or an earlier one read it."""
-    starts = array("q", bytes(8 * (files + 1)))
+    counts = [0] * files  # a list: its items are read and set faster than an array's (small ints, shared)
     for run in runs:
         for fid in run.ids:
-            starts[fid] += 1
-    total = 0
-    for fid in range(files):  # counts to where each file's values start, in place
-        total, starts[fid] = total + starts[fid], total
-    starts[files] = total
+            counts[fid] += 1
+    starts = array("q", accumulate(counts, initial=0))  # where each file's values start, then the total
+    del counts
+    total = starts[files]
     first = {fid: starts[fid] for _, fid in runtime}
     positions = array("i", bytes(4 * total))
     times = array("q", bytes(8 * total))
