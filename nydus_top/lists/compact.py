@@ -98,6 +98,29 @@ class CompactList:
         self._elapsed.append(elapsed_us)
         return True
 
+    def drop_after(self, elapsed_us: int) -> int:
+        """Drop the last files, those seen after *elapsed_us* (files are kept in the order seen);
+        returns how many."""
+        ends, elapsed = self._ends, self._elapsed
+        keep = len(ends)
+        while keep and elapsed[keep - 1] > elapsed_us:
+            keep -= 1
+        dropped = len(ends) - keep
+        if dropped:
+            before = self.nbytes
+            del self._paths[ends[keep - 1] if keep else 0:], ends[keep:], self._size[keep:], elapsed[keep:]
+            if self.budget is not None:
+                self.budget.give_back(before - self.nbytes)
+        return dropped
+
+    def last(self) -> ListedFile | None:
+        """The file seen last, if any."""
+        if not self._ends:
+            return None
+        start = self._ends[-2] if len(self._ends) > 1 else 0
+        path = self._paths[start:self._ends[-1]].decode("utf-8", "surrogateescape")
+        return ListedFile(path, self._size[-1], self._elapsed[-1])
+
     def release(self) -> None:
         """Give what the files take back to the shared budget (once the list is saved; the files
         stay readable)."""

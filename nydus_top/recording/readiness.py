@@ -6,11 +6,17 @@ the list's last), or ``ready_after`` seconds of trace. :class:`Readiness` holds 
 :class:`LogWatch` follows one container's log. Container output is hostile: reads are bounded
 (:data:`READ_MAX` a poll, lines cut at :data:`LINE_MAX`), the file is opened without following a
 symlink, and a matched line is kept at most :data:`DETAIL_MAX` characters.
+
+The log is looked at every :data:`POLL_S`, so the line is seen a little after it was printed. The
+time containerd stamped on it (when it read it from the container) is passed on with it: the
+gate then drops the reads traced after that time, however late the line was seen. A line without
+a stamp cuts where it is seen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import errno
 import os
 import re
@@ -22,12 +28,13 @@ from pathlib import Path
 from nydus_top.config import Config
 from nydus_top.model.records import Access, TraceRecord
 
-POLL_S = 0.02  # how often a followed log is looked at: a file read in this time after the line may be listed
+POLL_S = 0.02  # how often a followed log is looked at (the line's stamp, not this, is where the list ends)
 READ_MAX = 1 << 20  # bytes of log read a poll at most
 LINE_MAX = 64 << 10  # a longer log line is matched on its first LINE_MAX bytes
 DETAIL_MAX = 256  # characters of a matched line kept in the metadata
 
 READY_LINE, READY_FILE, READY_AFTER, OPERATOR = "ready_line", "ready_file", "ready_after", "operator"
+_STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +67,19 @@ class ReadyGate:
     A file read matching ``file`` (passed on, the last) and a read past ``after`` end it in the
     stream; :meth:`cut_at` ends it from elsewhere (a log's ready line, a timer). *on_cut* is called
     once, on the thread that cut. After a ready line, batches still pass: they hold reads from
-    before the line that the tracer had yet to hand over (the trace is stopped right after)."""
+    before the line that the tracer had yet to hand over (the trace is stopped right after). When
+    the line has a time (``at_ns``) and *mark_ns* gives the wall-clock time of the trace's elapsed
+    0, records traced after the line are dropped (:attr:`until_us`); those passed on before the
+    line was seen are the sink owner's to drop."""
 
     def __init__(self, ready: Readiness, sink: Callable[[list[TraceRecord]], None],
-                 on_cut: Callable[[], object] = lambda: None) -> None:
-        self.ready, self._sink, self._on_cut = ready, sink, on_cut
+                 on_cut: Callable[[], object] = lambda: None,
+                 mark_ns: Callable[[], int | None] = lambda: None) -> None:
+        self.ready, self._sink, self._on_cut, self._mark_ns = ready, sink, on_cut, mark_ns
         self._after_us = int(ready.after * 1e6)
         self._lock = threading.Lock()
         self.cut: tuple[str, str] | None = None  # (why, what): see READY_LINE...
+        self.until_us: int | None = None  # a stamped ready line's time, in the trace's elapsed_us
         self.last: tuple[str, int] = ("", 0)  # the last file passed on and its elapsed time
 
     def __call__(self, batch: Sequence[TraceRecord]) -> None:
@@ -76,6 +88,8 @@ class ReadyGate:
             cut = self.cut
             if cut is not None and cut[0] != READY_LINE:
                 break
+            if self.until_us is not None and item.elapsed_us > self.until_us:
+                continue  # traced after the line was printed: not start-up
             if isinstance(item, Access):
                 if self._after_us and item.elapsed_us > self._after_us:
                     self.cut_at(READY_AFTER, f"{self.ready.after:g}s")
@@ -87,11 +101,15 @@ class ReadyGate:
         if passed:
             self._sink(passed)
 
-    def cut_at(self, why: str, what: str) -> bool:
-        """End start-up now (the first cut wins; any thread). True if this call cut."""
+    def cut_at(self, why: str, what: str, at_ns: int | None = None) -> bool:
+        """End start-up now (the first cut wins; any thread). True if this call cut. *at_ns*: the
+        wall-clock time (ns) of a ready line, when its log stamped it."""
         with self._lock:
             if self.cut is not None:
                 return False
+            mark_ns = self._mark_ns()
+            if why == READY_LINE and at_ns is not None and mark_ns is not None:
+                self.until_us = (at_ns - mark_ns) // 1000
             self.cut = (why, what)
         self._on_cut()
         return True
@@ -105,6 +123,20 @@ def compile_pattern(text: str, what: str) -> re.Pattern[str] | None:
         return re.compile(text)
     except re.error as err:
         raise ValueError(f"{what}: invalid regular expression {text!r}: {err}") from None
+
+
+def cri_time(line: bytes) -> int | None:
+    """The time (ns since the epoch) containerd stamped on one CRI log line (RFC 3339 with
+    nanoseconds, its first field); None when it has none."""
+    match = _STAMP.fullmatch(line[:64].split(b" ", 1)[0])
+    if match is None:
+        return None
+    whole, fraction, zone = (part.decode() if part else "" for part in match.groups())
+    try:
+        seconds = datetime.datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone)).timestamp()
+    except ValueError:  # a month 13, an hour 25
+        return None
+    return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
 
 
 def cri_content(line: bytes) -> str:
@@ -142,11 +174,11 @@ def _size(path: Path) -> int:
 
 class LogWatch:
     """Follows one container's CRI log for a line matching *pattern*; calls *on_match* (on the
-    loop) once with the line, then stops. Lines already in the log when it starts are skipped
-    (a restarted container appends to the same file)."""
+    loop) once with the line and its stamp (:func:`cri_time`), then stops. Lines already in the
+    log when it starts are skipped (a restarted container appends to the same file)."""
 
     def __init__(self, log_directory: str, container: str, pattern: re.Pattern[str],
-                 on_match: Callable[[str], object]) -> None:
+                 on_match: Callable[[str, int | None], object]) -> None:
         self._dir, self._name, self._pattern, self._on_match = log_directory, container, pattern, on_match
         self._skip = {path: _size(path) for path in log_candidates(log_directory, container)}
         self._task: asyncio.Task[None] | None = None
@@ -182,7 +214,7 @@ class LogWatch:
                 for line in lines:
                     text = cri_content(line[:LINE_MAX])
                     if self._pattern.search(text):
-                        self._on_match(text[:DETAIL_MAX])
+                        self._on_match(text[:DETAIL_MAX], cri_time(line))
                         return
         finally:
             if fd >= 0:

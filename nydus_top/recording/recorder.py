@@ -410,10 +410,11 @@ class Recorder:
         armed = f"mark placed in {start.arm_us / 1000:.1f} ms" if start.ready else "mark late"
         self._say(start.container, f"recording {who} into {plan.paths.list} ({armed})")
         loop = asyncio.get_running_loop()
-        rec.gate = ReadyGate(plan.settings.ready, rec.ingest,
-                             lambda: loop.call_soon_threadsafe(self._ready, plan.container_id))
-        start.trace.follow(rec.gate, keep=False)  # the recording owns the records from now on
         trace = start.trace
+        rec.gate = ReadyGate(plan.settings.ready, rec.ingest,
+                             lambda: loop.call_soon_threadsafe(self._ready, plan.container_id),
+                             lambda: trace.trace.mark_ns)
+        start.trace.follow(rec.gate, keep=False)  # the recording owns the records from now on
         trace.on_end(lambda: loop.call_soon_threadsafe(self.finish, plan.container_id, _ending(trace)))
         ready = plan.settings.ready
         if plan.settings.timeout > 0:
@@ -434,13 +435,16 @@ class Recorder:
             return
         cid = rec.plan.container_id
         rec.watch = LogWatch(directory, start.container.name, ready.line,
-                             lambda line: self._ready_line(cid, line))
+                             lambda line, at_ns: self._ready_line(cid, line, at_ns))
         rec.watch.start()
 
-    def _ready_line(self, container_id: str, line: str) -> None:
+    def _ready_line(self, container_id: str, line: str, at_ns: int | None) -> None:
         rec = self.recordings.get(container_id)
-        if rec is not None and rec.gate is not None:
-            rec.gate.cut_at(READY_LINE, line)
+        if rec is not None and rec.gate is not None and rec.gate.cut_at(READY_LINE, line, at_ns):
+            until = rec.gate.until_us
+            where = (f"reads traced after {until / 1e6:.6f}s (its time in the log) are not listed" if until is not None
+                     else "its log gave no time: reads until it was seen are listed")
+            self._about(rec, f"recording {rec.name}: ready line seen; {where}")
 
     def _ready_after(self, container_id: str) -> None:
         rec = self.recordings.get(container_id)
@@ -504,6 +508,7 @@ class Recorder:
             rec.problems.append(_tracer_failure(rec.trace.error))
             rec.causes.append("tracer_failed")
         # The trace has ended: every batch was ingested.
+        _drop_after_line(rec)
         for reason, summary in rec.overflows.items():
             rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
             rec.causes.append(_CAUSES.get(reason, "other"))
@@ -610,6 +615,15 @@ class Recorder:
         metrics.bytes.observe(rec.files.total_size())
         for cause in dict.fromkeys(rec.causes):
             metrics.incomplete.labels(cause).inc()
+
+
+def _drop_after_line(rec: Recording) -> None:
+    """Drop the files ingested before the ready line was seen but traced after it was printed."""
+    gate = rec.gate
+    if gate is None or gate.until_us is None or not rec.files.drop_after(gate.until_us):
+        return
+    last = rec.files.last()
+    gate.last = (last.path, last.elapsed_us or 0) if last is not None else ("", 0)
 
 
 def _with_cut(meta: ListMeta, rec: Recording) -> ListMeta:

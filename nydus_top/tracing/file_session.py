@@ -8,7 +8,9 @@ reads events, de-duplicates and writes JSON lines into a buffer; this module wri
 ``out_fd`` once per batch.
 
 Status protocol on ``status_fd`` (optional, never stdout): ``R`` + the tracer's pid (4 bytes,
-little endian) once the mark is in place, then one end byte: ``S`` stopped, ``X`` target exited;
+little endian) + the mark's wall-clock time (CLOCK_REALTIME nanoseconds, 8 bytes signed, little
+endian: what a record's ``elapsed`` counts from) once the mark is in place (``ready_fd`` gets
+``R`` + the pid alone), then one end byte: ``S`` stopped, ``X`` target exited;
 or ``E`` + a UTF-8 message on failure.
 """
 
@@ -19,6 +21,7 @@ import select
 import signal
 import struct
 import sys
+import time
 from collections.abc import Callable
 
 from nydus_top._native import ffi, lib
@@ -53,6 +56,7 @@ class Session:
         self._t = lib.nt_open(procfd, os.fsencode(target), flags, err)
         if self._t == ffi.NULL:
             raise ArmError(f"fanotify mark on {target!r}: {os.strerror(err[0])}")
+        self.mark_ns = time.clock_gettime_ns(time.CLOCK_REALTIME)  # elapsed_us counts from here (within µs)
         self._procfd = procfd
         global _spare_buf
         self._buf, _spare_buf = _spare_buf or ffi.new("char[]", OUT_CAP), None
@@ -237,7 +241,8 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
     except Exception as e:  # noqa: BLE001 - after setns a traceback would read source files by name
         status(ERROR + f"tracer: {type(e).__name__}".encode())  # in the container: none may escape
         return 2
-    status(READY + struct.pack("<I", os.getpid()))
+    status_writer(status_fd)(READY + struct.pack("<Iq", os.getpid(), session.mark_ns))
+    status_writer(ready_fd)(READY + struct.pack("<I", os.getpid()))
     os.setpriority(os.PRIO_PROCESS, 0, NICE_STREAM)
     stop_fds = [wake_r] + ([stop_fd] if stop_fd is not None else [])
     try:

@@ -31,6 +31,7 @@ import resource
 import select
 import socket
 import struct
+import time
 
 from nydus_top._native import ffi, lib
 from nydus_top.tracing import file_session as trace_session
@@ -337,7 +338,7 @@ def run(pid: int, *, out_fd: int, status_fd: int | None = None, stop_fd: int | N
     except Exception as e:  # noqa: BLE001 - the caller learns of it as a status, never silence
         status(ERROR + f"{UNAVAILABLE}{type(e).__name__}: {e}".encode("utf-8", "replace")[:1024])
         return 2
-    status(READY + struct.pack("<I", os.getpid()))
+    status(READY + struct.pack("<Iq", os.getpid(), time.clock_gettime_ns(time.CLOCK_REALTIME)))  # as file_session's
     stop_fds = [wake_r] + ([stop_fd] if stop_fd is not None else [])
     try:
         end = session.pump(out_fd, stop_fds, pidfd, window_ms)

@@ -89,6 +89,7 @@ class Trace:
         self._status_lock = threading.Lock()
         self._ready = False
         self.tracer_pid: int | None = None  # host pid of the tracer process, once ready
+        self.mark_ns: int | None = None  # wall-clock (CLOCK_REALTIME) ns of the mark, once ready: elapsed_us's zero
         self._tracer_pidfd: int | None = None
         self._on_batch = on_batch
         self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
@@ -114,8 +115,8 @@ class Trace:
                     break
                 if data[:1] == trace_session.READY:
                     self._ready = True
-                    self.tracer_pid = struct.unpack("<I", data[1:5])[0]
-                    data = data[5:]
+                    self.tracer_pid, self.mark_ns = struct.unpack("<Iq", data[1:13])
+                    data = data[13:]
                     if until_ready and not data:  # alive: it still owes us an end byte
                         try:
                             self._tracer_pidfd = os.pidfd_open(self.tracer_pid)

@@ -113,7 +113,7 @@ class LiveBackend:
             live.on_end(lambda: self._ended(live.trace, run))
             return
         # Start-up ends at readiness ([record] ready_*): the trace stops there, its metadata says so.
-        gate = ReadyGate(ready, run.records, run.stop)
+        gate = ReadyGate(ready, run.records, run.stop, lambda: live.trace.mark_ns)
         watch = self._watch_log(start, ready, gate)
         loop = asyncio.get_running_loop()
         live.follow(gate, keep=False)
@@ -137,7 +137,8 @@ class LiveBackend:
         directory = start.pod.log_directory if start.pod is not None else ""
         if ready.line is None or not directory:
             return None
-        watch = LogWatch(directory, start.container.name, ready.line, lambda line: gate.cut_at(READY_LINE, line))
+        watch = LogWatch(directory, start.container.name, ready.line,
+                         lambda line, at_ns: gate.cut_at(READY_LINE, line, at_ns))
         watch.start()
         return watch
 

@@ -11,13 +11,14 @@ import pytest
 
 from nydus_top.config import ConfigError, load_config
 from nydus_top.lists import meta as listmeta
+from nydus_top.lists.compact import Budget, CompactList
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import Pod, record_bytes
-from nydus_top.model.records import Access, Overflow, TraceRecord
+from nydus_top.model.records import Access, ListedFile, Overflow, TraceRecord
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION, pod
 from nydus_top.recording import readiness
-from nydus_top.recording.readiness import LogWatch, Readiness, ReadyGate, cri_content, log_candidates
+from nydus_top.recording.readiness import LogWatch, Readiness, ReadyGate, cri_content, cri_time, log_candidates
 
 
 def test_cri_lines_give_what_the_container_printed() -> None:
@@ -25,6 +26,15 @@ def test_cri_lines_give_what_the_container_printed() -> None:
     assert cri_content(b"2026-12-07T03:11:23.1Z stderr P part of a line") == "part of a line"
     assert cri_content(b"not a cri line") == "not a cri line"
     assert cri_content(b"t stdout F \xff") == "\ufffd"
+
+
+def test_cri_lines_give_the_time_containerd_stamped() -> None:
+    assert cri_time(b"2026-12-07T07:00:00.123456789Z stdout F READY") == 1_796_626_800_123_456_789
+    assert cri_time(b"2026-12-07T09:00:00.5+02:00 stdout F READY") == 1_796_626_800_500_000_000
+    assert cri_time(b"2026-12-07T01:30:00-05:30 stderr F READY") == 1_796_626_800_000_000_000
+    for unstamped in (b"READY", b"t stdout F READY", b"2026-12-07T07:00:00.123 stdout F READY",
+                      b"2026-13-07T07:00:00Z stdout F READY", b""):
+        assert cri_time(unstamped) is None, unstamped
 
 
 def test_log_candidates_prefer_kubelets_latest_restart(tmp_path: Path) -> None:
@@ -36,9 +46,9 @@ def test_log_candidates_prefer_kubelets_latest_restart(tmp_path: Path) -> None:
     assert log_candidates("", "app") == [] and log_candidates(str(tmp_path), "../x") == []
 
 
-async def _watch(directory: Path, name: str, pattern: str, write: list[bytes]) -> str:
-    matched: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    watch = LogWatch(str(directory), name, re.compile(pattern), matched.set_result)
+async def _watch(directory: Path, name: str, pattern: str, write: list[bytes]) -> tuple[str, int | None]:
+    matched: asyncio.Future[tuple[str, int | None]] = asyncio.get_running_loop().create_future()
+    watch = LogWatch(str(directory), name, re.compile(pattern), lambda line, at_ns: matched.set_result((line, at_ns)))
     watch.start()
     try:
         with open(directory / f"{name}.log", "ab") as log:
@@ -54,20 +64,22 @@ def test_a_log_is_followed_from_where_it_was_and_a_line_matched_once_whole(tmp_p
     (tmp_path / "app.log").write_bytes(b"t stdout F READY from the last start\n")  # a restart appends
     line = asyncio.run(_watch(tmp_path, "app", r"^READY", [b"t stdout F start", b"ing\nt stdout F READ",
                                                            b"Y\nt stdout F READY again\n"]))
-    assert line == "READY"
+    assert line == ("READY", None)
+    stamped = asyncio.run(_watch(tmp_path, "app", r"^READY", [b"2026-12-07T07:00:00.25Z stdout F READY\n"]))
+    assert stamped == ("READY", 1_796_626_800_250_000_000)
 
 
 def test_a_long_line_is_matched_on_its_first_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(readiness, "LINE_MAX", 64)
     written = [b"x" * 100, b"x" * 900 + b"READY\n", b"y" * 30 + b"READY" + b"z" * 300 + b"\n"]
     line = asyncio.run(_watch(tmp_path, "app", "READY", written))  # the first READY is past its line's 64 bytes
-    assert line == ("y" * 30 + "READY" + "z" * 300)[:64]
+    assert line == (("y" * 30 + "READY" + "z" * 300)[:64], None)
 
 
 def test_a_symlinked_log_is_not_opened(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("t stdout F READY\n")
     (tmp_path / "app.log").symlink_to(tmp_path / "secret")
-    watch = LogWatch(str(tmp_path), "app", re.compile("READY"), print)
+    watch = LogWatch(str(tmp_path), "app", re.compile("READY"), lambda line, at_ns: None)
     assert watch._open() == -1 and watch.path is None
     (tmp_path / "app.log").unlink()
     (tmp_path / "app.log").write_text("")
@@ -129,3 +141,40 @@ def test_a_pods_log_directory_counts_against_the_models_limit() -> None:
                              annotations={LOG_DIRECTORY_ANNOTATION: "/var/log/pods/" + "x" * 1000}))
     assert got.log_directory == "/var/log/pods/" + "x" * 1000
     assert record_bytes(got) == record_bytes(Pod("p", "n", "ns", "u")) + len(got.log_directory)
+
+
+MARK_NS = 1_796_626_800_000_000_000  # the trace's elapsed 0, wall-clock
+
+
+def test_a_stamped_ready_line_drops_what_was_traced_after_it() -> None:
+    """Reads handed over after the line was seen pass when traced before it was printed; those
+    traced after it (the app went on while the log was polled) are not start-up."""
+    passed: list[TraceRecord] = []
+    gate = ReadyGate(Readiness(line=re.compile("READY")), passed.extend, mark_ns=lambda: MARK_NS)
+    gate([_acc("/a", 1_000)])
+    assert gate.cut_at("ready_line", "READY", MARK_NS + 5_000_000)  # printed 5 ms into the trace
+    assert gate.until_us == 5_000
+    gate([_acc("/queued", 4_000), _acc("/at-the-line", 5_000), _acc("/late", 6_000), Overflow(7_000)])
+    gate([_acc("/later", 9_000)])
+    assert passed == [_acc("/a", 1_000), _acc("/queued", 4_000), _acc("/at-the-line", 5_000)]
+    assert gate.last == ("/at-the-line", 5_000)
+
+
+def test_a_ready_line_without_a_time_or_mark_cuts_where_it_is_seen() -> None:
+    for at_ns, mark_ns in ((None, MARK_NS), (MARK_NS + 5_000_000, None)):
+        passed: list[TraceRecord] = []
+        gate = ReadyGate(Readiness(line=re.compile("READY")), passed.extend, mark_ns=lambda m=mark_ns: m)
+        assert gate.cut_at("ready_line", "READY", at_ns) and gate.until_us is None
+        gate([_acc("/late", 6_000)])
+        assert passed == [_acc("/late", 6_000)]
+
+
+def test_a_list_drops_its_files_seen_after_a_time_and_gives_their_bytes_back() -> None:
+    budget = Budget(1 << 20)
+    files = CompactList(budget=budget)
+    for path, elapsed in (("/a", 1), ("/b", 5), ("/c", 5), ("/d", 6), ("/e", 9)):
+        files.append(path, 10, elapsed)
+    used = budget.used
+    assert files.drop_after(5) == 2 and [f.path for f in files] == ["/a", "/b", "/c"]
+    assert budget.used == used - 2 * (files.nbytes // 3) and files.last() == ListedFile("/c", 10, 5)
+    assert files.drop_after(5) == 0 and files.drop_after(0) == 3 and files.last() is None and budget.used == 0

@@ -54,6 +54,24 @@ def test_exact_files_in_order_from_the_first_exec(pool, container) -> None:
     assert trace.end_reason == "stopped" and trace.error is None
 
 
+def test_the_mark_says_its_wall_clock_time_so_records_can_be_placed_in_it(pool, container) -> None:
+    """A ready line's time (containerd's wall clock) is compared with records' elapsed_us."""
+    c = container({"/etc/a.conf": b"alpha"}, workload("read:/etc/a.conf"))
+    c.wait_note()
+    before = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    trace = pool.start(c.pid)
+    trace.wait_ready(5)
+    armed = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    c.go()
+    c.wait_note()
+    trace.stop()
+    records = [r for batch in trace for r in batch]
+    assert trace.mark_ns is not None and before <= trace.mark_ns <= armed
+    assert records and all(trace.mark_ns + r.elapsed_us * 1000 <= time.clock_gettime_ns(time.CLOCK_REALTIME)
+                           for r in records)
+    assert trace.end_reason == "stopped" and trace.error is None
+
+
 def test_hostile_names_round_trip(pool, container) -> None:
     names = ["/data/with space.txt", "/data/ünïcødé 文件", os.fsdecode(b"/data/bad\xff\xfe\xc3("),
              "/data/new\nline\t\"quoted\"\\", "/data/-"]
