@@ -170,4 +170,20 @@ void nt_watchdog_stop(struct nt_watchdog *w);
 long nt_cached_runs(int fd, unsigned long long pages, unsigned long long page, unsigned long long *out,
                     long cap, long *calls);
 
+/* ---- per-entry loops of the tally and of leave-one-out (native/tally.c) ---- */
+
+#define NT_TALLY_EBOUNDS (-1) /* an id or index outside the array it indexes: nothing read or written there */
+
+/* counts[ids[i]] += 1 for each of the `n` ids (each checked to be in [0, files) first). */
+int nt_count_ids(const int32_t *ids, long n, int64_t *counts, long files);
+
+/* A counting sort's second pass over one run (ids, times, sizes: `n` each): entry i goes to
+ * at = cursor[id]++ (checked to be in [0, total)): positions[at] = i, times_out[at] = times[i], and
+ * sizes_out[at] = sizes[i] unless sizes_out is NULL. */
+int nt_scatter(const int32_t *ids, const int64_t *times, const int64_t *sizes, long n, int64_t *cursor, long files,
+               int32_t *positions, int64_t *times_out, int64_t *sizes_out, long total);
+
+/* maxes[ids[i]] = max(maxes[ids[i]], values[i]). */
+int nt_raise_max(const int32_t *ids, const int64_t *values, long n, int64_t *maxes, long files);
+
 #endif

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.model.records import Listable
+from nydus_top.runs import native_loops
 
 DEFAULT_MIN_SHARE = 0.5
 _NONE = -1  # an elapsed time or size the run did not give
@@ -194,7 +195,32 @@ class _OneRun:
 
 def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
     """Group the runs' positions and times by file (a counting sort: two passes, no object per
-    entry). A run's runtime-created path flags its file when that run or an earlier one read it."""
+    entry). A run's runtime-created path flags its file when that run or an earlier one read it.
+    The passes over entries run in C (native/tally.c); :func:`_index_py` is the same in Python,
+    taken when the C path declines (it checks every id)."""
+    counts = array("q", bytes(8 * files))
+    if not all(native_loops.count_ids(run.ids, counts) for run in runs):
+        return _index_py(runs, files, runtime)
+    starts = array("q", accumulate(counts, initial=0))  # where each file's values start, then the total
+    del counts
+    total = starts[files]
+    first = {fid: starts[fid] for _, fid in runtime}
+    positions = array("i", bytes(4 * total))
+    times = array("q", bytes(8 * total))
+    sizes = array("q", [_NONE]) * files
+    flagged: set[int] = set()
+    for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
+        if not (native_loops.scatter(run.ids, run.times, None, starts, positions, times, None)
+                and native_loops.raise_max(run.ids, run.sizes, sizes)):
+            return _index_py(runs, files, runtime)
+        flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
+    starts.insert(0, 0)
+    starts.pop()
+    return _Index(starts, positions, times, sizes, frozenset(flagged))
+
+
+def _index_py(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
+    """:func:`_index` in plain Python (the reference the C path is tested against)."""
     counts = [0] * files  # a list: its items are read and set faster than an array's (small ints, shared)
     for run in runs:
         for fid in run.ids:
