@@ -173,6 +173,8 @@ long nt_cached_runs(int fd, unsigned long long pages, unsigned long long page, u
 /* ---- per-entry loops of the tally and of leave-one-out (native/tally.c) ---- */
 
 #define NT_TALLY_EBOUNDS (-1) /* an id or index outside the array it indexes: nothing read or written there */
+#define NT_TALLY_EOVERFLOW (-2) /* a sum beyond 64 bits (Python's integers go on) */
+#define NT_TALLY_ENOMEM (-3)
 
 /* counts[ids[i]] += 1 for each of the `n` ids (each checked to be in [0, files) first). */
 int nt_count_ids(const int32_t *ids, long n, int64_t *counts, long files);
@@ -185,5 +187,48 @@ int nt_scatter(const int32_t *ids, const int64_t *times, const int64_t *sizes, l
 
 /* maxes[ids[i]] = max(maxes[ids[i]], values[i]). */
 int nt_raise_max(const int32_t *ids, const int64_t *values, long n, int64_t *maxes, long files);
+
+/* ---- per-entry loops of evaluating runs (native/loo.c) ---- */
+
+/* What a run scored against a list adds up (evaluate._score_whole): the rest is Python's. */
+struct nt_score {
+    int64_t read_total, covered_total, held_files;
+    double stall;
+};
+
+/* Run (ids, sizes, times: `n` each) against a list without ranges (file ids `order` with their
+ * prefetch sizes `osizes`, `norder` each) as evaluate._score_whole scores it; every id is below
+ * `files`. 0, or an NT_TALLY_E* code (nothing in *out to use). */
+int nt_score_whole(const int32_t *order, const int64_t *osizes, long norder, const int32_t *ids, const int64_t *sizes,
+                   const int64_t *times, long n, long files, double bw, double rtt, double held, struct nt_score *out);
+
+/* One file as leaving one run out sees it (evaluate._held_out); seen 0: fewer than two runs read
+ * it. u1, u2: INT64_MAX where Python has math.inf. */
+struct nt_held {
+    int64_t seen, t1, t2, u1, u2, z0, z1;
+    double vlo, vmid, vhi, wlo, wmid, whi, whole_time;
+};
+
+/* A file in a consensus order: (pos, time, path, fid, seen, size), Python's tuple order. */
+struct nt_key {
+    double pos, time;
+    int64_t fid, seen, size;
+};
+
+/* A PathTable's paths: path `fid` is blob[ends[fid - 1] (0 for the first) : ends[fid]]. */
+struct nt_paths {
+    const char *blob;
+    long bloblen;
+    const int64_t *ends;
+    long count;
+};
+
+/* evaluate._order_without: the `base` keys whose file the run (ids, sizes, times: `n` each) did
+ * not read, and a key for each file of the run read by `least` or more runs (held[fid], `files`
+ * rows), sorted; their ids, seen and sizes into the out arrays (room for `cap` >= n + nbase).
+ * Returns how many, or an NT_TALLY_E* code. */
+long nt_order_without(const struct nt_held *held, long files, const int32_t *ids, const int64_t *sizes,
+                      const int64_t *times, long n, long least, const struct nt_key *base, long nbase,
+                      const struct nt_paths *paths, int32_t *out_ids, int64_t *out_seen, int64_t *out_size, long cap);
 
 #endif

@@ -8,7 +8,9 @@ checks every index against the array it indexes; these wrappers check types and 
 
 from __future__ import annotations
 
+import math
 from array import array
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeGuard
 
 try:
@@ -17,6 +19,12 @@ except ImportError:  # pragma: no cover - the module is built at install; withou
     ffi = lib = None
 
 AVAILABLE = lib is not None
+_INT64_MAX = (1 << 63) - 1
+
+# What leaving one run out can make of a file's figures (evaluate._held_figures): runs that read it,
+# position thresholds t1, t2; medians low, middle, high; the same for times (u1, u2 may be inf);
+# the median time over every run; the largest and second largest size.
+Held = tuple[int, int, int, float, float, float, float, float, float, float, float, float, int, int]
 
 
 def _ok(values: object, typecode: str) -> TypeGuard[array[int]]:
@@ -66,3 +74,80 @@ def raise_max(ids: array[int], values: array[int], maxes: array[int]) -> bool:
     if lib is None or not (_ok(ids, "i") and _ok(values, "q") and len(values) == len(ids) and _ok(maxes, "q")):
         return False
     return bool(lib.nt_raise_max(_i32(ids), _i64(values), len(ids), _w64(maxes), len(maxes)) == 0)
+
+
+def score_whole(order: array[int], osizes: array[int], ids: array[int], sizes: array[int], times: array[int],
+                files: int, bw: float, rtt: float, held: float) -> tuple[int, int, int, float] | None:
+    """A run (*ids*, *sizes*, *times*) against a list without ranges (*order* with its prefetch
+    sizes *osizes*), as ``evaluate._score_whole`` adds it up: (bytes read, bytes covered, files
+    held, stall), or None (the C path declined: an id not below *files*, a sum beyond 64 bits)."""
+    n = len(ids)
+    if lib is None or not (_ok(order, "i") and _ok(osizes, "q") and len(osizes) == len(order) and _ok(ids, "i")
+                           and _ok(sizes, "q") and _ok(times, "q") and len(sizes) == n and len(times) == n):
+        return None
+    out = ffi.new("struct nt_score *")
+    done = lib.nt_score_whole(_i32(order), _i64(osizes), len(order), _i32(ids), _i64(sizes), _i64(times), n, files,
+                              bw, rtt, held, out)
+    return None if done != 0 else (int(out.read_total), int(out.covered_total), int(out.held_files),
+                                   float(out.stall))
+
+
+def held_rows(files: int, figures: Iterable[tuple[int, Held | None]]) -> Any | None:
+    """A ``struct nt_held`` row per file id below *files* (seen 0: none of *figures*, which gives
+    (fid, figures) for the files two or more runs read); None if a figure does not fit."""
+    if lib is None:
+        return None
+    rows = ffi.new("struct nt_held[]", files)
+    try:
+        for fid, held in figures:
+            if held is None:
+                continue
+            seen, t1, t2, vlo, vmid, vhi, u1, u2, wlo, wmid, whi, whole_time, z0, z1 = held
+            row = rows[fid]
+            row.seen, row.t1, row.t2, row.z0, row.z1 = seen, t1, t2, z0, z1
+            row.u1 = _INT64_MAX if u1 == math.inf else u1
+            row.u2 = _INT64_MAX if u2 == math.inf else u2
+            row.vlo, row.vmid, row.vhi, row.wlo, row.wmid, row.whi, row.whole_time = (
+                vlo, vmid, vhi, wlo, wmid, whi, whole_time)
+    except (TypeError, OverflowError, IndexError):  # not an int of 64 bits where one goes; an id out of range
+        return None
+    return rows
+
+
+def key_rows(keys: Sequence[tuple[float, float, str, int, int, int]]) -> Any | None:
+    """Consensus keys (pos, time, path, fid, seen, size) as ``struct nt_key`` rows (None: one does not fit)."""
+    if lib is None:
+        return None
+    rows = ffi.new("struct nt_key[]", len(keys))
+    try:
+        for row, (pos, time, _, fid, seen, size) in zip(rows, keys, strict=True):
+            row.pos, row.time, row.fid, row.seen, row.size = pos, time, fid, seen, size
+    except (TypeError, OverflowError):
+        return None
+    return (rows, len(keys))
+
+
+def order_without(held: Any, ids: array[int], sizes: array[int], times: array[int], least: int, base: Any,
+                  paths: tuple[bytearray, array[int]]) -> tuple[array[int], array[int], array[int]] | None:
+    """The consensus order without a run (its *ids*, *sizes*, *times*): the *base* keys (from
+    :func:`key_rows`) of files it did not read and a key for each of its files that *least* or
+    more runs read (*held*: :func:`held_rows`), sorted as Python sorts the tuples; the ids, seen
+    and sizes, or None (the C path declined)."""
+    n = len(ids)
+    blob, ends = paths
+    if lib is None or not (_ok(ids, "i") and _ok(sizes, "q") and _ok(times, "q") and len(sizes) == n
+                           and len(times) == n and _ok(ends, "q") and isinstance(blob, bytearray)):
+        return None
+    keys, nbase = base
+    cap = n + nbase
+    out_ids, out_seen, out_sizes = array("i", bytes(4 * cap)), array("q", bytes(8 * cap)), array("q", bytes(8 * cap))
+    where = ffi.new("struct nt_paths *")
+    with ffi.from_buffer(blob) as text, ffi.from_buffer("int64_t[]", ends) as stops:
+        where.blob, where.bloblen, where.ends, where.count = text, len(blob), stops, len(ends)
+        got = lib.nt_order_without(held, len(held), _i32(ids), _i64(sizes), _i64(times), n, least, keys, nbase,
+                                   where, ffi.from_buffer("int32_t[]", out_ids, require_writable=True),
+                                   _w64(out_seen), _w64(out_sizes), cap)
+    if got < 0:
+        return None
+    del out_ids[got:], out_seen[got:], out_sizes[got:]
+    return out_ids, out_seen, out_sizes

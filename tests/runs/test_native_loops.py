@@ -9,7 +9,9 @@ from array import array
 import pytest
 
 from nydus_top.lists.paths import ListColumns
+from nydus_top.model.records import ListedFile
 from nydus_top.runs import consensus, native_loops
+from nydus_top.runs import evaluate as ev
 
 _NONE = -1
 
@@ -89,3 +91,114 @@ def test_a_bad_id_gives_the_plain_pythons_answer() -> None:
         consensus._index_py(bad, 3, [])
     with pytest.raises(IndexError):
         consensus._index(bad, 3, [])
+
+
+# ---------------------------------------------------------------- evaluation
+
+PATHS = ["/a", "/b", "/ab", "/a/é", "/a/\U0001f600", "/a/\udcff", "/a/\ud800x", "/z", "", "/a\x00", "/b/" + "x" * 40]
+LINKS = [ev.Link(), ev.Link(bandwidth=1000.0, rtt=0.1, chunk=0), ev.Link(1000.0, 0.1, 0, ev.WAIT, timeout=2.0),
+         ev.Link(bandwidth=3e6, rtt=0.013, window=65536, request_s=0.002, wire=0.7, setup_s=0.4)]
+
+
+def random_table(rng: random.Random, runs: int, files: int, *, every: int = 0) -> ev.Table:
+    """Runs over *files* paths (the first *every* in every run) with few distinct times (ties in
+    median position and time, so the path decides) and sizes: None, 0, small, near 2**60."""
+    names = [PATHS[i] if i < len(PATHS) else f"/f{i}" for i in range(files)]
+    rng.shuffle(names)
+    table = ev.Table()
+    for r in range(runs):
+        chosen = names[:every] + rng.sample(names[every:], rng.randrange(0, files - every + 1))
+        rng.shuffle(chosen)
+        table.add(f"r{r}", [ListedFile(path, rng.choice([None, 0, 7, 1000, rng.randrange(1 << 20), 1 << 59]),
+                                       rng.choice([None, 0, 10, 10, 20, rng.randrange(1 << 40)])) for path in chosen])
+    return table
+
+
+def plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every C path off: what follows runs the Python reference."""
+    monkeypatch.setattr(native_loops, "lib", None)
+
+
+TABLES = [(1, 5, 0), (1, 5, 5), (2, 4, 4), (2, 8, 0), (3, 11, 2), (5, 30, 0), (9, 40, 10), (20, 15, 15)]
+
+
+@pytest.mark.parametrize(("runs", "files", "every"), TABLES)
+def test_leave_one_out_sweep_and_scores_are_the_plain_ones(runs: int, files: int, every: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(runs * 100 + files)
+    for trial in range(4):
+        state = rng.getstate()
+        fast = random_table(rng, runs, files, every=every)
+        rng.setstate(state)
+        slow = random_table(rng, runs, files, every=every)
+        listed = [ListedFile(p, rng.choice([None, 5, 1 << 59])) for p in rng.sample(PATHS, 5)]
+        got = [(ev.leave_one_out(fast, link, share), ev.sweep(fast, link, [0.2, 0.5, 1.0]),
+                ev.score_list(fast, listed, None, link)) for link in LINKS for share in (0.01, 0.5, 1.0)]
+        with monkeypatch.context() as m:
+            plain(m)
+            want = [(ev.leave_one_out(slow, link, share), ev.sweep(slow, link, [0.2, 0.5, 1.0]),
+                     ev.score_list(slow, listed, None, link)) for link in LINKS for share in (0.01, 0.5, 1.0)]
+        assert got == want, (runs, files, every, trial)
+
+
+@pytest.mark.parametrize(("runs", "files", "every"), TABLES)
+def test_the_index_and_every_held_out_order_are_the_plain_ones(runs: int, files: int, every: int,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(runs * 7 + files)
+    plain_index, plain_order = ev._index_py, ev._order_without_py
+    monkeypatch.setattr(ev, "_index_py", refused)  # the C paths must not decline here
+    monkeypatch.setattr(ev, "_order_without_py", refused)
+    for _ in range(4):
+        table = random_table(rng, runs, files, every=every)
+        assert ev._index(table) == plain_index(table)
+        if runs < 2:
+            continue
+        for k in range(runs):
+            for min_seen, mine_seen in ((1, 0), (1, 1), (2, 0), (2, 2), (runs, runs), (runs + 1, 0)):
+                keys = plain_order(table, k, min_seen, mine_seen)
+                want = ([key[3] for key in keys], [key[4] for key in keys], [key[5] for key in keys])
+                got = ev._order_without(table, k, min_seen, mine_seen)
+                assert (got.ids.tolist(), got.seen.tolist(), got.sizes.tolist()) == want
+
+
+def test_scores_the_c_path_declines_are_the_plain_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sums beyond 64 bits (sizes near 2**60 in every run, a list's size beyond 2**63): Python's."""
+    huge = ev.Table()
+    for r in range(12):
+        huge.add(f"r{r}", [ListedFile(f"/f{i}", 1 << 60, 10 * i) for i in range(10)])
+    listed = [ListedFile("/f1", 1 << 70), ListedFile("/f2", None)]
+    declined = []
+    real = native_loops.score_whole
+
+    def counted(*args: object) -> object:
+        got = real(*args)  # type: ignore[arg-type]
+        declined.append(got is None)
+        return got
+
+    monkeypatch.setattr(native_loops, "score_whole", counted)
+    got = (ev.leave_one_out(huge, ev.Link()), ev.score_list(huge, listed, None, ev.Link()))
+    assert declined and all(declined)
+    plain(monkeypatch)
+    assert got == (ev.leave_one_out(huge, ev.Link()), ev.score_list(huge, listed, None, ev.Link()))
+
+
+def test_score_whole_refuses_ids_out_of_range() -> None:
+    one, none = array("i", [0]), array("q", [1])
+    assert native_loops.score_whole(array("i", [3]), none, one, none, none, 3, 1.0, 0.0, 0.0) is None
+    assert native_loops.score_whole(one, none, array("i", [-1]), none, none, 3, 1.0, 0.0, 0.0) is None
+    assert native_loops.score_whole(one, none, one, none, none, 3, 1.0, 0.0, 0.0) == (1, 1, 1, 1 / 1.0 - 0.0 - 1 / 1e6)
+
+
+def test_order_without_refuses_ids_and_paths_out_of_range() -> None:
+    rows = native_loops.held_rows(2, [(0, (2, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 5, 5))])
+    base = native_loops.key_rows([(1.0, 2.0, "/x", 1, 1, 3)])
+    blob, ends = bytearray(b"/a/x"), array("q", [2, 4])
+    one, none = array("i", [0]), array("q", [1])
+    assert native_loops.order_without(rows, one, none, none, 1, base, (blob, ends)) is not None
+    assert native_loops.order_without(rows, array("i", [2]), none, none, 1, base, (blob, ends)) is None
+    assert native_loops.order_without(rows, one, none, none, 1, base, (blob, array("q", [2, 5]))) is None
+    assert native_loops.order_without(rows, one, none, none, 1, base, (blob, array("q", [2]))) is None
+    assert native_loops.order_without(rows, one, none, none, 1, native_loops.key_rows([(1.0, 2.0, "", 2, 1, 3)]),
+                                      (blob, ends)) is None
+    assert native_loops.held_rows(2, [(2, (2, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 5, 5))]) is None
+    blob += b"more"  # nothing holds the path buffer after a call
