@@ -188,6 +188,13 @@ int nt_scatter(const int32_t *ids, const int64_t *times, const int64_t *sizes, l
 /* maxes[ids[i]] = max(maxes[ids[i]], values[i]). */
 int nt_raise_max(const int32_t *ids, const int64_t *values, long n, int64_t *maxes, long files);
 
+/* The smallest and largest of `n` >= 1 values. */
+int nt_bounds(const int64_t *values, long n, int64_t *lo, int64_t *hi);
+
+/* Sort each group values[starts[f]:starts[f + 1]] (f below `files`; starts rising from 0 to
+ * `total`, checked first) in place, ascending; `width` 4 (int32_t values) or 8 (int64_t). */
+int nt_sort_groups(const int64_t *starts, long files, void *values, long total, int width);
+
 /* ---- per-entry loops of evaluating runs (native/loo.c) ---- */
 
 /* What a run scored against a list adds up (evaluate._score_whole): the rest is Python's. */

@@ -54,3 +54,52 @@ int nt_raise_max(const int32_t *ids, const int64_t *values, long n, int64_t *max
             maxes[ids[i]] = values[i];
     return 0;
 }
+
+int nt_bounds(const int64_t *values, long n, int64_t *lo, int64_t *hi)
+{
+    if (n <= 0)
+        return NT_TALLY_EBOUNDS;
+    int64_t a = values[0], b = values[0];
+    for (long i = 1; i < n; i++) {
+        a = values[i] < a ? values[i] : a;
+        b = values[i] > b ? values[i] : b;
+    }
+    *lo = a;
+    *hi = b;
+    return 0;
+}
+
+static int nt_cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int nt_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* starts[0..files] must rise from 0 to total: checked before anything is sorted. */
+static int nt_groups_ok(const int64_t *starts, long files, long total)
+{
+    if (files < 0 || total < 0 || starts[0] != 0 || starts[files] != total)
+        return 0;
+    for (long f = 0; f < files; f++)
+        if (starts[f + 1] < starts[f])
+            return 0;
+    return 1;
+}
+
+int nt_sort_groups(const int64_t *starts, long files, void *values, long total, int width)
+{
+    if ((width != 4 && width != 8) || !nt_groups_ok(starts, files, total))
+        return NT_TALLY_EBOUNDS;
+    for (long f = 0; f < files; f++) {
+        int64_t a = starts[f], n = starts[f + 1] - a;
+        if (n > 1)
+            qsort((char *)values + a * width, (size_t)n, (size_t)width, width == 4 ? nt_cmp_i32 : nt_cmp_i64);
+    }
+    return 0;
+}

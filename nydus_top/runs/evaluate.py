@@ -186,8 +186,8 @@ class Table:
     def add_columns(self, name: str, columns: ListColumns, ranges: RangeBook | None = None) -> None:
         """Count one run held as columns of :attr:`paths` ids (each once, in first-access order);
         arrays that need no change are kept as they are, not copied."""
-        sizes, times = _held(columns.sizes), _held(columns.times)
-        last = max(times, default=0)
+        sizes, _ = _held(columns.sizes)
+        times, last = _held(columns.times)
         self.runs.append(_Run(name, columns.ids, sizes, times, ranges, max(last, 0) / 1e6))
         self._files = self._base = self._held = None
         self.range_cache = {}
@@ -267,12 +267,14 @@ class Table:
             len(self._single) if least <= 1 else 0)
 
 
-def _held(values: array[int]) -> array[int]:
+def _held(values: array[int]) -> tuple[array[int], int]:
     """*values* with negative ones _NONE and those beyond _LARGEST _LARGEST (a hostile list's
-    numbers are unbounded): *values* itself when it has none of them."""
-    if min(values, default=0) >= _NONE and max(values, default=0) <= _LARGEST:
-        return values
-    return array("q", [_NONE if v < 0 else min(v, _LARGEST) for v in values])
+    numbers are unbounded): *values* itself when it has none of them; and their largest (0: none)."""
+    lo, hi = native_loops.bounds(values) or (min(values, default=0), max(values, default=0))
+    if lo >= _NONE and hi <= _LARGEST:
+        return values, hi
+    held = array("q", [_NONE if v < 0 else min(v, _LARGEST) for v in values])
+    return held, max(held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,11 +555,12 @@ def waterfall(table: Table, k: int, entries: Iterable[Listable], ranges: RangeBo
 
 
 class _File(NamedTuple):
-    """One file over the runs: its sorted positions, known times and known sizes (largest first)."""
+    """One file over the runs: its sorted positions, known times and known sizes (largest first)
+    (arrays from the C path, lists from the Python one)."""
 
-    positions: list[int]
-    times: list[int]
-    sizes: list[int]
+    positions: Sequence[int]
+    times: Sequence[int]
+    sizes: Sequence[int]
     whole_pos: float
     whole_time: float
 
@@ -591,13 +594,15 @@ def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, 
         if not native_loops.scatter(run.ids, run.times, run.sizes, cursor, positions, times, sizes):
             return _index_py(table)
     del cursor
+    if not all(native_loops.sort_groups(starts, values) for values in (positions, times, sizes)):
+        return _index_py(table)
     ones = list(compress(range(n), map((1).__eq__, counts)))  # files one run read: (position, time, size)
     at = _pick(ones, starts)
     single = dict(zip(ones, zip(_pick(at, positions), _pick(at, times), _pick(at, sizes), strict=True), strict=True))
     out: list[_File | None] = [None] * n
     for fid in compress(range(n), map((1).__lt__, counts)):
         a, b = starts[fid], starts[fid + 1]
-        p = sorted(positions[a:b])
+        p = positions[a:b]  # each group sorted already
         t = _known(times[a:b])
         z = _known(sizes[a:b])
         z.reverse()
@@ -605,11 +610,9 @@ def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, 
     return out, single
 
 
-def _known(values: array[int]) -> list[int]:
-    """*values* other than _NONE (the smallest a run holds: see _held), sorted."""
-    ordered = sorted(values)
-    del ordered[:bisect_right(ordered, _NONE)]
-    return ordered
+def _known(ordered: array[int]) -> array[int]:
+    """Sorted *ordered* without _NONE (the smallest a run holds: see _held)."""
+    return ordered[bisect_right(ordered, _NONE):]
 
 
 def _pick(keys: Sequence[int], values: Sequence[int]) -> tuple[int, ...]:

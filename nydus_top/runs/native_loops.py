@@ -76,6 +76,27 @@ def raise_max(ids: array[int], values: array[int], maxes: array[int]) -> bool:
     return bool(lib.nt_raise_max(_i32(ids), _i64(values), len(ids), _w64(maxes), len(maxes)) == 0)
 
 
+def bounds(values: array[int]) -> tuple[int, int] | None:
+    """``(min(values), max(values))`` of a ``q`` array, (0, 0) when empty; None: not a ``q`` array."""
+    if lib is None or not _ok(values, "q"):
+        return None
+    if not values:
+        return 0, 0
+    lo, hi = ffi.new("int64_t *"), ffi.new("int64_t *")
+    lib.nt_bounds(_i64(values), len(values), lo, hi)
+    return int(lo[0]), int(hi[0])
+
+
+def sort_groups(starts: array[int], values: array[int]) -> bool:
+    """Sort each group ``values[starts[f]:starts[f + 1]]`` in place (*starts*: a ``q`` array rising
+    from 0 to ``len(values)``; *values* an ``i`` or ``q`` array)."""
+    if lib is None or not (_ok(starts, "q") and len(starts) >= 1 and (_ok(values, "i") or _ok(values, "q"))):
+        return False
+    width = values.itemsize
+    buffer = ffi.from_buffer("int32_t[]" if width == 4 else "int64_t[]", values, require_writable=True)
+    return bool(lib.nt_sort_groups(_i64(starts), len(starts) - 1, buffer, len(values), width) == 0)
+
+
 def score_whole(order: array[int], osizes: array[int], ids: array[int], sizes: array[int], times: array[int],
                 files: int, bw: float, rtt: float, held: float) -> tuple[int, int, int, float] | None:
     """A run (*ids*, *sizes*, *times*) against a list without ranges (*order* with its prefetch
