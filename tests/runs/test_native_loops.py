@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from array import array
+from itertools import pairwise
 
 import pytest
 
@@ -210,3 +211,24 @@ def test_order_without_refuses_ids_and_paths_out_of_range() -> None:
                                       (blob, ends)) is None
     assert native_loops.held_rows(2, [(2, (2, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 5, 5))]) is None
     blob += b"more"  # nothing holds the path buffer after a call
+
+
+def test_bounds_and_group_sorts_are_the_plain_ones() -> None:
+    rng = random.Random(3)
+    assert native_loops.bounds(array("q")) == (0, 0)
+    for n in (1, 2, 17, 500):
+        values = array("q", [rng.randrange(-(1 << 63), 1 << 63) for _ in range(n)])
+        assert native_loops.bounds(values) == (min(values), max(values))
+        starts = array("q", sorted([0, n, *(rng.randrange(n + 1) for _ in range(rng.randrange(6)))]))
+        for typecode, top in (("q", 1 << 62), ("i", 1 << 30)):
+            group = array(typecode, [rng.randrange(-top, top) for _ in range(n)])
+            want = array(typecode, [v for a, b in pairwise(starts) for v in sorted(group[a:b])])
+            assert native_loops.sort_groups(starts, group) and group == want
+    assert native_loops.bounds(array("i", [1])) is None
+
+
+def test_group_sorts_refuse_starts_that_do_not_rise_from_zero_to_the_end() -> None:
+    for starts in ([1, 3], [0, 2], [0, 2, 1, 3], [0, 4], [-1, 3]):
+        values = array("q", [3, 2, 1])
+        assert not native_loops.sort_groups(array("q", starts), values)
+        assert values == array("q", [3, 2, 1])
