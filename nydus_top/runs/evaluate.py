@@ -354,6 +354,7 @@ class _ListView:
     order: list[int]
     sizes: dict[int, int]  # prefetch size of each entry's whole file (0 unknown)
     ranges: dict[int, RangeSet] = field(default_factory=dict)  # rounded prefetch ranges, where partial
+    columns: tuple[array[int], array[int]] | None = None  # order and each one's size as arrays, when at hand
 
 
 def _od(link: Link, nbytes: int) -> float:
@@ -477,11 +478,14 @@ def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], tota
 def _score_native(table: Table, run: _Run, view: _ListView, link: Link, against: str) -> Score | None:
     """:func:`_score_whole` with its loop in C (native/loo.c); None when the C path declines."""
     order = view.order
-    try:
-        ids = array("i", order)
-        osizes = array("q", map(view.sizes.__getitem__, order))
-    except OverflowError:  # a list's size beyond 64 bits: Python's integers
-        return None
+    if view.columns is not None and len(view.sizes) == len(order):  # each file once: its size as the dict has it
+        ids, osizes = view.columns
+    else:
+        try:
+            ids = array("i", order)
+            osizes = array("q", map(view.sizes.__getitem__, order))
+        except OverflowError:  # a list's size beyond 64 bits: Python's integers
+            return None
     total = sum(osizes)
     held = link.held_s(total) if link.policy == WAIT else 0.0
     sums = native_loops.score_whole(ids, osizes, run.ids, run.sizes, run.times, len(table.paths), link.rate,
@@ -822,10 +826,11 @@ def _view_without(table: Table, k: int, order: _Order, needed: int, chunk: int, 
     """The files of *order* at least *needed* of the other runs read (*all_kept*: all of them) as a
     list without run *k*, with the ranges of the other runs."""
     if all_kept:
-        ids, chosen = list(order.ids), order.sizes
+        kept, chosen = order.ids, order.sizes
     else:
         keep = list(map(needed.__le__, order.seen))
-        ids, chosen = list(compress(order.ids, keep)), array("q", compress(order.sizes, keep))
+        kept, chosen = array("i", compress(order.ids, keep)), array("q", compress(order.sizes, keep))
+    ids = kept.tolist()
     sizes = dict(zip(ids, chosen, strict=True))
     parts: dict[int, RangeSet] = {}
     if any(run.ranges is not None for j, run in enumerate(table.runs) if j != k):
@@ -835,7 +840,7 @@ def _view_without(table: Table, k: int, order: _Order, needed: int, chunk: int, 
                 part = _rounded_whole(rset, chunk, sizes[fid])
                 if part is not None:
                     parts[fid] = part
-    return _ListView(ids, sizes, parts)
+    return _ListView(ids, sizes, parts, (kept, chosen))
 
 
 def leave_one_out(table: Table, link: Link, min_share: float = DEFAULT_MIN_SHARE) -> list[Score]:
