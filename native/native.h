@@ -195,6 +195,15 @@ int nt_bounds(const int64_t *values, long n, int64_t *lo, int64_t *hi);
  * `total`, checked first) in place, ascending; `width` 4 (int32_t values) or 8 (int64_t). */
 int nt_sort_groups(const int64_t *starts, long files, void *values, long total, int width);
 
+/* The consensus' key of each file f below `files`: twice the median of its positions
+ * positions[starts[f]:starts[f + 1]] (each group sorted in place; starts checked as above), -1
+ * for a file fewer than `min_seen` runs read. */
+int nt_median_keys(const int64_t *starts, long files, int32_t *positions, long total, long min_seen, int32_t *keys);
+
+/* A counting sort of the files by key (keys[f] >= 0; -1: left out), files of one key in id order,
+ * into `out` (room for `cap`). Returns how many, or an NT_TALLY_E* code. */
+long nt_order_by_key(const int32_t *keys, long files, int32_t *out, long cap);
+
 /* ---- per-entry loops of evaluating runs (native/loo.c) ---- */
 
 /* What a run scored against a list adds up (evaluate._score_whole): the rest is Python's. */

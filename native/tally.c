@@ -103,3 +103,47 @@ int nt_sort_groups(const int64_t *starts, long files, void *values, long total, 
     }
     return 0;
 }
+
+int nt_median_keys(const int64_t *starts, long files, int32_t *positions, long total, long min_seen, int32_t *keys)
+{
+    if (!nt_groups_ok(starts, files, total))
+        return NT_TALLY_EBOUNDS;
+    for (long f = 0; f < files; f++) {
+        int64_t a = starts[f], n = starts[f + 1] - a;
+        keys[f] = -1;
+        if (n == 0 || n < min_seen)
+            continue;
+        qsort(positions + a, (size_t)n, sizeof *positions, nt_cmp_i32);
+        int64_t mid = a + n / 2;
+        int64_t key = n % 2 ? 2 * (int64_t)positions[mid] : (int64_t)positions[mid - 1] + positions[mid];
+        if (key < 0 || key > INT32_MAX)
+            return NT_TALLY_EBOUNDS;
+        keys[f] = (int32_t)key;
+    }
+    return 0;
+}
+
+long nt_order_by_key(const int32_t *keys, long files, int32_t *out, long cap)
+{
+    int32_t top = -1;
+    for (long f = 0; f < files; f++)
+        top = keys[f] > top ? keys[f] : top;
+    int64_t *firsts = calloc((size_t)top + 2, sizeof *firsts); /* key k's files: from firsts[k] on */
+    if (!firsts)
+        return NT_TALLY_ENOMEM;
+    for (long f = 0; f < files; f++)
+        if (keys[f] >= 0)
+            firsts[keys[f] + 1]++;
+    for (int64_t k = 1; k <= (int64_t)top + 1; k++)
+        firsts[k] += firsts[k - 1];
+    long n = top >= 0 ? (long)firsts[top + 1] : 0;
+    if (n > cap) {
+        free(firsts);
+        return NT_TALLY_EBOUNDS;
+    }
+    for (long f = 0; f < files; f++)
+        if (keys[f] >= 0)
+            out[firsts[keys[f]]++] = (int32_t)f;
+    free(firsts);
+    return n;
+}

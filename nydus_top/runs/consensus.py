@@ -270,8 +270,19 @@ _CHUNK = 1 << 16  # entries compared at a time (a huge run's temporary tuple sta
 
 def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
     """Ids of files seen at least *min_seen* times, ordered by (median position, median time, path):
-    a counting sort on twice the median position (a whole number), then each group of equal
-    positions (small) sorted by time and path."""
+    a counting sort on twice the median position (a whole number; both in C, native/tally.c),
+    then each group of equal positions (small) sorted by time and path."""
+    index = tally.index()
+    keys = native_loops.median_keys(index.starts, index.positions, min_seen)
+    out = native_loops.order_by_key(keys) if keys is not None else None
+    if keys is None or out is None:
+        return _consensus_order_py(tally, min_seen)
+    _break_ties(tally, out, keys)
+    return out
+
+
+def _consensus_order_py(tally: Tally, min_seen: int) -> array[int]:
+    """:func:`_consensus_order` in plain Python (the reference the C path is tested against)."""
     index = tally.index()
     starts, positions = index.starts, index.positions
     files = len(starts) - 1

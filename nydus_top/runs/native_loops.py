@@ -97,6 +97,32 @@ def sort_groups(starts: array[int], values: array[int]) -> bool:
     return bool(lib.nt_sort_groups(_i64(starts), len(starts) - 1, buffer, len(values), width) == 0)
 
 
+def median_keys(starts: array[int], positions: array[int], min_seen: int) -> array[int] | None:
+    """Per file (groups of *positions* by *starts*, as sort_groups takes them): twice its median
+    position, -1 when fewer than *min_seen* runs read it; None: the C path declined. *positions*
+    is left as it was (a copy is sorted)."""
+    if lib is None or not (_ok(starts, "q") and len(starts) >= 1 and _ok(positions, "i")):
+        return None
+    files = len(starts) - 1
+    ordered, keys = array("i", positions), array("i", bytes(4 * files))
+    done = lib.nt_median_keys(_i64(starts), files, ffi.from_buffer("int32_t[]", ordered, require_writable=True),
+                              len(ordered), min_seen, ffi.from_buffer("int32_t[]", keys, require_writable=True))
+    return keys if done == 0 else None
+
+
+def order_by_key(keys: array[int]) -> array[int] | None:
+    """The indexes of *keys* (an ``i`` array) at or above 0, ordered by key, then index; None: declined."""
+    if lib is None or not _ok(keys, "i"):
+        return None
+    out = array("i", bytes(4 * len(keys)))
+    got = lib.nt_order_by_key(_i32(keys), len(keys), ffi.from_buffer("int32_t[]", out, require_writable=True),
+                              len(out))
+    if got < 0:
+        return None
+    del out[got:]
+    return out
+
+
 def score_whole(order: array[int], osizes: array[int], ids: array[int], sizes: array[int], times: array[int],
                 files: int, bw: float, rtt: float, held: float) -> tuple[int, int, int, float] | None:
     """A run (*ids*, *sizes*, *times*) against a list without ranges (*order* with its prefetch

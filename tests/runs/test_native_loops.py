@@ -232,3 +232,33 @@ def test_group_sorts_refuse_starts_that_do_not_rise_from_zero_to_the_end() -> No
         values = array("q", [3, 2, 1])
         assert not native_loops.sort_groups(array("q", starts), values)
         assert values == array("q", [3, 2, 1])
+
+
+@pytest.mark.parametrize(("runs", "files", "every"), CASES)
+def test_the_consensus_order_is_the_plain_one(runs: int, files: int, every: int,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(runs * 31 + files)
+    plain_order = consensus._consensus_order_py
+    monkeypatch.setattr(consensus, "_consensus_order_py", refused)
+    for _ in range(4):
+        tally = consensus.Tally()
+        names = [PATHS[i] if i < len(PATHS) else f"/f{i}" for i in range(files)]
+        for r in range(runs):
+            chosen = names[:every] + rng.sample(names[every:], rng.randrange(0, files - every + 1))
+            rng.shuffle(chosen)
+            tally.add([ListedFile(p, rng.choice([None, 3]), rng.choice([None, 5, 9])) for p in chosen], name=f"r{r}")
+        if runs < 2:
+            continue  # one run: its own order, no index
+        for min_seen in range(1, runs + 2):
+            assert consensus._consensus_order(tally, min_seen) == plain_order(tally, min_seen)
+
+
+def test_order_by_key_is_a_stable_counting_sort() -> None:
+    rng = random.Random(5)
+    for n in (0, 1, 9, 300):
+        keys = array("i", [rng.choice([-1, rng.randrange(40)]) for _ in range(n)])
+        want = sorted((k for k in range(n) if keys[k] >= 0), key=lambda k: (keys[k], k))
+        assert native_loops.order_by_key(keys) == array("i", want)
+    assert native_loops.median_keys(array("q", [0, 2, 1]), array("i", [4, 5]), 1) is None  # starts fall
+    assert native_loops.median_keys(array("q", [0, 1, 3]), array("i", [7, 2**31 - 1, 2**31 - 1]), 1) is None
+    assert native_loops.median_keys(array("q", [0, 1, 3]), array("i", [7, 9, 1]), 2) == array("i", [-1, 10])
