@@ -145,7 +145,7 @@ static struct nt_key nt_held_key(const struct nt_held *h, int32_t fid, long posi
 }
 
 /* The keys of the order without the run: base files it did not read, then its own files' keys. */
-static long nt_gather(const struct nt_held *held, long files, const int32_t *ids, const int64_t *sizes,
+static long nt_gather(const struct nt_held_rows *held, long files, const int32_t *ids, const int64_t *sizes,
                       const int64_t *times, long n, long least, const struct nt_key *base, long nbase,
                       unsigned char *mine, struct nt_key *keys)
 {
@@ -162,7 +162,12 @@ static long nt_gather(const struct nt_held *held, long files, const int32_t *ids
             keys[m++] = base[j];
     }
     for (long i = 0; i < n; i++) {
-        const struct nt_held *h = &held[ids[i]];
+        int32_t r = held->row_of[ids[i]];
+        if (r < 0)
+            continue; /* fewer than two runs read it */
+        if (r >= held->count)
+            return NT_TALLY_EBOUNDS;
+        const struct nt_held *h = &held->rows[r];
         if (h->seen >= 2 && h->seen >= least)
             keys[m++] = nt_held_key(h, ids[i], i, sizes[i], times[i]);
     }
@@ -180,7 +185,7 @@ static int nt_keys_ok(const struct nt_key *keys, long m, const struct nt_paths *
     return 1;
 }
 
-long nt_order_without(const struct nt_held *held, long files, const int32_t *ids, const int64_t *sizes,
+long nt_order_without(const struct nt_held_rows *held, long files, const int32_t *ids, const int64_t *sizes,
                       const int64_t *times, long n, long least, const struct nt_key *base, long nbase,
                       const struct nt_paths *paths, int32_t *out_ids, int64_t *out_seen, int64_t *out_size, long cap)
 {

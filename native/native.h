@@ -225,6 +225,14 @@ struct nt_held {
     double vlo, vmid, vhi, wlo, wmid, whi, whole_time;
 };
 
+/* The nt_held rows of the files two or more runs read: file f's is rows[row_of[f]] (row_of has
+ * `files` entries, -1: no row; each checked to be below `count`). */
+struct nt_held_rows {
+    const struct nt_held *rows;
+    long count;
+    const int32_t *row_of;
+};
+
 /* A file in a consensus order: (pos, time, path, fid, seen, size), Python's tuple order. */
 struct nt_key {
     double pos, time;
@@ -240,10 +248,10 @@ struct nt_paths {
 };
 
 /* evaluate._order_without: the `base` keys whose file the run (ids, sizes, times: `n` each) did
- * not read, and a key for each file of the run read by `least` or more runs (held[fid], `files`
- * rows), sorted; their ids, seen and sizes into the out arrays (room for `cap` >= n + nbase).
- * Returns how many, or an NT_TALLY_E* code. */
-long nt_order_without(const struct nt_held *held, long files, const int32_t *ids, const int64_t *sizes,
+ * not read, and a key for each file of the run read by `least` or more runs (its row in `held`,
+ * whose row_of has `files` entries), sorted; their ids, seen and sizes into the out arrays (room
+ * for `cap` >= n + nbase). Returns how many, or an NT_TALLY_E* code. */
+long nt_order_without(const struct nt_held_rows *held, long files, const int32_t *ids, const int64_t *sizes,
                       const int64_t *times, long n, long least, const struct nt_key *base, long nbase,
                       const struct nt_paths *paths, int32_t *out_ids, int64_t *out_seen, int64_t *out_size, long cap);
 

@@ -237,12 +237,12 @@ class Table:
                           for f, path in zip(self.files(), self.paths, strict=True)]
         return self._held
 
-    def held_rows(self) -> Any | None:
+    def held_rows(self) -> native_loops.HeldRows | None:
         """:meth:`held_out` (without paths) as the C rows of native_loops.order_without, per file
         id; None when they cannot be made (built once, after the last add)."""
         files = self.files()
         if self._rows is None or self._rows[0] is not files:
-            figures = ((fid, _held_figures(f)) for fid, f in enumerate(files) if f is not None)
+            figures = [(fid, _held_figures(f)) for fid, f in enumerate(files) if f is not None]
             self._rows = (files, native_loops.held_rows(len(files), figures))
         return self._rows[1]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeGuard
 
 try:
@@ -139,26 +139,43 @@ def score_whole(order: array[int], osizes: array[int], ids: array[int], sizes: a
                                    float(out.stall))
 
 
-def held_rows(files: int, figures: Iterable[tuple[int, Held | None]]) -> Any | None:
-    """A ``struct nt_held`` row per file id below *files* (seen 0: none of *figures*, which gives
-    (fid, figures) for the files two or more runs read); None if a figure does not fit."""
+class HeldRows:
+    """``struct nt_held`` rows of the files two or more runs read, and each file's row (-1: none):
+    4 bytes a file and 112 a row."""
+
+    __slots__ = ("rows", "row_of", "c")
+
+    def __init__(self, rows: Any, row_of: array[int]) -> None:
+        self.rows, self.row_of = rows, row_of
+        self.c = ffi.new("struct nt_held_rows *")
+        self.c.rows, self.c.count, self.c.row_of = rows, len(rows), ffi.from_buffer("int32_t[]", row_of)
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+
+def held_rows(files: int, figures: Sequence[tuple[int, Held | None]]) -> HeldRows | None:
+    """The rows of *figures* ((fid, figures) for the files two or more runs read; fid below
+    *files*); None if a figure does not fit."""
     if lib is None:
         return None
-    rows = ffi.new("struct nt_held[]", files)
+    known = [(fid, held) for fid, held in figures if held is not None]
+    rows, row_of = ffi.new("struct nt_held[]", len(known)), array("i", [-1]) * files
     try:
-        for fid, held in figures:
-            if held is None:
-                continue
+        for r, (fid, held) in enumerate(known):
             seen, t1, t2, vlo, vmid, vhi, u1, u2, wlo, wmid, whi, whole_time, z0, z1 = held
-            row = rows[fid]
+            row = rows[r]
             row.seen, row.t1, row.t2, row.z0, row.z1 = seen, t1, t2, z0, z1
             row.u1 = _INT64_MAX if u1 == math.inf else u1
             row.u2 = _INT64_MAX if u2 == math.inf else u2
             row.vlo, row.vmid, row.vhi, row.wlo, row.wmid, row.whi, row.whole_time = (
                 vlo, vmid, vhi, wlo, wmid, whi, whole_time)
-    except (TypeError, OverflowError, IndexError):  # not an int of 64 bits where one goes; an id out of range
+            if not 0 <= fid < files:
+                return None
+            row_of[fid] = r
+    except (TypeError, OverflowError):  # not an int of 64 bits where one goes
         return None
-    return rows
+    return HeldRows(rows, row_of)
 
 
 def key_rows(keys: Sequence[tuple[float, float, str, int, int, int]]) -> Any | None:
@@ -174,7 +191,7 @@ def key_rows(keys: Sequence[tuple[float, float, str, int, int, int]]) -> Any | N
     return (rows, len(keys))
 
 
-def order_without(held: Any, ids: array[int], sizes: array[int], times: array[int], least: int, base: Any,
+def order_without(held: HeldRows, ids: array[int], sizes: array[int], times: array[int], least: int, base: Any,
                   paths: tuple[bytearray, array[int]]) -> tuple[array[int], array[int], array[int]] | None:
     """The consensus order without a run (its *ids*, *sizes*, *times*): the *base* keys (from
     :func:`key_rows`) of files it did not read and a key for each of its files that *least* or
@@ -191,7 +208,7 @@ def order_without(held: Any, ids: array[int], sizes: array[int], times: array[in
     where = ffi.new("struct nt_paths *")
     with ffi.from_buffer(blob) as text, ffi.from_buffer("int64_t[]", ends) as stops:
         where.blob, where.bloblen, where.ends, where.count = text, len(blob), stops, len(ends)
-        got = lib.nt_order_without(held, len(held), _i32(ids), _i64(sizes), _i64(times), n, least, keys, nbase,
+        got = lib.nt_order_without(held.c, len(held), _i32(ids), _i64(sizes), _i64(times), n, least, keys, nbase,
                                    where, ffi.from_buffer("int32_t[]", out_ids, require_writable=True),
                                    _w64(out_seen), _w64(out_sizes), cap)
     if got < 0:

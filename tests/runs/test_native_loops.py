@@ -210,6 +210,9 @@ def test_order_without_refuses_ids_and_paths_out_of_range() -> None:
     assert native_loops.order_without(rows, one, none, none, 1, native_loops.key_rows([(1.0, 2.0, "", 2, 1, 3)]),
                                       (blob, ends)) is None
     assert native_loops.held_rows(2, [(2, (2, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 5, 5))]) is None
+    assert rows is not None
+    rows.row_of[0] = 1  # a row past the last one
+    assert native_loops.order_without(rows, one, none, none, 1, base, (blob, ends)) is None
     blob += b"more"  # nothing holds the path buffer after a call
 
 
