@@ -125,6 +125,8 @@ int nt_median_keys(const int64_t *starts, long files, int32_t *positions, long t
 
 long nt_order_by_key(const int32_t *keys, long files, int32_t *out, long cap)
 {
+    if (files < 0 || files > (long)INT32_MAX + 1)
+        return NT_TALLY_EBOUNDS;
     int32_t top = -1;
     for (long f = 0; f < files; f++)
         top = keys[f] > top ? keys[f] : top;
@@ -133,10 +135,10 @@ long nt_order_by_key(const int32_t *keys, long files, int32_t *out, long cap)
         return NT_TALLY_ENOMEM;
     for (long f = 0; f < files; f++)
         if (keys[f] >= 0)
-            firsts[keys[f] + 1]++;
+            firsts[(int64_t)keys[f] + 1]++; /* 64-bit index: a key of INT32_MAX has room too */
     for (int64_t k = 1; k <= (int64_t)top + 1; k++)
         firsts[k] += firsts[k - 1];
-    long n = top >= 0 ? (long)firsts[top + 1] : 0;
+    long n = top >= 0 ? (long)firsts[(int64_t)top + 1] : 0;
     if (n > cap) {
         free(firsts);
         return NT_TALLY_EBOUNDS;
