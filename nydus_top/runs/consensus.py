@@ -16,6 +16,7 @@ simplest figure that shows an operator "this file wanders".
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, count, pairwise
@@ -56,7 +57,8 @@ class FileStability(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    """Every run's figures grouped by file: file *f*'s positions and times (in run order) are
+    """Every run's figures grouped by file: file *f*'s positions and times (each sorted on its own:
+    the n-th position and the n-th time of a file need not be one run's) are
     ``positions[starts[f]:starts[f + 1]]`` and the same slice of ``times``; ``sizes[f]`` is the
     largest size any run gave (-1: none); ``runtime`` the files some run saw created at runtime.
     Built once, after the last add."""
@@ -136,8 +138,8 @@ class Tally:
                             fid in one.runtime, 1)
         index = self.index()
         a, b = index.starts[fid], index.starts[fid + 1]
-        return _summary(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
-                        fid in index.runtime, self.runs)
+        return _summary_sorted(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
+                               fid in index.runtime, self.runs)
 
     def entry(self, fid: int) -> ConsensusEntry:
         """File *fid* as a list entry (what :func:`as_entries` makes of its summary), quicker."""
@@ -216,6 +218,8 @@ def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int,
         flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
     starts.insert(0, 0)
     starts.pop()
+    if not (native_loops.sort_groups(starts, positions) and native_loops.sort_groups(starts, times)):
+        return _index_py(runs, files, runtime)
     return _Index(starts, positions, times, sizes, frozenset(flagged))
 
 
@@ -243,6 +247,10 @@ def _index_py(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[i
         flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
     starts.insert(0, 0)
     starts.pop()
+    for a, b in pairwise(starts):
+        if b - a > 1:
+            positions[a:b] = array("i", sorted(positions[a:b]))
+            times[a:b] = array("q", sorted(times[a:b]))
     return _Index(starts, positions, times, sizes, frozenset(flagged))
 
 
@@ -343,6 +351,19 @@ def _median(values: Sequence[int], ordered_already: bool = False) -> float:
     ordered = values if ordered_already else sorted(values)
     mid = len(ordered) // 2
     return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _summary_sorted(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,
+                    runs: int) -> FileStability:
+    """:func:`_summary` of sorted *positions* and *elapsed* (an index's groups): nothing sorted again,
+    the unknown times (a block of _NONE among the sorted times) cut out."""
+    if len(positions) == 1:
+        return _summary(path, positions, elapsed, size, runtime, runs)
+    lo, hi = bisect_left(elapsed, _NONE), bisect_right(elapsed, _NONE)
+    times = elapsed if lo == hi else [*elapsed[:lo], *elapsed[hi:]]
+    return FileStability(path, len(positions), runs, _median(positions, True), positions[-1] - positions[0],
+                         _median(times, True) if times else None, (times[-1] - times[0]) if times else None,
+                         None if size == _NONE else size, runtime)
 
 
 def _summary(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,
