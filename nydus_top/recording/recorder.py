@@ -442,7 +442,8 @@ class Recorder:
         rec = self.recordings.get(container_id)
         if rec is not None and rec.gate is not None and rec.gate.cut_at(READY_LINE, line, at_ns):
             until = rec.gate.until_us
-            where = (f"reads traced after {until / 1e6:.6f}s (its time in the log) are not listed" if until is not None
+            where = (f"reads traced after {until / 1e6:.6f}s (its time in the log) are not listed, but for the "
+                     "tracer's first batch after it" if until is not None
                      else "its log gave no time: reads until it was seen are listed")
             self._about(rec, f"recording {rec.name}: ready line seen; {where}")
 
