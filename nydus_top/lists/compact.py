@@ -99,12 +99,18 @@ class CompactList:
         return True
 
     def drop_after(self, elapsed_us: int) -> int:
-        """Drop the last files, those seen after *elapsed_us* (files are kept in the order seen);
+        """Drop the last files, those of the tracer's batches after the first one timed after
+        *elapsed_us* (files are kept in the order seen; a batch's files share one time, when the
+        tracer read them, so that first batch may hold reads made before *elapsed_us*: it stays);
         returns how many."""
         ends, elapsed = self._ends, self._elapsed
         keep = len(ends)
         while keep and elapsed[keep - 1] > elapsed_us:
             keep -= 1
+        if keep < len(ends):  # the first batch timed after elapsed_us stays whole
+            first = elapsed[keep]
+            while keep < len(ends) and elapsed[keep] == first:
+                keep += 1
         dropped = len(ends) - keep
         if dropped:
             before = self.nbytes

@@ -69,8 +69,9 @@ class ReadyGate:
     once, on the thread that cut. After a ready line, batches still pass: they hold reads from
     before the line that the tracer had yet to hand over (the trace is stopped right after). When
     the line has a time (``at_ns``) and *mark_ns* gives the wall-clock time of the trace's elapsed
-    0, records traced after the line are dropped (:attr:`until_us`); those passed on before the
-    line was seen are the sink owner's to drop."""
+    0, records traced after the line are dropped (:attr:`until_us`) but for the tracer's first
+    batch after it, which may hold reads from before; those passed on before the line was seen
+    are the sink owner's to drop (:meth:`CompactList.drop_after`)."""
 
     def __init__(self, ready: Readiness, sink: Callable[[list[TraceRecord]], None],
                  on_cut: Callable[[], object] = lambda: None,
@@ -81,6 +82,8 @@ class ReadyGate:
         self.cut: tuple[str, str] | None = None  # (why, what): see READY_LINE...
         self.until_us: int | None = None  # a stamped ready line's time, in the trace's elapsed_us
         self.last: tuple[str, int] = ("", 0)  # the last file passed on and its elapsed time
+        self._after_batch: int | None = None  # the time of the first batch after a stamped line
+        self._passed_us = -1  # the time of the last record passed on
 
     def __call__(self, batch: Sequence[TraceRecord]) -> None:
         passed: list[TraceRecord] = []
@@ -88,7 +91,7 @@ class ReadyGate:
             cut = self.cut
             if cut is not None and cut[0] != READY_LINE:
                 break
-            if self.until_us is not None and item.elapsed_us > self.until_us:
+            if self.until_us is not None and item.elapsed_us > self.until_us and not self._first_after(item):
                 continue  # traced after the line was printed: not start-up
             if isinstance(item, Access):
                 if self._after_us and item.elapsed_us > self._after_us:
@@ -96,10 +99,19 @@ class ReadyGate:
                     break
                 self.last = (item.path, item.elapsed_us)
             passed.append(item)
+            self._passed_us = item.elapsed_us
             if isinstance(item, Access) and self.ready.file is not None and self.ready.file.search(item.path):
                 self.cut_at(READY_FILE, item.path)  # the file that says "ready" is the list's last
         if passed:
             self._sink(passed)
+
+    def _first_after(self, item: TraceRecord) -> bool:
+        """Whether *item* is of the tracer's first batch timed after the ready line. A record is
+        timed when the tracer reads it, so that batch may hold reads made before the line: it
+        passes whole (never a start-up read lost; the recorder trims its list the same way)."""
+        if self._after_batch is None:
+            self._after_batch = item.elapsed_us
+        return item.elapsed_us == self._after_batch
 
     def cut_at(self, why: str, what: str, at_ns: int | None = None) -> bool:
         """End start-up now (the first cut wins; any thread). True if this call cut. *at_ns*: the
@@ -110,6 +122,8 @@ class ReadyGate:
             mark_ns = self._mark_ns()
             if why == READY_LINE and at_ns is not None and mark_ns is not None:
                 self.until_us = (at_ns - mark_ns) // 1000
+                if self._passed_us > self.until_us:  # that batch began before the line was seen
+                    self._after_batch = self._passed_us
             self.cut = (why, what)
         self._on_cut()
         return True

@@ -55,7 +55,7 @@ from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHAB
 from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION
 from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
 from nydus_top.runs import store as runstore
-from nydus_top.text import printable
+from nydus_top.text import counted, printable
 from nydus_top.tracing.arming import LiveTrace, References, StartTrace, matching_name, no_references
 from nydus_top.tracing.overlay import OverlayError, OverlayRoot
 from nydus_top.tracing.range_tracer import RangeCollector
@@ -442,7 +442,8 @@ class Recorder:
         rec = self.recordings.get(container_id)
         if rec is not None and rec.gate is not None and rec.gate.cut_at(READY_LINE, line, at_ns):
             until = rec.gate.until_us
-            where = (f"reads traced after {until / 1e6:.6f}s (its time in the log) are not listed" if until is not None
+            where = (f"reads traced after {until / 1e6:.6f}s (its time in the log) are not listed, but for the "
+                     "tracer's first batch after it" if until is not None
                      else "its log gave no time: reads until it was seen are listed")
             self._about(rec, f"recording {rec.name}: ready line seen; {where}")
 
@@ -575,7 +576,7 @@ class Recorder:
         for warning in result.warnings:
             self._about(rec, f"{target}: {warning}")
         beside = f", not as {rec.plan.paths.list}" if problems else ""
-        self._about(rec, f"saved {target} ({result.written} files, {why}) for {rec.name}{beside}{state}")
+        self._about(rec, f"saved {target} ({counted(result.written, 'file')}, {why}) for {rec.name}{beside}{state}")
         if rec.ranges is not None:
             known, with_ranges, whole = totals(((f.path, f.size) for f in rec.files), rec.ranges, s.granularity)
             notes = f"; {'; '.join(rec.range_notes)}" if rec.range_notes else ""

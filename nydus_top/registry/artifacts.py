@@ -221,13 +221,12 @@ class Client:
         causes = list(_causes(err))
         if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
             host = self.registry.rsplit(":", 1)[0] if not self.registry.endswith("]") else self.registry
-            return (f"cannot resolve the registry host {host} (is the image reference right? "
-                    "--image host[:port]/repo:tag names it)")
+            return f"cannot resolve the registry host {host} (is the image reference host[:port]/repo:tag right?)"
         if self.scheme == "https" and any("WRONG_VERSION_NUMBER" in str(c).upper().replace(" ", "_") for c in causes):
             return (f"{self.registry} answers HTTP, not HTTPS (--plain-http, or [registry] plain_http = "
                     f"[\"{self.registry}\"] in the configuration)")
         if any(isinstance(c, ConnectionRefusedError) for c in causes):
-            return f"{self.registry}: connection refused (is a registry listening there? --image names another)"
+            return f"{self.registry}: connection refused (is a registry listening there, and is it the image's host?)"
         if any(isinstance(c, (socket.timeout, urllib3.exceptions.TimeoutError)) for c in causes):
             return f"{self.registry}: no answer within {TIMEOUT:g} s"
         return ""

@@ -108,6 +108,6 @@ def test_a_file_whose_path_is_too_long_makes_the_recording_incomplete(pool, cont
     lines = _record_home_made(pool, c, tmp_path)
     listed = tmp_path / "team" / "many:1.incomplete"
     assert listed.read_text().splitlines() == ["/data/a"]
-    assert lines[-1].startswith(f"saved {listed} (1 files, StopContainer) for many ({'c' * 12}), not as "
+    assert lines[-1].startswith(f"saved {listed} (1 file, StopContainer) for many ({'c' * 12}), not as "
                                 f"{tmp_path}/team/many:1; POSSIBLY INCOMPLETE: 1 file with a path longer than "
                                 "PATH_MAX (4096 bytes) not recorded from ")

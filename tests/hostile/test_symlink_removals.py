@@ -55,5 +55,5 @@ def test_the_recorder_still_removes_an_orphan_identity_file(persist: Path) -> No
     orphan.write_text("{}\n")  # the operator deleted the list and its csv to record the image again
     lines: list[str] = []
     _save_recording(RecordSettings(persist, keep_runs=0), lines)
-    assert lines == [f"saved {persist}/team/app:1 (1 files, StopContainer) for app"]
+    assert lines == [f"saved {persist}/team/app:1 (1 file, StopContainer) for app"]
     assert b'"image"' in orphan.read_bytes()

@@ -107,7 +107,7 @@ CSVS = {
 }
 
 
-# "beyond 64 bits" too, until the number: then load_list, for its exact value
+# "beyond 64 bits" streams too, until the number: then load_list, for its exact value.
 STREAMED = {"plain", "blank lines", "header only", "header without line end", "one row without line end",
             "undecodable", "many rows, repeats late"}
 

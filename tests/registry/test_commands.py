@@ -146,14 +146,16 @@ def test_push_of_a_missing_file_says_it_cannot_read_it(tmp_path: Path, capsys: p
     assert capsys.readouterr().err == f"nydus-top push: cannot read {missing}: no such file\n"
 
 
-def test_an_unresolvable_registry_host_names_the_flag(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["push", "LIST", "--image"], ["pull"]])
+def test_an_unresolvable_registry_host_names_the_reference(tmp_path: Path, command: list[str]) -> None:
     """In a network namespace of its own (nothing but a down loopback), no name resolves and
-    nothing leaves the machine."""
+    nothing leaves the machine. The hint fits every command (pull has no --image)."""
     listing = tmp_path / "list"
     listing.write_text("/bin/app\n")
-    out = subprocess.run(["unshare", "--net", sys.executable, "-I", "-m", "nydus_top", "push", str(listing),
-                          "--image", "registry.nydus-top-test.invalid/app:1"],
+    argv = [str(listing) if arg == "LIST" else arg for arg in command]
+    out = subprocess.run(["unshare", "--net", sys.executable, "-I", "-m", "nydus_top", *argv,
+                          "registry.nydus-top-test.invalid/app:1"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 1
-    assert out.stderr == ("nydus-top push: cannot resolve the registry host registry.nydus-top-test.invalid (is the "
-                          "image reference right? --image host[:port]/repo:tag names it)\n")
+    assert out.stderr == (f"nydus-top {command[0]}: cannot resolve the registry host registry.nydus-top-test.invalid "
+                          "(is the image reference host[:port]/repo:tag right?)\n")
