@@ -143,12 +143,15 @@ class HeldRows:
     """``struct nt_held`` rows of the files two or more runs read, and each file's row (-1: none):
     4 bytes a file and 112 a row."""
 
-    __slots__ = ("rows", "row_of", "c")
+    __slots__ = ("rows", "row_of", "c", "_pin")
 
     def __init__(self, rows: Any, row_of: array[int]) -> None:
         self.rows, self.row_of = rows, row_of
+        # Kept while c points into row_of: the buffer stays exported, so row_of cannot be resized
+        # (moved) under the pointer (a struct field does not keep its from_buffer alive).
+        self._pin = ffi.from_buffer("int32_t[]", row_of)
         self.c = ffi.new("struct nt_held_rows *")
-        self.c.rows, self.c.count, self.c.row_of = rows, len(rows), ffi.from_buffer("int32_t[]", row_of)
+        self.c.rows, self.c.count, self.c.row_of = rows, len(rows), self._pin
 
     def __len__(self) -> int:
         return len(self.row_of)

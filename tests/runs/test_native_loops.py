@@ -265,3 +265,14 @@ def test_order_by_key_is_a_stable_counting_sort() -> None:
     assert native_loops.median_keys(array("q", [0, 2, 1]), array("i", [4, 5]), 1) is None  # starts fall
     assert native_loops.median_keys(array("q", [0, 1, 3]), array("i", [7, 2**31 - 1, 2**31 - 1]), 1) is None
     assert native_loops.median_keys(array("q", [0, 1, 3]), array("i", [7, 9, 1]), 2) == array("i", [-1, 10])
+
+
+def test_held_rows_keep_their_file_rows_from_being_resized() -> None:
+    """The C rows point into row_of: while they live it cannot move (a resize would leave C
+    reading freed memory, with len() of the new size)."""
+    rows = native_loops.held_rows(2, [(0, (2, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 5, 5))])
+    assert rows is not None
+    with pytest.raises(BufferError):
+        rows.row_of.extend([-1] * 100_000)
+    assert len(rows) == 2
+
