@@ -32,9 +32,10 @@ static int nt_arrivals(const int32_t *order, const int64_t *osizes, long norder,
     return 0;
 }
 
-/* One access of the run (size > 0 of it wanted) to a file the list holds: what it adds to the stall. */
-static double nt_listed_wait(int64_t end, int64_t rsize, int64_t covered, int64_t time, double bw, double rtt,
-                             double held)
+/* One access of the run (size > 0 of it wanted) to a file the list holds: 1 with what it adds to
+ * the stall in *add, 0 when Python adds nothing (adding 0.0 would turn a stall of -0.0 into 0.0). */
+static int nt_listed_wait(int64_t end, int64_t rsize, int64_t covered, int64_t time, double bw, double rtt,
+                          double held, double *add)
 {
     double wait = (double)end / bw - held - (double)(time > 0 ? time : 0) / 1e6;
     if (covered < rsize) { /* the rest on demand, alongside */
@@ -43,9 +44,10 @@ static double nt_listed_wait(int64_t end, int64_t rsize, int64_t covered, int64_
     }
     if (wait > 0 && rsize) {
         double whole = rtt + (double)rsize / bw;
-        return whole < wait ? whole : wait;
+        *add = whole < wait ? whole : wait;
+        return 1;
     }
-    return 0.0;
+    return 0;
 }
 
 static int nt_score_loop(const int32_t *ids, const int64_t *sizes, const int64_t *times, long n, long files,
@@ -71,7 +73,9 @@ static int nt_score_loop(const int32_t *ids, const int64_t *sizes, const int64_t
         if (__builtin_add_overflow(out->covered_total, covered, &out->covered_total) ||
             __builtin_sub_overflow(rsize, covered, &rest))
             return NT_TALLY_EOVERFLOW;
-        out->stall += nt_listed_wait(arrive[f], rsize, covered, times[i], bw, rtt, held);
+        double add;
+        if (nt_listed_wait(arrive[f], rsize, covered, times[i], bw, rtt, held, &add))
+            out->stall += add;
     }
     return 0;
 }

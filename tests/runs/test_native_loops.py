@@ -276,3 +276,18 @@ def test_held_rows_keep_their_file_rows_from_being_resized() -> None:
         rows.row_of.extend([-1] * 100_000)
     assert len(rows) == 2
 
+
+def test_a_stall_of_minus_zero_is_kept_as_python_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python adds nothing for a listed file that waits for nothing; C adding 0.0 would turn a
+    held start of -0.0 (a WAIT link with a timeout of -0.0) into 0.0."""
+    one, zero = array("i", [0]), array("q", [0])
+    got = native_loops.score_whole(one, array("q", [5]), one, zero, zero, 1, 1.0, 0.0, -0.0)
+    assert got is not None and repr(got[3]) == "-0.0"
+    table = ev.Table()
+    for r in range(3):
+        table.add(f"r{r}", [ListedFile("/a", 0, 5)])
+    link = ev.Link(policy=ev.WAIT, timeout=-0.0)
+    listed = [ListedFile("/a", 100)]
+    fast = [repr(s.as_json()) for s in ev.score_list(table, listed, None, link)]
+    plain(monkeypatch)
+    assert fast == [repr(s.as_json()) for s in ev.score_list(table, listed, None, link)]
