@@ -101,7 +101,8 @@ def median_keys(starts: array[int], positions: array[int], min_seen: int) -> arr
     """Per file (groups of *positions* by *starts*, as sort_groups takes them): twice its median
     position, -1 when fewer than *min_seen* runs read it; None: the C path declined. *positions*
     is left as it was (a copy is sorted)."""
-    if lib is None or not (_ok(starts, "q") and len(starts) >= 1 and _ok(positions, "i")):
+    if lib is None or not (_ok(starts, "q") and len(starts) >= 1 and _ok(positions, "i")
+                           and isinstance(min_seen, int) and -_INT64_MAX <= min_seen <= _INT64_MAX):
         return None
     files = len(starts) - 1
     ordered, keys = array("i", positions), array("i", bytes(4 * files))

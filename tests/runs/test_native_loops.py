@@ -291,3 +291,12 @@ def test_a_stall_of_minus_zero_is_kept_as_python_keeps_it(monkeypatch: pytest.Mo
     fast = [repr(s.as_json()) for s in ev.score_list(table, listed, None, link)]
     plain(monkeypatch)
     assert fast == [repr(s.as_json()) for s in ev.score_list(table, listed, None, link)]
+
+
+def test_a_least_count_beyond_64_bits_is_left_to_python() -> None:
+    """Tally.order takes any int: one C's long cannot hold is declined, not an OverflowError."""
+    assert native_loops.median_keys(array("q", [0, 2]), array("i", [1, 3]), 1 << 70) is None
+    tally = consensus.Tally()
+    for _ in range(2):
+        tally.add([ListedFile("/a", 1, 1), ListedFile("/b", 2, 2)])
+    assert tally.order(min_seen=1 << 70) == consensus._consensus_order_py(tally, 1 << 70) == array("i")
