@@ -488,6 +488,8 @@ def _score_native(table: Table, run: _Run, view: _ListView, link: Link, against:
             return None
     total = sum(osizes)
     held = link.held_s(total) if link.policy == WAIT else 0.0
+    if type(held) is int:  # an int timeout: Python's stall stays an int where nothing adds to it
+        return None
     sums = native_loops.score_whole(ids, osizes, run.ids, run.sizes, run.times, len(table.paths), link.rate,
                                     link.fetch_s, held)
     if sums is None:

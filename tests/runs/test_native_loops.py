@@ -300,3 +300,16 @@ def test_a_least_count_beyond_64_bits_is_left_to_python() -> None:
     for _ in range(2):
         tally.add([ListedFile("/a", 1, 1), ListedFile("/b", 2, 2)])
     assert tally.order(min_seen=1 << 70) == consensus._consensus_order_py(tally, 1 << 70) == array("i")
+
+
+def test_a_held_start_of_an_int_is_kept_as_python_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A WAIT link's timeout given as an int holds the start for an int of seconds: Python's stall
+    stays that int where nothing is added to it; C's double would make it a float (JSON 2.0, not 2)."""
+    table = ev.Table()
+    for r in range(2):
+        table.add(f"r{r}", [ListedFile("/a", 0, 5)])
+    link = ev.Link(bandwidth=10.0, policy=ev.WAIT, timeout=2)
+    listed = [ListedFile("/a", 100)]
+    fast = [repr(s.as_json()) for s in ev.score_list(table, listed, None, link)]
+    plain(monkeypatch)
+    assert fast == [repr(s.as_json()) for s in ev.score_list(table, listed, None, link)]
