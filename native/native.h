@@ -170,4 +170,89 @@ void nt_watchdog_stop(struct nt_watchdog *w);
 long nt_cached_runs(int fd, unsigned long long pages, unsigned long long page, unsigned long long *out,
                     long cap, long *calls);
 
+/* ---- per-entry loops of the tally and of leave-one-out (native/tally.c) ---- */
+
+#define NT_TALLY_EBOUNDS (-1) /* an id or index outside the array it indexes: nothing read or written there */
+#define NT_TALLY_EOVERFLOW (-2) /* a sum beyond 64 bits (Python's integers go on) */
+#define NT_TALLY_ENOMEM (-3)
+
+/* counts[ids[i]] += 1 for each of the `n` ids (each checked to be in [0, files) first). */
+int nt_count_ids(const int32_t *ids, long n, int64_t *counts, long files);
+
+/* A counting sort's second pass over one run (ids, times, sizes: `n` each): entry i goes to
+ * at = cursor[id]++ (checked to be in [0, total)): positions[at] = i, times_out[at] = times[i], and
+ * sizes_out[at] = sizes[i] unless sizes_out is NULL. */
+int nt_scatter(const int32_t *ids, const int64_t *times, const int64_t *sizes, long n, int64_t *cursor, long files,
+               int32_t *positions, int64_t *times_out, int64_t *sizes_out, long total);
+
+/* maxes[ids[i]] = max(maxes[ids[i]], values[i]). */
+int nt_raise_max(const int32_t *ids, const int64_t *values, long n, int64_t *maxes, long files);
+
+/* The smallest and largest of `n` >= 1 values. */
+int nt_bounds(const int64_t *values, long n, int64_t *lo, int64_t *hi);
+
+/* Sort each group values[starts[f]:starts[f + 1]] (f below `files`; starts rising from 0 to
+ * `total`, checked first) in place, ascending; `width` 4 (int32_t values) or 8 (int64_t). */
+int nt_sort_groups(const int64_t *starts, long files, void *values, long total, int width);
+
+/* The consensus' key of each file f below `files`: twice the median of its positions
+ * positions[starts[f]:starts[f + 1]] (each group sorted in place; starts checked as above), -1
+ * for a file fewer than `min_seen` runs read. */
+int nt_median_keys(const int64_t *starts, long files, int32_t *positions, long total, long min_seen, int32_t *keys);
+
+/* A counting sort of the files by key (keys[f] >= 0; -1: left out), files of one key in id order,
+ * into `out` (room for `cap`). Returns how many, or an NT_TALLY_E* code. */
+long nt_order_by_key(const int32_t *keys, long files, int32_t *out, long cap);
+
+/* ---- per-entry loops of evaluating runs (native/loo.c) ---- */
+
+/* What a run scored against a list adds up (evaluate._score_whole): the rest is Python's. */
+struct nt_score {
+    int64_t read_total, covered_total, held_files;
+    double stall;
+};
+
+/* Run (ids, sizes, times: `n` each) against a list without ranges (file ids `order` with their
+ * prefetch sizes `osizes`, `norder` each) as evaluate._score_whole scores it; every id is below
+ * `files`. 0, or an NT_TALLY_E* code (nothing in *out to use). */
+int nt_score_whole(const int32_t *order, const int64_t *osizes, long norder, const int32_t *ids, const int64_t *sizes,
+                   const int64_t *times, long n, long files, double bw, double rtt, double held, struct nt_score *out);
+
+/* One file as leaving one run out sees it (evaluate._held_out); seen 0: fewer than two runs read
+ * it. u1, u2: INT64_MAX where Python has math.inf. */
+struct nt_held {
+    int64_t seen, t1, t2, u1, u2, z0, z1;
+    double vlo, vmid, vhi, wlo, wmid, whi, whole_time;
+};
+
+/* The nt_held rows of the files two or more runs read: file f's is rows[row_of[f]] (row_of has
+ * `files` entries, -1: no row; each checked to be below `count`). */
+struct nt_held_rows {
+    const struct nt_held *rows;
+    long count;
+    const int32_t *row_of;
+};
+
+/* A file in a consensus order: (pos, time, path, fid, seen, size), Python's tuple order. */
+struct nt_key {
+    double pos, time;
+    int64_t fid, seen, size;
+};
+
+/* A PathTable's paths: path `fid` is blob[ends[fid - 1] (0 for the first) : ends[fid]]. */
+struct nt_paths {
+    const char *blob;
+    long bloblen;
+    const int64_t *ends;
+    long count;
+};
+
+/* evaluate._order_without: the `base` keys whose file the run (ids, sizes, times: `n` each) did
+ * not read, and a key for each file of the run read by `least` or more runs (its row in `held`,
+ * whose row_of has `files` entries), sorted; their ids, seen and sizes into the out arrays (room
+ * for `cap` >= n + nbase). Returns how many, or an NT_TALLY_E* code. */
+long nt_order_without(const struct nt_held_rows *held, long files, const int32_t *ids, const int64_t *sizes,
+                      const int64_t *times, long n, long least, const struct nt_key *base, long nbase,
+                      const struct nt_paths *paths, int32_t *out_ids, int64_t *out_seen, int64_t *out_size, long cap);
+
 #endif

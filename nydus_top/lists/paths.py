@@ -61,6 +61,12 @@ class PathTable:
     def __iter__(self) -> Iterator[str]:
         return (self[fid] for fid in range(len(self._ends)))
 
+    def buffers(self) -> tuple[bytearray, array[int]]:
+        """Every path's UTF-8 bytes in one buffer, and where each ends in it (path *i* is
+        ``blob[ends[i - 1]:ends[i]]``, from 0 for the first): for C code that compares paths.
+        Not to be changed; a C caller holds them only while it runs."""
+        return self._blob, self._ends
+
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and self.find(path) != _FREE
 

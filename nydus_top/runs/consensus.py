@@ -16,6 +16,7 @@ simplest figure that shows an operator "this file wanders".
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, count, pairwise
@@ -24,6 +25,7 @@ from typing import NamedTuple
 
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.model.records import Listable
+from nydus_top.runs import native_loops
 
 DEFAULT_MIN_SHARE = 0.5
 _NONE = -1  # an elapsed time or size the run did not give
@@ -55,7 +57,8 @@ class FileStability(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    """Every run's figures grouped by file: file *f*'s positions and times (in run order) are
+    """Every run's figures grouped by file: file *f*'s positions and times (each sorted on its own:
+    the n-th position and the n-th time of a file need not be one run's) are
     ``positions[starts[f]:starts[f + 1]]`` and the same slice of ``times``; ``sizes[f]`` is the
     largest size any run gave (-1: none); ``runtime`` the files some run saw created at runtime.
     Built once, after the last add."""
@@ -135,8 +138,8 @@ class Tally:
                             fid in one.runtime, 1)
         index = self.index()
         a, b = index.starts[fid], index.starts[fid + 1]
-        return _summary(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
-                        fid in index.runtime, self.runs)
+        return _summary_sorted(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
+                               fid in index.runtime, self.runs)
 
     def entry(self, fid: int) -> ConsensusEntry:
         """File *fid* as a list entry (what :func:`as_entries` makes of its summary), quicker."""
@@ -194,7 +197,34 @@ class _OneRun:
 
 def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
     """Group the runs' positions and times by file (a counting sort: two passes, no object per
-    entry). A run's runtime-created path flags its file when that run or an earlier one read it."""
+    entry). A run's runtime-created path flags its file when that run or an earlier one read it.
+    The passes over entries run in C (native/tally.c); :func:`_index_py` is the same in Python,
+    taken when the C path declines (it checks every id)."""
+    counts = array("q", bytes(8 * files))
+    if not all(native_loops.count_ids(run.ids, counts) for run in runs):
+        return _index_py(runs, files, runtime)
+    starts = array("q", accumulate(counts, initial=0))  # where each file's values start, then the total
+    del counts
+    total = starts[files]
+    first = {fid: starts[fid] for _, fid in runtime}
+    positions = array("i", bytes(4 * total))
+    times = array("q", bytes(8 * total))
+    sizes = array("q", [_NONE]) * files
+    flagged: set[int] = set()
+    for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
+        if not (native_loops.scatter(run.ids, run.times, None, starts, positions, times, None)
+                and native_loops.raise_max(run.ids, run.sizes, sizes)):
+            return _index_py(runs, files, runtime)
+        flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
+    starts.insert(0, 0)
+    starts.pop()
+    if not (native_loops.sort_groups(starts, positions) and native_loops.sort_groups(starts, times)):
+        return _index_py(runs, files, runtime)
+    return _Index(starts, positions, times, sizes, frozenset(flagged))
+
+
+def _index_py(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
+    """:func:`_index` in plain Python (the reference the C path is tested against)."""
     counts = [0] * files  # a list: its items are read and set faster than an array's (small ints, shared)
     for run in runs:
         for fid in run.ids:
@@ -217,6 +247,10 @@ def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int,
         flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
     starts.insert(0, 0)
     starts.pop()
+    for a, b in pairwise(starts):
+        if b - a > 1:
+            positions[a:b] = array("i", sorted(positions[a:b]))
+            times[a:b] = array("q", sorted(times[a:b]))
     return _Index(starts, positions, times, sizes, frozenset(flagged))
 
 
@@ -244,8 +278,19 @@ _CHUNK = 1 << 16  # entries compared at a time (a huge run's temporary tuple sta
 
 def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
     """Ids of files seen at least *min_seen* times, ordered by (median position, median time, path):
-    a counting sort on twice the median position (a whole number), then each group of equal
-    positions (small) sorted by time and path."""
+    a counting sort on twice the median position (a whole number; both in C, native/tally.c),
+    then each group of equal positions (small) sorted by time and path."""
+    index = tally.index()
+    keys = native_loops.median_keys(index.starts, index.positions, min_seen)
+    out = native_loops.order_by_key(keys) if keys is not None else None
+    if keys is None or out is None:
+        return _consensus_order_py(tally, min_seen)
+    _break_ties(tally, out, keys)
+    return out
+
+
+def _consensus_order_py(tally: Tally, min_seen: int) -> array[int]:
+    """:func:`_consensus_order` in plain Python (the reference the C path is tested against)."""
     index = tally.index()
     starts, positions = index.starts, index.positions
     files = len(starts) - 1
@@ -306,6 +351,19 @@ def _median(values: Sequence[int], ordered_already: bool = False) -> float:
     ordered = values if ordered_already else sorted(values)
     mid = len(ordered) // 2
     return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _summary_sorted(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,
+                    runs: int) -> FileStability:
+    """:func:`_summary` of sorted *positions* and *elapsed* (an index's groups): nothing sorted again,
+    the unknown times (a block of _NONE among the sorted times) cut out."""
+    if len(positions) == 1:
+        return _summary(path, positions, elapsed, size, runtime, runs)
+    lo, hi = bisect_left(elapsed, _NONE), bisect_right(elapsed, _NONE)
+    times = elapsed if lo == hi else [*elapsed[:lo], *elapsed[hi:]]
+    return FileStability(path, len(positions), runs, _median(positions, True), positions[-1] - positions[0],
+                         _median(times, True) if times else None, (times[-1] - times[0]) if times else None,
+                         None if size == _NONE else size, runtime)
 
 
 def _summary(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,

@@ -55,6 +55,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ from typing import Any, NamedTuple, cast
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
 from nydus_top.model.records import Listable
+from nydus_top.runs import native_loops
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, _needed
 
 STREAM = "stream"  # nydusd: the prefetch streams while the container runs
@@ -77,7 +79,7 @@ AUTO_WITHIN = 0.01  # --min-share auto: the smallest list within 1 % of the best
 MAX_SHARES = 20  # thresholds a sweep tries, at most (j/N for N runs, else j/20)
 _NONE = -1
 _DISCARD = cast("Callable[[int], object]", {}.get)  # the index's put for a file one run read: keeps nothing, at C speed
-_FID, _SIZE = itemgetter(3), itemgetter(5)  # of a consensus key (see _order_without)
+_FID, _SEEN, _SIZE = itemgetter(3), itemgetter(4), itemgetter(5)  # of a consensus key (see _order_without_py)
 _LARGEST = 1 << 60  # sizes and times beyond this (a hostile list's) count as this: the arrays hold 64 bits
 
 
@@ -173,6 +175,8 @@ class Table:
         self._base: tuple[int, list[tuple[float, float, str, int, int, int]]] | None = None
         self._held: list[_HeldOut | None] | None = None
         self._base_ids: set[int] = set()
+        self._rows: tuple[object, Any] | None = None  # (the files() they were made of, held_rows())
+        self._base_rows: tuple[object, Any] | None = None  # (the base() they were made of, base_rows())
         self.range_cache: dict[int, _FileRanges | None] = {}  # per file id, filled as leave-one-out asks
 
     def add(self, name: str, entries: Iterable[Listable], ranges: RangeBook | None = None) -> None:
@@ -182,8 +186,8 @@ class Table:
     def add_columns(self, name: str, columns: ListColumns, ranges: RangeBook | None = None) -> None:
         """Count one run held as columns of :attr:`paths` ids (each once, in first-access order);
         arrays that need no change are kept as they are, not copied."""
-        sizes, times = _held(columns.sizes), _held(columns.times)
-        last = max(times, default=0)
+        sizes, _ = _held(columns.sizes)
+        times, last = _held(columns.times)
         self.runs.append(_Run(name, columns.ids, sizes, times, ranges, max(last, 0) / 1e6))
         self._files = self._base = self._held = None
         self.range_cache = {}
@@ -233,6 +237,22 @@ class Table:
                           for f, path in zip(self.files(), self.paths, strict=True)]
         return self._held
 
+    def held_rows(self) -> native_loops.HeldRows | None:
+        """:meth:`held_out` (without paths) as the C rows of native_loops.order_without, per file
+        id; None when they cannot be made (built once, after the last add)."""
+        files = self.files()
+        if self._rows is None or self._rows[0] is not files:
+            figures = [(fid, _held_figures(f)) for fid, f in enumerate(files) if f is not None]
+            self._rows = (files, native_loops.held_rows(len(files), figures))
+        return self._rows[1]
+
+    def base_rows(self, min_seen: int) -> Any | None:
+        """:meth:`base` as C keys for native_loops.order_without (None: they cannot be made)."""
+        base = self.base(min_seen)
+        if self._base_rows is None or self._base_rows[0] is not base:
+            self._base_rows = (base, native_loops.key_rows(base))
+        return self._base_rows[1]
+
     def files(self) -> list[_File | None]:
         """Per file id, its figures over the runs when two or more read it (built once, after the
         last add; :meth:`seen` counts the others)."""
@@ -247,12 +267,14 @@ class Table:
             len(self._single) if least <= 1 else 0)
 
 
-def _held(values: array[int]) -> array[int]:
+def _held(values: array[int]) -> tuple[array[int], int]:
     """*values* with negative ones _NONE and those beyond _LARGEST _LARGEST (a hostile list's
-    numbers are unbounded): *values* itself when it has none of them."""
-    if min(values, default=0) >= _NONE and max(values, default=0) <= _LARGEST:
-        return values
-    return array("q", [_NONE if v < 0 else min(v, _LARGEST) for v in values])
+    numbers are unbounded): *values* itself when it has none of them; and their largest (0: none)."""
+    lo, hi = native_loops.bounds(values) or (min(values, default=0), max(values, default=0))
+    if lo >= _NONE and hi <= _LARGEST:
+        return values, hi
+    held = array("q", [_NONE if v < 0 else min(v, _LARGEST) for v in values])
+    return held, max(held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +354,7 @@ class _ListView:
     order: list[int]
     sizes: dict[int, int]  # prefetch size of each entry's whole file (0 unknown)
     ranges: dict[int, RangeSet] = field(default_factory=dict)  # rounded prefetch ranges, where partial
+    columns: tuple[array[int], array[int]] | None = None  # order and each one's size as arrays, when at hand
 
 
 def _od(link: Link, nbytes: int) -> float:
@@ -368,6 +391,10 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
     waterfall's rows are appended to it."""
     run = table.runs[k]
     order, lsizes, lranges = view.order, view.sizes, view.ranges
+    if run.ranges is None and not lranges and steps is None:
+        fast = _score_native(table, run, view, link, against)
+        if fast is not None:
+            return fast
     pf = [_prefetch_size(lranges.get(f), lsizes[f]) for f in order] if lranges else list(map(lsizes.__getitem__, order))
     arrive = dict(zip(order, accumulate(pf), strict=True))
     total = sum(pf)
@@ -448,6 +475,32 @@ def _score_whole(run: _Run, arrive: dict[int, int], lsizes: dict[int, int], tota
                  run.duration_s + stall + link.setup_s, files, read_total, list_files, total, against)
 
 
+def _score_native(table: Table, run: _Run, view: _ListView, link: Link, against: str) -> Score | None:
+    """:func:`_score_whole` with its loop in C (native/loo.c); None when the C path declines."""
+    order = view.order
+    if view.columns is not None and len(view.sizes) == len(order):  # each file once: its size as the dict has it
+        ids, osizes = view.columns
+    else:
+        try:
+            ids = array("i", order)
+            osizes = array("q", map(view.sizes.__getitem__, order))
+        except OverflowError:  # a list's size beyond 64 bits: Python's integers
+            return None
+    total = sum(osizes)
+    held = link.held_s(total) if link.policy == WAIT else 0.0
+    if type(held) is int:  # an int timeout: Python's stall stays an int where nothing adds to it
+        return None
+    sums = native_loops.score_whole(ids, osizes, run.ids, run.sizes, run.times, len(table.paths), link.rate,
+                                    link.fetch_s, held)
+    if sums is None:
+        return None
+    read_total, covered_total, held_files, stall = sums
+    files = len(run.ids)
+    return Score(run.name, held_files / files if files else 1.0,
+                 covered_total / read_total if read_total else 1.0, total - covered_total, stall,
+                 run.duration_s + stall + link.setup_s, files, read_total, len(order), total, against)
+
+
 def _prefetch_size(ranges: RangeSet | None, size: int) -> int:
     """Bytes a prefetch entry moves: its rounded ranges, else its whole size."""
     return size if ranges is None else ranges.bytes
@@ -508,11 +561,12 @@ def waterfall(table: Table, k: int, entries: Iterable[Listable], ranges: RangeBo
 
 
 class _File(NamedTuple):
-    """One file over the runs: its sorted positions, known times and known sizes (largest first)."""
+    """One file over the runs: its sorted positions, known times and known sizes (largest first)
+    (arrays from the C path, lists from the Python one)."""
 
-    positions: list[int]
-    times: list[int]
-    sizes: list[int]
+    positions: Sequence[int]
+    times: Sequence[int]
+    sizes: Sequence[int]
     whole_pos: float
     whole_time: float
 
@@ -531,8 +585,52 @@ def _put_known(put: list[Callable[[int], object]], ids: Sequence[int], values: S
 
 def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
     """Per file id its figures over the runs that read it twice or more (None for the others), and
-    the files one run read: (position, time, size). Those are most of a table's files and need no
-    lists: they are counted and picked out at C speed."""
+    the files one run read: (position, time, size). The runs' entries are grouped by file in C (a
+    counting sort, native/tally.c); :func:`_index_py` is the same in Python, taken when the C
+    path declines."""
+    n = len(table.paths)
+    counts = array("q", bytes(8 * n))
+    if not all(native_loops.count_ids(run.ids, counts) for run in table.runs):
+        return _index_py(table)
+    starts = array("q", accumulate(counts, initial=0))
+    total = starts[n]
+    cursor = array("q", starts)
+    positions, times, sizes = array("i", bytes(4 * total)), array("q", bytes(8 * total)), array("q", bytes(8 * total))
+    for run in table.runs:
+        if not native_loops.scatter(run.ids, run.times, run.sizes, cursor, positions, times, sizes):
+            return _index_py(table)
+    del cursor
+    if not all(native_loops.sort_groups(starts, values) for values in (positions, times, sizes)):
+        return _index_py(table)
+    ones = list(compress(range(n), map((1).__eq__, counts)))  # files one run read: (position, time, size)
+    at = _pick(ones, starts)
+    single = dict(zip(ones, zip(_pick(at, positions), _pick(at, times), _pick(at, sizes), strict=True), strict=True))
+    out: list[_File | None] = [None] * n
+    for fid in compress(range(n), map((1).__lt__, counts)):
+        a, b = starts[fid], starts[fid + 1]
+        p = positions[a:b]  # each group sorted already
+        t = _known(times[a:b])
+        z = _known(sizes[a:b])
+        z.reverse()
+        out[fid] = _File(p, t, z, _median(p), _median(t))
+    return out, single
+
+
+def _known(ordered: array[int]) -> array[int]:
+    """Sorted *ordered* without _NONE (the smallest a run holds: see _held)."""
+    return ordered[bisect_right(ordered, _NONE):]
+
+
+def _pick(keys: Sequence[int], values: Sequence[int]) -> tuple[int, ...]:
+    """``values[key]`` for each of *keys*, at C speed."""
+    if len(keys) == 1:
+        return (values[keys[0]],)
+    return itemgetter(*keys)(values) if keys else ()
+
+
+def _index_py(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
+    """:func:`_index` in plain Python (the reference the C path is tested against): the files one
+    run read are counted and picked out at C speed, the others' values put in lists."""
     n = len(table.paths)
     counts: Counter[int] = Counter()
     for run in table.runs:
@@ -590,6 +688,12 @@ def _without(values: Sequence[int]) -> tuple[float, float, float, float, float]:
 
 
 def _held_out(f: _File, path: str) -> _HeldOut | None:
+    figures = _held_figures(f)
+    return None if figures is None else (*figures, path)
+
+
+def _held_figures(f: _File) -> native_loops.Held | None:
+    """:func:`_held_out` without the path."""
     seen = len(f.positions)
     if seen <= 1:
         return None
@@ -598,7 +702,7 @@ def _held_out(f: _File, path: str) -> _HeldOut | None:
     z1 = z[1] if len(z) > 1 else z0
     t1, t2, vlo, vmid, vhi = _without(f.positions)
     u1, u2, wlo, wmid, whi = _without(f.times)
-    return (seen, int(t1), int(t2), vlo, vmid, vhi, u1, u2, wlo, wmid, whi, f.whole_time, z0, z1, path)
+    return (seen, int(t1), int(t2), vlo, vmid, vhi, u1, u2, wlo, wmid, whi, f.whole_time, z0, z1)
 
 
 def _median(values: Sequence[int]) -> float:
@@ -609,11 +713,35 @@ def _median(values: Sequence[int]) -> float:
     return float(values[mid]) if n % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _order_without(table: Table, k: int, min_seen: int = 1, mine_seen: int = 0,
-                   ) -> list[tuple[float, float, str, int, int, int]]:
+class _Order(NamedTuple):
+    """Files in the order of a consensus: their ids, the runs that read each, their largest sizes."""
+
+    ids: array[int]
+    seen: array[int]
+    sizes: array[int]
+
+
+def _order_without(table: Table, k: int, min_seen: int = 1, mine_seen: int = 0) -> _Order:
     """The files the runs other than *k* read (those at least *min_seen* runs of all read; of the
-    ones *k* read, those at least *mine_seen* of the others read), in the order of their consensus:
-    (median position, median time, path, file id, runs that read it, its largest size)."""
+    ones *k* read, those at least *mine_seen* of the others read), in the order of their consensus
+    (median position, median time, path): sorted in C (native/loo.c), else by
+    :func:`_order_without_py`."""
+    if len(table.runs) > 1:
+        rows, base = table.held_rows(), table.base_rows(min_seen)
+        if rows is not None and base is not None:
+            run = table.runs[k]
+            got = native_loops.order_without(rows, run.ids, run.sizes, run.times, max(min_seen, mine_seen + 1),
+                                             base, table.paths.buffers())
+            if got is not None:
+                return _Order(*got)
+    keys = _order_without_py(table, k, min_seen, mine_seen)
+    return _Order(array("i", map(_FID, keys)), array("q", map(_SEEN, keys)), array("q", map(_SIZE, keys)))
+
+
+def _order_without_py(table: Table, k: int, min_seen: int = 1, mine_seen: int = 0,
+                      ) -> list[tuple[float, float, str, int, int, int]]:
+    """:func:`_order_without` in plain Python, as keys (median position, median time, path, file
+    id, runs that read it, its largest size): the reference the C path is tested against."""
     if len(table.runs) == 1:  # every file the others read: none
         return []
     held = table.held_out()
@@ -695,13 +823,17 @@ def _ranges_without(table: Table, k: int, fid: int, cache: dict[int, _FileRanges
     return union
 
 
-def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int, int, int]], needed: int,
-                  chunk: int, *, all_kept: bool = False) -> _ListView:
+def _view_without(table: Table, k: int, order: _Order, needed: int, chunk: int, *,
+                  all_kept: bool = False) -> _ListView:
     """The files of *order* at least *needed* of the other runs read (*all_kept*: all of them) as a
     list without run *k*, with the ranges of the other runs."""
-    kept = order if all_kept else [key for key in order if key[4] >= needed]
-    ids = list(map(_FID, kept))
-    sizes = dict(zip(ids, map(_SIZE, kept), strict=True))
+    if all_kept:
+        kept, chosen = order.ids, order.sizes
+    else:
+        keep = list(map(needed.__le__, order.seen))
+        kept, chosen = array("i", compress(order.ids, keep)), array("q", compress(order.sizes, keep))
+    ids = kept.tolist()
+    sizes = dict(zip(ids, chosen, strict=True))
     parts: dict[int, RangeSet] = {}
     if any(run.ranges is not None for j, run in enumerate(table.runs) if j != k):
         for fid in ids:
@@ -710,7 +842,7 @@ def _view_without(table: Table, k: int, order: list[tuple[float, float, str, int
                 part = _rounded_whole(rset, chunk, sizes[fid])
                 if part is not None:
                     parts[fid] = part
-    return _ListView(ids, sizes, parts)
+    return _ListView(ids, sizes, parts, (kept, chosen))
 
 
 def leave_one_out(table: Table, link: Link, min_share: float = DEFAULT_MIN_SHARE) -> list[Score]:
