@@ -33,7 +33,7 @@ TARGET_MB = 300.0
 
 
 def phase(name: str, count: int, files: int) -> None:
-    from nydus_top.lists.files import load_list, save_list
+    from nydus_top.lists.files import save_list
     from nydus_top.model.records import ListedFile
     from nydus_top.runs import evaluate as ev
 
@@ -53,10 +53,14 @@ def phase(name: str, count: int, files: int) -> None:
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, cpu = time.perf_counter(), time.process_time()
     table = ev.Table()
-    if name == "files":
+    if name == "files":  # as `nydus-top evaluate` reads its runs
+        from nydus_top.commands.consensus import load_run
+
+        warnings: list[str] = []
         for path in paths:
-            one = load_list(Path(f"{path}.csv"))
-            table.add(str(path), one.entries, one.ranges)
+            one = load_run(path, table.paths, warnings)
+            assert one is not None, warnings
+            table.add_columns(str(path), one.columns, one.ranges)
     else:
         for n, run in enumerate(loaded):
             table.add(f"run{n}", run)

@@ -17,8 +17,9 @@ from nydus_top.config import Config
 from nydus_top.fs.confined import within
 from nydus_top.fs.reading import is_regular
 from nydus_top.imageref import ImageRefError
-from nydus_top.lists.files import ListExistsError, ListFileError, LoadedList, load_columns, save_list
+from nydus_top.lists.files import ListExistsError, ListFileError, LoadedColumns, LoadedList, load_columns, save_list
 from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.paths import PathTable
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
@@ -95,6 +96,24 @@ def _legacy(persist_dir: Path, image: str) -> str:
             "if they are this image's)")
 
 
+def load_run(path: Path, paths: PathTable, warnings: list[str]) -> LoadedColumns | None:
+    """The run (or list) at *path* as columns of *paths*, its warnings added to *warnings*; None,
+    with a warning, for a run that cannot be read or holds no files: one bad run (a pulled one:
+    anyone's) never spoils the others, and an empty run does not count."""
+    # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
+    csv = Path(f"{path}.csv")
+    try:
+        loaded = load_columns(csv if not path.name.endswith(".csv") and is_regular(csv) else path, paths)
+    except ListFileError as err:
+        warnings.append(f"skipped {path}: {err}")
+        return None
+    warnings.extend(loaded.warnings)
+    if not loaded.columns:
+        warnings.append(f"skipped {path}: no files (an empty run does not count)")
+        return None
+    return loaded
+
+
 def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, list[str], list[ListMeta]]:
     """Count every list in *paths* (one at a time, so memory holds one list's entries at most);
     with *table*, also add each to it (compactly) for the evaluation."""
@@ -102,16 +121,8 @@ def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, l
     warnings: list[str] = []
     metas: list[ListMeta] = []
     for path in paths:
-        # A saved list's csv holds all it says (paths in order, sizes, times): read that alone.
-        csv = Path(f"{path}.csv")
-        try:
-            loaded = load_columns(csv if not path.name.endswith(".csv") and is_regular(csv) else path, tally.paths)
-        except ListFileError as err:  # one bad run (a pulled one: anyone's) never spoils the others
-            warnings.append(f"skipped {path}: {err}")
-            continue
-        warnings.extend(loaded.warnings)
-        if not loaded.columns:
-            warnings.append(f"skipped {path}: no files (an empty run does not count)")
+        loaded = load_run(path, tally.paths, warnings)
+        if loaded is None:
             continue
         if loaded.meta is not None:
             metas.append(loaded.meta)

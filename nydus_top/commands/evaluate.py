@@ -150,12 +150,14 @@ def prepare(args: argparse.Namespace, prog: str,
     return config, got
 
 
-Loaded = tuple[LoadedList, list[tuple[str, LoadedList]]]
+Loaded = tuple[LoadedList, ev.Table, ev.Table]
 
 
 def _gather(args: argparse.Namespace, config: Config) -> tuple[Loaded, list[str]]:
-    """The list and the runs to score it against (by name), and their warnings."""
-    from nydus_top.commands import consensus  # noqa: PLC0415 - shares its way of naming runs
+    """The list, the runs to score it against and the runs it was made from (each in a table of
+    its own: the latter are held out in turn), and their warnings. Runs are read as columns, one
+    at a time (as ``consensus`` reads them: a bad or empty run is skipped with a warning)."""
+    from nydus_top.commands import consensus  # noqa: PLC0415 - shares its way of naming and reading runs
 
     listed = load_list(args.list)
     images = [*args.image, *args.pull]
@@ -165,26 +167,25 @@ def _gather(args: argparse.Namespace, config: Config) -> tuple[Loaded, list[str]
         images = [listed.meta.image]
     paths, skipped = consensus.named_runs(args, config, images)
     warnings = [*skipped, *listed.warnings]
-    loaded = []
-    for path in paths:
-        one = load_list(path)
-        warnings.extend(one.warnings)
-        loaded.append((str(path), one))
-    return (listed, loaded), warnings
+    own = _members([str(path) for path in paths], listed.meta.runs if listed.meta is not None else ())
+    given, members = ev.Table(), ev.Table()
+    for i, path in enumerate(paths):
+        table = members if i in own else given
+        loaded = consensus.load_run(path, table.paths, warnings)
+        if loaded is not None:
+            table.add_columns(str(path), loaded.columns, loaded.ranges)
+    if paths and not given.runs and not members.runs:
+        raise ListFileError(f"none of the {len(paths)} runs or lists named could be read: " + "; ".join(warnings[-3:]))
+    return (listed, given, members), warnings
 
 
 def run(args: argparse.Namespace) -> int:
     prepared = prepare(args, PROG, _gather)
     if prepared is None:
         return 2
-    config, (listed, loaded) = prepared
-    del prepared  # it holds the loaded lists too: they go once in the tables (del loaded below)
+    config, (listed, given, members) = prepared
+    del prepared
     link = link_of(args, config.granularity)
-    own = _members([name for name, _ in loaded], listed.meta.runs if listed.meta is not None else ())
-    given, members = ev.Table(), ev.Table()
-    for i, (name, one) in enumerate(loaded):
-        (members if i in own else given).add(name, one.entries, one.ranges)
-    del loaded
     scores = ev.score_list(given, listed.entries, listed.ranges, link)
     if members.runs:
         share = args.min_share

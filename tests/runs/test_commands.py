@@ -193,3 +193,24 @@ def test_evaluate_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert line == "nydus-top evaluate: the list names no image: name runs or --image"
     with pytest.raises(SystemExit):
         main(["evaluate", str(listed), "--bandwidth", "fast"])
+
+
+def test_evaluate_skips_a_bad_or_empty_run_as_consensus_does(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A run no one can read (a pulled one: anyone's) or one without files is skipped with a line;
+    the others are scored. When none is left, one line and exit 2."""
+    _runs(tmp_path, 2)
+    listed = tmp_path / "list"
+    save_list([ListedFile("/bin/app", 10)], listed)
+    bad, empty = tmp_path / "bad.csv", tmp_path / "empty"
+    bad.write_bytes(b"path,size,elapsed\n/x,not a number,1\n")
+    empty.write_text("")
+    args = ["--config", _config(tmp_path), "evaluate", str(listed)]
+    assert main([*args, str(bad), str(empty), "--image", IMAGE, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["run", "run", "mean"]
+    assert err.startswith(f"nydus-top evaluate: skipped {bad}: ")
+    assert err.endswith(f"nydus-top evaluate: skipped {empty}: no files (an empty run does not count)\n")
+    assert main([*args, str(bad), str(empty)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "nydus-top evaluate: none of the 2 runs or lists named could be read: skipped ")
