@@ -141,6 +141,7 @@ LISTED = ("optimize", "optimize-wait", "nydus-top", "consensus")  # eStargz imag
 QUICK_VARIANTS = ("esgz", "nydus-top")
 NYDUS_TOP = ROOT / ".venv" / "bin" / "nydus-top"
 CONSENSUS_STARTS = 10  # recorded starts the consensus list is made of (--quick: 3)
+CONSENSUS_ARGS: list[str] = []  # extra `nydus-top consensus` arguments (--min-share)
 LIST_VS_NO_LIST_TARGET = 0.65  # a list's start at most 65 % of eStargz without a list (35 % shorter)
 LIST_VS_FLOOR_TARGET = 3.0
 VS_ANCHOR_TARGET = 1.05
@@ -416,7 +417,8 @@ def consensus(work: Path, persist: Path, workload: Workload) -> list[str]:
     config = work / "consensus.toml"
     config.write_text(f"persist_dir = {json.dumps(str(persist))}\n")
     done = subprocess.run([str(NYDUS_TOP), "consensus", "--config", str(config), str(runs), "-o", str(out),
-                           "--force"], capture_output=True, text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+                           "--force", *CONSENSUS_ARGS], capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"nydus-top consensus: {done.stderr.strip()[-300:]}")
     say(f"{workload.name}: nydus-top consensus: {done.stdout.strip().splitlines()[0]}")
@@ -595,7 +597,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default {CONSENSUS_STARTS}, --quick 3); on the varying workload (vary) round r's "
                         "nydus-top list is recorded start r's (mod the starts), one image each, so the consensus "
                         "meets several single-start lists")
+    parser.add_argument("--min-share", help="passed to `nydus-top consensus --min-share` (a share, or auto; "
+                        "default: its own, 0.5)")
     args = parser.parse_args(argv)
+    CONSENSUS_ARGS[:] = ["--min-share", args.min_share] if args.min_share else []
     variants = [v for v in (args.variants or ",".join(QUICK_VARIANTS if args.quick else VARIANTS)).split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
