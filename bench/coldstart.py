@@ -12,7 +12,9 @@ opens (strace on the host) plus bulk trees it never reads at start-up:
   ready at that line (the stamp containerd puts on it in the CRI log);
 * ``vary``: ``bench/coldstart_apps/vary.py``, a job runner reading a fixed core plus the module groups
   job ``$JOB`` needs (item 5a): recorded starts run jobs 0, 1, ...; timed runs job 1000 + round, never
-  recorded. Ready at its exit.
+  recorded. Ready at its exit. Its ``nydus-top`` variant is not one start's list but one per round, in
+  rotation: round r's timed runs use the list of recorded start r (mod the starts recorded), so the
+  consensus is compared with several single-start lists, not with whichever start came first.
 
 Variants, pushed to the lazy node's registry behind the slow link (``scripts/sandbox-node up --lazy``):
 
@@ -22,8 +24,9 @@ Variants, pushed to the lazy node's registry behind the slow link (``scripts/san
   10 s period), ``rpull``;
 * ``optimize-wait``: the same with ``--wait-on-line READY`` (workloads with a ready line only);
 * ``nydus-top``: the list of one start recorded by ``nydus-top record`` on the node (through CRI; cut at
-  the ready line with ``--ready-line``), converted with ``ctr-remote image convert --oci --estargz
-  --estargz-record-in`` (one ``{"path": ...}`` line per listed file, in order), ``rpull``;
+  the ready line with ``--ready-line``; on ``vary``, a different start's per round, see above), converted
+  with ``ctr-remote image convert --oci --estargz --estargz-record-in`` (one ``{"path": ...}`` line per
+  listed file, in order), ``rpull``;
 * ``consensus``: the same with ``nydus-top consensus`` of ``--starts`` recorded starts (default 10);
 * ``floor``: the plain image already pulled and unpacked; only the start is timed.
 
@@ -39,7 +42,8 @@ Targets (issue 20) shown as value/target (at most 1.0 meets): nydus-top's list w
 ``optimize``'s (of ``optimize --wait-on-line`` for the server); its cold start at most 0.65 of eStargz
 without a list, and within 3x of the floor; on the server, the list cut at readiness at most 0.60 of
 ``optimize``'s default-period list (40 % sooner). The consensus against the single-start list is printed
-without a target (below 1.0: the consensus is faster). Source image archives are cached under the
+without a target (below 1.0: the consensus is faster); on ``vary`` each single-start list is also
+reported with its runs' times and on-demand fetches. Source image archives are cached under the
 sandbox cache (keyed by the host files they hold).
 
 ``--quick`` is the CI smoke (``tests/test_benches.py``): one round of the python workload, eStargz
@@ -137,6 +141,7 @@ LISTED = ("optimize", "optimize-wait", "nydus-top", "consensus")  # eStargz imag
 QUICK_VARIANTS = ("esgz", "nydus-top")
 NYDUS_TOP = ROOT / ".venv" / "bin" / "nydus-top"
 CONSENSUS_STARTS = 10  # recorded starts the consensus list is made of (--quick: 3)
+CONSENSUS_ARGS: list[str] = []  # extra `nydus-top consensus` arguments (--min-share)
 LIST_VS_NO_LIST_TARGET = 0.65  # a list's start at most 65 % of eStargz without a list (35 % shorter)
 LIST_VS_FLOOR_TARGET = 3.0
 VS_ANCHOR_TARGET = 1.05
@@ -201,11 +206,15 @@ class Lists:
     starts: int = 0
     optimize: dict[str, list[str]] | None = None
     same_image: list[str] | None = None  # variants whose image is nydus-top's, byte for byte (same manifest)
+    singles: list[tuple[int, list[str]]] | None = None  # every complete recorded start: (its job, its list)
+    rotation: list[tuple[int, str]] | None = None  # varying workloads: round r's nydus-top image, r mod len: (job, ref)
 
 
 def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: list[str],
-            starts: int) -> tuple[dict[tuple[str, str], str], dict[str, Lists]]:
-    """Build every workload's source image, record its lists, convert and push every variant; their references."""
+            starts: int, rounds: int = 1) -> tuple[dict[tuple[str, str], str], dict[str, Lists]]:
+    """Build every workload's source image, record its lists, convert and push every variant; their references.
+    A varying workload's nydus-top variant gets one image per recorded start, up to *rounds* of them
+    (``Lists.rotation``; ``refs`` names the first)."""
     registry = node.registry
     for workload in workloads:
         archive = source_archive(workload)
@@ -250,16 +259,26 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
                 say(f"{workload.name}: the consensus list is the single start's (the same image): not run twice")
                 del refs[workload.name, "consensus"]
                 continue
-            record = here / f"{variant}.record"
-            record.write_text("".join(json.dumps({"path": path}) + "\n" for path in listed))
-            timed(f"{workload.name} convert {variant} ({len(listed)} paths)", node, "image", "convert", "--oci",
-                  "--estargz", "--estargz-record-in", str(record), workload.source, refs[workload.name, variant])
+            convert_listed(node, here, workload, variant, listed, refs[workload.name, variant])
+            got = lists[workload.name]
+            if variant == "nydus-top" and workload.varies and got.singles and rounds > 1:
+                got.rotation, by_list = [], {tuple(listed): refs[workload.name, variant]}
+                for job, single in got.singles[:rounds]:
+                    if tuple(single) not in by_list:
+                        by_list[tuple(single)] = ref = f"{refs[workload.name, variant]}-job{job}"
+                        convert_listed(node, here, workload, f"{variant}-job{job}", single, ref)
+                        refs[workload.name, f"{variant}-job{job}"] = ref  # pushed with the rest
+                    got.rotation.append((job, by_list[tuple(single)]))
         if workload.name in lists:
             compare_lists(workload, lists[workload.name])
     for ref in sorted(set(refs.values())):
         ctr(node, "image", "push", "--plain-http", ref, remote=True)
+    for key in [k for k in refs if k[1].startswith("nydus-top-job")]:
+        del refs[key]  # run through Lists.rotation, not as variants of their own
     digests = images.list_images(node)
     for workload in workloads:
+        if workload.name in lists and lists[workload.name].rotation:
+            continue  # several nydus-top images: no one of them stands for the variant
         ours = digests.get(refs.get((workload.name, "nydus-top"), ""))
         same = [v for v in LISTED if v != "nydus-top" and ours
                 and digests.get(refs.get((workload.name, v), "")) == ours]
@@ -267,6 +286,14 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
             lists[workload.name].same_image = same
             say(f"{workload.name}: nydus-top's image is byte-identical to {', '.join(same)}'s")
     return refs, lists
+
+
+def convert_listed(node: SandboxNode, here: Path, workload: Workload, name: str, listed: list[str], ref: str) -> None:
+    """Convert the source to eStargz with *listed* prioritized (``--estargz-record-in``), as *ref*."""
+    record = here / f"{name}.record"
+    record.write_text("".join(json.dumps({"path": path}) + "\n" for path in listed))
+    timed(f"{workload.name} convert {name} ({len(listed)} paths)", node, "image", "convert", "--oci",
+          "--estargz", "--estargz-record-in", str(record), workload.source, ref)
 
 
 def timed(what: str, node: SandboxNode, *args: str) -> None:
@@ -351,7 +378,7 @@ def record_lists(node: SandboxNode, work: Path, workload: Workload, starts: int)
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     target = result_paths(persist, workload.source).list
-    complete: list[list[str]] = []
+    complete: list[tuple[int, list[str]]] = []  # (job, list)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
         while "registered as" not in (log.read_text(errors="replace") if log.exists() else ""):
@@ -367,7 +394,7 @@ def record_lists(node: SandboxNode, work: Path, workload: Workload, starts: int)
                 outcome = _outcome(log, name, process)
                 cri.remove_pod(running.pod_id)
             if f"saved {target} (" in outcome and "incomplete" not in outcome:
-                complete.append(target.read_text().splitlines())
+                complete.append((attempt, target.read_text().splitlines()))
             else:
                 say(f"{workload.name}: nydus-top record: {outcome.split(' nydus-top record: ', 1)[-1]}")
     finally:
@@ -375,9 +402,9 @@ def record_lists(node: SandboxNode, work: Path, workload: Workload, starts: int)
         process.wait(timeout=60)
     if not complete:
         raise RuntimeError(f"nydus-top record: no complete recording in {2 * starts} starts (log: {log})")
-    sizes = sorted({len(c) for c in complete})
+    sizes = [len(c) for _, c in complete]
     say(f"{workload.name}: nydus-top record: {len(complete)} complete start(s), {sizes} paths")
-    lists = Lists(complete[0], starts=len(complete))
+    lists = Lists(complete[0][1], starts=len(complete), singles=complete)
     if starts > 1:
         lists.consensus = consensus(work, persist, workload)
     return lists
@@ -390,7 +417,8 @@ def consensus(work: Path, persist: Path, workload: Workload) -> list[str]:
     config = work / "consensus.toml"
     config.write_text(f"persist_dir = {json.dumps(str(persist))}\n")
     done = subprocess.run([str(NYDUS_TOP), "consensus", "--config", str(config), str(runs), "-o", str(out),
-                           "--force"], capture_output=True, text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+                           "--force", *CONSENSUS_ARGS], capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"nydus-top consensus: {done.stderr.strip()[-300:]}")
     say(f"{workload.name}: nydus-top consensus: {done.stdout.strip().splitlines()[0]}")
@@ -500,9 +528,12 @@ def report(workload: Workload, samples: dict[str, list[Sample]], link: str, roun
         print(f"  {variant:<14} {medians[variant]:>9.2f} {min(seconds):>7.2f} {max(seconds):>7.2f} "
               f"{statistics.median(s.fetched_mb for s in got):>11.1f} "
               f"{int(statistics.median(s.on_demand for s in got)):>10}")
+    rotating = lists is not None and bool(lists.rotation)
     lines = [_ratio(medians, "nydus-top", "optimize-wait" if workload.ready_line else "optimize", VS_ANCHOR_TARGET,
+                    "nydus-top lists (rotating) / optimize's list (job 0)" if rotating else
                     "nydus-top list / optimize" + (" --wait-on-line" if workload.ready_line else "") + " list"),
-             _ratio(medians, "consensus", "nydus-top", 1.0, "consensus / single-start list, held-out jobs"
+             _ratio(medians, "consensus", "nydus-top", 1.0, "consensus / single-start lists (rotating), held-out "
+                    "jobs" if rotating else "consensus / single-start list, held-out jobs"
                     if workload.varies else "consensus / single-start list (no target here: same starts)")]
     if workload.ready_line:
         lines.append(_ratio(medians, "nydus-top", "optimize", READY_VS_PERIOD_TARGET,
@@ -518,6 +549,35 @@ def report(workload: Workload, samples: dict[str, list[Sample]], link: str, roun
     for line in lines:
         if line:
             print(line)
+    if lists is not None and lists.rotation:
+        rotation_report(samples, lists)
+
+
+def rotation_report(samples: dict[str, list[Sample]], lists: Lists) -> None:
+    """Round by round: which start's list the nydus-top variant used, against the consensus on the same held-out
+    job; the mean over the rounds and the median of the paired ratios."""
+    assert lists.rotation is not None
+    sizes = dict((job, len(single)) for job, single in lists.singles or [])
+    print(f"  single-start lists in rotation (round r: recorded start r; the consensus: "
+          f"{len(lists.consensus or [])} paths of {lists.starts} starts):")
+    ours, theirs = samples.get("nydus-top", []), samples.get("consensus", [])
+    ratios = []
+    for round_no, single in enumerate(ours):
+        job = lists.rotation[round_no % len(lists.rotation)][0]
+        line = (f"    round {round_no + 1} (job {HELD_OUT + round_no}): job {job}'s list ({sizes.get(job, 0)} paths) "
+                f"{single.seconds:.2f} s, {single.on_demand} on demand")
+        if round_no < len(theirs):
+            ratios.append(theirs[round_no].seconds / single.seconds)
+            line += f"; consensus {theirs[round_no].seconds:.2f} s, {theirs[round_no].on_demand} on demand"
+        print(line)
+    if ours and theirs:
+        n = min(len(ours), len(theirs))
+        print(f"    mean of the rounds: single-start lists {statistics.mean(s.seconds for s in ours[:n]):.2f} s, "
+              f"{statistics.mean(s.on_demand for s in ours[:n]):.1f} on demand; consensus "
+              f"{statistics.mean(s.seconds for s in theirs[:n]):.2f} s, "
+              f"{statistics.mean(s.on_demand for s in theirs[:n]):.1f} on demand; "
+              f"consensus / single-start, paired by round: median {statistics.median(ratios):.3f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -534,8 +594,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", help="comma-separated subset of " + ", ".join(VARIANTS)
                         + " (default all; --quick: " + ",".join(QUICK_VARIANTS) + ")")
     parser.add_argument("--starts", type=int, help=f"recorded starts the consensus list is made of "
-                        f"(default {CONSENSUS_STARTS}, --quick 3)")
+                        f"(default {CONSENSUS_STARTS}, --quick 3); on the varying workload (vary) round r's "
+                        "nydus-top list is recorded start r's (mod the starts), one image each, so the consensus "
+                        "meets several single-start lists")
+    parser.add_argument("--min-share", help="passed to `nydus-top consensus --min-share` (a share, or auto; "
+                        "default: its own, 0.5)")
     args = parser.parse_args(argv)
+    CONSENSUS_ARGS[:] = ["--min-share", args.min_share] if args.min_share else []
     variants = [v for v in (args.variants or ",".join(QUICK_VARIANTS if args.quick else VARIANTS)).split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
@@ -558,8 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         first = nodes[links[0]]
         first.up()
         registry = first.registry
-        refs, lists = prepare(first, work, workloads, variants, starts)
-        done = run_rounds(nodes, workloads, variants, refs, registry, rounds, samples)
+        refs, lists = prepare(first, work, workloads, variants, starts, rounds)
+        done = run_rounds(nodes, workloads, variants, refs, registry, rounds, samples, lists)
     finally:
         nodes[links[0]].down(purge=True)
         subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
@@ -575,16 +640,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_rounds(nodes: dict[str, SandboxNode], workloads: list[Workload], variants: list[str],
                refs: dict[tuple[str, str], str], registry: str, rounds: int,
-               samples: dict[tuple[str, str], dict[str, list[Sample]]]) -> int:
+               samples: dict[tuple[str, str], dict[str, list[Sample]]], lists: dict[str, Lists] | None = None) -> int:
     """Every round of every link, workload and variant, interleaved; the rounds completed (an interrupt, e.g.
-    SIGTERM from ``timeout``, ends them early and keeps what was measured)."""
+    SIGTERM from ``timeout``, ends them early and keeps what was measured). A workload with a
+    ``Lists.rotation`` runs round r's nydus-top variant on its image r (mod its length)."""
     for round_no in range(rounds):
         try:
             for link in _rotated(list(nodes), round_no):
                 for workload in _rotated(workloads, round_no):
                     for variant in _rotated([v for v in variants if (workload.name, v) in refs], round_no):
-                        sample = run_once(nodes[link], workload, variant, refs[workload.name, variant], registry,
-                                          HELD_OUT + round_no)
+                        ref = refs[workload.name, variant]
+                        rotation = (lists or {}).get(workload.name, Lists([])).rotation
+                        if variant == "nydus-top" and rotation:
+                            ref = rotation[round_no % len(rotation)][1]
+                        sample = run_once(nodes[link], workload, variant, ref, registry, HELD_OUT + round_no)
                         samples.setdefault((link, workload.name), {}).setdefault(variant, []).append(sample)
                         say(f"round {round_no + 1} {link} {workload.name} {variant}: {sample.seconds:.2f} s, "
                             f"{sample.fetched_mb:.1f} MB, {sample.on_demand} on demand")
@@ -592,7 +661,6 @@ def run_rounds(nodes: dict[str, SandboxNode], workloads: list[Workload], variant
             say(f"interrupted in round {round_no + 1}")
             return round_no
     return rounds
-    return 0
 
 
 def _interrupt(signum: int, frame: object) -> None:
