@@ -141,7 +141,7 @@ LISTED = ("optimize", "optimize-wait", "nydus-top", "consensus")  # eStargz imag
 QUICK_VARIANTS = ("esgz", "nydus-top")
 NYDUS_TOP = ROOT / ".venv" / "bin" / "nydus-top"
 CONSENSUS_STARTS = 10  # recorded starts the consensus list is made of (--quick: 3)
-CONSENSUS_ARGS: list[str] = []  # extra `nydus-top consensus` arguments (--min-share)
+CONSENSUS_ARGS: list[str] = []  # extra `nydus-top consensus` arguments (--min-share, --consensus-arg)
 LIST_VS_NO_LIST_TARGET = 0.65  # a list's start at most 65 % of eStargz without a list (35 % shorter)
 LIST_VS_FLOOR_TARGET = 3.0
 VS_ANCHOR_TARGET = 1.05
@@ -599,8 +599,11 @@ def main(argv: list[str] | None = None) -> int:
                         "meets several single-start lists")
     parser.add_argument("--min-share", help="passed to `nydus-top consensus --min-share` (a share, or auto; "
                         "default: its own, 0.5)")
+    parser.add_argument("--consensus-arg", action="append", default=[], metavar="ARG",
+                        help="one more `nydus-top consensus` argument (repeatable), e.g. --consensus-arg=--policy=wait "
+                        "for --min-share auto's link model")
     args = parser.parse_args(argv)
-    CONSENSUS_ARGS[:] = ["--min-share", args.min_share] if args.min_share else []
+    CONSENSUS_ARGS[:] = [*(["--min-share", args.min_share] if args.min_share else []), *args.consensus_arg]
     variants = [v for v in (args.variants or ",".join(QUICK_VARIANTS if args.quick else VARIANTS)).split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
