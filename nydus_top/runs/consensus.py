@@ -203,13 +203,8 @@ def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int,
     counts = array("q", bytes(8 * files))
     if not all(native_loops.count_ids(run.ids, counts) for run in runs):
         return _index_py(runs, files, runtime)
-    starts = array("q", accumulate(counts, initial=0))  # where each file's values start, then the total
+    starts, first, positions, times, sizes = _slots(counts, files, runtime)
     del counts
-    total = starts[files]
-    first = {fid: starts[fid] for _, fid in runtime}
-    positions = array("i", bytes(4 * total))
-    times = array("q", bytes(8 * total))
-    sizes = array("q", [_NONE]) * files
     flagged: set[int] = set()
     for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
         if not (native_loops.scatter(run.ids, run.times, None, starts, positions, times, None)
@@ -223,19 +218,25 @@ def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int,
     return _Index(starts, positions, times, sizes, frozenset(flagged))
 
 
+def _slots(counts: Sequence[int], files: int, runtime: Sequence[tuple[int, int]]) -> tuple[
+        array[int], dict[int, int], array[int], array[int], array[int]]:
+    """For :func:`_index` and :func:`_index_py`, from each file's count: where each file's values
+    start (then the total), where each runtime-flagged file's started, and the empty positions,
+    times and sizes."""
+    starts = array("q", accumulate(counts, initial=0))
+    total = starts[files]
+    first = {fid: starts[fid] for _, fid in runtime}
+    return starts, first, array("i", bytes(4 * total)), array("q", bytes(8 * total)), array("q", [_NONE]) * files
+
+
 def _index_py(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
     """:func:`_index` in plain Python (the reference the C path is tested against)."""
     counts = [0] * files  # a list: its items are read and set faster than an array's (small ints, shared)
     for run in runs:
         for fid in run.ids:
             counts[fid] += 1
-    starts = array("q", accumulate(counts, initial=0))  # where each file's values start, then the total
+    starts, first, positions, times, sizes = _slots(counts, files, runtime)
     del counts
-    total = starts[files]
-    first = {fid: starts[fid] for _, fid in runtime}
-    positions = array("i", bytes(4 * total))
-    times = array("q", bytes(8 * total))
-    sizes = array("q", [_NONE]) * files
     flagged: set[int] = set()
     for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
         for position, fid, time in zip(count(), run.ids, run.times):
