@@ -209,25 +209,29 @@ def columns_of(entries: Iterable[Listable], paths: PathTable) -> ListColumns:
         for fid, entry in zip(chunk_ids, chunk, strict=True):
             if not again(fid):
                 ids.append(fid)
-                sizes += _clamped([entry.size])
-                times += _clamped([entry.elapsed_us])
+                sizes.append(_clamp(entry.size))
+                times.append(_clamp(entry.elapsed_us))
     return ListColumns(ids, sizes, times)
 
 
 def _clamped(values: list[int | None]) -> array[int]:
-    """*values* as 64-bit numbers: None as NONE, beyond LARGEST held at it."""
+    """*values* as 64-bit numbers (:func:`_clamp`)."""
     try:
         return array("q", cast("list[int]", values))  # all known and in range: at C speed
     except (TypeError, OverflowError):
-        return array("q", [NONE if v is None else v if v <= LARGEST else LARGEST for v in values])
+        return array("q", map(_clamp, values))
 
 
-def _pick(keys: Sequence[Any], table: Any) -> tuple[Any, ...]:
+def _clamp(value: int | None) -> int:
+    """*value* as a 64-bit number: None as NONE, beyond LARGEST held at it."""
+    return NONE if value is None else value if value <= LARGEST else LARGEST
+
+
+def pick(keys: Sequence[Any], table: Any) -> tuple[Any, ...]:
     """``table[key]`` for each of *keys*, in a tuple, at C speed."""
     if len(keys) == 1:
         return (table[keys[0]],)
     return itemgetter(*keys)(table) if keys else ()
-
 
 
 class Marks:
@@ -252,7 +256,7 @@ class Marks:
         self._flush()
         marks = self._marks
         self._fit(max(ids, default=-1))
-        if any(_pick(ids, marks)):
+        if any(pick(ids, marks)):
             return False
         for fid in ids:
             marks[fid] = 1

@@ -20,10 +20,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, count, pairwise
-from operator import gt, itemgetter
+from operator import gt
 from typing import NamedTuple
 
-from nydus_top.lists.paths import ListColumns, PathTable, columns_of
+from nydus_top.lists.paths import ListColumns, PathTable, columns_of, pick
 from nydus_top.model.records import Listable
 from nydus_top.runs import native_loops
 
@@ -262,16 +262,10 @@ def _raise_sizes(sizes: array[int], run: ListColumns) -> None:
     for lo in range(0, len(ids), _CHUNK):
         chunk = ids[lo:lo + _CHUNK]
         given = run.sizes[lo:lo + _CHUNK]
-        for fid, size in compress(zip(chunk, given, strict=True), map(gt, given, _pick(chunk, sizes))):
+        for fid, size in compress(zip(chunk, given, strict=True), map(gt, given, pick(chunk, sizes))):
             if size > sizes[fid]:  # a file twice in a run (never from columns_of): its largest
                 sizes[fid] = size
 
-
-def _pick(keys: array[int], values: array[int]) -> tuple[int, ...]:
-    """``values[key]`` for each of *keys*, at C speed."""
-    if len(keys) == 1:
-        return (values[keys[0]],)
-    return itemgetter(*keys)(values) if keys else ()
 
 
 _CHUNK = 1 << 16  # entries compared at a time (a huge run's temporary tuple stays small)
@@ -356,29 +350,26 @@ def _median(values: Sequence[int], ordered_already: bool = False) -> float:
 
 def _summary_sorted(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,
                     runs: int) -> FileStability:
-    """:func:`_summary` of sorted *positions* and *elapsed* (an index's groups): nothing sorted again,
-    the unknown times (a block of _NONE among the sorted times) cut out."""
-    if len(positions) == 1:
-        return _summary(path, positions, elapsed, size, runtime, runs)
+    """File *path*'s figures from its sorted *positions* and *elapsed* (an index's groups): nothing
+    sorted again, the unknown times (a block of _NONE among the sorted times) cut out."""
+    known = None if size == _NONE else size
+    if len(positions) == 1:  # most files of a noisy tally: nothing to cut
+        time = None if elapsed[0] == _NONE else float(elapsed[0])
+        return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, known,
+                             runtime)
     lo, hi = bisect_left(elapsed, _NONE), bisect_right(elapsed, _NONE)
     times = elapsed if lo == hi else [*elapsed[:lo], *elapsed[hi:]]
     return FileStability(path, len(positions), runs, _median(positions, True), positions[-1] - positions[0],
                          _median(times, True) if times else None, (times[-1] - times[0]) if times else None,
-                         None if size == _NONE else size, runtime)
+                         known, runtime)
 
 
 def _summary(path: str, positions: Sequence[int], elapsed: Sequence[int], size: int, runtime: bool,
              runs: int) -> FileStability:
-    known = None if size == _NONE else size
-    if len(positions) == 1:  # most files of a noisy tally: nothing to sort
-        time = None if elapsed[0] == _NONE else float(elapsed[0])
-        return FileStability(path, 1, runs, float(positions[0]), 0, time, None if time is None else 0, known,
-                             runtime)
-    ordered = sorted(positions)
-    times = sorted(elapsed) if _NONE not in elapsed else sorted(t for t in elapsed if t != _NONE)
-    return FileStability(path, len(positions), runs, _median(ordered, True), ordered[-1] - ordered[0],
-                         _median(times, True) if times else None, (times[-1] - times[0]) if times else None,
-                         known, runtime)
+    """:func:`_summary_sorted` of values in any order."""
+    if len(positions) > 1:
+        positions, elapsed = sorted(positions), sorted(elapsed)
+    return _summary_sorted(path, positions, elapsed, size, runtime, runs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ from itertools import accumulate, compress, count
 from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
-from nydus_top.lists.paths import ListColumns, PathTable, columns_of
+from nydus_top.lists.paths import ListColumns, PathTable, columns_of, pick
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
 from nydus_top.model.records import Listable
 from nydus_top.runs import native_loops
@@ -603,8 +603,8 @@ def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, 
     if not all(native_loops.sort_groups(starts, values) for values in (positions, times, sizes)):
         return _index_py(table)
     ones = list(compress(range(n), map((1).__eq__, counts)))  # files one run read: (position, time, size)
-    at = _pick(ones, starts)
-    single = dict(zip(ones, zip(_pick(at, positions), _pick(at, times), _pick(at, sizes), strict=True), strict=True))
+    at = pick(ones, starts)
+    single = dict(zip(ones, zip(pick(at, positions), pick(at, times), pick(at, sizes), strict=True), strict=True))
     out: list[_File | None] = [None] * n
     for fid in compress(range(n), map((1).__lt__, counts)):
         a, b = starts[fid], starts[fid + 1]
@@ -620,12 +620,6 @@ def _known(ordered: array[int]) -> array[int]:
     """Sorted *ordered* without _NONE (the smallest a run holds: see _held)."""
     return ordered[bisect_right(ordered, _NONE):]
 
-
-def _pick(keys: Sequence[int], values: Sequence[int]) -> tuple[int, ...]:
-    """``values[key]`` for each of *keys*, at C speed."""
-    if len(keys) == 1:
-        return (values[keys[0]],)
-    return itemgetter(*keys)(values) if keys else ()
 
 
 def _index_py(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
