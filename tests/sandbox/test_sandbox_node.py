@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sandbox import images
@@ -287,3 +288,16 @@ def test_a_trace_attached_to_the_running_demo_shows_its_periodic_reads(sandbox_n
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
+
+
+def test_remove_pod_whose_shim_died(sandbox_node: SandboxNode) -> None:
+    """A shim that dies under a running container (the CI saw "failed to kill container ...: ttrpc:
+    closed" from StopPodSandbox) leaves containerd settling the container for a second or two;
+    remove_pod waits that out instead of failing the caller's teardown."""
+    started = sandbox_node.run_demo("shimless")
+    pid = sandbox_node.cri.container_status(started.container_id).pid
+    shim = psutil.Process(pid).ppid()
+    assert "containerd-shim" in " ".join(psutil.Process(shim).cmdline())
+    os.kill(shim, signal.SIGKILL)
+    sandbox_node.cri.remove_pod(started.pod_id)
+    assert started.pod_id not in [p.id for p in sandbox_node.cri.pods()]
