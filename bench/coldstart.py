@@ -136,8 +136,10 @@ WORKLOADS = {
                      variants=("esgz", "optimize", "nydus-top", "consensus")),
 }
 HELD_OUT = 1000  # timed runs of a varying workload use job HELD_OUT + round: never one of the recorded starts
-VARIANTS = ("full", "esgz", "optimize", "optimize-wait", "nydus-top", "consensus", "floor")
-LISTED = ("optimize", "optimize-wait", "nydus-top", "consensus")  # eStargz images with a prioritized list
+VARIANTS = ("full", "esgz", "optimize", "optimize-wait", "nydus-top", "nydus-top-zstd", "consensus", "floor")
+LISTED = ("optimize", "optimize-wait", "nydus-top", "nydus-top-zstd", "consensus")  # images with a prioritized list
+ZSTD_LEVEL = 19  # nydus-top-zstd: the single start's list in a zstd:chunked image (ctr-remote's default is 3)
+DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v != "nydus-top-zstd")  # zstd: asked for by name
 QUICK_VARIANTS = ("esgz", "nydus-top")
 NYDUS_TOP = ROOT / ".venv" / "bin" / "nydus-top"
 CONSENSUS_STARTS = 10  # recorded starts the consensus list is made of (--quick: 3)
@@ -224,7 +226,7 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
     lists: dict[str, Lists] = {}
     # Recorded before any other reference names the same image: CRI would name the container's image by
     # that one (and `record --image` misses starts of an image with several references).
-    recording = {"nydus-top", "consensus"} & set(variants)
+    recording = {"nydus-top", "nydus-top-zstd", "consensus"} & set(variants)
     for workload in workloads:
         if recording:
             lists[workload.name] = record_lists(node, work / workload.name, workload,
@@ -250,10 +252,10 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
                 optimized[variant] = optimize(node, here, workload, variant, refs[workload.name, variant])
         if optimized:
             lists.setdefault(workload.name, Lists([])).optimize = optimized
-        for variant in ("nydus-top", "consensus"):
+        for variant in ("nydus-top", "nydus-top-zstd", "consensus"):
             if variant not in wanted:
                 continue
-            listed = lists[workload.name].single if variant == "nydus-top" else lists[workload.name].consensus
+            listed = lists[workload.name].consensus if variant == "consensus" else lists[workload.name].single
             assert listed is not None
             if variant == "consensus" and listed == lists[workload.name].single and "nydus-top" in wanted:
                 say(f"{workload.name}: the consensus list is the single start's (the same image): not run twice")
@@ -289,11 +291,14 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
 
 
 def convert_listed(node: SandboxNode, here: Path, workload: Workload, name: str, listed: list[str], ref: str) -> None:
-    """Convert the source to eStargz with *listed* prioritized (``--estargz-record-in``), as *ref*."""
+    """Convert the source to eStargz with *listed* prioritized (``--estargz-record-in``), as *ref*; zstd:chunked
+    at ``ZSTD_LEVEL`` for ``nydus-top-zstd``."""
     record = here / f"{name}.record"
     record.write_text("".join(json.dumps({"path": path}) + "\n" for path in listed))
-    timed(f"{workload.name} convert {name} ({len(listed)} paths)", node, "image", "convert", "--oci",
-          "--estargz", "--estargz-record-in", str(record), workload.source, ref)
+    form = (["--zstdchunked", "--zstdchunked-compression-level", str(ZSTD_LEVEL), "--zstdchunked-record-in"]
+            if name == "nydus-top-zstd" else ["--estargz", "--estargz-record-in"])
+    timed(f"{workload.name} convert {name} ({len(listed)} paths)", node, "image", "convert", "--oci", *form,
+          str(record), workload.source, ref)
 
 
 def timed(what: str, node: SandboxNode, *args: str) -> None:
@@ -538,7 +543,8 @@ def report(workload: Workload, samples: dict[str, list[Sample]], link: str, roun
     if workload.ready_line:
         lines.append(_ratio(medians, "nydus-top", "optimize", READY_VS_PERIOD_TARGET,
                             "nydus-top list cut at ready / optimize's default-period list"))
-    for listed in ("nydus-top", "optimize"):
+    lines.append(_ratio(medians, "nydus-top-zstd", "nydus-top", 1.0, "nydus-top list, zstd:chunked / eStargz"))
+    for listed in ("nydus-top", "nydus-top-zstd", "optimize"):
         lines.append(_ratio(medians, listed, "esgz", LIST_VS_NO_LIST_TARGET, f"{listed} list / no list"))
         lines.append(_ratio(medians, listed, "floor", LIST_VS_FLOOR_TARGET, f"{listed} list / floor"))
     if lists is not None and lists.consensus is not None and lists.consensus == lists.single:
@@ -592,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS),
                         help="a workload to run (repeatable; default all, --quick: python)")
     parser.add_argument("--variants", help="comma-separated subset of " + ", ".join(VARIANTS)
-                        + " (default all; --quick: " + ",".join(QUICK_VARIANTS) + ")")
+                        + " (default all but nydus-top-zstd; --quick: " + ",".join(QUICK_VARIANTS) + ")")
     parser.add_argument("--starts", type=int, help=f"recorded starts the consensus list is made of "
                         f"(default {CONSENSUS_STARTS}, --quick 3); on the varying workload (vary) round r's "
                         "nydus-top list is recorded start r's (mod the starts), one image each, so the consensus "
@@ -604,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
                         "for --min-share auto's link model")
     args = parser.parse_args(argv)
     CONSENSUS_ARGS[:] = [*(["--min-share", args.min_share] if args.min_share else []), *args.consensus_arg]
-    variants = [v for v in (args.variants or ",".join(QUICK_VARIANTS if args.quick else VARIANTS)).split(",") if v]
+    variants = [v for v in (args.variants or ",".join(QUICK_VARIANTS if args.quick else DEFAULT_VARIANTS)).split(",")
+                if v]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     rounds = 1 if args.quick else args.rounds
