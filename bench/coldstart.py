@@ -27,6 +27,8 @@ Variants, pushed to the lazy node's registry behind the slow link (``scripts/san
   the ready line with ``--ready-line``; on ``vary``, a different start's per round, see above), converted
   with ``ctr-remote image convert --oci --estargz --estargz-record-in`` (one ``{"path": ...}`` line per
   listed file, in order), ``rpull``;
+* ``nydus-top-zstd`` (only when named in ``--variants``): the ``nydus-top`` list in a zstd:chunked image
+  (``--zstdchunked --zstdchunked-record-in``, level ``ZSTD_LEVEL``);
 * ``consensus``: the same with ``nydus-top consensus`` of ``--starts`` recorded starts (default 10);
 * ``floor``: the plain image already pulled and unpacked; only the start is timed.
 
