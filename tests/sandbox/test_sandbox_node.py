@@ -290,6 +290,7 @@ def test_a_trace_attached_to_the_running_demo_shows_its_periodic_reads(sandbox_n
         proc.wait(30)
 
 
+@pytest.mark.every_containerd
 def test_remove_pod_whose_shim_died(sandbox_node: SandboxNode) -> None:
     """A shim that dies under a running container (the CI saw "failed to kill container ...: ttrpc:
     closed" from StopPodSandbox) leaves containerd settling the container for a second or two;
