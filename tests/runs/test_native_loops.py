@@ -11,7 +11,7 @@ import pytest
 
 from nydus_top.lists.paths import ListColumns
 from nydus_top.model.records import ListedFile
-from nydus_top.runs import consensus, native_loops
+from nydus_top.runs import consensus, groups, native_loops
 from nydus_top.runs import evaluate as ev
 
 _NONE = -1
@@ -40,22 +40,20 @@ CASES = [(0, 5, 0), (1, 0, 0), (1, 7, 0), (1, 7, 7), (2, 3, 3), (3, 50, 10), (12
 
 
 @pytest.mark.parametrize(("runs", "files", "every"), CASES)
-def test_the_consensus_index_is_the_plain_one(runs: int, files: int, every: int,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_grouping_is_the_plain_one(runs: int, files: int, every: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(runs * 1000 + files)
-    plain_index = consensus._index_py
-    monkeypatch.setattr(consensus, "_index_py", refused)  # the C path must not decline here
+    plain_group = groups._group_py
+    monkeypatch.setattr(groups, "_group_py", refused)  # the C path must not decline here
     for trial in range(5):
         columns = random_runs(rng, runs, files, every=every)
-        flags = rng.randrange(4) if runs and files else 0
-        runtime = [(rng.randrange(runs), rng.randrange(files)) for _ in range(flags)]
-        assert consensus._index(columns, files, runtime) == plain_index(columns, files, runtime), (runs, trial)
+        assert groups.group(columns, files) == plain_group(columns, files), (runs, trial)
 
 
-def test_the_consensus_of_empty_runs_and_of_no_runs() -> None:
+def test_the_grouping_of_empty_runs_and_of_no_runs() -> None:
     empty = ListColumns(array("i"), array("q"), array("q"))
-    assert consensus._index([empty, empty], 0, []) == consensus._index_py([empty, empty], 0, [])
-    assert consensus._index([], 4, []) == consensus._index_py([], 4, [])
+    assert groups.group([empty, empty], 0) == groups._group_py([empty, empty], 0)
+    assert groups.group([], 4) == groups._group_py([], 4) == groups.Groups(array("q", [0] * 5), array("i"),
+                                                                           array("q"), array("q"))
 
 
 def test_an_id_out_of_range_is_refused_and_nothing_is_written() -> None:
@@ -89,9 +87,9 @@ def test_arrays_of_another_type_or_length_are_left_to_python() -> None:
 def test_a_bad_id_gives_the_plain_pythons_answer() -> None:
     bad = [ListColumns(array("i", [0, 5]), array("q", [1, 1]), array("q", [1, 1]))]
     with pytest.raises(IndexError):
-        consensus._index_py(bad, 3, [])
+        groups._group_py(bad, 3)
     with pytest.raises(IndexError):
-        consensus._index(bad, 3, [])
+        groups.group(bad, 3)
 
 
 # ---------------------------------------------------------------- evaluation

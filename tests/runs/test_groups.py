@@ -1,0 +1,101 @@
+"""The runs grouped by file (nydus_top.runs.groups) against a plain count, and what the tally
+makes of the groups."""
+
+from __future__ import annotations
+
+import random
+from array import array
+
+import pytest
+
+from nydus_top.lists.paths import ListColumns, PathTable
+from nydus_top.model.records import ListedFile
+from nydus_top.runs import consensus, groups, native_loops
+
+_NONE = -1
+HOSTILE = [_NONE, 0, 0, 1, 7, -5, (1 << 60) + 1, (1 << 63) - 1, -(1 << 63)]
+
+
+def hostile_runs(rng: random.Random, runs: int, files: int) -> list[ListColumns]:
+    """Runs over ids below *files*: some empty, some naming an id twice, any 64-bit values; the
+    first and the last id in every run but the first, so that a run's and the last group's
+    boundaries are walked."""
+    out = []
+    for r in range(runs):
+        chosen = rng.sample(range(files), rng.randrange(files + 1)) if files else []
+        if r and files:
+            chosen = [0, *(f for f in chosen if f not in (0, files - 1)), files - 1]
+        if chosen and rng.random() < 0.3:
+            chosen.insert(rng.randrange(len(chosen) + 1), rng.choice(chosen))
+        out.append(ListColumns(array("i", chosen), array("q", (rng.choice(HOSTILE) for _ in chosen)),
+                               array("q", (rng.choice([*HOSTILE, rng.randrange(1 << 40)]) for _ in chosen))))
+    return out
+
+
+def _held(value: int) -> int:
+    """*value* as a table holds it: below 0 unknown, beyond 2**60 at 2**60."""
+    return _NONE if value < 0 else min(value, 1 << 60)
+
+
+def plain_groups(runs: list[ListColumns], files: int) -> groups.Groups:
+    """The groups counted plainly: each file's (position, time, size) of every run, then sorted."""
+    values: list[tuple[list[int], list[int], list[int]]] = [([], [], []) for _ in range(files)]
+    for run in runs:
+        for position, (fid, time, size) in enumerate(zip(run.ids, run.times, run.sizes, strict=True)):
+            values[fid][0].append(position)
+            values[fid][1].append(time)
+            values[fid][2].append(size)
+    starts = [0]
+    for positions, _, _ in values:
+        starts.append(starts[-1] + len(positions))
+    return groups.Groups(array("q", starts), *(array(code, [v for file in values for v in sorted(file[k])])
+                                               for k, code in enumerate("iqq")))
+
+
+CASES = [(0, 3), (1, 0), (1, 1), (1, 6), (2, 1), (2, 5), (3, 2), (5, 40), (17, 9)]
+
+
+@pytest.mark.parametrize(("runs", "files"), CASES)
+@pytest.mark.parametrize("native", [True, False])
+def test_groups_are_the_runs_counted_plainly(runs: int, files: int, native: bool,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    if not native:
+        monkeypatch.setattr(native_loops, "lib", None)
+    rng = random.Random(runs * 100 + files)
+    for trial in range(6):
+        columns = hostile_runs(rng, runs, files)
+        assert groups.group(columns, files) == plain_groups(columns, files), (runs, files, trial)
+
+
+def test_a_runtime_path_flags_its_file_when_that_run_or_an_earlier_one_read_it() -> None:
+    paths = PathTable()
+    for path in ("/later", "/never"):  # known before any run read them (a shared table)
+        paths.id_of(path)
+    t = consensus.Tally(paths)
+    t.add([ListedFile("/a", 1, 1)], runtime=["/later", "/never"])  # /later is read by the next run only
+    t.add([ListedFile("/b", 1, 1), ListedFile("/later", 1, 1)], runtime=["/b"])  # its own file
+    t.add([ListedFile("/c", 1, 1), ListedFile("/a", 1, 1)], runtime=["/a"])  # read two runs before
+    t.add([ListedFile("/d", 1, 1)], runtime=["/c", "/d"])
+    assert {f.path: f.runtime_created for f in t.stability()} == {
+        "/a": True, "/b": True, "/later": False, "/c": True, "/d": True}
+
+
+def test_runtime_flags_are_those_of_a_plain_look_through_the_runs() -> None:
+    """Random runs and (run, file) pairs: a file is flagged when the naming run or an earlier one read it."""
+    rng = random.Random(5)
+    for _ in range(200):
+        files = rng.randrange(1, 12)
+        columns = hostile_runs(rng, rng.randrange(1, 6), files)
+        runtime = [(rng.randrange(len(columns)), rng.randrange(files)) for _ in range(rng.randrange(6))]
+        want = {fid for k, fid in runtime if any(fid in run.ids for run in columns[:k + 1])}
+        assert consensus._flagged(columns, runtime) == want, (columns, runtime)
+
+
+def test_a_tally_sizes_are_each_files_largest_and_unknown_below_zero() -> None:
+    t = consensus.Tally()
+    t.add([ListedFile("/a", -5, 1), ListedFile("/b", None, 1), ListedFile("/c", 3, 1), ListedFile("/z", 4, 1)])
+    t.add([ListedFile("/a", -7, 2), ListedFile("/b", 9, 2), ListedFile("/c", 2, 2), ListedFile("/z", 2**63 - 1, 1)])
+    t.add([ListedFile("/d", 5, 3), ListedFile("/z", 0, 1)])
+    assert {f.path: f.size for f in t.stability()} == {"/a": None, "/b": 9, "/c": 3, "/d": 5, "/z": 2**63 - 1}
+    assert {e.path: e.size for e in consensus.ConsensusEntries(t, t.order())} == {
+        "/a": None, "/b": 9, "/c": 3, "/d": 5, "/z": 2**63 - 1}
