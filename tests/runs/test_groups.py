@@ -1,5 +1,5 @@
-"""The runs grouped by file (nydus_top.runs.groups) against a plain count, and what the tally
-makes of the groups."""
+"""The runs grouped by file (nydus_top.runs.groups) against a plain count, and what the tally and
+the evaluation make of the groups."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from nydus_top.lists.paths import ListColumns, PathTable
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import consensus, groups, native_loops
+from nydus_top.runs import evaluate as ev
 
 _NONE = -1
 HOSTILE = [_NONE, 0, 0, 1, 7, -5, (1 << 60) + 1, (1 << 63) - 1, -(1 << 63)]
@@ -65,6 +66,32 @@ def test_groups_are_the_runs_counted_plainly(runs: int, files: int, native: bool
     for trial in range(6):
         columns = hostile_runs(rng, runs, files)
         assert groups.group(columns, files) == plain_groups(columns, files), (runs, files, trial)
+
+
+@pytest.mark.parametrize(("runs", "files"), CASES)
+def test_the_evaluation_index_is_each_files_values_plainly(runs: int, files: int) -> None:
+    """Per file two or more runs read: sorted positions, known times (sorted), known sizes
+    (largest first), held as a table holds them (below 0: unknown; beyond 2**60: 2**60); per file
+    one run read: (position, time, size); nothing for the others."""
+    rng = random.Random(runs * 10 + files)
+    for _ in range(6):
+        columns = hostile_runs(rng, runs, files)
+        held: dict[int, list[tuple[int, int, int]]] = {}
+        for run in columns:
+            for position, (fid, time, size) in enumerate(zip(run.ids, run.times, run.sizes, strict=True)):
+                held.setdefault(fid, []).append((position, _held(time), _held(size)))
+        index, single = ev._index(groups.group(columns, files))
+        assert single == {fid: rows[0] for fid, rows in held.items() if len(rows) == 1}
+        for fid in range(files):
+            rows = held.get(fid, [])
+            if len(rows) < 2:
+                assert index[fid] is None
+                continue
+            f = index[fid]
+            assert f is not None
+            assert list(f.positions) == sorted(p for p, _, _ in rows)
+            assert list(f.times) == sorted(t for _, t, _ in rows if t != _NONE)
+            assert list(f.sizes) == sorted((z for _, _, z in rows if z != _NONE), reverse=True)
 
 
 def test_a_runtime_path_flags_its_file_when_that_run_or_an_earlier_one_read_it() -> None:

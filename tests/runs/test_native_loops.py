@@ -140,24 +140,15 @@ def test_leave_one_out_sweep_and_scores_are_the_plain_ones(runs: int, files: int
         assert got == want, (runs, files, every, trial)
 
 
-def as_lists(index: tuple[list[ev._File | None], dict[int, tuple[int, int, int]]],
-             ) -> tuple[list[ev._File | None], dict[int, tuple[int, int, int]]]:
-    """An index with each file's values as lists (the C path gives arrays)."""
-    files = [None if f is None else f._replace(positions=list(f.positions), times=list(f.times), sizes=list(f.sizes))
-             for f in index[0]]
-    return files, index[1]
-
-
 @pytest.mark.parametrize(("runs", "files", "every"), TABLES)
-def test_the_index_and_every_held_out_order_are_the_plain_ones(runs: int, files: int, every: int,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_held_out_order_is_the_plain_one(runs: int, files: int, every: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(runs * 7 + files)
-    plain_index, plain_order = ev._index_py, ev._order_without_py
-    monkeypatch.setattr(ev, "_index_py", refused)  # the C paths must not decline here
+    plain_order = ev._order_without_py
+    monkeypatch.setattr(groups, "_group_py", refused)  # the C paths must not decline here
     monkeypatch.setattr(ev, "_order_without_py", refused)
     for _ in range(4):
         table = random_table(rng, runs, files, every=every)
-        assert as_lists(ev._index(table)) == plain_index(table)
         if runs < 2:
             continue
         for k in range(runs):
