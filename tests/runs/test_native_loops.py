@@ -61,27 +61,30 @@ def test_an_id_out_of_range_is_refused_and_nothing_is_written() -> None:
     for bad in (array("i", [0, 3]), array("i", [-1]), array("i", [1, 2, 2**31 - 1])):
         assert not native_loops.count_ids(bad, counts)
         assert counts == array("q", [0, 0, 0])
-        maxes = array("q", [5, 5, 5])
-        assert not native_loops.raise_max(bad, array("q", [9] * len(bad)), maxes)
-        assert maxes == array("q", [5, 5, 5])
+        values = array("q", [9] * len(bad))
+        positions, times, sizes = array("i", [0] * 3), array("q", [0] * 3), array("q", [0] * 3)
+        assert not native_loops.scatter(bad, values, values, array("q", [0, 1, 2]), positions, times, sizes)
+        assert (positions, times, sizes) == (array("i", [0] * 3), array("q", [0] * 3), array("q", [0] * 3))
 
 
 def test_scatter_refuses_a_cursor_past_the_end() -> None:
-    ids, times = array("i", [0, 1]), array("q", [7, 8])
-    positions, out = array("i", [0, 0]), array("q", [0, 0])
-    assert not native_loops.scatter(ids, times, None, array("q", [0, 2]), positions, out, None)
-    assert not native_loops.scatter(ids, times, None, array("q", [0, -1]), positions, out, None)
-    assert native_loops.scatter(ids, times, None, array("q", [1, 0]), positions, out, None)
-    assert (positions, out) == (array("i", [1, 0]), array("q", [8, 7]))
+    ids, times, sizes = array("i", [0, 1]), array("q", [7, 8]), array("q", [5, 6])
+    positions, out, out_sizes = array("i", [0, 0]), array("q", [0, 0]), array("q", [0, 0])
+    assert not native_loops.scatter(ids, times, sizes, array("q", [0, 2]), positions, out, out_sizes)
+    assert not native_loops.scatter(ids, times, sizes, array("q", [0, -1]), positions, out, out_sizes)
+    assert native_loops.scatter(ids, times, sizes, array("q", [1, 0]), positions, out, out_sizes)
+    assert (positions, out, out_sizes) == (array("i", [1, 0]), array("q", [8, 7]), array("q", [6, 5]))
 
 
 def test_arrays_of_another_type_or_length_are_left_to_python() -> None:
     counts = array("q", [0, 0])
+    one, none = array("i", [0]), array("q", [0])
     assert not native_loops.count_ids(array("l", [0]), counts)
-    assert not native_loops.count_ids(array("i", [0]), array("i", [0, 0]))
-    assert not native_loops.raise_max(array("i", [0, 1]), array("q", [1]), counts)
-    assert not native_loops.scatter(array("i", [0]), array("q", []), None, counts, array("i", [0]), array("q", [0]),
-                                    None)
+    assert not native_loops.count_ids(one, array("i", [0, 0]))
+    assert not native_loops.scatter(one, array("q", []), none, counts, one, none, none)
+    assert not native_loops.scatter(one, none, array("q", []), counts, one, none, none)
+    assert not native_loops.scatter(one, none, none, counts, one, none, array("q", [0, 0]))
+    assert not native_loops.scatter(one, none, array("i", [0]), counts, one, none, none)
 
 
 def test_a_bad_id_gives_the_plain_pythons_answer() -> None:
