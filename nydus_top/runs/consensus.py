@@ -25,7 +25,7 @@ from typing import NamedTuple
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.model.records import Listable
 from nydus_top.runs import native_loops
-from nydus_top.runs.groups import Groups, group
+from nydus_top.runs.groups import Grouping, Groups, group
 
 DEFAULT_MIN_SHARE = 0.5
 _NONE = -1  # an elapsed time or size the run did not give
@@ -72,8 +72,9 @@ class Tally:
     an evaluation Table); each run is three arrays (path ids in first-access order, sizes, times):
     about 100 bytes a file for one run of 60-byte paths (issue 18 item 7)."""
 
-    def __init__(self, paths: PathTable | None = None) -> None:
+    def __init__(self, paths: PathTable | None = None, grouping: Grouping = group) -> None:
         self.paths = paths if paths is not None else PathTable()
+        self.grouping = grouping  # groups the runs by file (a SharedGroups: once for a Table of the same columns)
         self.names: list[str] = []  # one per run, in the order added
         self._runs: list[ListColumns] = []
         self._runtime: list[tuple[int, int]] = []  # (run, file id) for each runtime-created path a run named
@@ -110,7 +111,7 @@ class Tally:
     def index(self) -> _Index:
         """The runs grouped by file (built once after the last add)."""
         if self._index is None:
-            self._index = _Index(group(self._runs, len(self.paths)), _flagged(self._runs, self._runtime))
+            self._index = _Index(self.grouping(self._runs, len(self.paths)), _flagged(self._runs, self._runtime))
         return self._index
 
     def one_run(self) -> _OneRun | None:

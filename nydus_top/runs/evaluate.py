@@ -67,7 +67,7 @@ from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
 from nydus_top.model.records import Listable
 from nydus_top.runs import native_loops
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, _needed
-from nydus_top.runs.groups import Groups, group
+from nydus_top.runs.groups import Grouping, Groups, group
 
 STREAM = "stream"  # nydusd: the prefetch streams while the container runs
 WAIT = "wait"  # the stargz snapshotter: the start waits for the whole prefetch (up to its timeout)
@@ -167,8 +167,9 @@ class _Run:
 class Table:
     """Runs added one at a time, kept as arrays of path ids (100 runs of 10k files: a few MB)."""
 
-    def __init__(self, paths: PathTable | None = None) -> None:
+    def __init__(self, paths: PathTable | None = None, grouping: Grouping = group) -> None:
         self.paths = paths if paths is not None else PathTable()  # may be shared with a Tally
+        self.grouping = grouping  # groups the runs by file (a SharedGroups: once for a Tally of the same columns)
         self.runs: list[_Run] = []
         self._files: list[_File | None] | None = None
         self._single: dict[int, tuple[int, int, int]] = {}
@@ -257,7 +258,7 @@ class Table:
         """Per file id, its figures over the runs when two or more read it (built once, after the
         last add; :meth:`seen` counts the others)."""
         if self._files is None:
-            self._files, self._single = _index(group([run.columns for run in self.runs], len(self.paths)))
+            self._files, self._single = _index(self.grouping([run.columns for run in self.runs], len(self.paths)))
         return self._files
 
     def seen(self, least: int) -> int:

@@ -11,9 +11,10 @@ declines (it checks every id and index) and the reference the C path is tested a
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
+from operator import is_
 
 from nydus_top.lists.paths import ListColumns
 from nydus_top.runs import native_loops
@@ -30,6 +31,9 @@ class Groups:
     positions: array[int]
     times: array[int]
     sizes: array[int]
+
+
+Grouping = Callable[[Sequence[ListColumns], int], Groups]  # group, or a SharedGroups
 
 
 def group(runs: Sequence[ListColumns], files: int) -> Groups:
@@ -74,3 +78,25 @@ def _slots(counts: Sequence[int]) -> tuple[array[int], array[int], array[int], a
     total = starts[-1]
     return starts, array("q", starts), array("i", bytes(4 * total)), array("q", bytes(8 * total)), array(
         "q", bytes(8 * total))
+
+
+class SharedGroups:
+    """:func:`group` that keeps its last result and gives it again for the same runs (the same
+    column objects, in the same order) and files: a Tally and an evaluation Table given the same
+    columns (``nydus-top consensus`` and its leave-one-out summary) group them once."""
+
+    __slots__ = ("_runs", "_files", "_groups")
+
+    def __init__(self) -> None:
+        self._runs: tuple[ListColumns, ...] = ()
+        self._files = -1
+        self._groups: Groups | None = None
+
+    def __call__(self, runs: Sequence[ListColumns], files: int) -> Groups:
+        if self._groups is None or files != self._files or not _same(runs, self._runs):
+            self._groups, self._runs, self._files = group(runs, files), tuple(runs), files
+        return self._groups
+
+
+def _same(runs: Sequence[ListColumns], kept: Sequence[ListColumns]) -> bool:
+    return len(runs) == len(kept) and all(map(is_, runs, kept))

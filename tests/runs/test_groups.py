@@ -1,14 +1,18 @@
-"""The runs grouped by file (nydus_top.runs.groups) against a plain count, and what the tally and
-the evaluation make of the groups."""
+"""The runs grouped by file (nydus_top.runs.groups) against a plain count, what the tally and the
+evaluation make of the groups, and one grouping shared by a tally and a table of the same runs."""
 
 from __future__ import annotations
 
 import random
 from array import array
+from pathlib import Path
 
 import pytest
 
-from nydus_top.lists.paths import ListColumns, PathTable
+from nydus_top.cli import main
+from nydus_top.lists.files import save_list
+from nydus_top.lists.meta import ListMeta
+from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import consensus, groups, native_loops
 from nydus_top.runs import evaluate as ev
@@ -126,3 +130,77 @@ def test_a_tally_sizes_are_each_files_largest_and_unknown_below_zero() -> None:
     assert {f.path: f.size for f in t.stability()} == {"/a": None, "/b": 9, "/c": 3, "/d": 5, "/z": 2**63 - 1}
     assert {e.path: e.size for e in consensus.ConsensusEntries(t, t.order())} == {
         "/a": None, "/b": 9, "/c": 3, "/d": 5, "/z": 2**63 - 1}
+
+
+def counting_group(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each grouping made from now on: how many runs it grouped."""
+    made: list[int] = []
+    real = groups.group
+
+    def counted(runs: list[ListColumns], files: int) -> groups.Groups:
+        made.append(len(runs))
+        return real(runs, files)
+
+    monkeypatch.setattr(groups, "group", counted)
+    return made
+
+
+def test_shared_groups_are_made_again_only_for_other_runs_or_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = counting_group(monkeypatch)
+    shared = groups.SharedGroups()
+    a = ListColumns(array("i", [0, 1]), array("q", [1, 2]), array("q", [3, 4]))
+    b = ListColumns(array("i", [1]), array("q", [5]), array("q", [6]))
+    first = shared([a, b], 2)
+    assert shared([a, b], 2) is first and made == [2]
+    assert shared([a, b], 3) is not first and made == [2, 2]  # more files
+    assert shared([a], 3).starts == array("q", [0, 1, 2, 2]) and made == [2, 2, 1]  # fewer runs
+    copy = ListColumns(array("i", a.ids), a.sizes, a.times)  # equal, not the same columns
+    assert shared([copy], 3) == shared([a], 3) and made == [2, 2, 1, 1, 1]
+
+
+def hostile_entries(rng: random.Random) -> list[list[ListedFile]]:
+    names = [f"/h/{i}" for i in range(12)]
+    return [[ListedFile(p, rng.choice([*HOSTILE, None, 1 << 70]), rng.choice([*HOSTILE, None, 1 << 66]))
+             for p in rng.sample(names, rng.randrange(1, len(names)))] for _ in range(rng.randrange(2, 7))]
+
+
+@pytest.mark.parametrize("table_first", [True, False])
+def test_a_tally_and_a_table_sharing_their_groups_are_those_of_their_own(table_first: bool) -> None:
+    """The table holds times and sizes beyond 2**60 at 2**60 and below 0 as unknown; the tally
+    keeps them: whichever groups first, each reads what it would have grouped alone."""
+    rng = random.Random(11)
+    for _ in range(20):
+        runs = hostile_entries(rng)
+        table = ev.Table(grouping=groups.SharedGroups())
+        tally = consensus.Tally(table.paths, table.grouping)
+        alone_tally, alone_table = consensus.Tally(), ev.Table()
+        for n, run in enumerate(runs):
+            columns = columns_of(run, table.paths)
+            tally.add_columns(columns, name=f"r{n}", runtime=[run[0].path])
+            table.add_columns(f"r{n}", columns)
+            alone_tally.add(run, name=f"r{n}", runtime=[run[0].path])
+            alone_table.add(f"r{n}", run)
+        if table_first:
+            assert ev.leave_one_out(table, ev.Link()) == ev.leave_one_out(alone_table, ev.Link())
+        assert tally.stability() == alone_tally.stability()
+        assert list(consensus.ConsensusEntries(tally, tally.order())) == list(
+            consensus.ConsensusEntries(alone_tally, alone_tally.order()))
+        assert ev.leave_one_out(table, ev.Link()) == ev.leave_one_out(alone_table, ev.Link())
+        assert ev.sweep(table, ev.Link()) == ev.sweep(alone_table, ev.Link())
+        assert tally.index().groups is table.grouping([run.columns for run in table.runs], len(table.paths))
+
+
+def test_consensus_with_its_leave_one_out_summary_groups_the_runs_once(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'persist_dir = "{tmp_path / "persist"}"\n')
+    runs = []
+    for n in range(4):
+        runs.append(str(tmp_path / f"run{n}"))
+        save_list([ListedFile(p, 10, 5 * i) for i, p in enumerate(["/a", "/b", f"/r{n}"])], runs[-1],
+                  meta=ListMeta(runtime=("/b",)))
+    made = counting_group(monkeypatch)
+    for extra in ([], ["--min-share", "auto"], ["-o", str(tmp_path / "out")]):
+        made.clear()
+        assert main(["--config", str(config), "consensus", *runs, *extra]) == 0
+        assert made == [4], extra
