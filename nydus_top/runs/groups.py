@@ -76,8 +76,8 @@ def _slots(counts: Sequence[int]) -> tuple[array[int], array[int], array[int], a
     move along as they are put, and the empty positions, times and sizes."""
     starts = array("q", accumulate(counts, initial=0))
     total = starts[-1]
-    return starts, array("q", starts), array("i", bytes(4 * total)), array("q", bytes(8 * total)), array(
-        "q", bytes(8 * total))
+    positions, times, sizes = array("i", bytes(4 * total)), array("q", bytes(8 * total)), array("q", bytes(8 * total))
+    return starts, array("q", starts), positions, times, sizes
 
 
 class SharedGroups:
