@@ -164,6 +164,15 @@ def hostile_entries(rng: random.Random) -> list[list[ListedFile]]:
              for p in rng.sample(names, rng.randrange(1, len(names)))] for _ in range(rng.randrange(2, 7))]
 
 
+def test_a_tally_entries_are_its_summaries_as_entries() -> None:
+    """Tally.entry reads a file one run read straight from its group (its size and time), the
+    others through their summary: the same entries either way."""
+    rng = random.Random(3)
+    for _ in range(30):
+        t = consensus.tally(hostile_entries(rng))
+        assert list(consensus.ConsensusEntries(t, t.order())) == consensus.as_entries(t.stability())
+
+
 @pytest.mark.parametrize("table_first", [True, False])
 def test_a_tally_and_a_table_sharing_their_groups_are_those_of_their_own(table_first: bool) -> None:
     """The table holds times and sizes beyond 2**60 at 2**60 and below 0 as unknown; the tally
