@@ -180,13 +180,10 @@ long nt_cached_runs(int fd, unsigned long long pages, unsigned long long page, u
 int nt_count_ids(const int32_t *ids, long n, int64_t *counts, long files);
 
 /* A counting sort's second pass over one run (ids, times, sizes: `n` each): entry i goes to
- * at = cursor[id]++ (checked to be in [0, total)): positions[at] = i, times_out[at] = times[i], and
- * sizes_out[at] = sizes[i] unless sizes_out is NULL. */
+ * at = cursor[id]++ (checked to be in [0, total)): positions[at] = i, times_out[at] = times[i] and
+ * sizes_out[at] = sizes[i]. */
 int nt_scatter(const int32_t *ids, const int64_t *times, const int64_t *sizes, long n, int64_t *cursor, long files,
                int32_t *positions, int64_t *times_out, int64_t *sizes_out, long total);
-
-/* maxes[ids[i]] = max(maxes[ids[i]], values[i]). */
-int nt_raise_max(const int32_t *ids, const int64_t *values, long n, int64_t *maxes, long files);
 
 /* The smallest and largest of `n` >= 1 values. */
 int nt_bounds(const int64_t *values, long n, int64_t *lo, int64_t *hi);

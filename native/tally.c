@@ -39,19 +39,8 @@ int nt_scatter(const int32_t *ids, const int64_t *times, const int64_t *sizes, l
         cursor[ids[i]] = at + 1;
         positions[at] = (int32_t)i;
         times_out[at] = times[i];
-        if (sizes_out)
-            sizes_out[at] = sizes[i];
+        sizes_out[at] = sizes[i];
     }
-    return 0;
-}
-
-int nt_raise_max(const int32_t *ids, const int64_t *values, long n, int64_t *maxes, long files)
-{
-    if (n < 0 || files < 0 || !nt_ids_ok(ids, n, files))
-        return NT_TALLY_EBOUNDS;
-    for (long i = 0; i < n; i++)
-        if (values[i] > maxes[ids[i]])
-            maxes[ids[i]] = values[i];
     return 0;
 }
 

@@ -25,6 +25,7 @@ from nydus_top.runs import evaluate as ev
 from nydus_top.runs import names
 from nydus_top.runs import store as runstore
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, ConsensusEntries, FileStability, Tally, as_entries
+from nydus_top.runs.groups import SharedGroups
 from nydus_top.text import printable
 
 PROG = "nydus-top consensus"
@@ -117,7 +118,7 @@ def load_run(path: Path, paths: PathTable, warnings: list[str]) -> LoadedColumns
 def tally_of(paths: list[Path], table: ev.Table | None = None) -> tuple[Tally, list[str], list[ListMeta]]:
     """Count every list in *paths* (one at a time, so memory holds one list's entries at most);
     with *table*, also add each to it (compactly) for the evaluation."""
-    tally = Tally(table.paths if table is not None else None)  # each path kept once for both
+    tally = Tally(table.paths, table.grouping) if table is not None else Tally()  # paths kept, runs grouped once
     warnings: list[str] = []
     metas: list[ListMeta] = []
     for path in paths:
@@ -199,7 +200,7 @@ def _gather(args: argparse.Namespace, config: Config) -> tuple[tuple[ev.Table, T
     paths, skipped = named_runs(args, config, [*args.image, *args.pull])
     if not paths:
         raise UsageError("name at least one run, list or --image")
-    table = ev.Table()
+    table = ev.Table(grouping=SharedGroups())  # the tally groups the same columns: once for both
     tally, warnings, metas = tally_of(paths, table)
     return (table, tally, metas), [*skipped, *warnings]
 

@@ -19,13 +19,13 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, compress, count, pairwise
-from operator import gt
+from itertools import pairwise
 from typing import NamedTuple
 
-from nydus_top.lists.paths import ListColumns, PathTable, columns_of, pick
+from nydus_top.lists.paths import ListColumns, PathTable, columns_of
 from nydus_top.model.records import Listable
 from nydus_top.runs import native_loops
+from nydus_top.runs.groups import Grouping, Groups, group
 
 DEFAULT_MIN_SHARE = 0.5
 _NONE = -1  # an elapsed time or size the run did not give
@@ -57,16 +57,11 @@ class FileStability(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    """Every run's figures grouped by file: file *f*'s positions and times (each sorted on its own:
-    the n-th position and the n-th time of a file need not be one run's) are
-    ``positions[starts[f]:starts[f + 1]]`` and the same slice of ``times``; ``sizes[f]`` is the
-    largest size any run gave (-1: none); ``runtime`` the files some run saw created at runtime.
-    Built once, after the last add."""
+    """Every run's figures grouped by file (:class:`Groups`: each file's positions, times and
+    sizes, each sorted on its own) and the files some run saw created at runtime. Built once,
+    after the last add."""
 
-    starts: array[int]
-    positions: array[int]
-    times: array[int]
-    sizes: array[int]
+    groups: Groups
     runtime: frozenset[int]
 
 
@@ -77,8 +72,9 @@ class Tally:
     an evaluation Table); each run is three arrays (path ids in first-access order, sizes, times):
     about 100 bytes a file for one run of 60-byte paths (issue 18 item 7)."""
 
-    def __init__(self, paths: PathTable | None = None) -> None:
+    def __init__(self, paths: PathTable | None = None, grouping: Grouping = group) -> None:
         self.paths = paths if paths is not None else PathTable()
+        self.grouping = grouping  # groups the runs by file (a SharedGroups: once for a Table of the same columns)
         self.names: list[str] = []  # one per run, in the order added
         self._runs: list[ListColumns] = []
         self._runtime: list[tuple[int, int]] = []  # (run, file id) for each runtime-created path a run named
@@ -94,7 +90,7 @@ class Tally:
         """Distinct files over all runs."""
         if len(self._runs) == 1:
             return len(self._runs[0])
-        starts = self.index().starts
+        starts = self.index().groups.starts
         return sum(1 for a, b in pairwise(starts) if b > a)
 
     def add(self, entries: Iterable[Listable], *, name: str = "", runtime: Iterable[str] = ()) -> None:
@@ -115,7 +111,7 @@ class Tally:
     def index(self) -> _Index:
         """The runs grouped by file (built once after the last add)."""
         if self._index is None:
-            self._index = _index(self._runs, len(self.paths), self._runtime)
+            self._index = _Index(self.grouping(self._runs, len(self.paths)), _flagged(self._runs, self._runtime))
         return self._index
 
     def one_run(self) -> _OneRun | None:
@@ -137,8 +133,9 @@ class Tally:
             return _summary(self.paths[fid], (at,), (run.times[at],), max(run.sizes[at], _NONE),
                             fid in one.runtime, 1)
         index = self.index()
-        a, b = index.starts[fid], index.starts[fid + 1]
-        return _summary_sorted(self.paths[fid], index.positions[a:b], index.times[a:b], index.sizes[fid],
+        groups = index.groups
+        a, b = groups.starts[fid], groups.starts[fid + 1]
+        return _summary_sorted(self.paths[fid], groups.positions[a:b], groups.times[a:b], _largest(groups, a, b),
                                fid in index.runtime, self.runs)
 
     def entry(self, fid: int) -> ConsensusEntry:
@@ -147,12 +144,12 @@ class Tally:
         if one is not None:
             at = one.at[fid]
             return _entry(self.paths[fid], one.run.sizes[at], one.run.times[at])
-        index = self.index()
-        at = index.starts[fid]
-        if index.starts[fid + 1] - at != 1:
+        groups = self.index().groups
+        at = groups.starts[fid]
+        if groups.starts[fid + 1] - at != 1:
             f = self.summary(fid)
             return ConsensusEntry(f.path, f.size, f.elapsed)
-        return _entry(self.paths[fid], index.sizes[fid], index.times[at])
+        return _entry(self.paths[fid], groups.sizes[at], groups.times[at])
 
     def order(self, *, min_seen: int = 1) -> array[int]:
         """The ids of every file seen in at least *min_seen* runs, in consensus order."""
@@ -195,88 +192,33 @@ class _OneRun:
         self.runtime = frozenset(fid for _, fid in runtime if self.at[fid] >= 0)
 
 
-def _index(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
-    """Group the runs' positions and times by file (a counting sort: two passes, no object per
-    entry). A run's runtime-created path flags its file when that run or an earlier one read it.
-    The passes over entries run in C (native/tally.c); :func:`_index_py` is the same in Python,
-    taken when the C path declines (it checks every id)."""
-    counts = array("q", bytes(8 * files))
-    if not all(native_loops.count_ids(run.ids, counts) for run in runs):
-        return _index_py(runs, files, runtime)
-    starts, first, positions, times, sizes = _slots(counts, files, runtime)
-    del counts
+def _largest(groups: Groups, a: int, b: int) -> int:
+    """The largest size of the group ``[a:b]`` of *groups* (sorted), _NONE when none is larger."""
+    return max(groups.sizes[b - 1], _NONE) if b > a else _NONE
+
+
+def _flagged(runs: Sequence[ListColumns], runtime: Sequence[tuple[int, int]]) -> frozenset[int]:
+    """The files *runtime* ((run, file id) pairs) flags: a run's runtime-created path flags its
+    file when that run or an earlier one read it. The runs are looked through in order only
+    while a file named by that run or a later one is not found yet."""
+    last: dict[int, int] = {}  # each file named: the last run that named it
+    for k, fid in runtime:
+        last[fid] = max(k, last.get(fid, k))
     flagged: set[int] = set()
-    for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
-        if not (native_loops.scatter(run.ids, run.times, None, starts, positions, times, None)
-                and native_loops.raise_max(run.ids, run.sizes, sizes)):
-            return _index_py(runs, files, runtime)
-        flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
-    starts.insert(0, 0)
-    starts.pop()
-    if not (native_loops.sort_groups(starts, positions) and native_loops.sort_groups(starts, times)):
-        return _index_py(runs, files, runtime)
-    return _Index(starts, positions, times, sizes, frozenset(flagged))
-
-
-def _slots(counts: Sequence[int], files: int, runtime: Sequence[tuple[int, int]]) -> tuple[
-        array[int], dict[int, int], array[int], array[int], array[int]]:
-    """For :func:`_index` and :func:`_index_py`, from each file's count: where each file's values
-    start (then the total), where each runtime-flagged file's started, and the empty positions,
-    times and sizes."""
-    starts = array("q", accumulate(counts, initial=0))
-    total = starts[files]
-    first = {fid: starts[fid] for _, fid in runtime}
-    return starts, first, array("i", bytes(4 * total)), array("q", bytes(8 * total)), array("q", [_NONE]) * files
-
-
-def _index_py(runs: Sequence[ListColumns], files: int, runtime: Sequence[tuple[int, int]]) -> _Index:
-    """:func:`_index` in plain Python (the reference the C path is tested against)."""
-    counts = [0] * files  # a list: its items are read and set faster than an array's (small ints, shared)
-    for run in runs:
-        for fid in run.ids:
-            counts[fid] += 1
-    starts, first, positions, times, sizes = _slots(counts, files, runtime)
-    del counts
-    flagged: set[int] = set()
-    for k, run in enumerate(runs):  # starts[f] moves along f's values: ends where f + 1's start
-        for position, fid, time in zip(count(), run.ids, run.times):
-            at = starts[fid]
-            starts[fid] = at + 1
-            positions[at] = position
-            times[at] = time
-        _raise_sizes(sizes, run)
-        flagged.update(fid for j, fid in runtime if j == k and starts[fid] > first[fid])
-    starts.insert(0, 0)
-    starts.pop()
-    for a, b in pairwise(starts):
-        if b - a > 1:
-            positions[a:b] = array("i", sorted(positions[a:b]))
-            times[a:b] = array("q", sorted(times[a:b]))
-    return _Index(starts, positions, times, sizes, frozenset(flagged))
-
-
-def _raise_sizes(sizes: array[int], run: ListColumns) -> None:
-    """Each file's largest size so far (*sizes*) raised to *run*'s where larger: compared at C
-    speed, only the larger ones set one by one (sizes seldom change from run to run)."""
-    ids = run.ids
-    for lo in range(0, len(ids), _CHUNK):
-        chunk = ids[lo:lo + _CHUNK]
-        given = run.sizes[lo:lo + _CHUNK]
-        for fid, size in compress(zip(chunk, given, strict=True), map(gt, given, pick(chunk, sizes))):
-            if size > sizes[fid]:  # a file twice in a run (never from columns_of): its largest
-                sizes[fid] = size
-
-
-
-_CHUNK = 1 << 16  # entries compared at a time (a huge run's temporary tuple stays small)
+    for k, run in enumerate(runs):
+        waiting = {fid for fid, named in last.items() if named >= k and fid not in flagged}
+        if not waiting:
+            break
+        flagged.update(waiting.intersection(run.ids))
+    return frozenset(flagged)
 
 
 def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
     """Ids of files seen at least *min_seen* times, ordered by (median position, median time, path):
     a counting sort on twice the median position (a whole number; both in C, native/tally.c),
     then each group of equal positions (small) sorted by time and path."""
-    index = tally.index()
-    keys = native_loops.median_keys(index.starts, index.positions, min_seen)
+    groups = tally.index().groups
+    keys = native_loops.median_keys(groups.starts, groups.positions, min_seen)
     out = native_loops.order_by_key(keys) if keys is not None else None
     if keys is None or out is None:
         return _consensus_order_py(tally, min_seen)
@@ -286,8 +228,8 @@ def _consensus_order(tally: Tally, min_seen: int) -> array[int]:
 
 def _consensus_order_py(tally: Tally, min_seen: int) -> array[int]:
     """:func:`_consensus_order` in plain Python (the reference the C path is tested against)."""
-    index = tally.index()
-    starts, positions = index.starts, index.positions
+    groups = tally.index().groups
+    starts, positions = groups.starts, groups.positions
     files = len(starts) - 1
     keys = array("i", [-1]) * files  # twice the median position; -1: left out
     for fid in range(files):

@@ -56,18 +56,18 @@ import math
 import re
 from array import array
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, compress, count
-from operator import itemgetter
-from typing import Any, NamedTuple, cast
+from itertools import accumulate, compress, count, islice
+from operator import itemgetter, sub
+from typing import Any, NamedTuple
 
 from nydus_top.lists.paths import ListColumns, PathTable, columns_of, pick
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet
 from nydus_top.model.records import Listable
 from nydus_top.runs import native_loops
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, _needed
+from nydus_top.runs.groups import Grouping, Groups, group
 
 STREAM = "stream"  # nydusd: the prefetch streams while the container runs
 WAIT = "wait"  # the stargz snapshotter: the start waits for the whole prefetch (up to its timeout)
@@ -78,7 +78,6 @@ PREFETCH_TIMEOUT = 10.0  # s: the stargz snapshotter's default prefetch_timeout
 AUTO_WITHIN = 0.01  # --min-share auto: the smallest list within 1 % of the best mean stall
 MAX_SHARES = 20  # thresholds a sweep tries, at most (j/N for N runs, else j/20)
 _NONE = -1
-_DISCARD = cast("Callable[[int], object]", {}.get)  # the index's put for a file one run read: keeps nothing, at C speed
 _FID, _SEEN, _SIZE = itemgetter(3), itemgetter(4), itemgetter(5)  # of a consensus key (see _order_without_py)
 _LARGEST = 1 << 60  # sizes and times beyond this (a hostile list's) count as this: the arrays hold 64 bits
 
@@ -162,13 +161,15 @@ class _Run:
     times: array[int]  # first-access microseconds, _NONE: unknown
     ranges: RangeBook | None
     duration_s: float
+    columns: ListColumns  # as added (sizes and times as given): what the runs are grouped by file from
 
 
 class Table:
     """Runs added one at a time, kept as arrays of path ids (100 runs of 10k files: a few MB)."""
 
-    def __init__(self, paths: PathTable | None = None) -> None:
+    def __init__(self, paths: PathTable | None = None, grouping: Grouping = group) -> None:
         self.paths = paths if paths is not None else PathTable()  # may be shared with a Tally
+        self.grouping = grouping  # groups the runs by file (a SharedGroups: once for a Tally of the same columns)
         self.runs: list[_Run] = []
         self._files: list[_File | None] | None = None
         self._single: dict[int, tuple[int, int, int]] = {}
@@ -188,7 +189,7 @@ class Table:
         arrays that need no change are kept as they are, not copied."""
         sizes, _ = _held(columns.sizes)
         times, last = _held(columns.times)
-        self.runs.append(_Run(name, columns.ids, sizes, times, ranges, max(last, 0) / 1e6))
+        self.runs.append(_Run(name, columns.ids, sizes, times, ranges, max(last, 0) / 1e6, columns))
         self._files = self._base = self._held = None
         self.range_cache = {}
 
@@ -257,7 +258,7 @@ class Table:
         """Per file id, its figures over the runs when two or more read it (built once, after the
         last add; :meth:`seen` counts the others)."""
         if self._files is None:
-            self._files, self._single = _index(self)
+            self._files, self._single = _index(self.grouping([run.columns for run in self.runs], len(self.paths)))
         return self._files
 
     def seen(self, least: int) -> int:
@@ -561,8 +562,7 @@ def waterfall(table: Table, k: int, entries: Iterable[Listable], ranges: RangeBo
 
 
 class _File(NamedTuple):
-    """One file over the runs: its sorted positions, known times and known sizes (largest first)
-    (arrays from the C path, lists from the Python one)."""
+    """One file over the runs: its sorted positions, known times and known sizes (largest first)."""
 
     positions: Sequence[int]
     times: Sequence[int]
@@ -571,42 +571,21 @@ class _File(NamedTuple):
     whole_time: float
 
 
-def _put_known(put: list[Callable[[int], object]], ids: Sequence[int], values: Sequence[int]) -> None:
-    """``put[fid](value)`` for each file's value a run knows (``_NONE`` is unknown); a run that
-    knows all of them takes the loop without the test."""
-    if _NONE in values:
-        for fid, value in zip(ids, values, strict=True):
-            if value != _NONE:
-                put[fid](value)
-    else:
-        for fid, value in zip(ids, values, strict=True):
-            put[fid](value)
-
-
-def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
+def _index(groups: Groups) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
     """Per file id its figures over the runs that read it twice or more (None for the others), and
-    the files one run read: (position, time, size). The runs' entries are grouped by file in C (a
-    counting sort, native/tally.c); :func:`_index_py` is the same in Python, taken when the C
-    path declines."""
-    n = len(table.paths)
-    counts = array("q", bytes(8 * n))
-    if not all(native_loops.count_ids(run.ids, counts) for run in table.runs):
-        return _index_py(table)
-    starts = array("q", accumulate(counts, initial=0))
-    total = starts[n]
-    cursor = array("q", starts)
-    positions, times, sizes = array("i", bytes(4 * total)), array("q", bytes(8 * total)), array("q", bytes(8 * total))
-    for run in table.runs:
-        if not native_loops.scatter(run.ids, run.times, run.sizes, cursor, positions, times, sizes):
-            return _index_py(table)
-    del cursor
-    if not all(native_loops.sort_groups(starts, values) for values in (positions, times, sizes)):
-        return _index_py(table)
-    ones = list(compress(range(n), map((1).__eq__, counts)))  # files one run read: (position, time, size)
+    the files one run read: (position, time, size), from the runs grouped by file. Times and
+    sizes are held as the table holds a run's (:func:`_held`), which keeps each group sorted (a
+    larger value is never held below a smaller one)."""
+    starts, positions = groups.starts, groups.positions
+    times, _ = _held(groups.times)
+    sizes, _ = _held(groups.sizes)
+    n = len(starts) - 1
+    seen = list(map(sub, islice(starts, 1, None), starts))  # runs that read each file
+    ones = list(compress(range(n), map((1).__eq__, seen)))  # files one run read: (position, time, size)
     at = pick(ones, starts)
     single = dict(zip(ones, zip(pick(at, positions), pick(at, times), pick(at, sizes), strict=True), strict=True))
     out: list[_File | None] = [None] * n
-    for fid in compress(range(n), map((1).__lt__, counts)):
+    for fid in compress(range(n), map((1).__lt__, seen)):
         a, b = starts[fid], starts[fid + 1]
         p = positions[a:b]  # each group sorted already
         t = _known(times[a:b])
@@ -619,46 +598,6 @@ def _index(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, 
 def _known(ordered: array[int]) -> array[int]:
     """Sorted *ordered* without _NONE (the smallest a run holds: see _held)."""
     return ordered[bisect_right(ordered, _NONE):]
-
-
-
-def _index_py(table: Table) -> tuple[list[_File | None], dict[int, tuple[int, int, int]]]:
-    """:func:`_index` in plain Python (the reference the C path is tested against): the files one
-    run read are counted and picked out at C speed, the others' values put in lists."""
-    n = len(table.paths)
-    counts: Counter[int] = Counter()
-    for run in table.runs:
-        counts.update(run.ids)
-    many = bytearray(n)
-    for fid, seen in counts.items():
-        if seen > 1:
-            many[fid] = 1
-    positions: dict[int, list[int]] = {fid: [] for fid in range(n) if many[fid]}
-    times: dict[int, list[int]] = {fid: [] for fid in positions}
-    sizes: dict[int, list[int]] = {fid: [] for fid in positions}
-    put_position: list[Callable[[int], object]] = [_DISCARD] * n
-    put_time, put_size = list(put_position), list(put_position)
-    for fid, p in positions.items():
-        put_position[fid], put_time[fid], put_size[fid] = p.append, times[fid].append, sizes[fid].append
-    single: dict[int, tuple[int, int, int]] = {}
-    for run in table.runs:
-        for position, fid in enumerate(run.ids):
-            put_position[fid](position)
-        _put_known(put_time, run.ids, run.times)
-        _put_known(put_size, run.ids, run.sizes)
-        chosen = bytes(map(many.__getitem__, run.ids))
-        if 0 in chosen:  # some file only this run read
-            alone = bytes(map((1).__xor__, chosen))
-            rows = zip(range(len(run.ids)), run.times, run.sizes, strict=True)
-            single.update(compress(zip(run.ids, rows, strict=True), alone))
-    out: list[_File | None] = [None] * n
-    for fid, p in positions.items():
-        t, z = times[fid], sizes[fid]
-        p.sort()
-        t.sort()
-        z.sort(reverse=True)
-        out[fid] = _File(p, t, z, _median(p), _median(t))
-    return out, single
 
 
 # (runs that read it, then for positions and for times: two thresholds and the median without a

@@ -50,30 +50,20 @@ def count_ids(ids: array[int], counts: array[int]) -> bool:
     return bool(lib.nt_count_ids(_i32(ids), len(ids), _w64(counts), len(counts)) == 0)
 
 
-def scatter(ids: array[int], times: array[int], sizes: array[int] | None, cursor: array[int],
-            positions: array[int], times_out: array[int], sizes_out: array[int] | None) -> bool:
+def scatter(ids: array[int], times: array[int], sizes: array[int], cursor: array[int], positions: array[int],
+            times_out: array[int], sizes_out: array[int]) -> bool:
     """A counting sort's second pass over one run: entry *i* (its id *fid*) goes to
-    ``at = cursor[fid]`` (then one more): ``positions[at] = i``, ``times_out[at] = times[i]`` and,
-    with *sizes* and *sizes_out*, ``sizes_out[at] = sizes[i]``."""
+    ``at = cursor[fid]`` (then one more): ``positions[at] = i``, ``times_out[at] = times[i]`` and
+    ``sizes_out[at] = sizes[i]``."""
     n, total = len(ids), len(positions)
-    if lib is None or not (_ok(ids, "i") and _ok(times, "q") and len(times) == n and _ok(cursor, "q")
-                           and _ok(positions, "i") and _ok(times_out, "q") and len(times_out) == total):
+    if lib is None or not (_ok(ids, "i") and _ok(times, "q") and _ok(sizes, "q") and len(times) == len(sizes) == n
+                           and _ok(cursor, "q") and _ok(positions, "i") and _ok(times_out, "q")
+                           and _ok(sizes_out, "q") and len(times_out) == len(sizes_out) == total):
         return False
-    given, out = ffi.NULL, ffi.NULL
-    if sizes is not None or sizes_out is not None:
-        if not (_ok(sizes, "q") and len(sizes) == n and _ok(sizes_out, "q") and len(sizes_out) == total):
-            return False
-        given, out = _i64(sizes), _w64(sizes_out)
-    done = lib.nt_scatter(_i32(ids), _i64(times), given, n, _w64(cursor), len(cursor),
-                          ffi.from_buffer("int32_t[]", positions, require_writable=True), _w64(times_out), out, total)
+    done = lib.nt_scatter(_i32(ids), _i64(times), _i64(sizes), n, _w64(cursor), len(cursor),
+                          ffi.from_buffer("int32_t[]", positions, require_writable=True), _w64(times_out),
+                          _w64(sizes_out), total)
     return bool(done == 0)
-
-
-def raise_max(ids: array[int], values: array[int], maxes: array[int]) -> bool:
-    """``maxes[fid] = max(maxes[fid], value)`` for each id and value of a run."""
-    if lib is None or not (_ok(ids, "i") and _ok(values, "q") and len(values) == len(ids) and _ok(maxes, "q")):
-        return False
-    return bool(lib.nt_raise_max(_i32(ids), _i64(values), len(ids), _w64(maxes), len(maxes)) == 0)
 
 
 def bounds(values: array[int]) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ import pytest
 
 from nydus_top.lists.paths import ListColumns
 from nydus_top.model.records import ListedFile
-from nydus_top.runs import consensus, native_loops
+from nydus_top.runs import consensus, groups, native_loops
 from nydus_top.runs import evaluate as ev
 
 _NONE = -1
@@ -40,22 +40,20 @@ CASES = [(0, 5, 0), (1, 0, 0), (1, 7, 0), (1, 7, 7), (2, 3, 3), (3, 50, 10), (12
 
 
 @pytest.mark.parametrize(("runs", "files", "every"), CASES)
-def test_the_consensus_index_is_the_plain_one(runs: int, files: int, every: int,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_grouping_is_the_plain_one(runs: int, files: int, every: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(runs * 1000 + files)
-    plain_index = consensus._index_py
-    monkeypatch.setattr(consensus, "_index_py", refused)  # the C path must not decline here
+    plain_group = groups._group_py
+    monkeypatch.setattr(groups, "_group_py", refused)  # the C path must not decline here
     for trial in range(5):
         columns = random_runs(rng, runs, files, every=every)
-        flags = rng.randrange(4) if runs and files else 0
-        runtime = [(rng.randrange(runs), rng.randrange(files)) for _ in range(flags)]
-        assert consensus._index(columns, files, runtime) == plain_index(columns, files, runtime), (runs, trial)
+        assert groups.group(columns, files) == plain_group(columns, files), (runs, trial)
 
 
-def test_the_consensus_of_empty_runs_and_of_no_runs() -> None:
+def test_the_grouping_of_empty_runs_and_of_no_runs() -> None:
     empty = ListColumns(array("i"), array("q"), array("q"))
-    assert consensus._index([empty, empty], 0, []) == consensus._index_py([empty, empty], 0, [])
-    assert consensus._index([], 4, []) == consensus._index_py([], 4, [])
+    assert groups.group([empty, empty], 0) == groups._group_py([empty, empty], 0)
+    assert groups.group([], 4) == groups._group_py([], 4) == groups.Groups(array("q", [0] * 5), array("i"),
+                                                                           array("q"), array("q"))
 
 
 def test_an_id_out_of_range_is_refused_and_nothing_is_written() -> None:
@@ -63,35 +61,38 @@ def test_an_id_out_of_range_is_refused_and_nothing_is_written() -> None:
     for bad in (array("i", [0, 3]), array("i", [-1]), array("i", [1, 2, 2**31 - 1])):
         assert not native_loops.count_ids(bad, counts)
         assert counts == array("q", [0, 0, 0])
-        maxes = array("q", [5, 5, 5])
-        assert not native_loops.raise_max(bad, array("q", [9] * len(bad)), maxes)
-        assert maxes == array("q", [5, 5, 5])
+        values = array("q", [9] * len(bad))
+        positions, times, sizes = array("i", [0] * 3), array("q", [0] * 3), array("q", [0] * 3)
+        assert not native_loops.scatter(bad, values, values, array("q", [0, 1, 2]), positions, times, sizes)
+        assert (positions, times, sizes) == (array("i", [0] * 3), array("q", [0] * 3), array("q", [0] * 3))
 
 
 def test_scatter_refuses_a_cursor_past_the_end() -> None:
-    ids, times = array("i", [0, 1]), array("q", [7, 8])
-    positions, out = array("i", [0, 0]), array("q", [0, 0])
-    assert not native_loops.scatter(ids, times, None, array("q", [0, 2]), positions, out, None)
-    assert not native_loops.scatter(ids, times, None, array("q", [0, -1]), positions, out, None)
-    assert native_loops.scatter(ids, times, None, array("q", [1, 0]), positions, out, None)
-    assert (positions, out) == (array("i", [1, 0]), array("q", [8, 7]))
+    ids, times, sizes = array("i", [0, 1]), array("q", [7, 8]), array("q", [5, 6])
+    positions, out, out_sizes = array("i", [0, 0]), array("q", [0, 0]), array("q", [0, 0])
+    assert not native_loops.scatter(ids, times, sizes, array("q", [0, 2]), positions, out, out_sizes)
+    assert not native_loops.scatter(ids, times, sizes, array("q", [0, -1]), positions, out, out_sizes)
+    assert native_loops.scatter(ids, times, sizes, array("q", [1, 0]), positions, out, out_sizes)
+    assert (positions, out, out_sizes) == (array("i", [1, 0]), array("q", [8, 7]), array("q", [6, 5]))
 
 
 def test_arrays_of_another_type_or_length_are_left_to_python() -> None:
     counts = array("q", [0, 0])
+    one, none = array("i", [0]), array("q", [0])
     assert not native_loops.count_ids(array("l", [0]), counts)
-    assert not native_loops.count_ids(array("i", [0]), array("i", [0, 0]))
-    assert not native_loops.raise_max(array("i", [0, 1]), array("q", [1]), counts)
-    assert not native_loops.scatter(array("i", [0]), array("q", []), None, counts, array("i", [0]), array("q", [0]),
-                                    None)
+    assert not native_loops.count_ids(one, array("i", [0, 0]))
+    assert not native_loops.scatter(one, array("q", []), none, counts, one, none, none)
+    assert not native_loops.scatter(one, none, array("q", []), counts, one, none, none)
+    assert not native_loops.scatter(one, none, none, counts, one, none, array("q", [0, 0]))
+    assert not native_loops.scatter(one, none, array("i", [0]), counts, one, none, none)
 
 
 def test_a_bad_id_gives_the_plain_pythons_answer() -> None:
     bad = [ListColumns(array("i", [0, 5]), array("q", [1, 1]), array("q", [1, 1]))]
     with pytest.raises(IndexError):
-        consensus._index_py(bad, 3, [])
+        groups._group_py(bad, 3)
     with pytest.raises(IndexError):
-        consensus._index(bad, 3, [])
+        groups.group(bad, 3)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -142,24 +143,15 @@ def test_leave_one_out_sweep_and_scores_are_the_plain_ones(runs: int, files: int
         assert got == want, (runs, files, every, trial)
 
 
-def as_lists(index: tuple[list[ev._File | None], dict[int, tuple[int, int, int]]],
-             ) -> tuple[list[ev._File | None], dict[int, tuple[int, int, int]]]:
-    """An index with each file's values as lists (the C path gives arrays)."""
-    files = [None if f is None else f._replace(positions=list(f.positions), times=list(f.times), sizes=list(f.sizes))
-             for f in index[0]]
-    return files, index[1]
-
-
 @pytest.mark.parametrize(("runs", "files", "every"), TABLES)
-def test_the_index_and_every_held_out_order_are_the_plain_ones(runs: int, files: int, every: int,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_held_out_order_is_the_plain_one(runs: int, files: int, every: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(runs * 7 + files)
-    plain_index, plain_order = ev._index_py, ev._order_without_py
-    monkeypatch.setattr(ev, "_index_py", refused)  # the C paths must not decline here
+    plain_order = ev._order_without_py
+    monkeypatch.setattr(groups, "_group_py", refused)  # the C paths must not decline here
     monkeypatch.setattr(ev, "_order_without_py", refused)
     for _ in range(4):
         table = random_table(rng, runs, files, every=every)
-        assert as_lists(ev._index(table)) == plain_index(table)
         if runs < 2:
             continue
         for k in range(runs):
