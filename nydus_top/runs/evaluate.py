@@ -69,6 +69,7 @@ from nydus_top.runs import native_loops
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, _needed
 from nydus_top.runs.groups import Grouping, Groups, group
 
+RANGE_LIMIT = (1 << 64) - 1  # the end a RangeSet holds at most (unsigned 64-bit)
 STREAM = "stream"  # nydusd: the prefetch streams while the container runs
 WAIT = "wait"  # the stargz snapshotter: the start waits for the whole prefetch (up to its timeout)
 POLICIES = (STREAM, WAIT)
@@ -382,6 +383,12 @@ def _intersect(a: RangeSet, b: RangeSet) -> int:
     return total
 
 
+def _upto(size: int) -> RangeSet:
+    """The first *size* bytes of a file as ranges. A list may say any size (hostile input); a
+    range set ends below 2**64, so a larger size covers no more of it than that."""
+    return RangeSet([(0, min(size, RANGE_LIMIT))])
+
+
 def _clip(ranges: RangeSet, size: int) -> RangeSet:
     return ranges.rounded(0, size) if size >= 0 else ranges
 
@@ -421,13 +428,13 @@ def score(table: Table, k: int, view: _ListView, link: Link, *, against: str = "
             part = lranges.get(fid)
             lsize = lsizes[fid]
             if part is None:  # the whole file, up to the list's size
-                covered = (_intersect(_clip(rset, size), RangeSet([(0, lsize)])) if rset is not None
+                covered = (_intersect(_clip(rset, size), _upto(lsize)) if rset is not None
                            else min(lsize, rsize))
-                missing = (need - _intersect(needed, RangeSet([(0, lsize)])) if needed is not None
+                missing = (need - _intersect(needed, _upto(lsize)) if needed is not None
                            else max(0, rsize - lsize))
             else:
-                covered = _intersect(_clip(rset, size) if rset is not None else RangeSet([(0, rsize)]), part)
-                missing = need - _intersect(needed if needed is not None else RangeSet([(0, rsize)]), part)
+                covered = _intersect(_clip(rset, size) if rset is not None else _upto(rsize), part)
+                missing = need - _intersect(needed if needed is not None else _upto(rsize), part)
             at = held + max(time, 0) / 1e6
             prefetch_wait = max(0.0, end / bw - at)
         wait = min(_od(link, need), max(prefetch_wait, _od(link, missing)))

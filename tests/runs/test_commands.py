@@ -214,3 +214,19 @@ def test_evaluate_skips_a_bad_or_empty_run_as_consensus_does(tmp_path: Path,
     assert main([*args, str(bad), str(empty)]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith(
         "nydus-top evaluate: none of the 2 runs or lists named could be read: skipped ")
+
+
+@pytest.mark.parametrize("huge", [1 << 63, 1 << 64, 10 ** 30])
+def test_evaluate_a_list_with_a_huge_size_against_runs_with_ranges(tmp_path: Path, huge: int,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A list file may say any size (hostile input): scored, never a traceback."""
+    run = tmp_path / "run"
+    save_list([ListedFile("/bin/app", 1000, 0)], run)  # run and run.csv
+    (tmp_path / "run.ranges.json").write_text(json.dumps({"version": "v1", "files": [
+        {"path": "/bin/app", "ranges": [[0, 150]]}]}))
+    listed = tmp_path / "list.csv"
+    listed.write_text(f"path,size,elapsed\n/bin/app,{huge},0\n")
+    assert main(["--config", _config(tmp_path), "evaluate", str(listed), str(run), "--json"]) == 0
+    out, err = capsys.readouterr()
+    first = json.loads(out.splitlines()[0])
+    assert (first["file_hit_rate"], first["byte_hit_rate"], first["read_bytes"]) == (1.0, 1.0, 150)

@@ -292,3 +292,17 @@ def test_a_sweep_stops_when_asked() -> None:
         ev.sweep(t, LINK, stop=stop)
     assert len(asked) == 3  # asked before each held-out run; the third said stop
     assert len(ev.sweep(t, LINK, stop=lambda: False)) == 3
+
+
+@pytest.mark.parametrize("huge", [1 << 63, 1 << 64, 1 << 70])
+def test_a_list_size_beyond_any_range_is_scored_not_raised(huge: int) -> None:
+    # A list file (hostile input) may say any size; a run with ranges was scored against
+    # RangeSet([(0, size)]), whose unsigned 64-bit array raised OverflowError from 2**64 (a
+    # traceback from `nydus-top evaluate`). No range ends past MAX_RANGE_END, so the list's file
+    # covers the whole read.
+    runs = RangeBook()
+    runs.set("/f", RangeSet([(0, 150)]))
+    link = ev.Link(1000.0, 0.1, 100)
+    (s,) = ev.score_list(table(("r", [ListedFile("/f", 1000, 0)]), ranges={"r": runs}),
+                         [ListedFile("/f", huge)], None, link)
+    assert (s.read_bytes, s.byte_hit_rate, s.file_hit_rate) == (150, 1.0, 1.0)
