@@ -71,7 +71,7 @@ class ReadyGate:
     the line has a time (``at_ns``) and *mark_ns* gives the wall-clock time of the trace's elapsed
     0, records traced after the line are dropped (:attr:`until_us`) but for the tracer's first
     batch after it, which may hold reads from before; those passed on before the line was seen
-    are the sink owner's to drop (:meth:`CompactList.drop_after`)."""
+    are the sink owner's to drop (:meth:`CompactList.drop_after`, :meth:`TraceRun.drop_after`)."""
 
     def __init__(self, ready: Readiness, sink: Callable[[list[TraceRecord]], None],
                  on_cut: Callable[[], object] = lambda: None,

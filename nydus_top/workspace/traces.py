@@ -240,7 +240,7 @@ class Workspace:
         runtime, _ = listmeta.limit_runtime(run.items.entry(i).path for i in sorted(run.items.flagged))
         meta = replace(self._identity(run), runtime=runtime)  # what the operator flagged (r)
         items = run.items
-        entries = items.entries(range(items.seen))
+        entries = items.entries(items.ingested())
         try:
             result, _ = runstore.save_run(config.persist_dir, entries, meta, keep=config.keep_runs,
                                           readable=bool(config.readable), granularity=config.granularity,
