@@ -151,14 +151,16 @@ def test_files_traced_after_start_up_ended_leave_the_list_but_the_first_batch_af
     items.move([4], 0)  # curated: the list's order is not the trace's
     items.extend([at("/late", 7_000), at("/later", 8_000)])
     items.set_flags(["/late"])
+    items.delete([1])  # an edit while they are shown: its undo step holds them
     dropped = items.drop_after(5_000)
     assert [items.entry(i).path for i in dropped] == ["/late", "/later"]
-    assert items.paths() == ["/same-batch", "/a", "/b", "/merged", "/first-after"]
+    assert items.paths() == ["/same-batch", "/b", "/merged", "/first-after"]
     last = items.last_traced()
     assert last is not None and (last.path, last.elapsed_us) == ("/same-batch", 6_000)
     assert items.flagged == set() and [items.entry(i).path for i in items.ingested()] == [
         "/a", "/b", "/merged", "/first-after", "/same-batch"]
     assert items.drop_after(5_000) == []
-    # Gone for good: an undo of an edit made before brings back what it removed, not them.
+    # Gone for good: an undo brings back what its edit removed, not them.
+    assert items.undo() and items.paths() == ["/same-batch", "/a", "/b", "/merged", "/first-after"]
     assert items.undo() and items.undo() and items.paths() == ["/a", "/b", "/first-after", "/same-batch"]
     assert items.merge([at("/late", 1)]) == 1 and items.paths()[-1] == "/late"  # a merge may add it again
