@@ -1,8 +1,8 @@
 """One trace as the app sees it: target, state, inbox, curated list and live counters.
 
 The tracer side (its own thread) calls ``started``/``records``/``drop_after``/``ended``;
-``records`` blocks when the inbox is full, which is the backpressure: the tracer's reader stops reading
-and the kernel's fanotify queue (unlimited for these traces) grows instead, so nothing is
+``records`` blocks when the inbox is full, which is the backpressure: the tracer's reader stops
+reading and the kernel's fanotify queue (unlimited for these traces) grows instead, so nothing is
 lost and nydus-top's own buffer stays at INBOX_BATCHES batches. The UI side (the session's
 ``Workspace``) calls ``drain()`` on a timer (about 10 times a second) and the screens
 repaint once per drain, however many events arrived. ``drop_after`` goes through the inbox too,

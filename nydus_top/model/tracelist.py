@@ -220,17 +220,35 @@ class TraceList:
         for the tracer's first batch after it (:func:`kept_until`). They leave the rows, the
         flags and the known paths, and an undo does not bring them back; not an edit (the trace
         ended there). Returns their ids."""
-        traced = [i for i in range(self.seen) if i not in self._merged and i not in self.dropped]
-        elapsed = self._elapsed
-        late = traced[kept_until([elapsed[i] for i in traced], until_us):]
+        traced = self._traced()
+        elapsed = self._elapsed if isinstance(traced, range) else [self._elapsed[i] for i in traced]
+        late = list(traced[kept_until(elapsed, until_us):])
         if late:
             gone = set(late)
+            self._remove_ids(gone)
             self.dropped |= gone
             self.flagged -= gone
             for ident in late:
                 del self._by_path[self._path[ident]]
-            self.rows = array("l", (i for i in self.rows if i not in gone))
         return late
+
+    def _remove_ids(self, ids: set[int]) -> None:
+        """Take *ids* out of the rows: the last rows when they are all there (the list's end in
+        trace order, as usual), else in one pass."""
+        rows = self.rows
+        tail = 0
+        while tail < len(rows) and rows[-1 - tail] in ids:
+            tail += 1
+        if tail == len(ids):
+            del rows[len(rows) - tail:]
+        else:
+            self.rows = array("l", (ident for ident in rows if ident not in ids))
+
+    def _traced(self) -> Sequence[int]:
+        """The ids the tracer gave (not merged, not dropped), in the order traced."""
+        if not self._merged and not self.dropped:
+            return range(self.seen)
+        return [i for i in range(self.seen) if i not in self._merged and i not in self.dropped]
 
     # -- byte ranges -------------------------------------------------------------------------
 

@@ -164,3 +164,10 @@ def test_files_traced_after_start_up_ended_leave_the_list_but_the_first_batch_af
     assert items.undo() and items.paths() == ["/same-batch", "/a", "/b", "/merged", "/first-after"]
     assert items.undo() and items.undo() and items.paths() == ["/a", "/b", "/first-after", "/same-batch"]
     assert items.merge([at("/late", 1)]) == 1 and items.paths()[-1] == "/late"  # a merge may add it again
+
+
+def test_a_file_traced_after_start_up_ended_leaves_the_list_wherever_it_was_moved() -> None:
+    items = TraceList()
+    items.extend([at("/a", 1_000), at("/first-after", 6_000), at("/late", 7_000), at("/later", 8_000)])
+    items.move([2], 0)
+    assert items.drop_after(5_000) and items.paths() == ["/a", "/first-after"]
