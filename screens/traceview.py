@@ -147,7 +147,11 @@ class TraceView(ScrollView, can_focus=True):
 
     def rows_changed(self) -> None:
         """Call after the list changed (ingest or edit): resize, follow, repaint. The caller
-        updates its counters itself (no CursorMoved: once per tick is enough)."""
+        updates its counters itself (no CursorMoved: once per tick is enough). Files dropped at
+        the end of start-up (a stamped ready line) are no longer selected."""
+        dropped = self.run.items.dropped
+        if self.selected and not self.selected.isdisjoint(dropped):
+            self.selected -= dropped
         count = len(self.run.items)
         self.virtual_size = Size(self.size.width, count)
         if self.follow and count:

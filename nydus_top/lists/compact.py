@@ -16,7 +16,7 @@ import threading
 from array import array
 from collections.abc import Iterator
 
-from nydus_top.model.records import ListedFile
+from nydus_top.model.records import ListedFile, kept_until
 
 PER_FILE = 24  # bytes of the columns for each file: path end, size, elapsed
 MAX_BYTES = 256 << 20  # one recording's files in memory at most: 256 MiB
@@ -99,18 +99,10 @@ class CompactList:
         return True
 
     def drop_after(self, elapsed_us: int) -> int:
-        """Drop the last files, those of the tracer's batches after the first one timed after
-        *elapsed_us* (files are kept in the order seen; a batch's files share one time, when the
-        tracer read them, so that first batch may hold reads made before *elapsed_us*: it stays);
-        returns how many."""
+        """Drop the last files, those traced after *elapsed_us* but for the tracer's first batch
+        after it (:func:`kept_until`; files are kept in the order seen); returns how many."""
         ends, elapsed = self._ends, self._elapsed
-        keep = len(ends)
-        while keep and elapsed[keep - 1] > elapsed_us:
-            keep -= 1
-        if keep < len(ends):  # the first batch timed after elapsed_us stays whole
-            first = elapsed[keep]
-            while keep < len(ends) and elapsed[keep] == first:
-                keep += 1
+        keep = kept_until(elapsed, elapsed_us)
         dropped = len(ends) - keep
         if dropped:
             before = self.nbytes

@@ -6,11 +6,13 @@
 * :data:`TraceRecord`: either of them, what a tracer batch holds;
 * :class:`ListedFile`: one file of a saved list (size and elapsed only when the file said);
 * :class:`Listable`: anything a list file can be written from (an Access, a ListedFile, a row
-  of the trace model).
+  of the trace model);
+* :func:`kept_until`: how much of a trace is start-up when it ended at a time (a stamped ready line).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,3 +71,18 @@ class Listable(Protocol):
     def size(self) -> int | None: ...
     @property
     def elapsed_us(self) -> int | None: ...
+
+
+def kept_until(elapsed_us: Sequence[int], until_us: int) -> int:
+    """How many of a trace's first records stay when start-up ended at *until_us*, given their
+    times in the order traced: those traced until then, and the tracer's first batch after it. A
+    record is timed when the tracer reads it, and a batch's records share that time, so that batch
+    may hold reads made before *until_us*: it stays whole (a start-up read is never dropped)."""
+    keep = len(elapsed_us)
+    while keep and elapsed_us[keep - 1] > until_us:
+        keep -= 1
+    if keep < len(elapsed_us):
+        first_after = elapsed_us[keep]
+        while keep < len(elapsed_us) and elapsed_us[keep] == first_after:
+            keep += 1
+    return keep

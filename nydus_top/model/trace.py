@@ -1,11 +1,12 @@
 """One trace as the app sees it: target, state, inbox, curated list and live counters.
 
-The tracer side (its own thread) calls ``started``/``records``/``ended``; ``records``
-blocks when the inbox is full, which is the backpressure: the tracer's reader stops reading
-and the kernel's fanotify queue (unlimited for these traces) grows instead, so nothing is
+The tracer side (its own thread) calls ``started``/``records``/``drop_after``/``ended``;
+``records`` blocks when the inbox is full, which is the backpressure: the tracer's reader stops
+reading and the kernel's fanotify queue (unlimited for these traces) grows instead, so nothing is
 lost and nydus-top's own buffer stays at INBOX_BATCHES batches. The UI side (the session's
 ``Workspace``) calls ``drain()`` on a timer (about 10 times a second) and the screens
-repaint once per drain, however many events arrived.
+repaint once per drain, however many events arrived. ``drop_after`` goes through the inbox too,
+so it applies after the batches queued before it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class Target:
     path: str = ""  # the file a loaded list came from
 
 
+@dataclass(frozen=True, slots=True)
+class _DropAfter:
+    """Start-up ended at ``until_us``: what was traced later goes (see ``TraceRun.drop_after``)."""
+
+    until_us: int
+
+
 def identity_of(container: Container, pod: Pod | None) -> ListMeta:
     """A container's identity as a list's metadata: full image reference, names, pod."""
     image = container.image
@@ -84,7 +92,8 @@ class TraceRun:
     _ranges: RangeBook | None = None  # a book handed over, not yet in the list
     _ranges_from: Any = None  # a live range_tracer.RangeCollector, copied at the UI's pace
     _ranges_seen: int = -1  # its change count at the last copy
-    _inbox: queue.Queue[tuple[Access | Overflow, ...]] = field(default_factory=lambda: queue.Queue(INBOX_BATCHES))
+    _inbox: queue.Queue[tuple[Access | Overflow, ...] | _DropAfter] = field(
+        default_factory=lambda: queue.Queue(INBOX_BATCHES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _second: int = 0  # elapsed second the last rate bucket belongs to
     _anchor: float | None = None  # clock time of elapsed second 0, set by the first advance() while running
@@ -107,12 +116,20 @@ class TraceRun:
 
     def records(self, batch: Sequence[Access | Overflow]) -> None:
         """Queue one batch; blocks while the UI is behind (backpressure), drops once closed."""
-        if not batch:
-            return
-        batch = tuple(batch)
+        if batch:
+            self._put(tuple(batch))
+
+    def drop_after(self, until_us: int) -> None:
+        """Start-up ended at *until_us* (a stamped ready line, in the trace's elapsed time): the
+        files traced after it leave the list but for the tracer's first batch after it, as the
+        recorder trims its list (``CompactList.drop_after``); a cut the metadata names then ends at
+        the last file kept. Applied at the UI's next drain, after the batches queued before."""
+        self._put(_DropAfter(until_us))
+
+    def _put(self, item: tuple[Access | Overflow, ...] | _DropAfter) -> None:
         while not self._closed:
             try:
-                self._inbox.put(batch, timeout=0.2)
+                self._inbox.put(item, timeout=0.2)
                 return
             except queue.Full:
                 continue
@@ -180,10 +197,13 @@ class TraceRun:
         deadline = time.perf_counter() + budget_s
         while time.perf_counter() < deadline:
             try:
-                batch = self._inbox.get_nowait()
+                item = self._inbox.get_nowait()
             except queue.Empty:
                 break
-            self._ingest(batch)
+            if isinstance(item, _DropAfter):
+                self._drop_after(item.until_us)
+            else:
+                self._ingest(item)
             taken += 1
         return taken
 
@@ -231,6 +251,17 @@ class TraceRun:
         seen = self.items.seen
         self.items.extend(batch)
         self.files += self.items.seen - seen
+
+    def _drop_after(self, until_us: int) -> None:
+        items = self.items
+        late = items.drop_after(until_us)
+        if not late:
+            return
+        self.files -= len(late)
+        self.bytes -= sum(row.size or 0 for row in items.entries(late))
+        last, meta = items.last_traced(), self.meta
+        if meta is not None and meta.cut and last is not None:
+            self.meta = replace(meta, cut_after=last.path, cut_us=last.elapsed_us or 0)
 
     def _count(self, elapsed_us: int) -> None:
         second = elapsed_us // 1_000_000

@@ -6,7 +6,8 @@ memory and holds no per-record objects for the cyclic GC to scan (a full collect
 over 100k dataclass instances stalls the UI for ~100 ms). The list shown to the
 operator is ``rows`` (ids in order); deleted or excluded ids simply leave ``rows``.
 Every edit snapshots ``rows`` (an ``array`` memcpy), so undo/redo never replay.
-Accesses that arrive after a snapshot survive undo: they are re-appended in order.
+Accesses that arrive after a snapshot survive undo: they are re-appended in order. Those traced
+after start-up ended (``drop_after``: a stamped ready line) leave the list for good.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from nydus_top.lists.ranges import RangeBook, totals
-from nydus_top.model.records import KINDS, Access, Listable, Overflow
+from nydus_top.model.records import KINDS, Access, Listable, Overflow, kept_until
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison  # typing only: the stubs' name for what sorted() accepts
@@ -83,6 +84,7 @@ class TraceList:
     _by_path: dict[str, int] = field(default_factory=dict)
     _matchers: list[re.Pattern[str]] = field(default_factory=list)
     _merged: set[int] = field(default_factory=set)  # ids that came from merges, not the tracer
+    dropped: set[int] = field(default_factory=set)  # ids traced after start-up ended (drop_after)
     _traced_ranges: RangeBook = field(default_factory=RangeBook)  # from the range tracer
     _merged_ranges: tuple[RangeBook, ...] = ()  # one per merge step in force (undo drops it)
     _totals: tuple[tuple[int, ...], tuple[int, int, int]] | None = None  # (key, prefetch_totals) memo
@@ -137,6 +139,18 @@ class TraceList:
                     pass
             return sorted(found)
         return [pos for pos, ident in enumerate(rows) if ident in ids]
+
+    def ingested(self) -> Sequence[int]:
+        """Every id in the order ingested (deleted and excluded ones too), but those dropped."""
+        dropped = self.dropped
+        return [i for i in range(self.seen) if i not in dropped] if dropped else range(self.seen)
+
+    def last_traced(self) -> Row | None:
+        """The file the tracer gave last (not merged, not dropped), if any."""
+        for ident in reversed(range(self.seen)):
+            if ident not in self._merged and ident not in self.dropped:
+                return self.entry(ident)
+        return None
 
     def frozen_rows(self) -> array[int]:
         """A copy of the current order (cheap: one memcpy)."""
@@ -200,6 +214,41 @@ class TraceList:
         shown = {self._path[i] for i in self.rows}
         return list(dict.fromkeys(e.path for e in other
                                   if e.path not in shown and any(m.match(e.path) for m in matchers)))
+
+    def drop_after(self, until_us: int) -> list[int]:
+        """Start-up ended at *until_us* (a stamped ready line): the files traced after it go, but
+        for the tracer's first batch after it (:func:`kept_until`). They leave the rows, the
+        flags and the known paths, and an undo does not bring them back; not an edit (the trace
+        ended there). Returns their ids."""
+        traced = self._traced()
+        elapsed = self._elapsed if isinstance(traced, range) else [self._elapsed[i] for i in traced]
+        late = list(traced[kept_until(elapsed, until_us):])
+        if late:
+            gone = set(late)
+            self._remove_ids(gone)
+            self.dropped |= gone
+            self.flagged -= gone
+            for ident in late:
+                del self._by_path[self._path[ident]]
+        return late
+
+    def _remove_ids(self, ids: set[int]) -> None:
+        """Take *ids* out of the rows: the last rows when they are all there (the list's end in
+        trace order, as usual), else in one pass."""
+        rows = self.rows
+        tail = 0
+        while tail < len(rows) and rows[-1 - tail] in ids:
+            tail += 1
+        if tail == len(ids):
+            del rows[len(rows) - tail:]
+        else:
+            self.rows = array("l", (ident for ident in rows if ident not in ids))
+
+    def _traced(self) -> Sequence[int]:
+        """The ids the tracer gave (not merged, not dropped), in the order traced."""
+        if not self._merged and not self.dropped:
+            return range(self.seen)
+        return [i for i in range(self.seen) if i not in self._merged and i not in self.dropped]
 
     # -- byte ranges -------------------------------------------------------------------------
 
@@ -393,10 +442,13 @@ class TraceList:
         self.cut = state.cut
         self._merged_ranges = state.merged_ranges
         self._matchers = [e.compile() for e in state.exclusions]
-        rows = array("l", state.rows)
+        dropped = self.dropped
+        rows = array("l", (i for i in state.rows if i not in dropped) if dropped else state.rows)
         # Accesses traced after the snapshot stay, unless an exclusion or a cut still in force hides them.
         for ident in range(state.next_id, self.seen):
             if ident in self._merged or state.cut is not None:  # merged after the snapshot: the undone step itself
+                continue
+            if ident in dropped:  # traced after start-up ended
                 continue
             if not any(m.match(self._path[ident]) for m in self._matchers):
                 rows.append(ident)

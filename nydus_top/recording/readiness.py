@@ -71,7 +71,7 @@ class ReadyGate:
     the line has a time (``at_ns``) and *mark_ns* gives the wall-clock time of the trace's elapsed
     0, records traced after the line are dropped (:attr:`until_us`) but for the tracer's first
     batch after it, which may hold reads from before; those passed on before the line was seen
-    are the sink owner's to drop (:meth:`CompactList.drop_after`)."""
+    are the sink owner's to drop (:meth:`CompactList.drop_after`, :meth:`TraceRun.drop_after`)."""
 
     def __init__(self, ready: Readiness, sink: Callable[[list[TraceRecord]], None],
                  on_cut: Callable[[], object] = lambda: None,
@@ -108,7 +108,8 @@ class ReadyGate:
     def _first_after(self, item: TraceRecord) -> bool:
         """Whether *item* is of the tracer's first batch timed after the ready line. A record is
         timed when the tracer reads it, so that batch may hold reads made before the line: it
-        passes whole (never a start-up read lost; the recorder trims its list the same way)."""
+        passes whole (never a start-up read lost). :func:`kept_until` is the same rule over what
+        was passed on before the line was seen."""
         if self._after_batch is None:
             self._after_batch = item.elapsed_us
         return item.elapsed_us == self._after_batch

@@ -124,6 +124,8 @@ class LiveBackend:
             if gate.cut is not None:
                 run.meta = replace(run.meta or ListMeta(), cut=gate.cut[0], cut_detail=gate.cut[1],
                                    cut_after=gate.last[0], cut_us=gate.last[1])
+            if gate.until_us is not None:  # what it passed on before the line was seen, traced after it
+                run.drop_after(gate.until_us)
             self._ended(live.trace, run)
 
         live.on_end(ended)

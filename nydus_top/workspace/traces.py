@@ -183,14 +183,15 @@ class Workspace:
     def drain(self) -> set[int]:
         """Move queued records into the lists and the rates on to the backend's clock; the ids
         of runs whose rows, rates or state changed. An armed start that has ended is kept in the
-        run store here (once)."""
+        run store here (once), when its inbox is drained (what it still holds, the end of its
+        start-up too, is the run's)."""
         changed: set[int] = set()
         now = self.backend.now()
         for run in self._runs:
             if run.drain() | run.advance(now) or self._shown.get(run.id) is not run.state:
                 self._shown[run.id] = run.state
                 changed.add(run.id)
-                if run.state in (TraceState.STOPPED, TraceState.FAILED) and self._keepable(run):
+                if run.state in (TraceState.STOPPED, TraceState.FAILED) and not run.queued and self._keepable(run):
                     self.keep(run)
         return changed
 
@@ -240,7 +241,7 @@ class Workspace:
         runtime, _ = listmeta.limit_runtime(run.items.entry(i).path for i in sorted(run.items.flagged))
         meta = replace(self._identity(run), runtime=runtime)  # what the operator flagged (r)
         items = run.items
-        entries = items.entries(range(items.seen))
+        entries = items.entries(items.ingested())
         try:
             result, _ = runstore.save_run(config.persist_dir, entries, meta, keep=config.keep_runs,
                                           readable=bool(config.readable), granularity=config.granularity,
@@ -463,11 +464,12 @@ class Workspace:
 
     def close(self) -> None:
         """Disarm and stop every live run, then the backend; never blocks on a tracer. An armed
-        start still tracing is kept as a run with what it has delivered so far."""
+        start still tracing, or ended with batches still queued (a paused view), is kept as a run
+        with what it has delivered so far."""
         for run in self._runs:
             if run.state is TraceState.ARMED:
                 run.stop()
-            elif run.state is TraceState.RUNNING and run.arm is not None:
+            elif run.arm is not None and (run.state is TraceState.RUNNING or run.queued):
                 self._keep_at_close(run)
             run.close()
         self.backend.close()

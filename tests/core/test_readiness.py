@@ -14,7 +14,7 @@ from nydus_top.lists import meta as listmeta
 from nydus_top.lists.compact import Budget, CompactList
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import Pod, record_bytes
-from nydus_top.model.records import Access, ListedFile, Overflow, TraceRecord
+from nydus_top.model.records import Access, ListedFile, Overflow, TraceRecord, kept_until
 from nydus_top.nri import nri_api_pb2 as api
 from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION, pod
 from nydus_top.recording import readiness
@@ -189,6 +189,17 @@ def test_a_ready_line_without_a_time_or_mark_cuts_where_it_is_seen() -> None:
         assert gate.cut_at("ready_line", "READY", at_ns) and gate.until_us is None
         gate([_acc("/late", 6_000)])
         assert passed == [_acc("/late", 6_000)]
+
+
+@pytest.mark.parametrize(("elapsed", "kept"), [
+    ([], 0),
+    ([1, 5, 5], 3),  # nothing after the end: all stay, those traced at it too
+    ([1, 5, 6, 6, 7, 9], 4),  # the first batch after it (6) stays whole, later ones go
+    ([6, 6, 7], 2),  # a lagging tracer: its one batch holds the whole start-up
+    ([1, 7], 2),  # one batch after it, however late
+], ids=["empty", "none-after", "first-batch-after", "all-after", "one-after"])
+def test_start_up_ends_after_the_tracers_first_batch_timed_after_its_end(elapsed: list[int], kept: int) -> None:
+    assert kept_until(elapsed, 5) == kept
 
 
 def test_a_list_drops_its_files_seen_after_a_time_and_gives_their_bytes_back() -> None:

@@ -137,3 +137,37 @@ def test_a_cut_ends_the_list_and_keeps_later_records_out_until_undone() -> None:
     assert items.undo() and items.cut is None and items.paths() == ["/a", "/b", "/c", "/late"]
     assert items.redo() and items.cut == ("/b", 1000) and items.paths() == ["/a", "/b"]
     assert items.cut_after(5) == 0
+
+
+def at(path: str, elapsed_us: int) -> Access:
+    return Access(0, path, 10, elapsed_us, "open", 1, "sh")
+
+
+def test_files_traced_after_start_up_ended_leave_the_list_but_the_first_batch_after() -> None:
+    items = TraceList()
+    items.extend([at("/a", 1_000), at("/b", 5_000)])
+    items.merge([at("/merged", 99_000)])  # the operator's, not the tracer's: never dropped
+    items.extend([at("/first-after", 6_000), at("/same-batch", 6_000)])
+    items.move([4], 0)  # curated: the list's order is not the trace's
+    items.extend([at("/late", 7_000), at("/later", 8_000)])
+    items.set_flags(["/late"])
+    items.delete([1])  # an edit while they are shown: its undo step holds them
+    dropped = items.drop_after(5_000)
+    assert [items.entry(i).path for i in dropped] == ["/late", "/later"]
+    assert items.paths() == ["/same-batch", "/b", "/merged", "/first-after"]
+    last = items.last_traced()
+    assert last is not None and (last.path, last.elapsed_us) == ("/same-batch", 6_000)
+    assert items.flagged == set() and [items.entry(i).path for i in items.ingested()] == [
+        "/a", "/b", "/merged", "/first-after", "/same-batch"]
+    assert items.drop_after(5_000) == []
+    # Gone for good: an undo brings back what its edit removed, not them.
+    assert items.undo() and items.paths() == ["/same-batch", "/a", "/b", "/merged", "/first-after"]
+    assert items.undo() and items.undo() and items.paths() == ["/a", "/b", "/first-after", "/same-batch"]
+    assert items.merge([at("/late", 1)]) == 1 and items.paths()[-1] == "/late"  # a merge may add it again
+
+
+def test_a_file_traced_after_start_up_ended_leaves_the_list_wherever_it_was_moved() -> None:
+    items = TraceList()
+    items.extend([at("/a", 1_000), at("/first-after", 6_000), at("/late", 7_000), at("/later", 8_000)])
+    items.move([2], 0)
+    assert items.drop_after(5_000) and items.paths() == ["/a", "/first-after"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.lists.files import load_list
-from nydus_top.model.records import ListedFile
+from nydus_top.model.records import Access, ListedFile
 from nydus_top.model.trace import TraceState
 from nydus_top.runs import store as runstore
 from nydus_top.runs.runset import Run
@@ -55,6 +55,36 @@ def test_the_next_n_starts_are_armed_count_down_and_each_is_kept_as_a_run(tmp_pa
     assert len(ws.notes) == 3 and ws.notes[0].endswith(f"({len(STARTUP)} files)")
     ws.drain()
     assert len(runstore.runs_of(directory)) == 3  # kept once
+
+
+def test_an_ended_start_is_kept_once_its_inbox_is_drained(tmp_path: Path) -> None:
+    """A start that ends while its view is paused (p) is kept with every file it read, not with
+    those taken before the pause: its inbox may hold more batches and the end of its start-up."""
+    ws = Workspace(make_backend(tmp_path, keep_runs=20))
+    run = ws.arm(SPEC, NGINX)
+    ws.backend.start("c-nginx")  # type: ignore[attr-defined]
+    ws.drain()
+    run.paused = True
+    run.records([Access(90, "/after-the-pause", 1, 60_000_000, "open", 1, "nginx")])
+    run.ended()  # the container exited
+    ws.drain()
+    assert run.queued == 1 and ws.kept_path(run) == ""
+    run.paused = False
+    ws.drain()
+    kept = load_list(ws.kept_path(run))
+    assert [e.path for e in kept.entries] == [*(p for p, _, _ in STARTUP), "/after-the-pause"]
+
+
+def test_an_ended_start_still_paused_is_kept_at_quit(tmp_path: Path) -> None:
+    ws = Workspace(make_backend(tmp_path, keep_runs=20))
+    run = ws.arm(SPEC, NGINX)
+    ws.backend.start("c-nginx")  # type: ignore[attr-defined]
+    run.paused = True
+    run.ended()
+    ws.drain()
+    assert ws.kept_path(run) == ""
+    ws.close()
+    assert [e.path for e in load_list(ws.kept_path(run)).entries] == [p for p, _, _ in STARTUP]
 
 
 def test_starts_are_not_kept_with_keep_runs_0_nor_attached_traces(tmp_path: Path) -> None:

@@ -124,3 +124,23 @@ def test_trace_of_an_armed_start_whose_mark_was_late(snap_compare) -> None:
         await settle(pilot)
 
     assert snap_compare(NydusTopApp(backend), run_before=run_before, terminal_size=SIZE)
+
+
+def test_trace_of_an_armed_start_cut_at_a_stamped_ready_line(snap_compare) -> None:
+    from tests.tui.test_ready_cut_app import FIRST_AFTER, LATE, armed_job, end_at_the_ready_line
+
+    backend = armed_job()
+    choose = keys("down", "down", "a", "c")
+
+    async def run_before(pilot: Pilot) -> None:
+        await choose(pilot)
+        screen = pilot.app.screen
+        backend.start("c-job")
+        screen.run.records([FIRST_AFTER])
+        screen.run.records([LATE])
+        pilot.app.pump()
+        end_at_the_ready_line(screen)
+        pilot.app.pump()
+        await settle(pilot)
+
+    assert snap_compare(NydusTopApp(backend), run_before=run_before, terminal_size=SIZE)
