@@ -140,10 +140,11 @@ class TraceList:
             return sorted(found)
         return [pos for pos, ident in enumerate(rows) if ident in ids]
 
-    def ingested(self) -> Sequence[int]:
-        """Every id in the order ingested (deleted and excluded ones too), but those dropped."""
-        dropped = self.dropped
-        return [i for i in range(self.seen) if i not in dropped] if dropped else range(self.seen)
+    def traced(self) -> Sequence[int]:
+        """Every id the tracer gave, in the order ingested (deleted and excluded ones too), but
+        those dropped: what the start read. Merged ids are other lists' files, not its reads."""
+        gone = self.dropped | self._merged
+        return [i for i in range(self.seen) if i not in gone] if gone else range(self.seen)
 
     def last_traced(self) -> Row | None:
         """The file the tracer gave last (not merged, not dropped), if any."""

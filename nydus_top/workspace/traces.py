@@ -241,7 +241,7 @@ class Workspace:
         runtime, _ = listmeta.limit_runtime(run.items.entry(i).path for i in sorted(run.items.flagged))
         meta = replace(self._identity(run), runtime=runtime)  # what the operator flagged (r)
         items = run.items
-        entries = items.entries(items.ingested())
+        entries = items.entries(items.traced())
         try:
             result, _ = runstore.save_run(config.persist_dir, entries, meta, keep=config.keep_runs,
                                           readable=bool(config.readable), granularity=config.granularity,
@@ -272,7 +272,8 @@ class Workspace:
                                          (run.error, run.state is TraceState.FAILED)) if bad]
         return ListMeta(image=meta.image or run.target.image, digest=meta.digest,
                         container=meta.container or run.target.label, container_id=run.target.container_id,
-                        pod=meta.pod, complete=not problems, incomplete="; ".join(problems)).with_origin()
+                        pod=meta.pod, complete=not problems, incomplete="; ".join(problems), cut=meta.cut,
+                        cut_detail=meta.cut_detail, cut_after=meta.cut_after, cut_us=meta.cut_us).with_origin()
 
     @staticmethod
     def read_runs(persist_dir: str | Path, image: str) -> tuple[list[Run], list[str]]:

@@ -3,11 +3,13 @@ opened as one list with their stability, curated and saved as the consensus."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nydus_top.lists.files import load_list
+from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import Access, ListedFile
 from nydus_top.model.trace import TraceState
 from nydus_top.runs import store as runstore
@@ -86,6 +88,27 @@ def test_an_ended_start_still_paused_is_kept_at_quit(tmp_path: Path) -> None:
     ws.close()
     assert [e.path for e in load_list(ws.kept_path(run)).entries] == [p for p, _, _ in STARTUP]
 
+
+
+def test_a_kept_start_holds_what_it_read_and_where_its_start_up_was_cut(tmp_path: Path) -> None:
+    """A list the operator merged into the view while the start ran is no read of that start: its
+    kept run leaves it out (a consensus counts runs). A start cut at readiness is kept saying so, as
+    the recorder keeps its runs."""
+    ws = Workspace(make_backend(tmp_path, keep_runs=20))
+    run = ws.arm(SPEC, NGINX)
+    ws.backend.start("c-nginx")  # type: ignore[attr-defined]
+    ws.drain()
+    assert run.items.merge([ListedFile("/merged/by-the-operator", 10)])
+    run.records([Access(90, "/read-after-the-merge", 1, 60_000_000, "open", 1, "nginx")])
+    run.meta = replace(run.meta or ListMeta(), cut="ready_line", cut_detail="READY",
+                       cut_after="/read-after-the-merge", cut_us=60_000_000)
+    run.ended()
+    ws.drain()
+    kept = load_list(ws.kept_path(run))
+    assert [e.path for e in kept.entries] == [*(p for p, _, _ in STARTUP), "/read-after-the-merge"]
+    assert kept.meta is not None
+    assert (kept.meta.cut, kept.meta.cut_detail, kept.meta.cut_after, kept.meta.cut_us) == (
+        "ready_line", "READY", "/read-after-the-merge", 60_000_000)
 
 def test_starts_are_not_kept_with_keep_runs_0_nor_attached_traces(tmp_path: Path) -> None:
     backend = make_backend(tmp_path, keep_runs=0)
