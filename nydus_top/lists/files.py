@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import re
 from array import array
@@ -180,7 +181,10 @@ def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
     match = _READABLE.fullmatch(text)
     if match is None or match.group(2) not in units:
         raise ValueError(text)
-    return round(float(match.group(1)) * _UNIT[match.group(2)])
+    amount = float(match.group(1)) * _UNIT[match.group(2)]
+    if not math.isfinite(amount):  # more digits than a float holds: a hostile list's
+        raise ValueError(text)
+    return round(amount)
 
 
 _CSV_SPECIAL = re.compile(r'[,"\r\n]')

@@ -1,0 +1,57 @@
+"""Numbers in a list's csv are hostile input: however long or large, a size or a time is a number
+the commands use or one line saying it is bad, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nydus_top.lists.files import load_list
+
+HANG = 120
+
+
+def nydus_top(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([sys.executable, "-I", "-m", "nydus_top", *map(str, args)], capture_output=True,
+                              text=True, timeout=HANG, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"nydus-top {' '.join(map(str, args))} hung for {HANG} s")
+
+
+def config_for(tmp_path: Path) -> Path:
+    persist = tmp_path / "persist"
+    persist.mkdir(mode=0o755, exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(f'persist_dir = "{persist}"\n')
+    path.chmod(0o600)
+    return path
+
+
+def listed(tmp_path: Path, size: str, elapsed: str = "5") -> Path:
+    path = tmp_path / "app:1"
+    path.write_text("/bin/app\n")
+    Path(f"{path}.csv").write_text(f"path,size,elapsed\n/bin/app,{size},{elapsed}\n")
+    return path
+
+
+def commands(tmp_path: Path, path: Path) -> list[list[str | Path]]:
+    config = config_for(tmp_path)
+    return [["diff", path, path], ["--config", config, "consensus", path, path],
+            ["--config", config, "evaluate", path, path],
+            ["--config", config, "convert", path, "--source", "127.0.0.1:5000/demo:1",
+             "--range-list", tmp_path / "out.json", "--force"]]
+
+
+@pytest.mark.parametrize("size", ["9" * 400 + " EiB", "1" + "0" * 320 + ".5 KiB"], ids=["eib", "kib"])
+def test_a_readable_amount_too_large_for_a_float_is_a_bad_size(tmp_path: Path, size: str) -> None:
+    path = listed(tmp_path, size)
+    warning, = load_list(path).warnings  # the plain list is read without sizes and times
+    assert warning.startswith(f"{path}.csv:2: bad size or elapsed ") and warning.endswith("(sizes and times left out)")
+    for args in commands(tmp_path, path):
+        done = nydus_top(*args)
+        assert done.returncode in (0, 1, 2) and "Traceback" not in done.stderr, (args, done.stderr)
+        assert "bad size or elapsed" in done.stderr
