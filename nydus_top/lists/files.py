@@ -172,12 +172,20 @@ _UNIT = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
          "EiB": 1 << 60, "us": 1, "ms": 1000, "s": 1000000}
 
 
+def _digits(text: str) -> int:
+    """ASCII digits as an int; ValueError(*text*) past the 4300 digits int() reads (a hostile list's)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(text) from None
+
+
 def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
     """An int, or a readable amount in one of *units* (rounded); None for ''."""
     if text == "":
         return None
     if text.isascii() and text.isdigit():
-        return int(text)
+        return _digits(text)
     match = _READABLE.fullmatch(text)
     if match is None or match.group(2) not in units:
         raise ValueError(text)
@@ -492,11 +500,11 @@ def _load_csv(path: Path, text: str) -> _Csv:
             size_text, elapsed_text = row[1], row[2]
             try:  # plain integers (what we and the optimizer write by default) take the short way
                 if size_text.isdigit() and size_text.isascii():
-                    size: int | None = int(size_text)
+                    size: int | None = _digits(size_text)
                 else:
                     size = _parse_amount(size_text, _SIZE_UNITS)
                     rounded = rounded or size is not None
-                elapsed = (int(elapsed_text) if elapsed_text.isdigit() and elapsed_text.isascii()
+                elapsed = (_digits(elapsed_text) if elapsed_text.isdigit() and elapsed_text.isascii()
                            else _parse_amount(elapsed_text, _TIME_UNITS))
             except ValueError as err:
                 raise ListFileError(f"{path}:{line}: bad size or elapsed {_clipped(err.args[0])}") from None
@@ -531,7 +539,10 @@ def _load_plain_csv(text: str) -> list[ListedFile] | None:
         if not (path.startswith("/") and size.isdigit() and size.isascii() and elapsed.isdigit()
                 and elapsed.isascii()):
             return None
-        entries.append(ListedFile(path, int(size), int(elapsed)))
+        try:
+            entries.append(ListedFile(path, int(size), int(elapsed)))
+        except ValueError:  # more digits than int() reads: the csv module's way says which
+            return None
     return entries
 
 
@@ -766,7 +777,8 @@ def _stream_plain_csv(path: Path, paths: PathTable) -> ListColumns | None:
     known = len(paths)
     try:
         columns = _plain_csv_columns(regular_chunks(path, limit=LIST_MAX_BYTES), paths)
-    except (ReadError, OverflowError):  # read again by load_list: its error, or its exact numbers
+    except (ReadError, OverflowError, ValueError):  # read again by load_list: its error, its exact numbers
+        # or which one has more digits than int() reads
         columns = None
     if columns is None:
         paths.truncate(known)

@@ -55,3 +55,17 @@ def test_a_readable_amount_too_large_for_a_float_is_a_bad_size(tmp_path: Path, s
         done = nydus_top(*args)
         assert done.returncode in (0, 1, 2) and "Traceback" not in done.stderr, (args, done.stderr)
         assert "bad size or elapsed" in done.stderr
+
+
+@pytest.mark.parametrize("size, elapsed", [("9" * 5000, "5"), ("5", "9" * 5000), ("1" * 4301, "1" * 4301)],
+                         ids=["size", "elapsed", "both"])
+def test_more_digits_than_python_reads_is_a_bad_size(tmp_path: Path, size: str, elapsed: str) -> None:
+    path = listed(tmp_path, size, elapsed)  # int() refuses over 4300 digits with its own ValueError
+    warning, = load_list(path).warnings
+    assert warning.startswith(f"{path}.csv:2: bad size or elapsed '{size[:1] if size != '5' else elapsed[:1]}")
+    assert warning.endswith("...' (sizes and times left out)")
+    csv_path = Path(f"{path}.csv")
+    for args in [*commands(tmp_path, path), *commands(tmp_path, csv_path)]:
+        done = nydus_top(*args)
+        assert done.returncode in (0, 1, 2) and "Traceback" not in done.stderr, (args, done.stderr)
+        assert "bad size or elapsed" in done.stderr
