@@ -69,3 +69,16 @@ def test_more_digits_than_python_reads_is_a_bad_size(tmp_path: Path, size: str, 
         done = nydus_top(*args)
         assert done.returncode in (0, 1, 2) and "Traceback" not in done.stderr, (args, done.stderr)
         assert "bad size or elapsed" in done.stderr
+
+
+@pytest.mark.parametrize("policy", ["stream", "wait"])
+def test_a_list_size_beyond_a_float_is_evaluated_as_the_largest_size(tmp_path: Path, policy: str) -> None:
+    config = config_for(tmp_path)
+    huge = listed(tmp_path, "9" * 400)  # an int, but no float: the link model divides it by the bandwidth
+    run = tmp_path / "run"
+    run.write_text("/bin/app\n")
+    Path(f"{run}.csv").write_text("path,size,elapsed\n/bin/app,1000,5\n")
+    for args in (["evaluate", huge, run, "--policy", policy, "--json"], ["evaluate", run, huge, "--policy", policy],
+                 ["consensus", huge, run, "--json"]):
+        done = nydus_top("--config", config, *args)
+        assert (done.returncode, done.stderr) == (0, ""), (args, done.stderr)
