@@ -3,6 +3,7 @@ the commands use or one line saying it is bad, never a traceback."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,23 @@ def test_a_list_size_beyond_a_float_is_evaluated_as_the_largest_size(tmp_path: P
                  ["consensus", huge, run, "--json"]):
         done = nydus_top("--config", config, *args)
         assert (done.returncode, done.stderr) == (0, ""), (args, done.stderr)
+
+
+@pytest.mark.parametrize("planted", ["file", "fifo"])
+def test_a_file_where_an_images_runs_directory_goes_is_no_runs(tmp_path: Path, planted: str) -> None:
+    from nydus_top.runs import store as runstore
+
+    config = config_for(tmp_path)
+    directory = runstore.image_dir(tmp_path / "persist", "127.0.0.1:5000/demo:1")
+    directory.parent.mkdir(parents=True)
+    if planted == "fifo":
+        os.mkfifo(directory)
+    else:
+        directory.write_text("not a directory\n")
+    assert runstore.runs_of(directory) == []
+    run = listed(tmp_path, "10")
+    for args in (["consensus", "--image", "127.0.0.1:5000/demo:1"], ["evaluate", run, "--image", "demo:1"],
+                 ["consensus", directory]):
+        done = nydus_top("--config", config, *args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
+        assert len(done.stderr.splitlines()) == 1, done.stderr
