@@ -812,10 +812,15 @@ def _plain_list_columns(chunks: Iterable[bytes], paths: PathTable, bad: _BadLine
     seen = Marks(paths)
     id_of, again = paths.id_of, seen.again
     pending = b""
+    waiting: list[bytes] = []  # chunks of a line longer than a chunk: joined once, when it ends
     decided = False  # whether it starts as a csv is known
     number = 0
     for chunk in chunks:
-        pending += chunk
+        if decided and b"\n" not in chunk:
+            waiting.append(chunk)
+            continue
+        pending = b"".join([pending, *waiting, chunk])
+        waiting.clear()
         if not decided:
             if len(pending) < len(header) and header.startswith(pending):
                 continue
@@ -828,6 +833,7 @@ def _plain_list_columns(chunks: Iterable[bytes], paths: PathTable, bad: _BadLine
             number += 1
             if raw:
                 _plain_line(raw, number, id_of, again, ids, bad)
+    pending = b"".join([pending, *waiting])
     if pending:
         _plain_line(pending, number + 1, id_of, again, ids, bad)
     sizes.extend(array("q", [NONE]) * len(ids))
@@ -852,12 +858,17 @@ def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns
     ids, sizes, times = array("i"), array("q"), array("q")
     seen = Marks(paths)
     pending = b""
+    waiting: list[bytes] = []  # chunks of a line longer than a chunk: joined once, when it ends
     started = False  # the header line is read
     later = False  # a line break follows the header's
     for chunk in chunks:
         if b'"' in chunk or b"\r" in chunk:
             return None
-        lines = (pending + chunk).split(b"\n")
+        if b"\n" not in chunk:
+            waiting.append(chunk)
+            continue
+        lines = b"".join([pending, *waiting, chunk]).split(b"\n")
+        waiting.clear()
         pending = lines.pop()
         if not started:
             if not lines:
@@ -869,6 +880,7 @@ def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns
         later = later or bool(lines)
         if not _plain_csv_rows(list(filter(None, lines)), paths, seen, ListColumns(ids, sizes, times)):
             return None
+    pending = b"".join([pending, *waiting])
     if pending:
         if not started:
             return ListColumns(ids, sizes, times) if pending == header else None

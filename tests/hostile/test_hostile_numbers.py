@@ -103,3 +103,23 @@ def test_a_file_where_an_images_runs_directory_goes_is_no_runs(tmp_path: Path, p
         done = nydus_top("--config", config, *args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
         assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_line_longer_than_many_chunks_is_read_in_linear_time() -> None:
+    """consensus and evaluate read a run a chunk at a time: a line spanning many chunks was
+    copied again with each one (quadratic: a 400 MB line took minutes, a 1 GiB one far longer)."""
+    import time
+
+    from nydus_top.lists.files import _BadLines, _plain_csv_columns, _plain_list_columns
+    from nydus_top.lists.paths import PathTable
+
+    chunk, count = b"x" * 512, 16 << 10  # an 8 MiB line in 512-byte chunks: 64 GiB copied before the fix
+    plain = [b"/", *[chunk] * count, b"\n/a\n"]
+    table_csv = [b"path,size,elapsed\n/", *[chunk] * count, b",1,1\n/a,1,1\n"]
+    for read, chunks in ((lambda c, t: _plain_list_columns(c, t, _BadLines(Path("l"))), plain),
+                         (_plain_csv_columns, table_csv)):
+        table = PathTable()
+        started = time.monotonic()
+        columns = read(iter(chunks), table)
+        assert time.monotonic() - started < 3
+        assert columns is not None and len(columns.ids) == 2 and table[columns.ids[1]] == "/a"
