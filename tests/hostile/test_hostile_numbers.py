@@ -3,6 +3,7 @@ the commands use or one line saying it is bad, never a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,20 @@ def test_a_line_longer_than_many_chunks_is_read_in_linear_time() -> None:
         columns = read(iter(chunks), table)
         assert time.monotonic() - started < 3
         assert columns is not None and len(columns.ids) == 2 and table[columns.ids[1]] == "/a"
+
+
+def test_a_run_naming_an_invalid_image_is_one_line_when_a_short_name_means_it(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    run = tmp_path / "persist" / ".nydus-top" / "image-runs" / "x" / "evil:1" / "20260101T000000.000000Z-c"
+    run.parent.mkdir(parents=True)
+    run.write_text("/bin/a\n")
+    bad = "x/evil:1\x1b]0;PWN\x07"  # a run's metadata is anyone's (a pulled run: the registry's)
+    Path(f"{run}.nydus-top.json").write_text(json.dumps({"schema": 1, "image": bad}))
+    listed = tmp_path / "list"
+    listed.write_text("/bin/a\n")
+    Path(f"{listed}.nydus-top.json").write_text(json.dumps({"schema": 1, "image": bad}))
+    for args in (["consensus", "--image", "evil"], ["evaluate", listed, "--image", "evil"]):
+        done = nydus_top("--config", config, *args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
+        assert done.stderr.splitlines() == [
+            f"nydus-top {args[0]}: --image {args[-1]}: invalid image reference 'x/evil:1\\x1b]0;PWN\\x07'"]
