@@ -141,3 +141,21 @@ def test_a_run_naming_an_invalid_image_is_one_line_when_a_short_name_means_it(tm
         assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
         assert done.stderr.splitlines() == [
             f"nydus-top {args[0]}: --image {args[-1]}: invalid image reference 'x/evil:1\\x1b]0;PWN\\x07'"]
+
+
+def test_running_out_of_memory_under_a_limit_is_one_line(tmp_path: Path) -> None:
+    """A list near the size limit (1 GiB) takes a few times its size in memory: under an address
+    space limit (ulimit -v, prlimit --as) that is a MemoryError, said in one line."""
+    big = tmp_path / "big"
+    with big.open("wb") as out:  # one 160 MB path: ~3x that while read
+        out.write(b"/")
+        out.truncate(160 << 20)
+    small = listed(tmp_path, "1")
+    try:
+        done = subprocess.run(["prlimit", f"--as={384 << 20}", "--", sys.executable, "-I", "-m", "nydus_top",
+                               "diff", str(big), str(small)], capture_output=True, text=True, timeout=HANG,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("diff hung")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "nydus-top diff: out of memory (a list too large for the memory this process may use)\n"
