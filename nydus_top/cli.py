@@ -84,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except KeyboardInterrupt:
         return 130
+    except MemoryError:  # under an address space limit: a list near LIST_MAX_BYTES takes a few times its size
+        name = "nydus-top" if args.command is None else f"nydus-top {args.command}"
+        print(f"{name}: out of memory (a list too large for the memory this process may use)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

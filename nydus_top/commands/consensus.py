@@ -90,7 +90,10 @@ def runs_of_image(image: str, here: list[str], persist_dir: Path) -> list[Path]:
 
 def _legacy(persist_dir: Path, image: str) -> str:
     """A note on runs an earlier version kept for *image*'s path and tag without its registry host."""
-    legacy = runstore.legacy_dir(persist_dir, image)
+    try:
+        legacy = runstore.legacy_dir(persist_dir, image)
+    except ImageRefError:  # a run's metadata named it (anyone's): image_dir says why in one line
+        return ""
     if not runstore.runs_of(legacy):
         return ""
     return (f" ({legacy} holds runs kept without their registry host, not counted: pass that directory "

@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import re
 from array import array
@@ -171,16 +172,27 @@ _UNIT = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
          "EiB": 1 << 60, "us": 1, "ms": 1000, "s": 1000000}
 
 
+def _digits(text: str) -> int:
+    """ASCII digits as an int; ValueError(*text*) past the 4300 digits int() reads (a hostile list's)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(text) from None
+
+
 def _parse_amount(text: str, units: tuple[str, ...]) -> int | None:
     """An int, or a readable amount in one of *units* (rounded); None for ''."""
     if text == "":
         return None
     if text.isascii() and text.isdigit():
-        return int(text)
+        return _digits(text)
     match = _READABLE.fullmatch(text)
     if match is None or match.group(2) not in units:
         raise ValueError(text)
-    return round(float(match.group(1)) * _UNIT[match.group(2)])
+    amount = float(match.group(1)) * _UNIT[match.group(2)]
+    if not math.isfinite(amount):  # more digits than a float holds: a hostile list's
+        raise ValueError(text)
+    return round(amount)
 
 
 _CSV_SPECIAL = re.compile(r'[,"\r\n]')
@@ -488,11 +500,11 @@ def _load_csv(path: Path, text: str) -> _Csv:
             size_text, elapsed_text = row[1], row[2]
             try:  # plain integers (what we and the optimizer write by default) take the short way
                 if size_text.isdigit() and size_text.isascii():
-                    size: int | None = int(size_text)
+                    size: int | None = _digits(size_text)
                 else:
                     size = _parse_amount(size_text, _SIZE_UNITS)
                     rounded = rounded or size is not None
-                elapsed = (int(elapsed_text) if elapsed_text.isdigit() and elapsed_text.isascii()
+                elapsed = (_digits(elapsed_text) if elapsed_text.isdigit() and elapsed_text.isascii()
                            else _parse_amount(elapsed_text, _TIME_UNITS))
             except ValueError as err:
                 raise ListFileError(f"{path}:{line}: bad size or elapsed {_clipped(err.args[0])}") from None
@@ -527,7 +539,10 @@ def _load_plain_csv(text: str) -> list[ListedFile] | None:
         if not (path.startswith("/") and size.isdigit() and size.isascii() and elapsed.isdigit()
                 and elapsed.isascii()):
             return None
-        entries.append(ListedFile(path, int(size), int(elapsed)))
+        try:
+            entries.append(ListedFile(path, int(size), int(elapsed)))
+        except ValueError:  # more digits than int() reads: the csv module's way says which
+            return None
     return entries
 
 
@@ -762,7 +777,8 @@ def _stream_plain_csv(path: Path, paths: PathTable) -> ListColumns | None:
     known = len(paths)
     try:
         columns = _plain_csv_columns(regular_chunks(path, limit=LIST_MAX_BYTES), paths)
-    except (ReadError, OverflowError):  # read again by load_list: its error, or its exact numbers
+    except (ReadError, OverflowError, ValueError):  # read again by load_list: its error, its exact numbers
+        # or which one has more digits than int() reads
         columns = None
     if columns is None:
         paths.truncate(known)
@@ -796,10 +812,15 @@ def _plain_list_columns(chunks: Iterable[bytes], paths: PathTable, bad: _BadLine
     seen = Marks(paths)
     id_of, again = paths.id_of, seen.again
     pending = b""
+    waiting: list[bytes] = []  # chunks of a line longer than a chunk: joined once, when it ends
     decided = False  # whether it starts as a csv is known
     number = 0
     for chunk in chunks:
-        pending += chunk
+        if decided and b"\n" not in chunk:
+            waiting.append(chunk)
+            continue
+        pending = b"".join([pending, *waiting, chunk])
+        waiting.clear()
         if not decided:
             if len(pending) < len(header) and header.startswith(pending):
                 continue
@@ -812,6 +833,7 @@ def _plain_list_columns(chunks: Iterable[bytes], paths: PathTable, bad: _BadLine
             number += 1
             if raw:
                 _plain_line(raw, number, id_of, again, ids, bad)
+    pending = b"".join([pending, *waiting])
     if pending:
         _plain_line(pending, number + 1, id_of, again, ids, bad)
     sizes.extend(array("q", [NONE]) * len(ids))
@@ -836,12 +858,17 @@ def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns
     ids, sizes, times = array("i"), array("q"), array("q")
     seen = Marks(paths)
     pending = b""
+    waiting: list[bytes] = []  # chunks of a line longer than a chunk: joined once, when it ends
     started = False  # the header line is read
     later = False  # a line break follows the header's
     for chunk in chunks:
         if b'"' in chunk or b"\r" in chunk:
             return None
-        lines = (pending + chunk).split(b"\n")
+        if b"\n" not in chunk:
+            waiting.append(chunk)
+            continue
+        lines = b"".join([pending, *waiting, chunk]).split(b"\n")
+        waiting.clear()
         pending = lines.pop()
         if not started:
             if not lines:
@@ -853,6 +880,7 @@ def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns
         later = later or bool(lines)
         if not _plain_csv_rows(list(filter(None, lines)), paths, seen, ListColumns(ids, sizes, times)):
             return None
+    pending = b"".join([pending, *waiting])
     if pending:
         if not started:
             return ListColumns(ids, sizes, times) if pending == header else None

@@ -529,7 +529,7 @@ def list_view(table: Table, entries: Iterable[Listable], ranges: RangeBook | Non
         fid = table.id_of(entry.path)
         if fid in sizes:
             continue
-        size = entry.size if entry.size is not None else max(largest.get(fid, 0), 0)
+        size = min(entry.size, _LARGEST) if entry.size is not None else max(largest.get(fid, 0), 0)
         order.append(fid)
         sizes[fid] = size
         rset = ranges.get(entry.path) if ranges is not None and entry.path in ranges else None

@@ -83,7 +83,7 @@ def runs_of(directory: str | os.PathLike[str]) -> list[Path]:
     """The runs saved in *directory* (an image's run directory), oldest first."""
     try:
         names = os.listdir(directory)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file planted where the directory goes holds no runs
         return []
     return [Path(directory) / name for name in sorted(names) if _RUN_NAME.fullmatch(name)]
 
