@@ -9,9 +9,11 @@ a range list also writes as whole (``null``).
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 
 DEFAULT_GRANULARITY = 1 << 20  # nydus' default chunk size; 0 keeps ranges exact
 MAX_RANGE_END = 1 << 42  # 4 TiB: a range read back ending beyond this is refused (no image file is that big)
@@ -36,7 +38,7 @@ class RangeSet:
         end at most MAX_RANGE_END."""
         if not isinstance(pairs, list):
             raise ValueError("ranges must be a list of [offset, size] pairs or null")
-        out = cls()
+        last, ordered = -1, True
         for pair in pairs:
             if (not isinstance(pair, list) or len(pair) != 2
                     or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
@@ -45,6 +47,11 @@ class RangeSet:
             if offset < 0 or size <= 0 or offset + size > MAX_RANGE_END:
                 raise ValueError(f"bad range [{offset}, {size}]: need offset >= 0, size > 0, "
                                  f"end <= {MAX_RANGE_END}")
+            ordered, last = ordered and offset >= last, offset
+        out = cls()
+        # Added in order of offset, each appends or joins the last: linear. In a file's order a
+        # hostile list (reversed: each add shifts every interval) took 162 s for 1M ranges.
+        for offset, size in pairs if ordered else sorted(pairs, key=itemgetter(0)):
             out.add(offset, offset + size)
         return out
 
@@ -76,8 +83,18 @@ class RangeSet:
         return end - start - covered
 
     def update(self, other: RangeSet) -> None:
-        for start, end in other:
-            self.add(start, end)
+        """Add every interval of *other*: both sorted, merged in one pass (linear; added one by
+        one into the middle, two interleaved sets cost the product of their sizes)."""
+        if not other._starts:
+            return
+        if not self._starts or other._starts[0] > self._ends[-1]:
+            self._starts.extend(other._starts)
+            self._ends.extend(other._ends)
+            return
+        merged = RangeSet()
+        for start, end in heapq.merge(self, other):  # by start: each appends or joins the last
+            merged.add(start, end)
+        self._starts, self._ends = merged._starts, merged._ends
 
     def union(self, other: RangeSet) -> RangeSet:
         out = self.copy()
