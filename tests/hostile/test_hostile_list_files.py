@@ -20,26 +20,9 @@ from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.ranges import MAX_RANGE_END, RangeBook
 from nydus_top.model.records import ListedFile
 from nydus_top.runs import store as runstore
+from testkit.cli_process import config_for, nydus_top
 
 IMAGE = "127.0.0.1:5000/demo:1"
-HANG = 120  # seconds: far beyond what any of these commands takes on a loaded node; a hang is forever
-
-
-def nydus_top(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in its own process: if it hangs on a FIFO, the test fails instead of hanging."""
-    try:
-        return subprocess.run([sys.executable, "-I", "-m", "nydus_top", *map(str, args)], capture_output=True,
-                              text=True, timeout=HANG, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"nydus-top {' '.join(map(str, args))} hung for {HANG} s")
-
-
-def config_for(tmp_path: Path) -> Path:
-    persist = tmp_path / "persist"
-    persist.mkdir(mode=0o755, exist_ok=True)
-    path = tmp_path / "config.toml"
-    path.write_text(f'persist_dir = "{persist}"\n')
-    return path
 
 
 # ---------------------------------------------------------------- FIFOs (item 11)

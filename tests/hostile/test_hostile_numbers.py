@@ -12,25 +12,7 @@ from pathlib import Path
 import pytest
 
 from nydus_top.lists.files import load_list
-
-HANG = 120
-
-
-def nydus_top(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run([sys.executable, "-I", "-m", "nydus_top", *map(str, args)], capture_output=True,
-                              text=True, timeout=HANG, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"nydus-top {' '.join(map(str, args))} hung for {HANG} s")
-
-
-def config_for(tmp_path: Path) -> Path:
-    persist = tmp_path / "persist"
-    persist.mkdir(mode=0o755, exist_ok=True)
-    path = tmp_path / "config.toml"
-    path.write_text(f'persist_dir = "{persist}"\n')
-    path.chmod(0o600)
-    return path
+from testkit.cli_process import HANG, config_for, nydus_top
 
 
 def listed(tmp_path: Path, size: str, elapsed: str = "5") -> Path:
