@@ -221,7 +221,7 @@ class TraceList:
         for the tracer's first batch after it (:func:`kept_until`). They leave the rows, the
         flags and the known paths, and an undo does not bring them back; not an edit (the trace
         ended there). Returns their ids."""
-        traced = self._traced()
+        traced = self.traced()
         elapsed = self._elapsed if isinstance(traced, range) else [self._elapsed[i] for i in traced]
         late = list(traced[kept_until(elapsed, until_us):])
         if late:
@@ -244,12 +244,6 @@ class TraceList:
             del rows[len(rows) - tail:]
         else:
             self.rows = array("l", (ident for ident in rows if ident not in ids))
-
-    def _traced(self) -> Sequence[int]:
-        """The ids the tracer gave (not merged, not dropped), in the order traced."""
-        if not self._merged and not self.dropped:
-            return range(self.seen)
-        return [i for i in range(self.seen) if i not in self._merged and i not in self.dropped]
 
     # -- byte ranges -------------------------------------------------------------------------
 
