@@ -263,7 +263,8 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
                 say(f"{workload.name}: the consensus list is the single start's (the same image): not run twice")
                 del refs[workload.name, "consensus"]
                 continue
-            convert_listed(node, here, workload, variant, listed, refs[workload.name, variant])
+            convert_listed(node, here, workload, variant, listed, refs[workload.name, variant],
+                           zstd=variant == "nydus-top-zstd")
             got = lists[workload.name]
             if variant == "nydus-top" and workload.varies and got.singles and rounds > 1:
                 got.rotation, by_list = [], {tuple(listed): refs[workload.name, variant]}
@@ -292,13 +293,14 @@ def prepare(node: SandboxNode, work: Path, workloads: list[Workload], variants: 
     return refs, lists
 
 
-def convert_listed(node: SandboxNode, here: Path, workload: Workload, name: str, listed: list[str], ref: str) -> None:
-    """Convert the source to eStargz with *listed* prioritized (``--estargz-record-in``), as *ref*; zstd:chunked
-    at ``ZSTD_LEVEL`` for ``nydus-top-zstd``."""
+def convert_listed(node: SandboxNode, here: Path, workload: Workload, name: str, listed: list[str], ref: str,
+                   *, zstd: bool = False) -> None:
+    """Convert the source to eStargz with *listed* prioritized (``--estargz-record-in``), as *ref*; with *zstd*,
+    to zstd:chunked at ``ZSTD_LEVEL``."""
     record = here / f"{name}.record"
     record.write_text("".join(json.dumps({"path": path}) + "\n" for path in listed))
     form = (["--zstdchunked", "--zstdchunked-compression-level", str(ZSTD_LEVEL), "--zstdchunked-record-in"]
-            if name == "nydus-top-zstd" else ["--estargz", "--estargz-record-in"])
+            if zstd else ["--estargz", "--estargz-record-in"])
     timed(f"{workload.name} convert {name} ({len(listed)} paths)", node, "image", "convert", "--oci", *form,
           str(record), workload.source, ref)
 
