@@ -77,6 +77,7 @@ class LayerContainer(Container):
                     f.write(os.urandom(content))
                 else:
                     f.write(content)
+                _out_of_page_cache(f.fileno())
         self._go_r, self._go_w = os.pipe()
         self._note_r, self._note_w = os.pipe()
         argv = [str(progs["ctr"]), str(fs.inside(lower)), str(scratch), str(merged), "/probe"]
@@ -90,3 +91,11 @@ class LayerContainer(Container):
         if not line:
             raise RuntimeError(f"container failed: {self.proc.stderr.read().decode()!r}")
         self.pid = int(line)
+
+
+def _out_of_page_cache(fd: int) -> None:
+    """Written, then evicted: an image's files start out of the page cache, as a lazily pulled
+    image's do at its first start. A warm file may sit in 2 MiB folios, and a mapping that
+    happens to be 2 MiB aligned then maps a whole folio at one touch."""
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)

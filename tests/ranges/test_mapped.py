@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nydus_top._native import lib
+from nydus_top._native import ffi, lib
 from nydus_top.lists.ranges import RangeSet
 from nydus_top.recording.recorder import mapped_notes
 from nydus_top.tracing import mapped
@@ -35,6 +35,18 @@ def assert_covers_near(got: RangeSet | None, touched: RangeSet, k: int) -> None:
     assert got is not None
     assert got.union(touched) == got, f"missed: {touched} not in {got}"
     assert got.bytes <= k * FAULT_AROUND + READAHEAD, got
+
+
+def test_an_image_file_starts_out_of_the_page_cache(container, image) -> None:
+    # as a lazily pulled image's file at its first start; written warm, it may sit in 2 MiB folios
+    # that one touch maps whole when the mapping happens to be 2 MiB aligned (a failure of CI)
+    container(image, {"/m/cold": 4 * MiB}, workload())
+    fd = os.open(image / "m/cold", os.O_RDONLY)
+    try:
+        out, left = ffi.new("unsigned long long[]", 2), ffi.new("long *", 10)
+        assert lib.nt_cached_runs(fd, 4 * MiB // PAGE, PAGE, out, 1, left) == 0
+    finally:
+        os.close(fd)
 
 
 def test_read_then_mmap_keeps_the_mapped_pages_beside_the_header(pool, container, image) -> None:
@@ -108,23 +120,12 @@ def test_pages_of_a_process_that_mapped_and_exited_stay_recorded(pool, container
     assert_covers_near(trace.book.get("/data/brief"), pages(4 * MiB), 1)
 
 
-def _cold(path) -> None:
-    """Out of the page cache (the test's own file): a short-lived mapping's pages show as new."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def test_pages_of_a_burst_of_short_lived_mappers_are_not_missed(pool, container, image) -> None:
     # a header read, then 12 processes that each map the file, touch one page and exit at once:
     # gone long before a sample; what they faulted in is found in the lower file's page cache
     touched = [(8 + 4 * k) * MiB + 4096 * k for k in range(12)]
     c = container(image, {"/m/w.bin": 64 * MiB}, workload("pread:/m/w.bin:0:4096",
                                                           f"mapburst:/m/w.bin:{','.join(map(str, touched))}"))
-    _cold(image / "m/w.bin")
     trace = ranged(pool, c)
     got = trace.book.get("/m/w.bin")
     assert got is not None and got.union(pages(0, *touched)) == got, f"missed: {got}"
@@ -134,7 +135,6 @@ def test_pages_of_a_burst_of_short_lived_mappers_are_not_missed(pool, container,
 
 def test_pages_cached_only_next_to_the_reads_are_taken_for_readahead(pool, container, image) -> None:
     c = container(image, {"/m/r.bin": 16 * MiB}, workload("pread:/m/r.bin:4194304:4096"))
-    _cold(image / "m/r.bin")
     trace = ranged(pool, c)
     assert trace.book.get("/m/r.bin") == pages(4 * MiB)  # exact: its readahead is not added
     assert trace.collector.cached_bytes() == 0
@@ -162,7 +162,6 @@ def test_past_the_file_limit_of_the_page_cache_a_file_is_said_unobserved(pool, c
 
 def test_a_file_too_fragmented_in_the_page_cache_when_first_read_is_said_unobserved(pool, container, image) -> None:
     c = container(image, {"/m/frag": 4 * MiB}, workload("pread:/m/frag:0:4096"))
-    _cold(image / "m/frag")
     fd = os.open(image / "m/frag", os.O_RDONLY)
     try:  # every other page of the file's second half cached: more runs than a first look may read
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
@@ -186,7 +185,6 @@ def test_numpy_load_with_mmap_mode_keeps_the_pages_it_touched(pool, container, i
             "os.write(int(sys.argv[1]), b'x'); os.read(int(sys.argv[2]), 1)").replace("{", "{{").replace("}", "}}")
     c = container(image, {"/m/a.npy": header + os.urandom(8 * rows)},
                   ["signal:{note}", "wait:{go}", f"exec:{debian_numpy.PYTHON}", "-I", "-c", code, "{note}", "{go}"])
-    _cold(image / "m/a.npy")
     try:
         trace = ranged(pool, c)
         got = trace.book.get("/m/a.npy")
