@@ -1,13 +1,22 @@
 /* What the JSON-line writers share: nt_put_str and nt_put_u64, and the escaping of hostile
  * strings (paths and command names from containers). Every control character is escaped, DEL and
- * C1 included, and so are the bidi overrides and isolates (U+202A..U+202E, U+2066..U+2069) that
- * reorder what follows: the lines may end up on a terminal. The same set as
- * nydus_top.text.printable. */
+ * C1 included, and so are the bidi marks, embeddings, overrides and isolates that reorder a line,
+ * the line and paragraph separators and the byte-order mark (see hidden()): the lines may end up
+ * on a terminal. The same set as nydus_top.text.printable. */
 #include <string.h>
 
 #include "native.h"
 
 static const char HEX[] = "0123456789abcdef";
+
+/* A character above ASCII that a terminal acts on or that hides how a line reads: C1 controls,
+ * the bidi marks (ALM, LRM, RLM), the line and paragraph separators, the bidi embeddings,
+ * overrides and isolates, the byte-order mark. */
+static int hidden(unsigned cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f
+        || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
 
 /* Length of the valid UTF-8 sequence starting at s (n bytes available), or 0 if invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -57,16 +66,13 @@ size_t nt_json_escape(const char *src, size_t n, char *out)
             i++;
         } else {
             size_t len = utf8_seq(s + i, n - i);
-            if (len == 2 && c == 0xc2 && s[i + 1] < 0xa0) { /* C1 control, U+0080..U+009F */
-                *o++ = '\\'; *o++ = 'u'; *o++ = '0'; *o++ = '0';
-                *o++ = HEX[s[i + 1] >> 4]; *o++ = HEX[s[i + 1] & 15];
-                i += 2;
-            } else if (len == 3 && c == 0xe2 && ((s[i + 1] == 0x80 && s[i + 2] >= 0xaa && s[i + 2] <= 0xae)
-                                                 || (s[i + 1] == 0x81 && s[i + 2] >= 0xa6 && s[i + 2] <= 0xa9))) {
-                unsigned cp = ((unsigned)(c & 0x0f) << 12) | ((unsigned)(s[i + 1] & 0x3f) << 6) | (s[i + 2] & 0x3f);
+            unsigned cp = len == 2 ? ((unsigned)(c & 0x1f) << 6) | (s[i + 1] & 0x3f)
+                        : len == 3 ? ((unsigned)(c & 0x0f) << 12) | ((unsigned)(s[i + 1] & 0x3f) << 6) | (s[i + 2] & 0x3f)
+                        : 0;
+            if (cp && hidden(cp)) {
                 *o++ = '\\'; *o++ = 'u';
                 *o++ = HEX[cp >> 12]; *o++ = HEX[(cp >> 8) & 15]; *o++ = HEX[(cp >> 4) & 15]; *o++ = HEX[cp & 15];
-                i += 3;
+                i += len;
             } else if (len) {
                 for (size_t k = 0; k < len; k++)
                     *o++ = (char)s[i + k];

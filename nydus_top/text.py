@@ -6,11 +6,14 @@ import json
 import logging
 from datetime import UTC, datetime
 
-# C0 and C1 control characters, DEL, and the bidi overrides/isolates that reorder what follows.
+# C0 and C1 control characters, DEL, the bidi embeddings/overrides/isolates that reorder what
+# follows, the bidi marks (ALM, LRM, RLM) that flip neutral characters next to them, the line and
+# paragraph separators some viewers break lines at, and the invisible byte-order mark.
 _ESCAPES = (
     {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
     | {10: "\\n", 9: "\\t", 13: "\\r"}
-    | {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+    | {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                  0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0xFEFF)}
 )
 
 

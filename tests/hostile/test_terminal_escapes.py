@@ -20,9 +20,10 @@ from nydus_top.model.records import ListedFile
 from nydus_top.text import EscapingFormatter, printable
 from testkit.container import Container, build_progs
 
-# OSC retitle, clear screen, C1 CSI, NEL, right-to-left override, isolate
-HOSTILE = "\x1b]0;owned\x07\x1b[2J\u009b31m\u0085\u202egnp.exe\u2066"
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# OSC retitle, clear screen, C1 CSI, NEL, right-to-left override, isolate, right-to-left mark,
+# line separator, byte-order mark
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\u009b31m\u0085\u202egnp.exe\u2066\u200f(1)\u2028\ufeff"
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u061c\u200e\u200f\u2028\u2029\ufeff]")
 
 
 def unsafe(text: str) -> list[str]:
@@ -30,7 +31,7 @@ def unsafe(text: str) -> list[str]:
 
 
 def test_the_pattern_sees_every_hostile_character() -> None:
-    assert len(unsafe(HOSTILE)) == 7 and unsafe(printable(HOSTILE)) == []
+    assert len(unsafe(HOSTILE)) == 10 and unsafe(printable(HOSTILE)) == []
 
 
 def test_log_lines_are_escaped_whole() -> None:

@@ -30,7 +30,8 @@ def escape(data: bytes) -> str:
 
 
 TRICKY_PIECES = [b"\x1b", b"\x7f", b"\xc2\x9b", b"\xc2\x85", b"\xc2\xa0", b"\xc3", b"a", b"\xe2\x80\xae",
-                 b"\xe2\x80\xaa", b"\xe2\x81\xa6", b"\xe2\x81\xa9", b"\xe2\x80\xaf", b"\xe2\x80\xa9", b"\xed\xa0\x80"]
+                 b"\xe2\x80\xaa", b"\xe2\x81\xa6", b"\xe2\x81\xa9", b"\xe2\x80\xaf", b"\xe2\x80\xa9", b"\xed\xa0\x80",
+                 b"\xd8\x9c", b"\xe2\x80\x8e", b"\xe2\x80\x8f", b"\xe2\x80\xa8", b"\xef\xbb\xbf", b"\xe2\x80\x8d"]
 
 
 @given(st.binary(max_size=64) | st.lists(st.sampled_from(TRICKY_PIECES)).map(b"".join))
@@ -50,6 +51,11 @@ def test_bidi_overrides_are_escaped_and_decode_back() -> None:
     data = "/data/\u202egnp.exe \u2066x\u2069".encode()
     assert escape(data) == "/data/\\u202egnp.exe \\u2066x\\u2069"
     assert json.loads(f'"{escape(data)}"').encode() == data
+
+
+def test_bidi_marks_separators_and_the_byte_order_mark_are_escaped_as_printable_escapes_them() -> None:
+    text = "\u061c\u200e\u200f\u2028\u2029\ufeff\u200d"  # the last (zero width joiner) is kept
+    assert escape(text.encode()) == printable(text) == "\\u061c\\u200e\\u200f\\u2028\\u2029\\ufeff\u200d"
 
 
 def test_parse_line() -> None:
