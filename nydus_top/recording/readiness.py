@@ -130,6 +130,12 @@ class ReadyGate:
         return True
 
 
+def line_time(until_us: int) -> str:
+    """A stamped ready line's time in the trace (:attr:`ReadyGate.until_us`), as the recorder's log
+    and the app say it: ``0.280000s``."""
+    return f"{until_us / 1e6:.6f}s"
+
+
 def compile_pattern(text: str, what: str) -> re.Pattern[str] | None:
     """*text* as a regular expression (None when empty); ValueError (one line) when invalid."""
     if not text:

@@ -53,7 +53,15 @@ from nydus_top.lists.ranges import RangeBook, totals
 from nydus_top.model.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION
-from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
+from nydus_top.recording.readiness import (
+    READY_AFTER,
+    READY_LINE,
+    LogWatch,
+    Readiness,
+    ReadyGate,
+    line_time,
+    readiness_from,
+)
 from nydus_top.runs import store as runstore
 from nydus_top.text import counted, printable
 from nydus_top.tracing.arming import LiveTrace, References, StartTrace, matching_name, no_references
@@ -442,7 +450,7 @@ class Recorder:
         rec = self.recordings.get(container_id)
         if rec is not None and rec.gate is not None and rec.gate.cut_at(READY_LINE, line, at_ns):
             until = rec.gate.until_us
-            where = (f"reads traced after {until / 1e6:.6f}s (its time in the log) are not listed, but for the "
+            where = (f"reads traced after {line_time(until)} (its time in the log) are not listed, but for the "
                      "tracer's first batch after it" if until is not None
                      else "its log gave no time: reads until it was seen are listed")
             self._about(rec, f"recording {rec.name}: ready line seen; {where}")
