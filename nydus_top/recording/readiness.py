@@ -139,8 +139,9 @@ def line_time(until_us: int) -> str:
 
 def dropped_after(until_us: int, files: int) -> str:
     """What the cut at a stamped ready line took out of a list: the *files* traced after
-    *until_us* that had been handed over before the line was seen (``drop_after``), as the app's
-    status line says it once. The time and the count come first: they fit an 80-column status line."""
+    *until_us* that had been handed over before the line was seen (``drop_after``), said once by
+    the recorder's log and the app's status line alike. The time and the count come first: they
+    fit an 80-column status line."""
     gone = f"{counted(files, 'file')} traced after it left the list" if files else "no file traced after it was listed"
     return f"start-up ended at {line_time(until_us)} (ready line): {gone}"
 

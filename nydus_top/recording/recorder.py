@@ -59,6 +59,7 @@ from nydus_top.recording.readiness import (
     LogWatch,
     Readiness,
     ReadyGate,
+    dropped_after,
     line_time,
     readiness_from,
 )
@@ -517,7 +518,9 @@ class Recorder:
             rec.problems.append(_tracer_failure(rec.trace.error))
             rec.causes.append("tracer_failed")
         # The trace has ended: every batch was ingested.
-        _drop_after_line(rec)
+        said = _drop_after_line(rec)
+        if said:
+            self._about(rec, f"recording {rec.name}: {said}")
         for reason, summary in rec.overflows.items():
             rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
             rec.causes.append(_CAUSES.get(reason, "other"))
@@ -626,13 +629,17 @@ class Recorder:
             metrics.incomplete.labels(cause).inc()
 
 
-def _drop_after_line(rec: Recording) -> None:
-    """Drop the files ingested before the ready line was seen but traced after it was printed."""
+def _drop_after_line(rec: Recording) -> str:
+    """Drop the files ingested before the ready line was seen but traced after it was printed;
+    what to say of it, in the app's words (:func:`dropped_after`), or "" without a stamped line."""
     gate = rec.gate
-    if gate is None or gate.until_us is None or not rec.files.drop_after(gate.until_us):
-        return
-    last = rec.files.last()
-    gate.last = (last.path, last.elapsed_us or 0) if last is not None else ("", 0)
+    if gate is None or gate.until_us is None:
+        return ""
+    dropped = rec.files.drop_after(gate.until_us)
+    if dropped:
+        last = rec.files.last()
+        gate.last = (last.path, last.elapsed_us or 0) if last is not None else ("", 0)
+    return dropped_after(gate.until_us, dropped)
 
 
 def _with_cut(meta: ListMeta, rec: Recording) -> ListMeta:
