@@ -28,8 +28,9 @@ from nydus_top.lists.files import (
     ranges_path,
 )
 from nydus_top.lists.meta import ListMeta
-from nydus_top.model.trace import TraceRun, TraceState
+from nydus_top.model.trace import LineCut, TraceRun, TraceState
 from nydus_top.model.tracelist import Exclusion
+from nydus_top.recording.readiness import dropped_after
 from nydus_top.runs import evaluate as ev
 from nydus_top.text import counted, human_size, printable
 
@@ -103,6 +104,7 @@ class TraceScreen(LiveScreen):
         self.run = run
         self.search: re.Pattern[str] | None = None
         self._ranges_said = False
+        self._line_cut_said: LineCut | None = None  # the run's line_cut last said in the status line
         self._prefetch_shown: tuple[float, str] | None = None  # (when, text) of the prefetch totals
         self._shown: dict[str, str] = {}  # selector -> text last shown
         self._widgets: dict[str, Widget] = {}  # looked-up widgets by selector or type name
@@ -214,6 +216,15 @@ class TraceScreen(LiveScreen):
         )
         self._widget(Sparkline).data = rates
         self._show("#detail", self.detail_text())
+        self._say_line_cut()
+
+    def _say_line_cut(self) -> None:
+        """Once the run was cut at a stamped ready line (its ``line_cut``, set at a drain): when, and
+        how many files traced after it left the list, said once in the status line."""
+        cut = self.run.line_cut
+        if cut is not None and cut is not self._line_cut_said:
+            self._line_cut_said = cut
+            self.say(dropped_after(cut.until_us, cut.files))
 
     def _show(self, selector: str, text: str) -> None:
         """Set a one-line Static's text; an unchanged text costs no repaint."""

@@ -59,6 +59,15 @@ class _DropAfter:
     until_us: int
 
 
+@dataclass(frozen=True, slots=True)
+class LineCut:
+    """Start-up ended at a stamped ready line at ``until_us`` (the trace's elapsed time), and
+    ``files`` traced after it left the list (``TraceRun.drop_after``); the screens say it."""
+
+    until_us: int
+    files: int
+
+
 def identity_of(container: Container, pod: Pod | None) -> ListMeta:
     """A container's identity as a list's metadata: full image reference, names, pod."""
     image = container.image
@@ -89,6 +98,7 @@ class TraceRun:
     paused: bool = False  # UI freeze: records queue up in the inbox until resumed
     stopper: Callable[[], None] | None = None  # set by the backend once the tracer runs
     ranges_error: str = ""  # "ranges unavailable: why", said once, when the range tracer cannot run
+    line_cut: LineCut | None = None  # set at the drain that applied drop_after: said once, by the screen
     _ranges: RangeBook | None = None  # a book handed over, not yet in the list
     _ranges_from: Any = None  # a live range_tracer.RangeCollector, copied at the UI's pace
     _ranges_seen: int = -1  # its change count at the last copy
@@ -123,7 +133,8 @@ class TraceRun:
         """Start-up ended at *until_us* (a stamped ready line, in the trace's elapsed time): the
         files traced after it leave the list but for the tracer's first batch after it, as the
         recorder trims its list (``CompactList.drop_after``); a cut the metadata names then ends at
-        the last file kept. Applied at the UI's next drain, after the batches queued before."""
+        the last file kept. Applied at the UI's next drain, after the batches queued before, which
+        sets ``line_cut`` (when, how many files left) for the screens to say."""
         self._put(_DropAfter(until_us))
 
     def _put(self, item: tuple[Access | Overflow, ...] | _DropAfter) -> None:
@@ -255,6 +266,7 @@ class TraceRun:
     def _drop_after(self, until_us: int) -> None:
         items = self.items
         late = items.drop_after(until_us)
+        self.line_cut = LineCut(until_us, len(late))
         if not late:
             return
         self.files -= len(late)

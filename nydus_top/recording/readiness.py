@@ -27,6 +27,7 @@ from pathlib import Path
 
 from nydus_top.config import Config
 from nydus_top.model.records import Access, TraceRecord
+from nydus_top.text import counted
 
 POLL_S = 0.02  # how often a followed log is looked at (the line's stamp, not this, is where the list ends)
 READ_MAX = 1 << 20  # bytes of log read a poll at most
@@ -128,6 +129,21 @@ class ReadyGate:
             self.cut = (why, what)
         self._on_cut()
         return True
+
+
+def line_time(until_us: int) -> str:
+    """A stamped ready line's time in the trace (:attr:`ReadyGate.until_us`), as the recorder's log
+    and the app say it: ``0.280000s``."""
+    return f"{until_us / 1e6:.6f}s"
+
+
+def dropped_after(until_us: int, files: int) -> str:
+    """What the cut at a stamped ready line took out of a list: the *files* traced after
+    *until_us* that had been handed over before the line was seen (``drop_after``), said once by
+    the recorder's log and the app's status line alike. The time and the count come first: they
+    fit an 80-column status line."""
+    gone = f"{counted(files, 'file')} traced after it left the list" if files else "no file traced after it was listed"
+    return f"start-up ended at {line_time(until_us)} (ready line): {gone}"
 
 
 def compile_pattern(text: str, what: str) -> re.Pattern[str] | None:

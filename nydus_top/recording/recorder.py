@@ -53,7 +53,16 @@ from nydus_top.lists.ranges import RangeBook, totals
 from nydus_top.model.node import Container, ContainerState, EventKind, NodeEvent, NodeModel, Pod
 from nydus_top.model.records import LIMIT, OPEN, PATH_TOO_LONG, QUEUE, UNREACHABLE, Access, Overflow, TraceRecord
 from nydus_top.nri.to_model import LOG_DIRECTORY_ANNOTATION
-from nydus_top.recording.readiness import READY_AFTER, READY_LINE, LogWatch, Readiness, ReadyGate, readiness_from
+from nydus_top.recording.readiness import (
+    READY_AFTER,
+    READY_LINE,
+    LogWatch,
+    Readiness,
+    ReadyGate,
+    dropped_after,
+    line_time,
+    readiness_from,
+)
 from nydus_top.runs import store as runstore
 from nydus_top.text import counted, printable
 from nydus_top.tracing.arming import LiveTrace, References, StartTrace, matching_name, no_references
@@ -442,7 +451,7 @@ class Recorder:
         rec = self.recordings.get(container_id)
         if rec is not None and rec.gate is not None and rec.gate.cut_at(READY_LINE, line, at_ns):
             until = rec.gate.until_us
-            where = (f"reads traced after {until / 1e6:.6f}s (its time in the log) are not listed, but for the "
+            where = (f"reads traced after {line_time(until)} (its time in the log) are not listed, but for the "
                      "tracer's first batch after it" if until is not None
                      else "its log gave no time: reads until it was seen are listed")
             self._about(rec, f"recording {rec.name}: ready line seen; {where}")
@@ -509,7 +518,9 @@ class Recorder:
             rec.problems.append(_tracer_failure(rec.trace.error))
             rec.causes.append("tracer_failed")
         # The trace has ended: every batch was ingested.
-        _drop_after_line(rec)
+        said = _drop_after_line(rec)
+        if said:
+            self._about(rec, f"recording {rec.name}: {said}")
         for reason, summary in rec.overflows.items():
             rec.problems.append(_lost(reason, summary, len(rec.files) + rec.files.refused))
             rec.causes.append(_CAUSES.get(reason, "other"))
@@ -618,13 +629,17 @@ class Recorder:
             metrics.incomplete.labels(cause).inc()
 
 
-def _drop_after_line(rec: Recording) -> None:
-    """Drop the files ingested before the ready line was seen but traced after it was printed."""
+def _drop_after_line(rec: Recording) -> str:
+    """Drop the files ingested before the ready line was seen but traced after it was printed;
+    what to say of it, in the app's words (:func:`dropped_after`), or "" without a stamped line."""
     gate = rec.gate
-    if gate is None or gate.until_us is None or not rec.files.drop_after(gate.until_us):
-        return
-    last = rec.files.last()
-    gate.last = (last.path, last.elapsed_us or 0) if last is not None else ("", 0)
+    if gate is None or gate.until_us is None:
+        return ""
+    dropped = rec.files.drop_after(gate.until_us)
+    if dropped:
+        last = rec.files.last()
+        gate.last = (last.path, last.elapsed_us or 0) if last is not None else ("", 0)
+    return dropped_after(gate.until_us, dropped)
 
 
 def _with_cut(meta: ListMeta, rec: Recording) -> ListMeta:

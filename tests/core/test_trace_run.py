@@ -7,7 +7,7 @@ import math
 
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import Access
-from nydus_top.model.trace import Target, TraceRun
+from nydus_top.model.trace import LineCut, Target, TraceRun
 from nydus_top.recording.readiness import READY_LINE
 
 
@@ -27,6 +27,7 @@ def test_a_run_drops_what_was_traced_after_start_up_ended_after_the_batches_queu
     assert run.items.paths() == ["/bin/app", "/first-after"]
     assert (run.files, run.bytes) == (2, 120)
     assert run.meta is not None and (run.meta.cut_after, run.meta.cut_us) == ("/first-after", 6_000)
+    assert run.line_cut == LineCut(5_000, 2)  # what the trace screen says: when, and how many files left
 
 
 def test_a_run_without_a_cut_in_its_metadata_gets_none_from_a_drop() -> None:
@@ -35,3 +36,14 @@ def test_a_run_without_a_cut_in_its_metadata_gets_none_from_a_drop() -> None:
     run.drop_after(5_000)
     run.drain(math.inf)
     assert run.items.paths() == ["/bin/app", "/late"] and run.meta is None
+    assert run.line_cut == LineCut(5_000, 1)
+
+
+def test_a_run_cut_with_nothing_traced_after_it_says_when_and_none_left() -> None:
+    run = TraceRun(Target("app", "registry.local/app:1"))
+    run.records([at("/bin/app", 1_000)])
+    run.drain(math.inf)
+    assert run.line_cut is None
+    run.drop_after(5_000)
+    run.drain(math.inf)
+    assert run.items.paths() == ["/bin/app"] and run.line_cut == LineCut(5_000, 0)

@@ -18,7 +18,8 @@ from nydus_top.lists.files import load_list, result_paths
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.node import Container, ContainerState, Pod
 from nydus_top.model.records import Access, TraceRecord
-from nydus_top.recording.readiness import READY_LINE, Readiness, ReadyGate
+from nydus_top.model.trace import LineCut
+from nydus_top.recording.readiness import READY_LINE, Readiness, ReadyGate, dropped_after
 from nydus_top.recording.recorder import Plan, Recorder, Recording, RecordSettings
 from nydus_top.runs import store as runstore
 from nydus_top.tracing.arming import StartTrace
@@ -65,6 +66,8 @@ def test_files_traced_after_a_stamped_line_are_not_saved(tmp_path: Path) -> None
     assert (meta.cut, meta.cut_detail, meta.cut_after, meta.cut_us) == (
         READY_LINE, "READY", "/late/first-batch-after.so", 6_000)
     assert any(line.startswith(f"saved {target} (3 files, ") for line in lines)
+    # The same words as the app's status line for the same cut.
+    assert "recording app: start-up ended at 0.005000s (ready line): 1 file traced after it left the list" in lines
 
 
 def _acc(path: str, elapsed_us: int) -> Access:
@@ -100,12 +103,14 @@ def _kept(persist_dir: Path) -> list[str]:
     return [entry.path for entry in load_list(kept[0]).entries]
 
 
-def _recorded(tmp_path: Path, before: Batches, after: Batches) -> tuple[list[str], ListMeta, list[str]]:
-    """The list, metadata and kept run ``nydus-top record`` saves of a start traced in these batches."""
-    recorder = Recorder(RecordSettings(tmp_path, keep_runs=1), lambda _: None)
+def _recorded(tmp_path: Path, before: Batches, after: Batches) -> tuple[list[str], ListMeta, list[str], list[str]]:
+    """The list, metadata and kept run ``nydus-top record`` saves of a start traced in these
+    batches, and the lines it logs."""
+    lines: list[str] = []
+    recorder = Recorder(RecordSettings(tmp_path, keep_runs=1), lines.append)
     plan = Plan("c-id", result_paths(tmp_path, "registry.local/app:1"), recorder.settings)
     rec = Recording(plan, "pod", "app", _EndedTrace(),  # type: ignore[arg-type]
-                    CompactList(budget=recorder.budget), lambda _: None, ListMeta(image="registry.local/app:1"))
+                    CompactList(budget=recorder.budget), lines.append, ListMeta(image="registry.local/app:1"))
     recorder.recordings[plan.container_id] = rec
     rec.gate = ReadyGate(Readiness(line=re.compile("READY")), rec.ingest, mark_ns=lambda: MARK_NS)
     _trace(rec.gate, before, after)
@@ -116,7 +121,7 @@ def _recorded(tmp_path: Path, before: Batches, after: Batches) -> tuple[list[str
     asyncio.run(finish())
     meta = listmeta.read(tmp_path / "app:1")
     assert meta is not None
-    return (tmp_path / "app:1").read_text().splitlines(), meta, _kept(tmp_path)
+    return (tmp_path / "app:1").read_text().splitlines(), meta, _kept(tmp_path), lines
 
 
 def _trace(gate: ReadyGate, before: Batches, after: Batches) -> None:
@@ -155,8 +160,10 @@ class _StartTrace:
             callback()
 
 
-def _traced_by_the_app(tmp_path: Path, before: Batches, after: Batches) -> tuple[list[str], ListMeta, list[str]]:
-    """The list, metadata and kept run of the app's armed trace of a start traced in these batches."""
+def _traced_by_the_app(tmp_path: Path, before: Batches,
+                       after: Batches) -> tuple[list[str], ListMeta, list[str], LineCut | None]:
+    """The list, metadata and kept run of the app's armed trace of a start traced in these
+    batches, and the cut its trace screen says."""
     backend = LiveBackend(make_config(tmp_path, ready_line="READY", keep_runs=1), str(tmp_path / "no-nri.sock"))
     ws = Workspace(backend)
     run = ws.arm(ArmSpec(image=IMAGE), "")
@@ -174,7 +181,7 @@ def _traced_by_the_app(tmp_path: Path, before: Batches, after: Batches) -> tuple
         start.end()  # every batch handed over
         while ws.drain():  # the UI's ticks: the run ends, and is kept
             pass
-        return run.items.paths(), ws.list_meta(run), _kept(tmp_path)
+        return run.items.paths(), ws.list_meta(run), _kept(tmp_path), run.line_cut
     finally:
         ws.close()
 
@@ -182,10 +189,11 @@ def _traced_by_the_app(tmp_path: Path, before: Batches, after: Batches) -> tuple
 @pytest.mark.parametrize("name", STARTS)
 def test_the_app_lists_a_start_cut_at_a_stamped_line_as_the_recorder_saves_it(tmp_path: Path, name: str) -> None:
     before, after, listed, last_us = STARTS[name]
-    recorded, saved, recorded_run = _recorded(tmp_path / "record", before, after)
-    traced, meta, traced_run = _traced_by_the_app(tmp_path / "app", before, after)
+    recorded, saved, recorded_run, lines = _recorded(tmp_path / "record", before, after)
+    traced, meta, traced_run, said = _traced_by_the_app(tmp_path / "app", before, after)
     assert recorded == traced == listed
     assert recorded_run == traced_run == listed
     cut = (READY_LINE, "READY", listed[-1], last_us)
     assert (saved.cut, saved.cut_detail, saved.cut_after, saved.cut_us) == cut
     assert (meta.cut, meta.cut_detail, meta.cut_after, meta.cut_us) == cut
+    assert said is not None and f"recording app: {dropped_after(said.until_us, said.files)}" in lines

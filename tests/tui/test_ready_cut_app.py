@@ -1,6 +1,6 @@
 """An armed trace cut at a stamped ready line, as the operator sees it: what the tracer handed over
 before the line was seen but traced after it leaves the rows, the counters and the selection; the
-title says where start-up ends."""
+title says where start-up ends, the status line (once) when and how many files left."""
 
 from __future__ import annotations
 
@@ -58,3 +58,52 @@ async def test_an_armed_trace_cut_at_a_stamped_line_shows_only_its_start_up() ->
         assert {"files 4", "rows 4", "sel 0"} <= set(counters), counters
         title = str(screen.query_one("#title").render())
         assert title.endswith(f"next start of jobs/batch-x1/worker · stopped · start-up ends at {FIRST_AFTER.path}")
+        assert status(screen) == "start-up ended at 0.280000s (ready line): 1 file traced after it left the list"
+
+
+def status(screen: TraceScreen) -> str:
+    return str(screen.query_one("#status").render()).strip()
+
+
+async def test_a_start_cut_at_a_stamped_line_with_nothing_after_it_says_so_once() -> None:
+    backend = armed_job()
+    async with running(backend) as (app, pilot):
+        await pilot.press("down", "down", "a", "c")
+        screen = app.screen
+        assert isinstance(screen, TraceScreen)
+        backend.start("c-job")
+        screen.run.records([FIRST_AFTER])  # the tracer's first batch after the line: it stays
+        app.pump()
+        await pilot.pause()
+        assert status(screen) == ""
+        end_at_the_ready_line(screen)
+        app.pump()
+        await pilot.pause()
+        assert len(screen.run.items) == 4
+        said = "start-up ended at 0.280000s (ready line): no file traced after it was listed"
+        assert status(screen) == said
+        await pilot.press("home", "d", "down")  # the operator's edit says its own line...
+        app.pump()
+        await pilot.pause()
+        assert status(screen) == "deleted 1"  # ...and the counters' updates do not say the cut again over it
+
+
+async def test_a_cut_made_while_the_operator_looked_elsewhere_is_said_when_the_trace_is_back() -> None:
+    backend = armed_job()
+    async with running(backend) as (app, pilot):
+        await pilot.press("down", "down", "a", "c")
+        screen = app.screen
+        assert isinstance(screen, TraceScreen)
+        await pilot.press("escape")  # back to the containers while the start is awaited
+        backend.start("c-job")
+        screen.run.records([FIRST_AFTER])
+        screen.run.records([LATE])
+        app.pump()
+        end_at_the_ready_line(screen)
+        app.pump()
+        await pilot.pause()
+        assert app.screen is not screen
+        await pilot.press("t", "enter")  # the traces, then this one
+        await pilot.pause()
+        said = "start-up ended at 0.280000s (ready line): 1 file traced after it left the list"
+        assert app.screen is screen and status(screen) == said
