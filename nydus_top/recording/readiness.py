@@ -142,7 +142,7 @@ def dropped_after(until_us: int, files: int) -> str:
     *until_us* that had been handed over before the line was seen (``drop_after``), said once by
     the recorder's log and the app's status line alike. The time and the count come first: they
     fit an 80-column status line."""
-    gone = f"{counted(files, 'file')} traced after it left the list" if files else "no file traced after it was listed"
+    gone = f"{counted(files, 'file')} traced after it left the list" if files else "no file listed was traced after it"
     return f"start-up ended at {line_time(until_us)} (ready line): {gone}"
 
 

@@ -80,7 +80,7 @@ async def test_a_start_cut_at_a_stamped_line_with_nothing_after_it_says_so_once(
         app.pump()
         await pilot.pause()
         assert len(screen.run.items) == 4
-        said = "start-up ended at 0.280000s (ready line): no file traced after it was listed"
+        said = "start-up ended at 0.280000s (ready line): no file listed was traced after it"
         assert status(screen) == said
         await pilot.press("home", "d", "down")  # the operator's edit says its own line...
         app.pump()
