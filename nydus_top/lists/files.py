@@ -879,7 +879,7 @@ def _unquoted(chunk: bytes) -> bytes:
 def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns | None:
     """:func:`_load_plain_csv` (then each path once) over a csv's bytes a chunk at a time."""
     header = ",".join(CSV_HEADER).encode()
-    ids, sizes, times = array("i"), array("q"), array("q")
+    into = ListColumns(array("i"), array("q"), array("q"))
     seen = Marks(paths)
     lines = _ChunkLines(map(_unquoted, chunks))  # each chunk checked before the lines it ends are read
     started = False  # the header line is read
@@ -892,18 +892,19 @@ def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns
                 started = True
                 del batch[0]
             later = later or bool(batch)
-            if not _plain_csv_rows(list(filter(None, batch)), paths, seen, ListColumns(ids, sizes, times)):
+            if not _plain_csv_rows(list(filter(None, batch)), paths, seen, into):
                 return None
     except _Uncommon:
         return None
-    pending = lines.tail
-    if pending:
-        if not started:
-            return ListColumns(ids, sizes, times) if pending == header else None
-        if later:  # rows without a line break at the end
-            return None
-        return _plain_csv_columns([header + b"\n" + pending + b"\n"], paths)
-    return ListColumns(ids, sizes, times) if started else None
+    tail = lines.tail
+    if not tail:
+        return into if started else None
+    if not started:  # not one line break
+        return into if tail == header else None
+    if later:  # rows without a line break at the end
+        return None
+    # the header's line break is the only one: one row after it, which _load_plain_csv takes too
+    return into if _plain_csv_rows([tail], paths, seen, into) else None
 
 
 def _plain_csv_rows(lines: list[bytes], paths: PathTable, seen: Marks, into: ListColumns) -> bool:
