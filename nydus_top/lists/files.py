@@ -804,38 +804,51 @@ def _stream_plain_list(path: Path, paths: PathTable, warnings: list[str]) -> Lis
     return columns
 
 
+class _ChunkLines:
+    """The LF-separated lines of bytes read a chunk at a time: iterating gives, for each chunk
+    with a line break, the lines it ends (without their LF), in one list. A line longer than a
+    chunk waits as its chunks and is joined once, when it ends (a hostile list's one huge line,
+    joined again with each chunk, took quadratic time). Once iterated, :attr:`tail` is what
+    follows the last line break (b"" when the bytes end with one, or are none)."""
+
+    __slots__ = ("_chunks", "tail")
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.tail = b""
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        pending = b""  # the start of the next line, in the chunk that ended the last one
+        waiting: list[bytes] = []  # the next line's chunks after that, none with a line break
+        for chunk in self._chunks:
+            if b"\n" not in chunk:
+                waiting.append(chunk)
+                continue
+            lines = b"".join([pending, *waiting, chunk]).split(b"\n")
+            waiting.clear()
+            pending = lines.pop()
+            yield lines
+        self.tail = b"".join([pending, *waiting])
+
+
 def _plain_list_columns(chunks: Iterable[bytes], paths: PathTable, bad: _BadLines) -> ListColumns | None:
     """:func:`load_list`'s reading of a plain list (then each path once) over its bytes a chunk at
     a time; None when it starts as a csv."""
-    header = (",".join(CSV_HEADER) + "\n").encode()
+    header = ",".join(CSV_HEADER).encode()
     ids, sizes, times = array("i"), array("q"), array("q")
     seen = Marks(paths)
     id_of, again = paths.id_of, seen.again
-    pending = b""
-    waiting: list[bytes] = []  # chunks of a line longer than a chunk: joined once, when it ends
-    decided = False  # whether it starts as a csv is known
+    lines = _ChunkLines(chunks)
     number = 0
-    for chunk in chunks:
-        if decided and b"\n" not in chunk:
-            waiting.append(chunk)
-            continue
-        pending = b"".join([pending, *waiting, chunk])
-        waiting.clear()
-        if not decided:
-            if len(pending) < len(header) and header.startswith(pending):
-                continue
-            if pending.startswith(header):
-                return None
-            decided = True
-        lines = pending.split(b"\n")
-        pending = lines.pop()
-        for raw in lines:
+    for batch in lines:
+        if number == 0 and batch[0] == header:  # its first line is a csv's header
+            return None
+        for raw in batch:
             number += 1
             if raw:
                 _plain_line(raw, number, id_of, again, ids, bad)
-    pending = b"".join([pending, *waiting])
-    if pending:
-        _plain_line(pending, number + 1, id_of, again, ids, bad)
+    if lines.tail:
+        _plain_line(lines.tail, number + 1, id_of, again, ids, bad)
     sizes.extend(array("q", [NONE]) * len(ids))
     times.extend(array("q", [NONE]) * len(ids))
     return ListColumns(ids, sizes, times)
@@ -852,42 +865,46 @@ def _plain_line(raw: bytes, number: int, id_of: Callable[[str], int], again: Cal
         ids.append(fid)
 
 
+class _Uncommon(Exception):
+    """A csv chunk holds a quote or a CR: the csv is not in the common shape."""
+
+
+def _unquoted(chunk: bytes) -> bytes:
+    """*chunk*, or _Uncommon when it holds a quote or a CR."""
+    if b'"' in chunk or b"\r" in chunk:
+        raise _Uncommon
+    return chunk
+
+
 def _plain_csv_columns(chunks: Iterable[bytes], paths: PathTable) -> ListColumns | None:
     """:func:`_load_plain_csv` (then each path once) over a csv's bytes a chunk at a time."""
     header = ",".join(CSV_HEADER).encode()
-    ids, sizes, times = array("i"), array("q"), array("q")
+    into = ListColumns(array("i"), array("q"), array("q"))
     seen = Marks(paths)
-    pending = b""
-    waiting: list[bytes] = []  # chunks of a line longer than a chunk: joined once, when it ends
+    lines = _ChunkLines(map(_unquoted, chunks))  # each chunk checked before the lines it ends are read
     started = False  # the header line is read
     later = False  # a line break follows the header's
-    for chunk in chunks:
-        if b'"' in chunk or b"\r" in chunk:
-            return None
-        if b"\n" not in chunk:
-            waiting.append(chunk)
-            continue
-        lines = b"".join([pending, *waiting, chunk]).split(b"\n")
-        waiting.clear()
-        pending = lines.pop()
-        if not started:
-            if not lines:
-                continue
-            if lines[0] != header:
+    try:
+        for batch in lines:
+            if not started:
+                if batch[0] != header:
+                    return None
+                started = True
+                del batch[0]
+            later = later or bool(batch)
+            if not _plain_csv_rows(list(filter(None, batch)), paths, seen, into):
                 return None
-            started = True
-            del lines[0]
-        later = later or bool(lines)
-        if not _plain_csv_rows(list(filter(None, lines)), paths, seen, ListColumns(ids, sizes, times)):
-            return None
-    pending = b"".join([pending, *waiting])
-    if pending:
-        if not started:
-            return ListColumns(ids, sizes, times) if pending == header else None
-        if later:  # rows without a line break at the end
-            return None
-        return _plain_csv_columns([header + b"\n" + pending + b"\n"], paths)
-    return ListColumns(ids, sizes, times) if started else None
+    except _Uncommon:
+        return None
+    tail = lines.tail
+    if not tail:
+        return into if started else None
+    if not started:  # not one line break
+        return into if tail == header else None
+    if later:  # rows without a line break at the end
+        return None
+    # the header's line break is the only one: one row after it, which _load_plain_csv takes too
+    return into if _plain_csv_rows([tail], paths, seen, into) else None
 
 
 def _plain_csv_rows(lines: list[bytes], paths: PathTable, seen: Marks, into: ListColumns) -> bool:
