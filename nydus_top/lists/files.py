@@ -41,12 +41,17 @@ from nydus_top.lists.meta import ListMeta
 from nydus_top.lists.paths import NONE, ListColumns, Marks, PathTable, columns_of
 from nydus_top.lists.ranges import DEFAULT_GRANULARITY, RangeBook, RangeSet, prefetch_ranges
 from nydus_top.model.records import Listable, ListedFile
-from nydus_top.text import printable
+from nydus_top.text import counted, printable
 
 CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
 RANGES_SUFFIX = ".ranges.json"  # a saved list's ranges: <list>.ranges.json, itself a range list
 RANGE_LIST_MAX_BYTES = 256 << 20  # a range list read back is at most this big
+# A range list holds at most this many JSON arrays: its ranges, each file's list of them and the
+# files' list. Counted as the '[' of its text before it is decoded (a path's own '[' count too):
+# the decoder holds every pair of a file as a Python list, ~90 bytes a range, so 8M ranges peak at
+# about 1.3 GB where 256 MiB of "[0,1]," would take several GB. Our lists save within it.
+RANGE_LIST_MAX_ARRAYS = 1 << 23
 _RELATIVE_LINE = re.compile(rb"(?:\A|\n)[^/\n]")  # a non-empty line that is no absolute path
 LIST_MAX_BYTES = 1 << 30  # a list or csv read back is at most this big (3M paths take ~300 MB)
 MAX_BAD_LINES = 5  # skipped lines of one file warned about one by one; the rest are counted
@@ -301,8 +306,28 @@ def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
     book = ranges if ranges is not None else RangeBook()
     files = [{"path": entry.path, "ranges": prefetch_ranges(book.get(entry.path), entry.size, granularity)}
              for entry in kept]
+    warnings = (*warnings, *_within_arrays(files))
     doc = {"version": RANGE_LIST_VERSION, "files": files}
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), warnings
+
+
+def _within_arrays(files: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The files with the most ranges made whole (``None``) until the list's '[' are at most
+    RANGE_LIST_MAX_ARRAYS, as it is read back (its paths' own count too); a warning when any was."""
+    lists = [item for item in files if item["ranges"] is not None]
+    brackets = 1 + sum(item["path"].count("[") for item in files)
+    over = brackets + sum(1 + len(item["ranges"]) for item in lists) - RANGE_LIST_MAX_ARRAYS
+    if over <= 0:
+        return ()
+    made_whole = 0
+    for item in sorted(lists, key=lambda item: len(item["ranges"]), reverse=True):
+        over -= 1 + len(item["ranges"])
+        item["ranges"] = None
+        made_whole += 1
+        if over <= 0:
+            break
+    return (f"listed {counted(made_whole, 'file')} with the most ranges whole: a range list holds at most "
+            f"{RANGE_LIST_MAX_ARRAYS} ranges and lists of ranges",)
 
 
 def save_list(
@@ -568,6 +593,9 @@ def _range_book_of(data: bytes | str, path: str) -> RangeBook:
         if len(data) > RANGE_LIST_MAX_BYTES:
             raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
         data = data.decode("utf-8", "surrogateescape")
+    if data.count("[") > RANGE_LIST_MAX_ARRAYS:
+        raise ListFileError(f"{path}: bad range list: more than {RANGE_LIST_MAX_ARRAYS} ranges and lists of ranges, "
+                            "not read")
     try:
         doc = json.loads(data, object_hook=_compact_file)
     except RecursionError:  # a pulled file is the registry's: any nesting can come

@@ -167,6 +167,43 @@ def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> Non
         load_range_list(tmp_path / "r.json")
 
 
+def test_a_range_list_is_read_up_to_its_limit_of_arrays(tmp_path, monkeypatch) -> None:
+    # hostile: 256 MiB of "[0,1]," decode to 44M Python lists before they are ranges
+    import nydus_top.lists.files as listfile
+
+    doc = b'{"version": "v1", "files": [{"path": "/x[1]", "ranges": [[0, 1], [4, 1]]}]}'  # 5 '['
+    (tmp_path / "r.json").write_bytes(doc)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 5)
+    assert load_range_list(tmp_path / "r.json").get("/x[1]") == RangeSet([(0, 1), (4, 5)])
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 4)
+    with pytest.raises(ListFileError, match=r"r.json: bad range list: more than 4 ranges and lists of ranges, not "):
+        load_range_list(tmp_path / "r.json")
+
+
+def test_a_range_list_saved_past_the_limit_lists_the_files_with_most_ranges_whole(tmp_path, monkeypatch) -> None:
+    import nydus_top.lists.files as listfile
+
+    book = RangeBook()
+    book.set("/a", RangeSet([(0, 1), (4, 5), (8, 9)]))
+    book.set("/b[", RangeSet([(0, 1)]))
+    book.set("/c", RangeSet([(0, 1), (4, 5)]))
+    entries = [ListedFile(p, 100, i) for i, p in enumerate(("/a", "/b[", "/c"))]
+    # files' list 1, the path's '[' 1, /a 4, /b[ 2, /c 3: 11
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 11)
+    assert save_range_list(entries, tmp_path / "all.json", ranges=book, granularity=0).warnings == ()
+    assert load_range_list(tmp_path / "all.json").get("/a") == book.get("/a")
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 10)
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
+    assert saved.warnings == ("listed 1 file with the most ranges whole: a range list holds at most 10 ranges "
+                              "and lists of ranges",)
+    back = load_range_list(tmp_path / "r.json")  # within the limit it is read by
+    assert back.get("/a") is None and "/a" in back and back.get("/c") == book.get("/c")
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 6)  # /a and /c whole: 1 + 1 + 2
+    assert save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0, overwrite=True).warnings[0] \
+        .startswith("listed 2 files with the most ranges whole")
+    assert load_range_list(tmp_path / "r.json").get("/b[") == book.get("/b[")
+
+
 def test_the_collector_folds_lines_into_a_book() -> None:
     from nydus_top.tracing.range_tracer import RangeCollector, parse_range_line
 
