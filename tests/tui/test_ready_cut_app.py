@@ -4,11 +4,16 @@ title says where start-up ends, the status line (once) when and how many files l
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
+
+from textual.pilot import Pilot
 
 from nydus_top.lists.meta import ListMeta
 from nydus_top.model.records import Access
 from nydus_top.recording.readiness import READY_LINE
+from nydus_top.screens.app import NydusTopApp
 from nydus_top.screens.trace import TraceScreen
 from testkit.replay import ReplayBackend
 from testkit.replay_data import STARTUP, make_backend, startup_trace
@@ -20,10 +25,17 @@ FIRST_AFTER = Access(3, "/srv/first-batch-after.so", 2_048, 300_000, "open", 7, 
 LATE = Access(4, "/srv/after-ready.so", 4_096, 400_000, "open", 7, "worker")
 
 
-def armed_job() -> ReplayBackend:
+@asynccontextmanager
+async def armed_job() -> AsyncIterator[tuple[ReplayBackend, NydusTopApp, Pilot, TraceScreen]]:
+    """The app with the worker's next start armed (its trace screen on top), and the backend that
+    starts it."""
     backend = make_backend()
     backend.recordings = {"c-job": startup_trace()[:3]}  # 1.5, 138.5 and 275.5 ms
-    return backend
+    async with running(backend) as (app, pilot):
+        await pilot.press("down", "down", "a", "c")  # arm the worker's next start
+        screen = app.screen
+        assert isinstance(screen, TraceScreen)
+        yield backend, app, pilot, screen
 
 
 def end_at_the_ready_line(screen: TraceScreen) -> None:
@@ -36,11 +48,7 @@ def end_at_the_ready_line(screen: TraceScreen) -> None:
 
 
 async def test_an_armed_trace_cut_at_a_stamped_line_shows_only_its_start_up() -> None:
-    backend = armed_job()
-    async with running(backend) as (app, pilot):
-        await pilot.press("down", "down", "a", "c")  # arm the worker's next start
-        screen = app.screen
-        assert isinstance(screen, TraceScreen)
+    async with armed_job() as (backend, app, pilot, screen):
         backend.start("c-job")
         screen.run.records([FIRST_AFTER])  # handed over before the log's poll saw the line
         screen.run.records([LATE])
@@ -66,11 +74,7 @@ def status(screen: TraceScreen) -> str:
 
 
 async def test_a_start_cut_at_a_stamped_line_with_nothing_after_it_says_so_once() -> None:
-    backend = armed_job()
-    async with running(backend) as (app, pilot):
-        await pilot.press("down", "down", "a", "c")
-        screen = app.screen
-        assert isinstance(screen, TraceScreen)
+    async with armed_job() as (backend, app, pilot, screen):
         backend.start("c-job")
         screen.run.records([FIRST_AFTER])  # the tracer's first batch after the line: it stays
         app.pump()
@@ -89,11 +93,7 @@ async def test_a_start_cut_at_a_stamped_line_with_nothing_after_it_says_so_once(
 
 
 async def test_a_cut_made_while_the_operator_looked_elsewhere_is_said_when_the_trace_is_back() -> None:
-    backend = armed_job()
-    async with running(backend) as (app, pilot):
-        await pilot.press("down", "down", "a", "c")
-        screen = app.screen
-        assert isinstance(screen, TraceScreen)
+    async with armed_job() as (backend, app, pilot, screen):
         await pilot.press("escape")  # back to the containers while the start is awaited
         backend.start("c-job")
         screen.run.records([FIRST_AFTER])
