@@ -25,12 +25,18 @@ FIRST_AFTER = Access(3, "/srv/first-batch-after.so", 2_048, 300_000, "open", 7, 
 LATE = Access(4, "/srv/after-ready.so", 4_096, 400_000, "open", 7, "worker")
 
 
+def job_backend() -> ReplayBackend:
+    """The replay node whose worker's next start reads the first three files of the replay."""
+    backend = make_backend()
+    backend.recordings = {"c-job": startup_trace()[:3]}  # 1.5, 138.5 and 275.5 ms
+    return backend
+
+
 @asynccontextmanager
 async def armed_job() -> AsyncIterator[tuple[ReplayBackend, NydusTopApp, Pilot, TraceScreen]]:
     """The app with the worker's next start armed (its trace screen on top), and the backend that
     starts it."""
-    backend = make_backend()
-    backend.recordings = {"c-job": startup_trace()[:3]}  # 1.5, 138.5 and 275.5 ms
+    backend = job_backend()
     async with running(backend) as (app, pilot):
         await pilot.press("down", "down", "a", "c")  # arm the worker's next start
         screen = app.screen

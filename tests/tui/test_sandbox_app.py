@@ -164,7 +164,9 @@ async def test_an_armed_start_ends_at_its_ready_line(sandbox_node, tmp_path: Pat
             trace = await arm_image_of(app, pilot, "tui-ready-a", first.container_id)
             second = await asyncio.to_thread(sandbox_node.run_demo, "tui-ready-b")
             run = trace.run
-            await until(pilot, lambda: run.state is TraceState.STOPPED, what="the trace to end at the ready line")
+            # ended on the tracer's thread; its last batches reach the list at the UI's next drains
+            await until(pilot, lambda: run.state is TraceState.STOPPED and not run.queued,
+                        what="the trace to end at the ready line, every batch taken")
             assert run.items.paths() == list(images.DEMO_STARTUP_FILES)
             await pilot.press("s", "enter")
             await settle(pilot)

@@ -127,9 +127,9 @@ def test_trace_of_an_armed_start_whose_mark_was_late(snap_compare) -> None:
 
 
 def test_trace_of_an_armed_start_cut_at_a_stamped_ready_line(snap_compare) -> None:
-    from tests.tui.test_ready_cut_app import FIRST_AFTER, LATE, armed_job, end_at_the_ready_line
+    from tests.tui.test_ready_cut_app import FIRST_AFTER, LATE, end_at_the_ready_line, job_backend
 
-    backend = armed_job()
+    backend = job_backend()
     choose = keys("down", "down", "a", "c")
 
     async def run_before(pilot: Pilot) -> None:
