@@ -303,10 +303,18 @@ def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
     read them).
     """
     kept, warnings = _keep(entries, _unusable)
+    data, limited = _range_document(kept, ranges, granularity)
+    return data, (*warnings, *limited)
+
+
+def _range_document(kept: Sequence[Listable], ranges: RangeBook | None,
+                    granularity: int) -> tuple[bytes, tuple[str, ...]]:
+    """:func:`range_list`'s document of the entries it keeps; a warning when it had to list some
+    files whole to stay within the reader's limits."""
     book = ranges if ranges is not None else RangeBook()
     files = [{"path": entry.path, "ranges": prefetch_ranges(book.get(entry.path), entry.size, granularity)}
              for entry in kept]
-    warnings = (*warnings, *_within_arrays(files))
+    warnings = _within_arrays(files)
     doc = {"version": RANGE_LIST_VERSION, "files": files}
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), warnings
 
@@ -358,9 +366,10 @@ def save_list(
     if meta is not None:
         counted = dataclasses.replace(meta, files=plain.count(b"\n"))
         files.append((listmeta.path_for(path), listmeta.encode(counted)))
-    if ranges is not None:
-        data, _ = range_list(entries, ranges, granularity)  # its left-outs are warned about above
+    if ranges is not None:  # its left-outs are the plain list's too, warned about above
+        data, limited = _range_document(_keep(entries, _unusable)[0], ranges, granularity)
         files.append((ranges_path(path), data))
+        warnings = (*warnings, *limited)
     removed = write_atomic(files, overwrite=overwrite, root=root)
     return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), (*removed, *warnings))
 

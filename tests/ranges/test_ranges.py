@@ -204,6 +204,20 @@ def test_a_range_list_saved_past_the_limit_lists_the_files_with_most_ranges_whol
     assert load_range_list(tmp_path / "r.json").get("/b[") == book.get("/b[")
 
 
+def test_a_list_saved_with_its_ranges_past_the_limit_says_which_it_listed_whole(tmp_path, monkeypatch) -> None:
+    import nydus_top.lists.files as listfile
+
+    book = RangeBook()
+    book.set("/a", RangeSet([(0, 1), (4, 5), (8, 9)]))
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 3)
+    saved = save_list([ListedFile("/a", 100, 0), ListedFile("/b\n", 1, 1)], tmp_path / "l", ranges=book,
+                      granularity=0)
+    assert saved.warnings == ("left out '/b\\n': contains a newline",
+                              "listed 1 file with the most ranges whole: a range list holds at most 3 ranges "
+                              "and lists of ranges")
+    assert load_range_list(tmp_path / "l.ranges.json").get("/a") is None
+
+
 def test_the_collector_folds_lines_into_a_book() -> None:
     from nydus_top.tracing.range_tracer import RangeCollector, parse_range_line
 
