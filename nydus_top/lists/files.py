@@ -47,11 +47,14 @@ CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
 RANGES_SUFFIX = ".ranges.json"  # a saved list's ranges: <list>.ranges.json, itself a range list
 RANGE_LIST_MAX_BYTES = 256 << 20  # a range list read back is at most this big
-# A range list holds at most this many JSON arrays: its ranges, each file's list of them and the
-# files' list. Counted as the '[' of its text before it is decoded (a path's own '[' count too):
-# the decoder holds every pair of a file as a Python list, ~90 bytes a range, so 8M ranges peak at
-# about 1.3 GB where 256 MiB of "[0,1]," would take several GB. Our lists save within it.
-RANGE_LIST_MAX_ARRAYS = 1 << 23
+# Decoding a range list makes at most this many JSON values and keys, counted before it is decoded
+# as the '[', '{', ',' and ':' of its text (every value or key but the first follows one of them; a
+# path's own count too). The decoder holds them all at once: 60 to 80 bytes a count whatever their
+# shape (a range counts 3: 8.4M ranges of one file peak at 1.5 GB), where counting only the '['
+# let 256 MiB of "{}," take 6.4 GB and of "ab", 4 GB. 8M ranges at 80 a file fit. Our lists save
+# within it.
+RANGE_LIST_MAX_ITEMS = 3 << 23
+_ITEM_MARKS = ("[", "{", ",", ":")
 _RELATIVE_LINE = re.compile(rb"(?:\A|\n)[^/\n]")  # a non-empty line that is no absolute path
 LIST_MAX_BYTES = 1 << 30  # a list or csv read back is at most this big (3M paths take ~300 MB)
 MAX_BAD_LINES = 5  # skipped lines of one file warned about one by one; the rest are counted
@@ -314,28 +317,40 @@ def _range_document(kept: Sequence[Listable], ranges: RangeBook | None,
     book = ranges if ranges is not None else RangeBook()
     files = [{"path": entry.path, "ranges": prefetch_ranges(book.get(entry.path), entry.size, granularity)}
              for entry in kept]
-    warnings = _within_arrays(files)
+    warnings = _within_items(files)
     doc = {"version": RANGE_LIST_VERSION, "files": files}
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), warnings
 
 
-def _within_arrays(files: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The files with the most ranges made whole (``None``) until the list's '[' are at most
-    RANGE_LIST_MAX_ARRAYS, as it is read back (its paths' own count too); a warning when any was."""
-    lists = [item for item in files if item["ranges"] is not None]
-    brackets = 1 + sum(item["path"].count("[") for item in files)
-    over = brackets + sum(1 + len(item["ranges"]) for item in lists) - RANGE_LIST_MAX_ARRAYS
+def _items(text: str) -> int:
+    """The JSON values and keys decoding *text* makes, at most, less one (see RANGE_LIST_MAX_ITEMS)."""
+    return sum(map(text.count, _ITEM_MARKS))
+
+
+def _ranges_items(pairs: list[list[int]] | None) -> int:
+    """The items (see :func:`_items`) of a file's ranges as a range list writes them: '[' and
+    ',' a pair and the ',' between them, the list's '['."""
+    return 0 if pairs is None else max(1, 3 * len(pairs))
+
+
+def _within_items(files: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The files with the most ranges made whole (``None``) until the list has at most
+    RANGE_LIST_MAX_ITEMS items as it is read back (its paths' own count too); a warning when any was."""
+    # the document's '{', ':', ',', ':' and '['; a file's '{', ':', ',', ':' and the ',' before the next
+    items = 4 + sum(5 + _items(item["path"]) + _ranges_items(item["ranges"]) for item in files) + (not files)
+    over = items - RANGE_LIST_MAX_ITEMS
     if over <= 0:
         return ()
     made_whole = 0
-    for item in sorted(lists, key=lambda item: len(item["ranges"]), reverse=True):
-        over -= 1 + len(item["ranges"])
+    for item in sorted((item for item in files if item["ranges"] is not None), key=lambda item: len(item["ranges"]),
+                       reverse=True):
+        over -= _ranges_items(item["ranges"])
         item["ranges"] = None
         made_whole += 1
         if over <= 0:
             break
-    return (f"listed {counted(made_whole, 'file')} with the most ranges whole: a range list holds at most "
-            f"{RANGE_LIST_MAX_ARRAYS} ranges and lists of ranges",)
+    return (f"listed {counted(made_whole, 'file')} with the most ranges whole: a range list makes at most "
+            f"{RANGE_LIST_MAX_ITEMS} JSON values and keys",)
 
 
 def save_list(
@@ -602,9 +617,8 @@ def _range_book_of(data: bytes | str, path: str) -> RangeBook:
         if len(data) > RANGE_LIST_MAX_BYTES:
             raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
         data = data.decode("utf-8", "surrogateescape")
-    if data.count("[") > RANGE_LIST_MAX_ARRAYS:
-        raise ListFileError(f"{path}: bad range list: more than {RANGE_LIST_MAX_ARRAYS} ranges and lists of ranges, "
-                            "not read")
+    if _items(data) > RANGE_LIST_MAX_ITEMS:
+        raise ListFileError(f"{path}: bad range list: more than {RANGE_LIST_MAX_ITEMS} JSON values and keys, not read")
     try:
         doc = json.loads(data, object_hook=_compact_file)
     except RecursionError:  # a pulled file is the registry's: any nesting can come

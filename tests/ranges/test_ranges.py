@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nydus_top.lists.files import (
     ListFileError,
@@ -167,16 +169,36 @@ def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> Non
         load_range_list(tmp_path / "r.json")
 
 
-def test_a_range_list_is_read_up_to_its_limit_of_arrays(tmp_path, monkeypatch) -> None:
+def test_a_range_list_is_read_up_to_its_limit_of_items(tmp_path, monkeypatch) -> None:
     # hostile: 256 MiB of "[0,1]," decode to 44M Python lists before they are ranges
     import nydus_top.lists.files as listfile
 
-    doc = b'{"version": "v1", "files": [{"path": "/x[1]", "ranges": [[0, 1], [4, 1]]}]}'  # 5 '['
+    doc = b'{"version": "v1", "files": [{"path": "/x[1]", "ranges": [[0, 1], [4, 1]]}]}'
+    # the document's {:,:[ 5, the file's {:,: 4, the path's [ 1, the ranges' [ 1 and [,,[, 5: 16
     (tmp_path / "r.json").write_bytes(doc)
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 5)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 16)
     assert load_range_list(tmp_path / "r.json").get("/x[1]") == RangeSet([(0, 1), (4, 5)])
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 4)
-    with pytest.raises(ListFileError, match=r"r.json: bad range list: more than 4 ranges and lists of ranges, not "):
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 15)
+    with pytest.raises(ListFileError, match=r"r.json: bad range list: more than 15 JSON values and keys, not read$"):
+        load_range_list(tmp_path / "r.json")
+
+
+@pytest.mark.parametrize("doc", [
+    b'{"version": "v1", "files": [' + b",".join([b"{}"] * 600) + b"]}",  # 256 MiB of them: 6.4 GB
+    b'{"version": "v1", "files": [' + b",".join([b'"ab"'] * 1200) + b"]}",  # 4 GB
+    b'{"version": "v1", "files": [' + b",".join([b"1000"] * 1200) + b"]}",  # 2.3 GB
+    b'{"version": "v1", "files": [], "x": {' + b",".join(b'"%d": 0' % i for i in range(600)) + b"}}",  # 4 GB
+    b'{"version": "v1", "files": [' + b",".join(b'{"path": "/%d", "ranges": null}' % i for i in range(300))
+    + b"]}",  # 2.7 GB
+])
+def test_a_range_list_of_any_shape_past_the_limit_is_refused_before_it_is_decoded(tmp_path, monkeypatch,
+                                                                                   doc: bytes) -> None:
+    # counting only the '[' let 256 MiB of these through, each taking GBs as it was decoded
+    import nydus_top.lists.files as listfile
+
+    (tmp_path / "r.json").write_bytes(doc)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 1199)
+    with pytest.raises(ListFileError, match=r"r.json: bad range list: more than 1199 JSON values and keys, not read$"):
         load_range_list(tmp_path / "r.json")
 
 
@@ -188,20 +210,49 @@ def test_a_range_list_saved_past_the_limit_lists_the_files_with_most_ranges_whol
     book.set("/b[", RangeSet([(0, 1)]))
     book.set("/c", RangeSet([(0, 1), (4, 5)]))
     entries = [ListedFile(p, 100, i) for i, p in enumerate(("/a", "/b[", "/c"))]
-    # files' list 1, the path's '[' 1, /a 4, /b[ 2, /c 3: 11
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 11)
+    # the document 5, each file 4 and a ',' but the last (14), the path's '[' 1, /a 9, /b[ 3, /c 6: 38
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 38)
     assert save_range_list(entries, tmp_path / "all.json", ranges=book, granularity=0).warnings == ()
     assert load_range_list(tmp_path / "all.json").get("/a") == book.get("/a")
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 10)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 37)
     saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
-    assert saved.warnings == ("listed 1 file with the most ranges whole: a range list holds at most 10 ranges "
-                              "and lists of ranges",)
+    assert saved.warnings == ("listed 1 file with the most ranges whole: a range list makes at most 37 JSON values "
+                              "and keys",)
     back = load_range_list(tmp_path / "r.json")  # within the limit it is read by
     assert back.get("/a") is None and "/a" in back and back.get("/c") == book.get("/c")
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 6)  # /a and /c whole: 1 + 1 + 2
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 28)  # /a and /c whole: 20 + 1 + 3
     assert save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0, overwrite=True).warnings[0] \
         .startswith("listed 2 files with the most ranges whole")
     assert load_range_list(tmp_path / "r.json").get("/b[") == book.get("/b[")
+
+
+SAVED_FILES = st.lists(st.tuples(st.text("/ab[{,:\"\\\x1bü", max_size=6).map("/".__add__),
+                                 st.none() | st.lists(st.tuples(st.integers(0, 10**12), st.integers(1, 10**6)),
+                                                      max_size=4)),
+                       unique_by=lambda file: file[0], max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SAVED_FILES)
+def test_a_range_list_saved_at_its_limit_is_counted_as_its_reader_counts_it(files) -> None:
+    import nydus_top.lists.files as listfile
+
+    book = RangeBook()
+    for path, pairs in files:
+        book.set(path, None if pairs is None else RangeSet((offset, offset + size) for offset, size in pairs))
+    entries = [ListedFile(path, 10**13, i) for i, (path, _) in enumerate(files)]
+    data, warnings = listfile.range_list(entries, book, 0)
+    items = listfile._items(data.decode())
+    limit = listfile.RANGE_LIST_MAX_ITEMS
+    try:
+        listfile.RANGE_LIST_MAX_ITEMS = items  # at the limit: as it is
+        assert listfile.range_list(entries, book, 0) == (data, warnings)
+        listfile.RANGE_LIST_MAX_ITEMS = items - 1  # past it: some file whole, when one has ranges
+        fewer, warned = listfile.range_list(entries, book, 0)
+        if any(pairs is not None for _, pairs in files):
+            assert warned and listfile._items(fewer.decode()) < items
+    finally:
+        listfile.RANGE_LIST_MAX_ITEMS = limit
 
 
 def test_a_list_saved_with_its_ranges_past_the_limit_says_which_it_listed_whole(tmp_path, monkeypatch) -> None:
@@ -209,12 +260,13 @@ def test_a_list_saved_with_its_ranges_past_the_limit_says_which_it_listed_whole(
 
     book = RangeBook()
     book.set("/a", RangeSet([(0, 1), (4, 5), (8, 9)]))
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 3)
+    # the document 5, /b\n 4 and a ',', /a 4 and its ranges 9: 23, 14 with /a whole
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 22)
     saved = save_list([ListedFile("/a", 100, 0), ListedFile("/b\n", 1, 1)], tmp_path / "l", ranges=book,
                       granularity=0)
     assert saved.warnings == ("left out '/b\\n': contains a newline",
-                              "listed 1 file with the most ranges whole: a range list holds at most 3 ranges "
-                              "and lists of ranges")
+                              "listed 1 file with the most ranges whole: a range list makes at most 22 JSON values "
+                              "and keys")
     assert load_range_list(tmp_path / "l.ranges.json").get("/a") is None
 
 
