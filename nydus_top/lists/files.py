@@ -313,11 +313,11 @@ def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
 def _range_document(kept: Sequence[Listable], ranges: RangeBook | None,
                     granularity: int) -> tuple[bytes, tuple[str, ...]]:
     """:func:`range_list`'s document of the entries it keeps; a warning when it had to list some
-    files whole to stay within the reader's limits."""
+    files whole or leave some out to stay within the reader's limits."""
     book = ranges if ranges is not None else RangeBook()
     files = [{"path": entry.path, "ranges": prefetch_ranges(book.get(entry.path), entry.size, granularity)}
              for entry in kept]
-    warnings = _within_items(files)
+    files, warnings = _within_limits(files)
     doc = {"version": RANGE_LIST_VERSION, "files": files}
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), warnings
 
@@ -333,24 +333,69 @@ def _ranges_items(pairs: list[list[int]] | None) -> int:
     return 0 if pairs is None else max(1, 3 * len(pairs))
 
 
-def _within_items(files: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The files with the most ranges made whole (``None``) until the list has at most
-    RANGE_LIST_MAX_ITEMS items as it is read back (its paths' own count too); a warning when any was."""
-    # the document's '{', ':', ',', ':' and '['; a file's '{', ':', ',', ':' and the ',' before the next
-    items = 4 + sum(5 + _items(item["path"]) + _ranges_items(item["ranges"]) for item in files) + (not files)
-    over = items - RANGE_LIST_MAX_ITEMS
-    if over <= 0:
-        return ()
+def _ranges_bytes(pairs: list[list[int]] | None, exact: bool) -> int:
+    """The bytes of a file's ranges as a range list writes them (indented: 22 more a pair than
+    compact), or at least that many when not *exact* (20 digits a number)."""
+    if pairs is None:
+        return 4
+    if not pairs:
+        return 2
+    compact = len(json.dumps(pairs, separators=(",", ":"))) if exact else 44 * len(pairs) + 1
+    return compact + 22 * len(pairs) + 4
+
+
+_EMPTY_RANGE_LIST = len(json.dumps({"version": RANGE_LIST_VERSION, "files": []}, indent=1)) + 1  # its "\n"
+
+
+def _within_limits(files: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """*files* as a range list can hold them to be read back: at most RANGE_LIST_MAX_ITEMS items
+    (see :func:`_items`; its paths' own count too) and RANGE_LIST_MAX_BYTES bytes. Past either,
+    the files with the most ranges are made whole (``None``), then, when their paths alone take
+    it past, the files whose paths take the most are left out; a warning for each."""
+
+    def fits(items: int, size: int) -> bool:
+        return items <= RANGE_LIST_MAX_ITEMS and size <= RANGE_LIST_MAX_BYTES
+
+    # the document's '{', ':', ',', ':' and '['; a file's '{', ':', ',', ':' and the ',' before the
+    # next; a file's bytes: its lines' indents and keys (36) with its path and its ranges
+    items = 4 + (not files) + sum(5 + _items(item["path"]) + _ranges_items(item["ranges"]) for item in files)
+    if fits(items, _EMPTY_RANGE_LIST + 1 + sum(38 + 6 * len(item["path"]) + _ranges_bytes(item["ranges"], False)
+                                               for item in files)):
+        return files, ()
+    paths = [(5 + _items(item["path"]), 36 + len(json.dumps(item["path"], ensure_ascii=False).encode()))
+             for item in files]
+    ranges = [(_ranges_items(item["ranges"]), _ranges_bytes(item["ranges"], True)) for item in files]
+    size = _EMPTY_RANGE_LIST + bool(files) + sum(path[1] + pairs[1] for path, pairs in zip(paths, ranges, strict=True))
+    warnings = []
     made_whole = 0
-    for item in sorted((item for item in files if item["ranges"] is not None), key=lambda item: len(item["ranges"]),
-                       reverse=True):
-        over -= _ranges_items(item["ranges"])
-        item["ranges"] = None
-        made_whole += 1
-        if over <= 0:
+    for i in sorted((i for i, item in enumerate(files) if item["ranges"] is not None),
+                    key=lambda i: len(files[i]["ranges"]), reverse=True):
+        if fits(items, size):
             break
-    return (f"listed {counted(made_whole, 'file')} with the most ranges whole: a range list makes at most "
-            f"{RANGE_LIST_MAX_ITEMS} JSON values and keys",)
+        if not files[i]["ranges"] and size > RANGE_LIST_MAX_BYTES:
+            continue  # "[]" is 2 bytes shorter than "null"
+        items, size = items - ranges[i][0], size - ranges[i][1] + 4
+        files[i]["ranges"], ranges[i] = None, (0, 4)
+        made_whole += 1
+    if made_whole:
+        warnings.append(f"listed {counted(made_whole, 'file')} with the most ranges whole: a range list read back "
+                        f"holds at most {RANGE_LIST_MAX_ITEMS} JSON values and keys and {RANGE_LIST_MAX_BYTES} bytes")
+    if not fits(items, size) and files:  # their paths alone
+        left_out: list[int] = []
+        share = [(path[0] + pairs[0]) / RANGE_LIST_MAX_ITEMS + (path[1] + pairs[1]) / RANGE_LIST_MAX_BYTES
+                 for path, pairs in zip(paths, ranges, strict=True)]
+        for i in sorted(range(len(files)), key=share.__getitem__, reverse=True):
+            if fits(items, size):
+                break
+            items, size = items - paths[i][0] - ranges[i][0], size - paths[i][1] - ranges[i][1]
+            left_out.append(i)
+        first = files[left_out[0]]["path"]  # the one taking the most
+        gone = set(left_out)
+        files = [item for i, item in enumerate(files) if i not in gone]
+        warnings.append(f"left out {counted(len(left_out), 'file')} of the range list, their paths alone past its "
+                        f"{RANGE_LIST_MAX_ITEMS} JSON values and keys or {RANGE_LIST_MAX_BYTES} bytes, e.g. "
+                        f"{first[:BAD_LINE_SHOWN]!r}{'...' if len(first) > BAD_LINE_SHOWN else ''}")
+    return files, tuple(warnings)
 
 
 def save_list(

@@ -216,8 +216,8 @@ def test_a_range_list_saved_past_the_limit_lists_the_files_with_most_ranges_whol
     assert load_range_list(tmp_path / "all.json").get("/a") == book.get("/a")
     monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 37)
     saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
-    assert saved.warnings == ("listed 1 file with the most ranges whole: a range list makes at most 37 JSON values "
-                              "and keys",)
+    assert saved.warnings == ("listed 1 file with the most ranges whole: a range list read back holds at most 37 "
+                              "JSON values and keys and 268435456 bytes",)
     back = load_range_list(tmp_path / "r.json")  # within the limit it is read by
     assert back.get("/a") is None and "/a" in back and back.get("/c") == book.get("/c")
     monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 28)  # /a and /c whole: 20 + 1 + 3
@@ -232,27 +232,77 @@ SAVED_FILES = st.lists(st.tuples(st.text("/ab[{,:\"\\\x1bü", max_size=6).map("/
                        unique_by=lambda file: file[0], max_size=5)
 
 
-@settings(max_examples=300, deadline=None)
-@given(SAVED_FILES)
-def test_a_range_list_saved_at_its_limit_is_counted_as_its_reader_counts_it(files) -> None:
-    import nydus_top.lists.files as listfile
-
+def _book_of(files) -> tuple[RangeBook, list[ListedFile]]:
     book = RangeBook()
     for path, pairs in files:
         book.set(path, None if pairs is None else RangeSet((offset, offset + size) for offset, size in pairs))
-    entries = [ListedFile(path, 10**13, i) for i, (path, _) in enumerate(files)]
-    data, warnings = listfile.range_list(entries, book, 0)
-    items = listfile._items(data.decode())
-    limit = listfile.RANGE_LIST_MAX_ITEMS
+    return book, [ListedFile(path, 10**13, i) for i, (path, _) in enumerate(files)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(SAVED_FILES, st.data())
+def test_a_saved_range_list_is_within_the_limits_its_reader_counts(files, data: st.DataObject) -> None:
+    import nydus_top.lists.files as listfile
+
+    book, entries = _book_of(files)
+    saved, warnings = listfile.range_list(entries, book, 0)
+    items, size = listfile._items(saved.decode()), len(saved)
+    limits = listfile.RANGE_LIST_MAX_ITEMS, listfile.RANGE_LIST_MAX_BYTES
     try:
-        listfile.RANGE_LIST_MAX_ITEMS = items  # at the limit: as it is
-        assert listfile.range_list(entries, book, 0) == (data, warnings)
-        listfile.RANGE_LIST_MAX_ITEMS = items - 1  # past it: some file whole, when one has ranges
+        # at the limits, as the reader counts the document: as it is
+        listfile.RANGE_LIST_MAX_ITEMS, listfile.RANGE_LIST_MAX_BYTES = items, size
+        assert listfile.range_list(entries, book, 0) == (saved, warnings)
+        # below them: files whole or left out, and what is saved reads back
+        listfile.RANGE_LIST_MAX_ITEMS = data.draw(st.integers(5, items), label="items")
+        listfile.RANGE_LIST_MAX_BYTES = data.draw(st.integers(len(listfile.range_list([])[0]), size), label="bytes")
         fewer, warned = listfile.range_list(entries, book, 0)
-        if any(pairs is not None for _, pairs in files):
-            assert warned and listfile._items(fewer.decode()) < items
+        assert listfile._items(fewer.decode()) <= listfile.RANGE_LIST_MAX_ITEMS
+        assert len(fewer) <= listfile.RANGE_LIST_MAX_BYTES
+        assert bool(warned) == (fewer != saved)
+        back = listfile._range_book_of(fewer, "r.json")
+        assert all(path not in back or back.get(path) in (None, book.get(path)) for path, _ in files)
     finally:
-        listfile.RANGE_LIST_MAX_ITEMS = limit
+        listfile.RANGE_LIST_MAX_ITEMS, listfile.RANGE_LIST_MAX_BYTES = limits
+
+
+def test_a_range_list_whose_paths_alone_are_past_the_limits_leaves_the_files_out_that_take_most(
+        tmp_path, monkeypatch) -> None:
+    # a container names its files: '[' or ',' (an item each) or length (bytes) it picks; the
+    # list saved with every file whole was still refused by its own reader
+    import nydus_top.lists.files as listfile
+
+    book, entries = _book_of([("/a", [(0, 1)]), ("/" + "[" * 40, None), ("/b", None), ("/" + "x" * 80, [(0, 1)])])
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 30)  # the document 5, each file 5 (less 1) or more
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
+    assert saved.warnings == (
+        "listed 2 files with the most ranges whole: a range list read back holds at most 30 JSON values and keys "
+        "and 268435456 bytes",
+        "left out 1 file of the range list, their paths alone past its 30 JSON values and keys or 268435456 bytes, "
+        "e.g. '/[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['")
+    back = load_range_list(tmp_path / "r.json")
+    assert sorted(back._by_path) == ["/a", "/b", "/" + "x" * 80]
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 1 << 20)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", 200)
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0, overwrite=True)
+    assert saved.warnings[-1].startswith("left out 2 files of the range list") and saved.warnings[-1].endswith(
+        "e.g. '/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'...")
+    assert len((tmp_path / "r.json").read_bytes()) <= 200 and sorted(load_range_list(tmp_path / "r.json")._by_path) \
+        == ["/a", "/b"]
+
+
+def test_a_range_list_past_its_size_lists_the_files_with_most_ranges_whole(tmp_path, monkeypatch) -> None:
+    # 6.7M ranges of 7-digit offsets, indented, are 256 MiB: a list within the items was refused
+    import nydus_top.lists.files as listfile
+
+    book, entries = _book_of([("/a", [(i * 8192, 4096) for i in range(100)]), ("/b", [(0, 4096)])])
+    whole = save_range_list(entries, tmp_path / "all.json", ranges=book, granularity=0)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len((tmp_path / "all.json").read_bytes()) - 1)
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
+    assert whole.warnings == () and saved.warnings == (
+        "listed 1 file with the most ranges whole: a range list read back holds at most 25165824 JSON values and "
+        f"keys and {listfile.RANGE_LIST_MAX_BYTES} bytes",)
+    back = load_range_list(tmp_path / "r.json")
+    assert back.get("/a") is None and "/a" in back and back.get("/b") == book.get("/b")
 
 
 def test_a_list_saved_with_its_ranges_past_the_limit_says_which_it_listed_whole(tmp_path, monkeypatch) -> None:
@@ -265,8 +315,8 @@ def test_a_list_saved_with_its_ranges_past_the_limit_says_which_it_listed_whole(
     saved = save_list([ListedFile("/a", 100, 0), ListedFile("/b\n", 1, 1)], tmp_path / "l", ranges=book,
                       granularity=0)
     assert saved.warnings == ("left out '/b\\n': contains a newline",
-                              "listed 1 file with the most ranges whole: a range list makes at most 22 JSON values "
-                              "and keys")
+                              "listed 1 file with the most ranges whole: a range list read back holds at most 22 "
+                              "JSON values and keys and 268435456 bytes")
     assert load_range_list(tmp_path / "l.ranges.json").get("/a") is None
 
 
