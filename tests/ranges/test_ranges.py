@@ -288,6 +288,36 @@ def test_a_range_list_whose_paths_alone_are_past_the_limits_leaves_the_files_out
         "e.g. '/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'...")
     assert len((tmp_path / "r.json").read_bytes()) <= 200 and sorted(load_range_list(tmp_path / "r.json")._by_path) \
         == ["/a", "/b"]
+    book.set("/a", RangeSet())  # "ranges": [], 2 bytes shorter than null: kept when past the bytes
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0, overwrite=True)
+    assert len(saved.warnings) == 2 and load_range_list(tmp_path / "r.json").get("/a") == RangeSet()
+
+
+@pytest.mark.parametrize("files", [
+    [("/" + "\x1b" * 50, None)],  # 6 bytes a character, as JSON escapes it
+    [("/" + "\U0001f600" * 50, None)],  # 4 bytes a character
+    [("/a", [(10**19 + k * 2 * 10**18, 10**18) for k in range(4)])],  # 20 and 19 digits: the most a pair has
+    [("/a", [(k * 10**9, 10**6) for k in range(1, 100)])],
+])
+def test_a_range_list_a_byte_or_an_item_past_its_limits_changes(files, monkeypatch) -> None:
+    # before the exact count, the writer rules out at a glance lists far within the limits: that
+    # glance must never take one past a limit for one within
+    import nydus_top.lists.files as listfile
+
+    book, _ = _book_of(files)
+    entries = [ListedFile(path, None, 0) for path, _ in files]
+    saved, warnings = listfile.range_list(entries, book, 0)
+    items = listfile._items(saved.decode())
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(saved))
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", items)
+    assert listfile.range_list(entries, book, 0) == (saved, warnings) and warnings == ()
+    for limit, at in (("RANGE_LIST_MAX_BYTES", len(saved) - 1), ("RANGE_LIST_MAX_ITEMS", items - 1)):
+        monkeypatch.setattr(listfile, limit, at)
+        fewer, warned = listfile.range_list(entries, book, 0)
+        assert warned and len(fewer) < len(saved) and listfile._items(fewer.decode()) < items
+        monkeypatch.undo()
+        monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(saved))
+        monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", items)
 
 
 def test_a_range_list_past_its_size_lists_the_files_with_most_ranges_whole(tmp_path, monkeypatch) -> None:
