@@ -8,9 +8,14 @@ from datetime import UTC, datetime
 
 # C0 and C1 control characters, DEL, the bidi embeddings/overrides/isolates that reorder what
 # follows, the bidi marks (ALM, LRM, RLM) that flip neutral characters next to them, the line and
-# paragraph separators some viewers break lines at, and the invisible byte-order mark.
+# paragraph separators some viewers break lines at, and the invisible byte-order mark. And every
+# surrogate, one at a time: a surrogate escape (U+DC80..U+DCFF, an undecodable byte) as that byte,
+# any other as itself. JSON from a registry spells any surrogate, and surrogate escapes encoded
+# back to bytes together can be a control or an override (U+DCC2 U+DC9B: the bytes of U+009B).
 _ESCAPES = (
-    {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+    {c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)}
+    | {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
+    | {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
     | {10: "\\n", 9: "\\t", 13: "\\r"}
     | {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A),
                                   0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0xFEFF)}
@@ -23,12 +28,7 @@ def printable(text: str) -> str:
     Paths, process names and runtime metadata come from other tenants: written raw they could
     move the cursor, retitle the terminal or reorder a line.
     """
-    text = text.translate(_ESCAPES)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text
+    return text.translate(_ESCAPES)
 
 
 class EscapingFormatter(logging.Formatter):

@@ -47,11 +47,14 @@ CSV_HEADER = ("path", "size", "elapsed")
 RANGE_LIST_VERSION = "v1"
 RANGES_SUFFIX = ".ranges.json"  # a saved list's ranges: <list>.ranges.json, itself a range list
 RANGE_LIST_MAX_BYTES = 256 << 20  # a range list read back is at most this big
-# A range list holds at most this many JSON arrays: its ranges, each file's list of them and the
-# files' list. Counted as the '[' of its text before it is decoded (a path's own '[' count too):
-# the decoder holds every pair of a file as a Python list, ~90 bytes a range, so 8M ranges peak at
-# about 1.3 GB where 256 MiB of "[0,1]," would take several GB. Our lists save within it.
-RANGE_LIST_MAX_ARRAYS = 1 << 23
+# Decoding a range list makes at most this many JSON values and keys, counted before it is decoded
+# as the '[', '{', ',' and ':' of its text (every value or key but the first follows one of them; a
+# path's own count too). The decoder holds them all at once: 60 to 80 bytes a count whatever their
+# shape (a range counts 3: 8.4M ranges of one file peak at 1.5 GB), where counting only the '['
+# let 256 MiB of "{}," take 6.4 GB and of "ab", 4 GB. 8M ranges at 80 a file fit. Our lists save
+# within it.
+RANGE_LIST_MAX_ITEMS = 3 << 23
+_ITEM_MARKS = ("[", "{", ",", ":")
 _RELATIVE_LINE = re.compile(rb"(?:\A|\n)[^/\n]")  # a non-empty line that is no absolute path
 LIST_MAX_BYTES = 1 << 30  # a list or csv read back is at most this big (3M paths take ~300 MB)
 MAX_BAD_LINES = 5  # skipped lines of one file warned about one by one; the rest are counted
@@ -303,31 +306,96 @@ def range_list(entries: Iterable[Listable], ranges: RangeBook | None = None,
     read them).
     """
     kept, warnings = _keep(entries, _unusable)
+    data, limited = _range_document(kept, ranges, granularity)
+    return data, (*warnings, *limited)
+
+
+def _range_document(kept: Sequence[Listable], ranges: RangeBook | None,
+                    granularity: int) -> tuple[bytes, tuple[str, ...]]:
+    """:func:`range_list`'s document of the entries it keeps; a warning when it had to list some
+    files whole or leave some out to stay within the reader's limits."""
     book = ranges if ranges is not None else RangeBook()
     files = [{"path": entry.path, "ranges": prefetch_ranges(book.get(entry.path), entry.size, granularity)}
              for entry in kept]
-    warnings = (*warnings, *_within_arrays(files))
+    files, warnings = _within_limits(files)
     doc = {"version": RANGE_LIST_VERSION, "files": files}
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode(), warnings
 
 
-def _within_arrays(files: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The files with the most ranges made whole (``None``) until the list's '[' are at most
-    RANGE_LIST_MAX_ARRAYS, as it is read back (its paths' own count too); a warning when any was."""
-    lists = [item for item in files if item["ranges"] is not None]
-    brackets = 1 + sum(item["path"].count("[") for item in files)
-    over = brackets + sum(1 + len(item["ranges"]) for item in lists) - RANGE_LIST_MAX_ARRAYS
-    if over <= 0:
-        return ()
+def _items(text: str) -> int:
+    """The JSON values and keys decoding *text* makes, at most, less one (see RANGE_LIST_MAX_ITEMS)."""
+    return sum(map(text.count, _ITEM_MARKS))
+
+
+def _ranges_items(pairs: list[list[int]] | None) -> int:
+    """The items (see :func:`_items`) of a file's ranges as a range list writes them: '[' and
+    ',' a pair and the ',' between them, the list's '['."""
+    return 0 if pairs is None else max(1, 3 * len(pairs))
+
+
+def _ranges_bytes(pairs: list[list[int]] | None, exact: bool) -> int:
+    """The bytes of a file's ranges as a range list writes them (indented: 22 more a pair than
+    compact), or at least that many when not *exact* (20 digits a number)."""
+    if pairs is None:
+        return 4
+    if not pairs:
+        return 2
+    compact = len(json.dumps(pairs, separators=(",", ":"))) if exact else 44 * len(pairs) + 1
+    return compact + 22 * len(pairs) + 4
+
+
+_EMPTY_RANGE_LIST = len(json.dumps({"version": RANGE_LIST_VERSION, "files": []}, indent=1)) + 1  # its "\n"
+
+
+def _within_limits(files: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """*files* as a range list can hold them to be read back: at most RANGE_LIST_MAX_ITEMS items
+    (see :func:`_items`; its paths' own count too) and RANGE_LIST_MAX_BYTES bytes. Past either,
+    the files with the most ranges are made whole (``None``), then, when their paths alone take
+    it past, the files whose paths take the most are left out; a warning for each."""
+
+    def fits(items: int, size: int) -> bool:
+        return items <= RANGE_LIST_MAX_ITEMS and size <= RANGE_LIST_MAX_BYTES
+
+    # the document's '{', ':', ',', ':' and '['; a file's '{', ':', ',', ':' and the ',' before the
+    # next; a file's bytes: its lines' indents and keys (36) with its path and its ranges
+    items = 4 + (not files) + sum(5 + _items(item["path"]) + _ranges_items(item["ranges"]) for item in files)
+    if fits(items, _EMPTY_RANGE_LIST + 1 + sum(38 + 6 * len(item["path"]) + _ranges_bytes(item["ranges"], False)
+                                               for item in files)):
+        return files, ()
+    paths = [(5 + _items(item["path"]), 36 + len(json.dumps(item["path"], ensure_ascii=False).encode()))
+             for item in files]
+    ranges = [(_ranges_items(item["ranges"]), _ranges_bytes(item["ranges"], True)) for item in files]
+    size = _EMPTY_RANGE_LIST + bool(files) + sum(path[1] + pairs[1] for path, pairs in zip(paths, ranges, strict=True))
+    warnings = []
     made_whole = 0
-    for item in sorted(lists, key=lambda item: len(item["ranges"]), reverse=True):
-        over -= 1 + len(item["ranges"])
-        item["ranges"] = None
-        made_whole += 1
-        if over <= 0:
+    for i in sorted((i for i, item in enumerate(files) if item["ranges"] is not None),
+                    key=lambda i: len(files[i]["ranges"]), reverse=True):
+        if fits(items, size):
             break
-    return (f"listed {counted(made_whole, 'file')} with the most ranges whole: a range list holds at most "
-            f"{RANGE_LIST_MAX_ARRAYS} ranges and lists of ranges",)
+        if not files[i]["ranges"] and size > RANGE_LIST_MAX_BYTES:
+            continue  # "[]" is 2 bytes shorter than "null"
+        items, size = items - ranges[i][0], size - ranges[i][1] + 4
+        files[i]["ranges"], ranges[i] = None, (0, 4)
+        made_whole += 1
+    if made_whole:
+        warnings.append(f"listed {counted(made_whole, 'file')} with the most ranges whole: a range list read back "
+                        f"holds at most {RANGE_LIST_MAX_ITEMS} JSON values and keys and {RANGE_LIST_MAX_BYTES} bytes")
+    if not fits(items, size) and files:  # their paths alone
+        left_out: list[int] = []
+        share = [(path[0] + pairs[0]) / RANGE_LIST_MAX_ITEMS + (path[1] + pairs[1]) / RANGE_LIST_MAX_BYTES
+                 for path, pairs in zip(paths, ranges, strict=True)]
+        for i in sorted(range(len(files)), key=share.__getitem__, reverse=True):
+            if fits(items, size):
+                break
+            items, size = items - paths[i][0] - ranges[i][0], size - paths[i][1] - ranges[i][1]
+            left_out.append(i)
+        first = files[left_out[0]]["path"]  # the one taking the most
+        gone = set(left_out)
+        files = [item for i, item in enumerate(files) if i not in gone]
+        warnings.append(f"left out {counted(len(left_out), 'file')} of the range list, their paths alone past its "
+                        f"{RANGE_LIST_MAX_ITEMS} JSON values and keys or {RANGE_LIST_MAX_BYTES} bytes, e.g. "
+                        f"{first[:BAD_LINE_SHOWN]!r}{'...' if len(first) > BAD_LINE_SHOWN else ''}")
+    return files, tuple(warnings)
 
 
 def save_list(
@@ -358,9 +426,10 @@ def save_list(
     if meta is not None:
         counted = dataclasses.replace(meta, files=plain.count(b"\n"))
         files.append((listmeta.path_for(path), listmeta.encode(counted)))
-    if ranges is not None:
-        data, _ = range_list(entries, ranges, granularity)  # its left-outs are warned about above
+    if ranges is not None:  # its left-outs are the plain list's too, warned about above
+        data, limited = _range_document(_keep(entries, _unusable)[0], ranges, granularity)
         files.append((ranges_path(path), data))
+        warnings = (*warnings, *limited)
     removed = write_atomic(files, overwrite=overwrite, root=root)
     return SaveResult(tuple(p for p, _ in files), plain.count(b"\n"), (*removed, *warnings))
 
@@ -593,9 +662,8 @@ def _range_book_of(data: bytes | str, path: str) -> RangeBook:
         if len(data) > RANGE_LIST_MAX_BYTES:
             raise ListFileError(f"{path}: larger than {RANGE_LIST_MAX_BYTES} bytes")
         data = data.decode("utf-8", "surrogateescape")
-    if data.count("[") > RANGE_LIST_MAX_ARRAYS:
-        raise ListFileError(f"{path}: bad range list: more than {RANGE_LIST_MAX_ARRAYS} ranges and lists of ranges, "
-                            "not read")
+    if _items(data) > RANGE_LIST_MAX_ITEMS:
+        raise ListFileError(f"{path}: bad range list: more than {RANGE_LIST_MAX_ITEMS} JSON values and keys, not read")
     try:
         doc = json.loads(data, object_hook=_compact_file)
     except RecursionError:  # a pulled file is the registry's: any nesting can come

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nydus_top.lists.files import save_list
 from nydus_top.model.records import ListedFile
@@ -32,6 +34,25 @@ def unsafe(text: str) -> list[str]:
 
 def test_the_pattern_sees_every_hostile_character() -> None:
     assert len(unsafe(HOSTILE)) == 10 and unsafe(printable(HOSTILE)) == []
+
+
+def test_surrogates_that_encode_to_a_control_or_an_override_are_escaped() -> None:
+    # JSON from a registry (an error's message, a pulled list) spells any surrogate: surrogate
+    # escapes that re-encode to the bytes of U+009B (CSI) or U+202E were shown as that character;
+    # a surrogate outside U+DC80..U+DCFF raised UnicodeEncodeError
+    assert printable("x\udcc2\udc9b2J\udce2\udc80\udcaeexe") == "x\\xc2\\x9b2J\\xe2\\x80\\xaeexe"
+    assert printable("a\ud800b\udfff\udc1b\udcff") == "a\\ud800b\\udfff\\udc1b\\xff"
+
+
+CODE_POINTS = (st.integers(0xDC80, 0xDCFF) | st.integers(0xD800, 0xDFFF) | st.integers(0, 0x10FFFF)
+               | st.sampled_from([0xC2, 0x9B, 0xE2, 0x80, 0xAE, 0x202E, 0x1B]))
+
+
+@given(st.lists(CODE_POINTS).map(lambda cps: "".join(map(chr, cps))))
+def test_any_text_is_shown_without_a_control_an_override_or_a_surrogate(text: str) -> None:
+    shown = printable(text)
+    assert unsafe(shown) == [] and "\n" not in shown and "\t" not in shown
+    shown.encode("utf-8")  # strict: nothing left that is no character
 
 
 def test_log_lines_are_escaped_whole() -> None:

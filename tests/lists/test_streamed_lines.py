@@ -17,7 +17,7 @@ from nydus_top.lists.paths import NONE, PathTable
 
 HEADER = ",".join(CSV_HEADER).encode()
 ODD = [b"\r", b"\r\n", b"\0", b'"', b",", b"\xff", b"\xed\xa0\x80", b"\xc3", "ü\u202e".encode(), b" ", b"\t",
-       b"rel", b"\xef\xbb\xbf", HEADER[:7], HEADER[7:], b"x" * (files.BAD_LINE_SHOWN + 1)]
+       b"rel", b"\xef\xbb\xbf", HEADER[:7], HEADER[7:], b"x" * (files.BAD_LINE_SHOWN + 1), HEADER, b'/q"x', b"/r\rx"]
 PATHS = [b"/a", b"/b", b"/c/d", b"/", b"/e f", *ODD]
 NUMBERS = [b"0", b"7", b"123", str(2 ** 63 - 1).encode(), b"", b"-1", b"1.5", b"1 KiB", str(2 ** 63).encode(),
            b"9" * 4301]
@@ -98,3 +98,12 @@ def test_a_csv_in_any_chunks_reads_as_the_whole_text_reads_it(data: st.DataObjec
     expected = files._dedup(rows)
     assert ([(table[f], z, t) for f, z, t in zip(columns.ids, columns.sizes, columns.times, strict=True)]
             == [(e.path, e.size, e.elapsed_us) for e in expected])
+
+
+@pytest.mark.parametrize("blob", [HEADER + b'\n/q"x,1,2\n', HEADER + b"\n/r\rx,1,2\n",
+                                  HEADER + b"\n/a,1,2\r\n/b,1,2\n"])
+def test_a_csv_with_a_quote_or_a_cr_is_left_to_the_csv_module(blob: bytes) -> None:
+    # the fast reader takes neither (the csv module reads a quote or a CR its own way): in any chunks
+    assert files._load_plain_csv(blob.decode()) is None
+    for size in (1, 5, len(blob)):
+        assert _plain_csv_columns(iter([blob[at:at + size] for at in range(0, len(blob), size)]), PathTable()) is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nydus_top.lists.files import (
     ListFileError,
@@ -167,16 +169,36 @@ def test_a_range_list_is_read_up_to_its_size_limit(tmp_path, monkeypatch) -> Non
         load_range_list(tmp_path / "r.json")
 
 
-def test_a_range_list_is_read_up_to_its_limit_of_arrays(tmp_path, monkeypatch) -> None:
+def test_a_range_list_is_read_up_to_its_limit_of_items(tmp_path, monkeypatch) -> None:
     # hostile: 256 MiB of "[0,1]," decode to 44M Python lists before they are ranges
     import nydus_top.lists.files as listfile
 
-    doc = b'{"version": "v1", "files": [{"path": "/x[1]", "ranges": [[0, 1], [4, 1]]}]}'  # 5 '['
+    doc = b'{"version": "v1", "files": [{"path": "/x[1]", "ranges": [[0, 1], [4, 1]]}]}'
+    # the document's {:,:[ 5, the file's {:,: 4, the path's [ 1, the ranges' [ 1 and [,,[, 5: 16
     (tmp_path / "r.json").write_bytes(doc)
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 5)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 16)
     assert load_range_list(tmp_path / "r.json").get("/x[1]") == RangeSet([(0, 1), (4, 5)])
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 4)
-    with pytest.raises(ListFileError, match=r"r.json: bad range list: more than 4 ranges and lists of ranges, not "):
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 15)
+    with pytest.raises(ListFileError, match=r"r.json: bad range list: more than 15 JSON values and keys, not read$"):
+        load_range_list(tmp_path / "r.json")
+
+
+@pytest.mark.parametrize("doc", [
+    b'{"version": "v1", "files": [' + b",".join([b"{}"] * 600) + b"]}",  # 256 MiB of them: 6.4 GB
+    b'{"version": "v1", "files": [' + b",".join([b'"ab"'] * 1200) + b"]}",  # 4 GB
+    b'{"version": "v1", "files": [' + b",".join([b"1000"] * 1200) + b"]}",  # 2.3 GB
+    b'{"version": "v1", "files": [], "x": {' + b",".join(b'"%d": 0' % i for i in range(600)) + b"}}",  # 4 GB
+    b'{"version": "v1", "files": [' + b",".join(b'{"path": "/%d", "ranges": null}' % i for i in range(300))
+    + b"]}",  # 2.7 GB
+])
+def test_a_range_list_of_any_shape_past_the_limit_is_refused_before_it_is_decoded(tmp_path, monkeypatch,
+                                                                                   doc: bytes) -> None:
+    # counting only the '[' let 256 MiB of these through, each taking GBs as it was decoded
+    import nydus_top.lists.files as listfile
+
+    (tmp_path / "r.json").write_bytes(doc)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 1199)
+    with pytest.raises(ListFileError, match=r"r.json: bad range list: more than 1199 JSON values and keys, not read$"):
         load_range_list(tmp_path / "r.json")
 
 
@@ -188,20 +210,144 @@ def test_a_range_list_saved_past_the_limit_lists_the_files_with_most_ranges_whol
     book.set("/b[", RangeSet([(0, 1)]))
     book.set("/c", RangeSet([(0, 1), (4, 5)]))
     entries = [ListedFile(p, 100, i) for i, p in enumerate(("/a", "/b[", "/c"))]
-    # files' list 1, the path's '[' 1, /a 4, /b[ 2, /c 3: 11
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 11)
+    # the document 5, each file 4 and a ',' but the last (14), the path's '[' 1, /a 9, /b[ 3, /c 6: 38
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 38)
     assert save_range_list(entries, tmp_path / "all.json", ranges=book, granularity=0).warnings == ()
     assert load_range_list(tmp_path / "all.json").get("/a") == book.get("/a")
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 10)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 37)
     saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
-    assert saved.warnings == ("listed 1 file with the most ranges whole: a range list holds at most 10 ranges "
-                              "and lists of ranges",)
+    assert saved.warnings == ("listed 1 file with the most ranges whole: a range list read back holds at most 37 "
+                              "JSON values and keys and 268435456 bytes",)
     back = load_range_list(tmp_path / "r.json")  # within the limit it is read by
     assert back.get("/a") is None and "/a" in back and back.get("/c") == book.get("/c")
-    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ARRAYS", 6)  # /a and /c whole: 1 + 1 + 2
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 28)  # /a and /c whole: 20 + 1 + 3
     assert save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0, overwrite=True).warnings[0] \
         .startswith("listed 2 files with the most ranges whole")
     assert load_range_list(tmp_path / "r.json").get("/b[") == book.get("/b[")
+
+
+SAVED_FILES = st.lists(st.tuples(st.text("/ab[{,:\"\\\x1bü", max_size=6).map("/".__add__),
+                                 st.none() | st.lists(st.tuples(st.integers(0, 10**12), st.integers(1, 10**6)),
+                                                      max_size=4)),
+                       unique_by=lambda file: file[0], max_size=5)
+
+
+def _book_of(files) -> tuple[RangeBook, list[ListedFile]]:
+    book = RangeBook()
+    for path, pairs in files:
+        book.set(path, None if pairs is None else RangeSet((offset, offset + size) for offset, size in pairs))
+    return book, [ListedFile(path, 10**13, i) for i, (path, _) in enumerate(files)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(SAVED_FILES, st.data())
+def test_a_saved_range_list_is_within_the_limits_its_reader_counts(files, data: st.DataObject) -> None:
+    import nydus_top.lists.files as listfile
+
+    book, entries = _book_of(files)
+    saved, warnings = listfile.range_list(entries, book, 0)
+    items, size = listfile._items(saved.decode()), len(saved)
+    limits = listfile.RANGE_LIST_MAX_ITEMS, listfile.RANGE_LIST_MAX_BYTES
+    try:
+        # at the limits, as the reader counts the document: as it is
+        listfile.RANGE_LIST_MAX_ITEMS, listfile.RANGE_LIST_MAX_BYTES = items, size
+        assert listfile.range_list(entries, book, 0) == (saved, warnings)
+        # below them: files whole or left out, and what is saved reads back
+        listfile.RANGE_LIST_MAX_ITEMS = data.draw(st.integers(5, items), label="items")
+        listfile.RANGE_LIST_MAX_BYTES = data.draw(st.integers(len(listfile.range_list([])[0]), size), label="bytes")
+        fewer, warned = listfile.range_list(entries, book, 0)
+        assert listfile._items(fewer.decode()) <= listfile.RANGE_LIST_MAX_ITEMS
+        assert len(fewer) <= listfile.RANGE_LIST_MAX_BYTES
+        assert bool(warned) == (fewer != saved)
+        back = listfile._range_book_of(fewer, "r.json")
+        assert all(path not in back or back.get(path) in (None, book.get(path)) for path, _ in files)
+    finally:
+        listfile.RANGE_LIST_MAX_ITEMS, listfile.RANGE_LIST_MAX_BYTES = limits
+
+
+def test_a_range_list_whose_paths_alone_are_past_the_limits_leaves_the_files_out_that_take_most(
+        tmp_path, monkeypatch) -> None:
+    # a container names its files: '[' or ',' (an item each) or length (bytes) it picks; the
+    # list saved with every file whole was still refused by its own reader
+    import nydus_top.lists.files as listfile
+
+    book, entries = _book_of([("/a", [(0, 1)]), ("/" + "[" * 40, None), ("/b", None), ("/" + "x" * 80, [(0, 1)])])
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 30)  # the document 5, each file 5 (less 1) or more
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
+    assert saved.warnings == (
+        "listed 2 files with the most ranges whole: a range list read back holds at most 30 JSON values and keys "
+        "and 268435456 bytes",
+        "left out 1 file of the range list, their paths alone past its 30 JSON values and keys or 268435456 bytes, "
+        "e.g. '/[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['")
+    back = load_range_list(tmp_path / "r.json")
+    assert sorted(back._by_path) == ["/a", "/b", "/" + "x" * 80]
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 1 << 20)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", 200)
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0, overwrite=True)
+    assert saved.warnings[-1].startswith("left out 2 files of the range list") and saved.warnings[-1].endswith(
+        "e.g. '/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'...")
+    assert len((tmp_path / "r.json").read_bytes()) <= 200 and sorted(load_range_list(tmp_path / "r.json")._by_path) \
+        == ["/a", "/b"]
+    book.set("/a", RangeSet())  # "ranges": [], 2 bytes shorter than null: kept when past the bytes
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0, overwrite=True)
+    assert len(saved.warnings) == 2 and load_range_list(tmp_path / "r.json").get("/a") == RangeSet()
+
+
+@pytest.mark.parametrize("files", [
+    [("/" + "\x1b" * 50, None)],  # 6 bytes a character, as JSON escapes it
+    [("/" + "\U0001f600" * 50, None)],  # 4 bytes a character
+    [("/a", [(10**19 + k * 2 * 10**18, 10**18) for k in range(4)])],  # 20 and 19 digits: the most a pair has
+    [("/a", [(k * 10**9, 10**6) for k in range(1, 100)])],
+])
+def test_a_range_list_a_byte_or_an_item_past_its_limits_changes(files, monkeypatch) -> None:
+    # before the exact count, the writer rules out at a glance lists far within the limits: that
+    # glance must never take one past a limit for one within
+    import nydus_top.lists.files as listfile
+
+    book, _ = _book_of(files)
+    entries = [ListedFile(path, None, 0) for path, _ in files]
+    saved, warnings = listfile.range_list(entries, book, 0)
+    items = listfile._items(saved.decode())
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(saved))
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", items)
+    assert listfile.range_list(entries, book, 0) == (saved, warnings) and warnings == ()
+    for limit, at in (("RANGE_LIST_MAX_BYTES", len(saved) - 1), ("RANGE_LIST_MAX_ITEMS", items - 1)):
+        monkeypatch.setattr(listfile, limit, at)
+        fewer, warned = listfile.range_list(entries, book, 0)
+        assert warned and len(fewer) < len(saved) and listfile._items(fewer.decode()) < items
+        monkeypatch.undo()
+        monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len(saved))
+        monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", items)
+
+
+def test_a_range_list_past_its_size_lists_the_files_with_most_ranges_whole(tmp_path, monkeypatch) -> None:
+    # 6.7M ranges of 7-digit offsets, indented, are 256 MiB: a list within the items was refused
+    import nydus_top.lists.files as listfile
+
+    book, entries = _book_of([("/a", [(i * 8192, 4096) for i in range(100)]), ("/b", [(0, 4096)])])
+    whole = save_range_list(entries, tmp_path / "all.json", ranges=book, granularity=0)
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_BYTES", len((tmp_path / "all.json").read_bytes()) - 1)
+    saved = save_range_list(entries, tmp_path / "r.json", ranges=book, granularity=0)
+    assert whole.warnings == () and saved.warnings == (
+        "listed 1 file with the most ranges whole: a range list read back holds at most 25165824 JSON values and "
+        f"keys and {listfile.RANGE_LIST_MAX_BYTES} bytes",)
+    back = load_range_list(tmp_path / "r.json")
+    assert back.get("/a") is None and "/a" in back and back.get("/b") == book.get("/b")
+
+
+def test_a_list_saved_with_its_ranges_past_the_limit_says_which_it_listed_whole(tmp_path, monkeypatch) -> None:
+    import nydus_top.lists.files as listfile
+
+    book = RangeBook()
+    book.set("/a", RangeSet([(0, 1), (4, 5), (8, 9)]))
+    # the document 5, /b\n 4 and a ',', /a 4 and its ranges 9: 23, 14 with /a whole
+    monkeypatch.setattr(listfile, "RANGE_LIST_MAX_ITEMS", 22)
+    saved = save_list([ListedFile("/a", 100, 0), ListedFile("/b\n", 1, 1)], tmp_path / "l", ranges=book,
+                      granularity=0)
+    assert saved.warnings == ("left out '/b\\n': contains a newline",
+                              "listed 1 file with the most ranges whole: a range list read back holds at most 22 "
+                              "JSON values and keys and 268435456 bytes")
+    assert load_range_list(tmp_path / "l.ranges.json").get("/a") is None
 
 
 def test_the_collector_folds_lines_into_a_book() -> None:

@@ -58,6 +58,36 @@ def test_bidi_marks_separators_and_the_byte_order_mark_are_escaped_as_printable_
     assert escape(text.encode()) == printable(text) == "\\u061c\\u200e\\u200f\\u2028\\u2029\\ufeff\u200d"
 
 
+def escaped_as_python_decodes(data: bytes) -> str:
+    """What nt_json_escape gives for *data*: Python's surrogateescape decoding, each character
+    printable escapes as \\uXXXX, each undecodable byte as \\udcXX, quote and backslash escaped."""
+    text = data.decode("utf-8", "surrogateescape")
+    table = {ord(c): f"\\u{ord(c):04x}" for c in set(text) if printable(c) != c} | {ord('"'): '\\"', ord("\\"): "\\\\"}
+    return text.translate(table)
+
+
+def test_the_json_escaping_escapes_exactly_what_printable_escapes() -> None:
+    # every Unicode scalar value at once: each one escaped by the tracer's JSON if and only if
+    # printable escapes it (quote and backslash aside, which JSON escapes for itself)
+    data = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF).encode()
+    assert escape(data) == escaped_as_python_decodes(data)
+
+
+def test_every_lead_byte_with_every_next_byte_is_decoded_as_python_decodes_it() -> None:
+    # overlongs, surrogates, past U+10FFFF, cut and stray sequences: each undecodable byte alone
+    edges = (0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF)
+    data = b"/".join(bytes([lead, second, third, fourth]) for lead in range(0x80, 0x100) for second in range(0x100)
+                     for third in edges for fourth in (0x80, 0xBF, 0x2F))
+    assert escape(data) == escaped_as_python_decodes(data)
+
+
+def test_a_sequence_cut_at_the_end_is_not_completed_from_beyond_it() -> None:
+    whole = ffi.new("char[]", "\u202e\u0085".encode())  # in memory whole; only its first bytes given
+    for n, expected in ((1, b"\\udce2"), (2, b"\\udce2\\udc80"), (4, b"\\u202e\\udcc2")):
+        out = ffi.new("char[]", 6 * n)
+        assert ffi.buffer(out, lib.nt_json_escape(whole, n, out))[:] == expected
+
+
 def test_parse_line() -> None:
     line = b'{"path":"/a b","size":3,"elapsed":7,"kind":"exec","pid":9,"comm":"sh","seq":0}'
     assert parse_line(line) == Access(0, "/a b", 3, 7, "exec", 9, "sh")
