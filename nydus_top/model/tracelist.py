@@ -148,10 +148,8 @@ class TraceList:
 
     def last_traced(self) -> Row | None:
         """The file the tracer gave last (not merged, not dropped), if any."""
-        for ident in reversed(range(self.seen)):
-            if ident not in self._merged and ident not in self.dropped:
-                return self.entry(ident)
-        return None
+        traced = self.traced()
+        return self.entry(traced[-1]) if traced else None
 
     def frozen_rows(self) -> array[int]:
         """A copy of the current order (cheap: one memcpy)."""

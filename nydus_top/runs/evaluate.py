@@ -69,7 +69,6 @@ from nydus_top.runs import native_loops
 from nydus_top.runs.consensus import DEFAULT_MIN_SHARE, _needed
 from nydus_top.runs.groups import Grouping, Groups, group
 
-RANGE_LIMIT = (1 << 64) - 1  # the end a RangeSet holds at most (unsigned 64-bit)
 STREAM = "stream"  # nydusd: the prefetch streams while the container runs
 WAIT = "wait"  # the stargz snapshotter: the start waits for the whole prefetch (up to its timeout)
 POLICIES = (STREAM, WAIT)
@@ -385,8 +384,9 @@ def _intersect(a: RangeSet, b: RangeSet) -> int:
 
 def _upto(size: int) -> RangeSet:
     """The first *size* bytes of a file as ranges. A list may say any size (hostile input); a
-    range set ends below 2**64, so a larger size covers no more of it than that."""
-    return RangeSet([(0, min(size, RANGE_LIMIT))])
+    range set ends below 2**64, and no range read back ends past _LARGEST, so a larger size
+    counts as that."""
+    return RangeSet([(0, min(size, _LARGEST))])
 
 
 def _clip(ranges: RangeSet, size: int) -> RangeSet:
