@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 from testkit.container import Container
 
@@ -77,7 +78,7 @@ class LayerContainer(Container):
                     f.write(os.urandom(content))
                 else:
                     f.write(content)
-                _out_of_page_cache(f.fileno())
+                out_of_page_cache(f)
         self._go_r, self._go_w = os.pipe()
         self._note_r, self._note_w = os.pipe()
         argv = [str(progs["ctr"]), str(fs.inside(lower)), str(scratch), str(merged), "/probe"]
@@ -93,9 +94,10 @@ class LayerContainer(Container):
         self.pid = int(line)
 
 
-def _out_of_page_cache(fd: int) -> None:
+def out_of_page_cache(f: BinaryIO) -> None:
     """Written, then evicted: an image's files start out of the page cache, as a lazily pulled
     image's do at its first start. A warm file may sit in 2 MiB folios, and a mapping that
     happens to be 2 MiB aligned then maps a whole folio at one touch."""
-    os.fsync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    f.flush()  # what the file object still buffers (a small file's bytes) is written first
+    os.fsync(f.fileno())
+    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)

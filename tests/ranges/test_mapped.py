@@ -40,13 +40,14 @@ def assert_covers_near(got: RangeSet | None, touched: RangeSet, k: int) -> None:
 def test_an_image_file_starts_out_of_the_page_cache(container, image) -> None:
     # as a lazily pulled image's file at its first start; written warm, it may sit in 2 MiB folios
     # that one touch maps whole when the mapping happens to be 2 MiB aligned (a failure of CI)
-    container(image, {"/m/cold": 4 * MiB}, workload())
-    fd = os.open(image / "m/cold", os.O_RDONLY)
-    try:
-        out, left = ffi.new("unsigned long long[]", 2), ffi.new("long *", 10)
-        assert lib.nt_cached_runs(fd, 4 * MiB // PAGE, PAGE, out, 1, left) == 0
-    finally:
-        os.close(fd)
+    container(image, {"/m/cold": 4 * MiB, "/m/small": b"s" * 100}, workload())  # small: buffered, then flushed
+    for name, size in (("cold", 4 * MiB), ("small", 100)):
+        fd = os.open(image / "m" / name, os.O_RDONLY)
+        try:
+            out, left = ffi.new("unsigned long long[]", 2), ffi.new("long *", 10)
+            assert lib.nt_cached_runs(fd, -(-size // PAGE), PAGE, out, 1, left) == 0, name
+        finally:
+            os.close(fd)
 
 
 def test_read_then_mmap_keeps_the_mapped_pages_beside_the_header(pool, container, image) -> None:

@@ -12,17 +12,14 @@ from nydus_top.lists import meta as listmeta
 from nydus_top.lists.ranges import RangeSet
 from nydus_top.recording.recorder import mapped_notes
 from nydus_top.tracing.range_tracer import PAGE, RangeCollector, minus, parse_range_line
+from testkit.layers import out_of_page_cache
 
 
 def _file(path: Path, size: int) -> None:
     """A file of ``size`` bytes, out of the page cache."""
-    path.write_bytes(os.urandom(size))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    with path.open("wb") as f:
+        f.write(os.urandom(size))
+        out_of_page_cache(f)
 
 
 def _runs(path: Path, cap: int = 64, calls: int = 1000, *pages: int) -> tuple[int, list[tuple[int, int]], int]:
